@@ -1,0 +1,141 @@
+# cython: boundscheck=False, wraparound=False, initializedcheck=False
+"""Quantize and dequantize kernels (the affine map and its inverse).
+
+Arguments are validated by :mod:`qlearn.qtensor`, the only caller: arrays are
+C-contiguous, shapes agree, scales are positive and finite and zero points lie in
+[qmin, qmax].  NaN and infinity are detected in the same pass that quantizes (a second
+pass would cost as much memory traffic as the quantization itself): the quantize
+kernels return how many blocks held one, and the caller raises before returning.
+
+Per-channel tensors are handled as a 3-d view ``(outer, C, inner)`` where ``C`` is the
+channel axis: every ``inner``-long row shares one scale and zero point.
+"""
+from cython.parallel cimport prange
+from libc.math cimport fmaf, nearbyintf, fminf, fmaxf
+
+from _typedefs cimport (float32_t, float64_t, int8_t, int32_t, int64_t, intp_t, qstore_t,
+                        uint8_t)
+
+cdef extern from "quantize_avx2.h":
+    int qlearn_cpu_has_avx2() noexcept nogil
+    int qlearn_quantize_q8_avx2(const float *x, void *out, long n, float inv_scale,
+                                 int zero_point, int qmin, int qmax, int fused,
+                                 int is_signed) noexcept nogil
+
+cdef enum:
+    # Work is split into blocks of this many elements; below it a kernel runs serially.
+    BLOCK = 32768
+
+cdef bint USE_AVX2 = qlearn_cpu_has_avx2()
+
+
+cdef inline int64_t _quantize_one(float32_t x, float32_t inv_scale, float32_t zero_point,
+                                   float32_t lo, float32_t hi, int64_t qmin, int64_t qmax,
+                                   bint fused) noexcept nogil:
+    """q = clamp(nearbyint(x / S + Z), qmin, qmax), in float32 as PyTorch computes it."""
+    cdef float32_t t
+    if fused:
+        t = fmaf(x, inv_scale, zero_point)   # one rounding: PyTorch's 8-bit per-tensor path
+    else:
+        t = x * inv_scale + zero_point       # two roundings (-ffp-contract=off keeps it so)
+    # Clamp in float first so that the integer conversion cannot overflow; for qint32,
+    # float(qmax) rounds up to 2**31, hence the second clamp in int64.
+    t = nearbyintf(fminf(fmaxf(t, lo), hi))
+    cdef int64_t q = <int64_t> t
+    return qmin if q < qmin else (qmax if q > qmax else q)
+
+
+cdef int _quantize_run(const float32_t *x, qstore_t *out, intp_t n, float32_t inv_scale,
+                        int32_t zero_point, int32_t qmin, int32_t qmax,
+                        bint fused) noexcept nogil:
+    """Quantize ``n`` contiguous elements that share one scale and zero point.
+
+    Returns 1 if any element was NaN or infinite (``x - x`` is then not zero).
+    """
+    cdef intp_t i
+    cdef int bad = 0
+    cdef float32_t zp = <float32_t> zero_point, lo = <float32_t> qmin, hi = <float32_t> qmax
+    if USE_AVX2 and (qstore_t is uint8_t or qstore_t is int8_t):
+        return qlearn_quantize_q8_avx2(x, <void *> out, n, inv_scale, zero_point, qmin,
+                                       qmax, fused, qstore_t is int8_t)
+    for i in range(n):
+        out[i] = <qstore_t> _quantize_one(x[i], inv_scale, zp, lo, hi, qmin, qmax, fused)
+        bad |= (x[i] - x[i]) != 0
+    return bad
+
+
+def quantize_per_tensor(const float32_t[::1] x,    # IN  n floats
+                        qstore_t[::1] out,         # OUT n integers
+                        float32_t inv_scale, int32_t zero_point,
+                        int32_t qmin, int32_t qmax, bint fused, int num_threads):
+    """out[i] := clamp(nearbyint(x[i] * inv_scale + zero_point), qmin, qmax)
+
+    Returns the number of blocks that held NaN or infinity (0 for clean input).
+    """
+    cdef intp_t n = x.shape[0], nblocks = (n + BLOCK - 1) // BLOCK, b, start, stop
+    cdef int bad = 0
+    if nblocks <= 1:
+        num_threads = 1
+    with nogil:
+        for b in prange(nblocks, num_threads=num_threads, schedule="static"):
+            start = b * BLOCK
+            stop = min(start + BLOCK, n)
+            bad += _quantize_run[qstore_t](&x[start], &out[start], stop - start, inv_scale,
+                                           zero_point, qmin, qmax, fused)
+    return bad
+
+
+def quantize_per_channel(const float32_t[:, :, ::1] x,   # IN  (outer, C, inner)
+                         qstore_t[:, :, ::1] out,        # OUT (outer, C, inner)
+                         const float32_t[::1] inv_scales,  # IN  (C,)
+                         const int32_t[::1] zero_points,   # IN  (C,)
+                         int32_t qmin, int32_t qmax, int num_threads):
+    """out[o, c, i] := clamp(nearbyint(x[o, c, i] * inv_scales[c] + zero_points[c]), qmin, qmax)
+
+    Returns the number of rows that held NaN or infinity (0 for clean input).
+    """
+    cdef intp_t outer = x.shape[0], C = x.shape[1], inner = x.shape[2]
+    cdef intp_t rows = outer * C, r, c
+    cdef int bad = 0
+    if rows * inner < BLOCK:
+        num_threads = 1
+    with nogil:
+        for r in prange(rows, num_threads=num_threads, schedule="static"):
+            c = r % C
+            bad += _quantize_run[qstore_t](&x[r // C, c, 0], &out[r // C, c, 0], inner,
+                                           inv_scales[c], zero_points[c], qmin, qmax, False)
+    return bad
+
+
+def dequantize_per_tensor(const qstore_t[::1] q,   # IN  n integers
+                          float32_t[::1] out,      # OUT n floats
+                          float32_t scale, int32_t zero_point, int num_threads):
+    """out[i] := (q[i] - zero_point) * scale, in float32"""
+    cdef intp_t n = q.shape[0], i
+    if n < BLOCK:
+        num_threads = 1
+    with nogil:
+        for i in prange(n, num_threads=num_threads, schedule="static"):
+            out[i] = <float32_t> (<int64_t> q[i] - zero_point) * scale
+
+
+def dequantize_per_channel(const qstore_t[:, :, ::1] q,   # IN  (outer, C, inner)
+                           float32_t[:, :, ::1] out,      # OUT (outer, C, inner)
+                           const float64_t[::1] scales,   # IN  (C,)
+                           const int32_t[::1] zero_points,  # IN  (C,)
+                           int num_threads):
+    """out[o, c, i] := float32((q[o, c, i] - zero_points[c]) * scales[c]), product in float64"""
+    cdef intp_t outer = q.shape[0], C = q.shape[1], inner = q.shape[2]
+    cdef intp_t rows = outer * C, r, c, o, i
+    cdef float64_t s
+    cdef int64_t z
+    if rows * inner < BLOCK:
+        num_threads = 1
+    with nogil:
+        for r in prange(rows, num_threads=num_threads, schedule="static"):
+            o = r // C
+            c = r % C
+            s = scales[c]
+            z = zero_points[c]
+            for i in range(inner):
+                out[o, c, i] = <float32_t> ((q[o, c, i] - z) * s)

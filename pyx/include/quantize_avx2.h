@@ -1,0 +1,87 @@
+/* AVX2 quantize micro-kernels: float32 -> uint8 / int8, eight lanes at a time.
+ *
+ * Each computes, per element (eq. (1) of the docs, "Quantization math"):
+ *     q = clamp(nearbyint(x * inv_scale + zero_point), qmin, qmax)
+ * `fused` selects one FMA for x * inv_scale + zero_point (PyTorch's 8-bit per-tensor
+ * path) or a multiply then an add (its per-channel path).  _mm256_cvtps_epi32 rounds
+ * half to even under the default MXCSR mode, as nearbyint does.  Clamping in float
+ * before the conversion keeps huge inputs from overflowing the int32 lanes.
+ * The scalar tail uses the same arithmetic, so the result does not depend on n % 32.
+ * The return value is nonzero if any x was NaN or infinite (x - x is then NaN), so that
+ * the caller can refuse such input without a second pass over memory.
+ */
+#ifndef QLEARN_QUANTIZE_AVX2_H
+#define QLEARN_QUANTIZE_AVX2_H
+
+#include <stdint.h>
+#include <math.h>
+#include "qlearn_cpu.h"
+
+#if QLEARN_HAVE_X86_SIMD
+#include <immintrin.h>
+
+#define QLEARN_AVX2 __attribute__((target("avx2,fma")))
+
+QLEARN_AVX2 static inline __m256i qlearn_q8_lanes(
+        __m256 x, __m256 inv, __m256 zp, __m256 lo, __m256 hi, int fused) {
+    __m256 t = fused ? _mm256_fmadd_ps(x, inv, zp) : _mm256_add_ps(_mm256_mul_ps(x, inv), zp);
+    t = _mm256_min_ps(_mm256_max_ps(t, lo), hi);
+    return _mm256_cvtps_epi32(t);
+}
+
+QLEARN_AVX2 static inline float qlearn_q8_scalar_avx2(
+        float x, float inv, float zp, float lo, float hi, int fused) {
+    float t = fused ? fmaf(x, inv, zp) : x * inv + zp;
+    t = fminf(fmaxf(t, lo), hi);
+    return nearbyintf(t);
+}
+
+/* `is_signed` selects int8 (packs_epi16) or uint8 (packus_epi16) packing. */
+QLEARN_AVX2 static int qlearn_quantize_q8_avx2(
+        const float *x, void *out, long n, float inv_scale, int zero_point,
+        int qmin, int qmax, int fused, int is_signed) {
+    const __m256 inv = _mm256_set1_ps(inv_scale);
+    const __m256 zp = _mm256_set1_ps((float)zero_point);
+    const __m256 lo = _mm256_set1_ps((float)qmin);
+    const __m256 hi = _mm256_set1_ps((float)qmax);
+    /* packs interleave 128-bit lanes; this permutation puts them back in order */
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    uint8_t *o = (uint8_t *)out;
+    __m256 nonfinite = _mm256_setzero_ps();
+    int bad = 0;
+    long i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+        __m256 x2 = _mm256_loadu_ps(x + i + 16), x3 = _mm256_loadu_ps(x + i + 24);
+        __m256 t = _mm256_add_ps(_mm256_add_ps(_mm256_sub_ps(x0, x0), _mm256_sub_ps(x1, x1)),
+                                 _mm256_add_ps(_mm256_sub_ps(x2, x2), _mm256_sub_ps(x3, x3)));
+        nonfinite = _mm256_or_ps(nonfinite, _mm256_cmp_ps(t, t, _CMP_UNORD_Q));
+        __m256i a = qlearn_q8_lanes(x0, inv, zp, lo, hi, fused);
+        __m256i b = qlearn_q8_lanes(x1, inv, zp, lo, hi, fused);
+        __m256i c = qlearn_q8_lanes(x2, inv, zp, lo, hi, fused);
+        __m256i d = qlearn_q8_lanes(x3, inv, zp, lo, hi, fused);
+        __m256i ab = _mm256_packs_epi32(a, b);
+        __m256i cd = _mm256_packs_epi32(c, d);
+        __m256i abcd = is_signed ? _mm256_packs_epi16(ab, cd) : _mm256_packus_epi16(ab, cd);
+        _mm256_storeu_si256((__m256i *)(o + i), _mm256_permutevar8x32_epi32(abcd, order));
+    }
+    for (; i < n; i++) {
+        int q = (int)qlearn_q8_scalar_avx2(x[i], inv_scale, (float)zero_point,
+                                           (float)qmin, (float)qmax, fused);
+        o[i] = is_signed ? (uint8_t)(int8_t)q : (uint8_t)q;
+        bad |= (x[i] - x[i]) != 0.0f;
+    }
+    return bad | (_mm256_movemask_ps(nonfinite) != 0);
+}
+
+#else  /* not x86: never called, qlearn_cpu_has_avx2() returns 0 */
+static int qlearn_quantize_q8_avx2(
+        const float *x, void *out, long n, float inv_scale, int zero_point,
+        int qmin, int qmax, int fused, int is_signed) {
+    (void)x; (void)out; (void)n; (void)inv_scale; (void)zero_point;
+    (void)qmin; (void)qmax; (void)fused; (void)is_signed;
+    return 0;
+}
+#endif
+
+#endif

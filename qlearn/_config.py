@@ -1,0 +1,38 @@
+"""Run-time configuration: threads and a report of how qlearn was built."""
+import platform
+
+import numpy as np
+
+from ._ext import _openmp
+
+__all__ = ["set_num_threads", "get_num_threads", "show_config"]
+
+
+def set_num_threads(n):
+    """Use ``n`` threads in qlearn's parallel kernels (overrides ``OMP_NUM_THREADS``).
+
+    Results never depend on the thread count: every kernel splits work so that each
+    output element is computed by one thread, in the same order.
+    """
+    _openmp.set_num_threads(int(n))
+
+
+def get_num_threads():
+    """The number of threads qlearn's parallel kernels use."""
+    return _openmp.get_num_threads()
+
+
+def show_config(file=None):
+    """Print (and return) version, OpenMP, SIMD path and thread count."""
+    from . import __version__
+    lines = [
+        f"qlearn {__version__}",
+        f"  python        {platform.python_version()} ({platform.machine()})",
+        f"  numpy         {np.__version__}",
+        f"  openmp        {'on' if _openmp.OPENMP_ENABLED else 'off (kernels run serially)'}",
+        f"  simd          {_openmp.simd_path()} (QLEARN_SIMD=generic forces the portable loops)",
+        f"  threads       {get_num_threads()}",
+    ]
+    text = "\n".join(lines)
+    print(text, file=file)
+    return text

@@ -1,0 +1,155 @@
+"""Argument checks shared by every public function.
+
+Each check raises a ``TypeError`` or ``ValueError`` naming the argument, what it must
+be and what it got, so that no kernel ever sees bad input.  Kernels then run with
+``boundscheck(False)``.
+"""
+import numbers
+
+import numpy as np
+
+from .dtypes import QDType, QScheme
+
+
+def as_float32(x, name="x"):
+    """Return ``x`` as a C-contiguous float32 ndarray (float64 and lists are converted).
+
+    Accepts NumPy arrays, Python numbers and nested lists, and any object with
+    ``__array__`` (a :class:`qlearn.Tensor`, a torch tensor).  Integer, boolean and
+    complex data are rejected: quantizing them is almost always a mistake.
+    """
+    if not isinstance(x, np.ndarray):
+        if isinstance(x, (str, bytes)) or x is None:
+            raise TypeError(f"`{name}` must be an array of floats, got {type(x).__name__}")
+        try:
+            x = np.asarray(x)
+        except Exception as exc:  # ragged lists, unconvertible objects
+            raise TypeError(f"`{name}` must be an array of floats, got "
+                            f"{type(x).__name__}: {exc}") from None
+    if x.dtype.kind != "f":
+        raise TypeError(f"`{name}` must hold floating-point values (float32 or float64), "
+                        f"got dtype {x.dtype}")
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def check_all_finite(x, name="x"):
+    """Raise ``ValueError`` if ``x`` holds NaN or infinity."""
+    if x.size and not np.isfinite(x).all():
+        bad = x.ravel()[~np.isfinite(x.ravel())][0]
+        raise ValueError(f"`{name}` must be finite, got a {bad} value")
+
+
+def check_dtype(dtype, name="dtype", allowed=None):
+    """Return ``dtype`` if it is a quantized dtype (one of ``allowed`` when given)."""
+    if not isinstance(dtype, QDType):
+        raise TypeError(f"`{name}` must be qlearn.quint8, qlearn.qint8 or qlearn.qint32, "
+                        f"got {dtype!r}")
+    if allowed is not None and dtype not in allowed:
+        raise ValueError(f"`{name}` must be one of {', '.join(map(repr, allowed))}, "
+                         f"got {dtype!r}")
+    return dtype
+
+
+def check_qscheme(qscheme, name="qscheme", allowed=None):
+    """Return ``qscheme`` if it is a qscheme (one of ``allowed`` when given)."""
+    if not isinstance(qscheme, QScheme):
+        raise TypeError(f"`{name}` must be a qlearn qscheme such as "
+                        f"qlearn.per_tensor_affine, got {qscheme!r}")
+    if allowed is not None and qscheme not in allowed:
+        raise ValueError(f"`{name}` must be one of {', '.join(map(repr, allowed))}, "
+                         f"got {qscheme!r}")
+    return qscheme
+
+
+def _scalar(value, name, kind):
+    if isinstance(value, np.ndarray) or hasattr(value, "__array__"):
+        arr = np.asarray(value)
+        if arr.size != 1:
+            raise ValueError(f"`{name}` must be a single {kind}, got an array of shape "
+                             f"{arr.shape}")
+        value = arr.reshape(()).item()
+    return value
+
+
+def check_scale(scale, name="scale"):
+    """Return ``scale`` as a Python float, checking it is positive, finite and usable.
+
+    The kernels compute ``inv_scale = 1.0f / float32(scale)``, so a scale that is
+    positive in float64 but zero or subnormal-overflowing in float32 is refused too.
+    """
+    scale = _scalar(scale, name, "positive number")
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
+        raise TypeError(f"`{name}` must be a positive finite number, got {scale!r}")
+    scale = float(scale)
+    if not (np.isfinite(scale) and scale > 0):
+        raise ValueError(f"`{name}` must be a positive finite number, got {scale}")
+    with np.errstate(over="ignore", divide="ignore"):
+        if not np.isfinite(np.float32(1) / np.float32(scale)):
+            raise ValueError(f"`{name}` is too small for float32 arithmetic "
+                             f"(1/scale overflows), got {scale}")
+    return scale
+
+
+def check_zero_point(zero_point, quant_min, quant_max, name="zero_point"):
+    """Return ``zero_point`` as an int, checking it lies in ``[quant_min, quant_max]``."""
+    zero_point = _scalar(zero_point, name, "integer")
+    if isinstance(zero_point, float) and zero_point.is_integer():
+        zero_point = int(zero_point)  # torch accepts zero points stored as floats
+    if isinstance(zero_point, bool) or not isinstance(zero_point, numbers.Integral):
+        raise TypeError(f"`{name}` must be an integer, got {zero_point!r}")
+    zero_point = int(zero_point)
+    if not quant_min <= zero_point <= quant_max:
+        raise ValueError(f"`{name}` must be in [{quant_min}, {quant_max}], got {zero_point}")
+    return zero_point
+
+
+def check_scales(scales, channels, name="scales"):
+    """Return per-channel ``scales`` as a float64 array of length ``channels``."""
+    arr = np.asarray(scales)
+    if arr.dtype.kind not in "fiu" or arr.ndim != 1:
+        raise TypeError(f"`{name}` must be a 1-d array of positive numbers, got "
+                        f"{arr.dtype} array of shape {arr.shape}")
+    arr = arr.astype(np.float64)
+    if arr.shape[0] != channels:
+        raise ValueError(f"`{name}` must have one entry per channel ({channels}), "
+                         f"got {arr.shape[0]}")
+    with np.errstate(over="ignore", divide="ignore"):
+        inv = np.float32(1) / arr.astype(np.float32)
+    bad = ~(np.isfinite(arr) & (arr > 0) & np.isfinite(inv))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"`{name}` must be positive finite numbers usable in float32, "
+                         f"got {arr[i]} at channel {i}")
+    return arr
+
+
+def check_zero_points(zero_points, channels, quant_min, quant_max, name="zero_points"):
+    """Return per-channel ``zero_points`` as an int64 array of length ``channels``."""
+    arr = np.asarray(zero_points)
+    if arr.dtype.kind == "f" and np.all(np.mod(arr, 1) == 0):
+        arr = arr.astype(np.int64)  # torch.zeros(3) is a valid zero-point tensor there
+    if arr.dtype.kind not in "iu" or arr.ndim != 1:
+        raise TypeError(f"`{name}` must be a 1-d array of integers, got {arr.dtype} "
+                        f"array of shape {arr.shape}")
+    arr = arr.astype(np.int64)
+    if arr.shape[0] != channels:
+        raise ValueError(f"`{name}` must have one entry per channel ({channels}), "
+                         f"got {arr.shape[0]}")
+    bad = (arr < quant_min) | (arr > quant_max)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"`{name}` must be in [{quant_min}, {quant_max}], got {arr[i]} "
+                         f"at channel {i}")
+    return arr
+
+
+def check_axis(axis, ndim, name="axis"):
+    """Return ``axis`` normalised to ``[0, ndim)``."""
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+        raise TypeError(f"`{name}` must be an integer, got {axis!r}")
+    axis = int(axis)
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"`{name}` must be in [{-ndim}, {ndim - 1}] for a {ndim}-d "
+                         f"tensor, got {axis}")
+    return axis % ndim
+
