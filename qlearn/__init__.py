@@ -6,13 +6,16 @@ The public names mirror PyTorch's (``torch.quantize_per_tensor`` is
 __version__ = "0.1.0"
 
 from ._config import get_num_threads, set_num_threads, show_config
+from . import autograd
+from .autograd import Tensor, enable_grad, no_grad, tensor
 from .dtypes import (QDType, QScheme, per_channel_affine, per_channel_symmetric,
                      per_tensor_affine, per_tensor_symmetric, qint8, qint32, quint8)
 from .qtensor import QTensor, dequantize, quantize_per_channel, quantize_per_tensor
 from .serialization import load, save
 
 __all__ = [
-    "QDType", "QScheme", "QTensor", "dequantize", "get_num_threads", "load",
+    "QDType", "QScheme", "QTensor", "Tensor", "autograd", "dequantize", "enable_grad",
+    "no_grad", "tensor", "get_num_threads", "load",
     "per_channel_affine", "per_channel_symmetric", "per_tensor_affine",
     "per_tensor_symmetric", "qint8", "qint32", "quantize_per_channel",
     "quantize_per_tensor", "quint8", "save", "set_num_threads", "show_config",

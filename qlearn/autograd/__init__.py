@@ -1,0 +1,12 @@
+"""A small reverse-mode autograd over NumPy (see the "Training from scratch" docs page).
+
+:class:`Tensor` holds a float32 array and, when computed from tensors that require
+gradients, the :class:`~qlearn.autograd.function.Node` that made it.
+:meth:`Tensor.backward` walks those nodes in reverse topological order.  New operations
+are :class:`Function` subclasses with a ``forward`` and a ``backward``.
+"""
+from .function import Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .tensor import Tensor, tensor
+
+__all__ = ["Function", "Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled",
+           "set_grad_enabled"]
