@@ -15,7 +15,18 @@ cdef extern from "qlearn_cpu.h":
 
 OPENMP_ENABLED = bool(qlearn_openmp_enabled())
 
-cdef int _requested = 0   # 0: not set by the user, use the OpenMP default
+cdef int _requested = 0   # 0: not set by the user, use the default below
+
+
+def _default_num_threads():
+    # Read once, as OpenMP itself reads OMP_NUM_THREADS once at start-up.
+    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, qlearn_omp_max_threads())
+
+
+cdef int _default = _default_num_threads() if OPENMP_ENABLED else 1
 
 
 def set_num_threads(int n):
@@ -23,23 +34,17 @@ def set_num_threads(int n):
     global _requested
     if n < 1:
         raise ValueError(f"`n` must be a positive number of threads, got {n}")
-    _requested = n
+    _requested = n if OPENMP_ENABLED else 1
 
 
 def get_num_threads():
     """The number of threads parallel kernels use.
 
-    ``set_num_threads(n)`` wins; otherwise ``OMP_NUM_THREADS``; otherwise every core
-    OpenMP sees.  Always 1 when qlearn was built without OpenMP.
+    ``set_num_threads(n)`` wins; otherwise ``OMP_NUM_THREADS`` as it was when qlearn
+    was imported; otherwise every core OpenMP sees.  Always 1 when qlearn was built
+    without OpenMP.
     """
-    if not OPENMP_ENABLED:
-        return 1
-    if _requested > 0:
-        return _requested
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    if env.strip().isdigit() and int(env) > 0:
-        return int(env)
-    return qlearn_omp_max_threads()
+    return _requested if _requested > 0 else _default
 
 
 def simd_path():

@@ -99,7 +99,7 @@ cdef class QTensor:
         in float64 and then rounded to float32.  Both are what PyTorch computes, to the
         bit.
         """
-        cdef cnp.ndarray q = np.ascontiguousarray(self._int)
+        cdef cnp.ndarray q = np.asarray(self._int, order="C")  # keeps 0-d as 0-d
         cdef cnp.ndarray out = np.empty((<object> q).shape, dtype=np.float32)
         if q.size == 0:
             return out
@@ -225,7 +225,9 @@ cdef class QTensor:
 
         For a per-channel tensor, basic indexing (integers, slices, ``...``) is
         supported: slicing the channel axis slices the scales and zero points, and an
-        integer there gives a per-tensor tensor with that channel's parameters.
+        integer there gives a per-tensor tensor with that channel's parameters (whose
+        dequantization, in float32, may then differ from the per-channel one, in
+        float64, by one float32 ulp).
         """
         data = self._int[key]
         if not isinstance(data, np.ndarray):  # numpy returned a scalar: keep 0-d

@@ -21,12 +21,24 @@ cdef extern from "quantize_avx2.h":
     int qlearn_quantize_q8_avx2(const float *x, void *out, long n, float inv_scale,
                                  int zero_point, int qmin, int qmax, int fused,
                                  int is_signed) noexcept nogil
+    void qlearn_dequantize_q8_avx2(const void *q, float *out, long n, float scale,
+                                   int zero_point, int is_signed) noexcept nogil
+    void qlearn_dequantize_q8_f64_avx2(const void *q, float *out, long n, double scale,
+                                       int zero_point, int is_signed) noexcept nogil
 
 cdef enum:
     # Work is split into blocks of this many elements; below it a kernel runs serially.
     BLOCK = 32768
 
 cdef bint USE_AVX2 = qlearn_cpu_has_avx2()
+
+
+def set_simd_enabled(bint enabled):
+    """Use the AVX2 micro-kernels when ``enabled`` and the CPU has them (tests compare
+    both paths in one process); returns whether AVX2 is now in use."""
+    global USE_AVX2
+    USE_AVX2 = enabled and qlearn_cpu_has_avx2()
+    return USE_AVX2
 
 
 cdef inline int64_t _quantize_one(float32_t x, float32_t inv_scale, float32_t zero_point,
@@ -107,16 +119,43 @@ def quantize_per_channel(const float32_t[:, :, ::1] x,   # IN  (outer, C, inner)
     return bad
 
 
+cdef void _dequantize_run(const qstore_t *q, float32_t *out, intp_t n, float32_t scale,
+                          int32_t zero_point) noexcept nogil:
+    """out[i] := (q[i] - zero_point) * scale for ``n`` contiguous elements, in float32."""
+    cdef intp_t i
+    if USE_AVX2 and (qstore_t is uint8_t or qstore_t is int8_t):
+        qlearn_dequantize_q8_avx2(<const void *> q, out, n, scale, zero_point,
+                                  qstore_t is int8_t)
+        return
+    for i in range(n):
+        # int64: for qint32, q - zero_point can leave the int32 range
+        out[i] = <float32_t> (<int64_t> q[i] - zero_point) * scale
+
+
+cdef void _dequantize_run_f64(const qstore_t *q, float32_t *out, intp_t n, float64_t scale,
+                              int32_t zero_point) noexcept nogil:
+    """out[i] := float32((q[i] - zero_point) * scale), the product in float64."""
+    cdef intp_t i
+    if USE_AVX2 and (qstore_t is uint8_t or qstore_t is int8_t):
+        qlearn_dequantize_q8_f64_avx2(<const void *> q, out, n, scale, zero_point,
+                                      qstore_t is int8_t)
+        return
+    for i in range(n):
+        out[i] = <float32_t> ((<int64_t> q[i] - zero_point) * scale)
+
+
 def dequantize_per_tensor(const qstore_t[::1] q,   # IN  n integers
                           float32_t[::1] out,      # OUT n floats
                           float32_t scale, int32_t zero_point, int num_threads):
     """out[i] := (q[i] - zero_point) * scale, in float32"""
-    cdef intp_t n = q.shape[0], i
-    if n < BLOCK:
+    cdef intp_t n = q.shape[0], nblocks = (n + BLOCK - 1) // BLOCK, b, start, stop
+    if nblocks <= 1:
         num_threads = 1
     with nogil:
-        for i in prange(n, num_threads=num_threads, schedule="static"):
-            out[i] = <float32_t> (<int64_t> q[i] - zero_point) * scale
+        for b in prange(nblocks, num_threads=num_threads, schedule="static"):
+            start = b * BLOCK
+            stop = min(start + BLOCK, n)
+            _dequantize_run[qstore_t](&q[start], &out[start], stop - start, scale, zero_point)
 
 
 def dequantize_per_channel(const qstore_t[:, :, ::1] q,   # IN  (outer, C, inner)
@@ -126,16 +165,11 @@ def dequantize_per_channel(const qstore_t[:, :, ::1] q,   # IN  (outer, C, inner
                            int num_threads):
     """out[o, c, i] := float32((q[o, c, i] - zero_points[c]) * scales[c]), product in float64"""
     cdef intp_t outer = q.shape[0], C = q.shape[1], inner = q.shape[2]
-    cdef intp_t rows = outer * C, r, c, o, i
-    cdef float64_t s
-    cdef int64_t z
+    cdef intp_t rows = outer * C, r, c
     if rows * inner < BLOCK:
         num_threads = 1
     with nogil:
         for r in prange(rows, num_threads=num_threads, schedule="static"):
-            o = r // C
             c = r % C
-            s = scales[c]
-            z = zero_points[c]
-            for i in range(inner):
-                out[o, c, i] = <float32_t> ((q[o, c, i] - z) * s)
+            _dequantize_run_f64[qstore_t](&q[r // C, c, 0], &out[r // C, c, 0], inner,
+                                          scales[c], zero_points[c])

@@ -4,6 +4,7 @@ Each check raises a ``TypeError`` or ``ValueError`` naming the argument, what it
 be and what it got, so that no kernel ever sees bad input.  Kernels then run with
 ``boundscheck(False)``.
 """
+import math
 import numbers
 
 import numpy as np
@@ -29,7 +30,7 @@ def as_float32(x, name="x"):
     if x.dtype.kind != "f":
         raise TypeError(f"`{name}` must hold floating-point values (float32 or float64), "
                         f"got dtype {x.dtype}")
-    return np.ascontiguousarray(x, dtype=np.float32)
+    return np.asarray(x, dtype=np.float32, order="C")  # ascontiguousarray makes 0-d 1-d
 
 
 def check_all_finite(x, name="x"):
@@ -61,7 +62,13 @@ def check_qscheme(qscheme, name="qscheme", allowed=None):
     return qscheme
 
 
+# 1 / float32(scale) overflows float32 below this scale
+_SMALLEST_SCALE = 1.0 / float(np.finfo(np.float32).max)
+
+
 def _scalar(value, name, kind):
+    if type(value) in (float, int):  # the common case, kept cheap
+        return value
     if isinstance(value, np.ndarray) or hasattr(value, "__array__"):
         arr = np.asarray(value)
         if arr.size != 1:
@@ -81,12 +88,11 @@ def check_scale(scale, name="scale"):
     if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
         raise TypeError(f"`{name}` must be a positive finite number, got {scale!r}")
     scale = float(scale)
-    if not (np.isfinite(scale) and scale > 0):
+    if not (math.isfinite(scale) and scale > 0):
         raise ValueError(f"`{name}` must be a positive finite number, got {scale}")
-    with np.errstate(over="ignore", divide="ignore"):
-        if not np.isfinite(np.float32(1) / np.float32(scale)):
-            raise ValueError(f"`{name}` is too small for float32 arithmetic "
-                             f"(1/scale overflows), got {scale}")
+    if float(np.float32(scale)) < _SMALLEST_SCALE:
+        raise ValueError(f"`{name}` is too small for float32 arithmetic "
+                         f"(1/scale overflows), got {scale}")
     return scale
 
 

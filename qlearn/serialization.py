@@ -39,7 +39,7 @@ def _is_tensor(obj):
 def _encode(obj, arrays):
     def store(a):
         key = f"a{len(arrays)}"
-        arrays[key] = np.ascontiguousarray(a)
+        arrays[key] = np.asarray(a, order="C")
         return key
 
     if isinstance(obj, QTensor):

@@ -1,4 +1,4 @@
-/* AVX2 quantize micro-kernels: float32 -> uint8 / int8, eight lanes at a time.
+/* AVX2 quantize and dequantize micro-kernels: float32 <-> uint8 / int8.
  *
  * Each computes, per element (eq. (1) of the docs, "Quantization math"):
  *     q = clamp(nearbyint(x * inv_scale + zero_point), qmin, qmax)
@@ -74,7 +74,59 @@ QLEARN_AVX2 static int qlearn_quantize_q8_avx2(
     return bad | (_mm256_movemask_ps(nonfinite) != 0);
 }
 
+/* Dequantize eight 8-bit integers at a time (eq. (2) of the docs):
+ *   per-tensor:  r = float32(q - zero_point) * scale               (float32 product)
+ *   per-channel: r = float32(float64(q - zero_point) * scale_f64)  (float64 product)
+ * q - zero_point is exact in int32 for 8-bit q, so both match the scalar loops bit for bit.
+ */
+QLEARN_AVX2 static inline __m256i qlearn_load8_epi32(const void *q, int is_signed) {
+    __m128i b = _mm_loadl_epi64((const __m128i *)q);
+    return is_signed ? _mm256_cvtepi8_epi32(b) : _mm256_cvtepu8_epi32(b);
+}
+
+QLEARN_AVX2 static void qlearn_dequantize_q8_avx2(
+        const void *q, float *out, long n, float scale, int zero_point, int is_signed) {
+    const __m256i zp = _mm256_set1_epi32(zero_point);
+    const __m256 s = _mm256_set1_ps(scale);
+    const uint8_t *p = (const uint8_t *)q;
+    long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i d = _mm256_sub_epi32(qlearn_load8_epi32(p + i, is_signed), zp);
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_cvtepi32_ps(d), s));
+    }
+    for (; i < n; i++) {
+        int v = is_signed ? (int)(int8_t)p[i] : (int)p[i];
+        out[i] = (float)(v - zero_point) * scale;
+    }
+}
+
+QLEARN_AVX2 static void qlearn_dequantize_q8_f64_avx2(
+        const void *q, float *out, long n, double scale, int zero_point, int is_signed) {
+    const __m256i zp = _mm256_set1_epi32(zero_point);
+    const __m256d s = _mm256_set1_pd(scale);
+    const uint8_t *p = (const uint8_t *)q;
+    long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i d = _mm256_sub_epi32(qlearn_load8_epi32(p + i, is_signed), zp);
+        __m128 lo = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtepi32_pd(_mm256_castsi256_si128(d)), s));
+        __m128 hi = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtepi32_pd(_mm256_extracti128_si256(d, 1)), s));
+        _mm256_storeu_ps(out + i, _mm256_set_m128(hi, lo));
+    }
+    for (; i < n; i++) {
+        int v = is_signed ? (int)(int8_t)p[i] : (int)p[i];
+        out[i] = (float)((double)(v - zero_point) * scale);
+    }
+}
+
 #else  /* not x86: never called, qlearn_cpu_has_avx2() returns 0 */
+static void qlearn_dequantize_q8_avx2(
+        const void *q, float *out, long n, float scale, int zero_point, int is_signed) {
+    (void)q; (void)out; (void)n; (void)scale; (void)zero_point; (void)is_signed;
+}
+static void qlearn_dequantize_q8_f64_avx2(
+        const void *q, float *out, long n, double scale, int zero_point, int is_signed) {
+    (void)q; (void)out; (void)n; (void)scale; (void)zero_point; (void)is_signed;
+}
 static int qlearn_quantize_q8_avx2(
         const float *x, void *out, long n, float inv_scale, int zero_point,
         int qmin, int qmax, int fused, int is_signed) {
