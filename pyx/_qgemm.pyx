@@ -1,0 +1,222 @@
+# cython: boundscheck=False, wraparound=False, initializedcheck=False
+"""Int8 GEMM: uint8 activations x int8 weights -> int32 -> uint8 (or float32).
+
+The only caller is :mod:`qlearn.nn.quantized.functional`, which validates every argument
+(shapes, dtypes, zero points, ``K`` small enough that int32 cannot overflow) before
+calling in, so the kernels run with bounds checking off.
+
+Equation numbers refer to ``docs/int8.rst``:
+
+* eq. (3)  ``C[i, j] = sum_k (A[i, k] - Za) (W[j, k] - Zw[j])``, exact in int32;
+* eq. (4)  the same sum expanded, ``sum A W - Za colsum'[j] - Zw[j] rowsum[i]``;
+* eq. (6)  requantization ``clamp(nearbyint((C + bias_q[j]) * mult[j]) + Zo, lo, hi)``;
+* eq. (8)  the float output of dynamic quantization ``C * fscale[j] + fbias[j]``.
+
+Two implementations compute them: :func:`gemm_ref`, a plain loop over the unpacked
+weight that reads like eq. (3), and :func:`gemm`, which runs the packed micro-kernels of
+``pyx/include/qgemm_kernels.h`` (AVX2 or AVX512-VNNI) over output tiles in parallel.
+Both give the same integers, at any thread count.
+"""
+import numpy as np
+
+from cython.parallel cimport prange
+from libc.math cimport nearbyintf, fminf, fmaxf
+
+from _typedefs cimport float32_t, int8_t, int32_t, int64_t, intp_t, uint8_t
+
+cdef extern from "qgemm_kernels.h":
+    ctypedef struct qgemm_epilogue:
+        const int32_t *colsum
+        const int32_t *wzp
+        const int32_t *rowsum
+        int32_t a_zp
+        const float *bias_q
+        const float *mult
+        int32_t out_zp, lo, hi
+        const float *fscale
+        const float *fbias
+        int relu
+    int QGEMM_GENERIC, QGEMM_AVX2, QGEMM_AVX2_EXACT, QGEMM_VNNI, QGEMM_NR
+    int qlearn_cpu_has_avx2() noexcept nogil
+    int qlearn_cpu_has_avx512vnni() noexcept nogil
+    void qlearn_qgemm_pack(const int8_t *w, long N, long K, int8_t *out) noexcept nogil
+    int qlearn_qgemm_rowsum_max(const uint8_t *a, long M, long K, long lda,
+                                int32_t *rowsum) noexcept nogil
+    int qgemm_tile_mr(int path) noexcept nogil
+    int qgemm_tile_np(int path) noexcept nogil
+    void qlearn_qgemm_tile(int path, const uint8_t *a, long lda, long i0, long mr,
+                           const int8_t *packed, long N, long Kg, long p0, long npanels,
+                           const qgemm_epilogue *e, uint8_t *out_u8, float *out_f,
+                           long ldc) noexcept nogil
+
+#: Columns per packed panel (the micro-kernels' width).
+NR = QGEMM_NR
+#: Path codes accepted by :func:`gemm`.
+GENERIC, AVX2, AVX2_EXACT, VNNI = QGEMM_GENERIC, QGEMM_AVX2, QGEMM_AVX2_EXACT, QGEMM_VNNI
+
+cdef enum:
+    # Below this many multiply-adds a GEMM runs on one thread: starting threads costs
+    # more than it saves.
+    SERIAL_MACS = 1 << 18
+
+
+def available_paths():
+    """The paths this CPU can run, fastest last: a subset of ``["generic", "avx2", "vnni"]``.
+
+    ``QLEARN_SIMD=generic`` leaves only ``"generic"``; ``QLEARN_SIMD=avx2`` hides VNNI.
+    """
+    paths = ["generic"]
+    if qlearn_cpu_has_avx2():
+        paths.append("avx2")
+        if qlearn_cpu_has_avx512vnni():
+            paths.append("vnni")
+    return paths
+
+
+def packed_size(intp_t N, intp_t K):
+    """Bytes of the packed weight: ``ceil(N/16)`` panels x ``ceil(K/4)`` groups x 64."""
+    return ((N + QGEMM_NR - 1) // QGEMM_NR) * ((K + 3) // 4) * 64
+
+
+def pack_weight(const int8_t[:, ::1] w,   # IN  (N, K) int8, PyTorch's layout
+                int8_t[::1] out):         # OUT packed_size(N, K) bytes
+    """out := w cut in panels of 16 columns x groups of 4 depth (eq. (5)), zero padded"""
+    with nogil:
+        qlearn_qgemm_pack(&w[0, 0], w.shape[0], w.shape[1], &out[0])
+
+
+cdef inline uint8_t _requantize(int32_t raw, float32_t bias_q, float32_t mult,
+                                int32_t out_zp, int32_t lo, int32_t hi) noexcept nogil:
+    """eq. (6): y = clamp(nearbyint((raw + bias_q) * mult) + Zo, lo, hi), in float32"""
+    cdef float32_t x = <float32_t> raw
+    x = x + bias_q
+    x = x * mult
+    x = fminf(fmaxf(x, -1e9), 1e9)      # keeps the conversion to int defined
+    cdef int32_t q = <int32_t> nearbyintf(x) + out_zp
+    return <uint8_t> (lo if q < lo else (hi if q > hi else q))
+
+
+def gemm_ref(const uint8_t[:, ::1] a,        # IN  (M, >= K) activations
+             const int8_t[:, ::1] w,         # IN  (N, K) weights
+             const int32_t[::1] wzp,         # IN  (N,) weight zero points Zw[j]
+             int32_t a_zp,                   # Za
+             const float32_t[::1] bias_q,    # IN  (N,) bias / (Sa Sw[j]) (zeros: none)
+             const float32_t[::1] mult,      # IN  (N,) Sa Sw[j] / So
+             int32_t out_zp, int32_t lo, int32_t hi,
+             uint8_t[:, :] out,              # OUT (M, N)
+             int num_threads):
+    """out[i, j] := clamp(nearbyint((sum_k (a[i,k]-Za)(w[j,k]-Zw[j]) + bias_q[j]) mult[j]) + Zo, lo, hi)
+
+    The reference: eq. (3) as a triple loop, then eq. (6).  No packing, no SIMD.
+    """
+    cdef intp_t M = a.shape[0], N = w.shape[0], K = w.shape[1], i, j, k
+    cdef int32_t acc
+    if M * N * K < SERIAL_MACS:
+        num_threads = 1
+    with nogil:
+        for i in prange(M, num_threads=num_threads, schedule="static"):
+            for j in range(N):
+                acc = 0
+                for k in range(K):
+                    acc = acc + (<int32_t> a[i, k] - a_zp) * (<int32_t> w[j, k] - wzp[j])
+                out[i, j] = _requantize(acc, bias_q[j], mult[j], out_zp, lo, hi)
+
+
+def gemm_ref_float(const uint8_t[:, ::1] a, const int8_t[:, ::1] w,
+                   const int32_t[::1] wzp, int32_t a_zp,
+                   const float32_t[::1] fscale,   # IN  (N,) Sa Sw[j]
+                   const float32_t[::1] fbias,    # IN  (N,) bias (zeros: none)
+                   bint relu,
+                   float32_t[:, :] out,           # OUT (M, N) float32
+                   int num_threads):
+    """out[i, j] := sum_k (a[i,k]-Za)(w[j,k]-Zw[j]) * fscale[j] + fbias[j]   (eq. (8))"""
+    cdef intp_t M = a.shape[0], N = w.shape[0], K = w.shape[1], i, j, k
+    cdef int32_t acc
+    cdef float32_t y
+    if M * N * K < SERIAL_MACS:
+        num_threads = 1
+    with nogil:
+        for i in prange(M, num_threads=num_threads, schedule="static"):
+            for j in range(N):
+                acc = 0
+                for k in range(K):
+                    acc = acc + (<int32_t> a[i, k] - a_zp) * (<int32_t> w[j, k] - wzp[j])
+                y = (<float32_t> acc) * fscale[j]
+                y = y + fbias[j]
+                out[i, j] = 0 if (relu and y < 0) else y
+
+
+def gemm(int path,
+         const uint8_t[:, ::1] a,        # IN  (M, lda) activations, lda >= 4 ceil(K/4)
+         intp_t K,
+         const int8_t[::1] packed,       # IN  pack_weight(w)
+         intp_t N,
+         const int32_t[::1] colsum,      # IN  (N,) sum_k w[j, k] - K Zw[j]
+         const int32_t[::1] wzp,         # IN  (N,) Zw[j]
+         bint any_wzp,                   # some Zw[j] != 0: row sums are needed
+         int32_t a_zp,
+         const float32_t[::1] bias_q,    # IN  (N,) or empty: no bias
+         const float32_t[::1] mult,      # IN  (N,) or empty (float output)
+         int32_t out_zp, int32_t lo, int32_t hi,
+         const float32_t[::1] fscale,    # IN  (N,) or empty (uint8 output)
+         const float32_t[::1] fbias,     # IN  (N,) or empty
+         bint relu,
+         uint8_t[:, :] out_u8,           # OUT (M, >= N) row stride ldc, or None
+         float32_t[:, :] out_f,          # OUT (M, >= N), or None
+         int num_threads):
+    """out[i, j] := eq. (6) (or eq. (8)) of eq. (4), with the packed micro-kernels.
+
+    ``path`` is :data:`AVX2` or :data:`VNNI`; :data:`AVX2` switches itself to
+    :data:`AVX2_EXACT` when some activation exceeds 127 (vpmaddubsw would saturate).
+    Returns the path that ran.
+    """
+    cdef intp_t M = a.shape[0], lda = a.shape[1], Kg = (K + 3) // 4
+    cdef intp_t P = (N + QGEMM_NR - 1) // QGEMM_NR
+    cdef qgemm_epilogue e
+    cdef int mr_max, np_max
+    cdef intp_t mtiles, ptiles, t, i0, p0, mr, npn, ldc
+    cdef uint8_t *o8 = NULL
+    cdef float *of = NULL
+    cdef int32_t[::1] rowsum = np.empty(max(M, 1), dtype=np.int32)
+    cdef int amax
+    if M == 0 or N == 0:
+        return path
+    with nogil:
+        amax = qlearn_qgemm_rowsum_max(&a[0, 0], M, K, lda, &rowsum[0])
+    if path == QGEMM_AVX2 and amax > 127:
+        path = QGEMM_AVX2_EXACT
+    e.colsum = &colsum[0]
+    e.wzp = &wzp[0]
+    e.rowsum = &rowsum[0] if any_wzp else NULL
+    e.a_zp = a_zp
+    e.bias_q = &bias_q[0] if bias_q.shape[0] > 0 else NULL
+    e.mult = &mult[0] if mult.shape[0] > 0 else NULL
+    e.out_zp = out_zp
+    e.lo = lo
+    e.hi = hi
+    e.fscale = &fscale[0] if fscale.shape[0] > 0 else NULL
+    e.fbias = &fbias[0] if fbias.shape[0] > 0 else NULL
+    e.relu = relu
+    if out_u8 is not None:
+        o8 = &out_u8[0, 0]
+        ldc = out_u8.strides[0]
+    else:
+        of = &out_f[0, 0]
+        ldc = out_f.strides[0] // 4
+    mr_max = qgemm_tile_mr(path)
+    np_max = qgemm_tile_np(path)
+    mtiles = (M + mr_max - 1) // mr_max
+    ptiles = (P + np_max - 1) // np_max
+    if M * N * K < SERIAL_MACS:
+        num_threads = 1
+    with nogil:
+        # Tiles are numbered panel-block-major, so that a thread's static chunk of
+        # consecutive tiles reuses the same weight panels from its cache.
+        for t in prange(mtiles * ptiles, num_threads=num_threads, schedule="static"):
+            i0 = (t % mtiles) * mr_max
+            p0 = (t // mtiles) * np_max
+            mr = min(mr_max, M - i0)
+            npn = min(np_max, P - p0)
+            qlearn_qgemm_tile(path, &a[0, 0], lda, i0, mr, &packed[0], N, Kg, p0, npn,
+                              &e, o8, of, ldc)
+    return path
