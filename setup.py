@@ -98,7 +98,6 @@ setup(
         compiler_directives={
             "language_level": 3,
             "binding": True,
-            "embedsignature": True,
             "cdivision": True,
         },
         annotate=bool(os.environ.get("QLEARN_ANNOTATE")),
