@@ -373,3 +373,20 @@ def test_qint32_dequantize_equals_torch_except_where_torch_overflows(torch_mod, 
         assert_array_equal(ours, exact)
         if overflow.any():
             assert np.all(np.sign(ours[overflow]) != np.sign(theirs[overflow]))
+
+
+def test_quantize_allocates_only_its_output():
+    """Peak memory of quantizing n float32 is the input (4n) plus the output (n): no
+    float64 or boolean temporaries (NumPy reports its allocations to tracemalloc)."""
+    import tracemalloc
+    n = 1 << 22
+    x = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+    for fn in (lambda: ql.quantize_per_tensor(x, 0.02, 128, ql.quint8),
+               lambda: ql.quantize_per_channel(x.reshape(64, -1), np.full(64, 0.02),
+                                               np.zeros(64, np.int64), 0, ql.qint8)):
+        tracemalloc.start()
+        q = fn()
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert q.nbytes == n
+        assert peak < n + 64 * 1024, f"peak {peak} bytes for an output of {n} bytes"
