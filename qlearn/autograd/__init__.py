@@ -3,10 +3,15 @@
 :class:`Tensor` holds a float32 array and, when computed from tensors that require
 gradients, the :class:`~qlearn.autograd.function.Node` that made it.
 :meth:`Tensor.backward` walks those nodes in reverse topological order.  New operations
-are :class:`Function` subclasses with a ``forward`` and a ``backward``.
+are :class:`Function` subclasses with a ``forward`` and a ``backward`` that compute on
+NumPy arrays.
 """
+from . import ops
 from .function import Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .tensor import Tensor, tensor
+from .gradcheck import gradcheck
+from .random import manual_seed
+from .tensor import Tensor, cat, maximum, minimum, stack, tensor, where
 
 __all__ = ["Function", "Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled",
-           "set_grad_enabled"]
+           "set_grad_enabled", "cat", "stack", "where", "maximum", "minimum", "gradcheck",
+           "manual_seed", "ops"]

@@ -5,34 +5,38 @@ A :class:`Function` subclass defines ``forward(ctx, *args)`` and
 ``MyFn.apply(*args)``.  ``apply`` unwraps :class:`~qlearn.Tensor` arguments to their
 float32 ndarrays, runs ``forward`` on plain NumPy, wraps the result, and (when any input
 requires a gradient and grad mode is on) records a :class:`Node` that links the output
-to its inputs.  ``Tensor.backward()`` then walks the nodes in reverse topological order,
-calling each ``backward`` with the gradient of its output(s) and handing the returned
-gradients to the inputs.
+to the nodes (or leaf tensors) its inputs came from.  ``Tensor.backward()`` then walks
+the nodes in reverse topological order, calling each ``backward`` with the gradient of
+its output(s) and handing the returned gradients on.
 
 Unlike PyTorch, ``forward`` and ``backward`` receive and return NumPy arrays rather
 than tensors: inside them no graph is built anyway, and the kernels they call take
 arrays.  Everything else (``ctx.save_for_backward``, ``ctx.saved_tensors``,
 ``ctx.needs_input_grad``, ``None`` for inputs without a gradient) is PyTorch's.
+
+The graph keeps no intermediate tensor alive: a node refers to the *node* that produced
+each input (or, for a leaf such as a parameter, to the leaf tensor itself), and what
+``forward`` saved in ``ctx`` is released by the backward pass.
 """
 import contextlib
 import threading
 
 import numpy as np
 
-__all__ = ["Function", "Context", "no_grad", "enable_grad", "is_grad_enabled",
+__all__ = ["Function", "Context", "Node", "no_grad", "enable_grad", "is_grad_enabled",
            "set_grad_enabled"]
 
 _state = threading.local()
 
 
 def is_grad_enabled():
-    """True unless inside :func:`no_grad`."""
+    """True unless inside :func:`no_grad` (or ``set_grad_enabled(False)``)."""
     return getattr(_state, "enabled", True)
 
 
 @contextlib.contextmanager
 def set_grad_enabled(mode):
-    """Context manager that turns graph recording on or off."""
+    """Context manager that turns graph recording on (``mode=True``) or off."""
     before = is_grad_enabled()
     _state.enabled = bool(mode)
     try:
@@ -55,35 +59,69 @@ def no_grad():
 
 
 def enable_grad():
-    """Context manager that turns graph recording back on inside :func:`no_grad`."""
+    """Context manager that turns graph recording back on inside :func:`no_grad`.
+
+    >>> import qlearn as ql
+    >>> w = ql.tensor([1.0], requires_grad=True)
+    >>> with ql.no_grad():
+    ...     with ql.enable_grad():
+    ...         y = w * 2
+    >>> y.requires_grad
+    True
+    """
     return set_grad_enabled(True)
 
 
 class Context:
-    """What ``forward`` leaves for ``backward``: saved arrays and which inputs need grads."""
+    """What ``forward`` leaves for ``backward``.
 
-    __slots__ = ("saved_tensors", "needs_input_grad", "__dict__")
+    ``ctx.save_for_backward(*arrays)`` keeps arrays, read back as ``ctx.saved_tensors``;
+    ``ctx.needs_input_grad[i]`` tells whether input ``i`` wants a gradient (so backward
+    can skip work); any other attribute (``ctx.axis = 1``) may be set freely.
+    """
+
+    __slots__ = ("_saved", "needs_input_grad", "_freed", "__dict__")
 
     def __init__(self, needs_input_grad):
-        self.saved_tensors = ()
+        self._saved = ()
+        self._freed = False
         self.needs_input_grad = needs_input_grad
 
     def save_for_backward(self, *arrays):
         """Keep ``arrays`` for ``backward`` (released once backward has run)."""
-        self.saved_tensors = arrays
+        self._saved = arrays
+
+    @property
+    def saved_tensors(self):
+        if self._freed:
+            raise RuntimeError("Trying to backward through the graph a second time: its "
+                               "saved arrays were freed after the first backward (pass "
+                               "retain_graph=True to the first backward to keep them)")
+        return self._saved
+
+    def _free(self):
+        self._saved = ()
+        self.__dict__.clear()
+        self._freed = True
 
 
 class Node:
-    """One recorded call: the Function, its context and its inputs (Tensor or None)."""
+    """One recorded call: the Function, its context, and where each input came from.
 
-    __slots__ = ("fn", "ctx", "inputs", "out_shapes")
+    ``edges[i]`` is ``None`` (input ``i`` needs no gradient), the leaf Tensor itself
+    (its ``.grad`` receives the gradient) or ``(node, k)``: output ``k`` of another node.
+    """
 
-    def __init__(self, fn, ctx, inputs, out_shapes):
-        self.fn, self.ctx, self.inputs, self.out_shapes = fn, ctx, inputs, out_shapes
+    __slots__ = ("fn", "ctx", "edges", "in_shapes", "out_shapes")
+
+    def __init__(self, fn, ctx, edges, in_shapes, out_shapes):
+        self.fn, self.ctx, self.edges = fn, ctx, edges
+        self.in_shapes, self.out_shapes = in_shapes, out_shapes
 
     @property
-    def n_outputs(self):
-        return len(self.out_shapes)
+    def next_functions(self):
+        """The nodes this one feeds gradients to (``None`` for leaves and constants)."""
+        return tuple(e[0] if isinstance(e, tuple) else None for e in self.edges)
 
     def __repr__(self):
         return f"<{self.fn.__name__}Backward>"
@@ -91,6 +129,12 @@ class Node:
 
 class Function:
     """Base class of differentiable operations (see the module docstring).
+
+    ``forward(ctx, *inputs)`` computes the output from NumPy arrays;
+    ``backward(ctx, *grads)`` receives :math:`\\partial L/\\partial y` for each output and
+    returns :math:`\\partial L/\\partial x_i = \\sum_j (\\partial L/\\partial y_j)
+    (\\partial y_j/\\partial x_i)` for each input (``None`` for inputs that are not
+    differentiable, such as shapes or flags).
 
     Example: the straight-through estimator of rounding, in full.
 
@@ -118,24 +162,31 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
+        """Run ``forward`` on the arrays behind ``args`` and record the call.
+
+        Tensor arguments are unwrapped to their ``.data``; everything else (numbers,
+        arrays, shapes, keyword arguments) is passed as is.
+        """
         from .tensor import Tensor
-        needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        record = is_grad_enabled()
+        needs = tuple(record and isinstance(a, Tensor) and a.requires_grad for a in args)
         ctx = Context(needs)
         raw = [a.data if isinstance(a, Tensor) else a for a in args]
         out = cls.forward(ctx, *raw, **kwargs)
-        record = any(needs) and is_grad_enabled()
         outputs = out if isinstance(out, tuple) else (out,)
         node = None
-        if record:
-            inputs = tuple(a if isinstance(a, Tensor) and a.requires_grad else None
-                           for a in args)
-            node = Node(cls, ctx, inputs, [np.shape(o) for o in outputs])
+        if any(needs):
+            edges = tuple(None if not n else
+                          (a if a.grad_fn is None else (a.grad_fn, a._output_index))
+                          for a, n in zip(args, needs))
+            in_shapes = tuple(np.shape(r) if n else None for r, n in zip(raw, needs))
+            node = Node(cls, ctx, edges, in_shapes, [np.shape(o) for o in outputs])
         wrapped = tuple(Tensor._from_op(o, node, i) for i, o in enumerate(outputs))
         return wrapped if isinstance(out, tuple) else wrapped[0]
 
 
 def _toposort(root_node):
-    """Nodes reachable from ``root_node``, each after every node that consumes it."""
+    """Nodes reachable from ``root_node``, each before every node it feeds."""
     order, seen, stack = [], set(), [(root_node, False)]
     while stack:  # iterative DFS: deep graphs (long RNN unrolls) must not overflow
         node, done = stack.pop()
@@ -146,44 +197,69 @@ def _toposort(root_node):
             continue
         seen.add(id(node))
         stack.append((node, True))
-        for t in node.inputs:
-            if t is not None and t.grad_fn is not None and id(t.grad_fn) not in seen:
-                stack.append((t.grad_fn, False))
+        for e in node.edges:
+            if isinstance(e, tuple) and id(e[0]) not in seen:
+                stack.append((e[0], False))
     return order[::-1]
 
 
-def backward(root, grad):
-    """Accumulate d root / d leaf into ``leaf.grad`` for every leaf that requires grad."""
+def _fit_grad(g, shape, node, i):
+    """Check a gradient returned by ``backward`` against its input's shape.
+
+    A gradient of a broadcast shape is summed back (as PyTorch does); anything else
+    is a bug in the Function and is reported as one.
+    """
+    g = np.asarray(g)
+    if g.dtype != np.float32:
+        g = g.astype(np.float32)
+    if g.shape == shape:
+        return g
+    try:
+        np.broadcast_shapes(shape, g.shape)
+        ok = np.broadcast_shapes(shape, g.shape) == g.shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise RuntimeError(f"{node.fn.__name__}.backward returned a gradient of shape "
+                           f"{g.shape} for input {i} of shape {shape}")
+    from .ops import unbroadcast
+    return unbroadcast(g, shape)
+
+
+def backward(root, grad, retain_graph=False):
+    """Accumulate d root / d leaf into ``leaf.grad`` for every leaf that requires grad.
+
+    Gradients flowing into one node output from several consumers are summed before
+    that node's ``backward`` runs (the topological order guarantees they all arrived).
+    """
     from .tensor import Tensor
-    grads = {id(root.grad_fn): [None] * root.grad_fn.n_outputs}
+    grads = {id(root.grad_fn): [None] * len(root.grad_fn.out_shapes)}
     grads[id(root.grad_fn)][root._output_index] = grad
     for node in _toposort(root.grad_fn):
         outs = grads.pop(id(node), None)
         if outs is None:
             continue
+        if node.ctx._freed:
+            node.ctx.saved_tensors  # raises the "backward a second time" error
         outs = [np.zeros(shape, np.float32) if g is None else g
                 for g, shape in zip(outs, node.out_shapes)]
-        if node.ctx.saved_tensors is None:
-            raise RuntimeError("Trying to backward through the graph a second time: its "
-                               "saved arrays were freed after the first backward")
         in_grads = node.fn.backward(node.ctx, *outs)
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)
-        if len(in_grads) < len(node.inputs):
-            in_grads = in_grads + (None,) * (len(node.inputs) - len(in_grads))
-        node.ctx.saved_tensors = None  # free what forward kept: the graph is spent
-        for t, g in zip(node.inputs, in_grads):
-            if t is None or g is None:
+        if len(in_grads) < len(node.edges):
+            in_grads = in_grads + (None,) * (len(node.edges) - len(in_grads))
+        if not retain_graph:
+            node.ctx._free()  # release what forward kept: the graph is spent
+        for i, (edge, g) in enumerate(zip(node.edges, in_grads)):
+            if edge is None or g is None:
                 continue
-            g = np.asarray(g, dtype=np.float32)
-            if g.shape != t.shape:
-                g = np.broadcast_to(g, t.shape)
-            if t.grad_fn is None:  # a leaf: accumulate, as PyTorch does
-                if t.grad is None:
-                    t.grad = Tensor(np.array(g, dtype=np.float32, copy=True))
+            g = _fit_grad(g, node.in_shapes[i], node, i)
+            if isinstance(edge, Tensor):  # a leaf: accumulate, as PyTorch does
+                if edge.grad is None:
+                    edge.grad = Tensor(np.array(g, dtype=np.float32, copy=True))
                 else:
-                    t.grad.data += g
+                    edge.grad.data += g
             else:
-                slot = grads.setdefault(id(t.grad_fn), [None] * t.grad_fn.n_outputs)
-                i = t._output_index
-                slot[i] = g if slot[i] is None else slot[i] + g
+                prev, k = edge
+                slot = grads.setdefault(id(prev), [None] * len(prev.out_shapes))
+                slot[k] = g if slot[k] is None else slot[k] + g

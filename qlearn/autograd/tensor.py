@@ -4,7 +4,7 @@ import numpy as np
 from . import ops
 from .function import backward as _run_backward
 
-__all__ = ["Tensor", "tensor"]
+__all__ = ["Tensor", "tensor", "cat", "stack", "where", "maximum", "minimum"]
 
 
 def _array(value):
@@ -118,12 +118,13 @@ class Tensor:
         return f"tensor({body}{extra})"
 
     # -- autograd ------------------------------------------------------------------------
-    def backward(self, gradient=None):
-        r"""Compute :math:`\partial\,\mathrm{self} / \partial x` for every leaf ``x`` with
-        ``requires_grad`` and add it to ``x.grad``.
+    def backward(self, gradient=None, retain_graph=False):
+        r"""Compute :math:`\partial\,\mathrm{self} / \partial x` for every leaf ``x``
+        with ``requires_grad`` and add it to ``x.grad``.
 
-        ``gradient`` defaults to 1 for a one-element tensor (a loss).  The graph is freed
-        afterwards.
+        ``gradient`` (:math:`\partial L/\partial\,\mathrm{self}`) defaults to 1 for a
+        one-element tensor (a loss).  The arrays the graph saved are freed afterwards
+        unless ``retain_graph=True``.
         """
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad "
@@ -138,9 +139,12 @@ class Tensor:
         if gradient.shape != self.shape:
             raise ValueError(f"`gradient` must have shape {self.shape}, got {gradient.shape}")
         if self.grad_fn is None:  # a leaf: d self / d self
-            self.grad = Tensor(gradient.copy()) if self.grad is None else self.grad + gradient
+            if self.grad is None:
+                self.grad = Tensor(gradient.copy())
+            else:
+                self.grad.data += gradient
             return
-        _run_backward(self, gradient)
+        _run_backward(self, gradient, retain_graph)
 
     # -- operators -----------------------------------------------------------------------
     def __add__(self, other):
@@ -201,25 +205,99 @@ class Tensor:
 
     __hash__ = object.__hash__
 
-    # -- reductions and shape ------------------------------------------------------------
-    def sum(self, axis=None, keepdims=False, dim=None):
-        return ops.Sum.apply(self, axis=dim if dim is not None else axis, keepdims=keepdims)
-
-    def mean(self, axis=None, keepdims=False, dim=None):
-        axis = dim if dim is not None else axis
-        n = self.data.size if axis is None else np.prod(
-            [self.shape[a] for a in np.atleast_1d(axis)])
-        return self.sum(axis=axis, keepdims=keepdims) * np.float32(1.0 / max(int(n), 1))
-
-    def max(self, axis=None, keepdims=False, dim=None):
-        return ops.Max.apply(self, axis=dim if dim is not None else axis, keepdims=keepdims)
-
+    # -- elementwise functions ---------------------------------------------------------
     def exp(self):
         return ops.Exp.apply(self)
 
     def log(self):
         return ops.Log.apply(self)
 
+    def sqrt(self):
+        return ops.Sqrt.apply(self)
+
+    def abs(self):
+        return ops.Abs.apply(self)
+
+    def tanh(self):
+        return ops.Tanh.apply(self)
+
+    def sigmoid(self):
+        return ops.Sigmoid.apply(self)
+
+    def relu(self):
+        return ops.ReLU.apply(self)
+
+    def pow(self, p):
+        return self ** p
+
+    def clamp(self, min=None, max=None):
+        """``torch.clamp``: the gradient passes where ``min <= x <= max``."""
+        if min is None and max is None:
+            raise ValueError("clamp needs at least one of `min` and `max`")
+        return ops.Clamp.apply(self, lo=min, hi=max)
+
+    clip = clamp
+
+    def softmax(self, dim):
+        return ops.Softmax.apply(self, _dim(dim, self.ndim))
+
+    def log_softmax(self, dim):
+        return ops.LogSoftmax.apply(self, _dim(dim, self.ndim))
+
+    def clone(self):
+        return ops.Clone.apply(self)
+
+    def float(self):
+        return self
+
+    # -- reductions ------------------------------------------------------------------------
+    def sum(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        """Sum over ``dim`` (an int, a tuple, or None for all); ``axis``/``keepdims``
+        are accepted as NumPy spellings."""
+        dim, keepdim = _pick(dim, axis, keepdim, keepdims)
+        return ops.Sum.apply(self, axis=dim, keepdims=keepdim)
+
+    def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        dim, keepdim = _pick(dim, axis, keepdim, keepdims)
+        axes = ops._norm_axis(dim, self.ndim)
+        n = self.data.size if axes is None else int(np.prod([self.shape[a] for a in axes]))
+        return self.sum(dim, keepdim) * np.float32(1.0 / max(n, 1))
+
+    def var(self, dim=None, unbiased=True, keepdim=False):
+        """Variance over ``dim``, with Bessel's correction unless ``unbiased=False``."""
+        axes = ops._norm_axis(dim, self.ndim)
+        n = self.data.size if axes is None else int(np.prod([self.shape[a] for a in axes]))
+        d = self - self.mean(dim, keepdim=True)
+        return (d * d).sum(dim, keepdim) * np.float32(1.0 / max(n - int(unbiased), 1))
+
+    def max(self, dim=None, keepdim=False):
+        """As ``torch.max``: the largest value, or with ``dim`` the pair
+        ``(values, indices)`` (indices an int64 ndarray; the gradient goes to them)."""
+        if dim is None:
+            return ops.Amax.apply(self)
+        dim = _dim(dim, self.ndim)
+        idx = np.argmax(self.data, axis=dim)
+        return MaxResult(ops.MaxDim.apply(self, idx, dim, keepdim), idx)
+
+    def min(self, dim=None, keepdim=False):
+        """As ``torch.min``: see :meth:`max`."""
+        if dim is None:
+            return -ops.Amax.apply(-self)
+        dim = _dim(dim, self.ndim)
+        idx = np.argmin(self.data, axis=dim)
+        return MaxResult(ops.MaxDim.apply(self, idx, dim, keepdim), idx)
+
+    def amax(self, dim=None, keepdim=False):
+        """Largest values over ``dim``; tied maxima share the gradient equally."""
+        return ops.Amax.apply(self, axis=dim, keepdims=keepdim)
+
+    def argmax(self, dim=None, keepdim=False):
+        """Index of the largest value (an int64 ndarray; no gradient)."""
+        if dim is None:
+            return np.asarray(np.argmax(self.data))
+        return np.argmax(self.data, axis=dim, keepdims=keepdim)
+
+    # -- shape -----------------------------------------------------------------------------
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
@@ -228,23 +306,130 @@ class Tensor:
     view = reshape
 
     def flatten(self, start_dim=0, end_dim=-1):
-        end = end_dim % self.ndim if self.ndim else 0
-        shape = self.shape[:start_dim] + (-1,) + self.shape[end + 1:]
+        if self.ndim == 0:
+            return self.reshape(1)
+        start, end = start_dim % self.ndim, end_dim % self.ndim
+        shape = self.shape[:start] + (-1,) + self.shape[end + 1:]
         return self.reshape(shape)
+
+    def squeeze(self, dim=None):
+        if dim is None:
+            shape = tuple(n for n in self.shape if n != 1)
+        else:
+            dim = _dim(dim, self.ndim)
+            shape = self.shape if self.shape[dim] != 1 else \
+                self.shape[:dim] + self.shape[dim + 1:]
+        return self.reshape(shape)
+
+    def unsqueeze(self, dim):
+        dim = _dim(dim, self.ndim + 1)
+        return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
+
+    def expand(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        lead = len(shape) - self.ndim
+        shape = tuple(self.shape[i - lead] if n == -1 else n for i, n in enumerate(shape))
+        return ops.Expand.apply(self, shape)
 
     def permute(self, *axes):
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        return ops.Permute.apply(self, tuple(axes))
+        return ops.Permute.apply(self, tuple(_dim(a, self.ndim) for a in axes))
 
     def transpose(self, dim0, dim1):
         axes = list(range(self.ndim))
+        dim0, dim1 = _dim(dim0, self.ndim), _dim(dim1, self.ndim)
         axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
         return ops.Permute.apply(self, tuple(axes))
+
+    def t(self):
+        return self.transpose(0, 1) if self.ndim == 2 else self
 
     @property
     def T(self):
         return ops.Permute.apply(self, tuple(range(self.ndim - 1, -1, -1)))
+
+
+class MaxResult(tuple):
+    """``(values, indices)`` as returned by ``Tensor.max(dim)``, like torch's named tuple."""
+
+    def __new__(cls, values, indices):
+        return super().__new__(cls, (values, indices))
+
+    @property
+    def values(self):
+        return self[0]
+
+    @property
+    def indices(self):
+        return self[1]
+
+
+def _dim(dim, ndim):
+    """``dim`` as a non-negative axis, or a clear error."""
+    if not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"`dim` must be an int, got {type(dim).__name__}")
+    if not -max(ndim, 1) <= dim < max(ndim, 1):
+        raise ValueError(f"`dim` must be in [{-max(ndim, 1)}, {max(ndim, 1) - 1}], got {dim}")
+    return int(dim) % max(ndim, 1)
+
+
+def _pick(dim, axis, keepdim, keepdims):
+    """Merge PyTorch (dim, keepdim) and NumPy (axis, keepdims) spellings."""
+    if axis is not None:
+        if dim is not None:
+            raise TypeError("give `dim` or `axis`, not both")
+        dim = axis
+    return dim, bool(keepdim if keepdims is None else keepdims)
+
+
+def cat(tensors, dim=0):
+    """Join tensors along an existing axis ``dim`` (``torch.cat``).
+
+    >>> import qlearn as ql
+    >>> ql.autograd.cat([ql.tensor([1.0]), ql.tensor([2.0, 3.0])]).numpy()
+    array([1., 2., 3.], dtype=float32)
+    """
+    tensors = [_operand(t) for t in tensors]
+    if not tensors:
+        raise ValueError("`tensors` must not be empty")
+    return ops.Cat.apply(_dim(dim, np.ndim(tensors[0])), *tensors)
+
+
+def stack(tensors, dim=0):
+    """Stack equally shaped tensors along a new axis ``dim`` (``torch.stack``).
+
+    >>> import qlearn as ql
+    >>> ql.autograd.stack([ql.tensor([1.0, 2.0]), ql.tensor([3.0, 4.0])], dim=1).shape
+    (2, 2)
+    """
+    tensors = [_operand(t) for t in tensors]
+    if not tensors:
+        raise ValueError("`tensors` must not be empty")
+    return ops.Stack.apply(_dim(dim, np.ndim(tensors[0]) + 1), *tensors)
+
+
+def where(condition, input, other):
+    r"""Elementwise :math:`y = c \,?\, a : b` (``torch.where``); the gradient of ``a``
+    is ``g`` where ``condition`` holds and 0 elsewhere, and conversely for ``b``.
+
+    >>> import qlearn as ql
+    >>> ql.autograd.where([True, False], ql.tensor([1.0, 2.0]), 0.0).numpy()
+    array([1., 0.], dtype=float32)
+    """
+    return ops.Where.apply(np.asarray(_array(condition), bool), _operand(input),
+                           _operand(other))
+
+
+def maximum(input, other):
+    """Elementwise maximum (``torch.maximum``); ties split the gradient."""
+    return ops.Maximum.apply(_operand(input), _operand(other))
+
+
+def minimum(input, other):
+    """Elementwise minimum (``torch.minimum``); ties split the gradient."""
+    return ops.Minimum.apply(_operand(input), _operand(other))
 
 
 def tensor(data, requires_grad=False):
@@ -256,5 +441,5 @@ def tensor(data, requires_grad=False):
     >>> x.grad.numpy()
     array([[2., 4.]], dtype=float32)
     """
-    return Tensor(np.array(_array(data), dtype=np.float32, copy=True),
-                  requires_grad=requires_grad)
+    arr = np.array(_array(data), copy=True)
+    return Tensor(arr, requires_grad=requires_grad)
