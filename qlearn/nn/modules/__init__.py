@@ -1,4 +1,18 @@
 """Float modules (layers, containers, losses)."""
+from .activation import (Hardtanh, LeakyReLU, LogSoftmax, ReLU, ReLU6, Sigmoid, Softmax,
+                         Tanh)
+from .batchnorm import BatchNorm1d, BatchNorm2d
+from .container import ModuleList, Sequential
+from .conv import Conv2d
+from .flatten import Dropout, Flatten
+from .linear import Identity, Linear
+from .loss import CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
 from .module import Module, RemovableHandle
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .rnn import GRU, LSTM
 
-__all__ = ["Module", "RemovableHandle"]
+__all__ = ["Module", "RemovableHandle", "Sequential", "ModuleList", "Identity", "Linear",
+           "Conv2d", "BatchNorm1d", "BatchNorm2d", "ReLU", "ReLU6", "Hardtanh",
+           "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "MaxPool2d",
+           "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "Dropout", "CrossEntropyLoss",
+           "NLLLoss", "MSELoss", "L1Loss", "LSTM", "GRU"]

@@ -8,13 +8,16 @@ as in PyTorch.  Calling the module runs the forward pre-hooks, ``forward`` and t
 forward hooks; the quantization workflow attaches observers through those hooks.
 """
 import itertools
-from collections import OrderedDict
+import numbers
+from collections import OrderedDict, namedtuple
 
 import numpy as np
 
 from ..parameter import Parameter
 
 __all__ = ["Module", "RemovableHandle"]
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
 class RemovableHandle:
@@ -166,9 +169,11 @@ class Module:
             raise KeyError(f"a name must be a non-empty string without '.', got {name!r}")
         if name not in registry and name in self.__dict__:
             raise KeyError(f"attribute {name!r} already exists")
-        for other in (self._parameters, self._buffers, self._modules):
-            if other is not registry:
-                other.pop(name, None)
+        for kind, other in (("parameter", self._parameters), ("buffer", self._buffers),
+                            ("submodule", self._modules)):
+            if other is not registry and name in other:
+                raise KeyError(f"attribute {name!r} already exists as a {kind}; "
+                               f"delete it first")
 
     # -- hooks ----------------------------------------------------------------------------
     def register_forward_pre_hook(self, hook):
@@ -219,9 +224,12 @@ class Module:
         mods = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
         for mod_prefix, mod in mods:
             for name, value in getattr(mod, registry).items():
-                if value is None or id(value) in seen:
+                if value is None:
                     continue
-                seen.add(id(value))
+                if not isinstance(value, (numbers.Number, str)):  # numbers have no identity
+                    if id(value) in seen:
+                        continue
+                    seen.add(id(value))
                 yield (f"{mod_prefix}.{name}" if mod_prefix else name), value
 
     def named_parameters(self, prefix="", recurse=True):
@@ -254,8 +262,9 @@ class Module:
         """Set training mode here and in every descendant (dropout, batch norm, QAT)."""
         if not isinstance(mode, bool):
             raise TypeError(f"`mode` must be a bool, got {mode!r}")
-        for m in self.modules():
-            object.__setattr__(m, "training", mode)
+        object.__setattr__(self, "training", mode)
+        for child in self.children():  # recurse through train() so overrides run
+            child.train(mode)
         return self
 
     def eval(self):
@@ -331,6 +340,9 @@ class Module:
                     missing.append(key)
                 continue
             value = state_dict[key]
+            if isinstance(b, np.ndarray) and not isinstance(value, np.ndarray) and (
+                    isinstance(value, numbers.Number) or hasattr(value, "requires_grad")):
+                value = np.asarray(value, dtype=b.dtype)   # a number or a qlearn.Tensor
             if isinstance(b, np.ndarray) and isinstance(value, np.ndarray) \
                     and b.shape == value.shape:
                 b[...] = value
@@ -340,8 +352,8 @@ class Module:
     def load_state_dict(self, state_dict, strict=True):
         """Copy values from ``state_dict`` into this module's parameters and buffers.
 
-        Returns ``(missing_keys, unexpected_keys)``; with ``strict`` either one, or a
-        shape mismatch, raises ``RuntimeError`` listing them all.
+        Returns the named tuple ``(missing_keys, unexpected_keys)``; with ``strict`` either
+        one, or a shape mismatch, raises ``RuntimeError`` listing them all.
         """
         missing, errors = [], []
         known = set()
@@ -360,7 +372,7 @@ class Module:
                 lines.append("unexpected keys: " + ", ".join(unexpected))
             raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:"
                                "\n\t" + "\n\t".join(lines))
-        return missing, unexpected
+        return IncompatibleKeys(missing, unexpected)
 
     def _extra_state_keys(self, prefix):
         """Keys besides parameters and buffers that this module reads (subclasses)."""

@@ -1,0 +1,99 @@
+"""``BatchNorm1d`` and ``BatchNorm2d``."""
+import numpy as np
+
+from .. import functional as F
+from ..parameter import Parameter
+from .module import Module
+
+__all__ = ["BatchNorm1d", "BatchNorm2d"]
+
+
+class _BatchNorm(Module):
+    _ndims = ()
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True):
+        super().__init__()
+        if not isinstance(num_features, int) or num_features < 1:
+            raise ValueError(f"`num_features` must be a positive int, got {num_features!r}")
+        if momentum is not None and not 0 <= momentum <= 1:
+            raise ValueError(f"`momentum` must be in [0, 1] or None, got {momentum!r}")
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        if affine:
+            self.weight = Parameter(np.ones(num_features, np.float32))
+            self.bias = Parameter(np.zeros(num_features, np.float32))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", np.zeros(num_features, np.float32))
+            self.register_buffer("running_var", np.ones(num_features, np.float32))
+            self.register_buffer("num_batches_tracked", np.zeros((), np.int64))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def reset_running_stats(self):
+        if self.track_running_stats:
+            self.running_mean[...] = 0
+            self.running_var[...] = 1
+            self.num_batches_tracked[...] = 0
+
+    def reset_parameters(self):
+        self.reset_running_stats()
+        if self.affine:
+            self.weight.data[...] = 1
+            self.bias.data[...] = 0
+
+    def forward(self, input):
+        x = F._tensor(input)
+        if x.ndim not in self._ndims:
+            raise ValueError(f"{type(self).__name__} expects "
+                             f"{' or '.join(map(str, self._ndims))}-d input, got shape "
+                             f"{x.shape}")
+        if x.shape[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__}({self.num_features}) got input with "
+                             f"{x.shape[1]} channels (shape {x.shape})")
+        momentum = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked += 1
+            if self.momentum is None:  # cumulative moving average
+                momentum = 1.0 / float(self.num_batches_tracked)
+        use_batch = self.training or not self.track_running_stats
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            use_batch, momentum, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    r"""Batch normalisation over (N, C) or (N, C, L) input:
+    :math:`y = \gamma (x - \mathrm E[x]) / \sqrt{\mathrm{Var}[x] + \epsilon} + \beta`
+    (see :func:`qlearn.nn.functional.batch_norm`).
+
+    >>> from qlearn import nn
+    >>> bn = nn.BatchNorm1d(3)
+    >>> bn(np.random.default_rng(0).normal(size=(8, 3))).shape
+    (8, 3)
+    """
+    _ndims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    r"""Batch normalisation over (N, C, H, W) input, per channel:
+    :math:`y = \gamma (x - \mathrm E[x]) / \sqrt{\mathrm{Var}[x] + \epsilon} + \beta`.
+    In training mode the batch statistics normalise and ``running_mean`` /
+    ``running_var`` follow them with ``momentum`` (0.1; unbiased variance); in eval
+    mode the running statistics normalise.
+
+    >>> from qlearn import nn
+    >>> bn = nn.BatchNorm2d(2)
+    >>> _ = bn(np.random.default_rng(0).normal(size=(4, 2, 3, 3)))
+    >>> int(bn.num_batches_tracked), bn.running_mean.shape
+    (1, (2,))
+    """
+    _ndims = (4,)

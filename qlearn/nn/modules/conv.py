@@ -1,0 +1,81 @@
+"""``Conv2d``."""
+import math
+
+import numpy as np
+
+from .. import functional as F
+from .. import init
+from ..parameter import Parameter
+from .module import Module
+
+__all__ = ["Conv2d"]
+
+
+class Conv2d(Module):
+    r"""2-d convolution (cross-correlation), as ``torch.nn.Conv2d``:
+
+    .. math::
+        y_{n,o,p,q} = b_o + \sum_{c<C/G}\sum_{i<K_H}\sum_{j<K_W} W_{o,c,i,j}\,
+        x_{n,\,gC/G + c,\; pS_H - P_H + iD_H,\; qS_W - P_W + jD_W}
+
+    for output channel :math:`o` in group :math:`g`.  Computed by im2col and one matrix
+    product per group (see :func:`qlearn.nn.functional.conv2d`).  ``weight`` is
+    (out_channels, in_channels/groups, KH, KW), initialised as Linear's with
+    :math:`k = C/G \cdot K_H K_W`.
+
+    >>> from qlearn import nn
+    >>> m = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+    >>> m(np.zeros((1, 3, 9, 9), np.float32)).shape
+    (1, 8, 5, 5)
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, bias=True, padding_mode="zeros"):
+        super().__init__()
+        for v, name in ((in_channels, "in_channels"), (out_channels, "out_channels"),
+                        (groups, "groups")):
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"`{name}` must be a positive int, got {v!r}")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"`in_channels` ({in_channels}) and `out_channels` "
+                             f"({out_channels}) must be divisible by `groups` ({groups})")
+        if padding_mode != "zeros":
+            raise ValueError(f"`padding_mode` must be 'zeros' (the only mode qlearn "
+                             f"implements), got {padding_mode!r}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = F._pair(kernel_size, "kernel_size", 1)
+        self.stride = F._pair(stride, "stride", 1)
+        self.padding = padding if isinstance(padding, str) else F._pair(padding, "padding", 0)
+        self.dilation = F._pair(dilation, "dilation", 1)
+        self.groups, self.padding_mode = groups, padding_mode
+        self.weight = Parameter(np.empty((out_channels, in_channels // groups)
+                                         + self.kernel_size, np.float32))
+        if bias:
+            self.bias = Parameter(np.empty(out_channels, np.float32))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, input):
+        return F.conv2d(input, self.weight, self.bias, self.stride, self.padding,
+                        self.dilation, self.groups)
+
+    def extra_repr(self):
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
