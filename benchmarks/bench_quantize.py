@@ -34,6 +34,9 @@ def cases(n, rng):
            lambda: ql.quantize_per_tensor(x, 0.02, 128, ql.quint8), None)
     yield ("quantize per-channel", 5 * n,
            lambda: ql.quantize_per_channel(xc, scales, zps, 0, ql.quint8), None)
+    xl = x.reshape(-1, C)  # channels last: each channel's run is one element long
+    yield ("quantize per-channel, axis last", 5 * n,
+           lambda: ql.quantize_per_channel(xl, scales, zps, 1, ql.quint8), None)
     yield "dequantize per-tensor", 5 * n, q.dequantize, None
     yield "dequantize per-channel", 5 * n, qc.dequantize, None
     if torch is not None:
@@ -44,6 +47,8 @@ def cases(n, rng):
         peers = {
             "quantize per-tensor": lambda: torch.quantize_per_tensor(tx, 0.02, 128, torch.quint8),
             "quantize per-channel": lambda: torch.quantize_per_channel(txc, ts, tz, 0, torch.quint8),
+            "quantize per-channel, axis last": lambda: torch.quantize_per_channel(
+                tx.reshape(-1, C), ts, tz, 1, torch.quint8),
             "dequantize per-tensor": tq.dequantize,
             "dequantize per-channel": tqc.dequantize,
         }

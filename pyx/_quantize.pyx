@@ -8,8 +8,13 @@ pass would cost as much memory traffic as the quantization itself): the quantize
 kernels return how many blocks held one, and the caller raises before returning.
 
 Per-channel tensors are handled as a 3-d view ``(outer, C, inner)`` where ``C`` is the
-channel axis: every ``inner``-long row shares one scale and zero point.
+channel axis: every ``inner``-long row shares one scale and zero point.  When rows are
+short (the channel axis last, say) a call per row would cost more than the row, so the
+parameters are expanded to one per element of a ``C * inner`` slice and each outer slice
+is quantized in one pass.
 """
+import numpy as np
+
 from cython.parallel cimport prange
 from libc.math cimport fmaf, nearbyintf, fminf, fmaxf
 
@@ -21,6 +26,9 @@ cdef extern from "quantize_avx2.h":
     int qlearn_quantize_q8_avx2(const float *x, void *out, long n, float inv_scale,
                                  int zero_point, int qmin, int qmax, int fused,
                                  int is_signed) noexcept nogil
+    int qlearn_quantize_q8_each_avx2(const float *x, void *out, long n,
+                                     const float *inv_scale, const float *zero_point,
+                                     int qmin, int qmax, int is_signed) noexcept nogil
     void qlearn_dequantize_q8_avx2(const void *q, float *out, long n, float scale,
                                    int zero_point, int is_signed) noexcept nogil
     void qlearn_dequantize_q8_f64_avx2(const void *q, float *out, long n, double scale,
@@ -29,6 +37,8 @@ cdef extern from "quantize_avx2.h":
 cdef enum:
     # Work is split into blocks of this many elements; below it a kernel runs serially.
     BLOCK = 32768
+    # Per-channel rows shorter than this get per-element parameters (see above).
+    SHORT_ROW = 32
 
 cdef bint USE_AVX2 = qlearn_cpu_has_avx2()
 
@@ -97,6 +107,22 @@ def quantize_per_tensor(const float32_t[::1] x,    # IN  n floats
     return bad
 
 
+cdef int _quantize_run_each(const float32_t *x, qstore_t *out, intp_t n,
+                            const float32_t *inv_scale, const float32_t *zero_point,
+                            int32_t qmin, int32_t qmax) noexcept nogil:
+    """Quantize ``n`` elements, element i with its own inv_scale[i] and zero_point[i]."""
+    cdef intp_t i
+    cdef int bad = 0
+    if USE_AVX2 and (qstore_t is uint8_t or qstore_t is int8_t):
+        return qlearn_quantize_q8_each_avx2(x, <void *> out, n, inv_scale, zero_point,
+                                            qmin, qmax, qstore_t is int8_t)
+    for i in range(n):
+        out[i] = <qstore_t> _quantize_one(x[i], inv_scale[i], zero_point[i], <float32_t> qmin,
+                                          <float32_t> qmax, qmin, qmax, False)
+        bad |= (x[i] - x[i]) != 0
+    return bad
+
+
 def quantize_per_channel(const float32_t[:, :, ::1] x,   # IN  (outer, C, inner)
                          qstore_t[:, :, ::1] out,        # OUT (outer, C, inner)
                          const float32_t[::1] inv_scales,  # IN  (C,)
@@ -107,10 +133,19 @@ def quantize_per_channel(const float32_t[:, :, ::1] x,   # IN  (outer, C, inner)
     Returns the number of rows that held NaN or infinity (0 for clean input).
     """
     cdef intp_t outer = x.shape[0], C = x.shape[1], inner = x.shape[2]
-    cdef intp_t rows = outer * C, r, c
+    cdef intp_t rows = outer * C, r, c, o
     cdef int bad = 0
+    cdef const float32_t[::1] inv_each, zp_each
     if rows * inner < BLOCK:
         num_threads = 1
+    if inner < SHORT_ROW:
+        inv_each = np.repeat(np.asarray(inv_scales), inner)
+        zp_each = np.repeat(np.asarray(zero_points).astype(np.float32), inner)
+        with nogil:
+            for o in prange(outer, num_threads=num_threads, schedule="static"):
+                bad += _quantize_run_each[qstore_t](&x[o, 0, 0], &out[o, 0, 0], C * inner,
+                                                    &inv_each[0], &zp_each[0], qmin, qmax)
+        return bad
     with nogil:
         for r in prange(rows, num_threads=num_threads, schedule="static"):
             c = r % C
@@ -144,6 +179,14 @@ cdef void _dequantize_run_f64(const qstore_t *q, float32_t *out, intp_t n, float
         out[i] = <float32_t> ((<int64_t> q[i] - zero_point) * scale)
 
 
+cdef void _dequantize_run_each(const qstore_t *q, float32_t *out, intp_t n,
+                               const float64_t *scale, const int32_t *zero_point) noexcept nogil:
+    """out[i] := float32((q[i] - zero_point[i]) * scale[i]), the product in float64."""
+    cdef intp_t i
+    for i in range(n):
+        out[i] = <float32_t> ((<int64_t> q[i] - zero_point[i]) * scale[i])
+
+
 def dequantize_per_tensor(const qstore_t[::1] q,   # IN  n integers
                           float32_t[::1] out,      # OUT n floats
                           float32_t scale, int32_t zero_point, int num_threads):
@@ -165,9 +208,20 @@ def dequantize_per_channel(const qstore_t[:, :, ::1] q,   # IN  (outer, C, inner
                            int num_threads):
     """out[o, c, i] := float32((q[o, c, i] - zero_points[c]) * scales[c]), product in float64"""
     cdef intp_t outer = q.shape[0], C = q.shape[1], inner = q.shape[2]
-    cdef intp_t rows = outer * C, r, c
+    cdef intp_t rows = outer * C, r, c, o, n
+    cdef const float64_t[::1] s_each
+    cdef const int32_t[::1] z_each
     if rows * inner < BLOCK:
         num_threads = 1
+    if inner < SHORT_ROW:
+        s_each = np.repeat(np.asarray(scales), inner)
+        z_each = np.repeat(np.asarray(zero_points), inner)
+        n = C * inner
+        with nogil:
+            for o in prange(outer, num_threads=num_threads, schedule="static"):
+                _dequantize_run_each[qstore_t](&q[o, 0, 0], &out[o, 0, 0], n, &s_each[0],
+                                               &z_each[0])
+        return
     with nogil:
         for r in prange(rows, num_threads=num_threads, schedule="static"):
             c = r % C

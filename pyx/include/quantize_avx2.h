@@ -36,38 +36,76 @@ QLEARN_AVX2 static inline float qlearn_q8_scalar_avx2(
     return nearbyintf(t);
 }
 
-/* `is_signed` selects int8 (packs_epi16) or uint8 (packus_epi16) packing. */
+/* Quantize 32 floats at o[0..31]; inv/zp hold the parameters of each lane (the same
+ * value in every lane per tensor, one per element for per-element parameters).
+ * Returns the lanes' NaN/Inf flags (x - x is NaN exactly for them).
+ * `is_signed` selects int8 (packs_epi16) or uint8 (packus_epi16) packing. */
+QLEARN_AVX2 static inline __m256 qlearn_q8_block32(
+        const float *x, uint8_t *o, const __m256 inv[4], const __m256 zp[4],
+        __m256 lo, __m256 hi, int fused, int is_signed) {
+    /* packs interleave 128-bit lanes; this permutation puts them back in order */
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    __m256 x0 = _mm256_loadu_ps(x), x1 = _mm256_loadu_ps(x + 8);
+    __m256 x2 = _mm256_loadu_ps(x + 16), x3 = _mm256_loadu_ps(x + 24);
+    __m256 t = _mm256_add_ps(_mm256_add_ps(_mm256_sub_ps(x0, x0), _mm256_sub_ps(x1, x1)),
+                             _mm256_add_ps(_mm256_sub_ps(x2, x2), _mm256_sub_ps(x3, x3)));
+    __m256i a = qlearn_q8_lanes(x0, inv[0], zp[0], lo, hi, fused);
+    __m256i b = qlearn_q8_lanes(x1, inv[1], zp[1], lo, hi, fused);
+    __m256i c = qlearn_q8_lanes(x2, inv[2], zp[2], lo, hi, fused);
+    __m256i d = qlearn_q8_lanes(x3, inv[3], zp[3], lo, hi, fused);
+    __m256i ab = _mm256_packs_epi32(a, b);
+    __m256i cd = _mm256_packs_epi32(c, d);
+    __m256i abcd = is_signed ? _mm256_packs_epi16(ab, cd) : _mm256_packus_epi16(ab, cd);
+    _mm256_storeu_si256((__m256i *)o, _mm256_permutevar8x32_epi32(abcd, order));
+    return _mm256_cmp_ps(t, t, _CMP_UNORD_Q);
+}
+
+/* One scale and zero point for all n elements. */
 QLEARN_AVX2 static int qlearn_quantize_q8_avx2(
         const float *x, void *out, long n, float inv_scale, int zero_point,
         int qmin, int qmax, int fused, int is_signed) {
-    const __m256 inv = _mm256_set1_ps(inv_scale);
-    const __m256 zp = _mm256_set1_ps((float)zero_point);
-    const __m256 lo = _mm256_set1_ps((float)qmin);
-    const __m256 hi = _mm256_set1_ps((float)qmax);
-    /* packs interleave 128-bit lanes; this permutation puts them back in order */
-    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    const __m256 inv1 = _mm256_set1_ps(inv_scale), zp1 = _mm256_set1_ps((float)zero_point);
+    const __m256 inv[4] = {inv1, inv1, inv1, inv1}, zp[4] = {zp1, zp1, zp1, zp1};
+    const __m256 lo = _mm256_set1_ps((float)qmin), hi = _mm256_set1_ps((float)qmax);
+    uint8_t *o = (uint8_t *)out;
+    __m256 nonfinite = _mm256_setzero_ps();
+    int bad = 0;
+    long i = 0;
+    for (; i + 32 <= n; i += 32)
+        nonfinite = _mm256_or_ps(nonfinite, qlearn_q8_block32(x + i, o + i, inv, zp, lo, hi,
+                                                              fused, is_signed));
+    for (; i < n; i++) {
+        int q = (int)qlearn_q8_scalar_avx2(x[i], inv_scale, (float)zero_point,
+                                           (float)qmin, (float)qmax, fused);
+        o[i] = is_signed ? (uint8_t)(int8_t)q : (uint8_t)q;
+        bad |= (x[i] - x[i]) != 0.0f;
+    }
+    return bad | (_mm256_movemask_ps(nonfinite) != 0);
+}
+
+/* Element i has its own inv_scale[i] and zero_point[i] (a float holding an integer):
+ * the per-channel case with a short inner extent, parameters expanded per element.
+ * Multiply then add, as PyTorch's per-channel path. */
+QLEARN_AVX2 static int qlearn_quantize_q8_each_avx2(
+        const float *x, void *out, long n, const float *inv_scale, const float *zero_point,
+        int qmin, int qmax, int is_signed) {
+    const __m256 lo = _mm256_set1_ps((float)qmin), hi = _mm256_set1_ps((float)qmax);
     uint8_t *o = (uint8_t *)out;
     __m256 nonfinite = _mm256_setzero_ps();
     int bad = 0;
     long i = 0;
     for (; i + 32 <= n; i += 32) {
-        __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
-        __m256 x2 = _mm256_loadu_ps(x + i + 16), x3 = _mm256_loadu_ps(x + i + 24);
-        __m256 t = _mm256_add_ps(_mm256_add_ps(_mm256_sub_ps(x0, x0), _mm256_sub_ps(x1, x1)),
-                                 _mm256_add_ps(_mm256_sub_ps(x2, x2), _mm256_sub_ps(x3, x3)));
-        nonfinite = _mm256_or_ps(nonfinite, _mm256_cmp_ps(t, t, _CMP_UNORD_Q));
-        __m256i a = qlearn_q8_lanes(x0, inv, zp, lo, hi, fused);
-        __m256i b = qlearn_q8_lanes(x1, inv, zp, lo, hi, fused);
-        __m256i c = qlearn_q8_lanes(x2, inv, zp, lo, hi, fused);
-        __m256i d = qlearn_q8_lanes(x3, inv, zp, lo, hi, fused);
-        __m256i ab = _mm256_packs_epi32(a, b);
-        __m256i cd = _mm256_packs_epi32(c, d);
-        __m256i abcd = is_signed ? _mm256_packs_epi16(ab, cd) : _mm256_packus_epi16(ab, cd);
-        _mm256_storeu_si256((__m256i *)(o + i), _mm256_permutevar8x32_epi32(abcd, order));
+        __m256 inv[4], zp[4];
+        for (int k = 0; k < 4; k++) {
+            inv[k] = _mm256_loadu_ps(inv_scale + i + 8 * k);
+            zp[k] = _mm256_loadu_ps(zero_point + i + 8 * k);
+        }
+        nonfinite = _mm256_or_ps(nonfinite, qlearn_q8_block32(x + i, o + i, inv, zp, lo, hi,
+                                                              0, is_signed));
     }
     for (; i < n; i++) {
-        int q = (int)qlearn_q8_scalar_avx2(x[i], inv_scale, (float)zero_point,
-                                           (float)qmin, (float)qmax, fused);
+        int q = (int)qlearn_q8_scalar_avx2(x[i], inv_scale[i], zero_point[i],
+                                           (float)qmin, (float)qmax, 0);
         o[i] = is_signed ? (uint8_t)(int8_t)q : (uint8_t)q;
         bad |= (x[i] - x[i]) != 0.0f;
     }
@@ -119,6 +157,13 @@ QLEARN_AVX2 static void qlearn_dequantize_q8_f64_avx2(
 }
 
 #else  /* not x86: never called, qlearn_cpu_has_avx2() returns 0 */
+static int qlearn_quantize_q8_each_avx2(
+        const float *x, void *out, long n, const float *inv_scale, const float *zero_point,
+        int qmin, int qmax, int is_signed) {
+    (void)x; (void)out; (void)n; (void)inv_scale; (void)zero_point;
+    (void)qmin; (void)qmax; (void)is_signed;
+    return 0;
+}
 static void qlearn_dequantize_q8_avx2(
         const void *q, float *out, long n, float scale, int zero_point, int is_signed) {
     (void)q; (void)out; (void)n; (void)scale; (void)zero_point; (void)is_signed;
