@@ -273,9 +273,9 @@ def aminmax_per_channel(const float32_t[:, :, ::1] x,   # IN  (outer, C, inner)
     the view (1, 1, n)).  Returns 1 if x held NaN or infinity."""
     cdef intp_t outer = x.shape[0], C = x.shape[1], inner = x.shape[2]
     cdef intp_t rows = outer * C, r, c, o, i
-    cdef float32_t lo, hi, v
+    cdef float32_t lo, hi, v, nonfinite
     cdef int bad = 0
-    cdef float32_t *part = <float32_t *> malloc(2 * max(rows, 1) * sizeof(float32_t))
+    cdef float32_t *part = <float32_t *> malloc(3 * max(rows, 1) * sizeof(float32_t))
     if part == NULL:
         raise MemoryError()
     if rows * inner < BLOCK:
@@ -287,23 +287,26 @@ def aminmax_per_channel(const float32_t[:, :, ::1] x,   # IN  (outer, C, inner)
                 c = r % C
                 lo = x[o, c, 0]
                 hi = lo
-                for i in range(1, inner):
+                nonfinite = 0   # x - x is 0 for finite x, NaN otherwise; NaN sticks
+                for i in range(inner):
                     v = x[o, c, i]
                     lo = v if v < lo else lo
                     hi = v if v > hi else hi
-                part[2 * r] = lo
-                part[2 * r + 1] = hi
+                    nonfinite = nonfinite + (v - v)
+                part[3 * r] = lo
+                part[3 * r + 1] = hi
+                part[3 * r + 2] = nonfinite
             for r in range(rows):
                 c = r % C
-                lo = part[2 * r]
-                hi = part[2 * r + 1]
+                lo = part[3 * r]
+                hi = part[3 * r + 1]
                 if r < C:
                     mins[c] = lo
                     maxs[c] = hi
                 else:
                     mins[c] = lo if lo < mins[c] else mins[c]
                     maxs[c] = hi if hi > maxs[c] else maxs[c]
-                bad |= (lo - lo) != 0 or (hi - hi) != 0
+                bad |= part[3 * r + 2] != 0
     finally:
         free(part)
     return bad

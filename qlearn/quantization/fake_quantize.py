@@ -1,0 +1,553 @@
+r"""Fake-quantize modules: an observer plus :func:`qlearn.fake_quantize_per_tensor_affine`.
+
+During quantization-aware training each weight and activation passes through one of
+these modules.  Its forward pass (1) lets the observer update its statistics and
+recomputes ``scale`` and ``zero_point`` with the one qparams function
+(:func:`qlearn.quantization.qparams.calculate_qparams`), then (2) returns
+
+.. math::
+
+   \hat x = \big(\operatorname{clamp}(\operatorname{round}(x / S) + Z,\ q_{min},\ q_{max})
+   - Z\big)\, S
+
+with the straight-through gradient :math:`\partial L/\partial x = \partial L/\partial
+\hat x \cdot \mathbb{1}[q_{min} \le \operatorname{round}(x/S) + Z \le q_{max}]`.  Either
+step can be switched off (``disable_observer`` freezes the qparams, ``disable_fake_quant``
+makes the module the identity).  The names and defaults are those of
+``torch.ao.quantization.fake_quantize``.
+
+:class:`LearnableFakeQuantize` (PyTorch's ``_LearnableFakeQuantize``) instead makes
+``scale`` and ``zero_point`` parameters trained by back-propagation (LSQ).
+"""
+import numpy as np
+
+from .. import _validation as V
+from .._ext import _fake_quant
+from .._ext._openmp import get_num_threads
+from .._ext._qtensor import _channel_view_shape
+from ..autograd import Tensor
+from ..dtypes import (per_channel_affine, per_channel_symmetric, per_tensor_affine,
+                      per_tensor_symmetric, qint8, quint8)
+from ..fake_quant import (_fake_quantize_learnable_per_channel_affine,
+                          _fake_quantize_learnable_per_tensor_affine,
+                          fake_quantize_per_channel_affine, fake_quantize_per_tensor_affine)
+from ..nn import Module, Parameter
+from .observer import (FixedQParamsObserver, HistogramObserver, MovingAverageMinMaxObserver,
+                       MovingAveragePerChannelMinMaxObserver, _with_args,
+                       default_fixed_qparams_range_0to1_observer,
+                       default_fixed_qparams_range_neg1to1_observer)
+
+__all__ = [
+    "FakeQuantizeBase", "FakeQuantize", "FixedQParamsFakeQuantize",
+    "FusedMovingAvgObsFakeQuantize", "LearnableFakeQuantize",
+    "disable_fake_quant", "disable_observer", "enable_fake_quant", "enable_observer",
+    "default_fake_quant", "default_weight_fake_quant", "default_dynamic_fake_quant",
+    "default_fixed_qparams_range_neg1to1_fake_quant",
+    "default_fixed_qparams_range_0to1_fake_quant", "default_per_channel_weight_fake_quant",
+    "default_histogram_fake_quant", "default_fused_act_fake_quant",
+    "default_fused_wt_fake_quant", "default_fused_per_channel_wt_fake_quant",
+    "fused_wt_fake_quant_range_neg_127_to_127",
+    "fused_per_channel_wt_fake_quant_range_neg_127_to_127",
+]
+
+_PER_CHANNEL = (per_channel_affine, per_channel_symmetric)
+_SYMMETRIC = (per_tensor_symmetric, per_channel_symmetric)
+
+
+def _data(x):
+    """The ndarray behind ``x`` (a Tensor's data, cut from the graph), for observers."""
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _observer_dtype(observer, observer_kwargs):
+    """The dtype the observer factory will use (for the quant_min/quant_max check)."""
+    dtype = observer_kwargs.get("dtype")
+    if dtype is None:
+        dtype = getattr(getattr(observer, "p", None), "keywords", {}).get("dtype", quint8)
+    return dtype
+
+
+class FakeQuantizeBase(Module):
+    """Base of the fake-quantize modules: the two on/off switches and ``with_args``.
+
+    ``fake_quant_enabled`` and ``observer_enabled`` are one-element uint8 buffers (as in
+    PyTorch, so that they travel with ``state_dict``).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("fake_quant_enabled", np.array([1], np.uint8))
+        self.register_buffer("observer_enabled", np.array([1], np.uint8))
+
+    def forward(self, x):
+        raise NotImplementedError
+
+    def calculate_qparams(self, **kwargs):
+        raise NotImplementedError
+
+    def enable_fake_quant(self, enabled=True):
+        """Fake-quantize in ``forward`` (``enabled=False``: return the input as it is)."""
+        self.fake_quant_enabled[0] = 1 if enabled else 0
+        return self
+
+    def disable_fake_quant(self):
+        return self.enable_fake_quant(False)
+
+    def enable_observer(self, enabled=True):
+        """Update the statistics and the qparams in ``forward`` (``False`` freezes them)."""
+        self.observer_enabled[0] = 1 if enabled else 0
+        return self
+
+    def disable_observer(self):
+        return self.enable_observer(False)
+
+    with_args = classmethod(_with_args)
+
+
+class FakeQuantize(FakeQuantizeBase):
+    r"""Observer + fake quantization, for quantization-aware training.
+
+    ``forward(X)``: if the observer is enabled, observe ``X`` and set
+    ``scale, zero_point = calculate_qparams()``; if fake quantization is enabled, return
+    :func:`~qlearn.fake_quantize_per_tensor_affine` (or the per-channel function, for a
+    per-channel qscheme) of ``X`` with them, else ``X`` unchanged.
+
+    Parameters
+    ----------
+    observer : observer class or factory
+        Default :class:`~qlearn.quantization.observer.MovingAverageMinMaxObserver`.
+    quant_min, quant_max : int or None
+        The integer range, passed to the observer (give both or neither); it must lie
+        inside the observer's dtype.
+    is_dynamic : bool
+        Passed to the observer.
+    **observer_kwargs
+        Further observer arguments (``dtype``, ``qscheme``, ``reduce_range``,
+        ``averaging_constant``, ``ch_axis`` ...).
+
+    Attributes
+    ----------
+    scale : ndarray of float32, shape (1,) or (C,)
+    zero_point : ndarray of int32, same shape
+    activation_post_process : the observer
+
+    Examples
+    --------
+    >>> from qlearn.quantization.fake_quantize import FakeQuantize
+    >>> fq = FakeQuantize(quant_min=0, quant_max=15, averaging_constant=1.0)
+    >>> x = ql.tensor([-1.0, 0.0, 0.5, 2.0], requires_grad=True)
+    >>> y = fq(x)
+    >>> fq.scale, fq.zero_point          # S = 3 / 15, Z = 0 - round(-1 / S)
+    (array([0.2], dtype=float32), array([5], dtype=int32))
+    >>> y.numpy()                        # 0.5 / S = 2.5 rounds to even: 2
+    array([-1. ,  0. ,  0.4,  2. ], dtype=float32)
+    >>> _ = fq.disable_fake_quant()
+    >>> fq(x) is x
+    True
+    """
+
+    def __init__(self, observer=MovingAverageMinMaxObserver, quant_min=None, quant_max=None,
+                 is_dynamic=False, **observer_kwargs):
+        super().__init__()
+        if (quant_min is None) != (quant_max is None):
+            raise ValueError(f"give both `quant_min` and `quant_max` or neither, got "
+                             f"quant_min={quant_min}, quant_max={quant_max}")
+        if quant_min is not None:
+            if quant_min > quant_max:
+                raise ValueError(f"`quant_min` must be <= `quant_max`, got {quant_min} > "
+                                 f"{quant_max}")
+            dtype = _observer_dtype(observer, observer_kwargs)
+            if dtype.quant_min > quant_min or quant_max > dtype.quant_max:
+                raise ValueError(f"[`quant_min`, `quant_max`] must lie inside the range of "
+                                 f"{dtype!r} [{dtype.quant_min}, {dtype.quant_max}], got "
+                                 f"[{quant_min}, {quant_max}]")
+            observer_kwargs.update(quant_min=quant_min, quant_max=quant_max)
+        observer_kwargs["is_dynamic"] = is_dynamic
+        self.activation_post_process = observer(**observer_kwargs)
+        self.quant_min = self.activation_post_process.quant_min
+        self.quant_max = self.activation_post_process.quant_max
+        self.is_dynamic = self.activation_post_process.is_dynamic
+        self.register_buffer("scale", np.array([1.0], np.float32))
+        self.register_buffer("zero_point", np.array([0], np.int32))
+        self.dtype = self.activation_post_process.dtype
+        self.qscheme = self.activation_post_process.qscheme
+        self.ch_axis = getattr(self.activation_post_process, "ch_axis", -1)
+        self.is_per_channel = self.qscheme in _PER_CHANNEL
+
+    def calculate_qparams(self):
+        """``(scale, zero_point)`` from the observer's statistics."""
+        return self.activation_post_process.calculate_qparams()
+
+    def _set_qparams(self, scale, zero_point):
+        # a new array when the shape changes (per-channel: the first batch sets C)
+        scale = np.asarray(scale, np.float32).reshape(-1)
+        zero_point = np.asarray(zero_point).reshape(-1).astype(np.int32)
+        if self.scale.shape != scale.shape:
+            self.scale = scale.copy()
+            self.zero_point = zero_point.copy()
+        else:
+            self.scale[...] = scale
+            self.zero_point[...] = zero_point
+
+    def forward(self, X):
+        if self.observer_enabled[0] == 1:
+            self.activation_post_process(_data(X))
+            self._set_qparams(*self.calculate_qparams())
+        if self.fake_quant_enabled[0] == 1:
+            if self.is_per_channel:
+                X = fake_quantize_per_channel_affine(X, self.scale, self.zero_point,
+                                                     self.ch_axis, self.quant_min,
+                                                     self.quant_max)
+            else:
+                X = fake_quantize_per_tensor_affine(X, self.scale, self.zero_point,
+                                                    self.quant_min, self.quant_max)
+        return X
+
+    def extra_repr(self):
+        return (f"fake_quant_enabled={self.fake_quant_enabled}, "
+                f"observer_enabled={self.observer_enabled}, quant_min={self.quant_min}, "
+                f"quant_max={self.quant_max}, dtype={self.dtype}, qscheme={self.qscheme}, "
+                f"ch_axis={self.ch_axis}, scale={self.scale}, zero_point={self.zero_point}")
+
+
+class FixedQParamsFakeQuantize(FakeQuantize):
+    """Fake quantization with fixed qparams (a
+    :class:`~qlearn.quantization.observer.FixedQParamsObserver`), for operators whose
+    output range is known (sigmoid, tanh).  Per tensor only.
+
+    >>> from qlearn.quantization.fake_quantize import (
+    ...     default_fixed_qparams_range_0to1_fake_quant)
+    >>> fq = default_fixed_qparams_range_0to1_fake_quant()
+    >>> fq.calculate_qparams()
+    (array([0.00390625], dtype=float32), array([0]))
+    >>> fq(np.float32([0.5, 1.2])).numpy()
+    array([0.5       , 0.99609375], dtype=float32)
+    """
+
+    def __init__(self, observer):
+        super().__init__(observer=observer)
+        if type(self.activation_post_process) is not FixedQParamsObserver:
+            raise TypeError(f"{type(self).__name__}'s observer must be a "
+                            f"FixedQParamsObserver, got "
+                            f"{type(self.activation_post_process).__name__}")
+        self._observer_ctr = observer
+        self.scale = self.activation_post_process.scale
+        self.zero_point = self.activation_post_process.zero_point
+        if self.qscheme not in (per_tensor_affine, per_tensor_symmetric):
+            raise ValueError(f"FixedQParamsFakeQuantize supports per-tensor qschemes only, "
+                             f"got {self.qscheme!r}")
+
+    def calculate_qparams(self):
+        return self.scale, self.zero_point
+
+    def _set_qparams(self, scale, zero_point):
+        pass   # fixed
+
+
+class FusedMovingAvgObsFakeQuantize(FakeQuantize):
+    r""":class:`FakeQuantize` with a moving-average min/max observer, in one call.
+
+    ``forward`` runs one reduction kernel for this batch's minimum and maximum (per
+    tensor, or per channel), moves the observer's running range toward them,
+
+    .. math::  m_t = m_{t-1} + c\,(\min X_t - m_{t-1})
+
+    computes the qparams with the one qparams function, and runs the fake-quantize
+    kernel.  The data is read twice, as by PyTorch's ``fused_moving_avg_obs_fake_quant``:
+    the qparams of this batch depend on its extremes, which are only known after a full
+    pass.  What is fused is the Python-level work (no observer dispatch, no argument
+    re-validation).  The results equal :class:`FakeQuantize` with the same observer.
+
+    >>> from qlearn.quantization.fake_quantize import FusedMovingAvgObsFakeQuantize
+    >>> fq = FusedMovingAvgObsFakeQuantize(quant_min=0, quant_max=15)
+    >>> fq(np.float32([-1.0, 0.0, 0.5, 2.0])).numpy()
+    array([-1. ,  0. ,  0.4,  2. ], dtype=float32)
+    """
+
+    def __init__(self, observer=MovingAverageMinMaxObserver, quant_min=0, quant_max=255,
+                 **observer_kwargs):
+        super().__init__(observer, quant_min, quant_max, **observer_kwargs)
+        obs = self.activation_post_process
+        if not isinstance(obs, (MovingAverageMinMaxObserver,
+                                MovingAveragePerChannelMinMaxObserver)):
+            raise TypeError("FusedMovingAvgObsFakeQuantize works only with "
+                            "MovingAverageMinMaxObserver or "
+                            f"MovingAveragePerChannelMinMaxObserver, got {type(obs).__name__}")
+        self.is_symmetric_quant = self.qscheme in _SYMMETRIC
+
+    def _observe(self, x):
+        """One kernel pass for min/max, then the observer's moving average in float32."""
+        obs = self.activation_post_process
+        if x.size == 0:
+            return
+        if self.is_per_channel:
+            if x.ndim == 0:
+                raise ValueError("a per-channel fake quantize needs at least 1 dimension")
+            axis = V.check_axis(self.ch_axis, x.ndim, "ch_axis")
+            view = x.reshape(_channel_view_shape(x.shape, axis))
+        else:
+            view = x.reshape(1, 1, -1)
+        lo = np.empty(view.shape[1], np.float32)
+        hi = np.empty(view.shape[1], np.float32)
+        if _fake_quant.aminmax_per_channel(view, lo, hi, get_num_threads()):
+            raise ValueError("`X` must be finite to be observed, got NaN or infinity")
+        c = np.float32(obs.averaging_constant)
+        if self.is_per_channel:
+            if obs.min_val.size == 0:
+                obs.min_val, obs.max_val = lo, hi
+            else:
+                if obs.min_val.shape != lo.shape:
+                    raise ValueError(f"`X` has {lo.shape[0]} channels along axis "
+                                     f"{self.ch_axis}, the observer holds "
+                                     f"{obs.min_val.shape[0]}")
+                obs.min_val = obs.min_val + c * (lo - obs.min_val)
+                obs.max_val = obs.max_val + c * (hi - obs.max_val)
+        elif obs.min_val == np.inf and obs.max_val == -np.inf:
+            obs.min_val[...] = lo[0]
+            obs.max_val[...] = hi[0]
+        else:
+            obs.min_val[...] = obs.min_val + c * (lo[0] - obs.min_val)
+            obs.max_val[...] = obs.max_val + c * (hi[0] - obs.max_val)
+
+    def forward(self, X):
+        if self.observer_enabled[0] == 1:
+            self._observe(V.as_float32(_data(X), "X"))
+            self._set_qparams(*self.calculate_qparams())
+        if self.fake_quant_enabled[0] == 1:
+            if self.is_per_channel:
+                return fake_quantize_per_channel_affine(X, self.scale, self.zero_point,
+                                                        self.ch_axis, self.quant_min,
+                                                        self.quant_max)
+            return fake_quantize_per_tensor_affine(X, self.scale, self.zero_point,
+                                                   self.quant_min, self.quant_max)
+        return X
+
+
+class LearnableFakeQuantize(FakeQuantizeBase):
+    r"""LSQ: fake quantization whose ``scale`` and ``zero_point`` are learned
+    (Esser et al., *Learned Step Size Quantization*, 2020); PyTorch's
+    ``torch.ao.quantization._learnable_fake_quantize._LearnableFakeQuantize``.
+
+    The forward value is :func:`~qlearn.fake_quantize_per_tensor_affine` with
+    :math:`Z = \operatorname{clamp}(\operatorname{round}(z))`.  With
+    :math:`v = x/S + Z` and :math:`g` the gradient scale, the gradients are
+
+    .. math::
+
+       \frac{\partial \hat x}{\partial S} = g \cdot \begin{cases}
+           q_{min} - Z & \operatorname{round}(v) < q_{min} \\
+           \operatorname{round}(v) - v & \text{inside} \\
+           q_{max} - Z & \operatorname{round}(v) > q_{max} \end{cases}
+       \qquad
+       \frac{\partial \hat x}{\partial Z} = g \cdot \begin{cases}
+           -S & \text{outside} \\ 0 & \text{inside} \end{cases}
+
+    (inside, :math:`(\hat x - x)/S = \operatorname{round}(v) - v`), summed over the
+    elements, and :math:`\partial \hat x / \partial x` is the STE mask.  With
+    ``use_grad_scaling`` :math:`g = 1/\sqrt{N\,q_{max}}` (``N = X.numel()``), LSQ's
+    gradient scale that keeps the step-size updates in proportion to the weights'.
+
+    Parameters
+    ----------
+    observer : observer class or factory
+        Used while ``static_enabled`` (the initial state) to set the qparams.
+    quant_min, quant_max : int
+        The integer range (default 0, 255).
+    scale, zero_point : float
+        Initial values.
+    channel_len : int
+        ``-1`` for one scale per tensor, else the number of channels.
+    use_grad_scaling : bool
+        Multiply the scale and zero-point gradients by :math:`1/\sqrt{N q_{max}}`.
+    **observer_kwargs
+        Passed to the observer.
+
+    Examples
+    --------
+    >>> from qlearn.quantization.fake_quantize import LearnableFakeQuantize
+    >>> from qlearn.quantization.observer import MovingAverageMinMaxObserver
+    >>> fq = LearnableFakeQuantize(MovingAverageMinMaxObserver, quant_min=0, quant_max=15,
+    ...                            scale=0.1, zero_point=0.0).enable_param_learning()
+    >>> x = ql.tensor([0.12, 0.5, 2.0], requires_grad=True)
+    >>> fq(x).sum().backward()
+    >>> fq.scale.grad.numpy(), fq.zero_point.grad.numpy()
+    (array([14.8], dtype=float32), array([-0.1], dtype=float32))
+    """
+
+    def __init__(self, observer, quant_min=0, quant_max=255, scale=1.0, zero_point=0.0,
+                 channel_len=-1, use_grad_scaling=False, **observer_kwargs):
+        super().__init__()
+        if quant_min >= quant_max:
+            raise ValueError(f"`quant_min` must be strictly less than `quant_max`, got "
+                             f"{quant_min} and {quant_max}")
+        self.quant_min, self.quant_max = int(quant_min), int(quant_max)
+        observer_kwargs["quant_min"] = quant_min
+        observer_kwargs["quant_max"] = quant_max
+        self.use_grad_scaling = bool(use_grad_scaling)
+        if channel_len == -1:
+            self.scale = Parameter(np.array([scale], np.float32))
+            self.zero_point = Parameter(np.array([zero_point], np.float32))
+        else:
+            if not (isinstance(channel_len, int) and channel_len > 0):
+                raise ValueError(f"`channel_len` must be -1 or a positive integer, got "
+                                 f"{channel_len!r}")
+            self.scale = Parameter(np.full(channel_len, scale, np.float32))
+            self.zero_point = Parameter(np.full(channel_len, zero_point, np.float32))
+        self.activation_post_process = observer(**observer_kwargs)
+        obs = self.activation_post_process
+        self.dtype = obs.dtype
+        if obs.dtype.quant_min > quant_min or quant_max > obs.dtype.quant_max:
+            raise ValueError(f"[`quant_min`, `quant_max`] must lie inside the range of "
+                             f"{obs.dtype!r}, got [{quant_min}, {quant_max}]")
+        self.qscheme = obs.qscheme
+        self.ch_axis = getattr(obs, "ch_axis", -1)
+        self.register_buffer("static_enabled", np.array([1], np.uint8))
+        self.register_buffer("learning_enabled", np.array([0], np.uint8))
+        self.bitwidth = int(np.log2(quant_max - quant_min + 1))
+        self.register_buffer("eps", np.array([np.finfo(np.float32).eps], np.float32))
+
+    def enable_param_learning(self):
+        """Learn the qparams (no more observer estimates); fake quantization on."""
+        self.toggle_qparam_learning(enabled=True).toggle_fake_quant(enabled=True)
+        self.toggle_observer_update(enabled=False)
+        return self
+
+    def enable_static_estimate(self):
+        """Qparams from the observer, not learned; fake quantization on."""
+        self.toggle_qparam_learning(enabled=False).toggle_fake_quant(enabled=True)
+        self.toggle_observer_update(enabled=True)
+        return self
+
+    def enable_static_observation(self):
+        """Observe only: qparams from the observer, output = input."""
+        self.toggle_qparam_learning(enabled=False).toggle_fake_quant(enabled=False)
+        self.toggle_observer_update(enabled=True)
+        return self
+
+    def toggle_observer_update(self, enabled=True):
+        self.static_enabled[0] = int(enabled)
+        return self
+
+    def enable_observer(self, enabled=True):
+        return self.toggle_observer_update(enabled)
+
+    def toggle_qparam_learning(self, enabled=True):
+        self.learning_enabled[0] = int(enabled)
+        self.scale.requires_grad = bool(enabled)
+        self.zero_point.requires_grad = bool(enabled)
+        return self
+
+    def toggle_fake_quant(self, enabled=True):
+        self.fake_quant_enabled[0] = int(enabled)
+        return self
+
+    def observe_quant_params(self):
+        print(f"LearnableFakeQuantize Scale: {self.scale.data}")
+        print(f"LearnableFakeQuantize Zero Point: {self.zero_point.data}")
+
+    def calculate_qparams(self):
+        """``(scale, round(zero_point) clamped, as int64)``; clamps the scale to eps first."""
+        np.maximum(self.scale.data, self.eps[0], out=self.scale.data)
+        scale = self.scale.data.copy()
+        zero_point = np.clip(np.rint(self.zero_point.data), self.quant_min,
+                             self.quant_max).astype(np.int64)
+        return scale, zero_point
+
+    def forward(self, X):
+        if self.static_enabled[0] == 1:
+            self.activation_post_process(_data(X))
+            s, z = self.activation_post_process.calculate_qparams()
+            self.scale.data[...] = np.asarray(s, np.float32)
+            self.zero_point.data[...] = np.asarray(z, np.float32)
+        else:
+            np.maximum(self.scale.data, self.eps[0], out=self.scale.data)
+        if self.fake_quant_enabled[0] == 1:
+            if self.qscheme in _SYMMETRIC:
+                self.zero_point.data[...] = 0
+            numel = int(np.size(_data(X)))
+            grad_factor = (1.0 / (numel * self.quant_max) ** 0.5 if self.use_grad_scaling
+                           else 1.0)
+            if self.qscheme in _PER_CHANNEL:
+                X = _fake_quantize_learnable_per_channel_affine(
+                    X, self.scale, self.zero_point, self.ch_axis, self.quant_min,
+                    self.quant_max, grad_factor)
+            else:
+                X = _fake_quantize_learnable_per_tensor_affine(
+                    X, self.scale, self.zero_point, self.quant_min, self.quant_max,
+                    grad_factor)
+        return X
+
+
+# -- switches for model.apply(...) ---------------------------------------------------------
+
+def disable_fake_quant(mod):
+    """``model.apply(disable_fake_quant)``: fake-quantize modules pass inputs through."""
+    if isinstance(mod, FakeQuantizeBase):
+        mod.disable_fake_quant()
+
+
+def enable_fake_quant(mod):
+    """``model.apply(enable_fake_quant)``."""
+    if isinstance(mod, FakeQuantizeBase):
+        mod.enable_fake_quant()
+
+
+def disable_observer(mod):
+    """``model.apply(disable_observer)``: freeze every scale and zero point."""
+    if isinstance(mod, FakeQuantizeBase):
+        mod.disable_observer()
+
+
+def enable_observer(mod):
+    """``model.apply(enable_observer)``."""
+    if isinstance(mod, FakeQuantizeBase):
+        mod.enable_observer()
+
+
+# -- defaults (PyTorch's) ------------------------------------------------------------------
+
+#: Activations: quint8, moving-average min/max, 7-bit range (``reduce_range``).
+default_fake_quant = FakeQuantize.with_args(
+    observer=MovingAverageMinMaxObserver, quant_min=0, quant_max=255, dtype=quint8,
+    qscheme=per_tensor_affine, reduce_range=True)
+#: Weights: qint8, symmetric per tensor.
+default_weight_fake_quant = FakeQuantize.with_args(
+    observer=MovingAverageMinMaxObserver, quant_min=-128, quant_max=127, dtype=qint8,
+    qscheme=per_tensor_symmetric, reduce_range=False)
+#: Placeholder for dynamic quantization (averaging constant 1: this batch's range).
+default_dynamic_fake_quant = FakeQuantize.with_args(
+    observer=MovingAverageMinMaxObserver, quant_min=0, quant_max=255, is_dynamic=True,
+    dtype=quint8, averaging_constant=1)
+#: Outputs in [-1, 1) (tanh): scale 2/256, zero point 128.
+default_fixed_qparams_range_neg1to1_fake_quant = FixedQParamsFakeQuantize.with_args(
+    observer=default_fixed_qparams_range_neg1to1_observer)
+#: Outputs in [0, 1) (sigmoid): scale 1/256, zero point 0.
+default_fixed_qparams_range_0to1_fake_quant = FixedQParamsFakeQuantize.with_args(
+    observer=default_fixed_qparams_range_0to1_observer)
+#: Weights: qint8, symmetric per output channel (axis 0).
+default_per_channel_weight_fake_quant = FakeQuantize.with_args(
+    observer=MovingAveragePerChannelMinMaxObserver, quant_min=-128, quant_max=127,
+    dtype=qint8, qscheme=per_channel_symmetric, reduce_range=False, ch_axis=0)
+#: Activations with a histogram observer.
+default_histogram_fake_quant = FakeQuantize.with_args(
+    observer=HistogramObserver, quant_min=0, quant_max=255, dtype=quint8,
+    qscheme=per_tensor_affine, reduce_range=True)
+#: Fused version of ``default_fake_quant`` (full 8-bit range, as PyTorch's).
+default_fused_act_fake_quant = FusedMovingAvgObsFakeQuantize.with_args(
+    observer=MovingAverageMinMaxObserver, quant_min=0, quant_max=255, dtype=quint8)
+#: Fused version of ``default_weight_fake_quant``.
+default_fused_wt_fake_quant = FusedMovingAvgObsFakeQuantize.with_args(
+    observer=MovingAverageMinMaxObserver, quant_min=-128, quant_max=127, dtype=qint8,
+    qscheme=per_tensor_symmetric)
+#: Fused version of ``default_per_channel_weight_fake_quant``.
+default_fused_per_channel_wt_fake_quant = FusedMovingAvgObsFakeQuantize.with_args(
+    observer=MovingAveragePerChannelMinMaxObserver, quant_min=-128, quant_max=127,
+    dtype=qint8, qscheme=per_channel_symmetric)
+#: Fused weights restricted to [-127, 127].
+fused_wt_fake_quant_range_neg_127_to_127 = FusedMovingAvgObsFakeQuantize.with_args(
+    observer=MovingAverageMinMaxObserver, quant_min=-127, quant_max=127, dtype=qint8,
+    qscheme=per_tensor_symmetric, eps=2 ** -12)
+#: Fused per-channel weights restricted to [-127, 127].
+fused_per_channel_wt_fake_quant_range_neg_127_to_127 = FusedMovingAvgObsFakeQuantize.with_args(
+    observer=MovingAveragePerChannelMinMaxObserver, quant_min=-127, quant_max=127,
+    dtype=qint8, qscheme=per_channel_symmetric, eps=2 ** -12)
