@@ -7,6 +7,7 @@ __version__ = "0.1.0"
 
 from ._config import get_num_threads, set_num_threads, show_config
 from . import autograd
+from . import backends
 from .autograd import Tensor, enable_grad, no_grad, tensor
 from .dtypes import (QDType, QScheme, per_channel_affine, per_channel_symmetric,
                      per_tensor_affine, per_tensor_symmetric, qint8, qint32, quint8)

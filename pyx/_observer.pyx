@@ -1,0 +1,289 @@
+# cython: boundscheck=False, wraparound=False, initializedcheck=False
+"""Observer kernels: min/max reductions, the histogram, and HistogramObserver's search.
+
+Arguments are validated by :mod:`qlearn.quantization.observer`, the only caller: arrays
+are C-contiguous float32, ranges are finite with ``left <= right``, output arrays have
+the right length.  Every parallel kernel splits its input into fixed blocks whose
+partial results are combined in block order; min, max and integer counts do not depend
+on that order either, so results are identical at any thread count.
+
+``generic=True`` selects the plain C loops of ``observer_simd.h`` (the reference twins
+of the SSE2 loops), for the tests.
+"""
+import numpy as np
+
+from cython.parallel cimport prange
+from libc.math cimport floorf, fmodf, copysignf, INFINITY
+
+from _typedefs cimport float32_t, float64_t, int64_t, intp_t
+
+cdef extern from "observer_simd.h":
+    int qlearn_minmax_f32(const float *x, long n, float *mn, float *mx) noexcept nogil
+    int qlearn_minmax_f32_ref(const float *x, long n, float *mn, float *mx) noexcept nogil
+    int qlearn_minmax_accum_f32(const float *x, long k, float *mn, float *mx) noexcept nogil
+    int qlearn_minmax_accum_f32_ref(const float *x, long k, float *mn,
+                                    float *mx) noexcept nogil
+    void qlearn_histc_f32(const float *x, long n, float left, float right, long nbins,
+                          int64_t *counts) noexcept nogil
+    void qlearn_histc_f32_ref(const float *x, long n, float left, float right, long nbins,
+                              int64_t *counts) noexcept nogil
+
+cdef enum:
+    # Work is split into blocks of this many elements; below it a kernel runs serially.
+    BLOCK = 65536
+    # The histogram keeps one partial count array per chunk; at most this many chunks.
+    MAX_HIST_CHUNKS = 64
+
+
+cdef inline int _minmax_run(const float32_t *x, intp_t n, float32_t *mn, float32_t *mx,
+                            bint generic) noexcept nogil:
+    if generic:
+        return qlearn_minmax_f32_ref(x, n, mn, mx)
+    return qlearn_minmax_f32(x, n, mn, mx)
+
+
+def minmax(const float32_t[::1] x,   # IN  n floats, n >= 1
+           bint generic, int num_threads):
+    """(min, max, has_nan) := (min_i x[i], max_i x[i], any_i isnan(x[i]))  (NaN skipped)"""
+    cdef intp_t n = x.shape[0], nblocks = (n + BLOCK - 1) // BLOCK, b, start
+    cdef float32_t[::1] bmin = np.full(nblocks, np.inf, np.float32)
+    cdef float32_t[::1] bmax = np.full(nblocks, -np.inf, np.float32)
+    cdef int[::1] bnan = np.zeros(nblocks, np.intc)
+    if nblocks <= 1:
+        num_threads = 1
+    with nogil:
+        for b in prange(nblocks, num_threads=num_threads, schedule="static"):
+            start = b * BLOCK
+            bnan[b] = _minmax_run(&x[start], min(BLOCK, n - start), &bmin[b], &bmax[b],
+                                  generic)
+    cdef float32_t lo = INFINITY, hi = -INFINITY
+    cdef int nan = 0
+    for b in range(nblocks):          # combine in block order
+        lo = bmin[b] if bmin[b] < lo else lo
+        hi = bmax[b] if bmax[b] > hi else hi
+        nan |= bnan[b]
+    return float(lo), float(hi), bool(nan)
+
+
+def minmax_per_channel(const float32_t[:, :, ::1] x,   # IN  (outer, C, inner), size >= 1
+                       float32_t[::1] out_min,          # OUT (C,)
+                       float32_t[::1] out_max,          # OUT (C,)
+                       bint generic, int num_threads):
+    """out_min[c] := min_{o,i} x[o, c, i],  out_max[c] := max_{o,i} x[o, c, i]
+
+    Returns True if some element is NaN (NaN are skipped by the reduction).
+    """
+    cdef intp_t outer = x.shape[0], C = x.shape[1], inner = x.shape[2]
+    cdef intp_t c, o, i, t, k, K, lo_row, hi_row
+    cdef intp_t ntasks, per_row, nchunks, rows_per_chunk
+    cdef int nan = 0
+    cdef float32_t[::1] tmin, tmax
+    cdef float32_t[:, ::1] pmin, pmax
+    cdef int[::1] tnan
+    for c in range(C):
+        out_min[c] = INFINITY
+        out_max[c] = -INFINITY
+    if outer * C * inner < BLOCK:
+        num_threads = 1
+    if inner >= 16:
+        # Each row x[o, c, :] is contiguous: reduce rows (split into BLOCK-long pieces so
+        # that a few long rows still parallelise), then combine the pieces per channel.
+        per_row = (inner + BLOCK - 1) // BLOCK
+        ntasks = outer * C * per_row
+        tmin = np.full(ntasks, np.inf, np.float32)
+        tmax = np.full(ntasks, -np.inf, np.float32)
+        tnan = np.zeros(ntasks, np.intc)
+        with nogil:
+            for t in prange(ntasks, num_threads=num_threads, schedule="static"):
+                k = (t % per_row) * BLOCK
+                tnan[t] = _minmax_run(&x[(t // per_row) // C, (t // per_row) % C, k],
+                                      min(BLOCK, inner - k), &tmin[t], &tmax[t], generic)
+            for t in range(ntasks):   # task t belongs to channel (t // per_row) % C
+                c = (t // per_row) % C
+                out_min[c] = tmin[t] if tmin[t] < out_min[c] else out_min[c]
+                out_max[c] = tmax[t] if tmax[t] > out_max[c] else out_max[c]
+                nan |= tnan[t]
+        return bool(nan)
+    # Short rows (channels last, e.g. (N, C) activations): treat x as (outer, K = C*inner)
+    # and take element-wise min/max over outer, in chunks of rows with partial results.
+    K = C * inner
+    rows_per_chunk = max(1, BLOCK // K)
+    nchunks = (outer + rows_per_chunk - 1) // rows_per_chunk
+    pmin = np.full((nchunks, K), np.inf, np.float32)
+    pmax = np.full((nchunks, K), -np.inf, np.float32)
+    tnan = np.zeros(nchunks, np.intc)
+    with nogil:
+        for t in prange(nchunks, num_threads=num_threads, schedule="static"):
+            lo_row = t * rows_per_chunk
+            hi_row = min(lo_row + rows_per_chunk, outer)
+            for o in range(lo_row, hi_row):
+                if generic:
+                    tnan[t] |= qlearn_minmax_accum_f32_ref(&x[o, 0, 0], K, &pmin[t, 0],
+                                                           &pmax[t, 0])
+                else:
+                    tnan[t] |= qlearn_minmax_accum_f32(&x[o, 0, 0], K, &pmin[t, 0],
+                                                       &pmax[t, 0])
+        for t in range(nchunks):
+            nan |= tnan[t]
+            for c in range(C):
+                for i in range(inner):
+                    k = c * inner + i
+                    out_min[c] = pmin[t, k] if pmin[t, k] < out_min[c] else out_min[c]
+                    out_max[c] = pmax[t, k] if pmax[t, k] > out_max[c] else out_max[c]
+    return bool(nan)
+
+
+def histc(const float32_t[::1] x,       # IN  n floats
+          float32_t left, float32_t right,  # the range, left < right
+          int64_t[::1] counts,          # IN/OUT (nbins,): counts are added here
+          bint generic, int num_threads):
+    """counts[b] += #{i : left <= x[i] <= right, bin(x[i]) = b}, as torch.histc:
+
+    bin(x) = min(floor((x - left) * nbins / (right - left)), nbins - 1), in float32.
+    """
+    cdef intp_t n = x.shape[0], nbins = counts.shape[0], t, b, k, start, stop
+    cdef intp_t nchunks = min(<intp_t> MAX_HIST_CHUNKS, (n + BLOCK - 1) // BLOCK)
+    if nchunks < 1:
+        return
+    cdef intp_t chunk = (n + nchunks - 1) // nchunks
+    chunk = (chunk + 3) // 4 * 4   # keep the i % 4 copy assignment of a single pass
+    cdef int64_t[:, ::1] part = np.zeros((nchunks, 4 * nbins), np.int64)
+    if nchunks <= 1:
+        num_threads = 1
+    with nogil:
+        for t in prange(nchunks, num_threads=num_threads, schedule="static"):
+            start = t * chunk
+            stop = min(start + chunk, n)
+            if start < stop:
+                if generic:
+                    qlearn_histc_f32_ref(&x[start], stop - start, left, right, nbins,
+                                         &part[t, 0])
+                else:
+                    qlearn_histc_f32(&x[start], stop - start, left, right, nbins,
+                                     &part[t, 0])
+        for t in range(nchunks):        # integer sums: any order gives the same counts
+            for k in range(4):
+                for b in range(nbins):
+                    counts[b] += part[t, k * nbins + b]
+
+
+# --- HistogramObserver's L2 search (torch/ao/quantization/observer.py) -------------------
+# Written in float32 with the operations in the order PyTorch's tensor code applies them,
+# so that the same histogram gives the same clipping range.
+
+cdef inline float32_t _div_floor(float32_t a, float32_t b) noexcept nogil:
+    """a // b for floats, as Python and torch.div(rounding_mode='floor') compute it."""
+    cdef float32_t mod, div, floordiv
+    if b == 0:
+        return a / b
+    mod = fmodf(a, b)
+    div = (a - mod) / b
+    if mod != 0 and ((b < 0) != (mod < 0)):
+        div -= 1
+    if div != 0:
+        floordiv = floorf(div)
+        if div - floordiv > 0.5:
+            floordiv += 1
+    else:
+        floordiv = copysignf(0, a / b)
+    return floordiv
+
+
+cdef inline float32_t _clampf(float32_t v, float32_t lo, float32_t hi) noexcept nogil:
+    return lo if v < lo else (hi if v > hi else v)
+
+
+cdef float64_t _quantization_error(const float32_t *hist, intp_t bins, float64_t bin_width,
+                                   intp_t start_bin, intp_t end_bin,
+                                   intp_t dst_nbins) noexcept nogil:
+    r"""L2 error of quantizing the histogram with range [start_bin, end_bin + 1) bins.
+
+    Each source bin holds density h / w spread uniformly; a destination bin of width
+    D maps its content to its centre, so a piece [a, b] (relative to that centre) costs
+    density * (b^3 - a^3) / 3.  Summed over the begin piece, the whole destination bins
+    in between and the end piece of every source bin.
+    """
+    cdef float64_t dst_bin_width = bin_width * (end_bin - start_bin + 1) / dst_nbins
+    if dst_bin_width == 0.0:
+        return 0.0
+    cdef float32_t bw = <float32_t> bin_width, dw = <float32_t> dst_bin_width
+    cdef float32_t half = <float32_t> (dst_bin_width / 2)
+    cdef float32_t neg_half = <float32_t> (-dst_bin_width / 2)
+    cdef float32_t top = <float32_t> (dst_nbins - 1)
+    cdef float32_t mid = (half * half * half - neg_half * neg_half * neg_half) / 3
+    cdef float32_t src_begin, src_end, dob, doe, dob_center, doe_center, density, db, de
+    cdef float32_t norm
+    cdef float64_t total = 0.0
+    cdef intp_t i
+    for i in range(bins):
+        src_begin = <float32_t> (i - start_bin) * bw
+        src_end = src_begin + bw
+        dob = _clampf(_div_floor(src_begin, dw), 0, top)
+        dob_center = (dob + 0.5) * dw
+        doe = _clampf(_div_floor(src_end, dw), 0, top)
+        density = hist[i] / bw
+        db = src_begin - dob_center
+        norm = density * ((half * half * half - db * db * db) / 3)   # begin piece
+        norm = norm + (doe - dob - 1) * (density * mid)              # whole bins between
+        doe_center = doe * dw + half
+        de = src_end - doe_center
+        norm = norm + density * ((de * de * de - neg_half * neg_half * neg_half) / 3)
+        total += norm
+    return <float32_t> total
+
+
+def quantization_error(const float32_t[::1] hist, float64_t bin_width, intp_t start_bin,
+                       intp_t end_bin, intp_t dst_nbins):
+    """The L2 quantization error of clipping the histogram to bins [start_bin, end_bin]."""
+    return _quantization_error(&hist[0], hist.shape[0], bin_width, start_bin, end_bin,
+                               dst_nbins)
+
+
+def non_linear_param_search(const float32_t[::1] hist, float64_t bin_width,
+                            intp_t dst_nbins):
+    """(start_bin, end_bin) of PyTorch's HistogramObserver._non_linear_param_search.
+
+    Moves the lower or upper quantile bound inward in steps of 1e-5 of the total mass
+    (whichever side frees more bins), and stops when the L2 quantization error of the
+    clipped range stops decreasing.
+    """
+    cdef intp_t bins = hist.shape[0], i, l, r
+    cdef intp_t start_bin = 0, end_bin = bins - 1, next_start_bin, next_end_bin
+    cdef float32_t[::1] csum = np.empty(bins, np.float32)
+    cdef float64_t acc = 0.0, total, alpha = 0.0, beta = 1.0, stepsize = 1e-5
+    cdef float64_t next_alpha, next_beta, norm, norm_min = INFINITY
+    cdef float32_t lo_mass, hi_mass
+    with nogil:
+        for i in range(bins):      # torch.cumsum accumulates in double, stores float32
+            acc += hist[i]
+            csum[i] = <float32_t> acc
+        total = <float32_t> acc
+        while alpha < beta:
+            next_alpha = alpha + stepsize
+            next_beta = beta - stepsize
+            lo_mass = <float32_t> (next_alpha * total)
+            hi_mass = <float32_t> (next_beta * total)
+            l = start_bin
+            r = end_bin
+            while l < end_bin and csum[l] < lo_mass:
+                l += 1
+            while r > start_bin and csum[r] > hi_mass:
+                r -= 1
+            next_start_bin = start_bin
+            next_end_bin = end_bin
+            if (l - start_bin) > (end_bin - r):
+                next_start_bin = l
+                alpha = next_alpha
+            else:
+                next_end_bin = r
+                beta = next_beta
+            if next_start_bin == start_bin and next_end_bin == end_bin:
+                continue
+            norm = _quantization_error(&hist[0], bins, bin_width, next_start_bin,
+                                       next_end_bin, dst_nbins)
+            if norm > norm_min:
+                break
+            norm_min = norm
+            start_bin = next_start_bin
+            end_bin = next_end_bin
+    return int(start_bin), int(end_bin)

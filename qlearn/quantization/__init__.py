@@ -1,0 +1,22 @@
+"""Quantization: observers, qconfig, fake quantization and the eager workflow."""
+from .observer import (FixedQParamsObserver, HistogramObserver, MinMaxObserver,
+                       MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver,
+                       NoopObserver, ObserverBase, PerChannelMinMaxObserver,
+                       PlaceholderObserver, RecordingObserver, ReuseInputObserver,
+                       default_debug_observer, default_dynamic_quant_observer,
+                       default_histogram_observer, default_observer,
+                       default_per_channel_weight_observer, default_placeholder_observer,
+                       default_weight_observer)
+# from .calibrators import EntropyObserver, MSEObserver, PercentileObserver
+from .qconfig import (QConfig, QConfigDynamic, default_dynamic_qconfig,
+                      default_per_channel_qconfig, default_qconfig, get_default_qat_qconfig,
+                      get_default_qconfig, per_channel_dynamic_qconfig)
+from .qparams import calculate_qmin_qmax, calculate_qparams
+from .fake_quantize import (FakeQuantize, FakeQuantizeBase, FixedQParamsFakeQuantize,
+                            FusedMovingAvgObsFakeQuantize, LearnableFakeQuantize,
+                            default_fake_quant, default_fused_act_fake_quant,
+                            default_fused_per_channel_wt_fake_quant,
+                            default_fused_wt_fake_quant, default_histogram_fake_quant,
+                            default_per_channel_weight_fake_quant, default_weight_fake_quant,
+                            disable_fake_quant, disable_observer, enable_fake_quant,
+                            enable_observer)

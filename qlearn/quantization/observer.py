@@ -1,0 +1,942 @@
+r"""Observers: modules that watch the values a tensor takes and turn them into qparams.
+
+The names, arguments and defaults are PyTorch's (``torch.ao.quantization.observer``), and
+for the same data fed in the same batches :meth:`calculate_qparams` returns the same
+scale and zero point.  An observer is an :class:`qlearn.nn.Module`: ``obs(x)`` records
+``x`` and returns it unchanged (the same object), its statistics are buffers
+(``min_val``, ``max_val``, ``histogram``) that :meth:`~qlearn.nn.Module.state_dict`
+saves, and ``Observer.with_args(**kw)`` makes a factory for a :class:`QConfig
+<qlearn.quantization.qconfig.QConfig>`.
+
+Every observer reduces its statistics to a clipping range :math:`[\alpha, \beta]` and
+calls :func:`qlearn.quantization.qparams.calculate_qparams`.
+
+Where qlearn differs from PyTorch (documented on the classes):
+
+* NaN or infinity in observed data raises ``ValueError`` (PyTorch's min/max observers
+  silently store NaN, which then poisons every qparam; its HistogramObserver drops
+  infinities with a warning).
+* zero points are always int64 (PyTorch returns int32 for affine and int64 for
+  symmetric schemes).
+* invalid arguments raise ``ValueError``/``TypeError`` naming the argument, where PyTorch
+  raises ``AssertionError``; a custom ``quant_min``/``quant_max`` must lie inside the
+  dtype's range.
+"""
+import functools
+import os
+import warnings
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from .. import _validation
+from .._ext import _observer as _kernels
+from .._ext import _openmp
+from ..dtypes import (
+    QDType,
+    per_channel_affine,
+    per_channel_symmetric,
+    per_tensor_affine,
+    per_tensor_symmetric,
+    qint8,
+    qint32,
+    quint8,
+)
+from ..nn.modules.module import Module
+from .qparams import FLOAT32_EPS, calculate_qmin_qmax, calculate_qparams, validate_qmin_qmax
+
+__all__ = [
+    "ObserverBase", "UniformQuantizationObserverBase", "MinMaxObserver",
+    "MovingAverageMinMaxObserver", "PerChannelMinMaxObserver",
+    "MovingAveragePerChannelMinMaxObserver", "HistogramObserver", "FixedQParamsObserver",
+    "PlaceholderObserver", "RecordingObserver", "NoopObserver", "ReuseInputObserver",
+    "default_observer", "default_placeholder_observer", "default_debug_observer",
+    "default_weight_observer", "weight_observer_range_neg_127_to_127",
+    "default_histogram_observer", "default_per_channel_weight_observer",
+    "per_channel_weight_observer_range_neg_127_to_127", "default_dynamic_quant_observer",
+    "default_fixed_qparams_range_neg1to1_observer",
+    "default_fixed_qparams_range_0to1_observer", "default_reuse_input_observer",
+]
+
+_GENERIC = os.environ.get("QLEARN_SIMD", "") == "generic"
+
+
+# --- factories ----------------------------------------------------------------------------
+class _PartialWrapper:
+    """A ``functools.partial`` of an observer class, printed as PyTorch prints it.
+
+    ``callable_args`` are called at construction time (``with_callable_args``).
+    """
+
+    def __init__(self, p):
+        self.p = p
+        self.callable_args = {}
+
+    def __call__(self, *args, **keywords):
+        for name, fn in self.callable_args.items():
+            if name not in keywords:
+                keywords = {**keywords, name: fn()}
+        return self.p(*args, **keywords)
+
+    def __repr__(self):
+        return self.p.__repr__() + self.callable_args.__repr__()
+
+    def with_args(self, **kwargs):
+        return _with_args(self, **kwargs)
+
+    def with_callable_args(self, **kwargs):
+        result = _PartialWrapper(p=self.p)
+        result.callable_args = {**self.callable_args, **kwargs}
+        return result
+
+
+def _with_args(cls_or_self, **kwargs):
+    """A factory that builds ``cls_or_self(**kwargs)`` each time it is called."""
+    return _PartialWrapper(functools.partial(cls_or_self, **kwargs))
+
+
+def _with_callable_args(cls_or_self, **kwargs):
+    """A factory whose ``kwargs`` values are functions called at each construction."""
+    result = _PartialWrapper(p=functools.partial(cls_or_self))
+    return result.with_callable_args(**kwargs)
+
+
+# --- input handling -----------------------------------------------------------------------
+def _as_array(x):
+    """The observed data as a C-contiguous float32 ndarray (no copy when it already is)."""
+    data = getattr(x, "data", x) if not isinstance(x, np.ndarray) else x
+    if not isinstance(data, np.ndarray):
+        data = x
+    return _validation.as_float32(data, "x")
+
+
+def _non_finite_error(arr):
+    bad = arr.ravel()[~np.isfinite(arr.ravel())][0]
+    return ValueError(f"`x` must be finite to be observed, got a {bad} value (PyTorch's "
+                      f"observers would store it and return NaN qparams)")
+
+
+def _tensor_minmax(arr):
+    """(min, max) of a non-empty float32 array, as float32 scalars; raises on NaN/inf."""
+    flat = arr.reshape(-1)
+    lo, hi, has_nan = _kernels.minmax(flat, _GENERIC, _openmp.get_num_threads())
+    if has_nan or lo == -np.inf or hi == np.inf:
+        raise _non_finite_error(arr)
+    return np.float32(lo), np.float32(hi)
+
+
+def _channel_minmax(arr, ch_axis):
+    """Per-channel (min, max) along ``ch_axis``, as float32 arrays of shape (C,)."""
+    if arr.ndim == 0:
+        raise ValueError(f"a per-channel observer needs at least 1 dimension, got a scalar "
+                         f"(ch_axis={ch_axis})")
+    axis = _validation.check_axis(ch_axis, arr.ndim, "ch_axis")
+    shape = arr.shape
+    outer = int(np.prod(shape[:axis], dtype=np.int64))
+    inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
+    view = arr.reshape(outer, shape[axis], inner)
+    lo = np.empty(shape[axis], np.float32)
+    hi = np.empty(shape[axis], np.float32)
+    has_nan = _kernels.minmax_per_channel(view, lo, hi, _GENERIC, _openmp.get_num_threads())
+    if has_nan or np.isinf(lo).any() or np.isinf(hi).any():
+        raise _non_finite_error(arr)
+    return lo, hi
+
+
+# --- base classes -------------------------------------------------------------------------
+class ObserverBase(Module, ABC):
+    r"""Base of every observer: ``forward`` records statistics, ``calculate_qparams``
+    turns them into ``(scale, zero_point)``.
+
+    Parameters
+    ----------
+    dtype : QDType
+        The quantized dtype the qparams are for.
+    is_dynamic : bool
+        Whether the qparams are computed at run time from each input (dynamic
+        quantization) rather than from calibration data.
+    """
+
+    def __init__(self, dtype, is_dynamic=False):
+        super().__init__()
+        self.dtype = dtype
+        self.is_dynamic = bool(is_dynamic)
+
+    @abstractmethod
+    def forward(self, x):
+        pass
+
+    @abstractmethod
+    def calculate_qparams(self, **kwargs):
+        pass
+
+    def merge(self, other):
+        """Combine the statistics of ``other`` (same class and arguments) into ``self``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be merged")
+
+    def _check_mergeable(self, other):
+        if type(other) is not type(self):
+            raise TypeError(f"`other` must be a {type(self).__name__}, got "
+                            f"{type(other).__name__}")
+        for attr in ("dtype", "qscheme", "quant_min", "quant_max", "bins", "ch_axis"):
+            if getattr(self, attr, None) != getattr(other, attr, None):
+                raise ValueError(f"cannot merge observers with different `{attr}`: "
+                                 f"{getattr(self, attr)!r} and {getattr(other, attr)!r}")
+
+    with_args = classmethod(_with_args)
+    with_callable_args = classmethod(_with_callable_args)
+
+
+_QDTYPES = (quint8, qint8, qint32)
+_QSCHEMES = (per_tensor_affine, per_tensor_symmetric, per_channel_affine,
+             per_channel_symmetric)
+
+
+class UniformQuantizationObserverBase(ObserverBase):
+    r"""Base of the observers that compute an affine or symmetric scale and zero point.
+
+    Parameters
+    ----------
+    dtype : QDType
+        ``qlearn.quint8`` (default), ``qlearn.qint8`` or ``qlearn.qint32``.
+    qscheme : QScheme
+        One of the four qschemes (each subclass accepts its per-tensor or per-channel
+        pair).
+    reduce_range : bool
+        Use one bit less: ``[0, 127]`` for quint8, ``[-64, 63]`` for qint8 (see
+        :func:`~qlearn.quantization.qparams.calculate_qmin_qmax`).
+    quant_min, quant_max : int or None
+        A custom integer range :math:`[Q_\min, Q_\max]` inside the dtype that contains
+        0 (e.g. ``-8, 7`` for 4-bit weights).  Give both or neither.
+    eps : float
+        The smallest scale returned (default float32's machine epsilon).
+    """
+
+    def __init__(self, dtype=quint8, qscheme=per_tensor_affine, reduce_range=False,
+                 quant_min=None, quant_max=None, factory_kwargs=None, eps=FLOAT32_EPS,
+                 is_dynamic=False, **kwargs):
+        _validation.check_dtype(dtype, "dtype", _QDTYPES)
+        _validation.check_qscheme(qscheme, "qscheme", _QSCHEMES)
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} got unexpected arguments "
+                            f"{sorted(kwargs)}")
+        super().__init__(dtype=dtype, is_dynamic=is_dynamic)
+        if not isinstance(reduce_range, (bool, np.bool_)):
+            raise TypeError(f"`reduce_range` must be a bool, got {reduce_range!r}")
+        eps = float(eps)
+        if not (np.isfinite(eps) and eps > 0):
+            raise ValueError(f"`eps` must be a positive finite number, got {eps}")
+        self.qscheme = qscheme
+        self.reduce_range = bool(reduce_range)
+        self.register_buffer("eps", np.array([eps], np.float32))
+        if (quant_min is None) != (quant_max is None):
+            raise ValueError(f"give both `quant_min` and `quant_max` or neither, got "
+                             f"quant_min={quant_min}, quant_max={quant_max}")
+        self.has_customized_qrange = quant_min is not None
+        if self.has_customized_qrange:
+            validate_qmin_qmax(quant_min, quant_max, dtype)
+            quant_min, quant_max = int(quant_min), int(quant_max)
+        self.quant_min, self.quant_max = calculate_qmin_qmax(
+            quant_min, quant_max, self.has_customized_qrange, dtype, self.reduce_range)
+        if qscheme.is_symmetric and self.reduce_range and dtype is quint8:
+            raise NotImplementedError("cannot reduce range for symmetric quantization "
+                                      "with quint8 (as in PyTorch)")
+
+    def _calculate_qparams(self, min_val, max_val):
+        """``calculate_qparams`` of :mod:`~qlearn.quantization.qparams` with this
+        observer's dtype, qscheme, range and eps."""
+        return calculate_qparams(min_val, max_val, self.dtype, self.qscheme, self.quant_min,
+                                 self.quant_max, float(self.eps[0]),
+                                 self.has_customized_qrange)
+
+    def reset_min_max_vals(self):
+        raise NotImplementedError("Cannot reset min/max values in the given observer.")
+
+
+# --- min/max ------------------------------------------------------------------------------
+class MinMaxObserver(UniformQuantizationObserverBase):
+    r"""Running minimum and maximum of every tensor seen.
+
+    .. math::
+
+        x_\min \leftarrow \min\big(x_\min, \min(X)\big), \qquad
+        x_\max \leftarrow \max\big(x_\max, \max(X)\big)
+
+    starting from :math:`x_\min = +\infty`, :math:`x_\max = -\infty`; then
+    :math:`[\alpha, \beta] = [x_\min, x_\max]` gives the scale and zero point through
+    :func:`~qlearn.quantization.qparams.calculate_qparams` (affine:
+    :math:`S = (\beta' - \alpha') / (Q_\max - Q_\min)`,
+    :math:`Z = Q_\min - \operatorname{round}(\alpha' / S)`; symmetric:
+    :math:`S = \max(-\alpha', \beta') / ((Q_\max - Q_\min) / 2)`).
+
+    Parameters are those of :class:`UniformQuantizationObserverBase`; ``qscheme`` must
+    be per-tensor.  Empty tensors are ignored; ``calculate_qparams`` before any data
+    returns ``(1.0, 0)`` with a warning; NaN or infinity raises ``ValueError``.
+
+    Examples
+    --------
+    >>> from qlearn.quantization.observer import MinMaxObserver
+    >>> obs = MinMaxObserver()
+    >>> x = np.array([-1.0, 0.5, 3.0], np.float32)
+    >>> obs(x) is x
+    True
+    >>> obs.min_val, obs.max_val
+    (array(-1., dtype=float32), array(3., dtype=float32))
+    >>> obs.calculate_qparams()       # S = 4/255, Z = round(1/S) = 64
+    (array([0.01568628], dtype=float32), array([64]))
+    """
+
+    def __init__(self, dtype=quint8, qscheme=per_tensor_affine, reduce_range=False,
+                 quant_min=None, quant_max=None, factory_kwargs=None, eps=FLOAT32_EPS,
+                 is_dynamic=False, **kwargs):
+        _validation.check_qscheme(qscheme, "qscheme", (per_tensor_affine,
+                                                       per_tensor_symmetric))
+        super().__init__(dtype=dtype, qscheme=qscheme, reduce_range=reduce_range,
+                         quant_min=quant_min, quant_max=quant_max,
+                         factory_kwargs=factory_kwargs, eps=eps, is_dynamic=is_dynamic,
+                         **kwargs)
+        self.register_buffer("min_val", np.array(np.inf, np.float32))
+        self.register_buffer("max_val", np.array(-np.inf, np.float32))
+
+    def forward(self, x_orig):
+        """Record the running minimum and maximum of ``x_orig``; return it unchanged."""
+        x = _as_array(x_orig)
+        if x.size == 0:
+            return x_orig
+        lo, hi = _tensor_minmax(x)
+        self.min_val[...] = min(self.min_val, lo)
+        self.max_val[...] = max(self.max_val, hi)
+        return x_orig
+
+    def calculate_qparams(self):
+        """``(scale, zero_point)`` for the running range (arrays of shape (1,))."""
+        return self._calculate_qparams(self.min_val, self.max_val)
+
+    def extra_repr(self):
+        return f"min_val={self.min_val}, max_val={self.max_val}"
+
+    def reset_min_max_vals(self):
+        """Forget the data seen: ``min_val = inf``, ``max_val = -inf``."""
+        self.min_val[...] = np.inf
+        self.max_val[...] = -np.inf
+
+    def merge(self, other):
+        """Combine another MinMaxObserver's range into this one: the min of the minima
+        and the max of the maxima, exactly what one observer over both data sets holds.
+
+        >>> from qlearn.quantization.observer import MinMaxObserver
+        >>> a, b = MinMaxObserver(), MinMaxObserver()
+        >>> _ = a(np.array([0.0, 1.0], np.float32)); _ = b(np.array([-2.0], np.float32))
+        >>> a.merge(b).min_val
+        array(-2., dtype=float32)
+        """
+        self._check_mergeable(other)
+        self.min_val[...] = min(self.min_val, other.min_val)
+        self.max_val[...] = max(self.max_val, other.max_val)
+        return self
+
+
+class MovingAverageMinMaxObserver(MinMaxObserver):
+    r"""Exponential moving average of each batch's minimum and maximum.
+
+    The first batch sets the range; each later batch :math:`X_t` moves it by the
+    ``averaging_constant`` :math:`c`:
+
+    .. math::
+
+        m_t = m_{t-1} + c \, \big(\min(X_t) - m_{t-1}\big), \qquad
+        M_t = M_{t-1} + c \, \big(\max(X_t) - M_{t-1}\big)
+
+    (in float32, as PyTorch).  Scale and zero point as in :class:`MinMaxObserver`.
+
+    Parameters
+    ----------
+    averaging_constant : float
+        :math:`c \in (0, 1]`, default 0.01.  ``c = 1`` keeps only the last batch.
+    dtype, qscheme, reduce_range, quant_min, quant_max, eps, is_dynamic
+        As in :class:`MinMaxObserver`; ``is_dynamic=True`` requires ``c = 1``.
+
+    Examples
+    --------
+    >>> from qlearn.quantization.observer import MovingAverageMinMaxObserver
+    >>> obs = MovingAverageMinMaxObserver(averaging_constant=0.5)
+    >>> _ = obs(np.array([0.0, 2.0], np.float32))    # m = 0, M = 2
+    >>> _ = obs(np.array([-2.0, 4.0], np.float32))   # m = 0 + .5 (-2 - 0), M = 2 + .5 (4 - 2)
+    >>> obs.min_val, obs.max_val
+    (array(-1., dtype=float32), array(3., dtype=float32))
+    """
+
+    def __init__(self, averaging_constant=0.01, dtype=quint8, qscheme=per_tensor_affine,
+                 reduce_range=False, quant_min=None, quant_max=None, eps=FLOAT32_EPS,
+                 is_dynamic=False, **kwargs):
+        averaging_constant = _check_averaging_constant(averaging_constant)
+        if is_dynamic and averaging_constant != 1:
+            raise NotImplementedError(f"MovingAverageMinMaxObserver doesn't support dynamic "
+                                      f"quantization for averaging constant of "
+                                      f"{averaging_constant}")
+        self_kwargs = dict(dtype=dtype, qscheme=qscheme, reduce_range=reduce_range,
+                           quant_min=quant_min, quant_max=quant_max, eps=eps,
+                           is_dynamic=is_dynamic, **kwargs)
+        super().__init__(**self_kwargs)
+        self.averaging_constant = averaging_constant
+
+    def forward(self, x_orig):
+        """Move the running range toward this batch's; return ``x_orig`` unchanged."""
+        x = _as_array(x_orig)
+        if x.size == 0:
+            return x_orig
+        lo, hi = _tensor_minmax(x)
+        if self.min_val == np.inf and self.max_val == -np.inf:
+            self.min_val[...] = lo
+            self.max_val[...] = hi
+        else:
+            c = np.float32(self.averaging_constant)
+            self.min_val[...] = self.min_val + c * (lo - self.min_val)
+            self.max_val[...] = self.max_val + c * (hi - self.max_val)
+        return x_orig
+
+    def merge(self, other):
+        """Not defined: a moving average depends on the order of the batches, so the
+        averages of two shards do not combine into the average over all the data."""
+        raise NotImplementedError("moving-average observers cannot be merged: the "
+                                  "average depends on the order of the batches; use "
+                                  "MinMaxObserver or HistogramObserver for sharded "
+                                  "calibration")
+
+
+def _check_averaging_constant(c):
+    if isinstance(c, bool) or not isinstance(c, (int, float, np.floating, np.integer)):
+        raise TypeError(f"`averaging_constant` must be a number in (0, 1], got {c!r}")
+    c = float(c)
+    if not 0 < c <= 1:
+        raise ValueError(f"`averaging_constant` must be in (0, 1], got {c}")
+    return c
+
+
+class PerChannelMinMaxObserver(UniformQuantizationObserverBase):
+    r"""Running minimum and maximum of each channel along ``ch_axis``.
+
+    .. math::
+
+        x_{\min, c} \leftarrow \min\big(x_{\min, c}, \min_{i} X_{c, i}\big), \qquad
+        x_{\max, c} \leftarrow \max\big(x_{\max, c}, \max_{i} X_{c, i}\big)
+
+    where :math:`i` runs over every index except the channel's.  Each channel gets its
+    own scale and zero point, computed as in :class:`MinMaxObserver` (arrays of shape
+    ``(C,)``).  Per-channel symmetric quantization is the usual choice for weights.
+
+    Parameters
+    ----------
+    ch_axis : int
+        The channel axis (negative values count from the end); checked against each
+        tensor's dimensions.
+    dtype, reduce_range, quant_min, quant_max, eps
+        As in :class:`MinMaxObserver`.
+    qscheme : QScheme
+        ``per_channel_affine`` (default) or ``per_channel_symmetric``.
+
+    Examples
+    --------
+    >>> from qlearn.quantization.observer import PerChannelMinMaxObserver
+    >>> obs = PerChannelMinMaxObserver(ch_axis=0, dtype=ql.qint8,
+    ...                                qscheme=ql.per_channel_symmetric)
+    >>> _ = obs(np.array([[-1.0, 0.5], [0.2, 2.0]], np.float32))
+    >>> obs.min_val, obs.max_val
+    (array([-1. ,  0.2], dtype=float32), array([0.5, 2. ], dtype=float32))
+    >>> obs.calculate_qparams()      # S_c = max|x_c| / 127.5
+    (array([0.00784314, 0.01568628], dtype=float32), array([0, 0]))
+    """
+
+    def __init__(self, ch_axis=0, dtype=quint8, qscheme=per_channel_affine,
+                 reduce_range=False, quant_min=None, quant_max=None, factory_kwargs=None,
+                 eps=FLOAT32_EPS, is_dynamic=False, **kwargs):
+        _validation.check_qscheme(qscheme, "qscheme", (per_channel_affine,
+                                                       per_channel_symmetric))
+        if is_dynamic:
+            raise NotImplementedError(f"{type(self).__name__} doesn't support dynamic "
+                                      f"quantization")
+        if isinstance(ch_axis, bool) or not isinstance(ch_axis, (int, np.integer)):
+            raise TypeError(f"`ch_axis` must be an integer, got {ch_axis!r}")
+        super().__init__(dtype=dtype, qscheme=qscheme, reduce_range=reduce_range,
+                         quant_min=quant_min, quant_max=quant_max,
+                         factory_kwargs=factory_kwargs, eps=eps, is_dynamic=is_dynamic,
+                         **kwargs)
+        self.ch_axis = int(ch_axis)
+        self.register_buffer("min_val", np.empty(0, np.float32))
+        self.register_buffer("max_val", np.empty(0, np.float32))
+
+    def _batch_minmax(self, x):
+        lo, hi = _channel_minmax(x, self.ch_axis)
+        if self.min_val.size and lo.shape != self.min_val.shape:
+            raise ValueError(f"the number of channels along ch_axis={self.ch_axis} changed: "
+                             f"the observer holds {self.min_val.shape[0]}, `x` has "
+                             f"{lo.shape[0]} (shape {x.shape})")
+        return lo, hi
+
+    def forward(self, x_orig):
+        """Record each channel's running minimum and maximum; return ``x_orig``."""
+        x = _as_array(x_orig)
+        if x.size == 0:
+            return x_orig
+        lo, hi = self._batch_minmax(x)
+        if self.min_val.size == 0:
+            self.min_val, self.max_val = lo, hi
+        else:
+            self.min_val = np.minimum(self.min_val, lo)
+            self.max_val = np.maximum(self.max_val, hi)
+        return x_orig
+
+    def calculate_qparams(self):
+        """``(scales, zero_points)``, arrays of shape ``(C,)``."""
+        return self._calculate_qparams(self.min_val, self.max_val)
+
+    def extra_repr(self):
+        return f"min_val={self.min_val}, max_val={self.max_val}"
+
+    def reset_min_max_vals(self):
+        """Forget the data seen (empty ``min_val`` / ``max_val``)."""
+        self.min_val = np.empty(0, np.float32)
+        self.max_val = np.empty(0, np.float32)
+
+    def merge(self, other):
+        """Combine another observer's per-channel ranges (element-wise min and max)."""
+        self._check_mergeable(other)
+        if other.min_val.size == 0:
+            return self
+        if self.min_val.size == 0:
+            self.min_val, self.max_val = other.min_val.copy(), other.max_val.copy()
+            return self
+        if other.min_val.shape != self.min_val.shape:
+            raise ValueError(f"cannot merge observers with {self.min_val.shape[0]} and "
+                             f"{other.min_val.shape[0]} channels")
+        self.min_val = np.minimum(self.min_val, other.min_val)
+        self.max_val = np.maximum(self.max_val, other.max_val)
+        return self
+
+
+class MovingAveragePerChannelMinMaxObserver(PerChannelMinMaxObserver):
+    r"""Per-channel exponential moving average of the minimum and maximum.
+
+    .. math::
+
+        m_{t, c} = m_{t-1, c} + c_\text{avg} \big(\min_i X_{t, c, i} - m_{t-1, c}\big)
+
+    and likewise for the maximum; the first batch sets the range.  Scales and zero
+    points per channel as in :class:`PerChannelMinMaxObserver`.
+
+    Parameters
+    ----------
+    averaging_constant : float
+        :math:`c_\text{avg} \in (0, 1]`, default 0.01.
+    ch_axis, dtype, qscheme, reduce_range, quant_min, quant_max, eps
+        As in :class:`PerChannelMinMaxObserver`.
+
+    Examples
+    --------
+    >>> from qlearn.quantization.observer import MovingAveragePerChannelMinMaxObserver
+    >>> obs = MovingAveragePerChannelMinMaxObserver(averaging_constant=0.5, ch_axis=1)
+    >>> _ = obs(np.array([[0.0, -4.0], [1.0, 4.0]], np.float32))
+    >>> _ = obs(np.array([[0.0, -2.0], [3.0, 2.0]], np.float32))
+    >>> obs.min_val, obs.max_val
+    (array([ 0., -3.], dtype=float32), array([2., 3.], dtype=float32))
+    """
+
+    def __init__(self, averaging_constant=0.01, ch_axis=0, dtype=quint8,
+                 qscheme=per_channel_affine, reduce_range=False, quant_min=None,
+                 quant_max=None, eps=FLOAT32_EPS, is_dynamic=False, **kwargs):
+        averaging_constant = _check_averaging_constant(averaging_constant)
+        super().__init__(ch_axis=ch_axis, dtype=dtype, qscheme=qscheme,
+                         reduce_range=reduce_range, quant_min=quant_min,
+                         quant_max=quant_max, eps=eps, is_dynamic=is_dynamic, **kwargs)
+        self.averaging_constant = averaging_constant
+
+    def forward(self, x_orig):
+        """Move each channel's running range toward this batch's; return ``x_orig``."""
+        x = _as_array(x_orig)
+        if x.size == 0:
+            return x_orig
+        lo, hi = self._batch_minmax(x)
+        if self.min_val.size == 0:
+            self.min_val, self.max_val = lo, hi
+        else:
+            c = np.float32(self.averaging_constant)
+            self.min_val = self.min_val + c * (lo - self.min_val)
+            self.max_val = self.max_val + c * (hi - self.max_val)
+        return x_orig
+
+    merge = MovingAverageMinMaxObserver.merge
+
+
+# --- histogram ----------------------------------------------------------------------------
+def _linspace32(start, end, steps):
+    """torch.linspace in float32: start + i*step below the midpoint, end - (n-1-i)*step
+    above it (its scalar formula)."""
+    start, end = np.float32(start), np.float32(end)
+    step = (end - start) / np.float32(steps - 1)
+    i = np.arange(steps)
+    half = steps // 2
+    lo = start + step * i[:half].astype(np.float32)
+    hi = end - step * (steps - i[half:] - 1).astype(np.float32)
+    return np.concatenate([lo, hi]).astype(np.float32)
+
+
+def _histc(x, bins, lo, hi):
+    """torch.histc(x, bins, min=lo, max=hi) as float64 counts (x float32, non-empty)."""
+    lo, hi = float(lo), float(hi)
+    if lo == hi and x.size:
+        lo, hi = float(x.min()), float(x.max())
+    if lo == hi:   # torch widens an empty range by one on each side
+        lo = min(float(np.nextafter(np.float32(lo), np.float32(-np.inf))), lo - 1.0)
+        hi = max(float(np.nextafter(np.float32(hi), np.float32(np.inf))), hi + 1.0)
+    counts = np.zeros(bins, np.int64)
+    _kernels.histc(x.reshape(-1), np.float32(lo), np.float32(hi), counts, _GENERIC,
+                   _openmp.get_num_threads())
+    return counts.astype(np.float64)
+
+
+class HistogramObserver(UniformQuantizationObserverBase):
+    r"""Histogram of the values seen, and PyTorch's L2-minimising choice of range.
+
+    1. **Histogram.**  ``bins`` equal bins over the running range
+       :math:`[x_\min, x_\max]`, counted as ``torch.histc`` counts them.  When a batch
+       widens the range, the old histogram is re-binned into the new one: each old bin is
+       split into 16 pieces whose centres are assigned to the new bins.
+    2. **Search.**  With :math:`h_j` the counts and :math:`w` the bin width, clipping to
+       bins :math:`[s, e]` quantizes into :math:`N = 2^{\text{bits}}` destination bins
+       of width :math:`D = w (e - s + 1) / N`.  Treating each source bin as uniform
+       density :math:`h_j / w`, a piece :math:`[a, b]` measured from the centre of the
+       destination bin it falls in costs
+
+       .. math::
+
+          E_{[a, b]} = \frac{h_j}{w} \int_a^b t^2 \, dt = \frac{h_j}{w} \frac{b^3 - a^3}{3},
+
+       and the error :math:`E(s, e)` sums this over every source bin (clipped parts
+       land in the outermost destination bins).  Starting from :math:`s = 0`,
+       :math:`e = \text{bins} - 1`, the search moves the lower or upper quantile bound
+       :math:`\alpha, \beta` inward by :math:`10^{-5}` of the mass (the side that frees
+       more bins) and stops when :math:`E` increases.
+    3. **Qparams.**  :math:`[\alpha, \beta] = [x_\min + s w, \, x_\min + (e + 1) w]`, then
+       as :class:`MinMaxObserver`.
+
+    This is ``_non_linear_param_search`` of PyTorch (after Caffe2's norm minimisation),
+    computed in float32 in the same order, so the qparams agree with PyTorch's.
+
+    Parameters
+    ----------
+    bins : int
+        Number of histogram bins (default 2048).
+    dtype, qscheme, reduce_range, quant_min, quant_max, eps
+        As in :class:`MinMaxObserver` (per-tensor qschemes).
+
+    Examples
+    --------
+    >>> from qlearn.quantization.observer import HistogramObserver
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal(10000).astype(np.float32)
+    >>> x[0] = 40.0                                   # one outlier
+    >>> obs = HistogramObserver()
+    >>> _ = obs(x)
+    >>> scale, zero_point = obs.calculate_qparams()
+    >>> bool(scale[0] < 40.0 / 255)                   # the outlier is clipped away
+    True
+    """
+
+    def __init__(self, bins=2048, dtype=quint8, qscheme=per_tensor_affine,
+                 reduce_range=False, quant_min=None, quant_max=None, factory_kwargs=None,
+                 eps=FLOAT32_EPS, is_dynamic=False, **kwargs):
+        _validation.check_qscheme(qscheme, "qscheme", (per_tensor_affine,
+                                                       per_tensor_symmetric))
+        if is_dynamic:
+            raise NotImplementedError(f"{type(self).__name__} doesn't support dynamic "
+                                      f"quantization")
+        if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
+            raise ValueError(f"`bins` must be a positive integer, got {bins!r}")
+        super().__init__(dtype=dtype, qscheme=qscheme, reduce_range=reduce_range,
+                         quant_min=quant_min, quant_max=quant_max,
+                         factory_kwargs=factory_kwargs, eps=eps, is_dynamic=is_dynamic,
+                         **kwargs)
+        self.bins = int(bins)
+        self.register_buffer("histogram", np.zeros(self.bins, np.float64))
+        self.register_buffer("min_val", np.array(np.inf, np.float32))
+        self.register_buffer("max_val", np.array(-np.inf, np.float32))
+        self.dst_nbins = 2 ** dtype.bits
+        self.upsample_rate = 16  # sub-bins per bin when re-binning
+
+    # -- re-binning (PyTorch's _upscale_histogram / _combine_histograms) --------------------
+    def _upscale_histogram(self, histogram, orig_min, orig_max, update_min, update_max):
+        r"""Re-bin ``histogram`` over ``[orig_min, orig_max]`` into ``self.bins`` bins over
+        the wider ``[update_min, update_max]``: each bin is split into ``upsample_rate``
+        equal pieces, each piece goes to the new bin holding its centre."""
+        rate = self.upsample_rate
+        pieces = np.repeat(histogram, rate) / rate
+        orig_min, orig_max = np.float32(orig_min), np.float32(orig_max)
+        bin_size = (orig_max - orig_min) / np.float32(self.bins * rate)
+        mid_points = _linspace32(orig_min, orig_max, self.bins * rate + 1)[:-1] \
+            + np.float32(0.5) * bin_size
+        boundaries = _linspace32(update_min, update_max, self.bins + 1)
+        bucket = np.searchsorted(boundaries, mid_points, side="right") - 1
+        bucket = np.clip(bucket, 0, self.bins - 1)
+        return np.bincount(bucket, weights=pieces, minlength=self.bins)
+
+    def _combine_histograms(self, orig_hist, orig_min, orig_max, update_hist, update_min,
+                            update_max):
+        """``update_hist`` (already over the new range) plus ``orig_hist`` re-binned."""
+        if update_min == orig_min and update_max == orig_max:
+            return orig_hist + update_hist
+        if orig_min == orig_max:   # a single value: put all its mass in its new bin
+            one = np.array([orig_min], np.float32)
+            return _histc(one, self.bins, update_min, update_max) * orig_hist.sum() \
+                + update_hist
+        return update_hist + self._upscale_histogram(orig_hist, orig_min, orig_max,
+                                                     update_min, update_max)
+
+    def forward(self, x_orig):
+        """Add ``x_orig`` to the histogram (re-binning if the range grows); return it."""
+        x = _as_array(x_orig)
+        if x.size == 0:
+            return x_orig
+        x_min, x_max = _tensor_minmax(x)
+        if self.min_val == np.inf or self.max_val == -np.inf:
+            self.min_val[...] = x_min
+            self.max_val[...] = x_max
+            self.histogram = _histc(x, self.bins, x_min, x_max)
+            return x_orig
+        cur_min, cur_max = np.float32(self.min_val), np.float32(self.max_val)
+        new_min, new_max = min(cur_min, x_min), max(cur_max, x_max)
+        update = _histc(x, self.bins, new_min, new_max)
+        if new_min == cur_min and new_max == cur_max:
+            self.histogram = self.histogram + update
+        else:
+            self.histogram = self._combine_histograms(self.histogram, cur_min, cur_max,
+                                                      update, new_min, new_max)
+            self.min_val[...] = new_min
+            self.max_val[...] = new_max
+        return x_orig
+
+    def _non_linear_param_search(self):
+        """The clipping range ``(new_min, new_max)`` minimising the L2 error (step 2)."""
+        min_val, max_val = np.float32(self.min_val), np.float32(self.max_val)
+        bin_width32 = (max_val - min_val) / np.float32(self.bins)
+        if min_val == max_val:
+            return min_val, max_val
+        hist32 = np.ascontiguousarray(self.histogram, dtype=np.float32)
+        bin_width = (float(max_val) - float(min_val)) / self.bins
+        start_bin, end_bin = _kernels.non_linear_param_search(hist32, bin_width,
+                                                              self.dst_nbins)
+        new_min = min_val + bin_width32 * np.float32(start_bin)
+        new_max = min_val + bin_width32 * np.float32(end_bin + 1)
+        return np.float32(new_min), np.float32(new_max)
+
+    def _compute_quantization_error(self, next_start_bin, next_end_bin):
+        """The L2 error :math:`E(s, e)` of clipping to bins ``[s, e]`` (step 2)."""
+        bin_width = (float(self.max_val) - float(self.min_val)) / self.bins
+        return _kernels.quantization_error(np.ascontiguousarray(self.histogram, np.float32),
+                                           bin_width, next_start_bin, next_end_bin,
+                                           self.dst_nbins)
+
+    def calculate_qparams(self):
+        """``(scale, zero_point)`` of the searched range (arrays of shape (1,))."""
+        if self.min_val == np.inf and self.max_val == -np.inf:
+            warnings.warn("must run observer before calling calculate_qparams. "
+                          "Returning default scale and zero point ", UserWarning,
+                          stacklevel=2)
+            return np.array([1.0], np.float32), np.array([0], np.int64)
+        if self.histogram.shape != (self.bins,):
+            raise ValueError(f"the histogram has {self.histogram.shape} entries, the "
+                             f"observer was built with bins={self.bins}")
+        new_min, new_max = self._non_linear_param_search()
+        return self._calculate_qparams(new_min, new_max)
+
+    def reset_min_max_vals(self):
+        """Forget the data seen (empty histogram, ``min_val = inf``, ``max_val = -inf``)."""
+        self.min_val[...] = np.inf
+        self.max_val[...] = -np.inf
+        self.histogram = np.zeros(self.bins, np.float64)
+
+    def merge(self, other):
+        """Add another observer's histogram, both re-binned onto the union of the ranges.
+
+        Re-binning moves mass by up to one bin, so the merged qparams are close to (not
+        always identical with) those of one observer over all the data; they are
+        identical when both ranges are equal.
+        """
+        self._check_mergeable(other)
+        if other.min_val == np.inf:
+            return self
+        if self.min_val == np.inf:
+            self.min_val[...] = other.min_val
+            self.max_val[...] = other.max_val
+            self.histogram = other.histogram.copy()
+            return self
+        new_min = min(np.float32(self.min_val), np.float32(other.min_val))
+        new_max = max(np.float32(self.max_val), np.float32(other.max_val))
+        hists = []
+        for obs in (self, other):
+            lo, hi = np.float32(obs.min_val), np.float32(obs.max_val)
+            if lo == new_min and hi == new_max:
+                hists.append(obs.histogram)
+            else:
+                hists.append(self._combine_histograms(obs.histogram, lo, hi,
+                                                      np.zeros(self.bins), new_min,
+                                                      new_max))
+        self.histogram = hists[0] + hists[1]
+        self.min_val[...] = new_min
+        self.max_val[...] = new_max
+        return self
+
+    def extra_repr(self):
+        return f"min_val={self.min_val}, max_val={self.max_val}"
+
+
+# --- observers that do not observe ----------------------------------------------------------
+class FixedQParamsObserver(ObserverBase):
+    r"""Returns the ``scale`` and ``zero_point`` it was built with, whatever it sees.
+
+    For operators whose output range is known (sigmoid: :math:`[0, 1)` ->
+    ``scale = 1/256, zero_point = 0``; tanh: :math:`[-1, 1)` ->
+    ``scale = 2/256, zero_point = 128``).
+
+    Examples
+    --------
+    >>> from qlearn.quantization.observer import FixedQParamsObserver
+    >>> obs = FixedQParamsObserver(scale=1.0 / 256, zero_point=0)
+    >>> obs.calculate_qparams()
+    (array([0.00390625], dtype=float32), array([0]))
+    """
+
+    def __init__(self, scale, zero_point, dtype=quint8, qscheme=per_tensor_affine,
+                 quant_min=0, quant_max=255, is_dynamic=False, **kwargs):
+        if is_dynamic:
+            raise NotImplementedError("FixedQParamsObserver doesn't support dynamic "
+                                      "quantization")
+        _validation.check_dtype(dtype, "dtype", _QDTYPES)
+        _validation.check_qscheme(qscheme, "qscheme", (per_tensor_affine,
+                                                       per_tensor_symmetric))
+        if kwargs:
+            raise TypeError(f"FixedQParamsObserver got unexpected arguments {sorted(kwargs)}")
+        super().__init__(dtype=dtype, is_dynamic=is_dynamic)
+        validate_qmin_qmax(quant_min, quant_max, dtype)
+        self.quant_min, self.quant_max = int(quant_min), int(quant_max)
+        scale = _validation.check_scale(scale)
+        zero_point = _validation.check_zero_point(zero_point, self.quant_min, self.quant_max)
+        self.register_buffer("scale", np.array([scale], np.float32))
+        self.register_buffer("zero_point", np.array([zero_point], np.int64))
+        self.qscheme = qscheme
+
+    def forward(self, X):
+        return X
+
+    def calculate_qparams(self):
+        """The fixed ``(scale, zero_point)``."""
+        return self.scale, self.zero_point
+
+
+class PlaceholderObserver(ObserverBase):
+    """Observes nothing; carries ``dtype`` (and the range) to the quantized module.
+
+    Used for dynamic quantization (the qparams of activations are computed at run time
+    from each input) and for float16 (``dtype=numpy.float16``).  ``calculate_qparams``
+    raises.
+
+    >>> from qlearn.quantization.observer import PlaceholderObserver
+    >>> PlaceholderObserver(dtype=ql.quint8, is_dynamic=True)
+    PlaceholderObserver(dtype=qlearn.quint8, is_dynamic=True)
+    """
+
+    def __init__(self, dtype=np.float32, custom_op_name="", compute_dtype=None,
+                 quant_min=None, quant_max=None, qscheme=None, eps=None, is_dynamic=False):
+        if compute_dtype:
+            is_dynamic = True
+            warnings.warn("Please use `is_dynamic` instead of `compute_dtype`.",
+                          FutureWarning, stacklevel=2)
+        super().__init__(dtype=dtype, is_dynamic=is_dynamic)
+        self.qscheme = per_tensor_affine if qscheme is None else qscheme
+        self.quant_min = quant_min
+        self.quant_max = quant_max
+        self.eps = FLOAT32_EPS if eps is None else eps
+        self.custom_op = custom_op_name
+
+    def forward(self, x):
+        return x
+
+    def extra_repr(self):
+        dtype = self.dtype if isinstance(self.dtype, QDType) else np.dtype(self.dtype).name
+        return f"dtype={dtype}, is_dynamic={self.is_dynamic}"
+
+    def calculate_qparams(self):
+        raise RuntimeError("calculate_qparams should not be called for PlaceholderObserver")
+
+
+class RecordingObserver(ObserverBase):
+    """Keeps a copy of every tensor it sees in ``tensor_val`` (for debugging).
+
+    >>> from qlearn.quantization.observer import RecordingObserver
+    >>> obs = RecordingObserver()
+    >>> _ = obs(np.ones(2, np.float32))
+    >>> obs.get_tensor_value()
+    [array([1., 1.], dtype=float32)]
+    """
+
+    def __init__(self, dtype=quint8):
+        super().__init__(dtype=dtype, is_dynamic=False)
+        self.tensor_val = []
+
+    def forward(self, x):
+        self.tensor_val.append(np.array(getattr(x, "data", x), copy=True))
+        return x
+
+    def calculate_qparams(self):
+        raise RuntimeError("calculate_qparams should not be called for RecordingObserver")
+
+    def get_tensor_value(self):
+        return self.tensor_val
+
+
+class NoopObserver(ObserverBase):
+    """Observes nothing; carries ``dtype`` (default float16) to the converted module."""
+
+    def __init__(self, dtype=np.float16, custom_op_name=""):
+        super().__init__(dtype=dtype, is_dynamic=False)
+        self.custom_op = custom_op_name
+
+    def forward(self, x):
+        return x
+
+    def calculate_qparams(self):
+        raise RuntimeError("calculate_qparams should not be called for NoopObserver")
+
+
+class ReuseInputObserver(ObserverBase):
+    """Marks an operator (reshape, ...) whose output reuses its input's observer."""
+
+    def __init__(self):
+        super().__init__(quint8, is_dynamic=False)
+
+    def forward(self, x):
+        return x
+
+    def calculate_qparams(self):
+        raise RuntimeError("calculate_qparams should not be called for ReuseInputObserver")
+
+
+# --- defaults (PyTorch's) -------------------------------------------------------------------
+# Activations restricted to [0, 127]: 7 bits, safe for x86's vpmaddubsw (see qparams)
+default_observer = MinMaxObserver.with_args(quant_min=0, quant_max=127)
+default_placeholder_observer = PlaceholderObserver
+default_debug_observer = RecordingObserver
+default_weight_observer = MinMaxObserver.with_args(dtype=qint8, qscheme=per_tensor_symmetric)
+weight_observer_range_neg_127_to_127 = MinMaxObserver.with_args(
+    dtype=qint8, qscheme=per_tensor_symmetric, quant_min=-127, quant_max=127, eps=2 ** -12)
+default_histogram_observer = HistogramObserver.with_args(quant_min=0, quant_max=127)
+default_per_channel_weight_observer = PerChannelMinMaxObserver.with_args(
+    dtype=qint8, qscheme=per_channel_symmetric)
+per_channel_weight_observer_range_neg_127_to_127 = PerChannelMinMaxObserver.with_args(
+    dtype=qint8, qscheme=per_channel_symmetric, quant_min=-127, quant_max=127, eps=2 ** -12)
+default_dynamic_quant_observer = PlaceholderObserver.with_args(
+    dtype=quint8, quant_min=0, quant_max=255, is_dynamic=True)
+default_fixed_qparams_range_neg1to1_observer = FixedQParamsObserver.with_args(
+    scale=2.0 / 256.0, zero_point=128, dtype=quint8, quant_min=0, quant_max=255)
+default_fixed_qparams_range_0to1_observer = FixedQParamsObserver.with_args(
+    scale=1.0 / 256.0, zero_point=0, dtype=quint8, quant_min=0, quant_max=255)
+default_reuse_input_observer = ReuseInputObserver

@@ -1,0 +1,238 @@
+r"""QConfig: which observer (or fake-quantize) factory watches activations and weights.
+
+A :class:`QConfig` is a named tuple ``(activation, weight)`` of *factories*: the
+workflow (``prepare``) calls each one to make a fresh observer for every layer, so an
+observer instance is refused.  ``Observer.with_args(**kw)`` makes such a factory.  The
+defaults and the per-backend choices are PyTorch's:
+
+=================== ======================================== ====================================
+backend             activation                               weight
+=================== ======================================== ====================================
+``x86``, ``fbgemm`` ``HistogramObserver(reduce_range=True)`` per-channel symmetric qint8 MinMax
+``qnnpack``         ``HistogramObserver(reduce_range=False)`` per-tensor symmetric qint8 MinMax
+``onednn``          ``HistogramObserver(reduce_range=False)`` per-channel symmetric qint8 MinMax
+=================== ======================================== ====================================
+
+Why ``reduce_range`` on x86: FBGEMM's AVX2 kernels multiply uint8 activations by int8
+weights with ``vpmaddubsw``, which adds two products into a *saturating int16*:
+:math:`255 \cdot 127 \cdot 2 = 64770 > 32767`.  With 7-bit activations
+(:math:`127 \cdot 127 \cdot 2 = 32258`) the pair sum cannot overflow.  ARM's QNNPACK
+accumulates in 32 bits, so it keeps the full 8 bits.
+"""
+from collections import namedtuple
+
+from ..dtypes import per_tensor_affine, qint8  # noqa: F401  (names used in reprs/docs)
+from ..nn.modules.module import Module
+from .observer import (
+    HistogramObserver,
+    MinMaxObserver,
+    MovingAverageMinMaxObserver,
+    NoopObserver,
+    _PartialWrapper,
+    default_debug_observer,
+    default_dynamic_quant_observer,
+    default_observer,
+    default_per_channel_weight_observer,
+    default_placeholder_observer,
+    default_reuse_input_observer,
+    default_weight_observer,
+    per_channel_weight_observer_range_neg_127_to_127,
+    weight_observer_range_neg_127_to_127,
+)
+
+__all__ = [
+    "QConfig", "QConfigDynamic", "default_qconfig", "default_debug_qconfig",
+    "default_per_channel_qconfig", "default_dynamic_qconfig", "per_channel_dynamic_qconfig",
+    "default_reuse_input_qconfig", "default_symmetric_qnnpack_qconfig",
+    "default_per_channel_symmetric_qnnpack_qconfig", "default_quint8_weight_qconfig",
+    "get_default_qconfig", "get_default_qat_qconfig", "qconfig_equals",
+    "SUPPORTED_BACKENDS",
+]
+
+#: The backend names ``get_default_qconfig`` and ``get_default_qat_qconfig`` accept.
+SUPPORTED_BACKENDS = ("fbgemm", "x86", "qnnpack", "onednn")
+
+
+def _check_factory(value, field, cls_name):
+    if isinstance(value, Module):
+        raise ValueError(f"{cls_name} received an observer instance for `{field}` "
+                         f"({type(value).__name__}(...)), please pass an observer class "
+                         f"or factory instead. Use MyObserver.with_args(x=1) to override "
+                         f"arguments to the constructor")
+    if value is not None and not callable(value):
+        raise TypeError(f"{cls_name} `{field}` must be an observer class or a factory "
+                        f"made with with_args(), got {value!r}")
+
+
+class QConfig(namedtuple("QConfig", ["activation", "weight"])):
+    """Observer factories for a layer's activations and weights.
+
+    Pass classes (``MinMaxObserver``) or factories (``MinMaxObserver.with_args(...)``),
+    not instances: each layer gets its own observers.
+
+    Examples
+    --------
+    >>> from qlearn.quantization.observer import (MovingAverageMinMaxObserver,
+    ...     MovingAveragePerChannelMinMaxObserver)
+    >>> from qlearn.quantization.qconfig import QConfig
+    >>> my_qconfig = QConfig(
+    ...     activation=MovingAverageMinMaxObserver.with_args(qscheme=ql.per_tensor_affine),
+    ...     weight=MovingAveragePerChannelMinMaxObserver.with_args(
+    ...         qscheme=ql.per_channel_symmetric))
+    >>> my_qconfig.activation()
+    MovingAverageMinMaxObserver(min_val=inf, max_val=-inf)
+    >>> QConfig(activation=MovingAverageMinMaxObserver(), weight=None)
+    Traceback (most recent call last):
+    ...
+    ValueError: QConfig received an observer instance for `activation` (MovingAverageMinMaxObserver(...)), please pass an observer class or factory instead. Use MyObserver.with_args(x=1) to override arguments to the constructor
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, activation, weight):
+        _check_factory(activation, "activation", "QConfig")
+        _check_factory(weight, "weight", "QConfig")
+        return super().__new__(cls, activation, weight)
+
+
+class QConfigDynamic(namedtuple("QConfigDynamic", ["activation", "weight"])):
+    """PyTorch's older QConfig for dynamic quantization (use :class:`QConfig`)."""
+
+    __slots__ = ()
+
+    def __new__(cls, activation=None, weight=None):
+        _check_factory(weight, "weight", "QConfigDynamic")
+        return super().__new__(cls, activation, weight)
+
+
+default_qconfig = QConfig(activation=default_observer, weight=default_weight_observer)
+"""7-bit MinMax activations, per-tensor symmetric qint8 weights."""
+
+default_debug_qconfig = QConfig(weight=default_weight_observer,
+                                activation=default_debug_observer)
+"""Records activations (RecordingObserver) for debugging."""
+
+default_per_channel_qconfig = QConfig(activation=default_observer,
+                                      weight=default_per_channel_weight_observer)
+"""7-bit MinMax activations, per-channel symmetric qint8 weights."""
+
+default_dynamic_qconfig = QConfig(activation=default_dynamic_quant_observer,
+                                  weight=default_weight_observer)
+"""Dynamic quantization: activations quantized per batch at run time."""
+
+per_channel_dynamic_qconfig = QConfig(activation=default_dynamic_quant_observer,
+                                      weight=default_per_channel_weight_observer)
+"""Dynamic quantization with per-channel weights."""
+
+default_reuse_input_qconfig = QConfig(activation=default_reuse_input_observer,
+                                      weight=NoopObserver)
+
+default_symmetric_qnnpack_qconfig = QConfig(
+    activation=HistogramObserver.with_args(dtype=qint8, reduce_range=False, eps=2 ** -12),
+    weight=weight_observer_range_neg_127_to_127)
+
+default_per_channel_symmetric_qnnpack_qconfig = QConfig(
+    activation=HistogramObserver.with_args(dtype=qint8, reduce_range=False, eps=2 ** -12),
+    weight=per_channel_weight_observer_range_neg_127_to_127)
+
+default_quint8_weight_qconfig = QConfig(activation=HistogramObserver, weight=MinMaxObserver)
+
+_placeholder = default_placeholder_observer  # keeps the import used
+
+
+def _check_backend(backend):
+    if backend not in SUPPORTED_BACKENDS:
+        raise ValueError(f"`backend` must be one of {', '.join(map(repr, SUPPORTED_BACKENDS))}, "
+                         f"got {backend!r}")
+
+
+def get_default_qconfig(backend="x86", version=0):
+    """The default post-training (static) qconfig for ``backend``, as PyTorch's.
+
+    Parameters
+    ----------
+    backend : str
+        ``'x86'`` (default), ``'fbgemm'``, ``'qnnpack'`` or ``'onednn'``.
+    version : int
+        Only 0.
+
+    Examples
+    --------
+    >>> from qlearn.quantization.qconfig import get_default_qconfig
+    >>> print(get_default_qconfig('fbgemm'))  # doctest: +NORMALIZE_WHITESPACE
+    QConfig(activation=functools.partial(<class 'qlearn.quantization.observer.HistogramObserver'>,
+        reduce_range=True){},
+      weight=functools.partial(<class 'qlearn.quantization.observer.PerChannelMinMaxObserver'>,
+        dtype=qlearn.qint8, qscheme=qlearn.per_channel_symmetric){})
+    """
+    _check_backend(backend)
+    if version != 0:
+        raise ValueError(f"`version` must be 0 for get_default_qconfig, got {version!r}")
+    if backend in ("fbgemm", "x86"):
+        return QConfig(activation=HistogramObserver.with_args(reduce_range=True),
+                       weight=default_per_channel_weight_observer)
+    if backend == "qnnpack":
+        return QConfig(activation=HistogramObserver.with_args(reduce_range=False),
+                       weight=default_weight_observer)
+    return QConfig(activation=HistogramObserver.with_args(reduce_range=False),  # onednn
+                   weight=default_per_channel_weight_observer)
+
+
+def get_default_qat_qconfig(backend="x86", version=1):
+    """The default quantization-aware-training qconfig for ``backend``, as PyTorch's.
+
+    Activations use a moving-average min/max observer inside a fake-quantize module (the
+    histogram is too slow to update every training step); weights use the backend's
+    default fake quantization.  ``version=1`` (default) uses the fused
+    ``FusedMovingAvgObsFakeQuantize``, ``version=0`` the plain ``FakeQuantize``.
+
+    The fake-quantize classes come from :mod:`qlearn.quantization.fake_quantize`, imported
+    when this function is called.
+    """
+    _check_backend(backend)
+    if version not in (0, 1, None):
+        raise ValueError(f"`version` must be 0 or 1 for get_default_qat_qconfig, got "
+                         f"{version!r}")
+    from . import fake_quantize as fq  # imported here: fake_quantize builds on observers
+    reduce_range = backend in ("fbgemm", "x86")
+    if version == 0:
+        act = fq.FakeQuantize.with_args(observer=MovingAverageMinMaxObserver, quant_min=0,
+                                        quant_max=255, reduce_range=reduce_range)
+        weight = (fq.default_weight_fake_quant if backend == "qnnpack"
+                  else fq.default_per_channel_weight_fake_quant)
+        if backend == "onednn":
+            act = fq.FakeQuantize.with_args(observer=MovingAverageMinMaxObserver,
+                                            quant_min=0, quant_max=255)
+        return QConfig(activation=act, weight=weight)
+    act = fq.FusedMovingAvgObsFakeQuantize.with_args(
+        observer=MovingAverageMinMaxObserver, quant_min=0, quant_max=255,
+        reduce_range=reduce_range)
+    if backend == "onednn":
+        act = fq.FusedMovingAvgObsFakeQuantize.with_args(
+            observer=MovingAverageMinMaxObserver, quant_min=0, quant_max=255)
+    weight = (fq.default_fused_wt_fake_quant if backend == "qnnpack"
+              else fq.default_fused_per_channel_wt_fake_quant)
+    return QConfig(activation=act, weight=weight)
+
+
+def _factory_equals(a, b):
+    if isinstance(a, _PartialWrapper) and isinstance(b, _PartialWrapper):
+        ka, kb = dict(a.p.keywords), dict(b.p.keywords)
+        if "observer" in ka and "observer" in kb:
+            if not _factory_equals(ka.pop("observer"), kb.pop("observer")):
+                return False
+        return a.p.func == b.p.func and a.p.args == b.p.args and ka == kb
+    return a == b
+
+
+def qconfig_equals(q1, q2):
+    """Whether two qconfigs build the same observers (factories compared by arguments).
+
+    >>> from qlearn.quantization.qconfig import qconfig_equals, get_default_qconfig
+    >>> qconfig_equals(get_default_qconfig('x86'), get_default_qconfig('fbgemm'))
+    True
+    """
+    if q1 is None or q2 is None:
+        return q1 == q2
+    return (_factory_equals(q1.activation, q2.activation)
+            and _factory_equals(q1.weight, q2.weight))

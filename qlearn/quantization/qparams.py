@@ -1,0 +1,204 @@
+r"""Scale and zero point from a clipping range: the one qparams function of qlearn.
+
+Every observer, calibrator and fake-quantize module turns its statistics into a range
+:math:`[\alpha, \beta]` and calls :func:`calculate_qparams`, which is written as the
+equations below, in the float32 arithmetic of PyTorch's
+``UniformQuantizationObserverBase._calculate_qparams`` (torch/ao/quantization/observer.py),
+so that the numbers are the same.
+
+With :math:`[Q_\min, Q_\max]` the integer range (``quant_min``, ``quant_max``):
+
+.. math::
+   :label: qp-range
+
+   \alpha' = \min(\alpha, 0), \qquad \beta' = \max(\beta, 0)
+
+(zero must be exactly representable, so the range always contains it).
+
+*Affine* (``per_tensor_affine``, ``per_channel_affine``):
+
+.. math::
+   :label: qp-affine
+
+   S = \max\!\Big(\frac{\beta' - \alpha'}{Q_\max - Q_\min},\ \epsilon\Big), \qquad
+   Z = \operatorname{clamp}\big(Q_\min - \operatorname{round}(\alpha' / S),\ Q_\min,\ Q_\max\big)
+
+*Symmetric* (``per_tensor_symmetric``, ``per_channel_symmetric``):
+
+.. math::
+   :label: qp-symmetric
+
+   S = \max\!\Big(\frac{\max(-\alpha', \beta')}{(Q_\max - Q_\min) / 2},\ \epsilon\Big), \qquad
+   Z = \begin{cases} 0 & \text{signed dtype (qint8, qint32)} \\
+                     128 & \text{quint8, default range} \\
+                     \lfloor (Q_\min + Q_\max) / 2 \rfloor & \text{quint8, custom range}
+       \end{cases}
+
+``round`` is round-half-to-even, as ``torch.round``.
+"""
+import numbers
+import warnings
+
+import numpy as np
+
+from .. import _validation
+from ..dtypes import per_tensor_affine, qint8, qint32, quint8
+
+__all__ = ["calculate_qparams", "calculate_qmin_qmax", "validate_qmin_qmax", "FLOAT32_EPS"]
+
+#: ``torch.finfo(torch.float32).eps``, the default lower bound of every scale.
+FLOAT32_EPS = float(np.finfo(np.float32).eps)
+
+
+def validate_qmin_qmax(quant_min, quant_max, dtype=None):
+    """Check a user-given integer range: integers, ``quant_min < quant_max``, 0 inside.
+
+    PyTorch checks the last two (with ``AssertionError``); qlearn also checks that the
+    range lies inside ``dtype`` (so that 2..8-bit ranges on an 8-bit dtype work and a
+    range the storage cannot hold is refused) and raises ``ValueError``.
+
+    >>> validate_qmin_qmax(-8, 7, ql.qint8)
+    >>> validate_qmin_qmax(1, 7, ql.quint8)
+    Traceback (most recent call last):
+    ...
+    ValueError: the range [`quant_min`, `quant_max`] must contain 0, got [1, 7]
+    """
+    for name, v in (("quant_min", quant_min), ("quant_max", quant_max)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"`{name}` must be an integer, got {v!r}")
+    quant_min, quant_max = int(quant_min), int(quant_max)
+    if not quant_min <= 0 <= quant_max:
+        raise ValueError(f"the range [`quant_min`, `quant_max`] must contain 0, got "
+                         f"[{quant_min}, {quant_max}]")
+    if quant_min >= quant_max:
+        raise ValueError(f"`quant_min` must be less than `quant_max`, got "
+                         f"[{quant_min}, {quant_max}]")
+    if dtype is not None and not (dtype.quant_min <= quant_min and quant_max <= dtype.quant_max):
+        raise ValueError(f"[`quant_min`, `quant_max`] must lie inside the range of {dtype!r} "
+                         f"[{dtype.quant_min}, {dtype.quant_max}], got [{quant_min}, {quant_max}]")
+
+
+def calculate_qmin_qmax(quant_min, quant_max, has_customized_qrange, dtype, reduce_range):
+    """The integer range ``(quant_min, quant_max)`` an observer quantizes to.
+
+    Without a custom range it is the dtype's 8-bit range, or with ``reduce_range`` the
+    range with one bit less (x86 kernels' ``vpmaddubsw`` computes ``a0 w0 + a1 w1`` in
+    int16, which 255 * 127 * 2 overflows, so their default activations use 7 bits):
+
+    ======== ================= ===================
+    dtype    full range        ``reduce_range``
+    ======== ================= ===================
+    quint8   [0, 255]          [0, 127]
+    qint8    [-128, 127]       [-64, 63]
+    qint32   [-2**31, 2**31-1] [-2**31, 2**31-1]
+    ======== ================= ===================
+
+    A custom range is halved by ``reduce_range`` too (``quant_min // 2``,
+    ``quant_max // 2``), as in PyTorch.
+
+    >>> calculate_qmin_qmax(None, None, False, ql.quint8, True)
+    (0, 127)
+    >>> calculate_qmin_qmax(-8, 7, True, ql.qint8, False)
+    (-8, 7)
+    """
+    if has_customized_qrange:
+        if reduce_range:
+            return quant_min // 2, quant_max // 2
+        return quant_min, quant_max
+    if dtype is qint8:
+        return (-64, 63) if reduce_range else (-128, 127)
+    if dtype is quint8:
+        return (0, 127) if reduce_range else (0, 255)
+    if dtype is qint32:
+        return -(2 ** 31), 2 ** 31 - 1
+    raise TypeError(f"`dtype` must be qlearn.quint8, qlearn.qint8 or qlearn.qint32, got {dtype!r}")
+
+
+def calculate_qparams(min_val, max_val, dtype=quint8, qscheme=None, quant_min=0,
+                      quant_max=255, eps=FLOAT32_EPS, has_customized_qrange=False):
+    r"""Scale and zero point for the clipping range ``[min_val, max_val]``.
+
+    Implements equations :eq:`qp-range`, :eq:`qp-affine` and :eq:`qp-symmetric` in
+    float32, as PyTorch's observers do.
+
+    Parameters
+    ----------
+    min_val, max_val : float or array_like
+        :math:`\alpha` and :math:`\beta`: scalars (per tensor) or 1-d arrays of
+        ``C`` entries (per channel).  ``min_val = +inf, max_val = -inf`` (an observer that
+        saw no data) or empty arrays give PyTorch's default ``(1.0, 0)`` with a warning.
+    dtype : QDType
+        ``qlearn.quint8``, ``qlearn.qint8`` or ``qlearn.qint32``.
+    qscheme : QScheme
+        Affine or symmetric (per tensor or per channel; the shape of ``min_val`` decides
+        the output shape).  Default ``qlearn.per_tensor_affine``.
+    quant_min, quant_max : int
+        :math:`Q_\min`, :math:`Q_\max` (see :func:`calculate_qmin_qmax`).
+    eps : float
+        :math:`\epsilon`, the smallest scale returned.
+    has_customized_qrange : bool
+        Whether the user chose ``quant_min``/``quant_max`` (changes the symmetric quint8
+        zero point, eq. :eq:`qp-symmetric`).
+
+    Returns
+    -------
+    scale : ndarray of float32, shape ``(1,)`` or ``(C,)``
+    zero_point : ndarray of int64, same shape
+
+    Examples
+    --------
+    >>> from qlearn.quantization.qparams import calculate_qparams
+    >>> s, z = calculate_qparams(-1.0, 3.0, ql.quint8, ql.per_tensor_affine, 0, 255)
+    >>> s, z      # S = 4 / 255, Z = 0 - round(-1 / S) = 64
+    (array([0.01568628], dtype=float32), array([64]))
+    >>> calculate_qparams(-1.0, 3.0, ql.qint8, ql.per_tensor_symmetric, -128, 127)
+    (array([0.02352941], dtype=float32), array([0]))
+    """
+    if qscheme is None:
+        qscheme = per_tensor_affine
+    _validation.check_dtype(dtype)
+    _validation.check_qscheme(qscheme)
+    min_val = np.asarray(min_val, dtype=np.float32)
+    max_val = np.asarray(max_val, dtype=np.float32)
+    if min_val.shape != max_val.shape or min_val.ndim > 1:
+        raise ValueError(f"`min_val` and `max_val` must be scalars or 1-d arrays of the same "
+                         f"shape, got {min_val.shape} and {max_val.shape}")
+
+    # PyTorch's check_min_max_valid: no data yet -> default qparams with a warning
+    if min_val.size == 0 or (min_val.ndim == 0 and min_val == np.inf and max_val == -np.inf):
+        warnings.warn("must run observer before calling calculate_qparams. "
+                      "Returning default values.", UserWarning, stacklevel=3)
+        return np.array([1.0], np.float32), np.array([0], np.int64)
+    if np.any(min_val > max_val):
+        i = int(np.argmax(np.atleast_1d(min_val > max_val)))
+        raise ValueError(f"`min_val` must not exceed `max_val`, got min {np.atleast_1d(min_val)[i]} "
+                         f"> max {np.atleast_1d(max_val)[i]} (entry {i})")
+
+    zero = np.float32(0)
+    eps32 = np.float32(eps)
+    min_val_neg = np.minimum(min_val, zero)                      # eq. (qp-range)
+    max_val_pos = np.maximum(max_val, zero)
+
+    if qscheme.is_symmetric:                                     # eq. (qp-symmetric)
+        max_val_pos = np.maximum(-min_val_neg, max_val_pos)
+        scale = max_val_pos / np.float32((quant_max - quant_min) / 2)
+        scale = np.maximum(scale, eps32)
+        if dtype is quint8:
+            zp = (quant_min + quant_max) // 2 if has_customized_qrange else 128
+        else:
+            zp = 0
+        zero_point = np.full(scale.shape, zp, np.int64)
+    else:                                                        # eq. (qp-affine)
+        scale = (max_val_pos - min_val_neg) / np.float32(quant_max - quant_min)
+        scale = np.maximum(scale, eps32)
+        shift = np.round(min_val_neg / scale)                    # round half to even
+        # (a huge shift only happens with a tiny eps; clip it before the integer cast)
+        shift = np.clip(shift, -2.0 ** 62, 2.0 ** 62).astype(np.int64)
+        zero_point = quant_min - shift
+        zero_point = np.clip(zero_point, quant_min, quant_max)
+
+    # per-tensor results are arrays of shape (1,), as torch returns them
+    scale = np.atleast_1d(np.asarray(scale, np.float32))
+    zero_point = np.atleast_1d(np.asarray(zero_point, np.int64))
+    return scale, zero_point
+
