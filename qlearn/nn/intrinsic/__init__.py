@@ -1,0 +1,1 @@
+"""Fused modules (``qlearn.nn.intrinsic`` mirrors ``torch.ao.nn.intrinsic``)."""

@@ -1,0 +1,34 @@
+"""Quantized fused modules: ``qlearn.nn.intrinsic.quantized`` mirrors
+``torch.ao.nn.intrinsic.quantized``.  The ReLU is fused into the requantization: the
+output is clamped below at its zero point (docs/int8.rst, eq. (6))."""
+from ...quantized.modules.conv import Conv2d as _Conv2d
+from ...quantized.modules.linear import Linear as _Linear
+
+__all__ = ["LinearReLU", "ConvReLU2d"]
+
+
+class LinearReLU(_Linear):
+    r"""Quantized ``relu(linear(x))`` in one pass: :class:`qlearn.nn.quantized.Linear`
+    whose requantization clamps at :math:`Z_o` (real 0).
+
+    >>> import qlearn.nn.intrinsic.quantized as nniq
+    >>> nniq.LinearReLU(4, 2)
+    QuantizedLinearReLU(in_features=4, out_features=2, scale=1.0, zero_point=0, qscheme=qlearn.per_tensor_affine)
+    """
+
+    _NAME = "QuantizedLinearReLU"
+    _FLOAT_NAMES = ("LinearReLU",)
+    _RELU = True
+
+
+class ConvReLU2d(_Conv2d):
+    r"""Quantized ``relu(conv2d(x))`` in one pass (output clamped at :math:`Z_o`).
+
+    >>> import qlearn.nn.intrinsic.quantized as nniq
+    >>> nniq.ConvReLU2d(3, 8, 3)
+    QuantizedConvReLU2d(3, 8, kernel_size=(3, 3), stride=(1, 1), scale=1.0, zero_point=0)
+    """
+
+    _NAME = "QuantizedConvReLU2d"
+    _FLOAT_NAMES = ("ConvReLU2d",)
+    _RELU = True

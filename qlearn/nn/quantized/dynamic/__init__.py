@@ -1,0 +1,6 @@
+"""Dynamic quantization: ``qlearn.nn.quantized.dynamic`` mirrors
+``torch.ao.nn.quantized.dynamic``.  Weights are qint8; activations are quantized on
+every call from their own range, and outputs are float32."""
+from .modules import LSTM, Linear
+
+__all__ = ["Linear", "LSTM"]

@@ -1,0 +1,5 @@
+"""The dynamically quantized modules."""
+from .linear import Linear
+from .rnn import LSTM
+
+__all__ = ["Linear", "LSTM"]

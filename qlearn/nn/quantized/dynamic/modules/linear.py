@@ -1,0 +1,101 @@
+"""``nnqd.Linear``: qint8 weights, float input and output, activations quantized per call."""
+import numpy as np
+
+from .....dtypes import qint8
+from .....qtensor import quantize_per_tensor
+from ....modules.module import Module
+from ..._packed import PackedLinearWeight, linear_dynamic_apply
+from ...modules.utils import (check_float_module, float_data, quantize_weight,
+                              weight_observer_of)
+
+__all__ = ["Linear"]
+
+
+class Linear(Module):
+    r"""Dynamically quantized linear layer (``torch.ao.nn.quantized.dynamic.Linear``).
+
+    On every call the input's range :math:`[\min(x, 0), \max(x, 0)]` gives its scale
+    and zero point (7-bit, ``reduce_range``, as PyTorch's x86 backend), the int8 GEMM
+    accumulates in int32 and the result is returned in float32 (docs/int8.rst, eq. (8)):
+
+    .. math::  y_{ij} = S_x S_{w,j} \textstyle\sum_k (x_{ik} - Z_x)(w_{jk} - Z_{w,j}) + b_j
+
+    Examples
+    --------
+    >>> import qlearn.nn.quantized.dynamic as nnqd
+    >>> m = nnqd.Linear(4, 2)
+    >>> m
+    DynamicQuantizedLinear(in_features=4, out_features=2, dtype=qlearn.qint8, qscheme=qlearn.per_tensor_affine)
+    >>> m.set_weight_bias(ql.quantize_per_tensor(np.ones((2, 4)), 0.1, 0, ql.qint8),
+    ...                   np.array([0.0, 1.0], np.float32))
+    >>> np.round(m(np.array([[1.0, 2.0, 3.0, 4.0]], np.float32)), 2)
+    array([[10., 11.]], dtype=float32)
+    """
+
+    _NAME = "DynamicQuantizedLinear"
+
+    def __init__(self, in_features, out_features, bias_=True, dtype=qint8):
+        super().__init__()
+        if dtype is not qint8:
+            raise ValueError(f"`dtype` must be qlearn.qint8, got {dtype!r}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.dtype = dtype
+        w = quantize_per_tensor(np.zeros((self.out_features, self.in_features),
+                                         np.float32), 1.0, 0, qint8)
+        self.set_weight_bias(w, np.zeros(self.out_features, np.float32) if bias_ else None)
+        self.reduce_range = True
+
+    def set_weight_bias(self, w, b):
+        packed = PackedLinearWeight(w, b)
+        if w.shape != (self.out_features, self.in_features):
+            raise ValueError(f"`w` must have shape ({self.out_features}, "
+                             f"{self.in_features}), got {w.shape}")
+        self._packed_params = packed
+
+    def weight(self):
+        return self._packed_params.qweight
+
+    def bias(self):
+        return self._packed_params.bias
+
+    def _weight_bias(self):
+        return self.weight(), self.bias()
+
+    def forward(self, x):
+        return linear_dynamic_apply(x, self._packed_params, self.reduce_range,
+                                    who=self._NAME)
+
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"dtype={self.dtype!r}, qscheme={self.weight().qscheme()!r}")
+
+    def __repr__(self):
+        return f"{self._NAME}({self.extra_repr()})"
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination[prefix + "weight"] = self.weight()
+        destination[prefix + "bias"] = self.bias()
+
+    def _load_from_state_dict(self, state_dict, prefix, missing, unexpected, errors):
+        super()._load_from_state_dict(state_dict, prefix, missing, unexpected, errors)
+        keys = [prefix + "weight", prefix + "bias"]
+        missing.extend(k for k in keys if k not in state_dict)
+        if all(k in state_dict for k in keys):
+            self.set_weight_bias(state_dict[keys[0]], state_dict[keys[1]])
+
+    def _extra_state_keys(self, prefix):
+        return (prefix + "weight", prefix + "bias")
+
+    @classmethod
+    def from_float(cls, mod):
+        """Build from a float ``Linear`` with a ``qconfig`` (its weight observer is run
+        over the weight; no activation observer is needed)."""
+        check_float_module(mod, ("Linear", "LinearReLU"), cls.__name__)
+        lin = mod if hasattr(mod, "weight") else mod[0]
+        if getattr(lin, "qconfig", None) is None:
+            lin.qconfig = getattr(mod, "qconfig", None)
+        qweight = quantize_weight(float_data(lin.weight), weight_observer_of(lin))
+        q = cls(lin.in_features, lin.out_features, bias_=lin.bias is not None)
+        q.set_weight_bias(qweight, float_data(lin.bias))
+        return q

@@ -1,0 +1,140 @@
+"""``nnq.Conv2d``: 2-d convolution with qint8 weights, quint8 input and output."""
+import numpy as np
+
+from ....dtypes import qint8
+from ....qtensor import quantize_per_tensor
+from ...modules.module import Module
+from .._packed import PackedConvWeight, _pair, conv2d_apply
+from .utils import (activation_qparams, check_float_module, float_data, fused_parts,
+                    quantize_weight, weight_observer_of)
+
+__all__ = ["Conv2d"]
+
+
+class Conv2d(Module):
+    r"""Quantized 2-d convolution (the API of ``torch.ao.nn.quantized.Conv2d``).
+
+    .. math::
+
+       y_{n,o} = \operatorname{requant}_{S_o, Z_o}\Big(\textstyle\sum_{c,i,j}
+       (x - Z_x)_{n,c,\cdot} (w_{o,c,i,j} - Z_{w,o}) + b_o / (S_x S_{w,o})\Big)
+
+    computed as im2col + the int8 GEMM, or directly for depthwise 3x3 (docs/int8.rst).
+    The output's integers are channels-last in memory (as PyTorch's are).
+
+    Examples
+    --------
+    >>> import qlearn.nn.quantized as nnq
+    >>> nnq.Conv2d(3, 8, 3, stride=2, padding=1)
+    QuantizedConv2d(3, 8, kernel_size=(3, 3), stride=(2, 2), scale=1.0, zero_point=0, padding=(1, 1))
+    """
+
+    _NAME = "QuantizedConv2d"
+    _FLOAT_NAMES = ("Conv2d",)
+    _RELU = False
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, bias=True, padding_mode="zeros", dtype=qint8):
+        super().__init__()
+        who = type(self).__name__
+        if padding_mode != "zeros":
+            raise ValueError(f"{who}: `padding_mode` must be 'zeros', got {padding_mode!r}")
+        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) \
+                or groups < 1:
+            raise ValueError(f"{who}: `groups` must be a positive integer, got {groups!r}")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"{who}: in_channels ({in_channels}) and out_channels "
+                             f"({out_channels}) must be divisible by groups ({groups})")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = _pair(kernel_size, "kernel_size", who, 1)
+        self.stride = _pair(stride, "stride", who, 1)
+        self.padding = _pair(padding, "padding", who, 0)
+        self.dilation = _pair(dilation, "dilation", who, 1)
+        self.groups = int(groups)
+        self.padding_mode = padding_mode
+        w = quantize_per_tensor(np.zeros((self.out_channels, self.in_channels // groups)
+                                         + self.kernel_size, np.float32), 1.0, 0, qint8)
+        self.set_weight_bias(w, np.zeros(self.out_channels, np.float32) if bias else None)
+        self.scale = 1.0
+        self.zero_point = 0
+
+    def set_weight_bias(self, w, b):
+        """Set the qint8 weight ``w`` (O, C/groups, kh, kw) and float bias; packs ``w``."""
+        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
+        if getattr(w, "shape", None) != shape:
+            raise ValueError(f"`w` must have shape {shape}, got "
+                             f"{getattr(w, 'shape', type(w).__name__)}")
+        self._packed_params = PackedConvWeight(w, b, self.stride, self.padding,
+                                               self.dilation, self.groups)
+
+    def weight(self):
+        return self._packed_params.qweight
+
+    def bias(self):
+        return self._packed_params.bias
+
+    def _weight_bias(self):
+        return self.weight(), self.bias()
+
+    def forward(self, x):
+        return conv2d_apply(x, self._packed_params, self.scale, self.zero_point,
+                            relu=self._RELU, who=self._NAME)
+
+    def extra_repr(self):
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}, scale={self.scale}, zero_point={self.zero_point}")
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias() is None:
+            s += ", bias=False"
+        return s
+
+    def __repr__(self):
+        return f"{self._NAME}({self.extra_repr()})"
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination[prefix + "weight"] = self.weight()
+        destination[prefix + "bias"] = self.bias()
+        destination[prefix + "scale"] = np.float64(self.scale)
+        destination[prefix + "zero_point"] = np.int64(self.zero_point)
+
+    def _load_from_state_dict(self, state_dict, prefix, missing, unexpected, errors):
+        super()._load_from_state_dict(state_dict, prefix, missing, unexpected, errors)
+        keys = [prefix + k for k in ("weight", "bias", "scale", "zero_point")]
+        for k in keys:
+            if k not in state_dict:
+                missing.append(k)
+        if all(k in state_dict for k in keys):
+            self.set_weight_bias(state_dict[keys[0]], state_dict[keys[1]])
+            self.scale = float(state_dict[keys[2]])
+            self.zero_point = int(state_dict[keys[3]])
+
+    def _extra_state_keys(self, prefix):
+        return tuple(prefix + k for k in ("weight", "bias", "scale", "zero_point"))
+
+    @classmethod
+    def from_float(cls, mod):
+        """Build from an observed float ``Conv2d`` (or QAT / fused ``ConvReLU2d``)."""
+        check_float_module(mod, cls._FLOAT_NAMES + ("Conv2d",), cls.__name__)
+        scale, zero_point = activation_qparams(mod, cls.__name__)
+        conv = mod
+        if not hasattr(mod, "weight"):
+            conv = fused_parts(mod, 1)[0]
+            if getattr(conv, "qconfig", None) is None:
+                conv.qconfig = getattr(mod, "qconfig", None)
+        if isinstance(conv.padding, str):
+            raise ValueError(f"{cls.__name__}.from_float: string padding "
+                             f"{conv.padding!r} is not supported; give the padding as "
+                             f"numbers")
+        qweight = quantize_weight(float_data(conv.weight), weight_observer_of(conv))
+        q = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                conv.padding, conv.dilation, conv.groups, conv.bias is not None,
+                getattr(conv, "padding_mode", "zeros"))
+        q.set_weight_bias(qweight, float_data(conv.bias))
+        q.scale, q.zero_point = scale, zero_point
+        return q

@@ -1,0 +1,136 @@
+"""``nnq.Linear``: a linear layer with qint8 weights, quint8 input and output."""
+import numpy as np
+
+from ....dtypes import qint8
+from ....qtensor import quantize_per_tensor
+from ...modules.module import Module
+from .._packed import PackedLinearWeight, linear_apply
+from .utils import (activation_qparams, check_float_module, float_data, fused_parts,
+                    quantize_weight, weight_observer_of)
+
+__all__ = ["Linear"]
+
+
+class Linear(Module):
+    r"""Quantized linear layer (the API of ``torch.ao.nn.quantized.Linear``).
+
+    .. math::
+
+       y = \operatorname{requant}_{S_o, Z_o}\big(\textstyle\sum_k (x_k - Z_x)(w_{jk} -
+       Z_{w,j}) + b_j / (S_x S_{w,j})\big)
+
+    The weight is packed once, in :meth:`set_weight_bias`; ``scale`` and
+    ``zero_point`` are the output's parameters.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    bias_ : bool
+        Whether the layer has a (float) bias.
+    dtype : QDType
+        The weight dtype, :data:`qlearn.qint8`.
+
+    Examples
+    --------
+    >>> import qlearn.nn.quantized as nnq
+    >>> m = nnq.Linear(4, 2)
+    >>> m
+    QuantizedLinear(in_features=4, out_features=2, scale=1.0, zero_point=0, qscheme=qlearn.per_tensor_affine)
+    >>> m.set_weight_bias(ql.quantize_per_tensor(np.ones((2, 4)), 0.1, 0, ql.qint8),
+    ...                   np.array([0.0, 1.0], np.float32))
+    >>> m.scale, m.zero_point = 0.5, 10
+    >>> m(ql.quantize_per_tensor([[1.0, 2.0, 3.0, 4.0]], 0.1, 0, ql.quint8)).dequantize()
+    array([[10. , 11. ]], dtype=float32)
+    """
+
+    _NAME = "QuantizedLinear"
+    _FLOAT_NAMES = ("Linear",)
+    _RELU = False
+
+    def __init__(self, in_features, out_features, bias_=True, dtype=qint8):
+        super().__init__()
+        if dtype is not qint8:
+            raise ValueError(f"`dtype` must be qlearn.qint8, got {dtype!r}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        w = quantize_per_tensor(np.zeros((self.out_features, self.in_features),
+                                         np.float32), 1.0, 0, qint8)
+        self.set_weight_bias(w, np.zeros(self.out_features, np.float32) if bias_ else None)
+        self.scale = 1.0
+        self.zero_point = 0
+
+    # -- weights -----------------------------------------------------------------------
+    def set_weight_bias(self, w, b):
+        """Set the qint8 weight ``w`` (out, in) and float bias ``b``; packs ``w``."""
+        packed = PackedLinearWeight(w, b)
+        if w.shape != (self.out_features, self.in_features):
+            raise ValueError(f"`w` must have shape ({self.out_features}, "
+                             f"{self.in_features}), got {w.shape}")
+        self._packed_params = packed
+
+    def weight(self):
+        """The qint8 weight (a QTensor)."""
+        return self._packed_params.qweight
+
+    def bias(self):
+        """The float32 bias, or None."""
+        return self._packed_params.bias
+
+    def _weight_bias(self):
+        return self.weight(), self.bias()
+
+    # -- forward -----------------------------------------------------------------------
+    def forward(self, x):
+        return linear_apply(x, self._packed_params, self.scale, self.zero_point,
+                            relu=self._RELU, who=self._NAME)
+
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"scale={self.scale}, zero_point={self.zero_point}, "
+                f"qscheme={self.weight().qscheme()!r}")
+
+    def __repr__(self):
+        return f"{self._NAME}({self.extra_repr()})"
+
+    # -- state_dict: weight (QTensor), bias, scale, zero_point -------------------------
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination[prefix + "weight"] = self.weight()
+        destination[prefix + "bias"] = self.bias()
+        destination[prefix + "scale"] = np.float64(self.scale)
+        destination[prefix + "zero_point"] = np.int64(self.zero_point)
+
+    def _load_from_state_dict(self, state_dict, prefix, missing, unexpected, errors):
+        super()._load_from_state_dict(state_dict, prefix, missing, unexpected, errors)
+        keys = [prefix + k for k in ("weight", "bias", "scale", "zero_point")]
+        for k in keys:
+            if k not in state_dict:
+                missing.append(k)
+        if all(k in state_dict for k in keys):
+            self.set_weight_bias(state_dict[keys[0]], state_dict[keys[1]])
+            self.scale = float(state_dict[keys[2]])
+            self.zero_point = int(state_dict[keys[3]])
+
+    def _extra_state_keys(self, prefix):
+        return tuple(prefix + k for k in ("weight", "bias", "scale", "zero_point"))
+
+    # -- conversion ----------------------------------------------------------------------
+    @classmethod
+    def from_float(cls, mod):
+        """Build from an observed float ``Linear`` (or QAT / fused ``LinearReLU``).
+
+        The weight is quantized with ``mod.qconfig.weight()`` (run over the weight),
+        the output parameters come from ``mod.activation_post_process``.
+        """
+        check_float_module(mod, cls._FLOAT_NAMES + ("Linear",), cls.__name__)
+        scale, zero_point = activation_qparams(mod, cls.__name__)
+        lin = mod
+        if type(mod).__name__ != "Linear" and not hasattr(mod, "weight"):
+            lin = fused_parts(mod, 1)[0]           # fused LinearReLU(linear, relu)
+            if getattr(lin, "qconfig", None) is None:
+                lin.qconfig = getattr(mod, "qconfig", None)
+        qweight = quantize_weight(float_data(lin.weight), weight_observer_of(lin))
+        q = cls(lin.in_features, lin.out_features, bias_=lin.bias is not None)
+        q.set_weight_bias(qweight, float_data(lin.bias))
+        q.scale, q.zero_point = scale, zero_point
+        return q
+

@@ -1,0 +1,254 @@
+"""Small quantized modules: Quantize / DeQuantize, activations, pooling, and the
+float / quantized functional wrappers (``FloatFunctional``, ``QFunctional``)."""
+import numpy as np
+
+from .... import _validation as V
+from ....dtypes import quint8
+from ....qtensor import QTensor, quantize_per_tensor
+from ...modules.module import Module
+from .. import functional as qF
+from .._packed import require_quantized
+from .utils import activation_qparams
+
+__all__ = ["Quantize", "DeQuantize", "ReLU", "ReLU6", "MaxPool2d", "AdaptiveAvgPool2d",
+           "FloatFunctional", "QFunctional"]
+
+
+class Quantize(Module):
+    r"""Quantize a float input: :math:`q = \operatorname{clamp}(\operatorname{round}(x/S + Z))`.
+
+    >>> import qlearn.nn.quantized as nnq
+    >>> nnq.Quantize(0.5, 2, ql.quint8)(np.array([1.0], np.float32)).int_repr()
+    array([4], dtype=uint8)
+    """
+
+    def __init__(self, scale, zero_point, dtype):
+        super().__init__()
+        self.dtype = V.check_dtype(dtype)
+        self.scale = V.check_scale(scale)
+        self.zero_point = V.check_zero_point(zero_point, dtype.quant_min, dtype.quant_max)
+
+    def forward(self, x):
+        if isinstance(x, QTensor):
+            raise TypeError("Quantize expects a float input, got a QTensor (it is "
+                            "quantized already)")
+        data = x if isinstance(x, np.ndarray) else getattr(x, "data", x)
+        return quantize_per_tensor(data, self.scale, self.zero_point, self.dtype)
+
+    def extra_repr(self):
+        return f"scale={self.scale}, zero_point={self.zero_point}, dtype={self.dtype!r}"
+
+    @classmethod
+    def from_float(cls, mod):
+        scale, zero_point = activation_qparams(mod, cls.__name__)
+        return cls(scale, zero_point, getattr(mod.activation_post_process, "dtype", quint8))
+
+
+class DeQuantize(Module):
+    r"""Dequantize: :math:`r = S (q - Z)`, a float32 array.
+
+    >>> import qlearn.nn.quantized as nnq
+    >>> nnq.DeQuantize()(ql.quantize_per_tensor([1.0], 0.5, 2, ql.quint8))
+    array([1.], dtype=float32)
+    """
+
+    def forward(self, x):
+        if not isinstance(x, QTensor):
+            raise TypeError(f"DeQuantize expects a QTensor, got {type(x).__name__}")
+        return x.dequantize()
+
+    @classmethod
+    def from_float(cls, mod):
+        return cls()
+
+
+class ReLU(Module):
+    """Quantized ReLU (:func:`qlearn.nn.quantized.functional.relu`)."""
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x):
+        require_quantized(x, "QuantizedReLU")
+        return qF.relu(x)
+
+    def __repr__(self):
+        return "QuantizedReLU()"
+
+    @classmethod
+    def from_float(cls, mod):
+        return cls(getattr(mod, "inplace", False))
+
+
+class ReLU6(ReLU):
+    """Quantized ReLU6 (:func:`qlearn.nn.quantized.functional.relu6`)."""
+
+    def forward(self, x):
+        require_quantized(x, "QuantizedReLU6")
+        return qF.relu6(x)
+
+    def __repr__(self):
+        return "QuantizedReLU6()"
+
+
+class MaxPool2d(Module):
+    """Quantized max pooling (:func:`qlearn.nn.quantized.functional.max_pool2d`)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1,
+                 return_indices=False, ceil_mode=False):
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride if stride is not None \
+            else kernel_size
+        self.padding, self.dilation = padding, dilation
+        self.return_indices, self.ceil_mode = return_indices, ceil_mode
+
+    def forward(self, x):
+        require_quantized(x, "MaxPool2d")
+        return qF.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                             self.ceil_mode, self.return_indices)
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, dilation={self.dilation}, "
+                f"ceil_mode={self.ceil_mode}")
+
+    @classmethod
+    def from_float(cls, mod):
+        return cls(mod.kernel_size, mod.stride, mod.padding, mod.dilation,
+                   getattr(mod, "return_indices", False), getattr(mod, "ceil_mode", False))
+
+
+class AdaptiveAvgPool2d(Module):
+    """Quantized adaptive average pooling."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x):
+        require_quantized(x, "AdaptiveAvgPool2d")
+        return qF.adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+    @classmethod
+    def from_float(cls, mod):
+        return cls(mod.output_size)
+
+
+def _float(x):
+    return x if isinstance(x, np.ndarray) else getattr(x, "data", x)
+
+
+class FloatFunctional(Module):
+    """Float ``add``, ``mul``, ``cat``... whose outputs pass through
+    ``activation_post_process`` (an observer after ``prepare``), so that ``convert``
+    can swap this module for a :class:`QFunctional` with the observed parameters.
+
+    >>> import qlearn.nn.quantized as nnq
+    >>> nnq.FloatFunctional().add(np.ones(2, np.float32), np.ones(2, np.float32))
+    array([2., 2.], dtype=float32)
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.activation_post_process = _Identity()
+
+    def forward(self, x):
+        raise RuntimeError("FloatFunctional is not meant to be called; use its "
+                           "add / mul / cat / add_relu / add_scalar / mul_scalar methods")
+
+    def _post(self, r):
+        return self.activation_post_process(r)
+
+    def add(self, x, y):
+        return self._post(x + y)
+
+    def add_scalar(self, x, y):
+        return x + y       # as in PyTorch, not observed: the output range follows x
+
+    def mul(self, x, y):
+        return self._post(x * y)
+
+    def mul_scalar(self, x, y):
+        return x * y
+
+    def cat(self, x, dim=0):
+        x = list(x)
+        if all(isinstance(t, np.ndarray) for t in x):
+            return self._post(np.concatenate(x, axis=dim))
+        from .... import autograd
+        cat = getattr(autograd, "cat", None)
+        if cat is None:
+            return self._post(np.concatenate([_float(t) for t in x], axis=dim))
+        return self._post(cat(x, dim))
+
+    def add_relu(self, x, y):
+        r = x + y
+        if isinstance(r, np.ndarray):
+            r = np.maximum(r, np.float32(0))
+        else:
+            r = r.relu()
+        return self._post(r)
+
+
+class _Identity(Module):
+    def forward(self, x):
+        return x
+
+
+class QFunctional(Module):
+    """The quantized twin of :class:`FloatFunctional`: each op requantizes its result
+    to ``(scale, zero_point)``.
+
+    >>> import qlearn.nn.quantized as nnq
+    >>> f = nnq.QFunctional(); f.scale, f.zero_point = 0.25, 0
+    >>> a = ql.quantize_per_tensor([1.0, 2.0], 0.5, 0, ql.quint8)
+    >>> f.add(a, a).dequantize()
+    array([2., 4.], dtype=float32)
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.scale = 1.0
+        self.zero_point = 0
+        self.activation_post_process = _Identity()
+
+    def forward(self, x):
+        raise RuntimeError("QFunctional is not meant to be called; use its "
+                           "add / mul / cat / add_relu / add_scalar / mul_scalar methods")
+
+    def extra_repr(self):
+        return f"scale={self.scale}, zero_point={self.zero_point}"
+
+    def __repr__(self):
+        return f"QFunctional({self.extra_repr()})"
+
+    def add(self, x, y):
+        return qF.add(x, y, self.scale, self.zero_point)
+
+    def add_relu(self, x, y):
+        return qF.add_relu(x, y, self.scale, self.zero_point)
+
+    def mul(self, x, y):
+        return qF.mul(x, y, self.scale, self.zero_point)
+
+    def add_scalar(self, x, y):
+        require_quantized(x, "QFunctional.add_scalar", "x")
+        return qF.add(x, y, x.q_scale(), x.q_zero_point())
+
+    def mul_scalar(self, x, y):
+        require_quantized(x, "QFunctional.mul_scalar", "x")
+        return qF.mul(x, y, x.q_scale(), x.q_zero_point())
+
+    def cat(self, x, dim=0):
+        return qF.cat(x, dim, self.scale, self.zero_point)
+
+    @classmethod
+    def from_float(cls, mod):
+        scale, zero_point = activation_qparams(mod, cls.__name__)
+        q = cls()
+        q.scale, q.zero_point = scale, zero_point
+        return q

@@ -1,0 +1,317 @@
+"""Quantized operators against PyTorch 2.13's x86 backend and against NumPy references.
+
+Comparisons with PyTorch use 7-bit activations (quant_max 127, PyTorch's reduce_range);
+full 8-bit activations are compared with the exact NumPy transcription of the equations
+(docs/int8.rst).  Off-by-one elements (a float rounding at a tie that differs) are
+counted and must stay under 0.1 %.
+"""
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+import qlearn as ql
+import qlearn.nn.quantized.functional as qF
+from qlearn.nn.quantized import _packed
+
+PATHS = _packed._qgemm.available_paths()
+MAX_OFF_BY_ONE = 1e-3
+
+
+# ---- helpers -------------------------------------------------------------------------------
+def to_torch(torch, q):
+    data = torch.from_numpy(q.int_repr())
+    if q.qscheme().is_per_channel:
+        return torch._make_per_channel_quantized_tensor(
+            data, torch.from_numpy(q.q_per_channel_scales()),
+            torch.from_numpy(q.q_per_channel_zero_points()), q.q_per_channel_axis())
+    return torch._make_per_tensor_quantized_tensor(data, q.q_scale(), q.q_zero_point())
+
+
+def activations(rng, shape, scale=0.02, zero_point=31, qmax=127):
+    q = rng.integers(0, qmax + 1, shape).astype(np.uint8)
+    return ql.QTensor(q, ql.quint8, ql.per_tensor_affine, scale, zero_point)
+
+
+def weights(rng, shape, per_channel, zero_point=0):
+    q = rng.integers(-128, 128, shape).astype(np.int8)
+    if per_channel:
+        n = shape[0]
+        return ql.QTensor(q, ql.qint8, ql.per_channel_affine, 1.0, 0,
+                          rng.uniform(0.002, 0.02, n), np.full(n, zero_point, np.int64), 0)
+    return ql.QTensor(q, ql.qint8, ql.per_tensor_affine, 0.01, zero_point)
+
+
+def assert_close_count(got, want, what=""):
+    """Integers equal, or off by one on at most 0.1 % of the elements."""
+    got, want = got.astype(np.int64), want.astype(np.int64)
+    diff = np.abs(got - want)
+    assert diff.max(initial=0) <= 1, f"{what}: max difference {diff.max()}"
+    off = int((diff == 1).sum())
+    assert off <= MAX_OFF_BY_ONE * got.size, f"{what}: {off} of {got.size} off by one"
+    return off
+
+
+def linear_reference(x, w, bias, scale, zero_point, relu=False):
+    """eq. (3) + eq. (6), FBGEMM's float32 requantization written out."""
+    if w.qscheme().is_per_channel:
+        sw, zw = w.q_per_channel_scales(), w.q_per_channel_zero_points()
+    else:
+        sw = np.full(w.shape[0], w.q_scale())
+        zw = np.full(w.shape[0], w.q_zero_point())
+    acc = ((x.int_repr().astype(np.int64) - x.q_zero_point())
+           @ (w.int_repr().astype(np.int64) - zw[:, None]).T)
+    atws = np.float32(x.q_scale()) * sw.astype(np.float32)
+    mult = atws / np.float32(scale)
+    xf = acc.astype(np.float32)
+    if bias is not None:
+        xf = xf + (bias / atws if w.qscheme().is_per_channel
+                   else bias * (np.float32(1) / atws)).astype(np.float32)
+    q = np.rint(xf * mult).astype(np.int64) + zero_point
+    return np.clip(q, zero_point if relu else 0, 255).astype(np.uint8)
+
+
+def conv_reference(x, w, bias, stride, padding, dilation, groups, scale, zero_point):
+    """Direct convolution of (x - Za)(w - Zw) in int64, then eq. (6)."""
+    a = x.int_repr().astype(np.int64) - x.q_zero_point()
+    n, c, h, wd = a.shape
+    o, cg, kh, kw = w.shape
+    if w.qscheme().is_per_channel:
+        sw, zw = w.q_per_channel_scales(), w.q_per_channel_zero_points()
+    else:
+        sw, zw = np.full(o, w.q_scale()), np.full(o, w.q_zero_point())
+    wz = w.int_repr().astype(np.int64) - zw[:, None, None, None]
+    ap = np.pad(a, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    ho = (h + 2 * padding - dilation * (kh - 1) - 1) // stride + 1
+    wo = (wd + 2 * padding - dilation * (kw - 1) - 1) // stride + 1
+    acc = np.zeros((n, o, ho, wo), np.int64)
+    og = o // groups
+    for g in range(groups):
+        for i in range(kh):
+            for j in range(kw):
+                patch = ap[:, g * cg:(g + 1) * cg,
+                           i * dilation:i * dilation + stride * (ho - 1) + 1:stride,
+                           j * dilation:j * dilation + stride * (wo - 1) + 1:stride]
+                acc[:, g * og:(g + 1) * og] += np.einsum(
+                    "nchw,oc->nohw", patch, wz[g * og:(g + 1) * og, :, i, j])
+    atws = (np.float32(x.q_scale()) * sw.astype(np.float32)).reshape(1, -1, 1, 1)
+    xf = acc.astype(np.float32)
+    if bias is not None:
+        b = bias.reshape(1, -1, 1, 1)
+        xf = xf + (b / atws if w.qscheme().is_per_channel
+                   else b * (np.float32(1) / atws)).astype(np.float32)
+    q = np.rint(xf * (atws / np.float32(scale))).astype(np.int64) + zero_point
+    return np.clip(q, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(params=PATHS)
+def path(request):
+    with _packed.force_gemm_path(request.param):
+        yield request.param
+
+
+# ---- linear --------------------------------------------------------------------------------
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (3, 17, 5), (16, 64, 33), (37, 129, 70)])
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize("w_zp", [0, 3])
+def test_linear_matches_torch(torch_mod, path, num_threads, rng, m, k, n, per_channel,
+                              w_zp):
+    torch = torch_mod
+    torch.backends.quantized.engine = "x86"
+    x = activations(rng, (m, k))
+    w = weights(rng, (n, k), per_channel, w_zp)
+    b = (rng.standard_normal(n) * 2).astype(np.float32)
+    for relu in (False, True):
+        op = qF.linear if not relu else None
+        packed = torch.ops.quantized.linear_prepack(to_torch(torch, w), torch.from_numpy(b))
+        top = torch.ops.quantized.linear_relu if relu else torch.ops.quantized.linear
+        want = top(to_torch(torch, x), packed, 0.07, 100).int_repr().numpy()
+        if op is not None:
+            got = op(x, w, b, 0.07, 100)
+        else:
+            got = _packed.linear_apply(x, _packed.PackedLinearWeight(w, b), 0.07, 100,
+                                       relu=True)
+        assert got.dtype is ql.quint8 and got.q_scale() == 0.07 and got.q_zero_point() == 100
+        assert_close_count(got.int_repr(), want, f"linear relu={relu}")
+
+
+def test_linear_many_outputs_off_by_one_count(torch_mod, rng):
+    """On 200 k outputs the integers are PyTorch's exactly (the count is 0 here; any
+    nonzero count would be a float rounding difference at a tie)."""
+    torch = torch_mod
+    torch.backends.quantized.engine = "x86"
+    x = activations(rng, (200, 256))
+    w = weights(rng, (1000, 256), True)
+    b = (rng.standard_normal(1000) * 5).astype(np.float32)
+    got = qF.linear(x, w, b, 0.05, 128).int_repr()
+    packed = torch.ops.quantized.linear_prepack(to_torch(torch, w), torch.from_numpy(b))
+    want = torch.ops.quantized.linear(to_torch(torch, x), packed, 0.05, 128)
+    assert assert_close_count(got, want.int_repr().numpy()) == 0
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_linear_full_8bit_matches_exact_reference(path, rng, per_channel):
+    x = activations(rng, (9, 70), qmax=255, zero_point=128)
+    x._int[0] = 255
+    w = weights(rng, (21, 70), per_channel, zero_point=2)
+    b = rng.standard_normal(21).astype(np.float32)
+    got = qF.linear(x, w, b, 0.3, 7).int_repr()
+    assert_array_equal(got, linear_reference(x, w, b, 0.3, 7))
+    got = qF.linear(x, w, None, 0.3, 7).int_repr()
+    assert_array_equal(got, linear_reference(x, w, None, 0.3, 7))
+
+
+def test_linear_keeps_leading_dimensions(rng):
+    x = activations(rng, (2, 3, 8))
+    w = weights(rng, (5, 8), False)
+    y = qF.linear(x, w, None, 0.1, 0)
+    assert y.shape == (2, 3, 5)
+    assert_array_equal(y.int_repr().reshape(6, 5),
+                       qF.linear(x.reshape(6, 8), w, None, 0.1, 0).int_repr())
+
+
+# ---- conv2d --------------------------------------------------------------------------------
+CONVS = [  # N, C, H, W, O, k, stride, pad, dilation, groups
+    (1, 1, 1, 1, 1, 1, 1, 0, 1, 1),
+    (2, 8, 9, 9, 16, 3, 1, 1, 1, 1),
+    (1, 3, 23, 19, 8, 7, 2, 3, 1, 1),
+    (2, 16, 10, 11, 16, 3, 1, 1, 1, 16),     # depthwise 3x3
+    (1, 16, 13, 13, 16, 3, 2, 1, 1, 16),     # depthwise 3x3, stride 2
+    (1, 12, 7, 7, 20, 1, 1, 0, 1, 1),        # 1x1
+    (1, 12, 7, 9, 6, 3, 1, 2, 2, 3),         # grouped, dilated
+    (1, 5, 6, 8, 7, 2, 2, 0, 1, 1),
+]
+
+
+@pytest.mark.parametrize("cfg", CONVS, ids=lambda c: "x".join(map(str, c)))
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_conv2d_matches_torch(torch_mod, path, num_threads, rng, cfg, per_channel):
+    torch = torch_mod
+    n, c, h, w_, o, k, s, p, d, g = cfg
+    x = activations(rng, (n, c, h, w_))
+    w = weights(rng, (o, c // g, k, k), per_channel)
+    b = rng.standard_normal(o).astype(np.float32)
+    got = qF.conv2d(x, w, b, s, p, d, g, scale=0.05, zero_point=60).int_repr()
+    assert_close_count(got, conv_reference(x, w, b, s, p, d, g, 0.05, 60), "vs reference")
+    for engine in ("x86", "fbgemm"):
+        torch.backends.quantized.engine = engine
+        packed = torch.ops.quantized.conv2d_prepack(to_torch(torch, w), torch.from_numpy(b),
+                                                    [s, s], [p, p], [d, d], g)
+        want = torch.ops.quantized.conv2d(to_torch(torch, x), packed, 0.05, 60)
+        assert_close_count(got, want.int_repr().numpy(), f"vs torch {engine}")
+    torch.backends.quantized.engine = "x86"
+
+
+@pytest.mark.parametrize("cfg", [CONVS[1], CONVS[3], CONVS[5]],
+                         ids=lambda c: "x".join(map(str, c)))
+def test_conv2d_full_8bit_and_weight_zero_point(path, rng, cfg):
+    n, c, h, w_, o, k, s, p, d, g = cfg
+    x = activations(rng, (n, c, h, w_), qmax=255, zero_point=255)
+    w = weights(rng, (o, c // g, k, k), True, zero_point=-5)
+    b = rng.standard_normal(o).astype(np.float32)
+    got = qF.conv2d(x, w, b, s, p, d, g, scale=0.5, zero_point=0).int_repr()
+    assert_array_equal(got, conv_reference(x, w, b, s, p, d, g, 0.5, 0))
+
+
+def test_conv2d_reads_its_own_channels_last_output(path, rng):
+    """A conv's output is channels-last; a following 1x1 conv reads it in place (the
+    "direct" GEMM), and gives what it gives on a contiguous copy."""
+    x = activations(rng, (2, 8, 6, 6))
+    w1 = weights(rng, (16, 8, 3, 3), False)
+    w2 = weights(rng, (12, 16, 1, 1), True)
+    y1 = qF.conv2d(x, w1, None, padding=1, scale=0.1, zero_point=3)
+    assert not y1._int.flags.c_contiguous          # NCHW view of NHWC memory
+    y2 = qF.conv2d(y1, w2, None, scale=0.2, zero_point=9).int_repr()
+    y1c = ql.QTensor(y1.int_repr(), ql.quint8, ql.per_tensor_affine, 0.1, 3)
+    assert_array_equal(y2, qF.conv2d(y1c, w2, None, scale=0.2, zero_point=9).int_repr())
+    assert_array_equal(y2, conv_reference(y1c, w2, None, 1, 0, 1, 1, 0.2, 9))
+
+
+def test_conv_saturation_worst_case(path):
+    """All activations 255 against weights -128: exact int32, no vpmaddubsw saturation."""
+    x = ql.QTensor(np.full((1, 16, 4, 4), 255, np.uint8), ql.quint8, ql.per_tensor_affine,
+                   1.0, 0)
+    w = ql.QTensor(np.full((4, 16, 3, 3), -128, np.int8), ql.qint8, ql.per_tensor_affine,
+                   1.0, 0)
+    s = 255 * 128 * 16 * 9
+    y = qF.conv2d(x, w, None, scale=s / 100, zero_point=200).int_repr()
+    assert (y == 100).all()    # -s / (s/100) + 200
+
+
+# ---- the other operators -------------------------------------------------------------------
+def test_relu_relu6(torch_mod, rng):
+    torch = torch_mod
+    x = activations(rng, (3, 40), qmax=255, zero_point=100, scale=0.05)
+    assert_array_equal(qF.relu(x).int_repr(), torch.relu(to_torch(torch, x)).int_repr())
+    want = torch.nn.functional.relu6(to_torch(torch, x)).int_repr().numpy()
+    assert_array_equal(qF.relu6(x).int_repr(), want)
+
+
+@pytest.mark.parametrize("k,s,p,d,ceil", [(2, 2, 0, 1, False), (3, 2, 1, 1, False),
+                                          (3, 2, 1, 1, True), (3, 1, 0, 2, False),
+                                          (2, 3, 1, 1, True)])
+def test_max_pool2d(torch_mod, rng, k, s, p, d, ceil):
+    torch = torch_mod
+    x = activations(rng, (2, 3, 11, 12), qmax=255)
+    want = torch.nn.functional.max_pool2d(to_torch(torch, x), k, s, p, d, ceil_mode=ceil)
+    got = qF.max_pool2d(x, k, s, p, d, ceil_mode=ceil)
+    assert got.shape == tuple(want.shape)
+    assert_array_equal(got.int_repr(), want.int_repr().numpy())
+
+
+@pytest.mark.parametrize("out", [1, (4, 5), (7, 3), (11, 12)])
+def test_adaptive_avg_pool2d(torch_mod, rng, out):
+    torch = torch_mod
+    x = activations(rng, (2, 5, 11, 12), qmax=255, zero_point=77)
+    want = torch.nn.functional.adaptive_avg_pool2d(to_torch(torch, x), out)
+    got = qF.adaptive_avg_pool2d(x, out)
+    assert (got.q_scale(), got.q_zero_point()) == (want.q_scale(), want.q_zero_point())
+    assert_close_count(got.int_repr(), want.int_repr().numpy())
+
+
+@pytest.mark.parametrize("name", ["add", "add_relu", "mul"])
+def test_binary_ops(torch_mod, rng, name):
+    torch = torch_mod
+    torch.backends.quantized.engine = "x86"
+    a = activations(rng, (4, 8, 9, 9), qmax=255, zero_point=120, scale=0.03)
+    b = activations(rng, (4, 8, 9, 9), qmax=255, zero_point=60, scale=0.07)
+    want = getattr(torch.ops.quantized, name)(to_torch(torch, a), to_torch(torch, b),
+                                             0.09, 90)
+    got = getattr(qF, name)(a, b, 0.09, 90)
+    assert_close_count(got.int_repr(), want.int_repr().numpy(), name)
+
+
+def test_cat(torch_mod, rng):
+    torch = torch_mod
+    a = activations(rng, (2, 3, 4), qmax=255, zero_point=10, scale=0.1)
+    b = activations(rng, (2, 5, 4), qmax=255, zero_point=40, scale=0.05)
+    want = torch.ops.quantized.cat([to_torch(torch, a), to_torch(torch, b)], 1, 0.1, 10)
+    got = qF.cat([a, b], 1, 0.1, 10)
+    assert_close_count(got.int_repr(), want.int_repr().numpy())
+
+
+# ---- dynamic linear ------------------------------------------------------------------------
+def test_choose_qparams_dynamic_matches_torch(torch_mod, rng):
+    torch = torch_mod
+    for lo, hi in [(-1.0, 2.0), (0.5, 3.0), (-4.0, -0.1), (-0.3, 0.2)]:
+        x = rng.uniform(lo, hi, 100).astype(np.float32)
+        for rr in (True, False):
+            got = _packed.choose_qparams_dynamic(x, rr)
+            s, z = torch._choose_qparams_per_tensor(torch.from_numpy(x), rr)
+            assert got[1] == z and np.float32(got[0]) == np.float32(s)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_linear_dynamic_matches_torch(torch_mod, path, rng, per_channel):
+    torch = torch_mod
+    torch.backends.quantized.engine = "x86"
+    x = rng.standard_normal((13, 50)).astype(np.float32)
+    w = weights(rng, (31, 50), per_channel)
+    b = rng.standard_normal(31).astype(np.float32)
+    got = _packed.linear_dynamic_apply(x, _packed.PackedLinearWeight(w, b))
+    packed = torch.ops.quantized.linear_prepack(to_torch(torch, w), torch.from_numpy(b))
+    want = torch.ops.quantized.linear_dynamic(torch.from_numpy(x), packed, True).numpy()
+    a_scale, _ = _packed.choose_qparams_dynamic(x, True)
+    sw = w.q_per_channel_scales().max() if per_channel else w.q_scale()
+    # within one output quantization step: one activation step times sum |w| is loose;
+    # the tight bound is a few float32 ulps of the accumulator scale
+    assert np.abs(got - want).max() <= a_scale * sw * 4 + 1e-5
