@@ -390,3 +390,33 @@ def test_quantize_allocates_only_its_output():
         tracemalloc.stop()
         assert q.nbytes == n
         assert peak < n + 64 * 1024, f"peak {peak} bytes for an output of {n} bytes"
+
+
+@pytest.mark.parametrize("n", [31, 32, 100, 32768 + 77])
+def test_huge_finite_values_are_clamped_not_refused(n, simd):
+    """The fused finiteness check sums the inputs; huge finite values overflow that sum
+    and must fall through to the exact rescan, then quantize (clamp) normally."""
+    x = np.full(n, 3e38, np.float32)
+    x[::2] = -3e38
+    for per_channel in (False, True):
+        if per_channel:
+            q = ql.quantize_per_channel(x.reshape(1, -1), [0.5], [0], 0, ql.qint8)
+        else:
+            q = ql.quantize_per_tensor(x, 0.5, 0, ql.qint8)
+        assert_array_equal(q.int_repr().ravel(), np.where(x > 0, 127, -128))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("pos", [0, 5, 31, 32, 63, 32767, 32768, 40000])
+def test_nonfinite_detected_anywhere(bad, pos, simd):
+    x = np.zeros(40001, np.float32)
+    x[pos] = bad
+    with pytest.raises(ValueError, match="finite"):
+        ql.quantize_per_tensor(x, 0.1, 0, ql.quint8)
+    with pytest.raises(ValueError, match="finite"):
+        ql.quantize_per_channel(x.reshape(-1, 1), [0.1], [0], 1, ql.quint8)
+    x[pos] = 0
+    x[pos // 2] = np.inf  # an inf and a -inf in one block sum to NaN: still caught
+    x[pos // 2 + 1] = -np.inf
+    with pytest.raises(ValueError, match="finite"):
+        ql.quantize_per_tensor(x, 0.1, 0, ql.quint8)

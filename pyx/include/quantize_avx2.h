@@ -7,8 +7,11 @@
  * half to even under the default MXCSR mode, as nearbyint does.  Clamping in float
  * before the conversion keeps huge inputs from overflowing the int32 lanes.
  * The scalar tail uses the same arithmetic, so the result does not depend on n % 32.
- * The return value is nonzero if any x was NaN or infinite (x - x is then NaN), so that
- * the caller can refuse such input without a second pass over memory.
+ * The return value is nonzero if any x was NaN or infinite, so that the caller can refuse
+ * such input without a second pass over memory.  The check is a running vector sum of
+ * the inputs (four adds per 32 elements): a NaN or an infinity always leaves the sum
+ * non-finite, so a finite sum proves the block clean; a non-finite sum (which huge but
+ * finite inputs can also cause) triggers an exact rescan of the block.
  */
 #ifndef QLEARN_QUANTIZE_AVX2_H
 #define QLEARN_QUANTIZE_AVX2_H
@@ -38,7 +41,7 @@ QLEARN_AVX2 static inline float qlearn_q8_scalar_avx2(
 
 /* Quantize 32 floats at o[0..31]; inv/zp hold the parameters of each lane (the same
  * value in every lane per tensor, one per element for per-element parameters).
- * Returns the lanes' NaN/Inf flags (x - x is NaN exactly for them).
+ * Returns x[0..31] summed into 8 lanes, for the finiteness check.
  * `is_signed` selects int8 (packs_epi16) or uint8 (packus_epi16) packing. */
 QLEARN_AVX2 static inline __m256 qlearn_q8_block32(
         const float *x, uint8_t *o, const __m256 inv[4], const __m256 zp[4],
@@ -47,8 +50,6 @@ QLEARN_AVX2 static inline __m256 qlearn_q8_block32(
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     __m256 x0 = _mm256_loadu_ps(x), x1 = _mm256_loadu_ps(x + 8);
     __m256 x2 = _mm256_loadu_ps(x + 16), x3 = _mm256_loadu_ps(x + 24);
-    __m256 t = _mm256_add_ps(_mm256_add_ps(_mm256_sub_ps(x0, x0), _mm256_sub_ps(x1, x1)),
-                             _mm256_add_ps(_mm256_sub_ps(x2, x2), _mm256_sub_ps(x3, x3)));
     __m256i a = qlearn_q8_lanes(x0, inv[0], zp[0], lo, hi, fused);
     __m256i b = qlearn_q8_lanes(x1, inv[1], zp[1], lo, hi, fused);
     __m256i c = qlearn_q8_lanes(x2, inv[2], zp[2], lo, hi, fused);
@@ -57,7 +58,16 @@ QLEARN_AVX2 static inline __m256 qlearn_q8_block32(
     __m256i cd = _mm256_packs_epi32(c, d);
     __m256i abcd = is_signed ? _mm256_packs_epi16(ab, cd) : _mm256_packus_epi16(ab, cd);
     _mm256_storeu_si256((__m256i *)o, _mm256_permutevar8x32_epi32(abcd, order));
-    return _mm256_cmp_ps(t, t, _CMP_UNORD_Q);
+    return _mm256_add_ps(_mm256_add_ps(x0, x1), _mm256_add_ps(x2, x3));
+}
+
+/* Nonzero if the running sum is not finite and an exact scan finds NaN or Inf in x. */
+QLEARN_AVX2 static int qlearn_any_nonfinite(__m256 sum, const float *x, long n) {
+    __m256 probe = _mm256_sub_ps(sum, sum);  /* NaN exactly in lanes where sum is not finite */
+    if (_mm256_movemask_ps(_mm256_cmp_ps(probe, probe, _CMP_UNORD_Q)) == 0) return 0;
+    for (long i = 0; i < n; i++)
+        if (x[i] - x[i] != 0.0f) return 1;
+    return 0;
 }
 
 /* One scale and zero point for all n elements. */
@@ -68,19 +78,19 @@ QLEARN_AVX2 static int qlearn_quantize_q8_avx2(
     const __m256 inv[4] = {inv1, inv1, inv1, inv1}, zp[4] = {zp1, zp1, zp1, zp1};
     const __m256 lo = _mm256_set1_ps((float)qmin), hi = _mm256_set1_ps((float)qmax);
     uint8_t *o = (uint8_t *)out;
-    __m256 nonfinite = _mm256_setzero_ps();
+    __m256 sum = _mm256_setzero_ps();
     int bad = 0;
     long i = 0;
     for (; i + 32 <= n; i += 32)
-        nonfinite = _mm256_or_ps(nonfinite, qlearn_q8_block32(x + i, o + i, inv, zp, lo, hi,
-                                                              fused, is_signed));
+        sum = _mm256_add_ps(sum, qlearn_q8_block32(x + i, o + i, inv, zp, lo, hi, fused,
+                                                   is_signed));
     for (; i < n; i++) {
         int q = (int)qlearn_q8_scalar_avx2(x[i], inv_scale, (float)zero_point,
                                            (float)qmin, (float)qmax, fused);
         o[i] = is_signed ? (uint8_t)(int8_t)q : (uint8_t)q;
         bad |= (x[i] - x[i]) != 0.0f;
     }
-    return bad | (_mm256_movemask_ps(nonfinite) != 0);
+    return bad | qlearn_any_nonfinite(sum, x, i);
 }
 
 /* Element i has its own inv_scale[i] and zero_point[i] (a float holding an integer):
@@ -91,7 +101,7 @@ QLEARN_AVX2 static int qlearn_quantize_q8_each_avx2(
         int qmin, int qmax, int is_signed) {
     const __m256 lo = _mm256_set1_ps((float)qmin), hi = _mm256_set1_ps((float)qmax);
     uint8_t *o = (uint8_t *)out;
-    __m256 nonfinite = _mm256_setzero_ps();
+    __m256 sum = _mm256_setzero_ps();
     int bad = 0;
     long i = 0;
     for (; i + 32 <= n; i += 32) {
@@ -100,8 +110,8 @@ QLEARN_AVX2 static int qlearn_quantize_q8_each_avx2(
             inv[k] = _mm256_loadu_ps(inv_scale + i + 8 * k);
             zp[k] = _mm256_loadu_ps(zero_point + i + 8 * k);
         }
-        nonfinite = _mm256_or_ps(nonfinite, qlearn_q8_block32(x + i, o + i, inv, zp, lo, hi,
-                                                              0, is_signed));
+        sum = _mm256_add_ps(sum, qlearn_q8_block32(x + i, o + i, inv, zp, lo, hi, 0,
+                                                   is_signed));
     }
     for (; i < n; i++) {
         int q = (int)qlearn_q8_scalar_avx2(x[i], inv_scale[i], zero_point[i],
@@ -109,7 +119,7 @@ QLEARN_AVX2 static int qlearn_quantize_q8_each_avx2(
         o[i] = is_signed ? (uint8_t)(int8_t)q : (uint8_t)q;
         bad |= (x[i] - x[i]) != 0.0f;
     }
-    return bad | (_mm256_movemask_ps(nonfinite) != 0);
+    return bad | qlearn_any_nonfinite(sum, x, i);
 }
 
 /* Dequantize eight 8-bit integers at a time (eq. (2) of the docs):
