@@ -1,0 +1,189 @@
+# cython: boundscheck=False, wraparound=False, initializedcheck=False
+"""Kernels of Distiller's quantizers (DoReFa, PACT, WRPN): clip, round, and their
+straight-through gradients.
+
+Arguments are validated by :mod:`qlearn.quantizers._ste`, the only caller: arrays are
+C-contiguous float32 of matching shapes, ``lo <= hi``, ``scale > 0``.
+
+Every quantizer is a clip to ``[lo, hi]`` followed by the uniform rounding of qlearn's
+convention ``r = S q`` (``Z = 0``)::
+
+    y     = clamp(x, lo, hi)
+    x_hat = nearbyint(y * inv_scale) * S          float32, inv_scale = 1.0f / S
+
+which is exactly ``fake_quantize_per_tensor_affine(clamp(x, lo, hi), S, 0, ...)``.
+Reductions (PACT's clip-value gradient, DoReFa's max |tanh w|) are summed per block in
+float64 and then over blocks in a fixed order: results do not depend on the thread
+count.
+"""
+from cython.parallel cimport prange
+from libc.math cimport fabs, fmaxf, fminf, nearbyintf, tanh
+from libc.stdlib cimport free, malloc
+
+from _typedefs cimport float32_t, float64_t, intp_t
+
+cdef enum:
+    BLOCK = 32768
+
+
+cdef inline float32_t _clip_round(float32_t x, float32_t lo, float32_t hi, float32_t scale,
+                                  float32_t inv_scale) noexcept nogil:
+    """nearbyint(clamp(x, lo, hi) / S) * S"""
+    return nearbyintf(fminf(fmaxf(x, lo), hi) * inv_scale) * scale
+
+
+def clip_round(const float32_t[::1] x,   # IN  n floats
+               float32_t[::1] out,       # OUT n floats
+               float32_t lo, float32_t hi, float32_t scale, int num_threads):
+    """out[i] := nearbyint(clamp(x[i], lo, hi) * (1.0f / scale)) * scale
+
+    Returns the number of blocks holding NaN or infinity (0 for clean input).
+    """
+    cdef intp_t n = x.shape[0], nblocks = (n + BLOCK - 1) // BLOCK, b, i, start, stop
+    cdef float32_t one = 1.0
+    cdef float32_t inv_scale = one / scale
+    cdef int bad = 0, blk
+    if nblocks <= 1:
+        num_threads = 1
+    with nogil:
+        for b in prange(nblocks, num_threads=num_threads, schedule="static"):
+            start = b * BLOCK
+            stop = min(start + BLOCK, n)
+            blk = 0
+            for i in range(start, stop):
+                out[i] = _clip_round(x[i], lo, hi, scale, inv_scale)
+                blk = blk | ((x[i] - x[i]) != 0)
+            bad += blk
+    return bad
+
+
+def clip_backward(const float32_t[::1] x,      # IN  n floats, the forward input
+                  const float32_t[::1] grad,   # IN  n floats, dL/dx_hat
+                  float32_t[::1] out,          # OUT n floats, dL/dx
+                  float32_t lo, float32_t hi, bint hi_inclusive, int num_threads):
+    """out[i] := grad[i] if lo <= x[i] <= hi (``x[i] < hi`` when not ``hi_inclusive``)
+    else 0: the gradient of the clip, with the straight-through estimator for round."""
+    cdef intp_t n = x.shape[0], i
+    if n < BLOCK:
+        num_threads = 1
+    with nogil:
+        for i in prange(n, num_threads=num_threads, schedule="static"):
+            if x[i] >= lo and (x[i] < hi or (hi_inclusive and x[i] == hi)):
+                out[i] = grad[i]
+            else:
+                out[i] = 0
+
+
+def pact_backward(const float32_t[::1] x,      # IN  n floats, the forward input
+                  const float32_t[::1] grad,   # IN  n floats, dL/dy_q
+                  float32_t[::1] out,          # OUT n floats, dL/dx
+                  float32_t alpha, int num_threads):
+    """out[i] := grad[i] if 0 <= x[i] < alpha else 0;
+    returns dL/dalpha = sum of grad[i] over x[i] >= alpha (float64, fixed order)."""
+    cdef intp_t n = x.shape[0], nblocks = (n + BLOCK - 1) // BLOCK, b, i, start, stop
+    cdef float64_t *partial = <float64_t *> malloc(max(nblocks, 1) * sizeof(float64_t))
+    cdef float64_t acc, total = 0
+    if partial == NULL:
+        raise MemoryError()
+    if nblocks <= 1:
+        num_threads = 1
+    try:
+        with nogil:
+            for b in prange(nblocks, num_threads=num_threads, schedule="static"):
+                start = b * BLOCK
+                stop = min(start + BLOCK, n)
+                acc = 0
+                for i in range(start, stop):
+                    if x[i] >= alpha:
+                        acc = acc + grad[i]
+                        out[i] = 0
+                    elif x[i] >= 0:
+                        out[i] = grad[i]
+                    else:
+                        out[i] = 0
+                partial[b] = acc
+        for b in range(nblocks):
+            total += partial[b]
+    finally:
+        free(partial)
+    return total
+
+
+def dorefa_weight_forward(const float32_t[::1] w,   # IN  n floats
+                          float32_t[::1] t,         # OUT n floats, tanh(w)
+                          float32_t[::1] out,       # OUT n floats, w_q
+                          float32_t scale, int num_threads):
+    """t := tanh(w);  M := max |t|;  f := t / (2 M) + 1/2;
+    out := 2 nearbyint(f / S) S - 1, with S = ``scale`` = 1 / (2^k - 1).
+
+    tanh is taken in double and rounded to float32 (reproducible across libms).  An
+    all-zero ``w`` (M = 0) gives f = 1/2.  Returns ``(M, bad)``: bad is nonzero if ``w``
+    held NaN or infinity.
+    """
+    cdef intp_t n = w.shape[0], nblocks = (n + BLOCK - 1) // BLOCK, b, i, start, stop
+    cdef float32_t *part = <float32_t *> malloc(2 * max(nblocks, 1) * sizeof(float32_t))
+    cdef float32_t m, v, big = 0, bad = 0, one = 1.0, half = 0.5, two = 2.0
+    cdef float32_t inv_scale = one / scale, inv_2m
+    if part == NULL:
+        raise MemoryError()
+    if nblocks <= 1:
+        num_threads = 1
+    try:
+        with nogil:
+            for b in prange(nblocks, num_threads=num_threads, schedule="static"):
+                start = b * BLOCK
+                stop = min(start + BLOCK, n)
+                m = 0
+                v = 0
+                for i in range(start, stop):
+                    t[i] = <float32_t> tanh(<float64_t> w[i])
+                    m = fmaxf(m, fabs(t[i]))
+                    v = v + (w[i] - w[i])        # NaN if any w is not finite
+                part[2 * b] = m
+                part[2 * b + 1] = v
+            for b in range(nblocks):
+                big = fmaxf(big, part[2 * b])
+                bad = bad + part[2 * b + 1]
+            for b in prange(nblocks, num_threads=num_threads, schedule="static"):
+                start = b * BLOCK
+                stop = min(start + BLOCK, n)
+                for i in range(start, stop):
+                    if big > 0:
+                        v = t[i] / (two * big) + half
+                    else:
+                        v = half
+                    out[i] = two * (nearbyintf(v * inv_scale) * scale) - one
+    finally:
+        free(part)
+    return big, bad != 0
+
+
+def dorefa_weight_backward(const float32_t[::1] t,      # IN  n floats, tanh(w)
+                           const float32_t[::1] grad,   # IN  n floats, dL/dw_q
+                           float32_t[::1] out,          # OUT n floats, the direct term
+                           float32_t big, int num_threads):
+    """out[i] := grad[i] (1 - t[i]^2) / M   (the direct part of dL/dw, STE through round);
+    returns sum_i grad[i] t[i] (float64, fixed order), which the caller needs for the
+    term through M = max |t|."""
+    cdef intp_t n = t.shape[0], nblocks = (n + BLOCK - 1) // BLOCK, b, i, start, stop
+    cdef float64_t *partial = <float64_t *> malloc(max(nblocks, 1) * sizeof(float64_t))
+    cdef float64_t acc, total = 0
+    if partial == NULL:
+        raise MemoryError()
+    if nblocks <= 1:
+        num_threads = 1
+    try:
+        with nogil:
+            for b in prange(nblocks, num_threads=num_threads, schedule="static"):
+                start = b * BLOCK
+                stop = min(start + BLOCK, n)
+                acc = 0
+                for i in range(start, stop):
+                    out[i] = grad[i] * (1 - t[i] * t[i]) / big
+                    acc = acc + <float64_t> grad[i] * t[i]
+                partial[b] = acc
+        for b in range(nblocks):
+            total += partial[b]
+    finally:
+        free(partial)
+    return total
