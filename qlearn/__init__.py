@@ -13,6 +13,7 @@ from .dtypes import (QDType, QScheme, per_channel_affine, per_channel_symmetric,
                      per_tensor_affine, per_tensor_symmetric, qint8, qint32, quint8)
 from .qtensor import QTensor, dequantize, quantize_per_channel, quantize_per_tensor
 from .serialization import load, save
+from .fake_quant import fake_quantize_per_channel_affine, fake_quantize_per_tensor_affine
 
 __all__ = [
     "QDType", "QScheme", "QTensor", "Tensor", "autograd", "dequantize", "enable_grad",
@@ -20,4 +21,5 @@ __all__ = [
     "per_channel_affine", "per_channel_symmetric", "per_tensor_affine",
     "per_tensor_symmetric", "qint8", "qint32", "quantize_per_channel",
     "quantize_per_tensor", "quint8", "save", "set_num_threads", "show_config",
+    "fake_quantize_per_tensor_affine", "fake_quantize_per_channel_affine",
 ]
