@@ -7,7 +7,7 @@ from .observer import (FixedQParamsObserver, HistogramObserver, MinMaxObserver,
                        default_histogram_observer, default_observer,
                        default_per_channel_weight_observer, default_placeholder_observer,
                        default_weight_observer)
-# from .calibrators import EntropyObserver, MSEObserver, PercentileObserver
+from .calibrators import EntropyObserver, MSEObserver, PercentileObserver
 from .qconfig import (QConfig, QConfigDynamic, default_dynamic_qconfig,
                       default_per_channel_qconfig, default_qconfig, get_default_qat_qconfig,
                       get_default_qconfig, per_channel_dynamic_qconfig)
