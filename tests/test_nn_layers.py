@@ -119,8 +119,9 @@ def test_conv2d_function_gradcheck(geom, bias, rng):
 @pytest.mark.parametrize("batch_stats", [True, False])
 def test_batch_norm_function_gradcheck(shape, axes, batch_stats, rng):
     C = shape[1]
+    stats = [None, None] if batch_stats else [rng.standard_normal(C), 0.5 + rng.random(C)]
     args = [rng.standard_normal(shape), rng.standard_normal(C), rng.standard_normal(C),
-            rng.standard_normal(C), 0.5 + rng.random(C), 1e-5, axes, batch_stats]
+            *stats, 1e-5, axes, batch_stats]
     assert gradcheck(F.BatchNormFunction, args, wrt=[0, 1, 2], atol=1e-5, rtol=1e-5)
     args[1] = args[2] = None   # affine=False
     assert gradcheck(F.BatchNormFunction, args, wrt=[0], atol=1e-5, rtol=1e-5)

@@ -15,7 +15,7 @@ import numpy as np
 
 from .._ext import _im2col, _pool
 from .._ext._openmp import get_num_threads
-from ..autograd import Function, Tensor, no_grad
+from ..autograd import Function, Tensor
 from ..autograd import ops
 from ..autograd.random import get_generator
 
@@ -235,15 +235,16 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 class BatchNormFunction(Function):
     r"""y = \hat x \gamma + \beta,  \hat x = (x - \mu) / \sqrt{\sigma^2 + \epsilon}
 
-    With ``batch_stats`` the batch's own mean and biased variance are used (``mean`` and
-    ``var`` are ignored) and the backward pass is
+    With ``batch_stats`` the batch's own mean and biased variance are used (computed
+    here when ``mean`` and ``var`` are None; the caller may pass them when it has them
+    already) and the backward pass is
     dx = (\gamma / \sqrt{\sigma^2+\epsilon}) (g - mean(g) - \hat x mean(g \hat x));
     with given (running) statistics it is dx = g \gamma / \sqrt{\sigma^2+\epsilon}.
     """
 
     @staticmethod
     def forward(ctx, x, weight, bias, mean, var, eps, axes, batch_stats):
-        if batch_stats:
+        if batch_stats and mean is None:
             mean, var = x.mean(axis=axes), x.var(axis=axes)
         shape = [1] * x.ndim
         shape[1] = x.shape[1]
@@ -311,16 +312,13 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if n <= 1:
             raise ValueError(f"Expected more than 1 value per channel when training, got "
                              f"input of shape {x.shape}")
-        y = BatchNormFunction.apply(x, w, b, None, None, float(eps), axes, True)
+        mean, var = x.data.mean(axis=axes), x.data.var(axis=axes)
         if running_mean is not None:
-            with no_grad():
-                mean = x.data.mean(axis=axes)
-                var = x.data.var(axis=axes) * (n / (n - 1))
-                running_mean *= 1 - momentum
-                running_mean += momentum * mean
-                running_var *= 1 - momentum
-                running_var += momentum * var
-        return y
+            running_mean *= 1 - momentum
+            running_mean += momentum * mean
+            running_var *= 1 - momentum
+            running_var += (momentum * n / (n - 1)) * var       # unbiased
+        return BatchNormFunction.apply(x, w, b, mean, var, float(eps), axes, True)
     if running_mean is None or running_var is None:
         raise ValueError("`running_mean` and `running_var` are needed when training=False")
     rm = np.asarray(running_mean, np.float32)
