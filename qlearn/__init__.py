@@ -9,6 +9,7 @@ from ._config import get_num_threads, set_num_threads, show_config
 from . import autograd
 from . import backends
 from .autograd import Tensor, enable_grad, no_grad, tensor
+from .autograd import cat, manual_seed, stack, where
 from .dtypes import (QDType, QScheme, per_channel_affine, per_channel_symmetric,
                      per_tensor_affine, per_tensor_symmetric, qint8, qint32, quint8)
 from .qtensor import QTensor, dequantize, quantize_per_channel, quantize_per_tensor
@@ -22,4 +23,5 @@ __all__ = [
     "per_tensor_symmetric", "qint8", "qint32", "quantize_per_channel",
     "quantize_per_tensor", "quint8", "save", "set_num_threads", "show_config",
     "fake_quantize_per_tensor_affine", "fake_quantize_per_channel_affine",
+    "cat", "manual_seed", "stack", "where",
 ]
