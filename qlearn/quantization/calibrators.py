@@ -137,7 +137,7 @@ class PercentileObserver(_HistogramCalibrator):
 
 
 def _expected_mse(centers, counts, lo, hi, obs):
-    r"""Eq. (MSE) for each candidate range ``(lo[k], hi[k])`` (vectorised over k)."""
+    r"""The expected error E of MSEObserver for each candidate range ``(lo[k], hi[k])`` (vectorised over k)."""
     scale, zp = calculate_qparams(lo, hi, obs.dtype, obs.qscheme, obs.quant_min,
                                   obs.quant_max, float(obs.eps[0]), obs.has_customized_qrange)
     s = scale.astype(np.float64)[:, None]
@@ -160,7 +160,6 @@ class MSEObserver(_HistogramCalibrator):
     variance :math:`S^2/12`) and values outside are clipped:
 
     .. math::
-       :label: mse-error
 
        E(\alpha, \beta) = \frac{1}{\sum_j h_j} \sum_j h_j \begin{cases}
            (\hat\alpha - c_j)^2 & c_j < \hat\alpha \\
@@ -171,7 +170,7 @@ class MSEObserver(_HistogramCalibrator):
     :math:`k = 1 \dots K`.  Affine: coordinate descent over
     :math:`\beta \in \{x_\max k / K\}` with :math:`\alpha` fixed, then
     :math:`\alpha \in \{x_\min k / K\}` with :math:`\beta` fixed, three rounds.  The
-    minimiser of :eq:`mse-error` is the range.
+    minimiser of :math:`E` is the range.
 
     Parameters
     ----------

@@ -5,13 +5,13 @@ workflow (``prepare``) calls each one to make a fresh observer for every layer, 
 observer instance is refused.  ``Observer.with_args(**kw)`` makes such a factory.  The
 defaults and the per-backend choices are PyTorch's:
 
-=================== ======================================== ====================================
-backend             activation                               weight
-=================== ======================================== ====================================
-``x86``, ``fbgemm`` ``HistogramObserver(reduce_range=True)`` per-channel symmetric qint8 MinMax
+=================== ========================================= ==================================
+backend             activation                                weight
+=================== ========================================= ==================================
+``x86``, ``fbgemm`` ``HistogramObserver(reduce_range=True)``  per-channel symmetric qint8 MinMax
 ``qnnpack``         ``HistogramObserver(reduce_range=False)`` per-tensor symmetric qint8 MinMax
 ``onednn``          ``HistogramObserver(reduce_range=False)`` per-channel symmetric qint8 MinMax
-=================== ======================================== ====================================
+=================== ========================================= ==================================
 
 Why ``reduce_range`` on x86: FBGEMM's AVX2 kernels multiply uint8 activations by int8
 weights with ``vpmaddubsw``, which adds two products into a *saturating int16*:

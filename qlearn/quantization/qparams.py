@@ -57,6 +57,7 @@ def validate_qmin_qmax(quant_min, quant_max, dtype=None):
     range lies inside ``dtype`` (so that 2..8-bit ranges on an 8-bit dtype work and a
     range the storage cannot hold is refused) and raises ``ValueError``.
 
+    >>> from qlearn.quantization.qparams import validate_qmin_qmax
     >>> validate_qmin_qmax(-8, 7, ql.qint8)
     >>> validate_qmin_qmax(1, 7, ql.quint8)
     Traceback (most recent call last):
@@ -96,6 +97,7 @@ def calculate_qmin_qmax(quant_min, quant_max, has_customized_qrange, dtype, redu
     A custom range is halved by ``reduce_range`` too (``quant_min // 2``,
     ``quant_max // 2``), as in PyTorch.
 
+    >>> from qlearn.quantization.qparams import calculate_qmin_qmax
     >>> calculate_qmin_qmax(None, None, False, ql.quint8, True)
     (0, 127)
     >>> calculate_qmin_qmax(-8, 7, True, ql.qint8, False)
