@@ -2,9 +2,9 @@
 """Int8 convolution: im2col (then :func:`qlearn._ext._qgemm.gemm`) and depthwise 3x3.
 
 Called only by :mod:`qlearn.nn.quantized._packed`, which validates the arguments.
-Inputs are 4-d ``(N, C, H, W)`` uint8 arrays with *any* strides: a channels-last
-tensor (what these kernels produce, as PyTorch's do) is read with contiguous channel
-runs, an NCHW one element by element.
+The kernels read activations channels-last, ``(N, H, W, C)`` C-contiguous: a
+convolution's own output already is (as PyTorch's are); an NCHW input is converted once
+per call (a NumPy transposing copy).
 
 Equation numbers refer to ``docs/int8.rst``.
 """
@@ -37,27 +37,28 @@ cdef enum:
     SERIAL_BYTES = 1 << 16
 
 
-def im2col(const uint8_t[:, :, :, :] x,   # IN  (N, C, H, W), any strides
-           intp_t c0, intp_t cg,           # the group's channels [c0, c0 + cg)
+def im2col(const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C) channels last
+           intp_t c0, intp_t cg,             # the group's channels [c0, c0 + cg)
            int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
            uint8_t a_zp,
-           uint8_t[:, ::1] out,            # OUT (N Ho Wo, lda), lda >= kh kw cg
+           uint8_t[:, ::1] out,              # OUT (N Ho Wo, lda), lda >= kh kw cg
            int num_threads):
-    """out[(n, oy, ox), (ky, kx, c)] := x[n, c0 + c, oy sh - ph + ky dh, ox sw - pw + kx dw]
+    """out[(n, oy, ox), (ky, kx, c)] := x[n, oy sh - ph + ky dh, ox sw - pw + kx dw, c0 + c]
 
     Positions in the padding hold ``a_zp`` (they stand for real zero, so
     ``x - Za = 0`` there, eq. (3)); columns past ``kh kw cg`` hold 0 (the packed weight
-    is zero there).  Depth is ordered (ky, kx, c) so a channels-last input is copied in
-    runs of ``cg`` bytes.
+    is zero there).  Depth is ordered (ky, kx, c): each tap is a run of ``cg``
+    contiguous bytes of the channels-last input, and with dilation 1 and one group a
+    whole kernel row is one run of ``kw C`` bytes.
     """
-    cdef intp_t N = x.shape[0], H = x.shape[2], W = x.shape[3]
+    cdef intp_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef intp_t lda = out.shape[1], Kc = kh * kw * cg
-    cdef intp_t Ho = out.shape[0] // N if N > 0 else 0
+    cdef intp_t Ho = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
     cdef intp_t Wo = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    cdef intp_t row, n, oy, ox, ky, kx, c, iy, ix, base
-    cdef bint chan_contig = x.strides[1] == 1
+    cdef intp_t row, n, oy, ox, ky, kx, iy, ix, base, ix0
+    cdef bint whole_rows = dw == 1 and cg == C
     cdef uint8_t *dst
-    Ho = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    cdef const uint8_t *src
     if out.shape[0] * lda < SERIAL_BYTES:
         num_threads = 1
     with nogil:
@@ -66,23 +67,28 @@ def im2col(const uint8_t[:, :, :, :] x,   # IN  (N, C, H, W), any strides
             oy = row % Ho
             for ox in range(Wo):
                 dst = &out[(n * Ho + oy) * Wo + ox, 0]
+                ix0 = ox * sw - pw
                 for ky in range(kh):
                     iy = oy * sh - ph + ky * dh
+                    base = ky * kw * cg
+                    if iy < 0 or iy >= H:
+                        memset(dst + base, a_zp, kw * cg)
+                        continue
+                    src = &x[n, iy, 0, c0]
+                    if whole_rows and ix0 >= 0 and ix0 + kw <= W:
+                        memcpy(dst + base, src + ix0 * C, kw * cg)
+                        continue
                     for kx in range(kw):
-                        ix = ox * sw - pw + kx * dw
-                        base = (ky * kw + kx) * cg
-                        if iy < 0 or iy >= H or ix < 0 or ix >= W:
-                            memset(dst + base, a_zp, cg)
-                        elif chan_contig:
-                            memcpy(dst + base, &x[n, c0, iy, ix], cg)
+                        ix = ix0 + kx * dw
+                        if ix < 0 or ix >= W:
+                            memset(dst + base + kx * cg, a_zp, cg)
                         else:
-                            for c in range(cg):
-                                dst[base + c] = x[n, c0 + c, iy, ix]
+                            memcpy(dst + base + kx * cg, src + ix * C, cg)
                 if lda > Kc:
                     memset(dst + Kc, 0, lda - Kc)
 
 
-def depthwise3x3(const uint8_t[:, :, :, :] x,   # IN  (N, C, H, W), any strides
+def depthwise3x3(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels last
                  const int16_t[:, ::1] wz,      # IN  (9, C): W - Zw[c], taps (ky, kx)
                  int stride, int pad, int dil,
                  int32_t a_zp,
@@ -97,7 +103,7 @@ def depthwise3x3(const uint8_t[:, :, :, :] x,   # IN  (N, C, H, W), any strides
     The input is laid out once as int16 ``(N, Hp, Wp, C)`` holding ``x - Za`` with zero
     padding (eq. (9)); each thread then owns whole output rows.
     """
-    cdef intp_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef intp_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef intp_t Ho = out.shape[1], Wo = out.shape[2]
     cdef intp_t Hp = H + 2 * pad, Wp = W + 2 * pad
     cdef int16_t[:, :, :, ::1] xp = np.zeros((N, Hp, Wp, C), dtype=np.int16)
@@ -124,7 +130,7 @@ def depthwise3x3(const uint8_t[:, :, :, :] x,   # IN  (N, C, H, W), any strides
             y = row % H
             for xx in range(W):
                 for c in range(C):
-                    xp[n, y + pad, xx + pad, c] = <int16_t> x[n, c, y, xx] - a_zp
+                    xp[n, y + pad, xx + pad, c] = <int16_t> x[n, y, xx, c] - a_zp
         for row in prange(N * Ho, num_threads=num_threads, schedule="static"):
             n = row // Ho
             tid = _thread_id()

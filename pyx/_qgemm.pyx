@@ -41,7 +41,7 @@ cdef extern from "qgemm_kernels.h":
     int qlearn_cpu_has_avx512vnni() noexcept nogil
     void qlearn_qgemm_pack(const int8_t *w, long N, long K, int8_t *out) noexcept nogil
     int qlearn_qgemm_rowsum_max(const uint8_t *a, long M, long K, long lda,
-                                int32_t *rowsum) noexcept nogil
+                                int32_t *rowsum, int want_max) noexcept nogil
     int qgemm_tile_mr(int path) noexcept nogil
     int qgemm_tile_np(int path) noexcept nogil
     void qlearn_qgemm_tile(int path, const uint8_t *a, long lda, long i0, long mr,
@@ -181,8 +181,12 @@ def gemm(int path,
     cdef int amax
     if M == 0 or N == 0:
         return path
+    # row sums only when some Zw != 0 (eq. (4)); the maximum only for AVX2, whose
+    # vpmaddubsw is exact only for activations <= 127 (eq. (7))
     with nogil:
-        amax = qlearn_qgemm_rowsum_max(&a[0, 0], M, K, lda, &rowsum[0])
+        amax = qlearn_qgemm_rowsum_max(&a[0, 0], M, K, lda,
+                                       &rowsum[0] if any_wzp else NULL,
+                                       path == QGEMM_AVX2)
     if path == QGEMM_AVX2 and amax > 127:
         path = QGEMM_AVX2_EXACT
     e.colsum = &colsum[0]
@@ -210,9 +214,13 @@ def gemm(int path,
     if M * N * K < SERIAL_MACS:
         num_threads = 1
     with nogil:
-        # Tiles are numbered panel-block-major, so that a thread's static chunk of
-        # consecutive tiles reuses the same weight panels from its cache.
-        for t in prange(mtiles * ptiles, num_threads=num_threads, schedule="static"):
+        # Tiles are numbered panel-block-major, so that consecutive tiles reuse the
+        # same weight panels from cache.  Dynamic scheduling in chunks of a few tiles:
+        # on a shared machine a descheduled thread does not hold the others back.
+        # Each tile is computed whole by one thread, so the result never depends on
+        # the schedule or the thread count.
+        for t in prange(mtiles * ptiles, num_threads=num_threads, schedule="dynamic",
+                        chunksize=4):
             i0 = (t % mtiles) * mr_max
             p0 = (t // mtiles) * np_max
             mr = min(mr_max, M - i0)

@@ -149,7 +149,18 @@ class _PackedGemmWeight:
             _qgemm.pack_weight(self.w, self.packed)
 
     def requant_constants(self, a_scale, out_scale):
-        """``(bias_q, mult)`` of eq. (6), float32, formed as FBGEMM forms them."""
+        """``(bias_q, mult)`` of eq. (6), float32, formed as FBGEMM forms them.
+
+        The last pair is cached: a module sees the same scales call after call.
+        """
+        key = (a_scale, out_scale)
+        cached = getattr(self, "_requant_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        self._requant_cache = (key, self._requant_constants(a_scale, out_scale))
+        return self._requant_cache[1]
+
+    def _requant_constants(self, a_scale, out_scale):
         atws = np.float32(a_scale) * self.w_scale                 # Sa Sw[j], float32
         mult = (atws / np.float32(out_scale)).astype(np.float32)
         if self.bias is None:
@@ -386,9 +397,9 @@ def conv2d_apply(x, pc, scale, zero_point, relu=False, who="quantized conv2d"):
     o = pc.out_channels
     out = np.empty((n, ho, wo, o), dtype=np.uint8)
     lo = zero_point if relu else 0
-    xi = x._int
-    a_zp = x.q_zero_point()
     nt = get_num_threads()
+    xi = channels_last(x._int, nt)
+    a_zp = x.q_zero_point()
     path = gemm_path()
     if n and o:
         if pc.depthwise and path != "generic":
@@ -399,6 +410,18 @@ def conv2d_apply(x, pc, scale, zero_point, relu=False, who="quantized conv2d"):
         else:
             _conv_gemm(xi, pc, x.q_scale(), a_zp, scale, zero_point, lo, out, nt, path)
     return QTensor(out.transpose(0, 3, 1, 2), quint8, per_tensor_affine, scale, zero_point)
+
+
+def channels_last(xi, num_threads):
+    """The (N, H, W, C) C-contiguous array behind the NCHW integers ``xi``.
+
+    A view when ``xi`` already is channels-last in memory (every convolution output
+    is), else one copy.
+    """
+    nhwc = xi.transpose(0, 2, 3, 1)
+    if nhwc.flags.c_contiguous:
+        return nhwc
+    return np.ascontiguousarray(nhwc)
 
 
 def _conv_requant(pc, a_scale, out_scale):
@@ -412,7 +435,7 @@ def _conv_requant(pc, a_scale, out_scale):
 
 
 def _conv_gemm(xi, pc, a_scale, a_zp, out_scale, out_zp, lo, out, nt, path):
-    n, c, h, w = xi.shape
+    n, h, w, c = xi.shape           # channels last
     _, ho, wo, o = out.shape
     g = pc.groups
     cg, og = c // g, o // g
@@ -421,12 +444,10 @@ def _conv_gemm(xi, pc, a_scale, a_zp, out_scale, out_zp, lo, out, nt, path):
     k = kh * kw * cg
     out2 = out.reshape(n * ho * wo, o)
     direct = (kh == kw == 1 and sh == sw == 1 and ph == pw_ == 0 and g == 1
-              and k % 4 == 0 and xi.strides[1] == 1 and xi.strides[3] == c
-              and xi.strides[2] == w * c and xi.strides[0] == h * w * c)
-    a = None
+              and k % 4 == 0)
     if direct:
-        # 1x1 convolution of a channels-last input: the input already is A (eq. (3)).
-        a = np.lib.stride_tricks.as_strided(xi, (n * h * w, c), (c, 1))
+        # 1x1 convolution: the channels-last input already is A (eq. (3)), no im2col
+        a = xi.reshape(n * h * w, c)
     else:
         a = np.empty((n * ho * wo, 4 * ((k + 3) // 4)), dtype=np.uint8)
     for gi, pwg in enumerate(pc.group_gemm):

@@ -40,7 +40,7 @@ class Linear(Module):
     ...                   np.array([0.0, 1.0], np.float32))
     >>> m.scale, m.zero_point = 0.5, 10
     >>> m(ql.quantize_per_tensor([[1.0, 2.0, 3.0, 4.0]], 0.1, 0, ql.quint8)).dequantize()
-    array([[10. , 11. ]], dtype=float32)
+    array([[10., 11.]], dtype=float32)
     """
 
     _NAME = "QuantizedLinear"

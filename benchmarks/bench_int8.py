@@ -1,0 +1,316 @@
+"""Int8 GEMM and conv throughput: qlearn vs NumPy float32, PyTorch int8, ONNX Runtime.
+
+    python benchmarks/bench_int8.py            # full run (about a minute)
+    python benchmarks/bench_int8.py --quick    # a few seconds, fewer repeats
+
+Every contender runs the same shape in the same process, at 1 and 2 threads; within a
+shape the contenders are timed alternately (round-robin, so that a noisy neighbour
+hurts all of them alike) and the median of the rounds is reported.  Throughput is
+GOP/s = 2 * multiply-adds / time.  Ratios are qlearn's speed over each peer's (> 1:
+qlearn is faster).  Results go to benchmarks/results/bench_int8.{md,json} and stdout.
+
+Contenders
+  qlearn   nnq.Linear / nnq.Conv2d forward (weights packed once; input a quint8 QTensor)
+  numpy    float32: ``x @ w.T``; conv as im2col (stride tricks) + one matmul
+  torch    torch.ops.quantized.linear / conv2d, engine x86, prepacked weights
+  ort      ONNX Runtime QLinearMatMul / QLinearConv (uint8 x int8), one session per
+           thread count
+Activations are 7-bit (values <= 127, PyTorch's reduce_range), so every contender is
+exact.  Peers that are not installed are skipped.
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+
+import numpy as np
+
+import qlearn as ql
+import qlearn.nn.quantized as nnq
+from qlearn.nn.quantized._packed import gemm_path
+
+try:
+    import torch
+    torch.backends.quantized.engine = "x86"
+except ImportError:
+    torch = None
+try:
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+except ImportError:
+    ort = None
+try:
+    from threadpoolctl import threadpool_limits
+except ImportError:
+    threadpool_limits = None
+
+warnings.filterwarnings("ignore")
+
+GEMMS = [(1, 1024, 1024), (16, 1024, 1024), (64, 1024, 1024), (256, 1024, 1024),
+         (256, 4096, 1024)]
+# name, N, C, H, W, O, k, stride, pad, groups
+CONVS = [("3x3 64->64 56x56", 1, 64, 56, 56, 64, 3, 1, 1, 1),
+         ("3x3 64->64 56x56 N=8", 8, 64, 56, 56, 64, 3, 1, 1, 1),
+         ("3x3 256->256 14x14", 1, 256, 14, 14, 256, 3, 1, 1, 1),
+         ("7x7/2 3->64 224x224", 1, 3, 224, 224, 64, 7, 2, 3, 1),
+         ("dw 3x3 128 56x56", 1, 128, 56, 56, 128, 3, 1, 1, 128)]
+
+
+# ---- contenders: each returns a zero-argument callable -----------------------------------
+def qlearn_linear(a_u8, w_i8, bias):
+    m = nnq.Linear(w_i8.shape[1], w_i8.shape[0])
+    m.set_weight_bias(ql.QTensor(w_i8, ql.qint8, ql.per_tensor_affine, 0.01, 0), bias)
+    m.scale, m.zero_point = 0.5, 64
+    x = ql.QTensor(a_u8, ql.quint8, ql.per_tensor_affine, 0.02, 10)
+    return lambda: m(x)
+
+
+def qlearn_conv(a_u8, w_i8, bias, stride, pad, groups):
+    o, cg, k, _ = w_i8.shape
+    m = nnq.Conv2d(cg * groups, o, k, stride=stride, padding=pad, groups=groups)
+    scales = np.full(o, 0.01)
+    m.set_weight_bias(ql.QTensor(w_i8, ql.qint8, ql.per_channel_affine, 1.0, 0, scales,
+                                 np.zeros(o, np.int64), 0), bias)
+    m.scale, m.zero_point = 0.5, 64
+    x = ql.QTensor(a_u8, ql.quint8, ql.per_tensor_affine, 0.02, 10)
+    return lambda: m(x)
+
+
+def numpy_linear(a_u8, w_i8, bias):
+    x = a_u8.astype(np.float32)
+    wt = np.ascontiguousarray(w_i8.astype(np.float32).T)
+    return lambda: x @ wt + bias
+
+
+def numpy_conv(a_u8, w_i8, bias, stride, pad, groups):
+    x = a_u8.astype(np.float32)
+    w = w_i8.astype(np.float32)
+    n, c, h, wd = x.shape
+    o, cg, k, _ = w.shape
+    og = o // groups
+    wg = [w[g * og:(g + 1) * og].reshape(og, -1).T.copy() for g in range(groups)]
+
+    def run():
+        xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+        win = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(2, 3))
+        win = win[:, :, ::stride, ::stride]              # (n, c, ho, wo, k, k)
+        ho, wo = win.shape[2], win.shape[3]
+        if groups == c == o:                              # depthwise: no GEMM to use
+            return np.einsum("nchwij,cij->nchw", win, w[:, 0]) + bias[:, None, None]
+        outs = []
+        for g in range(groups):
+            cols = win[:, g * cg:(g + 1) * cg].transpose(0, 2, 3, 1, 4, 5).reshape(
+                n * ho * wo, cg * k * k)
+            outs.append(cols @ wg[g])
+        return np.concatenate(outs, axis=1) + bias
+    return run
+
+
+def torch_linear(a_u8, w_i8, bias):
+    x = torch._make_per_tensor_quantized_tensor(torch.from_numpy(a_u8), 0.02, 10)
+    w = torch._make_per_tensor_quantized_tensor(torch.from_numpy(w_i8), 0.01, 0)
+    packed = torch.ops.quantized.linear_prepack(w, torch.from_numpy(bias))
+    return lambda: torch.ops.quantized.linear(x, packed, 0.5, 64)
+
+
+def torch_conv(a_u8, w_i8, bias, stride, pad, groups):
+    x = torch._make_per_tensor_quantized_tensor(torch.from_numpy(a_u8), 0.02, 10)
+    o = w_i8.shape[0]
+    w = torch._make_per_channel_quantized_tensor(
+        torch.from_numpy(w_i8), torch.full((o,), 0.01, dtype=torch.float64),
+        torch.zeros(o, dtype=torch.int64), 0)
+    packed = torch.ops.quantized.conv2d_prepack(w, torch.from_numpy(bias), [stride] * 2,
+                                                [pad] * 2, [1, 1], groups)
+    return lambda: torch.ops.quantized.conv2d(x, packed, 0.5, 64)
+
+
+def _ort_session(graph, threads):
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(model.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+
+
+def _scalars(names_values):
+    out = []
+    for name, value, dtype in names_values:
+        out.append(helper.make_tensor(name, dtype, [], [value]))
+    return out
+
+
+def ort_linear(a_u8, w_i8, bias, threads):
+    m, k = a_u8.shape
+    n = w_i8.shape[0]
+    inits = [helper.make_tensor("B", TensorProto.INT8, (k, n),
+                                np.ascontiguousarray(w_i8.T).tobytes(), raw=True)]
+    inits += _scalars([("a_s", 0.02, TensorProto.FLOAT), ("a_z", 10, TensorProto.UINT8),
+                       ("b_s", 0.01, TensorProto.FLOAT), ("b_z", 0, TensorProto.INT8),
+                       ("y_s", 0.5, TensorProto.FLOAT), ("y_z", 64, TensorProto.UINT8)])
+    node = helper.make_node("QLinearMatMul", ["A", "a_s", "a_z", "B", "b_s", "b_z", "y_s",
+                                              "y_z"], ["Y"])
+    graph = helper.make_graph(
+        [node], "qmm", [helper.make_tensor_value_info("A", TensorProto.UINT8, (m, k))],
+        [helper.make_tensor_value_info("Y", TensorProto.UINT8, (m, n))], inits)
+    sess = _ort_session(graph, threads)
+    feed = {"A": a_u8}
+    return lambda: sess.run(None, feed)
+
+
+def ort_conv(a_u8, w_i8, bias, stride, pad, groups, threads):
+    o, cg, k, _ = w_i8.shape
+    qbias = np.round(bias / (0.02 * 0.01)).astype(np.int32)
+    inits = [helper.make_tensor("W", TensorProto.INT8, w_i8.shape, w_i8.tobytes(), raw=True),
+             helper.make_tensor("Bq", TensorProto.INT32, (o,), qbias.tobytes(), raw=True)]
+    inits += _scalars([("x_s", 0.02, TensorProto.FLOAT), ("x_z", 10, TensorProto.UINT8),
+                       ("w_s", 0.01, TensorProto.FLOAT), ("w_z", 0, TensorProto.INT8),
+                       ("y_s", 0.5, TensorProto.FLOAT), ("y_z", 64, TensorProto.UINT8)])
+    node = helper.make_node("QLinearConv", ["X", "x_s", "x_z", "W", "w_s", "w_z", "y_s",
+                                            "y_z", "Bq"], ["Y"], kernel_shape=[k, k],
+                            strides=[stride] * 2, pads=[pad] * 4, group=groups)
+    graph = helper.make_graph(
+        [node], "qconv", [helper.make_tensor_value_info("X", TensorProto.UINT8,
+                                                        a_u8.shape)],
+        [helper.make_tensor_value_info("Y", TensorProto.UINT8, None)], inits)
+    sess = _ort_session(graph, threads)
+    feed = {"X": a_u8}
+    return lambda: sess.run(None, feed)
+
+
+# ---- timing -------------------------------------------------------------------------------
+def set_threads(n):
+    ql.set_num_threads(n)
+    if torch is not None:
+        torch.set_num_threads(n)
+
+
+def time_round_robin(fns, rounds, min_time):
+    """Median seconds per call of each callable; contenders alternate every round."""
+    per_call = {name: [] for name in fns}
+    reps = {}
+    for name, fn in fns.items():            # warm up and pick calls per round
+        fn()
+        t0 = time.perf_counter()
+        fn()
+        dt = max(time.perf_counter() - t0, 1e-7)
+        reps[name] = max(1, int(min_time / dt))
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(reps[name]):
+                fn()
+            per_call[name].append((time.perf_counter() - t0) / reps[name])
+    return {name: statistics.median(ts) for name, ts in per_call.items()}
+
+
+def bench_case(label, ops, make, threads, rounds, min_time, numpy_threads):
+    set_threads(threads)
+    fns = {"qlearn": make["qlearn"]()}
+    fns["numpy"] = make["numpy"]()
+    if torch is not None:
+        fns["torch"] = make["torch"]()
+    if ort is not None:
+        fns["ort"] = make["ort"](threads)
+    limit = (threadpool_limits(limits=threads, user_api="blas") if threadpool_limits
+             else None)
+    try:
+        secs = time_round_robin(fns, rounds, min_time)
+    finally:
+        if limit is not None:
+            limit.restore_original_limits()
+    row = {"case": label, "threads": threads,
+           "gops": {k: ops / v / 1e9 for k, v in secs.items()},
+           "ms": {k: v * 1e3 for k, v in secs.items()}}
+    row["ratio"] = {k: secs[k] / secs["qlearn"] for k in secs if k != "qlearn"}
+    return row
+
+
+def run(quick):
+    rng = np.random.default_rng(0)
+    rounds, min_time = (3, 0.002) if quick else (15, 0.02)
+    results = []
+    for threads in (1, 2):
+        for (m, k, n) in GEMMS:
+            a = rng.integers(0, 128, (m, k)).astype(np.uint8)
+            w = rng.integers(-128, 128, (n, k)).astype(np.int8)
+            b = rng.standard_normal(n).astype(np.float32)
+            make = {"qlearn": lambda: qlearn_linear(a, w, b),
+                    "numpy": lambda: numpy_linear(a, w, b),
+                    "torch": lambda: torch_linear(a, w, b),
+                    "ort": lambda t: ort_linear(a, w, b, t)}
+            results.append(bench_case(f"GEMM {m}x{k}x{n}", 2 * m * k * n, make, threads,
+                                      rounds, min_time, threads))
+            print(_line(results[-1]), flush=True)
+        for (name, bn, c, h, wd, o, k, s, p, g) in CONVS:
+            a = rng.integers(0, 128, (bn, c, h, wd)).astype(np.uint8)
+            w = rng.integers(-128, 128, (o, c // g, k, k)).astype(np.int8)
+            b = rng.standard_normal(o).astype(np.float32)
+            ho, wo = (h + 2 * p - k) // s + 1, (wd + 2 * p - k) // s + 1
+            ops = 2 * bn * o * ho * wo * (c // g) * k * k
+            make = {"qlearn": lambda: qlearn_conv(a, w, b, s, p, g),
+                    "numpy": lambda: numpy_conv(a, w, b, s, p, g),
+                    "torch": lambda: torch_conv(a, w, b, s, p, g),
+                    "ort": lambda t: ort_conv(a, w, b, s, p, g, t)}
+            results.append(bench_case(f"conv {name}", ops, make, threads, rounds,
+                                      min_time, threads))
+            print(_line(results[-1]), flush=True)
+    return results
+
+
+def _line(r):
+    g = r["gops"]
+    peers = "  ".join(f"{k} {g[k]:7.1f}" for k in ("numpy", "torch", "ort") if k in g)
+    return f"{r['case']:<28} t={r['threads']}  qlearn {g['qlearn']:7.1f}  {peers}  GOP/s"
+
+
+def markdown(results, meta):
+    peers = [p for p in ("numpy", "torch", "ort") if p in results[0]["gops"]]
+    head = ("| case | threads | qlearn GOP/s | " + " | ".join(f"{p} GOP/s" for p in peers)
+            + " | " + " | ".join(f"qlearn/{p}" for p in peers) + " |")
+    lines = [head, "|" + "---|" * (3 + 2 * len(peers))]
+    for r in results:
+        lines.append(f"| {r['case']} | {r['threads']} | {r['gops']['qlearn']:.1f} | "
+                     + " | ".join(f"{r['gops'][p]:.1f}" for p in peers) + " | "
+                     + " | ".join(f"{r['ratio'][p]:.2f}" for p in peers) + " |")
+    # 2-thread scaling of qlearn
+    one = {r["case"]: r["gops"]["qlearn"] for r in results if r["threads"] == 1}
+    lines.append("")
+    lines.append("| case | qlearn 2 threads / 1 thread |")
+    lines.append("|---|---|")
+    for r in results:
+        if r["threads"] == 2 and r["case"] in one:
+            lines.append(f"| {r['case']} | {r['gops']['qlearn'] / one[r['case']]:.2f} |")
+    info = ", ".join(f"{k}={v}" for k, v in meta.items())
+    return f"Measured with `{meta['command']}` ({info}).\n\n" + "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="few repeats (a few seconds)")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
+    args = ap.parse_args(argv)
+    meta = {"command": "python benchmarks/bench_int8.py" + (" --quick" if args.quick else ""),
+            "qlearn_path": gemm_path(), "cpu": platform.processor() or platform.machine(),
+            "torch": getattr(torch, "__version__", None),
+            "onnxruntime": getattr(ort, "__version__", None), "numpy": np.__version__}
+    results = run(args.quick)
+    os.makedirs(args.out, exist_ok=True)
+    md = markdown(results, meta)
+    with open(os.path.join(args.out, "bench_int8.md"), "w") as f:
+        f.write(md)
+    with open(os.path.join(args.out, "bench_int8.json"), "w") as f:
+        json.dump({"meta": meta, "results": results}, f, indent=1)
+    print()
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
