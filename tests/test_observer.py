@@ -7,7 +7,7 @@ from numpy.testing import assert_array_equal
 
 import qlearn as ql
 from qlearn.quantization import observer as O
-from qlearn.quantization.qparams import calculate_qmin_qmax, calculate_qparams
+from qlearn.quantization.qparams import FLOAT32_EPS, calculate_qmin_qmax, calculate_qparams
 
 TORCH_NAMES = {"quint8": "quint8", "qint8": "qint8", "qint32": "qint32"}
 
@@ -435,3 +435,39 @@ def test_calculate_qparams_per_channel_and_errors():
     assert s.shape == z.shape == (2,)
     with pytest.raises(ValueError, match="must not exceed"):
         calculate_qparams(2.0, 1.0)
+
+
+# --- property: calculate_qparams equals torch's _calculate_qparams ---------------------------
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+finite32 = st.floats(-1e6, 1e6, width=32, allow_subnormal=False)
+
+
+@given(lo=finite32, hi=finite32,
+       config=st.sampled_from([(ql.quint8, ql.per_tensor_affine, None, False),
+                               (ql.quint8, ql.per_tensor_affine, None, True),
+                               (ql.qint8, ql.per_tensor_affine, None, True),
+                               (ql.qint8, ql.per_tensor_symmetric, None, False),
+                               (ql.quint8, ql.per_tensor_symmetric, None, False),
+                               (ql.quint8, ql.per_tensor_affine, (0, 15), False),
+                               (ql.qint8, ql.per_tensor_affine, (-2, 1), False),
+                               (ql.quint8, ql.per_tensor_symmetric, (0, 31), False),
+                               (ql.qint8, ql.per_tensor_symmetric, (-127, 127), False)]),
+       eps=st.sampled_from([FLOAT32_EPS, 2.0 ** -12, 1e-3]))
+def test_calculate_qparams_equals_torch(lo, hi, config, eps):
+    torch = pytest.importorskip("torch")
+    dtype, qscheme, qrange, rr = config
+    lo, hi = min(lo, hi), max(lo, hi)
+    kw = dict(dtype=dtype, qscheme=qscheme, reduce_range=rr, eps=eps)
+    if qrange:
+        kw.update(quant_min=qrange[0], quant_max=qrange[1])
+    mine = O.MinMaxObserver(**kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = torch.ao.quantization.observer.MinMaxObserver(**to_torch_kwargs(torch, kw))
+    s, z = mine._calculate_qparams(np.float32(lo), np.float32(hi))
+    ts, tz = theirs._calculate_qparams(torch.tensor(lo, dtype=torch.float32),
+                                       torch.tensor(hi, dtype=torch.float32))
+    assert_array_equal(s, ts.numpy())
+    assert_array_equal(z, tz.numpy())
