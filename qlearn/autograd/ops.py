@@ -202,7 +202,7 @@ class Sqrt(Function):
 
 
 class Abs(Function):
-    """y = |a|;  da = g sign(a)  (0 at a = 0, as PyTorch)"""
+    """y = abs(a);  da = g sign(a)  (0 at a = 0, as PyTorch)"""
 
     @staticmethod
     def forward(ctx, a):
