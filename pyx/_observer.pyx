@@ -54,8 +54,8 @@ def minmax(const float32_t[::1] x,   # IN  n floats, n >= 1
     with nogil:
         for b in prange(nblocks, num_threads=num_threads, schedule="static"):
             start = b * BLOCK
-            bnan[b] = _minmax_run(&x[start], min(BLOCK, n - start), &bmin[b], &bmax[b],
-                                  generic)
+            bnan[b] = _minmax_run(&x[start], min(BLOCK, n - start), &bmin[b],
+                                  &bmax[b], generic)
     cdef float32_t lo = INFINITY, hi = -INFINITY
     cdef int nan = 0
     for b in range(nblocks):          # combine in block order
@@ -65,7 +65,7 @@ def minmax(const float32_t[::1] x,   # IN  n floats, n >= 1
     return float(lo), float(hi), bool(nan)
 
 
-def minmax_per_channel(const float32_t[:, :, ::1] x,   # IN  (outer, C, inner), size >= 1
+def minmax_per_channel(const float32_t[:, :, ::1] x,   # IN  (outer, C, inner), size > 0
                        float32_t[::1] out_min,          # OUT (C,)
                        float32_t[::1] out_max,          # OUT (C,)
                        bint generic, int num_threads):
@@ -86,8 +86,8 @@ def minmax_per_channel(const float32_t[:, :, ::1] x,   # IN  (outer, C, inner), 
     if outer * C * inner < BLOCK:
         num_threads = 1
     if inner >= 16:
-        # Each row x[o, c, :] is contiguous: reduce rows (split into BLOCK-long pieces so
-        # that a few long rows still parallelise), then combine the pieces per channel.
+        # Each row x[o, c, :] is contiguous: reduce rows (split into BLOCK-long pieces
+        # so that a few long rows still parallelise), then combine them per channel.
         per_row = (inner + BLOCK - 1) // BLOCK
         ntasks = outer * C * per_row
         tmin = np.full(ntasks, np.inf, np.float32)
@@ -96,16 +96,18 @@ def minmax_per_channel(const float32_t[:, :, ::1] x,   # IN  (outer, C, inner), 
         with nogil:
             for t in prange(ntasks, num_threads=num_threads, schedule="static"):
                 k = (t % per_row) * BLOCK
-                tnan[t] = _minmax_run(&x[(t // per_row) // C, (t // per_row) % C, k],
-                                      min(BLOCK, inner - k), &tmin[t], &tmax[t], generic)
+                c = (t // per_row) % C
+                tnan[t] = _minmax_run(&x[(t // per_row) // C, c, k],
+                                      min(BLOCK, inner - k), &tmin[t], &tmax[t],
+                                      generic)
             for t in range(ntasks):   # task t belongs to channel (t // per_row) % C
                 c = (t // per_row) % C
                 out_min[c] = tmin[t] if tmin[t] < out_min[c] else out_min[c]
                 out_max[c] = tmax[t] if tmax[t] > out_max[c] else out_max[c]
                 nan |= tnan[t]
         return bool(nan)
-    # Short rows (channels last, e.g. (N, C) activations): treat x as (outer, K = C*inner)
-    # and take element-wise min/max over outer, in chunks of rows with partial results.
+    # Short rows (channels last, e.g. (N, C) activations): treat x as (outer,
+    # K = C*inner) and take element-wise min/max over outer, in chunks of rows.
     K = C * inner
     rows_per_chunk = max(1, BLOCK // K)
     nchunks = (outer + rows_per_chunk - 1) // rows_per_chunk
@@ -118,8 +120,8 @@ def minmax_per_channel(const float32_t[:, :, ::1] x,   # IN  (outer, C, inner), 
             hi_row = min(lo_row + rows_per_chunk, outer)
             for o in range(lo_row, hi_row):
                 if generic:
-                    tnan[t] |= qlearn_minmax_accum_f32_ref(&x[o, 0, 0], K, &pmin[t, 0],
-                                                           &pmax[t, 0])
+                    tnan[t] |= qlearn_minmax_accum_f32_ref(&x[o, 0, 0], K,
+                                                           &pmin[t, 0], &pmax[t, 0])
                 else:
                     tnan[t] |= qlearn_minmax_accum_f32(&x[o, 0, 0], K, &pmin[t, 0],
                                                        &pmax[t, 0])
@@ -128,12 +130,14 @@ def minmax_per_channel(const float32_t[:, :, ::1] x,   # IN  (outer, C, inner), 
             for c in range(C):
                 for i in range(inner):
                     k = c * inner + i
-                    out_min[c] = pmin[t, k] if pmin[t, k] < out_min[c] else out_min[c]
-                    out_max[c] = pmax[t, k] if pmax[t, k] > out_max[c] else out_max[c]
+                    if pmin[t, k] < out_min[c]:
+                        out_min[c] = pmin[t, k]
+                    if pmax[t, k] > out_max[c]:
+                        out_max[c] = pmax[t, k]
     return bool(nan)
 
 
-def histc(const float32_t[::1] x,       # IN  n floats
+def histc(const float32_t[::1] x,        # IN  n floats
           float32_t left, float32_t right,  # the range, left < right
           int64_t[::1] counts,          # IN/OUT (nbins,): counts are added here
           bint generic, int num_threads):
@@ -193,7 +197,8 @@ cdef inline float32_t _clampf(float32_t v, float32_t lo, float32_t hi) noexcept 
     return lo if v < lo else (hi if v > hi else v)
 
 
-cdef float64_t _quantization_error(const float32_t *hist, intp_t bins, float64_t bin_width,
+cdef float64_t _quantization_error(const float32_t *hist, intp_t bins,
+                                   float64_t bin_width,
                                    intp_t start_bin, intp_t end_bin,
                                    intp_t dst_nbins) noexcept nogil:
     r"""L2 error of quantizing the histogram with range [start_bin, end_bin + 1) bins.
@@ -232,9 +237,9 @@ cdef float64_t _quantization_error(const float32_t *hist, intp_t bins, float64_t
     return <float32_t> total
 
 
-def quantization_error(const float32_t[::1] hist, float64_t bin_width, intp_t start_bin,
-                       intp_t end_bin, intp_t dst_nbins):
-    """The L2 quantization error of clipping the histogram to bins [start_bin, end_bin]."""
+def quantization_error(const float32_t[::1] hist, float64_t bin_width,
+                       intp_t start_bin, intp_t end_bin, intp_t dst_nbins):
+    """The L2 quantization error of clipping the histogram to [start_bin, end_bin]."""
     return _quantization_error(&hist[0], hist.shape[0], bin_width, start_bin, end_bin,
                                dst_nbins)
 
@@ -247,7 +252,7 @@ def non_linear_param_search(const float32_t[::1] hist, float64_t bin_width,
     (whichever side frees more bins), and stops when the L2 quantization error of the
     clipped range stops decreasing.
     """
-    cdef intp_t bins = hist.shape[0], i, l, r
+    cdef intp_t bins = hist.shape[0], i, lo_bin, hi_bin
     cdef intp_t start_bin = 0, end_bin = bins - 1, next_start_bin, next_end_bin
     cdef float32_t[::1] csum = np.empty(bins, np.float32)
     cdef float64_t acc = 0.0, total, alpha = 0.0, beta = 1.0, stepsize = 1e-5
@@ -263,19 +268,19 @@ def non_linear_param_search(const float32_t[::1] hist, float64_t bin_width,
             next_beta = beta - stepsize
             lo_mass = <float32_t> (next_alpha * total)
             hi_mass = <float32_t> (next_beta * total)
-            l = start_bin
-            r = end_bin
-            while l < end_bin and csum[l] < lo_mass:
-                l += 1
-            while r > start_bin and csum[r] > hi_mass:
-                r -= 1
+            lo_bin = start_bin
+            hi_bin = end_bin
+            while lo_bin < end_bin and csum[lo_bin] < lo_mass:
+                lo_bin += 1
+            while hi_bin > start_bin and csum[hi_bin] > hi_mass:
+                hi_bin -= 1
             next_start_bin = start_bin
             next_end_bin = end_bin
-            if (l - start_bin) > (end_bin - r):
-                next_start_bin = l
+            if (lo_bin - start_bin) > (end_bin - hi_bin):
+                next_start_bin = lo_bin
                 alpha = next_alpha
             else:
-                next_end_bin = r
+                next_end_bin = hi_bin
                 beta = next_beta
             if next_start_bin == start_bin and next_end_bin == end_bin:
                 continue
