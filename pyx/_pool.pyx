@@ -84,7 +84,9 @@ def max_pool2d_backward(const real_t[:, :, :, ::1] g,      # IN  (N, C, OH, OW)
                         const int64_t[:, :, :, ::1] idx,   # IN  (N, C, OH, OW)
                         real_t[:, :, ::1] dx,              # OUT (N, C, H*W), overwritten
                         int num_threads):
-    """dx[n, c, idx[n, c, oh, ow]] += g[n, c, oh, ow]: each window's gradient goes to its arg-max."""
+    """dx[n, c, idx[n, c, oh, ow]] += g[n, c, oh, ow]
+
+    Each window's gradient goes to its arg-max."""
     cdef intp_t p, N = g.shape[0], C = g.shape[1]
     cdef bint serial = g.shape[0] * g.shape[1] * g.shape[2] * g.shape[3] < PARALLEL_MIN
     with nogil:

@@ -38,7 +38,7 @@ def max_pool_ref(x, K, S, P):
     return out
 
 
-CONV_GEOMS = [  # (N, C, H, W, O, KH, KW, stride, padding, dilation, groups)
+CONV_GEOMS = [  # (N, C, H, W, Cout, KH, KW, stride, padding, dilation, groups)
     (2, 3, 7, 6, 4, 3, 3, (1, 1), (1, 1), (1, 1), 1),
     (1, 4, 9, 9, 6, 3, 2, (2, 1), (0, 1), (1, 1), 2),
     (3, 2, 8, 7, 2, 3, 3, (1, 2), (2, 2), (2, 1), 2),
@@ -108,9 +108,9 @@ def test_linear_function_gradcheck(rng):
 @pytest.mark.parametrize("geom", CONV_GEOMS[:5])
 @pytest.mark.parametrize("bias", [True, False])
 def test_conv2d_function_gradcheck(geom, bias, rng):
-    N, C, H, W, O, KH, KW, S, P, D, G = geom
-    args = [rng.standard_normal((N, C, H, W)), rng.standard_normal((O, C // G, KH, KW)),
-            rng.standard_normal(O) if bias else None, S, P, D, G]
+    N, C, H, W, Cout, KH, KW, S, P, D, G = geom
+    args = [rng.standard_normal((N, C, H, W)), rng.standard_normal((Cout, C // G, KH, KW)),
+            rng.standard_normal(Cout) if bias else None, S, P, D, G]
     assert gradcheck(F.Conv2dFunction, args, atol=1e-5, rtol=1e-5)
 
 
@@ -199,11 +199,11 @@ def test_linear_matches_torch(torch_mod, rng):
 
 @pytest.mark.parametrize("geom", CONV_GEOMS)
 def test_conv2d_matches_torch(geom, torch_mod, rng):
-    N, C, H, W, O, KH, KW, S, P, D, G = geom
+    N, C, H, W, Cout, KH, KW, S, P, D, G = geom
     x = rng.standard_normal((N, C, H, W)).astype(np.float32)
     kw = dict(stride=S, padding=P, dilation=D, groups=G)
-    check_against_torch(torch_mod, nn.Conv2d(C, O, (KH, KW), **kw),
-                        torch_mod.nn.Conv2d(C, O, (KH, KW), **kw), x, rng=rng)
+    check_against_torch(torch_mod, nn.Conv2d(C, Cout, (KH, KW), **kw),
+                        torch_mod.nn.Conv2d(C, Cout, (KH, KW), **kw), x, rng=rng)
 
 
 def test_conv2d_padding_strings_and_no_bias(torch_mod, rng):

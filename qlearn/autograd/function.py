@@ -240,7 +240,9 @@ def backward(root, grad, retain_graph=False):
         if outs is None:
             continue
         if node.ctx._freed:
-            node.ctx.saved_tensors  # raises the "backward a second time" error
+            raise RuntimeError("Trying to backward through the graph a second time: the "
+                               "first backward freed it (pass retain_graph=True to the "
+                               "first backward to keep it)")
         outs = [np.zeros(shape, np.float32) if g is None else g
                 for g, shape in zip(outs, node.out_shapes)]
         in_grads = node.fn.backward(node.ctx, *outs)

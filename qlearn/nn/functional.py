@@ -129,16 +129,16 @@ class Conv2dFunction(Function):
     @staticmethod
     def forward(ctx, x, w, b, stride, padding, dilation, groups):
         N, C, H, W = x.shape
-        O, Cg, KH, KW = w.shape
+        Cout, Cg, KH, KW = w.shape
         (SH, SW), (PH, PW), (DH, DW) = stride, padding, dilation
         OH = _out_size(H, KH, SH, PH, DH)
         OW = _out_size(W, KW, SW, PW, DW)
-        R, Og = Cg * KH * KW, O // groups
+        R, Og = Cg * KH * KW, Cout // groups
         cols = np.empty((C * KH * KW, N * OH * OW), x.dtype)
         _im2col.im2col(np.ascontiguousarray(x), cols, KH, KW, SH, SW, PH, PW, DH, DW,
                        get_num_threads())
-        w2 = w.reshape(O, R)
-        y2 = np.empty((O, N * OH * OW), np.result_type(x, w))
+        w2 = w.reshape(Cout, R)
+        y2 = np.empty((Cout, N * OH * OW), np.result_type(x, w))
         for g in range(groups):
             np.matmul(w2[g * Og:(g + 1) * Og], cols[g * R:(g + 1) * R],
                       out=y2[g * Og:(g + 1) * Og])
@@ -147,19 +147,19 @@ class Conv2dFunction(Function):
         ctx.save_for_backward(cols if ctx.needs_input_grad[1] else None, w)
         ctx.geom = (x.shape, KH, KW, SH, SW, PH, PW, DH, DW, groups, OH, OW)
         ctx.has_bias = b is not None
-        return y2.reshape(O, N, OH, OW).transpose(1, 0, 2, 3)
+        return y2.reshape(Cout, N, OH, OW).transpose(1, 0, 2, 3)
 
     @staticmethod
     def backward(ctx, g):
         cols, w = ctx.saved_tensors
         xshape, KH, KW, SH, SW, PH, PW, DH, DW, groups, OH, OW = ctx.geom
         N, C, H, W = xshape
-        O = w.shape[0]
-        R, Og = w.shape[1] * KH * KW, O // groups
-        g2 = np.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(O, N * OH * OW)
+        Cout = w.shape[0]
+        R, Og = w.shape[1] * KH * KW, Cout // groups
+        g2 = np.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(Cout, N * OH * OW)
         dx = dw = db = None
         if ctx.needs_input_grad[1]:
-            dw = np.empty((O, R), g2.dtype)
+            dw = np.empty((Cout, R), g2.dtype)
             for k in range(groups):
                 np.matmul(g2[k * Og:(k + 1) * Og], cols[k * R:(k + 1) * R].T,
                           out=dw[k * Og:(k + 1) * Og])
@@ -167,7 +167,7 @@ class Conv2dFunction(Function):
         if ctx.has_bias and ctx.needs_input_grad[2]:
             db = g2.sum(axis=1)
         if ctx.needs_input_grad[0]:
-            w2 = w.reshape(O, R)
+            w2 = w.reshape(Cout, R)
             dcols = np.empty((C * KH * KW, N * OH * OW), g2.dtype)
             for k in range(groups):
                 np.matmul(w2[k * Og:(k + 1) * Og].T, g2[k * Og:(k + 1) * Og],
@@ -185,7 +185,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         x_{n,\,g(o)C_g + c,\; pS_H - P_H + iD_H,\; qS_W - P_W + jD_W}
 
     computed as one matrix product per group, :math:`Y = W\,\mathrm{im2col}(x) + b`.
-    ``input`` is (N, C, H, W), ``weight`` (O, C/groups, KH, KW); ``stride``,
+    ``input`` is (N, C, H, W), ``weight`` (Cout, C/groups, KH, KW); ``stride``,
     ``padding`` and ``dilation`` are ints or pairs (``padding`` may be ``"valid"`` or
     ``"same"`` for stride 1).
 
@@ -201,14 +201,14 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     _check_ndim(w, (4,), "weight")
     if not isinstance(groups, numbers.Integral) or groups < 1:
         raise ValueError(f"`groups` must be a positive int, got {groups!r}")
-    O, Cg, KH, KW = w.shape
+    Cout, Cg, KH, KW = w.shape
     C = x.shape[1]
-    if C % groups or O % groups or Cg * groups != C:
+    if C % groups or Cout % groups or Cg * groups != C:
         raise ValueError(f"`weight` of shape {w.shape} with groups={groups} expects "
                          f"{Cg * groups} input channels, got input of shape {x.shape} "
                          f"(channels must divide by groups)")
-    if b is not None and b.shape != (O,):
-        raise ValueError(f"`bias` must have shape ({O},), got {b.shape}")
+    if b is not None and b.shape != (Cout,):
+        raise ValueError(f"`bias` must have shape ({Cout},), got {b.shape}")
     stride = _pair(stride, "stride", 1)
     dilation = _pair(dilation, "dilation", 1)
     if isinstance(padding, str):
