@@ -17,13 +17,31 @@ float64 and then over blocks in a fixed order: results do not depend on the thre
 count.
 """
 from cython.parallel cimport prange
-from libc.math cimport fabs, fmaxf, fminf, nearbyintf, tanh
+from libc.math cimport INFINITY, fabs, fmaxf, fminf, nearbyintf, tanh
 from libc.stdlib cimport free, malloc
 
 from _typedefs cimport float32_t, float64_t, intp_t
 
+cdef extern from "fake_quant_avx2.h":
+    int qlearn_cpu_has_avx2() noexcept nogil
+    int qlearn_clip_round_f32_avx2(const float *x, float *out, long n, float lo, float hi,
+                                   float scale, float inv_scale) noexcept nogil
+    double qlearn_clip_grad_f32_avx2(const float *x, const float *g, float *out, long n,
+                                     float lo, float hi, int hi_inclusive,
+                                     float sum_from) noexcept nogil
+
 cdef enum:
     BLOCK = 32768
+
+cdef bint USE_AVX2 = qlearn_cpu_has_avx2()
+
+
+def set_simd_enabled(bint enabled):
+    """Use the AVX2 clip-and-round loop when ``enabled`` and the CPU has it (tests
+    compare both paths); returns whether AVX2 is now in use."""
+    global USE_AVX2
+    USE_AVX2 = enabled and qlearn_cpu_has_avx2()
+    return USE_AVX2
 
 
 cdef inline float32_t _clip_round(float32_t x, float32_t lo, float32_t hi, float32_t scale,
@@ -49,40 +67,46 @@ def clip_round(const float32_t[::1] x,   # IN  n floats
         for b in prange(nblocks, num_threads=num_threads, schedule="static"):
             start = b * BLOCK
             stop = min(start + BLOCK, n)
-            blk = 0
-            for i in range(start, stop):
-                out[i] = _clip_round(x[i], lo, hi, scale, inv_scale)
-                blk = blk | ((x[i] - x[i]) != 0)
+            if USE_AVX2:
+                blk = qlearn_clip_round_f32_avx2(&x[start], &out[start], stop - start, lo,
+                                                 hi, scale, inv_scale)
+            else:
+                blk = 0
+                for i in range(start, stop):
+                    out[i] = _clip_round(x[i], lo, hi, scale, inv_scale)
+                    blk = blk | ((x[i] - x[i]) != 0)
             bad += blk
     return bad
 
 
-def clip_backward(const float32_t[::1] x,      # IN  n floats, the forward input
-                  const float32_t[::1] grad,   # IN  n floats, dL/dx_hat
-                  float32_t[::1] out,          # OUT n floats, dL/dx
-                  float32_t lo, float32_t hi, bint hi_inclusive, int num_threads):
-    """out[i] := grad[i] if lo <= x[i] <= hi (``x[i] < hi`` when not ``hi_inclusive``)
-    else 0: the gradient of the clip, with the straight-through estimator for round."""
-    cdef intp_t n = x.shape[0], i
-    if n < BLOCK:
-        num_threads = 1
-    with nogil:
-        for i in prange(n, num_threads=num_threads, schedule="static"):
-            if x[i] >= lo and (x[i] < hi or (hi_inclusive and x[i] == hi)):
-                out[i] = grad[i]
-            else:
-                out[i] = 0
+cdef float64_t _clip_grad_ref(const float32_t *x, const float32_t *g, float32_t *out,
+                              intp_t n, float32_t lo, float32_t hi, bint hi_inclusive,
+                              float32_t sum_from) noexcept nogil:
+    """out[i] := g[i] if lo <= x[i] <= hi (x[i] < hi when not ``hi_inclusive``) else 0;
+    returns the float64 sum of g[i] over x[i] >= sum_from.  The plain twin of
+    ``qlearn_clip_grad_f32_avx2`` (same values; the sum may differ in the last bits,
+    its lanes add in another order)."""
+    cdef intp_t i
+    cdef float64_t total = 0
+    for i in range(n):
+        if x[i] >= lo and (x[i] < hi or (hi_inclusive and x[i] == hi)):
+            out[i] = g[i]
+        else:
+            out[i] = 0
+        if x[i] >= sum_from:
+            total += g[i]
+    return total
 
 
-def pact_backward(const float32_t[::1] x,      # IN  n floats, the forward input
-                  const float32_t[::1] grad,   # IN  n floats, dL/dy_q
-                  float32_t[::1] out,          # OUT n floats, dL/dx
-                  float32_t alpha, int num_threads):
-    """out[i] := grad[i] if 0 <= x[i] < alpha else 0;
-    returns dL/dalpha = sum of grad[i] over x[i] >= alpha (float64, fixed order)."""
-    cdef intp_t n = x.shape[0], nblocks = (n + BLOCK - 1) // BLOCK, b, i, start, stop
+cdef float64_t _clip_grad_blocks(const float32_t[::1] x, const float32_t[::1] grad,
+                                 float32_t[::1] out, float32_t lo, float32_t hi,
+                                 bint hi_inclusive, float32_t sum_from,
+                                 int num_threads) except? -1:
+    """Run the clip gradient over blocks (in parallel above one block); sum the blocks'
+    partial sums in block order."""
+    cdef intp_t n = x.shape[0], nblocks = (n + BLOCK - 1) // BLOCK, b, start, stop
     cdef float64_t *partial = <float64_t *> malloc(max(nblocks, 1) * sizeof(float64_t))
-    cdef float64_t acc, total = 0
+    cdef float64_t total = 0
     if partial == NULL:
         raise MemoryError()
     if nblocks <= 1:
@@ -92,21 +116,37 @@ def pact_backward(const float32_t[::1] x,      # IN  n floats, the forward input
             for b in prange(nblocks, num_threads=num_threads, schedule="static"):
                 start = b * BLOCK
                 stop = min(start + BLOCK, n)
-                acc = 0
-                for i in range(start, stop):
-                    if x[i] >= alpha:
-                        acc = acc + grad[i]
-                        out[i] = 0
-                    elif x[i] >= 0:
-                        out[i] = grad[i]
-                    else:
-                        out[i] = 0
-                partial[b] = acc
+                if USE_AVX2:
+                    partial[b] = qlearn_clip_grad_f32_avx2(
+                        &x[start], &grad[start], &out[start], stop - start, lo, hi,
+                        hi_inclusive, sum_from)
+                else:
+                    partial[b] = _clip_grad_ref(&x[start], &grad[start], &out[start],
+                                                stop - start, lo, hi, hi_inclusive,
+                                                sum_from)
         for b in range(nblocks):
             total += partial[b]
     finally:
         free(partial)
     return total
+
+
+def clip_backward(const float32_t[::1] x,      # IN  n floats, the forward input
+                  const float32_t[::1] grad,   # IN  n floats, dL/dx_hat
+                  float32_t[::1] out,          # OUT n floats, dL/dx
+                  float32_t lo, float32_t hi, bint hi_inclusive, int num_threads):
+    """out[i] := grad[i] if lo <= x[i] <= hi (``x[i] < hi`` when not ``hi_inclusive``)
+    else 0: the gradient of the clip, with the straight-through estimator for round."""
+    _clip_grad_blocks(x, grad, out, lo, hi, hi_inclusive, INFINITY, num_threads)
+
+
+def pact_backward(const float32_t[::1] x,      # IN  n floats, the forward input
+                  const float32_t[::1] grad,   # IN  n floats, dL/dy_q
+                  float32_t[::1] out,          # OUT n floats, dL/dx
+                  float32_t alpha, int num_threads):
+    """out[i] := grad[i] if 0 <= x[i] < alpha else 0;
+    returns dL/dalpha = sum of grad[i] over x[i] >= alpha (float64, fixed order)."""
+    return _clip_grad_blocks(x, grad, out, 0, alpha, False, alpha, num_threads)
 
 
 def dorefa_weight_forward(const float32_t[::1] w,   # IN  n floats

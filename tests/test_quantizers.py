@@ -13,6 +13,14 @@ from qlearn.quantizers import (PACTReLU, dorefa_quantize_activation, dorefa_quan
 BITS = [1, 2, 3, 4, 8]
 
 
+@pytest.fixture(params=[True, False], ids=["simd", "generic"])
+def simd(request):
+    """Run with the AVX2 loops and with their plain Cython twins."""
+    from qlearn._ext import _quantizers
+    yield _quantizers.set_simd_enabled(request.param)
+    _quantizers.set_simd_enabled(True)
+
+
 # -- NumPy transcriptions (qlearn's convention: S q with S in float32, 1/S in float32) ----
 
 def quantize_k(x, k):
@@ -45,7 +53,7 @@ def ref_wrpn_weight(w, k):
 
 
 @pytest.mark.parametrize("k", BITS)
-def test_dorefa_activation_matches_equation_and_ste(k, num_threads, rng):
+def test_dorefa_activation_matches_equation_and_ste(k, num_threads, simd, rng):
     a = np.concatenate([rng.uniform(-0.5, 1.5, 40_000),
                         (np.arange(2 ** k) + 0.5) / (2 ** k - 1)]).astype(np.float32)
     at = ql.tensor(a, requires_grad=True)
@@ -108,7 +116,7 @@ def test_dorefa_binary_weights():
 
 @pytest.mark.parametrize("k", BITS)
 @pytest.mark.parametrize("alpha", [0.7, 3.0, 8.0])
-def test_pact_matches_equation_and_gradients(k, alpha, num_threads, rng):
+def test_pact_matches_equation_and_gradients(k, alpha, num_threads, simd, rng):
     x = np.concatenate([rng.normal(alpha / 2, alpha, 50_000),
                         [0.0, alpha, -0.0, np.float32(alpha) * 1.5]]).astype(np.float32)
     xt = ql.tensor(x, requires_grad=True)
@@ -175,7 +183,7 @@ def test_pact_relu_module_trains_alpha():
 
 
 @pytest.mark.parametrize("k", [2, 3, 4, 8])
-def test_wrpn_weight_matches_equation(k, num_threads, rng):
+def test_wrpn_weight_matches_equation(k, num_threads, simd, rng):
     w = rng.uniform(-1.5, 1.5, 70_000).astype(np.float32)
     wt = ql.tensor(w, requires_grad=True)
     y = wrpn_quantize_weight(wt, k)
@@ -201,7 +209,7 @@ def test_quantizers_equal_fake_quantize_with_z0(rng):
     assert_array_equal(pact_quantize(x, 2.5, 4).numpy(), fq.numpy())
 
 
-def test_results_do_not_depend_on_thread_count(rng):
+def test_results_do_not_depend_on_thread_count(simd, rng):
     w = rng.normal(size=(300, 400)).astype(np.float32)
     outs = []
     for nt in (1, 2):

@@ -62,7 +62,80 @@ QLEARN_FQ_AVX2 static int qlearn_fake_quant_f32_avx2(
     return bad | (_mm256_movemask_ps(nonfinite) != 0);
 }
 
+/* Distiller's quantizers (pyx/_quantizers.pyx): x_hat = nearbyint(clamp(x, lo, hi) * inv) * S.
+ * Same float32 operations as the scalar loop, so the results are identical. */
+QLEARN_FQ_AVX2 static int qlearn_clip_round_f32_avx2(
+        const float *x, float *out, long n, float lo, float hi, float scale,
+        float inv_scale) {
+    const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    const __m256 inv = _mm256_set1_ps(inv_scale), s = _mm256_set1_ps(scale);
+    __m256 nonfinite = _mm256_setzero_ps();
+    int bad = 0;
+    long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 d = _mm256_sub_ps(v, v);
+        nonfinite = _mm256_or_ps(nonfinite, _mm256_cmp_ps(d, d, _CMP_UNORD_Q));
+        /* fmaxf(v, lo): max_ps(v, lo) returns lo when v is NaN, as fmaxf does */
+        __m256 c = _mm256_min_ps(_mm256_max_ps(v, vlo), vhi);
+        __m256 q = _mm256_round_ps(_mm256_mul_ps(c, inv),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(q, s));
+    }
+    for (; i < n; i++) {
+        out[i] = nearbyintf(fminf(fmaxf(x[i], lo), hi) * inv_scale) * scale;
+        bad |= (x[i] - x[i]) != 0.0f;
+    }
+    return bad | (_mm256_movemask_ps(nonfinite) != 0);
+}
+
+/* The clip's straight-through gradient: out = g where lo <= x <= hi (x < hi when not
+ * hi_inclusive), else 0.  Returns the sum, in float64, of g where x >= sum_from (PACT's
+ * clip-value gradient; +inf gives 0), accumulated in eight lanes then added in a fixed
+ * order, so it depends only on n, never on the thread count. */
+QLEARN_FQ_AVX2 static double qlearn_clip_grad_f32_avx2(
+        const float *x, const float *g, float *out, long n, float lo, float hi,
+        int hi_inclusive, float sum_from) {
+    const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    const __m256 vfrom = _mm256_set1_ps(sum_from);
+    __m256d acc0 = _mm256_setzero_pd(), acc1 = _mm256_setzero_pd();
+    long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i), gv = _mm256_loadu_ps(g + i);
+        __m256 upper = hi_inclusive ? _mm256_cmp_ps(v, vhi, _CMP_LE_OQ)
+                                    : _mm256_cmp_ps(v, vhi, _CMP_LT_OQ);
+        __m256 in = _mm256_and_ps(_mm256_cmp_ps(v, vlo, _CMP_GE_OQ), upper);
+        _mm256_storeu_ps(out + i, _mm256_and_ps(in, gv));
+        __m256 gs = _mm256_and_ps(_mm256_cmp_ps(v, vfrom, _CMP_GE_OQ), gv);
+        acc0 = _mm256_add_pd(acc0, _mm256_cvtps_pd(_mm256_castps256_ps128(gs)));
+        acc1 = _mm256_add_pd(acc1, _mm256_cvtps_pd(_mm256_extractf128_ps(gs, 1)));
+    }
+    double lanes[8], total = 0;
+    _mm256_storeu_pd(lanes, acc0);
+    _mm256_storeu_pd(lanes + 4, acc1);
+    for (int k = 0; k < 8; k++) total += lanes[k];
+    for (; i < n; i++) {
+        int in = x[i] >= lo && (hi_inclusive ? x[i] <= hi : x[i] < hi);
+        out[i] = in ? g[i] : 0.0f;
+        if (x[i] >= sum_from) total += g[i];
+    }
+    return total;
+}
+
 #else  /* not x86: never called, qlearn_cpu_has_avx2() returns 0 */
+static double qlearn_clip_grad_f32_avx2(
+        const float *x, const float *g, float *out, long n, float lo, float hi,
+        int hi_inclusive, float sum_from) {
+    (void)x; (void)g; (void)out; (void)n; (void)lo; (void)hi; (void)hi_inclusive;
+    (void)sum_from;
+    return 0;
+}
+static int qlearn_clip_round_f32_avx2(
+        const float *x, float *out, long n, float lo, float hi, float scale,
+        float inv_scale) {
+    (void)x; (void)out; (void)n; (void)lo; (void)hi; (void)scale; (void)inv_scale;
+    return 0;
+}
 static int qlearn_fake_quant_f32_avx2(
         const float *x, float *out, uint8_t *mask, long n, float scale, float inv_scale,
         float zero_point, float qmin, float qmax) {
