@@ -373,3 +373,32 @@ def test_grad_mode_is_thread_local():
         th.start()
         th.join()
     assert out["on"] is True
+
+
+def test_retain_grad_matches_torch(torch_mod):
+    x = ql.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    tx = torch_mod.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    y, ty = x.tanh(), tx.tanh()
+    y.retain_grad()
+    ty.retain_grad()
+    ((y * y).sum() + y.sum()).backward()
+    ((ty * ty).sum() + ty.sum()).backward()
+    np.testing.assert_allclose(y.grad.numpy(), ty.grad.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-5)
+
+
+def test_tensor_keyword_argument_is_refused_and_scalars_convert():
+    class Scale(Function):
+        @staticmethod
+        def forward(ctx, x, k=1.0):
+            return x * k
+
+        @staticmethod
+        def backward(ctx, g):
+            return g
+
+    x = ql.tensor([1.0], requires_grad=True)
+    with pytest.raises(TypeError, match="pass tensors positionally"):
+        Scale.apply(x, k=ql.tensor(2.0))
+    assert float(ql.tensor(2.5)) == 2.5 and int(ql.tensor([3.0])) == 3
+    assert bool(ql.tensor(1.0)) and not bool(ql.tensor([0.0]))

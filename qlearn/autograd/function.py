@@ -112,11 +112,12 @@ class Node:
     (its ``.grad`` receives the gradient) or ``(node, k)``: output ``k`` of another node.
     """
 
-    __slots__ = ("fn", "ctx", "edges", "in_shapes", "out_shapes")
+    __slots__ = ("fn", "ctx", "edges", "in_shapes", "out_shapes", "retained")
 
     def __init__(self, fn, ctx, edges, in_shapes, out_shapes):
         self.fn, self.ctx, self.edges = fn, ctx, edges
         self.in_shapes, self.out_shapes = in_shapes, out_shapes
+        self.retained = None   # {output index: weakref to a Tensor} after retain_grad()
 
     @property
     def next_functions(self):
@@ -171,6 +172,10 @@ class Function:
         record = is_grad_enabled()
         needs = tuple(record and isinstance(a, Tensor) and a.requires_grad for a in args)
         ctx = Context(needs)
+        for k, v in kwargs.items():
+            if isinstance(v, Tensor):
+                raise TypeError(f"{cls.__name__}.apply: pass tensors positionally (keyword "
+                                f"argument {k!r} is a Tensor, and would get no gradient)")
         raw = [a.data if isinstance(a, Tensor) else a for a in args]
         out = cls.forward(ctx, *raw, **kwargs)
         outputs = out if isinstance(out, tuple) else (out,)
@@ -245,6 +250,12 @@ def backward(root, grad, retain_graph=False):
                                "first backward to keep it)")
         outs = [np.zeros(shape, np.float32) if g is None else g
                 for g, shape in zip(outs, node.out_shapes)]
+        if node.retained:   # non-leaf tensors that asked for their gradient
+            for k, ref in node.retained.items():
+                t = ref()
+                if t is not None:
+                    g = np.asarray(outs[k], np.float32)
+                    t.grad = Tensor(g.copy()) if t.grad is None else t.grad + g
         in_grads = node.fn.backward(node.ctx, *outs)
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)

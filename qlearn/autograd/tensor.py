@@ -90,6 +90,36 @@ class Tensor:
     def __array__(self, dtype=None, copy=None):
         return self.data if dtype is None else self.data.astype(dtype)
 
+    def __bool__(self):
+        return bool(self.data)
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def retain_grad(self):
+        """Keep this non-leaf tensor's gradient in ``.grad`` during :meth:`backward`
+        (leaves always keep theirs).
+
+        >>> import qlearn as ql
+        >>> x = ql.tensor([1.0, 2.0], requires_grad=True)
+        >>> y = x * 3
+        >>> y.retain_grad()
+        >>> (y * y).sum().backward()
+        >>> y.grad.numpy()
+        array([ 6., 12.], dtype=float32)
+        """
+        if self.grad_fn is None:
+            if not self.requires_grad:
+                raise RuntimeError("can't retain_grad on a tensor that does not require grad")
+            return
+        import weakref
+        if self.grad_fn.retained is None:
+            self.grad_fn.retained = {}
+        self.grad_fn.retained[self._output_index] = weakref.ref(self)
+
     def item(self):
         return self.data.item()
 
