@@ -471,3 +471,16 @@ def test_calculate_qparams_equals_torch(lo, hi, config, eps):
                                        torch.tensor(hi, dtype=torch.float32))
     assert_array_equal(s, ts.numpy())
     assert_array_equal(z, tz.numpy())
+
+
+@pytest.mark.parametrize("name", ALL_STATEFUL)
+def test_loads_a_torch_observer_state_dict(name, torch_mod, rng):
+    """A PyTorch observer's state_dict (same buffer names) loads into qlearn's."""
+    batches = batches_for(rng, "outliers", shape=(4, 50))
+    _, t, _, (ts, tz) = run_both(torch_mod, name, {}, batches)
+    mine = getattr(O, name)()
+    mine.load_state_dict(t.state_dict())
+    assert isinstance(mine.min_val, np.ndarray) and mine.min_val.dtype == np.float32
+    s, z = mine.calculate_qparams()
+    np.testing.assert_allclose(s, ts, rtol=1e-6)
+    assert_array_equal(z, tz)

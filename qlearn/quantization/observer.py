@@ -183,6 +183,18 @@ class ObserverBase(Module, ABC):
                 raise ValueError(f"cannot merge observers with different `{attr}`: "
                                  f"{getattr(self, attr)!r} and {getattr(other, attr)!r}")
 
+    def _load_from_state_dict(self, state_dict, prefix, missing, unexpected, errors):
+        """Load buffers as NumPy arrays of this observer's buffer dtypes, so that a
+        state dict holding other array types (a PyTorch observer's, say) loads too."""
+        local = {}
+        for name, buf in self._buffers.items():
+            key = prefix + name
+            if key in state_dict and isinstance(buf, np.ndarray):
+                local[key] = np.asarray(state_dict[key], dtype=buf.dtype).copy()
+        if local:
+            state_dict = {**state_dict, **local}
+        super()._load_from_state_dict(state_dict, prefix, missing, unexpected, errors)
+
     with_args = classmethod(_with_args)
     with_callable_args = classmethod(_with_callable_args)
 
