@@ -16,6 +16,8 @@ from .function import Function
 def unbroadcast(grad, shape):
     """Sum ``grad`` over the axes along which an operand of ``shape`` was broadcast.
 
+    >>> import numpy as np
+    >>> from qlearn.autograd.ops import unbroadcast
     >>> unbroadcast(np.ones((2, 3)), (3,))
     array([2., 2., 2.])
     """

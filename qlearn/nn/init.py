@@ -28,6 +28,7 @@ def calculate_gain(nonlinearity, param=None):
     sigmoid, 5/3 for tanh, :math:`\sqrt2` for relu, :math:`\sqrt{2/(1+a^2)}` for
     leaky_relu with slope :math:`a` (``param``, default 0.01).
 
+    >>> from qlearn.nn.init import calculate_gain
     >>> round(calculate_gain("leaky_relu", 5 ** 0.5), 4)
     0.5774
     """
@@ -61,6 +62,7 @@ def uniform_(tensor, a=0.0, b=1.0):
     r"""Fill with :math:`\mathcal U(a, b)`.
 
     >>> import numpy as np
+    >>> from qlearn.nn.init import uniform_
     >>> w = np.zeros(4, np.float32); _ = uniform_(w, -1, 1); bool((abs(w) <= 1).all())
     True
     """
@@ -81,6 +83,7 @@ def constant_(tensor, val):
     """Fill with ``val``.
 
     >>> import numpy as np
+    >>> from qlearn.nn.init import constant_
     >>> constant_(np.zeros(2, np.float32), 3.0)
     array([3., 3.], dtype=float32)
     """
@@ -127,6 +130,7 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
     Linear and Conv2d use ``a = sqrt(5)``, which gives :math:`b = 1/\sqrt{\mathrm{fan_{in}}}`:
 
     >>> import numpy as np
+    >>> from qlearn.nn.init import kaiming_uniform_
     >>> w = np.zeros((8, 100), np.float32)
     >>> _ = kaiming_uniform_(w, a=5 ** 0.5); bool(abs(w).max() <= 0.1)
     True
