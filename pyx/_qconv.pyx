@@ -28,13 +28,97 @@ cdef extern from "qconv_kernels.h":
         const float *fbias
         int relu
     int qlearn_cpu_has_avx2() noexcept nogil
+    int QGEMM_AVX2, QGEMM_AVX2_EXACT, QGEMM_NR
+    int qgemm_tile_mr(int path) noexcept nogil
+    int qgemm_tile_np(int path) noexcept nogil
+    int qlearn_qgemm_rowsum_max(const uint8_t *a, long M, long K, long lda,
+                                int32_t *rowsum, int want_max) noexcept nogil
+    void qlearn_qgemm_tile(int path, const uint8_t *a, long lda, long i0, long mr,
+                           const int8_t *packed, long N, long Kg, long p0, long npanels,
+                           const qgemm_epilogue *e, uint8_t *out_u8, float *out_f,
+                           long ldc) noexcept nogil
+    void qlearn_qconv_copy(uint8_t *d, const uint8_t *s, long n) noexcept nogil
+    void qlearn_qconv_nchw_row_to_nhwc(const uint8_t *src, long C, long HW, long W,
+                                       uint8_t *dst) noexcept nogil
+    void qlearn_qconv_widen_row(const uint8_t *src, long n, int32_t a_zp,
+                                int16_t *dst) noexcept nogil
     void qlearn_qconv_dw3x3_row(int simd, const int16_t *xp, long Wp, long C,
-                                const int16_t *wz, long oy, long Wo, int stride, int dil,
+                                const int32_t *wz, long oy, long Wo, int stride, int dil,
                                 int32_t *acc, const qgemm_epilogue *e, uint8_t *out,
                                 long ldc) noexcept nogil
 
 cdef enum:
     SERIAL_BYTES = 1 << 16
+    # Output pixels per block of the fused conv: a multiple of both tile heights (6
+    # and 4); 96 rows of a 3x3x256 patch are 216 KiB, inside L2 with the weights.
+    ROWS = 96
+
+
+def small_c_to_channels_last(const uint8_t[:, :, :, ::1] x,   # IN  (N, C, H, W)
+                             uint8_t[:, :, :, ::1] out,       # OUT (N, H, W, C)
+                             int num_threads):
+    """out[n, y, x, c] := x[n, c, y, x], for a few channels (an image's 3)"""
+    cdef intp_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3], row
+    if N * C * H * W < SERIAL_BYTES:
+        num_threads = 1
+    with nogil:
+        for row in prange(N * H, num_threads=num_threads, schedule="static"):
+            qlearn_qconv_nchw_row_to_nhwc(&x[row // H, 0, row % H, 0], C, H * W, W,
+                                          &out[row // H, row % H, 0, 0])
+
+
+cdef struct Geometry:
+    intp_t H, W, C, Ho, Wo, c0, cg, lda
+    int kh, kw, sh, sw, ph, pw, dh, dw
+    uint8_t a_zp
+
+
+cdef Geometry _geometry(const uint8_t[:, :, :, ::1] x, intp_t c0, intp_t cg, int kh,
+                        int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+                        uint8_t a_zp, intp_t lda):
+    cdef Geometry g
+    g.H, g.W, g.C = x.shape[1], x.shape[2], x.shape[3]
+    g.Ho = (g.H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    g.Wo = (g.W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    g.c0, g.cg, g.lda = c0, cg, lda
+    g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw = kh, kw, sh, sw, ph, pw, dh, dw
+    g.a_zp = a_zp
+    return g
+
+
+cdef void _im2col_rows(const uint8_t *x, const Geometry *g, intp_t r0, intp_t r1,
+                       uint8_t *dst) noexcept nogil:
+    """Rows r0 .. r1-1 (output pixels (n, oy, ox) flattened) of the patch matrix into
+    dst (r1 - r0, lda); x is the whole (N, H, W, C) channels-last input."""
+    cdef intp_t r, n, oy, ox, ky, kx, iy, ix, ix0, base
+    cdef intp_t Kc = g.kh * g.kw * g.cg
+    cdef bint whole_rows = g.dw == 1 and g.cg == g.C
+    cdef const uint8_t *src
+    cdef uint8_t *d
+    for r in range(r0, r1):
+        n = r // (g.Ho * g.Wo)
+        oy = (r // g.Wo) % g.Ho
+        ox = r % g.Wo
+        d = dst + (r - r0) * g.lda
+        ix0 = ox * g.sw - g.pw
+        for ky in range(g.kh):
+            iy = oy * g.sh - g.ph + ky * g.dh
+            base = ky * g.kw * g.cg
+            if iy < 0 or iy >= g.H:
+                memset(d + base, g.a_zp, g.kw * g.cg)
+                continue
+            src = x + ((n * g.H + iy) * g.W) * g.C + g.c0
+            if whole_rows and ix0 >= 0 and ix0 + g.kw <= g.W:
+                qlearn_qconv_copy(d + base, src + ix0 * g.C, g.kw * g.cg)
+                continue
+            for kx in range(g.kw):
+                ix = ix0 + kx * g.dw
+                if ix < 0 or ix >= g.W:
+                    memset(d + base + kx * g.cg, g.a_zp, g.cg)
+                else:
+                    qlearn_qconv_copy(d + base + kx * g.cg, src + ix * g.C, g.cg)
+        if g.lda > Kc:
+            memset(d + Kc, 0, g.lda - Kc)
 
 
 def im2col(const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C) channels last
@@ -49,47 +133,105 @@ def im2col(const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C) channels last
     ``x - Za = 0`` there, eq. (3)); columns past ``kh kw cg`` hold 0 (the packed weight
     is zero there).  Depth is ordered (ky, kx, c): each tap is a run of ``cg``
     contiguous bytes of the channels-last input, and with dilation 1 and one group a
-    whole kernel row is one run of ``kw C`` bytes.
+    whole kernel row is one run of ``kw C`` bytes.  (:func:`conv_gemm` does the same
+    in cache-sized blocks, fused with the GEMM; this whole-matrix form is the reference
+    and what the generic path uses.)
     """
-    cdef intp_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
-    cdef intp_t lda = out.shape[1], Kc = kh * kw * cg
-    cdef intp_t Ho = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    cdef intp_t Wo = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    cdef intp_t row, n, oy, ox, ky, kx, iy, ix, base, ix0
-    cdef bint whole_rows = dw == 1 and cg == C
-    cdef uint8_t *dst
-    cdef const uint8_t *src
-    if out.shape[0] * lda < SERIAL_BYTES:
+    cdef Geometry g = _geometry(x, c0, cg, kh, kw, sh, sw, ph, pw, dh, dw, a_zp,
+                                out.shape[1])
+    cdef intp_t M = out.shape[0], b, nb
+    nb = (M + ROWS - 1) // ROWS
+    if M * g.lda < SERIAL_BYTES:
+        num_threads = 1
+    if M == 0:
+        return
+    with nogil:
+        for b in prange(nb, num_threads=num_threads, schedule="static"):
+            _im2col_rows(&x[0, 0, 0, 0], &g, b * ROWS, min(M, (b + 1) * ROWS),
+                         &out[b * ROWS, 0])
+
+
+def conv_gemm(int path,
+              const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C) channels last
+              intp_t c0, intp_t cg, int kh, int kw, int sh, int sw, int ph, int pw,
+              int dh, int dw, uint8_t a_zp,
+              const int8_t[::1] packed,        # IN  the group's packed weight (Ng x K)
+              intp_t Ng,
+              const int32_t[::1] colsum, const int32_t[::1] wzp, bint any_wzp,
+              const float32_t[::1] bias_q, const float32_t[::1] mult,
+              int32_t out_zp, int32_t lo, int32_t hi,
+              uint8_t[:, :] out,               # OUT (N Ho Wo, >= Ng) row stride ldc
+              int num_threads):
+    """out[(n, oy, ox), j] := eq. (6) of eq. (4) over the patches of x, fused.
+
+    Each thread takes blocks of ``ROWS`` output pixels, writes their patches (as
+    :func:`im2col`) into its own cache-resident buffer, forms their row sums (when some
+    ``Zw != 0``), and runs the micro-kernel tiles of :func:`qlearn._ext._qgemm.gemm`
+    on them: the patch matrix is never materialized whole, and the patches and the
+    GEMM share one parallel region.  Returns nothing; every output cell is written.
+    """
+    cdef intp_t K = kh * kw * cg, Kg = (K + 3) // 4, lda = 4 * Kg
+    cdef Geometry g = _geometry(x, c0, cg, kh, kw, sh, sw, ph, pw, dh, dw, a_zp, lda)
+    cdef intp_t M = x.shape[0] * g.Ho * g.Wo
+    cdef intp_t P = (Ng + QGEMM_NR - 1) // QGEMM_NR
+    cdef intp_t nb = (M + ROWS - 1) // ROWS, b, r0, rows, tid, i0, p0, mr, npn
+    cdef intp_t ldc = out.strides[0]
+    cdef int mr_max = qgemm_tile_mr(path), np_max = qgemm_tile_np(path), bpath
+    cdef int nt = max(num_threads, 1)
+    cdef uint8_t[:, ::1] bufs = np.empty((nt, ROWS * lda), dtype=np.uint8)
+    cdef int32_t[:, ::1] sums = np.empty((nt, ROWS), dtype=np.int32)
+    cdef qgemm_epilogue e
+    if M == 0 or Ng == 0:
+        return
+    e.colsum = &colsum[0]
+    e.wzp = &wzp[0]
+    e.rowsum = NULL
+    e.a_zp = a_zp
+    e.bias_q = &bias_q[0] if bias_q.shape[0] > 0 else NULL
+    e.mult = &mult[0]
+    e.out_zp = out_zp
+    e.lo = lo
+    e.hi = hi
+    e.fscale = NULL
+    e.fbias = NULL
+    e.relu = 0
+    if M * K * Ng < (1 << 18):
         num_threads = 1
     with nogil:
-        for row in prange(N * Ho, num_threads=num_threads, schedule="static"):
-            n = row // Ho
-            oy = row % Ho
-            for ox in range(Wo):
-                dst = &out[(n * Ho + oy) * Wo + ox, 0]
-                ix0 = ox * sw - pw
-                for ky in range(kh):
-                    iy = oy * sh - ph + ky * dh
-                    base = ky * kw * cg
-                    if iy < 0 or iy >= H:
-                        memset(dst + base, a_zp, kw * cg)
-                        continue
-                    src = &x[n, iy, 0, c0]
-                    if whole_rows and ix0 >= 0 and ix0 + kw <= W:
-                        memcpy(dst + base, src + ix0 * C, kw * cg)
-                        continue
-                    for kx in range(kw):
-                        ix = ix0 + kx * dw
-                        if ix < 0 or ix >= W:
-                            memset(dst + base + kx * cg, a_zp, cg)
-                        else:
-                            memcpy(dst + base + kx * cg, src + ix * C, cg)
-                if lda > Kc:
-                    memset(dst + Kc, 0, lda - Kc)
+        for b in prange(nb, num_threads=num_threads, schedule="dynamic"):
+            tid = _thread_id()
+            r0 = b * ROWS
+            rows = min(ROWS, M - r0)
+            _im2col_rows(&x[0, 0, 0, 0], &g, r0, r0 + rows, &bufs[tid, 0])
+            _block_gemm(path, &bufs[tid, 0], lda, rows, K, Kg, &packed[0], Ng, P,
+                        mr_max, np_max, &e, any_wzp, &sums[tid, 0], &out[r0, 0], ldc)
+
+
+cdef void _block_gemm(int path, const uint8_t *a, intp_t lda, intp_t rows, intp_t K,
+                      intp_t Kg, const int8_t *packed, intp_t Ng, intp_t P, int mr_max,
+                      int np_max, const qgemm_epilogue *e0, bint any_wzp,
+                      int32_t *rowsum, uint8_t *out, intp_t ldc) noexcept nogil:
+    """The GEMM of one block of patch rows (eq. (4)), its epilogue reading this block's
+    row sums: a private copy of the epilogue points at them."""
+    cdef qgemm_epilogue e = e0[0]
+    cdef intp_t i0, p0
+    cdef int amax = qlearn_qgemm_rowsum_max(a, rows, K, lda, rowsum if any_wzp else NULL,
+                                            path == QGEMM_AVX2)
+    if path == QGEMM_AVX2 and amax > 127:
+        path = QGEMM_AVX2_EXACT      # eq. (7): this block holds activations > 127
+    e.rowsum = rowsum if any_wzp else NULL
+    p0 = 0
+    while p0 < P:
+        i0 = 0
+        while i0 < rows:
+            qlearn_qgemm_tile(path, a, lda, i0, min(mr_max, rows - i0), packed, Ng, Kg,
+                              p0, min(np_max, P - p0), &e, out, NULL, ldc)
+            i0 += mr_max
+        p0 += np_max
 
 
 def depthwise3x3(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels last
-                 const int16_t[:, ::1] wz,      # IN  (9, C): W - Zw[c], taps (ky, kx)
+                 const int32_t[:, ::1] wz,      # IN  (9, C): W - Zw[c], taps (ky, kx)
                  int stride, int pad, int dil,
                  int32_t a_zp,
                  const int32_t[::1] zeros,      # IN  (C,) zeros: no zero-point folding
@@ -128,9 +270,7 @@ def depthwise3x3(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels las
         for row in prange(N * H, num_threads=num_threads, schedule="static"):
             n = row // H
             y = row % H
-            for xx in range(W):
-                for c in range(C):
-                    xp[n, y + pad, xx + pad, c] = <int16_t> x[n, y, xx, c] - a_zp
+            qlearn_qconv_widen_row(&x[n, y, 0, 0], W * C, a_zp, &xp[n, y + pad, pad, 0])
         for row in prange(N * Ho, num_threads=num_threads, schedule="static"):
             n = row // Ho
             tid = _thread_id()

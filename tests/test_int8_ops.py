@@ -315,3 +315,14 @@ def test_linear_dynamic_matches_torch(torch_mod, path, rng, per_channel):
     # within one output quantization step: one activation step times sum |w| is loose;
     # the tight bound is a few float32 ulps of the accumulator scale
     assert np.abs(got - want).max() <= a_scale * sw * 4 + 1e-5
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_conv2d_blocks_and_threads(path, num_threads, rng, groups):
+    """Large enough for several 96-pixel blocks of the fused im2col + GEMM, split over
+    threads; a weight zero point exercises the per-block row sums."""
+    x = activations(rng, (2, 32, 21, 19), qmax=255, zero_point=200)
+    w = weights(rng, (40, 32 // groups, 3, 3), True, zero_point=3)
+    b = rng.standard_normal(40).astype(np.float32)
+    got = qF.conv2d(x, w, b, 1, 1, 1, groups, scale=0.8, zero_point=5).int_repr()
+    assert_array_equal(got, conv_reference(x, w, b, 1, 1, 1, groups, 0.8, 5))

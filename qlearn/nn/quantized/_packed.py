@@ -363,7 +363,7 @@ class PackedConvWeight:
                           and self.padding[0] == self.padding[1]
                           and self.dilation[0] == self.dilation[1])
         if self.depthwise:
-            wz = w.reshape(o, 9).astype(np.int16) - zps.astype(np.int16)[:, None]
+            wz = w.reshape(o, 9).astype(np.int32) - zps[:, None]
             self.dw_taps = np.ascontiguousarray(wz.T)          # (9, C)
 
     def unpack(self):
@@ -421,6 +421,10 @@ def channels_last(xi, num_threads):
     nhwc = xi.transpose(0, 2, 3, 1)
     if nhwc.flags.c_contiguous:
         return nhwc
+    if xi.shape[1] <= 8 and xi.flags.c_contiguous and xi.size:
+        out = np.empty(nhwc.shape, dtype=np.uint8)
+        _qconv.small_c_to_channels_last(xi, out, num_threads)
+        return out
     return np.ascontiguousarray(nhwc)
 
 
@@ -445,15 +449,21 @@ def _conv_gemm(xi, pc, a_scale, a_zp, out_scale, out_zp, lo, out, nt, path):
     out2 = out.reshape(n * ho * wo, o)
     direct = (kh == kw == 1 and sh == sw == 1 and ph == pw_ == 0 and g == 1
               and k % 4 == 0)
+    a = None
     if direct:
         # 1x1 convolution: the channels-last input already is A (eq. (3)), no im2col
         a = xi.reshape(n * h * w, c)
-    else:
+    elif path == "generic":
         a = np.empty((n * ho * wo, 4 * ((k + 3) // 4)), dtype=np.uint8)
     for gi, pwg in enumerate(pc.group_gemm):
+        bias_q, mult = pwg.requant_constants(a_scale, out_scale)
+        dst = out2[:, gi * og:(gi + 1) * og]
+        if a is None:
+            # patches in cache-sized blocks, fused with the GEMM (one parallel region)
+            _qconv.conv_gemm(_PATH_NAMES[path], xi, gi * cg, cg, kh, kw, sh, sw, ph, pw_,
+                             dh, dw, a_zp, pwg.packed, og, pwg.colsum, pwg.w_zp,
+                             pwg.any_wzp, bias_q, mult, out_zp, lo, 255, dst, nt)
+            continue
         if not direct:
             _qconv.im2col(xi, gi * cg, cg, kh, kw, sh, sw, ph, pw_, dh, dw, a_zp, a, nt)
-        bias_q, mult = pwg.requant_constants(a_scale, out_scale)
-        _gemm(pwg, a, a_zp, bias_q, mult, out_zp, lo, 255,
-              out_u8=out2[:, gi * og:(gi + 1) * og], path=path)
-
+        _gemm(pwg, a, a_zp, bias_q, mult, out_zp, lo, 255, out_u8=dst, path=path)
