@@ -15,6 +15,8 @@ import numpy as np
 from cython.parallel cimport prange
 from libc.math cimport floorf, fmodf, copysignf, INFINITY
 
+from libc.stdint cimport uint32_t
+
 from _typedefs cimport float32_t, float64_t, int64_t, intp_t
 
 cdef extern from "observer_simd.h":
@@ -24,9 +26,9 @@ cdef extern from "observer_simd.h":
     int qlearn_minmax_accum_f32_ref(const float *x, long k, float *mn,
                                     float *mx) noexcept nogil
     void qlearn_histc_f32(const float *x, long n, float left, float right, long nbins,
-                          int64_t *counts) noexcept nogil
-    void qlearn_histc_f32_ref(const float *x, long n, float left, float right, long nbins,
-                              int64_t *counts) noexcept nogil
+                          uint32_t *counts) noexcept nogil
+    void qlearn_histc_f32_ref(const float *x, long n, float left, float right,
+                              long nbins, uint32_t *counts) noexcept nogil
 
 cdef enum:
     # Work is split into blocks of this many elements; below it a kernel runs serially.
@@ -147,11 +149,13 @@ def histc(const float32_t[::1] x,        # IN  n floats
     """
     cdef intp_t n = x.shape[0], nbins = counts.shape[0], t, b, k, start, stop
     cdef intp_t nchunks = min(<intp_t> MAX_HIST_CHUNKS, (n + BLOCK - 1) // BLOCK)
+    # each chunk counts in uint32: keep chunks below 2**32 elements
+    nchunks = max(nchunks, (n + (1 << 31) - 1) // (1 << 31))
     if nchunks < 1:
         return
     cdef intp_t chunk = (n + nchunks - 1) // nchunks
     chunk = (chunk + 3) // 4 * 4   # keep the i % 4 copy assignment of a single pass
-    cdef int64_t[:, ::1] part = np.zeros((nchunks, 4 * nbins), np.int64)
+    cdef uint32_t[:, ::1] part = np.zeros((nchunks, 4 * nbins), np.uint32)
     if nchunks <= 1:
         num_threads = 1
     with nogil:

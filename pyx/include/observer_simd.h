@@ -99,9 +99,10 @@ static int qlearn_minmax_accum_f32(const float *x, long k, float *mn, float *mx)
  *     b = nbins - 1 if b == nbins  (the last bin includes its right edge).
  * counts has 4 * nbins entries: element i goes to copy i % 4, so that runs of equal
  * bins do not wait on each other's increments; the caller sums the four copies.
+ * Counts are 32-bit (half the cache footprint); callers pass fewer than 2**32 elements.
  */
 static void qlearn_histc_f32_ref(const float *x, long n, float left, float right,
-                                 long nbins, int64_t *counts) {
+                                 long nbins, uint32_t *counts) {
     const float fb = (float)nbins, width = right - left;
     for (long i = 0; i < n; i++) {
         float v = x[i];
@@ -114,26 +115,33 @@ static void qlearn_histc_f32_ref(const float *x, long n, float left, float right
 }
 
 static void qlearn_histc_f32(const float *x, long n, float left, float right,
-                             long nbins, int64_t *counts) {
+                             long nbins, uint32_t *counts) {
 #if defined(__SSE2__)
     long i = 0;
     const __m128 l = _mm_set1_ps(left), r = _mm_set1_ps(right);
     const __m128 fb = _mm_set1_ps((float)nbins), w = _mm_set1_ps(right - left);
-    int32_t idx[4];
+    const __m128i top = _mm_set1_epi32((int)(nbins - 1));
+    uint32_t *c0 = counts, *c1 = counts + nbins, *c2 = counts + 2 * nbins,
+             *c3 = counts + 3 * nbins;
     for (; i + 4 <= n; i += 4) {
         __m128 v = _mm_loadu_ps(x + i);
         /* same operations, same order as the plain loop: (v - left) * nbins / width */
         __m128 t = _mm_div_ps(_mm_mul_ps(_mm_sub_ps(v, l), fb), w);
         int keep = _mm_movemask_ps(_mm_and_ps(_mm_cmpge_ps(v, l), _mm_cmple_ps(v, r)));
-        /* t is in [0, nbins] for kept elements; cvtt truncates toward zero like the cast */
-        _mm_storeu_si128((__m128i *)idx, _mm_cvttps_epi32(t));
-        for (int k = 0; k < 4; k++) {
-            if (keep & (1 << k)) {
-                int64_t b = idx[k];
-                if (b >= nbins) b = nbins - 1;
-                if (b < 0) b = 0;
-                counts[k * nbins + b] += 1;
-            }
+        /* kept lanes have t in [0, nbins]: truncate like the cast, then min(b, nbins-1) */
+        __m128i b = _mm_cvttps_epi32(t);
+        __m128i over = _mm_cmpgt_epi32(b, top);
+        b = _mm_or_si128(_mm_and_si128(over, top), _mm_andnot_si128(over, b));
+        if (keep == 15) {
+            c0[_mm_cvtsi128_si32(b)]++;
+            c1[_mm_cvtsi128_si32(_mm_shuffle_epi32(b, 1))]++;
+            c2[_mm_cvtsi128_si32(_mm_shuffle_epi32(b, 2))]++;
+            c3[_mm_cvtsi128_si32(_mm_shuffle_epi32(b, 3))]++;
+        } else if (keep) {
+            int32_t idx[4];
+            _mm_storeu_si128((__m128i *)idx, b);
+            for (int k = 0; k < 4; k++)
+                if (keep & (1 << k)) counts[k * nbins + idx[k]]++;
         }
     }
     /* the tail keeps the i % 4 assignment of the plain loop (i is a multiple of 4 here) */
