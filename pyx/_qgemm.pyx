@@ -21,6 +21,7 @@ import numpy as np
 
 from cython.parallel cimport prange
 from libc.math cimport nearbyintf, fminf, fmaxf
+from libc.stdlib cimport free, malloc
 
 from _typedefs cimport float32_t, int8_t, int32_t, int64_t, intp_t, uint8_t
 
@@ -146,6 +147,122 @@ def gemm_ref_float(const uint8_t[:, ::1] a, const int8_t[:, ::1] w,
                 out[i, j] = 0 if (relu and y < 0) else y
 
 
+cdef int _gemm_run(int path, const uint8_t *a, intp_t M, intp_t lda, intp_t K,
+                   const int8_t *packed, intp_t N, qgemm_epilogue *e, bint any_wzp,
+                   uint8_t *o8, float *of, intp_t ldc, int num_threads) noexcept nogil:
+    """The tiled GEMM (eq. (4)) with its epilogue ``e``; returns the path that ran."""
+    cdef intp_t Kg = (K + 3) // 4, P = (N + QGEMM_NR - 1) // QGEMM_NR
+    cdef intp_t mtiles, ptiles, t, i0, p0, mr, npn
+    cdef int mr_max, np_max, amax
+    cdef int32_t *rowsum = NULL
+    if any_wzp:
+        rowsum = <int32_t *> malloc(M * sizeof(int32_t))
+    # row sums only when some Zw != 0 (eq. (4)); the maximum only for AVX2, whose
+    # vpmaddubsw is exact only for activations <= 127 (eq. (7))
+    amax = qlearn_qgemm_rowsum_max(a, M, K, lda, rowsum, path == QGEMM_AVX2)
+    if path == QGEMM_AVX2 and amax > 127:
+        path = QGEMM_AVX2_EXACT
+    e.rowsum = rowsum
+    mr_max = qgemm_tile_mr(path)
+    np_max = qgemm_tile_np(path)
+    mtiles = (M + mr_max - 1) // mr_max
+    ptiles = (P + np_max - 1) // np_max
+    if M * N * K < SERIAL_MACS:
+        num_threads = 1
+    # Tiles are numbered panel-block-major, so that consecutive tiles reuse the same
+    # weight panels from cache.  Dynamic scheduling in chunks of a few tiles: on a
+    # shared machine a descheduled thread does not hold the others back.  Each tile is
+    # computed whole by one thread, so the result never depends on the schedule or the
+    # thread count.
+    for t in prange(mtiles * ptiles, num_threads=num_threads, schedule="dynamic",
+                    chunksize=4):
+        i0 = (t % mtiles) * mr_max
+        p0 = (t // mtiles) * np_max
+        mr = min(mr_max, M - i0)
+        npn = min(np_max, P - p0)
+        qlearn_qgemm_tile(path, a, lda, i0, mr, packed, N, Kg, p0, npn, e, o8, of, ldc)
+    free(rowsum)
+    return path
+
+
+cdef class PackedGemm:
+    """A packed weight ready for :meth:`requant` / :meth:`to_float` calls.
+
+    Holds the arrays that do not change between calls (packed bytes, ``colsum'``,
+    ``Zw``) as typed views, so that a call converts only the per-call arguments.
+    """
+    cdef const int8_t[::1] packed
+    cdef const int32_t[::1] colsum
+    cdef const int32_t[::1] wzp
+    cdef readonly intp_t N, K
+    cdef readonly bint any_wzp
+
+    def __init__(self, const int8_t[::1] packed, const int32_t[::1] colsum,
+                 const int32_t[::1] wzp, intp_t N, intp_t K):
+        self.packed, self.colsum, self.wzp = packed, colsum, wzp
+        self.N, self.K = N, K
+        self.any_wzp = any(wzp[j] != 0 for j in range(N))
+
+    def requant(self, int path,
+                const uint8_t[:, ::1] a,       # IN  (M, lda)
+                int32_t a_zp,
+                const float32_t[::1] bias_q,   # IN  (N,) or empty
+                const float32_t[::1] mult,     # IN  (N,)
+                int32_t out_zp, int32_t lo, int32_t hi,
+                uint8_t[:, :] out,             # OUT (M, >= N), unit column stride
+                int num_threads):
+        """out := eq. (6) of eq. (4); returns the path that ran."""
+        cdef qgemm_epilogue e
+        cdef intp_t M = a.shape[0]
+        if M == 0 or self.N == 0:
+            return path
+        e.colsum = &self.colsum[0]
+        e.wzp = &self.wzp[0]
+        e.a_zp = a_zp
+        e.bias_q = &bias_q[0] if bias_q.shape[0] > 0 else NULL
+        e.mult = &mult[0]
+        e.out_zp = out_zp
+        e.lo = lo
+        e.hi = hi
+        e.fscale = NULL
+        e.fbias = NULL
+        e.relu = 0
+        with nogil:
+            path = _gemm_run(path, &a[0, 0], M, a.shape[1], self.K, &self.packed[0],
+                             self.N, &e, self.any_wzp, &out[0, 0], NULL, out.strides[0],
+                             num_threads)
+        return path
+
+    def to_float(self, int path,
+                 const uint8_t[:, ::1] a, int32_t a_zp,
+                 const float32_t[::1] fscale,   # IN  (N,) Sa Sw[j]
+                 const float32_t[::1] fbias,    # IN  (N,) or empty
+                 bint relu,
+                 float32_t[:, ::1] out,         # OUT (M, N)
+                 int num_threads):
+        """out := eq. (8) of eq. (4); returns the path that ran."""
+        cdef qgemm_epilogue e
+        cdef intp_t M = a.shape[0]
+        if M == 0 or self.N == 0:
+            return path
+        e.colsum = &self.colsum[0]
+        e.wzp = &self.wzp[0]
+        e.a_zp = a_zp
+        e.bias_q = NULL
+        e.mult = NULL
+        e.out_zp = 0
+        e.lo = 0
+        e.hi = 255
+        e.fscale = &fscale[0]
+        e.fbias = &fbias[0] if fbias.shape[0] > 0 else NULL
+        e.relu = relu
+        with nogil:
+            path = _gemm_run(path, &a[0, 0], M, a.shape[1], self.K, &self.packed[0],
+                             self.N, &e, self.any_wzp, NULL, &out[0, 0], self.N,
+                             num_threads)
+        return path
+
+
 def gemm(int path,
          const uint8_t[:, ::1] a,        # IN  (M, lda) activations, lda >= 4 ceil(K/4)
          intp_t K,
@@ -168,30 +285,18 @@ def gemm(int path,
 
     ``path`` is :data:`AVX2` or :data:`VNNI`; :data:`AVX2` switches itself to
     :data:`AVX2_EXACT` when some activation exceeds 127 (vpmaddubsw would saturate).
-    Returns the path that ran.
+    Returns the path that ran.  (:class:`PackedGemm` is the same with the weight's
+    arrays bound once.)
     """
-    cdef intp_t M = a.shape[0], lda = a.shape[1], Kg = (K + 3) // 4
-    cdef intp_t P = (N + QGEMM_NR - 1) // QGEMM_NR
+    cdef intp_t M = a.shape[0]
     cdef qgemm_epilogue e
-    cdef int mr_max, np_max
-    cdef intp_t mtiles, ptiles, t, i0, p0, mr, npn, ldc
     cdef uint8_t *o8 = NULL
     cdef float *of = NULL
-    cdef int32_t[::1] rowsum = np.empty(max(M, 1), dtype=np.int32)
-    cdef int amax
+    cdef intp_t ldc
     if M == 0 or N == 0:
         return path
-    # row sums only when some Zw != 0 (eq. (4)); the maximum only for AVX2, whose
-    # vpmaddubsw is exact only for activations <= 127 (eq. (7))
-    with nogil:
-        amax = qlearn_qgemm_rowsum_max(&a[0, 0], M, K, lda,
-                                       &rowsum[0] if any_wzp else NULL,
-                                       path == QGEMM_AVX2)
-    if path == QGEMM_AVX2 and amax > 127:
-        path = QGEMM_AVX2_EXACT
     e.colsum = &colsum[0]
     e.wzp = &wzp[0]
-    e.rowsum = &rowsum[0] if any_wzp else NULL
     e.a_zp = a_zp
     e.bias_q = &bias_q[0] if bias_q.shape[0] > 0 else NULL
     e.mult = &mult[0] if mult.shape[0] > 0 else NULL
@@ -207,24 +312,7 @@ def gemm(int path,
     else:
         of = &out_f[0, 0]
         ldc = out_f.strides[0] // 4
-    mr_max = qgemm_tile_mr(path)
-    np_max = qgemm_tile_np(path)
-    mtiles = (M + mr_max - 1) // mr_max
-    ptiles = (P + np_max - 1) // np_max
-    if M * N * K < SERIAL_MACS:
-        num_threads = 1
     with nogil:
-        # Tiles are numbered panel-block-major, so that consecutive tiles reuse the
-        # same weight panels from cache.  Dynamic scheduling in chunks of a few tiles:
-        # on a shared machine a descheduled thread does not hold the others back.
-        # Each tile is computed whole by one thread, so the result never depends on
-        # the schedule or the thread count.
-        for t in prange(mtiles * ptiles, num_threads=num_threads, schedule="dynamic",
-                        chunksize=4):
-            i0 = (t % mtiles) * mr_max
-            p0 = (t // mtiles) * np_max
-            mr = min(mr_max, M - i0)
-            npn = min(np_max, P - p0)
-            qlearn_qgemm_tile(path, &a[0, 0], lda, i0, mr, &packed[0], N, Kg, p0, npn,
-                              &e, o8, of, ldc)
+        path = _gemm_run(path, &a[0, 0], M, a.shape[1], K, &packed[0], N, &e, any_wzp,
+                         o8, of, ldc, num_threads)
     return path

@@ -83,8 +83,21 @@ def require_quantized(x, who, name="input"):
     return x
 
 
+_last_qparams = [None, None]
+
+
 def _check_out_qparams(scale, zero_point):
-    return V.check_scale(scale, "scale"), V.check_zero_point(zero_point, 0, 255, "zero_point")
+    """Validated output ``(scale, zero_point)``; a module passes the same pair call after
+    call, so the last validated pair is remembered."""
+    plain = type(scale) is float and type(zero_point) is int
+    key = (scale, zero_point)
+    if plain and _last_qparams[0] == key:
+        return _last_qparams[1]
+    checked = (V.check_scale(scale, "scale"),
+               V.check_zero_point(zero_point, 0, 255, "zero_point"))
+    if plain:
+        _last_qparams[0], _last_qparams[1] = key, checked
+    return checked
 
 
 def _weight_qparams(qweight, n_out, who):
@@ -145,8 +158,10 @@ class _PackedGemmWeight:
                        - k * self.w_zp.astype(np.int64)).astype(np.int32)
         self.bias = _check_bias(bias, n, who)
         self.packed = np.empty(_qgemm.packed_size(n, k), dtype=np.int8)
+        self.plan = None
         if n and k:
             _qgemm.pack_weight(self.w, self.packed)
+            self.plan = _qgemm.PackedGemm(self.packed, self.colsum, self.w_zp, n, k)
 
     def requant_constants(self, a_scale, out_scale):
         """``(bias_q, mult)`` of eq. (6), float32, formed as FBGEMM forms them.
@@ -195,7 +210,7 @@ def _gemm(pw, a_rows, a_zp, bias_q, mult, out_zp, lo, hi, out_u8=None, fscale=No
     m = a_rows.shape[0]
     if out_u8 is None:
         out_f = np.empty((m, pw.n), dtype=np.float32)
-    if path == "generic":
+    if path == "generic" or pw.plan is None:
         a = np.ascontiguousarray(a_rows[:, :pw.k])
         if out_u8 is not None:
             _qgemm.gemm_ref(a, pw.w, pw.w_zp, a_zp,
@@ -208,13 +223,10 @@ def _gemm(pw, a_rows, a_zp, bias_q, mult, out_zp, lo, hi, out_u8=None, fscale=No
         return out_f
     code = _PATH_NAMES[path]
     if out_u8 is not None:
-        _qgemm.gemm(code, a_rows, pw.k, pw.packed, pw.n, pw.colsum, pw.w_zp, pw.any_wzp,
-                    a_zp, bias_q, mult, out_zp, lo, hi, empty, empty, False, out_u8, None,
-                    nt)
+        pw.plan.requant(code, a_rows, a_zp, bias_q, mult, out_zp, lo, hi, out_u8, nt)
         return out_u8
-    _qgemm.gemm(code, a_rows, pw.k, pw.packed, pw.n, pw.colsum, pw.w_zp, pw.any_wzp,
-                a_zp, empty, empty, 0, 0, 255, fscale,
-                fbias if fbias is not None else empty, relu, None, out_f, nt)
+    pw.plan.to_float(code, a_rows, a_zp, fscale, fbias if fbias is not None else empty,
+                     relu, out_f, nt)
     return out_f
 
 
