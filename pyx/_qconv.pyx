@@ -40,11 +40,11 @@ cdef extern from "qconv_kernels.h":
     void qlearn_qconv_copy(uint8_t *d, const uint8_t *s, long n) noexcept nogil
     void qlearn_qconv_nchw_row_to_nhwc(const uint8_t *src, long C, long HW, long W,
                                        uint8_t *dst) noexcept nogil
-    void qlearn_qconv_widen_row(const uint8_t *src, long n, int32_t a_zp,
-                                int16_t *dst) noexcept nogil
-    void qlearn_qconv_dw3x3_row(int simd, const int16_t *xp, long Wp, long C,
-                                const int32_t *wz, long oy, long Wo, int stride, int dil,
-                                int32_t *acc, const qgemm_epilogue *e, uint8_t *out,
+    void qlearn_qconv_dw_pack(const int32_t *wz, long C, int16_t *out) noexcept nogil
+    void qlearn_qconv_dw3x3_row(int simd, const uint8_t *xp, long Wp, long C,
+                                const int32_t *wz, const int16_t *wpk, long oy, long Wo,
+                                int stride, int dil, int32_t *acc,
+                                const qgemm_epilogue *e, uint8_t *out,
                                 long ldc) noexcept nogil
 
 cdef enum:
@@ -233,29 +233,36 @@ cdef void _block_gemm(int path, const uint8_t *a, intp_t lda, intp_t rows, intp_
 def depthwise3x3(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels last
                  const int32_t[:, ::1] wz,      # IN  (9, C): W - Zw[c], taps (ky, kx)
                  int stride, int pad, int dil,
-                 int32_t a_zp,
-                 const int32_t[::1] zeros,      # IN  (C,) zeros: no zero-point folding
+                 uint8_t a_zp,
                  const float32_t[::1] bias_q,   # IN  (C,) or empty
                  const float32_t[::1] mult,     # IN  (C,)
                  int32_t out_zp, int32_t lo, int32_t hi,
                  uint8_t[:, :, :, ::1] out,     # OUT (N, Ho, Wo, C) channels last
                  bint simd, int num_threads):
-    """out[n, oy, ox, c] := eq. (6) of sum_{ky,kx} (x - Za)[n, c, oy s + ky d - p, ...] wz[ky kx, c]
+    """out[n, oy, ox, c] := eq. (6) of sum_{ky,kx} (x - Za)[n, oy s + ky d - p, ox s + kx d - p, c] wz[ky kx, c]
 
-    The input is laid out once as int16 ``(N, Hp, Wp, C)`` holding ``x - Za`` with zero
-    padding (eq. (9)); each thread then owns whole output rows.
+    The input is copied once into a padded buffer whose padding holds ``Za`` (real
+    zero); the kernel sums ``x wz`` and the epilogue subtracts ``Za sum wz`` (eq. (9)).
+    ``simd`` selects the AVX2 kernel (pairs of taps through vpmaddwd) over the plain
+    loop.  Each thread owns whole output rows.
     """
     cdef intp_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef intp_t Ho = out.shape[1], Wo = out.shape[2]
     cdef intp_t Hp = H + 2 * pad, Wp = W + 2 * pad
-    cdef int16_t[:, :, :, ::1] xp = np.zeros((N, Hp, Wp, C), dtype=np.int16)
+    cdef uint8_t[:, :, :, ::1] xp = np.full((N, Hp, Wp, C), a_zp, dtype=np.uint8)
     cdef int32_t[:, ::1] acc = np.empty((max(num_threads, 1), Wo * C), dtype=np.int32)
+    cdef int32_t[::1] wsum = np.asarray(wz).sum(axis=0, dtype=np.int32)
+    cdef int32_t[::1] zeros = np.zeros(C, dtype=np.int32)
+    cdef int16_t[::1] wpk = np.zeros(max(1, (C // 16) * 5 * 2 * 16), dtype=np.int16)
     cdef qgemm_epilogue e
-    cdef intp_t n, y, xx, c, row, tid
-    e.colsum = &zeros[0]
+    cdef intp_t n, y, row, tid
+    if N == 0 or C == 0:
+        return
+    qlearn_qconv_dw_pack(&wz[0, 0], C, &wpk[0])
+    e.colsum = &wsum[0]          # raw = acc - Za * sum_t wz[t, c]
     e.wzp = &zeros[0]
     e.rowsum = NULL
-    e.a_zp = 0
+    e.a_zp = a_zp
     e.bias_q = &bias_q[0] if bias_q.shape[0] > 0 else NULL
     e.mult = &mult[0]
     e.out_zp = out_zp
@@ -270,13 +277,13 @@ def depthwise3x3(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels las
         for row in prange(N * H, num_threads=num_threads, schedule="static"):
             n = row // H
             y = row % H
-            qlearn_qconv_widen_row(&x[n, y, 0, 0], W * C, a_zp, &xp[n, y + pad, pad, 0])
+            memcpy(&xp[n, y + pad, pad, 0], &x[n, y, 0, 0], W * C)
         for row in prange(N * Ho, num_threads=num_threads, schedule="static"):
             n = row // Ho
             tid = _thread_id()
-            qlearn_qconv_dw3x3_row(simd, &xp[n, 0, 0, 0], Wp, C, &wz[0, 0], row % Ho, Wo,
-                                   stride, dil, &acc[tid, 0], &e, &out[n, row % Ho, 0, 0],
-                                   C)
+            qlearn_qconv_dw3x3_row(simd, &xp[n, 0, 0, 0], Wp, C, &wz[0, 0], &wpk[0],
+                                   row % Ho, Wo, stride, dil, &acc[tid, 0], &e,
+                                   &out[n, row % Ho, 0, 0], C)
 
 
 cdef extern from *:

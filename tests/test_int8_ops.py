@@ -326,3 +326,25 @@ def test_conv2d_blocks_and_threads(path, num_threads, rng, groups):
     b = rng.standard_normal(40).astype(np.float32)
     got = qF.conv2d(x, w, b, 1, 1, 1, groups, scale=0.8, zero_point=5).int_repr()
     assert_array_equal(got, conv_reference(x, w, b, 1, 1, 1, groups, 0.8, 5))
+
+
+@pytest.mark.parametrize("c", [1, 16, 21, 48])
+@pytest.mark.parametrize("stride,pad,dil", [(1, 1, 1), (2, 1, 1), (1, 2, 2), (2, 0, 1)])
+@pytest.mark.parametrize("simd", [False, True])
+def test_depthwise3x3_kernel(rng, num_threads, c, stride, pad, dil, simd):
+    """Both depthwise kernels (plain loop, AVX2 vpmaddwd pairs) against eq. (9), with
+    full 8-bit activations, a zero point of 255 and per-channel weight zero points."""
+    if simd and "avx2" not in PATHS:
+        pytest.skip("no AVX2 on this CPU")
+    x = activations(rng, (2, c, 11, 9), qmax=255, zero_point=255)
+    w = weights(rng, (c, 1, 3, 3), True, zero_point=-7)
+    b = rng.standard_normal(c).astype(np.float32)
+    want = conv_reference(x, w, b, stride, pad, dil, c, 0.3, 17)
+    pc = _packed.PackedConvWeight(w, b, stride, pad, dil, c)
+    assert pc.depthwise
+    bias_q, mult = _packed._conv_requant(pc, x.q_scale(), 0.3)
+    out = np.full((2,) + want.shape[2:] + (c,), 0xA5, np.uint8)
+    _packed._qconv.depthwise3x3(np.ascontiguousarray(x.int_repr().transpose(0, 2, 3, 1)),
+                                pc.dw_taps, stride, pad, dil, 255, bias_q, mult, 17, 0, 255,
+                                out, simd, num_threads)
+    assert_array_equal(out.transpose(0, 3, 1, 2), want)

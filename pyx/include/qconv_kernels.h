@@ -1,15 +1,13 @@
 /* Depthwise 3x3 int8 convolution, direct (no im2col), channels innermost.
  *
  * For each output pixel (oy, ox) and channel c (eq. (9) of int8.rst):
- *     C[oy, ox, c] = sum_{dy, dx < 3} xz[oy*s + dy*d, ox*s + dx*d, c] * wz[dy, dx, c]
- * where xz = A - Za (int16, zero padded: the padding *is* real zero) and
- * wz = W - Zw[c] (int32).  Both differences are exact in int16 and each product fits in
- * int32, so the sum is the exact eq. (3) restricted to one channel.  The int32 row of
- * Wo x C accumulators is then requantized by the GEMM epilogue (eq. (6)).
+ *     C[oy, ox, c] = sum_{dy, dx < 3} (A - Za)[oy*s + dy*d, ox*s + dx*d, c] * wz[dy, dx, c]
+ * with wz = W - Zw[c].  Computed as sum A wz - Za sum wz: the padded copy of A holds Za
+ * in the padding (real zero), and the GEMM epilogue subtracts Za * sum_t wz[t, c] as it
+ * subtracts Za colsum' for a GEMM (eq. (4)) before requantizing (eq. (6)).
  *
- * The loop is written once (qconv_dw3x3_row_body) and compiled twice: for baseline
- * x86-64 (the reference / portable path) and with target("avx2,fma"), where GCC
- * vectorizes the channel loop; both compute the same integers.
+ * qconv_dw3x3_row_body is the plain loop (the reference, and the portable path);
+ * qconv_dw3x3_row_avx2 adds pairs of taps with vpmaddwd.  Both are exact.
  */
 #ifndef QLEARN_QCONV_KERNELS_H
 #define QLEARN_QCONV_KERNELS_H
@@ -17,22 +15,24 @@
 #include <stdint.h>
 #include "qgemm_kernels.h"
 
-/* xp: padded input (Hp, Wp, C) int16; wz: (9, C) int32; acc: (Wo, C) int32.
- * Blocks of 16 channels keep their 16 sums in registers across the 9 taps (GCC
- * vectorizes the fixed-length lane loops); the channel tail runs one lane at a time. */
+/* xp: padded input (Hp, Wp, C) uint8, the padding filled with Za; wz: (9, C) int32
+ * (W - Zw); acc: (Wo, C) int32 receives sum_t xp * wz.  The epilogue then subtracts
+ * Za * sum_t wz[t, c] (its colsum), which gives eq. (9): the padding, equal to Za,
+ * contributes (Za - Za) wz = 0.  Blocks of 16 channels keep their sums in registers
+ * across the 9 taps; the channel tail runs one lane at a time. */
 static inline __attribute__((always_inline)) void qconv_dw3x3_row_body(
-        const int16_t *xp, long Wp, long C, const int32_t *wz, long oy, long Wo,
+        const uint8_t *xp, long Wp, long C, const int32_t *wz, long oy, long Wo,
         int stride, int dil, int32_t *acc) {
     for (long ox = 0; ox < Wo; ox++) {
         int32_t *o = acc + ox * C;
-        const int16_t *xb = xp + (oy * stride * Wp + ox * stride) * C;
+        const uint8_t *xb = xp + (oy * stride * Wp + ox * stride) * C;
         long c = 0;
         for (; c + 16 <= C; c += 16) {
             int32_t s[16];
             for (int l = 0; l < 16; l++) s[l] = 0;
             for (int dy = 0; dy < 3; dy++)
                 for (int dx = 0; dx < 3; dx++) {
-                    const int16_t *x = xb + (dy * dil * Wp + dx * dil) * C + c;
+                    const uint8_t *x = xb + (dy * dil * Wp + dx * dil) * C + c;
                     const int32_t *w = wz + (dy * 3 + dx) * C + c;
                     for (int l = 0; l < 16; l++) s[l] += (int32_t)x[l] * w[l];
                 }
@@ -47,6 +47,23 @@ static inline __attribute__((always_inline)) void qconv_dw3x3_row_body(
             o[c] = s;
         }
     }
+}
+
+/* The weights of 16-channel blocks for vpmaddwd: taps paired (0,1) (2,3) (4,5) (6,7)
+ * (8,-) and interleaved as _mm256_unpacklo/hi_epi16 interleave the activations, so that
+ * one vpmaddwd adds two taps' products for 8 channels.  out: (C/16, 5, 2, 16) int16. */
+static void qlearn_qconv_dw_pack(const int32_t *wz, long C, int16_t *out) {
+    for (long b = 0; b + 16 <= C; b += 16)
+        for (int q = 0; q < 5; q++)
+            for (int h = 0; h < 2; h++)            /* unpacklo, unpackhi */
+                for (int lane = 0; lane < 2; lane++)
+                    for (int i = 0; i < 4; i++) {
+                        long c = b + 8 * lane + 4 * h + i;
+                        int16_t *d = out + (((b / 16) * 5 + q) * 2 + h) * 16 + lane * 8
+                                     + 2 * i;
+                        d[0] = (int16_t)wz[(2 * q) * C + c];
+                        d[1] = q < 4 ? (int16_t)wz[(2 * q + 1) * C + c] : 0;
+                    }
 }
 
 /* memcpy for the short runs of im2col (a tap of a few channels, a kernel row of a
@@ -77,43 +94,65 @@ static void qlearn_qconv_nchw_row_to_nhwc(const uint8_t *src, long C, long HW, l
         for (long c = 0; c < C; c++) dst[x * C + c] = src[c * HW + x];
 }
 
-/* One input row into the padded int16 copy: dst[i] = src[i] - Za (eq. (9)). */
-static void qlearn_qconv_widen_row(const uint8_t *src, long n, int32_t a_zp,
-                                   int16_t *dst) {
-    for (long i = 0; i < n; i++) dst[i] = (int16_t)((int32_t)src[i] - a_zp);
-}
-
-static void qconv_dw3x3_row_generic(const int16_t *xp, long Wp, long C, const int32_t *wz,
+static void qconv_dw3x3_row_generic(const uint8_t *xp, long Wp, long C, const int32_t *wz,
                                     long oy, long Wo, int stride, int dil, int32_t *acc) {
     qconv_dw3x3_row_body(xp, Wp, C, wz, oy, Wo, stride, dil, acc);
 }
 
-/* One output row: accumulate, then requantize (eq. (6)) into out (Wo, ldc). */
-static void qlearn_qconv_dw3x3_row(int simd, const int16_t *xp, long Wp, long C,
-                                   const int32_t *wz, long oy, long Wo, int stride, int dil,
-                                   int32_t *acc, const qgemm_epilogue *e, uint8_t *out,
-                                   long ldc);
-
 #if QLEARN_HAVE_X86_SIMD
-QGEMM_AVX2_FN static void qconv_dw3x3_row_avx2(const int16_t *xp, long Wp, long C,
-                                               const int32_t *wz, long oy, long Wo,
-                                               int stride, int dil, int32_t *acc) {
-    qconv_dw3x3_row_body(xp, Wp, C, wz, oy, Wo, stride, dil, acc);
+/* AVX2: 16 channels = 16 uint8 widened to int16; taps in pairs through vpmaddwd
+ * (|x| <= 255, |wz| <= 255: each pair sum fits int32 exactly). */
+QGEMM_AVX2_FN static void qconv_dw3x3_row_avx2(const uint8_t *xp, long Wp, long C,
+                                               const int32_t *wz, const int16_t *wpk,
+                                               long oy, long Wo, int stride, int dil,
+                                               int32_t *acc) {
+    long C16 = C & ~15L;
+    long off[10];
+    for (int t = 0; t < 9; t++) off[t] = ((t / 3) * dil * Wp + (t % 3) * dil) * C;
+    for (long ox = 0; ox < Wo; ox++) {
+        int32_t *o = acc + ox * C;
+        const uint8_t *xb = xp + (oy * stride * Wp + ox * stride) * C;
+        for (long c = 0; c < C16; c += 16) {
+            const __m256i *wq = (const __m256i *)(wpk + (c / 16) * 5 * 32);
+            __m256i lo = _mm256_setzero_si256(), hi = lo;
+            for (int q = 0; q < 5; q++) {
+                __m256i x0 = _mm256_cvtepu8_epi16(
+                    _mm_loadu_si128((const __m128i *)(xb + off[2 * q] + c)));
+                __m256i x1 = q < 4 ? _mm256_cvtepu8_epi16(
+                    _mm_loadu_si128((const __m128i *)(xb + off[2 * q + 1] + c)))
+                                   : _mm256_setzero_si256();
+                lo = _mm256_add_epi32(lo, _mm256_madd_epi16(
+                    _mm256_unpacklo_epi16(x0, x1), _mm256_loadu_si256(wq + 2 * q)));
+                hi = _mm256_add_epi32(hi, _mm256_madd_epi16(
+                    _mm256_unpackhi_epi16(x0, x1), _mm256_loadu_si256(wq + 2 * q + 1)));
+            }
+            /* lo holds channels 0-3 | 8-11, hi 4-7 | 12-15: put them back in order */
+            _mm256_storeu_si256((__m256i *)(o + c), _mm256_permute2x128_si256(lo, hi, 0x20));
+            _mm256_storeu_si256((__m256i *)(o + c + 8),
+                                _mm256_permute2x128_si256(lo, hi, 0x31));
+        }
+        for (long c = C16; c < C; c++) {
+            int32_t s = 0;
+            for (int t = 0; t < 9; t++) s += (int32_t)xb[off[t] + c] * wz[t * C + c];
+            o[c] = s;
+        }
+    }
 }
 #endif
 
-static void qlearn_qconv_dw3x3_row(int simd, const int16_t *xp, long Wp, long C,
-                                   const int32_t *wz, long oy, long Wo, int stride, int dil,
-                                   int32_t *acc, const qgemm_epilogue *e, uint8_t *out,
-                                   long ldc) {
+/* One output row: accumulate, then requantize (eq. (6)) into out (Wo, ldc). */
+static void qlearn_qconv_dw3x3_row(int simd, const uint8_t *xp, long Wp, long C,
+                                   const int32_t *wz, const int16_t *wpk, long oy, long Wo,
+                                   int stride, int dil, int32_t *acc,
+                                   const qgemm_epilogue *e, uint8_t *out, long ldc) {
 #if QLEARN_HAVE_X86_SIMD
     if (simd) {
-        qconv_dw3x3_row_avx2(xp, Wp, C, wz, oy, Wo, stride, dil, acc);
+        qconv_dw3x3_row_avx2(xp, Wp, C, wz, wpk, oy, Wo, stride, dil, acc);
         qgemm_epilogue_avx2(acc, C, 0, Wo, 0, C, e, out, NULL, ldc);
         return;
     }
 #endif
-    (void)simd;
+    (void)simd; (void)wpk;
     qconv_dw3x3_row_generic(xp, Wp, C, wz, oy, Wo, stride, dil, acc);
     qgemm_epilogue_scalar(acc, C, 0, Wo, 0, C, e, out, NULL, ldc);
 }
