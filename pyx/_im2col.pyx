@@ -22,8 +22,10 @@ ctypedef fused real_t:
     double
 
 cdef enum:
-    # below this many column entries the kernels run serially
-    PARALLEL_MIN = 32768
+    # Below this many column entries (about a millisecond of copying) the kernels run
+    # serially: starting a parallel region costs more than it saves on small layers,
+    # and on a busy machine much more (a waiting thread loses its time slice).
+    PARALLEL_MIN = 1 << 20
 
 
 cdef inline void _im2col_row(const real_t[:, :, :, ::1] x, real_t[:, ::1] cols, intp_t r,

@@ -18,7 +18,9 @@ ctypedef fused real_t:
     double
 
 cdef enum:
-    PARALLEL_MIN = 16384   # below this many output elements the kernels run serially
+    # Below this many output elements (about a millisecond of work) the kernels run
+    # serially: a parallel region costs more than it saves on small inputs.
+    PARALLEL_MIN = 1 << 18
 
 
 cdef inline void _max_plane(const real_t[:, ::1] x, real_t[:, ::1] y, int64_t[:, ::1] idx,
