@@ -32,6 +32,7 @@ def test_prepare_model_rewrites_weights_and_activations():
     assert q.module_qbits["0"]["bits_weights"] == 8
     assert q.module_qbits["3"]["bits_weights"] == 4
     assert q.module_qbits["8"]["bits_weights"] == 8
+    assert "1" not in q.module_qbits and "weight" in dict(model[1].named_parameters())
     assert isinstance(model[2], PACTReLU) and isinstance(model[5], PACTReLU)
     assert model[2].num_bits == 4 and model[2].alpha.data[0] == 3.0
     # the alphas joined the optimizer; the float copies are the same Parameter objects

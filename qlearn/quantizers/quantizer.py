@@ -3,7 +3,8 @@ as Distiller's ``DorefaQuantizer``, ``PACTQuantizer`` and ``WRPNQuantizer`` do.
 
 ``prepare_model()`` walks the model once and
 
-* for every layer with a ``weight`` (``nn.Linear``, ``nn.Conv2d``, ...) whose bit width
+* for every layer with a weight matrix or kernel (``nn.Linear``, ``nn.Conv2d``: a
+  ``weight`` of 2 or more dimensions; batch-norm parameters stay float) whose bit width
   is set, moves the float parameter to ``float_weight`` (``float_bias``) and installs a
   forward pre-hook that sets ``module.weight = quantize(float_weight, bits)`` before
   each call.  The optimizer keeps updating the float copy (the same Parameter object);
@@ -150,8 +151,11 @@ class Quantizer:
         if self.prepared:
             raise RuntimeError("prepare_model() was already called on this quantizer")
         named = list(self.model.named_modules())
+        # layers that multiply by a weight matrix or kernel (Linear, Conv2d): a 2-d or
+        # larger ``weight``.  Normalization layers (1-d affine weights) stay float.
         weighted = [n for n, m in named
-                    if isinstance(m._parameters.get("weight"), Parameter) and n]
+                    if n and isinstance(m._parameters.get("weight"), Parameter)
+                    and m._parameters["weight"].ndim >= 2]
         first_last = {weighted[0], weighted[-1]} if weighted else set()
         new_params = []
         for name, mod in named:
