@@ -181,6 +181,8 @@ def conv_gemm(int path,
     cdef uint8_t[:, ::1] bufs = np.empty((nt, ROWS * lda), dtype=np.uint8)
     cdef int32_t[:, ::1] sums = np.empty((nt, ROWS), dtype=np.int32)
     cdef qgemm_epilogue e
+    from ._qgemm import check_path
+    check_path(path)
     if M == 0 or Ng == 0:
         return
     e.colsum = &colsum[0]
@@ -256,6 +258,8 @@ def depthwise3x3(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels las
     cdef int16_t[::1] wpk = np.zeros(max(1, (C // 16) * 5 * 2 * 16), dtype=np.int16)
     cdef qgemm_epilogue e
     cdef intp_t n, y, row, tid
+    if simd and not qlearn_cpu_has_avx2():
+        raise ValueError("`simd=True` needs AVX2, which this CPU lacks")
     if N == 0 or C == 0:
         return
     qlearn_qconv_dw_pack(&wz[0, 0], C, &wpk[0])

@@ -61,6 +61,22 @@ cdef enum:
     SERIAL_MACS = 1 << 18
 
 
+cdef bint HAS_AVX2 = qlearn_cpu_has_avx2()
+cdef bint HAS_VNNI = HAS_AVX2 and qlearn_cpu_has_avx512vnni()
+
+
+cpdef int check_path(int path) except -1:
+    """Raise ``ValueError`` unless this CPU can run ``path`` (an illegal instruction
+    would kill the interpreter)."""
+    if path == QGEMM_VNNI and not HAS_VNNI:
+        raise ValueError("`path` VNNI needs AVX512-VNNI, which this CPU lacks")
+    if path in (QGEMM_AVX2, QGEMM_AVX2_EXACT) and not HAS_AVX2:
+        raise ValueError("`path` AVX2 needs AVX2, which this CPU lacks")
+    if path not in (QGEMM_AVX2, QGEMM_AVX2_EXACT, QGEMM_VNNI):
+        raise ValueError(f"`path` must be AVX2, AVX2_EXACT or VNNI, got {path}")
+    return 0
+
+
 def available_paths():
     """The paths this CPU can run, fastest last: a subset of ``["generic", "avx2", "vnni"]``.
 
@@ -214,6 +230,7 @@ cdef class PackedGemm:
         """out := eq. (6) of eq. (4); returns the path that ran."""
         cdef qgemm_epilogue e
         cdef intp_t M = a.shape[0]
+        check_path(path)
         if M == 0 or self.N == 0:
             return path
         e.colsum = &self.colsum[0]
@@ -243,6 +260,7 @@ cdef class PackedGemm:
         """out := eq. (8) of eq. (4); returns the path that ran."""
         cdef qgemm_epilogue e
         cdef intp_t M = a.shape[0]
+        check_path(path)
         if M == 0 or self.N == 0:
             return path
         e.colsum = &self.colsum[0]
@@ -293,6 +311,7 @@ def gemm(int path,
     cdef uint8_t *o8 = NULL
     cdef float *of = NULL
     cdef intp_t ldc
+    check_path(path)
     if M == 0 or N == 0:
         return path
     e.colsum = &colsum[0]

@@ -188,3 +188,14 @@ def test_pack_layout(rng):
     # the padding (columns 20..31, depth 9..11) is zero
     view = packed.reshape(2, kg, 16, 4)
     assert not view[1, :, 4:, :].any() and not view[:, 2, :, 1:].any()
+
+
+def test_unknown_or_unavailable_path_is_refused(rng):
+    p = Problem(rng, 2, 8, 4)
+    out = np.zeros((2, 4), np.uint8)
+    with pytest.raises(ValueError, match="path"):
+        _qgemm.gemm(_qgemm.GENERIC, p.rows, p.k, p.packed, p.n, p.colsum, p.w_zp, False,
+                    0, EMPTY, p.mult, 0, 0, 255, EMPTY, EMPTY, False, out, None, 1)
+    if "vnni" not in PATHS:
+        with pytest.raises(ValueError, match="VNNI"):
+            _qgemm.check_path(_qgemm.VNNI)
