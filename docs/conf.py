@@ -28,7 +28,6 @@ extensions = [
 
 html_theme = "furo"
 html_title = f"qlearn {release}"
-html_static_path = ["_static"]
 
 autodoc_default_options = {"members": True, "show-inheritance": False}
 autodoc_member_order = "bysource"
