@@ -467,3 +467,99 @@ def test_argument_errors_are_clear():
         nn.LSTM(4, 3)(np.ones((2, 1, 3)))
     with pytest.raises(ValueError, match="`h_0` must have shape"):
         nn.LSTM(4, 3)(np.ones((2, 1, 4)), (np.ones((2, 1, 3)), np.ones((2, 1, 3))))
+
+
+# -- properties over random geometries ---------------------------------------------------
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+def conv_ref(x, w, b, S, P, D, G):
+    """Eq. (2) of the training docs, as loops over the output (float64)."""
+    N, C, H, W = x.shape
+    Cout, Cg, KH, KW = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (P[0], P[0]), (P[1], P[1])))
+    OH = (H + 2 * P[0] - D[0] * (KH - 1) - 1) // S[0] + 1
+    OW = (W + 2 * P[1] - D[1] * (KW - 1) - 1) // S[1] + 1
+    y = np.zeros((N, Cout, OH, OW))
+    for o in range(Cout):
+        g = o // (Cout // G)
+        for p in range(OH):
+            for q in range(OW):
+                patch = xp[:, g * Cg:(g + 1) * Cg, p * S[0]:p * S[0] + D[0] * (KH - 1) + 1:D[0],
+                           q * S[1]:q * S[1] + D[1] * (KW - 1) + 1:D[1]]
+                y[:, o, p, q] = (patch * w[o]).sum(axis=(1, 2, 3)) + (b[o] if b is not None else 0)
+    return y
+
+
+@given(st.data())
+def test_conv2d_random_geometry_matches_loops(data):
+    G = data.draw(st.sampled_from([1, 2, 3]))
+    Cg, Og = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
+    KH, KW = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4))
+    S = (data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)))
+    D = (data.draw(st.integers(1, 2)), data.draw(st.integers(1, 2)))
+    P = (data.draw(st.integers(0, 2)), data.draw(st.integers(0, 2)))
+    H = data.draw(st.integers(max(1, D[0] * (KH - 1) + 1 - 2 * P[0]), 9))
+    W = data.draw(st.integers(max(1, D[1] * (KW - 1) + 1 - 2 * P[1]), 9))
+    N = data.draw(st.integers(1, 3))
+    bias = data.draw(st.booleans())
+    rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 16)))
+    x = rng.standard_normal((N, Cg * G, H, W)).astype(np.float32)
+    w = rng.standard_normal((Og * G, Cg, KH, KW)).astype(np.float32)
+    b = rng.standard_normal(Og * G).astype(np.float32) if bias else None
+    out = F.conv2d(x, w, b, S, P, D, G).numpy()
+    np.testing.assert_allclose(out, conv_ref(x.astype(np.float64), w, b, S, P, D, G),
+                               rtol=1e-4, atol=1e-4)
+
+
+@given(st.data())
+def test_pooling_random_geometry_matches_torch(data):
+    torch = pytest.importorskip("torch")
+    K = (data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4)))
+    S = (data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)))
+    P = (data.draw(st.integers(0, K[0] // 2)), data.draw(st.integers(0, K[1] // 2)))
+    ceil = data.draw(st.booleans())
+    H, W = data.draw(st.integers(K[0], 10)), data.draw(st.integers(K[1], 10))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 16)))
+    x = rng.standard_normal((2, 3, H, W)).astype(np.float32)
+    tx = torch.tensor(x)
+    tf = torch.nn.functional
+    np.testing.assert_array_equal(F.max_pool2d(x, K, S, P, ceil_mode=ceil).numpy(),
+                                  tf.max_pool2d(tx, K, S, P, ceil_mode=ceil).numpy())
+    for cip in (True, False):
+        np.testing.assert_allclose(
+            F.avg_pool2d(x, K, S, P, ceil, cip).numpy(),
+            tf.avg_pool2d(tx, K, S, P, ceil, cip).numpy(), rtol=1e-5, atol=1e-6)
+    osz = (data.draw(st.integers(1, H)), data.draw(st.integers(1, W)))
+    np.testing.assert_allclose(F.adaptive_avg_pool2d(x, osz).numpy(),
+                               tf.adaptive_avg_pool2d(tx, osz).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_conv_layer_identical_at_1_and_2_threads(rng):
+    x = rng.standard_normal((8, 16, 32, 32)).astype(np.float32)     # above the threshold
+    w = rng.standard_normal((8, 16, 3, 3)).astype(np.float32)
+    results = []
+    for threads in (1, 2):
+        before = ql.get_num_threads()
+        ql.set_num_threads(threads)
+        try:
+            xt, wt = ql.tensor(x, requires_grad=True), ql.tensor(w, requires_grad=True)
+            y = F.max_pool2d(F.conv2d(xt, wt, padding=1), 2)
+            (y * y).sum().backward()
+            results.append((y.numpy(), xt.grad.numpy(), wt.grad.numpy()))
+        finally:
+            ql.set_num_threads(before)
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_rnn_dropout_between_layers_and_zero_size_init(torch_mod, rng):
+    x = rng.standard_normal((5, 2, 3)).astype(np.float32)
+    q, t = nn.LSTM(3, 4, num_layers=2, dropout=0.5), torch_mod.nn.LSTM(3, 4, 2, dropout=0.5)
+    _copy_from_torch(q, t)
+    a, b = q(x)[0].numpy(), q(x)[0].numpy()
+    assert not np.array_equal(a, b)                 # training: dropout between the layers
+    q.eval(), t.eval()
+    np.testing.assert_allclose(q(x)[0].numpy(), t(torch_mod.tensor(x))[0].detach().numpy(),
+                               rtol=1e-4, atol=1e-5)
+    assert nn.Linear(0, 3).weight.shape == (3, 0)   # zero-element init is a no-op

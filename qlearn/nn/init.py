@@ -105,6 +105,8 @@ def xavier_uniform_(tensor, gain=1.0):
     r"""Glorot: :math:`\mathcal U(-b, b)`, :math:`b = g\sqrt{6/(\mathrm{fan_{in}} +
     \mathrm{fan_{out}})}`."""
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
+    if _data(tensor).size == 0:   # nothing to fill (PyTorch warns and does nothing)
+        return tensor
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return uniform_(tensor, -bound, bound)
 
@@ -113,6 +115,8 @@ def xavier_normal_(tensor, gain=1.0):
     r"""Glorot: :math:`\mathcal N(0, \sigma^2)`, :math:`\sigma = g\sqrt{2/(\mathrm{fan_{in}}
     + \mathrm{fan_{out}})}`."""
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
+    if _data(tensor).size == 0:
+        return tensor
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
 
 
@@ -135,11 +139,16 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
     >>> _ = kaiming_uniform_(w, a=5 ** 0.5); bool(abs(w).max() <= 0.1)
     True
     """
-    bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / _fan(tensor, mode))
+    fan = _fan(tensor, mode)
+    if _data(tensor).size == 0:
+        return tensor
+    bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / fan)
     return uniform_(tensor, -bound, bound)
 
 
 def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
     r"""He: :math:`\mathcal N(0, \sigma^2)`, :math:`\sigma = g/\sqrt{\mathrm{fan}}`."""
-    std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
-    return normal_(tensor, 0.0, std)
+    fan = _fan(tensor, mode)
+    if _data(tensor).size == 0:
+        return tensor
+    return normal_(tensor, 0.0, calculate_gain(nonlinearity, a) / math.sqrt(fan))
