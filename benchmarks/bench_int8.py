@@ -8,6 +8,9 @@ shape the contenders are timed alternately (round-robin, so that a noisy neighbo
 hurts all of them alike) and the median of the rounds is reported.  Throughput is
 GOP/s = 2 * multiply-adds / time.  Ratios are qlearn's speed over each peer's (> 1:
 qlearn is faster).  Results go to benchmarks/results/bench_int8.{md,json} and stdout.
+The 1-minute load average before and after is recorded: on a shared 2-core machine any
+other busy process makes the 2-thread numbers of every OpenMP-based contender collapse
+(a parallel region waits for its descheduled thread), so compare runs made at low load.
 
 Contenders
   qlearn   nnq.Linear / nnq.Conv2d forward (weights packed once; input a quint8 QTensor)
@@ -26,6 +29,7 @@ import statistics
 import sys
 import time
 import warnings
+from functools import partial
 
 import numpy as np
 
@@ -39,7 +43,6 @@ try:
 except ImportError:
     torch = None
 try:
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper
 except ImportError:
@@ -90,7 +93,7 @@ def numpy_linear(a_u8, w_i8, bias):
 def numpy_conv(a_u8, w_i8, bias, stride, pad, groups):
     x = a_u8.astype(np.float32)
     w = w_i8.astype(np.float32)
-    n, c, h, wd = x.shape
+    n, c = x.shape[:2]
     o, cg, k, _ = w.shape
     og = o // groups
     wg = [w[g * og:(g + 1) * og].reshape(og, -1).T.copy() for g in range(groups)]
@@ -165,7 +168,7 @@ def ort_linear(a_u8, w_i8, bias, threads):
 
 
 def ort_conv(a_u8, w_i8, bias, stride, pad, groups, threads):
-    o, cg, k, _ = w_i8.shape
+    o, _, k, _ = w_i8.shape
     qbias = np.round(bias / (0.02 * 0.01)).astype(np.int32)
     inits = [helper.make_tensor("W", TensorProto.INT8, w_i8.shape, w_i8.tobytes(), raw=True),
              helper.make_tensor("Bq", TensorProto.INT32, (o,), qbias.tobytes(), raw=True)]
@@ -203,6 +206,9 @@ def time_round_robin(fns, rounds, min_time):
         reps[name] = max(1, int(min_time / dt))
     for _ in range(rounds):
         for name, fn in fns.items():
+            # let the previous contender's idle worker threads stop spinning (each
+            # runtime has its own pool; a spinning pool steals the second core)
+            time.sleep(0.003)
             t0 = time.perf_counter()
             for _ in range(reps[name]):
                 fn()
@@ -241,10 +247,10 @@ def run(quick):
             a = rng.integers(0, 128, (m, k)).astype(np.uint8)
             w = rng.integers(-128, 128, (n, k)).astype(np.int8)
             b = rng.standard_normal(n).astype(np.float32)
-            make = {"qlearn": lambda: qlearn_linear(a, w, b),
-                    "numpy": lambda: numpy_linear(a, w, b),
-                    "torch": lambda: torch_linear(a, w, b),
-                    "ort": lambda t: ort_linear(a, w, b, t)}
+            make = {"qlearn": partial(qlearn_linear, a, w, b),
+                    "numpy": partial(numpy_linear, a, w, b),
+                    "torch": partial(torch_linear, a, w, b),
+                    "ort": partial(ort_linear, a, w, b)}
             results.append(bench_case(f"GEMM {m}x{k}x{n}", 2 * m * k * n, make, threads,
                                       rounds, min_time, threads))
             print(_line(results[-1]), flush=True)
@@ -254,10 +260,10 @@ def run(quick):
             b = rng.standard_normal(o).astype(np.float32)
             ho, wo = (h + 2 * p - k) // s + 1, (wd + 2 * p - k) // s + 1
             ops = 2 * bn * o * ho * wo * (c // g) * k * k
-            make = {"qlearn": lambda: qlearn_conv(a, w, b, s, p, g),
-                    "numpy": lambda: numpy_conv(a, w, b, s, p, g),
-                    "torch": lambda: torch_conv(a, w, b, s, p, g),
-                    "ort": lambda t: ort_conv(a, w, b, s, p, g, t)}
+            make = {"qlearn": partial(qlearn_conv, a, w, b, s, p, g),
+                    "numpy": partial(numpy_conv, a, w, b, s, p, g),
+                    "torch": partial(torch_conv, a, w, b, s, p, g),
+                    "ort": partial(ort_conv, a, w, b, s, p, g)}
             results.append(bench_case(f"conv {name}", ops, make, threads, rounds,
                                       min_time, threads))
             print(_line(results[-1]), flush=True)
@@ -300,7 +306,9 @@ def main(argv=None):
             "qlearn_path": gemm_path(), "cpu": platform.processor() or platform.machine(),
             "torch": getattr(torch, "__version__", None),
             "onnxruntime": getattr(ort, "__version__", None), "numpy": np.__version__}
+    meta["loadavg_before"] = round(os.getloadavg()[0], 2)
     results = run(args.quick)
+    meta["loadavg_after"] = round(os.getloadavg()[0], 2)
     os.makedirs(args.out, exist_ok=True)
     md = markdown(results, meta)
     with open(os.path.join(args.out, "bench_int8.md"), "w") as f:

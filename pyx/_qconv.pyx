@@ -127,7 +127,7 @@ def im2col(const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C) channels last
            uint8_t a_zp,
            uint8_t[:, ::1] out,              # OUT (N Ho Wo, lda), lda >= kh kw cg
            int num_threads):
-    """out[(n, oy, ox), (ky, kx, c)] := x[n, oy sh - ph + ky dh, ox sw - pw + kx dw, c0 + c]
+    """out[(n, oy, ox), (ky, kx, c)] := x[n, oy sh-ph+ky dh, ox sw-pw+kx dw, c0+c]
 
     Positions in the padding hold ``a_zp`` (they stand for real zero, so
     ``x - Za = 0`` there, eq. (3)); columns past ``kh kw cg`` hold 0 (the packed weight
@@ -174,9 +174,9 @@ def conv_gemm(int path,
     cdef Geometry g = _geometry(x, c0, cg, kh, kw, sh, sw, ph, pw, dh, dw, a_zp, lda)
     cdef intp_t M = x.shape[0] * g.Ho * g.Wo
     cdef intp_t P = (Ng + QGEMM_NR - 1) // QGEMM_NR
-    cdef intp_t nb = (M + ROWS - 1) // ROWS, b, r0, rows, tid, i0, p0, mr, npn
+    cdef intp_t nb = (M + ROWS - 1) // ROWS, b, r0, rows, tid
     cdef intp_t ldc = out.strides[0]
-    cdef int mr_max = qgemm_tile_mr(path), np_max = qgemm_tile_np(path), bpath
+    cdef int mr_max = qgemm_tile_mr(path), np_max = qgemm_tile_np(path)
     cdef int nt = max(num_threads, 1)
     cdef uint8_t[:, ::1] bufs = np.empty((nt, ROWS * lda), dtype=np.uint8)
     cdef int32_t[:, ::1] sums = np.empty((nt, ROWS), dtype=np.int32)
@@ -217,7 +217,8 @@ cdef void _block_gemm(int path, const uint8_t *a, intp_t lda, intp_t rows, intp_
     row sums: a private copy of the epilogue points at them."""
     cdef qgemm_epilogue e = e0[0]
     cdef intp_t i0, p0
-    cdef int amax = qlearn_qgemm_rowsum_max(a, rows, K, lda, rowsum if any_wzp else NULL,
+    cdef int amax = qlearn_qgemm_rowsum_max(a, rows, K, lda,
+                                            rowsum if any_wzp else NULL,
                                             path == QGEMM_AVX2)
     if path == QGEMM_AVX2 and amax > 127:
         path = QGEMM_AVX2_EXACT      # eq. (7): this block holds activations > 127
@@ -241,7 +242,7 @@ def depthwise3x3(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels las
                  int32_t out_zp, int32_t lo, int32_t hi,
                  uint8_t[:, :, :, ::1] out,     # OUT (N, Ho, Wo, C) channels last
                  bint simd, int num_threads):
-    """out[n, oy, ox, c] := eq. (6) of sum_{ky,kx} (x - Za)[n, oy s + ky d - p, ox s + kx d - p, c] wz[ky kx, c]
+    """out[n, oy, ox, c] := eq. (6) of sum_t (x - Za)[n, oy s+ky d-p, ox s+kx d-p, c] wz[t, c]
 
     The input is copied once into a padded buffer whose padding holds ``Za`` (real
     zero); the kernel sums ``x wz`` and the epilogue subtracts ``Za sum wz`` (eq. (9)).

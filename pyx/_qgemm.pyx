@@ -17,13 +17,11 @@ weight that reads like eq. (3), and :func:`gemm`, which runs the packed micro-ke
 ``pyx/include/qgemm_kernels.h`` (AVX2 or AVX512-VNNI) over output tiles in parallel.
 Both give the same integers, at any thread count.
 """
-import numpy as np
-
 from cython.parallel cimport prange
 from libc.math cimport nearbyintf, fminf, fmaxf
 from libc.stdlib cimport free, malloc
 
-from _typedefs cimport float32_t, int8_t, int32_t, int64_t, intp_t, uint8_t
+from _typedefs cimport float32_t, int8_t, int32_t, intp_t, uint8_t
 
 cdef extern from "qgemm_kernels.h":
     ctypedef struct qgemm_epilogue:
@@ -122,7 +120,8 @@ def gemm_ref(const uint8_t[:, ::1] a,        # IN  (M, >= K) activations
              int32_t out_zp, int32_t lo, int32_t hi,
              uint8_t[:, :] out,              # OUT (M, N)
              int num_threads):
-    """out[i, j] := clamp(nearbyint((sum_k (a[i,k]-Za)(w[j,k]-Zw[j]) + bias_q[j]) mult[j]) + Zo, lo, hi)
+    """out[i, j] := clamp(nearbyint((C[i, j] + bias_q[j]) mult[j]) + Zo, lo, hi),
+    C[i, j] = sum_k (a[i, k] - Za)(w[j, k] - Zw[j])
 
     The reference: eq. (3) as a triple loop, then eq. (6).  No packing, no SIMD.
     """
@@ -146,7 +145,7 @@ def gemm_ref_float(const uint8_t[:, ::1] a, const int8_t[:, ::1] w,
                    bint relu,
                    float32_t[:, :] out,           # OUT (M, N) float32
                    int num_threads):
-    """out[i, j] := sum_k (a[i,k]-Za)(w[j,k]-Zw[j]) * fscale[j] + fbias[j]   (eq. (8))"""
+    """out[i, j] := sum_k (a[i,k]-Za)(w[j,k]-Zw[j]) * fscale[j] + fbias[j]  (eq. (8))"""
     cdef intp_t M = a.shape[0], N = w.shape[0], K = w.shape[1], i, j, k
     cdef int32_t acc
     cdef float32_t y
@@ -157,7 +156,8 @@ def gemm_ref_float(const uint8_t[:, ::1] a, const int8_t[:, ::1] w,
             for j in range(N):
                 acc = 0
                 for k in range(K):
-                    acc = acc + (<int32_t> a[i, k] - a_zp) * (<int32_t> w[j, k] - wzp[j])
+                    acc = acc + ((<int32_t> a[i, k] - a_zp)
+                                 * (<int32_t> w[j, k] - wzp[j]))
                 y = (<float32_t> acc) * fscale[j]
                 y = y + fbias[j]
                 out[i, j] = 0 if (relu and y < 0) else y

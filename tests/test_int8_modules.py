@@ -9,6 +9,7 @@ import collections
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
+from test_int8_ops import activations, assert_close_count, to_torch, weights
 
 import qlearn as ql
 import qlearn.nn.intrinsic.quantized as nniq
@@ -16,8 +17,6 @@ import qlearn.nn.quantized as nnq
 import qlearn.nn.quantized.dynamic as nnqd
 import qlearn.nn.quantized.functional as qF
 from qlearn.nn import Module, Parameter
-
-from test_int8_ops import activations, assert_close_count, to_torch, weights
 
 
 # ---- stand-ins: an observer and observed float modules with PyTorch's attributes --------
@@ -42,7 +41,7 @@ class StandInObserver(Module):
             return np.array([s], np.float32), np.array([0])
         qmax = 127 if self.reduce_range else 255
         s = (self.hi - self.lo) / qmax
-        return np.array([s], np.float32), np.array([int(round(-self.lo / s))])
+        return np.array([s], np.float32), np.array([round(-self.lo / s)])
 
 
 QConfig = collections.namedtuple("QConfig", "activation weight")
@@ -196,7 +195,7 @@ def test_bad_arguments_are_named(rng):
         nnq.Conv2d(3, 4, 3, groups=2)
 
 
-def test_state_dict_round_trip(rng):
+def test_state_dict_round_trip(rng, tmp_path):
     m = nnq.Linear(5, 3)
     m.set_weight_bias(weights(rng, (3, 5), True), rng.standard_normal(3).astype(np.float32))
     m.scale, m.zero_point = 0.3, 12
@@ -206,6 +205,11 @@ def test_state_dict_round_trip(rng):
     m2.load_state_dict(sd)
     x = activations(rng, (4, 5))
     assert_array_equal(m2(x).int_repr(), m(x).int_repr())
+    path = tmp_path / "linear.qlearn"
+    ql.save(sd, str(path))
+    m3 = nnq.Linear(5, 3)
+    m3.load_state_dict(ql.load(str(path)))
+    assert_array_equal(m3(x).int_repr(), m(x).int_repr())
     c = nnq.Conv2d(2, 4, 3, padding=1)
     c.set_weight_bias(weights(rng, (4, 2, 3, 3), False), None)
     c2 = nnq.Conv2d(2, 4, 3, padding=1)

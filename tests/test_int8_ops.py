@@ -73,7 +73,7 @@ def linear_reference(x, w, bias, scale, zero_point, relu=False):
 def conv_reference(x, w, bias, stride, padding, dilation, groups, scale, zero_point):
     """Direct convolution of (x - Za)(w - Zw) in int64, then eq. (6)."""
     a = x.int_repr().astype(np.int64) - x.q_zero_point()
-    n, c, h, wd = a.shape
+    n, _, h, wd = a.shape
     o, cg, kh, kw = w.shape
     if w.qscheme().is_per_channel:
         sw, zw = w.q_per_channel_scales(), w.q_per_channel_zero_points()

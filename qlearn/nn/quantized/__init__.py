@@ -3,9 +3,30 @@
 Each takes quint8 :class:`qlearn.QTensor` inputs and returns QTensors whose integers are
 PyTorch's x86 (FBGEMM) backend's for the same inputs (see ``docs/int8.rst``).
 """
-from . import functional  # noqa: F401
-from .modules import (AdaptiveAvgPool2d, Conv2d, DeQuantize, FloatFunctional, Linear,
-                      MaxPool2d, QFunctional, Quantize, ReLU, ReLU6)
+from . import functional
+from .modules import (
+                      AdaptiveAvgPool2d,
+                      Conv2d,
+                      DeQuantize,
+                      FloatFunctional,
+                      Linear,
+                      MaxPool2d,
+                      QFunctional,
+                      Quantize,
+                      ReLU,
+                      ReLU6,
+)
 
-__all__ = ["Linear", "Conv2d", "ReLU", "ReLU6", "Quantize", "DeQuantize", "MaxPool2d",
-           "AdaptiveAvgPool2d", "FloatFunctional", "QFunctional", "functional"]
+__all__ = [
+                      "AdaptiveAvgPool2d",
+                      "Conv2d",
+                      "DeQuantize",
+                      "FloatFunctional",
+                      "Linear",
+                      "MaxPool2d",
+                      "QFunctional",
+                      "Quantize",
+                      "ReLU",
+                      "ReLU6",
+                      "functional",
+]

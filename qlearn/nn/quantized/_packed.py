@@ -28,12 +28,26 @@ import numpy as np
 from ... import _validation as V
 from ..._ext import _qconv, _qgemm
 from ..._ext._openmp import get_num_threads
-from ...dtypes import (per_channel_affine, per_channel_symmetric, per_tensor_affine,
-                       per_tensor_symmetric, qint8, quint8)
+from ...dtypes import (
+    per_channel_affine,
+    per_channel_symmetric,
+    per_tensor_affine,
+    per_tensor_symmetric,
+    qint8,
+    quint8,
+)
 from ...qtensor import QTensor
 
-__all__ = ["PackedLinearWeight", "PackedConvWeight", "linear_apply", "linear_dynamic_apply",
-           "conv2d_apply", "gemm_path", "force_gemm_path", "require_quantized"]
+__all__ = [
+    "PackedConvWeight",
+    "PackedLinearWeight",
+    "conv2d_apply",
+    "force_gemm_path",
+    "gemm_path",
+    "linear_apply",
+    "linear_dynamic_apply",
+    "require_quantized",
+]
 
 #: int32 never overflows while K |a - Za| |w - Zw| <= K * 255 * 255 < 2**31.
 MAX_DEPTH = (2 ** 31 - 1) // (255 * 255)

@@ -10,11 +10,27 @@ import numpy as np
 from ... import _validation as V
 from ...dtypes import per_tensor_affine, quint8
 from ...qtensor import QTensor, quantize_per_tensor
-from ._packed import (PackedConvWeight, PackedLinearWeight, conv2d_apply, linear_apply,
-                      require_quantized)
+from ._packed import (
+    PackedConvWeight,
+    PackedLinearWeight,
+    conv2d_apply,
+    linear_apply,
+    require_quantized,
+)
 
-__all__ = ["linear", "conv2d", "relu", "relu6", "max_pool2d", "adaptive_avg_pool2d",
-           "avg_pool2d", "add", "add_relu", "mul", "cat"]
+__all__ = [
+    "adaptive_avg_pool2d",
+    "add",
+    "add_relu",
+    "avg_pool2d",
+    "cat",
+    "conv2d",
+    "linear",
+    "max_pool2d",
+    "mul",
+    "relu",
+    "relu6",
+]
 
 
 def linear(input, weight, bias=None, scale=None, zero_point=None):

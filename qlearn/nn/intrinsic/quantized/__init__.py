@@ -4,7 +4,7 @@ output is clamped below at its zero point (docs/int8.rst, eq. (6))."""
 from ...quantized.modules.conv import Conv2d as _Conv2d
 from ...quantized.modules.linear import Linear as _Linear
 
-__all__ = ["LinearReLU", "ConvReLU2d"]
+__all__ = ["ConvReLU2d", "LinearReLU"]
 
 
 class LinearReLU(_Linear):

@@ -3,4 +3,4 @@
 every call from their own range, and outputs are float32."""
 from .modules import LSTM, Linear
 
-__all__ = ["Linear", "LSTM"]
+__all__ = ["LSTM", "Linear"]

@@ -5,8 +5,14 @@ from ....dtypes import qint8
 from ....qtensor import quantize_per_tensor
 from ...modules.module import Module
 from .._packed import PackedConvWeight, _pair, conv2d_apply
-from .utils import (activation_qparams, check_float_module, float_data, fused_parts,
-                    quantize_weight, weight_observer_of)
+from .utils import (
+    activation_qparams,
+    check_float_module,
+    float_data,
+    fused_parts,
+    quantize_weight,
+    weight_observer_of,
+)
 
 __all__ = ["Conv2d"]
 
@@ -128,7 +134,7 @@ class Conv2d(Module):
             if getattr(conv, "qconfig", None) is None:
                 conv.qconfig = getattr(mod, "qconfig", None)
         if isinstance(conv.padding, str):
-            raise ValueError(f"{cls.__name__}.from_float: string padding "
+            raise TypeError(f"{cls.__name__}.from_float: string padding "
                              f"{conv.padding!r} is not supported; give the padding as "
                              f"numbers")
         qweight = quantize_weight(float_data(conv.weight), weight_observer_of(conv))

@@ -5,8 +5,14 @@ from ....dtypes import qint8
 from ....qtensor import quantize_per_tensor
 from ...modules.module import Module
 from .._packed import PackedLinearWeight, linear_apply
-from .utils import (activation_qparams, check_float_module, float_data, fused_parts,
-                    quantize_weight, weight_observer_of)
+from .utils import (
+    activation_qparams,
+    check_float_module,
+    float_data,
+    fused_parts,
+    quantize_weight,
+    weight_observer_of,
+)
 
 __all__ = ["Linear"]
 

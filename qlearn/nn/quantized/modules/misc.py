@@ -10,8 +10,16 @@ from .. import functional as qF
 from .._packed import require_quantized
 from .utils import activation_qparams
 
-__all__ = ["Quantize", "DeQuantize", "ReLU", "ReLU6", "MaxPool2d", "AdaptiveAvgPool2d",
-           "FloatFunctional", "QFunctional"]
+__all__ = [
+    "AdaptiveAvgPool2d",
+    "DeQuantize",
+    "FloatFunctional",
+    "MaxPool2d",
+    "QFunctional",
+    "Quantize",
+    "ReLU",
+    "ReLU6",
+]
 
 
 class Quantize(Module):

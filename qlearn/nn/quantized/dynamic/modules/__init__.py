@@ -2,4 +2,4 @@
 from .linear import Linear
 from .rnn import LSTM
 
-__all__ = ["Linear", "LSTM"]
+__all__ = ["LSTM", "Linear"]

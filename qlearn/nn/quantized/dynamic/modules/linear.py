@@ -5,8 +5,7 @@ from .....dtypes import qint8
 from .....qtensor import quantize_per_tensor
 from ....modules.module import Module
 from ..._packed import PackedLinearWeight, linear_dynamic_apply
-from ...modules.utils import (check_float_module, float_data, quantize_weight,
-                              weight_observer_of)
+from ...modules.utils import check_float_module, float_data, quantize_weight, weight_observer_of
 
 __all__ = ["Linear"]
 
