@@ -339,3 +339,28 @@ def test_dynamic_lstm_matches_torch(torch_mod, rng, bidirectional, num_layers, b
     assert y.shape == tuple(ty.shape) and h.shape == tuple(th.shape)
     assert np.abs(y - ty.detach().numpy()).max() < 2e-2
     assert np.abs(c - tc.detach().numpy()).max() < 4e-2
+
+
+class LinearReLU(Module):      # a fused float module: children (linear, relu)
+    def __init__(self, lin):
+        super().__init__()
+        self.lin = lin
+
+    def __getitem__(self, i):
+        return list(self._modules.values())[i]
+
+
+def test_fused_from_float_clamps_at_zero_point(rng):
+    w = rng.standard_normal((5, 8)).astype(np.float32)
+    xf = rng.standard_normal((20, 8)).astype(np.float32)
+    fused = LinearReLU(Linear(w, None))
+    observed(fused, np.maximum(xf @ w.T, 0))
+    q = nniq.LinearReLU.from_float(fused)
+    assert repr(q).startswith("QuantizedLinearReLU(in_features=8, out_features=5")
+    xq = ql.quantize_per_tensor(xf, 0.02, 128, ql.quint8)
+    y = q(xq)
+    assert y.int_repr().min() >= q.zero_point
+    plain = nnq.Linear(8, 5)
+    plain.set_weight_bias(q.weight(), None)
+    plain.scale, plain.zero_point = q.scale, q.zero_point
+    assert_array_equal(y.int_repr(), np.maximum(plain(xq).int_repr(), q.zero_point))
