@@ -5,7 +5,9 @@ Arguments are validated by :mod:`qlearn.quantization.observer`, the only caller:
 are C-contiguous float32, ranges are finite with ``left <= right``, output arrays have
 the right length.  Every parallel kernel splits its input into fixed blocks whose
 partial results are combined in block order; min, max and integer counts do not depend
-on that order either, so results are identical at any thread count.
+on that order either, so results are identical at any thread count.  Blocks are handed
+out dynamically, so that on a busy machine a descheduled thread does not hold up the
+others.
 
 ``generic=True`` selects the plain C loops of ``observer_simd.h`` (the reference twins
 of the SSE2 loops), for the tests.
@@ -14,6 +16,7 @@ import numpy as np
 
 from cython.parallel cimport prange
 from libc.math cimport floorf, fmodf, copysignf, INFINITY
+from libc.stdlib cimport malloc, free
 
 from libc.stdint cimport uint32_t
 
@@ -54,7 +57,7 @@ def minmax(const float32_t[::1] x,   # IN  n floats, n >= 1
     if nblocks <= 1:
         num_threads = 1
     with nogil:
-        for b in prange(nblocks, num_threads=num_threads, schedule="static"):
+        for b in prange(nblocks, num_threads=num_threads, schedule="dynamic"):
             start = b * BLOCK
             bnan[b] = _minmax_run(&x[start], min(BLOCK, n - start), &bmin[b],
                                   &bmax[b], generic)
@@ -73,12 +76,22 @@ def minmax_per_channel(const float32_t[:, :, ::1] x,   # IN  (outer, C, inner), 
                        bint generic, int num_threads):
     """out_min[c] := min_{o,i} x[o, c, i],  out_max[c] := max_{o,i} x[o, c, i]
 
-    Returns True if some element is NaN (NaN are skipped by the reduction).
+    Returns True if some element is NaN (NaN are skipped by the reduction).  The work is
+    split one of three ways, by shape (any split gives the same result):
+
+    * long rows, many channels: each task owns whole channels and writes them;
+    * long rows, few channels: each task reduces a piece of a row, pieces are combined;
+    * short rows (channels last): each task owns a block of columns of the (outer,
+      C * inner) matrix and takes element-wise min/max down the rows; with few columns,
+      row chunks keep partial results that are combined.
     """
     cdef intp_t outer = x.shape[0], C = x.shape[1], inner = x.shape[2]
-    cdef intp_t c, o, i, t, k, K, lo_row, hi_row
-    cdef intp_t ntasks, per_row, nchunks, rows_per_chunk
-    cdef int nan = 0
+    cdef intp_t c, o, i, t, k, K, lo_row, hi_row, c0, c1, cols
+    cdef intp_t ntasks, per_row, nchunks, rows_per_chunk, task_chunk, cpt
+    cdef int nan = 0, failed = 0
+    cdef float32_t lo, hi
+    cdef float32_t *bmin
+    cdef float32_t *bmax
     cdef float32_t[::1] tmin, tmax
     cdef float32_t[:, ::1] pmin, pmax
     cdef int[::1] tnan
@@ -87,16 +100,34 @@ def minmax_per_channel(const float32_t[:, :, ::1] x,   # IN  (outer, C, inner), 
         out_max[c] = -INFINITY
     if outer * C * inner < BLOCK:
         num_threads = 1
+    if inner >= 16 and (num_threads == 1 or C >= 8 * num_threads):
+        # whole channels per task: no partial results
+        tnan = np.zeros(C, np.intc)
+        task_chunk = max(1, BLOCK // (outer * inner))
+        with nogil:
+            for c in prange(C, num_threads=num_threads, schedule="dynamic",
+                            chunksize=task_chunk):
+                lo = INFINITY
+                hi = -INFINITY
+                for o in range(outer):
+                    tnan[c] |= _minmax_run(&x[o, c, 0], inner, &lo, &hi, generic)
+                out_min[c] = lo
+                out_max[c] = hi
+            for c in range(C):
+                nan |= tnan[c]
+        return bool(nan)
     if inner >= 16:
-        # Each row x[o, c, :] is contiguous: reduce rows (split into BLOCK-long pieces
-        # so that a few long rows still parallelise), then combine them per channel.
+        # Few channels: split rows into BLOCK-long pieces so that they parallelise,
+        # then combine the pieces per channel.
         per_row = (inner + BLOCK - 1) // BLOCK
         ntasks = outer * C * per_row
+        task_chunk = max(1, BLOCK // min(inner, BLOCK))   # about BLOCK elements a chunk
         tmin = np.full(ntasks, np.inf, np.float32)
         tmax = np.full(ntasks, -np.inf, np.float32)
         tnan = np.zeros(ntasks, np.intc)
         with nogil:
-            for t in prange(ntasks, num_threads=num_threads, schedule="static"):
+            for t in prange(ntasks, num_threads=num_threads, schedule="dynamic",
+                            chunksize=task_chunk):
                 k = (t % per_row) * BLOCK
                 c = (t // per_row) % C
                 tnan[t] = _minmax_run(&x[(t // per_row) // C, c, k],
@@ -108,16 +139,57 @@ def minmax_per_channel(const float32_t[:, :, ::1] x,   # IN  (outer, C, inner), 
                 out_max[c] = tmax[t] if tmax[t] > out_max[c] else out_max[c]
                 nan |= tnan[t]
         return bool(nan)
-    # Short rows (channels last, e.g. (N, C) activations): treat x as (outer,
-    # K = C*inner) and take element-wise min/max over outer, in chunks of rows.
+    # Short rows (channels last, e.g. (N, C) activations): x is an (outer, K) matrix.
     K = C * inner
+    cpt = max(1, 1024 // inner)                     # channels per column block
+    ntasks = (C + cpt - 1) // cpt
+    if num_threads == 1 or ntasks >= 2 * num_threads:
+        # column blocks: each task runs down all rows of its columns
+        tnan = np.zeros(ntasks, np.intc)
+        with nogil:
+            for t in prange(ntasks, num_threads=num_threads, schedule="dynamic"):
+                c0 = t * cpt
+                c1 = min(c0 + cpt, C)
+                cols = (c1 - c0) * inner
+                bmin = <float32_t *> malloc(cols * sizeof(float32_t))
+                bmax = <float32_t *> malloc(cols * sizeof(float32_t))
+                if bmin == NULL or bmax == NULL:
+                    failed += 1
+                else:
+                    for k in range(cols):
+                        bmin[k] = INFINITY
+                        bmax[k] = -INFINITY
+                    for o in range(outer):
+                        if generic:
+                            tnan[t] |= qlearn_minmax_accum_f32_ref(&x[o, c0, 0], cols,
+                                                                   bmin, bmax)
+                        else:
+                            tnan[t] |= qlearn_minmax_accum_f32(&x[o, c0, 0], cols,
+                                                               bmin, bmax)
+                    for c in range(c0, c1):
+                        lo = INFINITY
+                        hi = -INFINITY
+                        for i in range(inner):
+                            k = (c - c0) * inner + i
+                            lo = bmin[k] if bmin[k] < lo else lo
+                            hi = bmax[k] if bmax[k] > hi else hi
+                        out_min[c] = lo
+                        out_max[c] = hi
+                free(bmin)
+                free(bmax)
+            for t in range(ntasks):
+                nan |= tnan[t]
+        if failed:
+            raise MemoryError("minmax_per_channel: out of memory for a column block")
+        return bool(nan)
+    # few columns: chunks of rows keep (nchunks, K) partial results, combined after
     rows_per_chunk = max(1, BLOCK // K)
     nchunks = (outer + rows_per_chunk - 1) // rows_per_chunk
     pmin = np.full((nchunks, K), np.inf, np.float32)
     pmax = np.full((nchunks, K), -np.inf, np.float32)
     tnan = np.zeros(nchunks, np.intc)
     with nogil:
-        for t in prange(nchunks, num_threads=num_threads, schedule="static"):
+        for t in prange(nchunks, num_threads=num_threads, schedule="dynamic"):
             lo_row = t * rows_per_chunk
             hi_row = min(lo_row + rows_per_chunk, outer)
             for o in range(lo_row, hi_row):
@@ -159,7 +231,7 @@ def histc(const float32_t[::1] x,        # IN  n floats
     if nchunks <= 1:
         num_threads = 1
     with nogil:
-        for t in prange(nchunks, num_threads=num_threads, schedule="static"):
+        for t in prange(nchunks, num_threads=num_threads, schedule="dynamic"):
             start = t * chunk
             stop = min(start + chunk, n)
             if start < stop:

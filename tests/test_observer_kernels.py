@@ -40,7 +40,10 @@ def test_minmax_reports_nan_anywhere(pos, generic, num_threads):
 @pytest.mark.parametrize("shape,axis", [((5,), 0), ((3, 4), 0), ((3, 4), 1), ((2, 3, 17), 1),
                                         ((7, 5, 3), 2), ((1000, 3), 1), ((3, 70000), 0),
                                         ((4, 8, 16, 16), 1), ((2, 3, 5, 7), 3),
-                                        ((40000, 5), 0), ((1, 1), 0)])
+                                        ((40000, 5), 0), ((1, 1), 0),
+                                        ((2, 64, 1024), 1), ((300, 4096), 1),
+                                        ((100, 3000, 2), 1), ((70000, 5), 1),
+                                        ((5, 3, 7, 3000), 3), ((20000, 7), 0)])
 @pytest.mark.parametrize("generic", [False, True], ids=["sse2", "plain"])
 def test_minmax_per_channel(shape, axis, generic, num_threads, rng):
     x = rng.standard_normal(shape).astype(np.float32)
