@@ -13,6 +13,12 @@ import numpy as np
 __all__ = ["load_digits", "Digits", "DataLoader"]
 
 Digits = namedtuple("Digits", ["x_train", "y_train", "x_test", "y_test"])
+Digits.__doc__ = """What :func:`load_digits` returns: images (N, 1, 8, 8) and labels (N,).
+
+>>> from qlearn.datasets import Digits
+>>> Digits._fields
+('x_train', 'y_train', 'x_test', 'y_test')
+"""
 
 
 def load_digits(test_size=0.2, seed=0, stratify=True):

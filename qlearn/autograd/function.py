@@ -30,13 +30,25 @@ _state = threading.local()
 
 
 def is_grad_enabled():
-    """True unless inside :func:`no_grad` (or ``set_grad_enabled(False)``)."""
+    """True unless inside :func:`no_grad` (or ``set_grad_enabled(False)``).
+
+    >>> import qlearn as ql
+    >>> with ql.no_grad():
+    ...     ql.autograd.is_grad_enabled()
+    False
+    """
     return getattr(_state, "enabled", True)
 
 
 @contextlib.contextmanager
 def set_grad_enabled(mode):
-    """Context manager that turns graph recording on (``mode=True``) or off."""
+    """Context manager that turns graph recording on (``mode=True``) or off.
+
+    >>> import qlearn as ql
+    >>> with ql.autograd.set_grad_enabled(False):
+    ...     (ql.tensor([1.0], requires_grad=True) * 2).requires_grad
+    False
+    """
     before = is_grad_enabled()
     _state.enabled = bool(mode)
     try:
@@ -78,6 +90,20 @@ class Context:
     ``ctx.save_for_backward(*arrays)`` keeps arrays, read back as ``ctx.saved_tensors``;
     ``ctx.needs_input_grad[i]`` tells whether input ``i`` wants a gradient (so backward
     can skip work); any other attribute (``ctx.axis = 1``) may be set freely.
+
+    >>> import numpy as np, qlearn as ql
+    >>> class Square(ql.autograd.Function):
+    ...     @staticmethod
+    ...     def forward(ctx, x):
+    ...         ctx.save_for_backward(x)
+    ...         return x * x
+    ...     @staticmethod
+    ...     def backward(ctx, g):
+    ...         (x,) = ctx.saved_tensors
+    ...         return 2 * x * g
+    >>> x = ql.tensor([3.0], requires_grad=True)
+    >>> Square.apply(x).backward(); x.grad.numpy()
+    array([6.], dtype=float32)
     """
 
     __slots__ = ("_saved", "needs_input_grad", "_freed", "__dict__")
@@ -110,6 +136,12 @@ class Node:
 
     ``edges[i]`` is ``None`` (input ``i`` needs no gradient), the leaf Tensor itself
     (its ``.grad`` receives the gradient) or ``(node, k)``: output ``k`` of another node.
+
+    >>> import qlearn as ql
+    >>> x = ql.tensor([1.0], requires_grad=True)
+    >>> y = (x * 2).exp()
+    >>> y.grad_fn, y.grad_fn.next_functions
+    (<ExpBackward>, (<MulBackward>,))
     """
 
     __slots__ = ("fn", "ctx", "edges", "in_shapes", "out_shapes", "retained")

@@ -19,7 +19,14 @@ def _forward(fn, args, kwargs):
 
 
 def analytical_grad(fn, args, proj, kwargs=None):
-    """Gradients of :math:`\\sum_k p_k\\, y_k` (``p`` = ``proj``) from ``fn.backward``."""
+    """Gradients of :math:`\\sum_k p_k\\, y_k` (``p`` = ``proj``) from ``fn.backward``.
+
+    >>> import numpy as np
+    >>> from qlearn.autograd import ops
+    >>> from qlearn.autograd.gradcheck import analytical_grad
+    >>> analytical_grad(ops.Exp, [np.zeros(2)], np.ones(2))[0]
+    array([1., 1.])
+    """
     ctx, out = _forward(fn, args, kwargs or {})
     grads = fn.backward(ctx, proj.astype(np.asarray(out).dtype))
     return grads if isinstance(grads, tuple) else (grads,)
@@ -28,7 +35,14 @@ def analytical_grad(fn, args, proj, kwargs=None):
 def numerical_grad(fn, args, i, proj, kwargs=None, eps=1e-6):
     r"""Central difference :math:`\partial_{x_{ij}} \approx
     (f(x + \epsilon e_j) - f(x - \epsilon e_j)) / 2\epsilon` of
-    :math:`f = \sum_k p_k\, y_k` with respect to ``args[i]``."""
+    :math:`f = \sum_k p_k\, y_k` with respect to ``args[i]``.
+
+    >>> import numpy as np
+    >>> from qlearn.autograd import ops
+    >>> from qlearn.autograd.gradcheck import numerical_grad
+    >>> numerical_grad(ops.Exp, [np.zeros(2)], 0, np.ones(2)).round(6)
+    array([1., 1.])
+    """
     x = args[i]
     grad = np.zeros(x.shape, np.float64)
     flat, gflat = x.reshape(-1), grad.reshape(-1)

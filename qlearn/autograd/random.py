@@ -28,5 +28,11 @@ def manual_seed(seed):
 
 
 def get_generator():
-    """The current ``numpy.random.Generator``."""
+    """The current ``numpy.random.Generator``.
+
+    >>> from qlearn.autograd.random import get_generator, manual_seed
+    >>> _ = manual_seed(1); a = get_generator().random()
+    >>> _ = manual_seed(1); a == get_generator().random()
+    True
+    """
     return _generator

@@ -25,7 +25,15 @@ class Tensor:
     ``data`` is the ndarray (writable in place, as ``tensor.data`` in PyTorch);
     ``grad`` is a Tensor filled by :meth:`backward`, or None; ``grad_fn`` the node that
     produced this tensor (None for leaves).  Arithmetic operators, ``@``, ``sum``,
-    ``mean``, ``reshape``, indexing ... build the graph as they compute.
+    ``mean``, ``reshape``, indexing ... build the graph as they compute.  Gradients of
+    broadcast operands are summed back to their shape.
+
+    >>> import qlearn as ql
+    >>> w = ql.tensor([[1.0], [2.0]], requires_grad=True)     # (2, 1), broadcast below
+    >>> y = (w * ql.tensor([1.0, 2.0, 3.0])).sum()
+    >>> y.backward()
+    >>> y.item(), w.grad.numpy().ravel().tolist()
+    (18.0, [6.0, 6.0])
     """
 
     __array_priority__ = 100  # ndarray (op) Tensor defers to Tensor's reflected ops
@@ -453,12 +461,22 @@ def where(condition, input, other):
 
 
 def maximum(input, other):
-    """Elementwise maximum (``torch.maximum``); ties split the gradient."""
+    r"""Elementwise :math:`\max(a, b)` (``torch.maximum``); ties split the gradient.
+
+    >>> import qlearn as ql
+    >>> ql.autograd.maximum(ql.tensor([1.0, 5.0]), 2.0).numpy()
+    array([2., 5.], dtype=float32)
+    """
     return ops.Maximum.apply(_operand(input), _operand(other))
 
 
 def minimum(input, other):
-    """Elementwise minimum (``torch.minimum``); ties split the gradient."""
+    r"""Elementwise :math:`\min(a, b)` (``torch.minimum``); ties split the gradient.
+
+    >>> import qlearn as ql
+    >>> ql.autograd.minimum(ql.tensor([1.0, 5.0]), 2.0).numpy()
+    array([1., 2.], dtype=float32)
+    """
     return ops.Minimum.apply(_operand(input), _operand(other))
 
 

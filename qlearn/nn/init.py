@@ -73,7 +73,13 @@ def uniform_(tensor, a=0.0, b=1.0):
 
 def normal_(tensor, mean=0.0, std=1.0):
     r"""Fill with :math:`\mathcal N(\mu, \sigma^2)`, :math:`\mu` = ``mean``,
-    :math:`\sigma` = ``std``."""
+    :math:`\sigma` = ``std``.
+
+    >>> import numpy as np
+    >>> from qlearn.nn.init import normal_
+    >>> round(float(normal_(np.zeros(10000, np.float32), 1.0, 0.5).std()), 1)
+    0.5
+    """
     d = _data(tensor)
     d[...] = get_generator().normal(mean, std, d.shape)
     return tensor
@@ -92,18 +98,37 @@ def constant_(tensor, val):
 
 
 def ones_(tensor):
-    """Fill with 1."""
+    """Fill with 1.
+
+    >>> import numpy as np
+    >>> from qlearn.nn.init import ones_
+    >>> ones_(np.zeros(2, np.float32))
+    array([1., 1.], dtype=float32)
+    """
     return constant_(tensor, 1.0)
 
 
 def zeros_(tensor):
-    """Fill with 0."""
+    """Fill with 0.
+
+    >>> import numpy as np
+    >>> from qlearn.nn.init import zeros_
+    >>> zeros_(np.ones(2, np.float32))
+    array([0., 0.], dtype=float32)
+    """
     return constant_(tensor, 0.0)
 
 
 def xavier_uniform_(tensor, gain=1.0):
     r"""Glorot: :math:`\mathcal U(-b, b)`, :math:`b = g\sqrt{6/(\mathrm{fan_{in}} +
-    \mathrm{fan_{out}})}`."""
+    \mathrm{fan_{out}})}`.
+
+    >>> import numpy as np
+    >>> from qlearn.nn.init import xavier_uniform_
+    >>> w = xavier_uniform_(np.zeros((30, 20), np.float32))
+    >>> bool(abs(w).max() <= (6 / 50) ** 0.5)
+    True
+    """
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     if _data(tensor).size == 0:   # nothing to fill (PyTorch warns and does nothing)
         return tensor
@@ -113,7 +138,13 @@ def xavier_uniform_(tensor, gain=1.0):
 
 def xavier_normal_(tensor, gain=1.0):
     r"""Glorot: :math:`\mathcal N(0, \sigma^2)`, :math:`\sigma = g\sqrt{2/(\mathrm{fan_{in}}
-    + \mathrm{fan_{out}})}`."""
+    + \mathrm{fan_{out}})}`.
+
+    >>> import numpy as np
+    >>> from qlearn.nn.init import xavier_normal_
+    >>> round(float(xavier_normal_(np.zeros((300, 200), np.float32)).std()), 2)
+    0.06
+    """
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     if _data(tensor).size == 0:
         return tensor
@@ -147,7 +178,14 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
 
 
 def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
-    r"""He: :math:`\mathcal N(0, \sigma^2)`, :math:`\sigma = g/\sqrt{\mathrm{fan}}`."""
+    r"""He: :math:`\mathcal N(0, \sigma^2)`, :math:`\sigma = g/\sqrt{\mathrm{fan}}`.
+
+    >>> import numpy as np
+    >>> from qlearn.nn.init import kaiming_normal_
+    >>> w = kaiming_normal_(np.zeros((400, 200), np.float32), nonlinearity="relu")
+    >>> round(float(w.std()), 2)        # sqrt(2 / 200)
+    0.1
+    """
     fan = _fan(tensor, mode)
     if _data(tensor).size == 0:
         return tensor

@@ -87,7 +87,16 @@ class Adam(Optimizer):
 
 class AdamW(Adam):
     r"""Adam with decoupled weight decay: :math:`\theta \leftarrow \theta(1 - \gamma\lambda)`
-    before the Adam step (``torch.optim.AdamW``; default ``weight_decay=0.01``)."""
+    before the Adam step (``torch.optim.AdamW``; default ``weight_decay=0.01``).
+
+    >>> import numpy as np
+    >>> from qlearn import nn, optim
+    >>> w = nn.Parameter(np.array([1.0], np.float32))
+    >>> opt = optim.AdamW([w], lr=0.1, weight_decay=0.5)
+    >>> (w * 0).sum().backward(); opt.step()      # zero gradient: only the decay acts
+    >>> w.numpy()
+    array([0.95], dtype=float32)
+    """
 
     _decoupled = True
 

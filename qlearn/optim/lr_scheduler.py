@@ -11,7 +11,16 @@ class LRScheduler:
     """Base class: ``step()`` advances ``last_epoch`` and writes each group's ``lr``.
 
     Construction records ``initial_lr`` in every group and takes the first step (epoch
-    0), exactly as PyTorch does.
+    0), exactly as PyTorch does.  A subclass defines :meth:`get_lr`.
+
+    >>> import numpy as np
+    >>> from qlearn import nn, optim
+    >>> class Halve(optim.lr_scheduler.LRScheduler):
+    ...     def get_lr(self):
+    ...         return [b * 0.5 ** self.last_epoch for b in self.base_lrs]
+    >>> opt = optim.SGD([nn.Parameter(np.zeros(1))], lr=1.0)
+    >>> s = Halve(opt); s.step(); s.get_last_lr()
+    [0.5]
     """
 
     def __init__(self, optimizer, last_epoch=-1):
@@ -80,7 +89,18 @@ class StepLR(LRScheduler):
 
 
 class MultiStepLR(LRScheduler):
-    r"""Multiply the learning rate by ``gamma`` at each epoch in ``milestones``."""
+    r"""Multiply the learning rate by ``gamma`` at each epoch in ``milestones``.
+
+    >>> import numpy as np
+    >>> from qlearn import nn, optim
+    >>> opt = optim.SGD([nn.Parameter(np.zeros(1))], lr=1.0)
+    >>> s = optim.lr_scheduler.MultiStepLR(opt, milestones=[1, 3], gamma=0.1)
+    >>> lrs = []
+    >>> for _ in range(4):
+    ...     lrs.append(round(s.get_last_lr()[0], 4)); opt.step(); s.step()
+    >>> lrs
+    [1.0, 0.1, 0.1, 0.01]
+    """
 
     def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
         self.milestones = sorted(int(m) for m in milestones)
@@ -93,7 +113,15 @@ class MultiStepLR(LRScheduler):
 
 
 class ExponentialLR(LRScheduler):
-    r""":math:`\gamma_e = \gamma_0\, \mathrm{gamma}^e`."""
+    r""":math:`\gamma_e = \gamma_0\, \mathrm{gamma}^e`.
+
+    >>> import numpy as np
+    >>> from qlearn import nn, optim
+    >>> opt = optim.SGD([nn.Parameter(np.zeros(1))], lr=1.0)
+    >>> s = optim.lr_scheduler.ExponentialLR(opt, gamma=0.5); opt.step(); s.step()
+    >>> s.get_last_lr()
+    [0.5]
+    """
 
     def __init__(self, optimizer, gamma, last_epoch=-1):
         self.gamma = gamma
@@ -146,7 +174,15 @@ class CosineAnnealingLR(LRScheduler):
 
 
 class LambdaLR(LRScheduler):
-    r""":math:`\gamma_e = \gamma_0 \cdot \lambda(e)` for a function ``lr_lambda``."""
+    r""":math:`\gamma_e = \gamma_0 \cdot \lambda(e)` for a function ``lr_lambda``.
+
+    >>> import numpy as np
+    >>> from qlearn import nn, optim
+    >>> opt = optim.SGD([nn.Parameter(np.zeros(1))], lr=1.0)
+    >>> s = optim.lr_scheduler.LambdaLR(opt, lambda e: 1 / (e + 1)); opt.step(); s.step()
+    >>> s.get_last_lr()
+    [0.5]
+    """
 
     def __init__(self, optimizer, lr_lambda, last_epoch=-1):
         n = len(optimizer.param_groups)

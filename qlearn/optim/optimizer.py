@@ -12,6 +12,13 @@ class Optimizer:
     ``params`` is an iterable of Parameters or of dicts ``{"params": [...], "lr": ...}``
     (parameter groups with their own hyper-parameters; missing ones take ``defaults``).
     Subclasses implement :meth:`step`, updating each ``p.data`` in place from ``p.grad``.
+
+    >>> import numpy as np
+    >>> from qlearn import nn, optim
+    >>> m = nn.Linear(2, 1)
+    >>> opt = optim.SGD([{"params": [m.weight]}, {"params": [m.bias], "lr": 0.0}], lr=0.1)
+    >>> [g["lr"] for g in opt.param_groups]
+    [0.1, 0.0]
     """
 
     def __init__(self, params, defaults):

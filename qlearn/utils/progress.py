@@ -50,6 +50,11 @@ def progress(iterable=None, desc=None, total=None, leave=True, disable=False, **
     Without tqdm (an optional dependency: ``pip install tqdm``), or with
     ``disable=True``, the iterable is returned in an object with the same methods
     (``set_postfix``, ``update``, ``close``, ...) that do nothing.
+
+    >>> from qlearn.utils import progress
+    >>> bar = progress(range(2), disable=True)
+    >>> bar.set_postfix(loss=0.1); list(bar)
+    [0, 1]
     """
     if not disable:
         try:

@@ -60,7 +60,12 @@ class ReLU6(Hardtanh):
 
 
 class LeakyReLU(Module):
-    r""":math:`y = x` for :math:`x > 0`, :math:`\alpha x` otherwise (``negative_slope``)."""
+    r""":math:`y = x` for :math:`x > 0`, :math:`\alpha x` otherwise (``negative_slope``).
+
+    >>> from qlearn import nn
+    >>> nn.LeakyReLU(0.1)(np.array([-2.0, 3.0])).numpy()
+    array([-0.2,  3. ], dtype=float32)
+    """
 
     def __init__(self, negative_slope=0.01, inplace=False):
         super().__init__()
@@ -74,21 +79,36 @@ class LeakyReLU(Module):
 
 
 class Sigmoid(Module):
-    r""":math:`y = 1/(1 + e^{-x})`."""
+    r""":math:`y = 1/(1 + e^{-x})`.
+
+    >>> from qlearn import nn
+    >>> nn.Sigmoid()(np.array([0.0])).numpy()
+    array([0.5], dtype=float32)
+    """
 
     def forward(self, input):
         return F.sigmoid(input)
 
 
 class Tanh(Module):
-    r""":math:`y = \tanh x`."""
+    r""":math:`y = \tanh x`.
+
+    >>> from qlearn import nn
+    >>> nn.Tanh()(np.array([0.0])).numpy()
+    array([0.], dtype=float32)
+    """
 
     def forward(self, input):
         return F.tanh(input)
 
 
 class Softmax(Module):
-    r""":math:`y_i = e^{x_i}/\sum_j e^{x_j}` along ``dim``."""
+    r""":math:`y_i = e^{x_i}/\sum_j e^{x_j}` along ``dim``.
+
+    >>> from qlearn import nn
+    >>> nn.Softmax(dim=1)(np.zeros((1, 4))).numpy()
+    array([[0.25, 0.25, 0.25, 0.25]], dtype=float32)
+    """
 
     def __init__(self, dim=None):
         super().__init__()
@@ -102,7 +122,12 @@ class Softmax(Module):
 
 
 class LogSoftmax(Softmax):
-    r""":math:`y_i = x_i - \log\sum_j e^{x_j}` along ``dim``."""
+    r""":math:`y_i = x_i - \log\sum_j e^{x_j}` along ``dim``.
+
+    >>> from qlearn import nn
+    >>> nn.LogSoftmax(dim=1)(np.zeros((1, 2))).numpy().round(4)
+    array([[-0.6931, -0.6931]], dtype=float32)
+    """
 
     def forward(self, input):
         return F.log_softmax(input, -1 if self.dim is None else self.dim)

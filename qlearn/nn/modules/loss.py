@@ -34,7 +34,12 @@ class CrossEntropyLoss(Module):
 
 
 class NLLLoss(Module):
-    r"""Negative log likelihood of log-probabilities: :math:`\ell_i = -w_{t_i} x_{i,t_i}`."""
+    r"""Negative log likelihood of log-probabilities: :math:`\ell_i = -w_{t_i} x_{i,t_i}`.
+
+    >>> from qlearn import nn
+    >>> round(nn.NLLLoss()(np.log([[0.25, 0.75]]), np.array([1])).item(), 4)  # -log 0.75
+    0.2877
+    """
 
     def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
         super().__init__()
@@ -65,7 +70,12 @@ class MSELoss(Module):
 
 
 class L1Loss(MSELoss):
-    r"""Mean absolute error :math:`\ell = \frac1n\sum_i |x_i - y_i|`."""
+    r"""Mean absolute error :math:`\ell = \frac1n\sum_i |x_i - y_i|`.
+
+    >>> from qlearn import nn
+    >>> nn.L1Loss()(np.array([0.0, 2.0]), np.array([1.0, 1.0])).item()
+    1.0
+    """
 
     def forward(self, input, target):
         return F.l1_loss(input, target, self.reduction)

@@ -21,7 +21,17 @@ IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_k
 
 
 class RemovableHandle:
-    """Returned by ``register_*_hook``; ``handle.remove()`` unregisters the hook."""
+    """Returned by ``register_*_hook``; ``handle.remove()`` unregisters the hook.
+
+    >>> import numpy as np
+    >>> from qlearn import nn
+    >>> m = nn.Identity()
+    >>> h = m.register_forward_hook(lambda mod, args, out: out * 2)
+    >>> m(np.ones(1)).item()
+    2.0
+    >>> h.remove(); m(np.ones(1)).item()
+    1.0
+    """
 
     _ids = itertools.count()
 
