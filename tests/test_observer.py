@@ -484,3 +484,16 @@ def test_loads_a_torch_observer_state_dict(name, torch_mod, rng):
     s, z = mine.calculate_qparams()
     np.testing.assert_allclose(s, ts, rtol=1e-6)
     assert_array_equal(z, tz)
+
+
+@pytest.mark.parametrize("module", ["qlearn.quantization.observer",
+                                    "qlearn.quantization.qconfig",
+                                    "qlearn.quantization.qparams",
+                                    "qlearn.quantization.calibrators", "qlearn.backends"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+    mod = importlib.import_module(module)
+    result = doctest.testmod(mod, extraglobs={"np": np, "ql": ql},
+                             optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

@@ -222,6 +222,18 @@ class UniformQuantizationObserverBase(ObserverBase):
         0 (e.g. ``-8, 7`` for 4-bit weights).  Give both or neither.
     eps : float
         The smallest scale returned (default float32's machine epsilon).
+
+    Examples
+    --------
+    The integer range each observer quantizes to, :math:`[Q_\min, Q_\max]`:
+
+    >>> from qlearn.quantization.observer import MinMaxObserver
+    >>> obs = MinMaxObserver(dtype=ql.qint8, quant_min=-8, quant_max=7)   # 4 bits
+    >>> obs.quant_min, obs.quant_max
+    (-8, 7)
+    >>> _ = obs(np.array([-1.0, 2.0], np.float32))
+    >>> obs.calculate_qparams()            # S = 3 / 15, Z = -8 - round(-1 / S) = -3
+    (array([0.2], dtype=float32), array([-3]))
     """
 
     def __init__(self, dtype=quint8, qscheme=per_tensor_affine, reduce_range=False,
@@ -908,7 +920,12 @@ class RecordingObserver(ObserverBase):
 
 
 class NoopObserver(ObserverBase):
-    """Observes nothing; carries ``dtype`` (default float16) to the converted module."""
+    """Observes nothing; carries ``dtype`` (default float16) to the converted module.
+
+    >>> from qlearn.quantization.observer import NoopObserver
+    >>> NoopObserver().dtype
+    <class 'numpy.float16'>
+    """
 
     def __init__(self, dtype=np.float16, custom_op_name=""):
         super().__init__(dtype=dtype, is_dynamic=False)
@@ -922,7 +939,13 @@ class NoopObserver(ObserverBase):
 
 
 class ReuseInputObserver(ObserverBase):
-    """Marks an operator (reshape, ...) whose output reuses its input's observer."""
+    """Marks an operator (reshape, ...) whose output reuses its input's observer.
+
+    >>> from qlearn.quantization.observer import ReuseInputObserver
+    >>> x = np.ones(2, np.float32)
+    >>> ReuseInputObserver()(x) is x
+    True
+    """
 
     def __init__(self):
         super().__init__(quint8, is_dynamic=False)

@@ -188,6 +188,13 @@ def get_default_qat_qconfig(backend="x86", version=1):
 
     The fake-quantize classes come from :mod:`qlearn.quantization.fake_quantize`, imported
     when this function is called.
+
+    Examples
+    --------
+    >>> from qlearn.quantization.qconfig import get_default_qat_qconfig
+    >>> qconfig = get_default_qat_qconfig('x86')
+    >>> type(qconfig.activation()).__name__
+    'FusedMovingAvgObsFakeQuantize'
     """
     _check_backend(backend)
     if version not in (0, 1, None):
