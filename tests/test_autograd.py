@@ -402,3 +402,22 @@ def test_tensor_keyword_argument_is_refused_and_scalars_convert():
         Scale.apply(x, k=ql.tensor(2.0))
     assert float(ql.tensor(2.5)) == 2.5 and int(ql.tensor([3.0])) == 3
     assert bool(ql.tensor(1.0)) and not bool(ql.tensor([0.0]))
+
+
+def test_graph_is_freed_by_reference_counting_alone():
+    """Nodes hold no reference to their outputs, so there are no cycles: dropping the
+    loss frees the whole graph at once, without the cyclic garbage collector."""
+    gc.disable()
+    try:
+        w = ql.tensor(np.ones((50, 50)), requires_grad=True)
+        h = (w @ w).relu()
+        h.retain_grad()
+        loss = (h * h).sum()
+        node = weakref.ref(h.grad_fn)
+        del h
+        loss.backward()
+        assert node() is not None        # still reachable from loss
+        del loss
+        assert node() is None
+    finally:
+        gc.enable()

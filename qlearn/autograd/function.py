@@ -144,7 +144,7 @@ class Node:
     (<ExpBackward>, (<MulBackward>,))
     """
 
-    __slots__ = ("fn", "ctx", "edges", "in_shapes", "out_shapes", "retained")
+    __slots__ = ("fn", "ctx", "edges", "in_shapes", "out_shapes", "retained", "__weakref__")
 
     def __init__(self, fn, ctx, edges, in_shapes, out_shapes):
         self.fn, self.ctx, self.edges = fn, ctx, edges
