@@ -1,8 +1,8 @@
 """Quantization-aware training of the digits CNN with Distiller's quantizers.
 
 Trains the float CNN (conv-bn-relu x2, pool, linear), then fine-tunes copies of it with
-4-bit DoReFa weights and 4-bit PACT activations (PACTQuantizer), once with every layer at
-4 bits and once with Distiller's default of 8-bit first and last layers, and prints the
+4-bit DoReFa weights and 4-bit PACT activations (PACTQuantizer; Adam, learning rate
+1e-3 halved after each epoch), once with every layer at 4 bits and once with Distiller's default of 8-bit first and last layers, and prints the
 test accuracies next to the float model's.
 
     python examples/qat_digits.py [--float-epochs 8] [--qat-epochs 4] [--seed 0]
@@ -28,13 +28,17 @@ def digits_cnn(seed):
                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 16, 10))
 
 
-def train(model, opt, data, epochs, seed):
+def train(model, opt, data, epochs, seed, gamma=1.0):
+    """Adam over shuffled minibatches of 64; the learning rate times ``gamma`` after
+    each epoch (QAT fine-tuning halves it: the rounding makes late steps noisy)."""
     loader = DataLoader(data.x_train, data.y_train, batch_size=64, shuffle=True, seed=seed)
+    sched = optim.lr_scheduler.ExponentialLR(opt, gamma=gamma)
     for _ in range(epochs):
         for xb, yb in loader:
             opt.zero_grad()
             F.cross_entropy(model(ql.tensor(xb)), yb).backward()
             opt.step()
+        sched.step()
 
 
 def accuracy(model, x, y):
@@ -64,7 +68,7 @@ def main():
         quantizer.prepare_model()
         before = accuracy(qmodel, data.x_test, data.y_test)
         train(qmodel, optim.Adam(qmodel.parameters(), lr=1e-3), data, args.qat_epochs,
-              args.seed + 10)
+              args.seed + 10, gamma=0.5)
         alphas = [round(float(m.alpha.data[0]), 3) for m in qmodel.modules()
                   if hasattr(m, "alpha")]
         print(f"DoReFa W4 / PACT A4, {label:<31} test accuracy "

@@ -163,7 +163,7 @@ def dorefa_weight_forward(const float32_t[::1] w,   # IN  n floats
     cdef intp_t n = w.shape[0], nblocks = (n + BLOCK - 1) // BLOCK, b, i, start, stop
     cdef float32_t *part = <float32_t *> malloc(2 * max(nblocks, 1) * sizeof(float32_t))
     cdef float32_t m, v, big = 0, bad = 0, one = 1.0, half = 0.5, two = 2.0
-    cdef float32_t inv_scale = one / scale, inv_2m
+    cdef float32_t inv_scale = one / scale
     if part == NULL:
         raise MemoryError()
     if nblocks <= 1:

@@ -91,18 +91,21 @@ def _accuracy(model, x, y):
     return float((pred == y).mean())
 
 
-def _train(model, opt, data, epochs, seed):
+def _train(model, opt, data, epochs, seed, gamma=1.0):
     from qlearn.datasets import DataLoader
     loader = DataLoader(data.x_train, data.y_train, batch_size=64, shuffle=True, seed=seed)
+    sched = optim.lr_scheduler.ExponentialLR(opt, gamma=gamma)
     for _ in range(epochs):
         for xb, yb in loader:
             opt.zero_grad()
             F.cross_entropy(model(ql.tensor(xb)), yb).backward()
             opt.step()
+        sched.step()
 
 
 def test_qat_digits_4bit_dorefa_weights_4bit_pact_activations(capsys):
-    """Float training (3 epochs), then QAT (2 epochs) with every weight 4-bit DoReFa
+    """Float training (3 epochs), then QAT (2 epochs, learning rate halved after the
+    first) with every weight 4-bit DoReFa
     (first and last layers included) and every activation 4-bit PACT: >= 95% test
     accuracy.  See examples/qat_digits.py for the longer run and its numbers."""
     pytest.importorskip("sklearn", reason="load_digits reads the data scikit-learn ships")
@@ -114,7 +117,7 @@ def test_qat_digits_4bit_dorefa_weights_4bit_pact_activations(capsys):
     float_acc = _accuracy(model, data.x_test, data.y_test)
     PACTQuantizer(model, bits_activations=4, bits_weights=4, act_clip_init_val=3.0,
                   keep_first_last=None).prepare_model()
-    _train(model, optim.Adam(model.parameters(), lr=1e-3), data, epochs=2, seed=10)
+    _train(model, optim.Adam(model.parameters(), lr=1e-3), data, epochs=2, seed=10, gamma=0.5)
     qat_acc = _accuracy(model, data.x_test, data.y_test)
     with capsys.disabled():
         print(f"\n[digits CNN] float {float_acc:.4f}  4-bit DoReFa/PACT QAT {qat_acc:.4f}  "
