@@ -216,14 +216,16 @@ def test_conv2d_padding_strings_and_no_bias(torch_mod, rng):
 @pytest.mark.parametrize("cls, shape", [("BatchNorm2d", (4, 3, 5, 5)), ("BatchNorm1d", (6, 3)),
                                         ("BatchNorm1d", (4, 3, 7))])
 @pytest.mark.parametrize("kwargs", [{}, dict(affine=False), dict(momentum=None),
-                                    dict(track_running_stats=False, momentum=0.3)])
+                                    dict(track_running_stats=False, momentum=0.3),
+                                    dict(bias=False)])
 def test_batch_norm_train_and_eval_match_torch(cls, shape, kwargs, torch_mod, rng):
     torch = torch_mod
     qm, tm = getattr(nn, cls)(3, **kwargs), getattr(torch.nn, cls)(3, **kwargs)
     if qm.affine:
         with torch.no_grad():
             tm.weight.uniform_(0.5, 1.5)
-            tm.bias.uniform_(-1, 1)
+            if tm.bias is not None:
+                tm.bias.uniform_(-1, 1)
     _copy_from_torch(qm, tm)
     for step in range(3):   # running statistics follow torch's over several batches
         x = (rng.standard_normal(shape) * 2 + 1).astype(np.float32)
@@ -563,3 +565,22 @@ def test_rnn_dropout_between_layers_and_zero_size_init(torch_mod, rng):
     np.testing.assert_allclose(q(x)[0].numpy(), t(torch_mod.tensor(x))[0].detach().numpy(),
                                rtol=1e-4, atol=1e-5)
     assert nn.Linear(0, 3).weight.shape == (3, 0)   # zero-element init is a no-op
+
+
+def test_reprs_match_torch(torch_mod):
+    tnn = torch_mod.nn
+    pairs = [
+        (nn.Conv2d(1, 16, 3, padding=1), tnn.Conv2d(1, 16, 3, padding=1)),
+        (nn.Conv2d(4, 8, (3, 2), stride=2, dilation=2, groups=2, bias=False),
+         tnn.Conv2d(4, 8, (3, 2), stride=2, dilation=2, groups=2, bias=False)),
+        (nn.BatchNorm2d(16), tnn.BatchNorm2d(16)), (nn.BatchNorm1d(3, momentum=None),
+                                                    tnn.BatchNorm1d(3, momentum=None)),
+        (nn.Linear(3, 4), tnn.Linear(3, 4)), (nn.ReLU(), tnn.ReLU()),
+        (nn.MaxPool2d(2), tnn.MaxPool2d(2)), (nn.Flatten(), tnn.Flatten()),
+        (nn.Dropout(0.2), tnn.Dropout(0.2)), (nn.Identity(), tnn.Identity()),
+        (nn.LSTM(4, 8, num_layers=2, batch_first=True), tnn.LSTM(4, 8, 2, batch_first=True)),
+        (nn.GRU(4, 8, bidirectional=True), tnn.GRU(4, 8, bidirectional=True)),
+        (nn.Sequential(nn.Linear(2, 2), nn.ReLU()), tnn.Sequential(tnn.Linear(2, 2), tnn.ReLU())),
+    ]
+    for q, t in pairs:
+        assert repr(q) == repr(t)
