@@ -15,7 +15,7 @@ of the SSE2 loops), for the tests.
 import numpy as np
 
 from cython.parallel cimport prange
-from libc.math cimport floorf, fmodf, copysignf, INFINITY
+from libc.math cimport floorf, fmodf, copysignf, log, INFINITY
 from libc.stdlib cimport malloc, free
 
 from libc.stdint cimport uint32_t
@@ -368,3 +368,73 @@ def non_linear_param_search(const float32_t[::1] hist, float64_t bin_width,
             start_bin = next_start_bin
             end_bin = next_end_bin
     return int(start_bin), int(end_bin)
+
+
+# --- EntropyObserver's KL search (TensorRT's entropy calibration) --------------------------
+
+cdef bint _smooth(const float64_t *v, intp_t n, float64_t eps,
+                  float64_t *out) noexcept nogil:
+    """out := v with empty bins set to eps and eps * n_zero / n_nonzero taken from the
+    others; False if that leaves a bin <= 0 (the candidate is then skipped)."""
+    cdef intp_t j, n_zero = 0
+    cdef float64_t eps1
+    for j in range(n):
+        n_zero += v[j] == 0
+    if n_zero == n:
+        return False
+    eps1 = eps * n_zero / (n - n_zero)
+    for j in range(n):
+        out[j] = eps if v[j] == 0 else v[j] - eps1
+        if out[j] <= 0:
+            return False
+    return True
+
+
+def entropy_search(const float64_t[::1] hist, intp_t levels, intp_t start):
+    """argmin_i KL(P_i || Q_i) over i in [start, bins] (see EntropyObserver).
+
+    P_i: the first i bins, the mass beyond added to bin i - 1.  Q_i: the first i bins
+    merged into ``levels`` groups (bin j in group min(j * levels // i, levels - 1)),
+    each group's mass spread evenly over its nonzero bins.  Both smoothed (eps 1e-4).
+    Returns ``bins`` when no candidate can be evaluated.
+    """
+    cdef intp_t bins = hist.shape[0], i, j, g
+    cdef intp_t best_i = bins
+    cdef float64_t best_kl = INFINITY, kl, ps, qs, pj, qj, tail
+    cdef float64_t[::1] suffix = np.zeros(bins + 1)
+    cdef float64_t[::1] p = np.empty(bins), q = np.empty(bins)
+    cdef float64_t[::1] sp = np.empty(bins), sq = np.empty(bins)
+    cdef float64_t[::1] mass = np.empty(levels), count = np.empty(levels)
+    with nogil:
+        for j in range(bins - 1, -1, -1):
+            suffix[j] = suffix[j + 1] + hist[j]
+        for i in range(max(start, 1), bins + 1):
+            for g in range(levels):
+                mass[g] = 0
+                count[g] = 0
+            for j in range(i):
+                p[j] = hist[j]
+                g = min(j * levels // i, levels - 1)
+                mass[g] += hist[j]
+                count[g] += hist[j] != 0
+            tail = suffix[i]
+            p[i - 1] += tail                     # clipped mass lands in the last bin
+            for j in range(i):
+                g = min(j * levels // i, levels - 1)
+                q[j] = mass[g] / count[g] if hist[j] != 0 else 0.0
+            if not _smooth(&p[0], i, 1e-4, &sp[0]) or not _smooth(&q[0], i, 1e-4, &sq[0]):
+                continue
+            ps = 0
+            qs = 0
+            for j in range(i):
+                ps += sp[j]
+                qs += sq[j]
+            kl = 0
+            for j in range(i):
+                pj = sp[j] / ps
+                qj = sq[j] / qs
+                kl += pj * log(pj / qj)
+            if kl < best_kl:
+                best_kl = kl
+                best_i = i
+    return int(best_i)

@@ -152,3 +152,14 @@ def test_argument_errors():
         C.PercentileObserver(percentile=0)
     with pytest.raises(ValueError, match="num_candidates"):
         C.MSEObserver(num_candidates=0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("levels", [128, 256, 8])
+def test_entropy_kernel_matches_numpy_reference(seed, levels):
+    from qlearn._ext import _observer as K
+    rng = np.random.default_rng(seed)
+    x = np.abs(rng.laplace(size=20_000) if seed % 2 else rng.standard_normal(20_000))
+    x[:seed] = rng.uniform(10, 30, seed)
+    hist = np.histogram(x, bins=1024)[0].astype(np.float64)
+    assert K.entropy_search(hist, levels, levels) == C._entropy_threshold(hist, levels)

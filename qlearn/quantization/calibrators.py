@@ -16,6 +16,7 @@ import warnings
 
 import numpy as np
 
+from .._ext import _observer as _kernels
 from ..dtypes import per_tensor_affine
 from .observer import FLOAT32_EPS, HistogramObserver, quint8
 from .qparams import calculate_qparams
@@ -250,7 +251,11 @@ def _smooth(p, eps=1e-4):
 
 def _entropy_threshold(hist, levels, start=None):
     r"""TensorRT's KL search on a histogram of magnitudes: the bin count ``i`` whose
-    clipped, re-quantized distribution is closest to the original."""
+    clipped, re-quantized distribution is closest to the original.
+
+    The readable NumPy version; EntropyObserver runs its compiled twin
+    (``qlearn._ext._observer.entropy_search``), which the tests compare with this one.
+    """
     bins = hist.size
     start = levels if start is None else start
     best_i, best_kl = bins, np.inf
@@ -324,11 +329,13 @@ class EntropyObserver(_HistogramCalibrator):
         levels = self.quant_max - self.quant_min + 1
         if not self.qscheme.is_symmetric and mn >= 0:
             # non-negative data: the histogram over [min, max] is one of magnitudes
-            i = _entropy_threshold(self.histogram, min(levels, self.bins))
+            i = _kernels.entropy_search(np.ascontiguousarray(self.histogram, np.float64),
+                                        min(levels, self.bins), min(levels, self.bins))
             width = (mx - mn) / self.bins
             return mn, mn + i * width
         counts, edges = _abs_histogram(self.histogram, mn, mx, self.bins)
-        i = _entropy_threshold(counts, min(max(levels // 2, 1), self.bins))
+        half = min(max(levels // 2, 1), self.bins)
+        i = _kernels.entropy_search(np.ascontiguousarray(counts, np.float64), half, half)
         t = edges[i]
         if self.qscheme.is_symmetric:
             return -t, t
