@@ -584,3 +584,14 @@ def test_reprs_match_torch(torch_mod):
     ]
     for q, t in pairs:
         assert repr(q) == repr(t)
+
+
+def test_device_and_dtype_arguments_like_torch():
+    assert nn.Linear(2, 3, device="cpu", dtype=np.float32).weight.dtype == np.float32
+    nn.Conv2d(1, 2, 3, device="cpu")
+    nn.BatchNorm2d(2, dtype="float32")
+    nn.LSTM(2, 3, 1, True, False, 0.0, False, 0, "cpu")
+    with pytest.raises(ValueError, match="`device` must be None or 'cpu'"):
+        nn.Linear(2, 3, device="cuda")
+    with pytest.raises(ValueError, match="`dtype` must be None or float32"):
+        nn.Conv2d(1, 2, 3, dtype=np.float64)

@@ -3,6 +3,7 @@ import numpy as np
 
 from .. import functional as F
 from ..parameter import Parameter
+from ._utils import check_factory_kwargs
 from .module import Module
 
 __all__ = ["BatchNorm1d", "BatchNorm2d"]
@@ -12,8 +13,9 @@ class _BatchNorm(Module):
     _ndims = ()
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True, *, bias=True):
+                 track_running_stats=True, device=None, dtype=None, *, bias=True):
         super().__init__()
+        check_factory_kwargs(device, dtype)
         if not isinstance(num_features, int) or num_features < 1:
             raise ValueError(f"`num_features` must be a positive int, got {num_features!r}")
         if momentum is not None and not 0 <= momentum <= 1:

@@ -6,6 +6,7 @@ import numpy as np
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
+from ._utils import check_factory_kwargs
 from .module import Module
 
 __all__ = ["Conv2d"]
@@ -30,8 +31,10 @@ class Conv2d(Module):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, groups=1, bias=True, padding_mode="zeros"):
+                 dilation=1, groups=1, bias=True, padding_mode="zeros", device=None,
+                 dtype=None):
         super().__init__()
+        check_factory_kwargs(device, dtype)
         for v, name in ((in_channels, "in_channels"), (out_channels, "out_channels"),
                         (groups, "groups")):
             if not isinstance(v, int) or v < 1:

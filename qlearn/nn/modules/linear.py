@@ -6,6 +6,7 @@ import numpy as np
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
+from ._utils import check_factory_kwargs
 from .module import Module
 
 __all__ = ["Identity", "Linear"]
@@ -40,8 +41,9 @@ class Linear(Module):
     (128, 30)
     """
 
-    def __init__(self, in_features, out_features, bias=True):
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
+        check_factory_kwargs(device, dtype)
         for v, name in ((in_features, "in_features"), (out_features, "out_features")):
             if not isinstance(v, int) or v < 0:
                 raise ValueError(f"`{name}` must be a non-negative int, got {v!r}")

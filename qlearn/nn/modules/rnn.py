@@ -15,6 +15,7 @@ from .. import functional as F
 from .. import init
 from ...autograd import cat, stack
 from ..parameter import Parameter
+from ._utils import check_factory_kwargs
 from .module import Module
 
 __all__ = ["LSTM", "GRU"]
@@ -24,8 +25,9 @@ class _RNNBase(Module):
     _gates = 1
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, proj_size=0):
+                 dropout=0.0, bidirectional=False, proj_size=0, device=None, dtype=None):
         super().__init__()
+        check_factory_kwargs(device, dtype)
         for v, name in ((input_size, "input_size"), (hidden_size, "hidden_size"),
                         (num_layers, "num_layers")):
             if not isinstance(v, int) or v < 1:
