@@ -284,3 +284,13 @@ def test_containers():
                                                      "1.bias"]
     with pytest.raises(NotImplementedError):
         ml(1)
+
+
+def test_to_cpu_float_are_checks_that_return_self():
+    m = nn.Linear(2, 2)
+    assert m.to("cpu") is m and m.to(np.float32) is m and m.cpu() is m and m.float() is m
+    assert m.to(device="cpu", dtype="float32") is m
+    with pytest.raises(ValueError, match="`device`"):
+        m.to("cuda")
+    with pytest.raises(ValueError, match="`dtype`"):
+        m.to(np.float64)

@@ -281,6 +281,28 @@ class Module:
         """Same as ``train(False)``."""
         return self.train(False)
 
+    def to(self, *args, **kwargs):
+        """PyTorch's ``model.to(device / dtype)``: qlearn has one device (the CPU) and
+        float32 layers, so this checks the request and returns ``self``."""
+        from ._utils import check_factory_kwargs
+        device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
+        for a in args:
+            if isinstance(a, str) and not a.startswith(("float", "torch.float")) \
+                    or type(a).__name__ == "device":
+                device = a
+            else:
+                dtype = a
+        check_factory_kwargs(device, dtype)
+        return self
+
+    def cpu(self):
+        """Returns ``self`` (qlearn runs on the CPU)."""
+        return self
+
+    def float(self):
+        """Returns ``self`` (qlearn's float layers are float32)."""
+        return self
+
     def requires_grad_(self, requires_grad=True):
         for p in self.parameters():
             p.requires_grad_(requires_grad)
