@@ -95,10 +95,18 @@ cdef void _im2col_rows(const uint8_t *x, const Geometry *g, intp_t r0, intp_t r1
     cdef bint whole_rows = g.dw == 1 and g.cg == g.C
     cdef const uint8_t *src
     cdef uint8_t *d
+    # the pixel (n, oy, ox) of row r0, then stepped along: no division per row
+    n = r0 // (g.Ho * g.Wo)
+    oy = (r0 // g.Wo) % g.Ho
+    ox = r0 % g.Wo - 1
     for r in range(r0, r1):
-        n = r // (g.Ho * g.Wo)
-        oy = (r // g.Wo) % g.Ho
-        ox = r % g.Wo
+        ox += 1
+        if ox == g.Wo:
+            ox = 0
+            oy += 1
+            if oy == g.Ho:
+                oy = 0
+                n += 1
         d = dst + (r - r0) * g.lda
         ix0 = ox * g.sw - g.pw
         for ky in range(g.kh):
