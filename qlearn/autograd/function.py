@@ -198,7 +198,8 @@ class Function:
         """Run ``forward`` on the arrays behind ``args`` and record the call.
 
         Tensor arguments are unwrapped to their ``.data``; everything else (numbers,
-        arrays, shapes, keyword arguments) is passed as is.
+        arrays, shapes, keyword arguments) is passed as is.  Tensors must be passed
+        positionally: only those get gradients.
         """
         from .tensor import Tensor
         record = is_grad_enabled()
@@ -251,8 +252,7 @@ def _fit_grad(g, shape, node, i):
         g = g.astype(np.float32)
     if g.shape == shape:
         return g
-    try:
-        np.broadcast_shapes(shape, g.shape)
+    try:   # the input's shape must broadcast to the gradient's
         ok = np.broadcast_shapes(shape, g.shape) == g.shape
     except ValueError:
         ok = False
