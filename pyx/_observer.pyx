@@ -79,7 +79,7 @@ def minmax_per_channel(const float32_t[:, :, ::1] x,   # IN  (outer, C, inner), 
     Returns True if some element is NaN (NaN are skipped by the reduction).  The work is
     split one of three ways, by shape (any split gives the same result):
 
-    * long rows, many channels: each task owns whole channels and writes them;
+    * long rows, many channels: each task owns a block of channels and writes them;
     * long rows, few channels: each task reduces a piece of a row, pieces are combined;
     * short rows (channels last): each task owns a block of columns of the (outer,
       C * inner) matrix and takes element-wise min/max down the rows; with few columns,
@@ -100,21 +100,24 @@ def minmax_per_channel(const float32_t[:, :, ::1] x,   # IN  (outer, C, inner), 
         out_max[c] = -INFINITY
     if outer * C * inner < BLOCK:
         num_threads = 1
-    if inner >= 16 and (num_threads == 1 or C >= 8 * num_threads):
-        # whole channels per task: no partial results
-        tnan = np.zeros(C, np.intc)
-        task_chunk = max(1, BLOCK // (outer * inner))
+    if inner >= 16 and (num_threads == 1 or C >= 4 * num_threads):
+        # Blocks of whole channels per task, written directly (no partial results).
+        # Within a task, rows are read in memory order: x[o, c0:c1, :] is contiguous.
+        cpt = max(1, BLOCK // inner)
+        if num_threads > 1:
+            cpt = min(cpt, C // (4 * num_threads))
+        ntasks = (C + cpt - 1) // cpt
+        tnan = np.zeros(ntasks, np.intc)
         with nogil:
-            for c in prange(C, num_threads=num_threads, schedule="dynamic",
-                            chunksize=task_chunk):
-                lo = INFINITY
-                hi = -INFINITY
+            for t in prange(ntasks, num_threads=num_threads, schedule="dynamic"):
+                c0 = t * cpt
+                c1 = min(c0 + cpt, C)
                 for o in range(outer):
-                    tnan[c] |= _minmax_run(&x[o, c, 0], inner, &lo, &hi, generic)
-                out_min[c] = lo
-                out_max[c] = hi
-            for c in range(C):
-                nan |= tnan[c]
+                    for c in range(c0, c1):
+                        tnan[t] |= _minmax_run(&x[o, c, 0], inner, &out_min[c],
+                                               &out_max[c], generic)
+            for t in range(ntasks):
+                nan |= tnan[t]
         return bool(nan)
     if inner >= 16:
         # Few channels: split rows into BLOCK-long pieces so that they parallelise,
