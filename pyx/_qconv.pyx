@@ -40,6 +40,8 @@ cdef extern from "qconv_kernels.h":
     void qlearn_qconv_copy(uint8_t *d, const uint8_t *s, long n) noexcept nogil
     void qlearn_qconv_nchw_row_to_nhwc(const uint8_t *src, long C, long HW, long W,
                                        uint8_t *dst) noexcept nogil
+    void qlearn_qconv_nchw_to_nhwc_rows(const uint8_t *src, long C, long HW, long p0,
+                                        long p1, uint8_t *dst) noexcept nogil
     void qlearn_qconv_dw_pack(const int32_t *wz, long C, int16_t *out) noexcept nogil
     void qlearn_qconv_dw3x3_row(int simd, const uint8_t *xp, long Wp, long C,
                                 const int32_t *wz, const int16_t *wpk, long oy, long Wo,
@@ -127,6 +129,24 @@ cdef void _im2col_rows(const uint8_t *x, const Geometry *g, intp_t r0, intp_t r1
                     qlearn_qconv_copy(d + base + kx * g.cg, src + ix * g.C, g.cg)
         if g.lda > Kc:
             memset(d + Kc, 0, g.lda - Kc)
+
+
+def to_channels_last(const uint8_t[:, :, :, ::1] x,   # IN  (N, C, H, W)
+                     uint8_t[:, :, :, ::1] out,       # OUT (N, H, W, C)
+                     int num_threads):
+    """out[n, y, x, c] := x[n, c, y, x]: per image a (C, HW) -> (HW, C) byte transpose
+    in 16x16 SSE2 tiles; threads take blocks of 256 pixels."""
+    cdef intp_t N = x.shape[0], C = x.shape[1], HW = x.shape[2] * x.shape[3]
+    cdef intp_t nblk = (HW + 255) // 256, t
+    if N * C * HW < SERIAL_BYTES:
+        num_threads = 1
+    if N * C * HW == 0:
+        return
+    with nogil:
+        for t in prange(N * nblk, num_threads=num_threads, schedule="static"):
+            qlearn_qconv_nchw_to_nhwc_rows(&x[t // nblk, 0, 0, 0], C, HW,
+                                           (t % nblk) * 256, min(HW, (t % nblk + 1) * 256),
+                                           &out[t // nblk, 0, 0, 0])
 
 
 def im2col(const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C) channels last

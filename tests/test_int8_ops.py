@@ -348,3 +348,15 @@ def test_depthwise3x3_kernel(rng, num_threads, c, stride, pad, dil, simd):
                                 pc.dw_taps, stride, pad, dil, 255, bias_q, mult, 17, 0, 255,
                                 out, simd, num_threads)
     assert_array_equal(out.transpose(0, 3, 1, 2), want)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (2, 3, 5, 7), (1, 16, 4, 4), (2, 17, 9, 11),
+                                   (3, 33, 17, 16), (1, 64, 20, 21)])
+def test_to_channels_last(rng, num_threads, shape):
+    x = rng.integers(0, 256, shape).astype(np.uint8)
+    want = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    got = _packed.channels_last(x, num_threads)
+    assert_array_equal(got, want)
+    out = np.full(want.shape, 0xA5, np.uint8)
+    _packed._qconv.to_channels_last(x, out, num_threads)
+    assert_array_equal(out, want)
