@@ -128,3 +128,24 @@ def test_observer_from_qconfig_runs():
     obs(np.linspace(-1, 1, 100, dtype=np.float32))
     s, z = obs.calculate_qparams()
     assert s.shape == (1,) and 0 <= z[0] <= 127
+
+
+@pytest.mark.parametrize("name", ["default_qat_qconfig", "default_dynamic_qat_qconfig",
+                                  "default_qat_qconfig_v2",
+                                  "default_symmetric_qnnpack_qat_qconfig",
+                                  "default_per_channel_symmetric_qnnpack_qat_qconfig"])
+def test_qat_qconfigs_like_torch(name, torch_mod):
+    _fake_quantize_module()
+    try:
+        mine = getattr(Q, name)
+    except AttributeError as exc:
+        pytest.skip(f"fake_quantize lacks a default: {exc}")
+    assert repr(mine) == torch_repr(torch_mod, getattr(torch_mod.ao.quantization.qconfig, name))
+
+
+def test_float16_qconfigs():
+    obs = Q.float16_dynamic_qconfig.activation()
+    assert obs.dtype is np.float16 and obs.is_dynamic
+    assert Q.float16_static_qconfig.weight().dtype is np.float16
+    with pytest.raises(AttributeError, match="no attribute"):
+        Q.not_a_qconfig  # noqa: B018

@@ -21,19 +21,21 @@ accumulates in 32 bits, so it keeps the full 8 bits.
 """
 from collections import namedtuple
 
-from ..dtypes import per_tensor_affine, qint8  # noqa: F401  (names used in reprs/docs)
+import numpy as np
+
+from ..dtypes import qint8
 from ..nn.modules.module import Module
 from .observer import (
     HistogramObserver,
     MinMaxObserver,
     MovingAverageMinMaxObserver,
     NoopObserver,
+    PlaceholderObserver,
     _PartialWrapper,
     default_debug_observer,
     default_dynamic_quant_observer,
     default_observer,
     default_per_channel_weight_observer,
-    default_placeholder_observer,
     default_reuse_input_observer,
     default_weight_observer,
     per_channel_weight_observer_range_neg_127_to_127,
@@ -44,6 +46,7 @@ __all__ = [
     "QConfig", "QConfigDynamic", "default_qconfig", "default_debug_qconfig",
     "default_per_channel_qconfig", "default_dynamic_qconfig", "per_channel_dynamic_qconfig",
     "default_reuse_input_qconfig", "default_symmetric_qnnpack_qconfig",
+    "float16_dynamic_qconfig", "float16_static_qconfig",
     "default_per_channel_symmetric_qnnpack_qconfig", "default_quint8_weight_qconfig",
     "get_default_qconfig", "get_default_qat_qconfig", "qconfig_equals",
     "SUPPORTED_BACKENDS",
@@ -137,7 +140,46 @@ default_per_channel_symmetric_qnnpack_qconfig = QConfig(
 
 default_quint8_weight_qconfig = QConfig(activation=HistogramObserver, weight=MinMaxObserver)
 
-_placeholder = default_placeholder_observer  # keeps the import used
+
+
+float16_dynamic_qconfig = QConfig(
+    activation=PlaceholderObserver.with_args(dtype=np.float16, is_dynamic=True),
+    weight=PlaceholderObserver.with_args(dtype=np.float16))
+"""Dynamic quantization with weights stored as float16."""
+
+float16_static_qconfig = QConfig(activation=PlaceholderObserver.with_args(dtype=np.float16),
+                                 weight=PlaceholderObserver.with_args(dtype=np.float16))
+"""Activations and weights stored as float16."""
+
+# QAT qconfigs hold fake-quantize factories from qlearn.quantization.fake_quantize, which
+# builds on the observers: they are made on first access (PEP 562 module __getattr__).
+_LAZY_QAT_QCONFIGS = {
+    "default_qat_qconfig": lambda fq: QConfig(activation=fq.default_fake_quant,
+                                              weight=fq.default_weight_fake_quant),
+    "default_dynamic_qat_qconfig": lambda fq: QConfig(
+        activation=fq.default_dynamic_fake_quant, weight=fq.default_weight_fake_quant),
+    "default_qat_qconfig_v2": lambda fq: QConfig(activation=fq.default_fused_act_fake_quant,
+                                                 weight=fq.default_fused_wt_fake_quant),
+    "default_symmetric_qnnpack_qat_qconfig": lambda fq: QConfig(
+        activation=fq.FusedMovingAvgObsFakeQuantize.with_args(
+            observer=MovingAverageMinMaxObserver, quant_min=-128, quant_max=127,
+            dtype=qint8, reduce_range=False, eps=2 ** -12),
+        weight=fq.fused_wt_fake_quant_range_neg_127_to_127),
+    "default_per_channel_symmetric_qnnpack_qat_qconfig": lambda fq: QConfig(
+        activation=fq.FusedMovingAvgObsFakeQuantize.with_args(
+            observer=MovingAverageMinMaxObserver, quant_min=-128, quant_max=127,
+            dtype=qint8, reduce_range=False, eps=2 ** -12),
+        weight=fq.fused_per_channel_wt_fake_quant_range_neg_127_to_127),
+}
+
+
+def __getattr__(name):
+    if name in _LAZY_QAT_QCONFIGS:
+        from . import fake_quantize
+        value = _LAZY_QAT_QCONFIGS[name](fake_quantize)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _check_backend(backend):
