@@ -421,3 +421,13 @@ def test_graph_is_freed_by_reference_counting_alone():
         assert node() is None
     finally:
         gc.enable()
+
+
+def test_max_min_numpy_spelling_returns_values(torch_mod):
+    x0 = np.array([[1.0, 5.0, 2.0], [7.0, 0.0, 7.0]], np.float32)
+    x, tx = ql.tensor(x0, requires_grad=True), torch_mod.tensor(x0, requires_grad=True)
+    (x.max(axis=1).sum() + x.min(axis=0, keepdims=True).sum()).backward()
+    (tx.amax(1).sum() + tx.amin(0, keepdim=True).sum()).backward()
+    np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
+    with pytest.raises(TypeError, match="not both"):
+        x.max(1, axis=1)

@@ -308,17 +308,34 @@ class Tensor:
         d = self - self.mean(dim, keepdim=True)
         return (d * d).sum(dim, keepdim) * np.float32(1.0 / max(n - int(unbiased), 1))
 
-    def max(self, dim=None, keepdim=False):
+    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         """As ``torch.max``: the largest value, or with ``dim`` the pair
-        ``(values, indices)`` (indices an int64 ndarray; the gradient goes to them)."""
+        ``(values, indices)`` (indices an int64 ndarray; the gradient goes to them).
+
+        The NumPy spelling ``max(axis=..., keepdims=...)`` returns the values only, as
+        ``ndarray.max`` does (see :meth:`amax`).
+
+        >>> import qlearn as ql
+        >>> x = ql.tensor([[1.0, 5.0, 2.0]])
+        >>> x.max().item(), x.max(1).indices.tolist(), x.max(axis=1).numpy()
+        (5.0, [1], array([5.], dtype=float32))
+        """
+        if axis is not None or keepdims is not None:
+            if dim is not None:
+                raise TypeError("give `dim` or `axis`, not both")
+            return self.amax(axis, bool(keepdims))
         if dim is None:
             return ops.Amax.apply(self)
         dim = _dim(dim, self.ndim)
         idx = np.argmax(self.data, axis=dim)
         return MaxResult(ops.MaxDim.apply(self, idx, dim, keepdim), idx)
 
-    def min(self, dim=None, keepdim=False):
+    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         """As ``torch.min``: see :meth:`max`."""
+        if axis is not None or keepdims is not None:
+            if dim is not None:
+                raise TypeError("give `dim` or `axis`, not both")
+            return -(-self).amax(axis, bool(keepdims))
         if dim is None:
             return -ops.Amax.apply(-self)
         dim = _dim(dim, self.ndim)
