@@ -22,7 +22,7 @@ from qlearn.quantizers import PACTQuantizer
 
 
 def digits_cnn(seed):
-    np.random.seed(seed)
+    ql.manual_seed(seed)
     return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
                          nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 16, 10))

@@ -17,7 +17,7 @@ from qlearn.quantizers import (ClippedLinearQuantization, DorefaQuantizer, PACTQ
 
 def digits_cnn(seed=0):
     """conv-bn-relu x2, pool, linear: the digits CNN of the training tutorial."""
-    np.random.seed(seed)
+    ql.manual_seed(seed)
     return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
                          nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 16, 10))
