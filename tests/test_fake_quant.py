@@ -262,3 +262,41 @@ def test_lsq_errors():
         _fake_quantize_learnable_per_tensor_affine(x, [-0.1], [0.0], 0, 255)
     with pytest.raises(ValueError, match="one entry per channel"):
         _fake_quantize_learnable_per_channel_affine(x.reshape(2, 2), [0.1], [0.0], 0, 0, 255)
+
+
+# -- properties ---------------------------------------------------------------------------
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@given(shape=st.lists(st.integers(1, 7), min_size=1, max_size=4),
+       bits=st.integers(2, 16), signed=st.booleans(),
+       scale=st.floats(1e-4, 10.0), zp_frac=st.floats(0, 1), seed=st.integers(0, 2 ** 16),
+       threads=st.sampled_from([1, 2]), per_channel=st.booleans(), dtype=st.sampled_from(
+           [np.float32, np.float64]))
+def test_property_fake_quant_equals_reference(shape, bits, signed, scale, zp_frac, seed,
+                                              threads, per_channel, dtype):
+    qmin, qmax = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2 ** bits - 1)
+    zp = int(qmin + round(zp_frac * (qmax - qmin)))
+    rng = np.random.default_rng(seed)
+    x = (rng.normal(0, scale * (qmax - qmin) / 4, shape)
+         + rng.integers(-3, 4, shape) * 0.5 * scale).astype(dtype)
+    before = ql.get_num_threads()
+    ql.set_num_threads(threads)
+    try:
+        if per_channel:
+            axis = int(rng.integers(0, len(shape)))
+            C = shape[axis]
+            scales = rng.uniform(scale / 2, scale * 2, C).astype(np.float32)
+            zps = np.full(C, zp)
+            got = ql.fake_quantize_per_channel_affine(x, scales, zps, axis, qmin, qmax)
+            bshape = [1] * len(shape)
+            bshape[axis] = C
+            want, _ = ref_fake_quant(x, scales.reshape(bshape), zp, qmin, qmax)
+        else:
+            got = ql.fake_quantize_per_tensor_affine(x, scale, zp, qmin, qmax)
+            want, _ = ref_fake_quant(x, scale, zp, qmin, qmax)
+    finally:
+        ql.set_num_threads(before)
+    assert got.dtype == np.float32 and got.shape == tuple(shape)
+    assert_array_equal(got.numpy(), want)

@@ -238,3 +238,19 @@ def test_errors():
     with pytest.raises(ValueError, match="width_multiplier"):
         wrpn_width(8, 0)
     assert wrpn_width(16, 2) == 32
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@given(k=st.integers(1, 16), n=st.integers(1, 300), seed=st.integers(0, 2 ** 16),
+       alpha=st.floats(0.01, 100.0))
+def test_property_quantizers_match_equations(k, n, seed, alpha):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 2 * alpha, n).astype(np.float32)
+    assert_array_equal(dorefa_quantize_activation(x, k).numpy(), ref_dorefa_act(x, k))
+    assert_array_equal(pact_quantize(x, alpha, k).numpy(), ref_pact(x, alpha, k))
+    if k >= 2:
+        assert_array_equal(dorefa_quantize_weight(x, k).numpy(), ref_dorefa_weight(x, k))
+        assert_array_equal(wrpn_quantize_weight(x, k).numpy(), ref_wrpn_weight(x, k))
