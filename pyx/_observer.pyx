@@ -441,3 +441,49 @@ def entropy_search(const float64_t[::1] hist, intp_t levels, intp_t start):
                 best_kl = kl
                 best_i = i
     return int(best_i)
+
+
+# --- HistogramObserver's re-binning when the range grows ---------------------------------
+
+cdef inline float32_t _linspace_at(float32_t start, float32_t end, float32_t step,
+                                   intp_t steps, intp_t i) noexcept nogil:
+    """Entry i of torch.linspace(start, end, steps) in float32 (its scalar formula)."""
+    if i < steps // 2:
+        return start + step * <float32_t> i
+    return end - step * <float32_t> (steps - i - 1)
+
+
+def upscale_histogram(const float64_t[::1] hist,      # IN  (bins,) over [orig_min, orig_max]
+                      float32_t orig_min, float32_t orig_max,
+                      float32_t update_min, float32_t update_max,
+                      intp_t rate,
+                      float64_t[::1] out):            # OUT (bins,) over [update_min, update_max]
+    """out[b] := sum of hist[k // rate] / rate over the pieces k whose centre falls in new
+    bin b (PyTorch's _upscale_histogram: bins * rate equal pieces, centres bucketed into
+    the bins of the wider range, clamped to the end bins)."""
+    cdef intp_t bins = hist.shape[0], nb = out.shape[0], npieces = bins * rate
+    cdef intp_t k, lo, hi, mid_i, b
+    cdef float32_t bin_size = (orig_max - orig_min) / <float32_t> npieces
+    cdef float32_t half = <float32_t> 0.5 * bin_size
+    cdef float32_t ostep = (orig_max - orig_min) / <float32_t> npieces
+    cdef float32_t[::1] bounds = np.empty(nb + 1, np.float32)
+    cdef float32_t nstep = (update_max - update_min) / <float32_t> nb
+    cdef float32_t m
+    with nogil:
+        for b in range(nb + 1):
+            bounds[b] = _linspace_at(update_min, update_max, nstep, nb + 1, b)
+        for b in range(nb):
+            out[b] = 0
+        for k in range(npieces):
+            m = _linspace_at(orig_min, orig_max, ostep, npieces + 1, k) + half
+            lo = 0                      # upper_bound: first boundary > m
+            hi = nb + 1
+            while lo < hi:
+                mid_i = (lo + hi) // 2
+                if bounds[mid_i] <= m:
+                    lo = mid_i + 1
+                else:
+                    hi = mid_i
+            b = lo - 1
+            b = 0 if b < 0 else (nb - 1 if b > nb - 1 else b)
+            out[b] += hist[k // rate] / rate

@@ -137,3 +137,51 @@ def test_non_linear_search_matches_torch(seed, torch_mod):
     width = np.float32(32.0) / np.float32(2048)
     assert np.float32(-2.0) + width * np.float32(start) == t_min.item()
     assert np.float32(-2.0) + width * np.float32(end + 1) == t_max.item()
+
+
+def linspace32_ref(start, end, steps):
+    """torch.linspace in float32, its scalar formula."""
+    start, end = np.float32(start), np.float32(end)
+    step = (end - start) / np.float32(steps - 1)
+    i = np.arange(steps)
+    half = steps // 2
+    lo = start + step * i[:half].astype(np.float32)
+    hi = end - step * (steps - i[half:] - 1).astype(np.float32)
+    return np.concatenate([lo, hi]).astype(np.float32)
+
+
+def upscale_histogram_ref(hist, orig_min, orig_max, update_min, update_max, rate=16):
+    """PyTorch's _upscale_histogram in NumPy: split each bin into `rate` pieces and put
+    each piece in the new bin holding its centre."""
+    bins = hist.size
+    pieces = np.repeat(hist, rate) / rate
+    orig_min, orig_max = np.float32(orig_min), np.float32(orig_max)
+    bin_size = (orig_max - orig_min) / np.float32(bins * rate)
+    mids = linspace32_ref(orig_min, orig_max, bins * rate + 1)[:-1] + np.float32(0.5) * bin_size
+    bounds = linspace32_ref(update_min, update_max, bins + 1)
+    bucket = np.clip(np.searchsorted(bounds, mids, side="right") - 1, 0, bins - 1)
+    return np.bincount(bucket, weights=pieces, minlength=bins)
+
+
+@pytest.mark.parametrize("bins", [1, 7, 2048])
+@pytest.mark.parametrize("ranges", [(-1.0, 1.0, -3.0, 1.5), (0.0, 2.0, 0.0, 2.5),
+                                    (0.25, 0.5, -10.0, 40.0), (1e-3, 2e-3, -1e-3, 2e-3)])
+def test_upscale_histogram(bins, ranges, rng):
+    hist = rng.integers(0, 50, bins).astype(np.float64)
+    out = np.full(bins, -1.0)
+    K.upscale_histogram(hist, *map(np.float32, ranges), 16, out)
+    assert_array_equal(out, upscale_histogram_ref(hist, *ranges))
+    assert out.sum() == pytest.approx(hist.sum())
+
+
+def test_upscale_histogram_matches_torch(torch_mod, rng):
+    from torch.ao.quantization.observer import HistogramObserver
+    obs = HistogramObserver()
+    hist = rng.integers(0, 50, 2048).astype(np.float32)
+    r = [torch_mod.tensor(v) for v in (-1.0, 1.0, -3.0, 1.5)]
+    theirs = obs._upscale_histogram(torch_mod.from_numpy(hist), *r).numpy()
+    out = np.empty(2048)
+    K.upscale_histogram(hist.astype(np.float64), *map(np.float32, (-1.0, 1.0, -3.0, 1.5)),
+                        16, out)
+    # torch's vectorised linspace may round an edge differently: compare the CDFs
+    assert np.abs(np.cumsum(out) - np.cumsum(theirs)).max() <= 1.0

@@ -592,18 +592,6 @@ class MovingAveragePerChannelMinMaxObserver(PerChannelMinMaxObserver):
 
 
 # --- histogram ----------------------------------------------------------------------------
-def _linspace32(start, end, steps):
-    """torch.linspace in float32: start + i*step below the midpoint, end - (n-1-i)*step
-    above it (its scalar formula)."""
-    start, end = np.float32(start), np.float32(end)
-    step = (end - start) / np.float32(steps - 1)
-    i = np.arange(steps)
-    half = steps // 2
-    lo = start + step * i[:half].astype(np.float32)
-    hi = end - step * (steps - i[half:] - 1).astype(np.float32)
-    return np.concatenate([lo, hi]).astype(np.float32)
-
-
 def _histc(x, bins, lo, hi):
     """torch.histc(x, bins, min=lo, max=hi) as float64 counts (x float32, non-empty)."""
     lo, hi = float(lo), float(hi)
@@ -694,16 +682,12 @@ class HistogramObserver(UniformQuantizationObserverBase):
         r"""Re-bin ``histogram`` over ``[orig_min, orig_max]`` into ``self.bins`` bins over
         the wider ``[update_min, update_max]``: each bin is split into ``upsample_rate``
         equal pieces, each piece goes to the new bin holding its centre."""
-        rate = self.upsample_rate
-        pieces = np.repeat(histogram, rate) / rate
-        orig_min, orig_max = np.float32(orig_min), np.float32(orig_max)
-        bin_size = (orig_max - orig_min) / np.float32(self.bins * rate)
-        mid_points = _linspace32(orig_min, orig_max, self.bins * rate + 1)[:-1] \
-            + np.float32(0.5) * bin_size
-        boundaries = _linspace32(update_min, update_max, self.bins + 1)
-        bucket = np.searchsorted(boundaries, mid_points, side="right") - 1
-        bucket = np.clip(bucket, 0, self.bins - 1)
-        return np.bincount(bucket, weights=pieces, minlength=self.bins)
+        out = np.empty(self.bins, np.float64)
+        _kernels.upscale_histogram(np.ascontiguousarray(histogram, np.float64),
+                                   np.float32(orig_min), np.float32(orig_max),
+                                   np.float32(update_min), np.float32(update_max),
+                                   self.upsample_rate, out)
+        return out
 
     def _combine_histograms(self, orig_hist, orig_min, orig_max, update_hist, update_min,
                             update_max):
