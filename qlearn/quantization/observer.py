@@ -104,16 +104,14 @@ def _with_callable_args(cls_or_self, **kwargs):
 # --- input handling -----------------------------------------------------------------------
 def _as_array(x):
     """The observed data as a C-contiguous float32 ndarray (no copy when it already is)."""
-    data = getattr(x, "data", x) if not isinstance(x, np.ndarray) else x
-    if not isinstance(data, np.ndarray):
-        data = x
-    return _validation.as_float32(data, "x")
+    if not isinstance(x, np.ndarray) and isinstance(getattr(x, "data", None), np.ndarray):
+        x = x.data                         # a qlearn.Tensor: its float32 array
+    return _validation.as_float32(x, "x")
 
 
 def _non_finite_error(arr):
     bad = arr.ravel()[~np.isfinite(arr.ravel())][0]
-    return ValueError(f"`x` must be finite to be observed, got a {bad} value (PyTorch's "
-                      f"observers would store it and return NaN qparams)")
+    return ValueError(f"`x` must be finite to be observed, got a {bad} value")
 
 
 def _tensor_minmax(arr):
