@@ -50,6 +50,11 @@ def test_prepare_model_rewrites_weights_and_activations():
     assert "3.float_weight" in sd and "2.alpha" in sd
     with pytest.raises(RuntimeError, match="already"):
         q.prepare_model()
+    opt2 = optim.SGD(digits_cnn().parameters(), lr=0.1)
+    model2 = digits_cnn()
+    PACTQuantizer(model2, opt2, bits_activations=4, act_clip_decay=5e-4).prepare_model()
+    assert opt2.param_groups[-1]["weight_decay"] == 5e-4
+    assert opt2.param_groups[-1]["params"][0] is model2[2].alpha
 
 
 def test_overrides_and_keep_first_last():

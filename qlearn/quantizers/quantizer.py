@@ -173,9 +173,13 @@ class Quantizer:
                                            "bits_bias": bits["bits_bias"]}
                 self._quantize_params_of(mod, bits)
         if new_params and self.optimizer is not None:
-            self.optimizer.add_param_group({"params": new_params})
+            self.optimizer.add_param_group(self._new_param_group(new_params))
         self.prepared = True
         return self.model
+
+    def _new_param_group(self, params):
+        """The optimizer parameter group for parameters the rewrite created."""
+        return {"params": params}
 
     def _replace(self, name, new):
         parent_name, _, child = name.rpartition(".")
@@ -248,6 +252,10 @@ class PACTQuantizer(Quantizer):
     ----------
     act_clip_init_val : float
         Initial :math:`\\alpha` (Distiller's default 8.0).
+    act_clip_decay : float or None
+        L2 weight decay on the clip values in their optimizer parameter group (PACT
+        regularises :math:`\\alpha` to keep it from growing; Distiller's argument of the
+        same name).  ``None`` keeps the optimizer's default.
     **kwargs
         As :class:`Quantizer`.
     """
@@ -255,10 +263,18 @@ class PACTQuantizer(Quantizer):
     param_quantization_fn = staticmethod(dorefa_quantize_weight)
 
     def __init__(self, model, optimizer=None, bits_activations=None, bits_weights=None,
-                 bits_bias=None, overrides=None, keep_first_last=8, act_clip_init_val=8.0):
+                 bits_bias=None, overrides=None, keep_first_last=8, act_clip_init_val=8.0,
+                 act_clip_decay=None):
         super().__init__(model, optimizer, bits_activations, bits_weights, bits_bias,
                          overrides, keep_first_last)
         self.act_clip_init_val = act_clip_init_val
+        self.act_clip_decay = act_clip_decay
+
+    def _new_param_group(self, params):
+        group = {"params": params}
+        if self.act_clip_decay is not None:
+            group["weight_decay"] = float(self.act_clip_decay)
+        return group
 
     def act_replacement(self, num_bits):
         return PACTReLU(num_bits, self.act_clip_init_val)
