@@ -20,7 +20,7 @@ Per-channel tensors are handled as a 3-d view ``(outer, C, inner)``, ``C`` the c
 axis, as in :mod:`_quantize`.
 """
 from cython.parallel cimport prange
-from libc.math cimport fabs, fmax, fmin, nearbyintf
+from libc.math cimport copysignf, fabsf
 from libc.stdlib cimport free, malloc
 
 from _typedefs cimport float32_t, float64_t, int32_t, int64_t, intp_t, uint8_t
@@ -41,6 +41,19 @@ cdef bint USE_AVX2 = qlearn_cpu_has_avx2()
 cdef int64_t F32_EXACT = 1 << 24
 
 
+cdef float32_t TWO_23 = 8388608.0   # 2^23: float32 values at least this large are integers
+
+
+cdef inline float32_t _nearbyint(float32_t v) noexcept nogil:
+    """nearbyintf(v), round half to even, without a libm call (baseline x86-64 has no
+    rounding instruction): for |v| < 2^23, |v| + 2^23 lies in [2^23, 2^24) where float32
+    steps are 1, so the addition itself rounds to the nearest integer, ties to even."""
+    cdef float32_t a = fabsf(v)
+    if not (a < TWO_23):
+        return v        # already an integer, or NaN / infinity
+    return copysignf((a + TWO_23) - TWO_23, v)
+
+
 def set_simd_enabled(bint enabled):
     """Use the AVX2 micro-kernel when ``enabled`` and the CPU has it (tests compare both
     paths in one process); returns whether AVX2 is now in use."""
@@ -52,12 +65,30 @@ def set_simd_enabled(bint enabled):
 cdef inline float32_t _fake_quant_one(float32_t x, float32_t scale, float32_t inv_scale,
                                       int32_t zero_point, int32_t qmin, int32_t qmax,
                                       uint8_t *mask) noexcept nogil:
-    """x_hat = (clamp(nearbyint(x / S) + Z, qmin, qmax) - Z) * S; mask = t in range."""
-    cdef float32_t t = nearbyintf(x * inv_scale) + <float32_t> zero_point
-    cdef float64_t td = t   # compare and clamp in double: int32 bounds are exact there
-    mask[0] = (td >= qmin) and (td <= qmax)
-    cdef float64_t c = fmin(fmax(td, qmin), qmax)   # fmax(NaN, lo) is lo
+    """x_hat = (clamp(nearbyint(x / S) + Z, qmin, qmax) - Z) * S; mask = t in range.
+
+    The clamp and ``(q - Z) * S`` are in double, as ATen computes them: exact for any
+    int32 range.
+    """
+    cdef float32_t t = _nearbyint(x * inv_scale) + <float32_t> zero_point
+    cdef float64_t td = t
+    mask[0] = (td >= qmin) & (td <= qmax)            # branch-free: & not and
+    cdef float64_t c = td if td > qmin else qmin      # maxsd: NaN -> qmin, as fmax
+    c = c if c < qmax else qmax                       # minsd
     return <float32_t> ((c - zero_point) * <float64_t> scale)
+
+
+cdef inline float32_t _fake_quant_one_f32(float32_t x, float32_t scale, float32_t inv_scale,
+                                          float32_t zero_point, float32_t lo, float32_t hi,
+                                          uint8_t *mask) noexcept nogil:
+    """The same in float32 only, valid when |qmin|, |qmax| <= 2^24: then q - Z is exact
+    and the float32 product is the correctly rounded double one.  The plain twin of
+    ``qlearn_fake_quant_f32_avx2``."""
+    cdef float32_t t = _nearbyint(x * inv_scale) + zero_point
+    mask[0] = (t >= lo) & (t <= hi)
+    cdef float32_t c = t if t > lo else lo            # maxss: NaN -> lo
+    c = c if c < hi else hi                           # minss
+    return (c - zero_point) * scale
 
 
 cdef int _fake_quant_run(const float32_t *x, float32_t *out, uint8_t *mask, intp_t n,
@@ -68,9 +99,15 @@ cdef int _fake_quant_run(const float32_t *x, float32_t *out, uint8_t *mask, intp
     cdef int bad = 0
     cdef float32_t one = 1.0
     cdef float32_t inv_scale = one / scale   # 1.0f / S in float32, as ATen
-    if USE_AVX2 and -F32_EXACT <= qmin and qmax <= F32_EXACT:
-        return qlearn_fake_quant_f32_avx2(x, out, mask, n, scale, inv_scale,
-                                          <float> zero_point, <float> qmin, <float> qmax)
+    cdef float32_t zp = <float32_t> zero_point, lo = <float32_t> qmin, hi = <float32_t> qmax
+    cdef bint small = -F32_EXACT <= qmin and qmax <= F32_EXACT
+    if USE_AVX2 and small:
+        return qlearn_fake_quant_f32_avx2(x, out, mask, n, scale, inv_scale, zp, lo, hi)
+    if small:
+        for i in range(n):
+            out[i] = _fake_quant_one_f32(x[i], scale, inv_scale, zp, lo, hi, &mask[i])
+            bad |= (x[i] - x[i]) != 0
+        return bad
     for i in range(n):
         out[i] = _fake_quant_one(x[i], scale, inv_scale, zero_point, qmin, qmax, &mask[i])
         bad |= (x[i] - x[i]) != 0
@@ -151,8 +188,9 @@ cdef inline float32_t _lsq_one(float32_t x, float32_t dy, float32_t scale,
     dy (qmin - Z) or dy (qmax - Z) outside it; dZ = -dy S outside, 0 inside;
     dS and dZ are multiplied by ``grad_factor``.
     """
-    cdef float32_t t = nearbyintf(zero_point + x * inv_scale)
-    cdef float64_t td = fmin(fmax(t, -9.0e18), 9.0e18)   # int64 conversion stays defined
+    cdef float32_t t = _nearbyint(zero_point + x * inv_scale)
+    cdef float64_t td = t if t >= -9.0e18 else -9.0e18   # NaN -> -9e18: the int64
+    td = td if td <= 9.0e18 else 9.0e18                    # conversion stays defined
     cdef int64_t q = <int64_t> td
     cdef int64_t qc = qmin if q < qmin else (qmax if q > qmax else q)
     cdef float32_t x_hat

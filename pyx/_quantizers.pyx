@@ -17,7 +17,7 @@ float64 and then over blocks in a fixed order: results do not depend on the thre
 count.
 """
 from cython.parallel cimport prange
-from libc.math cimport INFINITY, fabs, fmaxf, fminf, nearbyintf, tanh
+from libc.math cimport INFINITY, copysignf, fabs, fabsf, fmaxf, fminf, tanh
 from libc.stdlib cimport free, malloc
 
 from _typedefs cimport float32_t, float64_t, intp_t
@@ -36,6 +36,19 @@ cdef enum:
 cdef bint USE_AVX2 = qlearn_cpu_has_avx2()
 
 
+cdef float32_t TWO_23 = 8388608.0   # 2^23: float32 values at least this large are integers
+
+
+cdef inline float32_t _nearbyint(float32_t v) noexcept nogil:
+    """nearbyintf(v), round half to even, without a libm call (baseline x86-64 has no
+    rounding instruction): for |v| < 2^23, |v| + 2^23 lies in [2^23, 2^24) where float32
+    steps are 1, so the addition itself rounds to the nearest integer, ties to even."""
+    cdef float32_t a = fabsf(v)
+    if not (a < TWO_23):
+        return v        # already an integer, or NaN / infinity
+    return copysignf((a + TWO_23) - TWO_23, v)
+
+
 def set_simd_enabled(bint enabled):
     """Use the AVX2 clip-and-round loop when ``enabled`` and the CPU has it (tests
     compare both paths); returns whether AVX2 is now in use."""
@@ -47,7 +60,9 @@ def set_simd_enabled(bint enabled):
 cdef inline float32_t _clip_round(float32_t x, float32_t lo, float32_t hi, float32_t scale,
                                   float32_t inv_scale) noexcept nogil:
     """nearbyint(clamp(x, lo, hi) / S) * S"""
-    return nearbyintf(fminf(fmaxf(x, lo), hi) * inv_scale) * scale
+    cdef float32_t c = x if x > lo else lo        # maxss: NaN -> lo, as fmaxf
+    c = c if c < hi else hi                       # minss
+    return _nearbyint(c * inv_scale) * scale
 
 
 def clip_round(const float32_t[::1] x,   # IN  n floats
@@ -88,13 +103,11 @@ cdef float64_t _clip_grad_ref(const float32_t *x, const float32_t *g, float32_t 
     its lanes add in another order)."""
     cdef intp_t i
     cdef float64_t total = 0
+    cdef bint inside
     for i in range(n):
-        if x[i] >= lo and (x[i] < hi or (hi_inclusive and x[i] == hi)):
-            out[i] = g[i]
-        else:
-            out[i] = 0
-        if x[i] >= sum_from:
-            total += g[i]
+        inside = (x[i] >= lo) & ((x[i] < hi) | (hi_inclusive & (x[i] == hi)))
+        out[i] = g[i] if inside else 0
+        total += g[i] if x[i] >= sum_from else 0
     return total
 
 
@@ -192,7 +205,7 @@ def dorefa_weight_forward(const float32_t[::1] w,   # IN  n floats
                         v = t[i] / (two * big) + half
                     else:
                         v = half
-                    out[i] = two * (nearbyintf(v * inv_scale) * scale) - one
+                    out[i] = two * (_nearbyint(v * inv_scale) * scale) - one
     finally:
         free(part)
     return big, bad != 0
