@@ -33,6 +33,11 @@ cdef extern from "qconv_kernels.h":
     int qgemm_tile_np(int path) noexcept nogil
     int qlearn_qgemm_rowsum_max(const uint8_t *a, long M, long K, long lda,
                                 int32_t *rowsum, int want_max) noexcept nogil
+    void qlearn_qgemm_tile_indirect(const uint8_t *const *ptrs, long T, long gpt,
+                                    long i0, long mr, const int8_t *packed, long N,
+                                    long Kg, long p0, long npanels, const qgemm_epilogue *e,
+                                    uint8_t *out_u8, long ldc) noexcept nogil
+    int QGEMM_VNNI
     void qlearn_qgemm_tile(int path, const uint8_t *a, long lda, long i0, long mr,
                            const int8_t *packed, long N, long Kg, long p0, long npanels,
                            const qgemm_epilogue *e, uint8_t *out_u8, float *out_f,
@@ -206,8 +211,15 @@ def conv_gemm(int path,
     cdef intp_t ldc = out.strides[0]
     cdef int mr_max = qgemm_tile_mr(path), np_max = qgemm_tile_np(path)
     cdef int nt = max(num_threads, 1)
-    cdef uint8_t[:, ::1] bufs = np.empty((nt, ROWS * lda), dtype=np.uint8)
+    # VNNI with whole 4-byte groups per tap reads the input in place (indirect
+    # convolution): no patch matrix at all, only pointers to channel runs
+    cdef bint indirect = path == QGEMM_VNNI and cg % 4 == 0
+    cdef intp_t T = kh * kw
+    cdef uint8_t[:, ::1] bufs = np.empty((nt, 1 if indirect else ROWS * lda),
+                                         dtype=np.uint8)
     cdef int32_t[:, ::1] sums = np.empty((nt, ROWS), dtype=np.int32)
+    cdef uint8_t[::1] zrow = np.full(max(cg, 1), a_zp, dtype=np.uint8)
+    cdef intp_t[:, ::1] ptrs = np.empty((nt, 6 * T if indirect else 1), dtype=np.intp)
     cdef qgemm_epilogue e
     from ._qgemm import check_path
     check_path(path)
@@ -232,9 +244,72 @@ def conv_gemm(int path,
             tid = _thread_id()
             r0 = b * ROWS
             rows = min(ROWS, M - r0)
+            if indirect:
+                _block_indirect(&x[0, 0, 0, 0], &g, r0, rows, &zrow[0],
+                                <const uint8_t **> &ptrs[tid, 0], Kg, &packed[0], Ng,
+                                P, np_max, &e, any_wzp, &sums[tid, 0], &out[r0, 0], ldc)
+                continue
             _im2col_rows(&x[0, 0, 0, 0], &g, r0, r0 + rows, &bufs[tid, 0])
             _block_gemm(path, &bufs[tid, 0], lda, rows, K, Kg, &packed[0], Ng, P,
                         mr_max, np_max, &e, any_wzp, &sums[tid, 0], &out[r0, 0], ldc)
+
+
+cdef void _block_indirect(const uint8_t *x, const Geometry *g, intp_t r0, intp_t rows,
+                          const uint8_t *zrow, const uint8_t **ptrs, intp_t Kg,
+                          const int8_t *packed, intp_t Ng, intp_t P, int np_max,
+                          const qgemm_epilogue *e0, bint any_wzp, int32_t *rowsum,
+                          uint8_t *out, intp_t ldc) noexcept nogil:
+    """Output pixels r0 .. r0+rows-1 by the indirect VNNI kernel: for each tile of 6
+    pixels, point at the channel run of every tap (or at a run of Za for padding, which
+    is real zero, eq. (3)); row sums (eq. (4)) are summed over the same runs."""
+    cdef qgemm_epilogue e = e0[0]
+    cdef intp_t T = g.kh * g.kw, i0, r, t, n, oy, ox, iy, ix, p0, mr, ky, kx
+    cdef int32_t s
+    cdef const uint8_t **pr
+    e.rowsum = rowsum if any_wzp else NULL
+    # the first pixel's (n, oy, ox), then stepped along: no division per pixel or tap
+    n = r0 // (g.Ho * g.Wo)
+    oy = (r0 // g.Wo) % g.Ho
+    ox = r0 % g.Wo
+    i0 = 0
+    while i0 < rows:
+        mr = min(6, rows - i0)
+        for r in range(mr):
+            pr = ptrs + r * T
+            for ky in range(g.kh):
+                iy = oy * g.sh - g.ph + ky * g.dh
+                for kx in range(g.kw):
+                    ix = ox * g.sw - g.pw + kx * g.dw
+                    if iy < 0 or iy >= g.H or ix < 0 or ix >= g.W:
+                        pr[ky * g.kw + kx] = zrow
+                    else:
+                        pr[ky * g.kw + kx] = x + ((n * g.H + iy) * g.W + ix) * g.C + g.c0
+            ox += 1
+            if ox == g.Wo:
+                ox = 0
+                oy += 1
+                if oy == g.Ho:
+                    oy = 0
+                    n += 1
+            if any_wzp:
+                s = 0
+                for t in range(T):
+                    s = s + _run_sum(ptrs[r * T + t], g.cg)
+                rowsum[i0 + r] = s
+        p0 = 0
+        while p0 < P:
+            qlearn_qgemm_tile_indirect(ptrs, T, g.cg // 4, i0, mr, packed, Ng, Kg, p0,
+                                       min(np_max, P - p0), &e, out, ldc)
+            p0 += np_max
+        i0 += 6
+
+
+cdef inline int32_t _run_sum(const uint8_t *p, intp_t n) noexcept nogil:
+    cdef int32_t s = 0
+    cdef intp_t i
+    for i in range(n):
+        s = s + p[i]
+    return s
 
 
 cdef void _block_gemm(int path, const uint8_t *a, intp_t lda, intp_t rows, intp_t K,

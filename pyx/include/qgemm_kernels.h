@@ -229,6 +229,61 @@ QGEMM_AVX2_FN static void qgemm_epilogue_avx2(
                               ldc);
 }
 
+/* ---- AVX-512 epilogue (VNNI paths): 16 columns at a time, the same float operations as
+ * the scalar one; vpmovusdb packs the clamped int32 to bytes. */
+QGEMM_VNNI_FN static void qgemm_epilogue_avx512(
+        const int32_t *tile, long ldt, long i0, long mr, long j0, long nc,
+        const qgemm_epilogue *e, uint8_t *out_u8, float *out_f, long ldc) {
+    const __m512i za = _mm512_set1_epi32(e->a_zp);
+    const __m512 lo_f = _mm512_set1_ps(-1e9f), hi_f = _mm512_set1_ps(1e9f);
+    const __m512i ozp = _mm512_set1_epi32(e->out_zp);
+    const __m512i lo = _mm512_set1_epi32(e->lo), hi = _mm512_set1_epi32(e->hi);
+    long c16 = nc & ~15L;
+    for (long c = 0; c < c16; c += 16) {
+        long j = j0 + c;
+        const __m512i zcol = _mm512_mullo_epi32(za, _mm512_loadu_si512(e->colsum + j));
+        const __m512i wzp = e->rowsum ? _mm512_loadu_si512(e->wzp + j)
+                                      : _mm512_setzero_si512();
+        if (out_u8) {
+            const __m512 bq = e->bias_q ? _mm512_loadu_ps(e->bias_q + j)
+                                        : _mm512_setzero_ps();
+            const __m512 m = _mm512_loadu_ps(e->mult + j);
+            for (long r = 0; r < mr; r++) {
+                __m512i raw = _mm512_sub_epi32(
+                    _mm512_loadu_si512(tile + r * ldt + c), zcol);
+                if (e->rowsum)
+                    raw = _mm512_sub_epi32(raw, _mm512_mullo_epi32(
+                        _mm512_set1_epi32(e->rowsum[i0 + r]), wzp));
+                __m512 x = _mm512_cvtepi32_ps(raw);
+                if (e->bias_q) x = _mm512_add_ps(x, bq);
+                x = _mm512_mul_ps(x, m);
+                x = _mm512_min_ps(_mm512_max_ps(x, lo_f), hi_f);
+                __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(x), ozp);
+                q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
+                _mm_storeu_si128((__m128i *)(out_u8 + (i0 + r) * ldc + j),
+                                 _mm512_cvtusepi32_epi8(q));
+            }
+        } else {
+            const __m512 fs = _mm512_loadu_ps(e->fscale + j);
+            const __m512 fb = e->fbias ? _mm512_loadu_ps(e->fbias + j) : _mm512_setzero_ps();
+            for (long r = 0; r < mr; r++) {
+                __m512i raw = _mm512_sub_epi32(
+                    _mm512_loadu_si512(tile + r * ldt + c), zcol);
+                if (e->rowsum)
+                    raw = _mm512_sub_epi32(raw, _mm512_mullo_epi32(
+                        _mm512_set1_epi32(e->rowsum[i0 + r]), wzp));
+                __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(raw), fs);
+                if (e->fbias) y = _mm512_add_ps(y, fb);
+                if (e->relu) y = _mm512_max_ps(y, _mm512_setzero_ps());
+                _mm512_storeu_ps(out_f + (i0 + r) * ldc + j, y);
+            }
+        }
+    }
+    if (c16 < nc)
+        qgemm_epilogue_avx2(tile + c16, ldt, i0, mr, j0 + c16, nc - c16, e, out_u8, out_f,
+                            ldc);
+}
+
 /* ---- AVX2 micro-kernel: MR rows x 16 columns, vpmaddubsw + vpmaddwd ------------------ */
 /* EXACT selects eq. (7): A = lo + 128 hi so that no int16 pair sum saturates.
  * Accumulators are named variables (not an array) so that GCC keeps them in registers;
@@ -348,6 +403,60 @@ typedef void (*qgemm_vnni_fn)(const uint8_t *, long, const int8_t *, long, long,
 static const qgemm_vnni_fn QGEMM_VNNI_TABLE[6][4] = {
     QGEMM_VNNI_TROW(1), QGEMM_VNNI_TROW(2), QGEMM_VNNI_TROW(3), QGEMM_VNNI_TROW(4),
     QGEMM_VNNI_TROW(5), QGEMM_VNNI_TROW(6)};
+
+/* ---- AVX512-VNNI indirect micro-kernel (convolution without a patch matrix) ---------
+ * Row r of the tile reads tap t of its patch from ptrs[r * T + t]: a run of gpt * 4
+ * bytes (a channel run of the channels-last input, or a run of Za for padding).  The
+ * packed weight's depth order is (tap, channel), so tap t's groups are consecutive. */
+#define QGEMM_IND_ROW_FMA(r)                                                              \
+    if (MR > r) {                                                                        \
+        __m512i av = _mm512_set1_epi32(qgemm_load4(ar##r + 4 * g));                      \
+        c##r##0 = _mm512_dpbusd_epi32(c##r##0, av, b0);                                  \
+        if (NP > 1) c##r##1 = _mm512_dpbusd_epi32(c##r##1, av, b1);                      \
+        if (NP > 2) c##r##2 = _mm512_dpbusd_epi32(c##r##2, av, b2);                      \
+        if (NP > 3) c##r##3 = _mm512_dpbusd_epi32(c##r##3, av, b3);                      \
+    }
+#define QGEMM_IND_PTR(r) const uint8_t *ar##r = MR > r ? ptrs[r * T + t] : ptrs[t];
+
+QGEMM_INLINE QGEMM_VNNI_FN void qgemm_tile_vnni_ind_body(
+        const uint8_t *const *ptrs, long T, long gpt, const int8_t *bp,
+        long panel_stride, int32_t *tile, const int MR, const int NP) {
+    QGEMM_VNNI_ZERO(0) QGEMM_VNNI_ZERO(1) QGEMM_VNNI_ZERO(2)
+    QGEMM_VNNI_ZERO(3) QGEMM_VNNI_ZERO(4) QGEMM_VNNI_ZERO(5)
+    for (long t = 0; t < T; t++) {
+        QGEMM_IND_PTR(0) QGEMM_IND_PTR(1) QGEMM_IND_PTR(2)
+        QGEMM_IND_PTR(3) QGEMM_IND_PTR(4) QGEMM_IND_PTR(5)
+        const int8_t *bt = bp + t * gpt * 64;
+        for (long g = 0; g < gpt; g++) {
+            const int8_t *bg = bt + g * 64;
+            __m512i b0 = _mm512_loadu_si512((const void *)bg), b1 = b0, b2 = b0, b3 = b0;
+            if (NP > 1) b1 = _mm512_loadu_si512((const void *)(bg + panel_stride));
+            if (NP > 2) b2 = _mm512_loadu_si512((const void *)(bg + 2 * panel_stride));
+            if (NP > 3) b3 = _mm512_loadu_si512((const void *)(bg + 3 * panel_stride));
+            QGEMM_IND_ROW_FMA(0) QGEMM_IND_ROW_FMA(1) QGEMM_IND_ROW_FMA(2)
+            QGEMM_IND_ROW_FMA(3) QGEMM_IND_ROW_FMA(4) QGEMM_IND_ROW_FMA(5)
+        }
+    }
+    QGEMM_VNNI_STORE(0) QGEMM_VNNI_STORE(1) QGEMM_VNNI_STORE(2)
+    QGEMM_VNNI_STORE(3) QGEMM_VNNI_STORE(4) QGEMM_VNNI_STORE(5)
+}
+
+#define QGEMM_IND_INST(MR, NP) \
+QGEMM_VNNI_FN static void qgemm_tile_vnni_ind_##MR##_##NP(const uint8_t *const *ptrs, \
+        long T, long gpt, const int8_t *bp, long ps, int32_t *tile) { \
+    qgemm_tile_vnni_ind_body(ptrs, T, gpt, bp, ps, tile, MR, NP); }
+#define QGEMM_IND_ROW(MR) QGEMM_IND_INST(MR, 1) QGEMM_IND_INST(MR, 2) \
+    QGEMM_IND_INST(MR, 3) QGEMM_IND_INST(MR, 4)
+QGEMM_IND_ROW(1) QGEMM_IND_ROW(2) QGEMM_IND_ROW(3) QGEMM_IND_ROW(4) QGEMM_IND_ROW(5)
+QGEMM_IND_ROW(6)
+
+typedef void (*qgemm_ind_fn)(const uint8_t *const *, long, long, const int8_t *, long,
+                             int32_t *);
+#define QGEMM_IND_TROW(MR) {qgemm_tile_vnni_ind_##MR##_1, qgemm_tile_vnni_ind_##MR##_2, \
+    qgemm_tile_vnni_ind_##MR##_3, qgemm_tile_vnni_ind_##MR##_4}
+static const qgemm_ind_fn QGEMM_IND_TABLE[6][4] = {
+    QGEMM_IND_TROW(1), QGEMM_IND_TROW(2), QGEMM_IND_TROW(3), QGEMM_IND_TROW(4),
+    QGEMM_IND_TROW(5), QGEMM_IND_TROW(6)};
 #endif  /* QLEARN_HAVE_X86_SIMD */
 
 /* Tile shapes of each path: rows per tile (MR) and panels per tile (NP). */
@@ -371,7 +480,7 @@ static void qlearn_qgemm_tile(int path, const uint8_t *a, long lda, long i0, lon
     if (j0 + nc > N) nc = N - j0;
     if (path == QGEMM_VNNI) {
         QGEMM_VNNI_TABLE[mr - 1][np - 1](arow, lda, bp, Kg, panel_stride, tile);
-        qgemm_epilogue_avx2(tile, np * QGEMM_NR, i0, mr, j0, nc, e, out_u8, out_f, ldc);
+        qgemm_epilogue_avx512(tile, np * QGEMM_NR, i0, mr, j0, nc, e, out_u8, out_f, ldc);
     } else {
         /* AVX2: np panels one after the other */
         for (long p = 0; p < np; p++) {
@@ -385,6 +494,26 @@ static void qlearn_qgemm_tile(int path, const uint8_t *a, long lda, long i0, lon
 #else
     (void)path; (void)a; (void)lda; (void)i0; (void)mr; (void)packed; (void)N; (void)Kg;
     (void)p0; (void)np; (void)e; (void)out_u8; (void)out_f; (void)ldc;
+#endif
+}
+
+/* One indirect VNNI tile: rows [i0, i0+mr) of the output (their patch pointers at
+ * ptrs[(r) * T + t], r < mr), panels [p0, p0+np).  Same epilogue as a GEMM tile. */
+static void qlearn_qgemm_tile_indirect(const uint8_t *const *ptrs, long T, long gpt,
+                                       long i0, long mr, const int8_t *packed, long N,
+                                       long Kg, long p0, long np, const qgemm_epilogue *e,
+                                       uint8_t *out_u8, long ldc) {
+#if QLEARN_HAVE_X86_SIMD
+    int32_t tile[QGEMM_MAX_TILE] __attribute__((aligned(64)));
+    long panel_stride = Kg * 64;
+    long j0 = p0 * QGEMM_NR, nc = np * QGEMM_NR;
+    if (j0 + nc > N) nc = N - j0;
+    QGEMM_IND_TABLE[mr - 1][np - 1](ptrs, T, gpt, packed + p0 * panel_stride,
+                                    panel_stride, tile);
+    qgemm_epilogue_avx512(tile, np * QGEMM_NR, i0, mr, j0, nc, e, out_u8, NULL, ldc);
+#else
+    (void)ptrs; (void)T; (void)gpt; (void)i0; (void)mr; (void)packed; (void)N; (void)Kg;
+    (void)p0; (void)np; (void)e; (void)out_u8; (void)ldc;
 #endif
 }
 
