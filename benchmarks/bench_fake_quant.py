@@ -11,9 +11,9 @@ import argparse
 import warnings
 
 import numpy as np
+from _timing import markdown_table, time_alternating, write_results
 
 import qlearn as ql
-from _timing import markdown_table, time_alternating, write_results
 from qlearn.quantizers import pact_quantize
 
 try:
@@ -50,7 +50,8 @@ def main():
                     "qlearn": lambda: ql.fake_quantize_per_tensor_affine(x, 0.02, 128, 0, 255),
                     "numpy": lambda: numpy_fake_quant(x, 0.02, 128, 0, 255)},
                 "fake_quant per-channel": {
-                    "qlearn": lambda: ql.fake_quantize_per_channel_affine(xc, scales, zps, 0, 0, 255)},
+                    "qlearn": lambda: ql.fake_quantize_per_channel_affine(
+                        xc, scales, zps, 0, 0, 255)},
                 "fake_quant fwd+bwd": {
                     "qlearn": lambda: ql.fake_quantize_per_tensor_affine(
                         ql.tensor(x, requires_grad=True), 0.02, 128, 0, 255).backward(g)},

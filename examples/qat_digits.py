@@ -2,16 +2,15 @@
 
 Trains the float CNN (conv-bn-relu x2, pool, linear), then fine-tunes copies of it with
 4-bit DoReFa weights and 4-bit PACT activations (PACTQuantizer; Adam, learning rate
-1e-3 halved after each epoch), once with every layer at 4 bits and once with Distiller's default of 8-bit first and last layers, and prints the
-test accuracies next to the float model's.
+1e-3 halved after each epoch), once with every layer at 4 bits and once with the default
+of 8-bit first and last layers, and prints the test accuracies next to the float
+model's.
 
     python examples/qat_digits.py [--float-epochs 8] [--qat-epochs 4] [--seed 0]
 """
 import argparse
 import copy
 import time
-
-import numpy as np
 
 import qlearn as ql
 import qlearn.nn as nn

@@ -6,8 +6,10 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import qlearn as ql
 from qlearn._ext import _fake_quant
-from qlearn.fake_quant import (_fake_quantize_learnable_per_channel_affine,
-                               _fake_quantize_learnable_per_tensor_affine)
+from qlearn.fake_quant import (
+    _fake_quantize_learnable_per_channel_affine,
+    _fake_quantize_learnable_per_tensor_affine,
+)
 
 RANGES = [(0, 255), (-128, 127), (0, 15), (-8, 7), (-2 ** 31, 2 ** 31 - 1)]
 

@@ -10,9 +10,15 @@ import qlearn as ql
 import qlearn.nn as nn
 import qlearn.nn.functional as F
 import qlearn.optim as optim
-from qlearn.quantizers import (ClippedLinearQuantization, DorefaQuantizer, PACTQuantizer,
-                               PACTReLU, WRPNQuantizer, dorefa_quantize_weight,
-                               wrpn_quantize_weight)
+from qlearn.quantizers import (
+    ClippedLinearQuantization,
+    DorefaQuantizer,
+    PACTQuantizer,
+    PACTReLU,
+    WRPNQuantizer,
+    dorefa_quantize_weight,
+    wrpn_quantize_weight,
+)
 
 
 def digits_cnn(seed=0):

@@ -6,9 +6,15 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import qlearn as ql
-from qlearn.quantizers import (PACTReLU, dorefa_quantize_activation, dorefa_quantize_weight,
-                               pact_quantize, wrpn_quantize_activation,
-                               wrpn_quantize_weight, wrpn_width)
+from qlearn.quantizers import (
+    PACTReLU,
+    dorefa_quantize_activation,
+    dorefa_quantize_weight,
+    pact_quantize,
+    wrpn_quantize_activation,
+    wrpn_quantize_weight,
+    wrpn_width,
+)
 
 BITS = [1, 2, 3, 4, 8]
 

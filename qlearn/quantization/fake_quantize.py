@@ -26,16 +26,30 @@ from .._ext import _fake_quant
 from .._ext._openmp import get_num_threads
 from .._ext._qtensor import _channel_view_shape
 from ..autograd import Tensor
-from ..dtypes import (per_channel_affine, per_channel_symmetric, per_tensor_affine,
-                      per_tensor_symmetric, qint8, quint8)
-from ..fake_quant import (_fake_quantize_learnable_per_channel_affine,
-                          _fake_quantize_learnable_per_tensor_affine,
-                          fake_quantize_per_channel_affine, fake_quantize_per_tensor_affine)
+from ..dtypes import (
+    per_channel_affine,
+    per_channel_symmetric,
+    per_tensor_affine,
+    per_tensor_symmetric,
+    qint8,
+    quint8,
+)
+from ..fake_quant import (
+    _fake_quantize_learnable_per_channel_affine,
+    _fake_quantize_learnable_per_tensor_affine,
+    fake_quantize_per_channel_affine,
+    fake_quantize_per_tensor_affine,
+)
 from ..nn import Module, Parameter
-from .observer import (FixedQParamsObserver, HistogramObserver, MovingAverageMinMaxObserver,
-                       MovingAveragePerChannelMinMaxObserver, _with_args,
-                       default_fixed_qparams_range_0to1_observer,
-                       default_fixed_qparams_range_neg1to1_observer)
+from .observer import (
+    FixedQParamsObserver,
+    HistogramObserver,
+    MovingAverageMinMaxObserver,
+    MovingAveragePerChannelMinMaxObserver,
+    _with_args,
+    default_fixed_qparams_range_0to1_observer,
+    default_fixed_qparams_range_neg1to1_observer,
+)
 
 __all__ = [
     "FakeQuantizeBase", "FakeQuantize", "FixedQParamsFakeQuantize",

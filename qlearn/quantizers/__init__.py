@@ -7,10 +7,19 @@ Functions take ``(x, num_bits[, alpha])`` and return a fake-quantized
 """
 from .dorefa import dorefa_quantize_activation, dorefa_quantize_weight
 from .pact import PACTReLU, pact_quantize
-from .quantizer import (ClippedLinearQuantization, DorefaQuantizer, PACTQuantizer,
-                        Quantizer, WRPNQuantizer)
-from .range_linear import (linear_dequantize, linear_quantization_params, linear_quantize,
-                           range_linear_quantize)
+from .quantizer import (
+                        ClippedLinearQuantization,
+                        DorefaQuantizer,
+                        PACTQuantizer,
+                        Quantizer,
+                        WRPNQuantizer,
+)
+from .range_linear import (
+                        linear_dequantize,
+                        linear_quantization_params,
+                        linear_quantize,
+                        range_linear_quantize,
+)
 from .wrpn import wrpn_quantize_activation, wrpn_quantize_weight, wrpn_width
 
 __all__ = ["dorefa_quantize_activation", "dorefa_quantize_weight", "pact_quantize",

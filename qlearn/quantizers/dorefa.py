@@ -30,8 +30,7 @@ In qlearn's convention :math:`r = S (q - Z)` this is :math:`Z = 0`,
 The gradient passes straight through the rounding (STE); the clip and the ``tanh``
 transform (including the max) are differentiated, as Distiller does.
 """
-from ._ste import (ClipRoundSTE, DorefaBinaryWeightSTE, DorefaWeightSTE, as_input,
-                   check_num_bits)
+from ._ste import ClipRoundSTE, DorefaBinaryWeightSTE, DorefaWeightSTE, as_input, check_num_bits
 
 __all__ = ["dorefa_quantize_activation", "dorefa_quantize_weight"]
 

@@ -234,8 +234,12 @@ class DorefaQuantizer(Quantizer):
     ...                       nn.Linear(8, 2))
     >>> q = DorefaQuantizer(model, bits_activations=4, bits_weights=4)
     >>> _ = q.prepare_model()
-    >>> dict(q.module_qbits["2"]), dict(q.module_qbits["4"]), type(model[1]).__name__
-    ({'bits_weights': 4, 'bits_bias': None}, {'bits_weights': 8, 'bits_bias': None}, 'ClippedLinearQuantization')
+    >>> q.module_qbits["2"]                 # the middle layer
+    {'bits_weights': 4, 'bits_bias': None}
+    >>> q.module_qbits["4"]                 # the last layer keeps 8 bits
+    {'bits_weights': 8, 'bits_bias': None}
+    >>> type(model[1]).__name__
+    'ClippedLinearQuantization'
     """
 
     param_quantization_fn = staticmethod(dorefa_quantize_weight)

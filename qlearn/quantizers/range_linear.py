@@ -163,10 +163,7 @@ def linear_quantization_params(min_val, max_val, num_bits, mode="symmetric"):
     """
     qmin, qmax = quant_range(num_bits, mode)
     symmetric = mode.startswith("symmetric")
-    if num_bits <= 8:
-        dtype = qint8 if qmin < 0 else quint8
-    else:
-        dtype = qint32
+    dtype = (qint8 if qmin < 0 else quint8) if num_bits <= 8 else qint32
     scale, zero_point = calculate_qparams(
         np.float32(min_val), np.float32(max_val), dtype,
         per_tensor_symmetric if symmetric else per_tensor_affine, qmin, qmax,
