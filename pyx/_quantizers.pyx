@@ -17,7 +17,7 @@ float64 and then over blocks in a fixed order: results do not depend on the thre
 count.
 """
 from cython.parallel cimport prange
-from libc.math cimport INFINITY, copysignf, fabs, fabsf, fmaxf, fminf, tanh
+from libc.math cimport INFINITY, copysignf, fabs, fabsf, fmaxf, tanh
 from libc.stdlib cimport free, malloc
 
 from _typedefs cimport float32_t, float64_t, intp_t
