@@ -197,10 +197,12 @@ def conv_gemm(int path,
               int num_threads):
     """out[(n, oy, ox), j] := eq. (6) of eq. (4) over the patches of x, fused.
 
-    Each thread takes blocks of ``ROWS`` output pixels, writes their patches (as
-    :func:`im2col`) into its own cache-resident buffer, forms their row sums (when some
-    ``Zw != 0``), and runs the micro-kernel tiles of :func:`qlearn._ext._qgemm.gemm`
-    on them: the patch matrix is never materialized whole, and the patches and the
+    Each thread takes blocks of ``ROWS`` output pixels.  With ``path`` VNNI and
+    ``cg % 4 == 0`` the indirect micro-kernel reads every tap's channel run in place
+    (padding points at a run of ``Za``); otherwise the block's patches are written (as
+    :func:`im2col`) into the thread's cache-resident buffer and the GEMM tiles of
+    :func:`qlearn._ext._qgemm.gemm` run on it.  Row sums are formed per block when some
+    ``Zw != 0``.  The patch matrix is never materialized whole, and the patches and the
     GEMM share one parallel region.  Returns nothing; every output cell is written.
     """
     cdef intp_t K = kh * kw * cg, Kg = (K + 3) // 4, lda = 4 * Kg
