@@ -97,43 +97,49 @@ cdef void _im2col_rows(const uint8_t *x, const Geometry *g, intp_t r0, intp_t r1
                        uint8_t *dst) noexcept nogil:
     """Rows r0 .. r1-1 (output pixels (n, oy, ox) flattened) of the patch matrix into
     dst (r1 - r0, lda); x is the whole (N, H, W, C) channels-last input."""
+    # the geometry in locals: stores through uint8_t pointers could alias *g, which
+    # would make the compiler reload every field after every copy
+    cdef intp_t H = g.H, W = g.W, C = g.C, Ho = g.Ho, Wo = g.Wo, c0 = g.c0, cg = g.cg
+    cdef intp_t lda = g.lda, kh = g.kh, kw = g.kw, sh = g.sh, sw = g.sw
+    cdef intp_t ph = g.ph, pw = g.pw, dh = g.dh, dw = g.dw
+    cdef uint8_t a_zp = g.a_zp
     cdef intp_t r, n, oy, ox, ky, kx, iy, ix, ix0, base
-    cdef intp_t Kc = g.kh * g.kw * g.cg
-    cdef bint whole_rows = g.dw == 1 and g.cg == g.C
+    cdef intp_t Kc = kh * kw * cg, run = kw * cg
+    cdef bint whole_rows = dw == 1 and cg == C
     cdef const uint8_t *src
     cdef uint8_t *d
     # the pixel (n, oy, ox) of row r0, then stepped along: no division per row
-    n = r0 // (g.Ho * g.Wo)
-    oy = (r0 // g.Wo) % g.Ho
-    ox = r0 % g.Wo - 1
+    n = r0 // (Ho * Wo)
+    oy = (r0 // Wo) % Ho
+    ox = r0 % Wo - 1
     for r in range(r0, r1):
         ox += 1
-        if ox == g.Wo:
+        if ox == Wo:
             ox = 0
             oy += 1
-            if oy == g.Ho:
+            if oy == Ho:
                 oy = 0
                 n += 1
-        d = dst + (r - r0) * g.lda
-        ix0 = ox * g.sw - g.pw
-        for ky in range(g.kh):
-            iy = oy * g.sh - g.ph + ky * g.dh
-            base = ky * g.kw * g.cg
-            if iy < 0 or iy >= g.H:
-                memset(d + base, g.a_zp, g.kw * g.cg)
+        d = dst + (r - r0) * lda
+        ix0 = ox * sw - pw
+        for ky in range(kh):
+            iy = oy * sh - ph + ky * dh
+            base = ky * run
+            if iy < 0 or iy >= H:
+                memset(d + base, a_zp, run)
                 continue
-            src = x + ((n * g.H + iy) * g.W) * g.C + g.c0
-            if whole_rows and ix0 >= 0 and ix0 + g.kw <= g.W:
-                qlearn_qconv_copy(d + base, src + ix0 * g.C, g.kw * g.cg)
+            src = x + ((n * H + iy) * W) * C + c0
+            if whole_rows and ix0 >= 0 and ix0 + kw <= W:
+                qlearn_qconv_copy(d + base, src + ix0 * C, run)
                 continue
-            for kx in range(g.kw):
-                ix = ix0 + kx * g.dw
-                if ix < 0 or ix >= g.W:
-                    memset(d + base + kx * g.cg, g.a_zp, g.cg)
+            for kx in range(kw):
+                ix = ix0 + kx * dw
+                if ix < 0 or ix >= W:
+                    memset(d + base + kx * cg, a_zp, cg)
                 else:
-                    qlearn_qconv_copy(d + base + kx * g.cg, src + ix * g.C, g.cg)
-        if g.lda > Kc:
-            memset(d + Kc, 0, g.lda - Kc)
+                    qlearn_qconv_copy(d + base + kx * cg, src + ix * C, cg)
+        for kx in range(Kc, lda):              # at most 3 bytes of depth padding
+            d[kx] = 0
 
 
 def to_channels_last(const uint8_t[:, :, :, ::1] x,   # IN  (N, C, H, W)
