@@ -31,11 +31,20 @@ import time
 import warnings
 from functools import partial
 
-import numpy as np
+# Each contender has its own thread pool (qlearn's and PyTorch's libgomp, OpenBLAS, ONNX
+# Runtime), and an idle pool keeps spinning for a while after its call: OpenBLAS by
+# default for ~2**28 cycles.  Timed alternately on 2 cores, one contender's spinning
+# worker would steal the core the next contender's second thread needs.  So every pool
+# is told to go to sleep promptly when idle (set before the libraries load; values
+# already in the environment win).
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
-import qlearn as ql
-import qlearn.nn.quantized as nnq
-from qlearn.nn.quantized._packed import gemm_path
+import numpy as np  # noqa: E402
+
+import qlearn as ql  # noqa: E402
+import qlearn.nn.quantized as nnq  # noqa: E402
+from qlearn.nn.quantized._packed import gemm_path  # noqa: E402
 
 try:
     import torch
@@ -138,6 +147,7 @@ def _ort_session(graph, threads):
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(model.SerializeToString(), opts,
                                 providers=["CPUExecutionProvider"])
 
@@ -208,7 +218,7 @@ def time_round_robin(fns, rounds, min_time):
         for name, fn in fns.items():
             # let the previous contender's idle worker threads stop spinning (each
             # runtime has its own pool; a spinning pool steals the second core)
-            time.sleep(0.003)
+            time.sleep(0.01)
             t0 = time.perf_counter()
             for _ in range(reps[name]):
                 fn()
@@ -303,6 +313,8 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = ap.parse_args(argv)
     meta = {"command": "python benchmarks/bench_int8.py" + (" --quick" if args.quick else ""),
+            "OPENBLAS_THREAD_TIMEOUT": os.environ["OPENBLAS_THREAD_TIMEOUT"],
+            "GOMP_SPINCOUNT": os.environ["GOMP_SPINCOUNT"],
             "qlearn_path": gemm_path(), "cpu": platform.processor() or platform.machine(),
             "torch": getattr(torch, "__version__", None),
             "onnxruntime": getattr(ort, "__version__", None), "numpy": np.__version__}
