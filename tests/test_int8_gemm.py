@@ -7,6 +7,8 @@ kernel forgot to write show up.
 """
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 
 from qlearn._ext import _qgemm
@@ -133,7 +135,7 @@ def test_vpmaddubsw_would_saturate_without_the_exact_variant():
     """Document the hazard: the int16 pair sum the plain AVX2 sequence forms."""
     pair = 255 * -128 + 255 * -128
     assert pair < np.iinfo(np.int16).min          # -65280 < -32768: saturates
-    assert 127 * -128 * 2 >= np.iinfo(np.int16).min   # 7-bit activations cannot
+    assert np.iinfo(np.int16).min <= 127 * -128 * 2   # 7-bit activations cannot
 
 
 @pytest.mark.parametrize("amax", [127, 255])
@@ -199,3 +201,15 @@ def test_unknown_or_unavailable_path_is_refused(rng):
     if "vnni" not in PATHS:
         with pytest.raises(ValueError, match="VNNI"):
             _qgemm.check_path(_qgemm.VNNI)
+
+
+@given(m=st.integers(1, 20), k=st.integers(1, 70), n=st.integers(1, 70),
+       a_zp=st.integers(0, 255), out_zp=st.integers(0, 255),
+       wzp=st.sampled_from(["zero", "tensor", "channel"]), amax=st.sampled_from([127, 255]),
+       path=st.sampled_from(PATHS), threads=st.sampled_from([1, 2]),
+       seed=st.integers(0, 2**32 - 1))
+def test_gemm_property(m, k, n, a_zp, out_zp, wzp, amax, path, threads, seed):
+    """Any shape, zero points, activation range, path and thread count: eq. (3) + (6)."""
+    p = Problem(np.random.default_rng(seed), m, k, n, a_zp=a_zp, wzp_kind=wzp, amax=amax)
+    got, _ = p.run(path, out_zp=out_zp, lo=0, hi=255, num_threads=threads)
+    assert_same(got, p.expected(out_zp, 0, 255), p)
