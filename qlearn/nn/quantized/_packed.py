@@ -97,20 +97,22 @@ def require_quantized(x, who, name="input"):
     return x
 
 
-_last_qparams = [None, None]
+_last_qparams = (None, None)     # (key, validated pair), replaced as one object
 
 
 def _check_out_qparams(scale, zero_point):
     """Validated output ``(scale, zero_point)``; a module passes the same pair call after
     call, so the last validated pair is remembered."""
+    global _last_qparams
     plain = type(scale) is float and type(zero_point) is int
     key = (scale, zero_point)
-    if plain and _last_qparams[0] == key:
-        return _last_qparams[1]
+    last = _last_qparams
+    if plain and last[0] == key:
+        return last[1]
     checked = (V.check_scale(scale, "scale"),
                V.check_zero_point(zero_point, 0, 255, "zero_point"))
     if plain:
-        _last_qparams[0], _last_qparams[1] = key, checked
+        _last_qparams = (key, checked)
     return checked
 
 
@@ -186,8 +188,9 @@ class _PackedGemmWeight:
         cached = getattr(self, "_requant_cache", None)
         if cached is not None and cached[0] == key:
             return cached[1]
-        self._requant_cache = (key, self._requant_constants(a_scale, out_scale))
-        return self._requant_cache[1]
+        value = self._requant_constants(a_scale, out_scale)
+        self._requant_cache = (key, value)      # one object: safe across threads
+        return value
 
     def _requant_constants(self, a_scale, out_scale):
         atws = np.float32(a_scale) * self.w_scale                 # Sa Sw[j], float32
