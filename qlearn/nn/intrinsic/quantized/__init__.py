@@ -12,8 +12,8 @@ class LinearReLU(_Linear):
     whose requantization clamps at :math:`Z_o` (real 0).
 
     >>> import qlearn.nn.intrinsic.quantized as nniq
-    >>> nniq.LinearReLU(4, 2)
-    QuantizedLinearReLU(in_features=4, out_features=2, scale=1.0, zero_point=0, qscheme=qlearn.per_tensor_affine)
+    >>> nniq.LinearReLU(4, 2)   # doctest: +ELLIPSIS
+    QuantizedLinearReLU(in_features=4, out_features=2, scale=1.0, zero_point=0, qscheme=...)
     """
 
     _NAME = "QuantizedLinearReLU"

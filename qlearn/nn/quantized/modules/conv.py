@@ -31,8 +31,8 @@ class Conv2d(Module):
     Examples
     --------
     >>> import qlearn.nn.quantized as nnq
-    >>> nnq.Conv2d(3, 8, 3, stride=2, padding=1)
-    QuantizedConv2d(3, 8, kernel_size=(3, 3), stride=(2, 2), scale=1.0, zero_point=0, padding=(1, 1))
+    >>> nnq.Conv2d(3, 8, 3, stride=2, padding=1)   # doctest: +ELLIPSIS
+    QuantizedConv2d(3, 8, kernel_size=(3, 3), stride=(2, 2), scale=1.0, ...)
     """
 
     _NAME = "QuantizedConv2d"

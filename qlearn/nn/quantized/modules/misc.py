@@ -195,10 +195,7 @@ class FloatFunctional(Module):
 
     def add_relu(self, x, y):
         r = x + y
-        if isinstance(r, np.ndarray):
-            r = np.maximum(r, np.float32(0))
-        else:
-            r = r.relu()
+        r = np.maximum(r, np.float32(0)) if isinstance(r, np.ndarray) else r.relu()
         return self._post(r)
 
 

@@ -23,8 +23,11 @@ class Linear(Module):
     --------
     >>> import qlearn.nn.quantized.dynamic as nnqd
     >>> m = nnqd.Linear(4, 2)
-    >>> m
-    DynamicQuantizedLinear(in_features=4, out_features=2, dtype=qlearn.qint8, qscheme=qlearn.per_tensor_affine)
+    >>> print(repr(m).replace(", ", ",\n"))
+    DynamicQuantizedLinear(in_features=4,
+    out_features=2,
+    dtype=qlearn.qint8,
+    qscheme=qlearn.per_tensor_affine)
     >>> m.set_weight_bias(ql.quantize_per_tensor(np.ones((2, 4)), 0.1, 0, ql.qint8),
     ...                   np.array([0.0, 1.0], np.float32))
     >>> np.round(m(np.array([[1.0, 2.0, 3.0, 4.0]], np.float32)), 1)
