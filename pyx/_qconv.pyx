@@ -28,6 +28,7 @@ cdef extern from "qconv_kernels.h":
         const float *fbias
         int relu
     int qlearn_cpu_has_avx2() noexcept nogil
+    int qlearn_cpu_has_avx512vnni() noexcept nogil
     int QGEMM_AVX2, QGEMM_AVX2_EXACT, QGEMM_NR
     int qgemm_tile_mr(int path) noexcept nogil
     int qgemm_tile_np(int path) noexcept nogil
@@ -352,13 +353,14 @@ def depthwise3x3(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels las
                  const float32_t[::1] mult,     # IN  (C,)
                  int32_t out_zp, int32_t lo, int32_t hi,
                  uint8_t[:, :, :, ::1] out,     # OUT (N, Ho, Wo, C) channels last
-                 bint simd, int num_threads):
+                 int simd, int num_threads):
     """out[n, oy, ox, c] := eq. (6) of sum_t (x - Za)[n, oy s+ky d-p, ox s+kx d-p, c] wz[t, c]
 
     The input is copied once into a padded buffer whose padding holds ``Za`` (real
     zero); the kernel sums ``x wz`` and the epilogue subtracts ``Za sum wz`` (eq. (9)).
-    ``simd`` selects the AVX2 kernel (pairs of taps through vpmaddwd) over the plain
-    loop.  Each thread owns whole output rows.
+    ``simd`` selects the plain loop (0), the AVX2 kernel with pairs of taps through
+    vpmaddwd (1), or that kernel with an AVX-512 epilogue (2).  Each thread owns whole
+    output rows.
     """
     cdef intp_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef intp_t Ho = out.shape[1], Wo = out.shape[2]
@@ -370,8 +372,12 @@ def depthwise3x3(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels las
     cdef int16_t[::1] wpk = np.zeros(max(1, (C // 16) * 5 * 2 * 16), dtype=np.int16)
     cdef qgemm_epilogue e
     cdef intp_t n, y, row, tid
+    if simd not in (0, 1, 2):
+        raise ValueError(f"`simd` must be 0, 1 or 2, got {simd}")
     if simd and not qlearn_cpu_has_avx2():
-        raise ValueError("`simd=True` needs AVX2, which this CPU lacks")
+        raise ValueError("`simd` 1 or 2 needs AVX2, which this CPU lacks")
+    if simd == 2 and not qlearn_cpu_has_avx512vnni():
+        raise ValueError("`simd=2` needs AVX-512, which this CPU lacks")
     if N == 0 or C == 0:
         return
     qlearn_qconv_dw_pack(&wz[0, 0], C, &wpk[0])

@@ -188,7 +188,8 @@ QGEMM_AVX2_FN static void qconv_dw3x3_row_avx2(const uint8_t *xp, long Wp, long 
 }
 #endif
 
-/* One output row: accumulate, then requantize (eq. (6)) into out (Wo, ldc). */
+/* One output row: accumulate, then requantize (eq. (6)) into out (Wo, ldc).
+ * simd: 0 plain loops, 1 AVX2, 2 AVX2 kernel + AVX-512 epilogue. */
 static void qlearn_qconv_dw3x3_row(int simd, const uint8_t *xp, long Wp, long C,
                                    const int32_t *wz, const int16_t *wpk, long oy, long Wo,
                                    int stride, int dil, int32_t *acc,
@@ -196,7 +197,10 @@ static void qlearn_qconv_dw3x3_row(int simd, const uint8_t *xp, long Wp, long C,
 #if QLEARN_HAVE_X86_SIMD
     if (simd) {
         qconv_dw3x3_row_avx2(xp, Wp, C, wz, wpk, oy, Wo, stride, dil, acc);
-        qgemm_epilogue_avx2(acc, C, 0, Wo, 0, C, e, out, NULL, ldc);
+        if (simd == 2)          /* AVX-512 available: 16 outputs per step */
+            qgemm_epilogue_avx512(acc, C, 0, Wo, 0, C, e, out, NULL, ldc);
+        else
+            qgemm_epilogue_avx2(acc, C, 0, Wo, 0, C, e, out, NULL, ldc);
         return;
     }
 #endif

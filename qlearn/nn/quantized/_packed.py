@@ -435,7 +435,7 @@ def conv2d_apply(x, pc, scale, zero_point, relu=False, who="quantized conv2d"):
             bias_q, mult = _conv_requant(pc, x.q_scale(), scale)
             _qconv.depthwise3x3(xi, pc.dw_taps, pc.stride[0], pc.padding[0],
                                 pc.dilation[0], a_zp, bias_q, mult, zero_point, lo, 255,
-                                out, True, nt)
+                                out, 2 if path == "vnni" else 1, nt)
         else:
             _conv_gemm(xi, pc, x.q_scale(), a_zp, scale, zero_point, lo, out, nt, path)
     return QTensor(out.transpose(0, 3, 1, 2), quint8, per_tensor_affine, scale, zero_point)
