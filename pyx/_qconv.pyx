@@ -44,6 +44,11 @@ cdef extern from "qconv_kernels.h":
                            const qgemm_epilogue *e, uint8_t *out_u8, float *out_f,
                            long ldc) noexcept nogil
     void qlearn_qconv_copy(uint8_t *d, const uint8_t *s, long n) noexcept nogil
+    void qlearn_qconv_im2col_rows(const uint8_t *x, long H, long W, long C, long Ho,
+                                  long Wo, long c0, long cg, long lda, long kh, long kw,
+                                  long sh, long sw, long ph, long pw, long dh, long dw,
+                                  uint8_t a_zp, long r0, long r1,
+                                  uint8_t *dst) noexcept nogil
     void qlearn_qconv_nchw_row_to_nhwc(const uint8_t *src, long C, long HW, long W,
                                        uint8_t *dst) noexcept nogil
     void qlearn_qconv_nchw_to_nhwc_rows(const uint8_t *src, long C, long HW, long p0,
@@ -94,53 +99,13 @@ cdef Geometry _geometry(const uint8_t[:, :, :, ::1] x, intp_t c0, intp_t cg, int
     return g
 
 
-cdef void _im2col_rows(const uint8_t *x, const Geometry *g, intp_t r0, intp_t r1,
-                       uint8_t *dst) noexcept nogil:
+cdef inline void _im2col_rows(const uint8_t *x, const Geometry *g, intp_t r0, intp_t r1,
+                              uint8_t *dst) noexcept nogil:
     """Rows r0 .. r1-1 (output pixels (n, oy, ox) flattened) of the patch matrix into
-    dst (r1 - r0, lda); x is the whole (N, H, W, C) channels-last input."""
-    # the geometry in locals: stores through uint8_t pointers could alias *g, which
-    # would make the compiler reload every field after every copy
-    cdef intp_t H = g.H, W = g.W, C = g.C, Ho = g.Ho, Wo = g.Wo, c0 = g.c0, cg = g.cg
-    cdef intp_t lda = g.lda, kh = g.kh, kw = g.kw, sh = g.sh, sw = g.sw
-    cdef intp_t ph = g.ph, pw = g.pw, dh = g.dh, dw = g.dw
-    cdef uint8_t a_zp = g.a_zp
-    cdef intp_t r, n, oy, ox, ky, kx, iy, ix, ix0, base
-    cdef intp_t Kc = kh * kw * cg, run = kw * cg
-    cdef bint whole_rows = dw == 1 and cg == C
-    cdef const uint8_t *src
-    cdef uint8_t *d
-    # the pixel (n, oy, ox) of row r0, then stepped along: no division per row
-    n = r0 // (Ho * Wo)
-    oy = (r0 // Wo) % Ho
-    ox = r0 % Wo - 1
-    for r in range(r0, r1):
-        ox += 1
-        if ox == Wo:
-            ox = 0
-            oy += 1
-            if oy == Ho:
-                oy = 0
-                n += 1
-        d = dst + (r - r0) * lda
-        ix0 = ox * sw - pw
-        for ky in range(kh):
-            iy = oy * sh - ph + ky * dh
-            base = ky * run
-            if iy < 0 or iy >= H:
-                memset(d + base, a_zp, run)
-                continue
-            src = x + ((n * H + iy) * W) * C + c0
-            if whole_rows and ix0 >= 0 and ix0 + kw <= W:
-                qlearn_qconv_copy(d + base, src + ix0 * C, run)
-                continue
-            for kx in range(kw):
-                ix = ix0 + kx * dw
-                if ix < 0 or ix >= W:
-                    memset(d + base + kx * cg, a_zp, cg)
-                else:
-                    qlearn_qconv_copy(d + base + kx * cg, src + ix * C, cg)
-        for kx in range(Kc, lda):              # at most 3 bytes of depth padding
-            d[kx] = 0
+    dst (r1 - r0, lda); x is the whole (N, H, W, C) channels-last input (the loop is
+    ``qlearn_qconv_im2col_rows`` in ``qconv_kernels.h``)."""
+    qlearn_qconv_im2col_rows(x, g.H, g.W, g.C, g.Ho, g.Wo, g.c0, g.cg, g.lda, g.kh, g.kw,
+                             g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.a_zp, r0, r1, dst)
 
 
 def to_channels_last(const uint8_t[:, :, :, ::1] x,   # IN  (N, C, H, W)
