@@ -11,7 +11,7 @@ Equation numbers refer to ``docs/int8.rst``.
 import numpy as np
 
 from cython.parallel cimport prange
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy
 
 from _typedefs cimport float32_t, int8_t, int16_t, int32_t, intp_t, uint8_t
 
