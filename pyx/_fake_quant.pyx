@@ -20,13 +20,12 @@ Per-channel tensors are handled as a 3-d view ``(outer, C, inner)``, ``C`` the c
 axis, as in :mod:`_quantize`.
 """
 from cython.parallel cimport prange
-from libc.math cimport copysignf, fabsf
 from libc.stdlib cimport free, malloc
 
+from _rounding cimport nearbyint32
 from _typedefs cimport float32_t, float64_t, int32_t, int64_t, intp_t, uint8_t
 
 cdef extern from "fake_quant_avx2.h":
-    int qlearn_cpu_has_avx2() noexcept nogil
     int qlearn_fake_quant_f32_avx2(const float *x, float *out, uint8_t *mask, long n,
                                    float scale, float inv_scale, float zero_point,
                                    float qmin, float qmax) noexcept nogil
@@ -35,31 +34,11 @@ cdef enum:
     # Work is split into blocks of this many elements; below it a kernel runs serially.
     BLOCK = 32768
 
-cdef bint USE_AVX2 = qlearn_cpu_has_avx2()
+include "_simd_switch.pxi"
+
 # The AVX2 kernel works in float32 only; that equals the double arithmetic of the
 # scalar loop when every integer involved is exact in float32.
 cdef int64_t F32_EXACT = 1 << 24
-
-
-cdef float32_t TWO_23 = 8388608.0   # 2^23: float32 values at least this large are integers
-
-
-cdef inline float32_t _nearbyint(float32_t v) noexcept nogil:
-    """nearbyintf(v), round half to even, without a libm call (baseline x86-64 has no
-    rounding instruction): for |v| < 2^23, |v| + 2^23 lies in [2^23, 2^24) where float32
-    steps are 1, so the addition itself rounds to the nearest integer, ties to even."""
-    cdef float32_t a = fabsf(v)
-    if not (a < TWO_23):
-        return v        # already an integer, or NaN / infinity
-    return copysignf((a + TWO_23) - TWO_23, v)
-
-
-def set_simd_enabled(bint enabled):
-    """Use the AVX2 micro-kernel when ``enabled`` and the CPU has it (tests compare both
-    paths in one process); returns whether AVX2 is now in use."""
-    global USE_AVX2
-    USE_AVX2 = enabled and qlearn_cpu_has_avx2()
-    return USE_AVX2
 
 
 cdef inline float32_t _fake_quant_one(float32_t x, float32_t scale, float32_t inv_scale,
@@ -70,7 +49,7 @@ cdef inline float32_t _fake_quant_one(float32_t x, float32_t scale, float32_t in
     The clamp and ``(q - Z) * S`` are in double, as ATen computes them: exact for any
     int32 range.
     """
-    cdef float32_t t = _nearbyint(x * inv_scale) + <float32_t> zero_point
+    cdef float32_t t = nearbyint32(x * inv_scale) + <float32_t> zero_point
     cdef float64_t td = t
     mask[0] = (td >= qmin) & (td <= qmax)            # branch-free: & not and
     cdef float64_t c = td if td > qmin else qmin      # maxsd: NaN -> qmin, as fmax
@@ -84,7 +63,7 @@ cdef inline float32_t _fake_quant_one_f32(float32_t x, float32_t scale, float32_
     """The same in float32 only, valid when |qmin|, |qmax| <= 2^24: then q - Z is exact
     and the float32 product is the correctly rounded double one.  The plain twin of
     ``qlearn_fake_quant_f32_avx2``."""
-    cdef float32_t t = _nearbyint(x * inv_scale) + zero_point
+    cdef float32_t t = nearbyint32(x * inv_scale) + zero_point
     mask[0] = (t >= lo) & (t <= hi)
     cdef float32_t c = t if t > lo else lo            # maxss: NaN -> lo
     c = c if c < hi else hi                           # minss
@@ -188,7 +167,7 @@ cdef inline float32_t _lsq_one(float32_t x, float32_t dy, float32_t scale,
     dy (qmin - Z) or dy (qmax - Z) outside it; dZ = -dy S outside, 0 inside;
     dS and dZ are multiplied by ``grad_factor``.
     """
-    cdef float32_t t = _nearbyint(zero_point + x * inv_scale)
+    cdef float32_t t = nearbyint32(zero_point + x * inv_scale)
     cdef float64_t td = t if t >= -9.0e18 else -9.0e18   # NaN -> -9e18: the int64
     td = td if td <= 9.0e18 else 9.0e18                    # conversion stays defined
     cdef int64_t q = <int64_t> td

@@ -16,13 +16,13 @@ is quantized in one pass.
 import numpy as np
 
 from cython.parallel cimport prange
-from libc.math cimport fmaf, nearbyintf, fminf, fmaxf
+from libc.math cimport fmaf, fminf, fmaxf
 
+from _rounding cimport nearbyint32
 from _typedefs cimport (float32_t, float64_t, int8_t, int32_t, int64_t, intp_t, qstore_t,
                         uint8_t)
 
 cdef extern from "quantize_avx2.h":
-    int qlearn_cpu_has_avx2() noexcept nogil
     int qlearn_quantize_q8_avx2(const float *x, void *out, long n, float inv_scale,
                                  int zero_point, int qmin, int qmax, int fused,
                                  int is_signed) noexcept nogil
@@ -40,15 +40,7 @@ cdef enum:
     # Per-channel rows shorter than this get per-element parameters (see above).
     SHORT_ROW = 32
 
-cdef bint USE_AVX2 = qlearn_cpu_has_avx2()
-
-
-def set_simd_enabled(bint enabled):
-    """Use the AVX2 micro-kernels when ``enabled`` and the CPU has them (tests compare
-    both paths in one process); returns whether AVX2 is now in use."""
-    global USE_AVX2
-    USE_AVX2 = enabled and qlearn_cpu_has_avx2()
-    return USE_AVX2
+include "_simd_switch.pxi"
 
 
 cdef inline int64_t _quantize_one(float32_t x, float32_t inv_scale, float32_t zero_point,
@@ -62,7 +54,7 @@ cdef inline int64_t _quantize_one(float32_t x, float32_t inv_scale, float32_t ze
         t = x * inv_scale + zero_point       # two roundings (-ffp-contract=off keeps it so)
     # Clamp in float first so that the integer conversion cannot overflow; for qint32,
     # float(qmax) rounds up to 2**31, hence the second clamp in int64.
-    t = nearbyintf(fminf(fmaxf(t, lo), hi))
+    t = nearbyint32(fminf(fmaxf(t, lo), hi))
     cdef int64_t q = <int64_t> t
     return qmin if q < qmin else (qmax if q > qmax else q)
 

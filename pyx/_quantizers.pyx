@@ -17,13 +17,13 @@ float64 and then over blocks in a fixed order: results do not depend on the thre
 count.
 """
 from cython.parallel cimport prange
-from libc.math cimport INFINITY, copysignf, fabs, fabsf, fmaxf, tanh
+from libc.math cimport INFINITY, fabs, fmaxf, tanh
 from libc.stdlib cimport free, malloc
 
+from _rounding cimport nearbyint32
 from _typedefs cimport float32_t, float64_t, intp_t
 
 cdef extern from "fake_quant_avx2.h":
-    int qlearn_cpu_has_avx2() noexcept nogil
     int qlearn_clip_round_f32_avx2(const float *x, float *out, long n, float lo, float hi,
                                    float scale, float inv_scale) noexcept nogil
     double qlearn_clip_grad_f32_avx2(const float *x, const float *g, float *out, long n,
@@ -33,28 +33,7 @@ cdef extern from "fake_quant_avx2.h":
 cdef enum:
     BLOCK = 32768
 
-cdef bint USE_AVX2 = qlearn_cpu_has_avx2()
-
-
-cdef float32_t TWO_23 = 8388608.0   # 2^23: float32 values at least this large are integers
-
-
-cdef inline float32_t _nearbyint(float32_t v) noexcept nogil:
-    """nearbyintf(v), round half to even, without a libm call (baseline x86-64 has no
-    rounding instruction): for |v| < 2^23, |v| + 2^23 lies in [2^23, 2^24) where float32
-    steps are 1, so the addition itself rounds to the nearest integer, ties to even."""
-    cdef float32_t a = fabsf(v)
-    if not (a < TWO_23):
-        return v        # already an integer, or NaN / infinity
-    return copysignf((a + TWO_23) - TWO_23, v)
-
-
-def set_simd_enabled(bint enabled):
-    """Use the AVX2 clip-and-round loop when ``enabled`` and the CPU has it (tests
-    compare both paths); returns whether AVX2 is now in use."""
-    global USE_AVX2
-    USE_AVX2 = enabled and qlearn_cpu_has_avx2()
-    return USE_AVX2
+include "_simd_switch.pxi"
 
 
 cdef inline float32_t _clip_round(float32_t x, float32_t lo, float32_t hi, float32_t scale,
@@ -62,7 +41,7 @@ cdef inline float32_t _clip_round(float32_t x, float32_t lo, float32_t hi, float
     """nearbyint(clamp(x, lo, hi) / S) * S"""
     cdef float32_t c = x if x > lo else lo        # maxss: NaN -> lo, as fmaxf
     c = c if c < hi else hi                       # minss
-    return _nearbyint(c * inv_scale) * scale
+    return nearbyint32(c * inv_scale) * scale
 
 
 def clip_round(const float32_t[::1] x,   # IN  n floats
@@ -205,7 +184,7 @@ def dorefa_weight_forward(const float32_t[::1] w,   # IN  n floats
                         v = t[i] / (two * big) + half
                     else:
                         v = half
-                    out[i] = two * (_nearbyint(v * inv_scale) * scale) - one
+                    out[i] = two * (nearbyint32(v * inv_scale) * scale) - one
     finally:
         free(part)
     return big, bad != 0
