@@ -11,9 +11,9 @@ import sys
 import warnings
 
 import numpy as np
+from _timing import markdown_table, time_alternating, write_results
 
 import qlearn as ql
-from _timing import markdown_table, time_alternating, write_results
 
 try:
     import torch
@@ -46,7 +46,8 @@ def cases(n, rng):
         tqc = torch.quantize_per_channel(txc, ts, tz, 0, torch.quint8)
         peers = {
             "quantize per-tensor": lambda: torch.quantize_per_tensor(tx, 0.02, 128, torch.quint8),
-            "quantize per-channel": lambda: torch.quantize_per_channel(txc, ts, tz, 0, torch.quint8),
+            "quantize per-channel": lambda: torch.quantize_per_channel(
+                txc, ts, tz, 0, torch.quint8),
             "quantize per-channel, axis last": lambda: torch.quantize_per_channel(
                 tx.reshape(-1, C), ts, tz, 1, torch.quint8),
             "dequantize per-tensor": tq.dequantize,
@@ -92,9 +93,8 @@ def main(argv=None):
     table = markdown_table(header, rows)
     print(table)
     out = write_results("quantize", table, records)
-    print(f"\n(written to {out}/quantize.md and .json; torch "
-          f"{'%s' % torch.__version__ if torch is not None else 'not installed'})",
-          file=sys.stderr)
+    peer = torch.__version__ if torch is not None else "not installed"
+    print(f"\n(written to {out}/quantize.md and .json; torch {peer})", file=sys.stderr)
 
 
 if __name__ == "__main__":

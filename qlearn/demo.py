@@ -63,9 +63,9 @@ def demo_observers():
 
 def demo_training():
     try:
+        import qlearn.nn.functional as F
         from qlearn import nn, optim
         from qlearn.datasets import load_digits
-        import qlearn.nn.functional as F
     except ImportError:
         return
     try:

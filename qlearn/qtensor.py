@@ -15,7 +15,7 @@ from . import _validation as V
 from ._ext import _quantize
 from ._ext._openmp import get_num_threads
 from ._ext._qtensor import QTensor, _channel_view_shape
-from .dtypes import (per_channel_affine, per_tensor_affine, qint8, qint32, quint8)
+from .dtypes import per_channel_affine, per_tensor_affine, qint8, qint32, quint8
 
 __all__ = ["QTensor", "quantize_per_tensor", "quantize_per_channel", "dequantize"]
 
@@ -32,8 +32,8 @@ def quantize_per_tensor(input, scale, zero_point, dtype):
 
     .. math::
 
-       q = \operatorname{clamp}\big(\operatorname{nearbyint}(x \cdot S^{-1} + Z),\ q_{min},\ q_{max}\big),
-       \qquad S^{-1} = 1 / \mathrm{float32}(S)
+       q = \operatorname{clamp}\big(\operatorname{nearbyint}(x \cdot S^{-1} + Z),
+       \ q_{min},\ q_{max}\big), \qquad S^{-1} = 1 / \mathrm{float32}(S)
 
     Parameters
     ----------

@@ -23,8 +23,8 @@ import zipfile
 
 import numpy as np
 
-from .dtypes import DTYPES, QSCHEMES
 from ._ext._qtensor import QTensor
+from .dtypes import DTYPES, QSCHEMES
 
 __all__ = ["save", "load"]
 

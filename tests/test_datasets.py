@@ -14,7 +14,7 @@ def test_load_digits_shapes_split_and_seed():
     d = load_digits()
     assert d.x_train.shape == (1438, 1, 8, 8) and d.x_test.shape == (359, 1, 8, 8)
     assert d.x_train.dtype == np.float32 and d.y_test.dtype == np.int64
-    assert 0.0 <= d.x_train.min() and d.x_train.max() == 1.0
+    assert d.x_train.min() >= 0.0 and d.x_train.max() == 1.0
     assert set(np.unique(d.y_test)) == set(range(10))
     counts = np.bincount(d.y_test)
     assert counts.min() >= 35 and counts.max() <= 37            # stratified
@@ -77,5 +77,6 @@ def test_progress_falls_back_silently_without_tqdm(monkeypatch, capsys):
 
 def test_progress_uses_tqdm_when_installed():
     tqdm = pytest.importorskip("tqdm")
-    bar = progress(range(2), disable=False, file=open("/dev/null", "w"))
-    assert isinstance(bar, tqdm.tqdm) and list(bar) == [0, 1]
+    with open("/dev/null", "w") as devnull:
+        bar = progress(range(2), disable=False, file=devnull)
+        assert isinstance(bar, tqdm.tqdm) and list(bar) == [0, 1]

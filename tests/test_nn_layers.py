@@ -3,12 +3,14 @@ layer's Function against float64 finite differences, each module against torch w
 same weights (outputs and gradients to 1e-4 relative)."""
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import qlearn as ql
 from qlearn import nn
+from qlearn._ext import _im2col, _pool
 from qlearn.autograd import gradcheck
 from qlearn.nn import functional as F
-from qlearn._ext import _im2col, _pool
 
 
 # -- NumPy references, written as the equations ------------------------------------------
@@ -227,7 +229,7 @@ def test_batch_norm_train_and_eval_match_torch(cls, shape, kwargs, torch_mod, rn
             if tm.bias is not None:
                 tm.bias.uniform_(-1, 1)
     _copy_from_torch(qm, tm)
-    for step in range(3):   # running statistics follow torch's over several batches
+    for _ in range(3):   # running statistics follow torch's over several batches
         x = (rng.standard_normal(shape) * 2 + 1).astype(np.float32)
         qout = qm(x)
         tout = tm(torch.tensor(x))
@@ -472,7 +474,6 @@ def test_argument_errors_are_clear():
 
 
 # -- properties over random geometries ---------------------------------------------------
-from hypothesis import given, strategies as st  # noqa: E402
 
 
 def conv_ref(x, w, b, S, P, D, G):

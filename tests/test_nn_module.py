@@ -52,7 +52,7 @@ def test_registries_and_attribute_routing():
     del m.fc
     assert "fc" not in m._parameters
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        m.nope
+        _ = m.nope
     assert "steps" in dir(m)
     with pytest.raises(AttributeError, match="before Module.__init__"):
         class Bad(nn.Module):
@@ -185,7 +185,7 @@ def test_state_dict_shares_data_and_load_round_trips():
     assert isinstance(m.state_dict(keep_vars=True)["a.fc.weight"], nn.Parameter)
     res = m2.load_state_dict(sd)
     assert res.missing_keys == [] and res.unexpected_keys == []
-    for (n, p), (_, p2) in zip(m.named_parameters(), m2.named_parameters()):
+    for (_, p), (_, p2) in zip(m.named_parameters(), m2.named_parameters()):
         np.testing.assert_array_equal(p.numpy(), p2.numpy())
     x = np.ones((2, 3), np.float32)
     np.testing.assert_array_equal(m(x).numpy(), m2(x).numpy())

@@ -15,7 +15,7 @@ TORCH_NAMES = {"quint8": "quint8", "qint8": "qint8", "qint32": "qint32"}
 def to_torch_kwargs(torch, kw):
     out = {}
     for k, v in kw.items():
-        if isinstance(v, ql.QDType) or isinstance(v, ql.QScheme):
+        if isinstance(v, (ql.QDType, ql.QScheme)):
             v = getattr(torch, v.name)
         out[k] = v
     return out

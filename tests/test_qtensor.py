@@ -5,7 +5,8 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.testing import assert_array_equal
 
@@ -348,7 +349,8 @@ def test_threads_setting_is_validated():
 
 
 def test_show_config_reports_build():
-    text = ql.show_config(file=open(os.devnull, "w"))
+    with open(os.devnull, "w") as devnull:
+        text = ql.show_config(file=devnull)
     assert "openmp" in text and "simd" in text and "threads" in text
 
 

@@ -15,8 +15,7 @@ import numpy as np
 
 from .._ext import _im2col, _pool
 from .._ext._openmp import get_num_threads
-from ..autograd import Function, Tensor
-from ..autograd import ops
+from ..autograd import Function, Tensor, ops
 from ..autograd.random import get_generator
 
 __all__ = ["linear", "conv2d", "batch_norm", "relu", "relu6", "hardtanh", "leaky_relu",

@@ -138,7 +138,8 @@ class PercentileObserver(_HistogramCalibrator):
 
 
 def _expected_mse(centers, counts, lo, hi, obs):
-    r"""The expected error E of MSEObserver for each candidate range ``(lo[k], hi[k])`` (vectorised over k)."""
+    r"""The expected error E of MSEObserver for each candidate range ``(lo[k], hi[k])``
+    (vectorised over k)."""
     scale, zp = calculate_qparams(lo, hi, obs.dtype, obs.qscheme, obs.quant_min,
                                   obs.quant_max, float(obs.eps[0]), obs.has_customized_qrange)
     s = scale.astype(np.float64)[:, None]

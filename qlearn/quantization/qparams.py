@@ -173,8 +173,9 @@ def calculate_qparams(min_val, max_val, dtype=quint8, qscheme=None, quant_min=0,
         return np.array([1.0], np.float32), np.array([0], np.int64)
     if np.any(min_val > max_val):
         i = int(np.argmax(np.atleast_1d(min_val > max_val)))
-        raise ValueError(f"`min_val` must not exceed `max_val`, got min {np.atleast_1d(min_val)[i]} "
-                         f"> max {np.atleast_1d(max_val)[i]} (entry {i})")
+        lo, hi = np.atleast_1d(min_val)[i], np.atleast_1d(max_val)[i]
+        raise ValueError(f"`min_val` must not exceed `max_val`, got min {lo} > max {hi} "
+                         f"(entry {i})")
 
     zero = np.float32(0)
     eps32 = np.float32(eps)

@@ -11,9 +11,9 @@ import math
 
 import numpy as np
 
+from ...autograd import cat, stack
 from .. import functional as F
 from .. import init
-from ...autograd import cat, stack
 from ..parameter import Parameter
 from ._utils import check_factory_kwargs
 from .module import Module
