@@ -349,6 +349,54 @@ static const qgemm_avx2_fn QGEMM_AVX2_TABLE[2][4] = {
     {qgemm_tile_avx2_1_0, qgemm_tile_avx2_2_0, qgemm_tile_avx2_3_0, qgemm_tile_avx2_4_0},
     {qgemm_tile_avx2_1_1, qgemm_tile_avx2_2_1, qgemm_tile_avx2_3_1, qgemm_tile_avx2_4_1}};
 
+/* ---- VNNI epilogue straight from the accumulator registers ----------------------------
+ * Where one 16-column accumulator of the tile goes: eq. (4)'s zero-point terms, then
+ * eq. (6) (uint8) or eq. (8) (float), the same float operations as the scalar epilogue;
+ * columns past N are masked off. */
+typedef struct {
+    const qgemm_epilogue *e;
+    long i0, j0, nc, ldc;        /* first row / column of the tile, its valid columns */
+    uint8_t *out_u8;
+    float *out_f;
+} qgemm_outctx;
+
+QGEMM_INLINE QGEMM_VNNI_FN void qgemm_vnni_out(__m512i acc, long r, long p,
+                                              const qgemm_outctx *oc) {
+    const qgemm_epilogue *e = oc->e;
+    long ncols = oc->nc - 16 * p;
+    if (ncols <= 0) return;
+    __mmask16 m = ncols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << ncols) - 1u);
+    long i = oc->i0 + r, j = oc->j0 + 16 * p;
+    __m512i raw = _mm512_sub_epi32(acc, _mm512_mullo_epi32(
+        _mm512_set1_epi32(e->a_zp), _mm512_maskz_loadu_epi32(m, e->colsum + j)));
+    if (e->rowsum)
+        raw = _mm512_sub_epi32(raw, _mm512_mullo_epi32(
+            _mm512_set1_epi32(e->rowsum[i]), _mm512_maskz_loadu_epi32(m, e->wzp + j)));
+    __m512 x = _mm512_cvtepi32_ps(raw);
+    if (oc->out_u8) {
+        if (e->bias_q) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, e->bias_q + j));
+        x = _mm512_mul_ps(x, _mm512_maskz_loadu_ps(m, e->mult + j));
+        x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-1e9f)), _mm512_set1_ps(1e9f));
+        __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(x), _mm512_set1_epi32(e->out_zp));
+        q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(e->lo)),
+                             _mm512_set1_epi32(e->hi));
+        _mm512_mask_cvtusepi32_storeu_epi8(oc->out_u8 + i * oc->ldc + j, m, q);
+    } else {
+        __m512 y = _mm512_mul_ps(x, _mm512_maskz_loadu_ps(m, e->fscale + j));
+        if (e->fbias) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m, e->fbias + j));
+        if (e->relu) y = _mm512_max_ps(y, _mm512_setzero_ps());
+        _mm512_mask_storeu_ps(oc->out_f + i * oc->ldc + j, m, y);
+    }
+}
+
+#define QGEMM_VNNI_OUT(r)                                                                \
+    if (MR > r) {                                                                        \
+        qgemm_vnni_out(c##r##0, r, 0, oc);                                               \
+        if (NP > 1) qgemm_vnni_out(c##r##1, r, 1, oc);                                   \
+        if (NP > 2) qgemm_vnni_out(c##r##2, r, 2, oc);                                   \
+        if (NP > 3) qgemm_vnni_out(c##r##3, r, 3, oc);                                   \
+    }
+
 /* ---- AVX512-VNNI micro-kernel: MR rows x NP panels of 16 columns, vpdpbusd ---------- */
 #define QGEMM_VNNI_ROW_FMA(r)                                                            \
     if (MR > r) {                                                                        \
@@ -358,20 +406,13 @@ static const qgemm_avx2_fn QGEMM_AVX2_TABLE[2][4] = {
         if (NP > 2) c##r##2 = _mm512_dpbusd_epi32(c##r##2, av, b2);                      \
         if (NP > 3) c##r##3 = _mm512_dpbusd_epi32(c##r##3, av, b3);                      \
     }
-#define QGEMM_VNNI_STORE(r)                                                              \
-    if (MR > r) {                                                                        \
-        int32_t *t_ = tile + r * NP * QGEMM_NR;                                          \
-        _mm512_storeu_si512((void *)t_, c##r##0);                                        \
-        if (NP > 1) _mm512_storeu_si512((void *)(t_ + QGEMM_NR), c##r##1);              \
-        if (NP > 2) _mm512_storeu_si512((void *)(t_ + 2 * QGEMM_NR), c##r##2);          \
-        if (NP > 3) _mm512_storeu_si512((void *)(t_ + 3 * QGEMM_NR), c##r##3);          \
-    }
 #define QGEMM_VNNI_ZERO(r) __m512i c##r##0 = _mm512_setzero_si512(), c##r##1 = c##r##0, \
     c##r##2 = c##r##0, c##r##3 = c##r##0;
 
 QGEMM_INLINE QGEMM_VNNI_FN void qgemm_tile_vnni_body(const uint8_t *a, long lda,
                                                      const int8_t *bp, long Kg,
-                                                     long panel_stride, int32_t *tile,
+                                                     long panel_stride,
+                                                     const qgemm_outctx *oc,
                                                      const int MR, const int NP) {
     QGEMM_VNNI_ZERO(0) QGEMM_VNNI_ZERO(1) QGEMM_VNNI_ZERO(2)
     QGEMM_VNNI_ZERO(3) QGEMM_VNNI_ZERO(4) QGEMM_VNNI_ZERO(5)
@@ -384,20 +425,21 @@ QGEMM_INLINE QGEMM_VNNI_FN void qgemm_tile_vnni_body(const uint8_t *a, long lda,
         QGEMM_VNNI_ROW_FMA(0) QGEMM_VNNI_ROW_FMA(1) QGEMM_VNNI_ROW_FMA(2)
         QGEMM_VNNI_ROW_FMA(3) QGEMM_VNNI_ROW_FMA(4) QGEMM_VNNI_ROW_FMA(5)
     }
-    QGEMM_VNNI_STORE(0) QGEMM_VNNI_STORE(1) QGEMM_VNNI_STORE(2)
-    QGEMM_VNNI_STORE(3) QGEMM_VNNI_STORE(4) QGEMM_VNNI_STORE(5)
+    QGEMM_VNNI_OUT(0) QGEMM_VNNI_OUT(1) QGEMM_VNNI_OUT(2)
+    QGEMM_VNNI_OUT(3) QGEMM_VNNI_OUT(4) QGEMM_VNNI_OUT(5)
 }
 
 #define QGEMM_VNNI_INST(MR, NP) \
 QGEMM_VNNI_FN static void qgemm_tile_vnni_##MR##_##NP(const uint8_t *a, long lda, \
-        const int8_t *bp, long Kg, long ps, int32_t *tile) { \
-    qgemm_tile_vnni_body(a, lda, bp, Kg, ps, tile, MR, NP); }
+        const int8_t *bp, long Kg, long ps, const qgemm_outctx *oc) { \
+    qgemm_tile_vnni_body(a, lda, bp, Kg, ps, oc, MR, NP); }
 #define QGEMM_VNNI_ROW(MR) QGEMM_VNNI_INST(MR, 1) QGEMM_VNNI_INST(MR, 2) \
     QGEMM_VNNI_INST(MR, 3) QGEMM_VNNI_INST(MR, 4)
 QGEMM_VNNI_ROW(1) QGEMM_VNNI_ROW(2) QGEMM_VNNI_ROW(3) QGEMM_VNNI_ROW(4) QGEMM_VNNI_ROW(5)
 QGEMM_VNNI_ROW(6)
 
-typedef void (*qgemm_vnni_fn)(const uint8_t *, long, const int8_t *, long, long, int32_t *);
+typedef void (*qgemm_vnni_fn)(const uint8_t *, long, const int8_t *, long, long,
+                              const qgemm_outctx *);
 #define QGEMM_VNNI_TROW(MR) {qgemm_tile_vnni_##MR##_1, qgemm_tile_vnni_##MR##_2, \
     qgemm_tile_vnni_##MR##_3, qgemm_tile_vnni_##MR##_4}
 static const qgemm_vnni_fn QGEMM_VNNI_TABLE[6][4] = {
@@ -420,7 +462,7 @@ static const qgemm_vnni_fn QGEMM_VNNI_TABLE[6][4] = {
 
 QGEMM_INLINE QGEMM_VNNI_FN void qgemm_tile_vnni_ind_body(
         const uint8_t *const *ptrs, long T, long gpt, const int8_t *bp,
-        long panel_stride, int32_t *tile, const int MR, const int NP) {
+        long panel_stride, const qgemm_outctx *oc, const int MR, const int NP) {
     QGEMM_VNNI_ZERO(0) QGEMM_VNNI_ZERO(1) QGEMM_VNNI_ZERO(2)
     QGEMM_VNNI_ZERO(3) QGEMM_VNNI_ZERO(4) QGEMM_VNNI_ZERO(5)
     for (long t = 0; t < T; t++) {
@@ -437,21 +479,21 @@ QGEMM_INLINE QGEMM_VNNI_FN void qgemm_tile_vnni_ind_body(
             QGEMM_IND_ROW_FMA(3) QGEMM_IND_ROW_FMA(4) QGEMM_IND_ROW_FMA(5)
         }
     }
-    QGEMM_VNNI_STORE(0) QGEMM_VNNI_STORE(1) QGEMM_VNNI_STORE(2)
-    QGEMM_VNNI_STORE(3) QGEMM_VNNI_STORE(4) QGEMM_VNNI_STORE(5)
+    QGEMM_VNNI_OUT(0) QGEMM_VNNI_OUT(1) QGEMM_VNNI_OUT(2)
+    QGEMM_VNNI_OUT(3) QGEMM_VNNI_OUT(4) QGEMM_VNNI_OUT(5)
 }
 
 #define QGEMM_IND_INST(MR, NP) \
 QGEMM_VNNI_FN static void qgemm_tile_vnni_ind_##MR##_##NP(const uint8_t *const *ptrs, \
-        long T, long gpt, const int8_t *bp, long ps, int32_t *tile) { \
-    qgemm_tile_vnni_ind_body(ptrs, T, gpt, bp, ps, tile, MR, NP); }
+        long T, long gpt, const int8_t *bp, long ps, const qgemm_outctx *oc) { \
+    qgemm_tile_vnni_ind_body(ptrs, T, gpt, bp, ps, oc, MR, NP); }
 #define QGEMM_IND_ROW(MR) QGEMM_IND_INST(MR, 1) QGEMM_IND_INST(MR, 2) \
     QGEMM_IND_INST(MR, 3) QGEMM_IND_INST(MR, 4)
 QGEMM_IND_ROW(1) QGEMM_IND_ROW(2) QGEMM_IND_ROW(3) QGEMM_IND_ROW(4) QGEMM_IND_ROW(5)
 QGEMM_IND_ROW(6)
 
 typedef void (*qgemm_ind_fn)(const uint8_t *const *, long, long, const int8_t *, long,
-                             int32_t *);
+                             const qgemm_outctx *);
 #define QGEMM_IND_TROW(MR) {qgemm_tile_vnni_ind_##MR##_1, qgemm_tile_vnni_ind_##MR##_2, \
     qgemm_tile_vnni_ind_##MR##_3, qgemm_tile_vnni_ind_##MR##_4}
 static const qgemm_ind_fn QGEMM_IND_TABLE[6][4] = {
@@ -479,8 +521,9 @@ static void qlearn_qgemm_tile(int path, const uint8_t *a, long lda, long i0, lon
     long nc = np * QGEMM_NR;
     if (j0 + nc > N) nc = N - j0;
     if (path == QGEMM_VNNI) {
-        QGEMM_VNNI_TABLE[mr - 1][np - 1](arow, lda, bp, Kg, panel_stride, tile);
-        qgemm_epilogue_avx512(tile, np * QGEMM_NR, i0, mr, j0, nc, e, out_u8, out_f, ldc);
+        /* the epilogue runs on the accumulator registers: no tile round trip */
+        const qgemm_outctx oc = {e, i0, j0, nc, ldc, out_u8, out_f};
+        QGEMM_VNNI_TABLE[mr - 1][np - 1](arow, lda, bp, Kg, panel_stride, &oc);
     } else {
         /* AVX2: np panels one after the other */
         for (long p = 0; p < np; p++) {
@@ -504,13 +547,12 @@ static void qlearn_qgemm_tile_indirect(const uint8_t *const *ptrs, long T, long 
                                        long Kg, long p0, long np, const qgemm_epilogue *e,
                                        uint8_t *out_u8, long ldc) {
 #if QLEARN_HAVE_X86_SIMD
-    int32_t tile[QGEMM_MAX_TILE] __attribute__((aligned(64)));
     long panel_stride = Kg * 64;
     long j0 = p0 * QGEMM_NR, nc = np * QGEMM_NR;
     if (j0 + nc > N) nc = N - j0;
+    const qgemm_outctx oc = {e, i0, j0, nc, ldc, out_u8, NULL};
     QGEMM_IND_TABLE[mr - 1][np - 1](ptrs, T, gpt, packed + p0 * panel_stride,
-                                    panel_stride, tile);
-    qgemm_epilogue_avx512(tile, np * QGEMM_NR, i0, mr, j0, nc, e, out_u8, NULL, ldc);
+                                    panel_stride, &oc);
 #else
     (void)ptrs; (void)T; (void)gpt; (void)i0; (void)mr; (void)packed; (void)N; (void)Kg;
     (void)p0; (void)np; (void)e; (void)out_u8; (void)ldc;
