@@ -25,6 +25,13 @@
  *   QGEMM_AVX2_EXACT otherwise: A = lo + 128 hi, lo = A & 127, hi = A >> 7, two
  *                    vpmaddubsw that cannot saturate (eq. (7)).
  *   QGEMM_VNNI       AVX512-VNNI vpdpbusd: four u8*s8 products summed in int32, exact.
+ *
+ * Tiles: AVX2 4 rows x 16 columns (8 ymm accumulators, stored as an int32 tile, then the
+ * AVX2 epilogue); VNNI 6 rows x 64 columns (24 zmm accumulators, requantized straight
+ * from the registers by qgemm_vnni_out).  The VNNI kernel also has an *indirect* form
+ * for convolution, whose rows read each tap from a pointer (qgemm_tile_vnni_ind_body).
+ * Accumulators are named variables instantiated per tile shape by macros: GCC keeps
+ * them in registers (an array of vectors made it spill to the stack every iteration).
  */
 #ifndef QLEARN_QGEMM_KERNELS_H
 #define QLEARN_QGEMM_KERNELS_H
