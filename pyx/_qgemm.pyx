@@ -17,6 +17,7 @@ weight that reads like eq. (3), and :func:`gemm`, which runs the packed micro-ke
 ``pyx/include/qgemm_kernels.h`` (AVX2 or AVX512-VNNI) over output tiles in parallel.
 Both give the same integers, at any thread count.
 """
+cimport numpy as cnp
 from cython.parallel cimport prange
 from libc.math cimport nearbyintf, fminf, fmaxf
 from libc.stdlib cimport free, malloc
@@ -52,6 +53,8 @@ cdef extern from "qgemm_kernels.h":
 NR = QGEMM_NR
 #: Path codes accepted by :func:`gemm`.
 GENERIC, AVX2, AVX2_EXACT, VNNI = QGEMM_GENERIC, QGEMM_AVX2, QGEMM_AVX2_EXACT, QGEMM_VNNI
+
+cnp.import_array()
 
 cdef enum:
     # Below this many multiply-adds a GEMM runs on one thread: starting threads costs
@@ -220,47 +223,72 @@ cdef class PackedGemm:
         self.any_wzp = any(wzp[j] != 0 for j in range(N))
 
     def requant(self, int path,
-                const uint8_t[:, ::1] a,       # IN  (M, lda)
+                cnp.ndarray a,                 # IN  (M, lda) uint8, C-contiguous
                 int32_t a_zp,
-                const float32_t[::1] bias_q,   # IN  (N,) or empty
-                const float32_t[::1] mult,     # IN  (N,)
+                cnp.ndarray bias_q,            # IN  (N,) float32, or empty
+                cnp.ndarray mult,              # IN  (N,) float32
                 int32_t out_zp, int32_t lo, int32_t hi,
-                uint8_t[:, :] out,             # OUT (M, >= N), unit column stride
+                cnp.ndarray out,               # OUT (M, >= N) uint8, unit column stride
                 int num_threads):
-        """out := eq. (6) of eq. (4); returns the path that ran."""
+        """out := eq. (6) of eq. (4); returns the path that ran.
+
+        Arrays are taken as ndarrays and checked with a few flag tests instead of
+        acquiring typed memoryviews: this call is on every forward, and for a small
+        layer the buffer acquisitions would cost as much as the arithmetic.
+        """
         cdef qgemm_epilogue e
-        cdef intp_t M = a.shape[0]
         check_path(path)
+        self._check_a(a, "a")
+        cdef intp_t M = cnp.PyArray_DIM(a, 0)
+        _check_vec(bias_q, cnp.NPY_FLOAT32, self.N, True, "bias_q")
+        _check_vec(mult, cnp.NPY_FLOAT32, self.N, False, "mult")
+        _check_out(out, cnp.NPY_UINT8, M, self.N, "out")
         if M == 0 or self.N == 0:
             return path
         e.colsum = &self.colsum[0]
         e.wzp = &self.wzp[0]
         e.a_zp = a_zp
-        e.bias_q = &bias_q[0] if bias_q.shape[0] > 0 else NULL
-        e.mult = &mult[0]
+        e.bias_q = <float *> cnp.PyArray_DATA(bias_q) if cnp.PyArray_DIM(bias_q, 0) else NULL
+        e.mult = <float *> cnp.PyArray_DATA(mult)
         e.out_zp = out_zp
         e.lo = lo
         e.hi = hi
         e.fscale = NULL
         e.fbias = NULL
         e.relu = 0
+        cdef const uint8_t *pa = <const uint8_t *> cnp.PyArray_DATA(a)
+        cdef uint8_t *po = <uint8_t *> cnp.PyArray_DATA(out)
+        cdef intp_t lda = cnp.PyArray_DIM(a, 1), ldc = cnp.PyArray_STRIDE(out, 0)
         with nogil:
-            path = _gemm_run(path, &a[0, 0], M, a.shape[1], self.K, &self.packed[0],
-                             self.N, &e, self.any_wzp, &out[0, 0], NULL, out.strides[0],
-                             num_threads)
+            path = _gemm_run(path, pa, M, lda, self.K, &self.packed[0], self.N, &e,
+                             self.any_wzp, po, NULL, ldc, num_threads)
         return path
 
+    cdef int _check_a(self, cnp.ndarray a, str name) except -1:
+        if (cnp.PyArray_TYPE(a) != cnp.NPY_UINT8 or cnp.PyArray_NDIM(a) != 2
+                or not cnp.PyArray_IS_C_CONTIGUOUS(a)
+                or cnp.PyArray_DIM(a, 1) < 4 * ((self.K + 3) // 4)):
+            raise ValueError(f"`{name}` must be a C-contiguous uint8 (M, >= "
+                             f"{4 * ((self.K + 3) // 4)}) array")
+        return 0
+
     def to_float(self, int path,
-                 const uint8_t[:, ::1] a, int32_t a_zp,
-                 const float32_t[::1] fscale,   # IN  (N,) Sa Sw[j]
-                 const float32_t[::1] fbias,    # IN  (N,) or empty
+                 cnp.ndarray a, int32_t a_zp,
+                 cnp.ndarray fscale,            # IN  (N,) float32: Sa Sw[j]
+                 cnp.ndarray fbias,             # IN  (N,) float32, or empty
                  bint relu,
-                 float32_t[:, ::1] out,         # OUT (M, N)
+                 cnp.ndarray out,               # OUT (M, N) float32, C-contiguous
                  int num_threads):
         """out := eq. (8) of eq. (4); returns the path that ran."""
         cdef qgemm_epilogue e
-        cdef intp_t M = a.shape[0]
         check_path(path)
+        self._check_a(a, "a")
+        cdef intp_t M = cnp.PyArray_DIM(a, 0)
+        _check_vec(fscale, cnp.NPY_FLOAT32, self.N, False, "fscale")
+        _check_vec(fbias, cnp.NPY_FLOAT32, self.N, True, "fbias")
+        _check_out(out, cnp.NPY_FLOAT32, M, self.N, "out")
+        if not cnp.PyArray_IS_C_CONTIGUOUS(out) or cnp.PyArray_DIM(out, 1) != self.N:
+            raise ValueError(f"`out` must be a C-contiguous float32 ({M}, {self.N}) array")
         if M == 0 or self.N == 0:
             return path
         e.colsum = &self.colsum[0]
@@ -271,14 +299,39 @@ cdef class PackedGemm:
         e.out_zp = 0
         e.lo = 0
         e.hi = 255
-        e.fscale = &fscale[0]
-        e.fbias = &fbias[0] if fbias.shape[0] > 0 else NULL
+        e.fscale = <float *> cnp.PyArray_DATA(fscale)
+        e.fbias = <float *> cnp.PyArray_DATA(fbias) if cnp.PyArray_DIM(fbias, 0) else NULL
         e.relu = relu
+        cdef const uint8_t *pa = <const uint8_t *> cnp.PyArray_DATA(a)
+        cdef float *po = <float *> cnp.PyArray_DATA(out)
+        cdef intp_t lda = cnp.PyArray_DIM(a, 1)
         with nogil:
-            path = _gemm_run(path, &a[0, 0], M, a.shape[1], self.K, &self.packed[0],
-                             self.N, &e, self.any_wzp, NULL, &out[0, 0], self.N,
-                             num_threads)
+            path = _gemm_run(path, pa, M, lda, self.K, &self.packed[0], self.N, &e,
+                             self.any_wzp, NULL, po, self.N, num_threads)
         return path
+
+
+cdef int _check_vec(cnp.ndarray v, int typenum, intp_t n, bint may_be_empty,
+                    str name) except -1:
+    """A contiguous 1-d array of ``n`` elements of ``typenum`` (or empty, if allowed)."""
+    if (cnp.PyArray_TYPE(v) != typenum or cnp.PyArray_NDIM(v) != 1
+            or not cnp.PyArray_IS_C_CONTIGUOUS(v)
+            or not (cnp.PyArray_DIM(v, 0) == n
+                    or (may_be_empty and cnp.PyArray_DIM(v, 0) == 0))):
+        raise ValueError(f"`{name}` must be a contiguous 1-d array of {n} elements of the "
+                         f"expected dtype")
+    return 0
+
+
+cdef int _check_out(cnp.ndarray o, int typenum, intp_t m, intp_t n, str name) except -1:
+    """A 2-d array of ``typenum`` with at least (m, n) and unit column stride."""
+    if (cnp.PyArray_TYPE(o) != typenum or cnp.PyArray_NDIM(o) != 2
+            or cnp.PyArray_DIM(o, 0) != m or cnp.PyArray_DIM(o, 1) < n
+            or (n > 1 and cnp.PyArray_STRIDE(o, 1) != cnp.PyArray_ITEMSIZE(o))
+            or not cnp.PyArray_ISWRITEABLE(o)):
+        raise ValueError(f"`{name}` must be a writeable ({m}, >= {n}) array of the expected "
+                         f"dtype with contiguous rows")
+    return 0
 
 
 def gemm(int path,
