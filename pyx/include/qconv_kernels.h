@@ -13,6 +13,10 @@
 #define QLEARN_QCONV_KERNELS_H
 
 #include <stdint.h>
+#include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include "qgemm_kernels.h"
 
 /* xp: padded input (Hp, Wp, C) uint8, the padding filled with Za; wz: (9, C) int32
@@ -67,20 +71,26 @@ static void qlearn_qconv_dw_pack(const int32_t *wz, long C, int16_t *out) {
 }
 
 /* memcpy for the short runs of im2col (a tap of a few channels, a kernel row of a
- * 3-channel image): 8-byte moves, the last one overlapping, instead of a libc call. */
+ * 3-channel image): 16- or 8-byte moves, the last one overlapping, instead of a libc
+ * call.  SSE2 is baseline x86-64. */
 static inline void qlearn_qconv_copy(uint8_t *d, const uint8_t *s, long n) {
-    if (n >= 8) {
+#if defined(__SSE2__)
+    if (n >= 16) {
         long i = 0;
-        for (; i + 8 <= n; i += 8) {
-            uint64_t v;
-            memcpy(&v, s + i, 8);
-            memcpy(d + i, &v, 8);
-        }
-        if (i < n) {
-            uint64_t v;
-            memcpy(&v, s + n - 8, 8);
-            memcpy(d + n - 8, &v, 8);
-        }
+        for (; i + 16 <= n; i += 16)
+            _mm_storeu_si128((__m128i *)(d + i), _mm_loadu_si128((const __m128i *)(s + i)));
+        if (i < n)
+            _mm_storeu_si128((__m128i *)(d + n - 16),
+                             _mm_loadu_si128((const __m128i *)(s + n - 16)));
+        return;
+    }
+#endif
+    if (n >= 8) {
+        uint64_t v, w;
+        memcpy(&v, s, 8);
+        memcpy(&w, s + n - 8, 8);
+        memcpy(d, &v, 8);
+        memcpy(d + n - 8, &w, 8);
         return;
     }
     for (long i = 0; i < n; i++) d[i] = s[i];
@@ -132,7 +142,6 @@ static void qlearn_qconv_im2col_rows(const uint8_t *x, long H, long W, long C, l
  * tiles transposed in SSE2 registers (baseline x86-64: no dispatch needed), scalar at
  * the edges.  src rows have stride HW, dst rows stride C. */
 #if defined(__SSE2__)
-#include <emmintrin.h>
 static void qlearn_transpose_16x16(const uint8_t *src, long ls, uint8_t *dst, long ld) {
     __m128i r[16], a[16], b[16], c[16];
     for (int i = 0; i < 16; i++) r[i] = _mm_loadu_si128((const __m128i *)(src + i * ls));
