@@ -367,42 +367,74 @@ typedef struct {
     float *out_f;
 } qgemm_outctx;
 
-QGEMM_INLINE QGEMM_VNNI_FN void qgemm_vnni_out(__m512i acc, long r, long p,
-                                              const qgemm_outctx *oc) {
+/* The per-column constants of one 16-column panel, loaded once per tile and panel (the
+ * byte stores of the outputs may alias them, so the compiler could not hoist them). */
+typedef struct {
+    __mmask16 m;                 /* valid columns */
+    long j;                      /* first column */
+    __m512i zcol, wzp;           /* Za colsum'[j], Zw[j] */
+    __m512 scale, bias;          /* mult[j] / fscale[j], bias_q[j] / fbias[j] */
+} qgemm_panel;
+
+QGEMM_INLINE QGEMM_VNNI_FN int qgemm_vnni_panel(long p, const qgemm_outctx *oc,
+                                               qgemm_panel *pc) {
     const qgemm_epilogue *e = oc->e;
     long ncols = oc->nc - 16 * p;
-    if (ncols <= 0) return;
-    __mmask16 m = ncols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << ncols) - 1u);
-    long i = oc->i0 + r, j = oc->j0 + 16 * p;
-    __m512i raw = _mm512_sub_epi32(acc, _mm512_mullo_epi32(
-        _mm512_set1_epi32(e->a_zp), _mm512_maskz_loadu_epi32(m, e->colsum + j)));
+    if (ncols <= 0) return 0;
+    pc->m = ncols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << ncols) - 1u);
+    pc->j = oc->j0 + 16 * p;
+    pc->zcol = _mm512_mullo_epi32(_mm512_set1_epi32(e->a_zp),
+                                  _mm512_maskz_loadu_epi32(pc->m, e->colsum + pc->j));
+    pc->wzp = e->rowsum ? _mm512_maskz_loadu_epi32(pc->m, e->wzp + pc->j)
+                        : _mm512_setzero_si512();
+    const float *sc = oc->out_u8 ? e->mult : e->fscale;
+    const float *bi = oc->out_u8 ? e->bias_q : e->fbias;
+    pc->scale = _mm512_maskz_loadu_ps(pc->m, sc + pc->j);
+    pc->bias = bi ? _mm512_maskz_loadu_ps(pc->m, bi + pc->j) : _mm512_setzero_ps();
+    return 1;
+}
+
+QGEMM_INLINE QGEMM_VNNI_FN void qgemm_vnni_out(__m512i acc, long r, const qgemm_panel *pc,
+                                              const qgemm_outctx *oc) {
+    const qgemm_epilogue *e = oc->e;
+    long i = oc->i0 + r;
+    __m512i raw = _mm512_sub_epi32(acc, pc->zcol);
     if (e->rowsum)
-        raw = _mm512_sub_epi32(raw, _mm512_mullo_epi32(
-            _mm512_set1_epi32(e->rowsum[i]), _mm512_maskz_loadu_epi32(m, e->wzp + j)));
+        raw = _mm512_sub_epi32(raw, _mm512_mullo_epi32(_mm512_set1_epi32(e->rowsum[i]),
+                                                       pc->wzp));
     __m512 x = _mm512_cvtepi32_ps(raw);
     if (oc->out_u8) {
-        if (e->bias_q) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, e->bias_q + j));
-        x = _mm512_mul_ps(x, _mm512_maskz_loadu_ps(m, e->mult + j));
+        if (e->bias_q) x = _mm512_add_ps(x, pc->bias);
+        x = _mm512_mul_ps(x, pc->scale);
         x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-1e9f)), _mm512_set1_ps(1e9f));
         __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(x), _mm512_set1_epi32(e->out_zp));
         q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(e->lo)),
                              _mm512_set1_epi32(e->hi));
-        _mm512_mask_cvtusepi32_storeu_epi8(oc->out_u8 + i * oc->ldc + j, m, q);
+        _mm512_mask_cvtusepi32_storeu_epi8(oc->out_u8 + i * oc->ldc + pc->j, pc->m, q);
     } else {
-        __m512 y = _mm512_mul_ps(x, _mm512_maskz_loadu_ps(m, e->fscale + j));
-        if (e->fbias) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m, e->fbias + j));
+        __m512 y = _mm512_mul_ps(x, pc->scale);
+        if (e->fbias) y = _mm512_add_ps(y, pc->bias);
         if (e->relu) y = _mm512_max_ps(y, _mm512_setzero_ps());
-        _mm512_mask_storeu_ps(oc->out_f + i * oc->ldc + j, m, y);
+        _mm512_mask_storeu_ps(oc->out_f + i * oc->ldc + pc->j, pc->m, y);
     }
 }
 
-#define QGEMM_VNNI_OUT(r)                                                                \
-    if (MR > r) {                                                                        \
-        qgemm_vnni_out(c##r##0, r, 0, oc);                                               \
-        if (NP > 1) qgemm_vnni_out(c##r##1, r, 1, oc);                                   \
-        if (NP > 2) qgemm_vnni_out(c##r##2, r, 2, oc);                                   \
-        if (NP > 3) qgemm_vnni_out(c##r##3, r, 3, oc);                                   \
+/* Panel by panel, row by row: each accumulator is requantized once, and is dead after. */
+#define QGEMM_VNNI_OUT_PANEL(p)                                                          \
+    if (NP > p) {                                                                        \
+        qgemm_panel pc_;                                                                 \
+        if (qgemm_vnni_panel(p, oc, &pc_)) {                                             \
+            if (MR > 0) qgemm_vnni_out(c0##p, 0, &pc_, oc);                              \
+            if (MR > 1) qgemm_vnni_out(c1##p, 1, &pc_, oc);                              \
+            if (MR > 2) qgemm_vnni_out(c2##p, 2, &pc_, oc);                              \
+            if (MR > 3) qgemm_vnni_out(c3##p, 3, &pc_, oc);                              \
+            if (MR > 4) qgemm_vnni_out(c4##p, 4, &pc_, oc);                              \
+            if (MR > 5) qgemm_vnni_out(c5##p, 5, &pc_, oc);                              \
+        }                                                                                \
     }
+#define QGEMM_VNNI_OUT_ALL                                                               \
+    QGEMM_VNNI_OUT_PANEL(0) QGEMM_VNNI_OUT_PANEL(1) QGEMM_VNNI_OUT_PANEL(2)             \
+    QGEMM_VNNI_OUT_PANEL(3)
 
 /* ---- AVX512-VNNI micro-kernel: MR rows x NP panels of 16 columns, vpdpbusd ---------- */
 #define QGEMM_VNNI_ROW_FMA(r)                                                            \
@@ -432,8 +464,7 @@ QGEMM_INLINE QGEMM_VNNI_FN void qgemm_tile_vnni_body(const uint8_t *a, long lda,
         QGEMM_VNNI_ROW_FMA(0) QGEMM_VNNI_ROW_FMA(1) QGEMM_VNNI_ROW_FMA(2)
         QGEMM_VNNI_ROW_FMA(3) QGEMM_VNNI_ROW_FMA(4) QGEMM_VNNI_ROW_FMA(5)
     }
-    QGEMM_VNNI_OUT(0) QGEMM_VNNI_OUT(1) QGEMM_VNNI_OUT(2)
-    QGEMM_VNNI_OUT(3) QGEMM_VNNI_OUT(4) QGEMM_VNNI_OUT(5)
+    QGEMM_VNNI_OUT_ALL
 }
 
 #define QGEMM_VNNI_INST(MR, NP) \
@@ -486,8 +517,7 @@ QGEMM_INLINE QGEMM_VNNI_FN void qgemm_tile_vnni_ind_body(
             QGEMM_IND_ROW_FMA(3) QGEMM_IND_ROW_FMA(4) QGEMM_IND_ROW_FMA(5)
         }
     }
-    QGEMM_VNNI_OUT(0) QGEMM_VNNI_OUT(1) QGEMM_VNNI_OUT(2)
-    QGEMM_VNNI_OUT(3) QGEMM_VNNI_OUT(4) QGEMM_VNNI_OUT(5)
+    QGEMM_VNNI_OUT_ALL
 }
 
 #define QGEMM_IND_INST(MR, NP) \
