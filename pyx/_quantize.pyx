@@ -24,8 +24,8 @@ from _typedefs cimport (float32_t, float64_t, int8_t, int32_t, int64_t, intp_t, 
 
 cdef extern from "quantize_avx2.h":
     int qlearn_quantize_q8_avx2(const float *x, void *out, long n, float inv_scale,
-                                 int zero_point, int qmin, int qmax, int fused,
-                                 int is_signed) noexcept nogil
+                                int zero_point, int qmin, int qmax, int fused,
+                                int is_signed) noexcept nogil
     int qlearn_quantize_q8_each_avx2(const float *x, void *out, long n,
                                      const float *inv_scale, const float *zero_point,
                                      int qmin, int qmax, int is_signed) noexcept nogil
@@ -44,8 +44,8 @@ include "_simd_switch.pxi"
 
 
 cdef inline int64_t _quantize_one(float32_t x, float32_t inv_scale, float32_t zero_point,
-                                   float32_t lo, float32_t hi, int64_t qmin, int64_t qmax,
-                                   bint fused) noexcept nogil:
+                                  float32_t lo, float32_t hi, int64_t qmin, int64_t qmax,
+                                  bint fused) noexcept nogil:
     """q = clamp(nearbyint(x / S + Z), qmin, qmax), in float32 as PyTorch computes it."""
     cdef float32_t t
     if fused:
@@ -60,8 +60,8 @@ cdef inline int64_t _quantize_one(float32_t x, float32_t inv_scale, float32_t ze
 
 
 cdef int _quantize_run(const float32_t *x, qstore_t *out, intp_t n, float32_t inv_scale,
-                        int32_t zero_point, int32_t qmin, int32_t qmax,
-                        bint fused) noexcept nogil:
+                       int32_t zero_point, int32_t qmin, int32_t qmax,
+                       bint fused) noexcept nogil:
     """Quantize ``n`` contiguous elements that share one scale and zero point.
 
     Returns 1 if any element was NaN or infinite (``x - x`` is then not zero).

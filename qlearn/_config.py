@@ -3,7 +3,7 @@ import platform
 
 import numpy as np
 
-from ._ext import _openmp
+from ._ext import _openmp, _qgemm
 
 __all__ = ["set_num_threads", "get_num_threads", "show_config"]
 
@@ -31,6 +31,8 @@ def show_config(file=None):
         f"  numpy         {np.__version__}",
         f"  openmp        {'on' if _openmp.OPENMP_ENABLED else 'off (kernels run serially)'}",
         f"  simd          {_openmp.simd_path()} (QLEARN_SIMD=generic forces the portable loops)",
+        f"  int8 gemm     {_qgemm.available_paths()[-1]} (paths: "
+        f"{', '.join(_qgemm.available_paths())}; QLEARN_SIMD=avx2 hides VNNI)",
         f"  threads       {get_num_threads()}",
     ]
     text = "\n".join(lines)
