@@ -3,9 +3,9 @@ import numpy as np
 
 from ....dtypes import qint8
 from ....qtensor import quantize_per_tensor
-from ...modules.module import Module
 from .._packed import PackedConvWeight, _pair, conv2d_apply
 from .utils import (
+    QuantizedWeightModule,
     activation_qparams,
     check_float_module,
     float_data,
@@ -17,7 +17,7 @@ from .utils import (
 __all__ = ["Conv2d"]
 
 
-class Conv2d(Module):
+class Conv2d(QuantizedWeightModule):
     r"""Quantized 2-d convolution (the API of ``torch.ao.nn.quantized.Conv2d``).
 
     .. math::
@@ -98,30 +98,6 @@ class Conv2d(Module):
         if self.bias() is None:
             s += ", bias=False"
         return s
-
-    def __repr__(self):
-        return f"{self._NAME}({self.extra_repr()})"
-
-    def _save_to_state_dict(self, destination, prefix, keep_vars):
-        super()._save_to_state_dict(destination, prefix, keep_vars)
-        destination[prefix + "weight"] = self.weight()
-        destination[prefix + "bias"] = self.bias()
-        destination[prefix + "scale"] = np.float64(self.scale)
-        destination[prefix + "zero_point"] = np.int64(self.zero_point)
-
-    def _load_from_state_dict(self, state_dict, prefix, missing, unexpected, errors):
-        super()._load_from_state_dict(state_dict, prefix, missing, unexpected, errors)
-        keys = [prefix + k for k in ("weight", "bias", "scale", "zero_point")]
-        for k in keys:
-            if k not in state_dict:
-                missing.append(k)
-        if all(k in state_dict for k in keys):
-            self.set_weight_bias(state_dict[keys[0]], state_dict[keys[1]])
-            self.scale = float(state_dict[keys[2]])
-            self.zero_point = int(state_dict[keys[3]])
-
-    def _extra_state_keys(self, prefix):
-        return tuple(prefix + k for k in ("weight", "bias", "scale", "zero_point"))
 
     @classmethod
     def from_float(cls, mod):

@@ -3,9 +3,9 @@ import numpy as np
 
 from ....dtypes import qint8
 from ....qtensor import quantize_per_tensor
-from ...modules.module import Module
 from .._packed import PackedLinearWeight, linear_apply
 from .utils import (
+    QuantizedWeightModule,
     activation_qparams,
     check_float_module,
     float_data,
@@ -17,7 +17,7 @@ from .utils import (
 __all__ = ["Linear"]
 
 
-class Linear(Module):
+class Linear(QuantizedWeightModule):
     r"""Quantized linear layer (the API of ``torch.ao.nn.quantized.Linear``).
 
     .. math::
@@ -93,31 +93,6 @@ class Linear(Module):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"scale={self.scale}, zero_point={self.zero_point}, "
                 f"qscheme={self.weight().qscheme()!r}")
-
-    def __repr__(self):
-        return f"{self._NAME}({self.extra_repr()})"
-
-    # -- state_dict: weight (QTensor), bias, scale, zero_point -------------------------
-    def _save_to_state_dict(self, destination, prefix, keep_vars):
-        super()._save_to_state_dict(destination, prefix, keep_vars)
-        destination[prefix + "weight"] = self.weight()
-        destination[prefix + "bias"] = self.bias()
-        destination[prefix + "scale"] = np.float64(self.scale)
-        destination[prefix + "zero_point"] = np.int64(self.zero_point)
-
-    def _load_from_state_dict(self, state_dict, prefix, missing, unexpected, errors):
-        super()._load_from_state_dict(state_dict, prefix, missing, unexpected, errors)
-        keys = [prefix + k for k in ("weight", "bias", "scale", "zero_point")]
-        for k in keys:
-            if k not in state_dict:
-                missing.append(k)
-        if all(k in state_dict for k in keys):
-            self.set_weight_bias(state_dict[keys[0]], state_dict[keys[1]])
-            self.scale = float(state_dict[keys[2]])
-            self.zero_point = int(state_dict[keys[3]])
-
-    def _extra_state_keys(self, prefix):
-        return tuple(prefix + k for k in ("weight", "bias", "scale", "zero_point"))
 
     # -- conversion ----------------------------------------------------------------------
     @classmethod

@@ -4,6 +4,39 @@ import numpy as np
 
 from ....dtypes import per_channel_affine, per_channel_symmetric, qint8, quint8
 from ....qtensor import quantize_per_channel, quantize_per_tensor
+from ...modules.module import Module
+
+_WEIGHT_STATE = ("weight", "bias", "scale", "zero_point")
+
+
+class QuantizedWeightModule(Module):
+    """What quantized Linear and Conv2d share: a PyTorch-style repr and a state dict of
+    ``weight`` (a QTensor), ``bias``, ``scale`` and ``zero_point`` (the output's), read
+    back through ``set_weight_bias`` so the weight is packed again."""
+
+    _NAME = "QuantizedModule"
+
+    def __repr__(self):
+        return f"{self._NAME}({self.extra_repr()})"
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination[prefix + "weight"] = self.weight()
+        destination[prefix + "bias"] = self.bias()
+        destination[prefix + "scale"] = np.float64(self.scale)
+        destination[prefix + "zero_point"] = np.int64(self.zero_point)
+
+    def _load_from_state_dict(self, state_dict, prefix, missing, unexpected, errors):
+        super()._load_from_state_dict(state_dict, prefix, missing, unexpected, errors)
+        keys = [prefix + k for k in _WEIGHT_STATE]
+        missing.extend(k for k in keys if k not in state_dict)
+        if all(k in state_dict for k in keys):
+            self.set_weight_bias(state_dict[keys[0]], state_dict[keys[1]])
+            self.scale = float(state_dict[keys[2]])
+            self.zero_point = int(state_dict[keys[3]])
+
+    def _extra_state_keys(self, prefix):
+        return tuple(prefix + k for k in _WEIGHT_STATE)
 
 
 def float_data(x):

@@ -1,17 +1,17 @@
 """``nnqd.Linear``: qint8 weights, float input and output, activations quantized per call."""
-import numpy as np
-
 from .....dtypes import qint8
-from .....qtensor import quantize_per_tensor
-from ....modules.module import Module
-from ..._packed import PackedLinearWeight, linear_dynamic_apply
+from ..._packed import linear_dynamic_apply
+from ...modules import linear as nnq
 from ...modules.utils import check_float_module, float_data, quantize_weight, weight_observer_of
 
 __all__ = ["Linear"]
 
 
-class Linear(Module):
+class Linear(nnq.Linear):
     r"""Dynamically quantized linear layer (``torch.ao.nn.quantized.dynamic.Linear``).
+
+    A quantized :class:`qlearn.nn.quantized.Linear` (weights, packing and state dict
+    included, as in PyTorch) whose forward takes and returns float arrays.
 
     On every call the input's range :math:`[\min(x, 0), \max(x, 0)]` gives its scale
     and zero point (7-bit, ``reduce_range``, as PyTorch's x86 backend), the int8 GEMM
@@ -37,31 +37,9 @@ class Linear(Module):
     _NAME = "DynamicQuantizedLinear"
 
     def __init__(self, in_features, out_features, bias_=True, dtype=qint8):
-        super().__init__()
-        if dtype is not qint8:
-            raise ValueError(f"`dtype` must be qlearn.qint8, got {dtype!r}")
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        super().__init__(in_features, out_features, bias_, dtype)
         self.dtype = dtype
-        w = quantize_per_tensor(np.zeros((self.out_features, self.in_features),
-                                         np.float32), 1.0, 0, qint8)
-        self.set_weight_bias(w, np.zeros(self.out_features, np.float32) if bias_ else None)
         self.reduce_range = True
-
-    def set_weight_bias(self, w, b):
-        packed = PackedLinearWeight(w, b)
-        if w.shape != (self.out_features, self.in_features):
-            raise ValueError(f"`w` must have shape ({self.out_features}, "
-                             f"{self.in_features}), got {w.shape}")
-        self._packed_params = packed
-
-    def weight(self):
-        return self._packed_params.qweight
-
-    def bias(self):
-        return self._packed_params.bias
-
-    def _weight_bias(self):
-        return self.weight(), self.bias()
 
     def forward(self, x):
         return linear_dynamic_apply(x, self._packed_params, self.reduce_range,
@@ -70,24 +48,6 @@ class Linear(Module):
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"dtype={self.dtype!r}, qscheme={self.weight().qscheme()!r}")
-
-    def __repr__(self):
-        return f"{self._NAME}({self.extra_repr()})"
-
-    def _save_to_state_dict(self, destination, prefix, keep_vars):
-        super()._save_to_state_dict(destination, prefix, keep_vars)
-        destination[prefix + "weight"] = self.weight()
-        destination[prefix + "bias"] = self.bias()
-
-    def _load_from_state_dict(self, state_dict, prefix, missing, unexpected, errors):
-        super()._load_from_state_dict(state_dict, prefix, missing, unexpected, errors)
-        keys = [prefix + "weight", prefix + "bias"]
-        missing.extend(k for k in keys if k not in state_dict)
-        if all(k in state_dict for k in keys):
-            self.set_weight_bias(state_dict[keys[0]], state_dict[keys[1]])
-
-    def _extra_state_keys(self, prefix):
-        return (prefix + "weight", prefix + "bias")
 
     @classmethod
     def from_float(cls, mod):
