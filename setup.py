@@ -14,7 +14,6 @@ Set ``QLEARN_BUILD_ONLY=_quantize,_observer`` to (re)build a subset while develo
 """
 import glob
 import os
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -24,8 +23,17 @@ import textwrap
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+
+class ParallelBuildExt(build_ext):
+    """Compile the extensions on every core unless ``--parallel`` says otherwise."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        if not self.parallel:
+            self.parallel = os.cpu_count() or 1
+
 
 
 def _compiler_accepts(flags, source):
@@ -62,7 +70,8 @@ __attribute__((target("avx2,fma"))) static int f(void) {
 int main(void) { return __builtin_cpu_supports("avx2") ? f() - 131074 : 0; }
 """
 
-openmp = os.environ.get("QLEARN_NO_OPENMP") is None and _compiler_accepts(["-fopenmp"], OPENMP_PROBE)
+openmp = (os.environ.get("QLEARN_NO_OPENMP") is None
+          and _compiler_accepts(["-fopenmp"], OPENMP_PROBE))
 if not openmp:
     print("WARNING: the C compiler does not support OpenMP; qlearn kernels will run "
           "serially.", file=sys.stderr)
@@ -92,6 +101,7 @@ for path in sorted(glob.glob(os.path.join("pyx", "*.pyx"))):
     ))
 
 setup(
+    cmdclass={"build_ext": ParallelBuildExt},
     ext_modules=cythonize(
         extensions,
         include_path=["pyx"],
@@ -101,5 +111,6 @@ setup(
             "cdivision": True,
         },
         annotate=bool(os.environ.get("QLEARN_ANNOTATE")),
+        nthreads=os.cpu_count() or 1,
     ),
 )
