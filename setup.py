@@ -73,8 +73,8 @@ int main(void) { return __builtin_cpu_supports("avx2") ? f() - 131074 : 0; }
 openmp = (os.environ.get("QLEARN_NO_OPENMP") is None
           and _compiler_accepts(["-fopenmp"], OPENMP_PROBE))
 if not openmp:
-    print("WARNING: the C compiler does not support OpenMP; qlearn kernels will run "
-          "serially.", file=sys.stderr)
+    print("WARNING: building without OpenMP (QLEARN_NO_OPENMP is set, or the C compiler "
+          "lacks it); qlearn kernels will run serially.", file=sys.stderr)
 x86_simd = _compiler_accepts([], X86_TARGET_PROBE)
 
 compile_args = ["-O3", "-fno-math-errno", "-ffp-contract=off"]
