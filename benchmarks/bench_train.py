@@ -105,7 +105,10 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="3 epochs (a smoke run for CI)")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.epochs = 3
 
     ql.set_num_threads(args.threads)
     ql.autograd.manual_seed(args.seed)
