@@ -119,6 +119,8 @@ class Context:
 
     @property
     def saved_tensors(self):
+        """The arrays given to :meth:`save_for_backward`; an error once backward has
+        freed them (unless it ran with ``retain_graph=True``)."""
         if self._freed:
             raise RuntimeError("Trying to backward through the graph a second time: its "
                                "saved arrays were freed after the first backward (pass "

@@ -65,27 +65,37 @@ class Tensor:
     # -- basics -------------------------------------------------------------------------
     @property
     def shape(self):
+        """The shape of ``data``, a tuple of ints (as ``torch.Tensor.shape``).
+
+        :meta private:
+        """
         return self.data.shape
 
     @property
     def ndim(self):
+        """Number of dimensions of ``data``."""
         return self.data.ndim
 
     @property
     def dtype(self):
+        """The NumPy dtype of ``data`` (always float32)."""
         return self.data.dtype
 
     @property
     def is_leaf(self):
+        """True when no recorded operation produced this tensor (``grad_fn`` is None)."""
         return self.grad_fn is None
 
     def size(self, dim=None):
+        """The shape, or its length along ``dim`` when given (``torch.Tensor.size``)."""
         return self.shape if dim is None else self.shape[dim]
 
     def dim(self):
+        """Number of dimensions (as ``torch.Tensor.dim``)."""
         return self.data.ndim
 
     def numel(self):
+        """Number of elements (as ``torch.Tensor.numel``)."""
         return self.data.size
 
     def __len__(self):
@@ -129,6 +139,7 @@ class Tensor:
         self.grad_fn.retained[self._output_index] = weakref.ref(self)
 
     def item(self):
+        """The value of a one-element tensor as a Python number."""
         return self.data.item()
 
     def detach(self):
@@ -136,6 +147,8 @@ class Tensor:
         return Tensor(self.data)
 
     def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` in place and return ``self``; only a leaf may turn it
+        off (use :meth:`detach` otherwise)."""
         if self.grad_fn is not None and not requires_grad:
             raise RuntimeError("requires_grad can only be turned off on a leaf tensor; "
                                "use detach()")
@@ -143,6 +156,7 @@ class Tensor:
         return self
 
     def zero_(self):
+        """Fill ``data`` with zeros in place (not recorded in the graph); returns ``self``."""
         self.data[...] = 0
         return self
 
@@ -245,27 +259,39 @@ class Tensor:
 
     # -- elementwise functions ---------------------------------------------------------
     def exp(self):
+        r"""Elementwise :math:`y = e^x`; gradient :math:`g\,e^x`."""
         return ops.Exp.apply(self)
 
     def log(self):
+        r"""Elementwise natural logarithm :math:`y = \ln x`; gradient :math:`g / x`."""
         return ops.Log.apply(self)
 
     def sqrt(self):
+        r"""Elementwise :math:`y = \sqrt{x}`; gradient :math:`g / (2\sqrt{x})`."""
         return ops.Sqrt.apply(self)
 
     def abs(self):
+        r"""Elementwise :math:`y = |x|`; gradient :math:`g\,\operatorname{sign}(x)` (0 at
+        :math:`x = 0`, as PyTorch)."""
         return ops.Abs.apply(self)
 
     def tanh(self):
+        r"""Elementwise :math:`y = \tanh x`; gradient :math:`g\,(1 - y^2)`."""
         return ops.Tanh.apply(self)
 
     def sigmoid(self):
+        r"""Elementwise :math:`y = \sigma(x) = 1 / (1 + e^{-x})`; gradient
+        :math:`g\,y\,(1 - y)`."""
         return ops.Sigmoid.apply(self)
 
     def relu(self):
+        r"""Elementwise :math:`y = \max(x, 0)`; gradient :math:`g\,[x > 0]` (0 at :math:`x = 0`,
+        as PyTorch)."""
         return ops.ReLU.apply(self)
 
     def pow(self, p):
+        r"""Elementwise :math:`y = x^p` for a constant exponent ``p`` (same as ``x ** p``);
+        gradient :math:`g\,p\,x^{p-1}`."""
         return self ** p
 
     def clamp(self, min=None, max=None):
@@ -277,15 +303,22 @@ class Tensor:
     clip = clamp
 
     def softmax(self, dim):
+        r"""Softmax along ``dim``: :math:`y_i = e^{x_i} / \sum_j e^{x_j}`; gradient
+        :math:`y_i\,(g_i - \sum_j g_j y_j)` (``torch.Tensor.softmax``)."""
         return ops.Softmax.apply(self, _dim(dim, self.ndim))
 
     def log_softmax(self, dim):
+        r"""Log-softmax along ``dim``: :math:`y_i = x_i - \log \sum_j e^{x_j}`; gradient
+        :math:`g_i - e^{y_i} \sum_j g_j` (``torch.Tensor.log_softmax``)."""
         return ops.LogSoftmax.apply(self, _dim(dim, self.ndim))
 
     def clone(self):
+        """A copy of ``data`` that stays in the graph (the gradient passes through), as
+        ``torch.Tensor.clone``."""
         return ops.Clone.apply(self)
 
     def float(self):
+        """Returns ``self`` (a Tensor is always float32); kept for PyTorch compatibility."""
         return self
 
     # -- reductions ------------------------------------------------------------------------
@@ -296,6 +329,8 @@ class Tensor:
         return ops.Sum.apply(self, axis=dim, keepdims=keepdim)
 
     def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        r"""Mean over ``dim`` (an int, a tuple, or None for all): :math:`y = \frac{1}{n}\sum_i x_i`;
+        gradient :math:`g / n` to each element.  ``axis``/``keepdims`` are NumPy spellings."""
         dim, keepdim = _pick(dim, axis, keepdim, keepdims)
         axes = ops._norm_axis(dim, self.ndim)
         n = self.data.size if axes is None else int(np.prod([self.shape[a] for a in axes]))
@@ -354,6 +389,8 @@ class Tensor:
 
     # -- shape -----------------------------------------------------------------------------
     def reshape(self, *shape):
+        """The same data in shape ``shape`` (ints or one tuple; one -1 is inferred), as
+        ``torch.Tensor.reshape``; ``view`` is an alias."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         return ops.Reshape.apply(self, shape)
@@ -361,6 +398,8 @@ class Tensor:
     view = reshape
 
     def flatten(self, start_dim=0, end_dim=-1):
+        """Merge dims ``start_dim`` to ``end_dim`` into one (``torch.Tensor.flatten``); a 0-d
+        tensor becomes shape ``(1,)``."""
         if self.ndim == 0:
             return self.reshape(1)
         start, end = start_dim % self.ndim, end_dim % self.ndim
@@ -368,6 +407,8 @@ class Tensor:
         return self.reshape(shape)
 
     def squeeze(self, dim=None):
+        """Drop size-1 dims: all of them, or only ``dim`` if given and of size 1
+        (``torch.Tensor.squeeze``)."""
         if dim is None:
             shape = tuple(n for n in self.shape if n != 1)
         else:
@@ -377,10 +418,13 @@ class Tensor:
         return self.reshape(shape)
 
     def unsqueeze(self, dim):
+        """Insert a size-1 dim at position ``dim`` (``torch.Tensor.unsqueeze``)."""
         dim = _dim(dim, self.ndim + 1)
         return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
 
     def expand(self, *shape):
+        """Broadcast to ``shape`` (-1 keeps a dim's size), as ``torch.Tensor.expand``; the
+        gradient is summed over the broadcast dims."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         lead = len(shape) - self.ndim
@@ -388,21 +432,27 @@ class Tensor:
         return ops.Expand.apply(self, shape)
 
     def permute(self, *axes):
+        """Reorder the dims as ``axes`` (``torch.Tensor.permute``); the gradient is permuted
+        back."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
         return ops.Permute.apply(self, tuple(_dim(a, self.ndim) for a in axes))
 
     def transpose(self, dim0, dim1):
+        """Swap dims ``dim0`` and ``dim1`` (``torch.Tensor.transpose``)."""
         axes = list(range(self.ndim))
         dim0, dim1 = _dim(dim0, self.ndim), _dim(dim1, self.ndim)
         axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
         return ops.Permute.apply(self, tuple(axes))
 
     def t(self):
+        """The transpose of a 2-d tensor (``torch.Tensor.t``); any other tensor is returned
+        as is."""
         return self.transpose(0, 1) if self.ndim == 2 else self
 
     @property
     def T(self):
+        """The tensor with all dims reversed (``torch.Tensor.T``)."""
         return ops.Permute.apply(self, tuple(range(self.ndim - 1, -1, -1)))
 
 
@@ -414,10 +464,12 @@ class MaxResult(tuple):
 
     @property
     def values(self):
+        """The largest (or smallest) values along ``dim``, a Tensor."""
         return self[0]
 
     @property
     def indices(self):
+        """Their positions along ``dim``, an int64 ndarray."""
         return self[1]
 
 

@@ -29,18 +29,23 @@ class _Silent:
         self.close()
 
     def set_postfix(self, *args, **kwargs):
+        """Does nothing (tqdm shows the values after the bar)."""
         pass
 
     def set_description(self, *args, **kwargs):
+        """Does nothing (tqdm sets the bar's label)."""
         pass
 
     def update(self, n=1):
+        """Does nothing (tqdm advances the bar by ``n``)."""
         pass
 
     def write(self, s):
+        """Print ``s`` (tqdm prints it above the bar)."""
         print(s)
 
     def close(self):
+        """Does nothing (tqdm closes the bar)."""
         pass
 
 

@@ -41,12 +41,16 @@ class _BatchNorm(Module):
             self.register_buffer("num_batches_tracked", None)
 
     def reset_running_stats(self):
+        """Reset ``running_mean`` to 0, ``running_var`` to 1 and ``num_batches_tracked``
+        to 0 (when the statistics are tracked)."""
         if self.track_running_stats:
             self.running_mean[...] = 0
             self.running_var[...] = 1
             self.num_batches_tracked[...] = 0
 
     def reset_parameters(self):
+        r"""Reset the running statistics, ``weight`` :math:`\gamma` to 1 and ``bias``
+        :math:`\beta` to 0."""
         self.reset_running_stats()
         if self.weight is not None:
             self.weight.data[...] = 1

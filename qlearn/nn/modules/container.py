@@ -58,6 +58,7 @@ class Sequential(Module):
         return keys[idx]
 
     def append(self, module):
+        """Add ``module`` at the end (named by its index); returns ``self``."""
         self.add_module(str(len(self)), module)
         return self
 
@@ -97,10 +98,12 @@ class ModuleList(Module):
         return str(idx % n)
 
     def append(self, module):
+        """Add ``module`` at the end (named by its index); returns ``self``."""
         self.add_module(str(len(self)), module)
         return self
 
     def extend(self, modules):
+        """Append every module of the iterable ``modules``; returns ``self``."""
         for m in modules:
             self.append(m)
         return self

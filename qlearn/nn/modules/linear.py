@@ -56,6 +56,8 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self):
+        r"""Re-initialise as PyTorch: ``weight`` by ``kaiming_uniform_(a=sqrt(5))``, ``bias``
+        from :math:`\mathcal U(-1/\sqrt{k}, 1/\sqrt{k})`, :math:`k` = in_features."""
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
             fan_in = self.in_features

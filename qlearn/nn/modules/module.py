@@ -40,6 +40,7 @@ class RemovableHandle:
         self.id = next(self._ids)
 
     def remove(self):
+        """Unregister the hook (calling it again does nothing)."""
         self._hooks.pop(self.id, None)
 
     def __enter__(self):
@@ -215,10 +216,12 @@ class Module:
             yield from child.named_modules(memo, sub, remove_duplicate)
 
     def modules(self):
+        """This module and every descendant, depth first, each once."""
         for _, m in self.named_modules():
             yield m
 
     def named_children(self):
+        """(name, module) for each immediate child, each module once."""
         seen = set()
         for name, child in self._modules.items():
             if child is not None and id(child) not in seen:
@@ -226,6 +229,7 @@ class Module:
                 yield name, child
 
     def children(self):
+        """The immediate child modules, each once."""
         for _, m in self.named_children():
             yield m
 
@@ -247,13 +251,18 @@ class Module:
         yield from self._named_members("_parameters", prefix, recurse)
 
     def parameters(self, recurse=True):
+        """The parameters of this module and (with ``recurse``) its descendants, each once."""
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
     def named_buffers(self, prefix="", recurse=True):
+        """(name, buffer) pairs of this module and (with ``recurse``) its descendants; a
+        shared buffer appears once."""
         yield from self._named_members("_buffers", prefix, recurse)
 
     def buffers(self, recurse=True):
+        """The buffers (arrays, QTensors, numbers) of this module and (with ``recurse``) its
+        descendants."""
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
@@ -304,6 +313,8 @@ class Module:
         return self
 
     def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` on every parameter (``False`` freezes them); returns
+        ``self``."""
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self

@@ -57,6 +57,8 @@ class _RNNBase(Module):
         self.reset_parameters()
 
     def reset_parameters(self):
+        r"""Draw every weight and bias from :math:`\mathcal U(-1/\sqrt{H}, 1/\sqrt{H})`,
+        :math:`H` = hidden_size (PyTorch's default)."""
         bound = 1.0 / math.sqrt(self.hidden_size)
         for p in self.parameters():
             init.uniform_(p, -bound, bound)
