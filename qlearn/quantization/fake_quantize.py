@@ -97,6 +97,8 @@ class FakeQuantizeBase(Module):
         raise NotImplementedError
 
     def calculate_qparams(self, **kwargs):
+        """``(scale, zero_point)`` for fake quantization; subclasses implement it (here it
+        raises ``NotImplementedError``)."""
         raise NotImplementedError
 
     def enable_fake_quant(self, enabled=True):
@@ -105,6 +107,7 @@ class FakeQuantizeBase(Module):
         return self
 
     def disable_fake_quant(self):
+        """``enable_fake_quant(False)``: ``forward`` returns its input unchanged."""
         return self.enable_fake_quant(False)
 
     def enable_observer(self, enabled=True):
@@ -113,6 +116,7 @@ class FakeQuantizeBase(Module):
         return self
 
     def disable_observer(self):
+        """``enable_observer(False)``: freeze the statistics and the qparams."""
         return self.enable_observer(False)
 
     with_args = classmethod(_with_args)
@@ -252,6 +256,8 @@ class FixedQParamsFakeQuantize(FakeQuantize):
                              f"got {self.qscheme!r}")
 
     def calculate_qparams(self):
+        """The fixed ``(scale, zero_point)`` of the
+        :class:`~qlearn.quantization.observer.FixedQParamsObserver`."""
         return self.scale, self.zero_point
 
     def _set_qparams(self, scale, zero_point):
@@ -439,23 +445,31 @@ class LearnableFakeQuantize(FakeQuantizeBase):
         return self
 
     def toggle_observer_update(self, enabled=True):
+        """Set ``static_enabled``: whether ``forward`` observes the input and copies the
+        observer's qparams into ``scale`` and ``zero_point``."""
         self.static_enabled[0] = int(enabled)
         return self
 
     def enable_observer(self, enabled=True):
+        """Same as :meth:`toggle_observer_update`."""
         return self.toggle_observer_update(enabled)
 
     def toggle_qparam_learning(self, enabled=True):
+        """Set ``learning_enabled`` and the ``requires_grad`` of the ``scale`` and
+        ``zero_point`` parameters (whether back-propagation trains them)."""
         self.learning_enabled[0] = int(enabled)
         self.scale.requires_grad = bool(enabled)
         self.zero_point.requires_grad = bool(enabled)
         return self
 
     def toggle_fake_quant(self, enabled=True):
+        """Set ``fake_quant_enabled``: whether ``forward`` fake-quantizes (else it returns
+        the input unchanged)."""
         self.fake_quant_enabled[0] = int(enabled)
         return self
 
     def observe_quant_params(self):
+        """Print the current learned scale and zero point (PyTorch's method of this name)."""
         print(f"LearnableFakeQuantize Scale: {self.scale.data}")
         print(f"LearnableFakeQuantize Zero Point: {self.zero_point.data}")
 

@@ -82,9 +82,12 @@ class _PartialWrapper:
         return self.p.__repr__() + self.callable_args.__repr__()
 
     def with_args(self, **kwargs):
+        """A new factory that also passes ``kwargs`` to the constructor (as PyTorch's)."""
         return _with_args(self, **kwargs)
 
     def with_callable_args(self, **kwargs):
+        """A copy of this factory whose ``kwargs`` values are functions, called at each
+        construction to give the argument's value (unless it is passed explicitly)."""
         result = _PartialWrapper(p=self.p)
         result.callable_args = {**self.callable_args, **kwargs}
         return result
@@ -166,6 +169,9 @@ class ObserverBase(Module, ABC):
 
     @abstractmethod
     def calculate_qparams(self, **kwargs):
+        """``(scale, zero_point)`` from the statistics recorded so far (abstract); the
+        uniform observers reduce them to :math:`[\alpha, \beta]` and call
+        :func:`qlearn.quantization.qparams.calculate_qparams`."""
         pass
 
     def merge(self, other):
@@ -272,6 +278,8 @@ class UniformQuantizationObserverBase(ObserverBase):
                                  self.has_customized_qrange)
 
     def reset_min_max_vals(self):
+        """Forget the data seen; subclasses that record a range override it (here it
+        raises ``NotImplementedError``, as in PyTorch)."""
         raise NotImplementedError("Cannot reset min/max values in the given observer.")
 
 
@@ -873,6 +881,7 @@ class PlaceholderObserver(ObserverBase):
         return f"dtype={dtype}, is_dynamic={self.is_dynamic}"
 
     def calculate_qparams(self):
+        """Not defined: raises ``RuntimeError`` (the qparams come from elsewhere)."""
         raise RuntimeError("calculate_qparams should not be called for PlaceholderObserver")
 
 
@@ -895,9 +904,11 @@ class RecordingObserver(ObserverBase):
         return x
 
     def calculate_qparams(self):
+        """Not defined: raises ``RuntimeError``."""
         raise RuntimeError("calculate_qparams should not be called for RecordingObserver")
 
     def get_tensor_value(self):
+        """The list of copies of the tensors seen, in order (``tensor_val``)."""
         return self.tensor_val
 
 
@@ -917,6 +928,7 @@ class NoopObserver(ObserverBase):
         return x
 
     def calculate_qparams(self):
+        """Not defined: raises ``RuntimeError``."""
         raise RuntimeError("calculate_qparams should not be called for NoopObserver")
 
 
@@ -936,6 +948,7 @@ class ReuseInputObserver(ObserverBase):
         return x
 
     def calculate_qparams(self):
+        """Not defined: raises ``RuntimeError`` (the input's observer gives the qparams)."""
         raise RuntimeError("calculate_qparams should not be called for ReuseInputObserver")
 
 

@@ -143,6 +143,8 @@ class Quantizer:
         return bits
 
     def act_replacement(self, num_bits):
+        """The module that replaces an ``nn.ReLU`` quantized to ``num_bits`` bits;
+        subclasses implement it (here it raises ``NotImplementedError``)."""
         raise NotImplementedError
 
     # -- the rewrite -----------------------------------------------------------------------
@@ -245,6 +247,9 @@ class DorefaQuantizer(Quantizer):
     param_quantization_fn = staticmethod(dorefa_quantize_weight)
 
     def act_replacement(self, num_bits):
+        r"""A :class:`ClippedLinearQuantization` with ``num_bits`` :math:`= k` bits on
+        :math:`[0, 1]`: :math:`a_q = \operatorname{round}\big((2^k - 1)
+        \operatorname{clamp}(a, 0, 1)\big) / (2^k - 1)`, to replace an ``nn.ReLU``."""
         return ClippedLinearQuantization(num_bits, 1.0)
 
 
@@ -281,6 +286,8 @@ class PACTQuantizer(Quantizer):
         return group
 
     def act_replacement(self, num_bits):
+        r"""A :class:`~qlearn.quantizers.PACTReLU` with ``num_bits`` bits whose learned clip
+        value :math:`\alpha` starts at ``act_clip_init_val``, to replace an ``nn.ReLU``."""
         return PACTReLU(num_bits, self.act_clip_init_val)
 
 
@@ -301,4 +308,7 @@ class WRPNQuantizer(Quantizer):
                          overrides, keep_first_last)
 
     def act_replacement(self, num_bits):
+        r"""A :class:`ClippedLinearQuantization` with ``num_bits`` :math:`= k` bits on
+        :math:`[0, 1]`: :math:`a_q = \operatorname{round}\big((2^k - 1)
+        \operatorname{clamp}(a, 0, 1)\big) / (2^k - 1)`, to replace an ``nn.ReLU``."""
         return ClippedLinearQuantization(num_bits, 1.0)

@@ -396,9 +396,13 @@ class PackedConvWeight:
             self.dw_taps = np.ascontiguousarray(wz.T)          # (9, C)
 
     def unpack(self):
+        """``(qweight, bias)`` as given (``torch.ops.quantized.conv2d_unpack``)."""
         return self.qweight, self.bias
 
     def output_size(self, h, w):
+        r"""The output's ``(H_out, W_out)`` for an ``h`` x ``w`` input, as ``Conv2d``'s:
+        :math:`H_\text{out} = \lfloor (h + 2 p_h - d_h (k_h - 1) - 1) / s_h \rfloor + 1`,
+        and likewise for the width."""
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         (ph, pw), (dh, dw) = self.padding, self.dilation
         return ((h + 2 * ph - dh * (kh - 1) - 1) // sh + 1,

@@ -74,9 +74,11 @@ class Conv2d(QuantizedWeightModule):
                                                self.dilation, self.groups)
 
     def weight(self):
+        """The qint8 weight (a QTensor of shape (O, C/groups, kh, kw))."""
         return self._packed_params.qweight
 
     def bias(self):
+        """The float32 bias of shape (O,), or None."""
         return self._packed_params.bias
 
     def _weight_bias(self):

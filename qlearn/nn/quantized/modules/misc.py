@@ -48,6 +48,8 @@ class Quantize(Module):
 
     @classmethod
     def from_float(cls, mod):
+        """A Quantize with the ``(scale, zero_point)`` and dtype observed by
+        ``mod.activation_post_process`` (a calibrated ``QuantStub``), as PyTorch's."""
         scale, zero_point = activation_qparams(mod, cls.__name__)
         return cls(scale, zero_point, getattr(mod.activation_post_process, "dtype", quint8))
 
@@ -67,6 +69,7 @@ class DeQuantize(Module):
 
     @classmethod
     def from_float(cls, mod):
+        """A new DeQuantize (the float ``DeQuantStub`` ``mod`` carries no parameters)."""
         return cls()
 
 
@@ -86,6 +89,8 @@ class ReLU(Module):
 
     @classmethod
     def from_float(cls, mod):
+        """The quantized module for the float ``mod``, keeping its ``inplace`` flag (the
+        output keeps the input's scale and zero point, so nothing is observed)."""
         return cls(getattr(mod, "inplace", False))
 
 
@@ -123,6 +128,8 @@ class MaxPool2d(Module):
 
     @classmethod
     def from_float(cls, mod):
+        """The quantized pooling with ``mod``'s ``kernel_size``, ``stride``, ``padding``,
+        ``dilation``, ``return_indices`` and ``ceil_mode``."""
         return cls(mod.kernel_size, mod.stride, mod.padding, mod.dilation,
                    getattr(mod, "return_indices", False), getattr(mod, "ceil_mode", False))
 
@@ -143,6 +150,7 @@ class AdaptiveAvgPool2d(Module):
 
     @classmethod
     def from_float(cls, mod):
+        """The quantized pooling with ``mod``'s ``output_size``."""
         return cls(mod.output_size)
 
 
@@ -172,18 +180,25 @@ class FloatFunctional(Module):
         return self.activation_post_process(r)
 
     def add(self, x, y):
+        """``x + y``, passed through ``activation_post_process``."""
         return self._post(x + y)
 
     def add_scalar(self, x, y):
+        """``x + y`` for a scalar ``y``; not observed, as in PyTorch (the output's
+        qparams follow ``x``'s)."""
         return x + y       # as in PyTorch, not observed: the output range follows x
 
     def mul(self, x, y):
+        """``x * y``, passed through ``activation_post_process``."""
         return self._post(x * y)
 
     def mul_scalar(self, x, y):
+        """``x * y`` for a scalar ``y``; not observed, as in PyTorch."""
         return x * y
 
     def cat(self, x, dim=0):
+        """The tensors of the sequence ``x`` concatenated along ``dim``, passed through
+        ``activation_post_process``."""
         x = list(x)
         if all(isinstance(t, np.ndarray) for t in x):
             return self._post(np.concatenate(x, axis=dim))
@@ -194,6 +209,7 @@ class FloatFunctional(Module):
         return self._post(cat(x, dim))
 
     def add_relu(self, x, y):
+        r""":math:`\max(x + y, 0)`, passed through ``activation_post_process``."""
         r = x + y
         r = np.maximum(r, np.float32(0)) if isinstance(r, np.ndarray) else r.relu()
         return self._post(r)
@@ -232,27 +248,44 @@ class QFunctional(Module):
         return f"QFunctional({self.extra_repr()})"
 
     def add(self, x, y):
+        r""":math:`\mathrm{requant}_{S_o, Z_o}\big(S_x (q_x - Z_x) + S_y (q_y - Z_y)\big)`
+        with :math:`(S_o, Z_o)` = ``(scale, zero_point)``; see
+        :func:`qlearn.nn.quantized.functional.add`."""
         return qF.add(x, y, self.scale, self.zero_point)
 
     def add_relu(self, x, y):
+        r""":math:`\mathrm{requant}_{S_o, Z_o}\big(\max(S_x (q_x - Z_x) + S_y (q_y - Z_y),
+        0)\big)` with :math:`(S_o, Z_o)` = ``(scale, zero_point)``; see
+        :func:`qlearn.nn.quantized.functional.add_relu`."""
         return qF.add_relu(x, y, self.scale, self.zero_point)
 
     def mul(self, x, y):
+        r""":math:`q = \operatorname{nearbyint}\big((q_x - Z_x)(q_y - Z_y)\, S_x S_y / S_o\big)
+        + Z_o`, clamped to [0, 255], :math:`(S_o, Z_o)` = ``(scale, zero_point)``; see
+        :func:`qlearn.nn.quantized.functional.mul`."""
         return qF.mul(x, y, self.scale, self.zero_point)
 
     def add_scalar(self, x, y):
+        r""":math:`\mathrm{requant}_{S_x, Z_x}\big(S_x (q_x - Z_x) + y\big)` for a scalar
+        ``y``: the output keeps ``x``'s scale and zero point (as PyTorch's)."""
         require_quantized(x, "QFunctional.add_scalar", "x")
         return qF.add(x, y, x.q_scale(), x.q_zero_point())
 
     def mul_scalar(self, x, y):
+        r""":math:`\mathrm{requant}_{S_x, Z_x}\big(S_x (q_x - Z_x) \cdot y\big)` for a
+        scalar ``y``: the output keeps ``x``'s scale and zero point."""
         require_quantized(x, "QFunctional.mul_scalar", "x")
         return qF.mul(x, y, x.q_scale(), x.q_zero_point())
 
     def cat(self, x, dim=0):
+        """The QTensors of ``x`` concatenated along ``dim``, each requantized to
+        ``(scale, zero_point)``; see :func:`qlearn.nn.quantized.functional.cat`."""
         return qF.cat(x, dim, self.scale, self.zero_point)
 
     @classmethod
     def from_float(cls, mod):
+        """A QFunctional with the ``(scale, zero_point)`` observed by the calibrated
+        :class:`FloatFunctional` ``mod``'s ``activation_post_process``."""
         scale, zero_point = activation_qparams(mod, cls.__name__)
         q = cls()
         q.scale, q.zero_point = scale, zero_point
