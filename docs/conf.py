@@ -36,6 +36,10 @@ autosummary_generate = False
 napoleon_numpy_docstring = True
 napoleon_google_docstring = False
 napoleon_use_rtype = False
+# NumPy-style type strings ("array_like of float, shape (C,)") are cross-referenced word
+# by word, and "shape" then names both Tensor.shape and QTensor.shape: that ambiguity is
+# not an error in the docs, so Sphinx is not asked to report it.
+suppress_warnings = ["ref.python"]
 
 # MyST: $...$ and $$...$$ math in Markdown pages and notebooks.
 myst_enable_extensions = ["dollarmath", "amsmath"]

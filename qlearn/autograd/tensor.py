@@ -65,10 +65,7 @@ class Tensor:
     # -- basics -------------------------------------------------------------------------
     @property
     def shape(self):
-        """The shape of ``data``, a tuple of ints (as ``torch.Tensor.shape``).
-
-        :meta private:
-        """
+        """The shape of ``data``, a tuple of ints (as ``torch.Tensor.shape``)."""
         return self.data.shape
 
     @property
