@@ -73,17 +73,6 @@ class Conv2d(QuantizedWeightModule):
         self._packed_params = PackedConvWeight(w, b, self.stride, self.padding,
                                                self.dilation, self.groups)
 
-    def weight(self):
-        """The qint8 weight (a QTensor of shape (O, C/groups, kh, kw))."""
-        return self._packed_params.qweight
-
-    def bias(self):
-        """The float32 bias of shape (O,), or None."""
-        return self._packed_params.bias
-
-    def _weight_bias(self):
-        return self.weight(), self.bias()
-
     def forward(self, x):
         return conv2d_apply(x, self._packed_params, self.scale, self.zero_point,
                             relu=self._RELU, who=self._NAME)

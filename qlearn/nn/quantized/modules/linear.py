@@ -73,17 +73,6 @@ class Linear(QuantizedWeightModule):
                              f"{self.in_features}), got {w.shape}")
         self._packed_params = packed
 
-    def weight(self):
-        """The qint8 weight (a QTensor)."""
-        return self._packed_params.qweight
-
-    def bias(self):
-        """The float32 bias, or None."""
-        return self._packed_params.bias
-
-    def _weight_bias(self):
-        return self.weight(), self.bias()
-
     # -- forward -----------------------------------------------------------------------
     def forward(self, x):
         return linear_apply(x, self._packed_params, self.scale, self.zero_point,

@@ -16,6 +16,18 @@ class QuantizedWeightModule(Module):
 
     _NAME = "QuantizedModule"
 
+    def weight(self):
+        """The qint8 weight, a QTensor ((out, in) for Linear, (O, C/groups, kh, kw) for
+        Conv2d), as it was given to ``set_weight_bias``."""
+        return self._packed_params.qweight
+
+    def bias(self):
+        """The float32 bias of shape (out,), or None."""
+        return self._packed_params.bias
+
+    def _weight_bias(self):
+        return self.weight(), self.bias()
+
     def __repr__(self):
         return f"{self._NAME}({self.extra_repr()})"
 
