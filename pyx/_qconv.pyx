@@ -15,34 +15,16 @@ from libc.string cimport memcpy
 
 from _typedefs cimport float32_t, int8_t, int16_t, int32_t, intp_t, uint8_t
 
+from _qgemm_decl cimport (QGEMM_AVX2, QGEMM_AVX2_EXACT, QGEMM_NR, QGEMM_VNNI,
+                          qgemm_epilogue, qgemm_tile_mr, qgemm_tile_np, qlearn_cpu_has_avx2,
+                          qlearn_cpu_has_avx512vnni, qlearn_qgemm_rowsum_max,
+                          qlearn_qgemm_tile)
+
 cdef extern from "qconv_kernels.h":
-    ctypedef struct qgemm_epilogue:
-        const int32_t *colsum
-        const int32_t *wzp
-        const int32_t *rowsum
-        int32_t a_zp
-        const float *bias_q
-        const float *mult
-        int32_t out_zp, lo, hi
-        const float *fscale
-        const float *fbias
-        int relu
-    int qlearn_cpu_has_avx2() noexcept nogil
-    int qlearn_cpu_has_avx512vnni() noexcept nogil
-    int QGEMM_AVX2, QGEMM_AVX2_EXACT, QGEMM_NR
-    int qgemm_tile_mr(int path) noexcept nogil
-    int qgemm_tile_np(int path) noexcept nogil
-    int qlearn_qgemm_rowsum_max(const uint8_t *a, long M, long K, long lda,
-                                int32_t *rowsum, int want_max) noexcept nogil
     void qlearn_qgemm_tile_indirect(const uint8_t *const *ptrs, long T, long gpt,
                                     long i0, long mr, const int8_t *packed, long N,
                                     long Kg, long p0, long npanels, const qgemm_epilogue *e,
                                     uint8_t *out_u8, long ldc) noexcept nogil
-    int QGEMM_VNNI
-    void qlearn_qgemm_tile(int path, const uint8_t *a, long lda, long i0, long mr,
-                           const int8_t *packed, long N, long Kg, long p0, long npanels,
-                           const qgemm_epilogue *e, uint8_t *out_u8, float *out_f,
-                           long ldc) noexcept nogil
     void qlearn_qconv_copy(uint8_t *d, const uint8_t *s, long n) noexcept nogil
     void qlearn_qconv_im2col_rows(const uint8_t *x, long H, long W, long C, long Ho,
                                   long Wo, long c0, long cg, long lda, long kh, long kw,

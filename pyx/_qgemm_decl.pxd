@@ -1,0 +1,30 @@
+# The int8 GEMM micro-kernels of qgemm_kernels.h, declared once for the modules that
+# drive them (_qgemm: matrix multiply; _qconv: convolution as blocked/indirect GEMM).
+from _typedefs cimport int8_t, int32_t, uint8_t
+
+cdef extern from "qgemm_kernels.h":
+    # What a tile needs to turn its int32 accumulators into outputs (docs/int8.rst,
+    # eqs. (4)-(7)): the zero-point terms, the bias, the multiplier and the clamp.
+    ctypedef struct qgemm_epilogue:
+        const int32_t *colsum
+        const int32_t *wzp
+        const int32_t *rowsum
+        int32_t a_zp
+        const float *bias_q
+        const float *mult
+        int32_t out_zp, lo, hi
+        const float *fscale
+        const float *fbias
+        int relu
+    int QGEMM_GENERIC, QGEMM_AVX2, QGEMM_AVX2_EXACT, QGEMM_VNNI, QGEMM_NR
+    int qlearn_cpu_has_avx2() noexcept nogil
+    int qlearn_cpu_has_avx512vnni() noexcept nogil
+    void qlearn_qgemm_pack(const int8_t *w, long N, long K, int8_t *out) noexcept nogil
+    int qlearn_qgemm_rowsum_max(const uint8_t *a, long M, long K, long lda,
+                                int32_t *rowsum, int want_max) noexcept nogil
+    int qgemm_tile_mr(int path) noexcept nogil
+    int qgemm_tile_np(int path) noexcept nogil
+    void qlearn_qgemm_tile(int path, const uint8_t *a, long lda, long i0, long mr,
+                           const int8_t *packed, long N, long Kg, long p0, long npanels,
+                           const qgemm_epilogue *e, uint8_t *out_u8, float *out_f,
+                           long ldc) noexcept nogil
