@@ -4,29 +4,7 @@ Each takes quint8 :class:`qlearn.QTensor` inputs and returns QTensors whose inte
 PyTorch's x86 (FBGEMM) backend's for the same inputs (see ``docs/int8.rst``).
 """
 from . import functional
-from .modules import (
-                      AdaptiveAvgPool2d,
-                      Conv2d,
-                      DeQuantize,
-                      FloatFunctional,
-                      Linear,
-                      MaxPool2d,
-                      QFunctional,
-                      Quantize,
-                      ReLU,
-                      ReLU6,
-)
+from .modules import *  # noqa: F403
+from .modules import __all__ as _modules_all
 
-__all__ = [
-                      "AdaptiveAvgPool2d",
-                      "Conv2d",
-                      "DeQuantize",
-                      "FloatFunctional",
-                      "Linear",
-                      "MaxPool2d",
-                      "QFunctional",
-                      "Quantize",
-                      "ReLU",
-                      "ReLU6",
-                      "functional",
-]
+__all__ = [*_modules_all, "functional"]
