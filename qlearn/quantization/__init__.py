@@ -24,3 +24,15 @@ from .fuser_method_mappings import (fuse_conv_bn, fuse_conv_bn_relu, fuse_linear
                                     get_default_fusion_patterns, get_fuser_method)
 from .fuse_modules import fuse_known_modules, fuse_modules, fuse_modules_qat
 from ..nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
+from .stubs import DeQuantStub, QuantStub, QuantWrapper
+from .quantization_mappings import (get_default_compare_output_module_list,
+                                    get_default_dynamic_quant_module_mappings,
+                                    get_default_float_to_quantized_operator_mappings,
+                                    get_default_qat_module_mappings,
+                                    get_default_qconfig_propagation_list,
+                                    get_default_static_quant_module_mappings,
+                                    get_dynamic_quant_module_class, get_quantized_operator,
+                                    get_static_quant_module_class, no_observer_set)
+from .quantize import (add_quant_dequant, convert, default_eval_fn, get_observer_dict,
+                       prepare, prepare_qat, propagate_qconfig_, quantize, quantize_dynamic,
+                       quantize_qat, swap_module)

@@ -13,6 +13,7 @@ from .utils import activation_qparams
 __all__ = [
     "AdaptiveAvgPool2d",
     "DeQuantize",
+    "Dropout",
     "FloatFunctional",
     "MaxPool2d",
     "QFunctional",
@@ -103,6 +104,32 @@ class ReLU6(ReLU):
 
     def __repr__(self):
         return "QuantizedReLU6()"
+
+
+class Dropout(Module):
+    """Quantized dropout: the identity at inference, as PyTorch's ``nnq.Dropout``
+    (``convert`` swaps an eval-mode ``nn.Dropout`` for it).
+
+    >>> import qlearn.nn.quantized as nnq
+    >>> nnq.Dropout(0.5)(ql.quantize_per_tensor([1.0], 0.5, 0, ql.quint8)).int_repr()
+    array([2], dtype=uint8)
+    """
+
+    def __init__(self, p=0.5, inplace=False):
+        super().__init__()
+        self.p, self.inplace = p, inplace
+
+    def forward(self, x):
+        require_quantized(x, "QuantizedDropout")
+        return x
+
+    def extra_repr(self):
+        return f"p={self.p}, inplace={self.inplace}"
+
+    @classmethod
+    def from_float(cls, mod):
+        """The quantized dropout with ``mod``'s ``p`` and ``inplace``."""
+        return cls(mod.p, getattr(mod, "inplace", False))
 
 
 class MaxPool2d(Module):
