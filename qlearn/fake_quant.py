@@ -83,7 +83,7 @@ def _channel_array(value, name):
 # -- kernels wrapped for the Functions ----------------------------------------------------
 
 def _fq_per_tensor(x, scale, zero_point, quant_min, quant_max):
-    """(x_hat, mask) of eq. (1) for a float32 array ``x``."""
+    """(x_hat, mask) of eq. :eq:`qat-fq` for a float32 array ``x``."""
     x = _contiguous(x)
     out = np.empty(x.shape, np.float32)
     mask = np.empty(x.shape, np.uint8)

@@ -5,13 +5,11 @@ magnitude (one bit is the sign); activations are clipped to :math:`[0, 1]` and q
 with :math:`k` bits:
 
 .. math::
-   :label: wrpn-weight
 
    w_q = \frac{1}{2^{k-1} - 1}\operatorname{round}\big((2^{k-1} - 1)
          \operatorname{clamp}(w, -1, 1)\big)
 
 .. math::
-   :label: wrpn-activation
 
    a_q = \frac{1}{2^k - 1}\operatorname{round}\big((2^k - 1)\operatorname{clamp}(a, 0, 1)\big)
 

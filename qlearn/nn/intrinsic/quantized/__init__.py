@@ -1,6 +1,6 @@
 """Quantized fused modules: ``qlearn.nn.intrinsic.quantized`` mirrors
 ``torch.ao.nn.intrinsic.quantized``.  The ReLU is fused into the requantization: the
-output is clamped below at its zero point (docs/int8.rst, eq. (6))."""
+output is clamped below at its zero point (eq. :eq:`int8-requant`)."""
 from ...quantized.modules.conv import Conv2d as _Conv2d
 from ...quantized.modules.linear import Linear as _Linear
 

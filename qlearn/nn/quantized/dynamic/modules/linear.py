@@ -15,7 +15,7 @@ class Linear(nnq.Linear):
 
     On every call the input's range :math:`[\min(x, 0), \max(x, 0)]` gives its scale
     and zero point (7-bit, ``reduce_range``, as PyTorch's x86 backend), the int8 GEMM
-    accumulates in int32 and the result is returned in float32 (docs/int8.rst, eq. (8)):
+    accumulates in int32 and the result is returned in float32 (eq. :eq:`int8-dynamic`):
 
     .. math::  y_{ij} = S_x S_{w,j} \textstyle\sum_k (x_{ik} - Z_x)(w_{jk} - Z_{w,j}) + b_j
 

@@ -18,7 +18,7 @@ class LSTM(Module):
     r"""Dynamically quantized LSTM (``torch.ao.nn.quantized.dynamic.LSTM``).
 
     Each step of each layer and direction computes, with :math:`\hat W x` the dynamic
-    int8 linear of :class:`qlearn.nn.quantized.dynamic.Linear` (eq. (8)):
+    int8 linear of :class:`qlearn.nn.quantized.dynamic.Linear` (eq. :eq:`int8-dynamic`):
 
     .. math::
 
