@@ -25,3 +25,15 @@ __all__ = [
     "fake_quantize_per_tensor_affine", "fake_quantize_per_channel_affine",
     "cat", "manual_seed", "stack", "where",
 ]
+
+# ``import qlearn as ql`` then ``ql.nn``, ``ql.quantization``... as ``torch.nn`` after
+# ``import torch``: the subpackages load on first access (PEP 562), which keeps
+# ``import qlearn`` light and free of import cycles.
+_SUBPACKAGES = ("nn", "optim", "quantization", "quantizers", "datasets", "utils", "fx", "onnx")
+
+
+def __getattr__(name):
+    if name in _SUBPACKAGES:
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -28,20 +28,13 @@ PyTorch observes none of them.
 from .. import nn
 from ..nn import functional as F
 from ..nn import intrinsic as nni
+from ..nn import qat as nnqat
 from ..nn import quantized as nnq
+from ..nn.intrinsic import qat as nniqat
 from ..nn.intrinsic import quantized as nniq
 from ..nn.quantized import dynamic as nnqd
 from ..nn.quantized import functional as qF
 from .stubs import DeQuantStub, QuantStub
-
-try:     # the QAT modules (qlearn.nn.qat, qlearn.nn.intrinsic.qat)
-    from ..nn import qat as nnqat
-except ImportError:  # pragma: no cover - present in a full checkout
-    nnqat = None
-try:
-    from ..nn.intrinsic import qat as nniqat
-except ImportError:  # pragma: no cover
-    nniqat = None
 
 __all__ = [
     "get_default_static_quant_module_mappings",
@@ -57,18 +50,8 @@ __all__ = [
 ]
 
 
-def _pairs(module, names_to_targets):
-    """``{getattr(module, k): v}`` for the names ``module`` has (optional packages)."""
-    out = {}
-    for name, target in names_to_targets:
-        src = getattr(module, name, None) if module is not None else None
-        if src is not None and target is not None:
-            out[src] = target
-    return out
-
-
 def _get(module, name):
-    return getattr(module, name, None) if module is not None else None
+    return getattr(module, name, None)
 
 
 # -- static: float / fused / QAT -> int8 ---------------------------------------------------
@@ -83,36 +66,33 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS = {
     nn.AdaptiveAvgPool2d: nnq.AdaptiveAvgPool2d,
     nn.Dropout: nnq.Dropout,
     nnq.FloatFunctional: nnq.QFunctional,
+    # fused float modules
+    nni.ConvReLU2d: nniq.ConvReLU2d,
+    nni.LinearReLU: nniq.LinearReLU,
+    # QAT modules: the batch norm is folded into the weight on the way
+    nnqat.Linear: nnq.Linear,
+    nnqat.Conv2d: nnq.Conv2d,
+    nniqat.ConvBn2d: nnq.Conv2d,
+    nniqat.ConvBnReLU2d: nniq.ConvReLU2d,
+    nniqat.ConvReLU2d: nniq.ConvReLU2d,
+    nniqat.LinearReLU: nniq.LinearReLU,
+    nniqat.LinearBn1d: nnq.Linear,
 }
-if _get(nnq, "BatchNorm2d") is not None:
-    DEFAULT_STATIC_QUANT_MODULE_MAPPINGS[nn.BatchNorm2d] = nnq.BatchNorm2d
-DEFAULT_STATIC_QUANT_MODULE_MAPPINGS.update(_pairs(nni, [
-    ("ConvReLU2d", nniq.ConvReLU2d),
-    ("LinearReLU", nniq.LinearReLU),
-    ("BNReLU2d", _get(nniq, "BNReLU2d")),
-]))
-DEFAULT_STATIC_QUANT_MODULE_MAPPINGS.update(_pairs(nniqat, [
-    ("ConvBn2d", nnq.Conv2d),
-    ("ConvBnReLU2d", nniq.ConvReLU2d),
-    ("ConvReLU2d", nniq.ConvReLU2d),
-    ("LinearReLU", nniq.LinearReLU),
-    ("LinearBn1d", nnq.Linear),
-]))
-DEFAULT_STATIC_QUANT_MODULE_MAPPINGS.update(_pairs(nnqat, [
-    ("Linear", nnq.Linear),
-    ("Conv2d", nnq.Conv2d),
-]))
+for _float, _quant in ((nn.BatchNorm2d, _get(nnq, "BatchNorm2d")),
+                       (nni.BNReLU2d, _get(nniq, "BNReLU2d"))):
+    if _quant is not None:
+        DEFAULT_STATIC_QUANT_MODULE_MAPPINGS[_float] = _quant
 
-# -- QAT: float / fused -> fake-quantized-weight modules -----------------------------------
-DEFAULT_QAT_MODULE_MAPPINGS = {}
-for _float, _qat in ((nn.Conv2d, _get(nnqat, "Conv2d")), (nn.Linear, _get(nnqat, "Linear")),
-                     (_get(nni, "ConvBn2d"), _get(nniqat, "ConvBn2d")),
-                     (_get(nni, "ConvBnReLU2d"), _get(nniqat, "ConvBnReLU2d")),
-                     (_get(nni, "ConvReLU2d"), _get(nniqat, "ConvReLU2d")),
-                     (_get(nni, "LinearReLU"), _get(nniqat, "LinearReLU")),
-                     (_get(nni, "LinearBn1d"), _get(nniqat, "LinearBn1d"))):
-    if _float is not None and _qat is not None:
-        DEFAULT_QAT_MODULE_MAPPINGS[_float] = _qat
+# -- QAT: float / fused -> modules that fake-quantize their weights ------------------------
+DEFAULT_QAT_MODULE_MAPPINGS = {
+    nn.Conv2d: nnqat.Conv2d,
+    nn.Linear: nnqat.Linear,
+    nni.ConvBn2d: nniqat.ConvBn2d,
+    nni.ConvBnReLU2d: nniqat.ConvBnReLU2d,
+    nni.ConvReLU2d: nniqat.ConvReLU2d,
+    nni.LinearReLU: nniqat.LinearReLU,
+    nni.LinearBn1d: nniqat.LinearBn1d,
+}
 
 # -- dynamic: float -> int8 / float16 weights, float activations ---------------------------
 DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS = {

@@ -33,6 +33,7 @@ import numpy as np
 
 from ..dtypes import QDType, qint8
 from ..nn import quantized as nnq
+from ..nn.intrinsic import _FusedModule
 from ..nn.modules.container import ModuleList, Sequential
 from ..nn.modules.flatten import Dropout, Flatten
 from ..nn.modules.linear import Identity
@@ -51,12 +52,6 @@ from .quantization_mappings import (
     no_observer_set,
 )
 from .stubs import DeQuantStub, QuantStub, QuantWrapper
-
-try:
-    from ..nn.intrinsic import _FusedModule
-except ImportError:  # pragma: no cover - the fused modules land with the fusion work
-    class _FusedModule:
-        pass
 
 __all__ = [
     "propagate_qconfig_",
