@@ -36,3 +36,5 @@ from .quantization_mappings import (get_default_compare_output_module_list,
 from .quantize import (add_quant_dequant, convert, default_eval_fn, get_observer_dict,
                        prepare, prepare_qat, propagate_qconfig_, quantize, quantize_dynamic,
                        quantize_qat, swap_module)
+from .qconfig_mapping import (QConfigMapping, get_default_qat_qconfig_mapping,
+                              get_default_qconfig_mapping)
