@@ -48,7 +48,8 @@ def fuse_known_modules(mod_list, is_qat, additional_fuser_method_mapping=None):
 
     The forward pre-hooks of the first module and the forward hooks of the last one move
     to the fused module (the hooks of the modules in between are dropped), as in
-    PyTorch.
+    PyTorch; unlike PyTorch, a folded layer inside the fused module does not keep a
+    copy of the pre-hooks (they run once, not twice).
 
     >>> from qlearn import nn
     >>> from qlearn.quantization import fuse_known_modules
@@ -57,13 +58,26 @@ def fuse_known_modules(mod_list, is_qat, additional_fuser_method_mapping=None):
     """
     types = tuple(type(m) for m in mod_list)
     fuser_method = get_fuser_method(types, additional_fuser_method_mapping)
-    fused = fuser_method(is_qat, *mod_list)
-    for hook in mod_list[0]._forward_pre_hooks.values():
-        fused.register_forward_pre_hook(hook)
+    # take the hooks off before fusing: a folded layer is a deep copy of the first module,
+    # which would otherwise run its pre-hooks a second time (PyTorch's does)
+    pre_hooks = list(mod_list[0]._forward_pre_hooks.values())
+    post_hooks = list(mod_list[-1]._forward_hooks.values())
     mod_list[0]._forward_pre_hooks.clear()
-    for hook in mod_list[-1]._forward_hooks.values():
-        fused.register_forward_hook(hook)
     mod_list[-1]._forward_hooks.clear()
+    try:
+        fused = fuser_method(is_qat, *mod_list)
+    except Exception:
+        for hook in pre_hooks:           # leave the modules as they were
+            mod_list[0].register_forward_pre_hook(hook)
+        for hook in post_hooks:
+            mod_list[-1].register_forward_hook(hook)
+        raise
+    # a new container starts in training mode; give it its layers' mode (PyTorch leaves it)
+    fused.train(mod_list[0].training)
+    for hook in pre_hooks:
+        fused.register_forward_pre_hook(hook)
+    for hook in post_hooks:
+        fused.register_forward_hook(hook)
     new_mods = [fused]
     for _ in mod_list[1:]:
         identity = Identity()
