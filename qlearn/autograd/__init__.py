@@ -11,7 +11,11 @@ from .function import Function, enable_grad, is_grad_enabled, no_grad, set_grad_
 from .gradcheck import gradcheck
 from .random import manual_seed
 from .tensor import Tensor, cat, maximum, minimum, stack, tensor, where
+from . import factories, torch_functions
+from .factories import *  # noqa: F401,F403 (zeros, ones, rand, arange, ...)
+from .torch_functions import *  # noqa: F401,F403 (abs, round, clamp, max, ...)
+from .typeinfo import finfo, iinfo
 
 __all__ = ["Function", "Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled",
            "set_grad_enabled", "cat", "stack", "where", "maximum", "minimum", "gradcheck",
-           "manual_seed", "ops"]
+           "manual_seed", "ops", "iinfo", "finfo"] + factories.__all__ + torch_functions.__all__

@@ -196,7 +196,8 @@ class Log10(Function):
     def forward(ctx, a):
         ctx.save_for_backward(a)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.log10(a)
+            # via float64: log10(1000) is exactly 3, as in PyTorch (float32 log10 is not)
+            return np.log10(a.astype(np.float64)).astype(a.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, g):

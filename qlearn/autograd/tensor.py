@@ -606,7 +606,7 @@ class Tensor:
 
         >>> import qlearn as ql
         >>> ql.tensor([0.5, 1.5, 2.5, -0.5]).round()
-        tensor([ 0.,  2.,  2., -0.])
+        tensor([0., 2., 2., -0.])
         """
         if self.data.dtype.kind != "f":
             return self.clone()
@@ -724,6 +724,18 @@ class Tensor:
         dim = _dim(dim, self.ndim)
         idx = np.argmin(self.data, axis=dim)
         return MaxResult(ops.MaxDim.apply(self, idx, dim, keepdim), idx)
+
+    def all(self, dim=None, keepdim=False):
+        """True where every element (over ``dim``) is non-zero, a bool tensor
+        (``torch.Tensor.all``)."""
+        axes = ops._norm_axis(dim, self.ndim)
+        return Tensor._wrap(np.asarray(np.all(self.data, axis=axes, keepdims=keepdim)))
+
+    def any(self, dim=None, keepdim=False):
+        """True where some element (over ``dim``) is non-zero, a bool tensor
+        (``torch.Tensor.any``)."""
+        axes = ops._norm_axis(dim, self.ndim)
+        return Tensor._wrap(np.asarray(np.any(self.data, axis=axes, keepdims=keepdim)))
 
     def amax(self, dim=None, keepdim=False):
         """Largest values over ``dim``; tied maxima share the gradient equally."""
