@@ -215,9 +215,9 @@ def representable_range(observer):
     return scale * (qmin - zero_point), scale * (qmax - zero_point)
 
 
-def _unclamped_codes(observer, x):
-    """The integers :math:`\\operatorname{round}(x / S + Z)` before clamping, and the
-    observer's integer range."""
+def _real_codes(observer, x):
+    """:math:`v = x / S + Z` before rounding and clamping, and the observer's integer
+    range."""
     scale, zero_point, qmin, qmax, ch_axis = _observer_qparams(observer)
     arr = _as_array(x, "x")
     if ch_axis is not None:
@@ -232,19 +232,23 @@ def _unclamped_codes(observer, x):
         scale, zero_point = scale.reshape(shape), zero_point.reshape(shape)
     else:
         scale, zero_point = scale[0], zero_point[0]
-    return np.rint(arr / scale + zero_point), qmin, qmax
+    return arr / scale + zero_point, qmin, qmax
 
 
 def clipping_fraction(observer, x):
     r"""The fraction of the values of ``x`` that the observer's qparams clip.
 
-    A value is clipped when its integer falls outside :math:`[Q_\min, Q_\max]` before
-    clamping, that is when quantization moves it by more than half a step:
+    A value is clipped when quantization moves it by more than half a step, that is
+    when :math:`x / S + Z` falls more than half a step outside the integer range:
 
     .. math::
 
-       c = \frac{1}{n} \Big|\Big\{ i : \operatorname{round}(x_i / S + Z)
-           \notin [Q_\min, Q_\max] \Big\}\Big|
+       c = \frac{1}{n} \Big|\Big\{ i : x_i / S + Z \notin
+           [Q_\min - \tfrac{1}{2},\; Q_\max + \tfrac{1}{2}] \Big\}\Big|
+
+    (A value exactly half a step beyond an end, such as the maximum of a symmetric
+    range, which rounds to :math:`Q_\max + 1` and is clamped back, is not counted: its
+    error is that of rounding.)
 
     A min/max observer clips nothing of the data it saw; on new data, or with a
     histogram or percentile observer that narrows the range on purpose, ``c`` measures
@@ -271,10 +275,13 @@ def clipping_fraction(observer, x):
     >>> clipping_fraction(obs, np.array([-2.0, 0.0, 0.5, 3.0]))   # -2 and 3
     0.5
     """
-    codes, qmin, qmax = _unclamped_codes(observer, x)
-    if codes.size == 0:
+    v, qmin, qmax = _real_codes(observer, x)
+    if v.size == 0:
         return 0.0
-    return float(np.mean((codes < qmin) | (codes > qmax)))
+    # half a step, plus the float32 rounding of a scale such as max|x| / 127.5 (which
+    # puts the maximum itself a hair past qmax + 1/2)
+    half = 0.5 + 1e-4
+    return float(np.mean((v < qmin - half) | (v > qmax + half)))
 
 
 def saturation_count(observer, x):
@@ -308,5 +315,6 @@ def saturation_count(observer, x):
     >>> saturation_count(obs, np.array([-2.0, -1.0, 0.0, 0.5, 3.0]))   # -2, -1 and 3
     3
     """
-    codes, qmin, qmax = _unclamped_codes(observer, x)
+    v, qmin, qmax = _real_codes(observer, x)
+    codes = np.rint(v)
     return int(np.count_nonzero((codes <= qmin) | (codes >= qmax)))

@@ -36,11 +36,11 @@ from collections.abc import Mapping
 from .. import autograd
 from ..nn.modules.module import Module
 from ..qtensor import QTensor
+from .stubs import DeQuantStub
 
 __all__ = ["compare_weights", "get_logger_dict", "Logger", "ShadowLogger", "OutputLogger",
            "Shadow", "prepare_model_with_stubs", "compare_model_stub",
-           "get_matching_activations", "prepare_model_outputs", "compare_model_outputs",
-           "get_default_compare_output_module_list"]
+           "get_matching_activations", "prepare_model_outputs", "compare_model_outputs"]
 
 
 # --- weights --------------------------------------------------------------------------------
@@ -100,21 +100,22 @@ def compare_weights(float_dict, quantized_dict):
 
     Examples
     --------
-    Measure each weight's quantization error with :func:`~qlearn.quantization.metrics.compute_sqnr`:
+    Measure each weight's quantization error with
+    :func:`~qlearn.quantization.metrics.compute_sqnr`:
 
     >>> from qlearn import nn
-    >>> import qlearn.nn.quantized as nnq
-    >>> from qlearn.quantization import default_qconfig, MinMaxObserver
+    >>> import qlearn.quantization as tq
     >>> from qlearn.quantization.numeric_suite import compare_weights
     >>> from qlearn.quantization.metrics import compute_sqnr
-    >>> fc = nn.Linear(8, 4)
-    >>> fc.qconfig, fc.activation_post_process = default_qconfig, MinMaxObserver()
-    >>> _ = fc.activation_post_process(fc(np.ones((1, 8))).data)
-    >>> float_model, q_model = nn.Sequential(fc), nn.Sequential(nnq.Linear.from_float(fc))
+    >>> float_model = tq.QuantWrapper(nn.Linear(8, 4))
+    >>> float_model.qconfig = tq.default_qconfig
+    >>> prepared = tq.prepare(float_model)
+    >>> _ = prepared(np.random.default_rng(0).standard_normal((16, 8)).astype(np.float32))
+    >>> q_model = tq.convert(prepared)
     >>> wt = compare_weights(float_model.state_dict(), q_model.state_dict())
-    >>> list(wt), type(wt["0.weight"]["quantized"]).__name__
-    (['0.weight'], 'QTensor')
-    >>> compute_sqnr(wt["0.weight"]["float"], wt["0.weight"]["quantized"]) > 35
+    >>> list(wt), type(wt["module.weight"]["quantized"]).__name__
+    (['module.weight'], 'QTensor')
+    >>> compute_sqnr(wt["module.weight"]["float"], wt["module.weight"]["quantized"]) > 35
     True
     """
     for name, d in (("float_dict", float_dict), ("quantized_dict", quantized_dict)):
@@ -484,7 +485,8 @@ def _run(model, data, arg_name, who):
         where = f"module {name!r}" if name else "the root module"
         cls = ValueError if isinstance(exc, ValueError) else \
             TypeError if isinstance(exc, TypeError) else RuntimeError
-        raise cls(f"{who}: {where} ({type(mod).__name__}) of `{arg_name}` failed on the "
+        from .quantization_mappings import _class_name
+        raise cls(f"{who}: {where} ({_class_name(type(mod))}) of `{arg_name}` failed on the "
                   f"input: {exc}") from exc
     finally:
         for h in handles:
@@ -529,21 +531,19 @@ def compare_model_stub(float_model, q_model, module_swap_list, *data,
     Examples
     --------
     >>> from qlearn import nn
-    >>> import qlearn.nn.quantized as nnq
-    >>> from qlearn.quantization import default_qconfig, MinMaxObserver
+    >>> import qlearn.quantization as tq
     >>> from qlearn.quantization.numeric_suite import compare_model_stub
     >>> from qlearn.quantization.metrics import compute_sqnr
-    >>> fc = nn.Linear(8, 4)
     >>> x = np.random.default_rng(0).standard_normal((16, 8)).astype(np.float32)
-    >>> fc.qconfig, fc.activation_post_process = default_qconfig, MinMaxObserver()
-    >>> _ = fc.activation_post_process(fc(x).data)
-    >>> qx = MinMaxObserver(); _ = qx(x); (s,), (z,) = qx.calculate_qparams()
-    >>> float_model = nn.Sequential(nn.Identity(), fc)
-    >>> q_model = nn.Sequential(nnq.Quantize(float(s), int(z), ql.quint8),
-    ...                         nnq.Linear.from_float(fc), nnq.DeQuantize())
+    >>> float_model = tq.QuantWrapper(nn.Linear(8, 4))
+    >>> float_model.qconfig = tq.default_qconfig
+    >>> prepared = tq.prepare(float_model); _ = prepared(x)
+    >>> q_model = tq.convert(prepared)
     >>> ob = compare_model_stub(float_model, q_model, {nn.Linear}, x)
-    >>> list(ob), compute_sqnr(ob["1.stats"]["float"][0], ob["1.stats"]["quantized"][0]) > 30
-    (['1.stats'], True)
+    >>> list(ob)
+    ['module.stats']
+    >>> compute_sqnr(ob["module.stats"]["float"][0], ob["module.stats"]["quantized"][0]) > 30
+    True
     """
     _check_pair(float_model, q_model, "compare_model_stub")
     _check_swap_list(module_swap_list)
@@ -559,78 +559,55 @@ def compare_model_stub(float_model, q_model, module_swap_list, *data,
 
 
 # --- output comparison ------------------------------------------------------------------------
-def get_default_compare_output_module_list():
-    """The module types whose outputs :func:`compare_model_outputs` logs by default.
-
-    PyTorch's list: every float, QAT, fused and quantized module type of the default
-    static, dynamic and QAT mappings, and ``QuantStub`` / ``DeQuantStub``.  qlearn's
-    takes them from ``qlearn.quantization.quantization_mappings`` when the workflow
-    provides it, plus the module types qlearn has in each family.
-
-    >>> from qlearn import nn
-    >>> from qlearn.quantization.numeric_suite import get_default_compare_output_module_list
-    >>> nn.Conv2d in get_default_compare_output_module_list()
-    True
-    """
-    from .. import nn
-    from ..nn import intrinsic as nni
-    from ..nn import quantized as nnq
-    from ..nn.intrinsic import quantized as nniq
-    from ..nn.quantized import dynamic as nnqd
-    types = {nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.ReLU6, nn.LeakyReLU, nn.Dropout,
-             nn.LSTM, nn.GRU, nn.Sequential,
-             nnq.Conv2d, nnq.Linear, nnq.Quantize, nnq.DeQuantize, nnq.ReLU6,
-             nnq.FloatFunctional, nnq.QFunctional, nnqd.Linear, nnqd.LSTM,
-             nniq.LinearReLU, nniq.ConvReLU2d}
-    types.update(t for t in vars(nni).values()
-                 if isinstance(t, type) and issubclass(t, Module))
-    for sub in ("qat", "quantized"):
-        try:
-            mod = __import__(f"qlearn.nn.intrinsic.{sub}", fromlist=["*"])
-        except ImportError:
-            continue
-        types.update(t for t in vars(mod).values()
-                     if isinstance(t, type) and issubclass(t, Module))
-    try:
-        from .stubs import DeQuantStub, QuantStub
-        types.update((QuantStub, DeQuantStub))
-    except ImportError:
-        pass
-    try:
-        from . import quantization_mappings as qm
-        getter = getattr(qm, "get_default_compare_output_module_list", None)
-        if getter is not None:
-            types.update(getter())
-    except ImportError:
-        pass
-    return types
-
-
-# Quantized modules with children that still get a logger (PyTorch's list; qlearn's
-# quantized Linear has no child, so this only matters for user subclasses).
-NON_LEAF_MODULE_TO_ADD_OBSERVER_ALLOW_LIST = set()
+def _default_allow_list():
+    """PyTorch's default ``allow_list``: the module types of the static, QAT and dynamic
+    mappings.  qlearn's mappings also map ``ReLU``, ``MaxPool2d`` and
+    ``AdaptiveAvgPool2d`` (whose outputs keep their input's qparams; PyTorch runs its
+    float ones on quantized tensors and has no entry for them); they are left out, so
+    the same model gives PyTorch's keys."""
+    from .quantization_mappings import (
+        get_default_compare_output_module_list,
+        get_default_static_quant_module_mappings,
+        no_observer_set,
+    )
+    static = get_default_static_quant_module_mappings()
+    skip = no_observer_set()
+    skip |= {static[t] for t in skip if t in static}
+    return get_default_compare_output_module_list() - skip
 
 
 def _non_leaf_allow():
+    """Modules of ``q_module`` logged even with children (PyTorch's
+    ``NON_LEAF_MODULE_TO_ADD_OBSERVER_ALLOW_LIST``)."""
     from .. import nn
     from ..nn import quantized as nnq
     from ..nn.quantized import dynamic as nnqd
-    return {nnqd.Linear, nnq.Linear, nnqd.LSTM, nn.LSTM} | \
-        NON_LEAF_MODULE_TO_ADD_OBSERVER_ALLOW_LIST
+    return {nnqd.Linear, nnq.Linear, nnqd.LSTM, nn.LSTM}
 
 
 def _logger_hook(module, args, output):
     return module.activation_post_process(output)
 
 
+class _LoggedOp:
+    """A QFunctional method whose result goes through ``activation_post_process``, as
+    PyTorch's QFunctional ops do (qlearn's return it directly)."""
+
+    def __init__(self, module, name):
+        self.module, self.name = module, name
+
+    def __call__(self, *args, **kwargs):
+        out = getattr(type(self.module), self.name)(self.module, *args, **kwargs)
+        return self.module.activation_post_process(out)
+
+
+_QFUNCTIONAL_OPS = ("add", "add_scalar", "mul", "mul_scalar", "cat", "add_relu")
+
+
 def _add_loggers(module, logger_cls, allow_list, non_leaf):
     """Give every module of an allowed type a logger as ``activation_post_process``,
     run on its output by a forward hook, as PyTorch's ``prepare`` attaches observers
     (``DeQuantStub`` excepted; ``FloatFunctional`` runs its own)."""
-    try:
-        from .stubs import DeQuantStub
-    except ImportError:
-        DeQuantStub = ()
     from ..nn import Sequential
     from ..nn.quantized import FloatFunctional, QFunctional
     for _, mod in list(module.named_modules()):
@@ -638,13 +615,16 @@ def _add_loggers(module, logger_cls, allow_list, non_leaf):
             continue
         if isinstance(mod, (FloatFunctional, QFunctional)):
             mod.activation_post_process = logger_cls()
+            if isinstance(mod, QFunctional):
+                for op in _QFUNCTIONAL_OPS:
+                    object.__setattr__(mod, op, _LoggedOp(mod, op))
             continue
         # an observer or logger left from an earlier prepare is replaced, not a child
         has_children = any(name != "activation_post_process"
                            for name, _ in mod.named_children())
         if has_children and type(mod) not in non_leaf or isinstance(mod, Sequential):
             continue
-        if DeQuantStub and isinstance(mod, DeQuantStub):
+        if isinstance(mod, DeQuantStub):
             continue
         mod.activation_post_process = logger_cls()
         mod.register_forward_hook(_logger_hook)
@@ -664,7 +644,10 @@ def prepare_model_outputs(float_module, q_module, logger_cls=OutputLogger, allow
     logger_cls : type
         :class:`OutputLogger` or a subclass returning its input.
     allow_list : set of type, optional
-        The module types to log; default :func:`get_default_compare_output_module_list`.
+        The module types to log; default: those of
+        :func:`~qlearn.quantization.quantization_mappings.get_default_compare_output_module_list`
+        but ``ReLU``, ``MaxPool2d`` and ``AdaptiveAvgPool2d`` (and their quantized
+        twins), which PyTorch's list does not have.
 
     Examples
     --------
@@ -677,7 +660,7 @@ def prepare_model_outputs(float_module, q_module, logger_cls=OutputLogger, allow
     'OutputLogger'
     """
     if allow_list is None:
-        allow_list = get_default_compare_output_module_list()
+        allow_list = _default_allow_list()
     _check_swap_list(allow_list)
     allow = set(allow_list)
     _add_loggers(float_module, logger_cls, allow, set())
@@ -747,7 +730,10 @@ def compare_model_outputs(float_model, q_model, *data, logger_cls=OutputLogger,
     logger_cls : type
         :class:`OutputLogger` or a subclass returning its input.
     allow_list : set of type, optional
-        The module types to log; default :func:`get_default_compare_output_module_list`.
+        The module types to log; default: those of
+        :func:`~qlearn.quantization.quantization_mappings.get_default_compare_output_module_list`
+        but ``ReLU``, ``MaxPool2d`` and ``AdaptiveAvgPool2d`` (and their quantized
+        twins), which PyTorch's list does not have.
 
     Returns
     -------
@@ -757,23 +743,19 @@ def compare_model_outputs(float_model, q_model, *data, logger_cls=OutputLogger,
     Examples
     --------
     >>> from qlearn import nn
-    >>> import qlearn.nn.quantized as nnq
-    >>> from qlearn.quantization import default_qconfig, MinMaxObserver
+    >>> import qlearn.quantization as tq
     >>> from qlearn.quantization.numeric_suite import compare_model_outputs
     >>> from qlearn.quantization.metrics import compute_sqnr
-    >>> fc = nn.Linear(8, 4)
     >>> x = np.random.default_rng(0).standard_normal((16, 8)).astype(np.float32)
-    >>> fc.qconfig, fc.activation_post_process = default_qconfig, MinMaxObserver()
-    >>> _ = fc.activation_post_process(fc(x).data)
-    >>> qx = MinMaxObserver(); _ = qx(x); (s,), (z,) = qx.calculate_qparams()
-    >>> float_model = nn.Sequential(nn.Identity(), fc)
-    >>> q_model = nn.Sequential(nnq.Quantize(float(s), int(z), ql.quint8),
-    ...                         nnq.Linear.from_float(fc), nnq.DeQuantize())
+    >>> float_model = tq.QuantWrapper(nn.Linear(8, 4))
+    >>> float_model.qconfig = tq.default_qconfig
+    >>> prepared = tq.prepare(float_model); _ = prepared(x)
+    >>> q_model = tq.convert(prepared)
     >>> act = compare_model_outputs(float_model, q_model, x)
     >>> list(act)
-    ['1.stats']
-    >>> compute_sqnr(act["1.stats"]["float"][0], act["1.stats"]["quantized"][0]) > 30
-    True
+    ['quant.stats', 'module.stats']
+    >>> [round(compute_sqnr(v["float"][0], v["quantized"][0])) > 30 for v in act.values()]
+    [True, True]
     """
     _check_pair(float_model, q_model, "compare_model_outputs")
     prepare_model_outputs(float_model, q_model, logger_cls, allow_list)
