@@ -98,9 +98,8 @@ DEFAULT_QAT_MODULE_MAPPINGS = {
 DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS = {
     nn.Linear: nnqd.Linear,
     nn.LSTM: nnqd.LSTM,
+    nn.GRU: nnqd.GRU,
 }
-if _get(nnqd, "GRU") is not None:
-    DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS[nn.GRU] = nnqd.GRU
 
 # -- functions -> quantized functions (for graph mode) -------------------------------------
 DEFAULT_FLOAT_TO_QUANTIZED_OPERATOR_MAPPINGS = {
@@ -149,8 +148,8 @@ def get_default_dynamic_quant_module_mappings():
 
     >>> import qlearn.quantization as tq
     >>> from qlearn import nn
-    >>> tq.get_default_dynamic_quant_module_mappings()[nn.LSTM]
-    <class 'qlearn.nn.quantized.dynamic.modules.rnn.LSTM'>
+    >>> sorted(c.__name__ for c in tq.get_default_dynamic_quant_module_mappings())
+    ['GRU', 'LSTM', 'Linear']
     """
     return dict(DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS)
 

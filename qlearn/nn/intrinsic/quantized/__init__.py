@@ -18,8 +18,13 @@ class LinearReLU(_Linear):
     """
 
     _NAME = "QuantizedLinearReLU"
-    _FLOAT_NAMES = ("LinearReLU",)
     _RELU = True
+
+    @classmethod
+    def _float_modules(cls):
+        from ..modules.fused import LinearReLU as FloatLinearReLU
+        from ..qat import LinearReLU as QATLinearReLU
+        return (FloatLinearReLU, QATLinearReLU)
 
 
 class ConvReLU2d(_Conv2d):
@@ -31,8 +36,14 @@ class ConvReLU2d(_Conv2d):
     """
 
     _NAME = "QuantizedConvReLU2d"
-    _FLOAT_NAMES = ("ConvReLU2d",)
     _RELU = True
+
+    @classmethod
+    def _float_modules(cls):
+        from ..modules.fused import ConvReLU2d as FloatConvReLU2d
+        from ..qat import ConvBnReLU2d as QATConvBnReLU2d
+        from ..qat import ConvReLU2d as QATConvReLU2d
+        return (FloatConvReLU2d, QATConvReLU2d, QATConvBnReLU2d)
 
 
 class BNReLU2d(_BatchNorm2d):

@@ -59,24 +59,6 @@ def float_data(x):
     return np.asarray(data, dtype=np.float32)
 
 
-def weight_observer_of(mod):
-    """The observer (or fake quantizer) that gives the weight's qparams.
-
-    QAT modules carry ``weight_fake_quant``; observed float modules get a fresh
-    ``mod.qconfig.weight()``, which is run over the weight here, as PyTorch does.
-    """
-    if hasattr(mod, "weight_fake_quant"):
-        return mod.weight_fake_quant
-    qconfig = getattr(mod, "qconfig", None)
-    if qconfig is None:
-        raise ValueError(f"from_float: the float module {type(mod).__name__} has no "
-                         f"`qconfig`; run qlearn.quantization.prepare on the model (or "
-                         f"set `module.qconfig`) first")
-    obs = qconfig.weight()
-    obs(float_data(mod.weight))
-    return obs
-
-
 def quantize_weight(w, observer):
     """Quantize the float weight ``w`` with ``observer``'s parameters (qint8)."""
     dtype = getattr(observer, "dtype", qint8)
@@ -108,17 +90,42 @@ def activation_qparams(mod, who):
     return float(np.asarray(scale).reshape(-1)[0]), int(np.asarray(zero_point).reshape(-1)[0])
 
 
-def check_float_module(mod, names, who):
-    """Raise unless ``type(mod).__name__`` is one of ``names`` (duck-typed: qlearn's
-    float modules and PyTorch-like stand-ins are both accepted)."""
-    if type(mod).__name__ not in names:
-        raise TypeError(f"{who}.from_float expects a float {' or '.join(names)} module, "
-                        f"got {type(mod).__name__}")
+def check_float_module(mod, expected, who):
+    """Raise ``TypeError`` unless ``type(mod)`` is one of the classes ``expected``
+    (exact types: a subclass is a different layer, as in PyTorch's ``from_float``)."""
+    if type(mod) not in expected:
+        names = " or ".join(f"{t.__module__.rsplit('.modules', 1)[0]}.{t.__name__}"
+                            for t in expected)
+        raise TypeError(f"{who}.from_float expects a {names} module, got "
+                        f"{type(mod).__module__}.{type(mod).__name__}")
 
 
-def fused_parts(mod, n):
-    """The children of a fused float module (``LinearReLU(linear, relu)``), indexable."""
-    try:
-        return [mod[i] for i in range(n)]
-    except (TypeError, KeyError, IndexError):
-        return [getattr(mod, name) for name in list(mod._modules)[:n]]
+def weight_for_quantization(mod):
+    r"""``(layer, weight, bias, weight observer)`` of a float, fused or QAT module.
+
+    ``layer`` holds the shape attributes (``in_features`` ...).  A fused float module
+    (``nni.LinearReLU``) gives its first child; a QAT module with a batch norm gives its
+    folded weight and bias (:math:`W' = W\gamma/\sqrt{\sigma^2+\epsilon}`,
+    ``fold_bn``).  The observer is the QAT module's ``weight_fake_quant`` or a fresh
+    ``qconfig.weight()``; either way it is run over the weight here, as PyTorch's
+    ``from_float`` does, so its qparams are the weight's.
+    """
+    layer = mod
+    if "weight" not in mod._parameters and len(mod._modules) and "0" in mod._modules:
+        layer = mod._modules["0"]              # fused float module: (layer, relu)
+        if getattr(layer, "qconfig", None) is None:
+            layer.qconfig = getattr(mod, "qconfig", None)
+    if hasattr(mod, "weight_fake_quant"):
+        w, b = mod.fold_bn() if hasattr(mod, "fold_bn") else (mod.weight, mod.bias)
+        obs = mod.weight_fake_quant
+    else:
+        w, b = layer.weight, layer.bias
+        qconfig = getattr(layer, "qconfig", None)
+        if qconfig is None:
+            raise ValueError(f"from_float: the float module {type(mod).__name__} has no "
+                             f"`qconfig`; run qlearn.quantization.prepare on the model (or "
+                             f"set `module.qconfig`) first")
+        obs = qconfig.weight()
+    w, b = float_data(w), float_data(b)
+    obs(w)
+    return layer, w, b, obs
