@@ -8,7 +8,7 @@ and quantization parameters (see ``docs/int8.rst``).
 import numpy as np
 
 from ... import _validation as V
-from ...dtypes import per_tensor_affine, quint8
+from ...dtypes import per_tensor_affine, per_tensor_symmetric, qint8, quint8
 from ...qtensor import QTensor, quantize_per_tensor
 from ._packed import (
     PackedConvWeight,
@@ -131,31 +131,51 @@ def _like(x, data):
     return QTensor(data, quint8, per_tensor_affine, x.q_scale(), x.q_zero_point())
 
 
+def _require_quantized_8bit(x, who):
+    """Like ``require_quantized`` but quint8 or qint8 (the elementwise ops that only
+    compare integers work on both, as PyTorch's)."""
+    if isinstance(x, QTensor) and x.dtype is qint8:
+        if x.qscheme() not in (per_tensor_affine, per_tensor_symmetric):
+            raise ValueError(f"{who}: `input` must be quantized per tensor, got "
+                             f"{x.qscheme()!r}")
+        return x
+    return require_quantized(x, who)
+
+
+def _same_qparams(x, data):
+    return QTensor(data, x.dtype, x.qscheme(), x.q_scale(), x.q_zero_point())
+
+
 def relu(input, inplace=False):
     r"""Quantized ReLU: :math:`q_{out} = \max(q, Z)`, same scale and zero point.
 
-    Real 0 is the integer ``Z``, so the ReLU is a max on the integers.
+    Real 0 is the integer ``Z``, so the ReLU is a max on the integers.  quint8 and
+    qint8 inputs are accepted (the output has the input's dtype), as in PyTorch.
 
     >>> import qlearn.nn.quantized.functional as qF
     >>> qF.relu(ql.quantize_per_tensor([-1.0, 0.5], 0.5, 4, ql.quint8)).int_repr()
     array([4, 5], dtype=uint8)
+    >>> qF.relu(ql.quantize_per_tensor([-1.0, 0.5], 0.5, -3, ql.qint8)).int_repr()
+    array([-3, -2], dtype=int8)
     """
-    require_quantized(input, "qF.relu")
-    return _like(input, np.maximum(input._int, np.uint8(input.q_zero_point())))
+    _require_quantized_8bit(input, "qF.relu")
+    zp = input._int.dtype.type(input.q_zero_point())
+    return _same_qparams(input, np.maximum(input._int, zp))
 
 
 def relu6(input, inplace=False):
-    r"""Quantized ReLU6: :math:`q_{out} = \min(\max(q, Z), Q(6))`, same parameters.
+    r"""Quantized ReLU6: :math:`q_{out} = \min(\max(q, Z), Q(6))`, same parameters
+    (quint8 or qint8).
 
     >>> import qlearn.nn.quantized.functional as qF
     >>> qF.relu6(ql.quantize_per_tensor([-1.0, 3.0, 8.0], 0.5, 0, ql.quint8)).dequantize()
     array([0., 3., 6.], dtype=float32)
     """
-    require_quantized(input, "qF.relu6")
+    _require_quantized_8bit(input, "qF.relu6")
     six = quantize_per_tensor(np.float32(6.0), input.q_scale(), input.q_zero_point(),
-                              quint8)._int
-    lo = np.uint8(input.q_zero_point())
-    return _like(input, np.minimum(np.maximum(input._int, lo), six))
+                              input.dtype)._int
+    lo = input._int.dtype.type(input.q_zero_point())
+    return _same_qparams(input, np.minimum(np.maximum(input._int, lo), six))
 
 
 def _pool_out(size, k, s, p, d, ceil_mode):

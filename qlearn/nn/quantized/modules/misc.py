@@ -82,8 +82,9 @@ class ReLU(Module):
         self.inplace = inplace
 
     def forward(self, x):
-        require_quantized(x, "QuantizedReLU")
-        return qF.relu(x)
+        if not isinstance(x, QTensor):
+            require_quantized(x, "QuantizedReLU")
+        return qF.relu(x)        # quint8 or qint8, as PyTorch's
 
     def __repr__(self):
         return "QuantizedReLU()"
@@ -99,7 +100,8 @@ class ReLU6(ReLU):
     """Quantized ReLU6 (:func:`qlearn.nn.quantized.functional.relu6`)."""
 
     def forward(self, x):
-        require_quantized(x, "QuantizedReLU6")
+        if not isinstance(x, QTensor):
+            require_quantized(x, "QuantizedReLU6")
         return qF.relu6(x)
 
     def __repr__(self):
