@@ -108,7 +108,7 @@ def quantize_per_channel(input, scales, zero_points, axis, dtype):
 
     Examples
     --------
-    The tensor of seed 000, one scale per row:
+    The tensor of the quantization-schemes notebook, one scale per row:
 
     >>> import qlearn as ql
     >>> x = [[0.5827, 0.8619], [0.3827, -0.1982], [-0.8213, 0.6351]]
