@@ -10,6 +10,28 @@ from .. import functional as qF
 from .._packed import require_quantized
 from .utils import activation_qparams
 
+
+class _OutputQParamsState(Module):
+    """Modules whose state is the output's ``scale`` and ``zero_point``: both go in the
+    state dict (as PyTorch's ``Quantize`` and ``QFunctional``), so a converted model
+    saved with :func:`qlearn.save` loads back into a freshly converted one."""
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination[prefix + "scale"] = np.float64(self.scale)
+        destination[prefix + "zero_point"] = np.int64(self.zero_point)
+
+    def _load_from_state_dict(self, state_dict, prefix, missing, unexpected, errors):
+        super()._load_from_state_dict(state_dict, prefix, missing, unexpected, errors)
+        for name, cast in (("scale", float), ("zero_point", int)):
+            if prefix + name in state_dict:
+                setattr(self, name, cast(np.asarray(state_dict[prefix + name])))
+            else:
+                missing.append(prefix + name)
+
+    def _extra_state_keys(self, prefix):
+        return (prefix + "scale", prefix + "zero_point")
+
 __all__ = [
     "AdaptiveAvgPool2d",
     "DeQuantize",
@@ -23,7 +45,7 @@ __all__ = [
 ]
 
 
-class Quantize(Module):
+class Quantize(_OutputQParamsState):
     r"""Quantize a float input: :math:`q = \operatorname{clamp}(\operatorname{round}(x/S + Z))`.
 
     >>> import qlearn.nn.quantized as nnq
@@ -249,7 +271,7 @@ class _Identity(Module):
         return x
 
 
-class QFunctional(Module):
+class QFunctional(_OutputQParamsState):
     """The quantized twin of :class:`FloatFunctional`: each op requantizes its result
     to ``(scale, zero_point)``.
 

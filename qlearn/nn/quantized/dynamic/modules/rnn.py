@@ -68,6 +68,42 @@ class _DynamicRNNBase(Module):
                 (np.asarray(float_data(w_ih)).astype(np.float16), float_data(b_ih)),
                 (np.asarray(float_data(w_hh)).astype(np.float16), float_data(b_hh)))
 
+    # -- state dict: torch's float names, holding the quantized (or float16) weights ----
+    def _state_names(self):
+        for layer in range(self.num_layers):
+            for sfx in self._suffixes():
+                yield layer, sfx, [f"{kind}_{g}_l{layer}{sfx}" for kind in ("weight", "bias")
+                                   for g in ("ih", "hh")]
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        for layer, sfx, (w_ih, w_hh, b_ih, b_hh) in self._state_names():
+            ih, hh = self._cells[(layer, sfx)]
+            for key, packed in ((w_ih, ih), (w_hh, hh)):
+                destination[prefix + key] = packed[0] if isinstance(packed, tuple) \
+                    else packed.qweight
+            if self.bias:
+                for key, packed in ((b_ih, ih), (b_hh, hh)):
+                    destination[prefix + key] = packed[1] if isinstance(packed, tuple) \
+                        else packed.bias
+
+    def _load_from_state_dict(self, state_dict, prefix, missing, unexpected, errors):
+        super()._load_from_state_dict(state_dict, prefix, missing, unexpected, errors)
+        for layer, sfx, names in self._state_names():
+            keys = [prefix + k for k in (names if self.bias else names[:2])]
+            absent = [k for k in keys if k not in state_dict]
+            if absent:
+                missing.extend(absent)
+                continue
+            w_ih, w_hh = state_dict[keys[0]], state_dict[keys[1]]
+            b_ih, b_hh = (state_dict[keys[2]], state_dict[keys[3]]) if self.bias \
+                else (None, None)
+            self.set_weight_bias(layer, sfx, w_ih, w_hh, b_ih, b_hh)
+
+    def _extra_state_keys(self, prefix):
+        return tuple(prefix + k for _, _, names in self._state_names()
+                     for k in (names if self.bias else names[:2]))
+
     def _linear(self, x, packed):
         if isinstance(packed, tuple):      # float16 weights: x f32(W16)^T + b
             return linear_fp16_apply(x, packed[0], packed[1], self._NAME)
