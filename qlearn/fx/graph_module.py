@@ -161,14 +161,14 @@ class GraphModule(Module):
     def delete_all_unused_submodules(self):
         """Drop the submodules no ``call_module`` / ``get_attr`` node refers to (their
         parents are kept)."""
+        targets = {n.target for n in self.graph.nodes if n.op in ("call_module", "get_attr")}
         used = set()
-        for node in self.graph.nodes:
-            if node.op in ("call_module", "get_attr"):
-                atoms = node.target.split(".")
-                used.update(".".join(atoms[:i]) for i in range(1, len(atoms) + 1))
+        for target in targets:
+            atoms = target.split(".")
+            used.update(".".join(atoms[:i]) for i in range(1, len(atoms) + 1))
         for name, _ in sorted(self.named_modules(), key=lambda kv: -len(kv[0])):
-            if name and name not in used and not any(u.startswith(name + ".")
-                                                     for u in used):
+            inside_used = any(name.startswith(t + ".") for t in targets)
+            if name and name not in used and not inside_used:
                 self.delete_submodule(name)
 
     # -- printing -------------------------------------------------------------------------

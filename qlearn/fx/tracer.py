@@ -89,11 +89,13 @@ class Tracer:
     def is_leaf_module(self, m, module_qualified_name):
         """True for the modules recorded as one ``call_module`` node: every module defined
         in qlearn (``qlearn.nn``, its quantized / fused / QAT modules, observers, fake
-        quantizers, stubs), except the containers ``Sequential`` and ``ModuleList``,
-        whose contents are traced.  User-defined modules are traced through."""
+        quantizers, stubs), except the plain containers ``Sequential`` and
+        ``ModuleList``, whose contents are traced.  User-defined modules are traced
+        through.  (The fused modules, ``nni.ConvReLU2d`` ..., subclass ``Sequential``
+        but are leaves: they are one operation.)"""
         module = type(m).__module__ or ""
         return (module.startswith("qlearn.") and not module.startswith("qlearn.fx")
-                and not isinstance(m, (Sequential, ModuleList)))
+                and type(m) not in (Sequential, ModuleList))
 
     def path_of_module(self, mod):
         """The dotted path of ``mod`` inside the traced root (``"layer1.0.conv1"``)."""
@@ -106,9 +108,13 @@ class Tracer:
     def call_module(self, m, forward, args, kwargs):
         """A leaf becomes a ``call_module`` node; any other module runs ``forward``."""
         path = self.path_of_module(m)
-        if self.is_leaf_module(m, path):
-            return self.create_proxy("call_module", path, args, kwargs)
-        return forward(*args, **kwargs)
+        saved, self._scope = self._scope, (path, type(m))
+        try:
+            if self.is_leaf_module(m, path):
+                return self.create_proxy("call_module", path, args, kwargs)
+            return forward(*args, **kwargs)
+        finally:
+            self._scope = saved
 
     # -- building nodes -------------------------------------------------------------------
     def create_arg(self, a):
@@ -136,8 +142,13 @@ class Tracer:
         return a
 
     def create_node(self, kind, target, args, kwargs, name=None):
-        """Add a node of kind ``kind`` to the graph being built."""
-        return self.graph.create_node(kind, target, args, kwargs, name)
+        """Add a node of kind ``kind`` to the graph being built.  Its
+        ``meta["scope"]`` is ``(module path, module class)`` of the module whose
+        ``forward`` made the call (for a ``call_module`` node: the called module), which
+        graph-mode quantization uses to find a node's qconfig."""
+        node = self.graph.create_node(kind, target, args, kwargs, name)
+        node.meta["scope"] = self._scope
+        return node
 
     def create_proxy(self, kind, target, args, kwargs, name=None):
         """Add a node (arguments through :meth:`create_arg`) and return its proxy."""
@@ -171,6 +182,7 @@ class Tracer:
             raise TypeError(f"`root` must be a qlearn nn.Module or a function, got "
                             f"{type(root).__name__}")
         self.graph = Graph()
+        self._scope = ("", type(self.root))
         self.constants = {}
         self._attr_cache = {}
         self._module_paths = {id(m): name for name, m in self.root.named_modules()}
