@@ -191,7 +191,7 @@ def fake_quantize_per_tensor_affine(input, scale, zero_point, quant_min, quant_m
     Raises
     ------
     ValueError
-        If ``scale`` is not positive and finite, ``quant_min >= quant_max``,
+        If ``scale`` is not positive and finite, ``quant_min > quant_max``,
         ``zero_point`` is outside ``[quant_min, quant_max]``, or ``input`` holds NaN or
         infinity.
 
