@@ -37,8 +37,9 @@ def _unsupported(call):
     if call.op == "call_module":
         mod = call.target
         hint = ""
-        if type(mod).__name__ in ("QuantStub", "DeQuantStub") or hasattr(
-                mod, "activation_post_process") or hasattr(mod, "weight_fake_quant"):
+        cls = type(mod).__name__
+        if cls in ("QuantStub", "DeQuantStub") or cls.endswith(("Observer", "FakeQuantize")) \
+                or hasattr(mod, "activation_post_process") or hasattr(mod, "weight_fake_quant"):
             hint = ("; it looks prepared but not converted: run "
                     "qlearn.quantization.convert (or convert_fx) first")
         return UnsupportedModuleError(

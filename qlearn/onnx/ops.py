@@ -12,8 +12,8 @@ qlearn                         ``"qoperator"``                  ``"qdq"``
 ``nnq.Quantize``               QuantizeLinear                   QuantizeLinear
 ``nnq.DeQuantize``             DequantizeLinear                 DequantizeLinear
 ``nnq.Conv2d``, ``ConvReLU2d``  QLinearConv (int32 bias)         DQ, Conv (int32 bias), Q
-``nnq.Linear``, ``LinearReLU``  MatMulInteger + float epilogue   DQ, Gemm / MatMul+Add, Q
-``nnqd.Linear``                (Dynamic)QuantizeLinear +        Q, DQ, MatMul, Add
+``nnq.Linear``, ``LinearReLU``  MatMulInteger + float epilogue   DQ, Gemm, Q
+``nnqd.Linear``                (Dynamic)QuantizeLinear +        Q, DQ, Gemm
                                MatMulInteger, Cast, Mul, Add
 ``nnq.ReLU`` / ``ReLU6``       nothing (Z = 0) / Clip on uint8  DQ, Relu / Clip, Q
 ``MaxPool2d``                  MaxPool on uint8                 DQ, MaxPool, Q
@@ -214,18 +214,24 @@ def _qconv(cv, call, x):
 
 
 # ---- linear ----------------------------------------------------------------------------
-def _linear_qdq(cv, base, xf, w, ws, wz, axis, bias_name, ndim):
-    """Float linear of the QDQ form: Gemm for 2-d inputs, MatMul (+ Add) otherwise."""
+def _linear_qdq(cv, base, xf, w, ws, wz, axis, bias_name, in_shape):
+    """Float linear of the QDQ form: ``Gemm`` (transB), with the input reshaped to 2-d
+    and back when it is not 2-d.  (Not ``MatMul``: onnxruntime rewrites DequantizeLinear +
+    MatMul into its weight-only ``MatMulNBits``, which quantizes activations blockwise
+    and so no longer computes what the graph says.)"""
     g = cv.g
-    if ndim == 2:
-        wf = _qweight_init(cv, base + ".weight", w, ws, wz, axis)
-        ins = [xf, wf] + ([bias_name] if bias_name else [])
-        return g.node("Gemm", ins, base + "_f", name=base, transB=1)
-    wf = _qweight_init(cv, base + ".weight", np.ascontiguousarray(w.T), ws, wz,
-                       None if axis is None else 1)
-    r = g.node("MatMul", [xf, wf], base + "_mm", name=base)
-    if bias_name:
-        r = g.node("Add", [r, bias_name], base + "_f", name=base + "/bias")
+    n, k = w.shape
+    flat = len(in_shape) != 2
+    if flat:
+        xf = g.node("Reshape", [xf, g.const("shape", np.asarray([-1, k], np.int64))],
+                    base + "_rows", name=base + "/rows")
+    wf = _qweight_init(cv, base + ".weight", w, ws, wz, axis)
+    ins = [xf, wf] + ([bias_name] if bias_name else [])
+    r = g.node("Gemm", ins, base + "_f", name=base, transB=1)
+    if flat:
+        r = g.node("Reshape", [r, g.const("shape", np.asarray(tuple(in_shape[:-1]) + (n,),
+                                                               np.int64))],
+                   base + "_fr", name=base + "/unrows")
     return r
 
 
@@ -242,7 +248,7 @@ def _qlinear(cv, call, x):
         if b is not None:
             bq, bs = int32_bias(b, x.scale, ws)
             bname = g.dequantize_const(base + ".bias", bq, bs, np.zeros_like(bq), 0)
-        r = _linear_qdq(cv, base, cv.as_float(x), w, ws, wz, axis, bname, len(x.shape))
+        r = _linear_qdq(cv, base, cv.as_float(x), w, ws, wz, axis, bname, x.shape)
         if relu:
             r = g.node("Relu", [r], base + "_relu", name=base + "/relu")
         return cv.requantize(r, y, base)
@@ -309,7 +315,7 @@ def _dynamic_linear(cv, call, x):
         xd = g.node("DequantizeLinear", [xq, xs, xz], base + "_xdq",
                     name=base + "/dequantize")
         bname = g.const(base + ".bias", b) if b is not None else None
-        return _linear_qdq(cv, base, xd, w, ws, wz, axis, bname, 0)
+        return _linear_qdq(cv, base, xd, w, ws, wz, axis, bname, x.shape)
     ins = [xq, g.const(base + ".weight_t", np.ascontiguousarray(w.T)), xz]
     if np.any(wz != 0):
         ins.append(g.const(base + ".weight_zero_point", np.broadcast_to(
