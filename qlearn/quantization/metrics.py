@@ -285,17 +285,21 @@ def clipping_fraction(observer, x):
 
 
 def saturation_count(observer, x):
-    r"""How many values of ``x`` quantize to an end of the integer range.
+    r"""How many values of ``x`` the observer's range pushes against its ends.
+
+    A value saturates when :math:`x / S + Z` lies beyond an end of the integer range, so
+    that the clamp (not only the rounding) would move it onto :math:`Q_\min` or
+    :math:`Q_\max`:
 
     .. math::
 
-       s = \Big|\Big\{ i : \operatorname{clamp}\big(\operatorname{round}(x_i / S + Z),
-           Q_\min, Q_\max\big) \in \{Q_\min, Q_\max\} \Big\}\Big|
+       s = \Big|\Big\{ i : x_i / S + Z < Q_\min \ \text{ or } \ x_i / S + Z > Q_\max
+           \Big\}\Big|
 
-    This counts the clipped values and those that land exactly on :math:`Q_\min` or
-    :math:`Q_\max`: a layer whose outputs pile up at the ends has a range too small for
-    its data.  (The minimum and maximum of the calibration data itself land there, so a
-    min/max observer gives a small non-zero count on the data it saw.)
+    This counts the clipped values (:func:`clipping_fraction`, so
+    :math:`s \ge c\,n`) and those in the outer half of the two end steps; values that
+    the range represents exactly, such as the zeros after a ReLU when :math:`Z = Q_\min`,
+    are not counted.  Many saturated values mean the range is too small for the data.
 
     Parameters
     ----------
@@ -312,9 +316,8 @@ def saturation_count(observer, x):
     >>> from qlearn.quantization.metrics import saturation_count
     >>> obs = MinMaxObserver()
     >>> _ = obs(np.linspace(-1, 1, 101, dtype=np.float32))
-    >>> saturation_count(obs, np.array([-2.0, -1.0, 0.0, 0.5, 3.0]))   # -2, -1 and 3
-    3
+    >>> saturation_count(obs, np.array([-2.0, -0.5, 0.0, 0.5, 3.0]))   # -2 and 3
+    2
     """
     v, qmin, qmax = _real_codes(observer, x)
-    codes = np.rint(v)
-    return int(np.count_nonzero((codes <= qmin) | (codes >= qmax)))
+    return int(np.count_nonzero((v < qmin) | (v > qmax)))

@@ -605,29 +605,44 @@ _QFUNCTIONAL_OPS = ("add", "add_scalar", "mul", "mul_scalar", "cat", "add_relu")
 
 
 def _add_loggers(module, logger_cls, allow_list, non_leaf):
-    """Give every module of an allowed type a logger as ``activation_post_process``,
-    run on its output by a forward hook, as PyTorch's ``prepare`` attaches observers
-    (``DeQuantStub`` excepted; ``FloatFunctional`` runs its own)."""
-    from ..nn import Sequential
+    """Give modules a logger as ``activation_post_process``, run on their output by a
+    forward hook, where PyTorch's ``prepare`` would attach an observer: each leaf of an
+    allowed type, each fused block (``ConvReLU2d``) as one unit, each module of
+    ``non_leaf``; a ``FloatFunctional`` / ``QFunctional`` runs its own; a
+    ``DeQuantStub`` and a ``Dropout`` get none."""
+    from ..nn import Dropout, Sequential
+    from ..nn.intrinsic import _FusedModule
     from ..nn.quantized import FloatFunctional, QFunctional
-    for _, mod in list(module.named_modules()):
-        if isinstance(mod, Logger) or type(mod) not in allow_list:
-            continue
-        if isinstance(mod, (FloatFunctional, QFunctional)):
-            mod.activation_post_process = logger_cls()
-            if isinstance(mod, QFunctional):
-                for op in _QFUNCTIONAL_OPS:
-                    object.__setattr__(mod, op, _LoggedOp(mod, op))
-            continue
-        # an observer or logger left from an earlier prepare is replaced, not a child
-        has_children = any(name != "activation_post_process"
-                           for name, _ in mod.named_children())
-        if has_children and type(mod) not in non_leaf or isinstance(mod, Sequential):
-            continue
+
+    def insert(mod):
         if isinstance(mod, DeQuantStub):
-            continue
+            return
         mod.activation_post_process = logger_cls()
         mod.register_forward_hook(_logger_hook)
+
+    def walk(mod):
+        for name, child in list(mod.named_children()):
+            if name == "activation_post_process" or isinstance(child, Logger) or \
+                    type(child) is Dropout:
+                continue
+            if isinstance(child, (FloatFunctional, QFunctional)):
+                child.activation_post_process = logger_cls()
+                if isinstance(child, QFunctional):
+                    for op in _QFUNCTIONAL_OPS:
+                        object.__setattr__(child, op, _LoggedOp(child, op))
+            elif isinstance(child, _FusedModule) or type(child) in non_leaf:
+                insert(child)
+            else:
+                walk(child)
+        # an observer or logger left from an earlier prepare is replaced, not a child
+        leaf = all(name == "activation_post_process" for name in mod._modules)
+        if leaf and type(mod) in allow_list and not isinstance(mod, Sequential):
+            insert(mod)
+
+    if isinstance(module, _FusedModule):
+        insert(module)
+    else:
+        walk(module)
 
 
 def prepare_model_outputs(float_module, q_module, logger_cls=OutputLogger, allow_list=None):
