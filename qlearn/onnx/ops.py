@@ -203,7 +203,9 @@ def _qconv(cv, call, x):
             r = g.node("Relu", [r], base + "_relu", name=base + "/relu")
         return cv.requantize(r, y, base)
     ins = [x.name, g.scale_const(x.scale), g.zp_const(x.zero_point, x.elem),
-           g.const(base + ".weight_quantized", w), g.scale_const(ws), g.zp_const(wz, np.int8),
+           g.const(base + ".weight_quantized", w),
+           g.const(base + ".weight_scale", np.asarray(ws, np.float32)),
+           g.const(base + ".weight_zero_point", np.asarray(wz, np.int8)),
            g.scale_const(ys), g.zp_const(yz, elem)]
     if b is not None:
         ins.append(g.const(base + ".bias_quantized", int32_bias(b, x.scale, ws)[0]))

@@ -179,26 +179,63 @@ class _MethodCall(Module):
         return getattr(self.f, self.method)(*xs, *self.extra)
 
 
+def _tensors_in(a, found):
+    if isinstance(a, (tuple, list)):
+        for x in a:
+            _tensors_in(x, found)
+    elif isinstance(a, dict):
+        for x in a.values():
+            _tensors_in(x, found)
+    elif is_tensor(a) and all(a is not f for f in found):
+        found.append(a)
+    return found
+
+
+def _replace(a, table):
+    if isinstance(a, (tuple, list)):
+        return type(a)(_replace(x, table) for x in a)
+    if isinstance(a, dict):
+        return {k: _replace(v, table) for k, v in a.items()}
+    return table.get(id(a), a)
+
+
+def _one_node_graph(call, ins):
+    """A ``qlearn.fx`` GraphModule holding only ``call`` (a function or method node)."""
+    from ..fx import Graph, GraphModule
+    graph = Graph()
+    table = {id(t): graph.placeholder(f"x{i}") for i, t in enumerate(ins)}
+    args, kwargs = _replace(call.args, table), _replace(call.kwargs, table)
+    make = graph.call_function if call.op == "call_function" else graph.call_method
+    graph.output(make(call.target, tuple(args), dict(kwargs)))
+    return GraphModule(Module(), graph)
+
+
 def _run_alone(call, format, opset_version, optimize, fallback):
     """onnxruntime's output of ``call``'s operator run alone on qlearn's inputs of it."""
-    if call.op != "call_module" or call.kwargs:
-        return fallback
-    args = list(call.args)
-    if call.method == "cat":
-        ins, extra = tuple(args[0]), tuple(args[1:])
-    else:
-        k = 0
-        while k < len(args) and is_tensor(args[k]):
-            k += 1
-        ins, extra = tuple(args[:k]), tuple(args[k:])
-    if not ins or not all(is_tensor(a) for a in ins):
-        return fallback
-    if call.method is None:
-        if extra:
+    if call.op in ("call_function", "call_method"):
+        ins = tuple(_tensors_in(call.args, []) + _tensors_in(call.kwargs, []))
+        if not ins:
             return fallback
-        sub = call.target
+        sub = _one_node_graph(call, ins)
     else:
-        sub = _MethodCall(call.target, call.method, extra)
+        if call.kwargs:
+            return fallback
+        args = list(call.args)
+        if call.method == "cat":
+            ins, extra = tuple(args[0]), tuple(args[1:])
+        else:
+            k = 0
+            while k < len(args) and is_tensor(args[k]):
+                k += 1
+            ins, extra = tuple(args[:k]), tuple(args[k:])
+        if not ins or not all(is_tensor(a) for a in ins):
+            return fallback
+        if call.method is None:
+            if extra:
+                return fallback
+            sub = call.target
+        else:
+            sub = _MethodCall(call.target, call.method, extra)
     proto, _ = _build(sub, ins, format, opset_version, None, None)
     sess = _session(proto, optimize)
     feeds = {i.name: _feed(x) for i, x in zip(proto.graph.input, ins)}
