@@ -43,6 +43,10 @@ def _qparams(obs, node):
             int(np.asarray(zero_point).reshape(-1)[0]))
 
 
+def _indexed(base, index):
+    return base if index == 0 else f"{base}_{index}"
+
+
 class _Submodules:
     """``gm``'s submodules by dotted path, aliases included (``named_modules`` lists a
     shared observer once, under its first name)."""
@@ -64,6 +68,9 @@ class _Converter:
         self.modules = _Submodules(gm)
         self.quantized = set()       # nodes whose value is a QTensor
         self.dequantized = {}        # QTensor node -> its dequantize node
+        # QTensor node -> number k of the observer that fixed its qparams; the quantize /
+        # dequantize nodes are named after it, as PyTorch's (quantize_per_tensor_8)
+        self.source = {}
         self.static = get_default_static_quant_module_mappings()
         self.dynamic = get_default_dynamic_quant_module_mappings()
 
@@ -98,18 +105,24 @@ class _Converter:
     # -- one node at a time -------------------------------------------------------------
     def observer(self, node):
         src, obs = node.args[0], self.modules[node.target]
+        index = int(node.target.rsplit("_", 1)[1])
         if getattr(obs, "is_dynamic", False) or src in self.quantized:
+            if src in self.quantized:
+                self.source[src] = index
             node.replace_all_uses_with(src)
             self.graph.erase_node(node)
             return
         scale, zero_point = _qparams(obs, node)
         with self.graph.inserting_before(node):
             s, z = self.qparam_nodes(self._prefix(node), scale, zero_point)
-            q = self.graph.call_function(quantize_per_tensor, (src, s, z, obs.dtype))
+            q = self.graph.create_node("call_function", quantize_per_tensor,
+                                       (src, s, z, obs.dtype),
+                                       name=_indexed("quantize_per_tensor", index))
         q.meta.update(fx_kind="quantize", scope=node.meta.get("scope"))
         node.replace_all_uses_with(q)
         self.graph.erase_node(node)
         self.quantized.add(q)
+        self.source[q] = index
 
     def swap(self, node, mapping):
         mod = self.modules[node.target]
@@ -175,8 +188,10 @@ class _Converter:
             if inp in self.quantized:
                 deq = self.dequantized.get(inp)
                 if deq is None:
+                    name = _indexed("dequantize", self.source.get(inp, 0))
                     with self.graph.inserting_after(inp):
-                        deq = self.graph.call_method("dequantize", (inp,))
+                        deq = self.graph.create_node("call_method", "dequantize", (inp,),
+                                                     name=name)
                     deq.meta.update(fx_kind="dequantize", scope=inp.meta.get("scope"))
                     self.dequantized[inp] = deq
                 node.replace_input_with(inp, deq)
@@ -204,6 +219,7 @@ class _Converter:
                 continue
             else:
                 self.float(node)
+        self.graph.eliminate_dead_code()      # as PyTorch's lowering (unused getitems)
         self.gm.delete_all_unused_submodules()
         self.graph.lint()
         self.gm.recompile()
