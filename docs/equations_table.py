@@ -84,7 +84,8 @@ EQUATIONS = [
     Eq("dorefa-quantize-k", r"\mathrm{quantize}_k(x) = \mathrm{round}((2^k - 1) x)/(2^k - 1)",
        ("distiller",), "quantizers/dorefa", ("qlearn.quantizers.dorefa_quantize_activation",)),
     Eq("dorefa-activation", r"a_q = \mathrm{quantize}_k(\mathrm{clamp}(a, 0, 1))",
-       ("distiller",), "quantizers/dorefa", ("qlearn.quantizers.dorefa_quantize_activation",)),
+       ("distiller",), "quantizers/dorefa", ("qlearn.quantizers.dorefa_quantize_activation",
+                                             "qlearn.quantizers.wrpn_quantize_activation")),
     Eq("dorefa-weight", r"w_q = 2\,\mathrm{quantize}_k\big(\tfrac{\tanh w}{2\max|\tanh w|} + "
        r"\tfrac12\big) - 1", ("distiller",), "quantizers/dorefa",
        ("qlearn.quantizers.dorefa_quantize_weight",)),
@@ -98,8 +99,6 @@ EQUATIONS = [
     Eq("wrpn-weight", r"w_q = \mathrm{round}((2^{k-1} - 1)\,\mathrm{clamp}(w, -1, 1))"
        r"/(2^{k-1} - 1)", ("distiller",), "quantizers/wrpn",
        ("qlearn.quantizers.wrpn_quantize_weight",)),
-    Eq("wrpn-activation", r"a_q = \mathrm{round}((2^k - 1)\,\mathrm{clamp}(a, 0, 1))/(2^k - 1)",
-       ("distiller",), "quantizers/wrpn", ("qlearn.quantizers.wrpn_quantize_activation",)),
     # -- int8 kernels -----------------------------------------------------------------------
     Eq("int8-affine", r"x = S_a (q_a - Z_a),\ w_j = S_{w,j} (q_{w,j} - Z_{w,j})",
        ("design", "distiller"), "int8", ("qlearn.nn.quantized.Linear",)),

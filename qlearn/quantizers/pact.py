@@ -1,4 +1,4 @@
-r"""PACT: Parameterized Clipping Activation (Choi et al., 2018, arXiv:1709.01134).
+r"""PACT: Parameterized Clipping Activation (Choi et al., 2018, arXiv:1805.06085).
 
 Like DoReFa's activation quantizer, but the upper clipping value :math:`\alpha` is a
 parameter learned with the network:

@@ -43,7 +43,7 @@ def wrpn_quantize_weight(weight, num_bits):
 
 
 def wrpn_quantize_activation(input, num_bits):
-    r"""WRPN activations, eq. :eq:`wrpn-activation` (the same as DoReFa's).
+    r"""WRPN activations: DoReFa's, eq. :eq:`dorefa-activation`.
 
     >>> from qlearn.quantizers import wrpn_quantize_activation
     >>> wrpn_quantize_activation([-0.2, 0.5, 2.0], 1).numpy()
