@@ -250,7 +250,9 @@ def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
     else:
         i = np.arange(steps)
         step = (work(end) - work(start)) / work(max(steps - 1, 1))
-        half = steps // 2
-        arr = np.where(i < half, work(start) + step * i.astype(work),
-                       work(end) - step * (steps - 1 - i).astype(work)).astype(work)
+        # PyTorch's kernel multiplies and adds in one fused step (one rounding); for
+        # float32 the float64 product and sum, rounded once, are that result
+        step64 = np.float64(step)
+        arr = np.where(i < steps // 2, np.float64(work(start)) + step64 * i,
+                       np.float64(work(end)) - step64 * (steps - 1 - i)).astype(work)
     return _make(arr.astype(dt), None, requires_grad, device)

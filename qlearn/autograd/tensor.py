@@ -16,7 +16,7 @@ from .function import is_grad_enabled
 from .printing import tensor_repr
 from .promotion import as_dtype, result_type
 
-__all__ = ["Tensor", "tensor", "cat", "stack", "where", "maximum", "minimum"]
+__all__ = ["Tensor", "Size", "tensor", "cat", "stack", "where", "maximum", "minimum"]
 
 
 def _array(value):
@@ -43,7 +43,8 @@ def _cast(value, dtype):
             return value
         if value.requires_grad and is_grad_enabled() and dtype.is_floating_point:
             return ops.Cast.apply(value, target)
-        return Tensor._wrap(value.data.astype(target))
+        with np.errstate(invalid="ignore"):   # nan/inf to int: what the CPU gives
+            return Tensor._wrap(value.data.astype(target))
     return Tensor._wrap(np.asarray(value).astype(target, copy=False))
 
 
@@ -186,8 +187,14 @@ class Tensor:
         return self.grad_fn is None
 
     def size(self, dim=None):
-        """The shape, or its length along ``dim`` when given (``torch.Tensor.size``)."""
-        return self.shape if dim is None else self.shape[dim]
+        """The shape as a :class:`Size`, or its length along ``dim`` when given
+        (``torch.Tensor.size``).
+
+        >>> import qlearn as ql
+        >>> ql.zeros(3, 2).size(), ql.zeros(3, 2).size(0)
+        (qlearn.Size([3, 2]), 3)
+        """
+        return Size(self.shape) if dim is None else self.shape[dim]
 
     def dim(self):
         """Number of dimensions (as ``torch.Tensor.dim``)."""
@@ -816,6 +823,23 @@ class Tensor:
         return ops.Permute.apply(self, tuple(range(self.ndim - 1, -1, -1)))
 
 
+class Size(tuple):
+    """A shape returned by :meth:`Tensor.size`: a tuple of ints that prints as
+    ``torch.Size`` does (``Tensor.shape`` is a plain tuple).
+
+    >>> from qlearn.autograd.tensor import Size
+    >>> Size((3, 2)) == (3, 2), Size((3, 2))
+    (True, qlearn.Size([3, 2]))
+    """
+
+    def __repr__(self):
+        return f"qlearn.Size({list(self)})"
+
+    def numel(self):
+        """The number of elements of a tensor of this shape."""
+        return int(np.prod(self, dtype=np.int64))
+
+
 class MaxResult(tuple):
     """``(values, indices)`` as returned by ``Tensor.max(dim)``, like torch's named tuple."""
 
@@ -988,3 +1012,7 @@ def _floor_divide(a, b):
 def _remainder(a, b):
     """``a % b`` with the sign of ``b`` (``torch.remainder``, Python's ``%``)."""
     return _integer_op(a, b, np.remainder)
+
+
+# ``type(t)`` shows ``qlearn.Tensor``, the public name (as ``torch.Tensor``)
+Tensor.__module__ = "qlearn"
