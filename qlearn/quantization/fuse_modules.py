@@ -22,15 +22,16 @@ __all__ = ["fuse_known_modules", "fuse_modules", "fuse_modules_qat"]
 
 
 def _get_module(model, key):
-    mod = model
+    mod, path = model, []
     for part in key.split("."):
         children = getattr(mod, "_modules", {})
         if part not in children or children[part] is None:
+            where = f"`{'.'.join(path)}` ({type(mod).__name__})" if path else "it"
             raise ValueError(f"`modules_to_fuse`: `{key}` is not a submodule of "
-                             f"{type(model).__name__} (`{part}` is not among the children "
-                             f"of {type(mod).__name__}: "
+                             f"{type(model).__name__} ({where} has the children "
                              f"{', '.join(children) if children else 'none'})")
         mod = children[part]
+        path.append(part)
     return mod
 
 
@@ -114,7 +115,11 @@ def _fuse_modules(model, modules_to_fuse, is_qat, inplace, fuser_func,
         model = copy.deepcopy(model)
     for names in groups:
         mods = [_get_module(model, name) for name in names]
-        new_mods = fuser_func(mods, is_qat, additional)
+        try:
+            new_mods = fuser_func(mods, is_qat, additional)
+        except ValueError as e:
+            named = ", ".join(f"`{n}` ({type(m).__name__})" for n, m in zip(names, mods))
+            raise ValueError(f"fusing {named}: {e}") from None
         for name, new in zip(names, new_mods):
             _set_module(model, name, new)
     return model

@@ -16,8 +16,7 @@ class Conv2d(_Conv2d):
 
     Parameters
     ----------
-    in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-    padding_mode
+    in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode
         As :class:`qlearn.nn.Conv2d`.
     qconfig : QConfig
         Required.
