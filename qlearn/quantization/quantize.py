@@ -407,8 +407,8 @@ def _swap(mod, mapping, custom_module_class_mapping, name):
     else:
         cls = mapping.get(type(mod))
         if cls is None:
-            obs = mod._modules.get("activation_post_process")
-            if isinstance(obs, ObserverBase) and _is_leaf_ignoring_observer(mod):
+            if _observer_forward_hook in mod._forward_hooks.values() \
+                    and _is_leaf_ignoring_observer(mod):
                 raise ValueError(
                     f"{_where(name, mod)} was observed but has no entry in the mapping: "
                     f"add `{_class_name(type(mod))}: <quantized class>` to `mapping`, or "

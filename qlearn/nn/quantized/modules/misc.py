@@ -221,7 +221,7 @@ class FloatFunctional(Module):
 
     def __init__(self):
         super().__init__()
-        self.activation_post_process = _Identity()
+        self.activation_post_process = Identity()
 
     def forward(self, x):
         raise RuntimeError("FloatFunctional is not meant to be called; use its "
@@ -266,7 +266,7 @@ class FloatFunctional(Module):
         return self._post(r)
 
 
-class _Identity(Module):
+class Identity(Module):
     def forward(self, x):
         return x
 
@@ -286,7 +286,7 @@ class QFunctional(_OutputQParamsState):
         super().__init__()
         self.scale = 1.0
         self.zero_point = 0
-        self.activation_post_process = _Identity()
+        self.activation_post_process = Identity()
 
     def forward(self, x):
         raise RuntimeError("QFunctional is not meant to be called; use its "

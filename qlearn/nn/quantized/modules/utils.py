@@ -1,5 +1,7 @@
 """Helpers shared by the quantized modules: weight quantization from an observer and
 the checks ``from_float`` makes."""
+import copy
+
 import numpy as np
 
 from ....dtypes import per_channel_affine, per_channel_symmetric, qint8, quint8
@@ -9,12 +11,29 @@ from ...modules.module import Module
 _WEIGHT_STATE = ("weight", "bias", "scale", "zero_point")
 
 
+def deepcopy_sharing(module, memo, shared):
+    """A deep copy of ``module`` whose attributes named in ``shared`` are the same
+    objects: packed weights are immutable once built (``set_weight_bias`` replaces them
+    whole) and hold compiled kernel plans that cannot be copied."""
+    new = type(module).__new__(type(module))
+    memo[id(module)] = new
+    for key, value in module.__dict__.items():
+        if key in shared:
+            new.__dict__[key] = copy.copy(value) if isinstance(value, dict) else value
+        else:
+            new.__dict__[key] = copy.deepcopy(value, memo)
+    return new
+
+
 class QuantizedWeightModule(Module):
     """What quantized Linear and Conv2d share: a PyTorch-style repr and a state dict of
     ``weight`` (a QTensor), ``bias``, ``scale`` and ``zero_point`` (the output's), read
     back through ``set_weight_bias`` so the weight is packed again."""
 
     _NAME = "QuantizedModule"
+
+    def __deepcopy__(self, memo):
+        return deepcopy_sharing(self, memo, ("_packed_params",))
 
     def weight(self):
         """The qint8 weight, a QTensor ((out, in) for Linear, (O, C/groups, kh, kw) for

@@ -6,7 +6,7 @@ from .....dtypes import qint8
 from .....qtensor import QTensor, quantize_per_tensor
 from ....modules.module import Module
 from ..._packed import PackedLinearWeight, linear_dynamic_apply
-from ...modules.utils import check_float_module, float_data, quantize_weight
+from ...modules.utils import check_float_module, deepcopy_sharing, float_data, quantize_weight
 from .linear import float16_dtype, is_float16, linear_fp16_apply
 
 __all__ = ["LSTM", "GRU"]
@@ -48,6 +48,9 @@ class _DynamicRNNBase(Module):
                     w_ih = quantize_per_tensor(np.zeros((g * h, in_size)), 1.0, 0, qint8)
                     w_hh = quantize_per_tensor(np.zeros((g * h, h)), 1.0, 0, qint8)
                 self.set_weight_bias(layer, sfx, w_ih, w_hh, b, b)
+
+    def __deepcopy__(self, memo):
+        return deepcopy_sharing(self, memo, ("_cells",))
 
     def _dirs(self):
         return 2 if self.bidirectional else 1
