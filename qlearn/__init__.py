@@ -34,12 +34,12 @@ from .dtypes import (bool_ as bool, double, float16, float32, float64, half,  # 
 from .autograd import factories as _factories, torch_functions as _functions  # noqa: E402
 from .autograd.factories import *  # noqa: E402,F401,F403
 from .autograd.torch_functions import *  # noqa: E402,F401,F403,A004
-from .autograd import finfo, iinfo, maximum, minimum  # noqa: E402
+from .autograd import Size, finfo, iinfo, maximum, minimum  # noqa: E402
 from . import distributions  # noqa: E402
 
 __all__ += ["bool", "double", "float16", "float32", "float64", "half", "int8", "int16",
             "int32", "int64", "long", "short", "uint8", "finfo", "iinfo", "maximum",
-            "minimum", "distributions"] + _factories.__all__ + _functions.__all__
+            "minimum", "distributions", "Size"] + _factories.__all__ + _functions.__all__
 
 # ``import qlearn as ql`` then ``ql.nn``, ``ql.quantization``... as ``torch.nn`` after
 # ``import torch``: the subpackages load on first access (PEP 562), which keeps

@@ -10,7 +10,7 @@ from . import ops
 from .function import Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .gradcheck import gradcheck
 from .random import manual_seed
-from .tensor import Tensor, cat, maximum, minimum, stack, tensor, where
+from .tensor import Size, Tensor, cat, maximum, minimum, stack, tensor, where
 from . import factories, torch_functions
 from .factories import *  # noqa: F401,F403 (zeros, ones, rand, arange, ...)
 from .torch_functions import *  # noqa: F401,F403 (abs, round, clamp, max, ...)
@@ -18,4 +18,4 @@ from .typeinfo import finfo, iinfo
 
 __all__ = ["Function", "Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled",
            "set_grad_enabled", "cat", "stack", "where", "maximum", "minimum", "gradcheck",
-           "manual_seed", "ops", "iinfo", "finfo"] + factories.__all__ + torch_functions.__all__
+           "manual_seed", "ops", "iinfo", "finfo", "Size"] + factories.__all__ + torch_functions.__all__
