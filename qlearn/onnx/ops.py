@@ -6,22 +6,22 @@ quantized operator as its float operator between ``DequantizeLinear`` and
 ``QuantizeLinear`` (:math:`r = S (q - Z)`, :math:`q = \mathrm{sat}(\mathrm{round}(r/S) + Z)`),
 which a runtime fuses back into integer kernels.
 
-=============================  ===============================  ==========================
-qlearn                         ``"qoperator"``                  ``"qdq"``
-=============================  ===============================  ==========================
-``nnq.Quantize``               QuantizeLinear                   QuantizeLinear
-``nnq.DeQuantize``             DequantizeLinear                 DequantizeLinear
+==============================  ===============================  =========================
+qlearn                          ``"qoperator"``                  ``"qdq"``
+==============================  ===============================  =========================
+``nnq.Quantize``                QuantizeLinear                   QuantizeLinear
+``nnq.DeQuantize``              DequantizeLinear                 DequantizeLinear
 ``nnq.Conv2d``, ``ConvReLU2d``  QLinearConv (int32 bias)         DQ, Conv (int32 bias), Q
-``nnq.Linear``, ``LinearReLU``  MatMulInteger + float epilogue   DQ, Gemm, Q
-``nnqd.Linear``                (Dynamic)QuantizeLinear +        Q, DQ, Gemm
-                               MatMulInteger, Cast, Mul, Add
-``nnq.ReLU`` / ``ReLU6``       nothing (Z = 0) / Clip on uint8  DQ, Relu / Clip, Q
-``MaxPool2d``                  MaxPool on uint8                 DQ, MaxPool, Q
-``AdaptiveAvgPool2d``          QLinearGlobalAveragePool (ms)    DQ, GlobalAveragePool, Q
-``Flatten``                    Flatten on uint8                 DQ, Flatten, Q
-``QFunctional.add`` ...        QLinearAdd / QLinearMul /        DQ, Add / Mul / Concat, Q
-                               QLinearConcat (ms)
-=============================  ===============================  ==========================
+``nnq.Linear``, ``LinearReLU``  MatMulInteger + float epilogue   DQ, Gemm (int32 bias), Q
+``nnqd.Linear``                 (Dynamic)QuantizeLinear,         Q, DQ, Gemm
+                                MatMulInteger, Cast, Mul, Add
+``nnq.ReLU`` / ``ReLU6``        nothing (Z = 0) / Clip on uint8  DQ, Relu / Clip, Q
+``MaxPool2d``                   MaxPool on uint8                 DQ, MaxPool, Q
+``AdaptiveAvgPool2d``           QLinearGlobalAveragePool (ms)    DQ, GlobalAveragePool, Q
+``Flatten``                     Flatten on uint8                 DQ, Flatten, Q
+``QFunctional.add`` ...         QLinearAdd / QLinearMul /        DQ, Add / Mul / Concat, Q
+                                QLinearConcat (ms)
+==============================  ===============================  =========================
 
 :data:`MODULE_CONVERSIONS`, :data:`FUNCTIONAL_CONVERSIONS`, :data:`FUNCTION_CONVERSIONS`
 and :data:`METHOD_CONVERSIONS` are the tables (plain dicts, printable).
