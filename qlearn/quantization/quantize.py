@@ -199,6 +199,7 @@ class _CountCall:
         if not g.active:
             return None
         if self.last_pass == g.pass_id:
+            g.active = False          # the pass ends here: the root's end hook won't run
             where = f"`{self.name}` ({_class_name(self.owner_type)})" if self.name else \
                 f"the model ({_class_name(self.owner_type)})"
             raise RuntimeError(
