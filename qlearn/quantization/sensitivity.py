@@ -755,7 +755,8 @@ class LayerReport(list):
                     log=True)
             for edge in (r["low"], r["high"]):
                 ax.axvline(edge, color="tab:red", lw=1)
-            ax.set_title(f"{r['layer']}: {r['clipped']:.2%} clipped", fontsize=9)
+            ax.set_title(f"{r['layer']}: {r['clipped']:.2%} clipped, "
+                         f"{r['saturated']} saturated", fontsize=9)
             ax.tick_params(labelsize=7)
         for ax in axes.ravel()[len(rows):]:
             ax.axis("off")
