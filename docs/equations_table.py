@@ -126,6 +126,39 @@ EQUATIONS = [
        ("design", "practical"), "claims", ("qlearn.QTensor",)),
     Eq("int8-speedup", r"t_{\mathrm{fp32}} / t_{\mathrm{int8}}", ("design",), "claims",
        ("qlearn.nn.quantized.Linear", "qlearn.nn.quantized.dynamic.Linear")),
+    # -- fusion -----------------------------------------------------------------------------
+    Eq("bn-fold-weight", r"W'_o = W_o\,\gamma_o / \sqrt{\sigma^2_o + \epsilon}",
+       ("practical",), "fusion", ("qlearn.quantization.fuse_conv_bn_eval",
+                                  "qlearn.quantization.fuse_linear_bn_eval")),
+    Eq("bn-fold-bias", r"b'_o = (b_o - \mu_o)\,\gamma_o / \sqrt{\sigma^2_o + \epsilon} + "
+       r"\beta_o", ("practical",), "fusion", ("qlearn.quantization.fuse_conv_bn_eval",
+                                             "qlearn.quantization.fuse_linear_bn_eval")),
+    Eq("bn-fold-qat", r"y = \mathrm{BN}(\mathrm{conv}(x, \mathrm{fq}(W s)) / s + b)",
+       ("practical",), "fusion", ("qlearn.nn.intrinsic.qat.ConvBn2d",
+                                  "qlearn.nn.intrinsic.qat.ConvBnReLU2d")),
+    # -- debugging accuracy -----------------------------------------------------------------
+    Eq("sqnr", r"\mathrm{SQNR}(x, y) = 20 \log_{10} \lVert x \rVert / \lVert x - y \rVert",
+       ("practical",), "debugging", ("qlearn.quantization.metrics.compute_sqnr",)),
+    Eq("normalized-l2", r"e = \lVert x - y \rVert / \lVert x \rVert,\ \cos(x, y)",
+       ("derived",), "debugging",
+       ("qlearn.quantization.metrics.compute_normalized_l2_error",
+        "qlearn.quantization.metrics.compute_cosine_similarity")),
+    Eq("clipping-fraction", r"c = |\{i : x_i/S + Z \notin [Q_\min - \tfrac12, Q_\max + "
+       r"\tfrac12]\}| / n", ("derived",), "debugging",
+       ("qlearn.quantization.metrics.clipping_fraction",
+        "qlearn.quantization.metrics.saturation_count")),
+    Eq("ns-accumulated", r"E_\ell = \mathrm{SQNR}(f_\ell \circ \dots \circ f_1(x), "
+       r"\hat f_\ell \circ \dots \circ \hat f_1(x))", ("practical",), "debugging",
+       ("qlearn.quantization.numeric_suite.compare_model_outputs",)),
+    Eq("ns-per-layer", r"e_\ell = \mathrm{SQNR}(f_\ell(\hat x_\ell), \hat f_\ell(\hat x_\ell))",
+       ("practical",), "debugging", ("qlearn.quantization.numeric_suite.compare_model_stub",)),
+    # -- ONNX export ------------------------------------------------------------------------
+    Eq("export-qdq", r"\mathrm{DQ}(q) = S(q - Z),\ \mathrm{Q}(r) = \mathrm{sat}(\mathrm{round}"
+       r"(r/S) + Z)", ("derived",), "export", ("qlearn.onnx.export",)),
+    Eq("export-float-bias", r"q = \mathrm{clamp}(\mathrm{nearbyint}((C + b_j/(S_a S_{w,j}))"
+       r"\,M_j) + Z_o)", ("derived",), "export", ("qlearn.onnx.export",)),
+    Eq("export-int32-bias", r"q = \mathrm{clamp}(\mathrm{nearbyint}((C + b^{(32)}_j)\,M_j)"
+       r" + Z_o)", ("design",), "export", ("qlearn.onnx.ops.int32_bias",)),
     # -- the tutorials ----------------------------------------------------------------------
     Eq("abs-error", r"e = |\hat t - t|", ("by-hand",), "tutorials/02_quantization_by_hand",
        ("qlearn.quantize_per_tensor",)),
