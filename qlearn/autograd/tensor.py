@@ -53,7 +53,9 @@ def _is_f32(x):
 
 
 def _is_number(x):
-    return isinstance(x, (float, int)) and not isinstance(x, bool)
+    """A Python or NumPy number, or a float32 array: with a float32 tensor, float32."""
+    return (isinstance(x, (float, int, np.floating, np.integer)) and not isinstance(x, bool)
+            or isinstance(x, np.ndarray) and x.dtype == np.float32)
 
 
 def _both(a, b, floating=False):
