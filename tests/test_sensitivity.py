@@ -184,11 +184,12 @@ def test_mixed_precision_digits_fewest_float_layers(digits, four_bit_table):
     assert res.qconfig_dict == {n: (None if n in res.fallback_layers else qc)
                                 for n in layers}
     mapping = res.qconfig_mapping
+    quantized = {n: qc for n in layers if n not in res.fallback_layers}
     if isinstance(mapping, dict):
-        assert mapping[""] is qc
+        assert mapping[""] is None and dict(mapping["module_name"]) == quantized
     else:
-        assert mapping.global_qconfig is qc
-        assert dict(mapping.module_name_qconfigs) == dict.fromkeys(res.fallback_layers)
+        assert mapping.global_qconfig is None
+        assert dict(mapping.module_name_qconfigs) == quantized
     sizes = [c["size_bytes"] for c in res.curve]
     assert sizes == sorted(sizes) and res.curve[0]["fallback"] == 0
     assert "fallback" in repr(res) and res.to_markdown().startswith("| fallback")
@@ -208,6 +209,28 @@ def test_mixed_precision_int8_and_8bit_fallback(digits, x86_mixed, four_bit_tabl
     assert [c["fallback"] for c in low.curve] == [0, 1, 2, 3]
     assert low.fallback_layers == []                       # target 0 is met at once
     assert low.curve[-1]["size_bytes"] == res.curve[0]["size_bytes"]   # all at 8 bits
+
+
+def test_graph_mode_digits(digits, x86_table):
+    """graph=True: prepare_fx / convert_fx with one module_name entry per layer; the
+    one-layer results are no worse than the eager wrappers' (graph mode also folds the
+    batch norm and fuses the ReLU, so one quantization step replaces two)."""
+    pytest.importorskip("qlearn.quantization.quantize_fx")
+    model, data, accuracy, calibrate = digits
+    q = quantize_layers(model, {"3": tq.get_default_qconfig("x86")}, calibrate, graph=True)
+    assert type(q).__name__ == "GraphModule"
+    table = sensitivity_analysis(model, tq.get_default_qconfig("x86"), calibrate, accuracy,
+                                 graph=True, progress=False)
+    assert [r["layer"] for r in table] == ["0", "3", "8"]
+    for eager, fx in zip(x86_table, table):
+        assert eager["sqnr"] - 3 < fx["sqnr"] < 70
+        assert abs(fx["delta"]) < 0.02
+    res = mixed_precision(model, tq.get_default_qconfig("x86"), calibrate, accuracy,
+                          sensitivity=table, graph=True, progress=False)
+    from qlearn.quantization import quantize_fx
+    prepared = quantize_fx.prepare_fx(model, res.qconfig_mapping, (data.x_train[:2],))
+    calibrate(prepared)
+    np.testing.assert_allclose(accuracy(quantize_fx.convert_fx(prepared)), res.metric)
 
 
 def test_layer_report_digits(digits):

@@ -20,7 +20,12 @@ layer between a ``QuantStub`` and a ``DeQuantStub`` of its own (a
 calibration and ``convert``, so the layer runs on the int8 kernels while the layers
 around it stay float.  With a fake-quantize qconfig (:func:`fake_quant_qconfig`, e.g.
 4 bits, which no int8 kernel runs) ``prepare_qat`` is used instead and the model is
-evaluated with frozen fake quantization.
+evaluated with frozen fake quantization.  With ``graph=True`` the same is done in graph
+mode instead: a :class:`~qlearn.quantization.QConfigMapping` with no global qconfig and
+one entry per quantized layer goes to ``prepare_fx`` / ``convert_fx`` (or
+``prepare_qat_fx``), which fuse each convolution with its batch norm and ReLU, put the
+quantize and dequantize steps where float and int8 code meet, and keep consecutive
+quantized layers in int8 between them.
 
 The results are plain lists of dicts (no pandas); printing one shows a table,
 ``to_markdown()`` gives one for a report, and ``plot()`` draws it with matplotlib,
@@ -149,7 +154,7 @@ class _FirstInput:
             self.args = args
 
 
-def quantize_layers(model, qconfig_dict, calibrate_fn, simulate=None):
+def quantize_layers(model, qconfig_dict, calibrate_fn, simulate=None, graph=False):
     """A copy of ``model`` in which each layer named in ``qconfig_dict`` is quantized
     with its qconfig, the rest staying float.
 
@@ -171,10 +176,14 @@ def quantize_layers(model, qconfig_dict, calibrate_fn, simulate=None):
     simulate : bool, optional
         Fake quantization instead of int8 modules; default: whether any qconfig's
         activation is a FakeQuantize.
+    graph : bool
+        Quantize in graph mode (``prepare_fx`` / ``convert_fx`` with a
+        ``QConfigMapping`` of one ``module_name`` entry per layer) instead of wrapping
+        each layer.  The model must be traceable.
 
     Returns
     -------
-    Module (in eval mode)
+    Module (in eval mode; a GraphModule with ``graph=True``)
 
     Examples
     --------
@@ -197,6 +206,8 @@ def quantize_layers(model, qconfig_dict, calibrate_fn, simulate=None):
     active = {k: v for k, v in qconfig_dict.items() if v is not None}
     if simulate is None:
         simulate = any(_is_fake_quant(qc) for qc in active.values())
+    if graph:
+        return _quantize_layers_fx(model, active, calibrate_fn, simulate)
     m = copy.deepcopy(model)
     _strip_qconfig(m)
     for name, qc in active.items():
@@ -225,6 +236,32 @@ def quantize_layers(model, qconfig_dict, calibrate_fn, simulate=None):
     prepare(m, inplace=True)
     calibrate_fn(m)
     return convert(m, inplace=True).eval()
+
+
+def _quantize_layers_fx(model, active, calibrate_fn, simulate):
+    """Graph mode: one ``set_module_name`` entry per quantized layer, no global qconfig."""
+    from . import quantize_fx
+    from .qconfig_mapping import QConfigMapping
+    known = dict(model.named_modules())
+    mapping = QConfigMapping()
+    for name, qc in active.items():
+        if name not in known or not name:
+            raise ValueError(f"`qconfig_dict` names {name!r}, which is no module of "
+                             f"`model` (layers: {quantizable_layers(model)})")
+        mapping.set_module_name(name, qc)
+    m = copy.deepcopy(model)
+    _strip_qconfig(m)
+    if not active:
+        return m.eval()
+    if simulate:
+        prepared = quantize_fx.prepare_qat_fx(m.train(), mapping)
+        prepared.eval()
+        calibrate_fn(prepared)
+        prepared.apply(disable_observer)
+        return prepared
+    prepared = quantize_fx.prepare_fx(m.eval(), mapping)
+    calibrate_fn(prepared)
+    return quantize_fx.convert_fx(prepared).eval()
 
 
 def _output(model, args):
@@ -420,8 +457,8 @@ def _reference(model, example_inputs, calibrate_fn):
 
 
 def sensitivity_analysis(model, qconfig, calibrate_fn, eval_fn, layers=None,
-                         example_inputs=None, simulate=None, higher_is_better=True,
-                         progress=True):
+                         example_inputs=None, simulate=None, graph=False,
+                         higher_is_better=True, progress=True):
     r"""Quantize one layer at a time, the rest float, and measure each.
 
     For each layer :math:`\ell`, the model with only :math:`\ell` quantized
@@ -453,6 +490,9 @@ def sensitivity_analysis(model, qconfig, calibrate_fn, eval_fn, layers=None,
         The input for the output SQNR; default: the first batch ``calibrate_fn`` feeds.
     simulate : bool, optional
         Fake quantization instead of int8 modules (see :func:`quantize_layers`).
+    graph : bool
+        Graph mode (``prepare_fx`` / ``convert_fx``) instead of eager wrappers (see
+        :func:`quantize_layers`).
     higher_is_better : bool
         The direction of ``eval_fn`` (False for a loss), used for the ranking.
     progress : bool
@@ -486,7 +526,7 @@ def sensitivity_analysis(model, qconfig, calibrate_fn, eval_fn, layers=None,
     float_metric = _metric(eval_fn, ref, who)
     rows = []
     for name in _progress(layers, desc="sensitivity", disable=not progress):
-        cand = quantize_layers(model, {name: qconfig}, calibrate_fn, simulate)
+        cand = quantize_layers(model, {name: qconfig}, calibrate_fn, simulate, graph)
         value = _metric(eval_fn, cand, who)
         rows.append({"layer": name, "type": type(model.get_submodule(name)).__name__,
                      "sqnr": metrics.compute_sqnr(ref_out, _output(cand, args)),
@@ -497,7 +537,7 @@ def sensitivity_analysis(model, qconfig, calibrate_fn, eval_fn, layers=None,
     for rank, i in enumerate(order, 1):
         rows[i]["rank"] = rank
     everything = quantize_layers(model, dict.fromkeys(layers, qconfig), calibrate_fn,
-                                 simulate)
+                                 simulate, graph)
     return SensitivityTable(rows, float_metric, _metric(eval_fn, everything, who))
 
 
@@ -513,10 +553,11 @@ class MixedPrecisionResult:
         ``{layer: QConfig or None}`` for every layer searched, as evaluated; pass it to
         :func:`quantize_layers` to rebuild :attr:`model`.
     qconfig_mapping : QConfigMapping or dict
-        For graph mode: a :class:`~qlearn.quantization.QConfigMapping` with the global
-        ``qconfig`` and ``fallback_qconfig`` on each fallback layer.  If graph mode's
-        QConfigMapping cannot be imported, the same as a PyTorch-style dict
-        ``{"": qconfig, "module_name": [(layer, fallback_qconfig), ...]}``.
+        The same choice for graph mode: a :class:`~qlearn.quantization.QConfigMapping`
+        with no global qconfig and a ``module_name`` entry for each quantized layer
+        (``prepare_fx(model, result.qconfig_mapping, ...)`` quantizes what
+        ``graph=True`` measured).  If graph mode's QConfigMapping cannot be imported,
+        the PyTorch-style dict ``{"": None, "module_name": [(layer, qconfig), ...]}``.
     metric, float_metric, target : float
         The chosen model's metric, the float model's, and the target.
     met : bool
@@ -567,20 +608,24 @@ class MixedPrecisionResult:
         return ax
 
 
-def _qconfig_mapping(qconfig, fallback_qconfig, fallback):
+def _qconfig_mapping(plan):
+    """The graph-mode form of ``plan`` ({layer: qconfig or None}): no global qconfig, one
+    ``module_name`` entry per quantized layer (what ``graph=True`` evaluates)."""
+    entries = [(n, qc) for n, qc in plan.items() if qc is not None]
     try:
         from .qconfig_mapping import QConfigMapping
     except ImportError:
-        return {"": qconfig, "module_name": [(n, fallback_qconfig) for n in fallback]}
-    qm = QConfigMapping().set_global(qconfig)
-    for name in fallback:
-        qm.set_module_name(name, fallback_qconfig)
+        return {"": None, "module_name": entries}
+    qm = QConfigMapping()
+    for name, qc in entries:
+        qm.set_module_name(name, qc)
     return qm
 
 
 def mixed_precision(model, qconfig, calibrate_fn, eval_fn, fallback_qconfig=None,
                     target=None, tolerance=0.005, layers=None, sensitivity=None,
-                    simulate=None, higher_is_better=True, full_curve=False, progress=True):
+                    simulate=None, graph=False, higher_is_better=True, full_curve=False,
+                    progress=True):
     r"""Keep the fewest, most sensitive layers in float (or wider) so that the metric
     reaches ``target``.
 
@@ -619,6 +664,8 @@ def mixed_precision(model, qconfig, calibrate_fn, eval_fn, fallback_qconfig=None
     simulate : bool, optional
         Fake quantization instead of int8 modules; default: when a qconfig is made of
         FakeQuantize factories.
+    graph : bool
+        Graph mode instead of eager wrappers (see :func:`quantize_layers`).
     higher_is_better : bool
     full_curve : bool
         Evaluate every step (0 .. all layers) for the trade-off curve instead of
@@ -650,7 +697,7 @@ def mixed_precision(model, qconfig, calibrate_fn, eval_fn, fallback_qconfig=None
     layers = _check_layers(model, layers, who)
     if sensitivity is None:
         sensitivity = sensitivity_analysis(model, qconfig, calibrate_fn, eval_fn, layers,
-                                           simulate=simulate,
+                                           simulate=simulate, graph=graph,
                                            higher_is_better=higher_is_better,
                                            progress=progress)
     elif not isinstance(sensitivity, SensitivityTable) or \
@@ -674,7 +721,7 @@ def mixed_precision(model, qconfig, calibrate_fn, eval_fn, fallback_qconfig=None
         key = frozenset(fallback)
         if key not in cache:
             plan = {n: (fallback_qconfig if n in key else qconfig) for n in layers}
-            cand = quantize_layers(model, plan, calibrate_fn, simulate)
+            cand = quantize_layers(model, plan, calibrate_fn, simulate, graph)
             cache[key] = (_metric(eval_fn, cand, who), cand, plan)
         return cache[key]
 
@@ -701,7 +748,7 @@ def mixed_precision(model, qconfig, calibrate_fn, eval_fn, fallback_qconfig=None
     value, cand, plan = evaluate(chosen)
     return MixedPrecisionResult(
         fallback_layers=chosen, qconfig_dict=plan,
-        qconfig_mapping=_qconfig_mapping(qconfig, fallback_qconfig, chosen),
+        qconfig_mapping=_qconfig_mapping(plan),
         metric=value, float_metric=float_metric, target=target, met=met, curve=curve,
         model=cand, sensitivity=sensitivity)
 
