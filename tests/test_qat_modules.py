@@ -277,3 +277,43 @@ def test_qat_module_errors():
         nnqat.Conv2d.from_float(lin)
     with pytest.raises(TypeError, match="weight"):
         nnqat.Linear(2, 2, qconfig=object())
+
+
+# -- the whole QAT path: fuse_modules_qat -> prepare_qat -> train -> convert ------------------
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")       # torch.ao is deprecated
+def test_qat_convbnrelu_model_converts_as_torch(torch_mod, rng):
+    """The converted int8 conv holds the folded weights: the same integers as PyTorch's."""
+    torch = torch_mod
+    from collections import OrderedDict
+
+    import qlearn.quantization as tq
+    tqt = torch.ao.quantization
+    q = nn.Sequential(OrderedDict(quant=tq.QuantStub(), conv=nn.Conv2d(2, 4, 3),
+                                  bn=nn.BatchNorm2d(4), relu=nn.ReLU(),
+                                  dequant=tq.DeQuantStub()))
+    t = torch.nn.Sequential(OrderedDict(quant=tqt.QuantStub(), conv=torch.nn.Conv2d(2, 4, 3),
+                                        bn=torch.nn.BatchNorm2d(4), relu=torch.nn.ReLU(),
+                                        dequant=tqt.DeQuantStub()))
+    q = tq.fuse_modules_qat(q, [["conv", "bn", "relu"]])
+    t = tqt.fuse_modules_qat(t, [["conv", "bn", "relu"]])
+    q.qconfig = QConfig(tq.FakeQuantize.with_args(reduce_range=True),
+                        default_per_channel_weight_fake_quant)
+    t.qconfig = tqt.QConfig(tqt.FakeQuantize.with_args(reduce_range=True),
+                            tqt.default_per_channel_weight_fake_quant)
+    tq.prepare_qat(q, inplace=True)
+    tqt.prepare_qat(t, inplace=True)
+    assert type(q.conv) is nniqat.ConvBnReLU2d
+    _copy_params(torch, q, t)
+    for _ in range(3):                     # observers and BN statistics move (no SGD)
+        x = rng.normal(size=(4, 2, 6, 6)).astype(np.float32)
+        assert_allclose(q(x).numpy(), t(torch.from_numpy(x)).detach().numpy(), atol=1e-5)
+    cq, ct = tq.convert(q.eval()), tqt.convert(t.eval())
+    assert [type(m).__name__ for m in cq.children()] == \
+        [type(m).__name__ for m in ct.children()]
+    assert_array_equal(cq.conv.weight().int_repr(), ct.conv.weight().int_repr().numpy())
+    assert_allclose(cq.conv.bias(), ct.conv.bias().detach().numpy(), rtol=1e-6, atol=1e-7)
+    assert cq.conv.scale == pytest.approx(ct.conv.scale, rel=1e-6)
+    assert cq.conv.zero_point == ct.conv.zero_point
+    x = rng.normal(size=(2, 2, 6, 6)).astype(np.float32)
+    diff = np.abs(np.asarray(cq(x)) - ct(torch.from_numpy(x)).numpy()) / ct.conv.scale
+    assert diff.max() <= 1.001 and (diff > 0.5).mean() < 0.01   # off by one step, rarely
