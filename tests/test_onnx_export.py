@@ -311,6 +311,40 @@ def test_relu_folding(fmt, zero_point, rng):
         assert clips == (2 if zero_point else 1)   # the fused ReLU, the ReLU6
 
 
+def _quantize_weight(w, scheme, rng):
+    o = w.shape[0]
+    amax = np.abs(w).reshape(o, -1).max(1)
+    if scheme == "per_channel_symmetric":
+        return ql.quantize_per_channel(w, amax / 127, np.zeros(o, np.int64), 0, ql.qint8)
+    if scheme == "per_channel_affine":
+        return ql.quantize_per_channel(w, amax / 100, rng.integers(-20, 21, o), 0, ql.qint8)
+    if scheme == "per_tensor_affine":
+        return ql.quantize_per_tensor(w, float(amax.max() / 100), 9, ql.qint8)
+    return ql.quantize_per_tensor(w, float(amax.max() / 127), 0, ql.qint8)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("cin, cout, k, stride, pad, dil, groups, hw", [
+    (4, 6, 3, 1, 1, 1, 1, (9, 8)),
+    (8, 8, 3, 2, 1, 1, 8, (9, 8)),            # depthwise, stride 2
+    (6, 9, 3, 1, 2, 2, 3, (11, 7)),           # grouped, dilated
+    (5, 7, 1, 1, 0, 1, 1, (5, 3)),            # 1x1
+    (3, 17, 7, 2, 3, 1, 1, (20, 17)),         # a stem, odd channel count
+    (1, 1, 1, 1, 0, 1, 1, (1, 1)),            # the smallest
+])
+@pytest.mark.parametrize("scheme", ["per_tensor_symmetric", "per_tensor_affine",
+                                    "per_channel_symmetric", "per_channel_affine"])
+def test_conv_shapes_and_weight_schemes(fmt, cin, cout, k, stride, pad, dil, groups, hw,
+                                        scheme, rng):
+    conv = nnq.Conv2d(cin, cout, k, stride=stride, padding=pad, dilation=dil, groups=groups)
+    w = rng.standard_normal((cout, cin // groups, k, k)).astype(np.float32) * 0.3
+    conv.set_weight_bias(_quantize_weight(w, scheme, rng),
+                         rng.standard_normal(cout).astype(np.float32))
+    conv.scale, conv.zero_point = 0.05, 100
+    qx = ql.quantize_per_tensor(rng.standard_normal((2, cin) + hw), 0.03, 7, ql.quint8)
+    _check(qonnx.verify(conv, qx, format=fmt), 0.01)
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_quantized_linear_is_exact(fmt, rng):
     """MatMulInteger + qlearn's float epilogue reproduces nnq.Linear to the integer."""
@@ -441,6 +475,32 @@ def test_writes_path_and_file(tmp_path, residual):
     buf = io.BytesIO()
     qonnx.export(m, x, buf, format="qoperator")
     assert onnx.load_from_string(buf.getvalue()).graph.node
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_dynamic_batch(eager_digits, residual, fmt):
+    """``dynamic_axes`` leaves the batch open: other batch sizes run and match qlearn."""
+    axes = {"input": {0: "batch"}, "output": {0: "batch"}}
+    lin = tq.quantize_dynamic(nn.Sequential(nn.Linear(6, 5)), {nn.Linear})
+    cases = [eager_digits, residual,
+             (lin, np.random.default_rng(6).standard_normal((2, 3, 6)).astype(np.float32))]
+    for m, x in cases:
+        proto = qonnx.export(m, x[:4], format=fmt, dynamic_axes=axes)
+        assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+        sess = ort.InferenceSession(proto.SerializeToString(),
+                                    providers=["CPUExecutionProvider"])
+        for n in (1, 7):
+            xb = np.ascontiguousarray(x[:n])
+            got = sess.run(None, {"input": xb})[0]
+            if any(isinstance(mod, nnq.DeQuantize) for mod in m.modules()):
+                ours, theirs = _output_ints(m, xb, got)
+                assert np.abs(ours - theirs).max() <= 1
+            else:
+                np.testing.assert_allclose(got, m(xb), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="out of range"):
+        qonnx.export(lin, cases[2][1], dynamic_axes={"input": [3]})
+    with pytest.raises(TypeError, match="`dynamic_axes` must be a dict"):
+        qonnx.export(lin, cases[2][1], dynamic_axes=[0])
 
 
 def test_model_left_in_eval_mode_as_it_was(residual):

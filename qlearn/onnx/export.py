@@ -85,7 +85,7 @@ def _map(a, fn):
 
 
 def export(model, example_input, path=None, format="qdq", opset_version=DEFAULT_OPSET,
-           input_names=None, output_names=None, check=True):
+           input_names=None, output_names=None, dynamic_axes=None, check=True):
     r"""Export a converted (quantized) model to ONNX.
 
     The model runs once on ``example_input``; the operators it calls (leaf modules of a
@@ -123,6 +123,11 @@ def export(model, example_input, path=None, format="qdq", opset_version=DEFAULT_
         default :data:`DEFAULT_OPSET` (17).
     input_names, output_names : list of str, optional
         Graph input / output names (default ``input``, ``input_1`` ... and ``output`` ...).
+    dynamic_axes : dict, optional
+        As ``torch.onnx.export``'s: ``{name: {axis: dim_name}}`` or ``{name: [axis, ...]}``
+        for the graph inputs and outputs whose sizes are left open, typically the batch
+        axis (``{"input": {0: "batch"}, "output": {0: "batch"}}``).  Other shapes are
+        those of the example input.
     check : bool
         Run ``onnx.checker.check_model`` on the result (default True).
 
@@ -152,7 +157,7 @@ def export(model, example_input, path=None, format="qdq", opset_version=DEFAULT_
     """
     onnx = import_onnx()
     proto, _ = _build(model, example_input, format, opset_version, input_names,
-                      output_names)
+                      output_names, dynamic_axes)
     if check:
         onnx.checker.check_model(proto)
     if path is not None:
@@ -163,7 +168,24 @@ def export(model, example_input, path=None, format="qdq", opset_version=DEFAULT_
     return proto
 
 
-def _build(model, example_input, format, opset_version, input_names, output_names):
+def _dims(name, shape, dynamic_axes):
+    """``shape`` with the axes ``dynamic_axes`` opens for ``name`` as symbolic names."""
+    axes = (dynamic_axes or {}).get(name)
+    if axes is None:
+        return list(shape)
+    if not isinstance(axes, dict):
+        axes = {int(a): f"{name}_dynamic_axes_{i + 1}" for i, a in enumerate(axes)}
+    dims = list(shape)
+    for a, dim_name in axes.items():
+        if not -len(dims) <= int(a) < len(dims):
+            raise ValueError(f"`dynamic_axes`: axis {a} of {name!r} is out of range for "
+                             f"its {len(dims)} dimensions")
+        dims[int(a)] = str(dim_name)
+    return dims
+
+
+def _build(model, example_input, format, opset_version, input_names, output_names,
+           dynamic_axes=None):
     """The ONNX model and ``[(call, Value)]``: which tensor holds each call's output."""
     onnx = import_onnx()
     if format not in _FORMATS:
@@ -174,6 +196,9 @@ def _build(model, example_input, format, opset_version, input_names, output_name
         raise ValueError(f"`opset_version` must be an int in [{MIN_OPSET}, {max_opset}] "
                          f"(13 is the first with per-channel QuantizeLinear), got "
                          f"{opset_version!r}")
+    if dynamic_axes is not None and not isinstance(dynamic_axes, dict):
+        raise TypeError(f"`dynamic_axes` must be a dict {{name: axes}}, got "
+                        f"{type(dynamic_axes).__name__}")
     inputs = example_input if isinstance(example_input, tuple) else (example_input,)
     inputs = tuple(_as_input(x, i) for i, x in enumerate(inputs))
     rec = record(model, inputs, lambda m: module_conversion(m) is not None)
@@ -186,7 +211,7 @@ def _build(model, example_input, format, opset_version, input_names, output_name
         name = names[i] if i < len(names) else ("input" if i == 0 else f"input_{i}")
         g.fresh(name)
         v = cv.bind(x, name)
-        g.inputs.append(g.value_info(name, v.elem, v.shape))
+        g.inputs.append(g.value_info(name, v.elem, _dims(name, v.shape, dynamic_axes)))
 
     trace = []
     for call in rec.calls:
@@ -220,7 +245,7 @@ def _build(model, example_input, format, opset_version, input_names, output_name
         if src == v.name:
             v.name = name
         used.add(name)
-        g.outputs.append(g.value_info(name, v.elem, v.shape))
+        g.outputs.append(g.value_info(name, v.elem, _dims(name, v.shape, dynamic_axes)))
 
     proto = g.model(type(model).__name__,
                     doc_string=f"exported by qlearn.onnx.export (format={format!r})")

@@ -231,8 +231,8 @@ def _linear_qdq(cv, base, xf, w, ws, wz, axis, bias_name, in_shape):
     ins = [xf, wf] + ([bias_name] if bias_name else [])
     r = g.node("Gemm", ins, base + "_f", name=base, transB=1)
     if flat:
-        r = g.node("Reshape", [r, g.const("shape", np.asarray(tuple(in_shape[:-1]) + (n,),
-                                                               np.int64))],
+        lead = [-1] + list(in_shape[1:-1]) if len(in_shape) > 1 else []  # batch: open
+        r = g.node("Reshape", [r, g.const("shape", np.asarray(lead + [n], np.int64))],
                    base + "_fr", name=base + "/unrows")
     return r
 
