@@ -17,7 +17,11 @@ MS_DOMAIN = "com.microsoft"
 
 
 def import_onnx():
-    """``onnx``, or an ImportError that says how to install it."""
+    """``onnx``, or an ImportError that says how to install it.
+
+    >>> import_onnx().__name__
+    'onnx'
+    """
     try:
         import onnx
     except ImportError as exc:
@@ -33,6 +37,10 @@ class Value:
 
     ``kind`` is ``"f"`` (float32) or ``"q"`` (integers of ``elem`` type, ``np.uint8`` for
     quint8, with ``scale`` :math:`S` and ``zero_point`` :math:`Z`).
+
+    >>> from qlearn.onnx.graph import Value
+    >>> Value("x", "q", (2, 3), 0.1, 128, np.uint8).quantized
+    True
     """
 
     name: str
@@ -48,7 +56,15 @@ class Value:
 
 
 class GraphBuilder:
-    """Collects nodes and initializers; every helper returns the new tensor names."""
+    """Collects nodes and initializers; every helper returns the new tensor names.
+
+    >>> from qlearn.onnx.graph import GraphBuilder, Value
+    >>> g = GraphBuilder(17)
+    >>> g.dequantize(Value("x", "q", (4,), 0.5, 3, np.uint8))
+    'x_dq'
+    >>> [n.op_type for n in g.nodes], len(g.initializers)
+    (['DequantizeLinear'], 2)
+    """
 
     def __init__(self, opset_version):
         self.onnx = import_onnx()

@@ -48,12 +48,23 @@ _ELEM = {quint8: np.uint8, qint8: np.int8, qint32: np.int32}
 
 class UnsupportedModuleError(TypeError):
     """A module (or graph operator) of the model has no ONNX conversion; the message
-    names it (qualified name and type)."""
+    names it (qualified name and type).  A ``TypeError``: the type is the problem.
+
+    >>> from qlearn.onnx import UnsupportedModuleError
+    >>> issubclass(UnsupportedModuleError, TypeError)
+    True
+    """
 
 
 class Converter:
     """Turns :class:`~qlearn.onnx.walk.Call` records into nodes of a
-    :class:`~qlearn.onnx.graph.GraphBuilder`, keeping ``id(object) -> Value``."""
+    :class:`~qlearn.onnx.graph.GraphBuilder`, keeping ``id(object) -> Value``.
+
+    >>> from qlearn.onnx.graph import GraphBuilder
+    >>> cv = Converter(GraphBuilder(17), "qdq")
+    >>> cv.bind(ql.quantize_per_tensor([1.0], 0.5, 3, ql.quint8), "q").zero_point
+    3
+    """
 
     def __init__(self, g, fmt):
         self.g, self.fmt = g, fmt
@@ -149,8 +160,17 @@ def int32_bias(b, a_scale, w_scale):
 
     .. math::  b^{(32)}_j = \operatorname{round}\big(b_j / (S_a S_{w,j})\big)
 
-    an int32 at scale :math:`S_a S_{w,j}` (the float32 product), with zero point 0.
-    Returns ``(bias_int32, bias_scale)``.
+    an int32 at scale :math:`S_a S_{w,j}` (the float32 product), with zero point 0,
+    saturated to the int32 range.  Returns ``(bias_int32, bias_scale)``.
+
+    Examples
+    --------
+    >>> from qlearn.onnx.ops import int32_bias
+    >>> q, s = int32_bias(np.array([0.5, -0.013], np.float32), 0.1, [0.01, 0.002])
+    >>> q
+    array([500, -65], dtype=int32)
+    >>> s
+    array([0.001 , 0.0002], dtype=float32)
     """
     bias_scale = (np.float32(a_scale) * np.asarray(w_scale, np.float32)).astype(np.float32)
     bs = np.broadcast_to(bias_scale, b.shape).astype(np.float64)
@@ -663,7 +683,12 @@ for _name in ("cat", "flatten", "relu"):
 
 
 def module_conversion(mod):
-    """The conversion of ``mod``, or None."""
+    """The conversion of ``mod``, or None.
+
+    >>> from qlearn import nn
+    >>> module_conversion(nn.Flatten()).__name__, module_conversion(nn.GRU(2, 2))
+    ('_flatten_module', None)
+    """
     for cls in type(mod).__mro__:
         if cls in MODULE_CONVERSIONS:
             return MODULE_CONVERSIONS[cls]

@@ -29,7 +29,12 @@ __all__ = ["OperatorMismatch", "Verification", "verify"]
 class OperatorMismatch:
     """One tensor's comparison: ``size`` elements, ``equal`` / ``off_by_one`` / ``worse``
     counts and the largest difference ``max_diff`` (in LSBs; for a float tensor
-    without a scale, in its own units)."""
+    without a scale, in its own units).
+
+    >>> from qlearn.onnx.verify import OperatorMismatch
+    >>> OperatorMismatch("conv1", "Conv2d", "conv1", 10, 9, 1, 0, 1.0).off_by_one
+    1
+    """
 
     name: str
     type_name: str
@@ -44,7 +49,12 @@ class OperatorMismatch:
 @dataclass
 class Verification:
     """What :func:`verify` returns: one :class:`OperatorMismatch` per operator output, the
-    onnxruntime outputs and the ONNX model."""
+    onnxruntime outputs and the ONNX model.
+
+    >>> from qlearn.onnx import Verification
+    >>> Verification("qdq", [], [], None).off_by_one
+    0
+    """
 
     format: str
     rows: list

@@ -24,14 +24,18 @@ from ..autograd import Tensor, no_grad
 from ..nn.modules.module import Module
 from ..qtensor import QTensor
 
-__all__ = ["Call", "Recording", "is_tensor", "record"]
+__all__ = ["Call", "Recording", "is_graph_module", "is_tensor", "module_names", "record"]
 
 #: The ``*Functional`` methods that are operators (wrapped during the eager run).
 FUNCTIONAL_METHODS = ("add", "add_relu", "add_scalar", "mul", "mul_scalar", "cat")
 
 
 def is_tensor(x):
-    """Whether ``x`` is a value of the graph (rather than a Python constant)."""
+    """Whether ``x`` is a value of the graph (rather than a Python constant).
+
+    >>> is_tensor(np.zeros(2)), is_tensor(0.5)
+    (True, False)
+    """
     return isinstance(x, (QTensor, Tensor, np.ndarray))
 
 
@@ -40,7 +44,11 @@ class Call:
     """One operator call: ``op`` is ``"call_module"`` (``target`` the module; ``method``
     a ``*Functional`` method name or None for ``forward``), ``"call_function"``
     (``target`` the function) or ``"call_method"`` (``target`` the method name, called
-    on ``args[0]``).  ``name`` is the module's qualified name or the graph node's name."""
+    on ``args[0]``).  ``name`` is the module's qualified name or the graph node's name.
+
+    >>> Call("fc", "call_module", None, (), {}, None).op
+    'call_module'
+    """
 
     name: str
     op: str
@@ -54,7 +62,11 @@ class Call:
 
 @dataclass
 class Recording:
-    """The calls of one run, with the example inputs and the model's output."""
+    """The calls of one run, with the example inputs and the model's output.
+
+    >>> Recording([], [], None).calls
+    []
+    """
 
     inputs: list
     calls: list
@@ -75,7 +87,12 @@ def _map(a, fn):
 
 
 def is_graph_module(model):
-    """A ``qlearn.fx.GraphModule`` (or anything with a torch.fx-like ``graph``)."""
+    """A ``qlearn.fx.GraphModule`` (or anything with a torch.fx-like ``graph``).
+
+    >>> from qlearn import nn
+    >>> is_graph_module(nn.ReLU())
+    False
+    """
     graph = getattr(model, "graph", None)
     return graph is not None and hasattr(graph, "nodes")
 
@@ -84,7 +101,17 @@ def record(model, inputs, handled):
     """Run ``model`` once on ``inputs`` (a tuple) and return a :class:`Recording`.
 
     ``handled(module)`` says whether a module is converted as a whole (its children,
-    if any, are not walked into).
+    if any, are not walked into).  The model runs in eval mode (its modes are restored
+    after) and without autograd.
+
+    Examples
+    --------
+    >>> from qlearn import nn
+    >>> from qlearn.onnx.walk import record
+    >>> model = nn.Sequential(nn.Linear(3, 4), nn.Sequential(nn.ReLU(), nn.Linear(4, 2)))
+    >>> rec = record(model, (np.ones((1, 3), np.float32),), lambda m: False)
+    >>> [(c.name, c.type_name) for c in rec.calls]
+    [('0', 'Linear'), ('1.0', 'ReLU'), ('1.1', 'Linear')]
     """
     was_training = [(m, m.training) for m in model.modules()]
     model.eval()
@@ -208,7 +235,12 @@ def _record_graph(gm, inputs):
 
 
 def module_names(model):
-    """``id(module) -> qualified name`` for every module of ``model``."""
+    """``id(module) -> qualified name`` for every module of ``model``.
+
+    >>> from qlearn import nn
+    >>> sorted(module_names(nn.Sequential(nn.ReLU())).values())
+    ['', '0']
+    """
     if not isinstance(model, Module):
         return {}
     return {id(m): n for n, m in model.named_modules()}
