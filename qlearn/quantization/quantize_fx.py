@@ -86,7 +86,8 @@ def _trace(model, custom):
     tracer = QuantizationTracer(names, classes)
     model = copy.deepcopy(model)
     graph = tracer.trace(model)
-    return GraphModule(model, graph, type(model).__name__, constants=tracer.constants)
+    # "GraphModule" as PyTorch's prepare_fx names it (symbolic_trace uses the class name)
+    return GraphModule(model, graph, "GraphModule", constants=tracer.constants)
 
 
 def _mapping(qconfig_mapping):
