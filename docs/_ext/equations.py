@@ -32,17 +32,16 @@ import equations_table  # noqa: E402  (docs/equations_table.py)
 
 
 def resolve_dotted(name):
-    """Import ``a.b.c.Attr.attr``: the longest importable module prefix, then getattr."""
+    """``a.b.C.d``: attributes from the top package down, importing submodules on the way
+    (``qlearn.onnx.export`` is the function the package exports, not its module)."""
     parts = name.split(".")
-    for i in range(len(parts), 0, -1):
+    obj = importlib.import_module(parts[0])
+    for i, attr in enumerate(parts[1:], 1):
         try:
-            obj = importlib.import_module(".".join(parts[:i]))
-        except ImportError:
-            continue
-        for attr in parts[i:]:
-            obj = getattr(obj, attr)       # AttributeError: the table is stale
-        return obj
-    raise ImportError(f"no module in {name!r}")
+            obj = getattr(obj, attr)
+        except AttributeError:
+            obj = importlib.import_module(".".join(parts[:i + 1]))
+    return obj
 
 
 class PagedMathDomain(MathDomain):
