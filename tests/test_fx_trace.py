@@ -366,3 +366,30 @@ def test_proxy_is_not_data():
     assert isinstance(seen["x"], Proxy)
     with pytest.raises(TraceError, match="needs its data"):
         symbolic_trace(lambda x: int(x))
+
+
+def test_shapes_slices_defaults_and_tuple_outputs(rng):
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+
+        def forward(self, x, scale=None):
+            n = x.shape[1] // 2
+            y = self.lin(x)[:, :n] * 2
+            z = y.view(-1, n * 1).T
+            return (y, {"z": z}), -x.sum(1)
+
+    m = M()
+    gm = symbolic_trace(m)
+    assert "def forward(self, x, scale = None):" in gm.code
+    assert "getitem_1 = lin[(slice(None, None, None), slice(None, floordiv, None))]" \
+        in gm.code
+    x = rng.standard_normal((3, 4)).astype(np.float32)
+    (y, d), s = gm(x)
+    (ry, rd), rs = m(x)
+    np.testing.assert_array_equal(y.numpy(), ry.numpy())
+    np.testing.assert_array_equal(d["z"].numpy(), rd["z"].numpy())
+    np.testing.assert_array_equal(np.asarray(s), np.asarray(rs))   # x is an ndarray here
+    with pytest.raises(TraceError, match="len"):
+        symbolic_trace(lambda x: len(x))

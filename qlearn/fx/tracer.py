@@ -34,7 +34,9 @@ from .proxy import Proxy, TraceError
 __all__ = ["Tracer", "symbolic_trace", "wrapped_functions"]
 
 _TENSOR_OPS = ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
-               "__truediv__", "__rtruediv__", "__matmul__", "__rmatmul__", "__pow__")
+               "__truediv__", "__rtruediv__", "__matmul__", "__rmatmul__", "__pow__",
+               "__floordiv__", "__rfloordiv__", "__mod__", "__rmod__", "__lt__", "__le__",
+               "__gt__", "__ge__")
 _QLEARN_FUNCTIONS = ("cat", "stack", "where", "quantize_per_tensor", "quantize_per_channel",
                      "dequantize", "fake_quantize_per_tensor_affine",
                      "fake_quantize_per_channel_affine")
@@ -272,7 +274,8 @@ class Tracer:
             patch(Module, "__call__", module_call)
             patch(Module, "__getattr__", module_getattr)
             for name in _TENSOR_OPS:
-                patch(Tensor, name, deferring(Tensor.__dict__[name]))
+                if name in Tensor.__dict__:
+                    patch(Tensor, name, deferring(Tensor.__dict__[name]))
             for module, names in wrapped_functions().items():
                 for name in names:
                     orig = getattr(module, name, None)
