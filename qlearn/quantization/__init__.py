@@ -9,7 +9,8 @@ from .observer import (FixedQParamsObserver, HistogramObserver, MinMaxObserver,
                        default_weight_observer)
 from .calibrators import EntropyObserver, MSEObserver, PercentileObserver
 from .qconfig import (QConfig, QConfigDynamic, default_dynamic_qconfig,
-                      default_per_channel_qconfig, default_qconfig, get_default_qat_qconfig,
+                      default_per_channel_qconfig, default_qconfig, float16_dynamic_qconfig,
+                      float16_static_qconfig, get_default_qat_qconfig,
                       get_default_qconfig, per_channel_dynamic_qconfig)
 from .qparams import calculate_qmin_qmax, calculate_qparams
 from .fake_quantize import (FakeQuantize, FakeQuantizeBase, FixedQParamsFakeQuantize,
