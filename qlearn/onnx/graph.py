@@ -19,6 +19,7 @@ MS_DOMAIN = "com.microsoft"
 def import_onnx():
     """``onnx``, or an ImportError that says how to install it.
 
+    >>> from qlearn.onnx.graph import import_onnx
     >>> import_onnx().__name__
     'onnx'
     """

@@ -61,6 +61,7 @@ class Converter:
     :class:`~qlearn.onnx.graph.GraphBuilder`, keeping ``id(object) -> Value``.
 
     >>> from qlearn.onnx.graph import GraphBuilder
+    >>> from qlearn.onnx.ops import Converter
     >>> cv = Converter(GraphBuilder(17), "qdq")
     >>> cv.bind(ql.quantize_per_tensor([1.0], 0.5, 3, ql.quint8), "q").zero_point
     3
@@ -686,6 +687,7 @@ def module_conversion(mod):
     """The conversion of ``mod``, or None.
 
     >>> from qlearn import nn
+    >>> from qlearn.onnx.ops import module_conversion
     >>> module_conversion(nn.Flatten()).__name__, module_conversion(nn.GRU(2, 2))
     ('_flatten_module', None)
     """

@@ -33,6 +33,7 @@ FUNCTIONAL_METHODS = ("add", "add_relu", "add_scalar", "mul", "mul_scalar", "cat
 def is_tensor(x):
     """Whether ``x`` is a value of the graph (rather than a Python constant).
 
+    >>> from qlearn.onnx.walk import is_tensor
     >>> is_tensor(np.zeros(2)), is_tensor(0.5)
     (True, False)
     """
@@ -46,6 +47,7 @@ class Call:
     (``target`` the function) or ``"call_method"`` (``target`` the method name, called
     on ``args[0]``).  ``name`` is the module's qualified name or the graph node's name.
 
+    >>> from qlearn.onnx.walk import Call
     >>> Call("fc", "call_module", None, (), {}, None).op
     'call_module'
     """
@@ -64,6 +66,7 @@ class Call:
 class Recording:
     """The calls of one run, with the example inputs and the model's output.
 
+    >>> from qlearn.onnx.walk import Recording
     >>> Recording([], [], None).calls
     []
     """
@@ -90,6 +93,7 @@ def is_graph_module(model):
     """A ``qlearn.fx.GraphModule`` (or anything with a torch.fx-like ``graph``).
 
     >>> from qlearn import nn
+    >>> from qlearn.onnx.walk import is_graph_module
     >>> is_graph_module(nn.ReLU())
     False
     """
@@ -238,6 +242,7 @@ def module_names(model):
     """``id(module) -> qualified name`` for every module of ``model``.
 
     >>> from qlearn import nn
+    >>> from qlearn.onnx.walk import module_names
     >>> sorted(module_names(nn.Sequential(nn.ReLU())).values())
     ['', '0']
     """
