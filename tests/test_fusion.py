@@ -368,3 +368,16 @@ def test_failed_inplace_fusion_keeps_the_hooks():
         fuse_modules(m, ["0", "1"], inplace=True)
     assert len(m[0]._forward_pre_hooks) == 1 and len(m[1]._forward_hooks) == 1
     assert type(m[0]) is nn.Conv2d
+
+
+def test_quantized_batch_norm_state_dict_round_trip(rng, tmp_path):
+    q = nniq.BNReLU2d(5, eps=1e-3)
+    _randomise_bn(q, rng)
+    q.scale, q.zero_point = np.array(0.04, np.float32), np.array(17, np.int64)
+    path = str(tmp_path / "bn.qlearn")
+    ql.save(q.state_dict(), path)
+    fresh = nniq.BNReLU2d(5, eps=1e-3)
+    fresh.load_state_dict(ql.load(path))
+    x = ql.quantize_per_tensor(rng.normal(size=(2, 5, 3, 3)), 0.03, 120, ql.quint8)
+    assert_array_equal(fresh(x).int_repr(), q(x).int_repr())
+    assert fresh(x).q_zero_point() == 17 and bool((fresh(x).int_repr() >= 17).all())
