@@ -511,6 +511,47 @@ def test_model_left_in_eval_mode_as_it_was(residual):
     m.eval()
 
 
+class TwoHeads(nn.Module):
+    """Two outputs; one module called twice; a dequantized value used twice."""
+
+    def __init__(self):
+        super().__init__()
+        self.quant = nnq.Quantize(0.05, 20, ql.quint8)
+        self.relu = nnq.ReLU()
+        self.dq = nnq.DeQuantize()
+
+    def forward(self, x):
+        q = self.quant(x)
+        return self.dq(self.relu(self.relu(q))), self.dq(q)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_two_outputs_and_a_module_called_twice(fmt, rng):
+    m = TwoHeads()
+    x = rng.standard_normal((3, 5)).astype(np.float32)
+    proto = qonnx.export(m, x, format=fmt)
+    assert [o.name for o in proto.graph.output] == ["output", "output_1"]
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"input": x})
+    for a, b in zip(got, m(x)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_input_returned_as_output():
+    proto = qonnx.export(nn.Identity(), np.ones((2, 2), np.float32))
+    assert [n.op_type for n in proto.graph.node] == ["Identity"]
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_array_equal(sess.run(None, {"input": np.eye(2, dtype=np.float32)})[0],
+                                  np.eye(2))
+
+
+def test_without_onnx_installed(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(ImportError, match=r"pip install onnx"):
+        qonnx.export(nn.Identity(), np.ones(2, np.float32))
+
+
 # ---- errors --------------------------------------------------------------------------
 class Swish(nn.Module):
     def forward(self, x):
