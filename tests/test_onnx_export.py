@@ -248,6 +248,37 @@ def test_residual_model_fx(fmt):
     _check(qonnx.verify(gm, x, format=fmt), 0.05)
 
 
+class FxReshape(nn.Module):
+    def __init__(self, how):
+        super().__init__()
+        self.how = how
+        self.conv, self.relu = nn.Conv2d(2, 4, 3), nn.ReLU()
+        self.pool, self.fc = nn.MaxPool2d(2), nn.Linear(16, 3)
+
+    def forward(self, x):
+        y = self.pool(self.relu(self.conv(x)))
+        y = y.reshape(-1, 16) if self.how == "literal" else y.reshape(y.shape[0], -1)
+        return self.fc(y)
+
+
+@pytest.mark.skipif(not HAS_FX_QUANT, reason="qlearn.quantization.quantize_fx is not "
+                    "there yet")
+@pytest.mark.parametrize("how", ["literal", "from_shape"])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_fx_reshape_and_shape_arithmetic(how, fmt):
+    """``x.reshape(x.shape[0], -1)``: the shape nodes become constants of the graph."""
+    from qlearn.quantization import quantize_fx
+    ql.autograd.manual_seed(7)
+    x = np.random.default_rng(7).standard_normal((5, 2, 6, 6)).astype(np.float32)
+    prepared = quantize_fx.prepare_fx(FxReshape(how).eval(),
+                                      {"": tq.get_default_qconfig("x86")}, (x,))
+    prepared(x)
+    gm = quantize_fx.convert_fx(prepared)
+    report = qonnx.verify(gm, x, format=fmt, isolated=True)
+    _check(report, 0.01)
+    assert "Reshape" in [n.op_type for n in report.model.graph.node]
+
+
 # ---- dynamic linear --------------------------------------------------------------------
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("reduce_range", [True, False])

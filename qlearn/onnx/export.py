@@ -222,6 +222,8 @@ def _build(model, example_input, format, opset_version, input_names, output_name
             return cv.lookup(a, call)
         args, kwargs = _map(call.args, look), _map(call.kwargs, look)
         result = convert(cv, call, *args, **kwargs)
+        if result is None:          # a Python constant (a shape), not a graph value
+            continue
         if isinstance(call.out, tuple):
             raise UnsupportedModuleError(f"qlearn.onnx.export: {call.name!r} "
                                          f"({call.type_name}) returns a tuple")

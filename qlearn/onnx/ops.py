@@ -30,7 +30,7 @@ import operator
 
 import numpy as np
 
-from .. import nn
+from .. import autograd, nn
 from ..dtypes import per_channel_affine, per_channel_symmetric, qint8, qint32, quint8
 from ..nn import functional as F
 from ..nn.intrinsic import quantized as nniq
@@ -616,6 +616,17 @@ def _fn_cat(cv, call, tensors, dim=0, *args, **kwargs):
     return _cat(cv, call, tensors, dim)
 
 
+def _static(cv, call, *args, **kwargs):
+    """A shape computation (``x.shape``, ``x.size(0)``, ``shape[0]``): its Python result
+    is a constant of the exported graph, which has the example's shapes."""
+    from .walk import is_tensor
+    if is_tensor(call.out):
+        raise UnsupportedModuleError(
+            f"qlearn.onnx.export: graph node {call.name!r} ({call.type_name}) gives a "
+            f"tensor, which has no ONNX conversion")
+    return None
+
+
 #: module type -> conversion (looked up by exact type, then along the type's MRO).
 MODULE_CONVERSIONS = {
     nnq.Quantize: _quantize,
@@ -664,6 +675,9 @@ FUNCTION_CONVERSIONS = {
     F.flatten: _fn_flatten,
     operator.add: _fn_binary("add"),
     operator.mul: _fn_binary("mul"),
+    getattr: _static,
+    operator.getitem: _static,
+    len: _static,
 }
 
 #: graph ``call_method`` name -> conversion.
@@ -674,13 +688,17 @@ METHOD_CONVERSIONS = {
     "reshape": _fn_reshape,
     "view": _fn_reshape,
     "contiguous": _identity,
+    "size": _static,
+    "dim": _static,
 }
 
-for _name in ("cat", "flatten", "relu"):
-    _fn = getattr(__import__("qlearn"), _name, None)
-    if callable(_fn) and _fn not in FUNCTION_CONVERSIONS:
-        FUNCTION_CONVERSIONS[_fn] = {"cat": _fn_cat, "flatten": _fn_flatten,
-                                     "relu": _fn_relu}[_name]
+# the torch-namespace functions (``ql.cat``, ``ql.flatten``, ``ql.reshape``) a traced
+# float part of a model may call
+for _name, _conversion in (("cat", _fn_cat), ("flatten", _fn_flatten),
+                           ("reshape", _fn_reshape)):
+    _fn = getattr(autograd, _name, None)
+    if callable(_fn):
+        FUNCTION_CONVERSIONS.setdefault(_fn, _conversion)
 
 
 def module_conversion(mod):
