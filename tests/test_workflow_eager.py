@@ -190,8 +190,9 @@ def _qat_twins(torch, model_fn, fuse, seed=0):
     tf = torch.ao.quantization.fuse_modules_qat(tm, fuse)
     qf = tq.fuse_modules_qat(qm, fuse)
     assert tree(qf) == tree(tf)
-    # FakeQuantize (version 0): the fused FusedMovingAvgObsFakeQuantize of version 1
-    # computes its per-channel scale differently in torch (see the report)
+    # FakeQuantize (version 0): torch's fused per-channel kernel behind version 1's
+    # FusedMovingAvgObsFakeQuantize takes a symmetric scale of max(-min / 128,
+    # max / 127), not its observer's max(-min, max) / 127.5
     tf.qconfig = torch.ao.quantization.get_default_qat_qconfig("x86", version=0)
     qf.qconfig = tq.get_default_qat_qconfig("x86", version=0)
     tp, qp = torch.ao.quantization.prepare_qat(tf), tq.prepare_qat(qf)
@@ -247,8 +248,8 @@ def test_qat_conv_stack_matches_torch_exactly(torch_mod):
 
 def test_qat_residual_net_close_to_torch(torch_mod):
     """The residual CNN with pooling and a linear head: the same trees, the first loss
-    equal; afterwards the runs drift apart (conv1's weight gradient differs from
-    torch's in this model, see the report), so the check is a bound."""
+    equal; afterwards the runs drift apart (one weight gradient of conv1 differs from
+    torch's, see the xfail below), so the check is a bound."""
     torch = torch_mod
     tp, qp = _qat_twins(torch, make_net_for_qat, FUSE)
     losses = _train_both(torch, tp, qp, (8, 3, 10, 10), (8, 5))
@@ -265,8 +266,11 @@ def test_qat_residual_net_close_to_torch(torch_mod):
     assert worst <= 2
 
 
-@pytest.mark.xfail(strict=True, reason="conv1's first-step weight gradient differs from "
-                   "torch's in this model (forward and the other layers' gradients equal)")
+@pytest.mark.xfail(strict=True, reason="torch 2.13's float32 sqrt (SLEEF, 0.5 ulp) is not "
+                   "correctly rounded: sqrt(0.50320756) gives 0.7093712, NumPy 0.70937127; "
+                   "bn1's scale factor then differs by one ulp in one channel, whose largest "
+                   "folded weight lands on the other side of 127.5, so the STE masks it out "
+                   "in torch (gradient 0) and not in qlearn")
 def test_qat_residual_net_first_step_gradients_equal(torch_mod):
     torch = torch_mod
     tp, qp = _qat_twins(torch, make_net_for_qat, FUSE)
@@ -500,3 +504,51 @@ def test_state_dict_saves_and_loads_bit_exactly(tmp_path):
     assert result.missing_keys == [] and result.unexpected_keys == []
     assert_array_equal(fresh(x), q(x))
     assert fresh.quant.scale == q.quant.scale and fresh.skip.scale == q.skip.scale
+
+
+# ---- custom modules ----------------------------------------------------------------------
+class _Scale(nn.Module):
+    """A float module the mappings do not know: y = 2 x."""
+
+    def forward(self, x):
+        return x * 2
+
+
+class _ObservedScale(nn.Module):
+    def forward(self, x):
+        return x * 2
+
+    @classmethod
+    def from_float(cls, mod):
+        return cls()
+
+
+class _QuantizedScale(nn.Module):
+    """The int8 form: the same integers, twice the scale."""
+
+    def __init__(self, scale, zero_point):
+        super().__init__()
+        self.scale, self.zero_point = scale, zero_point
+
+    def forward(self, q):
+        return ql.QTensor(q.int_repr(), q.dtype, q.qscheme(), q.q_scale() * 2,
+                          q.q_zero_point())
+
+    @classmethod
+    def from_observed(cls, mod):
+        s, z = mod.activation_post_process.calculate_qparams()
+        return cls(float(s[0]), int(z[0]))
+
+
+def test_custom_module_classes():
+    m = nn.Sequential(tq.QuantStub(), _Scale(), tq.DeQuantStub())
+    m.qconfig = tq.default_qconfig
+    p = tq.prepare(m, prepare_custom_config_dict={
+        "float_to_observed_custom_module_class": {_Scale: _ObservedScale}})
+    assert type(p[1]) is _ObservedScale and "activation_post_process" in p[1]._modules
+    x = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
+    p(x)
+    q = tq.convert(p, convert_custom_config_dict={
+        "observed_to_quantized_custom_module_class": {_ObservedScale: _QuantizedScale}})
+    assert type(q[1]) is _QuantizedScale
+    np.testing.assert_allclose(q(x), 2 * x, atol=2 * q[0].scale)

@@ -268,6 +268,8 @@ def _add_observer_(module, qconfig_propagation_list=None, non_leaf_module_list=N
             insert(child, qual)
         elif needs_observation(child) and type(child) in custom_module_class_mapping:
             observed = custom_module_class_mapping[type(child)].from_float(child)
+            if getattr(observed, "qconfig", None) is None:
+                observed.qconfig = child.qconfig
             setattr(module, name, observed)
             insert(observed, qual)
         else:
