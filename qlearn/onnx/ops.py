@@ -240,8 +240,7 @@ def _qconv(cv, call, x):
 def _linear_qdq(cv, base, xf, w, ws, wz, axis, bias_name, in_shape):
     """Float linear of the QDQ form: ``Gemm`` (transB), with the input reshaped to 2-d
     and back when it is not 2-d.  (Not ``MatMul``: onnxruntime rewrites DequantizeLinear +
-    MatMul into its weight-only ``MatMulNBits``, which quantizes activations blockwise
-    and so no longer computes what the graph says.)"""
+    MatMul into its weight-only ``MatMulNBits``, whose arithmetic is not the graph's.)"""
     g = cv.g
     n, k = w.shape
     flat = len(in_shape) != 2
