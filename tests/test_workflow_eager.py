@@ -552,3 +552,57 @@ def test_custom_module_classes():
         "observed_to_quantized_custom_module_class": {_ObservedScale: _QuantizedScale}})
     assert type(q[1]) is _QuantizedScale
     np.testing.assert_allclose(q(x), 2 * x, atol=2 * q[0].scale)
+
+
+def test_static_batch_norm_and_bn_relu_match_torch(torch_mod):
+    """A batch norm that cannot be folded (after an add) stays a quantized BatchNorm2d;
+    BN + ReLU fuse into BNReLU2d: both against torch."""
+    torch = torch_mod
+    torch.backends.quantized.engine = "x86"
+
+    def build(t):
+        lib = t.nn if t is not None else nn
+        stubs = t.ao.quantization if t is not None else tq
+        ff = t.ao.nn.quantized.FloatFunctional if t is not None else nnq.FloatFunctional
+
+        class M(lib.Module):
+            def __init__(self):
+                super().__init__()
+                self.quant, self.dequant = stubs.QuantStub(), stubs.DeQuantStub()
+                self.conv_a = lib.Conv2d(3, 4, 3, padding=1)
+                self.conv_b = lib.Conv2d(3, 4, 1)
+                self.add = ff()
+                self.bn1, self.bn2, self.relu = lib.BatchNorm2d(4), lib.BatchNorm2d(4), lib.ReLU()
+
+            def forward(self, x):
+                x = self.quant(x)
+                y = self.bn1(self.add.add(self.conv_a(x), self.conv_b(x)))
+                return self.dequant(self.relu(self.bn2(y)))
+        return M()
+
+    torch.manual_seed(3)
+    tm, qm = build(torch), build(None)
+    with torch.no_grad():
+        for bn in (tm.bn1, tm.bn2):
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.2, 0.2)
+            bn.running_mean.uniform_(-0.3, 0.3)
+            bn.running_var.uniform_(0.5, 2.0)
+    qm.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
+    tm.eval()
+    qm.eval()
+    tf = torch.ao.quantization.fuse_modules(tm, [["bn2", "relu"]])
+    qf = tq.fuse_modules(qm, [["bn2", "relu"]])
+    tf.qconfig, qf.qconfig = torch.ao.quantization.default_qconfig, tq.default_qconfig
+    tp, qp = torch.ao.quantization.prepare(tf), tq.prepare(qf)
+    assert tree(qp) == tree(tp)
+    for x in calibration_data():
+        tp(torch.from_numpy(x))
+        qp(x)
+    tc, qc = torch.ao.quantization.convert(tp), tq.convert(qp)
+    assert tree(qc) == tree(tc)
+    assert [type(m).__name__ for m in (qc.bn1, qc.bn2, qc.relu)] == ["BatchNorm2d",
+                                                                     "BNReLU2d", "Identity"]
+    x = calibration_data(1, seed=4)[0]
+    worst, n_diff = count_steps(qc(x), tc(torch.from_numpy(x)).numpy(), qc.bn2.scale)
+    assert worst <= 1 and n_diff <= x.size // 1000

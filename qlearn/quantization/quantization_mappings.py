@@ -50,10 +50,6 @@ __all__ = [
 ]
 
 
-def _get(module, name):
-    return getattr(module, name, None)
-
-
 # -- static: float / fused / QAT -> int8 ---------------------------------------------------
 DEFAULT_STATIC_QUANT_MODULE_MAPPINGS = {
     QuantStub: nnq.Quantize,
@@ -65,10 +61,12 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS = {
     nn.MaxPool2d: nnq.MaxPool2d,
     nn.AdaptiveAvgPool2d: nnq.AdaptiveAvgPool2d,
     nn.Dropout: nnq.Dropout,
+    nn.BatchNorm2d: nnq.BatchNorm2d,
     nnq.FloatFunctional: nnq.QFunctional,
     # fused float modules
     nni.ConvReLU2d: nniq.ConvReLU2d,
     nni.LinearReLU: nniq.LinearReLU,
+    nni.BNReLU2d: nniq.BNReLU2d,
     # QAT modules: the batch norm is folded into the weight on the way
     nnqat.Linear: nnq.Linear,
     nnqat.Conv2d: nnq.Conv2d,
@@ -78,10 +76,6 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS = {
     nniqat.LinearReLU: nniq.LinearReLU,
     nniqat.LinearBn1d: nnq.Linear,
 }
-for _float, _quant in ((nn.BatchNorm2d, _get(nnq, "BatchNorm2d")),
-                       (nni.BNReLU2d, _get(nniq, "BNReLU2d"))):
-    if _quant is not None:
-        DEFAULT_STATIC_QUANT_MODULE_MAPPINGS[_float] = _quant
 
 # -- QAT: float / fused -> modules that fake-quantize their weights ------------------------
 DEFAULT_QAT_MODULE_MAPPINGS = {
