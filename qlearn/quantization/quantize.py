@@ -34,6 +34,7 @@ import numpy as np
 from ..dtypes import QDType, qint8
 from ..nn import quantized as nnq
 from ..nn.intrinsic import _FusedModule
+from ..nn.modules.activation import ReLU, ReLU6
 from ..nn.modules.container import ModuleList, Sequential
 from ..nn.modules.flatten import Dropout, Flatten
 from ..nn.modules.linear import Identity
@@ -188,7 +189,7 @@ def _guard_end(self, args, output):
 
 class _CountCall:
     """Pre-hook on a guarded module (or its observer): raises on a second call in the
-    same forward pass.  ``owner`` names the module for the message."""
+    same forward pass; ``name`` and ``owner_type`` name the module in the message."""
 
     def __init__(self, guard, name, owner_type):
         self.guard, self.name, self.owner_type = guard, name, owner_type
@@ -211,16 +212,9 @@ class _CountCall:
         return None
 
 
-_GUARDED_TYPES = None
-
-
-def _guarded_types():
-    # modules without weights that are cheap to duplicate and easy to reuse by mistake
-    global _GUARDED_TYPES
-    if _GUARDED_TYPES is None:
-        from ..nn.modules.activation import ReLU, ReLU6
-        _GUARDED_TYPES = (ReLU, ReLU6)
-    return _GUARDED_TYPES
+# modules without weights, cheap to duplicate and easy to reuse by mistake (a
+# FloatFunctional is guarded through its observer)
+_GUARDED_TYPES = (ReLU, ReLU6)
 
 
 def _static_observed_types():
@@ -275,7 +269,7 @@ def _add_observer_(module, qconfig_propagation_list=None, non_leaf_module_list=N
         else:
             _add_observer_(child, qconfig_propagation_list, non_leaf_module_list,
                            custom_module_class_mapping, qual, _guard)
-        if needs_observation(child) and isinstance(child, _guarded_types()):
+        if needs_observation(child) and isinstance(child, _GUARDED_TYPES):
             guard(child, child, qual)
 
     listed = type(module) in qconfig_propagation_list and not isinstance(module, Sequential)
@@ -493,9 +487,8 @@ class _InputCheck:
         return None
 
 
-def _float_compute_types():
-    from ..nn.modules.container import Sequential as _Seq
-    return (Identity, Flatten, Dropout, _Seq, ModuleList, QuantStub, DeQuantStub)
+# float modules that pass a QTensor through (or hold no computation of their own)
+_PASSTHROUGH = (Identity, Flatten, Dropout, Sequential, ModuleList, QuantStub, DeQuantStub)
 
 
 def _add_input_checks(model, mapping):
@@ -503,7 +496,6 @@ def _add_input_checks(model, mapping):
         | set(mapping.values())
     quantized -= {nnq.Quantize, nnq.QFunctional, nnq.FloatFunctional}
     dynamic = set(get_default_dynamic_quant_module_mappings().values())
-    passthrough = _float_compute_types()
     for name, m in model.named_modules():
         if any(isinstance(h, _InputCheck) for h in m._forward_pre_hooks.values()):
             continue
@@ -513,7 +505,7 @@ def _add_input_checks(model, mapping):
         elif t in quantized and t not in dynamic:
             m.register_forward_pre_hook(_InputCheck(name, True))
         elif t.__module__.startswith("qlearn.nn.modules.") and not m._modules \
-                and not isinstance(m, passthrough):
+                and not isinstance(m, _PASSTHROUGH):
             m.register_forward_pre_hook(_InputCheck(name, False))
 
 
