@@ -523,3 +523,62 @@ def test_scalar_add_mul_structure_and_counted_difference(torch_mod, tnn, rng):
     diff = np.abs(_as_int(qout, s, z) - _as_int(tout.numpy(), s, z))
     print("scalar ops: max diff", diff.max(), "differing", (diff > 0).sum(), "of", diff.size)
     assert diff.max() <= 3 and (diff > 0).mean() < 0.6, (diff.max(), (diff > 0).sum())
+
+
+def _pooling_classes(torch):
+    def make(base, mods, functional, flat_owner):
+        class Pooling(base):
+            """Functional max pooling, adaptive average pooling (module and function),
+            flatten (module and function), dropout and a sigmoid (fixed qparams)."""
+
+            def __init__(self):
+                super().__init__()
+                self.conv = mods.Conv2d(3, 6, 3)
+                self.relu = mods.ReLU()
+                self.pool = mods.AdaptiveAvgPool2d((2, 2))
+                self.flat = mods.Flatten()
+                self.drop = mods.Dropout(0.2)
+                self.fc = mods.Linear(6, 4)
+                self.fc2 = mods.Linear(24, 4)
+                self.sig = mods.Sigmoid()
+
+            def forward(self, x):
+                x = functional.max_pool2d(self.relu(self.conv(x)), 2)
+                y = self.fc2(self.flat(self.pool(x)))
+                x = functional.adaptive_avg_pool2d(x, 1)
+                x = self.drop(flat_owner.flatten(x, 1))
+                return self.sig(self.fc(x)) + y
+        return Pooling()
+    return make(nn.Module, nn, F, F), make(torch.nn.Module, torch.nn, torch.nn.functional,
+                                           torch)
+
+
+def test_pooling_flatten_dropout_sigmoid_match_torch(torch_mod, tnn, rng):
+    torch = torch_mod
+    torch.manual_seed(5)
+    qm, tm = _pooling_classes(torch)
+    calib = [rng.standard_normal((4, 3, 10, 10)).astype(np.float32) for _ in range(3)]
+    x = rng.standard_normal((8, 3, 10, 10)).astype(np.float32)
+    (tp, qp), (tc, qc), tout, qout = _both(
+        torch, qm, tm, tq.get_default_qconfig_mapping("x86"),
+        torch.ao.quantization.get_default_qconfig_mapping("x86"), calib, x)
+    assert _signature(qp) == tp.signature
+    assert _observer_aliases(qp) == tp.aliases
+    # converted: the same, except that PyTorch runs the sigmoid on the quantized tensor
+    # (fixed qparams 1/256, 0) where qlearn, which has no quantized sigmoid, computes it
+    # in float between a dequantize and a quantize with those fixed qparams
+    q_sig = [s for s in _signature(qc) if s[0] != "get_attr"]
+    i = q_sig.index(("call_module", "sig"))
+    assert q_sig[i - 1] == ("call_method", "dequantize")
+    assert q_sig[i + 1] == ("call_function", "quantize_per_tensor")
+    del q_sig[i + 1], q_sig[i - 1]
+    assert q_sig == [s for s in _signature(tc) if s[0] != "get_attr"]
+    assert type(qc.drop).__name__ == "Dropout" and type(qc.drop).__module__.startswith(
+        "qlearn.nn.quantized")
+    sig_q = [n for n in qc.graph.nodes if n.op == "get_attr" and n.target.startswith("sig")]
+    assert [getattr(qc, n.target) for n in sig_q] == [1.0 / 256.0, 0]
+    # the output integers of the final add: equal but for the sigmoid's rounding
+    s, z = qc._scale_0, qc._zero_point_0
+    diff = np.abs(_as_int(qout, s, z) - _as_int(tout.numpy(), s, z))
+    print("pooling model: max diff", diff.max(), "differing", (diff > 0).sum(), "of", diff.size)
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.05

@@ -215,6 +215,13 @@ class _Converter:
                 self.quantized.add(node)
             elif kind == "share":
                 self.share(node)
+            elif kind == "default" and node.op == "call_module" \
+                    and type(self.modules[node.target]) in self.static \
+                    and node.args[0] in self.quantized:
+                # nn.Dropout: PyTorch lowers it to its quantized module, which passes
+                # the integers through (its own observer saw the same values)
+                self.swap(node, self.static)
+                self.quantized.add(node)
             elif kind in ("passthrough", "fused_tail", "placeholder", "get_attr"):
                 continue
             else:
