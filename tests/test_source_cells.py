@@ -36,7 +36,9 @@ _PQ = "practical_quantization"
 # cells whose difference is known, with the reason; they run, and the test reports
 # (xfail) instead of failing
 _QTENSOR = ("QTensor prints with NumPy's layout as QTensor(...), not tensor(...) with "
-            "4 decimals (its repr is in pyx/_qtensor.pyx)")
+            "4 decimals (its repr is in pyx/_qtensor.pyx; qlearn.autograd.printing."
+            "tensor_repr gives PyTorch's layout); PyTorch also names float zero points "
+            "per_channel_affine_float_qparams")
 _QPARAMS = ("observers' calculate_qparams returns NumPy arrays (DESIGN.md), which print "
             "as array(...), not tensor(...)")
 KNOWN = {
@@ -46,7 +48,16 @@ KNOWN = {
     (_PQ, 2): _QPARAMS,
     (_PQ, 4): _QPARAMS,
     (_PQ, 5): _QPARAMS,
-    **{(_PQ, i): _WORKFLOW for i in list(range(10, 20)) + list(range(21, 28))},
+    # the workflow cells (quantize_dynamic, fx, fuse, prepare, convert, QAT, the
+    # numeric suite) pass but these:
+    (_PQ, 11): _WORKFLOW + ": PyTorch 2.13's prepare_fx requires `example_inputs` "
+                           "(TypeError); qlearn's makes it optional",
+    (_PQ, 17): _WORKFLOW + ": nnq.Quantize prints scale=0.0079 where PyTorch prints "
+                           "scale=tensor([0.0079]), zero_point=tensor([0])",
+    (_PQ, 23): _WORKFLOW + ": an empty per-channel observer prints min_val=[] where "
+                           "PyTorch prints min_val=tensor([])",
+    (_PQ, 25): _WORKFLOW + ": nnq.Quantize prints scale=0.0079 where PyTorch prints "
+                           "scale=tensor([0.0079]), zero_point=tensor([0])",
 }
 # of the KNOWN cells, those whose printed numbers already agree (to the printed
 # precision) once the array/tensor wrapping is ignored: checked as such
