@@ -12,7 +12,8 @@ One walk over the nodes in order, tracking which values are QTensors:
   ``from_float`` reads the output observer from ``activation_post_process`` and the
   weight observer from ``qconfig``, exactly as in eager mode;
 * ``a + b`` becomes ``qF.add`` / ``qF.add_relu`` (fused with the ReLU after it),
-  ``a * b`` ``qF.mul``, ``ql.cat`` ``qF.cat``, ReLU / pooling functions their
+  ``a * b`` ``qF.mul``, ``a + 1.0`` / ``a * 0.5`` ``qF.add_scalar`` / ``qF.mul_scalar``,
+  ``ql.cat`` ``qF.cat``, ReLU / pooling functions their
   :mod:`qlearn.nn.quantized.functional` twins (the operator mapping);
 * a float node (and the output) reading a QTensor gets a ``dequantize`` call first.
 """
@@ -141,12 +142,14 @@ class _Converter:
         last = tail if tail is not None else node
         obs = self.modules[self.output_observer(last).target]
         scale, zero_point = _qparams(obs, self.output_observer(last))
-        plain, fused = BINARY_OPS[node.target]
+        plain, fused, _ = BINARY_OPS[node.target]
         fn = fused if (tail is not None and fused is not None) else plain
         with self.graph.inserting_before(node):
             path = (last.meta.get("scope") or ("", None))[0].replace(".", "_")
             s, z = self.qparam_nodes(path, scale, zero_point)
-            new = self.graph.call_function(fn, (*node.args, s, z))
+            name = None if fn is fused else node.name       # add_relu / mul_1, as torch
+            new = self.graph.create_node("call_function", fn, (*node.args, s, z),
+                                         name=name)
         new.meta.update(node.meta)
         node.replace_all_uses_with(new)
         self.graph.erase_node(node)
@@ -158,13 +161,12 @@ class _Converter:
             self.share(tail)             # quantize(max(r, 0)) = max(quantize(r), Z)
 
     def binary_scalar(self, node):
-        obs_node = self.output_observer(node)
-        scale, zero_point = _qparams(self.modules[obs_node.target], obs_node)
-        plain, _ = BINARY_OPS[node.target]
+        # the output observer is the input's: qF.add_scalar / mul_scalar compute the
+        # output's qparams from the input's and the number, as PyTorch's
+        scalar_op = BINARY_OPS[node.target][2]
         with self.graph.inserting_before(node):
-            path = (node.meta.get("scope") or ("", None))[0].replace(".", "_")
-            s, z = self.qparam_nodes(path, scale, zero_point)
-            new = self.graph.call_function(plain, (*node.args, s, z))
+            new = self.graph.create_node("call_function", scalar_op, node.args,
+                                         name=node.name)
         new.meta.update(node.meta)
         node.replace_all_uses_with(new)
         self.graph.erase_node(node)

@@ -12,7 +12,9 @@ PyTorch's x86 backend configuration:
     observed inputs, an output observer (after the ReLU when fused); convert writes
     :func:`qlearn.nn.quantized.functional.add` / ``add_relu`` / ``mul``.
 ``"binary_scalar"``
-    ``a + c`` / ``a * c`` with a number ``c``: the output shares ``a``'s observer.
+    ``a + c`` / ``a * c`` with a number ``c``: the output shares ``a``'s observer;
+    convert writes ``qF.add_scalar`` / ``qF.mul_scalar``, which keep the integers and
+    move the zero point / scale, as PyTorch's.
 ``"cat"``
     ``qlearn.cat``: the inputs share one observer (the first input's), so the
     concatenation is a copy of integers; the output shares it too.
@@ -21,9 +23,9 @@ PyTorch's x86 backend configuration:
     max pooling, flatten, reshape, view, ...): the output observer *is* the input
     observer (the same module under a second name), as in PyTorch.
 ``"default"``
-    operators computed in float between a dequantize and a quantize with their own
-    output observer (dropout, leaky ReLU; sigmoid, tanh and softmax, whose default
-    qconfig has fixed qparams).
+    operators with their own output observer, computed in float between a dequantize
+    and a quantize (leaky ReLU; sigmoid, tanh and softmax, whose default qconfig has
+    fixed qparams), except ``nn.Dropout``, which converts to its quantized module.
 ``"dynamic"``
     a module of the dynamic mapping (Linear, LSTM) under a dynamic qconfig: inputs get
     a placeholder observer only, convert swaps it to its ``nnqd`` class.
@@ -62,8 +64,10 @@ SHARE_MODULES = (nn.ReLU, nn.ReLU6, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.Ident
 SHARE_FUNCTIONS = {F.relu, F.relu6, F.max_pool2d, F.adaptive_avg_pool2d, F.flatten}
 SHARE_METHODS = {"reshape", "view", "permute", "transpose", "contiguous", "relu"}
 
-#: ``a op b`` -> (quantized op, quantized op fused with a ReLU after it or None)
-BINARY_OPS = {operator.add: (qF.add, qF.add_relu), operator.mul: (qF.mul, None)}
+#: ``a op b`` -> (quantized op, the same fused with a ReLU after it or None, the
+#: quantized op with a number ``b``)
+BINARY_OPS = {operator.add: (qF.add, qF.add_relu, qF.add_scalar),
+              operator.mul: (qF.mul, None, qF.mul_scalar)}
 CAT_FUNCTIONS = {autograd.cat}
 
 #: float between a dequantize and a quantize, own output observer
