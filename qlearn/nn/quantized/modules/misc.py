@@ -67,7 +67,10 @@ class Quantize(_OutputQParamsState):
         return quantize_per_tensor(data, self.scale, self.zero_point, self.dtype)
 
     def extra_repr(self):
-        return f"scale={self.scale}, zero_point={self.zero_point}, dtype={self.dtype!r}"
+        # PyTorch's Quantize keeps its qparams as 1-element tensors and prints them so
+        from ....autograd import tensor
+        return (f"scale={tensor([self.scale])!r}, zero_point={tensor([self.zero_point])!r}, "
+                f"dtype={self.dtype!r}")
 
     @classmethod
     def from_float(cls, mod):
