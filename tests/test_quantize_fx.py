@@ -608,3 +608,40 @@ def test_pooling_flatten_dropout_sigmoid_match_torch(torch_mod, tnn, rng):
     diff = np.abs(_as_int(qout, s, z) - _as_int(tout.numpy(), s, z))
     print("pooling model: max diff", diff.max(), "differing", (diff > 0).sum(), "of", diff.size)
     assert diff.max() <= 1 and (diff > 0).mean() < 0.05
+
+
+def test_object_type_order_and_regex_entries_match_torch(torch_mod, tnn, rng):
+    """set_module_name_object_type_order picks the second add only; a regex picks the
+    linears whose names match; everything else stays float, as in PyTorch."""
+    torch = torch_mod
+
+    def make(base, mods):
+        class Two(base):
+            def __init__(self):
+                super().__init__()
+                self.fc_a = mods.Linear(4, 4)
+                self.fc_b = mods.Linear(4, 4)
+                self.head = mods.Linear(4, 2)
+
+            def forward(self, x):
+                y = self.fc_a(x) + x
+                z = self.fc_b(y) + y
+                return self.head(z)
+        return Two()
+
+    qm, tm = make(nn.Module, nn), make(torch.nn.Module, torch.nn)
+    qq, tqq = tq.get_default_qconfig("x86"), torch.ao.quantization.get_default_qconfig("x86")
+    qmap = (QConfigMapping().set_module_name_object_type_order("", operator.add, 1, qq)
+            .set_module_name_regex("fc_.*", qq))
+    tmap = (torch.ao.quantization.QConfigMapping()
+            .set_module_name_object_type_order("", operator.add, 1, tqq)
+            .set_module_name_regex("fc_.*", tqq))
+    calib = [rng.standard_normal((8, 4)).astype(np.float32) for _ in range(2)]
+    x = rng.standard_normal((16, 4)).astype(np.float32)
+    (tp, qp), (tc, qc), tout, qout = _both(torch, qm, tm, qmap, tmap, calib, x)
+    assert _signature(qp) == tp.signature
+    assert _signature(qc) == _signature(tc)
+    assert type(qc.head) is nn.Linear and type(qc.fc_b).__module__.startswith(
+        "qlearn.nn.quantized")
+    np.testing.assert_allclose(np.asarray(qout), tout.detach().numpy(), rtol=1e-5,
+                               atol=1e-5)
