@@ -606,3 +606,19 @@ def test_static_batch_norm_and_bn_relu_match_torch(torch_mod):
     x = calibration_data(1, seed=4)[0]
     worst, n_diff = count_steps(qc(x), tc(torch.from_numpy(x)).numpy(), qc.bn2.scale)
     assert worst <= 1 and n_diff <= x.size // 1000
+
+
+def test_subpackages_are_attributes_of_qlearn():
+    """``import qlearn as ql`` then ``ql.nn``, ``ql.optim``, ... as after ``import torch``
+    (checked in a fresh interpreter, where nothing has imported them yet)."""
+    import subprocess
+    import sys
+    code = ("import qlearn as ql, sys; assert 'qlearn.quantization' not in sys.modules; "
+            "print(ql.nn.Linear.__name__, ql.optim.SGD.__name__, "
+            "ql.quantization.prepare.__name__, ql.quantizers.__name__, "
+            "ql.datasets.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["Linear", "SGD", "prepare", "qlearn.quantizers", "qlearn.datasets"]
+    with pytest.raises(AttributeError, match="has no attribute 'nonexistent'"):
+        ql.nonexistent  # noqa: B018
