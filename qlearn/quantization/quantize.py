@@ -740,6 +740,21 @@ def quantize_qat(model, run_fn, run_args, inplace=False):
 
     ``run_fn`` should put the model in eval mode when it is done, as PyTorch's
     tutorials do; convert then reads the fake quantizers' parameters.
+
+    Examples
+    --------
+    >>> from qlearn import nn
+    >>> import qlearn.quantization as tq
+    >>> m = tq.QuantWrapper(nn.Linear(4, 2)); m.qconfig = tq.get_default_qat_qconfig()
+    >>> def train(model, batches):
+    ...     opt = ql.optim.SGD(model.parameters(), lr=0.1)
+    ...     for x in batches:
+    ...         loss = (model(x) ** 2).mean()
+    ...         opt.zero_grad(); loss.backward(); opt.step()
+    ...     model.eval()
+    >>> q = tq.quantize_qat(m, train, [[np.ones((3, 4), np.float32)] * 2])
+    >>> type(q.module).__module__, q(np.ones((3, 4), np.float32)).shape
+    ('qlearn.nn.quantized.modules.linear', (3, 2))
     """
     _check_module(model, "quantize_qat")
     if not callable(run_fn):
