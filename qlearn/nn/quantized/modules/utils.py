@@ -109,14 +109,18 @@ def activation_qparams(mod, who):
     return float(np.asarray(scale).reshape(-1)[0]), int(np.asarray(zero_point).reshape(-1)[0])
 
 
+def _public_name(t):
+    """``qlearn.nn.Linear`` for the class defined in ``qlearn.nn.modules.linear``."""
+    return f"{t.__module__.rsplit('.modules', 1)[0]}.{t.__name__}"
+
+
 def check_float_module(mod, expected, who):
     """Raise ``TypeError`` unless ``type(mod)`` is one of the classes ``expected``
     (exact types: a subclass is a different layer, as in PyTorch's ``from_float``)."""
     if type(mod) not in expected:
-        names = " or ".join(f"{t.__module__.rsplit('.modules', 1)[0]}.{t.__name__}"
-                            for t in expected)
+        names = " or ".join(_public_name(t) for t in expected)
         raise TypeError(f"{who}.from_float expects a {names} module, got "
-                        f"{type(mod).__module__}.{type(mod).__name__}")
+                        f"{_public_name(type(mod))}")
 
 
 def weight_for_quantization(mod):

@@ -137,9 +137,9 @@ class Linear(nnq.Linear):
 
     @classmethod
     def _float_modules(cls):
-        from ....intrinsic.modules.fused import LinearReLU
+        # not the fused nni.LinearReLU: this layer has no ReLU to apply
         from ....modules.linear import Linear as FloatLinear
-        return (FloatLinear, LinearReLU)
+        return (FloatLinear,)
 
     @classmethod
     def from_float(cls, mod):
