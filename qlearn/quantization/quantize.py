@@ -389,8 +389,10 @@ def _remove_qconfig(module):
         _remove_qconfig(child)
     module.__dict__.pop("qconfig", None)
     module.__dict__.pop("_qlearn_call_guard", None)
+    # (a FakeQuantize keeps its own observer, a FloatFunctional its identity)
     if _is_activation_post_process(getattr(module, "activation_post_process", None)) \
-            and not isinstance(module, (nnq.FloatFunctional, nnq.QFunctional)):
+            and not isinstance(module, (nnq.FloatFunctional, nnq.QFunctional,
+                                        FakeQuantizeBase)):
         del module._modules["activation_post_process"]
     _remove_hooks(module)
 
