@@ -20,7 +20,6 @@ One walk over the nodes in order, tracking which values are QTensors:
 import numpy as np
 
 from ... import quantize_per_tensor
-from ...nn import functional as F
 from ...nn.quantized import functional as qF
 from ..quantization_mappings import (
     get_default_dynamic_quant_module_mappings,
@@ -239,6 +238,3 @@ def convert_graph_module(gm):
     """Convert the prepared and calibrated ``gm`` in place; returns it."""
     return _Converter(gm).run()
 
-
-# F.flatten reads QTensors as they are; listed so readers see it is on purpose
-_RUNS_ON_QTENSOR = (F.flatten,)
