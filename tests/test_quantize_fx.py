@@ -645,3 +645,53 @@ def test_object_type_order_and_regex_entries_match_torch(torch_mod, tnn, rng):
         "qlearn.nn.quantized")
     np.testing.assert_allclose(np.asarray(qout), tout.detach().numpy(), rtol=1e-5,
                                atol=1e-5)
+
+
+def test_eager_style_digits_net_matches_torch(torch_mod, tnn, rng):
+    """The demo's DigitsNet, written for eager mode (QuantStub / DeQuantStub and a
+    FloatFunctional residual add), through graph mode: the stubs leave no node and the
+    FloatFunctional add becomes an add-relu, as in PyTorch's FX flow."""
+    torch = torch_mod
+    from qlearn.demo import DigitsNet
+    ttq, tn = torch.ao.quantization, torch.nn
+
+    class TDigitsNet(tn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.quant = ttq.QuantStub()
+            self.conv1, self.bn1, self.relu1 = tn.Conv2d(1, c, 3, padding=1), \
+                tn.BatchNorm2d(c), tn.ReLU()
+            self.conv2, self.bn2, self.relu2 = tn.Conv2d(c, c, 3, padding=1), \
+                tn.BatchNorm2d(c), tn.ReLU()
+            self.skip = tn.quantized.FloatFunctional()
+            self.relu3 = tn.ReLU()
+            self.pool = tn.MaxPool2d(2)
+            self.flatten = tn.Flatten()
+            self.fc = tn.Linear(c * 16, 10)
+            self.dequant = ttq.DeQuantStub()
+
+        def forward(self, x):
+            x = self.quant(x)
+            x = self.relu1(self.bn1(self.conv1(x)))
+            x = self.relu3(self.skip.add(x, self.relu2(self.bn2(self.conv2(x)))))
+            x = self.fc(self.flatten(self.pool(x)))
+            return self.dequant(x)
+
+    torch.manual_seed(6)
+    tm = TDigitsNet(6)
+    _randomize_bn(torch, tm)
+    qm = DigitsNet(width=6)
+    calib = [rng.standard_normal((8, 1, 8, 8)).astype(np.float32) for _ in range(3)]
+    x = rng.standard_normal((32, 1, 8, 8)).astype(np.float32)
+    (tp, qp), (tc, qc), tout, qout = _both(
+        torch, qm, tm, {"": tq.get_default_qconfig("x86")},
+        {"": ttq.get_default_qconfig("x86")}, calib, x)
+    assert _signature(qp) == tp.signature and _observer_aliases(qp) == tp.aliases
+    assert _signature(qc) == _signature(tc)
+    assert [n.name for n in qc.graph.nodes] == [n.name for n in tc.graph.nodes]
+    s, z = qc.fc.scale, qc.fc.zero_point
+    np.testing.assert_array_equal(_as_int(qout, s, z), _as_int(tout.numpy(), s, z))
+    # plain symbolic_trace keeps the stubs and the FloatFunctional's observer slot
+    from qlearn.fx import symbolic_trace
+    targets = [n.target for n in symbolic_trace(qm).graph.nodes if n.op == "call_module"]
+    assert targets[0] == "quant" and "skip.activation_post_process" in targets

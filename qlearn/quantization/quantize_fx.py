@@ -35,6 +35,7 @@ import copy
 
 from ..fx import GraphModule, Tracer
 from ..nn.modules.module import Module
+from ..nn.quantized import FloatFunctional
 from .fx import (
     assign_qconfigs,
     convert_graph_module,
@@ -43,6 +44,7 @@ from .fx import (
     swap_qat_modules,
 )
 from .qconfig_mapping import QConfigMapping
+from .stubs import DeQuantStub, QuantStub
 
 __all__ = ["fuse_fx", "prepare_fx", "prepare_qat_fx", "convert_fx", "QuantizationTracer"]
 
@@ -50,12 +52,29 @@ __all__ = ["fuse_fx", "prepare_fx", "prepare_qat_fx", "convert_fx", "Quantizatio
 class QuantizationTracer(Tracer):
     """The tracer of graph-mode quantization: :class:`qlearn.fx.Tracer` with extra leaf
     modules (the ``"non_traceable_module_name"`` / ``"non_traceable_module_class"``
-    entries of ``prepare_custom_config``), which stay float."""
+    entries of ``prepare_custom_config``), which stay float.
+
+    A model written for eager mode traces as PyTorch's FX flow sees it: ``QuantStub`` /
+    ``DeQuantStub`` leave no node (graph mode places the quantize and dequantize
+    itself), and ``FloatFunctional.add(x, y)`` records ``x + y`` (its
+    ``activation_post_process`` placeholder leaves no node either), so residual adds
+    written either way quantize the same.
+    """
 
     def __init__(self, skipped_module_names=(), skipped_module_classes=()):
         super().__init__()
         self.skipped_module_names = list(skipped_module_names)
         self.skipped_module_classes = tuple(skipped_module_classes)
+
+    def call_module(self, m, forward, args, kwargs):
+        if isinstance(m, (QuantStub, DeQuantStub)) and len(args) == 1 and not kwargs:
+            return args[0]
+        path = self.path_of_module(m)
+        if path.endswith("activation_post_process") and len(args) == 1:
+            parent = self.root.get_submodule(path.rpartition(".")[0])
+            if isinstance(parent, FloatFunctional):
+                return args[0]
+        return super().call_module(m, forward, args, kwargs)
 
     def is_leaf_module(self, m, module_qualified_name):
         return (super().is_leaf_module(m, module_qualified_name)
