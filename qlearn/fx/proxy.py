@@ -104,7 +104,11 @@ class Proxy:
         self._concrete("index")
 
     def __array__(self, *args, **kwargs):
-        self._concrete("numpy.asarray")
+        raise TraceError("a function read the data of a traced value (numpy.asarray); if "
+                         "it is a qlearn function captured before tracing (a closure or "
+                         "a default argument), call it through its module (F.relu, "
+                         "ql.cat), or record it with Tracer(autowrap_functions=...)"
+                         + _where())
 
     __hash__ = object.__hash__
 
