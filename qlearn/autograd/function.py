@@ -3,7 +3,8 @@
 A :class:`Function` subclass defines ``forward(ctx, *args)`` and
 ``backward(ctx, *grad_outputs)`` as static methods and is called as
 ``MyFn.apply(*args)``.  ``apply`` unwraps :class:`~qlearn.Tensor` arguments to their
-float32 ndarrays, runs ``forward`` on plain NumPy, wraps the result, and (when any input
+ndarrays, runs ``forward`` on plain NumPy, wraps the result (float32, unless an input
+tensor had the result's dtype), and (when any input
 requires a gradient and grad mode is on) records a :class:`Node` that links the output
 to the nodes (or leaf tensors) its inputs came from.  ``Tensor.backward()`` then walks
 the nodes in reverse topological order, calling each ``backward`` with the gradient of
