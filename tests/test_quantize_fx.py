@@ -695,3 +695,25 @@ def test_eager_style_digits_net_matches_torch(torch_mod, tnn, rng):
     from qlearn.fx import symbolic_trace
     targets = [n.target for n in symbolic_trace(qm).graph.nodes if n.op == "call_module"]
     assert targets[0] == "quant" and "skip.activation_post_process" in targets
+
+
+def test_converted_state_dict_round_trip(rng, tmp_path):
+    """The quantize nodes' scale / zero point are buffers of the GraphModule (as in
+    PyTorch), so a converted model saved with ql.save loads bit-exactly into another
+    converted model of the same structure."""
+    from qlearn.demo import DigitsNet
+    m = DigitsNet(width=4).eval()
+    x = rng.standard_normal((4, 1, 8, 8)).astype(np.float32)
+
+    def converted(data):
+        p = quantize_fx.prepare_fx(m, {"": tq.get_default_qconfig("x86")})
+        p(data)
+        return quantize_fx.convert_fx(p)
+
+    a, b = converted(x), converted(3 * x)
+    assert "conv1_input_scale_0" in a.state_dict()
+    assert not np.array_equal(a(x), b(x))
+    path = str(tmp_path / "digits_fx.qlearn")
+    ql.save(a.state_dict(), path)
+    b.load_state_dict(ql.load(path))
+    np.testing.assert_array_equal(a(x), b(x))

@@ -79,7 +79,7 @@ class _Converter:
         while hasattr(self.gm, f"{prefix}{i}"):
             i += 1
         name = f"{prefix}{i}"
-        object.__setattr__(self.gm, name, value)
+        self.gm.register_buffer(name, value)      # in the state dict, as PyTorch's
         return self.graph.get_attr(name)
 
     def qparam_nodes(self, prefix, scale, zero_point):
