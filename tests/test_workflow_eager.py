@@ -643,15 +643,13 @@ def test_qat_default_qconfig_trees_match_torch(torch_mod):
     assert qc(x).shape == (4, 5)
 
 
-@pytest.mark.xfail(strict=True, reason="torch's fused per-channel fake-quantize kernel "
-                   "(behind FusedMovingAvgObsFakeQuantize) takes a symmetric scale of "
-                   "max(-min / 128, max / 127); its observer and qlearn take "
-                   "max(-min, max) / 127.5")
 def test_fused_per_channel_weight_fake_quant_scale_equals_torch(torch_mod):
+    """torch's fused kernel takes a symmetric scale of max(-min / 128, max / 127), its
+    observer max(-min, max) / 127.5; qlearn's fused module follows the fused kernel."""
     torch = torch_mod
     w = np.random.default_rng(0).normal(size=(8, 27)).astype(np.float32)
     t = torch.ao.quantization.get_default_qat_qconfig("x86").weight()
     q = tq.get_default_qat_qconfig("x86").weight()
     t(torch.from_numpy(w))
     q(w)
-    np.testing.assert_allclose(np.asarray(q.scale), t.scale.numpy(), rtol=1e-6)
+    assert_array_equal(np.asarray(q.scale), t.scale.numpy())

@@ -50,6 +50,7 @@ from .observer import (
     default_fixed_qparams_range_0to1_observer,
     default_fixed_qparams_range_neg1to1_observer,
 )
+from .qparams import calculate_qparams_fused
 
 __all__ = [
     "FakeQuantizeBase", "FakeQuantize", "FixedQParamsFakeQuantize",
@@ -265,23 +266,41 @@ class FixedQParamsFakeQuantize(FakeQuantize):
 
 
 class FusedMovingAvgObsFakeQuantize(FakeQuantize):
-    r""":class:`FakeQuantize` with a moving-average min/max observer, in one call.
+    r""":class:`FakeQuantize` with a moving-average min/max observer, in one call, with
+    the qparams rule of PyTorch's fused op.
 
-    ``forward`` runs one reduction kernel for this batch's minimum and maximum (per
-    tensor, or per channel), moves the observer's running range toward them,
+    ``forward(X)`` does what ``torch.fused_moving_avg_obs_fake_quant`` does:
 
-    .. math::  m_t = m_{t-1} + c\,(\min X_t - m_{t-1})
+    1. if ``observer_enabled``: one reduction kernel finds this batch's minimum and
+       maximum (per tensor, or per channel) and moves the observer's running range
+       toward them, :math:`m_t = m_{t-1} + c\,(\min X_t - m_{t-1})` in float32 (an
+       infinite running value, that is no data yet, is replaced by the batch's);
+    2. if ``fake_quant_enabled``: ``scale`` and ``zero_point`` are recomputed from the
+       running range with :func:`~qlearn.quantization.qparams.calculate_qparams_fused`
+       (FBGEMM's ``ChooseQuantizationParams``, *not* the observer's rule: for symmetric
+       qschemes :math:`S = \max(-\alpha/128, \beta/127)`, scales floored at
+       :math:`6.1 \cdot 10^{-5}`, no ``eps``) and ``X`` is fake-quantized with them;
+       else ``X`` is returned unchanged and the qparams stay as they are (as in
+       PyTorch, even when the observer ran).
 
-    computes the qparams with the one qparams function, and runs the fake-quantize
-    kernel.  The data is read twice, as by PyTorch's ``fused_moving_avg_obs_fake_quant``:
-    the qparams of this batch depend on its extremes, which are only known after a full
-    pass.  What is fused is the Python-level work (no observer dispatch, no argument
-    re-validation).  The results equal :class:`FakeQuantize` with the same observer.
+    :meth:`calculate_qparams` is still the observer's rule: ``convert`` calls it, so a
+    model trained with this module is converted with the observer's qparams, as
+    PyTorch's is.  The data is read twice (the qparams of a batch depend on its
+    extremes, known only after a full pass); what is fused is the Python-level work.
+    Unlike PyTorch, a per-channel ``ch_axis`` other than 0 is accepted.
+
+    The two switches are int64 buffers here (PyTorch re-registers them as ``long`` for
+    this class; the other fake quantizes keep uint8).
 
     >>> from qlearn.quantization.fake_quantize import FusedMovingAvgObsFakeQuantize
     >>> fq = FusedMovingAvgObsFakeQuantize(quant_min=0, quant_max=15)
     >>> fq(np.float32([-1.0, 0.0, 0.5, 2.0])).numpy()
     array([-1. ,  0. ,  0.4,  2. ], dtype=float32)
+    >>> w = FusedMovingAvgObsFakeQuantize(quant_min=-128, quant_max=127, dtype=ql.qint8,
+    ...                                   qscheme=ql.per_tensor_symmetric)
+    >>> _ = w(np.float32([-1.0, 2.54]))
+    >>> w.scale, w.zero_point                # max(1 / 128, 2.54 / 127)
+    (array([0.02], dtype=float32), array([0], dtype=int32))
     """
 
     def __init__(self, observer=MovingAverageMinMaxObserver, quant_min=0, quant_max=255,
@@ -293,10 +312,12 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
             raise TypeError("FusedMovingAvgObsFakeQuantize works only with "
                             "MovingAverageMinMaxObserver or "
                             f"MovingAveragePerChannelMinMaxObserver, got {type(obs).__name__}")
+        self.register_buffer("fake_quant_enabled", np.array([1], np.int64))
+        self.register_buffer("observer_enabled", np.array([1], np.int64))
         self.is_symmetric_quant = self.qscheme in _SYMMETRIC
 
     def _observe(self, x):
-        """One kernel pass for min/max, then the observer's moving average in float32."""
+        """One kernel pass for min/max, then the moving average in float32."""
         obs = self.activation_post_process
         if x.size == 0:
             return
@@ -311,36 +332,46 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
         hi = np.empty(view.shape[1], np.float32)
         if _fake_quant.aminmax_per_channel(view, lo, hi, get_num_threads()):
             raise ValueError("`X` must be finite to be observed, got NaN or infinity")
+        if self.is_per_channel and obs.min_val.size == 0:
+            obs.min_val, obs.max_val = lo, hi
+            return
+        if self.is_per_channel and obs.min_val.shape != lo.shape:
+            raise ValueError(f"`X` has {lo.shape[0]} channels along axis {self.ch_axis}, "
+                             f"the observer holds {obs.min_val.shape[0]}")
+        if not self.is_per_channel:
+            lo, hi = lo[0], hi[0]
         c = np.float32(obs.averaging_constant)
+        with np.errstate(invalid="ignore"):       # inf - inf in the lanes np.where drops
+            new_lo = np.where(np.isinf(obs.min_val), lo, obs.min_val + c * (lo - obs.min_val))
+            new_hi = np.where(np.isinf(obs.max_val), hi, obs.max_val + c * (hi - obs.max_val))
         if self.is_per_channel:
-            if obs.min_val.size == 0:
-                obs.min_val, obs.max_val = lo, hi
-            else:
-                if obs.min_val.shape != lo.shape:
-                    raise ValueError(f"`X` has {lo.shape[0]} channels along axis "
-                                     f"{self.ch_axis}, the observer holds "
-                                     f"{obs.min_val.shape[0]}")
-                obs.min_val = obs.min_val + c * (lo - obs.min_val)
-                obs.max_val = obs.max_val + c * (hi - obs.max_val)
-        elif obs.min_val == np.inf and obs.max_val == -np.inf:
-            obs.min_val[...] = lo[0]
-            obs.max_val[...] = hi[0]
+            obs.min_val, obs.max_val = new_lo.astype(np.float32), new_hi.astype(np.float32)
         else:
-            obs.min_val[...] = obs.min_val + c * (lo[0] - obs.min_val)
-            obs.max_val[...] = obs.max_val + c * (hi[0] - obs.max_val)
+            obs.min_val[...] = new_lo
+            obs.max_val[...] = new_hi
 
     def forward(self, X):
         if self.observer_enabled[0] == 1:
             self._observe(V.as_float32(_data(X), "X"))
-            self._set_qparams(*self.calculate_qparams())
-        if self.fake_quant_enabled[0] == 1:
-            if self.is_per_channel:
-                return fake_quantize_per_channel_affine(X, self.scale, self.zero_point,
-                                                        self.ch_axis, self.quant_min,
-                                                        self.quant_max)
-            return fake_quantize_per_tensor_affine(X, self.scale, self.zero_point,
-                                                   self.quant_min, self.quant_max)
-        return X
+        if self.fake_quant_enabled[0] != 1:
+            return X
+        obs = self.activation_post_process
+        self._set_qparams(*calculate_qparams_fused(obs.min_val, obs.max_val, obs.quant_min,
+                                                   obs.quant_max, self.is_symmetric_quant))
+        if self.is_per_channel:
+            return fake_quantize_per_channel_affine(X, self.scale, self.zero_point,
+                                                    self.ch_axis, self.quant_min,
+                                                    self.quant_max)
+        return fake_quantize_per_tensor_affine(X, self.scale, self.zero_point,
+                                               self.quant_min, self.quant_max)
+
+    def extra_repr(self):
+        obs = self.activation_post_process
+        return (f"fake_quant_enabled={self.fake_quant_enabled}, "
+                f"observer_enabled={self.observer_enabled}, scale={self.scale}, "
+                f"zero_point={self.zero_point}, dtype={self.dtype}, "
+                f"quant_min={obs.quant_min}, quant_max={obs.quant_max}, "
+                f"qscheme={self.qscheme}, reduce_range={obs.reduce_range}")
 
 
 class LearnableFakeQuantize(FakeQuantizeBase):

@@ -202,3 +202,140 @@ def calculate_qparams(min_val, max_val, dtype=quint8, qscheme=None, quant_min=0,
     zero_point = np.atleast_1d(np.asarray(zero_point, np.int64))
     return scale, zero_point
 
+
+
+# -- the rule of PyTorch's fused moving-average fake-quantize op ---------------------------
+
+#: Scales below this are raised to it by :func:`calculate_qparams_fused` (the smallest
+#: normal float16, so that a scale never falls into float16's subnormal range).
+SMALL_SCALE_THRESHOLD = float(np.float32(6.1e-5))
+
+__all__ += ["calculate_qparams_fused", "SMALL_SCALE_THRESHOLD"]
+
+
+def calculate_qparams_fused(min_val, max_val, quant_min, quant_max, symmetric=False):
+    r"""Scale and zero point as PyTorch's *fused* fake-quantize op chooses them.
+
+    ``torch.fused_moving_avg_obs_fake_quant`` (behind ``FusedMovingAvgObsFakeQuantize``
+    and so behind every default QAT qconfig) does not call its observer's
+    ``calculate_qparams``: its C++ kernel calls FBGEMM's ``ChooseQuantizationParams``,
+    a rule written for the server kernels, with ``preserve_sparsity`` set for the
+    symmetric qschemes.  It differs from :func:`calculate_qparams` (the observers' rule)
+    in four places, so the two agree on affine ranges away from the edge cases only:
+
+    1. *Symmetric* uses the signed half-ranges :math:`q_- = -(\lfloor (Q_\max - Q_\min)/2
+       \rfloor + 1)` and :math:`q_+ = \lfloor (Q_\max - Q_\min)/2 \rfloor` (for
+       ``[-128, 127]``: -128 and 127) and widens the range to
+
+       .. math::
+
+          s = \max\!\Big(\Big|\frac{\alpha}{q_-}\Big|, \Big|\frac{\beta}{q_+}\Big|\Big),
+          \qquad \alpha \leftarrow s\, q_-, \quad \beta \leftarrow s\, q_+
+
+       only when :math:`\alpha < 0 < \beta`; its scale is then
+       :math:`\max(-\alpha/128, \beta/127)`, not the observers'
+       :math:`\max(-\alpha, \beta)/127.5`.  One-sided data is not widened and gets an
+       affine scale and zero point (for example ``qint8`` data in :math:`[0, 1]`:
+       :math:`S = 1/255`, :math:`Z = -128`).
+    2. No ``eps``: :math:`S = (\beta' - \alpha')/(Q_\max - Q_\min)` (in float64, rounded
+       to float32, with :math:`\alpha' = \min(\alpha, 0)`, :math:`\beta' = \max(\beta,
+       0)`); :math:`S = 0.1` when it is 0 or its float32 reciprocal overflows.
+    3. A floor :math:`S_{\min} = 6.1 \cdot 10^{-5}` (``SMALL_SCALE_THRESHOLD``): a smaller
+       :math:`S` becomes :math:`S_{\min}` and the range grows with it (one-sided: the
+       open end becomes :math:`\pm S_{\min}(Q_\max - Q_\min)`; else both ends are
+       multiplied by :math:`S_{\min}/S`), which moves the zero point too.
+    4. The zero point is computed from whichever end adds the smaller terms and
+       nudged (clamped, then rounded half to even):
+
+       .. math::
+
+          Z_0 = \begin{cases} Q_\min - \alpha'/S & |Q_\min| + |\alpha'/S| <
+                                                   |Q_\max| + |\beta'/S| \\
+                              Q_\max - \beta'/S & \text{otherwise} \end{cases}
+          \qquad
+          Z = \begin{cases} Q_\min & Z_0 < Q_\min \\ Q_\max & Z_0 > Q_\max \\
+                            \operatorname{round}(Z_0) & \text{otherwise} \end{cases}
+
+       and for symmetric ranges with :math:`\alpha' < 0 < \beta'`,
+       :math:`Z_0 = (Q_\min + Q_\max)/2` (so 0 for ``[-128, 127]``, 128 for
+       ``[0, 255]``).  All-zero data thus gets :math:`S = 0.1` and, on ``[-128, 127]``,
+       :math:`Z = 127`.
+
+    Every step is done in the float32 / float64 arithmetic of the C++ code, so the
+    results are PyTorch's to the bit.  PyTorch builds without FBGEMM use a copy of this
+    rule in ``quant_utils`` (aten/src/ATen/native/quantized/cpu/QuantUtils.h) that keeps
+    the scale in float64 until the end; x86 builds, the oracle here, use FBGEMM's.
+
+    Parameters
+    ----------
+    min_val, max_val : float or array_like
+        :math:`\alpha`, :math:`\beta`: the running range, a scalar or one entry per
+        channel (float32).
+    quant_min, quant_max : int
+        :math:`Q_\min < Q_\max`.
+    symmetric : bool
+        ``preserve_sparsity``: whether the qscheme is symmetric.
+
+    Returns
+    -------
+    scale : ndarray of float32, shape ``(1,)`` or ``(C,)``
+    zero_point : ndarray of int64, same shape
+
+    Examples
+    --------
+    >>> from qlearn.quantization.qparams import calculate_qparams_fused
+    >>> calculate_qparams_fused(-1.0, 3.0, -128, 127, symmetric=True)  # 3 / 127
+    (array([0.02362205], dtype=float32), array([0]))
+    >>> calculate_qparams_fused(0.0, 0.0, -128, 127)                   # all zero
+    (array([0.1], dtype=float32), array([127]))
+    >>> calculate_qparams_fused(0.0, 1e-3, 0, 255)                     # floored scale
+    (array([6.1e-05], dtype=float32), array([0]))
+    """
+    for name, v in (("quant_min", quant_min), ("quant_max", quant_max)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"`{name}` must be an integer, got {v!r}")
+    qmin, qmax = int(quant_min), int(quant_max)
+    if qmin >= qmax:
+        raise ValueError(f"`quant_min` must be less than `quant_max`, got [{qmin}, {qmax}]")
+    if symmetric and qmax - qmin < 2:
+        # q_+ would be 0: PyTorch divides by it and returns a garbage zero point
+        raise ValueError(f"a symmetric range needs `quant_max` - `quant_min` >= 2, got "
+                         f"[{qmin}, {qmax}]")
+    f32, f64 = np.float32, np.float64
+    lo = np.atleast_1d(np.asarray(min_val, f32))
+    hi = np.atleast_1d(np.asarray(max_val, f32))
+    if lo.shape != hi.shape or lo.ndim > 1:
+        raise ValueError(f"`min_val` and `max_val` must be scalars or 1-d arrays of the same "
+                         f"shape, got {np.shape(min_val)} and {np.shape(max_val)}")
+    span = qmax - qmin
+    floor = f32(SMALL_SCALE_THRESHOLD)
+    # inf/nan only enter from a running range that never saw data; the selects below
+    # discard those lanes, so their warnings are noise
+    with np.errstate(all="ignore"):
+        if symmetric:                                     # step 1, float32 divisions
+            q_neg, q_pos = -(span // 2 + 1), span // 2
+            two_sided = (lo < 0) & (hi > 0)
+            s = np.maximum(np.abs(lo / f32(q_neg)), np.abs(hi / f32(q_pos))).astype(f64)
+            lo = np.where(two_sided, (s * q_neg).astype(f32), lo)
+            hi = np.where(two_sided, (s * q_pos).astype(f32), hi)
+        lo = np.minimum(lo, f32(0))
+        hi = np.maximum(hi, f32(0))
+        scale = ((hi.astype(f64) - lo.astype(f64)) / f64(span)).astype(f32)   # step 2
+        degenerate = (scale == 0) | np.isinf(f32(1) / scale)
+        scale = np.where(degenerate, f32(0.1), scale)
+        small = scale < floor                                                  # step 3
+        amplifier = floor / scale
+        lo_small = np.where(lo == 0, lo, np.where(hi == 0, -floor * f32(span), lo * amplifier))
+        hi_small = np.where(lo == 0, floor * f32(span), np.where(hi == 0, hi, hi * amplifier))
+        lo = np.where(small, lo_small, lo)
+        hi = np.where(small, hi_small, hi)
+        scale = np.where(small, floor, scale)
+        s64 = scale.astype(f64)                                                # step 4
+        lo_q, hi_q = lo.astype(f64) / s64, hi.astype(f64) / s64
+        z0 = np.where(abs(qmin) + np.abs(lo_q) < abs(qmax) + np.abs(hi_q),
+                      qmin - lo_q, qmax - hi_q)
+        if symmetric:
+            z0 = np.where((lo < 0) & (hi > 0), (qmin + qmax) / 2.0, z0)
+        z0 = np.where(np.isnan(z0), 0.0, z0)
+        zero_point = np.where(z0 < qmin, qmin, np.where(z0 > qmax, qmax, np.rint(z0)))
+    return scale.astype(f32), zero_point.astype(np.int64)
