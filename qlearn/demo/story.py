@@ -121,7 +121,7 @@ def calibration(log=print, show_progress=None, batches=8, size=16384):
 
 
 # --- 3. the float model -------------------------------------------------------------------
-def float_model(data, epochs, width=16, lr=0.02, seed=0, log=print, show_progress=None):
+def float_model(data, epochs, width=32, lr=0.01, seed=0, log=print, show_progress=None):
     """Train :class:`~qlearn.demo.models.DigitsNet` in float32 with qlearn's autograd."""
     from .. import autograd
     log(heading(3, "A float CNN on the 8x8 digits"))
@@ -218,7 +218,7 @@ RECIPES = {
 }
 
 
-def compare(model, data, qat_epochs, fourbit_epochs, float_lr=0.02, rounds=7, repeats=2,
+def compare(model, data, qat_epochs, fourbit_epochs, float_lr=0.01, rounds=7, repeats=2,
             batch_size=128, seed=0, calib_size=256, log=print, show_progress=None):
     """The float model and five quantized versions of it: accuracy, size, latency."""
     log(heading(4, "fp32 vs dynamic vs static vs QAT vs 4-bit"))
