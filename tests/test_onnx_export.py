@@ -161,7 +161,7 @@ def _check_graph_module(gm, x, fmt):
     y = gm(x)
     assert whole.outputs[0].shape == np.shape(getattr(y, "data", y))
     # the output is a dequantized tensor, compared in LSBs of its input
-    assert whole.rows[-1].type_name in ("DeQuantize", ".dequantize()")
+    assert whole.rows[-1].type_name in ("DeQuantize", ".dequantize()", "dequantize")
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -33,9 +33,14 @@ def _name(target):
 def _signature(gm):
     """(op, target) per node; functions by their last name, so torch.quantize_per_tensor
     and ql.quantize_per_tensor, torch.ops.quantized.add_relu and qF.add_relu compare
-    equal."""
-    return [(n.op, _name(n.target) if n.op == "call_function" else n.target)
-            for n in gm.graph.nodes]
+    equal.  torch's ``x.dequantize()`` (a float tensor) is qlearn's
+    ``qfx.dequantize(x)`` (a float Tensor; QTensor.dequantize() is an ndarray): both
+    read as ("call_function", "dequantize")."""
+    def one(n):
+        if n.op == "call_method" and n.target == "dequantize":
+            return ("call_function", "dequantize")
+        return (n.op, _name(n.target) if n.op == "call_function" else n.target)
+    return [one(n) for n in gm.graph.nodes]
 
 
 def _observer_aliases(gm):
@@ -196,8 +201,10 @@ def test_mlp_with_cat_and_mul_relu_matches_torch(torch_mod, tnn, rng):
     # qF.mul then qF.relu, the same integers since quantize(max(r, 0)) = max(quantize(r), Z)
     t_ops = [t for op, t in _signature(tc) if op == "call_function"]
     q_ops = [t for op, t in _signature(qc) if op == "call_function"]
-    assert t_ops == ["quantize_per_tensor", "cat", "mul_relu", "getattr", "getitem"]
-    assert q_ops == ["quantize_per_tensor", "cat", "mul", "relu", "getattr", "getitem"]
+    assert t_ops == ["quantize_per_tensor", "cat", "mul_relu", "getattr", "getitem",
+                     "dequantize"]
+    assert q_ops == ["quantize_per_tensor", "cat", "mul", "relu", "getattr", "getitem",
+                     "dequantize"]
     s, z = qc.fc3.scale, qc.fc3.zero_point
     assert z == tc.fc3.zero_point
     np.testing.assert_array_equal(_as_int(qout, s, z), _as_int(tout.numpy(), s, z))
@@ -217,7 +224,7 @@ def test_none_qconfig_keeps_a_node_float(torch_mod, tnn, rng):
     assert type(qc.fc) is nn.Linear                # still float
     ops = [(n.op, _name(n.target)) for n in qc.graph.nodes]
     i = ops.index(("call_module", "fc"))
-    assert ops[i - 1] == ("call_method", "dequantize")
+    assert ops[i - 1] == ("call_function", "dequantize")
     # the fc is float in both: compare the dequantized input it received, via the output
     np.testing.assert_allclose(qout.numpy(), tout.detach().numpy(), rtol=1e-5, atol=1e-5)
 
@@ -595,7 +602,7 @@ def test_pooling_flatten_dropout_sigmoid_match_torch(torch_mod, tnn, rng):
     # in float between a dequantize and a quantize with those fixed qparams
     q_sig = [s for s in _signature(qc) if s[0] != "get_attr"]
     i = q_sig.index(("call_module", "sig"))
-    assert q_sig[i - 1] == ("call_method", "dequantize")
+    assert q_sig[i - 1] == ("call_function", "dequantize")
     assert q_sig[i + 1] == ("call_function", "quantize_per_tensor")
     del q_sig[i + 1], q_sig[i - 1]
     assert q_sig == [s for s in _signature(tc) if s[0] != "get_attr"]

@@ -28,7 +28,8 @@ _BINARY = {operator.add: "+", operator.sub: "-", operator.mul: "*", operator.tru
 _UNARY = {operator.neg: "-", operator.pos: "+", operator.invert: "~"}
 
 # functions the quantizer and the tracer record; the code names them by these aliases
-_MODULE_ALIASES = (("qlearn.nn.quantized.functional", "qF"), ("qlearn.nn.functional", "F"))
+_MODULE_ALIASES = (("qlearn.nn.quantized.functional", "qF"), ("qlearn.nn.functional", "F"),
+                   ("qlearn.quantization.fx.convert", "qfx"))
 
 
 class _Namespace:

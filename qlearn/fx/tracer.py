@@ -8,12 +8,15 @@ few names for the duration of :meth:`Tracer.trace` only, and restores them after
   on the proxies, so their contents are traced.
 * ``Module.__getattr__``: reading a parameter or an array buffer of the model
   (``self.weight``) gives a proxy of a ``get_attr`` node.
-* The functions of :mod:`qlearn.nn.functional` and the tensor functions of
-  :mod:`qlearn` (``cat``, ``stack``, ``where``, ...) are replaced, in their modules and
-  in the globals of every traced ``forward`` (``from qlearn.nn.functional import relu``
-  works too), by wrappers that record a ``call_function`` node with the original
-  function as target when a proxy is among the arguments and call the original
-  otherwise.  ``Tracer(autowrap_functions=(f,))`` treats a user function ``f`` the same.
+* Every public function that takes tensors (:func:`wrapped_functions`: those of
+  :mod:`qlearn.nn.functional`, :mod:`qlearn.nn.quantized.functional` and the ``torch``
+  namespace, ``ql.flatten``, ``ql.clamp``, ``ql.cat`` ...) is replaced, in its module,
+  in ``qlearn`` / ``qlearn.autograd`` and in the globals of every traced ``forward``
+  (``from qlearn import flatten`` works too), by a wrapper that records a
+  ``call_function`` node with the original function as target when a proxy is among
+  the arguments and calls the original otherwise; torch.fx reaches the same result
+  through ``__torch_function__``.  ``Tracer(autowrap_functions=(f,))`` treats a user
+  function ``f`` the same.
 * ``Tensor``'s arithmetic operators return ``NotImplemented`` for a proxy operand, so
   ``self.bias + x`` reaches the proxy's reflected operator.
 """
@@ -37,21 +40,66 @@ _TENSOR_OPS = ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul_
                "__truediv__", "__rtruediv__", "__matmul__", "__rmatmul__", "__pow__",
                "__floordiv__", "__rfloordiv__", "__mod__", "__rmod__", "__lt__", "__le__",
                "__gt__", "__ge__")
-_QLEARN_FUNCTIONS = ("cat", "stack", "where", "quantize_per_tensor", "quantize_per_channel",
-                     "dequantize", "fake_quantize_per_tensor_affine",
-                     "fake_quantize_per_channel_affine")
+#: the modules whose public functions (``__all__``) take tensors: every one of them is
+#: recorded as a ``call_function`` node when called on a traced value
+_FUNCTION_MODULES = ("qlearn.nn.functional", "qlearn.nn.quantized.functional",
+                     "qlearn.autograd.torch_functions", "qlearn.autograd.factories",
+                     "qlearn.qtensor", "qlearn.fake_quant")
+#: the tensor functions of ``qlearn.autograd.tensor`` (a module without ``__all__``)
+_TENSOR_FUNCTIONS = ("cat", "stack", "where", "maximum", "minimum")
+#: the namespaces a model reaches those functions through (``ql.flatten``,
+#: ``qlearn.autograd.cat``), besides their own modules and the traced globals
+_NAMESPACES = ("qlearn", "qlearn.autograd")
+#: functions that look only at the Python type of their argument: they run as they are
+#: (``ql.is_tensor(proxy)`` is False, as ``torch.is_tensor`` of a torch.fx Proxy)
+_NOT_RECORDED = ("is_tensor",)
 
 
 def wrapped_functions():
     """``{module: [names]}``: the functions the tracer records as ``call_function``
-    nodes (besides the Python operators)."""
-    import qlearn
-    from qlearn import autograd
-    from qlearn.autograd import tensor as tensor_mod
-    from qlearn.nn import functional as F
-    return {F: list(F.__all__), qlearn: list(_QLEARN_FUNCTIONS),
-            autograd: ["cat", "stack", "where", "maximum", "minimum"],
-            tensor_mod: ["cat", "stack", "where", "maximum", "minimum"]}
+    nodes (besides the Python operators).
+
+    Every public function of :mod:`qlearn.nn.functional`,
+    :mod:`qlearn.nn.quantized.functional` and the tensor functions of the ``torch``
+    namespace (``ql.flatten``, ``ql.clamp``, ``ql.mean``, ``ql.cat``, ``ql.zeros_like``,
+    ``ql.quantize_per_tensor`` ...), under each name ``qlearn`` and ``qlearn.autograd``
+    give it.  The list is read from the modules' ``__all__``, so a function added there
+    is traced without further work.
+
+    >>> from qlearn.fx import wrapped_functions
+    >>> import qlearn
+    >>> {"flatten", "clamp", "cat", "mean"} <= set(wrapped_functions()[qlearn])
+    True
+    """
+    import importlib
+    import types
+    sources = {}
+    for mod_name in _FUNCTION_MODULES:
+        mod = importlib.import_module(mod_name)
+        sources[mod] = list(mod.__all__)
+    tensor_mod = importlib.import_module("qlearn.autograd.tensor")
+    sources[tensor_mod] = list(_TENSOR_FUNCTIONS)
+    found = {}
+    functions = set()
+    for mod, names in sources.items():
+        keep = []
+        for name in names:
+            fn = getattr(mod, name, None)
+            fn = getattr(fn, "__qlearn_fx_original__", fn)
+            if isinstance(fn, types.FunctionType) and name not in _NOT_RECORDED:
+                keep.append(name)
+                functions.add(fn)
+        found[mod] = keep
+    for ns_name in _NAMESPACES:
+        ns = importlib.import_module(ns_name)
+        names = []
+        for name in getattr(ns, "__all__", ()):
+            fn = getattr(ns, name, None)
+            fn = getattr(fn, "__qlearn_fx_original__", fn)
+            if name not in _NOT_RECORDED and any(fn is f for f in functions):
+                names.append(name)
+        found[ns] = names
+    return found
 
 
 def _has_proxy(args, kwargs):

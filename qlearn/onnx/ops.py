@@ -699,6 +699,12 @@ for _name, _conversion in (("cat", _fn_cat), ("flatten", _fn_flatten),
     if callable(_fn):
         FUNCTION_CONVERSIONS.setdefault(_fn, _conversion)
 
+# the dequantize nodes of a convert_fx graph (a float qlearn.Tensor, as torch's
+# x.dequantize() is a float tensor)
+from ..quantization.fx.convert import dequantize as _graph_dequantize  # noqa: E402
+
+FUNCTION_CONVERSIONS[_graph_dequantize] = _dequantize
+
 
 def module_conversion(mod):
     """The conversion of ``mod``, or None.

@@ -15,12 +15,17 @@ One walk over the nodes in order, tracking which values are QTensors:
   ``a * b`` ``qF.mul``, ``a + 1.0`` / ``a * 0.5`` ``qF.add_scalar`` / ``qF.mul_scalar``,
   ``ql.cat`` ``qF.cat``, ReLU / pooling functions their
   :mod:`qlearn.nn.quantized.functional` twins (the operator mapping);
-* a float node (and the output) reading a QTensor gets a ``dequantize`` call first.
+* a float node (and the output) reading a QTensor gets a :func:`dequantize` call
+  first, which gives a :class:`qlearn.Tensor` (PyTorch's ``x.dequantize()`` gives a
+  float tensor), so a Tensor method after it (``y.flatten(1)``, ``.view``, ``.mean``)
+  runs as in the float model.
 """
 import numpy as np
 
 from ... import quantize_per_tensor
+from ...autograd.tensor import Tensor
 from ...nn.quantized import functional as qF
+from ...qtensor import QTensor
 from ..quantization_mappings import (
     get_default_dynamic_quant_module_mappings,
     get_default_static_quant_module_mappings,
@@ -28,9 +33,53 @@ from ..quantization_mappings import (
 from ..quantize import _observer_has_data, swap_module
 from .patterns import BINARY_OPS, quantized_operator
 
-__all__ = ["convert_graph_module"]
+__all__ = ["convert_graph_module", "dequantize"]
 
 _QUANTIZED_KINDS = ("observed", "binary", "binary_scalar", "cat", "share")
+
+
+def dequantize(input):
+    r"""The float value of a quantized graph value, :math:`r = S (q - Z)`, as a
+    :class:`qlearn.Tensor`: the target of the ``dequantize`` nodes of a converted graph.
+
+    PyTorch's converted graphs call ``x.dequantize()``, a float tensor; qlearn's
+    :meth:`QTensor.dequantize` gives an ndarray (by design), which has no ``flatten(1)``
+    / ``view`` / ``mean(dim)``, so the graph dequantizes through this function and the
+    float part of the model gets the Tensor it had before conversion.  A float Tensor
+    passes through unchanged (as ``torch.dequantize`` of a float tensor); a float
+    ndarray is wrapped.
+
+    Parameters
+    ----------
+    input : QTensor, Tensor or ndarray of float
+
+    Returns
+    -------
+    Tensor
+        float32 (per tensor or per channel, as ``input`` was quantized).
+
+    Raises
+    ------
+    TypeError
+        If ``input`` is neither quantized nor float.
+
+    Examples
+    --------
+    >>> import qlearn as ql
+    >>> from qlearn.quantization.fx import dequantize
+    >>> q = ql.quantize_per_tensor([0.26, -1.0], 0.5, 2, ql.quint8)
+    >>> dequantize(q), dequantize(q).flatten(0).shape
+    (tensor([ 0.5000, -1.0000]), (2,))
+    """
+    if isinstance(input, QTensor):
+        return Tensor._wrap(input.dequantize())
+    if isinstance(input, Tensor) and input.is_floating_point():
+        return input
+    if isinstance(input, np.ndarray) and input.dtype.kind == "f":
+        return Tensor._wrap(input)
+    raise TypeError(f"`input` must be a QTensor or a float tensor, got "
+                    f"{type(input).__name__}"
+                    + (f" of {input.dtype}" if hasattr(input, "dtype") else ""))
 
 
 def _qparams(obs, node):
@@ -191,7 +240,7 @@ class _Converter:
                 if deq is None:
                     name = _indexed("dequantize", self.source.get(inp, 0))
                     with self.graph.inserting_after(inp):
-                        deq = self.graph.create_node("call_method", "dequantize", (inp,),
+                        deq = self.graph.create_node("call_function", dequantize, (inp,),
                                                      name=name)
                     deq.meta.update(fx_kind="dequantize", scope=inp.meta.get("scope"))
                     self.dequantized[inp] = deq
