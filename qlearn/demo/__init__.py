@@ -45,6 +45,8 @@ def _parser():
                     help="int8 QAT fine-tuning epochs (default 1)")
     ap.add_argument("--fourbit-epochs", type=int, default=None,
                     help="4-bit DoReFa/PACT fine-tuning epochs (default 2, quick 1)")
+    ap.add_argument("--width", type=int, default=32,
+                    help="channels of the CNN's convolutions (default 32)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     ap.add_argument("--no-report", action="store_true", help="print only, write nothing")
@@ -71,6 +73,7 @@ def run_demo(argv=None):
     ap = _parser()
     args = ap.parse_args(argv)
     _positive(ap, "epochs", args.epochs)
+    _positive(ap, "width", args.width)
     _positive(ap, "qat_epochs", args.qat_epochs)
     _positive(ap, "fourbit_epochs", args.fourbit_epochs)
     if not args.no_report and os.path.exists(args.out) and not os.path.isdir(args.out):
@@ -98,8 +101,8 @@ def run_demo(argv=None):
     except ImportError as exc:             # scikit-learn ships the digits
         print(f"\nThe rest needs the digits data: {exc}")
         return results
-    model, results["float_history"] = story.float_model(data, epochs, seed=args.seed,
-                                                        show_progress=show)
+    model, results["float_history"] = story.float_model(data, epochs, width=args.width,
+                                                        seed=args.seed, show_progress=show)
     results["compare"] = story.compare(model, data, args.qat_epochs, fourbit_epochs,
                                        rounds=rounds, repeats=repeats, seed=args.seed,
                                        show_progress=show)
