@@ -22,6 +22,7 @@ few names for the duration of :meth:`Tracer.trace` only, and restores them after
 """
 import contextlib
 import functools
+import importlib
 import inspect
 
 import numpy as np
@@ -45,14 +46,22 @@ _TENSOR_OPS = ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul_
 _FUNCTION_MODULES = ("qlearn.nn.functional", "qlearn.nn.quantized.functional",
                      "qlearn.autograd.torch_functions", "qlearn.autograd.factories",
                      "qlearn.qtensor", "qlearn.fake_quant")
-#: the tensor functions of ``qlearn.autograd.tensor`` (a module without ``__all__``)
-_TENSOR_FUNCTIONS = ("cat", "stack", "where", "maximum", "minimum")
+#: functions of modules without ``__all__`` (or with other public names): the tensor
+#: functions of ``qlearn.autograd.tensor``, and the dequantize of converted graphs, so
+#: that a convert_fx model traces again (as torch's ``x.dequantize()`` does)
+_MORE_FUNCTIONS = {"qlearn.autograd.tensor": ("cat", "stack", "where", "maximum", "minimum"),
+                   "qlearn.quantization.fx.convert": ("dequantize",)}
 #: the namespaces a model reaches those functions through (``ql.flatten``,
 #: ``qlearn.autograd.cat``), besides their own modules and the traced globals
 _NAMESPACES = ("qlearn", "qlearn.autograd")
 #: functions that look only at the Python type of their argument: they run as they are
 #: (``ql.is_tensor(proxy)`` is False, as ``torch.is_tensor`` of a torch.fx Proxy)
 _NOT_RECORDED = ("is_tensor",)
+#: argument checks that the methods of the quantized ``*Functional`` modules run before
+#: reading their input's qparams (``QFunctional.add_scalar`` needs a QTensor ``x``): a
+#: proxy passes them unchecked, so those methods trace as plain Python, as torch.fx
+#: traces through ``FloatFunctional.add``
+_VALIDATORS = (("qlearn.nn.quantized.modules.misc", "require_quantized"),)
 
 
 def wrapped_functions():
@@ -71,14 +80,13 @@ def wrapped_functions():
     >>> {"flatten", "clamp", "cat", "mean"} <= set(wrapped_functions()[qlearn])
     True
     """
-    import importlib
     import types
     sources = {}
     for mod_name in _FUNCTION_MODULES:
         mod = importlib.import_module(mod_name)
         sources[mod] = list(mod.__all__)
-    tensor_mod = importlib.import_module("qlearn.autograd.tensor")
-    sources[tensor_mod] = list(_TENSOR_FUNCTIONS)
+    for mod_name, names in _MORE_FUNCTIONS.items():
+        sources[importlib.import_module(mod_name)] = list(names)
     found = {}
     functions = set()
     for mod, names in sources.items():
@@ -310,6 +318,12 @@ class Tracer:
             wrapper.__qlearn_fx_original__ = orig
             return wrapper
 
+        def passing_proxies(check):
+            @functools.wraps(check)
+            def wrapper(x, *args, **kwargs):
+                return x if isinstance(x, Proxy) else check(x, *args, **kwargs)
+            return wrapper
+
         def deferring(orig):
             @functools.wraps(orig)
             def op(self, other, *rest):
@@ -334,6 +348,9 @@ class Tracer:
                     patch(module, name, wrapper)
             for f in self.autowrap_functions:
                 originals.setdefault(id(f), (f, recording(f)))
+            for mod_name, name in _VALIDATORS:
+                module = importlib.import_module(mod_name)
+                patch(module, name, passing_proxies(getattr(module, name)))
             patch_globals(fn)
             yield
         finally:

@@ -689,6 +689,8 @@ METHOD_CONVERSIONS = {
     "contiguous": _identity,
     "size": _static,
     "dim": _static,
+    "q_scale": _static,          # QFunctional.add_scalar traced: qF.add(x, c, x.q_scale(), ..)
+    "q_zero_point": _static,
 }
 
 # the torch-namespace functions (``ql.cat``, ``ql.flatten``, ``ql.reshape``) a traced

@@ -31,7 +31,7 @@ from ..quantization_mappings import (
     get_default_static_quant_module_mappings,
 )
 from ..quantize import _observer_has_data, swap_module
-from .patterns import BINARY_OPS, quantized_operator
+from .patterns import BINARY_OPS, quantized_call
 
 __all__ = ["convert_graph_module", "dequantize"]
 
@@ -228,7 +228,7 @@ class _Converter:
             if type(self.modules[node.target]) in self.static:
                 self.swap(node, self.static)
         elif node.op == "call_function":
-            node.target = quantized_operator(node.target)
+            node.target, node.args, node.kwargs = quantized_call(node)
         elif node.target == "relu":                   # QTensor has no .relu()
             node.op, node.target = "call_function", qF.relu
         self.quantized.add(node)

@@ -20,8 +20,9 @@ PyTorch's x86 backend configuration:
     concatenation is a copy of integers; the output shares it too.
 ``"share"``
     operators whose quantized output keeps the input's scale and zero point (ReLU,
-    max pooling, flatten, reshape, view, ...): the output observer *is* the input
-    observer (the same module under a second name), as in PyTorch.
+    max pooling, ``ql.flatten`` / ``F.flatten``, the ``reshape`` / ``view`` methods,
+    ...): the output observer *is* the input observer (the same module under a second
+    name), as in PyTorch.
 ``"default"``
     operators with their own output observer, computed in float between a dequantize
     and a quantize (leaky ReLU; sigmoid, tanh and softmax, whose default qconfig has
@@ -40,6 +41,7 @@ Where qlearn differs from PyTorch: PyTorch also runs ``mean``, ``squeeze``,
 tensors; qlearn's QTensor has no such methods, so these are ``"float"`` here (a
 dequantize before, a quantize after when the next node is quantized).
 """
+import inspect
 import operator
 
 from ... import autograd, nn
@@ -61,7 +63,8 @@ __all__ = ["node_kind", "RELU_TYPES", "SHARE_MODULES", "SHARE_FUNCTIONS", "SHARE
 #: can run on a QTensor: the modules are swapped through the static mapping, the
 #: functions through the operator mapping, the methods are QTensor's)
 SHARE_MODULES = (nn.ReLU, nn.ReLU6, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.Identity)
-SHARE_FUNCTIONS = {F.relu, F.relu6, F.max_pool2d, F.adaptive_avg_pool2d, F.flatten}
+SHARE_FUNCTIONS = {F.relu, F.relu6, F.max_pool2d, F.adaptive_avg_pool2d, F.flatten,
+                   autograd.flatten}
 SHARE_METHODS = {"reshape", "view", "permute", "transpose", "contiguous", "relu"}
 
 #: ``a op b`` -> (quantized op, the same fused with a ReLU after it or None, the
@@ -149,7 +152,24 @@ def node_kind(node, modules, qconfig, is_dynamic):
     return "float"
 
 
+#: share functions of the ``torch`` namespace that compute on a Tensor only (``ql.flatten``
+#: of a QTensor would dequantize it): convert calls this twin with the arguments bound
+#: to the original's signature (``ql.flatten``'s ``start_dim`` defaults to 0,
+#: ``F.flatten``'s to 1), so the integers keep their scale and zero point
+QTENSOR_TWINS = {autograd.flatten: F.flatten}
+
+
 def quantized_operator(fn):
     """The :mod:`qlearn.nn.quantized.functional` twin of a share function, or ``fn``
     itself when it runs on QTensors as it is (``F.flatten``)."""
     return get_default_float_to_quantized_operator_mappings().get(fn, fn)
+
+
+def quantized_call(node):
+    """``(target, args, kwargs)`` computing the share node ``node`` on a QTensor."""
+    twin = QTENSOR_TWINS.get(node.target)
+    if twin is None:
+        return quantized_operator(node.target), node.args, node.kwargs
+    bound = inspect.signature(node.target).bind(*node.args, **node.kwargs)
+    bound.apply_defaults()
+    return twin, tuple(bound.arguments.values()), {}
