@@ -17,8 +17,9 @@ __all__ = ["write_report", "FIGURES"]
 
 #: The figures of the report: file name -> caption.
 FIGURES = {
-    "affine.png": "The affine map of section 1: S (q - Z) against x, and the error, "
-                  "within S/2 inside the range and growing outside it (clamping).",
+    "affine.png": "The affine map of section 1: S (q - Z) against x, its steps near 0, "
+                  "and the error, within S/2 inside the range and growing outside it "
+                  "(clamping).",
     "calibration.png": "The data of section 2 and the range each observer chose.",
     "training.png": "Training: float epochs, then the QAT and the 4-bit fine-tuning.",
     "comparison.png": "The comparison of section 4: accuracy, size and latency.",
@@ -50,19 +51,23 @@ def _figure(nrows=1, ncols=1, size=(8, 3.2)):
 
 
 def _plot_affine(r, path):
-    fig, (a, b) = _figure(1, 2)
+    fig, (a, z, b) = _figure(1, 3, size=(10, 3.2))
     grid, back = r["grid"], r["grid_back"]
     a.plot(grid, grid, color="grey", lw=0.8, label="x")
     a.plot(grid, back, color="tab:blue", lw=1.2, label="S (q - Z)")
     a.set_xlabel("x")
     a.set_title(f"quint8, S = {r['scale']:.4f}, Z = {r['zero_point']}")
     a.legend(loc="upper left")
-    b.plot(grid, back - grid, color="tab:red", lw=0.8)
+    z.plot(r["zoom"], r["zoom"], color="grey", lw=0.8)
+    z.step(r["zoom"], r["zoom_back"], where="mid", color="tab:blue", lw=1.2)
+    z.set_xlabel("x")
+    z.set_title("near 0: steps of S, 0 exact")
+    b.plot(grid, back - grid, color="tab:red", lw=0.6)
     b.axhline(r["scale"] / 2, color="grey", ls="--", lw=0.8)
     b.axhline(-r["scale"] / 2, color="grey", ls="--", lw=0.8)
     b.set_ylim(-4 * r["scale"], 4 * r["scale"])
     b.set_xlabel("x")
-    b.set_title("error S (q - Z) - x  (dashed: +-S/2)")
+    b.set_title("error; dashed: +-S/2")
     fig.savefig(path, dpi=110)
 
 

@@ -53,6 +53,8 @@ def affine_map(log=print):
     # the figure: the staircase over a range wider than the calibrated one (clamping)
     grid = np.linspace(-3.0, 4.0, 1401).astype(np.float32)
     grid_back = quantize_per_tensor(grid, scale, zero_point, quint8).dequantize()
+    zoom = np.linspace(-6 * scale, 6 * scale, 601).astype(np.float32)
+    zoom_back = quantize_per_tensor(zoom, scale, zero_point, quint8).dequantize()
 
     rng = np.random.default_rng(0)
     w = rng.standard_normal((3, 16)).astype(np.float32) * \
@@ -68,7 +70,8 @@ def affine_map(log=print):
                      [[str(r), f"{np.abs(w[r]).max():.2f}", f"{100 * rel['per-tensor'][r]:.2f} %",
                        f"{100 * rel['per-channel'][r]:.2f} %"] for r in range(3)], indent=4))
     return {"x": x, "q": q.int_repr(), "scale": scale, "zero_point": zero_point,
-            "max_error": err, "grid": grid, "grid_back": grid_back, "rows": rows,
+            "max_error": err, "grid": grid, "grid_back": grid_back, "zoom": zoom,
+            "zoom_back": zoom_back, "rows": rows,
             "per_channel_rows": [[r, float(np.abs(w[r]).max()), float(rel["per-tensor"][r]),
                                   float(rel["per-channel"][r])] for r in range(3)]}
 
