@@ -120,7 +120,7 @@ def test_fused_fake_quant_equals_torch(torch_mod, name, observer, kwargs, data):
     c = data.draw(st.sampled_from([0.01, 0.3, 1.0]), label="averaging_constant")
     t, q = _pair(torch, observer, kwargs, c)
     per_channel = "MovingAveragePerChannel" in observer
-    rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 32 - 1), label="seed"))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 32 - 1), label="rng_state"))
     n_batches = data.draw(st.integers(1, 4), label="batches")
     channels = data.draw(st.integers(1, 5), label="channels")
     cols = data.draw(st.integers(1, 17), label="columns")

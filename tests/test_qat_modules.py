@@ -20,7 +20,8 @@ from qlearn.quantization import (
 # The unfused FakeQuantize with a per-channel moving-average observer, in both libraries.
 # (PyTorch's *fused* FusedMovingAvgObsFakeQuantize, in its default x86 QAT qconfig, picks
 # a symmetric scale max(-min/128, max/127) and a 6.1e-5 floor that its own FakeQuantize
-# does not; qlearn's fused module follows the unfused one.)
+# does not; qlearn's fused module follows torch's fused one, see
+# tests/test_qat_default_qconfig_torch.py.)
 QCONFIG = QConfig(activation=default_fake_quant, weight=default_per_channel_weight_fake_quant)
 
 
