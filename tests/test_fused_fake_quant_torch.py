@@ -306,3 +306,30 @@ def test_default_qat_qconfig_equals_torch(torch_mod, backend, version, rng):
             x = rng.normal(0.3 * step, 1 + step, (4, 9)).astype(np.float32)
             yt, yq, xt, xq = _step(torch, t, q, x, rng)
             _assert_same(t, q, yt, yq, xt, xq, f"{backend} {part}, step {step}")
+
+
+def test_state_dict_from_torch_and_other_channel_axis(torch_mod, rng):
+    """torch's state dict loads (int64 switches, per-channel buffers); a ch_axis other
+    than 0 (which torch's fused op refuses) equals torch's on the transposed data."""
+    torch = torch_mod
+    t = torch.ao.quantization.default_fused_per_channel_wt_fake_quant()
+    q = qfq.default_fused_per_channel_wt_fake_quant()
+    t(torch.from_numpy(rng.normal(size=(4, 6)).astype(np.float32)))
+    q.load_state_dict({k: v.numpy() for k, v in t.state_dict().items()})
+    assert {k: np.asarray(v).dtype for k, v in q.state_dict().items()} == \
+        {k: v.numpy().dtype for k, v in t.state_dict().items()}
+    x = rng.normal(1.0, 2.0, (4, 6)).astype(np.float32)
+    yt, yq, xt, xq = _step(torch, t, q, x, rng)
+    _assert_same(t, q, yt, yq, xt, xq, "after load_state_dict")
+
+    t = torch.ao.quantization.default_fused_per_channel_wt_fake_quant()
+    q = qfq.FusedMovingAvgObsFakeQuantize(qobs.MovingAveragePerChannelMinMaxObserver,
+                                          quant_min=-128, quant_max=127, dtype=ql.qint8,
+                                          qscheme=ql.per_channel_symmetric, ch_axis=1)
+    for step in range(3):
+        x = rng.normal(0.5 * step, 1 + step, (7, 3)).astype(np.float32)
+        yq = q(x)
+        yt = t(torch.from_numpy(np.ascontiguousarray(x.T)))
+        assert_array_equal(yq.numpy(), yt.numpy().T)
+        assert_array_equal(q.scale, t.scale.numpy())
+        assert_array_equal(q.zero_point, t.zero_point.numpy())
