@@ -7,6 +7,7 @@ import pytest
 
 import qlearn as ql
 import qlearn.nn.functional as F
+from qlearn import flatten as imported_flatten
 from qlearn import nn
 from qlearn.fx import Graph, GraphModule, Proxy, TraceError, Tracer, symbolic_trace
 from qlearn.nn.functional import relu as imported_relu
@@ -393,3 +394,153 @@ def test_shapes_slices_defaults_and_tuple_outputs(rng):
     np.testing.assert_array_equal(np.asarray(s), np.asarray(rs))   # x is an ndarray here
     with pytest.raises(TraceError, match="len"):
         symbolic_trace(lambda x: len(x))
+
+
+# -- the functions of the torch namespace -------------------------------------------------
+# (expression written once for both libraries, input shape); `ns` is torch or qlearn
+_TORCH_NAMESPACE_CALLS = [
+    (lambda ns, x: ns.flatten(x, 1), (2, 3, 4)),
+    (lambda ns, x: ns.flatten(x), (2, 3, 4)),
+    (lambda ns, x: ns.reshape(x, (4, -1)), (2, 3, 4)),
+    (lambda ns, x: ns.round(x * 3), (5, 7)),
+    (lambda ns, x: ns.clamp(x, -0.5, 0.5), (5, 7)),
+    (lambda ns, x: ns.abs(x) + ns.sqrt(ns.abs(x)), (5, 7)),
+    (lambda ns, x: ns.max(x), (5, 7)),
+    (lambda ns, x: ns.max(x, 1).values, (5, 7)),
+    (lambda ns, x: ns.amax(x, 0) - ns.amin(x, 0), (5, 7)),
+    (lambda ns, x: ns.pow(x, 2), (5, 7)),
+    (lambda ns, x: ns.mean(x, 1, keepdim=True) + ns.sum(x, 0), (7, 7)),
+    (lambda ns, x: ns.exp(x) + ns.log(ns.abs(x) + 1), (3, 1, 4)),
+    (lambda ns, x: ns.argmax(x, 1), (5, 7)),
+    (lambda ns, x: ns.norm(x), (5, 7)),
+    (lambda ns, x: ns.cat([x, ns.stack([x[0]] * 2)], 0), (3, 4)),
+    (lambda ns, x: ns.where(x > 0, x, ns.zeros_like(x)), (3, 4)),
+    (lambda ns, x: ns.ones_like(x) * ns.numel(x), (3, 4)),
+]
+
+
+@pytest.mark.parametrize("i", range(len(_TORCH_NAMESPACE_CALLS)))
+def test_torch_namespace_functions_trace_as_torch_fx(torch_mod, i, rng):
+    """ql.flatten, ql.clamp, ql.mean ... are call_function nodes, as torch.flatten ...
+    under torch.fx; the graph computes what the function computes."""
+    import torch.fx
+    expr, shape = _TORCH_NAMESPACE_CALLS[i]
+    x = rng.standard_normal(shape).astype(np.float32)
+
+    def qfn(x):
+        return expr(ql, x)
+
+    def tfn(x):
+        return expr(torch_mod, x)
+
+    gm, tgm = symbolic_trace(qfn), torch.fx.symbolic_trace(tfn)
+    assert _signature(gm) == _signature(tgm)
+    np.testing.assert_allclose(np.asarray(gm(ql.tensor(x))), tgm(torch_mod.from_numpy(x)),
+                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(gm(ql.tensor(x))), np.asarray(qfn(ql.tensor(x))))
+
+
+def _calling(name):
+    return lambda x: getattr(ql, name)(x)
+
+
+def test_every_public_tensor_function_is_recorded():
+    """The mechanism reads the modules' __all__: every function of the torch namespace
+    (but is_tensor, False for a proxy as torch.is_tensor is) is one call_function node."""
+    from qlearn.autograd import torch_functions
+    from qlearn.fx import wrapped_functions
+    names = [n for n in torch_functions.__all__ if n != "is_tensor"]
+    assert set(names) <= set(wrapped_functions()[ql])
+    for name in names:
+        fn = getattr(ql, name)
+        # looked up at call time: a function captured before tracing is not seen
+        gm = symbolic_trace(_calling(name))
+        calls = [n for n in gm.graph.nodes if n.op == "call_function"]
+        assert [n.target for n in calls] == [fn], name
+    assert getattr(ql.flatten, "__qlearn_fx_original__", None) is None   # restored
+
+
+def test_is_tensor_of_a_proxy_is_false_as_in_torch_fx(torch_mod):
+    import torch.fx
+
+    def f(ns):
+        return lambda x: x + 1 if ns.is_tensor(x) else x - 1
+
+    assert _signature(symbolic_trace(f(ql))) == _signature(torch.fx.symbolic_trace(f(torch_mod)))
+    assert [n.target for n in symbolic_trace(f(ql)).graph.nodes][1] is operator.sub
+
+
+def test_imported_torch_namespace_function(rng):
+    class Net(nn.Module):
+        def forward(self, x):
+            return imported_flatten(x, 1)
+
+    gm = symbolic_trace(Net())
+    assert [n.target for n in gm.graph.nodes if n.op == "call_function"] == [ql.flatten]
+    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    assert gm(x).shape == (2, 12)
+
+
+# -- eager models with FloatFunctional / QFunctional ---------------------------------------
+def _functional_classes(torch):
+    def make(base, mods, functional):
+        class Block(base):
+            def __init__(self):
+                super().__init__()
+                self.conv = mods.Conv2d(2, 2, 3, padding=1)
+                self.f_add, self.f_mul = functional.FloatFunctional(), \
+                    functional.FloatFunctional()
+                self.f_cat = functional.FloatFunctional()
+
+            def forward(self, x):
+                y = self.f_add.add(self.conv(x), x)
+                y = self.f_mul.mul_scalar(self.f_add.add_scalar(y, 0.25), 0.5)
+                y = self.f_mul.mul(y, x)
+                return self.f_cat.cat([y, x], 1)
+        return Block()
+    import qlearn.nn.quantized as nnq
+    return make(nn.Module, nn, nnq), make(torch.nn.Module, torch.nn,
+                                         torch.ao.nn.quantized)
+
+
+def test_float_functional_traces_as_torch_fx(torch_mod, rng):
+    """torch.fx traces through FloatFunctional's methods: the op, then a call_module of
+    its activation_post_process (add_scalar / mul_scalar are not observed)."""
+    import torch.fx
+    qm, tm = _functional_classes(torch_mod)
+    gm, tgm = symbolic_trace(qm), torch.fx.symbolic_trace(tm)
+    assert _signature(gm) == _signature(tgm)
+    x = rng.standard_normal((2, 2, 5, 5)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(gm(x)), np.asarray(qm(x)))
+
+
+def test_eager_converted_qfunctional_model_traces_and_exports(rng):
+    """A model converted by eager convert (QFunctional add / mul / cat / add_scalar /
+    mul_scalar) traces; the graph gives the eager integers; qlearn.onnx walks it."""
+    import qlearn.quantization as tq
+    qm, _ = _functional_classes(pytest.importorskip("torch"))
+
+    class Wrapped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.quant, self.block, self.dequant = tq.QuantStub(), qm, tq.DeQuantStub()
+
+        def forward(self, x):
+            return self.dequant(self.block(self.quant(x)))
+
+    m = Wrapped().eval()
+    m.qconfig = tq.get_default_qconfig("x86")
+    x = rng.standard_normal((4, 2, 5, 5)).astype(np.float32)
+    tq.prepare(m, inplace=True)
+    m(x)
+    tq.convert(m, inplace=True)
+    gm = symbolic_trace(m)
+    targets = [getattr(n.target, "__name__", n.target) for n in gm.graph.nodes
+               if n.op in ("call_function", "call_method")]
+    assert targets == ["add", "q_scale", "q_zero_point", "add", "q_scale", "q_zero_point",
+                       "mul", "mul", "cat"]
+    np.testing.assert_array_equal(np.asarray(gm(x)), np.asarray(m(x)))
+    pytest.importorskip("onnxruntime")
+    import qlearn.onnx as qonnx
+    report = qonnx.verify(gm, x)
+    assert [r.name for r in report.rows][:3] == ["quant", "block.conv", "add"]

@@ -724,3 +724,80 @@ def test_converted_state_dict_round_trip(rng, tmp_path):
     ql.save(a.state_dict(), path)
     b.load_state_dict(ql.load(path))
     np.testing.assert_array_equal(a(x), b(x))
+
+
+# -- torch-namespace functions and Tensor methods after a dequantize -----------------------
+def _flatten_classes(torch):
+    def make(base, mods, ns):
+        class Net(base):
+            def __init__(self):
+                super().__init__()
+                self.conv = mods.Conv2d(1, 4, 3)
+                self.relu = mods.ReLU()
+                self.fc1 = mods.Linear(4 * 6 * 6, 12)
+                self.fc2 = mods.Linear(12, 3)
+
+            def forward(self, x):
+                y = ns.flatten(self.relu(self.conv(x)), 1)   # shares relu's observer
+                z = self.fc1(y).flatten(1)       # float in both: a Tensor method after dq
+                z = z.view(z.shape[0], -1).reshape(z.shape[0], 12)
+                return self.fc2(z)
+        return Net()
+    return make(nn.Module, nn, ql), make(torch.nn.Module, torch.nn, torch)
+
+
+def test_torch_flatten_and_methods_after_dequantize_match_torch(torch_mod, tnn, rng):
+    """ql.flatten is quantized as torch.flatten (the output shares its input's observer,
+    the integers pass through); x.flatten(1) after a quantized Linear runs in float on
+    the dequantized value, a qlearn.Tensor, as in torch."""
+    torch = torch_mod
+    torch.manual_seed(3)
+    qm, tm = _flatten_classes(torch)
+    calib = [rng.standard_normal((4, 1, 8, 8)).astype(np.float32) for _ in range(3)]
+    x = rng.standard_normal((9, 1, 8, 8)).astype(np.float32)
+    (tp, qp), (tc, qc), tout, qout = _both(
+        torch, qm, tm, {"": tq.get_default_qconfig("x86")},
+        {"": torch.ao.quantization.get_default_qconfig("x86")}, calib, x)
+    assert _signature(qp) == tp.signature
+    assert _observer_aliases(qp) == tp.aliases
+    # (the qparams' get_attr names differ: qlearn numbers them per module path)
+    assert [s for s in _signature(qc) if s[0] != "get_attr"] == \
+        [s for s in _signature(tc) if s[0] != "get_attr"]
+    flat = [n for n in qc.graph.nodes if n.name == "flatten"][0]
+    assert flat.target is F.flatten and flat.args[1:] == (1, -1)
+    assert isinstance(qout, ql.Tensor)
+    s, z = qc.fc2.scale, qc.fc2.zero_point
+    np.testing.assert_array_equal(_as_int(qout, s, z), _as_int(tout.numpy(), s, z))
+
+
+def test_dequantize_node_gives_a_tensor_and_eager_parity():
+    """The graph's dequantize is a float Tensor (torch's x.dequantize() is a tensor);
+    a float input passes through; anything else is refused, naming the type."""
+    from qlearn.quantization.fx import dequantize
+    q = ql.quantize_per_tensor(np.array([[0.3, -1.2]], np.float32), 0.1, 128, ql.quint8)
+    d = dequantize(q)
+    assert isinstance(d, ql.Tensor) and d.dtype == ql.float32
+    np.testing.assert_array_equal(d.numpy(), q.dequantize())
+    t = ql.tensor([1.0, 2.0])
+    assert dequantize(t) is t
+    assert isinstance(dequantize(np.ones(2, np.float32)), ql.Tensor)
+    with pytest.raises(TypeError, match="`input` must be a QTensor or a float tensor, got "
+                                        "ndarray of int64"):
+        dequantize(np.ones(2, np.int64))
+
+
+def test_converted_model_traces_again(rng):
+    """symbolic_trace of a convert_fx model records its dequantize (as torch re-traces
+    x.dequantize()) and computes the same output."""
+    from qlearn.fx import symbolic_trace
+    m = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 36, 3))
+    m.eval()
+    x = rng.standard_normal((3, 1, 8, 8)).astype(np.float32)
+    p = quantize_fx.prepare_fx(m, {"": tq.get_default_qconfig("x86")}, (x,))
+    p(x)
+    c = quantize_fx.convert_fx(p)
+    again = symbolic_trace(c)
+    assert [s[0] for s in _signature(again)] == [s[0] for s in _signature(c)]
+    assert [s for s in _signature(again) if s[0] == "call_function"] == \
+        [s for s in _signature(c) if s[0] == "call_function"]
+    np.testing.assert_array_equal(np.asarray(again(x)), np.asarray(c(x)))

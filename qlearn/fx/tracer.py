@@ -6,8 +6,9 @@ few names for the duration of :meth:`Tracer.trace` only, and restores them after
 * ``Module.__call__``: a call of a leaf module (:meth:`Tracer.is_leaf_module`; all
   qlearn modules) becomes one ``call_module`` node; other modules run their ``forward``
   on the proxies, so their contents are traced.
-* ``Module.__getattr__``: reading a parameter or an array buffer of the model
-  (``self.weight``) gives a proxy of a ``get_attr`` node.
+* ``Module.__getattr__``: reading a parameter or a buffer of the model
+  (``self.weight``, a converted graph's quantize scale) gives a proxy of a
+  ``get_attr`` node.
 * Every public function that takes tensors (:func:`wrapped_functions`: those of
   :mod:`qlearn.nn.functional`, :mod:`qlearn.nn.quantized.functional` and the ``torch``
   namespace, ``ql.flatten``, ``ql.clamp``, ``ql.cat`` ...) is replaced, in its module,
@@ -304,8 +305,7 @@ class Tracer:
             value = orig_getattr(mod, name)
             path = tracer._module_paths.get(id(mod))
             if path is not None and (isinstance(value, Parameter) or (
-                    name in mod.__dict__.get("_buffers", {})
-                    and isinstance(value, (np.ndarray, Tensor)))):
+                    name in mod.__dict__.get("_buffers", {}) and value is not None)):
                 return tracer._get_attr_proxy(f"{path}.{name}" if path else name)
             return value
 
