@@ -114,7 +114,7 @@ def run_demo(argv=None):
                    args=vars(args),
                    command="python -m qlearn.demo " + " ".join(
                        argv if argv is not None else sys.argv[1:]))
-    from .text import heading
+    from .text import heading, load_note
     print(heading(6, "Report"))
     results["report"] = None
     if args.no_report:
@@ -127,5 +127,5 @@ def run_demo(argv=None):
             print(f"  note: {problem}")
         print(f"  written to {os.path.abspath(args.out)}{os.sep}\n"
               f"  open {os.path.abspath(path)}")
-    print(f"\ndone in {seconds:.0f} s ({cpu:.0f} s of CPU in this process)")
+    print(f"\ndone in {seconds:.0f} s ({cpu:.0f} s of CPU in this process{load_note()})")
     return results

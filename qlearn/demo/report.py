@@ -11,7 +11,7 @@ from html import escape
 
 import numpy as np
 
-from .text import html_table
+from .text import html_table, load_note
 
 __all__ = ["write_report", "FIGURES"]
 
@@ -203,7 +203,8 @@ def write_report(out_dir, results):
         "<title>qlearn demonstration</title>", f"<style>{_CSS}</style></head><body>",
         "<h1>qlearn: quantizing a digits CNN, end to end</h1>",
         f'<p class="note">Written {escape(time.strftime("%Y-%m-%d %H:%M"))} by '
-        f"<code>{escape(results['command'])}</code> in {results['seconds']:.0f} s.</p>",
+        f"<code>{escape(results['command'].strip())}</code> in {results['seconds']:.0f} s "
+        f"({results['cpu_seconds']:.0f} s of CPU{load_note()}).</p>",
         f"<pre>{escape(results['config'])}</pre>",
         f'<p class="note">{escape(problem)}</p>' if problem else "",
         "<h2>1. The affine map</h2>",

@@ -2,7 +2,9 @@
 
 ASCII only, so that any terminal (and a Windows code page) prints it.
 """
-__all__ = ["heading", "format_table", "html_table"]
+import os
+
+__all__ = ["heading", "format_table", "html_table", "load_note"]
 
 WIDTH = 78
 
@@ -80,3 +82,12 @@ def html_table(header, rows):
             for c, num in zip(r, numeric)) + "</tr>")
     out.append("</table>")
     return "\n".join(out)
+
+
+def load_note():
+    """``", load average L on N cores"`` (how busy the machine was: the timings depend
+    on it), or ``""`` where the OS does not tell (Windows)."""
+    try:
+        return f", load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    except (AttributeError, OSError):
+        return ""
