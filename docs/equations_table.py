@@ -155,8 +155,6 @@ EQUATIONS = [
     # -- ONNX export ------------------------------------------------------------------------
     Eq("export-qdq", r"\mathrm{DQ}(q) = S(q - Z),\ \mathrm{Q}(r) = \mathrm{sat}(\mathrm{round}"
        r"(r/S) + Z)", ("derived",), "export", ("qlearn.onnx.export",)),
-    Eq("export-float-bias", r"q = \mathrm{clamp}(\mathrm{nearbyint}((C + b_j/(S_a S_{w,j}))"
-       r"\,M_j) + Z_o)", ("derived",), "export", ("qlearn.onnx.export",)),
     Eq("export-int32-bias", r"q = \mathrm{clamp}(\mathrm{nearbyint}((C + b^{(32)}_j)\,M_j)"
        r" + Z_o)", ("design",), "export", ("qlearn.onnx.ops.int32_bias",)),
     # -- the tutorials ----------------------------------------------------------------------
