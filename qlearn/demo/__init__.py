@@ -59,17 +59,49 @@ def _positive(ap, name, value):
 
 
 def main(argv=None):
-    """Run the demonstration with command-line arguments ``argv`` (default
-    ``sys.argv[1:]``; ``--help`` lists them); returns 0, the exit status."""
+    """Run the demonstration: the entry point of ``python -m qlearn.demo`` and of the
+    ``qlearn-demo`` script.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Command-line arguments (default ``sys.argv[1:]``): ``--out DIR``, ``--quick``,
+        ``--epochs``, ``--qat-epochs``, ``--fourbit-epochs``, ``--width``, ``--seed``,
+        ``--no-progress``, ``--no-report``; ``--help`` describes them.
+
+    Returns
+    -------
+    int
+        0, the exit status.  A bad argument exits with status 2 and a message naming it.
+
+    Examples
+    --------
+    >>> from qlearn.demo import main
+    >>> main(["--epochs", "0"])
+    Traceback (most recent call last):
+    ...
+    SystemExit: 2
+    """
     run_demo(argv)
     return 0
 
 
 def run_demo(argv=None):
-    """:func:`main`'s work: run every section, print it, write the report; returns what
-    was measured, a dict with one entry per section (``"affine"``, ``"calibration"``,
-    ``"float_history"``, ``"compare"``, ``"sensitivity"``), the run's ``"seconds"`` and
-    ``"cpu_seconds"``, and ``"report"`` (the path of ``index.html``, or None)."""
+    """:func:`main`'s work: run every section, print it, write the report.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        As for :func:`main`.
+
+    Returns
+    -------
+    dict
+        What was measured: one entry per section (``"affine"``, ``"calibration"``,
+        ``"float_history"``, ``"compare"``, ``"sensitivity"``), the run's ``"seconds"``
+        and ``"cpu_seconds"``, and ``"report"`` (the path of ``index.html``, or None).
+        Without scikit-learn (which ships the digits) only the first two sections run.
+    """
     ap = _parser()
     args = ap.parse_args(argv)
     _positive(ap, "epochs", args.epochs)

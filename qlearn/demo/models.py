@@ -96,7 +96,16 @@ def _bar_enabled(show):
 
 
 def predict(model, x, batch_size=256):
-    """Class predictions of ``model`` (eval mode, no autograd) for images ``x``."""
+    """Class predictions of ``model`` (eval mode, no autograd) for images ``x``,
+    ``batch_size`` at a time.
+
+    >>> from qlearn import nn
+    >>> from qlearn.demo.models import predict
+    >>> m = nn.Linear(3, 2)
+    >>> m.weight.data[:] = [[1, 0, 0], [0, 1, 0]]
+    >>> predict(m, np.array([[1.0, 0, 0], [0, 2.0, 0], [3.0, 0, 0]], np.float32), 2)
+    array([0, 1, 0])
+    """
     model.eval()
     with no_grad():
         out = [np.asarray(getattr(o, "data", o))
@@ -106,7 +115,17 @@ def predict(model, x, batch_size=256):
 
 def accuracy(model, data):
     """The test accuracy of ``model`` on ``data`` (a :class:`~qlearn.datasets.Digits`),
-    a fraction in [0, 1]; leaves the model in eval mode."""
+    a fraction in [0, 1]; leaves the model in eval mode.
+
+    >>> from qlearn import nn
+    >>> from qlearn.datasets import Digits
+    >>> from qlearn.demo import accuracy
+    >>> m = nn.Linear(2, 2)
+    >>> m.weight.data[:] = np.eye(2)
+    >>> x = np.array([[1.0, 0], [0, 1.0], [1.0, 0]], np.float32)
+    >>> accuracy(m, Digits(x, None, x, np.array([0, 1, 1])))
+    0.6666666666666666
+    """
     return float((predict(model, data.x_test) == data.y_test).mean())
 
 
@@ -124,6 +143,21 @@ def fit(model, opt, data, epochs, desc, scheduler=None, freeze_bn_at=None, seed=
     -------
     list of dict
         Per epoch: ``epoch``, ``loss`` (mean over batches), ``accuracy``, ``seconds``.
+
+    Examples
+    --------
+    >>> import qlearn as ql
+    >>> from qlearn import nn, optim
+    >>> from qlearn.datasets import Digits
+    >>> from qlearn.demo import fit
+    >>> _ = ql.manual_seed(0)
+    >>> x = np.random.default_rng(0).random((64, 4)).astype(np.float32)
+    >>> y = (x[:, 0] > 0.5).astype(np.int64)
+    >>> m = nn.Linear(4, 2)
+    >>> hist = fit(m, optim.SGD(m.parameters(), lr=0.5), Digits(x, y, x, y), 20, "toy",
+    ...            log=None, show_progress=False)
+    >>> hist[-1]["loss"] < hist[0]["loss"], hist[-1]["accuracy"] > 0.8
+    (True, True)
     """
     loader = DataLoader(data.x_train, data.y_train, batch_size=batch_size, shuffle=True,
                         seed=seed)
@@ -163,7 +197,18 @@ def train(model, opt, data, epochs, desc):
 
 
 def sgd_schedule(model, lr, epochs):
-    """SGD with momentum 0.9 and weight decay 5e-4, the learning rate annealed from
-    ``lr`` to 0 over ``epochs`` epochs on a cosine; returns ``(optimizer, scheduler)``."""
+    r"""SGD with momentum 0.9 and weight decay 5e-4, the learning rate annealed from
+    ``lr`` to 0 over ``epochs`` epochs on a cosine,
+    :math:`\eta_t = \tfrac{\eta_0}{2}\big(1 + \cos(\pi t / T)\big)`; returns
+    ``(optimizer, scheduler)``.
+
+    >>> from qlearn import nn
+    >>> from qlearn.demo.models import sgd_schedule
+    >>> opt, sched = sgd_schedule(nn.Linear(2, 2), 0.1, 4)
+    >>> for _ in range(2):
+    ...     opt.step(); sched.step()
+    >>> round(opt.param_groups[0]["lr"], 6)             # half way: lr / 2
+    0.05
+    """
     opt = optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
     return opt, optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(int(epochs), 1))

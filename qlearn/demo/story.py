@@ -29,7 +29,14 @@ __all__ = ["affine_map", "calibration", "float_model", "compare", "sensitivity_t
 
 # --- 1. the affine map --------------------------------------------------------------------
 def affine_map(log=print):
-    """Quantize a few numbers by hand, then a weight per tensor and per channel."""
+    r"""Quantize a few numbers by hand, :math:`q = \operatorname{clamp}(\operatorname{round}
+    (x / S) + Z, 0, 255)`, then a weight per tensor and per channel.
+
+    >>> from qlearn.demo.story import affine_map
+    >>> r = affine_map(log=lambda text: None)
+    >>> r["zero_point"], bool(r["max_error"] <= r["scale"] / 2)
+    (104, True)
+    """
     log(heading(1, "The affine map"))
     log("  quantize:   q = clamp(round(x / S) + Z, 0, 255)     (quint8)\n"
         "  dequantize: x ~ S (q - Z)\n"
@@ -144,7 +151,14 @@ def float_model(data, epochs, width=32, lr=0.01, seed=0, log=print, show_progres
 
 # --- 4. the comparison --------------------------------------------------------------------
 def model_bytes(model):
-    """Bytes of ``model.state_dict()`` saved with :func:`qlearn.save`."""
+    """Bytes of ``model.state_dict()`` saved with :func:`qlearn.save`.
+
+    >>> from qlearn import nn
+    >>> from qlearn.demo.story import model_bytes
+    >>> small, big = model_bytes(nn.Linear(10, 10)), model_bytes(nn.Linear(100, 100))
+    >>> big - small > 4 * (100 * 100 - 10 * 10)        # four bytes per float32 weight
+    True
+    """
     buf = io.BytesIO()
     save(model.state_dict(), buf)
     return buf.getbuffer().nbytes
@@ -295,7 +309,16 @@ def compare(model, data, qat_epochs, fourbit_epochs, float_lr=0.01, rounds=7, re
 
 
 def comparison_rows(records):
-    """The comparison table (header, rows) from ``compare``'s records."""
+    """The comparison table (header, rows) from ``compare``'s records.
+
+    >>> from qlearn.demo.story import comparison_rows
+    >>> rec = {"fp32": dict(accuracy=0.97, bytes=4096, packed=False, seconds=0.004,
+    ...                     speedup=1.0),
+    ...        "int8": dict(accuracy=0.965, bytes=1024, packed=False, seconds=0.001,
+    ...                     speedup=4.0)}
+    >>> comparison_rows(rec)[1][1]
+    ['int8', '96.50', '-0.50', '1.0 ', '1.00', '4.00x']
+    """
     fp32 = records["fp32"]
     header = ["model", "accuracy %", "vs fp32", "size KiB", "ms / batch", "speedup"]
     rows = []
