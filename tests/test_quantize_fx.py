@@ -801,3 +801,47 @@ def test_converted_model_traces_again(rng):
     assert [s for s in _signature(again) if s[0] == "call_function"] == \
         [s for s in _signature(c) if s[0] == "call_function"]
     np.testing.assert_array_equal(np.asarray(again(x)), np.asarray(c(x)))
+
+
+def _share_float_classes(torch):
+    def make(base, mods, ns, functional):
+        class Net(base):
+            def __init__(self):
+                super().__init__()
+                self.conv = mods.Conv2d(2, 4, 3, padding=1)
+                self.pool = mods.AvgPool2d(2)
+                self.ht = mods.Hardtanh(-0.5, 0.7)
+                self.fc = mods.Linear(4, 3)
+
+            def forward(self, x):
+                y = ns.clamp(self.conv(x), -0.8, 0.9)
+                y = functional.hardtanh(self.ht(self.pool(y)), -0.6, 0.6)
+                y = y.clamp(-0.4, 0.5).unsqueeze(1).squeeze(1)
+                y = y.mean(3).mean(2, keepdim=True).squeeze(2)
+                return self.fc(ns.mean(y.unsqueeze(0), 0))
+        return Net()
+    return (make(nn.Module, nn, ql, F),
+            make(torch.nn.Module, torch.nn, torch, torch.nn.functional))
+
+
+def test_share_ops_without_qtensor_kernels_match_torch(torch_mod, tnn, rng):
+    """clamp, mean, squeeze, unsqueeze, hardtanh, AvgPool2d: PyTorch's output shares the
+    input's observer; qlearn computes them in float between a dequantize and a quantize
+    at those same qparams, and gets PyTorch's integers."""
+    torch = torch_mod
+    torch.manual_seed(4)
+    qm, tm = _share_float_classes(torch)
+    calib = [rng.standard_normal((4, 2, 8, 8)).astype(np.float32) for _ in range(3)]
+    x = rng.standard_normal((16, 2, 8, 8)).astype(np.float32)
+    (tp, qp), (tc, qc), tout, qout = _both(
+        torch, qm, tm, {"": tq.get_default_qconfig("x86")},
+        {"": torch.ao.quantization.get_default_qconfig("x86")}, calib, x)
+    assert _signature(qp) == tp.signature
+    assert _observer_aliases(qp) == tp.aliases
+    assert len(tp.aliases[1]) == 13          # one observer, conv's output to fc's input
+    # every quantize after the float share ops carries the conv's output qparams
+    scales = {float(getattr(qc, n.args[1].target)) for n in qc.graph.nodes
+              if n.op == "call_function" and n.target is ql.quantize_per_tensor}
+    assert len(scales) == 2                  # the input's, and the conv output's
+    s, z = qc.fc.scale, qc.fc.zero_point
+    np.testing.assert_array_equal(_as_int(qout, s, z), _as_int(tout.numpy(), s, z))

@@ -31,7 +31,7 @@ from ..quantization_mappings import (
     get_default_static_quant_module_mappings,
 )
 from ..quantize import _observer_has_data, swap_module
-from .patterns import BINARY_OPS, quantized_call
+from .patterns import BINARY_OPS, quantized_call, runs_quantized
 
 __all__ = ["convert_graph_module", "dequantize"]
 
@@ -221,7 +221,9 @@ class _Converter:
         self.quantized.add(new)
 
     def share(self, node):
-        if node.args[0] not in self.quantized:
+        if node.args[0] not in self.quantized or not runs_quantized(node, self.modules):
+            # in float; its output observer is its input's, so the quantize after it
+            # restores the input's scale and zero point
             self.float(node)
             return
         if node.op == "call_module":

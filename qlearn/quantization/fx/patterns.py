@@ -56,16 +56,29 @@ from ..quantization_mappings import (
 from ..stubs import DeQuantStub, QuantStub
 
 __all__ = ["node_kind", "RELU_TYPES", "SHARE_MODULES", "SHARE_FUNCTIONS", "SHARE_METHODS",
+           "QTENSOR_MODULES", "QTENSOR_METHODS", "QTENSOR_TWINS", "runs_quantized",
+           "quantized_call", "quantized_operator",
            "BINARY_OPS", "CAT_FUNCTIONS", "DEFAULT_MODULES", "DEFAULT_FUNCTIONS",
            "DEFAULT_METHODS", "is_relu"]
 
 #: modules, functions and methods whose output keeps the input's qparams (that qlearn
 #: can run on a QTensor: the modules are swapped through the static mapping, the
 #: functions through the operator mapping, the methods are QTensor's)
-SHARE_MODULES = (nn.ReLU, nn.ReLU6, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.Identity)
-SHARE_FUNCTIONS = {F.relu, F.relu6, F.max_pool2d, F.adaptive_avg_pool2d, F.flatten,
-                   autograd.flatten}
-SHARE_METHODS = {"reshape", "view", "permute", "transpose", "contiguous", "relu"}
+SHARE_MODULES = (nn.ReLU, nn.ReLU6, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.Identity,
+                 nn.AvgPool2d, nn.Hardtanh)
+SHARE_FUNCTIONS = {F.relu, F.relu6, F.max_pool2d, F.adaptive_avg_pool2d, F.avg_pool2d,
+                   F.hardtanh, F.flatten, autograd.flatten, autograd.clamp, autograd.mean}
+SHARE_METHODS = {"reshape", "view", "permute", "transpose", "contiguous", "relu", "clamp",
+                 "mean", "squeeze", "unsqueeze", "detach"}
+
+#: the share nodes that compute on a QTensor as they are (modules: those of the static
+#: mapping, swapped, and ``nn.Identity``; functions: those of the operator mapping and
+#: :data:`QTENSOR_TWINS`; methods: QTensor's).  The others (``ql.clamp``, ``x.mean()``,
+#: ``nn.AvgPool2d`` ...) run in float between a dequantize and a quantize *with the
+#: input's scale and zero point* (the shared observer), which gives PyTorch's integers
+#: for these ops: a clamp or a squeeze of the integers is the same either way.
+QTENSOR_MODULES = (nn.Identity,)
+QTENSOR_METHODS = {"reshape", "view", "permute", "transpose", "contiguous", "relu"}
 
 #: ``a op b`` -> (quantized op, the same fused with a ReLU after it or None, the
 #: quantized op with a number ``b``)
@@ -163,6 +176,19 @@ def quantized_operator(fn):
     """The :mod:`qlearn.nn.quantized.functional` twin of a share function, or ``fn``
     itself when it runs on QTensors as it is (``F.flatten``)."""
     return get_default_float_to_quantized_operator_mappings().get(fn, fn)
+
+
+def runs_quantized(node, modules):
+    """True when the share node ``node`` computes on a QTensor (see
+    :data:`QTENSOR_MODULES`); False when it runs in float at its input's qparams."""
+    if node.op == "call_module":
+        mod = modules[node.target]
+        return type(mod) in get_default_static_quant_module_mappings() or isinstance(
+            mod, QTENSOR_MODULES)
+    if node.op == "call_function":
+        return (node.target in QTENSOR_TWINS or node.target is F.flatten
+                or node.target in get_default_float_to_quantized_operator_mappings())
+    return node.target in QTENSOR_METHODS
 
 
 def quantized_call(node):
