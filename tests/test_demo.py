@@ -146,8 +146,11 @@ def test_affine_map_numbers():
     assert all(c <= t + 1e-6 for _, _, t, c in rows)
 
 
-def test_latency_restores_threads_and_times_each_model():
+@pytest.mark.parametrize("threadpoolctl", [True, False])
+def test_latency_restores_threads_and_times_each_model(threadpoolctl, monkeypatch):
     from qlearn import nn
+    if not threadpoolctl:                           # BLAS threads then left as they are
+        monkeypatch.setitem(sys.modules, "threadpoolctl", None)
     before = ql.get_num_threads()
     models = {"a": nn.Linear(8, 4).eval(), "b": nn.Sequential(nn.Linear(8, 4)).eval()}
     x = np.ones((3, 8), np.float32)
