@@ -27,9 +27,12 @@ modified (PyTorch's prepared model shares its submodules); ``example_inputs`` ma
 omitted (qlearn's tracer needs no data); quantized modules replace ``nn.ReLU`` /
 ``nn.MaxPool2d`` in the converted graph (qlearn's float modules take float input
 only); the operators PyTorch runs on quantized tensors but qlearn's QTensor has no
-method for (``mean``, ``squeeze``, ``clamp`` ...) run in float between a dequantize and
-a quantize (see :mod:`qlearn.quantization.fx.patterns`); ``F.linear`` / ``F.conv2d``
-called with parameters stay float (use the modules).
+kernel for (``mean``, ``squeeze``, ``clamp`` ...) share their input's observer as in
+PyTorch and run in float between a dequantize and a quantize at those qparams (see
+:mod:`qlearn.quantization.fx.patterns`); the dequantize nodes call
+:func:`qlearn.quantization.fx.convert.dequantize`, a float :class:`qlearn.Tensor`, where
+PyTorch's call ``x.dequantize()`` (:meth:`QTensor.dequantize` gives an ndarray);
+``F.linear`` / ``F.conv2d`` called with parameters stay float (use the modules).
 """
 import copy
 

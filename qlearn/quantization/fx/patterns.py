@@ -36,10 +36,12 @@ PyTorch's x86 backend configuration:
     everything else, and every node whose qconfig is None: computed in float, with a
     dequantize in front of any quantized input.
 
-Where qlearn differs from PyTorch: PyTorch also runs ``mean``, ``squeeze``,
-``unsqueeze``, ``clamp``, ``hardtanh``, ``avg_pool2d`` modules ... directly on quantized
-tensors; qlearn's QTensor has no such methods, so these are ``"float"`` here (a
-dequantize before, a quantize after when the next node is quantized).
+Where qlearn differs from PyTorch: PyTorch runs every share operator (``mean``,
+``squeeze``, ``unsqueeze``, ``clamp``, ``hardtanh``, ``avg_pool2d`` ...) directly on
+quantized tensors; qlearn's QTensor has kernels for only some of them
+(:func:`runs_quantized`).  The others still share their input's observer, and convert
+computes them in float between a dequantize and a quantize at those same qparams,
+which gives PyTorch's integers.
 """
 import inspect
 import operator
