@@ -815,7 +815,8 @@ def _share_float_classes(torch):
 
             def forward(self, x):
                 y = ns.clamp(self.conv(x), -0.8, 0.9)
-                y = functional.hardtanh(self.ht(self.pool(y)), -0.6, 0.6)
+                y = functional.hardtanh(self.ht(self.pool(y)), -0.6, 0.6).detach()
+                y = functional.avg_pool2d(y, 1)          # qF.avg_pool2d on the integers
                 y = y.clamp(-0.4, 0.5).unsqueeze(1).squeeze(1)
                 y = y.mean(3).mean(2, keepdim=True).squeeze(2)
                 return self.fc(ns.mean(y.unsqueeze(0), 0))
@@ -825,9 +826,10 @@ def _share_float_classes(torch):
 
 
 def test_share_ops_without_qtensor_kernels_match_torch(torch_mod, tnn, rng):
-    """clamp, mean, squeeze, unsqueeze, hardtanh, AvgPool2d: PyTorch's output shares the
-    input's observer; qlearn computes them in float between a dequantize and a quantize
-    at those same qparams, and gets PyTorch's integers."""
+    """clamp, mean, squeeze, unsqueeze, detach, hardtanh, AvgPool2d: PyTorch's output
+    shares the input's observer; qlearn computes them in float between a dequantize and
+    a quantize at those same qparams (F.avg_pool2d on the integers, qF.avg_pool2d), and
+    gets PyTorch's integers."""
     torch = torch_mod
     torch.manual_seed(4)
     qm, tm = _share_float_classes(torch)
@@ -838,7 +840,7 @@ def test_share_ops_without_qtensor_kernels_match_torch(torch_mod, tnn, rng):
         {"": torch.ao.quantization.get_default_qconfig("x86")}, calib, x)
     assert _signature(qp) == tp.signature
     assert _observer_aliases(qp) == tp.aliases
-    assert len(tp.aliases[1]) == 13          # one observer, conv's output to fc's input
+    assert len(tp.aliases[1]) == 15          # one observer, conv's output to fc's input
     # every quantize after the float share ops carries the conv's output qparams
     scales = {float(getattr(qc, n.args[1].target)) for n in qc.graph.nodes
               if n.op == "call_function" and n.target is ql.quantize_per_tensor}
