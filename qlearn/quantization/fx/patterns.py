@@ -155,7 +155,8 @@ def node_kind(node, modules, qconfig, is_dynamic):
         if target in CAT_FUNCTIONS:
             return "cat"
         if target in SHARE_FUNCTIONS:
-            return "share"
+            # the observer shared is the first argument's: a number there has none
+            return "share" if node.args and isinstance(node.args[0], Node) else "float"
         if target in DEFAULT_FUNCTIONS:
             return "default"
         return "float"
