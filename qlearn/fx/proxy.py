@@ -44,8 +44,9 @@ class Proxy:
 
     ``proxy.node`` is the node; ``proxy.tracer`` the tracer recording.  Arithmetic
     (``+ - * / // % ** @``, unary ``-``), comparisons, indexing, attributes (``x.shape``)
-    and method calls (``x.view(n, -1)``) are recorded; :func:`qlearn.nn.functional`
-    functions and ``qlearn.cat`` record themselves when a proxy is among their arguments.
+    and method calls (``x.view(n, -1)``) are recorded; :mod:`qlearn.nn.functional`
+    functions and the tensor functions of the ``torch`` namespace (``ql.cat``,
+    ``ql.flatten`` ...) record themselves when a proxy is among their arguments.
     Unpacking (``a, b = proxy``) records one ``getitem`` per target.
     """
 
@@ -107,7 +108,7 @@ class Proxy:
         raise TraceError("a function read the data of a traced value (numpy.asarray); if "
                          "it is a qlearn function captured before tracing (a closure or "
                          "a default argument), call it through its module (F.relu, "
-                         "ql.cat), or record it with Tracer(autowrap_functions=...)"
+                         "ql.flatten), or record it with Tracer(autowrap_functions=...)"
                          + _where())
 
     __hash__ = object.__hash__

@@ -105,7 +105,7 @@ def wrapped_functions():
         for name in getattr(ns, "__all__", ()):
             fn = getattr(ns, name, None)
             fn = getattr(fn, "__qlearn_fx_original__", fn)
-            if name not in _NOT_RECORDED and any(fn is f for f in functions):
+            if name not in _NOT_RECORDED and fn in functions:
                 names.append(name)
         found[ns] = names
     return found
@@ -367,8 +367,10 @@ def symbolic_trace(root, concrete_args=None):
 
     No data runs: the inputs are :class:`~qlearn.fx.Proxy` objects that record what is
     done to them.  Leaf modules (every qlearn module) become ``call_module`` nodes;
-    Python operators, :mod:`qlearn.nn.functional` functions and ``qlearn.cat`` become
-    ``call_function`` nodes, tensor methods ``call_method`` nodes.  Control flow that
+    Python operators, :mod:`qlearn.nn.functional` functions and the tensor functions of
+    the ``torch`` namespace (``ql.flatten``, ``ql.cat``, ``ql.clamp`` ...; see
+    :func:`wrapped_functions`) become ``call_function`` nodes, tensor methods
+    ``call_method`` nodes.  Control flow that
     depends on a traced value raises :class:`~qlearn.fx.TraceError` naming the line.
 
     Parameters
