@@ -770,7 +770,7 @@ def test_torch_flatten_and_methods_after_dequantize_match_torch(torch_mod, tnn, 
     np.testing.assert_array_equal(_as_int(qout, s, z), _as_int(tout.numpy(), s, z))
 
 
-def test_dequantize_node_gives_a_tensor_and_eager_parity():
+def test_dequantize_node_gives_a_float_tensor():
     """The graph's dequantize is a float Tensor (torch's x.dequantize() is a tensor);
     a float input passes through; anything else is refused, naming the type."""
     from qlearn.quantization.fx import dequantize
