@@ -474,7 +474,7 @@ def test_ptq_of_the_copy_is_independent_of_later_float_changes():
     p = tq.prepare(m)
     p(np.ones((1, 3), np.float32))
     q = tq.convert(p)
-    y = q(np.ones((1, 3), np.float32)).copy()
+    y = q(np.ones((1, 3), np.float32)).numpy().copy()
     m.module.weight.data[...] = 100
     p.module.weight.data[...] = 100
     assert_array_equal(q(np.ones((1, 3), np.float32)), y)

@@ -666,6 +666,8 @@ FUNCTION_CONVERSIONS = {
     qF.add: _fn_binary("add"),
     qF.add_relu: _fn_binary("add", relu=True),
     qF.mul: _fn_binary("mul"),
+    qF.add_scalar: _fn_binary("add"),    # DQ, Add, Q to the output's (moved) qparams
+    qF.mul_scalar: _fn_binary("mul"),
     qF.cat: _fn_cat,
     qF.relu: _fn_relu,
     qF.max_pool2d: _fn_max_pool,
@@ -689,7 +691,7 @@ METHOD_CONVERSIONS = {
     "contiguous": _identity,
     "size": _static,
     "dim": _static,
-    "q_scale": _static,          # QFunctional.add_scalar traced: qF.add(x, c, x.q_scale(), ..)
+    "q_scale": _static,
     "q_zero_point": _static,
 }
 

@@ -23,9 +23,8 @@ One walk over the nodes in order, tracking which values are QTensors:
 import numpy as np
 
 from ... import quantize_per_tensor
-from ...autograd.tensor import Tensor
 from ...nn.quantized import functional as qF
-from ...qtensor import QTensor
+from ...nn.quantized.modules.misc import _dequantize_to_tensor
 from ..quantization_mappings import (
     get_default_dynamic_quant_module_mappings,
     get_default_static_quant_module_mappings,
@@ -45,7 +44,8 @@ def dequantize(input):
     PyTorch's converted graphs call ``x.dequantize()``, a float tensor; qlearn's
     :meth:`QTensor.dequantize` gives an ndarray (by design), which has no ``flatten(1)``
     / ``view`` / ``mean(dim)``, so the graph dequantizes through this function and the
-    float part of the model gets the Tensor it had before conversion.  A float Tensor
+    float part of the model gets the Tensor it had before conversion (the eager
+    :class:`~qlearn.nn.quantized.DeQuantize` runs the same code).  A float Tensor
     passes through unchanged (as ``torch.dequantize`` of a float tensor); a float
     ndarray is wrapped.
 
@@ -71,15 +71,8 @@ def dequantize(input):
     >>> dequantize(q), dequantize(q).flatten(0).shape
     (tensor([ 0.5000, -1.0000]), (2,))
     """
-    if isinstance(input, QTensor):
-        return Tensor._wrap(input.dequantize())
-    if isinstance(input, Tensor) and input.is_floating_point():
-        return input
-    if isinstance(input, np.ndarray) and input.dtype.kind == "f":
-        return Tensor._wrap(input)
-    raise TypeError(f"`input` must be a QTensor or a float tensor, got "
-                    f"{type(input).__name__}"
-                    + (f" of {input.dtype}" if hasattr(input, "dtype") else ""))
+    # the eager DeQuantize's implementation: eager and graph mode give the same type
+    return _dequantize_to_tensor(input)
 
 
 def _qparams(obs, node):

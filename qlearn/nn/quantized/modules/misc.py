@@ -3,8 +3,10 @@ float / quantized functional wrappers (``FloatFunctional``, ``QFunctional``)."""
 import numpy as np
 
 from .... import _validation as V
+from ....autograd.tensor import Tensor
 from ....dtypes import quint8
 from ....qtensor import QTensor, quantize_per_tensor
+from ... import functional as F
 from ...modules.module import Module
 from .. import functional as qF
 from .._packed import require_quantized
@@ -80,18 +82,39 @@ class Quantize(_OutputQParamsState):
         return cls(scale, zero_point, getattr(mod.activation_post_process, "dtype", quint8))
 
 
+def _dequantize_to_tensor(input):
+    """``r = S (q - Z)`` as a float32 :class:`qlearn.Tensor`: the one implementation
+    behind :class:`DeQuantize` and graph mode's
+    :func:`qlearn.quantization.fx.convert.dequantize`, so the two give the same type.  A
+    float Tensor passes through (as ``torch.Tensor.dequantize`` of a float tensor), a float
+    ndarray is wrapped."""
+    if isinstance(input, QTensor):
+        return Tensor._wrap(input.dequantize())
+    if isinstance(input, Tensor) and input.is_floating_point():
+        return input
+    if isinstance(input, np.ndarray) and input.dtype.kind == "f":
+        return Tensor._wrap(input)
+    raise TypeError(f"`input` must be a QTensor or a float tensor, got "
+                    f"{type(input).__name__}"
+                    + (f" of {input.dtype}" if hasattr(input, "dtype") else ""))
+
+
 class DeQuantize(Module):
-    r"""Dequantize: :math:`r = S (q - Z)`, a float32 array.
+    r"""Dequantize: :math:`r = S (q - Z)`, a float32 :class:`qlearn.Tensor` (PyTorch's
+    ``nnq.DeQuantize`` gives a float tensor), so the float part of the model after it
+    gets the Tensor it had before conversion; ``.numpy()`` gives the array.  A float
+    tensor passes through unchanged, as in PyTorch.
 
     >>> import qlearn.nn.quantized as nnq
-    >>> nnq.DeQuantize()(ql.quantize_per_tensor([1.0], 0.5, 2, ql.quint8))
-    array([1.], dtype=float32)
+    >>> y = nnq.DeQuantize()(ql.quantize_per_tensor([1.0, -0.5], 0.5, 2, ql.quint8))
+    >>> y, y.numpy()
+    (tensor([ 1.0000, -0.5000]), array([ 1. , -0.5], dtype=float32))
     """
 
     def forward(self, x):
-        if not isinstance(x, QTensor):
+        if not isinstance(x, (QTensor, Tensor, np.ndarray)):
             raise TypeError(f"DeQuantize expects a QTensor, got {type(x).__name__}")
-        return x.dequantize()
+        return _dequantize_to_tensor(x)
 
     @classmethod
     def from_float(cls, mod):
@@ -263,10 +286,10 @@ class FloatFunctional(Module):
         return self._post(cat(x, dim))
 
     def add_relu(self, x, y):
-        r""":math:`\max(x + y, 0)`, passed through ``activation_post_process``."""
-        r = x + y
-        r = np.maximum(r, np.float32(0)) if isinstance(r, np.ndarray) else r.relu()
-        return self._post(r)
+        r""":math:`\max(x + y, 0)` by :func:`qlearn.nn.functional.relu` (a Tensor, for
+        ndarray or Tensor inputs alike), passed through ``activation_post_process``:
+        the nodes torch.fx records for PyTorch's (add, ``F.relu``, the observer)."""
+        return self._post(F.relu(x + y))
 
 
 class Identity(Module):
@@ -320,16 +343,21 @@ class QFunctional(_OutputQParamsState):
         return qF.mul(x, y, self.scale, self.zero_point)
 
     def add_scalar(self, x, y):
-        r""":math:`\mathrm{requant}_{S_x, Z_x}\big(S_x (q_x - Z_x) + y\big)` for a scalar
-        ``y``: the output keeps ``x``'s scale and zero point (as PyTorch's)."""
+        r"""``x + y`` for a scalar ``y`` as PyTorch's quantized scalar add: the integers
+        stay and the zero point moves, :math:`Z' = Z_x - \operatorname{round}(y / S_x)`
+        (the range is stretched when :math:`Z'` leaves [0, 255]); ``(scale,
+        zero_point)`` are not used.  See :func:`qlearn.nn.quantized.functional.add_scalar`.
+        """
         require_quantized(x, "QFunctional.add_scalar", "x")
-        return qF.add(x, y, x.q_scale(), x.q_zero_point())
+        return qF.add_scalar(x, y)
 
     def mul_scalar(self, x, y):
-        r""":math:`\mathrm{requant}_{S_x, Z_x}\big(S_x (q_x - Z_x) \cdot y\big)` for a
-        scalar ``y``: the output keeps ``x``'s scale and zero point."""
+        r"""``x * y`` for a scalar ``y`` as PyTorch's quantized scalar multiply: the
+        integers stay and the scale absorbs ``y``, :math:`S' = y S_x` for :math:`y > 0`
+        (mirrored integers for :math:`y < 0`).  See
+        :func:`qlearn.nn.quantized.functional.mul_scalar`."""
         require_quantized(x, "QFunctional.mul_scalar", "x")
-        return qF.mul(x, y, x.q_scale(), x.q_zero_point())
+        return qF.mul_scalar(x, y)
 
     def cat(self, x, dim=0):
         """The QTensors of ``x`` concatenated along ``dim``, each requantized to
