@@ -251,7 +251,7 @@ def test_quantize_dequantize_relu_pool_modules(rng):
     xf = rng.standard_normal((1, 2, 6, 6)).astype(np.float32)
     q = nnq.Quantize(0.05, 128, ql.quint8)(xf)
     assert q == ql.quantize_per_tensor(xf, 0.05, 128, ql.quint8)
-    assert_array_equal(nnq.DeQuantize()(q), q.dequantize())
+    assert_array_equal(nnq.DeQuantize()(q).numpy(), q.dequantize())
     assert_array_equal(nnq.ReLU()(q).int_repr(), np.maximum(q.int_repr(), 128))
     assert nnq.ReLU6()(q).dequantize().max() <= 6.0
     assert nnq.MaxPool2d(2)(q).shape == (1, 2, 3, 3)
@@ -276,6 +276,174 @@ def test_float_functional_and_qfunctional(rng):
                        qF.mul(qa, qa, qf.scale, qf.zero_point).int_repr())
     assert qf.cat([qa, qa], 0).shape == (6, 4)
     assert qf.add_relu(qa, qa).int_repr().min() >= qf.zero_point
+
+
+# ---- DeQuantize / FloatFunctional / QFunctional against PyTorch ------------------------
+@pytest.mark.parametrize("shape", [(1,), (7,), (2, 3, 5)])
+def test_dequantize_is_a_float_tensor_as_torch_and_graph_mode(torch_mod, rng, shape):
+    """Eager DeQuantize and graph mode's dequantize node give the same type: a float32
+    qlearn.Tensor with torch's values (torch's DeQuantize gives a float tensor)."""
+    from qlearn.quantization.fx import dequantize as graph_dequantize
+    torch = torch_mod
+    q = activations(rng, shape, 0.03, 7, 255)
+    got = nnq.DeQuantize()(q)
+    want = torch.ao.nn.quantized.DeQuantize()(to_torch(torch, q))
+    assert isinstance(got, ql.Tensor) and not isinstance(want, np.ndarray)
+    assert type(got) is type(graph_dequantize(q)) and got.dtype == np.float32
+    assert got.shape == tuple(want.shape)
+    assert_array_equal(got.numpy(), want.numpy())
+    assert_array_equal(got.numpy(), graph_dequantize(q).numpy())
+    assert got.flatten(0).shape == (int(np.prod(shape)),)    # a Tensor method runs on it
+
+
+def test_dequantize_passes_a_float_tensor_through_as_torch(torch_mod):
+    torch = torch_mod
+    x = ql.tensor([0.5, -1.25])
+    assert nnq.DeQuantize()(x) is x
+    t = torch.tensor([0.5, -1.25])
+    assert torch.ao.nn.quantized.DeQuantize()(t) is t
+    with pytest.raises(TypeError, match="QTensor"):
+        nnq.DeQuantize()([1.0])
+    with pytest.raises(TypeError, match="float"):
+        nnq.DeQuantize()(np.array([1, 2]))
+
+
+def _add_relu_block(base, functional):
+    class Block(base):
+        def __init__(self):
+            super().__init__()
+            self.f = functional.FloatFunctional()
+
+        def forward(self, x, y):
+            return self.f.add_relu(x, y)
+    return Block()
+
+
+def test_float_functional_add_relu_traces_as_torch_fx(torch_mod, rng):
+    """PyTorch's add_relu is add, F.relu, the observer: qlearn's trace records the same
+    nodes (F.relu, not a Tensor method), and the traced module gives the eager values."""
+    import torch.fx
+
+    from qlearn.fx import symbolic_trace
+    torch = torch_mod
+
+    def signature(gm):
+        return [(n.op, n.target.__name__ if n.op == "call_function" else n.target)
+                for n in gm.graph.nodes]
+
+    qm = _add_relu_block(nn.Module, nnq)
+    gm = symbolic_trace(qm)
+    tgm = torch.fx.symbolic_trace(_add_relu_block(torch.nn.Module, torch.ao.nn.quantized))
+    assert signature(gm) == signature(tgm)
+    relu = [n.target for n in gm.graph.nodes if n.op == "call_function"][1]
+    assert relu is ql.nn.functional.relu
+    a = rng.standard_normal((3, 5)).astype(np.float32)
+    b = rng.standard_normal((3, 5)).astype(np.float32)
+    want = tgm(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+    assert_array_equal(np.asarray(gm(a, b)), want)
+    assert_array_equal(np.asarray(qm(a, b)), want)
+
+
+@pytest.mark.parametrize("kind", ["ndarray", "Tensor", "mixed"])
+def test_float_functional_add_relu_ndarray_and_tensor(torch_mod, rng, kind):
+    torch = torch_mod
+    a = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    b = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    x = a if kind == "ndarray" else ql.tensor(a)
+    y = ql.tensor(b) if kind == "Tensor" else b
+    got = nnq.FloatFunctional().add_relu(x, y)
+    want = torch.ao.nn.quantized.FloatFunctional().add_relu(torch.from_numpy(a),
+                                                            torch.from_numpy(b))
+    assert isinstance(got, ql.Tensor)
+    assert_array_equal(got.numpy(), want.numpy())
+
+
+def test_float_functional_add_relu_keeps_the_gradient(torch_mod, rng):
+    torch = torch_mod
+    a = rng.standard_normal(9).astype(np.float32)
+    x, tx = ql.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    nnq.FloatFunctional().add_relu(x, x).sum().backward()
+    torch.ao.nn.quantized.FloatFunctional().add_relu(tx, tx).sum().backward()
+    assert_array_equal(np.asarray(x.grad), tx.grad.numpy())
+
+
+# scalars: integer and fractional steps of the scale, negative, zero, and shifts that push
+# the zero point out of [0, 255] (the stretched-range branch)
+_SCALARS = [0.0, 0.25, 0.3, -0.7, 1.0, 2.5, -3.0, 5.0, -6.0]
+
+
+@pytest.mark.parametrize("zero_point", [0, 31, 128, 255])
+@pytest.mark.parametrize("op", ["add_scalar", "mul_scalar"])
+def test_qfunctional_scalar_ops_match_torch(torch_mod, rng, op, zero_point):
+    """QFunctional.add_scalar / mul_scalar keep the integers and move the zero point /
+    scale, as torch's QFunctional: qparams and integers equal (no off-by-one)."""
+    torch = torch_mod
+    q = activations(rng, (3, 17, 5), 0.02, zero_point, 255)
+    tq = to_torch(torch, q)
+    qf = nnq.QFunctional()
+    qf.scale, qf.zero_point = 0.5, 3          # not used by the scalar ops, as in torch
+    tf = torch.ao.nn.quantized.QFunctional()
+    tf.scale, tf.zero_point = 0.5, 3
+    for c in _SCALARS:
+        got, want = getattr(qf, op)(q, c), getattr(tf, op)(tq, c)
+        what = f"{op}(zero_point={zero_point}, {c})"
+        assert got.dtype is ql.quint8
+        assert got.q_scale() == pytest.approx(want.q_scale(), rel=1e-12), what
+        assert got.q_zero_point() == want.q_zero_point(), what
+        # the stretched-range branch too: one float32 multiplier, rounded once
+        assert_array_equal(got.int_repr(), want.int_repr().numpy(), what)
+
+
+def test_qfunctional_add_scalar_is_not_requantized_to_x_qparams(torch_mod):
+    """The old behaviour (requantize x + c to x's qparams) saturates at 255; torch keeps
+    every value by moving the zero point."""
+    torch = torch_mod
+    q = ql.quantize_per_tensor([0.0, 1.0, 2.4], 0.01, 10, ql.quint8)
+    got = nnq.QFunctional().add_scalar(q, 0.05)
+    want = torch.ao.nn.quantized.QFunctional().add_scalar(to_torch(torch, q), 0.05)
+    assert_array_equal(got.int_repr(), q.int_repr())       # integers kept
+    assert got.q_zero_point() == want.q_zero_point() == 5
+    assert_array_equal(got.dequantize(), want.dequantize().numpy())
+
+
+@pytest.mark.parametrize("op", ["add_scalar", "mul_scalar"])
+def test_qfunctional_scalar_ops_traced_equal_eager(rng, op):
+    """A traced QFunctional.add_scalar / mul_scalar is one qF.add_scalar / qF.mul_scalar
+    node and gives the eager integers and qparams."""
+    from qlearn.fx import symbolic_trace
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.f = nnq.QFunctional()
+
+        def forward(self, x):
+            return getattr(self.f, op)(x, -0.37)
+
+    m = Block()
+    gm = symbolic_trace(m)
+    assert [n.target for n in gm.graph.nodes if n.op == "call_function"] == \
+        [getattr(qF, op)]
+    q = activations(rng, (4, 9), 0.02, 100, 255)
+    got, want = gm(q), m(q)
+    assert (got.q_scale(), got.q_zero_point()) == (want.q_scale(), want.q_zero_point())
+    assert_array_equal(got.int_repr(), want.int_repr())
+
+
+def test_qfunctional_scalar_ops_errors():
+    qf = nnq.QFunctional()
+    with pytest.raises(TypeError, match="QFunctional.add_scalar"):
+        qf.add_scalar(np.ones(2, np.float32), 1.0)
+    with pytest.raises(TypeError, match="QFunctional.mul_scalar"):
+        qf.mul_scalar(np.ones(2, np.float32), 1.0)
+    q = ql.quantize_per_tensor([1.0], 0.5, 0, ql.quint8)
+    for bad in ("1", None, [1.0, 2.0]):
+        with pytest.raises(TypeError, match="`other` must be a number, got "):
+            qf.add_scalar(q, bad)
+        with pytest.raises(TypeError, match="`other` must be a number, got "):
+            qf.mul_scalar(q, bad)
+    with pytest.raises(ValueError, match="`other` must be a single number"):
+        qf.add_scalar(q, np.ones(2))
 
 
 # ---- dynamic ------------------------------------------------------------------------------

@@ -400,6 +400,14 @@ def cat(tensors, dim=0, scale=None, zero_point=None):
                    zero_point)
 
 
+def _number(other):
+    c = V._scalar(other, "other", "number")
+    # a string is no number here, as in PyTorch's schema (Scalar; a bool counts)
+    if not isinstance(c, (int, float, np.integer, np.floating, np.bool_)):
+        raise TypeError(f"`other` must be a number, got {type(other).__name__}")
+    return float(c)
+
+
 def add_scalar(input, other):
     r"""``input + other`` for a number ``other``, as PyTorch's quantized scalar add: the
     integers stay and the zero point moves by :math:`c_q = \operatorname{round}(c/S)`,
@@ -420,7 +428,7 @@ def add_scalar(input, other):
     ([10, 12], 8, [1.0, 2.0])
     """
     require_quantized(input, "qF.add_scalar")
-    c = float(V._scalar(other, "other", "number"))
+    c = _number(other)
     s, z = float(input.q_scale()), int(input.q_zero_point())
     c_q = int(np.rint(c / s))                   # in float64, as PyTorch (ties to even)
     shifted = z - c_q
@@ -430,10 +438,11 @@ def add_scalar(input, other):
         s_out, z_out = (255 - shifted) / 255 * s, 0
     else:
         s_out, z_out = shifted / 255 * s, 255
-    # dequantize with the moved zero point, quantize to (S', Z'); measured against
-    # PyTorch: equal but for 0.05 % of the elements of this (rare) branch, off by one
-    r = ((input._int.astype(np.int64) - z + c_q) * s).astype(np.float32)
-    q = np.rint(r * (np.float32(1) / np.float32(s_out))).astype(np.int64) + z_out
+    # PyTorch's requantize_from_int: the shifted integer times one float32 multiplier
+    # S / S', rounded once (ties to even) -- equal to PyTorch's integers
+    multiplier = np.float32(s) * (np.float32(1) / np.float32(s_out))
+    shifted_q = (input._int.astype(np.int64) - z + c_q).astype(np.float32)
+    q = np.rint(shifted_q * multiplier).astype(np.int64) + z_out
     return QTensor(np.clip(q, 0, 255).astype(np.uint8), quint8, per_tensor_affine, s_out,
                    z_out)
 
@@ -452,7 +461,7 @@ def mul_scalar(input, other):
     ([245, 243], 1.0, 245, [0.0, -2.0])
     """
     require_quantized(input, "qF.mul_scalar")
-    c = float(V._scalar(other, "other", "number"))
+    c = _number(other)
     s, z = float(input.q_scale()), int(input.q_zero_point())
     if c == 0:
         return QTensor(np.zeros_like(input._int), quint8, per_tensor_affine, 1.0, 0)
