@@ -298,8 +298,9 @@ class Identity(Module):
 
 
 class QFunctional(_OutputQParamsState):
-    """The quantized twin of :class:`FloatFunctional`: each op requantizes its result
-    to ``(scale, zero_point)``.
+    """The quantized twin of :class:`FloatFunctional`: ``add``, ``mul``, ``add_relu`` and
+    ``cat`` requantize their result to ``(scale, zero_point)``; ``add_scalar`` /
+    ``mul_scalar`` keep the integers and move the zero point / scale (as PyTorch's).
 
     >>> import qlearn.nn.quantized as nnq
     >>> f = nnq.QFunctional(); f.scale, f.zero_point = 0.25, 0
