@@ -1,0 +1,220 @@
+"""Regression tests for inputs that once crashed qlearn or gave a silent wrong answer.
+
+Each test names what used to happen.  The broad random search lives in tests/fuzz/.
+"""
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import qlearn as ql
+from qlearn._ext import _observer as K
+from qlearn.quantization.observer import HistogramObserver, MinMaxObserver
+from qlearn.quantization.qparams import calculate_qparams
+
+F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _hist_ref64(x, lo, hi, nbins):
+    """torch.histc's rule in float64 (which holds the whole float32 range)."""
+    x = x.astype(np.float64)
+    keep = (x >= lo) & (x <= hi)
+    b = np.floor((x[keep] - lo) * nbins / (float(hi) - float(lo))).astype(np.int64)
+    return np.bincount(np.minimum(b, nbins - 1), minlength=nbins)
+
+
+# --- histogram over a range near the float32 limits ---------------------------------------
+@pytest.mark.parametrize("generic", [False, True], ids=["sse2", "plain"])
+@pytest.mark.parametrize("lo,hi", [(-F32_MAX, F32_MAX), (-1e38, 1e38), (0.0, F32_MAX),
+                                   (-3e38, 1.0)])
+def test_histc_wide_range_counts_every_value(generic, lo, hi, num_threads):
+    # was: an out-of-bounds write (SSE2 loop; inf/inf = NaN cast to INT_MIN) and every
+    # value in bin 0 (plain loop)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(lo / 2, hi / 2, 1003).astype(np.float32)
+    x[:2] = [lo, hi]
+    counts = np.zeros(64, np.int64)
+    K.histc(x, np.float32(lo), np.float32(hi), counts, generic, num_threads)
+    np.testing.assert_array_equal(counts, _hist_ref64(x, np.float32(lo), np.float32(hi), 64))
+
+
+def test_histogram_observer_wide_range_gives_finite_qparams():
+    x = np.array([-3e38, 0, 1, 3e38] * 100, np.float32)
+    obs = HistogramObserver()
+    obs(x)
+    assert obs.histogram.sum() == x.size
+    np.testing.assert_array_equal(np.nonzero(obs.histogram)[0], [0, 1024, 2047])
+    scale, zp = obs.calculate_qparams()
+    assert np.isfinite(scale).all() and scale[0] > 0
+    assert 0 <= zp[0] <= 255
+    # a second, wider batch re-bins the old histogram (the float64 path)
+    obs(np.array([-F32_MAX, F32_MAX], np.float32))
+    assert obs.histogram.sum() == x.size + 2
+    assert np.isfinite(obs.calculate_qparams()[0]).all()
+
+
+@pytest.mark.parametrize("scale_by", [2.0 ** -60, 2.0 ** 40, 2.0 ** 100])
+def test_histogram_search_is_scale_invariant(scale_by):
+    # the L2 search overflowed (width ** 3) or underflowed for extreme but finite data;
+    # scaling the data by a power of two must scale the result exactly
+    x = np.random.default_rng(1).laplace(size=20_000).astype(np.float32)
+    a, b = HistogramObserver(), HistogramObserver()
+    a(x)
+    b(x * np.float32(scale_by))
+    lo_a, hi_a = a._non_linear_param_search()
+    lo_b, hi_b = b._non_linear_param_search()
+    assert lo_b == np.float32(lo_a * scale_by) and hi_b == np.float32(hi_a * scale_by)
+
+
+def test_histogram_observer_shared_by_threads_counts_everything():
+    # was: lost counts (two threads replacing the histogram at once)
+    obs = HistogramObserver(bins=256)
+    rng = np.random.default_rng(2)
+    batches = [rng.normal(scale=1 + i % 5, size=5000).astype(np.float32) for i in range(40)]
+
+    def feed(part):
+        for x in part:
+            obs(x)
+
+    threads = [threading.Thread(target=feed, args=(batches[i::4],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert obs.histogram.sum() == pytest.approx(40 * 5000)
+
+
+# --- observers: an infinite scale for finite data -----------------------------------------
+def test_minmax_observer_wide_range_scale_is_finite():
+    obs = MinMaxObserver()
+    obs(np.array([-3e38, 3e38], np.float32))
+    scale, zp = obs.calculate_qparams()
+    assert scale[0] == np.float32(6e38 / 255)
+    assert zp[0] == 128
+
+
+def test_calculate_qparams_refuses_unstorable_scale():
+    with pytest.raises(ValueError, match="exceeds the float32 maximum"):
+        calculate_qparams(-3e38, 3e38, ql.qint8, ql.per_tensor_affine, 0, 1, 1e-7, True)
+    with pytest.raises(ValueError, match="must be finite"):
+        calculate_qparams(np.array([0.0, -np.inf]), np.array([1.0, 1.0]), ql.qint8,
+                          ql.per_channel_affine, -128, 127)
+
+
+# --- threads ------------------------------------------------------------------------------
+def test_huge_omp_num_threads_does_not_break_import():
+    env = dict(os.environ, OMP_NUM_THREADS="99999999999")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    out = subprocess.run([sys.executable, "-c", "import qlearn; print(qlearn.get_num_threads())"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert 1 <= int(out.stdout) <= max(64, 4 * os.cpu_count())
+
+
+# --- the QTensor constructor --------------------------------------------------------------
+@pytest.mark.parametrize("kwargs,exc,match", [
+    (dict(axis=5), ValueError, "`axis` must be in"),
+    (dict(scales=[1.0]), ValueError, "one entry per channel"),
+    (dict(zero_points=[0, 0]), ValueError, "one entry per channel"),
+    (dict(scales=[1.0, -1.0, 1.0]), ValueError, "`scales` must be positive"),
+    (dict(zero_points=[0, 300, 0]), ValueError, r"`zero_points` must be in \[0, 255\]"),
+    (dict(scales=None), TypeError, "`scales`"),
+    (dict(int_data=np.zeros((2, 3), np.int8)), TypeError, "`int_data` must have dtype uint8"),
+    (dict(int_data=np.zeros((2, 3), ">u4")), TypeError, "`int_data` must have dtype"),
+    (dict(int_data=[[0, 0, 0]]), TypeError, "`int_data` must be a NumPy array"),
+    (dict(int_data=np.zeros((), np.uint8)), ValueError, "at least one dimension"),
+    (dict(dtype=np.uint8), TypeError, "`dtype` must be"),
+    (dict(qscheme="per_channel_affine"), TypeError, "`qscheme` must be"),
+])
+def test_qtensor_constructor_validates_per_channel(kwargs, exc, match):
+    args = dict(int_data=np.zeros((2, 3), np.uint8), dtype=ql.quint8,
+                qscheme=ql.per_channel_affine, scales=[1.0, 1.0, 1.0],
+                zero_points=[0, 0, 0], axis=1)
+    args.update(kwargs)
+    with pytest.raises(exc, match=match):
+        ql.QTensor(**args)
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    (dict(scale=0.0), ValueError, "`scale` must be a positive finite"),
+    (dict(scale=float("nan")), ValueError, "`scale` must be a positive finite"),
+    (dict(scale=1e39), ValueError, "`scale`"),
+    (dict(zero_point=256), ValueError, r"`zero_point` must be in \[0, 255\]"),
+    (dict(axis=0), ValueError, "are for per-channel qschemes"),
+])
+def test_qtensor_constructor_validates_per_tensor(kwargs, exc, match):
+    args = dict(int_data=np.zeros((2, 3), np.uint8), dtype=ql.quint8,
+                qscheme=ql.per_tensor_affine, scale=0.5, zero_point=3)
+    args.update(kwargs)
+    with pytest.raises(exc, match=match):
+        ql.QTensor(**args)
+
+
+# --- QTensor views and indexing -----------------------------------------------------------
+@pytest.fixture
+def per_channel():
+    x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    return ql.quantize_per_channel(x, [0.1, 0.2, 0.3], [0, 1, 2], axis=1, dtype=ql.quint8)
+
+
+@pytest.mark.parametrize("d0,d1", [(-2, -1), (-1, -2), (1, -1), (-3, 1), (0, -2)])
+def test_transpose_negative_dims_follow_the_channel_axis(per_channel, d0, d1):
+    # was: the channel axis not moved for negative dims (C's % with cdivision)
+    t = per_channel.transpose(d0, d1)
+    np.testing.assert_array_equal(t.dequantize(), np.swapaxes(per_channel.dequantize(), d0, d1))
+
+
+@pytest.mark.parametrize("dims", [(-1, -2, -3), (2, 0, 1), (-2, 0, -1)])
+def test_permute_negative_dims(per_channel, dims):
+    t = per_channel.permute(*dims)
+    np.testing.assert_array_equal(t.dequantize(), np.transpose(per_channel.dequantize(), dims))
+
+
+@pytest.mark.parametrize("dims", [(0, 1), (0, 1, 1), (0, 1, 3), (0, 1, True)])
+def test_permute_refuses_non_permutations(per_channel, dims):
+    with pytest.raises(ValueError, match="`dims` must be a permutation"):
+        per_channel.permute(*dims)
+
+
+@pytest.mark.parametrize("key", [True, (slice(None), True), np.True_, (0, False)])
+def test_boolean_index_on_per_channel_is_refused(per_channel, key):
+    # was: True read as channel 1 while NumPy inserted a new axis
+    with pytest.raises(TypeError, match="basic indexing only"):
+        per_channel[key]
+
+
+# --- zero points and scales at the edges ---------------------------------------------------
+def test_uint64_zero_points_are_range_checked_before_conversion():
+    x = np.zeros((3, 2), np.float32)
+    zp = np.array([2 ** 64 - 1, 0, 0], np.uint64)    # wrapped to -1 (in qint8's range)
+    with pytest.raises(ValueError, match=r"got 18446744073709551615 at channel 0"):
+        ql.quantize_per_channel(x, [1.0] * 3, zp, axis=0, dtype=ql.qint8)
+    q = ql.quantize_per_channel(x, [1.0] * 3, np.array([1, 2, 3], np.uint64), 0, ql.qint8)
+    np.testing.assert_array_equal(q.q_per_channel_zero_points(), [1, 2, 3])
+
+
+@pytest.mark.parametrize("scale", [1e39, 3.5e38, float(np.nextafter(F32_MAX, np.inf))])
+def test_scale_above_float32_max_is_refused(scale):
+    # was: float32(scale) = inf, inv_scale = 0: every value quantized to Z, dequantized
+    # to NaN (0 * inf)
+    with pytest.raises(ValueError, match="`scale` must be at most the float32 maximum"):
+        ql.quantize_per_tensor([1.0, 3e38], scale, 0, ql.qint8)
+    with pytest.raises(ValueError, match="`scales` must be positive finite numbers usable"):
+        ql.quantize_per_channel(np.ones((2, 2)), [scale, 1.0], [0, 0], 0, ql.qint8)
+
+
+@pytest.mark.parametrize("scale", [F32_MAX, 1e38, 1e-38, 3e-39])
+def test_extreme_valid_scales_quantize_as_the_reference(scale):
+    from qlearn import reference
+    x = np.array([0.0, 1.0, -1.0, 3e38, -3e38, 1e-30, 2.5e-38], np.float32)
+    for dtype in (ql.quint8, ql.qint8, ql.qint32):
+        q = ql.quantize_per_tensor(x, scale, 0 if dtype.is_signed else 3, dtype)
+        ref = reference.quantize_per_tensor_ref(x, scale, q.q_zero_point(), dtype.quant_min,
+                                                dtype.quant_max, dtype is not ql.qint32)
+        np.testing.assert_array_equal(q.int_repr(), ref)
+        deq = reference.dequantize_per_tensor_ref(q.int_repr(), scale, q.q_zero_point())
+        np.testing.assert_array_equal(q.dequantize(), deq)
