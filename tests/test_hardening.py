@@ -218,3 +218,28 @@ def test_extreme_valid_scales_quantize_as_the_reference(scale):
         np.testing.assert_array_equal(q.int_repr(), ref)
         deq = reference.dequantize_per_tensor_ref(q.int_repr(), scale, q.q_zero_point())
         np.testing.assert_array_equal(q.dequantize(), deq)
+
+
+# --- the fake-quant float32 fast path at the 2^24 boundary ----------------------------------
+@pytest.mark.parametrize("simd", [True, False], ids=["simd", "generic"])
+@pytest.mark.parametrize("qmin,qmax,zp", [(-2 ** 24, 2 ** 24, -2 ** 24 + 1),
+                                          (-2 ** 24, 2 ** 24, 2 ** 24 - 1),
+                                          (-2 ** 24, 2 ** 24 - 1, 3),
+                                          (0, 2 ** 24, 1)])
+def test_fake_quant_fast_path_boundary(simd, qmin, qmax, zp):
+    # the float32 path was taken for |qmin|, |qmax| <= 2^24, but q - Z then reaches
+    # 2^25 - 1, which float32 rounds: the documented arithmetic is (q - Z) in double
+    from qlearn._ext import _fake_quant
+    _fake_quant.set_simd_enabled(simd)
+    try:
+        scale = np.float32(1 / 3)
+        x = np.float32([qmax, qmin, 0, 2 ** 26, -2 ** 26, 1e7, -1e7, 12345.5]) * scale
+        x = np.concatenate([x] * 3)          # past one 8-wide vector
+        got = ql.fake_quantize_per_tensor_affine(x, float(scale), zp, qmin, qmax).numpy()
+        inv = np.float32(1) / scale
+        t = np.rint(x * inv).astype(np.float64) + np.float32(zp)
+        t = t.astype(np.float32).astype(np.float64)
+        want = ((np.clip(t, qmin, qmax) - zp) * np.float64(scale)).astype(np.float32)
+        np.testing.assert_array_equal(got, want)
+    finally:
+        _fake_quant.set_simd_enabled(True)

@@ -40,8 +40,8 @@ def wrpn_quantize_weight(weight, num_bits):
           dtype=float32)
     """
     num_bits = check_num_bits(num_bits, minimum=2)
-    scale = 1.0 / (2 ** (num_bits - 1) - 1)
-    return ClipRoundSTE.apply(as_input(weight, "weight"), -1.0, 1.0, scale)
+    return ClipRoundSTE.apply(as_input(weight, "weight"), -1.0, 1.0, 1.0,
+                              2.0 ** (num_bits - 1) - 1)
 
 
 def wrpn_quantize_activation(input, num_bits):
@@ -52,7 +52,7 @@ def wrpn_quantize_activation(input, num_bits):
     array([0., 0., 1.], dtype=float32)
     """
     num_bits = check_num_bits(num_bits)
-    return ClipRoundSTE.apply(as_input(input), 0.0, 1.0, 1.0 / (2 ** num_bits - 1))
+    return ClipRoundSTE.apply(as_input(input), 0.0, 1.0, 1.0, 2.0 ** num_bits - 1)
 
 
 def wrpn_width(channels, width_multiplier):
