@@ -20,7 +20,8 @@ def quantize_per_tensor_ref(x, scale, zero_point, quant_min, quant_max, fused=Tr
     r"""Eq. (1): :math:`q = \mathrm{clamp}(\mathrm{round}(x / S + Z), q_{min}, q_{max})`."""
     x = np.asarray(x, dtype=f32)
     inv_scale = f32(1) / f32(scale)
-    t = _fma32(x, inv_scale, zero_point) if fused else x * inv_scale + f32(zero_point)
+    with np.errstate(over="ignore"):   # |x / S| beyond float32 is inf, then clamped
+        t = _fma32(x, inv_scale, zero_point) if fused else x * inv_scale + f32(zero_point)
     # clamp in float64: float32 cannot hold qint32's quant_max (2**31 - 1 rounds up)
     return np.clip(np.rint(t).astype(np.float64), quant_min, quant_max).astype(np.int64)
 

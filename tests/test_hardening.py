@@ -243,3 +243,71 @@ def test_fake_quant_fast_path_boundary(simd, qmin, qmax, zp):
         np.testing.assert_array_equal(got, want)
     finally:
         _fake_quant.set_simd_enabled(True)
+
+
+# --- int8 operators with extreme but valid scales -------------------------------------------
+def _qt(q, scale, zp, dtype=ql.quint8):
+    return ql.QTensor(np.asarray(q, dtype.storage), dtype, ql.per_tensor_affine, scale, zp)
+
+
+@pytest.mark.parametrize("sa,sb,so", [(1e20, 1e20, 1e38), (1e-20, 1e-20, 1e-38),
+                                      (3e38, 3e38, 3e38), (1e-30, 1e-30, 1e-37)])
+def test_qmul_extreme_scales(sa, sb, so):
+    # was: Sa Sb overflowed (m = inf: NaN cast to int) or underflowed (m = 0: all Z)
+    import qlearn.nn.quantized.functional as qF
+    a = _qt([0, 1, 2, 3, 10, 255], sa, 2)
+    b = _qt([5, 4, 3, 6, 2, 9], sb, 3)
+    got = qF.mul(a, b, so, 7).int_repr()
+    m = np.float64(np.float32(sa)) * np.float64(np.float32(sb)) / np.float64(np.float32(so))
+    c = (a.int_repr().astype(np.float64) - 2) * (b.int_repr().astype(np.float64) - 3)
+    want = np.clip(np.rint(c * m) + 7, 0, 255)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("sa,sb,so", [(3e38, 3e38, 1e38), (2e38, 1.0, 1e38)])
+def test_qadd_extreme_scales(sa, sb, so):
+    # was: S (q - Z) overflowed float32 and quantize raised "`input` must be finite"
+    import qlearn.nn.quantized.functional as qF
+    a = _qt([0, 1, 2, 3, 200], sa, 0)
+    b = _qt([1, 1, 2, 0, 255], sb, 0)
+    got = qF.add(a, b, so, 0).int_repr()
+    r = (a.int_repr() * np.float64(np.float32(sa)) + b.int_repr() * np.float64(np.float32(sb)))
+    np.testing.assert_array_equal(got, np.clip(np.rint(r / np.float64(np.float32(so))), 0, 255))
+
+
+@pytest.mark.parametrize("b", [float("inf"), float("nan"), 1e300, "2", None, True])
+def test_qadd_scalar_operand_is_checked(b):
+    import qlearn.nn.quantized.functional as qF
+    a = _qt([0, 1], 0.5, 0)
+    with pytest.raises((TypeError, ValueError), match="`b`"):
+        qF.add(a, b, 0.5, 0)
+
+
+@pytest.mark.parametrize("sa,sw,so,bias", [(1e20, 1e20, 1e38, 1e38),
+                                           (1e-20, 1e-20, 1e-38, 3e-39),
+                                           (1e-22, 1e-22, 1e-38, 0.0)])
+def test_linear_extreme_scales_and_bias(sa, sw, so, bias):
+    # was: Sa Sw overflowed or underflowed float32 (mult inf / 0, bias_q inf / NaN)
+    import qlearn.nn.quantized.functional as qF
+    rng = np.random.default_rng(3)
+    a = _qt(rng.integers(0, 256, (5, 16)), sa, 128)
+    w = _qt(rng.integers(-5, 6, (3, 16)), sw, 0, ql.qint8)
+    b = np.float32([bias, -bias, 0.0])
+    got = qF.linear(a, w, b, so, 100).int_repr()
+    acc = (a.int_repr().astype(np.int64) - 128) @ w.int_repr().astype(np.int64).T
+    atws = np.float64(np.float32(sa)) * np.float64(np.float32(sw))
+    x = (acc + b.astype(np.float64) / atws) * (atws / np.float64(np.float32(so)))
+    want = np.clip(np.rint(x) + 100, 0, 255)
+    assert np.abs(got.astype(np.int64) - want).max() <= 1   # float32 rounding of x
+
+
+def test_linear_unrepresentable_constants_are_refused():
+    import qlearn.nn.quantized.functional as qF
+    a = _qt(np.ones((1, 4)), 3e38, 0)
+    w = _qt(np.ones((2, 4)), 3e38, 0, ql.qint8)
+    with pytest.raises(ValueError, match="requantization multiplier"):
+        qF.linear(a, w, None, 1e-30, 0)
+    a = _qt(np.ones((1, 4)), 1e-30, 0)
+    w = _qt(np.ones((2, 4)), 1e-30, 0, ql.qint8)
+    with pytest.raises(ValueError, match=r"`bias`\[0\]"):
+        qF.linear(a, w, np.float32([1e30, 0]), 1.0, 0)
