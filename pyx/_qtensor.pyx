@@ -44,6 +44,8 @@ cdef class QTensor:
         from qlearn import _validation as V
         from qlearn.dtypes import QScheme
         dtype = V.check_dtype(dtype)
+        if isinstance(int_data, np.generic):   # NumPy ops on 0-d arrays return scalars
+            int_data = np.asarray(int_data)
         if not isinstance(qscheme, QScheme):
             raise TypeError(f"`qscheme` must be a qlearn qscheme such as "
                             f"qlearn.per_tensor_affine, got {qscheme!r}")

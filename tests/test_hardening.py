@@ -311,3 +311,37 @@ def test_linear_unrepresentable_constants_are_refused():
     w = _qt(np.ones((2, 4)), 1e-30, 0, ql.qint8)
     with pytest.raises(ValueError, match=r"`bias`\[0\]"):
         qF.linear(a, w, np.float32([1e30, 0]), 1.0, 0)
+
+
+# --- found by the fuzz suite -----------------------------------------------------------------
+@pytest.mark.parametrize("cls", ["MovingAverageMinMaxObserver",
+                                 "MovingAveragePerChannelMinMaxObserver"])
+def test_moving_average_of_opposite_extremes_is_finite(cls):
+    # was: min + c (x_min - min) = 3e38 + 0.01 (-6e38 -> -inf) = -inf, an infinite scale
+    from qlearn.quantization import observer
+    obs = getattr(observer, cls)()
+    obs(np.full((2, 2), F32_MAX, np.float32))
+    obs(np.full((2, 2), -F32_MAX, np.float32))
+    want = np.float32(F32_MAX + 0.01 * (-2 * F32_MAX))
+    assert (np.asarray(obs.min_val) == want).all()
+    scale, _ = obs.calculate_qparams()
+    assert np.isfinite(scale).all()
+
+
+def test_fused_moving_avg_fake_quantize_extremes():
+    from qlearn.quantization.fake_quantize import FusedMovingAvgObsFakeQuantize
+    fq = FusedMovingAvgObsFakeQuantize()
+    fq(np.full(4, F32_MAX, np.float32))
+    fq(np.full(4, -F32_MAX, np.float32))
+    assert np.isfinite(fq.activation_post_process.min_val).all()
+    assert np.isfinite(fq.scale).all()
+
+
+def test_mse_observer_on_positive_data_with_few_bins():
+    # was: candidate ranges [x_min, x_max k / K] below x_min: min_val > max_val raised
+    from qlearn.quantization.calibrators import MSEObserver
+    obs = MSEObserver(bins=1)
+    obs(np.float32(1.0))
+    obs(np.float32(0.5))
+    scale, zp = obs.calculate_qparams()
+    assert np.isfinite(scale).all() and scale[0] > 0 and zp[0] == 0

@@ -81,6 +81,7 @@ class _HistogramCalibrator(HistogramObserver):
             lo, hi = self._clipping_range()
         lo = max(np.float32(lo), np.float32(self.min_val))
         hi = min(np.float32(hi), np.float32(self.max_val))
+        lo = min(lo, hi)   # a range clipped below all the data is still a range
         return self._calculate_qparams(np.float32(lo), np.float32(hi))
 
 
@@ -221,7 +222,11 @@ class MSEObserver(_HistogramCalibrator):
         if self.qscheme.is_symmetric:
             beta = max(abs(mn), abs(mx)) * frac
             return best_of(-beta, beta)
-        # affine: coordinate descent, the upper end with the lower fixed and vice versa
+        # affine: coordinate descent, the upper end with the lower fixed and vice versa.
+        # The range always holds 0 (eq. qp-range), so the candidates shrink toward 0
+        # from min(x_min, 0) and max(x_max, 0): for all-positive data a candidate
+        # beta = x_max k / K below x_min would otherwise be an empty range.
+        mn, mx = min(mn, 0.0), max(mx, 0.0)
         lo, hi = mn, mx
         for _ in range(3):
             lo, hi = best_of(np.full(frac.size, lo), mx * frac)

@@ -46,6 +46,7 @@ from .observer import (
     HistogramObserver,
     MovingAverageMinMaxObserver,
     MovingAveragePerChannelMinMaxObserver,
+    _moving_average,
     _with_args,
     default_fixed_qparams_range_0to1_observer,
     default_fixed_qparams_range_neg1to1_observer,
@@ -71,6 +72,16 @@ _SYMMETRIC = (per_tensor_symmetric, per_channel_symmetric)
 def _data(x):
     """The ndarray behind ``x`` (a Tensor's data, cut from the graph), for observers."""
     return x.data if isinstance(x, Tensor) else x
+
+
+def _is_empty(X):
+    return np.size(_data(X)) == 0
+
+
+def _empty_fake_quant(X, quant_min, quant_max):
+    """An empty input has no values to quantize (and its channel count need not match the
+    observer's, which an empty batch does not update): the empty result, same shape."""
+    return fake_quantize_per_tensor_affine(X, 1.0, quant_min, quant_min, quant_max)
 
 
 def _observer_dtype(observer, observer_kwargs):
@@ -212,7 +223,9 @@ class FakeQuantize(FakeQuantizeBase):
             self.activation_post_process(_data(X))
             self._set_qparams(*self.calculate_qparams())
         if self.fake_quant_enabled[0] == 1:
-            if self.is_per_channel:
+            if self.is_per_channel and _is_empty(X):
+                X = _empty_fake_quant(X, self.quant_min, self.quant_max)
+            elif self.is_per_channel:
                 X = fake_quantize_per_channel_affine(X, self.scale, self.zero_point,
                                                      self.ch_axis, self.quant_min,
                                                      self.quant_max)
@@ -320,20 +333,22 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
                     raise ValueError(f"`X` has {lo.shape[0]} channels along axis "
                                      f"{self.ch_axis}, the observer holds "
                                      f"{obs.min_val.shape[0]}")
-                obs.min_val = obs.min_val + c * (lo - obs.min_val)
-                obs.max_val = obs.max_val + c * (hi - obs.max_val)
+                obs.min_val = _moving_average(obs.min_val, lo, c)
+                obs.max_val = _moving_average(obs.max_val, hi, c)
         elif obs.min_val == np.inf and obs.max_val == -np.inf:
             obs.min_val[...] = lo[0]
             obs.max_val[...] = hi[0]
         else:
-            obs.min_val[...] = obs.min_val + c * (lo[0] - obs.min_val)
-            obs.max_val[...] = obs.max_val + c * (hi[0] - obs.max_val)
+            obs.min_val[...] = _moving_average(obs.min_val, lo[0], c)
+            obs.max_val[...] = _moving_average(obs.max_val, hi[0], c)
 
     def forward(self, X):
         if self.observer_enabled[0] == 1:
             self._observe(V.as_float32(_data(X), "X"))
             self._set_qparams(*self.calculate_qparams())
         if self.fake_quant_enabled[0] == 1:
+            if self.is_per_channel and _is_empty(X):
+                return _empty_fake_quant(X, self.quant_min, self.quant_max)
             if self.is_per_channel:
                 return fake_quantize_per_channel_affine(X, self.scale, self.zero_point,
                                                         self.ch_axis, self.quant_min,

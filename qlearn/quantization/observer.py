@@ -422,9 +422,8 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
             self.min_val[...] = lo
             self.max_val[...] = hi
         else:
-            c = np.float32(self.averaging_constant)
-            self.min_val[...] = self.min_val + c * (lo - self.min_val)
-            self.max_val[...] = self.max_val + c * (hi - self.max_val)
+            self.min_val[...] = _moving_average(self.min_val, lo, self.averaging_constant)
+            self.max_val[...] = _moving_average(self.max_val, hi, self.averaging_constant)
         return x_orig
 
     def merge(self, other):
@@ -434,6 +433,24 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
                                   "average depends on the order of the batches; use "
                                   "MinMaxObserver or HistogramObserver for sharded "
                                   "calibration")
+
+
+def _moving_average(old, new, c):
+    """``old + c (new - old)`` in float32, as PyTorch updates a running min or max.
+
+    For values near the float32 limits ``new - old`` overflows (the average of 3e38 and
+    -3e38 became -inf); the average itself always fits, so those entries are computed in
+    float64 and rounded once.
+    """
+    old = np.asarray(old, np.float32)
+    new = np.asarray(new, np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = old + np.float32(c) * (new - old)
+    if not np.isfinite(out).all():
+        exact = (old.astype(np.float64) + float(np.float32(c))
+                 * (new.astype(np.float64) - old.astype(np.float64))).astype(np.float32)
+        out = np.where(np.isfinite(out), out, exact).astype(np.float32)
+    return out
 
 
 def _check_averaging_constant(c):
@@ -591,9 +608,8 @@ class MovingAveragePerChannelMinMaxObserver(PerChannelMinMaxObserver):
         if self.min_val.size == 0:
             self.min_val, self.max_val = lo, hi
         else:
-            c = np.float32(self.averaging_constant)
-            self.min_val = self.min_val + c * (lo - self.min_val)
-            self.max_val = self.max_val + c * (hi - self.max_val)
+            self.min_val = _moving_average(self.min_val, lo, self.averaging_constant)
+            self.max_val = _moving_average(self.max_val, hi, self.averaging_constant)
         return x_orig
 
     merge = MovingAverageMinMaxObserver.merge

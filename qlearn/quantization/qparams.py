@@ -116,6 +116,30 @@ def calculate_qmin_qmax(quant_min, quant_max, has_customized_qrange, dtype, redu
     raise TypeError(f"`dtype` must be qlearn.quint8, qlearn.qint8 or qlearn.qint32, got {dtype!r}")
 
 
+def cap_scale(scale, zero_point, quant_min, quant_max):
+    r"""``scale`` lowered (by float32 ulps) where a level would pass the float32 maximum.
+
+    For a range reaching +-3.4e38, ``S`` rounded to float32 can put the outermost level
+    :math:`S (Q_\max - Z)` or :math:`S (Q_\min - Z)` just beyond the float32 maximum,
+    where it dequantizes to infinity; the largest float32 scale whose levels all fit is
+    used instead.  Any other scale is returned unchanged.
+    """
+    scale = np.asarray(scale, np.float32)
+    reach = np.maximum(quant_max - np.asarray(zero_point, np.float64),
+                       np.asarray(zero_point, np.float64) - quant_min)
+    over = scale.astype(np.float64) * reach > _F32_MAX
+    if not over.any():
+        return scale
+    top = (_F32_MAX / np.maximum(reach, 1)).astype(np.float32)
+    for _ in range(4):      # float32 rounding of the quotient may be up by an ulp
+        top = np.where(top.astype(np.float64) * reach > _F32_MAX,
+                       np.nextafter(top, np.float32(0)), top)
+    return np.where(over, np.minimum(scale, top), scale).astype(np.float32)
+
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
 def _finite_scale(scale32, scale64, min_val, max_val):
     """``scale32`` where it is finite, else ``scale64`` (the same quotient in float64).
 
@@ -233,6 +257,7 @@ def calculate_qparams(min_val, max_val, dtype=quint8, qscheme=None, quant_min=0,
         zero_point = quant_min - shift
         zero_point = np.clip(zero_point, quant_min, quant_max)
 
+    scale = cap_scale(scale, zero_point, quant_min, quant_max)
     # per-tensor results are arrays of shape (1,), as torch returns them
     scale = np.atleast_1d(np.asarray(scale, np.float32))
     zero_point = np.atleast_1d(np.asarray(zero_point, np.int64))

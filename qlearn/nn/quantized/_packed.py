@@ -37,6 +37,7 @@ from ...dtypes import (
     quint8,
 )
 from ...qtensor import QTensor
+from ...quantization.qparams import cap_scale
 
 __all__ = [
     "PackedConvWeight",
@@ -304,9 +305,13 @@ def linear_apply(x, pw, scale, zero_point, relu=False, who="quantized linear"):
         raise ValueError(f"{who}: `input` must have {pw.k} features in its last "
                          f"dimension, got shape {x.shape}")
     lead = x.shape[:-1]
-    a = x._int.reshape(-1, pw.k)
+    a = x._int.reshape(int(np.prod(lead, dtype=np.int64)), pw.k)   # -1 fails for K = 0
     out = np.empty((a.shape[0], pw.n), dtype=np.uint8)
-    if a.shape[0] and pw.n:
+    if a.shape[0] and pw.n and not pw.k:   # no products: eq. (6) of the bias alone
+        bias_q, mult = pw.requant_constants(x.q_scale(), scale)
+        t = (bias_q if bias_q.size else np.zeros(pw.n, np.float32)) * mult
+        out[...] = np.clip(np.rint(t) + zero_point, zero_point if relu else 0, 255)
+    elif a.shape[0] and pw.n:
         bias_q, mult = pw.requant_constants(x.q_scale(), scale)
         _gemm(pw, _as_rows(a, pw.k), x.q_zero_point(), bias_q, mult, zero_point,
               zero_point if relu else 0, 255, out_u8=out)
@@ -333,7 +338,8 @@ def choose_qparams_dynamic(x, reduce_range=True):
     err_max = abs(qmax) - abs(hi / scale)
     zp = zp_min if err_min < err_max else zp_max
     zp = qmin if zp < qmin else (qmax if zp > qmax else int(np.rint(zp)))
-    return scale, int(zp)
+    # a range at +-3.4e38: keep the outermost levels below the float32 maximum
+    return float(cap_scale(np.float32(scale), zp, qmin, qmax)), int(zp)
 
 
 def linear_dynamic_apply(x, pw, reduce_range=True, relu=False, who="dynamic linear"):
@@ -353,9 +359,13 @@ def linear_dynamic_apply(x, pw, reduce_range=True, relu=False, who="dynamic line
                          f"dimension, got shape {xf.shape}")
     lead = xf.shape[:-1]
     a_scale, a_zp = choose_qparams_dynamic(xf, reduce_range)
-    qa = quantize_per_tensor(xf, a_scale, a_zp, quint8)._int.reshape(-1, pw.k)
+    qa = quantize_per_tensor(xf, a_scale, a_zp, quint8)._int.reshape(
+        int(np.prod(lead, dtype=np.int64)), pw.k)
     if qa.shape[0] == 0 or pw.n == 0:
         return np.zeros(lead + (pw.n,), dtype=np.float32)
+    if pw.k == 0:    # no products: the bias
+        out = np.zeros(lead + (pw.n,), np.float32) + (0 if pw.bias is None else pw.bias)
+        return np.maximum(out, 0) if relu else out
     with np.errstate(over="ignore"):
         fscale = (np.float32(a_scale) * pw.w_scale).astype(np.float32)
     if not np.isfinite(fscale).all():   # inf * 0 would be NaN for a zero accumulator
