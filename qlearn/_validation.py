@@ -12,6 +12,12 @@ import numpy as np
 from .dtypes import QDType, QScheme
 
 
+def shown(value, width=40):
+    """``repr(value)`` cut to ``width`` characters (a 400-digit int stays readable)."""
+    text = repr(value)
+    return text if len(text) <= width else f"{text[:width - 12]}...({len(text)} chars)"
+
+
 def as_float32(x, name="x"):
     """Return ``x`` as a C-contiguous float32 ndarray (float64 and lists are converted).
 
@@ -88,7 +94,11 @@ def check_scale(scale, name="scale"):
     scale = _scalar(scale, name, "positive number")
     if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
         raise TypeError(f"`{name}` must be a positive finite number, got {scale!r}")
-    scale = float(scale)
+    try:
+        scale = float(scale)
+    except OverflowError:   # an int beyond float64
+        raise ValueError(f"`{name}` must be a positive finite number, got "
+                         f"{shown(scale)}") from None
     if not (math.isfinite(scale) and scale > 0):
         raise ValueError(f"`{name}` must be a positive finite number, got {scale}")
     if scale > _FLOAT32_MAX:   # float32(scale) = inf: every value would quantize to Z

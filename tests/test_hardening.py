@@ -345,3 +345,35 @@ def test_mse_observer_on_positive_data_with_few_bins():
     obs(np.float32(0.5))
     scale, zp = obs.calculate_qparams()
     assert np.isfinite(scale).all() and scale[0] > 0 and zp[0] == 0
+
+
+# --- errors from deep inside (OverflowError, MemoryError, ...) now name the argument ----------
+def _ops():
+    import qlearn.nn.quantized.functional as qF
+    from qlearn.quantization import calibrators, observer
+    from qlearn.quantizers import wrpn_width
+    x = np.ones((1, 1, 4, 4), np.float32)
+    q = ql.quantize_per_tensor(x, 0.1, 0, ql.quint8)
+    w = ql.quantize_per_tensor(np.ones((1, 1, 3, 3)), 0.1, 0, ql.qint8)
+    big = 10 ** 400
+    return [
+        ("`scale`", lambda: ql.quantize_per_tensor(x, big, 0, ql.quint8)),
+        ("`scale`", lambda: qF.add(q, q, big, 0)),
+        ("`b`", lambda: qF.add(q, big, 0.1, 0)),
+        ("`averaging_constant`", lambda: observer.MovingAverageMinMaxObserver(
+            averaging_constant=big)),
+        ("`eps`", lambda: observer.MinMaxObserver(eps="a")),
+        ("`bins`", lambda: observer.HistogramObserver(bins=10 ** 12)),
+        ("`num_candidates`", lambda: calibrators.MSEObserver(num_candidates=10 ** 9)),
+        ("`stride`", lambda: qF.conv2d(q, w, None, stride=big)),
+        ("`dim`", lambda: qF.cat([q, q], big)),
+        ("`dim`", lambda: qF.cat([q, q], 5)),
+        ("`width_multiplier`", lambda: wrpn_width(big, 2.0)),
+    ]
+
+
+@pytest.mark.parametrize("i", range(11))
+def test_deep_errors_are_house_style(i):
+    name, fn = _ops()[i]
+    with pytest.raises((ValueError, TypeError), match=name):
+        fn()

@@ -197,9 +197,10 @@ class MSEObserver(_HistogramCalibrator):
     def __init__(self, num_candidates=128, bins=2048, dtype=quint8, qscheme=per_tensor_affine,
                  reduce_range=False, quant_min=None, quant_max=None, eps=FLOAT32_EPS,
                  **kwargs):
+        # (the search holds num_candidates x bins errors: bounded like bins)
         if isinstance(num_candidates, bool) or not isinstance(num_candidates, int) \
-                or num_candidates < 1:
-            raise ValueError(f"`num_candidates` must be a positive integer, got "
+                or not 1 <= num_candidates <= 1 << 16:
+            raise ValueError(f"`num_candidates` must be an integer in [1, 65536], got "
                              f"{num_candidates!r}")
         super().__init__(bins=bins, dtype=dtype, qscheme=qscheme, reduce_range=reduce_range,
                          quant_min=quant_min, quant_max=quant_max, eps=eps, **kwargs)

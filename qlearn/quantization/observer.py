@@ -253,9 +253,12 @@ class UniformQuantizationObserverBase(ObserverBase):
         super().__init__(dtype=dtype, is_dynamic=is_dynamic)
         if not isinstance(reduce_range, (bool, np.bool_)):
             raise TypeError(f"`reduce_range` must be a bool, got {reduce_range!r}")
-        eps = float(eps)
-        if not (np.isfinite(eps) and eps > 0):
+        eps = _validation._scalar(eps, "eps", "positive number")
+        if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)):
+            raise TypeError(f"`eps` must be a positive finite number, got {eps!r}")
+        if not (0 < eps < np.inf):
             raise ValueError(f"`eps` must be a positive finite number, got {eps}")
+        eps = float(eps)
         self.qscheme = qscheme
         self.reduce_range = bool(reduce_range)
         self.register_buffer("eps", np.array([eps], np.float32))
@@ -456,10 +459,9 @@ def _moving_average(old, new, c):
 def _check_averaging_constant(c):
     if isinstance(c, bool) or not isinstance(c, (int, float, np.floating, np.integer)):
         raise TypeError(f"`averaging_constant` must be a number in (0, 1], got {c!r}")
-    c = float(c)
-    if not 0 < c <= 1:
+    if not 0 < c <= 1:      # compared before float(): a huge int does not fit a float
         raise ValueError(f"`averaging_constant` must be in (0, 1], got {c}")
-    return c
+    return float(c)
 
 
 class PerChannelMinMaxObserver(UniformQuantizationObserverBase):
@@ -616,6 +618,10 @@ class MovingAveragePerChannelMinMaxObserver(PerChannelMinMaxObserver):
 
 
 # --- histogram ----------------------------------------------------------------------------
+# More bins than this (128 MiB of float64 counts) is a typo, not a histogram; the kernel's
+# partial counts would need 64 times as much.
+MAX_BINS = 1 << 24
+
 # HistogramObserver.forward replaces its range and histogram in several steps; two Python
 # threads feeding one observer would lose counts without it.
 _HISTOGRAM_LOCK = threading.Lock()
@@ -722,8 +728,9 @@ class HistogramObserver(UniformQuantizationObserverBase):
         if is_dynamic:
             raise NotImplementedError(f"{type(self).__name__} doesn't support dynamic "
                                       f"quantization")
-        if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
-            raise ValueError(f"`bins` must be a positive integer, got {bins!r}")
+        if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) \
+                or not 1 <= bins <= MAX_BINS:
+            raise ValueError(f"`bins` must be an integer in [1, {MAX_BINS}], got {bins!r}")
         super().__init__(dtype=dtype, qscheme=qscheme, reduce_range=reduce_range,
                          quant_min=quant_min, quant_max=quant_max,
                          factory_kwargs=factory_kwargs, eps=eps, is_dynamic=is_dynamic,

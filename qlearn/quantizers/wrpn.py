@@ -69,4 +69,9 @@ def wrpn_width(channels, width_multiplier):
             or not width_multiplier > 0:
         raise ValueError(f"`width_multiplier` must be a positive number, got "
                          f"{width_multiplier!r}")
-    return max(1, int(round(channels * width_multiplier)))
+    try:
+        width = channels * width_multiplier
+        return max(1, int(round(width)))
+    except (OverflowError, ValueError):   # beyond float64, or inf
+        raise ValueError(f"`channels` x `width_multiplier` must be a finite number of "
+                         f"channels, got {channels!r} x {width_multiplier!r}") from None

@@ -386,9 +386,9 @@ def _pair(v, name, who, minimum):
     except TypeError:
         raise TypeError(f"{who}: `{name}` must be an int or a pair of ints, got {v!r}") \
             from None
-    if len(v) != 2 or min(v) < minimum:
-        raise ValueError(f"{who}: `{name}` must be an int or a pair of ints >= {minimum}, "
-                         f"got {v!r}")
+    if len(v) != 2 or min(v) < minimum or max(v) > 1 << 30:   # (C longs in the kernels)
+        raise ValueError(f"{who}: `{name}` must be an int or a pair of ints in "
+                         f"[{minimum}, 2**30], got {v!r}")
     return v
 
 

@@ -293,10 +293,13 @@ def _scalar_operand(b, who):
     if isinstance(b, (bool, np.bool_)) or not isinstance(b, (int, float, np.integer,
                                                              np.floating)):
         raise TypeError(f"{who}: `b` must be a QTensor or a real number, got {b!r}")
-    with np.errstate(over="ignore"):
-        fb = np.float32(b)
+    try:
+        with np.errstate(over="ignore"):
+            fb = np.float32(b)
+    except OverflowError:   # an int beyond float64
+        fb = np.float32(np.inf)
     if not np.isfinite(fb):
-        raise ValueError(f"{who}: `b` must be a finite float32 number, got {b}")
+        raise ValueError(f"{who}: `b` must be a finite float32 number, got {V.shown(b)}")
     return fb
 
 
@@ -406,6 +409,7 @@ def cat(tensors, dim=0, scale=None, zero_point=None):
         raise ValueError("qF.cat: `tensors` must not be empty")
     for i, t in enumerate(tensors):
         require_quantized(t, "qF.cat", f"tensors[{i}]")
+    dim = V.check_axis(dim, max(tensors[0].ndim, 1), "dim")
     scale = tensors[0].q_scale() if scale is None else V.check_scale(scale, "scale")
     zero_point = (tensors[0].q_zero_point() if zero_point is None
                   else V.check_zero_point(zero_point, 0, 255, "zero_point"))
