@@ -377,3 +377,14 @@ def test_deep_errors_are_house_style(i):
     name, fn = _ops()[i]
     with pytest.raises((ValueError, TypeError), match=name):
         fn()
+
+
+def test_qcat_requantizes_huge_scales_and_refuses_0d():
+    # was: S (q - Z) overflowed float32 and quantize raised "`input` must be finite"
+    import qlearn.nn.quantized.functional as qF
+    a = _qt([0, 1], 1.0, 0)
+    b = _qt([2, 0], 3e38, 0)
+    got = qF.cat([a, b], 0, 3e38, 0).int_repr()
+    np.testing.assert_array_equal(got, [0, 0, 2, 0])
+    with pytest.raises(ValueError, match="`tensors` must have at least one dimension"):
+        qF.cat([_qt(1, 1.0, 0), _qt(2, 1.0, 0)], 0)

@@ -56,7 +56,8 @@ def layouts(draw, base):
         return out
     if kind == "broadcast" and base.ndim:
         return np.broadcast_to(base[..., :1], base.shape) if base.shape[-1] else base
-    if kind == "list" and base.dtype.kind == "f" and base.dtype.isnative:
+    if kind == "list" and base.dtype.kind == "f" and base.dtype.isnative and base.size:
+        # (an empty array's nested list loses its shape: [] for (0, 3))
         return base.tolist()
     return base
 

@@ -80,7 +80,7 @@ def as32(x):
 
 
 def is_float_input(x):
-    if isinstance(x, (list, float)):
+    if isinstance(x, (list, tuple, float)):
         try:
             return np.asarray(x).dtype.kind == "f"
         except ValueError:
@@ -717,15 +717,17 @@ def t_qF_elementwise(data):
         del real
         return
     if op == "cat":
+        valid = valid_scale(scale) and (zp is None or valid_zp(zp, ql.quint8))
+        if a.ndim == 0:
+            expect_arg_error(qF.cat, ("`tensors`",), [a, b], 0, 1.0, 0)
+            return
         if not valid:
             expect_arg_error(qF.cat, ("`scale`", "`zero_point`"), [a, b], 0, scale, zp)
             return
         ok, got = outcome(qF.cat, [a, b], 0, scale, zp)
-        if a.ndim == 0:
-            assert not ok
-            return
         assert ok, got
-        want = _requant_ref(np.concatenate([_real(a), _real(b)]), scale, zp)
+        want = _requant_ref(np.concatenate([_real(a), _real(b)]), scale,
+                            a.q_zero_point() if zp is None else zp)
         _close_ints(got.int_repr(), want)
         return
     if op.endswith("_scalar"):

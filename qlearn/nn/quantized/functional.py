@@ -409,7 +409,10 @@ def cat(tensors, dim=0, scale=None, zero_point=None):
         raise ValueError("qF.cat: `tensors` must not be empty")
     for i, t in enumerate(tensors):
         require_quantized(t, "qF.cat", f"tensors[{i}]")
-    dim = V.check_axis(dim, max(tensors[0].ndim, 1), "dim")
+    if tensors[0].ndim == 0:
+        raise ValueError("qF.cat: `tensors` must have at least one dimension to be "
+                         "concatenated, got 0-d QTensors")
+    dim = V.check_axis(dim, tensors[0].ndim, "dim")
     scale = tensors[0].q_scale() if scale is None else V.check_scale(scale, "scale")
     zero_point = (tensors[0].q_zero_point() if zero_point is None
                   else V.check_zero_point(zero_point, 0, 255, "zero_point"))
@@ -418,7 +421,10 @@ def cat(tensors, dim=0, scale=None, zero_point=None):
         if t.q_scale() == scale and t.q_zero_point() == zero_point:
             parts.append(t._int)
         else:
-            parts.append(quantize_per_tensor(t.dequantize(), scale, zero_point,
-                                             quint8)._int)
+            r = t.dequantize()
+            if r.size and not np.isfinite(r).all():   # S (q - Z) beyond float32
+                parts.append(_binary_f64(t, 0.0, scale, zero_point, np.add, False)._int)
+            else:
+                parts.append(quantize_per_tensor(r, scale, zero_point, quint8)._int)
     return QTensor(np.concatenate(parts, axis=dim), quint8, per_tensor_affine, scale,
                    zero_point)
