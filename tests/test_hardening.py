@@ -388,3 +388,18 @@ def test_qcat_requantizes_huge_scales_and_refuses_0d():
     np.testing.assert_array_equal(got, [0, 0, 2, 0])
     with pytest.raises(ValueError, match="`tensors` must have at least one dimension"):
         qF.cat([_qt(1, 1.0, 0), _qt(2, 1.0, 0)], 0)
+
+
+@pytest.mark.parametrize("name", ["PercentileObserver", "MSEObserver", "EntropyObserver"])
+@pytest.mark.parametrize("qscheme", [ql.per_tensor_affine, ql.per_tensor_symmetric])
+def test_calibrators_on_a_range_near_the_float32_limits(name, qscheme):
+    from qlearn.quantization import calibrators
+    rng = np.random.default_rng(4)
+    x = np.concatenate([rng.uniform(-3e38, 3e38, 5000), [-F32_MAX, F32_MAX]]).astype(np.float32)
+    obs = getattr(calibrators, name)(qscheme=qscheme, dtype=ql.qint8)
+    obs(x)
+    assert obs.histogram.sum() == x.size
+    scale, zp = obs.calculate_qparams()
+    assert np.isfinite(scale).all() and scale[0] > 0 and -128 <= zp[0] <= 127
+    q = ql.quantize_per_tensor(x, float(scale[0]), int(zp[0]), ql.qint8)
+    assert np.isfinite(q.dequantize()).all()
