@@ -10,6 +10,9 @@ import sys
 
 import qlearn
 
+# docs/_ext holds the project's own extensions (the Equations page and its checks).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "_ext"))
+
 project = "qlearn"
 author = "the qlearn developers"
 copyright = "2026, the qlearn developers"
@@ -24,6 +27,7 @@ extensions = [
     "sphinx-mathjax-offline",
     "sphinx.ext.viewcode",
     "myst_nb",
+    "equations",
 ]
 
 html_theme = "furo"

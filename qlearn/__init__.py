@@ -25,3 +25,30 @@ __all__ = [
     "fake_quantize_per_tensor_affine", "fake_quantize_per_channel_affine",
     "cat", "manual_seed", "stack", "where",
 ]
+
+# The tensor API of the ``torch`` namespace: plain dtypes, factories (zeros, rand,
+# arange, ...) and functions (abs, round, max, ...).  As in ``torch``, some of these
+# names (bool, abs, max, min, round, sum, pow) shadow builtins inside this module.
+from .dtypes import (bool_ as bool, double, float16, float32, float64, half,  # noqa: E402,A004
+                     int8, int16, int32, int64, long, short, uint8)
+from .autograd import factories as _factories, torch_functions as _functions  # noqa: E402
+from .autograd.factories import *  # noqa: E402,F401,F403
+from .autograd.torch_functions import *  # noqa: E402,F401,F403,A004
+from .autograd import Size, finfo, iinfo, maximum, minimum  # noqa: E402
+from . import distributions  # noqa: E402
+
+__all__ += ["bool", "double", "float16", "float32", "float64", "half", "int8", "int16",
+            "int32", "int64", "long", "short", "uint8", "finfo", "iinfo", "maximum",
+            "minimum", "distributions", "Size"] + _factories.__all__ + _functions.__all__
+
+# ``import qlearn as ql`` then ``ql.nn``, ``ql.quantization``... as ``torch.nn`` after
+# ``import torch``: the subpackages load on first access (PEP 562), which keeps
+# ``import qlearn`` light and free of import cycles.
+_SUBPACKAGES = ("nn", "optim", "quantization", "quantizers", "datasets", "utils", "fx", "onnx")
+
+
+def __getattr__(name):
+    if name in _SUBPACKAGES:
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,7 +8,9 @@ symmetric around zero.  Both are singletons compared by identity, as in PyTorch.
 import numpy as np
 
 __all__ = ["QDType", "QScheme", "quint8", "qint8", "qint32", "per_tensor_affine",
-           "per_tensor_symmetric", "per_channel_affine", "per_channel_symmetric"]
+           "per_tensor_symmetric", "per_channel_affine", "per_channel_symmetric",
+           "DType", "float16", "float32", "float64", "int8", "uint8", "int16", "int32",
+           "int64", "bool_", "half", "double", "short", "long"]
 
 
 class QDType:
@@ -56,3 +58,65 @@ per_channel_symmetric = QScheme("per_channel_symmetric")
 DTYPES = {d.name: d for d in (quint8, qint8, qint32)}
 QSCHEMES = {s.name: s for s in (per_tensor_affine, per_tensor_symmetric,
                                 per_channel_affine, per_channel_symmetric)}
+
+
+class DType:
+    """A plain element type of :class:`qlearn.Tensor` (``torch.float32``, ``torch.int8``...).
+
+    Each wraps one NumPy dtype (``numpy_dtype``) and is a singleton compared by
+    identity; it also compares equal to that NumPy dtype, and NumPy accepts it wherever
+    a dtype is expected (``np.zeros(3, ql.int8)``), through its ``dtype`` attribute.
+
+    >>> import numpy as np, qlearn as ql
+    >>> ql.int8, ql.int8.is_signed, ql.int8.itemsize, ql.float64.is_floating_point
+    (qlearn.int8, True, 1, True)
+    >>> ql.float32 == np.float32, np.zeros(2, ql.uint8).dtype
+    (True, dtype('uint8'))
+    """
+
+    def __init__(self, name, numpy_dtype):
+        self.name = name
+        self.numpy_dtype = np.dtype(numpy_dtype)
+        self.is_floating_point = self.numpy_dtype.kind == "f"
+        self.is_signed = self.numpy_dtype.kind in "fi"
+        self.itemsize = self.numpy_dtype.itemsize
+        self.is_complex = False
+
+    @property
+    def dtype(self):
+        """The NumPy dtype (the attribute NumPy reads to convert this object)."""
+        return self.numpy_dtype
+
+    def __eq__(self, other):
+        if isinstance(other, DType):
+            return other is self
+        if other is None or isinstance(other, (QDType, QScheme)):
+            return False
+        try:
+            return np.dtype(other) == self.numpy_dtype
+        except TypeError:
+            return False
+
+    def __hash__(self):
+        return hash(self.numpy_dtype)
+
+    def __repr__(self):
+        return f"qlearn.{self.name}"
+
+    def __reduce__(self):
+        return self.name
+
+
+float16 = DType("float16", np.float16)
+float32 = DType("float32", np.float32)
+float64 = DType("float64", np.float64)
+int8 = DType("int8", np.int8)
+uint8 = DType("uint8", np.uint8)
+int16 = DType("int16", np.int16)
+int32 = DType("int32", np.int32)
+int64 = DType("int64", np.int64)
+bool_ = DType("bool", np.bool_)   # exported as qlearn.bool (not shadowing builtins here)
+half, double, short, long = float16, float64, int16, int64   # torch's aliases
+
+PLAIN_DTYPES = {d.numpy_dtype: d for d in (float16, float32, float64, int8, uint8, int16,
+                                           int32, int64, bool_)}

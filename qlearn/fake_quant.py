@@ -83,7 +83,7 @@ def _channel_array(value, name):
 # -- kernels wrapped for the Functions ----------------------------------------------------
 
 def _fq_per_tensor(x, scale, zero_point, quant_min, quant_max):
-    """(x_hat, mask) of eq. (1) for a float32 array ``x``."""
+    """(x_hat, mask) of eq. :eq:`qat-fq` for a float32 array ``x``."""
     x = _contiguous(x)
     out = np.empty(x.shape, np.float32)
     mask = np.empty(x.shape, np.uint8)
@@ -155,6 +155,12 @@ class FakeQuantizePerChannelAffine(Function):
 def fake_quantize_per_tensor_affine(input, scale, zero_point, quant_min, quant_max):
     r"""Quantize and dequantize ``input`` with one scale and zero point; STE gradient.
 
+    Each value becomes ``(clamp(round(x / scale) + zero_point, quant_min, quant_max) -
+    zero_point) * scale``, the nearest value the integers can represent (eq.
+    :eq:`qat-fq`), and the gradient passes straight through where the integer was inside
+    the range and is 0 where it was clamped (eq. :eq:`qat-ste`).  The arithmetic is
+    ``torch.fake_quantize_per_tensor_affine``'s:
+
     .. math::
 
        \hat x = \big(\operatorname{clamp}(\operatorname{nearbyint}(x \cdot S^{-1}) + Z,\
@@ -181,6 +187,19 @@ def fake_quantize_per_tensor_affine(input, scale, zero_point, quant_min, quant_m
     -------
     Tensor
         ``x_hat``, float32, same shape as ``input``.
+
+    Raises
+    ------
+    ValueError
+        If ``scale`` is not positive and finite, ``quant_min > quant_max``,
+        ``zero_point`` is outside ``[quant_min, quant_max]``, or ``input`` holds NaN or
+        infinity.
+
+    See Also
+    --------
+    fake_quantize_per_channel_affine : one scale and zero point per channel.
+    qlearn.quantize_per_tensor : the integers themselves (adds ``Z`` before rounding).
+    qlearn.quantization.FakeQuantize : the module that observes and fake-quantizes.
 
     Notes
     -----
@@ -209,6 +228,10 @@ def fake_quantize_per_tensor_affine(input, scale, zero_point, quant_min, quant_m
 def fake_quantize_per_channel_affine(input, scale, zero_point, axis, quant_min, quant_max):
     r"""Quantize and dequantize ``input`` with one scale and zero point per channel.
 
+    The slice ``c`` along ``axis`` becomes ``(clamp(round(x / scale[c]) + zero_point[c],
+    quant_min, quant_max) - zero_point[c]) * scale[c]`` (eq. :eq:`qat-fq` per channel),
+    as ``torch.fake_quantize_per_channel_affine`` computes it:
+
     .. math::
 
        \hat x_{\dots c \dots} = \big(\operatorname{clamp}(\operatorname{nearbyint}(
@@ -233,6 +256,11 @@ def fake_quantize_per_channel_affine(input, scale, zero_point, axis, quant_min, 
     Returns
     -------
     Tensor
+        ``x_hat``, float32, same shape as ``input``.
+
+    See Also
+    --------
+    fake_quantize_per_tensor_affine : one scale and zero point for the whole tensor.
 
     Examples
     --------

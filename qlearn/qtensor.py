@@ -30,6 +30,10 @@ def _raise_nonfinite(name):
 def quantize_per_tensor(input, scale, zero_point, dtype):
     r"""Quantize ``input`` with one scale and zero point for the whole tensor.
 
+    Each value becomes ``q = clamp(round(x / scale + zero_point), q_min, q_max)``, with
+    ``round`` half to even and ``[q_min, q_max]`` the range of ``dtype``: the affine map
+    (eq. :eq:`quantize`), computed in float32 exactly as ``torch.quantize_per_tensor``:
+
     .. math::
 
        q = \operatorname{clamp}\big(\operatorname{nearbyint}(x \cdot S^{-1} + Z),
@@ -50,6 +54,20 @@ def quantize_per_tensor(input, scale, zero_point, dtype):
     Returns
     -------
     QTensor
+        Per-tensor affine; ``int_repr()`` gives the integers, ``dequantize()`` the reals
+        :math:`S\,(q - Z)` they stand for.
+
+    Raises
+    ------
+    ValueError
+        If ``scale`` is not a positive finite number, ``zero_point`` lies outside the
+        dtype's range, or ``input`` holds NaN or infinity.
+
+    See Also
+    --------
+    quantize_per_channel : one scale and zero point per channel.
+    dequantize : the inverse map.
+    qlearn.quantization.qparams.calculate_qparams : a scale and zero point for a range.
 
     Notes
     -----
@@ -84,6 +102,10 @@ def quantize_per_tensor(input, scale, zero_point, dtype):
 def quantize_per_channel(input, scales, zero_points, axis, dtype):
     r"""Quantize ``input`` with one scale and zero point per slice along ``axis``.
 
+    The slice ``c`` of ``input`` along ``axis`` becomes
+    ``clamp(round(x / scales[c] + zero_points[c]), q_min, q_max)`` (eq.
+    :eq:`per-channel`), in float32 as ``torch.quantize_per_channel`` computes it:
+
     .. math::
 
        q_{\dots c \dots} = \operatorname{clamp}\big(\operatorname{nearbyint}(
@@ -105,10 +127,23 @@ def quantize_per_channel(input, scales, zero_points, axis, dtype):
     Returns
     -------
     QTensor
+        Per-channel affine; ``q_per_channel_scales()``, ``q_per_channel_zero_points()``
+        and ``q_per_channel_axis()`` give its parameters back.
+
+    Raises
+    ------
+    ValueError
+        If a scale is not positive and finite, a zero point lies outside the dtype's
+        range, the number of scales or zero points is not ``input.shape[axis]``, or
+        ``input`` holds NaN or infinity.
+
+    See Also
+    --------
+    quantize_per_tensor : one scale and zero point for the whole tensor.
 
     Examples
     --------
-    The tensor of seed 000, one scale per row:
+    The tensor of the quantization-schemes notebook, one scale per row:
 
     >>> import qlearn as ql
     >>> x = [[0.5827, 0.8619], [0.3827, -0.1982], [-0.8213, 0.6351]]
@@ -142,11 +177,27 @@ def quantize_per_channel(input, scales, zero_points, axis, dtype):
 
 
 def dequantize(input):
-    r"""The real values of a quantized tensor, :math:`r = S\,(q - Z)`, as float32.
+    r"""The real values of a quantized tensor, ``r = scale * (q - zero_point)``, as float32.
 
-    A plain float array is returned unchanged (as ``torch.dequantize`` does for a
-    float tensor), so the function can sit at the end of any pipeline.
+    The inverse of the affine map (eq. :eq:`dequantize`), per tensor or per channel.  A
+    plain float array is returned unchanged (as ``torch.dequantize`` does for a float
+    tensor), so the function can sit at the end of any pipeline.
 
+    Parameters
+    ----------
+    input : QTensor or ndarray of float
+
+    Returns
+    -------
+    ndarray of float32
+
+    Raises
+    ------
+    TypeError
+        If ``input`` is neither a QTensor nor a float array.
+
+    Examples
+    --------
     >>> import qlearn as ql
     >>> ql.dequantize(ql.quantize_per_tensor([0.26], 0.5, 0, ql.qint8))
     array([0.5], dtype=float32)

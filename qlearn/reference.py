@@ -17,7 +17,8 @@ def _fma32(a, b, c):
 
 
 def quantize_per_tensor_ref(x, scale, zero_point, quant_min, quant_max, fused=True):
-    r"""Eq. (1): :math:`q = \mathrm{clamp}(\mathrm{round}(x / S + Z), q_{min}, q_{max})`."""
+    r"""Eq. :eq:`quantize`: :math:`q = \mathrm{clamp}(\mathrm{round}(x / S + Z),
+    q_{min}, q_{max})`."""
     x = np.asarray(x, dtype=f32)
     inv_scale = f32(1) / f32(scale)
     with np.errstate(over="ignore"):   # |x / S| beyond float32 is inf, then clamped
@@ -27,7 +28,8 @@ def quantize_per_tensor_ref(x, scale, zero_point, quant_min, quant_max, fused=Tr
 
 
 def quantize_per_channel_ref(x, scales, zero_points, axis, quant_min, quant_max):
-    r"""Eq. (1) with one :math:`(S_c, Z_c)` per slice along ``axis`` (multiply, then add)."""
+    r"""Eq. :eq:`per-channel`: one :math:`(S_c, Z_c)` per slice along ``axis`` (multiply,
+    then add)."""
     x = np.asarray(x, dtype=f32)
     shape = [1] * x.ndim
     shape[axis] = -1
@@ -38,12 +40,12 @@ def quantize_per_channel_ref(x, scales, zero_points, axis, quant_min, quant_max)
 
 
 def dequantize_per_tensor_ref(q, scale, zero_point):
-    r"""Eq. (2): :math:`r = (q - Z)\,S` in float32."""
+    r"""Eq. :eq:`dequantize`: :math:`r = (q - Z)\,S` in float32."""
     return (np.asarray(q, dtype=np.int64) - zero_point).astype(f32) * f32(scale)
 
 
 def dequantize_per_channel_ref(q, scales, zero_points, axis):
-    r"""Eq. (2) per channel, the product taken in float64 then rounded to float32."""
+    r"""Eq. :eq:`dequantize` per channel, the product taken in float64 then rounded to float32."""
     q = np.asarray(q, dtype=np.int64)
     shape = [1] * q.ndim
     shape[axis] = -1

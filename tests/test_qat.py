@@ -42,7 +42,7 @@ def test_prepare_model_rewrites_weights_and_activations():
     assert isinstance(model[2], PACTReLU) and isinstance(model[5], PACTReLU)
     assert model[2].num_bits == 4 and model[2].alpha.data[0] == 3.0
     # the alphas joined the optimizer; the float copies are the same Parameter objects
-    assert any(model[2].alpha in g["params"] for g in opt.param_groups)
+    assert any(any(p is model[2].alpha for p in g["params"]) for g in opt.param_groups)
     names = dict(model.named_parameters())
     assert "3.float_weight" in names and "3.weight" not in names and "3.bias" in names
     x = np.random.default_rng(0).uniform(0, 1, (4, 1, 8, 8)).astype(np.float32)

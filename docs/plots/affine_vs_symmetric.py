@@ -1,6 +1,7 @@
-"""Seed 003's figure, made with qlearn: affine vs symmetric ranges over a skewed
-activation and a normal weight.  docs/calibration.md calls :func:`figure` in a code cell
-that runs during the docs build (matplotlib's inline backend renders it with Agg)."""
+"""The figure of "Practical Quantization in PyTorch", made with qlearn: affine vs
+symmetric ranges over a skewed activation and a normal weight.  docs/calibration.md calls
+:func:`figure` in a code cell that runs during the docs build (matplotlib's inline
+backend renders it with Agg)."""
 import matplotlib.pyplot as plt
 import numpy as np
 

@@ -3,7 +3,8 @@
 A :class:`Function` subclass defines ``forward(ctx, *args)`` and
 ``backward(ctx, *grad_outputs)`` as static methods and is called as
 ``MyFn.apply(*args)``.  ``apply`` unwraps :class:`~qlearn.Tensor` arguments to their
-float32 ndarrays, runs ``forward`` on plain NumPy, wraps the result, and (when any input
+ndarrays, runs ``forward`` on plain NumPy, wraps the result (float32, unless an input
+tensor had the result's dtype), and (when any input
 requires a gradient and grad mode is on) records a :class:`Node` that links the output
 to the nodes (or leaf tensors) its inputs came from.  ``Tensor.backward()`` then walks
 the nodes in reverse topological order, calling each ``backward`` with the gradient of
@@ -221,7 +222,12 @@ class Function:
                           for a, n in zip(args, needs))
             in_shapes = tuple(np.shape(r) if n else None for r, n in zip(raw, needs))
             node = Node(cls, ctx, edges, in_shapes, [np.shape(o) for o in outputs])
-        wrapped = tuple(Tensor._from_op(o, node, i) for i, o in enumerate(outputs))
+        # an output keeps its dtype when an input tensor had it (int8 + int8 is int8);
+        # anything else is float32, qlearn's default (an op on int64 data that NumPy
+        # computes in float64, such as sqrt, gives float32 as in PyTorch)
+        keep = None if getattr(cls, "output_dtype_is_exact", False) else \
+            {a.data.dtype for a in args if isinstance(a, Tensor)}
+        wrapped = tuple(Tensor._from_op(o, node, i, keep) for i, o in enumerate(outputs))
         return wrapped if isinstance(out, tuple) else wrapped[0]
 
 
@@ -303,7 +309,7 @@ def backward(root, grad, retain_graph=False):
             g = _fit_grad(g, node.in_shapes[i], node, i)
             if isinstance(edge, Tensor):  # a leaf: accumulate, as PyTorch does
                 if edge.grad is None:
-                    edge.grad = Tensor(np.array(g, dtype=np.float32, copy=True))
+                    edge.grad = Tensor._wrap(np.array(g, dtype=edge.data.dtype, copy=True))
                 else:
                     edge.grad.data += g
             else:

@@ -94,7 +94,8 @@ class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return np.divide(a, b)
+        with np.errstate(divide="ignore", invalid="ignore"):   # x/0 is inf or nan, quietly
+            return np.divide(a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -186,6 +187,53 @@ class Log(Function):
     def backward(ctx, g):
         (a,) = ctx.saved_tensors
         return g / a
+
+
+class Log10(Function):
+    """y = log10 a;  da = g / (a ln 10)"""
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # via float64: log10(1000) is exactly 3, as in PyTorch (float32 log10 is not)
+            return np.log10(a.astype(np.float64)).astype(a.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, g):
+        (a,) = ctx.saved_tensors
+        return g / (a * np.asarray(np.log(10.0), a.dtype))
+
+
+class Round(Function):
+    """y = round(a), halves to even (``decimals`` d: round(a 10^d) / 10^d);  da = 0"""
+
+    @staticmethod
+    def forward(ctx, a, decimals=0):
+        ctx.shape = a.shape
+        if decimals == 0:
+            return np.rint(a)
+        ten = np.asarray(10.0 ** decimals, a.dtype)
+        return np.rint(a * ten) / ten
+
+    @staticmethod
+    def backward(ctx, g):
+        return np.zeros(ctx.shape, g.dtype), None
+
+
+class Cast(Function):
+    """y = a converted to another floating dtype;  da = g converted back."""
+
+    output_dtype_is_exact = True   # the caller asked for this dtype: keep it
+
+    @staticmethod
+    def forward(ctx, a, dtype):
+        ctx.dtype = a.dtype
+        return a.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.astype(ctx.dtype), None
 
 
 class Sqrt(Function):
@@ -388,6 +436,26 @@ class Amax(Function):
         return g * share
 
 
+class Amin(Function):
+    """y = min of a over ``axis``; the gradient is shared evenly among tied minima."""
+
+    @staticmethod
+    def forward(ctx, a, axis=None, keepdims=False):
+        axis = _norm_axis(axis, a.ndim)
+        y = np.min(a, axis=axis, keepdims=True)
+        mask = a == y
+        ctx.save_for_backward(mask / mask.sum(axis=axis, keepdims=True))
+        ctx.axis, ctx.keepdims = axis, keepdims
+        return y if keepdims else np.asarray(np.squeeze(y, axis=axis))
+
+    @staticmethod
+    def backward(ctx, g):
+        (share,) = ctx.saved_tensors
+        if ctx.axis is not None and not ctx.keepdims:
+            g = np.expand_dims(g, ctx.axis)
+        return (g * share).astype(g.dtype, copy=False)
+
+
 class MaxDim(Function):
     """max of ``a`` along one ``axis`` at precomputed arg-max ``idx``; the gradient
     goes to that index only (``torch.max(x, dim)``)."""
@@ -498,6 +566,7 @@ def _is_basic_index(key):
     """True when ``key`` uses only ints, slices, None and Ellipsis (no repeats)."""
     parts = key if isinstance(key, tuple) else (key,)
     return all(isinstance(k, (int, np.integer, slice)) or k is None or k is Ellipsis
+               or (isinstance(k, np.ndarray) and k.dtype == np.bool_)   # a mask: no repeats
                for k in parts)
 
 

@@ -1,10 +1,22 @@
-"""``qlearn.Tensor``: a float32 ndarray that remembers how it was computed."""
+"""``qlearn.Tensor``: an ndarray that remembers how it was computed.
+
+Floating-point tensors (float32 by default) take part in autograd; integer and bool
+tensors (``ql.int8``, ``ql.int64``, ``ql.bool`` ...) hold data such as quantized values,
+counts and masks, never require gradients, and follow PyTorch's rules for the dtype of
+mixed operations (:mod:`qlearn.autograd.promotion`).
+"""
+import numbers
+
 import numpy as np
 
+from ..dtypes import PLAIN_DTYPES, float32
 from . import ops
 from .function import backward as _run_backward
+from .function import is_grad_enabled
+from .printing import tensor_repr
+from .promotion import as_dtype, result_type
 
-__all__ = ["Tensor", "tensor", "cat", "stack", "where", "maximum", "minimum"]
+__all__ = ["Tensor", "Size", "tensor", "cat", "stack", "where", "maximum", "minimum"]
 
 
 def _array(value):
@@ -19,9 +31,68 @@ def _operand(value):
     return value if isinstance(value, Tensor) else np.asarray(value, dtype=np.float32)
 
 
-class Tensor:
-    """A float32 array with an optional gradient.
+def _cast(value, dtype):
+    """``value`` (a Tensor, array or number) as a Tensor of ``dtype`` (a DType).
 
+    A tensor that requires a gradient is cast by a recorded operation, so the gradient
+    reaches it; any other value is converted directly.
+    """
+    target = dtype.numpy_dtype
+    if isinstance(value, Tensor):
+        if value.data.dtype == target:
+            return value
+        if value.requires_grad and is_grad_enabled() and dtype.is_floating_point:
+            return ops.Cast.apply(value, target)
+        with np.errstate(invalid="ignore"):   # nan/inf to int: what the CPU gives
+            return Tensor._wrap(value.data.astype(target))
+    return Tensor._wrap(np.asarray(value).astype(target, copy=False))
+
+
+def _is_f32(x):
+    return isinstance(x, Tensor) and x.data.dtype == np.float32
+
+
+def _is_number(x):
+    """A Python or NumPy number, or a float32 array: with a float32 tensor, float32."""
+    return (isinstance(x, (float, int, np.floating, np.integer)) and not isinstance(x, bool)
+            or isinstance(x, np.ndarray) and x.dtype == np.float32)
+
+
+def _both(a, b, floating=False):
+    """``a`` and ``b`` cast to the dtype PyTorch gives ``a (op) b``; ``floating`` turns
+    an integer result into float32 (true division)."""
+    if _is_f32(a) and (_is_f32(b) or _is_number(b)) or _is_number(a) and _is_f32(b):
+        # the common float32 case, without the general dtype rules
+        return (a if isinstance(a, Tensor) else np.asarray(a, np.float32),
+                b if isinstance(b, Tensor) else np.asarray(b, np.float32))
+    dt = result_type(a, b)
+    if floating and not dt.is_floating_point:
+        dt = float32
+    return _cast(a, dt), _cast(b, dt)
+
+
+def _index_key(key):
+    """An index with Tensors replaced by arrays: bool tensors are masks, integer tensors
+    positions (a float tensor of whole numbers is accepted as positions too)."""
+    if isinstance(key, tuple):
+        return tuple(_index_key(k) for k in key)
+    if isinstance(key, Tensor):
+        arr = key.data
+        if arr.dtype.kind in "bui":
+            return arr if arr.dtype.kind == "b" else arr.astype(np.intp)
+        if np.all(arr == np.round(arr)):
+            return arr.astype(np.intp)
+        raise IndexError(f"tensors used as indices must hold integers or bools, got "
+                         f"dtype {key.dtype!r}")
+    return key
+
+
+class Tensor:
+    """An array with an optional gradient: float32 (``ql.float32``) unless made with
+    another dtype (``ql.tensor(data, dtype=...)``, :meth:`to`).
+
+    ``Tensor(data)`` itself always makes float32, as ``torch.Tensor(data)`` does;
+    :func:`qlearn.tensor` infers the dtype as ``torch.tensor`` does.
     ``data`` is the ndarray (writable in place, as ``tensor.data`` in PyTorch);
     ``grad`` is a Tensor filled by :meth:`backward`, or None; ``grad_fn`` the node that
     produced this tensor (None for leaves).  Arithmetic operators, ``@``, ``sum``,
@@ -53,9 +124,29 @@ class Tensor:
         self._output_index = 0
 
     @classmethod
-    def _from_op(cls, data, node, index):
+    def _wrap(cls, arr, requires_grad=False):
+        """A leaf Tensor around ndarray ``arr``, keeping its dtype (no copy)."""
         t = cls.__new__(Tensor)
-        t.data = np.asarray(data, dtype=np.float32)
+        t.data = arr if isinstance(arr, np.ndarray) else np.asarray(arr)
+        if t.data.dtype not in PLAIN_DTYPES:
+            raise TypeError(f"qlearn has no tensor dtype for NumPy {t.data.dtype}")
+        t.grad = None
+        t.requires_grad = False
+        t.grad_fn = None
+        t._output_index = 0
+        if requires_grad:
+            t.requires_grad_(True)
+        return t
+
+    @classmethod
+    def _from_op(cls, data, node, index, keep=None):
+        """Wrap an operation's output; its dtype is kept when it is in ``keep`` (the
+        input tensors' dtypes) or is float32, else it becomes float32."""
+        t = cls.__new__(Tensor)
+        arr = np.asarray(data)
+        if arr.dtype != np.float32 and (keep is None or arr.dtype not in keep):
+            arr = arr.astype(np.float32)
+        t.data = arr
         t.grad = None
         t.requires_grad = node is not None
         t.grad_fn = node
@@ -75,8 +166,22 @@ class Tensor:
 
     @property
     def dtype(self):
-        """The NumPy dtype of ``data`` (always float32)."""
-        return self.data.dtype
+        """The element type, a qlearn dtype (``qlearn.float32``, ``qlearn.int8`` ...);
+        it compares equal to the NumPy dtype of ``data``.
+
+        >>> import qlearn as ql
+        >>> ql.tensor([1.0]).dtype, ql.tensor([1, 2]).dtype, (ql.tensor([1]) > 0).dtype
+        (qlearn.float32, qlearn.int64, qlearn.bool)
+        """
+        return PLAIN_DTYPES[self.data.dtype]
+
+    def is_floating_point(self):
+        """True for float16/32/64 tensors (``torch.Tensor.is_floating_point``)."""
+        return self.data.dtype.kind == "f"
+
+    def element_size(self):
+        """Bytes per element (``torch.Tensor.element_size``): 4 for float32, 1 for int8."""
+        return self.data.dtype.itemsize
 
     @property
     def is_leaf(self):
@@ -84,8 +189,14 @@ class Tensor:
         return self.grad_fn is None
 
     def size(self, dim=None):
-        """The shape, or its length along ``dim`` when given (``torch.Tensor.size``)."""
-        return self.shape if dim is None else self.shape[dim]
+        """The shape as a :class:`Size`, or its length along ``dim`` when given
+        (``torch.Tensor.size``).
+
+        >>> import qlearn as ql
+        >>> ql.zeros(3, 2).size(), ql.zeros(3, 2).size(0)
+        (qlearn.Size([3, 2]), 3)
+        """
+        return Size(self.shape) if dim is None else self.shape[dim]
 
     def dim(self):
         """Number of dimensions (as ``torch.Tensor.dim``)."""
@@ -96,7 +207,24 @@ class Tensor:
         return self.data.size
 
     def __len__(self):
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return len(self.data)
+
+    def __iter__(self):
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self.data)))
+
+    def tolist(self):
+        """The values as (nested) Python lists of numbers (``torch.Tensor.tolist``); a 0-d
+        tensor gives a number.
+
+        >>> import qlearn as ql
+        >>> ql.tensor([[1, 2]]).tolist(), ql.tensor(2.5).tolist()
+        ([[1, 2]], 2.5)
+        """
+        return self.data.tolist()
 
     def numpy(self):
         """The data as an ndarray (shared, not copied)."""
@@ -113,6 +241,17 @@ class Tensor:
 
     def __int__(self):
         return int(self.item())
+
+    def __index__(self):
+        if self.data.dtype.kind not in "biu" or self.data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted "
+                            "to an index")
+        return int(self.item())
+
+    def __format__(self, spec):
+        if self.data.ndim == 0:
+            return format(self.item(), spec)
+        return format(repr(self), spec)
 
     def retain_grad(self):
         """Keep this non-leaf tensor's gradient in ``.grad`` during :meth:`backward`
@@ -136,21 +275,100 @@ class Tensor:
         self.grad_fn.retained[self._output_index] = weakref.ref(self)
 
     def item(self):
-        """The value of a one-element tensor as a Python number."""
+        """The value of a one-element tensor as a Python number (int for integer
+        tensors, bool for bool tensors)."""
+        if self.data.size != 1:
+            raise ValueError(f"only a one-element tensor can be converted to a Python "
+                             f"number, got shape {self.shape}")
         return self.data.item()
 
     def detach(self):
         """A tensor sharing ``data`` but cut from the graph."""
-        return Tensor(self.data)
+        return Tensor._wrap(self.data)
 
     def requires_grad_(self, requires_grad=True):
         """Set ``requires_grad`` in place and return ``self``; only a leaf may turn it
-        off (use :meth:`detach` otherwise)."""
+        off (use :meth:`detach` otherwise), and only a floating-point tensor may turn it
+        on."""
         if self.grad_fn is not None and not requires_grad:
             raise RuntimeError("requires_grad can only be turned off on a leaf tensor; "
                                "use detach()")
+        if requires_grad and self.data.dtype.kind != "f":
+            raise RuntimeError(f"only floating-point tensors can require gradients, got "
+                               f"dtype {self.dtype!r}")
         self.requires_grad = bool(requires_grad)
         return self
+
+    # -- dtype conversions -------------------------------------------------------------
+    def to(self, *args, dtype=None, copy=False, **kwargs):
+        """This tensor converted to ``dtype`` (``torch.Tensor.to``): ``t.to(ql.int8)``,
+        ``t.to(other_tensor)`` (its dtype) or ``t.to("cpu")`` (the only device).
+
+        Float to integer conversion truncates toward zero and keeps the low bits of the
+        result, as PyTorch does on the CPU (``300.7`` becomes ``44`` in int8).  Between
+        floating types the gradient passes through; integer results have none.  The
+        tensor itself is returned when nothing changes (unless ``copy=True``).
+
+        >>> import qlearn as ql
+        >>> ql.tensor([-1.7, 0.5, 127.9, 300.7]).to(ql.int8)
+        tensor([ -1,   0, 127,  44], dtype=qlearn.int8)
+        """
+        kwargs.pop("non_blocking", None)
+        device = kwargs.pop("device", None)
+        if kwargs:
+            raise TypeError(f"to() got unexpected arguments {sorted(kwargs)}")
+        for a in args:
+            if isinstance(a, Tensor):
+                dtype = a.dtype
+            elif isinstance(a, str):
+                device = a
+            elif a is not None:
+                dtype = a
+        if device is not None and str(device) != "cpu":
+            raise ValueError(f"`device` must be 'cpu' (qlearn runs on the CPU), got {device!r}")
+        if dtype is None:
+            return Tensor._wrap(self.data.copy()) if copy else self
+        dt = as_dtype(dtype)
+        if dt.numpy_dtype == self.data.dtype:
+            return self.clone().detach() if copy and not self.requires_grad else \
+                (self.clone() if copy else self)
+        return _cast(self, dt)
+
+    def float(self):
+        """As float32 (``self`` when already float32), as ``torch.Tensor.float``."""
+        return self.to(float32)
+
+    def double(self):
+        """As float64 (``torch.Tensor.double``)."""
+        return self.to(np.float64)
+
+    def half(self):
+        """As float16 (``torch.Tensor.half``)."""
+        return self.to(np.float16)
+
+    def int(self):
+        """As int32 (``torch.Tensor.int``)."""
+        return self.to(np.int32)
+
+    def long(self):
+        """As int64 (``torch.Tensor.long``)."""
+        return self.to(np.int64)
+
+    def short(self):
+        """As int16 (``torch.Tensor.short``)."""
+        return self.to(np.int16)
+
+    def char(self):
+        """As int8 (``torch.Tensor.char``)."""
+        return self.to(np.int8)
+
+    def byte(self):
+        """As uint8 (``torch.Tensor.byte``)."""
+        return self.to(np.uint8)
+
+    def bool(self):
+        """As bool: True where non-zero (``torch.Tensor.bool``)."""
+        return self.to(np.bool_)
 
     def zero_(self):
         """Fill ``data`` with zeros in place (not recorded in the graph); returns ``self``."""
@@ -158,13 +376,14 @@ class Tensor:
         return self
 
     def __repr__(self):
-        body = np.array2string(self.data, precision=4, separator=", ", prefix="tensor(")
-        extra = ""
+        extra = []
         if self.grad_fn is not None:
-            extra = f", grad_fn={self.grad_fn!r}"
+            extra.append(f"grad_fn={self.grad_fn!r}")
         elif self.requires_grad:
-            extra = ", requires_grad=True"
-        return f"tensor({body}{extra})"
+            extra.append("requires_grad=True")
+        return tensor_repr(self.data, extra, dtype_name=repr(self.dtype))
+
+    __str__ = __repr__
 
     # -- autograd ------------------------------------------------------------------------
     def backward(self, gradient=None, retain_graph=False):
@@ -196,37 +415,71 @@ class Tensor:
         _run_backward(self, gradient, retain_graph)
 
     # -- operators -----------------------------------------------------------------------
+    # Operands are first cast to the dtype PyTorch's promotion gives the pair
+    # (qlearn.autograd.promotion); the operation then runs on arrays of that dtype.
     def __add__(self, other):
-        return ops.Add.apply(self, _operand(other))
+        return ops.Add.apply(*_both(self, other))
 
     def __radd__(self, other):
-        return ops.Add.apply(_operand(other), self)
+        return ops.Add.apply(*_both(other, self))
 
     def __sub__(self, other):
-        return ops.Sub.apply(self, _operand(other))
+        return ops.Sub.apply(*_both(self, other))
 
     def __rsub__(self, other):
-        return ops.Sub.apply(_operand(other), self)
+        return ops.Sub.apply(*_both(other, self))
 
     def __mul__(self, other):
-        return ops.Mul.apply(self, _operand(other))
+        return ops.Mul.apply(*_both(self, other))
 
     def __rmul__(self, other):
-        return ops.Mul.apply(_operand(other), self)
+        return ops.Mul.apply(*_both(other, self))
 
     def __truediv__(self, other):
-        return ops.Div.apply(self, _operand(other))
+        return ops.Div.apply(*_both(self, other, floating=True))
 
     def __rtruediv__(self, other):
-        return ops.Div.apply(_operand(other), self)
+        return ops.Div.apply(*_both(other, self, floating=True))
+
+    def __floordiv__(self, other):
+        return _floor_divide(self, other)
+
+    def __rfloordiv__(self, other):
+        return _floor_divide(other, self)
+
+    def __mod__(self, other):
+        return _remainder(self, other)
+
+    def __rmod__(self, other):
+        return _remainder(other, self)
 
     def __neg__(self):
+        if self.data.dtype == np.bool_:
+            raise TypeError("negation of a bool tensor is not supported; use ~ instead")
         return ops.Neg.apply(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return self.abs()
 
     def __pow__(self, p):
         if isinstance(p, Tensor):
-            raise TypeError("a Tensor exponent is not supported; use exp(log(a) * p)")
-        return ops.Pow.apply(self, p)
+            if p.requires_grad:
+                raise TypeError("a Tensor exponent that requires grad is not supported; "
+                                "use exp(log(a) * p)")
+            base, p = _both(self, p)
+            return ops.Pow.apply(base, p.data)
+        base = _cast(self, result_type(self, p))
+        return ops.Pow.apply(base, p)
+
+    def __rpow__(self, base):
+        # base ** t = exp(t ln base), the differentiable form when t requires grad
+        if self.requires_grad and is_grad_enabled():
+            return (self * float(np.log(base))).exp()
+        b, e = _both(base, self)
+        return Tensor._wrap(np.asarray(np.power(b.data, e.data)))
 
     def __matmul__(self, other):
         return ops.MatMul.apply(self, _operand(other))
@@ -235,24 +488,82 @@ class Tensor:
         return ops.MatMul.apply(_operand(other), self)
 
     def __getitem__(self, key):
-        if isinstance(key, Tensor):
-            key = key.data.astype(np.intp)
-        return ops.GetItem.apply(self, key)
+        return ops.GetItem.apply(self, _index_key(key))
 
-    # comparisons give plain boolean arrays: they have no gradient
+    def __setitem__(self, key, value):
+        """``t[key] = value`` writes into ``data`` (cast to this tensor's dtype); it is
+        not recorded, so a tensor that requires a gradient refuses it."""
+        if self.requires_grad and is_grad_enabled():
+            raise RuntimeError("a tensor that requires grad cannot be written in place "
+                               "(use ql.where, or write under no_grad())")
+        self.data[_index_key(key)] = np.asarray(_array(value)).astype(self.data.dtype)
+
+    # comparisons give bool tensors (masks); they have no gradient
+    def _compare(self, other, fn):
+        try:
+            a, b = _both(self, other)
+        except TypeError:
+            return NotImplemented
+        return Tensor._wrap(np.asarray(fn(_array(a), _array(b))))
+
     def __lt__(self, other):
-        return self.data < _array(other)
+        return self._compare(other, np.less)
 
     def __le__(self, other):
-        return self.data <= _array(other)
+        return self._compare(other, np.less_equal)
 
     def __gt__(self, other):
-        return self.data > _array(other)
+        return self._compare(other, np.greater)
 
     def __ge__(self, other):
-        return self.data >= _array(other)
+        return self._compare(other, np.greater_equal)
+
+    def __eq__(self, other):
+        if other is None:
+            return False
+        return self._compare(other, np.equal)
+
+    def __ne__(self, other):
+        if other is None:
+            return True
+        return self._compare(other, np.not_equal)
 
     __hash__ = object.__hash__
+
+    def eq(self, other):
+        """Elementwise ``self == other``, a bool tensor (``torch.Tensor.eq``)."""
+        return self == other
+
+    def ne(self, other):
+        """Elementwise ``self != other``, a bool tensor (``torch.Tensor.ne``)."""
+        return self != other
+
+    # logical / bitwise operators, for bool and integer tensors
+    def _bitwise(self, other, fn):
+        a, b = _both(self, other)
+        if a.data.dtype.kind == "f":
+            raise TypeError(f"{fn.__name__} needs bool or integer tensors, got {a.dtype!r}")
+        return Tensor._wrap(np.asarray(fn(a.data, b.data)))
+
+    def __and__(self, other):
+        return self._bitwise(other, np.bitwise_and)
+
+    __rand__ = __and__
+
+    def __or__(self, other):
+        return self._bitwise(other, np.bitwise_or)
+
+    __ror__ = __or__
+
+    def __xor__(self, other):
+        return self._bitwise(other, np.bitwise_xor)
+
+    __rxor__ = __xor__
+
+    def __invert__(self):
+        if self.data.dtype.kind == "f":
+            raise TypeError(f"~ needs a bool or integer tensor, got {self.dtype!r}")
+        return Tensor._wrap(np.invert(self.data))
 
     # -- elementwise functions ---------------------------------------------------------
     def exp(self):
@@ -291,13 +602,59 @@ class Tensor:
         gradient :math:`g\,p\,x^{p-1}`."""
         return self ** p
 
+    def log10(self):
+        r"""Elementwise :math:`y = \log_{10} x`; gradient :math:`g / (x \ln 10)`."""
+        return ops.Log10.apply(self)
+
+    def round(self, decimals=0):
+        r"""Round to the nearest integer, halves to even (``torch.round``; ``2.5 -> 2``).
+
+        With ``decimals`` it computes :math:`\mathrm{round}(x \cdot 10^d) / 10^d`.
+        The gradient is zero (rounding is flat almost everywhere); quantizers that
+        train through rounding use a straight-through estimator instead.
+
+        >>> import qlearn as ql
+        >>> ql.tensor([0.5, 1.5, 2.5, -0.5]).round()
+        tensor([0., 2., 2., -0.])
+        """
+        if self.data.dtype.kind != "f":
+            return self.clone()
+        return ops.Round.apply(self, int(decimals))
+
     def clamp(self, min=None, max=None):
-        """``torch.clamp``: the gradient passes where ``min <= x <= max``."""
+        r"""``torch.clamp``: :math:`\min(\max(x, min), max)`; the gradient passes where
+        ``min <= x <= max``.  An integer tensor with integer bounds stays integer."""
         if min is None and max is None:
             raise ValueError("clamp needs at least one of `min` and `max`")
-        return ops.Clamp.apply(self, lo=min, hi=max)
+        bounds = [b for b in (min, max) if b is not None]
+        dt = result_type(self, *bounds)
+        x = _cast(self, dt)
+        lo = None if min is None else np.asarray(_array(min)).astype(dt.numpy_dtype)
+        hi = None if max is None else np.asarray(_array(max)).astype(dt.numpy_dtype)
+        return ops.Clamp.apply(x, lo=lo, hi=hi)
 
     clip = clamp
+
+    def norm(self, p="fro", dim=None, keepdim=False):
+        r"""The :math:`p`-norm :math:`(\sum_i |x_i|^p)^{1/p}` over ``dim`` (all elements
+        when None); ``"fro"`` and 2 are the Euclidean norm :math:`\sqrt{\sum_i x_i^2}`,
+        ``inf`` the largest magnitude (``torch.norm``).
+
+        >>> import qlearn as ql
+        >>> ql.tensor([3.0, 4.0]).norm()
+        tensor(5.)
+        """
+        if self.data.dtype.kind != "f":
+            raise TypeError(f"norm needs a floating-point tensor, got {self.dtype!r}")
+        if p in ("fro", 2, 2.0):
+            return (self * self).sum(dim, keepdim).sqrt()
+        if p in (float("inf"), "inf"):
+            return self.abs().amax(dim, keepdim)
+        if p in (1, 1.0):
+            return self.abs().sum(dim, keepdim)
+        if isinstance(p, numbers.Real) and p > 0:
+            return (self.abs() ** p).sum(dim, keepdim) ** (1.0 / p)
+        raise ValueError(f"`p` must be 'fro', inf or a positive number, got {p!r}")
 
     def softmax(self, dim):
         r"""Softmax along ``dim``: :math:`y_i = e^{x_i} / \sum_j e^{x_j}`; gradient
@@ -314,21 +671,24 @@ class Tensor:
         ``torch.Tensor.clone``."""
         return ops.Clone.apply(self)
 
-    def float(self):
-        """Returns ``self`` (a Tensor is always float32); kept for PyTorch compatibility."""
-        return self
-
     # -- reductions ------------------------------------------------------------------------
     def sum(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         """Sum over ``dim`` (an int, a tuple, or None for all); ``axis``/``keepdims``
         are accepted as NumPy spellings."""
         dim, keepdim = _pick(dim, axis, keepdim, keepdims)
+        if self.data.dtype.kind != "f":   # integers and bools sum to int64, as in PyTorch
+            axes = ops._norm_axis(dim, self.ndim)
+            return Tensor._wrap(np.asarray(np.sum(self.data, axis=axes, keepdims=keepdim,
+                                                  dtype=np.int64)))
         return ops.Sum.apply(self, axis=dim, keepdims=keepdim)
 
     def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         r"""Mean over ``dim`` (an int, a tuple, or None for all): :math:`y = \frac{1}{n}\sum_i x_i`;
         gradient :math:`g / n` to each element.  ``axis``/``keepdims`` are NumPy spellings."""
         dim, keepdim = _pick(dim, axis, keepdim, keepdims)
+        if self.data.dtype.kind != "f":
+            raise TypeError(f"mean() needs a floating-point tensor, got {self.dtype!r} "
+                            f"(convert it first: t.float().mean())")
         axes = ops._norm_axis(dim, self.ndim)
         n = self.data.size if axes is None else int(np.prod([self.shape[a] for a in axes]))
         return self.sum(dim, keepdim) * np.float32(1.0 / max(n, 1))
@@ -367,12 +727,24 @@ class Tensor:
         if axis is not None or keepdims is not None:
             if dim is not None:
                 raise TypeError("give `dim` or `axis`, not both")
-            return -(-self).amax(axis, bool(keepdims))
+            return ops.Amin.apply(self, axis=axis, keepdims=bool(keepdims))
         if dim is None:
-            return -ops.Amax.apply(-self)
+            return ops.Amin.apply(self)
         dim = _dim(dim, self.ndim)
         idx = np.argmin(self.data, axis=dim)
         return MaxResult(ops.MaxDim.apply(self, idx, dim, keepdim), idx)
+
+    def all(self, dim=None, keepdim=False):
+        """True where every element (over ``dim``) is non-zero, a bool tensor
+        (``torch.Tensor.all``)."""
+        axes = ops._norm_axis(dim, self.ndim)
+        return Tensor._wrap(np.asarray(np.all(self.data, axis=axes, keepdims=keepdim)))
+
+    def any(self, dim=None, keepdim=False):
+        """True where some element (over ``dim``) is non-zero, a bool tensor
+        (``torch.Tensor.any``)."""
+        axes = ops._norm_axis(dim, self.ndim)
+        return Tensor._wrap(np.asarray(np.any(self.data, axis=axes, keepdims=keepdim)))
 
     def amax(self, dim=None, keepdim=False):
         """Largest values over ``dim``; tied maxima share the gradient equally."""
@@ -453,6 +825,23 @@ class Tensor:
         return ops.Permute.apply(self, tuple(range(self.ndim - 1, -1, -1)))
 
 
+class Size(tuple):
+    """A shape returned by :meth:`Tensor.size`: a tuple of ints that prints as
+    ``torch.Size`` does (``Tensor.shape`` is a plain tuple).
+
+    >>> from qlearn.autograd.tensor import Size
+    >>> Size((3, 2)) == (3, 2), Size((3, 2))
+    (True, qlearn.Size([3, 2]))
+    """
+
+    def __repr__(self):
+        return f"qlearn.Size({list(self)})"
+
+    def numel(self):
+        """The number of elements of a tensor of this shape."""
+        return int(np.prod(self, dtype=np.int64))
+
+
 class MaxResult(tuple):
     """``(values, indices)`` as returned by ``Tensor.max(dim)``, like torch's named tuple."""
 
@@ -495,9 +884,7 @@ def cat(tensors, dim=0):
     >>> ql.autograd.cat([ql.tensor([1.0]), ql.tensor([2.0, 3.0])]).numpy()
     array([1., 2., 3.], dtype=float32)
     """
-    tensors = [_operand(t) for t in tensors]
-    if not tensors:
-        raise ValueError("`tensors` must not be empty")
+    tensors = _common(tensors)
     return ops.Cat.apply(_dim(dim, np.ndim(tensors[0])), *tensors)
 
 
@@ -508,9 +895,7 @@ def stack(tensors, dim=0):
     >>> ql.autograd.stack([ql.tensor([1.0, 2.0]), ql.tensor([3.0, 4.0])], dim=1).shape
     (2, 2)
     """
-    tensors = [_operand(t) for t in tensors]
-    if not tensors:
-        raise ValueError("`tensors` must not be empty")
+    tensors = _common(tensors)
     return ops.Stack.apply(_dim(dim, np.ndim(tensors[0]) + 1), *tensors)
 
 
@@ -522,8 +907,8 @@ def where(condition, input, other):
     >>> ql.autograd.where([True, False], ql.tensor([1.0, 2.0]), 0.0).numpy()
     array([1., 0.], dtype=float32)
     """
-    return ops.Where.apply(np.asarray(_array(condition), bool), _operand(input),
-                           _operand(other))
+    a, b = _both(input, other)
+    return ops.Where.apply(np.asarray(_array(condition), bool), a, b)
 
 
 def maximum(input, other):
@@ -533,7 +918,7 @@ def maximum(input, other):
     >>> ql.autograd.maximum(ql.tensor([1.0, 5.0]), 2.0).numpy()
     array([2., 5.], dtype=float32)
     """
-    return ops.Maximum.apply(_operand(input), _operand(other))
+    return ops.Maximum.apply(*_both(input, other))
 
 
 def minimum(input, other):
@@ -543,17 +928,93 @@ def minimum(input, other):
     >>> ql.autograd.minimum(ql.tensor([1.0, 5.0]), 2.0).numpy()
     array([1., 2.], dtype=float32)
     """
-    return ops.Minimum.apply(_operand(input), _operand(other))
+    return ops.Minimum.apply(*_both(input, other))
 
 
-def tensor(data, requires_grad=False):
-    """Make a :class:`Tensor` (float32; float64 and integer data are converted).
+def _common(tensors):
+    """The sequence's tensors cast to their common dtype (for cat and stack)."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("`tensors` must not be empty")
+    if all(_is_f32(t) for t in tensors):
+        return tensors
+    dt = result_type(*[t if isinstance(t, Tensor) else np.asarray(t) for t in tensors])
+    return [_cast(t, dt) for t in tensors]
+
+
+def _infer(data):
+    """``data`` as an ndarray of the dtype ``torch.tensor`` would choose: Python floats
+    give float32, Python ints int64, bools bool; NumPy integer and bool arrays keep
+    their dtype.  NumPy float64 data gives float32 (qlearn's default float; pass
+    ``dtype=ql.float64`` to keep it)."""
+    if isinstance(data, Tensor):
+        return data.data.copy()
+    if isinstance(data, (list, tuple)) and any(isinstance(v, Tensor) for v in data):
+        data = [_infer(v) for v in data]
+    arr = np.array(data, copy=True)
+    if arr.dtype.kind == "f":
+        return arr if arr.dtype in (np.float32, np.float16) else arr.astype(np.float32)
+    if arr.dtype.kind in "biu":
+        if arr.dtype not in PLAIN_DTYPES:   # uint16, uint32, uint64
+            return arr.astype(np.int64)
+        return arr
+    if arr.size == 0 and arr.dtype == np.float64:
+        return arr.astype(np.float32)
+    raise TypeError(f"`data` must be numeric, got dtype {arr.dtype}")
+
+
+def tensor(data, dtype=None, device=None, requires_grad=False):
+    """Make a :class:`Tensor` from a number, a (nested) list, an ndarray or a Tensor
+    (always a copy), as ``torch.tensor``.
+
+    The dtype is ``dtype`` when given, else inferred: float32 for floats (NumPy float64
+    arrays included: qlearn's default float), int64 for Python ints, bool for bools,
+    and the array's own dtype for NumPy integer arrays.  Only floating-point tensors may
+    have ``requires_grad=True``.
 
     >>> import qlearn as ql
     >>> x = ql.tensor([[1.0, 2.0]], requires_grad=True)
     >>> (x * x).sum().backward()
     >>> x.grad.numpy()
     array([[2., 4.]], dtype=float32)
+    >>> ql.tensor([0, 1, 1000]), ql.tensor([1.5], dtype=ql.float64)
+    (tensor([   0,    1, 1000]), tensor([1.5000], dtype=qlearn.float64))
     """
-    arr = np.array(_array(data), copy=True)
-    return Tensor(arr, requires_grad=requires_grad)
+    if device is not None and str(device) != "cpu":
+        raise ValueError(f"`device` must be 'cpu' (qlearn runs on the CPU), got {device!r}")
+    if dtype is None:
+        arr = _infer(data)
+    else:   # straight from the given data, so float64 input keeps its precision
+        target = as_dtype(dtype).numpy_dtype
+        if isinstance(data, (list, tuple)) and any(isinstance(v, Tensor) for v in data):
+            data = [_array(v) for v in data]
+        arr = np.array(_array(data), copy=True)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"`data` must be numeric, got dtype {arr.dtype}")
+        arr = arr.astype(target, copy=False)
+    return Tensor._wrap(arr, requires_grad=requires_grad)
+
+
+def _integer_op(a, b, fn):
+    """``fn`` (floor_divide or remainder) on the promoted operands, without a gradient;
+    integer division by zero is an error, as in PyTorch."""
+    a, b = _both(a, b)
+    x, y = np.asarray(_array(a)), np.asarray(_array(b))
+    if x.dtype.kind in "biu" and np.any(y == 0):
+        raise ZeroDivisionError("integer division by zero")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return Tensor._wrap(np.asarray(fn(x, y)))
+
+
+def _floor_divide(a, b):
+    """``a // b``: the quotient rounded down (``torch.floor_divide``: ``-7 // 2 == -4``)."""
+    return _integer_op(a, b, np.floor_divide)
+
+
+def _remainder(a, b):
+    """``a % b`` with the sign of ``b`` (``torch.remainder``, Python's ``%``)."""
+    return _integer_op(a, b, np.remainder)
+
+
+# ``type(t)`` shows ``qlearn.Tensor``, the public name (as ``torch.Tensor``)
+Tensor.__module__ = "qlearn"

@@ -17,6 +17,7 @@ from .._ext import _im2col, _pool
 from .._ext._openmp import get_num_threads
 from ..autograd import Function, Tensor, ops
 from ..autograd.random import get_generator
+from ..qtensor import QTensor
 
 __all__ = ["linear", "conv2d", "batch_norm", "relu", "relu6", "hardtanh", "leaky_relu",
            "sigmoid", "tanh", "softmax", "log_softmax", "max_pool2d", "avg_pool2d",
@@ -29,6 +30,9 @@ def _tensor(x, name="input"):
     """``x`` as a Tensor: Tensors pass through, float arrays are converted to float32."""
     if isinstance(x, Tensor):
         return x
+    if isinstance(x, QTensor):
+        raise TypeError(f"`{name}` is a QTensor, but float layers and functions take float "
+                        f"arrays: dequantize it first (a DeQuantStub before this layer)")
     arr = np.asarray(x)
     if arr.dtype.kind != "f":
         raise TypeError(f"`{name}` must be a qlearn.Tensor or a float array, got "
@@ -416,7 +420,15 @@ def flatten(input, start_dim=1, end_dim=-1):
     >>> from qlearn.nn import functional as F
     >>> F.flatten(np.zeros((2, 3, 4))).shape
     (2, 12)
+
+    A QTensor is reshaped as it is (the integers keep their scale and zero point).
     """
+    if isinstance(input, QTensor):
+        shape = input.shape
+        end = end_dim % len(shape) if shape else 0
+        start = start_dim % len(shape) if shape else 0
+        merged = int(np.prod(shape[start:end + 1], dtype=np.int64))
+        return input.reshape(tuple(shape[:start]) + (merged,) + tuple(shape[end + 1:]))
     return _tensor(input).flatten(start_dim, end_dim)
 
 

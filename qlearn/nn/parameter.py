@@ -12,7 +12,7 @@ class Parameter(Tensor):
     >>> from qlearn import nn
     >>> p = nn.Parameter(np.zeros(2))
     >>> p.requires_grad, p.is_leaf, p.dtype
-    (True, True, dtype('float32'))
+    (True, True, qlearn.float32)
     """
 
     def __init__(self, data, requires_grad=True):

@@ -9,7 +9,8 @@ from .observer import (FixedQParamsObserver, HistogramObserver, MinMaxObserver,
                        default_weight_observer)
 from .calibrators import EntropyObserver, MSEObserver, PercentileObserver
 from .qconfig import (QConfig, QConfigDynamic, default_dynamic_qconfig,
-                      default_per_channel_qconfig, default_qconfig, get_default_qat_qconfig,
+                      default_per_channel_qconfig, default_qconfig, float16_dynamic_qconfig,
+                      float16_static_qconfig, get_default_qat_qconfig,
                       get_default_qconfig, per_channel_dynamic_qconfig)
 from .qparams import calculate_qmin_qmax, calculate_qparams
 from .fake_quantize import (FakeQuantize, FakeQuantizeBase, FixedQParamsFakeQuantize,
@@ -20,3 +21,21 @@ from .fake_quantize import (FakeQuantize, FakeQuantizeBase, FixedQParamsFakeQuan
                             default_per_channel_weight_fake_quant, default_weight_fake_quant,
                             disable_fake_quant, disable_observer, enable_fake_quant,
                             enable_observer)
+from .fuser_method_mappings import (fuse_conv_bn, fuse_conv_bn_relu, fuse_linear_bn,
+                                    get_default_fusion_patterns, get_fuser_method)
+from .fuse_modules import fuse_known_modules, fuse_modules, fuse_modules_qat
+from ..nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
+from .stubs import DeQuantStub, QuantStub, QuantWrapper
+from .quantization_mappings import (get_default_compare_output_module_list,
+                                    get_default_dynamic_quant_module_mappings,
+                                    get_default_float_to_quantized_operator_mappings,
+                                    get_default_qat_module_mappings,
+                                    get_default_qconfig_propagation_list,
+                                    get_default_static_quant_module_mappings,
+                                    get_dynamic_quant_module_class, get_quantized_operator,
+                                    get_static_quant_module_class, no_observer_set)
+from .quantize import (add_quant_dequant, convert, default_eval_fn, get_observer_dict,
+                       prepare, prepare_qat, propagate_qconfig_, quantize, quantize_dynamic,
+                       quantize_qat, swap_module)
+from .qconfig_mapping import (QConfigMapping, get_default_qat_qconfig_mapping,
+                              get_default_qconfig_mapping)

@@ -9,7 +9,6 @@ so that the numbers are the same.
 With :math:`[Q_\min, Q_\max]` the integer range (``quant_min``, ``quant_max``):
 
 .. math::
-   :label: qp-range
 
    \alpha' = \min(\alpha, 0), \qquad \beta' = \max(\beta, 0)
 
@@ -18,7 +17,6 @@ With :math:`[Q_\min, Q_\max]` the integer range (``quant_min``, ``quant_max``):
 *Affine* (``per_tensor_affine``, ``per_channel_affine``):
 
 .. math::
-   :label: qp-affine
 
    S = \max\!\Big(\frac{\beta' - \alpha'}{Q_\max - Q_\min},\ \epsilon\Big), \qquad
    Z = \operatorname{clamp}\big(Q_\min - \operatorname{round}(\alpha' / S),\ Q_\min,\ Q_\max\big)
@@ -26,7 +24,6 @@ With :math:`[Q_\min, Q_\max]` the integer range (``quant_min``, ``quant_max``):
 *Symmetric* (``per_tensor_symmetric``, ``per_channel_symmetric``):
 
 .. math::
-   :label: qp-symmetric
 
    S = \max\!\Big(\frac{\max(-\alpha', \beta')}{(Q_\max - Q_\min) / 2},\ \epsilon\Big), \qquad
    Z = \begin{cases} 0 & \text{signed dtype (qint8, qint32)} \\

@@ -3,7 +3,6 @@ r"""DoReFa-Net (Zhou et al., 2016, arXiv:1606.06160), as Distiller implements it
 The building block rounds a value in :math:`[0, 1]` to one of :math:`2^k` levels:
 
 .. math::
-   :label: dorefa-quantize-k
 
    \mathrm{quantize}_k(x) = \frac{1}{2^k - 1}\operatorname{round}\big((2^k - 1)\,x\big)
 
@@ -14,7 +13,6 @@ In qlearn's convention :math:`r = S (q - Z)` this is :math:`Z = 0`,
 *Activations* are clipped to :math:`[0, 1]` first:
 
 .. math::
-   :label: dorefa-activation
 
    a_q = \mathrm{quantize}_k\big(\operatorname{clamp}(a, 0, 1)\big)
 
@@ -22,7 +20,6 @@ In qlearn's convention :math:`r = S (q - Z)` this is :math:`Z = 0`,
 :math:`[-1, 1]`:
 
 .. math::
-   :label: dorefa-weight
 
    f(w) = \frac{\tanh w}{2 \max |\tanh w|} + \frac12, \qquad
    w_q = 2\,\mathrm{quantize}_k\big(f(w)\big) - 1

@@ -1,10 +1,9 @@
-r"""PACT: Parameterized Clipping Activation (Choi et al., 2018, arXiv:1709.01134).
+r"""PACT: Parameterized Clipping Activation (Choi et al., 2018, arXiv:1805.06085).
 
 Like DoReFa's activation quantizer, but the upper clipping value :math:`\alpha` is a
 parameter learned with the network:
 
 .. math::
-   :label: pact-forward
 
    y = \operatorname{clamp}(x, 0, \alpha), \qquad
    y_q = \operatorname{round}\Big(y\,\frac{2^k - 1}{\alpha}\Big)\,\frac{\alpha}{2^k - 1}
@@ -13,7 +12,6 @@ that is :math:`S = \alpha / (2^k - 1)`, :math:`Z = 0` in qlearn's convention
 :math:`r = S (q - Z)`.  The gradients (straight-through for the rounding):
 
 .. math::
-   :label: pact-backward
 
    \frac{\partial y_q}{\partial x} = \begin{cases} 1 & 0 \le x < \alpha \\
                                                    0 & \text{otherwise} \end{cases}

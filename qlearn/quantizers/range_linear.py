@@ -4,7 +4,6 @@ A float range :math:`[\alpha, \beta]` (the *clipping range*, from the data) is m
 linearly onto :math:`k`-bit integers.  qlearn writes every affine map one way,
 
 .. math::
-   :label: rl-convention
 
    r = S\,(q - Z), \qquad q = \operatorname{clamp}\big(\operatorname{round}(r / S) + Z,\
    q_{min},\ q_{max}\big)
@@ -16,7 +15,6 @@ linearly onto :math:`k`-bit integers.  qlearn writes every affine map one way,
 :math:`q \in [-2^{k-1}, 2^{k-1} - 1]`:
 
 .. math::
-   :label: rl-asymmetric
 
    S = \frac{\max(\beta, 0) - \min(\alpha, 0)}{2^k - 1}, \qquad
    Z = q_{min} - \operatorname{round}\big(\min(\alpha, 0) / S\big)
@@ -24,7 +22,6 @@ linearly onto :math:`k`-bit integers.  qlearn writes every affine map one way,
 *Symmetric* (no zero point, :math:`Z = 0`), :math:`q \in [-2^{k-1}, 2^{k-1} - 1]`:
 
 .. math::
-   :label: rl-symmetric
 
    S = \frac{\max(|\alpha|, |\beta|)}{(2^k - 1) / 2}
    \quad\text{or, restricted to } [-(2^{k-1}-1),\ 2^{k-1}-1]:\quad
@@ -173,7 +170,7 @@ def linear_quantization_params(min_val, max_val, num_bits, mode="symmetric"):
 
 def linear_quantize(input, scale, zero_point, quant_min, quant_max):
     r"""The integers :math:`q = \operatorname{clamp}(\operatorname{round}(x/S) + Z,
-    q_{min}, q_{max})` (eq. :eq:`rl-convention`), as int32 (any bit width up to 16).
+    q_{min}, q_{max})` (eq. :eq:`quantize`), as int32 (any bit width up to 16).
 
     >>> from qlearn.quantizers.range_linear import linear_quantize, linear_dequantize
     >>> q = linear_quantize([-1.0, 0.0, 0.7, 3.0], 0.25, 4, 0, 15)

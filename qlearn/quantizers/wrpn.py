@@ -5,13 +5,11 @@ magnitude (one bit is the sign); activations are clipped to :math:`[0, 1]` and q
 with :math:`k` bits:
 
 .. math::
-   :label: wrpn-weight
 
    w_q = \frac{1}{2^{k-1} - 1}\operatorname{round}\big((2^{k-1} - 1)
          \operatorname{clamp}(w, -1, 1)\big)
 
 .. math::
-   :label: wrpn-activation
 
    a_q = \frac{1}{2^k - 1}\operatorname{round}\big((2^k - 1)\operatorname{clamp}(a, 0, 1)\big)
 
@@ -45,7 +43,7 @@ def wrpn_quantize_weight(weight, num_bits):
 
 
 def wrpn_quantize_activation(input, num_bits):
-    r"""WRPN activations, eq. :eq:`wrpn-activation` (the same as DoReFa's).
+    r"""WRPN activations: DoReFa's, eq. :eq:`dorefa-activation`.
 
     >>> from qlearn.quantizers import wrpn_quantize_activation
     >>> wrpn_quantize_activation([-0.2, 0.5, 2.0], 1).numpy()

@@ -560,13 +560,10 @@ def t_quantizers(data):
 
 # --- int8 operators and modules ---------------------------------------------------------
 def _qtensor(data, shape, dtype=ql.quint8, extreme=True):
-    q = data.draw(st.integers(dtype.quant_min, dtype.quant_max).map(
-        lambda v: v))   # a seed value; the array is drawn below
     ints = np.asarray(data.draw(st.lists(st.integers(dtype.quant_min, dtype.quant_max),
                                          min_size=int(np.prod(shape)),
                                          max_size=int(np.prod(shape)))),
                       dtype.storage).reshape(shape)
-    del q
     scale = data.draw(S.scales(True) if extreme else st.floats(1e-3, 10))
     zp = data.draw(st.integers(dtype.quant_min, dtype.quant_max)) if dtype is ql.quint8 \
         else 0

@@ -46,6 +46,10 @@ class Conv2d(Module):
             raise ValueError(f"`padding_mode` must be 'zeros' (the only mode qlearn "
                              f"implements), got {padding_mode!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
+        if isinstance(kernel_size, (tuple, list)) and len(kernel_size) == 1:
+            # (8,) is read as a square 8x8 kernel; PyTorch would build an unusable
+            # 3-d weight from it (its forward then fails)
+            kernel_size = kernel_size[0]
         self.kernel_size = F._pair(kernel_size, "kernel_size", 1)
         self.stride = F._pair(stride, "stride", 1)
         self.padding = padding if isinstance(padding, str) else F._pair(padding, "padding", 0)

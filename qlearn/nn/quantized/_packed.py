@@ -4,7 +4,7 @@ This module is the only importer of ``qlearn._ext._qgemm``, ``_qconv`` and ``_qo
 it validates every argument, computes the requantization constants exactly as
 PyTorch's x86 (FBGEMM) backend does, and hands clean arrays to the kernels.
 
-Requantization constants (docs/int8.rst, eq. (6)), all in float32 as FBGEMM forms them:
+Requantization constants (eq. :eq:`int8-requant`), all in float32 as FBGEMM forms them:
 
 .. math::
 
@@ -37,7 +37,6 @@ from ...dtypes import (
     quint8,
 )
 from ...qtensor import QTensor
-from ...quantization.qparams import cap_scale
 
 __all__ = [
     "PackedConvWeight",
@@ -194,11 +193,11 @@ def _requant_f32(a_scale, w_scale, out_scale, bias, per_channel):
 
 
 class _PackedGemmWeight:
-    """A qint8 weight (N, K) packed for the GEMM micro-kernels (eq. (5)).
+    """A qint8 weight (N, K) packed for the GEMM micro-kernels (eq. :eq:`int8-pack`).
 
     Holds the integers ``w`` (N, K) (the reference path and :meth:`unpack` use them),
     the per-column ``Zw`` and float32 ``Sw``, ``colsum'[j] = sum_k w[j, k] - K Zw[j]``
-    (eq. (4)), and the packed bytes.
+    (eq. :eq:`int8-expansion`), and the packed bytes.
     """
 
     def __init__(self, w_int, qweight, bias, who):
@@ -221,7 +220,7 @@ class _PackedGemmWeight:
             self.plan = _qgemm.PackedGemm(self.packed, self.colsum, self.w_zp, n, k)
 
     def requant_constants(self, a_scale, out_scale):
-        """``(bias_q, mult)`` of eq. (6), float32, formed as FBGEMM forms them.
+        """``(bias_q, mult)`` of eq. :eq:`int8-requant`, float32, formed as FBGEMM forms them.
 
         The last pair is cached: a module sees the same scales call after call.
         """
@@ -253,7 +252,8 @@ def _as_rows(a, k):
 
 def _gemm(pw, a_rows, a_zp, bias_q, mult, out_zp, lo, hi, out_u8=None, fscale=None,
           fbias=None, relu=False, path=None):
-    """Run eq. (4) + eq. (6) (``out_u8``) or eq. (8) (float, returned) on the chosen path."""
+    """Run eqs. :eq:`int8-expansion` + :eq:`int8-requant` (``out_u8``) or
+    :eq:`int8-dynamic` (float, returned) on the chosen path."""
     empty = np.empty(0, dtype=np.float32)
     path = path or gemm_path()
     nt = get_num_threads()
@@ -298,7 +298,8 @@ class PackedLinearWeight(_PackedGemmWeight):
 
 
 def linear_apply(x, pw, scale, zero_point, relu=False, who="quantized linear"):
-    r"""Quantized linear: :math:`y = \mathrm{requant}(x W^T + b)`, eqs. (3)-(6)."""
+    r"""Quantized linear: :math:`y = \mathrm{requant}(x W^T + b)`, eqs. :eq:`int8-acc` to
+    :eq:`int8-requant`."""
     require_quantized(x, who)
     scale, zero_point = _check_out_qparams(scale, zero_point)
     if x.ndim < 1 or x.shape[-1] != pw.k:
@@ -339,11 +340,13 @@ def choose_qparams_dynamic(x, reduce_range=True):
     zp = zp_min if err_min < err_max else zp_max
     zp = qmin if zp < qmin else (qmax if zp > qmax else int(np.rint(zp)))
     # a range at +-3.4e38: keep the outermost levels below the float32 maximum
+    # (imported here: qlearn.quantization imports nn)
+    from ...quantization.qparams import cap_scale
     return float(cap_scale(np.float32(scale), zp, qmin, qmax)), int(zp)
 
 
 def linear_dynamic_apply(x, pw, reduce_range=True, relu=False, who="dynamic linear"):
-    r"""Dynamic quantized linear: quantize ``x`` from its own range, then eq. (8).
+    r"""Dynamic quantized linear: quantize ``x`` from its own range, then eq. :eq:`int8-dynamic`.
 
     :math:`y_{ij} = S_a S_{w,j} C_{ij} + b_j`, a float32 array.
     """
@@ -457,7 +460,8 @@ class PackedConvWeight:
 
 
 def conv2d_apply(x, pc, scale, zero_point, relu=False, who="quantized conv2d"):
-    """Quantized conv2d: im2col + GEMM per group (eqs. (3)-(6)), or depthwise 3x3 (eq. (9)).
+    """Quantized conv2d: im2col + GEMM per group (:eq:`int8-acc` to :eq:`int8-requant`),
+    or depthwise 3x3 (:eq:`int8-depthwise`).
 
     Returns a QTensor of logical shape (N, O, Ho, Wo) whose integers are laid out
     channels-last (as PyTorch's are); the next convolution reads them in place.

@@ -1,10 +1,11 @@
 """Quantized fused modules: ``qlearn.nn.intrinsic.quantized`` mirrors
 ``torch.ao.nn.intrinsic.quantized``.  The ReLU is fused into the requantization: the
-output is clamped below at its zero point (docs/int8.rst, eq. (6))."""
+output is clamped below at its zero point (eq. :eq:`int8-requant`)."""
+from ...quantized.modules.batchnorm import BatchNorm2d as _BatchNorm2d
 from ...quantized.modules.conv import Conv2d as _Conv2d
 from ...quantized.modules.linear import Linear as _Linear
 
-__all__ = ["ConvReLU2d", "LinearReLU"]
+__all__ = ["BNReLU2d", "ConvReLU2d", "LinearReLU"]
 
 
 class LinearReLU(_Linear):
@@ -17,8 +18,13 @@ class LinearReLU(_Linear):
     """
 
     _NAME = "QuantizedLinearReLU"
-    _FLOAT_NAMES = ("LinearReLU",)
     _RELU = True
+
+    @classmethod
+    def _float_modules(cls):
+        from ..modules.fused import LinearReLU as FloatLinearReLU
+        from ..qat import LinearReLU as QATLinearReLU
+        return (FloatLinearReLU, QATLinearReLU)
 
 
 class ConvReLU2d(_Conv2d):
@@ -30,5 +36,25 @@ class ConvReLU2d(_Conv2d):
     """
 
     _NAME = "QuantizedConvReLU2d"
-    _FLOAT_NAMES = ("ConvReLU2d",)
+    _RELU = True
+
+    @classmethod
+    def _float_modules(cls):
+        from ..modules.fused import ConvReLU2d as FloatConvReLU2d
+        from ..qat import ConvBnReLU2d as QATConvBnReLU2d
+        from ..qat import ConvReLU2d as QATConvReLU2d
+        return (FloatConvReLU2d, QATConvReLU2d, QATConvBnReLU2d)
+
+
+class BNReLU2d(_BatchNorm2d):
+    r"""Quantized ``relu(batch_norm(x))`` in one pass: :class:`qlearn.nn.quantized.BatchNorm2d`
+    whose output is clamped below at :math:`Z_y` (PyTorch's ``quantized::batch_norm2d_relu``).
+
+    >>> import qlearn.nn.intrinsic.quantized as nniq
+    >>> nniq.BNReLU2d(4)
+    QuantizedBNReLU2d(4, eps=1e-05, momentum=0.1, scale=1.0, zero_point=0)
+    """
+
+    _NAME = "QuantizedBNReLU2d"
+    _FLOAT_NAMES = ("BNReLU2d",)
     _RELU = True

@@ -8,10 +8,8 @@ from .utils import (
     QuantizedWeightModule,
     activation_qparams,
     check_float_module,
-    float_data,
-    fused_parts,
     quantize_weight,
-    weight_observer_of,
+    weight_for_quantization,
 )
 
 __all__ = ["Conv2d"]
@@ -36,8 +34,15 @@ class Conv2d(QuantizedWeightModule):
     """
 
     _NAME = "QuantizedConv2d"
-    _FLOAT_NAMES = ("Conv2d",)
     _RELU = False
+
+    @classmethod
+    def _float_modules(cls):
+        """The float, QAT and QAT-with-BN classes ``from_float`` accepts."""
+        from ...intrinsic.qat import ConvBn2d
+        from ...modules.conv import Conv2d as FloatConv2d
+        from ...qat import Conv2d as QATConv2d
+        return (FloatConv2d, QATConv2d, ConvBn2d)
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  dilation=1, groups=1, bias=True, padding_mode="zeros", dtype=qint8):
@@ -92,22 +97,20 @@ class Conv2d(QuantizedWeightModule):
 
     @classmethod
     def from_float(cls, mod):
-        """Build from an observed float ``Conv2d`` (or QAT / fused ``ConvReLU2d``)."""
-        check_float_module(mod, cls._FLOAT_NAMES + ("Conv2d",), cls.__name__)
+        """Build from an observed float ``nn.Conv2d`` (or ``nnqat.Conv2d``,
+        ``nniqat.ConvBn2d`` with its batch norm folded in; the ``nniq.ConvReLU2d``
+        subclass takes the fused forms).  Weight and output qparams as in
+        :meth:`qlearn.nn.quantized.Linear.from_float`."""
+        check_float_module(mod, cls._float_modules(), cls.__name__)
         scale, zero_point = activation_qparams(mod, cls.__name__)
-        conv = mod
-        if not hasattr(mod, "weight"):
-            conv = fused_parts(mod, 1)[0]
-            if getattr(conv, "qconfig", None) is None:
-                conv.qconfig = getattr(mod, "qconfig", None)
+        conv, w, b, obs = weight_for_quantization(mod)
         if isinstance(conv.padding, str):
             raise TypeError(f"{cls.__name__}.from_float: string padding "
-                             f"{conv.padding!r} is not supported; give the padding as "
-                             f"numbers")
-        qweight = quantize_weight(float_data(conv.weight), weight_observer_of(conv))
+                            f"{conv.padding!r} is not supported; give the padding as "
+                            f"numbers")
         q = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
-                conv.padding, conv.dilation, conv.groups, conv.bias is not None,
+                conv.padding, conv.dilation, conv.groups, b is not None,
                 getattr(conv, "padding_mode", "zeros"))
-        q.set_weight_bias(qweight, float_data(conv.bias))
+        q.set_weight_bias(quantize_weight(w, obs), b)
         q.scale, q.zero_point = scale, zero_point
         return q

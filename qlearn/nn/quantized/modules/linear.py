@@ -8,10 +8,8 @@ from .utils import (
     QuantizedWeightModule,
     activation_qparams,
     check_float_module,
-    float_data,
-    fused_parts,
     quantize_weight,
-    weight_observer_of,
+    weight_for_quantization,
 )
 
 __all__ = ["Linear"]
@@ -50,8 +48,15 @@ class Linear(QuantizedWeightModule):
     """
 
     _NAME = "QuantizedLinear"
-    _FLOAT_NAMES = ("Linear",)
     _RELU = False
+
+    @classmethod
+    def _float_modules(cls):
+        """The float, QAT and QAT-with-BN classes ``from_float`` accepts."""
+        from ...intrinsic.qat import LinearBn1d
+        from ...modules.linear import Linear as FloatLinear
+        from ...qat import Linear as QATLinear
+        return (FloatLinear, QATLinear, LinearBn1d)
 
     def __init__(self, in_features, out_features, bias_=True, dtype=qint8):
         super().__init__()
@@ -86,21 +91,18 @@ class Linear(QuantizedWeightModule):
     # -- conversion ----------------------------------------------------------------------
     @classmethod
     def from_float(cls, mod):
-        """Build from an observed float ``Linear`` (or QAT / fused ``LinearReLU``).
+        """Build from an observed float ``nn.Linear`` (or ``nnqat.Linear``,
+        ``nniqat.LinearBn1d`` with its batch norm folded in; the ``nniq.LinearReLU``
+        subclass takes the fused forms).
 
-        The weight is quantized with ``mod.qconfig.weight()`` (run over the weight),
-        the output parameters come from ``mod.activation_post_process``.
+        The weight is quantized with the qparams of ``mod.qconfig.weight()`` (or the QAT
+        module's ``weight_fake_quant``) run over it; the output's scale and zero point
+        are those of ``mod.activation_post_process``.
         """
-        check_float_module(mod, cls._FLOAT_NAMES + ("Linear",), cls.__name__)
+        check_float_module(mod, cls._float_modules(), cls.__name__)
         scale, zero_point = activation_qparams(mod, cls.__name__)
-        lin = mod
-        if type(mod).__name__ != "Linear" and not hasattr(mod, "weight"):
-            lin = fused_parts(mod, 1)[0]           # fused LinearReLU(linear, relu)
-            if getattr(lin, "qconfig", None) is None:
-                lin.qconfig = getattr(mod, "qconfig", None)
-        qweight = quantize_weight(float_data(lin.weight), weight_observer_of(lin))
-        q = cls(lin.in_features, lin.out_features, bias_=lin.bias is not None)
-        q.set_weight_bias(qweight, float_data(lin.bias))
+        lin, w, b, obs = weight_for_quantization(mod)
+        q = cls(lin.in_features, lin.out_features, bias_=b is not None)
+        q.set_weight_bias(quantize_weight(w, obs), b)
         q.scale, q.zero_point = scale, zero_point
         return q
-

@@ -10,9 +10,32 @@ from .. import functional as qF
 from .._packed import require_quantized
 from .utils import activation_qparams
 
+
+class _OutputQParamsState(Module):
+    """Modules whose state is the output's ``scale`` and ``zero_point``: both go in the
+    state dict (as PyTorch's ``Quantize`` and ``QFunctional``), so a converted model
+    saved with :func:`qlearn.save` loads back into a freshly converted one."""
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination[prefix + "scale"] = np.float64(self.scale)
+        destination[prefix + "zero_point"] = np.int64(self.zero_point)
+
+    def _load_from_state_dict(self, state_dict, prefix, missing, unexpected, errors):
+        super()._load_from_state_dict(state_dict, prefix, missing, unexpected, errors)
+        for name, cast in (("scale", float), ("zero_point", int)):
+            if prefix + name in state_dict:
+                setattr(self, name, cast(np.asarray(state_dict[prefix + name])))
+            else:
+                missing.append(prefix + name)
+
+    def _extra_state_keys(self, prefix):
+        return (prefix + "scale", prefix + "zero_point")
+
 __all__ = [
     "AdaptiveAvgPool2d",
     "DeQuantize",
+    "Dropout",
     "FloatFunctional",
     "MaxPool2d",
     "QFunctional",
@@ -22,7 +45,7 @@ __all__ = [
 ]
 
 
-class Quantize(Module):
+class Quantize(_OutputQParamsState):
     r"""Quantize a float input: :math:`q = \operatorname{clamp}(\operatorname{round}(x/S + Z))`.
 
     >>> import qlearn.nn.quantized as nnq
@@ -44,7 +67,10 @@ class Quantize(Module):
         return quantize_per_tensor(data, self.scale, self.zero_point, self.dtype)
 
     def extra_repr(self):
-        return f"scale={self.scale}, zero_point={self.zero_point}, dtype={self.dtype!r}"
+        # PyTorch's Quantize keeps its qparams as 1-element tensors and prints them so
+        from ....autograd import tensor
+        return (f"scale={tensor([self.scale])!r}, zero_point={tensor([self.zero_point])!r}, "
+                f"dtype={self.dtype!r}")
 
     @classmethod
     def from_float(cls, mod):
@@ -81,8 +107,9 @@ class ReLU(Module):
         self.inplace = inplace
 
     def forward(self, x):
-        require_quantized(x, "QuantizedReLU")
-        return qF.relu(x)
+        if not isinstance(x, QTensor):
+            require_quantized(x, "QuantizedReLU")
+        return qF.relu(x)        # quint8 or qint8, as PyTorch's
 
     def __repr__(self):
         return "QuantizedReLU()"
@@ -98,11 +125,38 @@ class ReLU6(ReLU):
     """Quantized ReLU6 (:func:`qlearn.nn.quantized.functional.relu6`)."""
 
     def forward(self, x):
-        require_quantized(x, "QuantizedReLU6")
+        if not isinstance(x, QTensor):
+            require_quantized(x, "QuantizedReLU6")
         return qF.relu6(x)
 
     def __repr__(self):
         return "QuantizedReLU6()"
+
+
+class Dropout(Module):
+    """Quantized dropout: the identity at inference, as PyTorch's ``nnq.Dropout``
+    (``convert`` swaps an eval-mode ``nn.Dropout`` for it).
+
+    >>> import qlearn.nn.quantized as nnq
+    >>> nnq.Dropout(0.5)(ql.quantize_per_tensor([1.0], 0.5, 0, ql.quint8)).int_repr()
+    array([2], dtype=uint8)
+    """
+
+    def __init__(self, p=0.5, inplace=False):
+        super().__init__()
+        self.p, self.inplace = p, inplace
+
+    def forward(self, x):
+        require_quantized(x, "QuantizedDropout")
+        return x
+
+    def extra_repr(self):
+        return f"p={self.p}, inplace={self.inplace}"
+
+    @classmethod
+    def from_float(cls, mod):
+        """The quantized dropout with ``mod``'s ``p`` and ``inplace``."""
+        return cls(mod.p, getattr(mod, "inplace", False))
 
 
 class MaxPool2d(Module):
@@ -170,7 +224,7 @@ class FloatFunctional(Module):
 
     def __init__(self):
         super().__init__()
-        self.activation_post_process = _Identity()
+        self.activation_post_process = Identity()
 
     def forward(self, x):
         raise RuntimeError("FloatFunctional is not meant to be called; use its "
@@ -215,12 +269,12 @@ class FloatFunctional(Module):
         return self._post(r)
 
 
-class _Identity(Module):
+class Identity(Module):
     def forward(self, x):
         return x
 
 
-class QFunctional(Module):
+class QFunctional(_OutputQParamsState):
     """The quantized twin of :class:`FloatFunctional`: each op requantizes its result
     to ``(scale, zero_point)``.
 
@@ -235,7 +289,7 @@ class QFunctional(Module):
         super().__init__()
         self.scale = 1.0
         self.zero_point = 0
-        self.activation_post_process = _Identity()
+        self.activation_post_process = Identity()
 
     def forward(self, x):
         raise RuntimeError("QFunctional is not meant to be called; use its "

@@ -1,5 +1,7 @@
 """Helpers shared by the quantized modules: weight quantization from an observer and
 the checks ``from_float`` makes."""
+import copy
+
 import numpy as np
 
 from ....dtypes import per_channel_affine, per_channel_symmetric, qint8, quint8
@@ -9,12 +11,29 @@ from ...modules.module import Module
 _WEIGHT_STATE = ("weight", "bias", "scale", "zero_point")
 
 
+def deepcopy_sharing(module, memo, shared):
+    """A deep copy of ``module`` whose attributes named in ``shared`` are the same
+    objects: packed weights are immutable once built (``set_weight_bias`` replaces them
+    whole) and hold compiled kernel plans that cannot be copied."""
+    new = type(module).__new__(type(module))
+    memo[id(module)] = new
+    for key, value in module.__dict__.items():
+        if key in shared:
+            new.__dict__[key] = copy.copy(value) if isinstance(value, dict) else value
+        else:
+            new.__dict__[key] = copy.deepcopy(value, memo)
+    return new
+
+
 class QuantizedWeightModule(Module):
     """What quantized Linear and Conv2d share: a PyTorch-style repr and a state dict of
     ``weight`` (a QTensor), ``bias``, ``scale`` and ``zero_point`` (the output's), read
     back through ``set_weight_bias`` so the weight is packed again."""
 
     _NAME = "QuantizedModule"
+
+    def __deepcopy__(self, memo):
+        return deepcopy_sharing(self, memo, ("_packed_params",))
 
     def weight(self):
         """The qint8 weight, a QTensor ((out, in) for Linear, (O, C/groups, kh, kw) for
@@ -59,24 +78,6 @@ def float_data(x):
     return np.asarray(data, dtype=np.float32)
 
 
-def weight_observer_of(mod):
-    """The observer (or fake quantizer) that gives the weight's qparams.
-
-    QAT modules carry ``weight_fake_quant``; observed float modules get a fresh
-    ``mod.qconfig.weight()``, which is run over the weight here, as PyTorch does.
-    """
-    if hasattr(mod, "weight_fake_quant"):
-        return mod.weight_fake_quant
-    qconfig = getattr(mod, "qconfig", None)
-    if qconfig is None:
-        raise ValueError(f"from_float: the float module {type(mod).__name__} has no "
-                         f"`qconfig`; run qlearn.quantization.prepare on the model (or "
-                         f"set `module.qconfig`) first")
-    obs = qconfig.weight()
-    obs(float_data(mod.weight))
-    return obs
-
-
 def quantize_weight(w, observer):
     """Quantize the float weight ``w`` with ``observer``'s parameters (qint8)."""
     dtype = getattr(observer, "dtype", qint8)
@@ -108,17 +109,46 @@ def activation_qparams(mod, who):
     return float(np.asarray(scale).reshape(-1)[0]), int(np.asarray(zero_point).reshape(-1)[0])
 
 
-def check_float_module(mod, names, who):
-    """Raise unless ``type(mod).__name__`` is one of ``names`` (duck-typed: qlearn's
-    float modules and PyTorch-like stand-ins are both accepted)."""
-    if type(mod).__name__ not in names:
-        raise TypeError(f"{who}.from_float expects a float {' or '.join(names)} module, "
-                        f"got {type(mod).__name__}")
+def _public_name(t):
+    """``qlearn.nn.Linear`` for the class defined in ``qlearn.nn.modules.linear``."""
+    return f"{t.__module__.rsplit('.modules', 1)[0]}.{t.__name__}"
 
 
-def fused_parts(mod, n):
-    """The children of a fused float module (``LinearReLU(linear, relu)``), indexable."""
-    try:
-        return [mod[i] for i in range(n)]
-    except (TypeError, KeyError, IndexError):
-        return [getattr(mod, name) for name in list(mod._modules)[:n]]
+def check_float_module(mod, expected, who):
+    """Raise ``TypeError`` unless ``type(mod)`` is one of the classes ``expected``
+    (exact types: a subclass is a different layer, as in PyTorch's ``from_float``)."""
+    if type(mod) not in expected:
+        names = " or ".join(_public_name(t) for t in expected)
+        raise TypeError(f"{who}.from_float expects a {names} module, got "
+                        f"{_public_name(type(mod))}")
+
+
+def weight_for_quantization(mod):
+    r"""``(layer, weight, bias, weight observer)`` of a float, fused or QAT module.
+
+    ``layer`` holds the shape attributes (``in_features`` ...).  A fused float module
+    (``nni.LinearReLU``) gives its first child; a QAT module with a batch norm gives its
+    folded weight and bias (:math:`W' = W\gamma/\sqrt{\sigma^2+\epsilon}`,
+    ``fold_bn``).  The observer is the QAT module's ``weight_fake_quant`` or a fresh
+    ``qconfig.weight()``; either way it is run over the weight here, as PyTorch's
+    ``from_float`` does, so its qparams are the weight's.
+    """
+    layer = mod
+    if "weight" not in mod._parameters and len(mod._modules) and "0" in mod._modules:
+        layer = mod._modules["0"]              # fused float module: (layer, relu)
+        if getattr(layer, "qconfig", None) is None:
+            layer.qconfig = getattr(mod, "qconfig", None)
+    if hasattr(mod, "weight_fake_quant"):
+        w, b = mod.fold_bn() if hasattr(mod, "fold_bn") else (mod.weight, mod.bias)
+        obs = mod.weight_fake_quant
+    else:
+        w, b = layer.weight, layer.bias
+        qconfig = getattr(layer, "qconfig", None)
+        if qconfig is None:
+            raise ValueError(f"from_float: the float module {type(mod).__name__} has no "
+                             f"`qconfig`; run qlearn.quantization.prepare on the model (or "
+                             f"set `module.qconfig`) first")
+        obs = qconfig.weight()
+    w, b = float_data(w), float_data(b)
+    obs(w)
+    return layer, w, b, obs

@@ -1,5 +1,5 @@
 """The dynamically quantized modules."""
 from .linear import Linear
-from .rnn import LSTM
+from .rnn import GRU, LSTM
 
-__all__ = ["LSTM", "Linear"]
+__all__ = ["GRU", "LSTM", "Linear"]

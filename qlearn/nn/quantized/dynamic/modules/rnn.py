@@ -1,64 +1,56 @@
-"""``nnqd.LSTM``: an LSTM whose four gate matmuls are dynamically quantized linears."""
+r"""``nnqd.LSTM`` and ``nnqd.GRU``: recurrent layers whose gate matmuls are dynamically
+quantized linears (int8 weights, or float16 weights)."""
 import numpy as np
 
 from .....dtypes import qint8
-from .....qtensor import quantize_per_tensor
+from .....qtensor import QTensor, quantize_per_tensor
 from ....modules.module import Module
 from ..._packed import PackedLinearWeight, linear_dynamic_apply
-from ...modules.utils import float_data, quantize_weight
+from ...modules.utils import check_float_module, deepcopy_sharing, float_data, quantize_weight
+from .linear import float16_dtype, is_float16, linear_fp16_apply
 
-__all__ = ["LSTM"]
+__all__ = ["LSTM", "GRU"]
 
 
 def _sigmoid(x):
     return (np.float32(1) / (np.float32(1) + np.exp(-x))).astype(np.float32)
 
 
-class LSTM(Module):
-    r"""Dynamically quantized LSTM (``torch.ao.nn.quantized.dynamic.LSTM``).
+class _DynamicRNNBase(Module):
+    """What LSTM and GRU share: per-layer, per-direction packed weights, the loop over
+    layers and directions, ``from_float`` and the state dict-free repr."""
 
-    Each step of each layer and direction computes, with :math:`\hat W x` the dynamic
-    int8 linear of :class:`qlearn.nn.quantized.dynamic.Linear` (eq. (8)):
-
-    .. math::
-
-       (i, f, g, o) &= \hat W_{ih} x_t + b_{ih} + \hat W_{hh} h_{t-1} + b_{hh} \\
-       c_t &= \sigma(f) c_{t-1} + \sigma(i) \tanh(g), \qquad
-       h_t = \sigma(o) \tanh(c_t)
-
-    Parameters are those of ``torch.nn.LSTM`` (``input_size``, ``hidden_size``,
-    ``num_layers``, ``bias``, ``batch_first``, ``dropout`` (ignored at inference),
-    ``bidirectional``).  Weights are set with :meth:`set_weight_bias` or
-    :meth:`from_float`.
-
-    Examples
-    --------
-    >>> import qlearn.nn.quantized.dynamic as nnqd
-    >>> lstm = nnqd.LSTM(4, 3)
-    >>> y, (h, c) = lstm(np.zeros((5, 2, 4), np.float32))
-    >>> y.shape, h.shape, c.shape
-    ((5, 2, 3), (1, 2, 3), (1, 2, 3))
-    """
+    _GATES = 1
+    _NAME = "DynamicQuantizedRNN"
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, dtype=qint8):
         super().__init__()
-        if dtype is not qint8:
-            raise ValueError(f"`dtype` must be qlearn.qint8, got {dtype!r}")
+        fp16 = is_float16(dtype)
+        if dtype is not qint8 and not fp16:
+            raise ValueError(f"`dtype` must be qlearn.qint8 or qlearn.float16, got "
+                             f"{dtype!r}")
         self.input_size, self.hidden_size = int(input_size), int(hidden_size)
         self.num_layers, self.bias = int(num_layers), bool(bias)
         self.batch_first, self.dropout = bool(batch_first), float(dropout)
         self.bidirectional = bool(bidirectional)
-        self.dtype = dtype
+        self.dtype = float16_dtype() if fp16 else qint8
         self._cells = {}
-        h = self.hidden_size
+        g, h = self._GATES, self.hidden_size
         for layer in range(self.num_layers):
+            in_size = self.input_size if layer == 0 else h * self._dirs()
             for sfx in self._suffixes():
-                in_size = self.input_size if layer == 0 else h * self._dirs()
-                zero_ih = quantize_per_tensor(np.zeros((4 * h, in_size)), 1.0, 0, qint8)
-                zero_hh = quantize_per_tensor(np.zeros((4 * h, h)), 1.0, 0, qint8)
-                b = np.zeros(4 * h, np.float32) if self.bias else None
-                self.set_weight_bias(layer, sfx, zero_ih, zero_hh, b, b)
+                b = np.zeros(g * h, np.float32) if self.bias else None
+                if fp16:
+                    w_ih = np.zeros((g * h, in_size), np.float16)
+                    w_hh = np.zeros((g * h, h), np.float16)
+                else:
+                    w_ih = quantize_per_tensor(np.zeros((g * h, in_size)), 1.0, 0, qint8)
+                    w_hh = quantize_per_tensor(np.zeros((g * h, h)), 1.0, 0, qint8)
+                self.set_weight_bias(layer, sfx, w_ih, w_hh, b, b)
+
+    def __deepcopy__(self, memo):
+        return deepcopy_sharing(self, memo, ("_cells",))
 
     def _dirs(self):
         return 2 if self.bidirectional else 1
@@ -68,29 +60,74 @@ class LSTM(Module):
 
     def set_weight_bias(self, layer, suffix, w_ih, w_hh, b_ih, b_hh):
         """Set layer ``layer``'s (direction ``suffix``: ``""`` or ``"_reverse"``)
-        qint8 weights (4 hidden, in) and (4 hidden, hidden) and float biases."""
-        self._cells[(layer, suffix)] = (PackedLinearWeight(w_ih, b_ih),
-                                        PackedLinearWeight(w_hh, b_hh))
+        weights (G hidden, in) and (G hidden, hidden) and float biases; G is 4 for the
+        LSTM, 3 for the GRU.  The weights are qint8 QTensors, or float arrays (rounded
+        to float16) when ``dtype`` is float16."""
+        if isinstance(w_ih, QTensor):
+            self._cells[(layer, suffix)] = (PackedLinearWeight(w_ih, b_ih),
+                                            PackedLinearWeight(w_hh, b_hh))
+        else:
+            self._cells[(layer, suffix)] = (
+                (np.asarray(float_data(w_ih)).astype(np.float16), float_data(b_ih)),
+                (np.asarray(float_data(w_hh)).astype(np.float16), float_data(b_hh)))
 
-    def _run_direction(self, x, h, c, cell, reverse):
-        ih, hh = cell
-        steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
-        out = np.empty((x.shape[0],) + h.shape, np.float32)
-        n = self.hidden_size
+    # -- state dict: torch's float names, holding the quantized (or float16) weights ----
+    def _state_names(self):
+        for layer in range(self.num_layers):
+            for sfx in self._suffixes():
+                yield layer, sfx, [f"{kind}_{g}_l{layer}{sfx}" for kind in ("weight", "bias")
+                                   for g in ("ih", "hh")]
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        for layer, sfx, (w_ih, w_hh, b_ih, b_hh) in self._state_names():
+            ih, hh = self._cells[(layer, sfx)]
+            for key, packed in ((w_ih, ih), (w_hh, hh)):
+                destination[prefix + key] = packed[0] if isinstance(packed, tuple) \
+                    else packed.qweight
+            if self.bias:
+                for key, packed in ((b_ih, ih), (b_hh, hh)):
+                    destination[prefix + key] = packed[1] if isinstance(packed, tuple) \
+                        else packed.bias
+
+    def _load_from_state_dict(self, state_dict, prefix, missing, unexpected, errors):
+        super()._load_from_state_dict(state_dict, prefix, missing, unexpected, errors)
+        for layer, sfx, names in self._state_names():
+            keys = [prefix + k for k in (names if self.bias else names[:2])]
+            absent = [k for k in keys if k not in state_dict]
+            if absent:
+                missing.extend(absent)
+                continue
+            w_ih, w_hh = state_dict[keys[0]], state_dict[keys[1]]
+            b_ih, b_hh = (state_dict[keys[2]], state_dict[keys[3]]) if self.bias \
+                else (None, None)
+            self.set_weight_bias(layer, sfx, w_ih, w_hh, b_ih, b_hh)
+
+    def _extra_state_keys(self, prefix):
+        return tuple(prefix + k for _, _, names in self._state_names()
+                     for k in (names if self.bias else names[:2]))
+
+    def _linear(self, x, packed):
+        if isinstance(packed, tuple):      # float16 weights: x f32(W16)^T + b
+            return linear_fp16_apply(x, packed[0], packed[1], self._NAME)
+        return linear_dynamic_apply(x, packed, who=self._NAME)
+
+    def _run_direction(self, x, state, cell, reverse):
+        # the input projection of every time step in one call (one dynamic scale for
+        # the whole sequence, as PyTorch's quantized RNNs); the recurrent one per step
+        seq = x.shape[0]
+        gi = self._linear(x.reshape(-1, x.shape[-1]), cell[0]).reshape(seq, x.shape[1], -1)
+        steps = range(seq - 1, -1, -1) if reverse else range(seq)
+        out = np.empty((seq,) + state[0].shape, np.float32)
         for t in steps:
-            gates = (linear_dynamic_apply(x[t], ih, who="DynamicQuantizedLSTM")
-                     + linear_dynamic_apply(h, hh, who="DynamicQuantizedLSTM"))
-            i, f = _sigmoid(gates[:, :n]), _sigmoid(gates[:, n:2 * n])
-            g, o = np.tanh(gates[:, 2 * n:3 * n]), _sigmoid(gates[:, 3 * n:])
-            c = (f * c + i * g).astype(np.float32)
-            h = (o * np.tanh(c)).astype(np.float32)
-            out[t] = h
-        return out, h, c
+            state = self._step(gi[t], state, cell)
+            out[t] = state[0]
+        return out, state
 
-    def forward(self, input, hx=None):
+    def _forward(self, input, hx, n_states):
         x = np.asarray(float_data(input), np.float32)
         if x.ndim not in (2, 3) or x.shape[-1] != self.input_size:
-            raise ValueError(f"DynamicQuantizedLSTM: `input` must be (seq, batch, "
+            raise ValueError(f"{self._NAME}: `input` must be (seq, batch, "
                              f"{self.input_size}) (or batch first), got shape {x.shape}")
         unbatched = x.ndim == 2
         if unbatched:
@@ -100,31 +137,32 @@ class LSTM(Module):
         batch = x.shape[1]
         nstates = self.num_layers * self._dirs()
         if hx is None:
-            h0 = np.zeros((nstates, batch, self.hidden_size), np.float32)
-            c0 = h0.copy()
+            h0 = [np.zeros((nstates, batch, self.hidden_size), np.float32)
+                  for _ in range(n_states)]
         else:
-            h0, c0 = (np.asarray(float_data(t), np.float32) for t in hx)
+            hx = (hx,) if n_states == 1 else tuple(hx)
+            h0 = [np.asarray(float_data(t), np.float32) for t in hx]
             if unbatched:
-                h0, c0 = h0[:, None], c0[:, None]
-        hn, cn = [], []
+                h0 = [t[:, None] for t in h0]
+        finals = [[] for _ in range(n_states)]
         layer_in = x
         for layer in range(self.num_layers):
             outs = []
             for d, sfx in enumerate(self._suffixes()):
                 k = layer * self._dirs() + d
-                out, h, c = self._run_direction(layer_in, h0[k], c0[k],
-                                                self._cells[(layer, sfx)], d == 1)
+                out, state = self._run_direction(layer_in, tuple(t[k] for t in h0),
+                                                 self._cells[(layer, sfx)], d == 1)
                 outs.append(out)
-                hn.append(h)
-                cn.append(c)
+                for f, s in zip(finals, state):
+                    f.append(s)
             layer_in = np.concatenate(outs, axis=-1) if len(outs) > 1 else outs[0]
         y = layer_in
-        hn, cn = np.stack(hn), np.stack(cn)
+        finals = [np.stack(f) for f in finals]
         if unbatched:
-            return y[:, 0], (hn[:, 0], cn[:, 0])
-        if self.batch_first:
+            y, finals = y[:, 0], [f[:, 0] for f in finals]
+        elif self.batch_first:
             y = y.transpose(1, 0, 2)
-        return y, (hn, cn)
+        return y, finals
 
     def extra_repr(self):
         s = f"{self.input_size}, {self.hidden_size}"
@@ -136,32 +174,141 @@ class LSTM(Module):
             s += ", batch_first=True"
         if self.bidirectional:
             s += ", bidirectional=True"
+        if self.dtype is not qint8:
+            s += f", dtype={self.dtype!r}"
         return s
 
     def __repr__(self):
-        return f"DynamicQuantizedLSTM({self.extra_repr()})"
+        return f"{self._NAME}({self.extra_repr()})"
 
     @classmethod
     def from_float(cls, mod):
-        """Build from a float LSTM with torch's attribute names (``weight_ih_l0``, ...)
-        and a ``qconfig`` whose weight observer quantizes each matrix."""
+        """Build from a float ``nn.LSTM`` / ``nn.GRU`` (torch's attribute names,
+        ``weight_ih_l0``, ...) with a ``qconfig``: each weight matrix is quantized with
+        its own run of ``qconfig.weight()`` (a float16 weight observer, as in
+        ``float16_dynamic_qconfig``, stores float16 weights instead)."""
+        check_float_module(mod, cls._float_modules(), cls.__name__)
         qconfig = getattr(mod, "qconfig", None)
         if qconfig is None:
-            raise ValueError("DynamicQuantizedLSTM.from_float: the float LSTM has no "
-                             "`qconfig`")
+            raise ValueError(f"{cls._NAME}.from_float: the float {type(mod).__name__} has "
+                             f"no `qconfig`")
+        fp16 = is_float16(getattr(qconfig.weight(), "dtype", qint8))
         q = cls(mod.input_size, mod.hidden_size, mod.num_layers, mod.bias,
-                mod.batch_first, getattr(mod, "dropout", 0.0), mod.bidirectional)
+                mod.batch_first, getattr(mod, "dropout", 0.0), mod.bidirectional,
+                dtype=np.float16 if fp16 else qint8)
         for layer in range(q.num_layers):
             for sfx in q._suffixes():
-                qw = []
+                ws = []
                 for kind in ("ih", "hh"):
                     w = float_data(getattr(mod, f"weight_{kind}_l{layer}{sfx}"))
-                    obs = qconfig.weight()
-                    obs(w)
-                    qw.append(quantize_weight(w, obs))
+                    if not fp16:
+                        obs = qconfig.weight()
+                        obs(w)
+                        w = quantize_weight(w, obs)
+                    ws.append(w)
                 b_ih = float_data(getattr(mod, f"bias_ih_l{layer}{sfx}", None)) \
                     if q.bias else None
                 b_hh = float_data(getattr(mod, f"bias_hh_l{layer}{sfx}", None)) \
                     if q.bias else None
-                q.set_weight_bias(layer, sfx, qw[0], qw[1], b_ih, b_hh)
+                q.set_weight_bias(layer, sfx, ws[0], ws[1], b_ih, b_hh)
         return q
+
+
+class LSTM(_DynamicRNNBase):
+    r"""Dynamically quantized LSTM (``torch.ao.nn.quantized.dynamic.LSTM``).
+
+    Each step of each layer and direction computes, with :math:`\hat W x` the dynamic
+    linear of :class:`qlearn.nn.quantized.dynamic.Linear` (int8, eq.
+    :eq:`int8-dynamic`, or float16 weights):
+
+    .. math::
+
+       (i, f, g, o) &= \hat W_{ih} x_t + b_{ih} + \hat W_{hh} h_{t-1} + b_{hh} \\
+       c_t &= \sigma(f) c_{t-1} + \sigma(i) \tanh(g), \qquad
+       h_t = \sigma(o) \tanh(c_t)
+
+    Parameters are those of ``torch.nn.LSTM`` (``input_size``, ``hidden_size``,
+    ``num_layers``, ``bias``, ``batch_first``, ``dropout`` (ignored at inference),
+    ``bidirectional``) and ``dtype`` (``qlearn.qint8`` or ``qlearn.float16``).  Weights
+    are set with :meth:`set_weight_bias` or :meth:`from_float`.  As in PyTorch, the
+    input projection :math:`\hat W_{ih} x_t` of all time steps is one dynamic linear
+    (one activation scale for the whole sequence), the recurrent one is quantized per
+    step.
+
+    Examples
+    --------
+    >>> import qlearn.nn.quantized.dynamic as nnqd
+    >>> lstm = nnqd.LSTM(4, 3)
+    >>> y, (h, c) = lstm(np.zeros((5, 2, 4), np.float32))
+    >>> y.shape, h.shape, c.shape
+    ((5, 2, 3), (1, 2, 3), (1, 2, 3))
+    """
+
+    _GATES = 4
+    _NAME = "DynamicQuantizedLSTM"
+
+    @classmethod
+    def _float_modules(cls):
+        from ....modules.rnn import LSTM as FloatLSTM
+        return (FloatLSTM,)
+
+    def _step(self, gi, state, cell):
+        h, c = state
+        n = self.hidden_size
+        gates = gi + self._linear(h, cell[1])
+        i, f = _sigmoid(gates[:, :n]), _sigmoid(gates[:, n:2 * n])
+        g, o = np.tanh(gates[:, 2 * n:3 * n]), _sigmoid(gates[:, 3 * n:])
+        c = (f * c + i * g).astype(np.float32)
+        h = (o * np.tanh(c)).astype(np.float32)
+        return h, c
+
+    def forward(self, input, hx=None):
+        y, (hn, cn) = self._forward(input, hx, 2)
+        return y, (hn, cn)
+
+
+class GRU(_DynamicRNNBase):
+    r"""Dynamically quantized GRU (``torch.ao.nn.quantized.dynamic.GRU``).
+
+    Each step computes, with :math:`\hat W` the dynamic linear (int8 or float16
+    weights) and the gates in PyTorch's order (r, z, n):
+
+    .. math::
+
+       r &= \sigma(\hat W_{ir} x_t + b_{ir} + \hat W_{hr} h_{t-1} + b_{hr}), \qquad
+       z = \sigma(\hat W_{iz} x_t + b_{iz} + \hat W_{hz} h_{t-1} + b_{hz}) \\
+       n &= \tanh\big(\hat W_{in} x_t + b_{in} + r \odot (\hat W_{hn} h_{t-1} +
+       b_{hn})\big), \qquad h_t = (1 - z) \odot n + z \odot h_{t-1}
+
+    Parameters as :class:`LSTM`.
+
+    Examples
+    --------
+    >>> import qlearn.nn.quantized.dynamic as nnqd
+    >>> gru = nnqd.GRU(4, 3, num_layers=2)
+    >>> y, h = gru(np.zeros((5, 2, 4), np.float32))
+    >>> y.shape, h.shape
+    ((5, 2, 3), (2, 2, 3))
+    """
+
+    _GATES = 3
+    _NAME = "DynamicQuantizedGRU"
+
+    @classmethod
+    def _float_modules(cls):
+        from ....modules.rnn import GRU as FloatGRU
+        return (FloatGRU,)
+
+    def _step(self, gi, state, cell):
+        (h,) = state
+        n = self.hidden_size
+        gh = self._linear(h, cell[1])
+        r = _sigmoid(gi[:, :n] + gh[:, :n])
+        z = _sigmoid(gi[:, n:2 * n] + gh[:, n:2 * n])
+        new = np.tanh(gi[:, 2 * n:] + r * gh[:, 2 * n:])
+        h = (new + z * (h - new)).astype(np.float32)
+        return (h,)
+
+    def forward(self, input, hx=None):
+        y, (hn,) = self._forward(input, hx, 1)
+        return y, hn

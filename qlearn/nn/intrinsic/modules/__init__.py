@@ -1,0 +1,6 @@
+"""The float fused modules of ``qlearn.nn.intrinsic``."""
+from .fused import (BNReLU2d, ConvBn2d, ConvBnReLU2d, ConvReLU2d, LinearBn1d, LinearReLU,
+                    _FusedModule)
+
+__all__ = ["ConvReLU2d", "ConvBn2d", "ConvBnReLU2d", "LinearReLU", "LinearBn1d",
+           "BNReLU2d"]

@@ -1,0 +1,14 @@
+r"""Fused modules for quantization-aware training: ``qlearn.nn.intrinsic.qat`` mirrors
+``torch.ao.nn.intrinsic.qat``.
+
+``ConvBn2d`` / ``ConvBnReLU2d`` / ``LinearBn1d`` simulate batch-norm folding during
+training (the weight the int8 layer will hold, :math:`W\gamma/\sqrt{\sigma^2+\epsilon}`,
+is what gets fake-quantized); ``ConvReLU2d`` / ``LinearReLU`` are the QAT layers with a
+ReLU after them.  ``freeze_bn_stats`` / ``update_bn_stats`` are meant for
+``model.apply``.
+"""
+from .modules import (ConvBn2d, ConvBnReLU2d, ConvReLU2d, LinearBn1d, LinearReLU,
+                      freeze_bn_stats, update_bn_stats)
+
+__all__ = ["ConvBn2d", "ConvBnReLU2d", "ConvReLU2d", "LinearBn1d", "LinearReLU",
+           "freeze_bn_stats", "update_bn_stats"]

@@ -1,0 +1,7 @@
+"""The modules of ``qlearn.nn.intrinsic.qat``."""
+from .conv_fused import ConvBn2d, ConvBnReLU2d, ConvReLU2d, freeze_bn_stats, update_bn_stats
+from .linear_fused import LinearBn1d
+from .linear_relu import LinearReLU
+
+__all__ = ["ConvBn2d", "ConvBnReLU2d", "ConvReLU2d", "LinearBn1d", "LinearReLU",
+           "freeze_bn_stats", "update_bn_stats"]

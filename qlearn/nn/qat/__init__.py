@@ -1,0 +1,11 @@
+"""Quantization-aware-training modules: ``qlearn.nn.qat`` mirrors ``torch.ao.nn.qat``.
+
+Each is its float layer with a ``weight_fake_quant`` child (made by
+``qconfig.weight()``) that fake-quantizes the weight in every forward pass, so training
+sees the rounding the int8 layer will do.  ``prepare_qat`` swaps float layers for these;
+``convert`` swaps these for the quantized layers, reusing the trained fake quantizer's
+qparams for the weight.
+"""
+from .modules import Conv2d, Linear
+
+__all__ = ["Conv2d", "Linear"]

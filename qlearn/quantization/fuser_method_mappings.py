@@ -1,0 +1,203 @@
+r"""The fusion patterns: which runs of layers ``fuse_modules`` merges, and how.
+
+One table, :data:`DEFAULT_OP_LIST_TO_FUSER_METHOD` (PyTorch's
+``_DEFAULT_OP_LIST_TO_FUSER_METHOD``), maps a tuple of layer types to a *fuser method*
+``f(is_qat, *modules) -> module``.  ``is_qat=False`` (``fuse_modules``, for
+post-training quantization) folds a batch norm into the layer before it, with the
+running statistics:
+
+.. math::
+
+   W' = W \frac{\gamma}{\sqrt{\sigma^2 + \epsilon}}, \qquad
+   b' = (b - \mu) \frac{\gamma}{\sqrt{\sigma^2 + \epsilon}} + \beta
+
+(:func:`~qlearn.nn.utils.fusion.fuse_conv_bn_eval`); ``is_qat=True``
+(``fuse_modules_qat``) keeps the batch norm in a fused container
+(:class:`qlearn.nn.intrinsic.ConvBn2d`, ...) that ``prepare_qat`` turns into a module
+simulating the folding during training.  A ReLU after a layer is always kept, in a
+container (``ConvReLU2d``, ``LinearReLU``, ``BNReLU2d``) that converts to one int8
+module clamping at the zero point.
+
+>>> from qlearn.quantization import get_default_fusion_patterns
+>>> for types, method in get_default_fusion_patterns().items():
+...     print(" + ".join(t.__name__ for t in types), "->", method)
+Conv2d + BatchNorm2d -> fuse_conv_bn
+Conv2d + BatchNorm2d + ReLU -> fuse_conv_bn_relu
+Conv2d + ReLU -> nni.ConvReLU2d
+Linear + BatchNorm1d -> fuse_linear_bn
+Linear + ReLU -> nni.LinearReLU
+BatchNorm2d + ReLU -> nni.BNReLU2d
+"""
+from ..nn import intrinsic as nni
+from ..nn.modules.activation import ReLU
+from ..nn.modules.batchnorm import BatchNorm1d, BatchNorm2d
+from ..nn.modules.conv import Conv2d
+from ..nn.modules.linear import Linear
+from ..nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
+
+__all__ = ["fuse_conv_bn", "fuse_conv_bn_relu", "fuse_linear_bn", "get_fuser_method",
+           "get_default_fusion_patterns", "DEFAULT_OP_LIST_TO_FUSER_METHOD"]
+
+
+def _same_mode(mods, who):
+    modes = {m.training for m in mods}
+    if len(modes) != 1:
+        desc = ", ".join(f"{type(m).__name__}: {'train' if m.training else 'eval'}"
+                         for m in mods)
+        raise ValueError(f"{who}: the modules to fuse must all be in the same mode (train "
+                         f"or eval), got {desc}")
+
+
+def _check_qat_bn(layer_out, bn, who):
+    if bn.num_features != layer_out:
+        raise ValueError(f"{who}: the batch norm's `num_features` ({bn.num_features}) must "
+                         f"equal the layer's output channels ({layer_out})")
+    if not bn.affine:
+        raise ValueError(f"{who}: only an affine batch norm (affine=True) can be fused for "
+                         f"quantization-aware training")
+    if not bn.track_running_stats:
+        raise ValueError(f"{who}: only a batch norm with track_running_stats=True can be "
+                         f"fused for quantization-aware training")
+
+
+def fuse_conv_bn(is_qat, conv, bn):
+    r"""Fuse a ``Conv2d`` and a ``BatchNorm2d``.
+
+    ``is_qat=False``: a new ``Conv2d`` with the batch norm folded in
+    (:func:`~qlearn.nn.utils.fusion.fuse_conv_bn_eval`, both modules in eval mode);
+    ``is_qat=True``: the container :class:`qlearn.nn.intrinsic.ConvBn2d` (both in training
+    mode, the batch norm affine and tracking its statistics).
+
+    >>> from qlearn import nn
+    >>> from qlearn.quantization import fuse_conv_bn
+    >>> conv, bn = nn.Conv2d(2, 3, 1), nn.BatchNorm2d(3)
+    >>> type(fuse_conv_bn(True, conv, bn)).__name__
+    'ConvBn2d'
+    >>> type(fuse_conv_bn(False, conv.eval(), bn.eval())).__name__
+    'Conv2d'
+    """
+    _same_mode((conv, bn), "fuse_conv_bn")
+    if is_qat:
+        _check_qat_bn(conv.out_channels, bn, "fuse_conv_bn")
+        return nni.ConvBn2d(conv, bn)
+    return fuse_conv_bn_eval(conv, bn)
+
+
+def fuse_conv_bn_relu(is_qat, conv, bn, relu):
+    r"""Fuse a ``Conv2d``, a ``BatchNorm2d`` and a ``ReLU``.
+
+    ``is_qat=False``: ``nni.ConvReLU2d(fuse_conv_bn_eval(conv, bn), relu)``;
+    ``is_qat=True``: ``nni.ConvBnReLU2d(conv, bn, relu)``.
+
+    >>> from qlearn import nn
+    >>> from qlearn.quantization import fuse_conv_bn_relu
+    >>> m = fuse_conv_bn_relu(False, nn.Conv2d(2, 3, 1).eval(), nn.BatchNorm2d(3).eval(),
+    ...                       nn.ReLU().eval())
+    >>> type(m).__name__, type(m[0]).__name__
+    ('ConvReLU2d', 'Conv2d')
+    """
+    _same_mode((conv, bn, relu), "fuse_conv_bn_relu")
+    if is_qat:
+        _check_qat_bn(conv.out_channels, bn, "fuse_conv_bn_relu")
+        return nni.ConvBnReLU2d(conv, bn, relu)
+    return nni.ConvReLU2d(fuse_conv_bn_eval(conv, bn), relu)
+
+
+def fuse_linear_bn(is_qat, linear, bn):
+    r"""Fuse a ``Linear`` and a ``BatchNorm1d``.
+
+    ``is_qat=False``: a new ``Linear`` with the batch norm folded in
+    (:func:`~qlearn.nn.utils.fusion.fuse_linear_bn_eval`); ``is_qat=True``:
+    ``nni.LinearBn1d(linear, bn)``.
+
+    >>> from qlearn import nn
+    >>> from qlearn.quantization import fuse_linear_bn
+    >>> type(fuse_linear_bn(True, nn.Linear(4, 3), nn.BatchNorm1d(3))).__name__
+    'LinearBn1d'
+    """
+    _same_mode((linear, bn), "fuse_linear_bn")
+    if is_qat:
+        _check_qat_bn(linear.out_features, bn, "fuse_linear_bn")
+        return nni.LinearBn1d(linear, bn)
+    return fuse_linear_bn_eval(linear, bn)
+
+
+class _SequentialFuser:
+    """The fuser method of a pattern kept as it is, in the container ``cls`` (for either
+    ``is_qat``); its repr names the container, so the table prints readably."""
+
+    def __init__(self, cls):
+        self.cls = cls
+        self.__name__ = f"fuse_to_{cls.__name__}"
+
+    def __call__(self, is_qat, *mods):
+        _same_mode(mods, self.__name__)
+        return self.cls(*mods)
+
+    def __repr__(self):
+        return f"nni.{self.cls.__name__}"
+
+
+class _Named:
+    """A fuser function whose repr is its name (for printing the table)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.__name__ = fn.__name__
+        self.__doc__ = fn.__doc__
+
+    def __call__(self, is_qat, *mods):
+        return self.fn(is_qat, *mods)
+
+    def __repr__(self):
+        return self.__name__
+
+
+#: Layer types -> fuser method ``f(is_qat, *modules)``; print it with
+#: :func:`get_default_fusion_patterns`.
+DEFAULT_OP_LIST_TO_FUSER_METHOD = {
+    (Conv2d, BatchNorm2d): _Named(fuse_conv_bn),
+    (Conv2d, BatchNorm2d, ReLU): _Named(fuse_conv_bn_relu),
+    (Conv2d, ReLU): _SequentialFuser(nni.ConvReLU2d),
+    (Linear, BatchNorm1d): _Named(fuse_linear_bn),
+    (Linear, ReLU): _SequentialFuser(nni.LinearReLU),
+    (BatchNorm2d, ReLU): _SequentialFuser(nni.BNReLU2d),
+}
+
+
+def get_default_fusion_patterns():
+    """A copy of the default pattern table: ``{(type, type[, type]): fuser_method}``.
+
+    >>> from qlearn import nn
+    >>> from qlearn.quantization import get_default_fusion_patterns
+    >>> get_default_fusion_patterns()[(nn.Conv2d, nn.ReLU)]
+    nni.ConvReLU2d
+    """
+    return dict(DEFAULT_OP_LIST_TO_FUSER_METHOD)
+
+
+def _pattern_names(patterns):
+    return "; ".join("(" + ", ".join(t.__name__ for t in k) + ")" for k in patterns)
+
+
+def get_fuser_method(op_list, additional_fuser_method_mapping=None):
+    """The fuser method for the tuple of module types ``op_list``.
+
+    ``additional_fuser_method_mapping`` entries are looked up first (they override the
+    defaults).  Raises ``ValueError`` listing the supported patterns when there is none
+    (PyTorch raises an AssertionError).
+
+    >>> from qlearn import nn
+    >>> from qlearn.quantization import get_fuser_method
+    >>> get_fuser_method((nn.Linear, nn.ReLU))
+    nni.LinearReLU
+    """
+    table = dict(DEFAULT_OP_LIST_TO_FUSER_METHOD)
+    table.update(additional_fuser_method_mapping or {})
+    op_list = tuple(op_list)
+    method = table.get(op_list)
+    if method is None:
+        raise ValueError(f"cannot fuse ({', '.join(t.__name__ for t in op_list)}): not a "
+                         f"supported pattern; the supported ones are "
+                         f"{_pattern_names(table)}")
+    return method

@@ -1,0 +1,240 @@
+"""Convert a prepared graph: observers become quantize nodes or disappear, quantized
+nodes become int8 modules and functions, float nodes get dequantized inputs.
+
+One walk over the nodes in order, tracking which values are QTensors:
+
+* an observer node of a value that is already a QTensor (the output of a quantized
+  node) is removed; one of a float value becomes
+  ``ql.quantize_per_tensor(x, scale, zero_point, dtype)`` with the observer's
+  ``calculate_qparams()`` held in two ``get_attr`` attributes;
+* an ``"observed"`` / ``"dynamic"`` module is swapped by the eager workflow's
+  :func:`~qlearn.quantization.swap_module` through the static / dynamic mapping: its
+  ``from_float`` reads the output observer from ``activation_post_process`` and the
+  weight observer from ``qconfig``, exactly as in eager mode;
+* ``a + b`` becomes ``qF.add`` / ``qF.add_relu`` (fused with the ReLU after it),
+  ``a * b`` ``qF.mul``, ``a + 1.0`` / ``a * 0.5`` ``qF.add_scalar`` / ``qF.mul_scalar``,
+  ``ql.cat`` ``qF.cat``, ReLU / pooling functions their
+  :mod:`qlearn.nn.quantized.functional` twins (the operator mapping);
+* a float node (and the output) reading a QTensor gets a ``dequantize`` call first.
+"""
+import numpy as np
+
+from ... import quantize_per_tensor
+from ...nn.quantized import functional as qF
+from ..quantization_mappings import (
+    get_default_dynamic_quant_module_mappings,
+    get_default_static_quant_module_mappings,
+)
+from ..quantize import _observer_has_data, swap_module
+from .patterns import BINARY_OPS, quantized_operator
+
+__all__ = ["convert_graph_module"]
+
+_QUANTIZED_KINDS = ("observed", "binary", "binary_scalar", "cat", "share")
+
+
+def _qparams(obs, node):
+    if not _observer_has_data(obs):
+        raise RuntimeError(f"convert_fx: observer {node.target} (after "
+                           f"{node.args[0].name!r}) saw no data; run calibration data "
+                           f"through the prepared model before convert_fx")
+    scale, zero_point = obs.calculate_qparams()
+    return (float(np.asarray(scale).reshape(-1)[0]),
+            int(np.asarray(zero_point).reshape(-1)[0]))
+
+
+def _indexed(base, index):
+    return base if index == 0 else f"{base}_{index}"
+
+
+class _Submodules:
+    """``gm``'s submodules by dotted path, aliases included (``named_modules`` lists a
+    shared observer once, under its first name)."""
+
+    def __init__(self, gm):
+        self.gm = gm
+
+    def __getitem__(self, target):
+        return self.gm.get_submodule(target)
+
+    def __setitem__(self, target, module):
+        self.gm.add_submodule(target, module)
+
+
+class _Converter:
+    def __init__(self, gm):
+        self.gm = gm
+        self.graph = gm.graph
+        self.modules = _Submodules(gm)
+        self.quantized = set()       # nodes whose value is a QTensor
+        self.dequantized = {}        # QTensor node -> its dequantize node
+        # QTensor node -> number k of the observer that fixed its qparams; the quantize /
+        # dequantize nodes are named after it, as PyTorch's (quantize_per_tensor_8)
+        self.source = {}
+        self.static = get_default_static_quant_module_mappings()
+        self.dynamic = get_default_dynamic_quant_module_mappings()
+
+    def _attr(self, prefix, value):
+        i = 0
+        while hasattr(self.gm, f"{prefix}{i}"):
+            i += 1
+        name = f"{prefix}{i}"
+        self.gm.register_buffer(name, value)      # in the state dict, as PyTorch's
+        return self.graph.get_attr(name)
+
+    def qparam_nodes(self, prefix, scale, zero_point):
+        return self._attr(prefix + "_scale_", scale), \
+            self._attr(prefix + "_zero_point_", zero_point)
+
+    def output_observer(self, node):
+        for user in node.users:
+            if user.meta.get("fx_kind") == "observer":
+                return user
+        raise RuntimeError(f"convert_fx: node {node.name!r} has no output observer; was "
+                           f"the model prepared with prepare_fx?")
+
+    def _prefix(self, obs_node):
+        src = obs_node.args[0]
+        if src.op == "placeholder" or src.meta.get("qconfig") is None:
+            users = [u for u in obs_node.users if u.op == "call_module"]
+            path = users[0].target if users else ""
+            return f"{path}_input".replace(".", "_")
+        path = (src.meta.get("scope") or ("", None))[0]
+        return path.replace(".", "_")
+
+    # -- one node at a time -------------------------------------------------------------
+    def observer(self, node):
+        src, obs = node.args[0], self.modules[node.target]
+        index = int(node.target.rsplit("_", 1)[1])
+        if getattr(obs, "is_dynamic", False) or src in self.quantized:
+            if src in self.quantized:
+                self.source[src] = index
+            node.replace_all_uses_with(src)
+            self.graph.erase_node(node)
+            return
+        scale, zero_point = _qparams(obs, node)
+        with self.graph.inserting_before(node):
+            s, z = self.qparam_nodes(self._prefix(node), scale, zero_point)
+            q = self.graph.create_node("call_function", quantize_per_tensor,
+                                       (src, s, z, obs.dtype),
+                                       name=_indexed("quantize_per_tensor", index))
+        q.meta.update(fx_kind="quantize", scope=node.meta.get("scope"))
+        node.replace_all_uses_with(q)
+        self.graph.erase_node(node)
+        self.quantized.add(q)
+        self.source[q] = index
+
+    def swap(self, node, mapping):
+        mod = self.modules[node.target]
+        mod.qconfig = node.meta["qconfig"]
+        if mapping is self.static and type(mod) in mapping \
+                and node.meta["fx_kind"] == "observed":
+            mod.activation_post_process = self.modules[self.output_observer(node).target]
+        new = swap_module(mod, mapping)
+        mod.__dict__.pop("qconfig", None)
+        if "activation_post_process" in mod._modules:
+            del mod._modules["activation_post_process"]
+        self.modules[node.target] = new
+
+    def binary(self, node):
+        tail = node.meta.get("tail")
+        last = tail if tail is not None else node
+        obs = self.modules[self.output_observer(last).target]
+        scale, zero_point = _qparams(obs, self.output_observer(last))
+        plain, fused, _ = BINARY_OPS[node.target]
+        fn = fused if (tail is not None and fused is not None) else plain
+        with self.graph.inserting_before(node):
+            path = (last.meta.get("scope") or ("", None))[0].replace(".", "_")
+            s, z = self.qparam_nodes(path, scale, zero_point)
+            name = None if fn is fused else node.name       # add_relu / mul_1, as torch
+            new = self.graph.create_node("call_function", fn, (*node.args, s, z),
+                                         name=name)
+        new.meta.update(node.meta)
+        node.replace_all_uses_with(new)
+        self.graph.erase_node(node)
+        self.quantized.add(new)
+        if tail is not None and fn is fused:
+            tail.replace_all_uses_with(new)
+            self.graph.erase_node(tail)
+        elif tail is not None:           # mul + relu: the relu clamps at the zero point,
+            self.share(tail)             # quantize(max(r, 0)) = max(quantize(r), Z)
+
+    def binary_scalar(self, node):
+        # the output observer is the input's: qF.add_scalar / mul_scalar compute the
+        # output's qparams from the input's and the number, as PyTorch's
+        scalar_op = BINARY_OPS[node.target][2]
+        with self.graph.inserting_before(node):
+            new = self.graph.create_node("call_function", scalar_op, node.args,
+                                         name=node.name)
+        new.meta.update(node.meta)
+        node.replace_all_uses_with(new)
+        self.graph.erase_node(node)
+        self.quantized.add(new)
+
+    def share(self, node):
+        if node.args[0] not in self.quantized:
+            self.float(node)
+            return
+        if node.op == "call_module":
+            if type(self.modules[node.target]) in self.static:
+                self.swap(node, self.static)
+        elif node.op == "call_function":
+            node.target = quantized_operator(node.target)
+        elif node.target == "relu":                   # QTensor has no .relu()
+            node.op, node.target = "call_function", qF.relu
+        self.quantized.add(node)
+
+    def float(self, node):
+        for inp in node.all_input_nodes:
+            if inp in self.quantized:
+                deq = self.dequantized.get(inp)
+                if deq is None:
+                    name = _indexed("dequantize", self.source.get(inp, 0))
+                    with self.graph.inserting_after(inp):
+                        deq = self.graph.create_node("call_method", "dequantize", (inp,),
+                                                     name=name)
+                    deq.meta.update(fx_kind="dequantize", scope=inp.meta.get("scope"))
+                    self.dequantized[inp] = deq
+                node.replace_input_with(inp, deq)
+
+    def run(self):
+        for node in self.graph.nodes:
+            kind = node.meta.get("fx_kind")
+            if kind == "observer":
+                self.observer(node)
+            elif kind == "observed":
+                self.swap(node, self.static)
+                self.quantized.add(node)
+            elif kind == "dynamic":
+                self.swap(node, self.dynamic)
+            elif kind == "binary":
+                self.binary(node)
+            elif kind == "binary_scalar":
+                self.binary_scalar(node)
+            elif kind == "cat":
+                node.target = qF.cat
+                self.quantized.add(node)
+            elif kind == "share":
+                self.share(node)
+            elif kind == "default" and node.op == "call_module" \
+                    and type(self.modules[node.target]) in self.static \
+                    and node.args[0] in self.quantized:
+                # nn.Dropout: PyTorch lowers it to its quantized module, which passes
+                # the integers through (its own observer saw the same values)
+                self.swap(node, self.static)
+                self.quantized.add(node)
+            elif kind in ("passthrough", "fused_tail", "placeholder", "get_attr"):
+                continue
+            else:
+                self.float(node)
+        self.graph.eliminate_dead_code()      # as PyTorch's lowering (unused getitems)
+        self.gm.delete_all_unused_submodules()
+        self.graph.lint()
+        self.gm.recompile()
+        return self.gm
+
+
+def convert_graph_module(gm):
+    """Convert the prepared and calibrated ``gm`` in place; returns it."""
+    return _Converter(gm).run()
+
