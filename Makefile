@@ -7,7 +7,7 @@ help:
 	@echo "build        compile the Cython kernels in place (pip install -e . does the same)"
 	@echo "test         run the test suite"
 	@echo "test-generic run the kernel tests on the portable (non-AVX2) loops"
-	@echo "fuzz         the fuzz suite, long run (QLEARN_FUZZ_EXAMPLES=1000; default CI run: 60)"
+	@echo "fuzz         the fuzz suite, long run (QLEARN_FUZZ_EXAMPLES=1000; default CI run: 150)"
 	@echo "asan         kernels built with ASan+UBSan in build/asan, kernel tests + fuzz under them"
 	@echo "docs         build the HTML docs with warnings as errors"
 	@echo "doctest      run every example on the docs pages"

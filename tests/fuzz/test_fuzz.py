@@ -4,7 +4,7 @@ Each group of targets runs in its own worker process (fuzz_worker.py) with a mem
 CPU-time limit, so that a crash or a runaway allocation is a reported failure naming
 the case, not a dead test run.  Targets and their checks: fuzz_targets.py.
 
-Environment: ``QLEARN_FUZZ_EXAMPLES`` (cases per target, default 60: about a minute in
+Environment: ``QLEARN_FUZZ_EXAMPLES`` (cases per target, default 150: under a minute in
 all), ``QLEARN_FUZZ_SEED`` (default 0; CI is reproducible, set it to explore),
 ``QLEARN_FUZZ_MEM_MB`` (default 3072).
 """
@@ -22,7 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from fuzz_targets import TARGETS  # noqa: E402
 
-EXAMPLES = int(os.environ.get("QLEARN_FUZZ_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("QLEARN_FUZZ_EXAMPLES", "150"))
 SEED = int(os.environ.get("QLEARN_FUZZ_SEED", "0"))
 MEM_MB = int(os.environ.get("QLEARN_FUZZ_MEM_MB", "3072"))
 TIMEOUT = max(300, 10 * EXAMPLES)
