@@ -41,20 +41,38 @@ cdef class QTensor:
                  zero_points=None, axis=-1):
         """Wrap ``int_data`` (checked: it must match ``dtype``, and the parameters must
         be valid for ``qscheme``; the arrays are not copied)."""
-        from qlearn import _validation as V
-        from qlearn.dtypes import QScheme
-        dtype = V.check_dtype(dtype)
+        cdef double s
+        if _V is None:
+            _load_checks()
+        if type(dtype) is not _QDType:
+            dtype = _V.check_dtype(dtype)
         if isinstance(int_data, np.generic):   # NumPy ops on 0-d arrays return scalars
             int_data = np.asarray(int_data)
-        if not isinstance(qscheme, QScheme):
+        if not isinstance(qscheme, _QScheme):
             raise TypeError(f"`qscheme` must be a qlearn qscheme such as "
                             f"qlearn.per_tensor_affine, got {qscheme!r}")
         if not isinstance(int_data, np.ndarray):
             raise TypeError(f"`int_data` must be a NumPy array of {dtype.storage}, got "
                             f"{type(int_data).__name__}")
-        if int_data.dtype != dtype.storage:
+        if (<cnp.ndarray> int_data).dtype is not dtype.storage \
+                and int_data.dtype != dtype.storage:
             raise TypeError(f"`int_data` must have dtype {dtype.storage} for {dtype!r}, "
                             f"got {int_data.dtype}")
+        if (type(scale) is float and type(zero_point) is int and scales is None
+                and zero_points is None and axis == -1 and not qscheme.is_per_channel):
+            # the common case (every operator's output), checked without Python calls:
+            # what check_scale and check_zero_point accept
+            s = scale
+            if (0 < s <= FLT_MAX and <float> s >= SMALLEST_SCALE
+                    and dtype.quant_min <= zero_point <= dtype.quant_max):
+                self._int = int_data
+                self.dtype = dtype
+                self._qscheme = qscheme
+                self._scale = s
+                self._zero_point = zero_point
+                self._axis = -1
+                return
+        V = _V
         self._int = int_data
         self.dtype = dtype
         self._qscheme = qscheme
@@ -329,6 +347,19 @@ cdef class QTensor:
                 and np.array_equal(self._zero_points, o._zero_points))
 
     __hash__ = None
+
+
+# The argument checks live in qlearn._validation (a layer above); bound on first use.
+cdef object _V = None, _QDType = None, _QScheme = None
+cdef double FLT_MAX = 3.4028234663852886e38
+cdef double SMALLEST_SCALE = 1.0 / 3.4028234663852886e38   # 1 / float32(S) finite above it
+
+
+cdef _load_checks():
+    global _V, _QDType, _QScheme
+    from qlearn import _validation
+    from qlearn.dtypes import QDType, QScheme
+    _QDType, _QScheme, _V = QDType, QScheme, _validation
 
 
 cdef QTensor _trusted(cnp.ndarray data, dtype, qscheme, double scale, long long zero_point,

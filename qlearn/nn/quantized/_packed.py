@@ -22,6 +22,7 @@ of outputs), it is divided by ``Sa Sw`` in float32 and added to the int32 accumu
 converted to float32.
 """
 import contextlib
+import math
 
 import numpy as np
 
@@ -306,7 +307,7 @@ def linear_apply(x, pw, scale, zero_point, relu=False, who="quantized linear"):
         raise ValueError(f"{who}: `input` must have {pw.k} features in its last "
                          f"dimension, got shape {x.shape}")
     lead = x.shape[:-1]
-    a = x._int.reshape(int(np.prod(lead, dtype=np.int64)), pw.k)   # -1 fails for K = 0
+    a = x._int.reshape(math.prod(lead), pw.k)   # (-1 fails for K = 0)
     out = np.empty((a.shape[0], pw.n), dtype=np.uint8)
     if a.shape[0] and pw.n and not pw.k:   # no products: eq. (6) of the bias alone
         bias_q, mult = pw.requant_constants(x.q_scale(), scale)
@@ -362,8 +363,7 @@ def linear_dynamic_apply(x, pw, reduce_range=True, relu=False, who="dynamic line
                          f"dimension, got shape {xf.shape}")
     lead = xf.shape[:-1]
     a_scale, a_zp = choose_qparams_dynamic(xf, reduce_range)
-    qa = quantize_per_tensor(xf, a_scale, a_zp, quint8)._int.reshape(
-        int(np.prod(lead, dtype=np.int64)), pw.k)
+    qa = quantize_per_tensor(xf, a_scale, a_zp, quint8)._int.reshape(math.prod(lead), pw.k)
     if qa.shape[0] == 0 or pw.n == 0:
         return np.zeros(lead + (pw.n,), dtype=np.float32)
     if pw.k == 0:    # no products: the bias
