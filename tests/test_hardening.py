@@ -403,3 +403,11 @@ def test_calibrators_on_a_range_near_the_float32_limits(name, qscheme):
     assert np.isfinite(scale).all() and scale[0] > 0 and -128 <= zp[0] <= 127
     q = ql.quantize_per_tensor(x, float(scale[0]), int(zp[0]), ql.qint8)
     assert np.isfinite(q.dequantize()).all()
+
+
+def test_max_pool_of_an_empty_plane_is_refused():
+    # was: a 1x1 output of padding only (0), where PyTorch raises
+    import qlearn.nn.quantized.functional as qF
+    x = ql.quantize_per_tensor(np.zeros((1, 1, 0, 3)), 1.0, 0, ql.quint8)
+    with pytest.raises(ValueError, match="`input` must have a non-zero height"):
+        qF.max_pool2d(x, 4, None, 2)

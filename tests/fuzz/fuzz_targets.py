@@ -212,8 +212,8 @@ def t_qtensor_constructor(data):
                     and isinstance(kwargs["scales"], list)
                     and all(valid_scale(s) for s in kwargs["scales"])
                     and isinstance(kwargs["zero_points"], list)
-                    and all(qmin <= z <= qmax for z in kwargs["zero_points"]
-                            if isinstance(z, int)))
+                    and all(isinstance(z, int) and qmin <= z <= qmax
+                            for z in kwargs["zero_points"]))
     else:
         kwargs = dict(scale=data.draw(S.scales()), zero_point=data.draw(S.zero_points(qmin,
                                                                                      qmax)))
@@ -576,8 +576,8 @@ def _real(q):
         z = q.q_per_channel_zero_points()
         shape = [1] * q.ndim
         shape[q.q_per_channel_axis()] = -1
-        return (q.int_repr().astype(np.float64) - z.reshape(shape)) * s.astype(
-            np.float32).astype(np.float64).reshape(shape)
+        # per-channel dequantization multiplies by the float64 scales (as PyTorch)
+        return (q.int_repr().astype(np.float64) - z.reshape(shape)) * s.reshape(shape)
     return (q.int_repr().astype(np.float64) - q.q_zero_point()) * np.float64(
         np.float32(q.q_scale()))
 

@@ -218,6 +218,9 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                          f"padding {(ph, pw)} for kernel {(kh, kw)}")
     q = input._int
     h, w = q.shape[-2:]
+    if h == 0 or w == 0:   # every window would hold padding only (PyTorch refuses too)
+        raise ValueError(f"{who}: `input` must have a non-zero height and width, got "
+                         f"shape {input.shape}")
     ho = _pool_out(h, kh, sh, ph, dh, ceil_mode)
     wo = _pool_out(w, kw, sw, pw, dw, ceil_mode)
     if ho < 1 or wo < 1:
