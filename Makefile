@@ -1,12 +1,14 @@
 # The few commands a contributor runs.  `make help` lists them.
 PY ?= python
 
-.PHONY: help build test test-generic docs doctest bench annotate lint ci clean
+.PHONY: help build test test-generic fuzz asan docs doctest bench annotate lint ci clean
 
 help:
 	@echo "build        compile the Cython kernels in place (pip install -e . does the same)"
 	@echo "test         run the test suite"
 	@echo "test-generic run the kernel tests on the portable (non-AVX2) loops"
+	@echo "fuzz         the fuzz suite, long run (QLEARN_FUZZ_EXAMPLES=1000; default CI run: 150)"
+	@echo "asan         kernels built with ASan+UBSan in build/asan, kernel tests + fuzz under them"
 	@echo "docs         build the HTML docs with warnings as errors"
 	@echo "doctest      run every example on the docs pages"
 	@echo "bench        run every benchmark (ratios against NumPy and PyTorch)"
@@ -22,6 +24,12 @@ test:
 
 test-generic:
 	QLEARN_SIMD=generic $(PY) -m pytest tests/test_qtensor.py
+
+fuzz:
+	QLEARN_FUZZ_EXAMPLES=$${QLEARN_FUZZ_EXAMPLES:-1000} $(PY) -m pytest -p no:cacheprovider tests/fuzz
+
+asan:
+	bash .ci/asan
 
 docs:
 	$(PY) -m sphinx -W -b html docs docs/_build/html

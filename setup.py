@@ -10,7 +10,8 @@ Two build-time decisions are made here, both by compiling a tiny probe program:
   are called only after a run-time CPU check (``__builtin_cpu_supports``).  Setting
   ``QLEARN_SIMD=generic`` at run time selects the portable loops instead.
 
-Set ``QLEARN_BUILD_ONLY=_quantize,_observer`` to (re)build a subset while developing.
+Set ``QLEARN_BUILD_ONLY=_quantize,_observer`` to (re)build a subset while developing, and
+``QLEARN_SANITIZE=1`` for the sanitizer build of ``make asan`` (see .ci/asan).
 """
 import glob
 import os
@@ -85,6 +86,14 @@ macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
 if openmp:
     compile_args.append("-fopenmp")
     link_args.append("-fopenmp")
+if os.environ.get("QLEARN_SANITIZE"):
+    # `make asan` (.ci/asan): AddressSanitizer and UndefinedBehaviorSanitizer, including
+    # float-to-int casts out of range; any report aborts the process.
+    sanitize = ["-fsanitize=address,undefined,float-cast-overflow",
+                "-fno-sanitize-recover=undefined,float-cast-overflow",
+                "-fno-omit-frame-pointer", "-g"]
+    compile_args = ["-O1"] + compile_args[1:] + sanitize
+    link_args = link_args + sanitize
 
 only = os.environ.get("QLEARN_BUILD_ONLY")
 only = set(only.split(",")) if only else None

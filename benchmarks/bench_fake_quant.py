@@ -55,7 +55,7 @@ def main():
                 "fake_quant fwd+bwd": {
                     "qlearn": lambda: ql.fake_quantize_per_tensor_affine(
                         ql.tensor(x, requires_grad=True), 0.02, 128, 0, 255).backward(g)},
-                "PACT 4-bit fwd": {"qlearn": lambda: pact_quantize(x, 3.0, 4)},
+                "PACT 4-bit fwd": {"qlearn": lambda: pact_quantize(x, 4, 3.0)},
             }
             if torch is not None:
                 xt, st, zt = torch.from_numpy(x), torch.from_numpy(scales), torch.from_numpy(zps)

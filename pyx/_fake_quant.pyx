@@ -60,7 +60,8 @@ cdef inline float32_t _fake_quant_one(float32_t x, float32_t scale, float32_t in
 cdef inline float32_t _fake_quant_one_f32(float32_t x, float32_t scale, float32_t inv_scale,
                                           float32_t zero_point, float32_t lo, float32_t hi,
                                           uint8_t *mask) noexcept nogil:
-    """The same in float32 only, valid when |qmin|, |qmax| <= 2^24: then q - Z is exact
+    """The same in float32 only, valid when |qmin|, |qmax| and qmax - qmin are at most
+    2^24: then q - Z is exact
     and the float32 product is the correctly rounded double one.  The plain twin of
     ``qlearn_fake_quant_f32_avx2``."""
     cdef float32_t t = nearbyint32(x * inv_scale) + zero_point
@@ -79,7 +80,11 @@ cdef int _fake_quant_run(const float32_t *x, float32_t *out, uint8_t *mask, intp
     cdef float32_t one = 1.0
     cdef float32_t inv_scale = one / scale   # 1.0f / S in float32, as ATen
     cdef float32_t zp = <float32_t> zero_point, lo = <float32_t> qmin, hi = <float32_t> qmax
-    cdef bint small = -F32_EXACT <= qmin and qmax <= F32_EXACT
+    # float32 holds qmin, qmax and Z exactly, and (c - Z) with |c - Z| <= qmax - qmin:
+    # bounding the ends alone is not enough (qmin = -2^24, qmax = 2^24 gives q - Z up
+    # to 2^25 - 1, which float32 rounds)
+    cdef bint small = (-F32_EXACT <= qmin and qmax <= F32_EXACT
+                       and <int64_t> qmax - <int64_t> qmin <= F32_EXACT)
     if USE_AVX2 and small:
         return qlearn_fake_quant_f32_avx2(x, out, mask, n, scale, inv_scale, zp, lo, hi)
     if small:

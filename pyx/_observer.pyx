@@ -220,7 +220,8 @@ def histc(const float32_t[::1] x,        # IN  n floats
           bint generic, int num_threads):
     """counts[b] += #{i : left <= x[i] <= right, bin(x[i]) = b}, as torch.histc:
 
-    bin(x) = min(floor((x - left) * nbins / (right - left)), nbins - 1), in float32.
+    bin(x) = min(floor((x - left) * nbins / (right - left)), nbins - 1), in float32;
+    in float64 when (right - left) * nbins overflows float32 (see observer_simd.h).
     """
     cdef intp_t n = x.shape[0], nbins = counts.shape[0], t, b, k, start, stop
     cdef intp_t nchunks = min(<intp_t> MAX_HIST_CHUNKS, (n + BLOCK - 1) // BLOCK)

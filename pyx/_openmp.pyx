@@ -17,24 +17,39 @@ OPENMP_ENABLED = bool(qlearn_openmp_enabled())
 
 cdef int _requested = 0   # 0: not set by the user, use the default below
 
+# Each OpenMP thread costs a stack (MBs of address space) and a kernel thread; a count
+# in the millions kills the process inside the OpenMP runtime.  More threads than a few
+# per core only adds overhead, so counts are bounded by this (always at least 64).
+MAX_NUM_THREADS = max(64, 4 * (os.cpu_count() or 1))
+
 
 def _default_num_threads():
-    # Read once, as OpenMP itself reads OMP_NUM_THREADS once at start-up.
+    # Read once, as OpenMP itself reads OMP_NUM_THREADS once at start-up.  A value above
+    # MAX_NUM_THREADS is clamped (with a warning) rather than breaking ``import qlearn``.
     env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
     if env.isdigit() and int(env) > 0:
-        return int(env)
-    return max(1, qlearn_omp_max_threads())
+        n = int(env)
+        if n > MAX_NUM_THREADS:
+            import warnings
+            warnings.warn(f"OMP_NUM_THREADS={n} is more than qlearn uses; using "
+                          f"{MAX_NUM_THREADS} threads", RuntimeWarning, stacklevel=2)
+            n = MAX_NUM_THREADS
+        return n
+    return min(max(1, qlearn_omp_max_threads()), MAX_NUM_THREADS)
 
 
 cdef int _default = _default_num_threads() if OPENMP_ENABLED else 1
 
 
-def set_num_threads(int n):
-    """Use ``n`` threads in every parallel kernel (``n >= 1``)."""
+def set_num_threads(n):
+    """Use ``n`` threads in every parallel kernel (``1 <= n <= MAX_NUM_THREADS``)."""
     global _requested
-    if n < 1:
-        raise ValueError(f"`n` must be a positive number of threads, got {n}")
-    _requested = n if OPENMP_ENABLED else 1
+    import numbers
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"`n` must be an integer number of threads, got {n!r}")
+    if not 1 <= n <= MAX_NUM_THREADS:
+        raise ValueError(f"`n` must be in [1, {MAX_NUM_THREADS}] (threads), got {n}")
+    _requested = int(n) if OPENMP_ENABLED else 1
 
 
 def get_num_threads():

@@ -7,7 +7,7 @@ pair, or one pair per slice along ``axis``, and represents the real values
 .. math::  r = S\\,(q - Z).
 
 Build one with :func:`qlearn.quantize_per_tensor` or :func:`qlearn.quantize_per_channel`;
-the constructor here trusts its arguments (the public functions validate them).
+the constructor checks its arguments (dtype of the integers, qparams, axis, channel counts).
 """
 import numpy as np
 
@@ -37,16 +37,65 @@ cdef class QTensor:
     cdef readonly cnp.ndarray _zero_points  # per-channel: Z_c, int64 (C,)
     cdef readonly int _axis               # per-channel: the channel axis, else -1
 
-    def __init__(self, cnp.ndarray int_data, dtype, qscheme, double scale=1.0,
-                 long long zero_point=0, scales=None, zero_points=None, int axis=-1):
+    def __init__(self, int_data, dtype, qscheme, scale=1.0, zero_point=0, scales=None,
+                 zero_points=None, axis=-1):
+        """Wrap ``int_data`` (checked: it must match ``dtype``, and the parameters must
+        be valid for ``qscheme``; the arrays are not copied)."""
+        cdef double s
+        if _V is None:
+            _load_checks()
+        if type(dtype) is not _QDType:
+            dtype = _V.check_dtype(dtype)
+        if isinstance(int_data, np.generic):   # NumPy ops on 0-d arrays return scalars
+            int_data = np.asarray(int_data)
+        if not isinstance(qscheme, _QScheme):
+            raise TypeError(f"`qscheme` must be a qlearn qscheme such as "
+                            f"qlearn.per_tensor_affine, got {qscheme!r}")
+        if not isinstance(int_data, np.ndarray):
+            raise TypeError(f"`int_data` must be a NumPy array of {dtype.storage}, got "
+                            f"{type(int_data).__name__}")
+        if (<cnp.ndarray> int_data).dtype is not dtype.storage \
+                and int_data.dtype != dtype.storage:
+            raise TypeError(f"`int_data` must have dtype {dtype.storage} for {dtype!r}, "
+                            f"got {int_data.dtype}")
+        if (type(scale) is float and type(zero_point) is int and scales is None
+                and zero_points is None and axis == -1 and not qscheme.is_per_channel):
+            # the common case (every operator's output), checked without Python calls:
+            # what check_scale and check_zero_point accept
+            s = scale
+            if (0 < s <= FLT_MAX and <float> s >= SMALLEST_SCALE
+                    and dtype.quant_min <= zero_point <= dtype.quant_max):
+                self._int = int_data
+                self.dtype = dtype
+                self._qscheme = qscheme
+                self._scale = s
+                self._zero_point = zero_point
+                self._axis = -1
+                return
+        V = _V
         self._int = int_data
         self.dtype = dtype
         self._qscheme = qscheme
-        self._scale = scale
-        self._zero_point = zero_point
-        self._scales = scales
-        self._zero_points = zero_points
-        self._axis = axis
+        if qscheme.is_per_channel:
+            if int_data.ndim == 0:
+                raise ValueError("`int_data` must have at least one dimension for a "
+                                 "per-channel QTensor, got a 0-d array")
+            ax = V.check_axis(axis, int_data.ndim)
+            channels = int_data.shape[ax]
+            self._scales = V.check_scales(scales, channels)
+            self._zero_points = V.check_zero_points(zero_points, channels,
+                                                    dtype.quant_min, dtype.quant_max)
+            self._scale, self._zero_point, self._axis = 1.0, 0, ax
+        else:
+            if scales is not None or zero_points is not None or axis != -1:
+                raise ValueError(f"`scales`, `zero_points` and `axis` are for per-channel "
+                                 f"qschemes; {qscheme!r} takes `scale` and `zero_point`")
+            self._scale = V.check_scale(scale)
+            self._zero_point = V.check_zero_point(zero_point, dtype.quant_min,
+                                                  dtype.quant_max)
+            self._scales = None
+            self._zero_points = None
+            self._axis = -1
 
     # -- the PyTorch accessors ------------------------------------------------------
     def int_repr(self):
@@ -160,8 +209,8 @@ cdef class QTensor:
         return self.shape[0]
 
     cdef QTensor _like(self, cnp.ndarray data, int axis):
-        return QTensor(data, self.dtype, self._qscheme, self._scale, self._zero_point,
-                       self._scales, self._zero_points, axis)
+        return _trusted(data, self.dtype, self._qscheme, self._scale, self._zero_point,
+                        self._scales, self._zero_points, axis)
 
     def reshape(self, *shape):
         """A view with another shape and the same parameters.
@@ -186,8 +235,10 @@ cdef class QTensor:
         if not (-n <= dim0 < n and -n <= dim1 < n):
             raise ValueError(f"`dim0` and `dim1` must be in [{-n}, {n - 1}], got "
                              f"{dim0} and {dim1}")
-        dim0 %= n
-        dim1 %= n
+        if dim0 < 0:    # (cdivision: C's % keeps the sign, so normalise by hand)
+            dim0 += n
+        if dim1 < 0:
+            dim1 += n
         data = np.swapaxes(self._int, dim0, dim1)
         axis = self._axis
         if axis == dim0:
@@ -200,10 +251,17 @@ cdef class QTensor:
         """A view with the axes permuted (``dims`` as in ``torch.Tensor.permute``)."""
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
             dims = tuple(dims[0])
+        n = self._int.ndim
+        if (len(dims) != n or any(isinstance(d, bool) or not isinstance(d, (int, np.integer))
+                                  or not -n <= d < n for d in dims)
+                or len({int(d) + n if d < 0 else int(d) for d in dims}) != n):
+            raise ValueError(f"`dims` must be a permutation of the {n} axes (each in "
+                             f"[{-n}, {n - 1}]), got {dims}")
+        dims = tuple(int(d) + n if d < 0 else int(d) for d in dims)
         data = np.transpose(self._int, dims)
         axis = self._axis
         if axis >= 0:
-            axis = [d % self._int.ndim for d in dims].index(axis)
+            axis = dims.index(axis)
         return self._like(data, axis)
 
     @property
@@ -239,7 +297,9 @@ cdef class QTensor:
     cdef _index_per_channel(self, key, data):
         from qlearn.dtypes import per_tensor_affine, per_tensor_symmetric
         key = key if isinstance(key, tuple) else (key,)
-        if any(k is None or not isinstance(k, (int, np.integer, slice, type(Ellipsis)))
+        # a bool is an int to isinstance, but NumPy reads x[True] as a new axis
+        if any(k is None or isinstance(k, (bool, np.bool_))
+               or not isinstance(k, (int, np.integer, slice, type(Ellipsis)))
                for k in key):
             raise TypeError("a per-channel QTensor supports basic indexing only "
                             "(integers, slices and ...); dequantize() it first for "
@@ -252,13 +312,13 @@ cdef class QTensor:
         ch = key[self._axis]
         if isinstance(ch, slice):
             axis = self._axis - sum(1 for k in key[:self._axis] if not isinstance(k, slice))
-            return QTensor(data, self.dtype, self._qscheme, 1.0, 0,
-                           self._scales[ch].copy(), self._zero_points[ch].copy(), axis)
+            return _trusted(data, self.dtype, self._qscheme, 1.0, 0,
+                            self._scales[ch].copy(), self._zero_points[ch].copy(), axis)
         c = int(ch) % self.shape[self._axis]
         scheme = (per_tensor_symmetric if self._qscheme.is_symmetric
                   else per_tensor_affine)
-        return QTensor(data, self.dtype, scheme, float(self._scales[c]),
-                       int(self._zero_points[c]), None, None, -1)
+        return _trusted(data, self.dtype, scheme, float(self._scales[c]),
+                        int(self._zero_points[c]), None, None, -1)
 
     def __repr__(self):
         values = np.array2string(self.dequantize(), precision=4, separator=", ",
@@ -287,6 +347,34 @@ cdef class QTensor:
                 and np.array_equal(self._zero_points, o._zero_points))
 
     __hash__ = None
+
+
+# The argument checks live in qlearn._validation (a layer above); bound on first use.
+cdef object _V = None, _QDType = None, _QScheme = None
+cdef double FLT_MAX = 3.4028234663852886e38
+cdef double SMALLEST_SCALE = 1.0 / 3.4028234663852886e38   # 1 / float32(S) finite above it
+
+
+cdef _load_checks():
+    global _V, _QDType, _QScheme
+    from qlearn import _validation
+    from qlearn.dtypes import QDType, QScheme
+    _QDType, _QScheme, _V = QDType, QScheme, _validation
+
+
+cdef QTensor _trusted(cnp.ndarray data, dtype, qscheme, double scale, long long zero_point,
+                      scales, zero_points, int axis):
+    """A QTensor from parameters already known valid (views of a checked tensor)."""
+    cdef QTensor t = QTensor.__new__(QTensor)
+    t._int = data
+    t.dtype = dtype
+    t._qscheme = qscheme
+    t._scale = scale
+    t._zero_point = zero_point
+    t._scales = scales
+    t._zero_points = zero_points
+    t._axis = axis
+    return t
 
 
 def _channel_view_shape(shape, int axis):

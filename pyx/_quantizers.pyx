@@ -5,27 +5,30 @@ straight-through gradients.
 Arguments are validated by :mod:`qlearn.quantizers._ste`, the only caller: arrays are
 C-contiguous float32 of matching shapes, ``lo <= hi``, ``scale > 0``.
 
-Every quantizer is a clip to ``[lo, hi]`` followed by the uniform rounding of qlearn's
-convention ``r = S q`` (``Z = 0``)::
+Every quantizer is a clip to ``[lo, hi]`` followed by the uniform rounding of its
+documented equation, with ``levels = 2^k - 1`` (or ``2^(k-1) - 1``) steps per ``unit``
+(1 for DoReFa and WRPN, the clipping value for PACT), i.e. ``S = unit / levels`` and
+``Z = 0`` in qlearn's convention ``r = S q``::
 
-    y     = clamp(x, lo, hi)
-    x_hat = nearbyint(y * inv_scale) * S          float32, inv_scale = 1.0f / S
+    y     = clamp(x, lo, hi)                                   float32
+    x_hat = float32(nearbyint(y * levels / unit) * unit / levels)   in double
 
-which is exactly ``fake_quantize_per_tensor_affine(clamp(x, lo, hi), S, 0, ...)``.
+In double ``y * levels`` is exact, so the equation's exact ties (``0.5 * 3``) stay ties
+and round half to even, which ``y * float32(1 / S)`` does not guarantee (for k = 3, 4,
+6, 8, 12 it moves values at ties by a whole step), and a tiny ``unit`` cannot overflow.
 Reductions (PACT's clip-value gradient, DoReFa's max |tanh w|) are summed per block in
 float64 and then over blocks in a fixed order: results do not depend on the thread
 count.
 """
 from cython.parallel cimport prange
-from libc.math cimport INFINITY, fabs, fmaxf, tanh
+from libc.math cimport INFINITY, fabs, fmaxf, nearbyint, tanh
 from libc.stdlib cimport free, malloc
 
-from _rounding cimport nearbyint32
 from _typedefs cimport float32_t, float64_t, intp_t
 
 cdef extern from "fake_quant_avx2.h":
     int qlearn_clip_round_f32_avx2(const float *x, float *out, long n, float lo, float hi,
-                                   float scale, float inv_scale) noexcept nogil
+                                   double unit, double levels) noexcept nogil
     double qlearn_clip_grad_f32_avx2(const float *x, const float *g, float *out, long n,
                                      float lo, float hi, int hi_inclusive,
                                      float sum_from) noexcept nogil
@@ -36,24 +39,23 @@ cdef enum:
 include "_simd_switch.pxi"
 
 
-cdef inline float32_t _clip_round(float32_t x, float32_t lo, float32_t hi, float32_t scale,
-                                  float32_t inv_scale) noexcept nogil:
-    """nearbyint(clamp(x, lo, hi) / S) * S"""
+cdef inline float32_t _clip_round(float32_t x, float32_t lo, float32_t hi, float64_t unit,
+                                  float64_t levels) noexcept nogil:
+    """float32(round(clamp(x, lo, hi) * levels / unit) * unit / levels)"""
     cdef float32_t c = x if x > lo else lo        # maxss: NaN -> lo, as fmaxf
     c = c if c < hi else hi                       # minss
-    return nearbyint32(c * inv_scale) * scale
+    return <float32_t> (nearbyint(<float64_t> c * levels / unit) * unit / levels)
 
 
 def clip_round(const float32_t[::1] x,   # IN  n floats
                float32_t[::1] out,       # OUT n floats
-               float32_t lo, float32_t hi, float32_t scale, int num_threads):
-    """out[i] := nearbyint(clamp(x[i], lo, hi) * (1.0f / scale)) * scale
+               float32_t lo, float32_t hi, float64_t unit, float64_t levels,
+               int num_threads):
+    """out[i] := float32(nearbyint(clamp(x[i], lo, hi) * levels / unit) * unit / levels)
 
     Returns the number of blocks holding NaN or infinity (0 for clean input).
     """
     cdef intp_t n = x.shape[0], nblocks = (n + BLOCK - 1) // BLOCK, b, i, start, stop
-    cdef float32_t one = 1.0
-    cdef float32_t inv_scale = one / scale
     cdef int bad = 0, blk
     if nblocks <= 1:
         num_threads = 1
@@ -63,11 +65,11 @@ def clip_round(const float32_t[::1] x,   # IN  n floats
             stop = min(start + BLOCK, n)
             if USE_AVX2:
                 blk = qlearn_clip_round_f32_avx2(&x[start], &out[start], stop - start, lo,
-                                                 hi, scale, inv_scale)
+                                                 hi, unit, levels)
             else:
                 blk = 0
                 for i in range(start, stop):
-                    out[i] = _clip_round(x[i], lo, hi, scale, inv_scale)
+                    out[i] = _clip_round(x[i], lo, hi, unit, levels)
                     blk = blk | ((x[i] - x[i]) != 0)
             bad += blk
     return bad
@@ -144,9 +146,10 @@ def pact_backward(const float32_t[::1] x,      # IN  n floats, the forward input
 def dorefa_weight_forward(const float32_t[::1] w,   # IN  n floats
                           float32_t[::1] t,         # OUT n floats, tanh(w)
                           float32_t[::1] out,       # OUT n floats, w_q
-                          float32_t scale, int num_threads):
+                          float64_t levels, int num_threads):
     """t := tanh(w);  M := max |t|;  f := t / (2 M) + 1/2;
-    out := 2 nearbyint(f / S) S - 1, with S = ``scale`` = 1 / (2^k - 1).
+    out := 2 quantize_k(f) - 1, quantize_k(f) = float32(nearbyint(levels f) / levels),
+    ``levels`` = 2^k - 1 (the product exact in double: ties round half to even).
 
     tanh is taken in double and rounded to float32 (reproducible across libms).  An
     all-zero ``w`` (M = 0) gives f = 1/2.  Returns ``(M, bad)``: bad is nonzero if ``w``
@@ -155,7 +158,6 @@ def dorefa_weight_forward(const float32_t[::1] w,   # IN  n floats
     cdef intp_t n = w.shape[0], nblocks = (n + BLOCK - 1) // BLOCK, b, i, start, stop
     cdef float32_t *part = <float32_t *> malloc(2 * max(nblocks, 1) * sizeof(float32_t))
     cdef float32_t m, v, big = 0, bad = 0, one = 1.0, half = 0.5, two = 2.0
-    cdef float32_t inv_scale = one / scale
     if part == NULL:
         raise MemoryError()
     if nblocks <= 1:
@@ -184,7 +186,8 @@ def dorefa_weight_forward(const float32_t[::1] w,   # IN  n floats
                         v = t[i] / (two * big) + half
                     else:
                         v = half
-                    out[i] = two * (nearbyint32(v * inv_scale) * scale) - one
+                    out[i] = two * <float32_t> (nearbyint(<float64_t> v * levels)
+                                                / levels) - one
     finally:
         free(part)
     return big, bad != 0

@@ -12,9 +12,12 @@ def set_num_threads(n):
     """Use ``n`` threads in qlearn's parallel kernels (overrides ``OMP_NUM_THREADS``).
 
     Results never depend on the thread count: every kernel splits work so that each
-    output element is computed by one thread, in the same order.
+    output element is computed by one thread, in the same order.  ``n`` must be an
+    integer in ``[1, max(64, 4 * os.cpu_count())]``; larger counts raise ``ValueError``
+    (PyTorch accepts them and may then die inside OpenMP), and a larger
+    ``OMP_NUM_THREADS`` is clamped to that bound at import.
     """
-    _openmp.set_num_threads(int(n))
+    _openmp.set_num_threads(n)
 
 
 def get_num_threads():

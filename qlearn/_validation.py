@@ -12,6 +12,12 @@ import numpy as np
 from .dtypes import QDType, QScheme
 
 
+def shown(value, width=40):
+    """``repr(value)`` cut to ``width`` characters (a 400-digit int stays readable)."""
+    text = repr(value)
+    return text if len(text) <= width else f"{text[:width - 12]}...({len(text)} chars)"
+
+
 def as_float32(x, name="x"):
     """Return ``x`` as a C-contiguous float32 ndarray (float64 and lists are converted).
 
@@ -63,7 +69,8 @@ def check_qscheme(qscheme, name="qscheme", allowed=None):
 
 
 # 1 / float32(scale) overflows float32 below this scale
-_SMALLEST_SCALE = 1.0 / float(np.finfo(np.float32).max)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_SMALLEST_SCALE = 1.0 / _FLOAT32_MAX
 
 
 def _scalar(value, name, kind):
@@ -87,9 +94,16 @@ def check_scale(scale, name="scale"):
     scale = _scalar(scale, name, "positive number")
     if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
         raise TypeError(f"`{name}` must be a positive finite number, got {scale!r}")
-    scale = float(scale)
+    try:
+        scale = float(scale)
+    except OverflowError:   # an int beyond float64
+        raise ValueError(f"`{name}` must be a positive finite number, got "
+                         f"{shown(scale)}") from None
     if not (math.isfinite(scale) and scale > 0):
         raise ValueError(f"`{name}` must be a positive finite number, got {scale}")
+    if scale > _FLOAT32_MAX:   # float32(scale) = inf: every value would quantize to Z
+        raise ValueError(f"`{name}` must be at most the float32 maximum "
+                         f"({_FLOAT32_MAX:.7g}), got {scale}")
     if float(np.float32(scale)) < _SMALLEST_SCALE:
         raise ValueError(f"`{name}` is too small for float32 arithmetic "
                          f"(1/scale overflows), got {scale}")
@@ -119,9 +133,9 @@ def check_scales(scales, channels, name="scales"):
     if arr.shape[0] != channels:
         raise ValueError(f"`{name}` must have one entry per channel ({channels}), "
                          f"got {arr.shape[0]}")
-    with np.errstate(over="ignore", divide="ignore"):
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         inv = np.float32(1) / arr.astype(np.float32)
-    bad = ~(np.isfinite(arr) & (arr > 0) & np.isfinite(inv))
+    bad = ~(np.isfinite(arr) & (arr > 0) & (arr <= _FLOAT32_MAX) & np.isfinite(inv))
     if bad.any():
         i = int(np.argmax(bad))
         raise ValueError(f"`{name}` must be positive finite numbers usable in float32, "
@@ -131,22 +145,27 @@ def check_scales(scales, channels, name="scales"):
 
 def check_zero_points(zero_points, channels, quant_min, quant_max, name="zero_points"):
     """Return per-channel ``zero_points`` as an int64 array of length ``channels``."""
-    arr = np.asarray(zero_points)
-    if arr.dtype.kind == "f" and np.all(np.mod(arr, 1) == 0):
+    try:
+        arr = np.asarray(zero_points)
+    except (TypeError, ValueError, OverflowError) as exc:   # ragged or huge Python ints
+        raise TypeError(f"`{name}` must be a 1-d array of integers, got "
+                        f"{type(zero_points).__name__}: {exc}") from None
+    if arr.dtype.kind == "f" and arr.ndim == 1 and np.all(np.isfinite(arr)) \
+            and np.all(np.mod(arr, 1) == 0):
         arr = arr.astype(np.int64)  # torch.zeros(3) is a valid zero-point tensor there
     if arr.dtype.kind not in "iu" or arr.ndim != 1:
         raise TypeError(f"`{name}` must be a 1-d array of integers, got {arr.dtype} "
                         f"array of shape {arr.shape}")
-    arr = arr.astype(np.int64)
     if arr.shape[0] != channels:
         raise ValueError(f"`{name}` must have one entry per channel ({channels}), "
                          f"got {arr.shape[0]}")
+    # compare before converting: uint64 values above 2**63 would wrap to negatives
     bad = (arr < quant_min) | (arr > quant_max)
     if bad.any():
         i = int(np.argmax(bad))
         raise ValueError(f"`{name}` must be in [{quant_min}, {quant_max}], got {arr[i]} "
                          f"at channel {i}")
-    return arr
+    return arr.astype(np.int64)
 
 
 def check_axis(axis, ndim, name="axis"):

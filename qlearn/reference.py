@@ -21,8 +21,10 @@ def quantize_per_tensor_ref(x, scale, zero_point, quant_min, quant_max, fused=Tr
     q_{min}, q_{max})`."""
     x = np.asarray(x, dtype=f32)
     inv_scale = f32(1) / f32(scale)
-    t = _fma32(x, inv_scale, zero_point) if fused else x * inv_scale + f32(zero_point)
-    return np.clip(np.rint(t), quant_min, quant_max).astype(np.int64)
+    with np.errstate(over="ignore"):   # |x / S| beyond float32 is inf, then clamped
+        t = _fma32(x, inv_scale, zero_point) if fused else x * inv_scale + f32(zero_point)
+    # clamp in float64: float32 cannot hold qint32's quant_max (2**31 - 1 rounds up)
+    return np.clip(np.rint(t).astype(np.float64), quant_min, quant_max).astype(np.int64)
 
 
 def quantize_per_channel_ref(x, scales, zero_points, axis, quant_min, quant_max):
@@ -33,7 +35,8 @@ def quantize_per_channel_ref(x, scales, zero_points, axis, quant_min, quant_max)
     shape[axis] = -1
     inv = (f32(1) / np.asarray(scales, dtype=f32)).reshape(shape)
     zp = np.asarray(zero_points).astype(f32).reshape(shape)
-    return np.clip(np.rint(x * inv + zp), quant_min, quant_max).astype(np.int64)
+    return np.clip(np.rint(x * inv + zp).astype(np.float64), quant_min,
+                   quant_max).astype(np.int64)
 
 
 def dequantize_per_tensor_ref(q, scale, zero_point):

@@ -344,8 +344,14 @@ def test_quantize_per_channel_rejects_bad_input(kwargs, exc, match):
 
 
 def test_threads_setting_is_validated():
-    with pytest.raises(ValueError, match="positive number of threads"):
+    with pytest.raises(ValueError, match=r"`n` must be in \[1, "):
         ql.set_num_threads(0)
+    for huge in (10**6, 2**31, 10**30):   # used to die inside OpenMP or overflow
+        with pytest.raises(ValueError, match="got"):
+            ql.set_num_threads(huge)
+    for bad in (2.0, "2", True):
+        with pytest.raises(TypeError, match="`n` must be an integer"):
+            ql.set_num_threads(bad)
 
 
 def test_show_config_reports_build():

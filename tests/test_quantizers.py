@@ -27,12 +27,17 @@ def simd(request):
     _quantizers.set_simd_enabled(True)
 
 
-# -- NumPy transcriptions (qlearn's convention: S q with S in float32, 1/S in float32) ----
+# -- NumPy transcriptions of the documented equations: round(n y / unit) unit / n, with
+# n = 2^k - 1, evaluated in float64 (y n is exact there) and rounded once to float32 ------
+
+def _levels(y, n, unit=1.0):
+    y = np.asarray(y, np.float32).astype(np.float64)
+    return (np.rint(y * n / np.float64(unit)) * np.float64(unit) / n).astype(np.float32)
+
 
 def quantize_k(x, k):
-    """round((2^k - 1) x) / (2^k - 1), written as round(x / S) S with S = 1/(2^k - 1)."""
-    S = np.float32(np.float32(1) / np.float32(2 ** k - 1))
-    return (np.rint(np.asarray(x, np.float32) * (np.float32(1) / S)) * S).astype(np.float32)
+    """quantize_k(x) = round((2^k - 1) x) / (2^k - 1)."""
+    return _levels(x, 2.0 ** k - 1)
 
 
 def ref_dorefa_act(a, k):
@@ -47,15 +52,11 @@ def ref_dorefa_weight(w, k):
 
 def ref_pact(x, alpha, k):
     a = np.float32(alpha)
-    S = np.float32(a / np.float32(2 ** k - 1))
-    y = np.clip(np.float32(x), np.float32(0), a)
-    return (np.rint(y * (np.float32(1) / S)) * S).astype(np.float32)
+    return _levels(np.clip(np.float32(x), np.float32(0), a), 2.0 ** k - 1, a)
 
 
 def ref_wrpn_weight(w, k):
-    S = np.float32(np.float32(1) / np.float32(2 ** (k - 1) - 1))
-    y = np.clip(np.float32(w), -1, 1)
-    return (np.rint(y * (np.float32(1) / S)) * S).astype(np.float32)
+    return _levels(np.clip(np.float32(w), -1, 1), 2.0 ** (k - 1) - 1)
 
 
 @pytest.mark.parametrize("k", BITS)
@@ -127,7 +128,7 @@ def test_pact_matches_equation_and_gradients(k, alpha, num_threads, simd, rng):
                         [0.0, alpha, -0.0, np.float32(alpha) * 1.5]]).astype(np.float32)
     xt = ql.tensor(x, requires_grad=True)
     at = ql.tensor([alpha], requires_grad=True)
-    y = pact_quantize(xt, at, k)
+    y = pact_quantize(xt, k, at)
     assert_array_equal(y.numpy(), ref_pact(x, alpha, k))
     g = rng.normal(size=x.shape).astype(np.float32)
     y.backward(g)
@@ -148,7 +149,7 @@ def test_pact_alpha_gradient_matches_finite_differences(rng):
 
     fd = (loss(alpha + h) - loss(alpha - h)) / (2 * h)
     at = ql.tensor([alpha], requires_grad=True)
-    pact_quantize(x, at, 4).backward(g.astype(np.float32))
+    pact_quantize(x, 4, at).backward(g.astype(np.float32))
     assert_allclose(at.grad.numpy()[0], fd, rtol=1e-3)
 
 
@@ -169,7 +170,7 @@ def test_pact_matches_distiller_in_torch(torch_mod, rng):
     y.backward(torch.from_numpy(g))
     xq = ql.tensor(x, requires_grad=True)
     aq = ql.tensor([alpha], requires_grad=True)
-    yq = pact_quantize(xq, aq, 4)
+    yq = pact_quantize(xq, 4, aq)
     yq.backward(g)
     assert_allclose(yq.numpy(), y.detach().numpy(), rtol=0, atol=1e-6)
     assert_array_equal(xq.grad.numpy(), xt.grad.numpy())
@@ -205,14 +206,43 @@ def test_wrpn_activation_is_dorefa_activation(k, rng):
     assert_array_equal(wrpn_quantize_activation(a, k).numpy(), ref_dorefa_act(a, k))
 
 
-def test_quantizers_equal_fake_quantize_with_z0(rng):
-    """Each quantizer is fake_quantize_per_tensor_affine of the clipped input, Z = 0."""
+def test_quantizers_are_fake_quantize_with_z0_off_ties(rng):
+    """Each quantizer is fake_quantize_per_tensor_affine of the clipped input, Z = 0, to
+    within float32 rounding; away from ties of the equation the integer is the same."""
     x = rng.normal(0.5, 1, 5000).astype(np.float32)
     n = 15
-    fq = ql.fake_quantize_per_tensor_affine(np.clip(x, 0, 1), 1.0 / n, 0, 0, n)
-    assert_array_equal(dorefa_quantize_activation(x, 4).numpy(), fq.numpy())
-    fq = ql.fake_quantize_per_tensor_affine(np.clip(x, 0, 2.5), 2.5 / n, 0, 0, n)
-    assert_array_equal(pact_quantize(x, 2.5, 4).numpy(), fq.numpy())
+    for y, unit in ((dorefa_quantize_activation(x, 4), 1.0), (pact_quantize(x, 4, 2.5), 2.5)):
+        fq = ql.fake_quantize_per_tensor_affine(np.clip(x, 0, unit), unit / n, 0, 0, n)
+        assert_allclose(y.numpy(), fq.numpy(), rtol=0, atol=2e-7 * unit)
+
+
+@pytest.mark.parametrize("k", [3, 4, 6, 8, 12])
+def test_ties_round_half_to_even_as_the_equation(k, simd):
+    """At exact ties of round(n y) (y = (j + 1/2) / n, n odd) the level is the even one.
+
+    Multiplying by float32(1 / float32(1/n)) (!= n for these k) moved such values by a
+    whole step; the quantizers now evaluate the documented equation."""
+    n = 2 ** k - 1
+    y = np.float32([0.5, 0.25, 0.75, 1.0 / 3])    # 0.5 n = (n - 1) / 2 + 1/2 is a tie
+    want = quantize_k(y, k)
+    assert want[0] == np.float32((n // 2 + (n // 2) % 2) / np.float64(n))
+    assert_array_equal(dorefa_quantize_activation(y, k).numpy(), want)
+    assert_array_equal(wrpn_quantize_activation(y, k).numpy(), want)
+    assert_array_equal(pact_quantize(y, k, 1.0).numpy(), want)
+    w = np.float32([0.5, -0.5, 0.25])
+    assert_array_equal(wrpn_quantize_weight(w, k).numpy(), ref_wrpn_weight(w, k))
+
+
+@pytest.mark.parametrize("alpha", [1e-30, 1e-38, 1e-45, 3e38])
+def test_pact_extreme_alpha(alpha, simd):
+    """A tiny alpha made S = alpha / (2^k - 1) underflow and 1 / S overflow: NaN out."""
+    a = np.float32(alpha)
+    x = np.float32([-1.0, 0.0, a * np.float32(0.3), a * np.float32(0.5), a,
+                    np.nextafter(a, np.float32(np.inf)), 1.0])
+    for k in (1, 4, 8, 16):
+        y = pact_quantize(x, k, alpha).numpy()
+        assert np.isfinite(y).all()
+        assert_array_equal(y, ref_pact(x, alpha, k))
 
 
 def test_results_do_not_depend_on_thread_count(simd, rng):
@@ -222,7 +252,7 @@ def test_results_do_not_depend_on_thread_count(simd, rng):
         ql.set_num_threads(nt)
         wt = ql.tensor(w, requires_grad=True)
         at = ql.tensor([1.0], requires_grad=True)
-        (dorefa_quantize_weight(wt, 3) + pact_quantize(wt, at, 3)).sum().backward()
+        (dorefa_quantize_weight(wt, 3) + pact_quantize(wt, 3, at)).sum().backward()
         outs.append((wt.grad.numpy().copy(), at.grad.numpy().copy()))
     assert_array_equal(outs[0][0], outs[1][0])
     assert_array_equal(outs[0][1], outs[1][1])
@@ -234,13 +264,13 @@ def test_errors():
     with pytest.raises(ValueError, match="num_bits"):
         wrpn_quantize_weight([0.5], 1)
     with pytest.raises(TypeError, match="num_bits"):
-        pact_quantize([0.5], 1.0, 2.5)
+        pact_quantize([0.5], 2.5, 1.0)
     with pytest.raises(ValueError, match="alpha"):
-        pact_quantize([0.5], 0.0, 4)
+        pact_quantize([0.5], 4, 0.0)
     with pytest.raises(ValueError, match="finite"):
         dorefa_quantize_weight([0.5, np.nan], 4)
     with pytest.raises(ValueError, match="finite"):
-        pact_quantize([np.inf], 1.0, 4)
+        pact_quantize([np.inf], 4, 1.0)
     with pytest.raises(ValueError, match="width_multiplier"):
         wrpn_width(8, 0)
     assert wrpn_width(16, 2) == 32
@@ -256,7 +286,7 @@ def test_property_quantizers_match_equations(k, n, seed, alpha):
     rng = np.random.default_rng(seed)
     x = rng.normal(0, 2 * alpha, n).astype(np.float32)
     assert_array_equal(dorefa_quantize_activation(x, k).numpy(), ref_dorefa_act(x, k))
-    assert_array_equal(pact_quantize(x, alpha, k).numpy(), ref_pact(x, alpha, k))
+    assert_array_equal(pact_quantize(x, k, alpha).numpy(), ref_pact(x, alpha, k))
     if k >= 2:
         assert_array_equal(dorefa_quantize_weight(x, k).numpy(), ref_dorefa_weight(x, k))
         assert_array_equal(wrpn_quantize_weight(x, k).numpy(), ref_wrpn_weight(x, k))

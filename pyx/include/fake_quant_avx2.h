@@ -5,7 +5,8 @@
  *     mask   = qmin <= t <= qmax                               (1 or 0)
  *     x_hat  = (clamp(t, qmin, qmax) - zero_point) * scale     (float32)
  * _mm256_round_ps(.., _MM_FROUND_TO_NEAREST_INT) rounds half to even, as nearbyint
- * does.  The caller uses this kernel only when |qmin|, |qmax| <= 2^24, so that
+ * does.  The caller uses this kernel only when |qmin|, |qmax| and qmax - qmin are
+ * at most 2^24, so that
  * clamp(t) - zero_point is exact in float32 and the float32 product equals PyTorch's
  * float32(double(q - Z) * double(S)) (a 24-bit by 24-bit product is exact in double).
  * The scalar tail uses the same arithmetic, so the result does not depend on n % 8.
@@ -62,13 +63,17 @@ QLEARN_FQ_AVX2 static int qlearn_fake_quant_f32_avx2(
     return bad | (_mm256_movemask_ps(nonfinite) != 0);
 }
 
-/* Distiller's quantizers (pyx/_quantizers.pyx): x_hat = nearbyint(clamp(x, lo, hi) * inv) * S.
- * Same float32 operations as the scalar loop, so the results are identical. */
+/* Distiller's quantizers (pyx/_quantizers.pyx), their documented equation
+ *     x_hat = round(clamp(x, lo, hi) * levels / unit) * unit / levels
+ * evaluated in double and rounded once to float32.  clamp(x) * levels is exact in
+ * double (24-bit by 16-bit), so an exact tie of the equation (DoReFa's 0.5 * 3 = 1.5)
+ * stays a tie and rounds to even, and a tiny unit (PACT's alpha) cannot overflow.
+ * Same operations as the plain loop, so the results are identical. */
 QLEARN_FQ_AVX2 static int qlearn_clip_round_f32_avx2(
-        const float *x, float *out, long n, float lo, float hi, float scale,
-        float inv_scale) {
+        const float *x, float *out, long n, float lo, float hi, double unit,
+        double levels) {
     const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
-    const __m256 inv = _mm256_set1_ps(inv_scale), s = _mm256_set1_ps(scale);
+    const __m256d u = _mm256_set1_pd(unit), k = _mm256_set1_pd(levels);
     __m256 nonfinite = _mm256_setzero_ps();
     int bad = 0;
     long i = 0;
@@ -78,12 +83,19 @@ QLEARN_FQ_AVX2 static int qlearn_clip_round_f32_avx2(
         nonfinite = _mm256_or_ps(nonfinite, _mm256_cmp_ps(d, d, _CMP_UNORD_Q));
         /* fmaxf(v, lo): max_ps(v, lo) returns lo when v is NaN, as fmaxf does */
         __m256 c = _mm256_min_ps(_mm256_max_ps(v, vlo), vhi);
-        __m256 q = _mm256_round_ps(_mm256_mul_ps(c, inv),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        _mm256_storeu_ps(out + i, _mm256_mul_ps(q, s));
+        __m256d c0 = _mm256_cvtps_pd(_mm256_castps256_ps128(c));
+        __m256d c1 = _mm256_cvtps_pd(_mm256_extractf128_ps(c, 1));
+        __m256d q0 = _mm256_round_pd(_mm256_div_pd(_mm256_mul_pd(c0, k), u),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m256d q1 = _mm256_round_pd(_mm256_div_pd(_mm256_mul_pd(c1, k), u),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m128 r0 = _mm256_cvtpd_ps(_mm256_div_pd(_mm256_mul_pd(q0, u), k));
+        __m128 r1 = _mm256_cvtpd_ps(_mm256_div_pd(_mm256_mul_pd(q1, u), k));
+        _mm256_storeu_ps(out + i, _mm256_insertf128_ps(_mm256_castps128_ps256(r0), r1, 1));
     }
     for (; i < n; i++) {
-        out[i] = nearbyintf(fminf(fmaxf(x[i], lo), hi) * inv_scale) * scale;
+        double c = fminf(fmaxf(x[i], lo), hi);
+        out[i] = (float)(nearbyint(c * levels / unit) * unit / levels);
         bad |= (x[i] - x[i]) != 0.0f;
     }
     return bad | (_mm256_movemask_ps(nonfinite) != 0);
@@ -131,9 +143,9 @@ static double qlearn_clip_grad_f32_avx2(
     return 0;
 }
 static int qlearn_clip_round_f32_avx2(
-        const float *x, float *out, long n, float lo, float hi, float scale,
-        float inv_scale) {
-    (void)x; (void)out; (void)n; (void)lo; (void)hi; (void)scale; (void)inv_scale;
+        const float *x, float *out, long n, float lo, float hi, double unit,
+        double levels) {
+    (void)x; (void)out; (void)n; (void)lo; (void)hi; (void)unit; (void)levels;
     return 0;
 }
 static int qlearn_fake_quant_f32_avx2(

@@ -100,9 +100,40 @@ static int qlearn_minmax_accum_f32(const float *x, long k, float *mn, float *mx)
  * counts has 4 * nbins entries: element i goes to copy i % 4, so that runs of equal
  * bins do not wait on each other's increments; the caller sums the four copies.
  * Counts are 32-bit (half the cache footprint); callers pass fewer than 2**32 elements.
+ *
+ * The float32 formula is exact in its ordering only while (right - left) * nbins is a
+ * finite float32: beyond it (data near the float32 limits) the width or the product
+ * overflows, the quotient becomes 0 or inf/inf = NaN, and casting NaN to an integer is
+ * undefined (x86 gives INT_MIN: a write far before the array).  qlearn_histc_f32_safe
+ * says whether the float32 formula is usable; when it is not, the same formula runs in
+ * float64, which holds the whole float32 range (torch.histc drops or misplaces the
+ * values there).
  */
+static int qlearn_histc_f32_safe(float left, float right, long nbins) {
+    const float width = right - left;
+    return isfinite(width) && isfinite(width * (float)nbins);
+}
+
+static void qlearn_histc_f64_ref(const float *x, long n, float left, float right,
+                                 long nbins, uint32_t *counts) {
+    const double l = left, fb = (double)nbins, width = (double)right - (double)left;
+    for (long i = 0; i < n; i++) {
+        float v = x[i];
+        if (!(v >= left && v <= right)) continue;
+        double t = (((double)v - l) * fb) / width;   /* in [0, nbins]: the cast is defined */
+        int64_t b = (int64_t)t;
+        if (b >= nbins) b = nbins - 1;
+        if (b < 0) b = 0;
+        counts[(i & 3) * nbins + b] += 1;
+    }
+}
+
 static void qlearn_histc_f32_ref(const float *x, long n, float left, float right,
                                  long nbins, uint32_t *counts) {
+    if (!qlearn_histc_f32_safe(left, right, nbins)) {
+        qlearn_histc_f64_ref(x, n, left, right, nbins, counts);
+        return;
+    }
     const float fb = (float)nbins, width = right - left;
     for (long i = 0; i < n; i++) {
         float v = x[i];
@@ -118,6 +149,10 @@ static void qlearn_histc_f32(const float *x, long n, float left, float right,
                              long nbins, uint32_t *counts) {
 #if defined(__SSE2__)
     long i = 0;
+    if (!qlearn_histc_f32_safe(left, right, nbins)) {
+        qlearn_histc_f64_ref(x, n, left, right, nbins, counts);
+        return;
+    }
     const __m128 l = _mm_set1_ps(left), r = _mm_set1_ps(right);
     const __m128 fb = _mm_set1_ps((float)nbins), w = _mm_set1_ps(right - left);
     const __m128i top = _mm_set1_epi32((int)(nbins - 1));

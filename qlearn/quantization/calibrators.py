@@ -81,6 +81,7 @@ class _HistogramCalibrator(HistogramObserver):
             lo, hi = self._clipping_range()
         lo = max(np.float32(lo), np.float32(self.min_val))
         hi = min(np.float32(hi), np.float32(self.max_val))
+        lo = min(lo, hi)   # a range clipped below all the data is still a range
         return self._calculate_qparams(np.float32(lo), np.float32(hi))
 
 
@@ -196,9 +197,10 @@ class MSEObserver(_HistogramCalibrator):
     def __init__(self, num_candidates=128, bins=2048, dtype=quint8, qscheme=per_tensor_affine,
                  reduce_range=False, quant_min=None, quant_max=None, eps=FLOAT32_EPS,
                  **kwargs):
+        # (the search holds num_candidates x bins errors: bounded like bins)
         if isinstance(num_candidates, bool) or not isinstance(num_candidates, int) \
-                or num_candidates < 1:
-            raise ValueError(f"`num_candidates` must be a positive integer, got "
+                or not 1 <= num_candidates <= 1 << 16:
+            raise ValueError(f"`num_candidates` must be an integer in [1, 65536], got "
                              f"{num_candidates!r}")
         super().__init__(bins=bins, dtype=dtype, qscheme=qscheme, reduce_range=reduce_range,
                          quant_min=quant_min, quant_max=quant_max, eps=eps, **kwargs)
@@ -221,7 +223,11 @@ class MSEObserver(_HistogramCalibrator):
         if self.qscheme.is_symmetric:
             beta = max(abs(mn), abs(mx)) * frac
             return best_of(-beta, beta)
-        # affine: coordinate descent, the upper end with the lower fixed and vice versa
+        # affine: coordinate descent, the upper end with the lower fixed and vice versa.
+        # The range always holds 0 (eq. qp-range), so the candidates shrink toward 0
+        # from min(x_min, 0) and max(x_max, 0): for all-positive data a candidate
+        # beta = x_max k / K below x_min would otherwise be an empty range.
+        mn, mx = min(mn, 0.0), max(mx, 0.0)
         lo, hi = mn, mx
         for _ in range(3):
             lo, hi = best_of(np.full(frac.size, lo), mx * frac)

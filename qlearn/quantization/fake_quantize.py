@@ -46,6 +46,7 @@ from .observer import (
     HistogramObserver,
     MovingAverageMinMaxObserver,
     MovingAveragePerChannelMinMaxObserver,
+    _moving_average,
     _with_args,
     default_fixed_qparams_range_0to1_observer,
     default_fixed_qparams_range_neg1to1_observer,
@@ -72,6 +73,16 @@ _SYMMETRIC = (per_tensor_symmetric, per_channel_symmetric)
 def _data(x):
     """The ndarray behind ``x`` (a Tensor's data, cut from the graph), for observers."""
     return x.data if isinstance(x, Tensor) else x
+
+
+def _is_empty(X):
+    return np.size(_data(X)) == 0
+
+
+def _empty_fake_quant(X, quant_min, quant_max):
+    """An empty input has no values to quantize (and its channel count need not match the
+    observer's, which an empty batch does not update): the empty result, same shape."""
+    return fake_quantize_per_tensor_affine(X, 1.0, quant_min, quant_min, quant_max)
 
 
 def _observer_dtype(observer, observer_kwargs):
@@ -213,7 +224,9 @@ class FakeQuantize(FakeQuantizeBase):
             self.activation_post_process(_data(X))
             self._set_qparams(*self.calculate_qparams())
         if self.fake_quant_enabled[0] == 1:
-            if self.is_per_channel:
+            if self.is_per_channel and _is_empty(X):
+                X = _empty_fake_quant(X, self.quant_min, self.quant_max)
+            elif self.is_per_channel:
                 X = fake_quantize_per_channel_affine(X, self.scale, self.zero_point,
                                                      self.ch_axis, self.quant_min,
                                                      self.quant_max)
@@ -342,8 +355,8 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
             lo, hi = lo[0], hi[0]
         c = np.float32(obs.averaging_constant)
         with np.errstate(invalid="ignore"):       # inf - inf in the lanes np.where drops
-            new_lo = np.where(np.isinf(obs.min_val), lo, obs.min_val + c * (lo - obs.min_val))
-            new_hi = np.where(np.isinf(obs.max_val), hi, obs.max_val + c * (hi - obs.max_val))
+            new_lo = np.where(np.isinf(obs.min_val), lo, _moving_average(obs.min_val, lo, c))
+            new_hi = np.where(np.isinf(obs.max_val), hi, _moving_average(obs.max_val, hi, c))
         if self.is_per_channel:
             obs.min_val, obs.max_val = new_lo.astype(np.float32), new_hi.astype(np.float32)
         else:
@@ -355,6 +368,8 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
             self._observe(V.as_float32(_data(X), "X"))
         if self.fake_quant_enabled[0] != 1:
             return X
+        if self.is_per_channel and _is_empty(X):
+            return _empty_fake_quant(X, self.quant_min, self.quant_max)
         obs = self.activation_post_process
         self._set_qparams(*calculate_qparams_fused(obs.min_val, obs.max_val, obs.quant_min,
                                                    obs.quant_max, self.is_symmetric_quant))

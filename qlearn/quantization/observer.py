@@ -23,7 +23,9 @@ Where qlearn differs from PyTorch (documented on the classes):
   dtype's range.
 """
 import functools
+import math
 import os
+import threading
 import warnings
 from abc import ABC, abstractmethod
 
@@ -251,9 +253,12 @@ class UniformQuantizationObserverBase(ObserverBase):
         super().__init__(dtype=dtype, is_dynamic=is_dynamic)
         if not isinstance(reduce_range, (bool, np.bool_)):
             raise TypeError(f"`reduce_range` must be a bool, got {reduce_range!r}")
-        eps = float(eps)
-        if not (np.isfinite(eps) and eps > 0):
+        eps = _validation._scalar(eps, "eps", "positive number")
+        if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)):
+            raise TypeError(f"`eps` must be a positive finite number, got {eps!r}")
+        if not (0 < eps < np.inf):
             raise ValueError(f"`eps` must be a positive finite number, got {eps}")
+        eps = float(eps)
         self.qscheme = qscheme
         self.reduce_range = bool(reduce_range)
         self.register_buffer("eps", np.array([eps], np.float32))
@@ -420,9 +425,8 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
             self.min_val[...] = lo
             self.max_val[...] = hi
         else:
-            c = np.float32(self.averaging_constant)
-            self.min_val[...] = self.min_val + c * (lo - self.min_val)
-            self.max_val[...] = self.max_val + c * (hi - self.max_val)
+            self.min_val[...] = _moving_average(self.min_val, lo, self.averaging_constant)
+            self.max_val[...] = _moving_average(self.max_val, hi, self.averaging_constant)
         return x_orig
 
     def merge(self, other):
@@ -434,13 +438,30 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
                                   "calibration")
 
 
+def _moving_average(old, new, c):
+    """``old + c (new - old)`` in float32, as PyTorch updates a running min or max.
+
+    For values near the float32 limits ``new - old`` overflows (the average of 3e38 and
+    -3e38 became -inf); the average itself always fits, so those entries are computed in
+    float64 and rounded once.
+    """
+    old = np.asarray(old, np.float32)
+    new = np.asarray(new, np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = old + np.float32(c) * (new - old)
+    if not np.isfinite(out).all():
+        exact = (old.astype(np.float64) + float(np.float32(c))
+                 * (new.astype(np.float64) - old.astype(np.float64))).astype(np.float32)
+        out = np.where(np.isfinite(out), out, exact).astype(np.float32)
+    return out
+
+
 def _check_averaging_constant(c):
     if isinstance(c, bool) or not isinstance(c, (int, float, np.floating, np.integer)):
         raise TypeError(f"`averaging_constant` must be a number in (0, 1], got {c!r}")
-    c = float(c)
-    if not 0 < c <= 1:
+    if not 0 < c <= 1:      # compared before float(): a huge int does not fit a float
         raise ValueError(f"`averaging_constant` must be in (0, 1], got {c}")
-    return c
+    return float(c)
 
 
 class PerChannelMinMaxObserver(UniformQuantizationObserverBase):
@@ -589,15 +610,52 @@ class MovingAveragePerChannelMinMaxObserver(PerChannelMinMaxObserver):
         if self.min_val.size == 0:
             self.min_val, self.max_val = lo, hi
         else:
-            c = np.float32(self.averaging_constant)
-            self.min_val = self.min_val + c * (lo - self.min_val)
-            self.max_val = self.max_val + c * (hi - self.max_val)
+            self.min_val = _moving_average(self.min_val, lo, self.averaging_constant)
+            self.max_val = _moving_average(self.max_val, hi, self.averaging_constant)
         return x_orig
 
     merge = MovingAverageMinMaxObserver.merge
 
 
 # --- histogram ----------------------------------------------------------------------------
+# More bins than this (128 MiB of float64 counts) is a typo, not a histogram; the kernel's
+# partial counts would need 64 times as much.
+MAX_BINS = 1 << 24
+
+# HistogramObserver.forward replaces its range and histogram in several steps; two Python
+# threads feeding one observer would lose counts without it.
+_HISTOGRAM_LOCK = threading.Lock()
+
+
+def _unit_binade(bin_width):
+    """``bin_width`` scaled by a power of two into [0.5, 1).
+
+    The L2 search compares errors that all scale with the square of the bin width, and
+    multiplying every float32 operand by a power of two changes no rounding; so the
+    search on the scaled width picks exactly PyTorch's bins, without the overflow of
+    ``width ** 3`` for ranges near the float32 limits (or underflow for tiny ones).
+    """
+    if bin_width == 0 or not math.isfinite(bin_width):
+        return bin_width
+    return math.ldexp(bin_width, -math.frexp(bin_width)[1])
+
+
+def _upscale_histogram_f64(hist, orig_min, orig_max, update_min, update_max, rate, bins):
+    """HistogramObserver's re-binning in float64, for ranges whose width overflows float32.
+
+    The same rule as the kernel: ``bins * rate`` equal pieces of the old range, each
+    piece's mass (``hist[k // rate] / rate``) goes to the new bin holding its centre.
+    """
+    npieces = len(hist) * rate
+    k = np.arange(npieces)
+    lo, hi = float(orig_min), float(orig_max)
+    centres = lo + (k + 0.5) * ((hi - lo) / npieces)
+    bounds = np.linspace(float(update_min), float(update_max), bins + 1)
+    b = np.clip(np.searchsorted(bounds, centres, side="right") - 1, 0, bins - 1)
+    return np.bincount(b, weights=np.asarray(hist, np.float64)[k // rate] / rate,
+                       minlength=bins)
+
+
 def _histc(x, bins, lo, hi):
     """torch.histc(x, bins, min=lo, max=hi) as float64 counts (x float32, non-empty)."""
     lo, hi = float(lo), float(hi)
@@ -670,8 +728,9 @@ class HistogramObserver(UniformQuantizationObserverBase):
         if is_dynamic:
             raise NotImplementedError(f"{type(self).__name__} doesn't support dynamic "
                                       f"quantization")
-        if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
-            raise ValueError(f"`bins` must be a positive integer, got {bins!r}")
+        if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) \
+                or not 1 <= bins <= MAX_BINS:
+            raise ValueError(f"`bins` must be an integer in [1, {MAX_BINS}], got {bins!r}")
         super().__init__(dtype=dtype, qscheme=qscheme, reduce_range=reduce_range,
                          quant_min=quant_min, quant_max=quant_max,
                          factory_kwargs=factory_kwargs, eps=eps, is_dynamic=is_dynamic,
@@ -688,6 +747,12 @@ class HistogramObserver(UniformQuantizationObserverBase):
         r"""Re-bin ``histogram`` over ``[orig_min, orig_max]`` into ``self.bins`` bins over
         the wider ``[update_min, update_max]``: each bin is split into ``upsample_rate``
         equal pieces, each piece goes to the new bin holding its centre."""
+        with np.errstate(over="ignore"):
+            wide = not (np.isfinite(np.float32(orig_max) - np.float32(orig_min))
+                        and np.isfinite(np.float32(update_max) - np.float32(update_min)))
+        if wide:
+            return _upscale_histogram_f64(histogram, orig_min, orig_max, update_min,
+                                          update_max, self.upsample_rate, self.bins)
         out = np.empty(self.bins, np.float64)
         _kernels.upscale_histogram(np.ascontiguousarray(histogram, np.float64),
                                    np.float32(orig_min), np.float32(orig_max),
@@ -708,16 +773,25 @@ class HistogramObserver(UniformQuantizationObserverBase):
                                                      update_min, update_max)
 
     def forward(self, x_orig):
-        """Add ``x_orig`` to the histogram (re-binning if the range grows); return it."""
+        """Add ``x_orig`` to the histogram (re-binning if the range grows); return it.
+
+        The update reads and replaces the range and the histogram together, so it holds
+        a lock: an observer shared by several Python threads counts every value.
+        """
         x = _as_array(x_orig)
         if x.size == 0:
             return x_orig
+        with _HISTOGRAM_LOCK:
+            self._observe(x)
+        return x_orig
+
+    def _observe(self, x):
         x_min, x_max = _tensor_minmax(x)
         if self.min_val == np.inf or self.max_val == -np.inf:
             self.min_val[...] = x_min
             self.max_val[...] = x_max
             self.histogram = _histc(x, self.bins, x_min, x_max)
-            return x_orig
+            return
         cur_min, cur_max = np.float32(self.min_val), np.float32(self.max_val)
         new_min, new_max = min(cur_min, x_min), max(cur_max, x_max)
         update = _histc(x, self.bins, new_min, new_max)
@@ -728,28 +802,35 @@ class HistogramObserver(UniformQuantizationObserverBase):
                                                       update, new_min, new_max)
             self.min_val[...] = new_min
             self.max_val[...] = new_max
-        return x_orig
 
     def _non_linear_param_search(self):
         """The clipping range ``(new_min, new_max)`` minimising the L2 error (step 2)."""
         min_val, max_val = np.float32(self.min_val), np.float32(self.max_val)
-        bin_width32 = (max_val - min_val) / np.float32(self.bins)
+        with np.errstate(over="ignore"):    # inf for a range beyond float32: see below
+            bin_width32 = (max_val - min_val) / np.float32(self.bins)
         if min_val == max_val:
             return min_val, max_val
         hist32 = np.ascontiguousarray(self.histogram, dtype=np.float32)
         bin_width = (float(max_val) - float(min_val)) / self.bins
-        start_bin, end_bin = _kernels.non_linear_param_search(hist32, bin_width,
-                                                              self.dst_nbins)
-        new_min = min_val + bin_width32 * np.float32(start_bin)
-        new_max = min_val + bin_width32 * np.float32(end_bin + 1)
+        start_bin, end_bin = _kernels.non_linear_param_search(
+            hist32, _unit_binade(bin_width), self.dst_nbins)
+        if np.isfinite(bin_width32):
+            new_min = min_val + bin_width32 * np.float32(start_bin)
+            new_max = min_val + bin_width32 * np.float32(end_bin + 1)
+        else:   # a range wider than the float32 maximum: the same sums in float64
+            new_min = float(min_val) + bin_width * start_bin
+            new_max = float(min_val) + bin_width * (end_bin + 1)
         return np.float32(new_min), np.float32(new_max)
 
     def _compute_quantization_error(self, next_start_bin, next_end_bin):
         """The L2 error :math:`E(s, e)` of clipping to bins ``[s, e]`` (step 2)."""
         bin_width = (float(self.max_val) - float(self.min_val)) / self.bins
-        return _kernels.quantization_error(np.ascontiguousarray(self.histogram, np.float32),
-                                           bin_width, next_start_bin, next_end_bin,
-                                           self.dst_nbins)
+        scaled = _unit_binade(bin_width)
+        err = _kernels.quantization_error(np.ascontiguousarray(self.histogram, np.float32),
+                                          scaled, next_start_bin, next_end_bin,
+                                          self.dst_nbins)
+        # the error is quadratic in the width (see step 2)
+        return err * (bin_width / scaled) ** 2 if scaled else err
 
     def calculate_qparams(self):
         """``(scale, zero_point)`` of the searched range (arrays of shape (1,))."""

@@ -113,6 +113,50 @@ def calculate_qmin_qmax(quant_min, quant_max, has_customized_qrange, dtype, redu
     raise TypeError(f"`dtype` must be qlearn.quint8, qlearn.qint8 or qlearn.qint32, got {dtype!r}")
 
 
+def cap_scale(scale, zero_point, quant_min, quant_max):
+    r"""``scale`` lowered (by float32 ulps) where a level would pass the float32 maximum.
+
+    For a range reaching +-3.4e38, ``S`` rounded to float32 can put the outermost level
+    :math:`S (Q_\max - Z)` or :math:`S (Q_\min - Z)` just beyond the float32 maximum,
+    where it dequantizes to infinity; the largest float32 scale whose levels all fit is
+    used instead.  Any other scale is returned unchanged.
+    """
+    scale = np.asarray(scale, np.float32)
+    reach = np.maximum(quant_max - np.asarray(zero_point, np.float64),
+                       np.asarray(zero_point, np.float64) - quant_min)
+    over = scale.astype(np.float64) * reach > _F32_MAX
+    if not over.any():
+        return scale
+    top = (_F32_MAX / np.maximum(reach, 1)).astype(np.float32)
+    for _ in range(4):      # float32 rounding of the quotient may be up by an ulp
+        top = np.where(top.astype(np.float64) * reach > _F32_MAX,
+                       np.nextafter(top, np.float32(0)), top)
+    return np.where(over, np.minimum(scale, top), scale).astype(np.float32)
+
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _finite_scale(scale32, scale64, min_val, max_val):
+    """``scale32`` where it is finite, else ``scale64`` (the same quotient in float64).
+
+    A range near the float32 limits overflows the float32 difference ``beta - alpha``
+    (PyTorch then returns an infinite scale); float64 holds it.  A scale that is itself
+    beyond float32 (a range wider than ``(Q_max - Q_min) * 3.4e38``) cannot be stored.
+    """
+    if np.isfinite(scale32).all():
+        return scale32
+    with np.errstate(over="ignore"):
+        fixed = np.where(np.isfinite(scale32), scale32, scale64.astype(np.float32))
+    if not np.isfinite(fixed).all():
+        i = int(np.argmax(np.atleast_1d(~np.isfinite(fixed))))
+        raise ValueError(f"the range [{np.atleast_1d(min_val)[i]}, "
+                         f"{np.atleast_1d(max_val)[i]}] is too wide for this quantized "
+                         f"range: its scale {np.atleast_1d(scale64)[i]:.4g} exceeds the "
+                         f"float32 maximum")
+    return fixed.astype(np.float32)
+
+
 def calculate_qparams(min_val, max_val, dtype=quint8, qscheme=None, quant_min=0,
                       quant_max=255, eps=FLOAT32_EPS, has_customized_qrange=False):
     r"""Scale and zero point for the clipping range ``[min_val, max_val]``.
@@ -174,6 +218,13 @@ def calculate_qparams(min_val, max_val, dtype=quint8, qscheme=None, quant_min=0,
         raise ValueError(f"`min_val` must not exceed `max_val`, got min {lo} > max {hi} "
                          f"(entry {i})")
 
+    if not (np.isfinite(min_val).all() and np.isfinite(max_val).all()):
+        bad = np.atleast_1d(~(np.isfinite(min_val) & np.isfinite(max_val)))
+        i = int(np.argmax(bad))
+        raise ValueError(f"`min_val` and `max_val` must be finite, got "
+                         f"[{np.atleast_1d(min_val)[i]}, {np.atleast_1d(max_val)[i]}] "
+                         f"(entry {i})")
+
     zero = np.float32(0)
     eps32 = np.float32(eps)
     min_val_neg = np.minimum(min_val, zero)                      # eq. (qp-range)
@@ -181,7 +232,10 @@ def calculate_qparams(min_val, max_val, dtype=quint8, qscheme=None, quant_min=0,
 
     if qscheme.is_symmetric:                                     # eq. (qp-symmetric)
         max_val_pos = np.maximum(-min_val_neg, max_val_pos)
-        scale = max_val_pos / np.float32((quant_max - quant_min) / 2)
+        with np.errstate(over="ignore"):
+            scale = max_val_pos / np.float32((quant_max - quant_min) / 2)
+        scale = _finite_scale(scale, max_val_pos.astype(np.float64)
+                              / ((quant_max - quant_min) / 2), min_val, max_val)
         scale = np.maximum(scale, eps32)
         if dtype is quint8:
             zp = (quant_min + quant_max) // 2 if has_customized_qrange else 128
@@ -189,7 +243,10 @@ def calculate_qparams(min_val, max_val, dtype=quint8, qscheme=None, quant_min=0,
             zp = 0
         zero_point = np.full(scale.shape, zp, np.int64)
     else:                                                        # eq. (qp-affine)
-        scale = (max_val_pos - min_val_neg) / np.float32(quant_max - quant_min)
+        with np.errstate(over="ignore"):
+            scale = (max_val_pos - min_val_neg) / np.float32(quant_max - quant_min)
+        scale = _finite_scale(scale, (max_val_pos.astype(np.float64) - min_val_neg)
+                              / (quant_max - quant_min), min_val, max_val)
         scale = np.maximum(scale, eps32)
         shift = np.round(min_val_neg / scale)                    # round half to even
         # (a huge shift only happens with a tiny eps; clip it before the integer cast)
@@ -197,6 +254,7 @@ def calculate_qparams(min_val, max_val, dtype=quint8, qscheme=None, quant_min=0,
         zero_point = quant_min - shift
         zero_point = np.clip(zero_point, quant_min, quant_max)
 
+    scale = cap_scale(scale, zero_point, quant_min, quant_max)
     # per-tensor results are arrays of shape (1,), as torch returns them
     scale = np.atleast_1d(np.asarray(scale, np.float32))
     zero_point = np.atleast_1d(np.asarray(zero_point, np.int64))

@@ -44,15 +44,18 @@ def _nonfinite(name="input"):
 
 
 class ClipRoundSTE(Function):
-    r"""``x_hat = round(clamp(x, lo, hi) / S) S``;
+    r"""``x_hat = round(clamp(x, lo, hi) * levels / unit) * unit / levels`` (that is
+    ``round(y / S) S`` with ``S = unit / levels``, evaluated as the equation: in double,
+    ties to even, rounded once to float32);
     :math:`\partial \hat x / \partial x = \mathbb{1}[lo \le x \le hi]` (the clip's
     gradient, inclusive at both ends as ``torch.clamp``'s; STE through round)."""
 
     @staticmethod
-    def forward(ctx, x, lo, hi, scale):
+    def forward(ctx, x, lo, hi, unit, levels):
         xf = _flat(x)
         out = np.empty_like(xf)
-        if xf.size and _quantizers.clip_round(xf, out, lo, hi, scale, get_num_threads()):
+        if xf.size and _quantizers.clip_round(xf, out, lo, hi, unit, levels,
+                                              get_num_threads()):
             raise _nonfinite()
         ctx.save_for_backward(xf)
         ctx.args = (np.shape(x), lo, hi)
@@ -65,11 +68,12 @@ class ClipRoundSTE(Function):
         out = np.empty_like(xf)
         if xf.size:
             _quantizers.clip_backward(xf, _flat(grad), out, lo, hi, True, get_num_threads())
-        return out.reshape(shape), None, None, None
+        return out.reshape(shape), None, None, None, None
 
 
 class PACTSTE(Function):
-    r"""PACT: ``y_q = round(clamp(x, 0, alpha) / S) S`` with ``S = alpha / (2^k - 1)``.
+    r"""PACT: ``y_q = round(clamp(x, 0, alpha) / S) S`` with ``S = alpha / (2^k - 1)``
+    (``apply(x, num_bits, alpha)``).
 
     :math:`\partial y_q/\partial x = \mathbb{1}[0 \le x < \alpha]`,
     :math:`\partial y_q/\partial \alpha = \mathbb{1}[x \ge \alpha]` (summed over the
@@ -78,12 +82,14 @@ class PACTSTE(Function):
     """
 
     @staticmethod
-    def forward(ctx, x, alpha, num_bits):
+    def forward(ctx, x, num_bits, alpha):
         a = np.float32(np.asarray(alpha).reshape(-1)[0])
-        scale = np.float32(a / np.float32(2 ** num_bits - 1))
         xf = _flat(x)
         out = np.empty_like(xf)
-        if xf.size and _quantizers.clip_round(xf, out, 0.0, a, scale, get_num_threads()):
+        # unit = alpha in double: S = alpha / (2^k - 1) may underflow float32 for a tiny
+        # alpha (1 / S was then inf and 0 * inf NaN)
+        if xf.size and _quantizers.clip_round(xf, out, 0.0, a, float(a), 2.0 ** num_bits - 1,
+                                              get_num_threads()):
             raise _nonfinite()
         ctx.save_for_backward(xf)
         ctx.args = (np.shape(x), a, np.shape(alpha))
@@ -97,7 +103,7 @@ class PACTSTE(Function):
         g_alpha = 0.0
         if xf.size:
             g_alpha = _quantizers.pact_backward(xf, _flat(grad), out, a, get_num_threads())
-        return out.reshape(shape), np.full(alpha_shape, g_alpha, np.float32), None
+        return out.reshape(shape), None, np.full(alpha_shape, g_alpha, np.float32)
 
 
 class DorefaWeightSTE(Function):
@@ -120,10 +126,10 @@ class DorefaWeightSTE(Function):
         wf = _flat(w)
         t = np.empty_like(wf)
         out = np.empty_like(wf)
-        scale = np.float32(np.float32(1) / np.float32(2 ** num_bits - 1))
         big = 0.0
         if wf.size:
-            big, bad = _quantizers.dorefa_weight_forward(wf, t, out, scale, get_num_threads())
+            big, bad = _quantizers.dorefa_weight_forward(wf, t, out, 2.0 ** num_bits - 1,
+                                                         get_num_threads())
             if bad:
                 raise _nonfinite("weight")
         ctx.save_for_backward(t)

@@ -61,8 +61,7 @@ def dorefa_quantize_activation(input, num_bits):
     array([0., 1., 1., 1., 0.], dtype=float32)
     """
     num_bits = check_num_bits(num_bits)
-    scale = 1.0 / (2 ** num_bits - 1)
-    return ClipRoundSTE.apply(as_input(input), 0.0, 1.0, scale)
+    return ClipRoundSTE.apply(as_input(input), 0.0, 1.0, 1.0, 2.0 ** num_bits - 1)
 
 
 def dorefa_quantize_weight(weight, num_bits):

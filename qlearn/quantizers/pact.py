@@ -42,18 +42,22 @@ def _check_alpha(alpha):
         raise ValueError(f"`alpha` must be a positive finite number, got {a}")
 
 
-def pact_quantize(input, alpha, num_bits):
+def pact_quantize(input, num_bits, alpha):
     r"""PACT, eq. :eq:`pact-forward`, with the gradients of eq. :eq:`pact-backward`.
+
+    ``num_bits`` comes second, as in every qlearn quantizer (``dorefa_quantize_activation(x,
+    num_bits)``); both may be passed by keyword.  The rounding is the equation's, evaluated
+    in double (exact ties round half to even, and a tiny ``alpha`` is as valid as any).
 
     Parameters
     ----------
     input : Tensor or array_like of float
         :math:`x` (the pre-activation: PACT replaces the ReLU).
+    num_bits : int
+        :math:`k \in [1, 16]`.
     alpha : Tensor or float
         :math:`\alpha > 0`, the clipping value; a one-element Tensor that requires grad
         receives :math:`\partial L / \partial \alpha`.
-    num_bits : int
-        :math:`k \in [1, 16]`.
 
     Returns
     -------
@@ -64,7 +68,7 @@ def pact_quantize(input, alpha, num_bits):
     >>> from qlearn.quantizers import pact_quantize
     >>> x = ql.tensor([-1.0, 0.3, 1.4, 2.5, 7.0], requires_grad=True)
     >>> alpha = ql.tensor([3.0], requires_grad=True)
-    >>> y = pact_quantize(x, alpha, 2)                  # levels 0, 1, 2, 3
+    >>> y = pact_quantize(x, 2, alpha)                  # levels 0, 1, 2, 3
     >>> y.numpy()
     array([0., 0., 1., 2., 3.], dtype=float32)
     >>> y.sum().backward()
@@ -75,11 +79,11 @@ def pact_quantize(input, alpha, num_bits):
     _check_alpha(alpha)
     if not isinstance(alpha, Tensor):
         alpha = np.float32([float(np.asarray(alpha).reshape(-1)[0])])
-    return PACTSTE.apply(as_input(input), alpha, num_bits)
+    return PACTSTE.apply(as_input(input), num_bits, alpha)
 
 
 class PACTReLU(Module):
-    r"""A ReLU replaced by PACT: ``pact_quantize(x, self.alpha, num_bits)``.
+    r"""A ReLU replaced by PACT: ``pact_quantize(x, num_bits, self.alpha)``.
 
     Parameters
     ----------
@@ -112,7 +116,7 @@ class PACTReLU(Module):
         self.alpha = Parameter(np.array([alpha_init], np.float32))
 
     def forward(self, x):
-        return pact_quantize(x, self.alpha, self.num_bits)
+        return pact_quantize(x, self.num_bits, self.alpha)
 
     def extra_repr(self):
         return f"num_bits={self.num_bits}, alpha={float(self.alpha.data[0])!r}"

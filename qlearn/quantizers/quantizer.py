@@ -71,8 +71,8 @@ class ClippedLinearQuantization(Module):
         self.clip_val = clip_val
 
     def forward(self, x):
-        return ClipRoundSTE.apply(as_input(x), 0.0, self.clip_val,
-                                  self.clip_val / (2 ** self.num_bits - 1))
+        return ClipRoundSTE.apply(as_input(x), 0.0, self.clip_val, self.clip_val,
+                                  2.0 ** self.num_bits - 1)
 
     def extra_repr(self):
         return f"num_bits={self.num_bits}, clip_val={self.clip_val}"

@@ -38,8 +38,8 @@ def wrpn_quantize_weight(weight, num_bits):
           dtype=float32)
     """
     num_bits = check_num_bits(num_bits, minimum=2)
-    scale = 1.0 / (2 ** (num_bits - 1) - 1)
-    return ClipRoundSTE.apply(as_input(weight, "weight"), -1.0, 1.0, scale)
+    return ClipRoundSTE.apply(as_input(weight, "weight"), -1.0, 1.0, 1.0,
+                              2.0 ** (num_bits - 1) - 1)
 
 
 def wrpn_quantize_activation(input, num_bits):
@@ -50,7 +50,7 @@ def wrpn_quantize_activation(input, num_bits):
     array([0., 0., 1.], dtype=float32)
     """
     num_bits = check_num_bits(num_bits)
-    return ClipRoundSTE.apply(as_input(input), 0.0, 1.0, 1.0 / (2 ** num_bits - 1))
+    return ClipRoundSTE.apply(as_input(input), 0.0, 1.0, 1.0, 2.0 ** num_bits - 1)
 
 
 def wrpn_width(channels, width_multiplier):
@@ -67,4 +67,9 @@ def wrpn_width(channels, width_multiplier):
             or not width_multiplier > 0:
         raise ValueError(f"`width_multiplier` must be a positive number, got "
                          f"{width_multiplier!r}")
-    return max(1, int(round(channels * width_multiplier)))
+    try:
+        width = channels * width_multiplier
+        return max(1, int(round(width)))
+    except (OverflowError, ValueError):   # beyond float64, or inf
+        raise ValueError(f"`channels` x `width_multiplier` must be a finite number of "
+                         f"channels, got {channels!r} x {width_multiplier!r}") from None

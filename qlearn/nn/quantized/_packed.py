@@ -22,6 +22,7 @@ of outputs), it is divided by ``Sa Sw`` in float32 and added to the int32 accumu
 converted to float32.
 """
 import contextlib
+import math
 
 import numpy as np
 
@@ -152,6 +153,46 @@ def _check_bias(bias, n_out, who):
     return b
 
 
+_F32_TINY = np.finfo(np.float32).tiny
+
+
+def _requant_f32(a_scale, w_scale, out_scale, bias, per_channel):
+    """``(bias_q, mult)`` of eq. (6) in float32, as FBGEMM forms them.
+
+    With extreme but valid scales the float32 intermediate ``Sa Sw`` overflows or
+    underflows (``mult`` inf or 0, ``bias_q`` inf or NaN: a silently wrong output); the
+    constants are then formed in float64 and rounded once.  Constants that float32
+    cannot hold even so are refused.
+    """
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        atws = np.float32(a_scale) * w_scale                    # Sa Sw[j], float32
+        mult = (atws / np.float32(out_scale)).astype(np.float32)
+        if bias is None:
+            bias_q = np.empty(0, dtype=np.float32)
+        elif per_channel:
+            bias_q = (bias / atws).astype(np.float32)
+        else:
+            bias_q = (bias * (np.float32(1) / atws)).astype(np.float32)
+    if (np.isfinite(atws).all() and (atws >= _F32_TINY).all() and np.isfinite(mult).all()
+            and np.isfinite(bias_q).all()):
+        return bias_q, mult
+    atws64 = np.float64(np.float32(a_scale)) * w_scale.astype(np.float64)
+    with np.errstate(over="ignore"):
+        mult = (atws64 / np.float64(np.float32(out_scale))).astype(np.float32)
+        if bias is not None:
+            bias_q = (bias.astype(np.float64) / atws64).astype(np.float32)
+    if not np.isfinite(mult).all():
+        j = int(np.argmax(~np.isfinite(mult)))
+        raise ValueError(f"the requantization multiplier input scale x weight scale / "
+                         f"output scale = {a_scale:.4g} x {float(w_scale[j]):.4g} / "
+                         f"{out_scale:.4g} exceeds the float32 maximum (channel {j})")
+    if not np.isfinite(bias_q).all():
+        j = int(np.argmax(~np.isfinite(bias_q)))
+        raise ValueError(f"`bias`[{j}] = {float(bias[j]):.4g} is too large for the scales: "
+                         f"bias / (input scale x weight scale) exceeds the float32 maximum")
+    return bias_q, mult
+
+
 class _PackedGemmWeight:
     """A qint8 weight (N, K) packed for the GEMM micro-kernels (eq. :eq:`int8-pack`).
 
@@ -193,15 +234,7 @@ class _PackedGemmWeight:
         return value
 
     def _requant_constants(self, a_scale, out_scale):
-        atws = np.float32(a_scale) * self.w_scale                 # Sa Sw[j], float32
-        mult = (atws / np.float32(out_scale)).astype(np.float32)
-        if self.bias is None:
-            bias_q = np.empty(0, dtype=np.float32)
-        elif self.per_channel:
-            bias_q = (self.bias / atws).astype(np.float32)
-        else:
-            bias_q = (self.bias * (np.float32(1) / atws)).astype(np.float32)
-        return bias_q, mult
+        return _requant_f32(a_scale, self.w_scale, out_scale, self.bias, self.per_channel)
 
 
 def _as_rows(a, k):
@@ -274,9 +307,13 @@ def linear_apply(x, pw, scale, zero_point, relu=False, who="quantized linear"):
         raise ValueError(f"{who}: `input` must have {pw.k} features in its last "
                          f"dimension, got shape {x.shape}")
     lead = x.shape[:-1]
-    a = x._int.reshape(-1, pw.k)
+    a = x._int.reshape(math.prod(lead), pw.k)   # (-1 fails for K = 0)
     out = np.empty((a.shape[0], pw.n), dtype=np.uint8)
-    if a.shape[0] and pw.n:
+    if a.shape[0] and pw.n and not pw.k:   # no products: eq. (6) of the bias alone
+        bias_q, mult = pw.requant_constants(x.q_scale(), scale)
+        t = (bias_q if bias_q.size else np.zeros(pw.n, np.float32)) * mult
+        out[...] = np.clip(np.rint(t) + zero_point, zero_point if relu else 0, 255)
+    elif a.shape[0] and pw.n:
         bias_q, mult = pw.requant_constants(x.q_scale(), scale)
         _gemm(pw, _as_rows(a, pw.k), x.q_zero_point(), bias_q, mult, zero_point,
               zero_point if relu else 0, 255, out_u8=out)
@@ -303,7 +340,10 @@ def choose_qparams_dynamic(x, reduce_range=True):
     err_max = abs(qmax) - abs(hi / scale)
     zp = zp_min if err_min < err_max else zp_max
     zp = qmin if zp < qmin else (qmax if zp > qmax else int(np.rint(zp)))
-    return scale, int(zp)
+    # a range at +-3.4e38: keep the outermost levels below the float32 maximum
+    # (imported here: qlearn.quantization imports nn)
+    from ...quantization.qparams import cap_scale
+    return float(cap_scale(np.float32(scale), zp, qmin, qmax)), int(zp)
 
 
 def linear_dynamic_apply(x, pw, reduce_range=True, relu=False, who="dynamic linear"):
@@ -323,10 +363,18 @@ def linear_dynamic_apply(x, pw, reduce_range=True, relu=False, who="dynamic line
                          f"dimension, got shape {xf.shape}")
     lead = xf.shape[:-1]
     a_scale, a_zp = choose_qparams_dynamic(xf, reduce_range)
-    qa = quantize_per_tensor(xf, a_scale, a_zp, quint8)._int.reshape(-1, pw.k)
+    qa = quantize_per_tensor(xf, a_scale, a_zp, quint8)._int.reshape(math.prod(lead), pw.k)
     if qa.shape[0] == 0 or pw.n == 0:
         return np.zeros(lead + (pw.n,), dtype=np.float32)
-    fscale = (np.float32(a_scale) * pw.w_scale).astype(np.float32)
+    if pw.k == 0:    # no products: the bias
+        out = np.zeros(lead + (pw.n,), np.float32) + (0 if pw.bias is None else pw.bias)
+        return np.maximum(out, 0) if relu else out
+    with np.errstate(over="ignore"):
+        fscale = (np.float32(a_scale) * pw.w_scale).astype(np.float32)
+    if not np.isfinite(fscale).all():   # inf * 0 would be NaN for a zero accumulator
+        raise ValueError(f"{who}: the output scale input scale x weight scale = "
+                         f"{a_scale:.4g} x {float(pw.w_scale.max()):.4g} exceeds the "
+                         f"float32 maximum")
     out = _gemm(pw, _as_rows(qa, pw.k), a_zp, None, None, 0, 0, 255, fscale=fscale,
                 fbias=pw.bias, relu=relu)
     return out.reshape(lead + (pw.n,))
@@ -341,9 +389,9 @@ def _pair(v, name, who, minimum):
     except TypeError:
         raise TypeError(f"{who}: `{name}` must be an int or a pair of ints, got {v!r}") \
             from None
-    if len(v) != 2 or min(v) < minimum:
-        raise ValueError(f"{who}: `{name}` must be an int or a pair of ints >= {minimum}, "
-                         f"got {v!r}")
+    if len(v) != 2 or min(v) < minimum or max(v) > 1 << 30:   # (C longs in the kernels)
+        raise ValueError(f"{who}: `{name}` must be an int or a pair of ints in "
+                         f"[{minimum}, 2**30], got {v!r}")
     return v
 
 
@@ -468,13 +516,7 @@ def channels_last(xi, num_threads):
 
 
 def _conv_requant(pc, a_scale, out_scale):
-    atws = np.float32(a_scale) * pc.w_scale
-    mult = (atws / np.float32(out_scale)).astype(np.float32)
-    if pc.bias is None:
-        return np.empty(0, np.float32), mult
-    if pc.per_channel:
-        return (pc.bias / atws).astype(np.float32), mult
-    return (pc.bias * (np.float32(1) / atws)).astype(np.float32), mult
+    return _requant_f32(a_scale, pc.w_scale, out_scale, pc.bias, pc.per_channel)
 
 
 def _conv_gemm(xi, pc, a_scale, a_zp, out_scale, out_zp, lo, out, nt, path):

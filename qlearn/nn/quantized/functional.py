@@ -218,6 +218,9 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                          f"padding {(ph, pw)} for kernel {(kh, kw)}")
     q = input._int
     h, w = q.shape[-2:]
+    if h == 0 or w == 0:   # every window would hold padding only (PyTorch refuses too)
+        raise ValueError(f"{who}: `input` must have a non-zero height and width, got "
+                         f"shape {input.shape}")
     ho = _pool_out(h, kh, sh, ph, dh, ceil_mode)
     wo = _pool_out(w, kw, sw, pw, dw, ceil_mode)
     if ho < 1 or wo < 1:
@@ -309,21 +312,56 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
     return adaptive_avg_pool2d(input, (h // k[0], w // k[1]))
 
 
+def _scalar_operand(b, who):
+    """A Python/NumPy real ``b`` as float32; anything else is refused by name."""
+    b = V._scalar(b, "b", "number")
+    if isinstance(b, (bool, np.bool_)) or not isinstance(b, (int, float, np.integer,
+                                                             np.floating)):
+        raise TypeError(f"{who}: `b` must be a QTensor or a real number, got {b!r}")
+    try:
+        with np.errstate(over="ignore"):
+            fb = np.float32(b)
+    except OverflowError:   # an int beyond float64
+        fb = np.float32(np.inf)
+    if not np.isfinite(fb):
+        raise ValueError(f"{who}: `b` must be a finite float32 number, got {V.shown(b)}")
+    return fb
+
+
 def _binary(a, b, scale, zero_point, op, relu, who):
     require_quantized(a, who, "a")
     if isinstance(b, QTensor):
         require_quantized(b, who, "b")
         fb = b.dequantize()
     else:
-        fb = np.float32(V._scalar(b, "b", "number"))
+        fb = _scalar_operand(b, who)
     scale = V.check_scale(scale, "scale")
     zero_point = V.check_zero_point(zero_point, 0, 255, "zero_point")
     # dequantize (float32), operate, quantize with one FMA: PyTorch's qadd / qmul,
     # measured identical on 1.7 M outputs (docs/int8.rst, "Other operators")
-    r = op(a.dequantize(), fb).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = op(a.dequantize(), fb).astype(np.float32)
     if relu:
         r = np.maximum(r, np.float32(0))
+    if r.size and not np.isfinite(r).all():
+        # huge scales: S (q - Z) or the sum overflows float32 although the result,
+        # in the output's scale, is representable; the same steps in float64
+        return _binary_f64(a, b, scale, zero_point, op, relu)
     return quantize_per_tensor(r, scale, zero_point, quint8)
+
+
+def _binary_f64(a, b, scale, zero_point, op, relu):
+    """:func:`_binary` in float64 (dequantize, operate, ``nearbyint(r / S) + Z``)."""
+    def real(t):
+        return (t._int.astype(np.float64) - t.q_zero_point()) * np.float64(
+            np.float32(t.q_scale()))
+    fb = real(b) if isinstance(b, QTensor) else np.float64(_scalar_operand(b, ""))
+    r = op(real(a), fb)
+    if relu:
+        r = np.maximum(r, 0.0)
+    t = np.rint(r / np.float64(np.float32(scale))) + zero_point
+    return QTensor(np.clip(t, 0, 255).astype(np.uint8), quint8, per_tensor_affine, scale,
+                   zero_point)
 
 
 def add(a, b, scale, zero_point):
@@ -362,11 +400,21 @@ def mul(a, b, scale, zero_point):
     # route differs at ~0.3 % of ties)
     c = ((a._int.astype(np.int32) - a.q_zero_point())
          * (b._int.astype(np.int32) - b.q_zero_point()))
-    m = np.float32(a.q_scale()) * np.float32(b.q_scale()) * (np.float32(1)
-                                                             / np.float32(scale))
-    q = np.rint(c.astype(np.float32) * np.float32(m)).astype(np.int64) + zero_point
-    return QTensor(np.clip(q, 0, 255).astype(np.uint8), quint8, per_tensor_affine, scale,
-                   zero_point)
+    with np.errstate(over="ignore", under="ignore"):
+        ab = np.float32(a.q_scale()) * np.float32(b.q_scale())
+        m = ab * (np.float32(1) / np.float32(scale))
+    if np.isfinite(m) and ab >= np.finfo(np.float32).tiny:
+        t = np.rint(c.astype(np.float32) * np.float32(m))
+    else:
+        # Sa Sb overflowed or underflowed float32 (m inf or 0: every output Z or a
+        # saturated NaN); the same multiplier in float64
+        m = (np.float64(np.float32(a.q_scale())) * np.float64(np.float32(b.q_scale()))
+             / np.float64(np.float32(scale)))
+        with np.errstate(over="ignore"):
+            t = np.rint(c.astype(np.float64) * m)
+    # clamp before the integer cast: an overflowing product (inf) must saturate
+    q = np.clip(t, -zero_point, 255 - zero_point).astype(np.int64) + zero_point
+    return QTensor(q.astype(np.uint8), quint8, per_tensor_affine, scale, zero_point)
 
 
 def cat(tensors, dim=0, scale=None, zero_point=None):
@@ -386,6 +434,10 @@ def cat(tensors, dim=0, scale=None, zero_point=None):
         raise ValueError("qF.cat: `tensors` must not be empty")
     for i, t in enumerate(tensors):
         require_quantized(t, "qF.cat", f"tensors[{i}]")
+    if tensors[0].ndim == 0:
+        raise ValueError("qF.cat: `tensors` must have at least one dimension to be "
+                         "concatenated, got 0-d QTensors")
+    dim = V.check_axis(dim, tensors[0].ndim, "dim")
     scale = tensors[0].q_scale() if scale is None else V.check_scale(scale, "scale")
     zero_point = (tensors[0].q_zero_point() if zero_point is None
                   else V.check_zero_point(zero_point, 0, 255, "zero_point"))
@@ -394,8 +446,11 @@ def cat(tensors, dim=0, scale=None, zero_point=None):
         if t.q_scale() == scale and t.q_zero_point() == zero_point:
             parts.append(t._int)
         else:
-            parts.append(quantize_per_tensor(t.dequantize(), scale, zero_point,
-                                             quint8)._int)
+            r = t.dequantize()
+            if r.size and not np.isfinite(r).all():   # S (q - Z) beyond float32
+                parts.append(_binary_f64(t, 0.0, scale, zero_point, np.add, False)._int)
+            else:
+                parts.append(quantize_per_tensor(r, scale, zero_point, quint8)._int)
     return QTensor(np.concatenate(parts, axis=dim), quint8, per_tensor_affine, scale,
                    zero_point)
 
