@@ -11,28 +11,172 @@ Two build-time decisions are made here, both by compiling a tiny probe program:
   ``QLEARN_SIMD=generic`` at run time selects the portable loops instead.
 
 Set ``QLEARN_BUILD_ONLY=_quantize,_observer`` to (re)build a subset while developing.
+
+**Build cache.** pip builds in a fresh temporary environment each time, so a plain
+setuptools build would recompile every module on every ``pip install -e .``.  Instead each
+compiled module is kept in ``build/ext-cache/`` under a key that hashes everything the
+``.so`` depends on: the ``.pyx`` and every ``.pxd``/``.pxi``/``.h`` of this tree it reaches
+(``cimport``, ``include``, ``cdef extern from``, ``#include "..."``), the compiler, its flags
+and macros (so ``QLEARN_NO_OPENMP``, ``QLEARN_SANITIZE``, ``CFLAGS`` ... all count), the
+Cython directives and version, the Python ABI and the NumPy version; not the temporary
+NumPy include path.  A module whose key is cached is copied into place; the others are
+cythonized (only when their ``.c`` was generated from other inputs) and compiled.
+``build_ext --force`` or ``QLEARN_NO_BUILD_CACHE=1`` bypasses the cache; deleting
+``build/ext-cache/`` empties it.
 """
 import glob
+import hashlib
+import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import sysconfig
 import tempfile
 import textwrap
 
+import Cython
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+CACHE_DIR = os.path.join(HERE, "build", "ext-cache")
+CACHE_KEEP = 3  # cached builds kept per module (the newest), e.g. with and without OpenMP
+CYTHON_OPTIONS = {
+    "include_path": ["pyx"],
+    "compiler_directives": {"language_level": 3, "binding": True, "cdivision": True},
+}
+_DEP_PATTERNS = (
+    (re.compile(r"^\s*(?:from\s+(\w+)\s+cimport|cimport\s+(\w+))", re.M), ".pxd"),
+    (re.compile(r"^\s*include\s+[\"']([^\"']+)[\"']", re.M), ""),
+    (re.compile(r"cdef\s+extern\s+from\s+[\"']([^\"']+)[\"']"), ""),
+    (re.compile(r"^\s*#\s*include\s*\"([^\"]+)\"", re.M), ""),
+)
 
-class ParallelBuildExt(build_ext):
-    """Compile the extensions on every core unless ``--parallel`` says otherwise."""
+
+def _read(path, mode="r"):
+    with open(path, mode) as f:
+        return f.read()
+
+
+def _sha256(data):
+    return hashlib.sha256(data if isinstance(data, bytes) else data.encode()).hexdigest()
+
+
+def _local_deps(source, search):
+    """Every file of this tree that ``source`` reaches through cimport/include/extern."""
+    seen, todo = [], [source]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.append(path)
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        for pattern, suffix in _DEP_PATTERNS:
+            for match in pattern.finditer(text):
+                name = next(g for g in match.groups() if g) + suffix
+                for folder in [os.path.dirname(path), *search]:
+                    candidate = os.path.normpath(os.path.join(folder, name))
+                    if os.path.isfile(candidate):
+                        todo.append(candidate)
+                        break
+    return sorted(seen)
+
+
+def _compiler_id():
+    cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+    try:
+        version = subprocess.run(cc.split() + ["--version"], capture_output=True,
+                                 text=True).stdout
+    except OSError:
+        version = ""
+    return [cc, version] + [os.environ.get(v, "") for v in ("CFLAGS", "CPPFLAGS", "LDFLAGS")] \
+        + [str(sysconfig.get_config_var(v)) for v in ("CFLAGS", "LDSHARED", "EXT_SUFFIX")]
+
+
+def _atomic_copy(src, dst):
+    # Copy, then rename over the target: a process that has the old .so mapped keeps it.
+    os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
+    tmp = f"{dst}.tmp{os.getpid()}"
+    shutil.copy2(src, tmp)
+    os.replace(tmp, dst)
+
+
+class CachedBuildExt(build_ext):
+    """Reuse cached builds (see the module docstring); compile the rest on every core."""
 
     def finalize_options(self):
         super().finalize_options()
         if not self.parallel:
             self.parallel = os.cpu_count() or 1
+
+    def _keys(self, ext):
+        """(key of the generated .c, key of the .so) of ``ext``."""
+        source = next(s for s in ext.sources if s.endswith(".pyx"))
+        search = [d for d in ext.include_dirs if not os.path.isabs(d)]
+        files = [(os.path.relpath(p, HERE), _sha256(_read(p, "rb")))
+                 for p in _local_deps(source, search)]
+        c_key = _sha256(json.dumps([files, CYTHON_OPTIONS, Cython.__version__, np.__version__]))
+        numpy_inc = np.get_include()
+        so_key = _sha256(json.dumps([
+            c_key, ext.name, ext.extra_compile_args, ext.extra_link_args,
+            [list(m) for m in ext.define_macros], ext.undef_macros, ext.libraries,
+            ["<numpy>" if d == numpy_inc else d for d in ext.include_dirs],
+            ext.language, sys.version, sys.platform, self._compiler,
+        ]))
+        return c_key, so_key
+
+    def build_extensions(self):
+        use_cache = not self.force and not os.environ.get("QLEARN_NO_BUILD_CACHE")
+        self._compiler = _compiler_id()
+        todo = []
+        for ext in self.extensions:
+            c_key, so_key = self._keys(ext)
+            cached = os.path.join(CACHE_DIR, f"{ext.name.split('.')[-1]}-{so_key[:20]}.so")
+            if use_cache and os.path.isfile(cached):
+                _atomic_copy(cached, self.get_ext_fullpath(ext.name))
+                os.utime(cached)
+                print(f"reusing {ext.name} from {os.path.relpath(cached, HERE)}")
+            else:
+                todo.append((ext, c_key, cached))
+        if not todo:
+            return
+        os.makedirs(CACHE_DIR, exist_ok=True)
+        to_cythonize = []
+        for ext, c_key, _ in todo:
+            pyx = next(s for s in ext.sources if s.endswith(".pyx"))
+            c_file, stamp = pyx[:-4] + ".c", os.path.join(CACHE_DIR, ext.name + ".c.key")
+            fresh = (os.path.isfile(c_file) and os.path.isfile(stamp)
+                     and _read(stamp) == c_key)
+            if fresh and not self.force:
+                ext.sources = [c_file if s == pyx else s for s in ext.sources]
+            else:
+                to_cythonize.append((ext, c_key, stamp))
+        if to_cythonize:
+            done = cythonize([ext for ext, _, _ in to_cythonize], force=True,
+                             annotate=bool(os.environ.get("QLEARN_ANNOTATE")),
+                             nthreads=self.parallel, **CYTHON_OPTIONS)
+            by_name = {new.name: new for new in done}
+            for ext, c_key, stamp in to_cythonize:
+                ext.sources = by_name[ext.name].sources
+                with open(stamp, "w") as f:
+                    f.write(c_key)
+        everything, self.extensions = self.extensions, [ext for ext, _, _ in todo]
+        try:
+            super().build_extensions()
+        finally:
+            self.extensions = everything
+        for ext, _, cached in todo:
+            _atomic_copy(self.get_ext_fullpath(ext.name), cached)
+            name = ext.name.split(".")[-1]
+            old = sorted(glob.glob(os.path.join(CACHE_DIR, f"{name}-*.so")),
+                         key=os.path.getmtime, reverse=True)
+            for path in old[CACHE_KEEP:]:
+                os.remove(path)
 
 
 
@@ -101,16 +245,7 @@ for path in sorted(glob.glob(os.path.join("pyx", "*.pyx"))):
     ))
 
 setup(
-    cmdclass={"build_ext": ParallelBuildExt},
-    ext_modules=cythonize(
-        extensions,
-        include_path=["pyx"],
-        compiler_directives={
-            "language_level": 3,
-            "binding": True,
-            "cdivision": True,
-        },
-        annotate=bool(os.environ.get("QLEARN_ANNOTATE")),
-        nthreads=os.cpu_count() or 1,
-    ),
+    cmdclass={"build_ext": CachedBuildExt},
+    # Cythonized lazily by CachedBuildExt, only the modules it has to compile.
+    ext_modules=extensions,
 )
