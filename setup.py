@@ -28,7 +28,8 @@ cythonized (only when their ``.c`` was generated from other inputs) and compiled
 support, the same in every module: it is generated once, as ``qlearn._ext._cyutility``
 (Cython's shared utility module, hence Cython >= 3.1), which the other modules import.
 Modules are compiled with ``-g0`` (Python's own ``CFLAGS`` ask for ``-g``, which costs a
-third of the compile time and does not change the code).  Optimisation stays ``-O3``.
+third of the compile time and does not change the code).  Kernel modules stay at ``-O3``;
+the three without a hot loop (``GLUE_MODULES`` and the shared module) get ``-O1``.
 """
 import glob
 import hashlib
@@ -50,11 +51,16 @@ from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE_DIR = os.path.join(HERE, "build", "ext-cache")
-CACHE_KEEP = 3  # cached builds kept per module (the newest), e.g. with and without OpenMP
+CACHE_KEEP = 6  # builds kept per module (the most recently used): flags, OpenMP on and off
 # The memoryview and fused-function support Cython would otherwise paste into every module
 # (about 60% of each generated .c) is compiled once, into this module, which the others
 # import.  This halves the build; the kernels' code is unchanged.
 SHARED_UTILITY = "qlearn._ext._cyutility"
+# Modules with no hot loop (Python-object glue: the shared utility code, the QTensor class,
+# the thread-count query) compile at -O1, a third of their -O3 time; the per-call cost of
+# a small kernel call and of QTensor methods measured the same at -O1, -O2 and -O3.
+GLUE_OPT = ["-O1"]
+GLUE_MODULES = {"_qtensor", "_openmp"}
 CYTHON_OPTIONS = {
     "include_path": ["pyx"],
     "compiler_directives": {"language_level": 3, "binding": True, "cdivision": True},
@@ -176,11 +182,14 @@ class CachedBuildExt(build_ext):
                 ext.sources = by_name[ext.name].sources
                 with open(stamp, "w") as f:
                     f.write(c_key)
+        # force: a .so left in build/lib by an earlier build with other flags looks up to
+        # date to distutils (it only compares times with the sources), and is not.
         everything, self.extensions = self.extensions, [ext for ext, _, _ in todo]
+        force, self.force = self.force, True
         try:
             super().build_extensions()
         finally:
-            self.extensions = everything
+            self.extensions, self.force = everything, force
         for ext, _, cached in todo:
             _atomic_copy(self.get_ext_fullpath(ext.name), cached)
             name = ext.name.split(".")[-1]
@@ -246,7 +255,7 @@ only = set(only.split(",")) if only else None
 
 extensions = [Extension(
     SHARED_UTILITY, [os.path.join("pyx", "_cyutility.c")], define_macros=macros,
-    extra_compile_args=["-g0", *compile_args], extra_link_args=link_args,
+    extra_compile_args=["-g0", *compile_args, *GLUE_OPT], extra_link_args=link_args,
 )]
 for path in sorted(glob.glob(os.path.join("pyx", "*.pyx"))):
     name = os.path.splitext(os.path.basename(path))[0]
@@ -257,7 +266,8 @@ for path in sorted(glob.glob(os.path.join("pyx", "*.pyx"))):
         include_dirs=[np.get_include(), os.path.join("pyx", "include"), "pyx"],
         # -g0: Python's CFLAGS ask for debug info, a third of the compile time and unused
         # (it never changes the code); a "-g" in compile_args still wins.
-        define_macros=macros, extra_compile_args=["-g0", *compile_args],
+        define_macros=macros,
+        extra_compile_args=["-g0", *compile_args, *(GLUE_OPT if name in GLUE_MODULES else [])],
         extra_link_args=link_args,
     ))
 
