@@ -21,8 +21,8 @@ and macros (so ``QLEARN_NO_OPENMP``, ``QLEARN_SANITIZE``, ``CFLAGS`` ... all cou
 Cython directives and version, the Python ABI and the NumPy version; not the temporary
 NumPy include path.  A module whose key is cached is copied into place; the others are
 cythonized (only when their ``.c`` was generated from other inputs) and compiled.
-``build_ext --force`` or ``QLEARN_NO_BUILD_CACHE=1`` bypasses the cache; deleting
-``build/ext-cache/`` empties it.
+``build_ext --force``, ``QLEARN_NO_BUILD_CACHE=1`` or ``QLEARN_ANNOTATE=1`` bypasses the
+cache; deleting ``build/ext-cache/`` empties it.
 
 **Build time.** Most of each generated ``.c`` is Cython's memoryview and fused-function
 support, the same in every module: it is generated once, as ``qlearn._ext._cyutility``
@@ -148,7 +148,9 @@ class CachedBuildExt(build_ext):
         return c_key, so_key
 
     def build_extensions(self):
-        use_cache = not self.force and not os.environ.get("QLEARN_NO_BUILD_CACHE")
+        # QLEARN_ANNOTATE wants the HTML that only cythonizing writes.
+        annotate = bool(os.environ.get("QLEARN_ANNOTATE"))
+        use_cache = not (self.force or annotate or os.environ.get("QLEARN_NO_BUILD_CACHE"))
         self._compiler = _compiler_id()
         todo = []
         for ext in self.extensions:
@@ -169,13 +171,13 @@ class CachedBuildExt(build_ext):
             stamp = os.path.join(CACHE_DIR, ext.name + ".c.key")
             fresh = (all(os.path.isfile(c) for c in c_files) and os.path.isfile(stamp)
                      and _read(stamp) == c_key)
-            if fresh and not self.force:
+            if fresh and use_cache:
                 ext.sources = c_files
             else:
                 to_cythonize.append((ext, c_key, stamp))
         if to_cythonize:
             done = cythonize([ext for ext, _, _ in to_cythonize], force=True,
-                             annotate=bool(os.environ.get("QLEARN_ANNOTATE")),
+                             annotate=annotate,
                              nthreads=self.parallel, **CYTHON_OPTIONS)
             by_name = {new.name: new for new in done}
             for ext, c_key, stamp in to_cythonize:
@@ -197,7 +199,6 @@ class CachedBuildExt(build_ext):
                          key=os.path.getmtime, reverse=True)
             for path in old[CACHE_KEEP:]:
                 os.remove(path)
-
 
 
 def _compiler_accepts(flags, source):
