@@ -53,7 +53,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE_DIR = os.path.join(HERE, "build", "ext-cache")
 CACHE_KEEP = 6  # builds kept per module (the most recently used): flags, OpenMP on and off
 # The memoryview and fused-function support Cython would otherwise paste into every module
-# (about 60% of each generated .c) is compiled once, into this module, which the others
+# (about half of each generated .c) is compiled once, into this module, which the others
 # import.  This halves the build; the kernels' code is unchanged.
 SHARED_UTILITY = "qlearn._ext._cyutility"
 # Modules with no hot loop (Python-object glue: the shared utility code, the QTensor class,
