@@ -85,6 +85,20 @@ def _scalar(value, name, kind):
     return value
 
 
+def check_size(value, name, minimum=0, who=None):
+    """Return ``value`` as an int, checking it is a whole number >= ``minimum``.
+
+    Layer sizes (``in_features``, ``out_channels``, ...) are checked here so that a bad one
+    gets a message naming it instead of NumPy's "negative dimensions are not allowed".
+    """
+    prefix = f"{who}: " if who else ""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{prefix}`{name}` must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{prefix}`{name}` must be an integer >= {minimum}, got {value}")
+    return int(value)
+
+
 def check_scale(scale, name="scale"):
     """Return ``scale`` as a Python float, checking it is positive, finite and usable.
 

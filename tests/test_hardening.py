@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 import qlearn as ql
+import qlearn.nn.quantized as nnq
+import qlearn.nn.quantized.dynamic as nnqd
 from qlearn._ext import _observer as K
 from qlearn.quantization.observer import HistogramObserver, MinMaxObserver
 from qlearn.quantization.qparams import calculate_qparams
@@ -411,3 +413,25 @@ def test_max_pool_of_an_empty_plane_is_refused():
     x = ql.quantize_per_tensor(np.zeros((1, 1, 0, 3)), 1.0, 0, ql.quint8)
     with pytest.raises(ValueError, match="`input` must have a non-zero height"):
         qF.max_pool2d(x, 4, None, 2)
+
+
+@pytest.mark.parametrize("make, bad, exc, name", [
+    (lambda v: nnq.Linear(v, 2), -1, ValueError, "in_features"),
+    (lambda v: nnq.Linear(2, v), -5, ValueError, "out_features"),
+    (lambda v: nnq.Linear(v, 2), 2.5, TypeError, "in_features"),
+    (lambda v: nnq.Linear(v, 2), True, TypeError, "in_features"),
+    (lambda v: nnqd.Linear(v, 2), -3, ValueError, "in_features"),
+    (lambda v: nnq.Conv2d(v, 2, 3), 0, ValueError, "in_channels"),
+    (lambda v: nnq.Conv2d(2, v, 3), 0, ValueError, "out_channels"),
+    (lambda v: nnq.Conv2d(v, 2, 3), 2.5, TypeError, "in_channels"),
+])
+def test_quantized_layer_sizes_are_checked_by_name(make, bad, exc, name):
+    # NumPy's "negative dimensions are not allowed" named no argument
+    with pytest.raises(exc, match=f"`{name}` must be an integer"):
+        make(bad)
+
+
+def test_quantized_linear_accepts_empty_sizes_as_torch():
+    assert nnq.Linear(0, 2).in_features == 0
+    assert nnq.Linear(2, 0).out_features == 0
+    assert nnq.Linear(np.int64(3), 2).in_features == 3

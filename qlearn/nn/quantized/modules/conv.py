@@ -1,6 +1,7 @@
 """``nnq.Conv2d``: 2-d convolution with qint8 weights, quint8 input and output."""
 import numpy as np
 
+from .... import _validation as V
 from ....dtypes import qint8
 from ....qtensor import quantize_per_tensor
 from .._packed import PackedConvWeight, _pair, conv2d_apply
@@ -53,6 +54,8 @@ class Conv2d(QuantizedWeightModule):
         if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) \
                 or groups < 1:
             raise ValueError(f"{who}: `groups` must be a positive integer, got {groups!r}")
+        in_channels = V.check_size(in_channels, "in_channels", 1, who)
+        out_channels = V.check_size(out_channels, "out_channels", 1, who)
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"{who}: in_channels ({in_channels}) and out_channels "
                              f"({out_channels}) must be divisible by groups ({groups})")

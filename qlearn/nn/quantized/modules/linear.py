@@ -1,6 +1,7 @@
 """``nnq.Linear``: a linear layer with qint8 weights, quint8 input and output."""
 import numpy as np
 
+from .... import _validation as V
 from ....dtypes import qint8
 from ....qtensor import quantize_per_tensor
 from .._packed import PackedLinearWeight, linear_apply
@@ -62,7 +63,9 @@ class Linear(QuantizedWeightModule):
         super().__init__()
         if dtype is not qint8:
             raise ValueError(f"`dtype` must be qlearn.qint8, got {dtype!r}")
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        who = type(self).__name__
+        self.in_features = V.check_size(in_features, "in_features", 0, who)
+        self.out_features = V.check_size(out_features, "out_features", 0, who)
         w = quantize_per_tensor(np.zeros((self.out_features, self.in_features),
                                          np.float32), 1.0, 0, qint8)
         self.set_weight_bias(w, np.zeros(self.out_features, np.float32) if bias_ else None)
