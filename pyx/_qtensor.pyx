@@ -321,15 +321,14 @@ cdef class QTensor:
                         int(self._zero_points[c]), None, None, -1)
 
     def __repr__(self):
-        values = np.array2string(self.dequantize(), precision=4, separator=", ",
-                                 prefix="QTensor(", floatmode="maxprec_equal")
-        head = (f"QTensor({values}, size={self.shape}, dtype={self.dtype!r},\n"
-                f"        quantization_scheme={self._qscheme!r}")
+        """PyTorch's layout (``tensor(<values>, size=..., dtype=..., ...)``), written by
+        :func:`qlearn._printing.qtensor_repr` so that Tensor and QTensor print alike."""
+        from qlearn._printing import qtensor_repr
         if self._axis < 0:
-            return f"{head}, scale={self._scale!r}, zero_point={self._zero_point})"
-        return (f"{head},\n        scale={np.array2string(self._scales, separator=', ')},"
-                f"\n        zero_point={np.array2string(self._zero_points, separator=', ')},"
-                f" axis={self._axis})")
+            return qtensor_repr(self.dequantize(), self.shape, self.dtype, self._qscheme,
+                                self._scale, self._zero_point)
+        return qtensor_repr(self.dequantize(), self.shape, self.dtype, self._qscheme,
+                            self._scales, self._zero_points, self._axis)
 
     def __eq__(self, other):
         """True when integers, dtype, scheme and parameters are all equal."""

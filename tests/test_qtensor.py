@@ -428,3 +428,19 @@ def test_nonfinite_detected_anywhere(bad, pos, simd):
     x[pos // 2 + 1] = -np.inf
     with pytest.raises(ValueError, match="finite"):
         ql.quantize_per_tensor(x, 0.1, 0, ql.quint8)
+
+
+@pytest.mark.parametrize("shape", [(3,), (2, 2), (0, 3), (2, 3, 4)])
+def test_repr_is_pytorchs_layout(torch_mod, shape):
+    # a QTensor prints as PyTorch prints a quantized tensor (names torch. -> qlearn.)
+    x = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
+    q = ql.quantize_per_tensor(x, 0.05, 7, ql.quint8)
+    t = torch_mod.quantize_per_tensor(torch_mod.from_numpy(x), 0.05, 7, torch_mod.quint8)
+    assert repr(q) == repr(t).replace("torch.", "qlearn.")
+    if x.ndim >= 1 and x.shape[0] > 0:
+        c = x.shape[0]
+        scales = np.linspace(0.01, 0.03, c)
+        qc = ql.quantize_per_channel(x, scales, np.arange(c), 0, ql.qint8)
+        tc = torch_mod.quantize_per_channel(torch_mod.from_numpy(x), torch_mod.from_numpy(scales),
+                                            torch_mod.arange(c), 0, torch_mod.qint8)
+        assert repr(qc) == repr(tc).replace("torch.", "qlearn.")

@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-__all__ = ["format_array", "tensor_repr"]
+__all__ = ["format_array", "qtensor_repr", "tensor_repr"]
 
 PRECISION = 4
 THRESHOLD = 1000
@@ -106,7 +106,7 @@ def format_array(values, indent=0):
     ``indent`` is the column where the body starts (7 after ``tensor(``).
 
     >>> import numpy as np
-    >>> from qlearn.autograd.printing import format_array
+    >>> from qlearn._printing import format_array
     >>> format_array(np.array([1e-5, 1.0], np.float32))
     '[1.0000e-05, 1.0000e+00]'
     >>> format_array(np.array(3.9216, np.float32))
@@ -125,7 +125,7 @@ def tensor_repr(values, suffixes=(), prefix="tensor(", dtype_name=None):
     that would pass the 80th column goes on its own line.
 
     >>> import numpy as np
-    >>> from qlearn.autograd.printing import tensor_repr
+    >>> from qlearn._printing import tensor_repr
     >>> tensor_repr(np.array([1.5, 2.0]), dtype_name="qlearn.float64")
     'tensor([1.5000, 2.0000], dtype=qlearn.float64)'
     """
@@ -138,10 +138,14 @@ def tensor_repr(values, suffixes=(), prefix="tensor(", dtype_name=None):
     if dtype_name is not None and (values.dtype not in _DEFAULT_DTYPES
                                    or (values.size == 0 and values.dtype != np.float32)):
         extra.append(f"dtype={dtype_name}")
-    text = prefix + format_array(values, indent)
+    return _with_suffixes(prefix + format_array(values, indent), extra + suffixes, indent)
+
+
+def _with_suffixes(text, suffixes, indent):
+    """``text, suffix, ...)``: a suffix that would pass the 80th column starts a line."""
     last = len(text) - text.rfind("\n") + 1
     out = [text]
-    for suffix in extra + suffixes:
+    for suffix in suffixes:
         if last + len(suffix) + 2 > LINEWIDTH:
             out.append(",\n" + " " * indent + suffix)
             last = indent + len(suffix)
@@ -149,3 +153,28 @@ def tensor_repr(values, suffixes=(), prefix="tensor(", dtype_name=None):
             out.append(", " + suffix)
             last += len(suffix) + 2
     return "".join(out) + ")"
+
+
+def qtensor_repr(values, shape, dtype, qscheme, scale, zero_point, axis=None):
+    """How a :class:`~qlearn.QTensor` prints: its dequantized ``values`` in the tensor
+    layout, then the size, dtype, scheme and parameters, as PyTorch prints a quantized
+    tensor (per-channel parameters print as tensors, the scales in float64).
+
+    >>> import numpy as np
+    >>> import qlearn as ql
+    >>> from qlearn._printing import qtensor_repr
+    >>> print(qtensor_repr(np.array([1.0, 2.0, 3.0], np.float32), (3,), ql.quint8,
+    ...                    ql.per_tensor_affine, 0.1, 0))
+    tensor([1., 2., 3.], size=(3,), dtype=qlearn.quint8,
+           quantization_scheme=qlearn.per_tensor_affine, scale=0.1, zero_point=0)
+    """
+    suffixes = [f"size={tuple(shape)}", f"dtype={dtype!r}", f"quantization_scheme={qscheme!r}"]
+    if axis is None:
+        suffixes += [f"scale={scale!r}", f"zero_point={zero_point!r}"]
+    else:
+        scales = np.asarray(scale, np.float64)
+        suffixes += [f"scale={tensor_repr(scales, dtype_name='qlearn.float64')}",
+                     f"zero_point={tensor_repr(np.asarray(zero_point, np.int64))}",
+                     f"axis={axis}"]
+    prefix = "tensor("
+    return _with_suffixes(prefix + format_array(values, len(prefix)), suffixes, len(prefix))
