@@ -497,3 +497,19 @@ def test_docstring_examples_run(module):
     result = doctest.testmod(mod, extraglobs={"np": np, "ql": ql},
                              optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("name", ["MinMaxObserver", "MovingAverageMinMaxObserver",
+                                  "PerChannelMinMaxObserver",
+                                  "MovingAveragePerChannelMinMaxObserver", "HistogramObserver"])
+def test_repr_is_pytorchs(torch_mod, name):
+    # before any data (inf / tensor([])) and after two batches, names torch. -> qlearn.
+    import torch.ao.quantization as tq
+    ours, theirs = getattr(O, name)(), getattr(tq, name)()
+    assert repr(ours) == repr(theirs)
+    rng = np.random.default_rng(5)
+    for _ in range(2):
+        x = rng.standard_normal((3, 8)).astype(np.float32)
+        ours(x)
+        theirs(torch_mod.from_numpy(x))
+    assert repr(ours) == repr(theirs)

@@ -51,8 +51,6 @@ KNOWN = {
     # numeric suite) pass but these:
     (_PQ, 11): _WORKFLOW + ": PyTorch 2.13's prepare_fx requires `example_inputs` "
                            "(TypeError); qlearn's makes it optional",
-    (_PQ, 23): _WORKFLOW + ": an empty per-channel observer prints min_val=[] where "
-                           "PyTorch prints min_val=tensor([])",
 }
 # of the KNOWN cells, those whose printed numbers already agree (to the printed
 # precision) once the array/tensor wrapping is ignored: checked as such

@@ -32,6 +32,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from .. import _validation
+from .._printing import tensor_repr
 from .._ext import _observer as _kernels
 from .._ext import _openmp
 from ..dtypes import (
@@ -348,7 +349,7 @@ class MinMaxObserver(UniformQuantizationObserverBase):
         return self._calculate_qparams(self.min_val, self.max_val)
 
     def extra_repr(self):
-        return f"min_val={self.min_val}, max_val={self.max_val}"
+        return _range_repr(self.min_val, self.max_val)
 
     def reset_min_max_vals(self):
         """Forget the data seen: ``min_val = inf``, ``max_val = -inf``."""
@@ -542,7 +543,7 @@ class PerChannelMinMaxObserver(UniformQuantizationObserverBase):
         return self._calculate_qparams(self.min_val, self.max_val)
 
     def extra_repr(self):
-        return f"min_val={self.min_val}, max_val={self.max_val}"
+        return _range_repr(self.min_val, self.max_val)
 
     def reset_min_max_vals(self):
         """Forget the data seen (empty ``min_val`` / ``max_val``)."""
@@ -883,7 +884,16 @@ class HistogramObserver(UniformQuantizationObserverBase):
         return self
 
     def extra_repr(self):
-        return f"min_val={self.min_val}, max_val={self.max_val}"
+        return _range_repr(self.min_val, self.max_val)
+
+
+def _range_repr(min_val, max_val):
+    """``min_val=..., max_val=...`` as PyTorch prints them: a per-tensor value as a
+    Python float, a per-channel one as a tensor (``tensor([])`` before any data)."""
+    def shown(v):
+        v = np.asarray(v)
+        return repr(float(v)) if v.ndim == 0 else tensor_repr(v)
+    return f"min_val={shown(min_val)}, max_val={shown(max_val)}"
 
 
 # --- observers that do not observe ----------------------------------------------------------
