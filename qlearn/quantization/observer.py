@@ -32,9 +32,9 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from .. import _validation
-from .._printing import tensor_repr
 from .._ext import _observer as _kernels
 from .._ext import _openmp
+from .._printing import tensor_repr
 from ..dtypes import (
     QDType,
     per_channel_affine,
