@@ -9,11 +9,11 @@ import numbers
 
 import numpy as np
 
+from .._printing import tensor_repr
 from ..dtypes import PLAIN_DTYPES, float32
 from . import ops
 from .function import backward as _run_backward
 from .function import is_grad_enabled
-from .._printing import tensor_repr
 from .promotion import as_dtype, result_type
 
 __all__ = ["Tensor", "Size", "tensor", "cat", "stack", "where", "maximum", "minimum"]
