@@ -61,9 +61,10 @@ def load_digits(test_size=0.2, seed=0, stratify=True):
 class DataLoader:
     """Minibatches ``(x[idx], y[idx])`` of ``batch_size`` over arrays of equal length.
 
-    With ``shuffle`` each pass (each ``iter()``) draws a new order from a generator
-    seeded once with ``seed``, so a run is reproducible.  ``drop_last`` drops a final
-    short batch.
+    With ``shuffle`` each pass (each ``iter()``) draws a new order from one generator:
+    ``generator`` (a ``numpy.random.Generator``, as PyTorch's DataLoader takes a
+    ``torch.Generator``) or, without one, a generator made from ``seed``; either way a
+    run is reproducible.  ``drop_last`` drops a final short batch.
 
     >>> import numpy as np
     >>> from qlearn.datasets import DataLoader
@@ -72,7 +73,8 @@ class DataLoader:
     ([4, 4, 2], 3)
     """
 
-    def __init__(self, *arrays, batch_size=32, shuffle=False, drop_last=False, seed=None):
+    def __init__(self, *arrays, batch_size=32, shuffle=False, drop_last=False, seed=None,
+                 generator=None):
         if not arrays:
             raise ValueError("DataLoader needs at least one array")
         n = len(arrays[0])
@@ -83,7 +85,10 @@ class DataLoader:
             raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
         self.arrays, self.n = arrays, n
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
-        self._rng = np.random.default_rng(seed)
+        if generator is not None and not isinstance(generator, np.random.Generator):
+            raise TypeError(f"`generator` must be a numpy.random.Generator, got "
+                            f"{type(generator).__name__}")
+        self._rng = generator if generator is not None else np.random.default_rng(seed)
 
     def __len__(self):
         full, rest = divmod(self.n, self.batch_size)

@@ -80,3 +80,25 @@ def test_progress_uses_tqdm_when_installed():
     with open("/dev/null", "w") as devnull:
         bar = progress(range(2), disable=False, file=devnull)
         assert isinstance(bar, tqdm.tqdm) and list(bar) == [0, 1]
+
+
+def test_dataloader_generator_gives_the_same_order_as_the_same_seed():
+    import numpy as np
+
+    from qlearn.datasets import DataLoader
+    x = np.arange(20.0)
+    y = np.arange(20)
+    by_seed = [xb.tolist() for xb, _ in DataLoader(x, y, batch_size=6, shuffle=True, seed=3)]
+    by_gen = [xb.tolist() for xb, _ in DataLoader(x, y, batch_size=6, shuffle=True,
+                                                  generator=np.random.default_rng(3))]
+    assert by_seed == by_gen
+    assert sorted(sum(by_gen, [])) == x.tolist()
+
+
+def test_dataloader_generator_must_be_a_numpy_generator():
+    import numpy as np
+    import pytest
+
+    from qlearn.datasets import DataLoader
+    with pytest.raises(TypeError, match="`generator` must be a numpy.random.Generator"):
+        DataLoader(np.arange(4.0), generator=3)

@@ -29,9 +29,9 @@ def plot(ax, data, scheme, title):
     ax.set_title(title, fontsize=9)
 
 
-def figure(seed=0):
+def figure(random_state=0):
     """2 x 2 panels: activation (Pareto(1, 10)) and weight (N(0, 0.12)), each scheme."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     act = (rng.pareto(10, (1, 1024)) + 1).astype(np.float32)       # Pareto(scale 1, alpha 10)
     weights = rng.normal(0, 0.12, (3, 64, 7, 7)).astype(np.float32)
     fig, axs = plt.subplots(2, 2, figsize=(8, 5.5))
@@ -43,10 +43,10 @@ def figure(seed=0):
     return fig
 
 
-def png(seed=0, dpi=100):
+def png(random_state=0, dpi=100):
     """The figure as PNG bytes (shown in the page with ``IPython.display.Image``)."""
     import io
-    fig = figure(seed)
+    fig = figure(random_state)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     plt.close(fig)
