@@ -35,12 +35,13 @@ from ....qat.modules.conv import Conv2d as _QATConv2d
 from ....utils.fusion import fuse_conv_bn_weights
 from ...modules import fused as nni
 from ...modules.fused import _FusedModule
+from ._bn_state import BnStateMixin
 from .linear_fused import LinearBn1d
 
 __all__ = ["ConvBn2d", "ConvBnReLU2d", "ConvReLU2d", "freeze_bn_stats", "update_bn_stats"]
 
 
-class ConvBn2d(Conv2d, _FusedModule):
+class ConvBn2d(BnStateMixin, Conv2d, _FusedModule):
     r"""``Conv2d`` + ``BatchNorm2d`` for QAT, with batch-norm folding simulated
     (``torch.ao.nn.intrinsic.qat.ConvBn2d``).
 
@@ -104,16 +105,9 @@ class ConvBn2d(Conv2d, _FusedModule):
             self.bias = Parameter(np.empty(out_channels, np.float32))
         self.reset_bn_parameters()
         # after reset_bn_parameters: both touch the batch norm's state
-        if self.training and not freeze_bn:
-            self.update_bn_stats()
-        else:
-            self.freeze_bn_stats()
+        self._start_bn_state(freeze_bn)
 
     # -- batch-norm state ------------------------------------------------------------------
-    def reset_running_stats(self):
-        """Reset the batch norm's running mean and variance (and batch count)."""
-        self.bn.reset_running_stats()
-
     def reset_bn_parameters(self):
         r"""Reset the running statistics, draw :math:`\gamma \sim \mathcal U(0, 1)`, set
         :math:`\beta = 0` and draw the conv bias as ``nn.Conv2d`` does (PyTorch's
@@ -125,30 +119,6 @@ class ConvBn2d(Conv2d, _FusedModule):
             fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
             bound = 1 / np.sqrt(fan_in)
             init.uniform_(self.bias, -bound, bound)
-
-    def update_bn_stats(self):
-        """Let the batch norm normalise with batch statistics and update its running ones
-        (in training mode); returns ``self``."""
-        self.freeze_bn = False
-        self.bn.training = True
-        return self
-
-    def freeze_bn_stats(self):
-        """Make the batch norm use (and keep) its running statistics, also in training
-        mode: the forward pass is then exactly the folded layer's.  Returns ``self``."""
-        self.freeze_bn = True
-        self.bn.training = False
-        return self
-
-    def train(self, mode=True):
-        """Set the training mode; a frozen batch norm stays in eval mode."""
-        if not isinstance(mode, bool):
-            raise TypeError(f"`mode` must be a bool, got {mode!r}")
-        object.__setattr__(self, "training", mode)
-        if not self.freeze_bn:
-            for child in self.children():
-                child.train(mode)
-        return self
 
     # -- forward ---------------------------------------------------------------------------
     def _conv_forward(self, input, weight, bias):

@@ -9,11 +9,12 @@ from ....qat.modules._common import check_qconfig, float_qconfig
 from ....utils.fusion import fuse_linear_bn_weights
 from ...modules import fused as nni
 from ...modules.fused import _FusedModule
+from ._bn_state import BnStateMixin
 
 __all__ = ["LinearBn1d"]
 
 
-class LinearBn1d(Linear, _FusedModule):
+class LinearBn1d(BnStateMixin, Linear, _FusedModule):
     r"""``Linear`` + ``BatchNorm1d`` for QAT (``torch.ao.nn.intrinsic.qat.LinearBn1d``):
     as :class:`~qlearn.nn.intrinsic.qat.ConvBn2d` with a linear layer,
 
@@ -43,14 +44,7 @@ class LinearBn1d(Linear, _FusedModule):
         self.bn = BatchNorm1d(out_features, eps, momentum, True, True)
         self.weight_fake_quant = qconfig.weight()
         self.reset_bn_parameters()
-        if self.training and not freeze_bn:
-            self.update_bn_stats()
-        else:
-            self.freeze_bn_stats()
-
-    def reset_running_stats(self):
-        """Reset the batch norm's running statistics."""
-        self.bn.reset_running_stats()
+        self._start_bn_state(freeze_bn)
 
     def reset_bn_parameters(self):
         r"""Reset the running statistics, draw :math:`\gamma \sim \mathcal U(0, 1)` and
@@ -58,28 +52,6 @@ class LinearBn1d(Linear, _FusedModule):
         self.bn.reset_running_stats()
         init.uniform_(self.bn.weight)
         init.zeros_(self.bn.bias)
-
-    def update_bn_stats(self):
-        """Normalise with batch statistics and update the running ones; returns self."""
-        self.freeze_bn = False
-        self.bn.training = True
-        return self
-
-    def freeze_bn_stats(self):
-        """Normalise with (and keep) the running statistics; returns self."""
-        self.freeze_bn = True
-        self.bn.training = False
-        return self
-
-    def train(self, mode=True):
-        """Set the training mode; a frozen batch norm stays in eval mode."""
-        if not isinstance(mode, bool):
-            raise TypeError(f"`mode` must be a bool, got {mode!r}")
-        object.__setattr__(self, "training", mode)
-        if not self.freeze_bn:
-            for child in self.children():
-                child.train(mode)
-        return self
 
     def forward(self, input):
         bn = self.bn
