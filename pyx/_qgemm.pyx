@@ -23,13 +23,13 @@ from cython.parallel cimport prange
 from libc.math cimport nearbyintf, fminf, fmaxf
 from libc.stdlib cimport free, malloc
 
-from _typedefs cimport float32_t, int8_t, int32_t, intp_t, uint8_t
+from _typedefs cimport float32_t, int8_t, int32_t, int64_t, intp_t, uint8_t
 
 from _qgemm_decl cimport (QGEMM_AVX2, QGEMM_AVX2_EXACT, QGEMM_GENERIC, QGEMM_NR,
                           QGEMM_VNNI, qgemm_epilogue, qgemm_epilogue_f32,
                           qgemm_epilogue_u8, qgemm_tile_mr, qgemm_tile_np,
                           qlearn_cpu_has_avx2, qlearn_cpu_has_avx512vnni, qlearn_qgemm_pack,
-                          qlearn_qgemm_rowsum_max, qlearn_qgemm_tile)
+                          qlearn_qgemm_peak, qlearn_qgemm_rowsum_max, qlearn_qgemm_tile)
 
 #: Columns per packed panel (the micro-kernels' width).
 NR = QGEMM_NR
@@ -71,6 +71,44 @@ def available_paths():
         if qlearn_cpu_has_avx512vnni():
             paths.append("vnni")
     return paths
+
+
+def peak_gops(int path, double seconds=0.2):
+    """The int8 peak of one core on ``path`` (:data:`AVX2` or :data:`VNNI`), in GOP/s.
+
+    Runs independent chains of exactly the instructions of the micro-kernel's inner loop
+    (``vpmaddubsw`` + ``vpmaddwd`` + ``vpaddd`` on ``ymm`` for AVX2, ``vpdpbusd`` on
+    ``zmm`` for VNNI; ``pyx/include/qgemm/peak.h``) for about ``seconds`` on the calling
+    thread, and returns the best of several timings of
+    :math:`2 \\cdot \\text{multiply-adds} / \\text{time}`: what a GEMM tile could reach
+    with no loads, stores or epilogue.  Benchmarks report a kernel's speed as a fraction
+    of it.
+    """
+    import time
+    cdef int64_t macs = 0, check = 0
+    cdef long steps = 1 << 12
+    cdef double dt, best = 0.0, t_end
+    if path == QGEMM_AVX2_EXACT:
+        path = QGEMM_AVX2
+    check_path(path)
+    while True:                                 # steps for about 1/20 of the time
+        t0 = time.perf_counter()
+        with nogil:
+            check = check + qlearn_qgemm_peak(path, steps, &macs)
+        dt = time.perf_counter() - t0
+        if dt >= seconds / 20 or steps >= (1 << 40):
+            break
+        steps *= 2
+    t_end = time.perf_counter() + seconds
+    while True:
+        t0 = time.perf_counter()
+        with nogil:
+            check = check + qlearn_qgemm_peak(path, steps, &macs)
+        dt = time.perf_counter() - t0
+        best = max(best, 2.0 * macs / dt / 1e9)
+        if time.perf_counter() >= t_end:
+            break
+    return best if check != 1 else best    # the checksum keeps the chains live
 
 
 def packed_size(intp_t N, intp_t K):

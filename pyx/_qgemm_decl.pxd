@@ -2,7 +2,7 @@
 # qgemm_u8s8_6x64_vnni, its indirect form, qgemm_u8s8_4x16_avx2), declared once for the
 # modules that drive them (_qgemm: matrix multiply; _qconv: convolution as blocked /
 # indirect GEMM).
-from _typedefs cimport int8_t, int32_t, uint8_t
+from _typedefs cimport int8_t, int32_t, int64_t, uint8_t
 
 cdef extern from "qgemm/dispatch.h":
     # What a tile needs to turn its int32 accumulators into outputs (docs/int8.rst,
@@ -43,3 +43,4 @@ cdef extern from "qgemm/dispatch.h":
                                     long i0, long mr, const int8_t *packed, long N,
                                     long Kg, long p0, long npanels, const qgemm_epilogue *e,
                                     uint8_t *out_u8, long ldc) noexcept nogil
+    int64_t qlearn_qgemm_peak(int path, long steps, int64_t *macs) noexcept nogil

@@ -19,6 +19,7 @@
 #include "qgemm_u8s8_4x16_avx2.h"
 #include "qgemm_u8s8_6x64_vnni.h"
 #include "qgemm_u8s8_6x64_vnni_indirect.h"
+#include "peak.h"
 
 static int qlearn_qgemm_rowsum_max(const uint8_t *a, long M, long K, long lda,
                                    int32_t *rowsum, int want_max) {
