@@ -8,6 +8,10 @@ shape the contenders are timed alternately (round-robin, so that a noisy neighbo
 hurts all of them alike) and the median of the rounds is reported.  Throughput is
 GOP/s = 2 * multiply-adds / time.  Ratios are qlearn's speed over each peer's (> 1:
 qlearn is faster).  Results go to benchmarks/results/bench_int8.{md,json} and stdout.
+The header also gives the int8 peak of one core on qlearn's active path, measured
+(``_qgemm.peak_gops``: independent chains of the micro-kernel's own multiply
+instructions, vpmaddubsw + vpmaddwd + vpaddd on AVX2, vpdpbusd on VNNI), and the
+"qlearn/peak" column each 1-thread case's fraction of it (2 threads: of twice it).
 The 1-minute load average before and after is recorded: on a shared 2-core machine any
 other busy process makes the 2-thread numbers of every OpenMP-based contender collapse
 (a parallel region waits for its descheduled thread), so compare runs made at low load.
@@ -44,6 +48,7 @@ import numpy as np  # noqa: E402
 
 import qlearn as ql  # noqa: E402
 import qlearn.nn.quantized as nnq  # noqa: E402
+from qlearn._ext import _qgemm  # noqa: E402
 from qlearn.nn.quantized._packed import gemm_path  # noqa: E402
 
 try:
@@ -197,6 +202,31 @@ def ort_conv(a_u8, w_i8, bias, stride, pad, groups, threads):
     return lambda: sess.run(None, feed)
 
 
+# ---- the int8 peak of the active path -----------------------------------------------------
+def measure_peak(path, seconds=0.5):
+    """One core's int8 peak in GOP/s on ``path`` ("avx2" or "vnni"; None for generic).
+
+    The best of a few timings of independent chains of the micro-kernel's multiply
+    instructions (``_qgemm.peak_gops``).
+    """
+    codes = {"avx2": _qgemm.AVX2, "vnni": _qgemm.VNNI}
+    if path not in codes:
+        return None
+    return max(_qgemm.peak_gops(codes[path], seconds / 3) for _ in range(3))
+
+
+def add_peak_fraction(results, peak):
+    """Each row's qlearn GOP/s over the peak of its thread count (None without one)."""
+    for r in results:
+        r["qlearn_over_peak"] = (r["gops"]["qlearn"] / (peak * r["threads"])
+                                 if peak else None)
+
+
+def _peak_cell(r):
+    frac = r.get("qlearn_over_peak")
+    return "-" if frac is None else f"{frac:.2f}"
+
+
 # ---- timing -------------------------------------------------------------------------------
 def set_threads(n):
     ql.set_num_threads(n)
@@ -248,7 +278,7 @@ def bench_case(label, ops, make, threads, rounds, min_time, numpy_threads):
     return row
 
 
-def run(quick):
+def run(quick, peak=None):
     rng = np.random.default_rng(0)
     rounds, min_time = (3, 0.002) if quick else (15, 0.02)
     results = []
@@ -263,6 +293,7 @@ def run(quick):
                     "ort": partial(ort_linear, a, w, b)}
             results.append(bench_case(f"GEMM {m}x{k}x{n}", 2 * m * k * n, make, threads,
                                       rounds, min_time, threads))
+            add_peak_fraction(results[-1:], peak)
             print(_line(results[-1]), flush=True)
         for (name, bn, c, h, wd, o, k, s, p, g) in CONVS:
             a = rng.integers(0, 128, (bn, c, h, wd)).astype(np.uint8)
@@ -276,6 +307,7 @@ def run(quick):
                     "ort": partial(ort_conv, a, w, b, s, p, g)}
             results.append(bench_case(f"conv {name}", ops, make, threads, rounds,
                                       min_time, threads))
+            add_peak_fraction(results[-1:], peak)
             print(_line(results[-1]), flush=True)
     return results
 
@@ -283,18 +315,20 @@ def run(quick):
 def _line(r):
     g = r["gops"]
     peers = "  ".join(f"{k} {g[k]:7.1f}" for k in ("numpy", "torch", "ort") if k in g)
-    return f"{r['case']:<28} t={r['threads']}  qlearn {g['qlearn']:7.1f}  {peers}  GOP/s"
+    return (f"{r['case']:<28} t={r['threads']}  qlearn {g['qlearn']:7.1f}  {peers}  GOP/s"
+            f"  qlearn/peak {_peak_cell(r)}")
 
 
 def markdown(results, meta):
     peers = [p for p in ("numpy", "torch", "ort") if p in results[0]["gops"]]
     head = ("| case | threads | qlearn GOP/s | " + " | ".join(f"{p} GOP/s" for p in peers)
-            + " | " + " | ".join(f"qlearn/{p}" for p in peers) + " |")
-    lines = [head, "|" + "---|" * (3 + 2 * len(peers))]
+            + " | " + " | ".join(f"qlearn/{p}" for p in peers) + " | qlearn/peak |")
+    lines = [head, "|" + "---|" * (4 + 2 * len(peers))]
     for r in results:
         lines.append(f"| {r['case']} | {r['threads']} | {r['gops']['qlearn']:.1f} | "
                      + " | ".join(f"{r['gops'][p]:.1f}" for p in peers) + " | "
-                     + " | ".join(f"{r['ratio'][p]:.2f}" for p in peers) + " |")
+                     + " | ".join(f"{r['ratio'][p]:.2f}" for p in peers)
+                     + f" | {_peak_cell(r)} |")
     # 2-thread scaling of qlearn
     one = {r["case"]: r["gops"]["qlearn"] for r in results if r["threads"] == 1}
     lines.append("")
@@ -304,7 +338,12 @@ def markdown(results, meta):
         if r["threads"] == 2 and r["case"] in one:
             lines.append(f"| {r['case']} | {r['gops']['qlearn'] / one[r['case']]:.2f} |")
     info = ", ".join(f"{k}={v}" for k, v in meta.items())
-    return f"Measured with `{meta['command']}` ({info}).\n\n" + "\n".join(lines) + "\n"
+    peak = meta.get("peak_gops")
+    peak_line = (f"int8 peak of one core on path {meta['qlearn_path']}: {peak:.0f} GOP/s "
+                 "(qlearn/peak: 1 thread against it, 2 threads against twice it).\n\n"
+                 if peak else "")
+    return (f"Measured with `{meta['command']}` ({info}).\n\n" + peak_line
+            + "\n".join(lines) + "\n")
 
 
 def main(argv=None):
@@ -319,7 +358,11 @@ def main(argv=None):
             "torch": getattr(torch, "__version__", None),
             "onnxruntime": getattr(ort, "__version__", None), "numpy": np.__version__}
     meta["loadavg_before"] = round(os.getloadavg()[0], 2)
-    results = run(args.quick)
+    peak = measure_peak(meta["qlearn_path"], 0.3 if args.quick else 1.0)
+    meta["peak_gops"] = None if peak is None else round(peak, 1)
+    print(f"qlearn path {meta['qlearn_path']}, int8 peak of one core: "
+          + ("n/a" if peak is None else f"{peak:.0f} GOP/s"), flush=True)
+    results = run(args.quick, peak)
     meta["loadavg_after"] = round(os.getloadavg()[0], 2)
     os.makedirs(args.out, exist_ok=True)
     md = markdown(results, meta)

@@ -16,15 +16,12 @@ from libc.string cimport memcpy
 from _typedefs cimport float32_t, int8_t, int16_t, int32_t, intp_t, uint8_t
 
 from _qgemm_decl cimport (QGEMM_AVX2, QGEMM_AVX2_EXACT, QGEMM_NR, QGEMM_VNNI,
-                          qgemm_epilogue, qgemm_tile_mr, qgemm_tile_np, qlearn_cpu_has_avx2,
-                          qlearn_cpu_has_avx512vnni, qlearn_qgemm_rowsum_max,
-                          qlearn_qgemm_tile)
+                          qgemm_epilogue, qgemm_epilogue_u8, qgemm_tile_mr, qgemm_tile_np,
+                          qlearn_cpu_has_avx2, qlearn_cpu_has_avx512vnni,
+                          qlearn_qgemm_rowsum_max, qlearn_qgemm_tile,
+                          qlearn_qgemm_tile_indirect)
 
-cdef extern from "qconv_kernels.h":
-    void qlearn_qgemm_tile_indirect(const uint8_t *const *ptrs, long T, long gpt,
-                                    long i0, long mr, const int8_t *packed, long N,
-                                    long Kg, long p0, long npanels, const qgemm_epilogue *e,
-                                    uint8_t *out_u8, long ldc) noexcept nogil
+cdef extern from "qconv/dispatch.h":
     void qlearn_qconv_copy(uint8_t *d, const uint8_t *s, long n) noexcept nogil
     void qlearn_qconv_im2col_rows(const uint8_t *x, long H, long W, long C, long Ho,
                                   long Wo, long c0, long cg, long lda, long kh, long kw,
@@ -85,7 +82,7 @@ cdef inline void _im2col_rows(const uint8_t *x, const Geometry *g, intp_t r0, in
                               uint8_t *dst) noexcept nogil:
     """Rows r0 .. r1-1 (output pixels (n, oy, ox) flattened) of the patch matrix into
     dst (r1 - r0, lda); x is the whole (N, H, W, C) channels-last input (the loop is
-    ``qlearn_qconv_im2col_rows`` in ``qconv_kernels.h``)."""
+    ``qlearn_qconv_im2col_rows`` in ``pyx/include/qconv/im2col.h``)."""
     qlearn_qconv_im2col_rows(x, g.H, g.W, g.C, g.Ho, g.Wo, g.c0, g.cg, g.lda, g.kh, g.kw,
                              g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.a_zp, r0, r1, dst)
 
@@ -181,18 +178,9 @@ def conv_gemm(int path,
     check_path(path)
     if M == 0 or Ng == 0:
         return
-    e.colsum = &colsum[0]
-    e.wzp = &wzp[0]
-    e.rowsum = NULL
-    e.a_zp = a_zp
-    e.bias_q = &bias_q[0] if bias_q.shape[0] > 0 else NULL
-    e.mult = &mult[0]
-    e.out_zp = out_zp
-    e.lo = lo
-    e.hi = hi
-    e.fscale = NULL
-    e.fbias = NULL
-    e.relu = 0
+    e = qgemm_epilogue_u8(&colsum[0], &wzp[0], a_zp,
+                          &bias_q[0] if bias_q.shape[0] > 0 else NULL, &mult[0],
+                          out_zp, lo, hi)
     if M * K * Ng < (1 << 18):
         num_threads = 1
     with nogil:
@@ -328,18 +316,10 @@ def depthwise3x3(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels las
     if N == 0 or C == 0:
         return
     qlearn_qconv_dw_pack(&wz[0, 0], C, &wpk[0])
-    e.colsum = &wsum[0]          # raw = acc - Za * sum_t wz[t, c]
-    e.wzp = &zeros[0]
-    e.rowsum = NULL
-    e.a_zp = a_zp
-    e.bias_q = &bias_q[0] if bias_q.shape[0] > 0 else NULL
-    e.mult = &mult[0]
-    e.out_zp = out_zp
-    e.lo = lo
-    e.hi = hi
-    e.fscale = NULL
-    e.fbias = NULL
-    e.relu = 0
+    # raw = acc - Za * sum_t wz[t, c]: the column sums of a GEMM with Zw = 0
+    e = qgemm_epilogue_u8(&wsum[0], &zeros[0], a_zp,
+                          &bias_q[0] if bias_q.shape[0] > 0 else NULL, &mult[0],
+                          out_zp, lo, hi)
     if N * C * Ho * Wo * 9 < SERIAL_BYTES:
         num_threads = 1
     with nogil:

@@ -14,7 +14,8 @@ Equation numbers refer to ``docs/int8.rst``:
 
 Two implementations compute them: :func:`gemm_ref`, a plain loop over the unpacked
 weight that reads like eq. (3), and :func:`gemm`, which runs the packed micro-kernels of
-``pyx/include/qgemm_kernels.h`` (AVX2 or AVX512-VNNI) over output tiles in parallel.
+``pyx/include/qgemm/`` (``qgemm_u8s8_6x64_vnni``, ``qgemm_u8s8_4x16_avx2``) over output
+tiles in parallel.
 Both give the same integers, at any thread count.
 """
 cimport numpy as cnp
@@ -22,12 +23,13 @@ from cython.parallel cimport prange
 from libc.math cimport nearbyintf, fminf, fmaxf
 from libc.stdlib cimport free, malloc
 
-from _typedefs cimport float32_t, int8_t, int32_t, intp_t, uint8_t
+from _typedefs cimport float32_t, int8_t, int32_t, int64_t, intp_t, uint8_t
 
 from _qgemm_decl cimport (QGEMM_AVX2, QGEMM_AVX2_EXACT, QGEMM_GENERIC, QGEMM_NR,
-                          QGEMM_VNNI, qgemm_epilogue, qgemm_tile_mr, qgemm_tile_np,
+                          QGEMM_VNNI, qgemm_epilogue, qgemm_epilogue_f32,
+                          qgemm_epilogue_u8, qgemm_tile_mr, qgemm_tile_np,
                           qlearn_cpu_has_avx2, qlearn_cpu_has_avx512vnni, qlearn_qgemm_pack,
-                          qlearn_qgemm_rowsum_max, qlearn_qgemm_tile)
+                          qlearn_qgemm_peak, qlearn_qgemm_rowsum_max, qlearn_qgemm_tile)
 
 #: Columns per packed panel (the micro-kernels' width).
 NR = QGEMM_NR
@@ -69,6 +71,44 @@ def available_paths():
         if qlearn_cpu_has_avx512vnni():
             paths.append("vnni")
     return paths
+
+
+def peak_gops(int path, double seconds=0.2):
+    """The int8 peak of one core on ``path`` (:data:`AVX2` or :data:`VNNI`), in GOP/s.
+
+    Runs independent chains of exactly the instructions of the micro-kernel's inner loop
+    (``vpmaddubsw`` + ``vpmaddwd`` + ``vpaddd`` on ``ymm`` for AVX2, ``vpdpbusd`` on
+    ``zmm`` for VNNI; ``pyx/include/qgemm/peak.h``) for about ``seconds`` on the calling
+    thread, and returns the best of several timings of
+    :math:`2 \\cdot \\text{multiply-adds} / \\text{time}`: what a GEMM tile could reach
+    with no loads, stores or epilogue.  Benchmarks report a kernel's speed as a fraction
+    of it.
+    """
+    import time
+    cdef int64_t macs = 0, check = 0
+    cdef long steps = 1 << 12
+    cdef double dt, best = 0.0, t_end
+    if path == QGEMM_AVX2_EXACT:
+        path = QGEMM_AVX2
+    check_path(path)
+    while True:                                 # steps for about 1/20 of the time
+        t0 = time.perf_counter()
+        with nogil:
+            check = check + qlearn_qgemm_peak(path, steps, &macs)
+        dt = time.perf_counter() - t0
+        if dt >= seconds / 20 or steps >= (1 << 40):
+            break
+        steps *= 2
+    t_end = time.perf_counter() + seconds
+    while True:
+        t0 = time.perf_counter()
+        with nogil:
+            check = check + qlearn_qgemm_peak(path, steps, &macs)
+        dt = time.perf_counter() - t0
+        best = max(best, 2.0 * macs / dt / 1e9)
+        if time.perf_counter() >= t_end:
+            break
+    return best if check != 1 else best    # the checksum keeps the chains live
 
 
 def packed_size(intp_t N, intp_t K):
@@ -225,17 +265,10 @@ cdef class PackedGemm:
         _check_out(out, cnp.NPY_UINT8, M, self.N, "out")
         if M == 0 or self.N == 0:
             return path
-        e.colsum = &self.colsum[0]
-        e.wzp = &self.wzp[0]
-        e.a_zp = a_zp
-        e.bias_q = <float *> cnp.PyArray_DATA(bias_q) if cnp.PyArray_DIM(bias_q, 0) else NULL
-        e.mult = <float *> cnp.PyArray_DATA(mult)
-        e.out_zp = out_zp
-        e.lo = lo
-        e.hi = hi
-        e.fscale = NULL
-        e.fbias = NULL
-        e.relu = 0
+        e = qgemm_epilogue_u8(&self.colsum[0], &self.wzp[0], a_zp,
+                              <float *> cnp.PyArray_DATA(bias_q)
+                              if cnp.PyArray_DIM(bias_q, 0) else NULL,
+                              <float *> cnp.PyArray_DATA(mult), out_zp, lo, hi)
         cdef const uint8_t *pa = <const uint8_t *> cnp.PyArray_DATA(a)
         cdef uint8_t *po = <uint8_t *> cnp.PyArray_DATA(out)
         cdef intp_t lda = cnp.PyArray_DIM(a, 1), ldc = cnp.PyArray_STRIDE(out, 0)
@@ -271,17 +304,10 @@ cdef class PackedGemm:
             raise ValueError(f"`out` must be a C-contiguous float32 ({M}, {self.N}) array")
         if M == 0 or self.N == 0:
             return path
-        e.colsum = &self.colsum[0]
-        e.wzp = &self.wzp[0]
-        e.a_zp = a_zp
-        e.bias_q = NULL
-        e.mult = NULL
-        e.out_zp = 0
-        e.lo = 0
-        e.hi = 255
-        e.fscale = <float *> cnp.PyArray_DATA(fscale)
-        e.fbias = <float *> cnp.PyArray_DATA(fbias) if cnp.PyArray_DIM(fbias, 0) else NULL
-        e.relu = relu
+        e = qgemm_epilogue_f32(&self.colsum[0], &self.wzp[0], a_zp,
+                               <float *> cnp.PyArray_DATA(fscale),
+                               <float *> cnp.PyArray_DATA(fbias)
+                               if cnp.PyArray_DIM(fbias, 0) else NULL, relu)
         cdef const uint8_t *pa = <const uint8_t *> cnp.PyArray_DATA(a)
         cdef float *po = <float *> cnp.PyArray_DATA(out)
         cdef intp_t lda = cnp.PyArray_DIM(a, 1)
@@ -347,21 +373,16 @@ def gemm(int path,
     check_path(path)
     if M == 0 or N == 0:
         return path
-    e.colsum = &colsum[0]
-    e.wzp = &wzp[0]
-    e.a_zp = a_zp
-    e.bias_q = &bias_q[0] if bias_q.shape[0] > 0 else NULL
-    e.mult = &mult[0] if mult.shape[0] > 0 else NULL
-    e.out_zp = out_zp
-    e.lo = lo
-    e.hi = hi
-    e.fscale = &fscale[0] if fscale.shape[0] > 0 else NULL
-    e.fbias = &fbias[0] if fbias.shape[0] > 0 else NULL
-    e.relu = relu
     if out_u8 is not None:
+        e = qgemm_epilogue_u8(&colsum[0], &wzp[0], a_zp,
+                              &bias_q[0] if bias_q.shape[0] > 0 else NULL,
+                              &mult[0] if mult.shape[0] > 0 else NULL, out_zp, lo, hi)
         o8 = &out_u8[0, 0]
         ldc = out_u8.strides[0]
     else:
+        e = qgemm_epilogue_f32(&colsum[0], &wzp[0], a_zp,
+                               &fscale[0] if fscale.shape[0] > 0 else NULL,
+                               &fbias[0] if fbias.shape[0] > 0 else NULL, relu)
         of = &out_f[0, 0]
         ldc = out_f.strides[0] // 4
     with nogil:

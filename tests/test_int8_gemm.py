@@ -213,3 +213,15 @@ def test_gemm_property(m, k, n, a_zp, out_zp, wzp, amax, path, threads, seed):
     p = Problem(np.random.default_rng(seed), m, k, n, a_zp=a_zp, wzp_kind=wzp, amax=amax)
     got, _ = p.run(path, out_zp=out_zp, lo=0, hi=255, num_threads=threads)
     assert_same(got, p.expected(out_zp, 0, 255), p)
+
+
+@pytest.mark.parametrize("path", FAST)
+def test_peak_gops_runs(path):
+    # The benchmark's peak measurement (its value is timing, never asserted on; only
+    # that it runs the path's loop and reports a positive rate).
+    assert _qgemm.peak_gops(CODES[path], 0.005) > 0
+
+
+def test_peak_gops_rejects_generic():
+    with pytest.raises(ValueError, match="`path`"):
+        _qgemm.peak_gops(_qgemm.GENERIC, 0.005)

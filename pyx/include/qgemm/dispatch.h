@@ -1,0 +1,94 @@
+/* Int8 GEMM dispatch: which micro-kernel computes a tile, chosen by the caller's path.
+ *
+ *   QGEMM_AVX2        qgemm_u8s8_4x16_avx2.h, vpmaddubsw + vpmaddwd; exact only if
+ *                     max(A) <= 127, which the caller checks (qlearn_qgemm_rowsum_max)
+ *   QGEMM_AVX2_EXACT  the same tile with A = lo + 128 hi (eq. (7)), otherwise
+ *   QGEMM_VNNI        qgemm_u8s8_6x64_vnni.h, vpdpbusd, and its indirect form for
+ *                     convolution (qgemm_u8s8_6x64_vnni_indirect.h)
+ *   QGEMM_GENERIC     no tile here: the caller runs the reference loops
+ *
+ * The epilogue, the packing and the scalar reference are in common.h.
+ */
+#ifndef QLEARN_QGEMM_DISPATCH_H
+#define QLEARN_QGEMM_DISPATCH_H
+
+#include "common.h"
+#include "rowsum_avx2.h"
+#include "epilogue_avx2.h"
+#include "epilogue_avx512.h"
+#include "qgemm_u8s8_4x16_avx2.h"
+#include "qgemm_u8s8_6x64_vnni.h"
+#include "qgemm_u8s8_6x64_vnni_indirect.h"
+#include "peak.h"
+
+static int qlearn_qgemm_rowsum_max(const uint8_t *a, long M, long K, long lda,
+                                   int32_t *rowsum, int want_max) {
+    if (!rowsum && !want_max) return 0;
+#if QLEARN_HAVE_X86_SIMD
+    static int has_avx2 = -1;     /* the CPU does not change: ask once */
+    if (has_avx2 < 0) has_avx2 = qlearn_cpu_has_avx2();
+    if (has_avx2) return qlearn_qgemm_rowsum_max_avx2(a, M, K, lda, rowsum, want_max);
+#endif
+    return qlearn_qgemm_rowsum_max_generic(a, M, K, lda, rowsum, want_max);
+}
+
+/* Tile shapes of each path: rows per tile (MR) and panels of 16 columns per tile (NP):
+ * qgemm_u8s8_6x64_vnni is 6 x 4, qgemm_u8s8_4x16_avx2 4 x 1. */
+static inline int qgemm_tile_mr(int path) { return path == QGEMM_VNNI ? 6 : 4; }
+static inline int qgemm_tile_np(int path) { return path == QGEMM_VNNI ? 4 : 1; }
+
+/* Compute and write one output tile: rows [i0, i0+mr), panels [p0, p0+np).
+ * packed: the whole packed weight; N, Kg: problem sizes.  Exactly one of out_u8 /
+ * out_f is non-NULL.  Returns nothing; every cell of the tile is written. */
+static void qlearn_qgemm_tile(int path, const uint8_t *a, long lda, long i0, long mr,
+                              const int8_t *packed, long N, long Kg, long p0, long np,
+                              const qgemm_epilogue *e, uint8_t *out_u8, float *out_f,
+                              long ldc) {
+#if QLEARN_HAVE_X86_SIMD
+    int32_t tile[QGEMM_MAX_TILE] __attribute__((aligned(64)));
+    long panel_stride = Kg * 64;
+    const uint8_t *arow = a + i0 * lda;
+    const int8_t *bp = packed + p0 * panel_stride;
+    long j0 = p0 * QGEMM_NR;
+    long nc = np * QGEMM_NR;
+    if (j0 + nc > N) nc = N - j0;
+    if (path == QGEMM_VNNI) {
+        /* the epilogue runs on the accumulator registers: no tile round trip */
+        const qgemm_outctx oc = {e, i0, j0, nc, ldc, out_u8, out_f};
+        QGEMM_U8S8_6X64_VNNI[mr - 1][np - 1](arow, lda, bp, Kg, panel_stride, &oc);
+    } else {
+        /* AVX2: np panels one after the other */
+        for (long p = 0; p < np; p++) {
+            long jc = j0 + p * QGEMM_NR;
+            long ncp = N - jc < QGEMM_NR ? N - jc : QGEMM_NR;
+            QGEMM_U8S8_4X16_AVX2[path == QGEMM_AVX2_EXACT][mr - 1](
+                arow, lda, bp + p * panel_stride, Kg, tile);
+            qgemm_epilogue_avx2(tile, QGEMM_NR, i0, mr, jc, ncp, e, out_u8, out_f, ldc);
+        }
+    }
+#else
+    (void)path; (void)a; (void)lda; (void)i0; (void)mr; (void)packed; (void)N; (void)Kg;
+    (void)p0; (void)np; (void)e; (void)out_u8; (void)out_f; (void)ldc;
+#endif
+}
+
+/* One indirect VNNI tile: rows [i0, i0+mr) of the output (their patch pointers at
+ * ptrs[(r) * T + t], r < mr), panels [p0, p0+np).  Same epilogue as a GEMM tile. */
+static void qlearn_qgemm_tile_indirect(const uint8_t *const *ptrs, long T, long gpt,
+                                       long i0, long mr, const int8_t *packed, long N,
+                                       long Kg, long p0, long np, const qgemm_epilogue *e,
+                                       uint8_t *out_u8, long ldc) {
+#if QLEARN_HAVE_X86_SIMD
+    long panel_stride = Kg * 64;
+    long j0 = p0 * QGEMM_NR, nc = np * QGEMM_NR;
+    if (j0 + nc > N) nc = N - j0;
+    const qgemm_outctx oc = {e, i0, j0, nc, ldc, out_u8, NULL};
+    QGEMM_U8S8_6X64_VNNI_INDIRECT[mr - 1][np - 1](ptrs, T, gpt, packed + p0 * panel_stride,
+                                    panel_stride, &oc);
+#else
+    (void)ptrs; (void)T; (void)gpt; (void)i0; (void)mr; (void)packed; (void)N; (void)Kg;
+    (void)p0; (void)np; (void)e; (void)out_u8; (void)ldc;
+#endif
+}
+
+#endif

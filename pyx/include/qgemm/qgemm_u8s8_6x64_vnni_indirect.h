@@ -1,0 +1,65 @@
+/* The 6 x 64 AVX512-VNNI micro-kernel in indirect form, for convolution without a patch
+ * matrix: row r of the tile reads tap t of its patch through a pointer.  Same
+ * accumulators and register epilogue as qgemm_u8s8_6x64_vnni.h. */
+#ifndef QLEARN_QGEMM_U8S8_6X64_VNNI_INDIRECT_H
+#define QLEARN_QGEMM_U8S8_6X64_VNNI_INDIRECT_H
+
+#include "common.h"
+#include "qgemm_u8s8_6x64_vnni.h"
+
+#if QLEARN_HAVE_X86_SIMD
+/* ---- AVX512-VNNI indirect micro-kernel (convolution without a patch matrix) ---------
+ * Row r of the tile reads tap t of its patch from ptrs[r * T + t]: a run of gpt * 4
+ * bytes (a channel run of the channels-last input, or a run of Za for padding).  The
+ * packed weight's depth order is (tap, channel), so tap t's groups are consecutive. */
+#define QGEMM_IND_ROW_FMA(r)                                                              \
+    if (MR > r) {                                                                        \
+        __m512i av = _mm512_set1_epi32(qgemm_load4(ar##r + 4 * g));                      \
+        c##r##0 = _mm512_dpbusd_epi32(c##r##0, av, b0);                                  \
+        if (NP > 1) c##r##1 = _mm512_dpbusd_epi32(c##r##1, av, b1);                      \
+        if (NP > 2) c##r##2 = _mm512_dpbusd_epi32(c##r##2, av, b2);                      \
+        if (NP > 3) c##r##3 = _mm512_dpbusd_epi32(c##r##3, av, b3);                      \
+    }
+#define QGEMM_IND_PTR(r) const uint8_t *ar##r = MR > r ? ptrs[r * T + t] : ptrs[t];
+
+QGEMM_INLINE QGEMM_VNNI_FN void qgemm_u8s8_6x64_vnni_indirect_body(
+        const uint8_t *const *ptrs, long T, long gpt, const int8_t *bp,
+        long panel_stride, const qgemm_outctx *oc, const int MR, const int NP) {
+    QGEMM_VNNI_ZERO(0) QGEMM_VNNI_ZERO(1) QGEMM_VNNI_ZERO(2)
+    QGEMM_VNNI_ZERO(3) QGEMM_VNNI_ZERO(4) QGEMM_VNNI_ZERO(5)
+    for (long t = 0; t < T; t++) {
+        QGEMM_IND_PTR(0) QGEMM_IND_PTR(1) QGEMM_IND_PTR(2)
+        QGEMM_IND_PTR(3) QGEMM_IND_PTR(4) QGEMM_IND_PTR(5)
+        const int8_t *bt = bp + t * gpt * 64;
+        for (long g = 0; g < gpt; g++) {
+            const int8_t *bg = bt + g * 64;
+            __m512i b0 = _mm512_loadu_si512((const void *)bg), b1 = b0, b2 = b0, b3 = b0;
+            if (NP > 1) b1 = _mm512_loadu_si512((const void *)(bg + panel_stride));
+            if (NP > 2) b2 = _mm512_loadu_si512((const void *)(bg + 2 * panel_stride));
+            if (NP > 3) b3 = _mm512_loadu_si512((const void *)(bg + 3 * panel_stride));
+            QGEMM_IND_ROW_FMA(0) QGEMM_IND_ROW_FMA(1) QGEMM_IND_ROW_FMA(2)
+            QGEMM_IND_ROW_FMA(3) QGEMM_IND_ROW_FMA(4) QGEMM_IND_ROW_FMA(5)
+        }
+    }
+    QGEMM_VNNI_OUT_ALL
+}
+
+#define QGEMM_IND_INST(MR, NP) \
+QGEMM_VNNI_FN static void qgemm_u8s8_6x64_vnni_indirect_r##MR##_p##NP(const uint8_t *const *ptrs, \
+        long T, long gpt, const int8_t *bp, long ps, const qgemm_outctx *oc) { \
+    qgemm_u8s8_6x64_vnni_indirect_body(ptrs, T, gpt, bp, ps, oc, MR, NP); }
+#define QGEMM_IND_ROW(MR) QGEMM_IND_INST(MR, 1) QGEMM_IND_INST(MR, 2) \
+    QGEMM_IND_INST(MR, 3) QGEMM_IND_INST(MR, 4)
+QGEMM_IND_ROW(1) QGEMM_IND_ROW(2) QGEMM_IND_ROW(3) QGEMM_IND_ROW(4) QGEMM_IND_ROW(5)
+QGEMM_IND_ROW(6)
+
+typedef void (*qgemm_ind_fn)(const uint8_t *const *, long, long, const int8_t *, long,
+                             const qgemm_outctx *);
+#define QGEMM_IND_TROW(MR) {qgemm_u8s8_6x64_vnni_indirect_r##MR##_p1, qgemm_u8s8_6x64_vnni_indirect_r##MR##_p2, \
+    qgemm_u8s8_6x64_vnni_indirect_r##MR##_p3, qgemm_u8s8_6x64_vnni_indirect_r##MR##_p4}
+static const qgemm_ind_fn QGEMM_U8S8_6X64_VNNI_INDIRECT[6][4] = {
+    QGEMM_IND_TROW(1), QGEMM_IND_TROW(2), QGEMM_IND_TROW(3), QGEMM_IND_TROW(4),
+    QGEMM_IND_TROW(5), QGEMM_IND_TROW(6)};
+#endif  /* QLEARN_HAVE_X86_SIMD */
+
+#endif
