@@ -1,12 +1,32 @@
 # cython: boundscheck=False, wraparound=False
-"""Thread count and build facts shared by every kernel.
+"""Thread count, the int8 kernels' thread pool, and build facts shared by every kernel.
 
 Kernels take ``num_threads`` as an argument; Python-level wrappers get it from
 :func:`get_num_threads`, so one setting (``qlearn.set_num_threads`` or the
 ``OMP_NUM_THREADS`` environment variable) governs all of them.  Without OpenMP every
 count resolves to 1.
+
+The int8 GEMM and convolution kernels do not use OpenMP's parallel regions: they run
+on the pool of ``pyx/include/qlearn_threadpool.h``, whose caller claims work itself
+and never waits for a worker that has not started (see that file).  The pool is
+included here only, so that the process has one; the kernel modules get its entry
+point from :data:`pool_capsule`.
 """
+import atexit
 import os
+
+cimport numpy as cnp
+from cpython.pycapsule cimport PyCapsule_New
+
+import numpy as np
+
+cdef extern from "qlearn_threadpool.h":
+    ctypedef void (*qlearn_pool_fn)(void *ctx, long item, int slot) noexcept nogil
+    int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_threads,
+                        long work) noexcept nogil
+    void qlearn_pool_shutdown() noexcept nogil
+    int qlearn_pool_workers() noexcept nogil
+    void qlearn_pool_stats(long *out) noexcept nogil
 
 cdef extern from "qlearn_cpu.h":
     int qlearn_cpu_has_avx2() noexcept nogil
@@ -65,3 +85,63 @@ def get_num_threads():
 def simd_path():
     """``"avx2"`` when the AVX2 micro-kernels are used, else ``"generic"``."""
     return "avx2" if qlearn_cpu_has_avx2() else "generic"
+
+
+#: ``qlearn_pool_run`` of ``qlearn_threadpool.h`` for the kernel modules (see _parallel.pxd).
+pool_capsule = PyCapsule_New(<void *> qlearn_pool_run, b"qlearn_pool_run", NULL)
+
+
+def pool_workers():
+    """Worker threads the int8 pool has started (they start at the first parallel call)."""
+    return qlearn_pool_workers()
+
+
+def pool_stats():
+    """Counters of the int8 pool since start-up (a dict), for benchmarks and tests.
+
+    ``jobs``: jobs run on several threads; ``serial``: jobs asked for several threads
+    that ran alone; ``waits``: jobs whose caller had to wait for a worker's unit at the
+    end; ``long_waits``: such waits over 100 us; ``worker_units``: units run by workers.
+    """
+    cdef long out[5]
+    qlearn_pool_stats(out)
+    return dict(zip(("jobs", "serial", "waits", "long_waits", "worker_units"),
+                    [out[i] for i in range(5)]))
+
+
+def _shutdown_pool():
+    """Stop and join the pool's workers; the next parallel call starts new ones."""
+    with nogil:
+        qlearn_pool_shutdown()
+
+
+atexit.register(_shutdown_pool)
+
+
+ctypedef struct _SelfTest:
+    int *count
+    int *slot
+    long spin
+
+
+cdef void _selftest_item(void *ctx, long i, int slot) noexcept nogil:
+    cdef _SelfTest *t = <_SelfTest *> ctx
+    cdef long k
+    cdef volatile long sink = 0
+    for k in range(t.spin):
+        sink = sink + k
+    t.count[i] += 1
+    t.slot[i] = slot
+
+
+def _pool_selftest(long items, int num_threads, long spin=1000):
+    """Run a job of ``items`` items: ``(runs per item, slot that ran each)`` (tests)."""
+    cdef cnp.ndarray count = np.zeros(max(items, 0), dtype=np.intc)
+    cdef cnp.ndarray slot = np.full(max(items, 0), -1, dtype=np.intc)
+    cdef _SelfTest t
+    t.count = <int *> cnp.PyArray_DATA(count)
+    t.slot = <int *> cnp.PyArray_DATA(slot)
+    t.spin = spin
+    with nogil:
+        qlearn_pool_run(_selftest_item, &t, items, num_threads, items * spin)
+    return count, slot

@@ -10,9 +10,10 @@ Equation numbers refer to ``docs/int8.rst``.
 """
 import numpy as np
 
-from cython.parallel cimport prange
+from cpython.pycapsule cimport PyCapsule_GetPointer
 from libc.string cimport memcpy
 
+from _parallel cimport pool_run_t
 from _typedefs cimport float32_t, int8_t, int16_t, int32_t, intp_t, uint8_t
 
 from _qgemm_decl cimport (QGEMM_AVX2, QGEMM_AVX2_EXACT, QGEMM_NR, QGEMM_VNNI,
@@ -39,24 +40,67 @@ cdef extern from "qconv/dispatch.h":
                                 const qgemm_epilogue *e, uint8_t *out,
                                 long ldc) noexcept nogil
 
+from ._openmp import pool_capsule
+
+# The process's thread pool (pyx/include/qlearn_threadpool.h; see _parallel.pxd).
+cdef pool_run_t parallel_for = <pool_run_t> PyCapsule_GetPointer(pool_capsule,
+                                                                 b"qlearn_pool_run")
+
 cdef enum:
     SERIAL_BYTES = 1 << 16
     # Output pixels per block of the fused conv: a multiple of both tile heights (6
     # and 4); 96 rows of a 3x3x256 patch are 216 KiB, inside L2 with the weights.
     ROWS = 96
+    # On several threads, blocks shrink (in steps of ROW_STEP, a multiple of both
+    # tile heights) until there are UNITS_PER_THREAD per thread, so that a thread
+    # that starts late or is preempted leaves its share to the others.
+    ROW_STEP = 12
+    UNITS_PER_THREAD = 4
+
+
+cdef struct CopyJob:
+    # the layout conversions: src (N, C, H, W) -> dst (N, H, W, C); and the padded copy
+    const uint8_t *src
+    uint8_t *dst
+    intp_t C, H, W, HW, nblk, pad, Hp, Wp
+
+
+cdef void _small_c_row(void *ctx, long row, int slot) noexcept nogil:
+    cdef CopyJob *j = <CopyJob *> ctx
+    cdef intp_t n = row // j.H, y = row % j.H
+    qlearn_qconv_nchw_row_to_nhwc(j.src + (n * j.C * j.H + y) * j.W, j.C, j.HW, j.W,
+                                  j.dst + (n * j.H + y) * j.W * j.C)
+
+
+cdef void _transpose_block(void *ctx, long t, int slot) noexcept nogil:
+    cdef CopyJob *j = <CopyJob *> ctx
+    cdef intp_t n = t // j.nblk, b = t % j.nblk
+    qlearn_qconv_nchw_to_nhwc_rows(j.src + n * j.C * j.HW, j.C, j.HW, b * 256,
+                                   min(j.HW, (b + 1) * 256), j.dst + n * j.HW * j.C)
+
+
+cdef void _pad_row(void *ctx, long row, int slot) noexcept nogil:
+    """Row (n, y) of the (N, H, W, C) input into the padded (N, Hp, Wp, C) copy."""
+    cdef CopyJob *j = <CopyJob *> ctx
+    cdef intp_t n = row // j.H, y = row % j.H
+    memcpy(j.dst + ((n * j.Hp + y + j.pad) * j.Wp + j.pad) * j.C,
+           j.src + (n * j.H + y) * j.W * j.C, j.W * j.C)
 
 
 def small_c_to_channels_last(const uint8_t[:, :, :, ::1] x,   # IN  (N, C, H, W)
                              uint8_t[:, :, :, ::1] out,       # OUT (N, H, W, C)
                              int num_threads):
     """out[n, y, x, c] := x[n, c, y, x], for a few channels (an image's 3)"""
-    cdef intp_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3], row
+    cdef intp_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef CopyJob job
     if N * C * H * W < SERIAL_BYTES:
         num_threads = 1
+    if N * C * H * W == 0:
+        return
+    job.src, job.dst, job.C, job.H, job.W, job.HW = &x[0, 0, 0, 0], &out[0, 0, 0, 0], \
+        C, H, W, H * W
     with nogil:
-        for row in prange(N * H, num_threads=num_threads, schedule="static"):
-            qlearn_qconv_nchw_row_to_nhwc(&x[row // H, 0, row % H, 0], C, H * W, W,
-                                          &out[row // H, row % H, 0, 0])
+        parallel_for(_small_c_row, &job, N * H, num_threads, N * C * H * W)
 
 
 cdef struct Geometry:
@@ -93,16 +137,15 @@ def to_channels_last(const uint8_t[:, :, :, ::1] x,   # IN  (N, C, H, W)
     """out[n, y, x, c] := x[n, c, y, x]: per image a (C, HW) -> (HW, C) byte transpose
     in 16x16 SSE2 tiles; threads take blocks of 256 pixels."""
     cdef intp_t N = x.shape[0], C = x.shape[1], HW = x.shape[2] * x.shape[3]
-    cdef intp_t nblk = (HW + 255) // 256, t
+    cdef CopyJob job
     if N * C * HW < SERIAL_BYTES:
         num_threads = 1
     if N * C * HW == 0:
         return
+    job.src, job.dst, job.C, job.HW = &x[0, 0, 0, 0], &out[0, 0, 0, 0], C, HW
+    job.nblk = (HW + 255) // 256
     with nogil:
-        for t in prange(N * nblk, num_threads=num_threads, schedule="static"):
-            qlearn_qconv_nchw_to_nhwc_rows(&x[t // nblk, 0, 0, 0], C, HW,
-                                           (t % nblk) * 256, min(HW, (t % nblk + 1) * 256),
-                                           &out[t // nblk, 0, 0, 0])
+        parallel_for(_transpose_block, &job, N * job.nblk, num_threads, N * C * HW)
 
 
 def im2col(const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C) channels last
@@ -123,16 +166,54 @@ def im2col(const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C) channels last
     """
     cdef Geometry g = _geometry(x, c0, cg, kh, kw, sh, sw, ph, pw, dh, dw, a_zp,
                                 out.shape[1])
-    cdef intp_t M = out.shape[0], b, nb
-    nb = (M + ROWS - 1) // ROWS
-    if M * g.lda < SERIAL_BYTES:
+    cdef ConvJob job
+    job.M = out.shape[0]
+    if job.M * g.lda < SERIAL_BYTES:
         num_threads = 1
-    if M == 0:
+    if job.M == 0:
         return
+    job.x, job.g, job.bufs = &x[0, 0, 0, 0], &g, &out[0, 0]
     with nogil:
-        for b in prange(nb, num_threads=num_threads, schedule="static"):
-            _im2col_rows(&x[0, 0, 0, 0], &g, b * ROWS, min(M, (b + 1) * ROWS),
-                         &out[b * ROWS, 0])
+        parallel_for(_im2col_block, &job, (job.M + ROWS - 1) // ROWS, num_threads,
+                     job.M * g.lda)
+
+
+cdef void _im2col_block(void *ctx, long b, int slot) noexcept nogil:
+    cdef ConvJob *j = <ConvJob *> ctx
+    _im2col_rows(j.x, j.g, b * ROWS, min(j.M, (b + 1) * ROWS), j.bufs + b * ROWS * j.g.lda)
+
+
+cdef struct ConvJob:
+    const uint8_t *x
+    const Geometry *g
+    intp_t M, rows, K, Kg, Ng, P, ldc, buf_stride, sums_stride, ptrs_stride
+    int path, mr_max, np_max
+    bint indirect, any_wzp
+    const uint8_t *zrow
+    const int8_t *packed
+    const qgemm_epilogue *e
+    uint8_t *bufs            # slot s: bufs + s * buf_stride
+    int32_t *sums
+    intp_t *ptrs
+    uint8_t *out
+
+
+cdef void _conv_block(void *ctx, long b, int slot) noexcept nogil:
+    """Output pixels [b rows, (b + 1) rows) of conv_gemm, on slot's scratch."""
+    cdef ConvJob *j = <ConvJob *> ctx
+    cdef intp_t r0 = b * j.rows
+    cdef intp_t rows = min(j.rows, j.M - r0)
+    cdef uint8_t *buf = j.bufs + slot * j.buf_stride
+    cdef int32_t *sums = j.sums + slot * j.sums_stride
+    if j.indirect:
+        _block_indirect(j.x, j.g, r0, rows, j.zrow,
+                        <const uint8_t **> (j.ptrs + slot * j.ptrs_stride), j.Kg, j.packed,
+                        j.Ng, j.P, j.np_max, j.e, j.any_wzp, sums, j.out + r0 * j.ldc,
+                        j.ldc)
+        return
+    _im2col_rows(j.x, j.g, r0, r0 + rows, buf)
+    _block_gemm(j.path, buf, j.g.lda, rows, j.K, j.Kg, j.packed, j.Ng, j.P, j.mr_max,
+                j.np_max, j.e, j.any_wzp, sums, j.out + r0 * j.ldc, j.ldc)
 
 
 def conv_gemm(int path,
@@ -160,7 +241,6 @@ def conv_gemm(int path,
     cdef Geometry g = _geometry(x, c0, cg, kh, kw, sh, sw, ph, pw, dh, dw, a_zp, lda)
     cdef intp_t M = x.shape[0] * g.Ho * g.Wo
     cdef intp_t P = (Ng + QGEMM_NR - 1) // QGEMM_NR
-    cdef intp_t nb = (M + ROWS - 1) // ROWS, b, r0, rows, tid
     cdef intp_t ldc = out.strides[0]
     cdef int mr_max = qgemm_tile_mr(path), np_max = qgemm_tile_np(path)
     cdef int nt = max(num_threads, 1)
@@ -183,19 +263,25 @@ def conv_gemm(int path,
                           out_zp, lo, hi)
     if M * K * Ng < (1 << 18):
         num_threads = 1
+    cdef ConvJob job
+    job.x, job.g, job.M, job.K, job.Kg, job.Ng, job.P, job.ldc = \
+        &x[0, 0, 0, 0], &g, M, K, Kg, Ng, P, ldc
+    job.path, job.mr_max, job.np_max, job.indirect, job.any_wzp = \
+        path, mr_max, np_max, indirect, any_wzp
+    job.zrow, job.packed, job.e, job.out = &zrow[0], &packed[0], &e, &out[0, 0]
+    job.bufs, job.buf_stride = &bufs[0, 0], bufs.shape[1]
+    job.sums, job.sums_stride = &sums[0, 0], sums.shape[1]
+    job.ptrs, job.ptrs_stride = &ptrs[0, 0], ptrs.shape[1]
+    # One thread: blocks of ROWS.  More: smaller blocks when there are too few to share
+    # (a 14x14 output is 196 pixels, 3 blocks of 96); every tile is still computed whole,
+    # so the output is the same.
+    job.rows = ROWS
+    if num_threads > 1:
+        job.rows = (M + UNITS_PER_THREAD * num_threads - 1) // (UNITS_PER_THREAD * num_threads)
+        job.rows = min(ROWS, max(ROW_STEP, (job.rows + ROW_STEP - 1) // ROW_STEP * ROW_STEP))
     with nogil:
-        for b in prange(nb, num_threads=num_threads, schedule="dynamic"):
-            tid = _thread_id()
-            r0 = b * ROWS
-            rows = min(ROWS, M - r0)
-            if indirect:
-                _block_indirect(&x[0, 0, 0, 0], &g, r0, rows, &zrow[0],
-                                <const uint8_t **> &ptrs[tid, 0], Kg, &packed[0], Ng,
-                                P, np_max, &e, any_wzp, &sums[tid, 0], &out[r0, 0], ldc)
-                continue
-            _im2col_rows(&x[0, 0, 0, 0], &g, r0, r0 + rows, &bufs[tid, 0])
-            _block_gemm(path, &bufs[tid, 0], lda, rows, K, Kg, &packed[0], Ng, P,
-                        mr_max, np_max, &e, any_wzp, &sums[tid, 0], &out[r0, 0], ldc)
+        parallel_for(_conv_block, &job, (M + job.rows - 1) // job.rows, num_threads,
+                     M * K * Ng)
 
 
 cdef void _block_indirect(const uint8_t *x, const Geometry *g, intp_t r0, intp_t rows,
@@ -306,7 +392,8 @@ def depthwise3x3(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels las
     cdef int32_t[::1] zeros = np.zeros(C, dtype=np.int32)
     cdef int16_t[::1] wpk = np.zeros(max(1, (C // 16) * 5 * 2 * 16), dtype=np.int16)
     cdef qgemm_epilogue e
-    cdef intp_t n, y, row, tid
+    cdef CopyJob pad_job
+    cdef DwJob job
     if simd not in (0, 1, 2):
         raise ValueError(f"`simd` must be 0, 1 or 2, got {simd}")
     if simd and not qlearn_cpu_has_avx2():
@@ -322,30 +409,35 @@ def depthwise3x3(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels las
                           out_zp, lo, hi)
     if N * C * Ho * Wo * 9 < SERIAL_BYTES:
         num_threads = 1
+    pad_job.src, pad_job.dst, pad_job.C, pad_job.H, pad_job.W = \
+        &x[0, 0, 0, 0], &xp[0, 0, 0, 0], C, H, W
+    pad_job.pad, pad_job.Hp, pad_job.Wp = pad, Hp, Wp
+    job.simd, job.xp, job.Wp, job.Hp, job.C, job.wz, job.wpk = \
+        simd, &xp[0, 0, 0, 0], Wp, Hp, C, &wz[0, 0], &wpk[0]
+    job.Ho, job.Wo, job.stride, job.dil, job.e, job.out = \
+        Ho, Wo, stride, dil, &e, &out[0, 0, 0, 0]
+    job.acc, job.acc_stride = &acc[0, 0], acc.shape[1]
     with nogil:
-        for row in prange(N * H, num_threads=num_threads, schedule="static"):
-            n = row // H
-            y = row % H
-            memcpy(&xp[n, y + pad, pad, 0], &x[n, y, 0, 0], W * C)
-        for row in prange(N * Ho, num_threads=num_threads, schedule="static"):
-            n = row // Ho
-            tid = _thread_id()
-            qlearn_qconv_dw3x3_row(simd, &xp[n, 0, 0, 0], Wp, C, &wz[0, 0], &wpk[0],
-                                   row % Ho, Wo, stride, dil, &acc[tid, 0], &e,
-                                   &out[n, row % Ho, 0, 0], C)
+        if H and W:
+            parallel_for(_pad_row, &pad_job, N * H, num_threads, N * H * W * C)
+        parallel_for(_dw_row, &job, N * Ho, num_threads, N * Ho * Wo * C)
 
 
-cdef extern from *:
-    """
-    #ifdef _OPENMP
-    #include <omp.h>
-    static int qlearn_qconv_thread_id(void) { return omp_get_thread_num(); }
-    #else
-    static int qlearn_qconv_thread_id(void) { return 0; }
-    #endif
-    """
-    int qlearn_qconv_thread_id() noexcept nogil
+cdef struct DwJob:
+    int simd, stride, dil
+    const uint8_t *xp
+    intp_t Wp, Hp, C, Ho, Wo, acc_stride
+    const int32_t *wz
+    const int16_t *wpk
+    const qgemm_epilogue *e
+    int32_t *acc             # slot s: acc + s * acc_stride
+    uint8_t *out
 
 
-cdef inline intp_t _thread_id() noexcept nogil:
-    return qlearn_qconv_thread_id()
+cdef void _dw_row(void *ctx, long row, int slot) noexcept nogil:
+    """Output row (n, oy) of depthwise3x3, on slot's accumulator row."""
+    cdef DwJob *j = <DwJob *> ctx
+    cdef intp_t n = row // j.Ho, oy = row % j.Ho
+    qlearn_qconv_dw3x3_row(j.simd, j.xp + n * j.Hp * j.Wp * j.C, j.Wp, j.C, j.wz, j.wpk,
+                           oy, j.Wo, j.stride, j.dil, j.acc + slot * j.acc_stride, j.e,
+                           j.out + (n * j.Ho + oy) * j.Wo * j.C, j.C)

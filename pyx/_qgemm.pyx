@@ -19,10 +19,11 @@ tiles in parallel.
 Both give the same integers, at any thread count.
 """
 cimport numpy as cnp
-from cython.parallel cimport prange
+from cpython.pycapsule cimport PyCapsule_GetPointer
 from libc.math cimport nearbyintf, fminf, fmaxf
 from libc.stdlib cimport free, malloc
 
+from _parallel cimport pool_run_t
 from _typedefs cimport float32_t, int8_t, int32_t, int64_t, intp_t, uint8_t
 
 from _qgemm_decl cimport (QGEMM_AVX2, QGEMM_AVX2_EXACT, QGEMM_GENERIC, QGEMM_NR,
@@ -38,10 +39,22 @@ GENERIC, AVX2, AVX2_EXACT, VNNI = QGEMM_GENERIC, QGEMM_AVX2, QGEMM_AVX2_EXACT, Q
 
 cnp.import_array()
 
+from ._openmp import pool_capsule
+
+# The process's thread pool (pyx/include/qlearn_threadpool.h): the caller claims work
+# units too, and returns once every claimed unit is done, never waiting for a worker
+# that has not started.
+cdef pool_run_t parallel_for = <pool_run_t> PyCapsule_GetPointer(pool_capsule,
+                                                                 b"qlearn_pool_run")
+
 cdef enum:
-    # Below this many multiply-adds a GEMM runs on one thread: starting threads costs
+    # Below this many multiply-adds a GEMM runs on one thread: waking a worker costs
     # more than it saves.
     SERIAL_MACS = 1 << 18
+    # Work units per thread the GEMM is cut into: enough that a thread that starts late
+    # or is preempted leaves its share to the others, few enough that each unit streams
+    # a weight panel block for several row tiles.
+    UNITS_PER_THREAD = 8
 
 
 cdef bint HAS_AVX2 = qlearn_cpu_has_avx2()
@@ -148,17 +161,61 @@ def gemm_ref(const uint8_t[:, ::1] a,        # IN  (M, >= K) activations
 
     The reference: eq. (3) as a triple loop, then eq. (6).  No packing, no SIMD.
     """
-    cdef intp_t M = a.shape[0], N = w.shape[0], K = w.shape[1], i, j, k
-    cdef int32_t acc
-    if M * N * K < SERIAL_MACS:
-        num_threads = 1
+    cdef RefJob job
+    _ref_job(&job, a, w, wzp, a_zp, num_threads)
+    job.bias_q, job.mult = &bias_q[0], &mult[0]
+    job.out_zp, job.lo, job.hi = out_zp, lo, hi
+    job.o8, job.ldc, job.ldcc = &out[0, 0], out.strides[0], out.strides[1]
     with nogil:
-        for i in prange(M, num_threads=num_threads, schedule="static"):
-            for j in range(N):
-                acc = 0
-                for k in range(K):
-                    acc = acc + (<int32_t> a[i, k] - a_zp) * (<int32_t> w[j, k] - wzp[j])
-                out[i, j] = _requantize(acc, bias_q[j], mult[j], out_zp, lo, hi)
+        parallel_for(_ref_row, &job, job.M, job.nt, job.M * job.N * job.K)
+
+
+cdef struct RefJob:
+    const uint8_t *a
+    const int8_t *w
+    const int32_t *wzp
+    intp_t M, N, K, lda, ldc, ldcc
+    int32_t a_zp, out_zp, lo, hi
+    const float32_t *bias_q
+    const float32_t *mult
+    const float32_t *fscale
+    const float32_t *fbias
+    bint relu
+    uint8_t *o8
+    float32_t *of
+    int nt
+
+
+cdef int _ref_job(RefJob *job, const uint8_t[:, ::1] a, const int8_t[:, ::1] w,
+                  const int32_t[::1] wzp, int32_t a_zp, int num_threads) except -1:
+    job.M, job.N, job.K = a.shape[0], w.shape[0], w.shape[1]
+    job.lda = a.shape[1]
+    job.a = &a[0, 0] if job.M and job.K else NULL
+    job.w = &w[0, 0] if job.N and job.K else NULL
+    job.wzp = &wzp[0] if job.N else NULL
+    job.a_zp = a_zp
+    job.nt = 1 if job.M * job.N * job.K < SERIAL_MACS else num_threads
+    return 0
+
+
+cdef void _ref_row(void *ctx, long i, int slot) noexcept nogil:
+    """Row i of the reference GEMM: eq. (3), then eq. (6) or eq. (8)."""
+    cdef RefJob *j = <RefJob *> ctx
+    cdef intp_t c, k
+    cdef int32_t acc
+    cdef float32_t y
+    for c in range(j.N):
+        acc = 0
+        for k in range(j.K):
+            acc = acc + ((<int32_t> j.a[i * j.lda + k] - j.a_zp)
+                         * (<int32_t> j.w[c * j.K + k] - j.wzp[c]))
+        if j.o8 != NULL:
+            j.o8[i * j.ldc + c * j.ldcc] = _requantize(acc, j.bias_q[c], j.mult[c], j.out_zp,
+                                              j.lo, j.hi)
+        else:
+            y = (<float32_t> acc) * j.fscale[c]
+            y = y + j.fbias[c]
+            j.of[i * j.ldc + c * j.ldcc] = 0 if (j.relu and y < 0) else y
 
 
 def gemm_ref_float(const uint8_t[:, ::1] a, const int8_t[:, ::1] w,
@@ -169,21 +226,14 @@ def gemm_ref_float(const uint8_t[:, ::1] a, const int8_t[:, ::1] w,
                    float32_t[:, :] out,           # OUT (M, N) float32
                    int num_threads):
     """out[i, j] := sum_k (a[i,k]-Za)(w[j,k]-Zw[j]) * fscale[j] + fbias[j]  (eq. (8))"""
-    cdef intp_t M = a.shape[0], N = w.shape[0], K = w.shape[1], i, j, k
-    cdef int32_t acc
-    cdef float32_t y
-    if M * N * K < SERIAL_MACS:
-        num_threads = 1
+    cdef RefJob job
+    _ref_job(&job, a, w, wzp, a_zp, num_threads)
+    job.fscale, job.fbias, job.relu = &fscale[0], &fbias[0], relu
+    job.o8, job.of = NULL, &out[0, 0]
+    job.ldc = out.strides[0] // sizeof(float32_t)
+    job.ldcc = out.strides[1] // sizeof(float32_t)
     with nogil:
-        for i in prange(M, num_threads=num_threads, schedule="static"):
-            for j in range(N):
-                acc = 0
-                for k in range(K):
-                    acc = acc + ((<int32_t> a[i, k] - a_zp)
-                                 * (<int32_t> w[j, k] - wzp[j]))
-                y = (<float32_t> acc) * fscale[j]
-                y = y + fbias[j]
-                out[i, j] = 0 if (relu and y < 0) else y
+        parallel_for(_ref_row, &job, job.M, job.nt, job.M * job.N * job.K)
 
 
 cdef int _gemm_run(int path, const uint8_t *a, intp_t M, intp_t lda, intp_t K,
@@ -191,7 +241,7 @@ cdef int _gemm_run(int path, const uint8_t *a, intp_t M, intp_t lda, intp_t K,
                    uint8_t *o8, float *of, intp_t ldc, int num_threads) noexcept nogil:
     """The tiled GEMM (eq. (4)) with its epilogue ``e``; returns the path that ran."""
     cdef intp_t Kg = (K + 3) // 4, P = (N + QGEMM_NR - 1) // QGEMM_NR
-    cdef intp_t mtiles, ptiles, t, i0, p0, mr, npn
+    cdef intp_t mtiles, ptiles
     cdef int mr_max, np_max, amax
     cdef int32_t *rowsum = NULL
     if any_wzp:
@@ -208,20 +258,47 @@ cdef int _gemm_run(int path, const uint8_t *a, intp_t M, intp_t lda, intp_t K,
     ptiles = (P + np_max - 1) // np_max
     if M * N * K < SERIAL_MACS:
         num_threads = 1
-    # Tiles are numbered panel-block-major, so that consecutive tiles reuse the same
-    # weight panels from cache.  Dynamic scheduling in chunks of a few tiles: on a
-    # shared machine a descheduled thread does not hold the others back.  Each tile is
-    # computed whole by one thread, so the result never depends on the schedule or the
-    # thread count.
-    for t in prange(mtiles * ptiles, num_threads=num_threads, schedule="dynamic",
-                    chunksize=4):
-        i0 = (t % mtiles) * mr_max
-        p0 = (t // mtiles) * np_max
-        mr = min(mr_max, M - i0)
-        npn = min(np_max, P - p0)
-        qlearn_qgemm_tile(path, a, lda, i0, mr, packed, N, Kg, p0, npn, e, o8, of, ldc)
+    # A work unit is one panel block (the columns of one tile) x a run of row tiles:
+    # it streams its weight panels once for all its rows.  When M is small (M = 1, 16)
+    # a unit is every row of one panel block, so the threads split N, not M; runs of
+    # row tiles are cut only when panel blocks alone are too few for the threads.
+    # Each tile is computed whole by one thread: the result never depends on the split.
+    cdef GemmJob job
+    job.tiles_per_unit = mtiles
+    if ptiles < UNITS_PER_THREAD * num_threads:
+        job.tiles_per_unit = max(1, (mtiles * ptiles) // (UNITS_PER_THREAD * num_threads))
+    job.mchunks = (mtiles + job.tiles_per_unit - 1) // job.tiles_per_unit
+    job.path, job.a, job.lda, job.M, job.packed, job.N, job.Kg, job.P = \
+        path, a, lda, M, packed, N, Kg, P
+    job.mr_max, job.np_max, job.e, job.o8, job.of, job.ldc = mr_max, np_max, e, o8, of, ldc
+    parallel_for(_gemm_unit, &job, job.mchunks * ptiles, num_threads, M * N * K)
     free(rowsum)
     return path
+
+
+cdef struct GemmJob:
+    int path, mr_max, np_max
+    const uint8_t *a
+    intp_t lda, M, N, Kg, P, ldc, tiles_per_unit, mchunks
+    const int8_t *packed
+    const qgemm_epilogue *e
+    uint8_t *o8
+    float *of
+
+
+cdef void _gemm_unit(void *ctx, long u, int slot) noexcept nogil:
+    """Work unit u of _gemm_run: the row tiles of run u % mchunks in panel block
+    u // mchunks (consecutive units share the panel block's weight in cache)."""
+    cdef GemmJob *j = <GemmJob *> ctx
+    cdef intp_t p0 = (u // j.mchunks) * j.np_max
+    cdef intp_t i0 = (u % j.mchunks) * j.tiles_per_unit * j.mr_max
+    cdef intp_t i1 = min(j.M, i0 + j.tiles_per_unit * j.mr_max)
+    cdef intp_t npn = min(j.np_max, j.P - p0), mr
+    while i0 < i1:
+        mr = min(j.mr_max, i1 - i0)
+        qlearn_qgemm_tile(j.path, j.a, j.lda, i0, mr, j.packed, j.N, j.Kg, p0, npn, j.e,
+                          j.o8, j.of, j.ldc)
+        i0 += j.mr_max
 
 
 cdef class PackedGemm:

@@ -1,0 +1,409 @@
+/* qlearn's thread pool: a parallel-for in which the calling thread claims work too.
+ *
+ * Why not OpenMP: an OpenMP parallel region ends in a barrier that waits for every
+ * thread of the team, including one that got no work.  On a shared machine a thread
+ * of the team is often not running (the other core is busy), and the barrier then
+ * waits for a whole scheduler slice, milliseconds, for a kernel that takes
+ * microseconds.  Here completion means "every *claimed* item is done", never "every
+ * thread has arrived": a worker that starts late finds nothing left to claim and goes
+ * back to waiting, and the caller never waits for it.
+ *
+ * The claiming protocol
+ * ---------------------
+ * One 64-bit word, `state`, describes the current job:
+ *
+ *     state = epoch << 32 | n << 16 | next
+ *
+ * `epoch` numbers the jobs (it only grows), `n` is the job's number of work units
+ * (<= 65535) and `next` the first unit nobody has claimed yet.  A thread claims unit
+ * `next` of job `epoch` by a compare-and-swap of the whole word to next + 1; the swap
+ * fails if anyone claimed that unit first *or if the job is not the one the thread was
+ * invited to* (the epoch differs), so a worker waking up after its job has ended
+ * cannot claim a unit of the next one by mistake.  The job's description (function,
+ * context, unit size) is plain memory written before `state` is published (release)
+ * and read by a worker only after a successful claim (acquire): the job cannot end
+ * while one of its units is claimed and not done, so the description is still valid.
+ * Each finished unit increments `done`; the caller returns when done == n.
+ *
+ *   caller (holds `submit`)                worker w (slot w + 1)
+ *   write fn, ctx, stride; done = 0
+ *   state = e << 32 | n << 16 | 0          wait until ticket[w] changes (spin, then
+ *   ticket[w] = e for the workers it wants   sleep on the condition variable)
+ *   wake sleepers (only if there are any)  e = ticket[w]
+ *   claim and run units until none left    claim and run units of epoch e until none
+ *   wait until done == n                     left (or state's epoch != e), go back
+ *
+ * Waiting.  A worker spins for QLEARN_POOL_SPIN_US microseconds (default 100) after a
+ * job, so that back-to-back kernel calls find it awake, then sleeps on a condition
+ * variable: an idle pool costs no CPU.  The caller, once no unit is left, spins
+ * briefly for units still running and then calls sched_yield(): if the worker that
+ * holds the last unit was preempted onto the caller's own CPU, yielding lets it finish.
+ *
+ * One job at a time: `submit` is taken with trylock, and a caller that does not get it
+ * (another Python thread is running a parallel kernel, or a kernel called from inside
+ * a job) runs its job alone, on its own thread, as slot 0.  So concurrent callers never
+ * deadlock and never share a slot's scratch memory (slots index per-call scratch).
+ *
+ * Results never depend on the split: a unit is a fixed piece of the output, computed
+ * whole by whichever thread claims it, in the same order of operations.
+ *
+ * Fork: a child process has only the forking thread.  pthread_atfork handlers hold
+ * the pool's locks across fork() and, in the child, forget the workers (new ones are
+ * started by the child's first parallel call).  Exit: qlearn_pool_shutdown() (called
+ * at interpreter exit) wakes every worker, tells it to return and joins it.
+ *
+ * Include this file in exactly one module (qlearn._ext._openmp); the others reach
+ * qlearn_pool_run through it, so that there is one pool, not one per module.
+ */
+#ifndef QLEARN_THREADPOOL_H
+#define QLEARN_THREADPOOL_H
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define QLEARN_POOL_MAX_WORKERS 255
+#define QLEARN_POOL_MAX_UNITS 65535
+#define QLEARN_POOL_WAIT_SPIN_NS 20000
+
+typedef void (*qlearn_pool_fn)(void *ctx, long item, int slot);
+
+typedef struct {
+    /* the job: written by the caller before `state` is published */
+    qlearn_pool_fn fn;
+    void *ctx;
+    long items;                       /* items of the job */
+    long stride;                      /* items per unit (when items > MAX_UNITS) */
+    _Atomic uint64_t state;           /* epoch << 32 | units << 16 | next unit */
+    _Atomic long done;                /* units finished */
+    _Atomic uint32_t epoch;           /* the last job's epoch */
+    _Atomic uint32_t ticket[QLEARN_POOL_MAX_WORKERS];  /* epoch each worker may join */
+    _Atomic int sleepers;             /* workers waiting on `wake` */
+    _Atomic int stop;                 /* workers must return */
+    _Atomic int caller_waiting;       /* the caller sleeps on `finished` */
+    pthread_mutex_t submit;           /* held by the caller running a job */
+    pthread_mutex_t lock;             /* guards `wake` */
+    pthread_cond_t wake;
+    pthread_mutex_t done_lock;        /* guards `finished` */
+    pthread_cond_t finished;          /* signalled when the last unit is done */
+    /* statistics (only the `submit` holder writes them): see qlearn_pool_stats */
+    long stat_jobs, stat_serial, stat_waits, stat_long_waits, stat_worker_units;
+    pthread_t threads[QLEARN_POOL_MAX_WORKERS];
+    uint32_t born[QLEARN_POOL_MAX_WORKERS];   /* the epoch when each worker started */
+    int nworkers;                     /* workers started (only the `submit` holder) */
+    long spin_ns;                     /* how long an idle worker spins before sleeping */
+    int atfork_done;
+} qlearn_pool_t;
+
+static qlearn_pool_t qlearn_pool = {
+    .submit = PTHREAD_MUTEX_INITIALIZER,
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .wake = PTHREAD_COND_INITIALIZER,
+    .done_lock = PTHREAD_MUTEX_INITIALIZER,
+    .finished = PTHREAD_COND_INITIALIZER,
+    .spin_ns = -1,
+};
+
+static inline void qlearn_pool_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static inline long qlearn_pool_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
+/* Claim and run units of job `epoch` until none is left; `slot` names the thread's
+ * scratch.  Returns the number of units this thread ran. */
+static long qlearn_pool_work(qlearn_pool_t *p, uint32_t epoch, int slot) {
+    long ran = 0;
+    uint64_t s = atomic_load_explicit(&p->state, memory_order_acquire);
+    for (;;) {
+        if ((uint32_t)(s >> 32) != epoch) return ran;
+        uint32_t units = (uint32_t)(s >> 16) & 0xFFFF, next = (uint32_t)s & 0xFFFF;
+        if (next >= units) return ran;
+        if (!atomic_compare_exchange_weak_explicit(&p->state, &s, s + 1,
+                                                   memory_order_acq_rel,
+                                                   memory_order_acquire))
+            continue;                 /* s now holds the current word: retry */
+        /* unit `next` of job `epoch` is ours: the job's description is valid */
+        long i0 = (long)next * p->stride, i1 = i0 + p->stride;
+        if (i1 > p->items) i1 = p->items;
+        for (long i = i0; i < i1; i++) p->fn(p->ctx, i, slot);
+        ran++;
+        long done = atomic_fetch_add(&p->done, 1) + 1;                 /* seq_cst */
+        if (done == (long)units && slot != 0 && atomic_load(&p->caller_waiting)) {
+            pthread_mutex_lock(&p->done_lock);
+            pthread_cond_signal(&p->finished);
+            pthread_mutex_unlock(&p->done_lock);
+        }
+        s = atomic_load_explicit(&p->state, memory_order_acquire);
+    }
+}
+
+static void *qlearn_pool_worker(void *arg) {
+    qlearn_pool_t *p = &qlearn_pool;
+    int w = (int)(intptr_t)arg;
+    uint32_t seen = p->born[w];       /* (pthread_create orders this read) */
+    for (;;) {
+        uint32_t t = seen;
+        long deadline = qlearn_pool_now_ns() + p->spin_ns;
+        for (unsigned k = 0;; k++) {
+            t = atomic_load_explicit(&p->ticket[w], memory_order_acquire);
+            if (t != seen || atomic_load_explicit(&p->stop, memory_order_relaxed)) break;
+            qlearn_pool_relax();
+            if ((k & 63) == 63 && qlearn_pool_now_ns() > deadline) {
+                pthread_mutex_lock(&p->lock);
+                atomic_fetch_add(&p->sleepers, 1);        /* seq_cst: see the caller */
+                while ((t = atomic_load(&p->ticket[w])) == seen && !atomic_load(&p->stop))
+                    pthread_cond_wait(&p->wake, &p->lock);
+                atomic_fetch_sub(&p->sleepers, 1);
+                pthread_mutex_unlock(&p->lock);
+                break;
+            }
+        }
+        if (atomic_load(&p->stop)) return NULL;
+        seen = t;
+        qlearn_pool_work(p, t, w + 1);
+    }
+}
+
+static void qlearn_pool_atfork_prepare(void) {
+    pthread_mutex_lock(&qlearn_pool.submit);
+    pthread_mutex_lock(&qlearn_pool.lock);
+}
+
+static void qlearn_pool_atfork_parent(void) {
+    pthread_mutex_unlock(&qlearn_pool.lock);
+    pthread_mutex_unlock(&qlearn_pool.submit);
+}
+
+static void qlearn_pool_atfork_child(void) {
+    qlearn_pool_t *p = &qlearn_pool;
+    /* the workers did not survive fork(); their wait state is reset with them */
+    p->nworkers = 0;
+    atomic_store(&p->sleepers, 0);
+    atomic_store(&p->stop, 0);
+    atomic_store(&p->caller_waiting, 0);
+    pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->finished, NULL);
+    pthread_mutex_unlock(&p->lock);
+    pthread_mutex_unlock(&p->submit);
+}
+
+/* Start workers until there are `want` (the caller holds `submit`). */
+static void qlearn_pool_grow(qlearn_pool_t *p, int want) {
+    if (want > QLEARN_POOL_MAX_WORKERS) want = QLEARN_POOL_MAX_WORKERS;
+    if (p->spin_ns < 0) {
+        const char *env = getenv("QLEARN_POOL_SPIN_US");
+        long us = env ? atol(env) : 100;
+        p->spin_ns = (us < 0 ? 0 : us) * 1000L;
+    }
+    if (!p->atfork_done) {
+        pthread_atfork(qlearn_pool_atfork_prepare, qlearn_pool_atfork_parent,
+                       qlearn_pool_atfork_child);
+        p->atfork_done = 1;
+    }
+    while (p->nworkers < want) {
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, 1 << 20);   /* kernels use little stack */
+        int w = p->nworkers;
+        p->born[w] = atomic_load(&p->epoch);
+        atomic_store(&p->ticket[w], p->born[w]);
+        int rc = pthread_create(&p->threads[w], &attr, qlearn_pool_worker,
+                                (void *)(intptr_t)w);
+        pthread_attr_destroy(&attr);
+        if (rc != 0) break;          /* fewer threads: the caller does the rest */
+        p->nworkers++;
+    }
+}
+
+/* Run one job on the caller and nw workers (the caller holds `submit`). */
+static void qlearn_pool_dispatch(qlearn_pool_t *p, qlearn_pool_fn fn, void *ctx,
+                                 long items, int nw) {
+    long units = items, stride = 1;
+    if (units > QLEARN_POOL_MAX_UNITS) {
+        stride = (items + QLEARN_POOL_MAX_UNITS - 1) / QLEARN_POOL_MAX_UNITS;
+        units = (items + stride - 1) / stride;
+    }
+    p->fn = fn;
+    p->ctx = ctx;
+    p->items = items;
+    p->stride = stride;
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    uint32_t e = atomic_load_explicit(&p->epoch, memory_order_relaxed) + 1;
+    if (e == 0) e = 1;
+    atomic_store_explicit(&p->epoch, e, memory_order_relaxed);
+    atomic_store_explicit(&p->state, (uint64_t)e << 32 | (uint64_t)units << 16,
+                          memory_order_release);
+    for (int w = 0; w < nw; w++) atomic_store(&p->ticket[w], e);   /* seq_cst */
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->lock);
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->lock);
+    }
+    p->stat_jobs++;
+    p->stat_worker_units += units - qlearn_pool_work(p, e, 0);
+    /* Every unit is claimed; wait only for those still running.  Spin a little (the
+     * worker is on the other core, finishing), then sleep until the last one signals:
+     * if the worker was preempted, perhaps onto this very core, sleeping lets it run
+     * (sched_yield would hand this core to another process for a whole slice). */
+    if (atomic_load_explicit(&p->done, memory_order_acquire) < units) {
+        long t0 = qlearn_pool_now_ns();
+        p->stat_waits++;
+        for (unsigned k = 1; atomic_load_explicit(&p->done, memory_order_acquire) < units;
+             k++) {
+            qlearn_pool_relax();
+            if ((k & 63) == 0 && qlearn_pool_now_ns() - t0 > QLEARN_POOL_WAIT_SPIN_NS) {
+                pthread_mutex_lock(&p->done_lock);
+                atomic_store(&p->caller_waiting, 1);                   /* seq_cst */
+                while (atomic_load(&p->done) < units)
+                    pthread_cond_wait(&p->finished, &p->done_lock);
+                atomic_store(&p->caller_waiting, 0);
+                pthread_mutex_unlock(&p->done_lock);
+                break;
+            }
+        }
+        if (qlearn_pool_now_ns() - t0 > 100000) p->stat_long_waits++;
+    }
+}
+
+/* The adaptive choice between running a job alone and on the pool.
+ *
+ * Whether a second thread helps depends on the machine at that moment, not on the job
+ * alone: on a quiet 2-core machine it nearly halves the time, but when other processes
+ * keep the cores busy our two threads share one core and every hand-off costs.  So
+ * the pool measures: for each kind of job (its function, unit count, thread count and
+ * the caller's `work` estimate) it keeps a running estimate of the wall time alone and
+ * on the pool, runs the faster, and re-measures the other now and then (at most every
+ * EXPLORE_CALLS calls and EXPLORE_NS nanoseconds, so exploring costs little).  A
+ * descheduled worker thus costs a few slow calls, not every call. */
+#define QLEARN_POOL_SLOTS 256
+#define QLEARN_POOL_EXPLORE_CALLS 32
+#define QLEARN_POOL_EXPLORE_NS 10000000L
+#define QLEARN_POOL_WARMUP 3
+
+typedef struct {
+    qlearn_pool_fn fn;
+    long items, work;
+    int threads;
+    float est[2];          /* ns: [0] alone, [1] on the pool */
+    int n[2];              /* samples of each (counted up to WARMUP) */
+    long last[2];          /* when each was last measured */
+    long calls;            /* calls since the other mode was last measured */
+} qlearn_pool_choice_t;
+
+static qlearn_pool_choice_t qlearn_pool_choices[QLEARN_POOL_SLOTS];
+static int qlearn_pool_adaptive = -1;     /* QLEARN_POOL_ADAPTIVE=0 turns it off */
+
+static qlearn_pool_choice_t *qlearn_pool_choice(qlearn_pool_fn fn, long items, long work,
+                                                int threads) {
+    uint64_t h = (uint64_t)(uintptr_t)fn * 0x9E3779B97F4A7C15ull
+                 ^ (uint64_t)items * 0xC2B2AE3D27D4EB4Full
+                 ^ (uint64_t)work * 0x165667B19E3779F9ull ^ (uint64_t)threads;
+    qlearn_pool_choice_t *c = &qlearn_pool_choices[(h >> 40) % QLEARN_POOL_SLOTS];
+    if (c->fn != fn || c->items != items || c->work != work || c->threads != threads) {
+        c->fn = fn; c->items = items; c->work = work; c->threads = threads;   /* evict */
+        c->est[0] = c->est[1] = 0;
+        c->n[0] = c->n[1] = 0;
+        c->calls = 0;
+    }
+    return c;
+}
+
+static void qlearn_pool_learn(qlearn_pool_choice_t *c, int mode, long ns, long now) {
+    float x = (float)ns, e = c->est[mode];
+    if (c->n[mode] < QLEARN_POOL_WARMUP) c->n[mode]++;
+    if (c->n[mode] == 1) { c->est[mode] = x; }
+    else {
+        if (x > 3 * e) x = 3 * e;              /* one preempted call is not the machine */
+        c->est[mode] = e + (x - e) * 0.25f;
+    }
+    c->last[mode] = now;
+}
+
+/* Run fn(ctx, i, slot) for every i in [0, items) on up to num_threads threads, the
+ * caller included (slot 0; workers 1 .. num_threads - 1).  Returns when every item is
+ * done.  `work` tells jobs of the same function and size apart (the caller passes,
+ * say, its multiply-add count).  Returns the number of threads invited (1: alone). */
+static int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_threads,
+                           long work) {
+    qlearn_pool_t *p = &qlearn_pool;
+    if (items <= 0) return 1;
+    if (num_threads <= 1 || items == 1 || pthread_mutex_trylock(&p->submit) != 0) {
+        for (long i = 0; i < items; i++) fn(ctx, i, 0);
+        return 1;
+    }
+    long units = items < QLEARN_POOL_MAX_UNITS ? items : QLEARN_POOL_MAX_UNITS;
+    int nw = num_threads - 1;
+    if (nw > units - 1) nw = (int)(units - 1);
+    if (p->nworkers < nw) qlearn_pool_grow(p, nw);
+    if (nw > p->nworkers) nw = p->nworkers;
+    if (qlearn_pool_adaptive < 0) {
+        const char *env = getenv("QLEARN_POOL_ADAPTIVE");
+        qlearn_pool_adaptive = !(env && env[0] == '0');
+    }
+    int mode = nw > 0;
+    qlearn_pool_choice_t *c = NULL;
+    long t0 = 0;
+    if (mode && qlearn_pool_adaptive) {
+        c = qlearn_pool_choice(fn, items, work, num_threads);
+        t0 = qlearn_pool_now_ns();
+        if (c->n[0] < QLEARN_POOL_WARMUP || c->n[1] < QLEARN_POOL_WARMUP)
+            mode = c->n[1] <= c->n[0];       /* both measured a few times, alternately */
+        else {
+            mode = c->est[1] < c->est[0];
+            if (++c->calls >= QLEARN_POOL_EXPLORE_CALLS
+                    && t0 - c->last[!mode] >= QLEARN_POOL_EXPLORE_NS) {
+                mode = !mode;
+                c->calls = 0;
+            }
+        }
+    }
+    if (mode) qlearn_pool_dispatch(p, fn, ctx, items, nw);
+    else {
+        p->stat_serial++;
+        for (long i = 0; i < items; i++) fn(ctx, i, 0);
+    }
+    if (c) {
+        long t1 = qlearn_pool_now_ns();
+        qlearn_pool_learn(c, mode, t1 - t0, t1);
+    }
+    pthread_mutex_unlock(&p->submit);
+    return mode ? nw + 1 : 1;
+}
+
+/* Stop and join every worker (interpreter exit); a later job starts new ones. */
+static void qlearn_pool_shutdown(void) {
+    qlearn_pool_t *p = &qlearn_pool;
+    pthread_mutex_lock(&p->submit);
+    pthread_mutex_lock(&p->lock);
+    atomic_store(&p->stop, 1);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+    for (int w = 0; w < p->nworkers; w++) pthread_join(p->threads[w], NULL);
+    p->nworkers = 0;
+    atomic_store(&p->stop, 0);
+    pthread_mutex_unlock(&p->submit);
+}
+
+static int qlearn_pool_workers(void) { return qlearn_pool.nworkers; }
+
+/* jobs run on several threads, jobs run alone (threads asked for), waits at the end,
+ * waits longer than 100 us, units run by workers */
+static void qlearn_pool_stats(long out[5]) {
+    qlearn_pool_t *p = &qlearn_pool;
+    pthread_mutex_lock(&p->submit);
+    out[0] = p->stat_jobs; out[1] = p->stat_serial; out[2] = p->stat_waits;
+    out[3] = p->stat_long_waits; out[4] = p->stat_worker_units;
+    pthread_mutex_unlock(&p->submit);
+}
+
+#endif
