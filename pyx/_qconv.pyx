@@ -19,8 +19,7 @@ from _typedefs cimport float32_t, int8_t, int16_t, int32_t, intp_t, uint8_t
 from _qgemm_decl cimport (QGEMM_AVX2, QGEMM_AVX2_EXACT, QGEMM_NR, QGEMM_VNNI,
                           qgemm_epilogue, qgemm_epilogue_u8, qgemm_tile_mr, qgemm_tile_np,
                           qlearn_cpu_has_avx2, qlearn_cpu_has_avx512vnni,
-                          qlearn_qgemm_rowsum_max, qlearn_qgemm_tile,
-                          qlearn_qgemm_tile_indirect)
+                          qlearn_qgemm_rowsum_max, qlearn_qgemm_tile)
 
 cdef extern from "qconv/dispatch.h":
     void qlearn_qconv_copy(uint8_t *d, const uint8_t *s, long n) noexcept nogil
@@ -34,6 +33,13 @@ cdef extern from "qconv/dispatch.h":
     void qlearn_qconv_nchw_to_nhwc_rows(const uint8_t *src, long C, long HW, long p0,
                                         long p1, uint8_t *dst) noexcept nogil
     void qlearn_qconv_dw_pack(const int32_t *wz, long C, int16_t *out) noexcept nogil
+    void qlearn_qconv_indirect_block(
+            const uint8_t *x, long H, long W, long C, long Ho, long Wo, long c0, long cg,
+            long kh, long kw, long sh, long sw, long ph, long pw, long dh, long dw,
+            const uint8_t *zrow, long r0, long rows, const uint8_t **ptrs,
+            const int8_t *packed, long Ng, long Kg, long P, long np_max,
+            const qgemm_epilogue *e0, int any_wzp, int32_t *rowsum, uint8_t *out,
+            long ldc) noexcept nogil
     void qlearn_qconv_dw3x3_row(int simd, const uint8_t *xp, long Wp, long C,
                                 const int32_t *wz, const int16_t *wpk, long oy, long Wo,
                                 int stride, int dil, int32_t *acc,
@@ -291,55 +297,11 @@ cdef void _block_indirect(const uint8_t *x, const Geometry *g, intp_t r0, intp_t
                           uint8_t *out, intp_t ldc) noexcept nogil:
     """Output pixels r0 .. r0+rows-1 by the indirect VNNI kernel: for each tile of 6
     pixels, point at the channel run of every tap (or at a run of Za for padding, which
-    is real zero, eq. (3)); row sums (eq. (4)) are summed over the same runs."""
-    cdef qgemm_epilogue e = e0[0]
-    cdef intp_t T = g.kh * g.kw, i0, r, t, n, oy, ox, iy, ix, p0, mr, ky, kx
-    cdef int32_t s
-    cdef const uint8_t **pr
-    e.rowsum = rowsum if any_wzp else NULL
-    # the first pixel's (n, oy, ox), then stepped along: no division per pixel or tap
-    n = r0 // (g.Ho * g.Wo)
-    oy = (r0 // g.Wo) % g.Ho
-    ox = r0 % g.Wo
-    i0 = 0
-    while i0 < rows:
-        mr = min(6, rows - i0)
-        for r in range(mr):
-            pr = ptrs + r * T
-            for ky in range(g.kh):
-                iy = oy * g.sh - g.ph + ky * g.dh
-                for kx in range(g.kw):
-                    ix = ox * g.sw - g.pw + kx * g.dw
-                    if iy < 0 or iy >= g.H or ix < 0 or ix >= g.W:
-                        pr[ky * g.kw + kx] = zrow
-                    else:
-                        pr[ky * g.kw + kx] = x + ((n * g.H + iy) * g.W + ix) * g.C + g.c0
-            ox += 1
-            if ox == g.Wo:
-                ox = 0
-                oy += 1
-                if oy == g.Ho:
-                    oy = 0
-                    n += 1
-            if any_wzp:
-                s = 0
-                for t in range(T):
-                    s = s + _run_sum(ptrs[r * T + t], g.cg)
-                rowsum[i0 + r] = s
-        p0 = 0
-        while p0 < P:
-            qlearn_qgemm_tile_indirect(ptrs, T, g.cg // 4, i0, mr, packed, Ng, Kg, p0,
-                                       min(np_max, P - p0), &e, out, ldc)
-            p0 += np_max
-        i0 += 6
-
-
-cdef inline int32_t _run_sum(const uint8_t *p, intp_t n) noexcept nogil:
-    cdef int32_t s = 0
-    cdef intp_t i
-    for i in range(n):
-        s = s + p[i]
-    return s
+    is real zero, eq. (3)); row sums (eq. (4)) are summed over the same runs.  The loop
+    is ``qlearn_qconv_indirect_block`` in ``pyx/include/qconv/indirect_vnni.h``."""
+    qlearn_qconv_indirect_block(x, g.H, g.W, g.C, g.Ho, g.Wo, g.c0, g.cg, g.kh, g.kw,
+                                g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, zrow, r0, rows, ptrs,
+                                packed, Ng, Kg, P, np_max, e0, any_wzp, rowsum, out, ldc)
 
 
 cdef void _block_gemm(int path, const uint8_t *a, intp_t lda, intp_t rows, intp_t K,

@@ -225,3 +225,22 @@ def test_peak_gops_runs(path):
 def test_peak_gops_rejects_generic():
     with pytest.raises(ValueError, match="`path`"):
         _qgemm.peak_gops(_qgemm.GENERIC, 0.005)
+
+
+@pytest.mark.parametrize("path", FAST)
+@pytest.mark.parametrize("lo,hi", [(0, 255), (90, 255), (3, 200)])
+def test_gemm_extreme_multipliers_match_reference(path, lo, hi, rng):
+    # Multipliers and biases that push (C + bias_q) mult past +-1e9, to +-inf and to
+    # NaN (0 * inf): the SIMD epilogues' shortened clamp (QGEMM_CLAMP_NOTE in
+    # qgemm/common.h) must give the integers of the reference loop, which clamps to
+    # [-1e9, 1e9] before converting.
+    p = Problem(rng, 13, 40, 37, a_zp=0, amin=0, amax=3, wmin=-2, wmax=2)
+    p.a[0] = 0                                  # a zero row: C = 0, so 0 * inf = NaN
+    p.rows[:, :p.k] = p.a
+    specials = np.array([np.inf, -np.inf, 1e30, -1e30, 3e8, -3e8, 1.0, -1.0],
+                        np.float32)
+    p.mult = specials[np.arange(p.n) % len(specials)]
+    p.bias_q = np.where(np.arange(p.n) % 3 == 0, 0.0, 5e8).astype(np.float32)
+    got, _ = p.run(path, out_zp=7, lo=lo, hi=hi, num_threads=1)
+    want, _ = p.run("generic", out_zp=7, lo=lo, hi=hi, num_threads=1)
+    assert_same(got, want, p)

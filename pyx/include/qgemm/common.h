@@ -138,6 +138,15 @@ static inline float qgemm_float_one(int32_t raw, long j, const qgemm_epilogue *e
     return (e->relu && y < 0.0f) ? 0.0f : y;
 }
 
+/* QGEMM_CLAMP_NOTE.  The SIMD epilogues compute the same integers as qgemm_requant_one
+ * with two fewer operations.  (1) The scalar clamp of x to [-1e9, 1e9] keeps C's float
+ * to int conversion defined; vcvtps2dq is defined everywhere (x < -2^31, -inf and NaN
+ * give INT32_MIN), so only the upper bound is kept, as min(1e9, x), which returns x
+ * when x is NaN: any x < -1e9 or NaN then gives at most -1e9 + Zo, and the scalar path
+ * -1e9 + Zo, both clamped to lo (lo >= 0, 0 <= Zo <= 255: INT32_MIN + Zo cannot wrap).
+ * (2) After max(q, lo) with lo >= 0, the unsigned saturating narrowing to bytes
+ * (vpmovusdb, packus) is min(q, 255): the min with hi is needed only when hi < 255. */
+
 /* Write rows [i0, i0+mr) x cols [j0, j0+nc) from the tile (row stride ldt). */
 static void qgemm_epilogue_scalar(const int32_t *tile, long ldt, long i0, long mr, long j0,
                                   long nc, const qgemm_epilogue *e, uint8_t *out_u8,

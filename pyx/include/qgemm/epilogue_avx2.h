@@ -27,12 +27,11 @@ QGEMM_AVX2_FN static void qgemm_epilogue_avx2(
             if (out_u8) {
                 if (e->bias_q) x = _mm256_add_ps(x, _mm256_loadu_ps(e->bias_q + j));
                 x = _mm256_mul_ps(x, _mm256_loadu_ps(e->mult + j));
-                x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-1e9f)),
-                                  _mm256_set1_ps(1e9f));
+                x = _mm256_min_ps(_mm256_set1_ps(1e9f), x);  /* see QGEMM_CLAMP_NOTE */
                 __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(x),
                                              _mm256_set1_epi32(e->out_zp));
-                q = _mm256_min_epi32(_mm256_max_epi32(q, _mm256_set1_epi32(e->lo)),
-                                     _mm256_set1_epi32(e->hi));
+                q = _mm256_max_epi32(q, _mm256_set1_epi32(e->lo));
+                if (e->hi < 255) q = _mm256_min_epi32(q, _mm256_set1_epi32(e->hi));
                 /* 8 int32 in [0,255] -> 8 bytes */
                 __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q),
                                               _mm256_extracti128_si256(q, 1));

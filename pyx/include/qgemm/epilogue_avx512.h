@@ -15,7 +15,7 @@ QGEMM_VNNI_FN static void qgemm_epilogue_avx512(
         const int32_t *tile, long ldt, long i0, long mr, long j0, long nc,
         const qgemm_epilogue *e, uint8_t *out_u8, float *out_f, long ldc) {
     const __m512i za = _mm512_set1_epi32(e->a_zp);
-    const __m512 lo_f = _mm512_set1_ps(-1e9f), hi_f = _mm512_set1_ps(1e9f);
+    const __m512 hi_f = _mm512_set1_ps(1e9f);
     const __m512i ozp = _mm512_set1_epi32(e->out_zp);
     const __m512i lo = _mm512_set1_epi32(e->lo), hi = _mm512_set1_epi32(e->hi);
     long c16 = nc & ~15L;
@@ -37,9 +37,10 @@ QGEMM_VNNI_FN static void qgemm_epilogue_avx512(
                 __m512 x = _mm512_cvtepi32_ps(raw);
                 if (e->bias_q) x = _mm512_add_ps(x, bq);
                 x = _mm512_mul_ps(x, m);
-                x = _mm512_min_ps(_mm512_max_ps(x, lo_f), hi_f);
+                x = _mm512_min_ps(hi_f, x);                 /* see QGEMM_CLAMP_NOTE */
                 __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(x), ozp);
-                q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
+                q = _mm512_max_epi32(q, lo);
+                if (e->hi < 255) q = _mm512_min_epi32(q, hi);
                 _mm_storeu_si128((__m128i *)(out_u8 + (i0 + r) * ldc + j),
                                  _mm512_cvtusepi32_epi8(q));
             }
@@ -114,10 +115,10 @@ QGEMM_INLINE QGEMM_VNNI_FN void qgemm_vnni_out(__m512i acc, long r, const qgemm_
     if (oc->out_u8) {
         if (e->bias_q) x = _mm512_add_ps(x, pc->bias);
         x = _mm512_mul_ps(x, pc->scale);
-        x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-1e9f)), _mm512_set1_ps(1e9f));
+        x = _mm512_min_ps(_mm512_set1_ps(1e9f), x);        /* see QGEMM_CLAMP_NOTE */
         __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(x), _mm512_set1_epi32(e->out_zp));
-        q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(e->lo)),
-                             _mm512_set1_epi32(e->hi));
+        q = _mm512_max_epi32(q, _mm512_set1_epi32(e->lo));
+        if (e->hi < 255) q = _mm512_min_epi32(q, _mm512_set1_epi32(e->hi));
         _mm512_mask_cvtusepi32_storeu_epi8(oc->out_u8 + i * oc->ldc + pc->j, pc->m, q);
     } else {
         __m512 y = _mm512_mul_ps(x, pc->scale);

@@ -1,0 +1,70 @@
+/* Indirect convolution on the 6 x 64 AVX512-VNNI tile: one block of output pixels.
+ *
+ * For each tile of 6 output pixels (flattened (n, oy, ox)) the pointers ptrs[r T + t]
+ * point at the channel run [c0, c0 + cg) of tap t = (ky, kx) of pixel r in the
+ * channels-last input, or at zrow (cg bytes of Za, real zero: (Za - Za) w = 0, eq. (3))
+ * where the tap falls in the padding; qgemm_u8s8_6x64_vnni_indirect then runs the tile
+ * with no patch matrix.  A pixel whose whole window is inside the image (most of them)
+ * gets its pointers by adding fixed strides to one base pointer, with no test per tap.
+ * With some Zw != 0 the row sums of eq. (4) are summed over the same runs.
+ */
+#ifndef QLEARN_QCONV_INDIRECT_VNNI_H
+#define QLEARN_QCONV_INDIRECT_VNNI_H
+
+#include <stdint.h>
+#include "../qgemm/dispatch.h"
+
+static void qlearn_qconv_indirect_block(
+        const uint8_t *x, long H, long W, long C, long Ho, long Wo, long c0, long cg,
+        long kh, long kw, long sh, long sw, long ph, long pw, long dh, long dw,
+        const uint8_t *zrow, long r0, long rows, const uint8_t **ptrs,
+        const int8_t *packed, long Ng, long Kg, long P, long np_max,
+        const qgemm_epilogue *e0, int any_wzp, int32_t *rowsum, uint8_t *out, long ldc) {
+    qgemm_epilogue e = *e0;
+    const long T = kh * kw, gpt = cg / 4;
+    const long step_y = dh * W * C, step_x = dw * C;
+    e.rowsum = any_wzp ? rowsum : NULL;
+    /* the first pixel's (n, oy, ox), then stepped along: no division per pixel */
+    long n = r0 / (Ho * Wo), oy = (r0 / Wo) % Ho, ox = r0 % Wo;
+    for (long i0 = 0; i0 < rows; i0 += 6) {
+        const long mr = rows - i0 < 6 ? rows - i0 : 6;
+        for (long r = 0; r < mr; r++) {
+            const uint8_t **pr = ptrs + r * T;
+            const long iy0 = oy * sh - ph, ix0 = ox * sw - pw;
+            const uint8_t *img = x + n * H * W * C + c0;
+            if (iy0 >= 0 && iy0 + (kh - 1) * dh < H && ix0 >= 0 && ix0 + (kw - 1) * dw < W) {
+                const uint8_t *row = img + (iy0 * W + ix0) * C;
+                for (long ky = 0; ky < kh; ky++, row += step_y) {
+                    const uint8_t *p = row;
+                    for (long kx = 0; kx < kw; kx++, p += step_x) *pr++ = p;
+                }
+            } else {
+                for (long ky = 0; ky < kh; ky++) {
+                    const long iy = iy0 + ky * dh;
+                    for (long kx = 0; kx < kw; kx++) {
+                        const long ix = ix0 + kx * dw;
+                        *pr++ = (iy < 0 || iy >= H || ix < 0 || ix >= W)
+                                ? zrow : img + (iy * W + ix) * C;
+                    }
+                }
+            }
+            if (++ox == Wo) {
+                ox = 0;
+                if (++oy == Ho) { oy = 0; n++; }
+            }
+            if (any_wzp) {
+                int32_t s = 0;
+                for (long t = 0; t < T; t++) {
+                    const uint8_t *q = ptrs[r * T + t];
+                    for (long c = 0; c < cg; c++) s += q[c];
+                }
+                rowsum[i0 + r] = s;
+            }
+        }
+        for (long p0 = 0; p0 < P; p0 += np_max)
+            qlearn_qgemm_tile_indirect(ptrs, T, gpt, i0, mr, packed, Ng, Kg, p0,
+                                       P - p0 < np_max ? P - p0 : np_max, &e, out, ldc);
+    }
+}
+
+#endif
