@@ -9,7 +9,6 @@ count resolves to 1.
 import os
 
 cdef extern from "qlearn_cpu.h":
-    int qlearn_cpu_has_avx2() noexcept nogil
     int qlearn_openmp_enabled() noexcept nogil
     int qlearn_omp_max_threads() noexcept nogil
 
@@ -61,7 +60,3 @@ def get_num_threads():
     """
     return _requested if _requested > 0 else _default
 
-
-def simd_path():
-    """``"avx2"`` when the AVX2 micro-kernels are used, else ``"generic"``."""
-    return "avx2" if qlearn_cpu_has_avx2() else "generic"

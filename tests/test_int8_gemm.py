@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 
 from qlearn._ext import _qgemm
+from qlearn.kernels import simd as simd_paths
 
-PATHS = _qgemm.available_paths()
+PATHS = [p.name.lower() for p in simd_paths.available()]
 FAST = [p for p in PATHS if p != "generic"]
 CODES = {"avx2": _qgemm.AVX2, "vnni": _qgemm.VNNI}
 SENTINEL = 0xA5

@@ -41,7 +41,10 @@
 #include <math.h>
 #include "qlearn_cpu.h"
 
-enum { QGEMM_GENERIC = 0, QGEMM_AVX2 = 1, QGEMM_AVX2_EXACT = 2, QGEMM_VNNI = 3 };
+/* GEMM paths: the SIMD paths of qlearn_cpu.h, plus AVX2_EXACT, the AVX2 kernel's exact
+ * 8-bit variant (not a SIMD path: AVX2 switches to it for a block with activations > 127). */
+enum { QGEMM_GENERIC = QLEARN_SIMD_GENERIC, QGEMM_AVX2 = QLEARN_SIMD_AVX2,
+       QGEMM_VNNI = QLEARN_SIMD_VNNI, QGEMM_AVX2_EXACT = 3 };
 enum { QGEMM_NR = 16 };          /* columns per packed panel */
 enum { QGEMM_MAX_TILE = 6 * 4 * QGEMM_NR };   /* int32 cells in the largest tile */
 
@@ -60,20 +63,6 @@ typedef struct {
     const float *fbias;      /* bias[j] or NULL                                        */
     int relu;
 } qgemm_epilogue;
-
-/* ---- CPU checks --------------------------------------------------------------------- */
-static int qlearn_cpu_has_avx512vnni(void) {
-#if QLEARN_HAVE_X86_SIMD
-    const char *force = getenv("QLEARN_SIMD");
-    if (force != NULL && (strcmp(force, "generic") == 0 || strcmp(force, "avx2") == 0))
-        return 0;
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
-        && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
-#else
-    return 0;
-#endif
-}
 
 /* ---- packing (plain C, once per weight) ----------------------------------------------- */
 /* w: N x K int8 row-major (PyTorch's weight layout).  out: ceil(N/16) * Kg * 64 bytes. */
