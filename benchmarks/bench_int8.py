@@ -355,7 +355,8 @@ def main(argv=None):
     meta = {"command": "python benchmarks/bench_int8.py" + (" --quick" if args.quick else ""),
             "OPENBLAS_THREAD_TIMEOUT": os.environ["OPENBLAS_THREAD_TIMEOUT"],
             "GOMP_SPINCOUNT": os.environ["GOMP_SPINCOUNT"],
-            "qlearn_path": simd.active().name.lower(), "cpu": platform.processor() or platform.machine(),
+            "qlearn_path": simd.active().name.lower(),
+            "cpu": platform.processor() or platform.machine(),
             "torch": getattr(torch, "__version__", None),
             "onnxruntime": getattr(ort, "__version__", None), "numpy": np.__version__}
     meta["loadavg_before"] = round(os.getloadavg()[0], 2)

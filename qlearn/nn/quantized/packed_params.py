@@ -191,11 +191,11 @@ def linear_apply(x, pw, scale, zero_point, relu=False, who="quantized linear"):
         if not pw.k:          # no products: eq. (6) of the bias alone
             t = (bias_q if bias_q.size else np.zeros(n, np.float32)) * mult
             out[...] = np.clip(np.rint(t) + zero_point, lo, 255)
-        elif pw.plan is not None and _simd.active() and pw.k % 4 == 0 \
+        elif (path := _simd.active()) and pw.plan is not None and pw.k % 4 == 0 \
                 and a.flags.c_contiguous:
             # the per-call path: no copies, the kernel checks its arrays itself
-            pw.plan.requant(_simd.active(), a, x._zero_point, bias_q, mult, zero_point, lo,
-                            255, out, _threads.get_num_threads())
+            pw.plan.requant(path, a, x._zero_point, bias_q, mult, zero_point, lo, 255, out,
+                            _threads.get_num_threads())
         else:
             _int8.gemm_u8(pw, _int8.as_rows(a, pw.k), x._zero_point, bias_q, mult,
                           zero_point, lo, 255, out)
