@@ -61,7 +61,7 @@ SHARED_UTILITY = "qlearn._ext._cyutility"
 # the thread-count query) compile at -O1, a third of their -O3 time; the per-call cost of
 # a small kernel call and of QTensor methods measured the same at -O1, -O2 and -O3.
 GLUE_OPT = ["-O1"]
-GLUE_MODULES = {"_qtensor", "_openmp"}
+GLUE_MODULES = {"_qtensor", "_openmp", "_cpu"}
 CYTHON_OPTIONS = {
     "include_path": ["pyx"],
     "compiler_directives": {"language_level": 3, "binding": True, "cdivision": True},

@@ -9,7 +9,7 @@ hurts all of them alike) and the median of the rounds is reported.  Throughput i
 GOP/s = 2 * multiply-adds / time.  Ratios are qlearn's speed over each peer's (> 1:
 qlearn is faster).  Results go to benchmarks/results/bench_int8.{md,json} and stdout.
 The header also gives the int8 peak of one core on qlearn's active path, measured
-(``_qgemm.peak_gops``: independent chains of the micro-kernel's own multiply
+(``qlearn.kernels.int8.peak_gops``: independent chains of the micro-kernel's own multiply
 instructions, vpmaddubsw + vpmaddwd + vpaddd on AVX2, vpdpbusd on VNNI), and the
 "qlearn/peak" column each 1-thread case's fraction of it (2 threads: of twice it).
 The 1-minute load average before and after is recorded: on a shared 2-core machine any
@@ -48,8 +48,8 @@ import numpy as np  # noqa: E402
 
 import qlearn as ql  # noqa: E402
 import qlearn.nn.quantized as nnq  # noqa: E402
-from qlearn._ext import _qgemm  # noqa: E402
-from qlearn.nn.quantized._packed import gemm_path  # noqa: E402
+from qlearn.kernels import int8 as int8_kernels  # noqa: E402
+from qlearn.kernels import simd  # noqa: E402
 
 try:
     import torch
@@ -207,12 +207,11 @@ def measure_peak(path, seconds=0.5):
     """One core's int8 peak in GOP/s on ``path`` ("avx2" or "vnni"; None for generic).
 
     The best of a few timings of independent chains of the micro-kernel's multiply
-    instructions (``_qgemm.peak_gops``).
+    instructions (``qlearn.kernels.int8.peak_gops``).
     """
-    codes = {"avx2": _qgemm.AVX2, "vnni": _qgemm.VNNI}
-    if path not in codes:
+    if path not in ("avx2", "vnni"):
         return None
-    return max(_qgemm.peak_gops(codes[path], seconds / 3) for _ in range(3))
+    return max(int8_kernels.peak_gops(path, seconds / 3) for _ in range(3))
 
 
 def add_peak_fraction(results, peak):
@@ -312,6 +311,41 @@ def run(quick, peak=None):
     return results
 
 
+# ---- per-call overhead: nnq.Linear on one row (``--overhead``) ------------------------------
+OVERHEAD_SHAPES = [(1, 64, 64), (1, 64, 256)]
+
+
+def overhead(quick, shapes=OVERHEAD_SHAPES):
+    """Microseconds per call of a tiny Linear (M = 1), at 1 thread: the fixed cost of
+    one call (argument checks, output allocation, the kernel's start) rather than
+    throughput.  qlearn's nnq.Linear, torch.ops.quantized.linear and an ONNX Runtime
+    session running QLinearMatMul (``sess.run`` with a prebuilt feed) alternate in one
+    process; the median of the rounds is reported, with ratios peer / qlearn (> 1:
+    qlearn's call is cheaper)."""
+    rng = np.random.default_rng(0)
+    rounds, min_time = (5, 0.01) if quick else (41, 0.05)
+    rows = []
+    for (m, k, n) in shapes:
+        a = rng.integers(0, 128, (m, k)).astype(np.uint8)
+        w = rng.integers(-128, 128, (n, k)).astype(np.int8)
+        b = rng.standard_normal(n).astype(np.float32)
+        set_threads(1)
+        fns = {"qlearn": qlearn_linear(a, w, b)}
+        if torch is not None:
+            fns["torch"] = torch_linear(a, w, b)
+        if ort is not None:
+            fns["ort"] = ort_linear(a, w, b, 1)
+        secs = time_round_robin(fns, rounds, min_time)
+        us = {name: t * 1e6 for name, t in secs.items()}
+        rows.append({"case": f"Linear {m}x{k} -> {n} call", "us": us,
+                     "ratio": {p: us[p] / us["qlearn"] for p in us if p != "qlearn"}})
+        peers = "  ".join(f"{p} {us[p]:6.2f}" for p in ("torch", "ort") if p in us)
+        ratios = "  ".join(f"{p}/qlearn {r:.2f}" for p, r in rows[-1]["ratio"].items())
+        print(f"{rows[-1]['case']:<28} t=1  qlearn {us['qlearn']:6.2f}  {peers}  us/call"
+              f"  ({ratios})", flush=True)
+    return rows
+
+
 def _line(r):
     g = r["gops"]
     peers = "  ".join(f"{k} {g[k]:7.1f}" for k in ("numpy", "torch", "ort") if k in g)
@@ -349,12 +383,18 @@ def markdown(results, meta):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="few repeats (a few seconds)")
+    ap.add_argument("--overhead", action="store_true",
+                    help="only the per-call overhead of a 1x64 Linear (us per call)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = ap.parse_args(argv)
+    if args.overhead:
+        overhead(args.quick)
+        return 0
     meta = {"command": "python benchmarks/bench_int8.py" + (" --quick" if args.quick else ""),
             "OPENBLAS_THREAD_TIMEOUT": os.environ["OPENBLAS_THREAD_TIMEOUT"],
             "GOMP_SPINCOUNT": os.environ["GOMP_SPINCOUNT"],
-            "qlearn_path": gemm_path(), "cpu": platform.processor() or platform.machine(),
+            "qlearn_path": simd.active().name.lower(),
+            "cpu": platform.processor() or platform.machine(),
             "torch": getattr(torch, "__version__", None),
             "onnxruntime": getattr(ort, "__version__", None), "numpy": np.__version__}
     meta["loadavg_before"] = round(os.getloadavg()[0], 2)

@@ -108,7 +108,7 @@ EQUATIONS = [
        ("distiller",), "int8", ("qlearn._ext._qgemm.gemm_ref",)),
     Eq("int8-expansion", r"C = \sum q_a q_w - Z_a\,\mathrm{colsum}' - Z_w\,\mathrm{rowsum}",
        ("distiller",), "int8",
-       ("qlearn._ext._qgemm.gemm", "qlearn.nn.quantized._packed.PackedLinearWeight")),
+       ("qlearn._ext._qgemm.gemm", "qlearn.nn.quantized.packed_params.PackedLinearWeight")),
     Eq("int8-pack", r"\mathrm{packed}[(pK_g + g)\,64 + 4c + t] = w_{16p + c, 4g + t}",
        ("derived",), "int8", ("qlearn._ext._qgemm.pack_weight",)),
     Eq("int8-requant", r"q_y = \mathrm{clamp}(\mathrm{nearbyint}((C + \beta_j) M_j) + Z_o)",

@@ -23,6 +23,7 @@ from cython.parallel cimport prange
 from libc.stdlib cimport free, malloc
 
 from _rounding cimport nearbyint32
+from _simd cimport simd_avx2
 from _typedefs cimport float32_t, float64_t, int32_t, int64_t, intp_t, uint8_t
 
 cdef extern from "fake_quant_avx2.h":
@@ -33,8 +34,6 @@ cdef extern from "fake_quant_avx2.h":
 cdef enum:
     # Work is split into blocks of this many elements; below it a kernel runs serially.
     BLOCK = 32768
-
-include "_simd_switch.pxi"
 
 # The AVX2 kernel works in float32 only; that equals the double arithmetic of the
 # scalar loop when every integer involved is exact in float32.
@@ -73,7 +72,7 @@ cdef inline float32_t _fake_quant_one_f32(float32_t x, float32_t scale, float32_
 
 cdef int _fake_quant_run(const float32_t *x, float32_t *out, uint8_t *mask, intp_t n,
                          float32_t scale, int32_t zero_point, int32_t qmin,
-                         int32_t qmax) noexcept nogil:
+                         int32_t qmax, bint avx2) noexcept nogil:
     """Fake-quantize ``n`` contiguous elements sharing S and Z; 1 if any was not finite."""
     cdef intp_t i
     cdef int bad = 0
@@ -85,7 +84,7 @@ cdef int _fake_quant_run(const float32_t *x, float32_t *out, uint8_t *mask, intp
     # to 2^25 - 1, which float32 rounds)
     cdef bint small = (-F32_EXACT <= qmin and qmax <= F32_EXACT
                        and <int64_t> qmax - <int64_t> qmin <= F32_EXACT)
-    if USE_AVX2 and small:
+    if avx2 and small:
         return qlearn_fake_quant_f32_avx2(x, out, mask, n, scale, inv_scale, zp, lo, hi)
     if small:
         for i in range(n):
@@ -102,12 +101,13 @@ def fake_quantize_per_tensor(const float32_t[::1] x,   # IN  n floats
                              float32_t[::1] out,       # OUT n floats, x_hat
                              uint8_t[::1] mask,        # OUT n bytes, the STE mask
                              float32_t scale, int32_t zero_point,
-                             int32_t qmin, int32_t qmax, int num_threads):
+                             int32_t qmin, int32_t qmax, int simd, int num_threads):
     """out[i] := (clamp(nearbyint(x[i] / S) + Z, qmin, qmax) - Z) * S;
     mask[i] := qmin <= nearbyint(x[i] / S) + Z <= qmax
 
     Returns the number of blocks that held NaN or infinity (0 for clean input).
     """
+    cdef bint avx2 = simd_avx2(simd)
     cdef intp_t n = x.shape[0], nblocks = (n + BLOCK - 1) // BLOCK, b, start, stop
     cdef int bad = 0
     if nblocks <= 1:
@@ -117,7 +117,7 @@ def fake_quantize_per_tensor(const float32_t[::1] x,   # IN  n floats
             start = b * BLOCK
             stop = min(start + BLOCK, n)
             bad += _fake_quant_run(&x[start], &out[start], &mask[start], stop - start,
-                                   scale, zero_point, qmin, qmax)
+                                   scale, zero_point, qmin, qmax, avx2)
     return bad
 
 
@@ -126,12 +126,13 @@ def fake_quantize_per_channel(const float32_t[:, :, ::1] x,     # IN  (outer, C,
                               uint8_t[:, :, ::1] mask,          # OUT (outer, C, inner)
                               const float32_t[::1] scales,      # IN  (C,)
                               const int32_t[::1] zero_points,   # IN  (C,)
-                              int32_t qmin, int32_t qmax, int num_threads):
+                              int32_t qmin, int32_t qmax, int simd, int num_threads):
     """out[o, c, i] := (clamp(nearbyint(x[o, c, i] / S_c) + Z_c, qmin, qmax) - Z_c) * S_c,
     mask likewise per channel; ``1 / S_c`` is taken in float32 as ATen does.
 
     Returns the number of rows that held NaN or infinity (0 for clean input).
     """
+    cdef bint avx2 = simd_avx2(simd)
     cdef intp_t outer = x.shape[0], C = x.shape[1], inner = x.shape[2]
     cdef intp_t rows = outer * C, r, c, o
     cdef int bad = 0
@@ -142,7 +143,7 @@ def fake_quantize_per_channel(const float32_t[:, :, ::1] x,     # IN  (outer, C,
             o = r // C
             c = r % C
             bad += _fake_quant_run(&x[o, c, 0], &out[o, c, 0], &mask[o, c, 0], inner,
-                                   scales[c], zero_points[c], qmin, qmax)
+                                   scales[c], zero_points[c], qmin, qmax, avx2)
     return bad
 
 

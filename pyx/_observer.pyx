@@ -9,8 +9,8 @@ on that order either, so results are identical at any thread count.  Blocks are 
 out dynamically, so that on a busy machine a descheduled thread does not hold up the
 others.
 
-``generic=True`` selects the plain C loops of ``observer_simd.h`` (the reference twins
-of the SSE2 loops), for the tests.
+``simd`` (a :class:`qlearn.kernels.simd.Simd` value) 0 selects the plain C loops of
+``observer_simd.h`` (the reference twins of the SSE2 loops); any other, the SSE2 loops.
 """
 import numpy as np
 
@@ -20,6 +20,7 @@ from libc.stdlib cimport malloc, free
 
 from libc.stdint cimport uint32_t
 
+from _simd cimport QLEARN_SIMD_GENERIC, simd_avx2
 from _typedefs cimport float32_t, float64_t, int64_t, intp_t
 
 cdef extern from "observer_simd.h":
@@ -40,6 +41,12 @@ cdef enum:
     MAX_HIST_CHUNKS = 64
 
 
+cdef inline bint _generic(int simd) except -1:
+    """Whether ``simd`` selects the plain loops (``ValueError`` for a path this CPU lacks)."""
+    simd_avx2(simd)
+    return simd == QLEARN_SIMD_GENERIC
+
+
 cdef inline int _minmax_run(const float32_t *x, intp_t n, float32_t *mn, float32_t *mx,
                             bint generic) noexcept nogil:
     if generic:
@@ -48,8 +55,9 @@ cdef inline int _minmax_run(const float32_t *x, intp_t n, float32_t *mn, float32
 
 
 def minmax(const float32_t[::1] x,   # IN  n floats, n >= 1
-           bint generic, int num_threads):
+           int simd, int num_threads):
     """(min, max, has_nan) := (min_i x[i], max_i x[i], any_i isnan(x[i]))  (NaN skipped)"""
+    cdef bint generic = _generic(simd)
     cdef intp_t n = x.shape[0], nblocks = (n + BLOCK - 1) // BLOCK, b, start
     cdef float32_t[::1] bmin = np.full(nblocks, np.inf, np.float32)
     cdef float32_t[::1] bmax = np.full(nblocks, -np.inf, np.float32)
@@ -73,7 +81,7 @@ def minmax(const float32_t[::1] x,   # IN  n floats, n >= 1
 def minmax_per_channel(const float32_t[:, :, ::1] x,   # IN  (outer, C, inner), size > 0
                        float32_t[::1] out_min,          # OUT (C,)
                        float32_t[::1] out_max,          # OUT (C,)
-                       bint generic, int num_threads):
+                       int simd, int num_threads):
     """out_min[c] := min_{o,i} x[o, c, i],  out_max[c] := max_{o,i} x[o, c, i]
 
     Returns True if some element is NaN (NaN are skipped by the reduction).  The work is
@@ -85,6 +93,7 @@ def minmax_per_channel(const float32_t[:, :, ::1] x,   # IN  (outer, C, inner), 
       C * inner) matrix and takes element-wise min/max down the rows; with few columns,
       row chunks keep partial results that are combined.
     """
+    cdef bint generic = _generic(simd)
     cdef intp_t outer = x.shape[0], C = x.shape[1], inner = x.shape[2]
     cdef intp_t c, o, i, t, k, K, lo_row, hi_row, c0, c1, cols
     cdef intp_t ntasks, per_row, nchunks, rows_per_chunk, task_chunk, cpt
@@ -217,12 +226,13 @@ def minmax_per_channel(const float32_t[:, :, ::1] x,   # IN  (outer, C, inner), 
 def histc(const float32_t[::1] x,        # IN  n floats
           float32_t left, float32_t right,  # the range, left < right
           int64_t[::1] counts,          # IN/OUT (nbins,): counts are added here
-          bint generic, int num_threads):
+          int simd, int num_threads):
     """counts[b] += #{i : left <= x[i] <= right, bin(x[i]) = b}, as torch.histc:
 
     bin(x) = min(floor((x - left) * nbins / (right - left)), nbins - 1), in float32;
     in float64 when (right - left) * nbins overflows float32 (see observer_simd.h).
     """
+    cdef bint generic = _generic(simd)
     cdef intp_t n = x.shape[0], nbins = counts.shape[0], t, b, k, start, stop
     cdef intp_t nchunks = min(<intp_t> MAX_HIST_CHUNKS, (n + BLOCK - 1) // BLOCK)
     # each chunk counts in uint32: keep chunks below 2**32 elements

@@ -29,7 +29,6 @@ cdef extern from "qlearn_threadpool.h":
     void qlearn_pool_stats(long *out) noexcept nogil
 
 cdef extern from "qlearn_cpu.h":
-    int qlearn_cpu_has_avx2() noexcept nogil
     int qlearn_openmp_enabled() noexcept nogil
     int qlearn_omp_max_threads() noexcept nogil
 
@@ -80,11 +79,6 @@ def get_num_threads():
     without OpenMP.
     """
     return _requested if _requested > 0 else _default
-
-
-def simd_path():
-    """``"avx2"`` when the AVX2 micro-kernels are used, else ``"generic"``."""
-    return "avx2" if qlearn_cpu_has_avx2() else "generic"
 
 
 #: ``qlearn_pool_run`` of ``qlearn_threadpool.h`` for the kernel modules (see _parallel.pxd).

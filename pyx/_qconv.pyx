@@ -222,7 +222,7 @@ cdef void _conv_block(void *ctx, long b, int slot) noexcept nogil:
                 j.np_max, j.e, j.any_wzp, sums, j.out + r0 * j.ldc, j.ldc)
 
 
-def conv_gemm(int path,
+def conv_gemm(int simd,
               const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C) channels last
               intp_t c0, intp_t cg, int kh, int kw, int sh, int sw, int ph, int pw,
               int dh, int dw, uint8_t a_zp,
@@ -235,7 +235,7 @@ def conv_gemm(int path,
               int num_threads):
     """out[(n, oy, ox), j] := eq. (6) of eq. (4) over the patches of x, fused.
 
-    Each thread takes blocks of ``ROWS`` output pixels.  With ``path`` VNNI and
+    Each thread takes blocks of ``ROWS`` output pixels.  With ``simd`` VNNI and
     ``cg % 4 == 0`` the indirect micro-kernel reads every tap's channel run in place
     (padding points at a run of ``Za``); otherwise the block's patches are written (as
     :func:`im2col`) into the thread's cache-resident buffer and the GEMM tiles of
@@ -243,6 +243,7 @@ def conv_gemm(int path,
     ``Zw != 0``.  The patch matrix is never materialized whole, and the patches and the
     GEMM share one parallel region.  Returns nothing; every output cell is written.
     """
+    cdef int path = simd          # the GEMM path (AVX2 may become AVX2_EXACT per block)
     cdef intp_t K = kh * kw * cg, Kg = (K + 3) // 4, lda = 4 * Kg
     cdef Geometry g = _geometry(x, c0, cg, kh, kw, sh, sw, ph, pw, dh, dw, a_zp, lda)
     cdef intp_t M = x.shape[0] * g.Ho * g.Wo

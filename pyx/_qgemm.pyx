@@ -34,7 +34,8 @@ from _qgemm_decl cimport (QGEMM_AVX2, QGEMM_AVX2_EXACT, QGEMM_GENERIC, QGEMM_NR,
 
 #: Columns per packed panel (the micro-kernels' width).
 NR = QGEMM_NR
-#: Path codes accepted by :func:`gemm`.
+#: Path codes accepted by :func:`gemm`: the SIMD enum of :mod:`qlearn.kernels.simd`
+#: (GENERIC 0, AVX2 1, VNNI 2), plus AVX2_EXACT (3), AVX2's exact 8-bit variant.
 GENERIC, AVX2, AVX2_EXACT, VNNI = QGEMM_GENERIC, QGEMM_AVX2, QGEMM_AVX2_EXACT, QGEMM_VNNI
 
 cnp.import_array()
@@ -61,29 +62,18 @@ cdef bint HAS_AVX2 = qlearn_cpu_has_avx2()
 cdef bint HAS_VNNI = HAS_AVX2 and qlearn_cpu_has_avx512vnni()
 
 
-cpdef int check_path(int path) except -1:
-    """Raise ``ValueError`` unless this CPU can run ``path`` (an illegal instruction
-    would kill the interpreter)."""
-    if path == QGEMM_VNNI and not HAS_VNNI:
-        raise ValueError("`path` VNNI needs AVX512-VNNI, which this CPU lacks")
-    if path in (QGEMM_AVX2, QGEMM_AVX2_EXACT) and not HAS_AVX2:
-        raise ValueError("`path` AVX2 needs AVX2, which this CPU lacks")
-    if path not in (QGEMM_AVX2, QGEMM_AVX2_EXACT, QGEMM_VNNI):
-        raise ValueError(f"`path` must be AVX2, AVX2_EXACT or VNNI, got {path}")
-    return 0
-
-
-def available_paths():
-    """The paths this CPU can run, fastest last: a subset of ``["generic", "avx2", "vnni"]``.
-
-    ``QLEARN_SIMD=generic`` leaves only ``"generic"``; ``QLEARN_SIMD=avx2`` hides VNNI.
-    """
-    paths = ["generic"]
-    if qlearn_cpu_has_avx2():
-        paths.append("avx2")
-        if qlearn_cpu_has_avx512vnni():
-            paths.append("vnni")
-    return paths
+cpdef int check_path(int simd) except -1:
+    """``simd`` as the GEMM path to run; ``ValueError`` unless this CPU can run it (an
+    illegal instruction would kill the interpreter).  :func:`qlearn.kernels.simd.active`
+    chooses the path (and honours ``QLEARN_SIMD``); this is only the safety check."""
+    if simd == QGEMM_VNNI and not HAS_VNNI:
+        raise ValueError("`simd` VNNI needs AVX512-VNNI, which this CPU lacks")
+    if simd in (QGEMM_AVX2, QGEMM_AVX2_EXACT) and not HAS_AVX2:
+        raise ValueError("`simd` AVX2 needs AVX2, which this CPU lacks")
+    if simd not in (QGEMM_AVX2, QGEMM_AVX2_EXACT, QGEMM_VNNI):
+        raise ValueError(f"`simd` must be a GEMM path: AVX2 ({QGEMM_AVX2}), AVX2_EXACT "
+                         f"({QGEMM_AVX2_EXACT}) or VNNI ({QGEMM_VNNI}), got {simd}")
+    return simd
 
 
 def peak_gops(int path, double seconds=0.2):
@@ -319,7 +309,7 @@ cdef class PackedGemm:
         self.N, self.K = N, K
         self.any_wzp = any(wzp[j] != 0 for j in range(N))
 
-    def requant(self, int path,
+    def requant(self, int simd,
                 cnp.ndarray a,                 # IN  (M, lda) uint8, C-contiguous
                 int32_t a_zp,
                 cnp.ndarray bias_q,            # IN  (N,) float32, or empty
@@ -334,7 +324,7 @@ cdef class PackedGemm:
         layer the buffer acquisitions would cost as much as the arithmetic.
         """
         cdef qgemm_epilogue e
-        check_path(path)
+        cdef int path = check_path(simd)
         self._check_a(a, "a")
         cdef intp_t M = cnp.PyArray_DIM(a, 0)
         _check_vec(bias_q, cnp.NPY_FLOAT32, self.N, True, "bias_q")
@@ -362,7 +352,7 @@ cdef class PackedGemm:
                              f"{4 * ((self.K + 3) // 4)}) array")
         return 0
 
-    def to_float(self, int path,
+    def to_float(self, int simd,
                  cnp.ndarray a, int32_t a_zp,
                  cnp.ndarray fscale,            # IN  (N,) float32: Sa Sw[j]
                  cnp.ndarray fbias,             # IN  (N,) float32, or empty
@@ -371,7 +361,7 @@ cdef class PackedGemm:
                  int num_threads):
         """out := eq. (8) of eq. (4); returns the path that ran."""
         cdef qgemm_epilogue e
-        check_path(path)
+        cdef int path = check_path(simd)
         self._check_a(a, "a")
         cdef intp_t M = cnp.PyArray_DIM(a, 0)
         _check_vec(fscale, cnp.NPY_FLOAT32, self.N, False, "fscale")
@@ -417,7 +407,7 @@ cdef int _check_out(cnp.ndarray o, int typenum, intp_t m, intp_t n, str name) ex
     return 0
 
 
-def gemm(int path,
+def gemm(int simd,
          const uint8_t[:, ::1] a,        # IN  (M, lda) activations, lda >= 4 ceil(K/4)
          intp_t K,
          const int8_t[::1] packed,       # IN  pack_weight(w)
@@ -437,7 +427,7 @@ def gemm(int path,
          int num_threads):
     """out[i, j] := eq. (6) (or eq. (8)) of eq. (4), with the packed micro-kernels.
 
-    ``path`` is :data:`AVX2` or :data:`VNNI`; :data:`AVX2` switches itself to
+    ``simd`` is :data:`AVX2` or :data:`VNNI`; :data:`AVX2` switches itself to
     :data:`AVX2_EXACT` when some activation exceeds 127 (vpmaddubsw would saturate).
     Returns the path that ran.  (:class:`PackedGemm` is the same with the weight's
     arrays bound once.)
@@ -447,7 +437,7 @@ def gemm(int path,
     cdef uint8_t *o8 = NULL
     cdef float *of = NULL
     cdef intp_t ldc
-    check_path(path)
+    cdef int path = check_path(simd)
     if M == 0 or N == 0:
         return path
     if out_u8 is not None:

@@ -13,8 +13,6 @@ import numpy as np
 
 cimport numpy as cnp
 
-from ._openmp import get_num_threads
-from ._quantize import dequantize_per_tensor, dequantize_per_channel
 
 cnp.import_array()
 
@@ -152,13 +150,15 @@ cdef class QTensor:
         cdef cnp.ndarray out = np.empty((<object> q).shape, dtype=np.float32)
         if q.size == 0:
             return out
+        if _K is None:
+            _load_kernels()
         if self._axis < 0:
-            dequantize_per_tensor(q.reshape(-1), out.reshape(-1), np.float32(self._scale),
-                                  self._zero_point, get_num_threads())
+            _K.dequantize_per_tensor(q.reshape(-1), out.reshape(-1),
+                                     np.float32(self._scale), self._zero_point)
         else:
             view = _channel_view_shape((<object> q).shape, self._axis)
-            dequantize_per_channel(q.reshape(view), out.reshape(view), self._scales,
-                                   self._zero_points.astype(np.int32), get_num_threads())
+            _K.dequantize_per_channel(q.reshape(view), out.reshape(view), self._scales,
+                                      self._zero_points.astype(np.int32))
         return out
 
     def numpy(self):
@@ -354,6 +354,17 @@ cdef double FLT_MAX = 3.4028234663852886e38
 cdef double SMALLEST_SCALE = 1.0 / 3.4028234663852886e38   # 1 / float32(S) finite above it
 
 
+# The dequantize kernels are reached through their wrapper (qlearn.kernels.quantize,
+# which picks the SIMD path and the thread count); bound on first use.
+cdef object _K = None
+
+
+cdef _load_kernels():
+    global _K
+    from qlearn.kernels import quantize
+    _K = quantize
+
+
 cdef _load_checks():
     global _V, _QDType, _QScheme
     from qlearn import _validation
@@ -381,3 +392,10 @@ def _channel_view_shape(shape, int axis):
     outer = int(np.prod(shape[:axis], dtype=np.int64))
     inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
     return outer, shape[axis], inner
+
+
+def _per_tensor_unchecked(cnp.ndarray data, dtype, qscheme, double scale,
+                          long long zero_point):
+    """A per-tensor QTensor whose parameters the caller has already checked (operators
+    that produce one per call, with validated output parameters): no checks at all."""
+    return _trusted(data, dtype, qscheme, scale, zero_point, None, None, -1)

@@ -19,6 +19,7 @@ from cython.parallel cimport prange
 from libc.math cimport fmaf, fminf, fmaxf
 
 from _rounding cimport nearbyint32
+from _simd cimport simd_avx2
 from _typedefs cimport (float32_t, float64_t, int8_t, int32_t, int64_t, intp_t, qstore_t,
                         uint8_t)
 
@@ -40,7 +41,6 @@ cdef enum:
     # Per-channel rows shorter than this get per-element parameters (see above).
     SHORT_ROW = 32
 
-include "_simd_switch.pxi"
 
 
 cdef inline int64_t _quantize_one(float32_t x, float32_t inv_scale, float32_t zero_point,
@@ -61,7 +61,7 @@ cdef inline int64_t _quantize_one(float32_t x, float32_t inv_scale, float32_t ze
 
 cdef int _quantize_run(const float32_t *x, qstore_t *out, intp_t n, float32_t inv_scale,
                        int32_t zero_point, int32_t qmin, int32_t qmax,
-                       bint fused) noexcept nogil:
+                       bint fused, bint avx2) noexcept nogil:
     """Quantize ``n`` contiguous elements that share one scale and zero point.
 
     Returns 1 if any element was NaN or infinite (``x - x`` is then not zero).
@@ -69,7 +69,7 @@ cdef int _quantize_run(const float32_t *x, qstore_t *out, intp_t n, float32_t in
     cdef intp_t i
     cdef int bad = 0
     cdef float32_t zp = <float32_t> zero_point, lo = <float32_t> qmin, hi = <float32_t> qmax
-    if USE_AVX2 and (qstore_t is uint8_t or qstore_t is int8_t):
+    if avx2 and (qstore_t is uint8_t or qstore_t is int8_t):
         return qlearn_quantize_q8_avx2(x, <void *> out, n, inv_scale, zero_point, qmin,
                                        qmax, fused, qstore_t is int8_t)
     for i in range(n):
@@ -81,11 +81,13 @@ cdef int _quantize_run(const float32_t *x, qstore_t *out, intp_t n, float32_t in
 def quantize_per_tensor(const float32_t[::1] x,    # IN  n floats
                         qstore_t[::1] out,         # OUT n integers
                         float32_t inv_scale, int32_t zero_point,
-                        int32_t qmin, int32_t qmax, bint fused, int num_threads):
+                        int32_t qmin, int32_t qmax, bint fused, int simd,
+                        int num_threads):
     """out[i] := clamp(nearbyint(x[i] * inv_scale + zero_point), qmin, qmax)
 
     Returns the number of blocks that held NaN or infinity (0 for clean input).
     """
+    cdef bint avx2 = simd_avx2(simd)
     cdef intp_t n = x.shape[0], nblocks = (n + BLOCK - 1) // BLOCK, b, start, stop
     cdef int bad = 0
     if nblocks <= 1:
@@ -95,17 +97,17 @@ def quantize_per_tensor(const float32_t[::1] x,    # IN  n floats
             start = b * BLOCK
             stop = min(start + BLOCK, n)
             bad += _quantize_run[qstore_t](&x[start], &out[start], stop - start, inv_scale,
-                                           zero_point, qmin, qmax, fused)
+                                           zero_point, qmin, qmax, fused, avx2)
     return bad
 
 
 cdef int _quantize_run_each(const float32_t *x, qstore_t *out, intp_t n,
                             const float32_t *inv_scale, const float32_t *zero_point,
-                            int32_t qmin, int32_t qmax) noexcept nogil:
+                            int32_t qmin, int32_t qmax, bint avx2) noexcept nogil:
     """Quantize ``n`` elements, element i with its own inv_scale[i] and zero_point[i]."""
     cdef intp_t i
     cdef int bad = 0
-    if USE_AVX2 and (qstore_t is uint8_t or qstore_t is int8_t):
+    if avx2 and (qstore_t is uint8_t or qstore_t is int8_t):
         return qlearn_quantize_q8_each_avx2(x, <void *> out, n, inv_scale, zero_point,
                                             qmin, qmax, qstore_t is int8_t)
     for i in range(n):
@@ -119,11 +121,12 @@ def quantize_per_channel(const float32_t[:, :, ::1] x,   # IN  (outer, C, inner)
                          qstore_t[:, :, ::1] out,        # OUT (outer, C, inner)
                          const float32_t[::1] inv_scales,  # IN  (C,)
                          const int32_t[::1] zero_points,   # IN  (C,)
-                         int32_t qmin, int32_t qmax, int num_threads):
+                         int32_t qmin, int32_t qmax, int simd, int num_threads):
     """out[o, c, i] := clamp(nearbyint(x[o, c, i] * inv_scales[c] + zero_points[c]), qmin, qmax)
 
     Returns the number of rows that held NaN or infinity (0 for clean input).
     """
+    cdef bint avx2 = simd_avx2(simd)
     cdef intp_t outer = x.shape[0], C = x.shape[1], inner = x.shape[2]
     cdef intp_t rows = outer * C, r, c, o
     cdef int bad = 0
@@ -136,21 +139,23 @@ def quantize_per_channel(const float32_t[:, :, ::1] x,   # IN  (outer, C, inner)
         with nogil:
             for o in prange(outer, num_threads=num_threads, schedule="static"):
                 bad += _quantize_run_each[qstore_t](&x[o, 0, 0], &out[o, 0, 0], C * inner,
-                                                    &inv_each[0], &zp_each[0], qmin, qmax)
+                                                    &inv_each[0], &zp_each[0], qmin, qmax,
+                                                    avx2)
         return bad
     with nogil:
         for r in prange(rows, num_threads=num_threads, schedule="static"):
             c = r % C
             bad += _quantize_run[qstore_t](&x[r // C, c, 0], &out[r // C, c, 0], inner,
-                                           inv_scales[c], zero_points[c], qmin, qmax, False)
+                                           inv_scales[c], zero_points[c], qmin, qmax, False,
+                                           avx2)
     return bad
 
 
 cdef void _dequantize_run(const qstore_t *q, float32_t *out, intp_t n, float32_t scale,
-                          int32_t zero_point) noexcept nogil:
+                          int32_t zero_point, bint avx2) noexcept nogil:
     """out[i] := (q[i] - zero_point) * scale for ``n`` contiguous elements, in float32."""
     cdef intp_t i
-    if USE_AVX2 and (qstore_t is uint8_t or qstore_t is int8_t):
+    if avx2 and (qstore_t is uint8_t or qstore_t is int8_t):
         qlearn_dequantize_q8_avx2(<const void *> q, out, n, scale, zero_point,
                                   qstore_t is int8_t)
         return
@@ -160,10 +165,10 @@ cdef void _dequantize_run(const qstore_t *q, float32_t *out, intp_t n, float32_t
 
 
 cdef void _dequantize_run_f64(const qstore_t *q, float32_t *out, intp_t n, float64_t scale,
-                              int32_t zero_point) noexcept nogil:
+                              int32_t zero_point, bint avx2) noexcept nogil:
     """out[i] := float32((q[i] - zero_point) * scale), the product in float64."""
     cdef intp_t i
-    if USE_AVX2 and (qstore_t is uint8_t or qstore_t is int8_t):
+    if avx2 and (qstore_t is uint8_t or qstore_t is int8_t):
         qlearn_dequantize_q8_f64_avx2(<const void *> q, out, n, scale, zero_point,
                                       qstore_t is int8_t)
         return
@@ -181,8 +186,9 @@ cdef void _dequantize_run_each(const qstore_t *q, float32_t *out, intp_t n,
 
 def dequantize_per_tensor(const qstore_t[::1] q,   # IN  n integers
                           float32_t[::1] out,      # OUT n floats
-                          float32_t scale, int32_t zero_point, int num_threads):
+                          float32_t scale, int32_t zero_point, int simd, int num_threads):
     """out[i] := (q[i] - zero_point) * scale, in float32"""
+    cdef bint avx2 = simd_avx2(simd)
     cdef intp_t n = q.shape[0], nblocks = (n + BLOCK - 1) // BLOCK, b, start, stop
     if nblocks <= 1:
         num_threads = 1
@@ -190,15 +196,17 @@ def dequantize_per_tensor(const qstore_t[::1] q,   # IN  n integers
         for b in prange(nblocks, num_threads=num_threads, schedule="static"):
             start = b * BLOCK
             stop = min(start + BLOCK, n)
-            _dequantize_run[qstore_t](&q[start], &out[start], stop - start, scale, zero_point)
+            _dequantize_run[qstore_t](&q[start], &out[start], stop - start, scale, zero_point,
+                                      avx2)
 
 
 def dequantize_per_channel(const qstore_t[:, :, ::1] q,   # IN  (outer, C, inner)
                            float32_t[:, :, ::1] out,      # OUT (outer, C, inner)
                            const float64_t[::1] scales,   # IN  (C,)
                            const int32_t[::1] zero_points,  # IN  (C,)
-                           int num_threads):
+                           int simd, int num_threads):
     """out[o, c, i] := float32((q[o, c, i] - zero_points[c]) * scales[c]), product in float64"""
+    cdef bint avx2 = simd_avx2(simd)
     cdef intp_t outer = q.shape[0], C = q.shape[1], inner = q.shape[2]
     cdef intp_t rows = outer * C, r, c, o, n
     cdef const float64_t[::1] s_each
@@ -218,4 +226,4 @@ def dequantize_per_channel(const qstore_t[:, :, ::1] q,   # IN  (outer, C, inner
         for r in prange(rows, num_threads=num_threads, schedule="static"):
             c = r % C
             _dequantize_run_f64[qstore_t](&q[r // C, c, 0], &out[r // C, c, 0], inner,
-                                          scales[c], zero_points[c])
+                                          scales[c], zero_points[c], avx2)

@@ -24,6 +24,7 @@ from cython.parallel cimport prange
 from libc.math cimport INFINITY, fabs, fmaxf, nearbyint, tanh
 from libc.stdlib cimport free, malloc
 
+from _simd cimport simd_avx2
 from _typedefs cimport float32_t, float64_t, intp_t
 
 cdef extern from "fake_quant_avx2.h":
@@ -35,8 +36,6 @@ cdef extern from "fake_quant_avx2.h":
 
 cdef enum:
     BLOCK = 32768
-
-include "_simd_switch.pxi"
 
 
 cdef inline float32_t _clip_round(float32_t x, float32_t lo, float32_t hi, float64_t unit,
@@ -50,11 +49,12 @@ cdef inline float32_t _clip_round(float32_t x, float32_t lo, float32_t hi, float
 def clip_round(const float32_t[::1] x,   # IN  n floats
                float32_t[::1] out,       # OUT n floats
                float32_t lo, float32_t hi, float64_t unit, float64_t levels,
-               int num_threads):
+               int simd, int num_threads):
     """out[i] := float32(nearbyint(clamp(x[i], lo, hi) * levels / unit) * unit / levels)
 
     Returns the number of blocks holding NaN or infinity (0 for clean input).
     """
+    cdef bint avx2 = simd_avx2(simd)
     cdef intp_t n = x.shape[0], nblocks = (n + BLOCK - 1) // BLOCK, b, i, start, stop
     cdef int bad = 0, blk
     if nblocks <= 1:
@@ -63,7 +63,7 @@ def clip_round(const float32_t[::1] x,   # IN  n floats
         for b in prange(nblocks, num_threads=num_threads, schedule="static"):
             start = b * BLOCK
             stop = min(start + BLOCK, n)
-            if USE_AVX2:
+            if avx2:
                 blk = qlearn_clip_round_f32_avx2(&x[start], &out[start], stop - start, lo,
                                                  hi, unit, levels)
             else:
@@ -94,7 +94,7 @@ cdef float64_t _clip_grad_ref(const float32_t *x, const float32_t *g, float32_t 
 
 cdef float64_t _clip_grad_blocks(const float32_t[::1] x, const float32_t[::1] grad,
                                  float32_t[::1] out, float32_t lo, float32_t hi,
-                                 bint hi_inclusive, float32_t sum_from,
+                                 bint hi_inclusive, float32_t sum_from, bint avx2,
                                  int num_threads) except? -1:
     """Run the clip gradient over blocks (in parallel above one block); sum the blocks'
     partial sums in block order."""
@@ -110,7 +110,7 @@ cdef float64_t _clip_grad_blocks(const float32_t[::1] x, const float32_t[::1] gr
             for b in prange(nblocks, num_threads=num_threads, schedule="static"):
                 start = b * BLOCK
                 stop = min(start + BLOCK, n)
-                if USE_AVX2:
+                if avx2:
                     partial[b] = qlearn_clip_grad_f32_avx2(
                         &x[start], &grad[start], &out[start], stop - start, lo, hi,
                         hi_inclusive, sum_from)
@@ -128,19 +128,22 @@ cdef float64_t _clip_grad_blocks(const float32_t[::1] x, const float32_t[::1] gr
 def clip_backward(const float32_t[::1] x,      # IN  n floats, the forward input
                   const float32_t[::1] grad,   # IN  n floats, dL/dx_hat
                   float32_t[::1] out,          # OUT n floats, dL/dx
-                  float32_t lo, float32_t hi, bint hi_inclusive, int num_threads):
+                  float32_t lo, float32_t hi, bint hi_inclusive, int simd,
+                  int num_threads):
     """out[i] := grad[i] if lo <= x[i] <= hi (``x[i] < hi`` when not ``hi_inclusive``)
     else 0: the gradient of the clip, with the straight-through estimator for round."""
-    _clip_grad_blocks(x, grad, out, lo, hi, hi_inclusive, INFINITY, num_threads)
+    _clip_grad_blocks(x, grad, out, lo, hi, hi_inclusive, INFINITY, simd_avx2(simd),
+                      num_threads)
 
 
 def pact_backward(const float32_t[::1] x,      # IN  n floats, the forward input
                   const float32_t[::1] grad,   # IN  n floats, dL/dy_q
                   float32_t[::1] out,          # OUT n floats, dL/dx
-                  float32_t alpha, int num_threads):
+                  float32_t alpha, int simd, int num_threads):
     """out[i] := grad[i] if 0 <= x[i] < alpha else 0;
     returns dL/dalpha = sum of grad[i] over x[i] >= alpha (float64, fixed order)."""
-    return _clip_grad_blocks(x, grad, out, 0, alpha, False, alpha, num_threads)
+    return _clip_grad_blocks(x, grad, out, 0, alpha, False, alpha, simd_avx2(simd),
+                             num_threads)
 
 
 def dorefa_weight_forward(const float32_t[::1] w,   # IN  n floats

@@ -3,7 +3,7 @@ import platform
 
 import numpy as np
 
-from ._ext import _openmp, _qgemm
+from .kernels import simd, threads
 
 __all__ = ["set_num_threads", "get_num_threads", "show_config"]
 
@@ -17,25 +17,25 @@ def set_num_threads(n):
     (PyTorch accepts them and may then die inside OpenMP), and a larger
     ``OMP_NUM_THREADS`` is clamped to that bound at import.
     """
-    _openmp.set_num_threads(n)
+    threads.set_num_threads(n)
 
 
 def get_num_threads():
     """The number of threads qlearn's parallel kernels use."""
-    return _openmp.get_num_threads()
+    return threads.get_num_threads()
 
 
 def show_config(file=None):
     """Print (and return) version, OpenMP, SIMD path and thread count."""
     from . import __version__
+    names = [p.name.lower() for p in simd.available()]
     lines = [
         f"qlearn {__version__}",
         f"  python        {platform.python_version()} ({platform.machine()})",
         f"  numpy         {np.__version__}",
-        f"  openmp        {'on' if _openmp.OPENMP_ENABLED else 'off (kernels run serially)'}",
-        f"  simd          {_openmp.simd_path()} (QLEARN_SIMD=generic forces the portable loops)",
-        f"  int8 gemm     {_qgemm.available_paths()[-1]} (paths: "
-        f"{', '.join(_qgemm.available_paths())}; QLEARN_SIMD=avx2 hides VNNI)",
+        f"  openmp        {'on' if threads.OPENMP_ENABLED else 'off (kernels run serially)'}",
+        f"  simd          {simd.active().name.lower()} (available: {', '.join(names)}; "
+        f"QLEARN_SIMD=generic|avx2|vnni caps it)",
         f"  threads       {get_num_threads()}",
     ]
     text = "\n".join(lines)

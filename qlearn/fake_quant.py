@@ -28,10 +28,8 @@ import numbers
 import numpy as np
 
 from . import _validation as V
-from ._ext import _fake_quant
-from ._ext._openmp import get_num_threads
-from ._ext._qtensor import _channel_view_shape
 from .autograd import Function, Tensor
+from .kernels import fake_quant as _kernels
 
 __all__ = ["fake_quantize_per_tensor_affine", "fake_quantize_per_channel_affine",
            "FakeQuantizePerTensorAffine", "FakeQuantizePerChannelAffine",
@@ -87,9 +85,8 @@ def _fq_per_tensor(x, scale, zero_point, quant_min, quant_max):
     x = _contiguous(x)
     out = np.empty(x.shape, np.float32)
     mask = np.empty(x.shape, np.uint8)
-    if x.size and _fake_quant.fake_quantize_per_tensor(
-            x.reshape(-1), out.reshape(-1), mask.reshape(-1), np.float32(scale),
-            zero_point, quant_min, quant_max, get_num_threads()):
+    if x.size and _kernels.fake_quantize_per_tensor(x, out, mask, scale, zero_point,
+                                                    quant_min, quant_max):
         _raise_nonfinite()
     return out, mask
 
@@ -99,14 +96,9 @@ def _fq_per_channel(x, scales, zero_points, axis, quant_min, quant_max):
     x = _contiguous(x)
     out = np.empty(x.shape, np.float32)
     mask = np.empty(x.shape, np.uint8)
-    if x.size:
-        view = _channel_view_shape(x.shape, axis)
-        if _fake_quant.fake_quantize_per_channel(
-                x.reshape(view), out.reshape(view), mask.reshape(view),
-                np.ascontiguousarray(scales, np.float32),
-                np.ascontiguousarray(zero_points, np.int32), quant_min, quant_max,
-                get_num_threads()):
-            _raise_nonfinite()
+    if x.size and _kernels.fake_quantize_per_channel(x, out, mask, scales, zero_points,
+                                                     axis, quant_min, quant_max):
+        _raise_nonfinite()
     return out, mask
 
 
@@ -115,8 +107,7 @@ def _ste(grad, mask):
     grad = _contiguous(grad)
     out = np.empty(grad.shape, np.float32)
     if grad.size:
-        _fake_quant.ste_backward(grad.reshape(-1), mask.reshape(-1), out.reshape(-1),
-                                 get_num_threads())
+        _kernels.ste_backward(grad, mask, out)
     return out
 
 
@@ -336,9 +327,7 @@ class LearnableFakeQuantizePerTensorAffine(Function):
         dx = np.empty(x.shape, np.float32)
         ds = dz = 0.0
         if x.size:
-            ds, dz = _fake_quant.lsq_backward_per_tensor(
-                x.reshape(-1), g.reshape(-1), dx.reshape(-1), s, zp, qmin, qmax, gf,
-                get_num_threads())
+            ds, dz = _kernels.lsq_backward_per_tensor(x, g, dx, s, zp, qmin, qmax, gf)
         return (dx, np.full(ctx.shapes[0], ds, np.float32),
                 np.full(ctx.shapes[1], dz, np.float32), None, None, None)
 
@@ -367,10 +356,8 @@ class LearnableFakeQuantizePerChannelAffine(Function):
         ds = np.zeros(s.shape, np.float64)
         dz = np.zeros(s.shape, np.float64)
         if x.size:
-            view = _channel_view_shape(x.shape, axis)
-            _fake_quant.lsq_backward_per_channel(
-                x.reshape(view), g.reshape(view), dx.reshape(view), s, zp, ds, dz,
-                qmin, qmax, gf, get_num_threads())
+            _kernels.lsq_backward_per_channel(x, g, dx, s, zp, ds, dz, axis, qmin, qmax,
+                                              gf)
         return (dx, ds.astype(np.float32), dz.astype(np.float32), None, None, None, None)
 
 

@@ -12,10 +12,9 @@ PyTorch does, so the integers are PyTorch's to the last bit.
 import numpy as np
 
 from . import _validation as V
-from ._ext import _quantize
-from ._ext._openmp import get_num_threads
-from ._ext._qtensor import QTensor, _channel_view_shape
 from .dtypes import per_channel_affine, per_tensor_affine, qint8, qint32, quint8
+from .kernels import quantize as _kernels
+from .kernels.quantize import QTensor
 
 __all__ = ["QTensor", "quantize_per_tensor", "quantize_per_channel", "dequantize"]
 
@@ -90,12 +89,10 @@ def quantize_per_tensor(input, scale, zero_point, dtype):
     scale = V.check_scale(scale)
     zero_point = V.check_zero_point(zero_point, dtype.quant_min, dtype.quant_max)
     out = np.empty(x.shape, dtype=dtype.storage)
-    if x.size:
-        bad = _quantize.quantize_per_tensor(
-            x.reshape(-1), out.reshape(-1), np.float32(1) / np.float32(scale), zero_point,
-            dtype.quant_min, dtype.quant_max, dtype is not qint32, get_num_threads())
-        if bad:
-            _raise_nonfinite("input")
+    if x.size and _kernels.quantize_per_tensor(
+            x, out, np.float32(1) / np.float32(scale), zero_point, dtype.quant_min,
+            dtype.quant_max, fused=dtype is not qint32):
+        _raise_nonfinite("input")
     return QTensor(out, dtype, per_tensor_affine, scale, zero_point)
 
 
@@ -165,14 +162,10 @@ def quantize_per_channel(input, scales, zero_points, axis, dtype):
     zero_points = V.check_zero_points(zero_points, channels, dtype.quant_min,
                                       dtype.quant_max)
     out = np.empty(x.shape, dtype=dtype.storage)
-    if x.size:
-        view = _channel_view_shape(x.shape, axis)
-        bad = _quantize.quantize_per_channel(
-            x.reshape(view), out.reshape(view),
-            np.float32(1) / scales.astype(np.float32), zero_points.astype(np.int32),
-            dtype.quant_min, dtype.quant_max, get_num_threads())
-        if bad:
-            _raise_nonfinite("input")
+    if x.size and _kernels.quantize_per_channel(
+            x, out, np.float32(1) / scales.astype(np.float32), zero_points, axis,
+            dtype.quant_min, dtype.quant_max):
+        _raise_nonfinite("input")
     return QTensor(out, dtype, per_channel_affine, 1.0, 0, scales, zero_points, axis)
 
 

@@ -38,8 +38,8 @@ import zipfile
 
 import numpy as np
 
-from ._ext._qtensor import QTensor
 from .dtypes import DTYPES, QSCHEMES
+from .qtensor import QTensor
 
 __all__ = ["save", "load"]
 

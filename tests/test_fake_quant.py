@@ -5,11 +5,11 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import qlearn as ql
-from qlearn._ext import _fake_quant
 from qlearn.fake_quant import (
     _fake_quantize_learnable_per_channel_affine,
     _fake_quantize_learnable_per_tensor_affine,
 )
+from qlearn.kernels import simd as simd_paths
 
 RANGES = [(0, 255), (-128, 127), (0, 15), (-8, 7), (-2 ** 31, 2 ** 31 - 1)]
 
@@ -39,8 +39,8 @@ def near_ties(rng, scale, n):
 
 @pytest.fixture(params=[True, False], ids=["simd", "generic"])
 def simd(request):
-    yield _fake_quant.set_simd_enabled(request.param)
-    _fake_quant.set_simd_enabled(True)
+    with simd_paths.use(simd_paths.available()[-1] if request.param else "generic") as p:
+        yield p
 
 
 @pytest.mark.parametrize("qmin,qmax", RANGES)

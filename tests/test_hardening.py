@@ -14,10 +14,14 @@ import qlearn as ql
 import qlearn.nn.quantized as nnq
 import qlearn.nn.quantized.dynamic as nnqd
 from qlearn._ext import _observer as K
+from qlearn.kernels import simd as simd_paths
 from qlearn.quantization.observer import HistogramObserver, MinMaxObserver
 from qlearn.quantization.qparams import calculate_qparams
 
 F32_MAX = float(np.finfo(np.float32).max)
+
+# the kernels' ``simd`` argument: the plain C loops, or the SSE2 loops (any SIMD path)
+PLAIN, SSE2 = int(simd_paths.Simd.GENERIC), int(simd_paths.cpu_paths()[-1])
 
 
 def _hist_ref64(x, lo, hi, nbins):
@@ -29,7 +33,7 @@ def _hist_ref64(x, lo, hi, nbins):
 
 
 # --- histogram over a range near the float32 limits ---------------------------------------
-@pytest.mark.parametrize("generic", [False, True], ids=["sse2", "plain"])
+@pytest.mark.parametrize("generic", [SSE2, PLAIN], ids=["sse2", "plain"])
 @pytest.mark.parametrize("lo,hi", [(-F32_MAX, F32_MAX), (-1e38, 1e38), (0.0, F32_MAX),
                                    (-3e38, 1.0)])
 def test_histc_wide_range_counts_every_value(generic, lo, hi, num_threads):
@@ -231,9 +235,8 @@ def test_extreme_valid_scales_quantize_as_the_reference(scale):
 def test_fake_quant_fast_path_boundary(simd, qmin, qmax, zp):
     # the float32 path was taken for |qmin|, |qmax| <= 2^24, but q - Z then reaches
     # 2^25 - 1, which float32 rounds: the documented arithmetic is (q - Z) in double
-    from qlearn._ext import _fake_quant
-    _fake_quant.set_simd_enabled(simd)
-    try:
+    from qlearn.kernels import simd as simd_paths
+    with simd_paths.use(simd_paths.available()[-1] if simd else "generic"):
         scale = np.float32(1 / 3)
         x = np.float32([qmax, qmin, 0, 2 ** 26, -2 ** 26, 1e7, -1e7, 12345.5]) * scale
         x = np.concatenate([x] * 3)          # past one 8-wide vector
@@ -243,8 +246,6 @@ def test_fake_quant_fast_path_boundary(simd, qmin, qmax, zp):
         t = t.astype(np.float32).astype(np.float64)
         want = ((np.clip(t, qmin, qmax) - zp) * np.float64(scale)).astype(np.float32)
         np.testing.assert_array_equal(got, want)
-    finally:
-        _fake_quant.set_simd_enabled(True)
 
 
 # --- int8 operators with extreme but valid scales -------------------------------------------

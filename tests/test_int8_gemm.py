@@ -12,8 +12,10 @@ from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 
 from qlearn._ext import _qgemm
+from qlearn.kernels import int8 as int8_kernels
+from qlearn.kernels import simd as simd_paths
 
-PATHS = _qgemm.available_paths()
+PATHS = [p.name.lower() for p in simd_paths.available()]
 FAST = [p for p in PATHS if p != "generic"]
 CODES = {"avx2": _qgemm.AVX2, "vnni": _qgemm.VNNI}
 SENTINEL = 0xA5
@@ -220,11 +222,14 @@ def test_peak_gops_runs(path):
     # The benchmark's peak measurement (its value is timing, never asserted on; only
     # that it runs the path's loop and reports a positive rate).
     assert _qgemm.peak_gops(CODES[path], 0.005) > 0
+    assert int8_kernels.peak_gops(path, 0.005) > 0
 
 
 def test_peak_gops_rejects_generic():
-    with pytest.raises(ValueError, match="`path`"):
+    with pytest.raises(ValueError, match="`simd`"):
         _qgemm.peak_gops(_qgemm.GENERIC, 0.005)
+    with pytest.raises(ValueError, match="`path` must be an available SIMD path"):
+        int8_kernels.peak_gops("generic", 0.005)
 
 
 @pytest.mark.parametrize("path", FAST)

@@ -11,9 +11,11 @@ from numpy.testing import assert_array_equal
 
 import qlearn as ql
 import qlearn.nn.quantized.functional as qF
-from qlearn.nn.quantized import _packed
+from qlearn.kernels import int8 as kint8
+from qlearn.kernels import simd as simd_paths
+from qlearn.nn.quantized import packed_params as _packed
 
-PATHS = _packed._qgemm.available_paths()
+PATHS = [p.name.lower() for p in simd_paths.available()]
 MAX_OFF_BY_ONE = 1e-3
 
 
@@ -105,7 +107,7 @@ def conv_reference(x, w, bias, stride, padding, dilation, groups, scale, zero_po
 
 @pytest.fixture(params=PATHS)
 def path(request):
-    with _packed.force_gemm_path(request.param):
+    with simd_paths.use(request.param):
         yield request.param
 
 
@@ -344,9 +346,9 @@ def test_depthwise3x3_kernel(rng, num_threads, c, stride, pad, dil, simd):
     assert pc.depthwise
     bias_q, mult = _packed._conv_requant(pc, x.q_scale(), 0.3)
     out = np.full((2,) + want.shape[2:] + (c,), 0xA5, np.uint8)
-    _packed._qconv.depthwise3x3(np.ascontiguousarray(x.int_repr().transpose(0, 2, 3, 1)),
-                                pc.dw_taps, stride, pad, dil, 255, bias_q, mult, 17, 0, 255,
-                                out, simd, num_threads)
+    kint8.depthwise3x3(np.ascontiguousarray(x.int_repr().transpose(0, 2, 3, 1)),
+                       pc.dw_taps, stride, pad, dil, 255, bias_q, mult, 17, 0, 255,
+                       out, simd, num_threads)
     assert_array_equal(out.transpose(0, 3, 1, 2), want)
 
 
@@ -355,8 +357,8 @@ def test_depthwise3x3_kernel(rng, num_threads, c, stride, pad, dil, simd):
 def test_to_channels_last(rng, num_threads, shape):
     x = rng.integers(0, 256, shape).astype(np.uint8)
     want = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    got = _packed.channels_last(x, num_threads)
+    got = kint8.channels_last(x, num_threads)
     assert_array_equal(got, want)
     out = np.full(want.shape, 0xA5, np.uint8)
-    _packed._qconv.to_channels_last(x, out, num_threads)
+    kint8.to_channels_last(x, out, num_threads)
     assert_array_equal(out, want)

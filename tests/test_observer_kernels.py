@@ -6,6 +6,10 @@ from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 
 from qlearn._ext import _observer as K
+from qlearn.kernels import simd as simd_paths
+
+# the kernels' ``simd`` argument: the plain C loops, or the SSE2 loops (any SIMD path)
+PLAIN, SSE2 = int(simd_paths.Simd.GENERIC), int(simd_paths.cpu_paths()[-1])
 
 
 def histc_ref(x, bins, left, right):
@@ -22,7 +26,7 @@ SIZES = [1, 3, 15, 16, 17, 65535, 65536, 65537, 200_003]
 
 
 @pytest.mark.parametrize("n", SIZES)
-@pytest.mark.parametrize("generic", [False, True], ids=["sse2", "plain"])
+@pytest.mark.parametrize("generic", [SSE2, PLAIN], ids=["sse2", "plain"])
 def test_minmax(n, generic, num_threads, rng):
     x = rng.standard_normal(n).astype(np.float32)
     lo, hi, nan = K.minmax(x, generic, num_threads)
@@ -30,7 +34,7 @@ def test_minmax(n, generic, num_threads, rng):
 
 
 @pytest.mark.parametrize("pos", [0, 7, 16, 65540, 99_999])
-@pytest.mark.parametrize("generic", [False, True], ids=["sse2", "plain"])
+@pytest.mark.parametrize("generic", [SSE2, PLAIN], ids=["sse2", "plain"])
 def test_minmax_reports_nan_anywhere(pos, generic, num_threads):
     x = np.zeros(100_000, np.float32)
     x[pos] = np.nan
@@ -44,7 +48,7 @@ def test_minmax_reports_nan_anywhere(pos, generic, num_threads):
                                         ((2, 64, 1024), 1), ((300, 4096), 1),
                                         ((100, 3000, 2), 1), ((70000, 5), 1),
                                         ((5, 3, 7, 3000), 3), ((20000, 7), 0)])
-@pytest.mark.parametrize("generic", [False, True], ids=["sse2", "plain"])
+@pytest.mark.parametrize("generic", [SSE2, PLAIN], ids=["sse2", "plain"])
 def test_minmax_per_channel(shape, axis, generic, num_threads, rng):
     x = rng.standard_normal(shape).astype(np.float32)
     outer = int(np.prod(shape[:axis]))
@@ -63,15 +67,15 @@ def test_minmax_per_channel_nan(num_threads):
     x = np.zeros((3, 4, 20), np.float32)
     x[2, 1, 19] = np.nan
     lo, hi = np.empty(4, np.float32), np.empty(4, np.float32)
-    assert K.minmax_per_channel(x, lo, hi, False, num_threads) is True
+    assert K.minmax_per_channel(x, lo, hi, SSE2, num_threads) is True
     y = np.zeros((3, 4, 1), np.float32)
     y[1, 3, 0] = np.nan
-    assert K.minmax_per_channel(y, lo, hi, False, num_threads) is True
+    assert K.minmax_per_channel(y, lo, hi, SSE2, num_threads) is True
 
 
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("bins", [1, 7, 2048])
-@pytest.mark.parametrize("generic", [False, True], ids=["sse2", "plain"])
+@pytest.mark.parametrize("generic", [SSE2, PLAIN], ids=["sse2", "plain"])
 def test_histc(n, bins, generic, num_threads, rng):
     x = rng.standard_normal(n).astype(np.float32)
     left, right = np.float32(-1.5), np.float32(x.max())  # some elements fall outside
@@ -88,7 +92,7 @@ def test_histc_property(values, bins):
     if lo == hi:
         hi = np.float32(lo + 1)
     counts = np.zeros(bins, np.int64)
-    K.histc(x, lo, hi, counts, False, 2)
+    K.histc(x, lo, hi, counts, SSE2, 2)
     assert_array_equal(counts, histc_ref(x, bins, lo, hi))
     assert counts.sum() == x.size
 

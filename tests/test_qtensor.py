@@ -12,7 +12,7 @@ from numpy.testing import assert_array_equal
 
 import qlearn as ql
 from qlearn import reference as ref
-from qlearn._ext import _quantize
+from qlearn.kernels import simd as simd_paths
 
 DTYPES = [ql.quint8, ql.qint8, ql.qint32]
 SIZES = [0, 1, 7, 31, 32, 33, 97, 32768, 32769, 100003]
@@ -28,11 +28,10 @@ def near_ties(rng, n, scale):
 @pytest.fixture(params=[True, False], ids=["avx2", "generic"])
 def simd(request):
     """Run a test on the AVX2 micro-kernels (where the CPU has them) and the portable loop."""
-    used = _quantize.set_simd_enabled(request.param)
-    if request.param and not used:
+    if request.param and simd_paths.Simd.AVX2 not in simd_paths.available():
         pytest.skip("AVX2 path unavailable (CPU lacks AVX2, or QLEARN_SIMD=generic)")
-    yield request.param
-    _quantize.set_simd_enabled(True)
+    with simd_paths.use("avx2" if request.param else "generic"):
+        yield request.param
 
 
 def zero_points_for(dtype):
@@ -93,8 +92,8 @@ def test_results_do_not_depend_on_thread_count(rng):
 
 
 def test_generic_path_selected_by_environment():
-    code = ("import qlearn as ql, numpy as np; from qlearn._ext import _openmp;"
-            "print(_openmp.simd_path());"
+    code = ("import qlearn as ql, numpy as np; from qlearn.kernels import simd;"
+            "print(simd.active().name.lower());"
             "x = np.linspace(-3, 3, 1001, dtype=np.float32);"
             "print(ql.quantize_per_tensor(x, 0.02, 7, ql.qint8).int_repr().sum())")
     env = dict(os.environ, QLEARN_SIMD="generic")

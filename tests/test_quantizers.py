@@ -22,9 +22,9 @@ BITS = [1, 2, 3, 4, 8]
 @pytest.fixture(params=[True, False], ids=["simd", "generic"])
 def simd(request):
     """Run with the AVX2 loops and with their plain Cython twins."""
-    from qlearn._ext import _quantizers
-    yield _quantizers.set_simd_enabled(request.param)
-    _quantizers.set_simd_enabled(True)
+    from qlearn.kernels import simd as simd_paths
+    with simd_paths.use(simd_paths.available()[-1] if request.param else "generic") as p:
+        yield p
 
 
 # -- NumPy transcriptions of the documented equations: round(n y / unit) unit / n, with

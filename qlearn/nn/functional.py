@@ -5,18 +5,16 @@ converted to float32) and returns a Tensor.  The layers with a hand-written grad
 (linear, conv2d, batch_norm, pooling, nll_loss) are :class:`~qlearn.autograd.Function`
 subclasses defined here, each ``forward`` followed by its ``backward``; they compute in
 the dtype of their inputs, so the tests check them in float64 against finite
-differences.  Conv2d and pooling call the typed Cython kernels of ``qlearn._ext._im2col``
-and ``qlearn._ext._pool``; this module is their only caller and validates every
-argument first.
+differences.  Conv2d and pooling call the typed Cython kernels through their wrapper,
+:mod:`qlearn.kernels.float_conv`; this module validates every argument first.
 """
 import numbers
 
 import numpy as np
 
-from .._ext import _im2col, _pool
-from .._ext._openmp import get_num_threads
 from ..autograd import Function, Tensor, ops
 from ..autograd.random import get_generator
+from ..kernels import float_conv as _kernels
 from ..qtensor import QTensor
 
 __all__ = ["linear", "conv2d", "batch_norm", "relu", "relu6", "hardtanh", "leaky_relu",
@@ -138,8 +136,7 @@ class Conv2dFunction(Function):
         OW = _out_size(W, KW, SW, PW, DW)
         R, Og = Cg * KH * KW, Cout // groups
         cols = np.empty((C * KH * KW, N * OH * OW), x.dtype)
-        _im2col.im2col(np.ascontiguousarray(x), cols, KH, KW, SH, SW, PH, PW, DH, DW,
-                       get_num_threads())
+        _kernels.im2col(x, cols, KH, KW, SH, SW, PH, PW, DH, DW)
         w2 = w.reshape(Cout, R)
         y2 = np.empty((Cout, N * OH * OW), np.result_type(x, w))
         for g in range(groups):
@@ -176,7 +173,7 @@ class Conv2dFunction(Function):
                 np.matmul(w2[k * Og:(k + 1) * Og].T, g2[k * Og:(k + 1) * Og],
                           out=dcols[k * R:(k + 1) * R])
             dx = np.empty(xshape, g2.dtype)
-            _im2col.col2im(dcols, dx, KH, KW, SH, SW, PH, PW, DH, DW, get_num_threads())
+            _kernels.col2im(dcols, dx, KH, KW, SH, SW, PH, PW, DH, DW)
         return dx, dw, db, None, None, None, None
 
 
@@ -483,7 +480,7 @@ class MaxPool2dFunction(Function):
         N, C = x4.shape[:2]
         y = np.empty((N, C) + out, x.dtype)
         idx = np.empty((N, C) + out, np.int64)
-        _pool.max_pool2d_forward(x4, y, idx, *k, *s, *p, *d, get_num_threads())
+        _kernels.max_pool2d_forward(x4, y, idx, *k, *s, *p, *d)
         ctx.save_for_backward(idx)
         ctx.xshape = x.shape
         return y.reshape(x.shape[:-2] + out)
@@ -494,8 +491,7 @@ class MaxPool2dFunction(Function):
         N, C = idx.shape[:2]
         H, W = ctx.xshape[-2:]
         dx = np.empty((N, C, H * W), g.dtype)
-        _pool.max_pool2d_backward(np.ascontiguousarray(g.reshape(idx.shape)), idx, dx,
-                                  get_num_threads())
+        _kernels.max_pool2d_backward(np.ascontiguousarray(g.reshape(idx.shape)), idx, dx)
         return dx.reshape(ctx.xshape), None, None, None, None, None
 
 
@@ -520,9 +516,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     if return_indices:
         idx = np.empty(x.shape[:-2] + out, np.int64)
         x4 = np.ascontiguousarray(_as4d(x.data))
-        _pool.max_pool2d_forward(x4, np.empty(_as4d(idx).shape, np.float32),
-                                 idx.reshape(_as4d(idx).shape), *k, *s, *p, *d,
-                                 get_num_threads())
+        _kernels.max_pool2d_forward(x4, np.empty(_as4d(idx).shape, np.float32),
+                                 idx.reshape(_as4d(idx).shape), *k, *s, *p, *d)
         return fn_out, idx
     return fn_out
 
@@ -535,8 +530,8 @@ class AvgPool2dFunction(Function):
         x4 = np.ascontiguousarray(_as4d(x))
         N, C = x4.shape[:2]
         y = np.empty((N, C) + out, x.dtype)
-        _pool.avg_pool2d(x4, y, y, x4, False, *k, *s, *p, count_include_pad, divisor,
-                         adaptive, get_num_threads())
+        _kernels.avg_pool2d(x4, y, y, x4, False, *k, *s, *p, count_include_pad, divisor,
+                         adaptive)
         ctx.args = (k, s, p, count_include_pad, divisor, adaptive)
         ctx.xshape = x.shape
         return y.reshape(x.shape[:-2] + out)
@@ -546,8 +541,8 @@ class AvgPool2dFunction(Function):
         k, s, p, count_include_pad, divisor, adaptive = ctx.args
         g4 = np.ascontiguousarray(_as4d(g))
         dx = np.empty(g4.shape[:2] + ctx.xshape[-2:], g.dtype)
-        _pool.avg_pool2d(dx, g4, g4, dx, True, *k, *s, *p, count_include_pad, divisor,
-                         adaptive, get_num_threads())
+        _kernels.avg_pool2d(dx, g4, g4, dx, True, *k, *s, *p, count_include_pad, divisor,
+                         adaptive)
         return (dx.reshape(ctx.xshape),) + (None,) * 7
 
 

@@ -276,7 +276,7 @@ def _qlinear(cv, call, x):
         return cv.requantize(r, y, base)
     # docs/int8.rst, eq. (int8-requant), with qlearn's own float32 constants: the int32
     # accumulator (MatMulInteger), + beta_j, * M_j, round, + Z_o (QuantizeLinear, S = 1)
-    bias_q, mult = mod._packed_params._requant_constants(x.scale, ys)
+    bias_q, mult = mod._packed_params.requant_constants(x.scale, ys)
     ins = [x.name, g.const(base + ".weight_t", np.ascontiguousarray(w.T)),
            g.zp_const(x.zero_point, x.elem)]
     if np.any(wz != 0):

@@ -17,7 +17,7 @@ import numpy as np
 from ..dtypes import per_channel_affine, per_channel_symmetric
 from ..nn.modules.module import Module
 from ..nn.quantized import dynamic as nnqd
-from ..nn.quantized._packed import choose_qparams_dynamic
+from ..nn.quantized.packed_params import choose_qparams_dynamic
 from ..qtensor import QTensor
 from .export import DEFAULT_OPSET, _build
 from .walk import is_tensor

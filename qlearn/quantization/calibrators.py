@@ -16,8 +16,8 @@ import warnings
 
 import numpy as np
 
-from .._ext import _observer as _kernels
 from ..dtypes import per_tensor_affine
+from ..kernels import observer as _kernels
 from .observer import FLOAT32_EPS, HistogramObserver, quint8
 from .qparams import calculate_qparams
 
@@ -261,7 +261,7 @@ def _entropy_threshold(hist, levels, start=None):
     clipped, re-quantized distribution is closest to the original.
 
     The readable NumPy version; EntropyObserver runs its compiled twin
-    (``qlearn._ext._observer.entropy_search``), which the tests compare with this one.
+    (``qlearn.kernels.observer.entropy_search``), which the tests compare with this one.
     """
     bins = hist.size
     start = levels if start is None else start

@@ -22,9 +22,6 @@ makes the module the identity).  The names and defaults are those of
 import numpy as np
 
 from .. import _validation as V
-from .._ext import _fake_quant
-from .._ext._openmp import get_num_threads
-from .._ext._qtensor import _channel_view_shape
 from ..autograd import Tensor
 from ..dtypes import (
     per_channel_affine,
@@ -40,6 +37,7 @@ from ..fake_quant import (
     fake_quantize_per_channel_affine,
     fake_quantize_per_tensor_affine,
 )
+from ..kernels import fake_quant as _kernels
 from ..nn import Module, Parameter
 from .observer import (
     FixedQParamsObserver,
@@ -338,12 +336,12 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
             if x.ndim == 0:
                 raise ValueError("a per-channel fake quantize needs at least 1 dimension")
             axis = V.check_axis(self.ch_axis, x.ndim, "ch_axis")
-            view = x.reshape(_channel_view_shape(x.shape, axis))
         else:
-            view = x.reshape(1, 1, -1)
-        lo = np.empty(view.shape[1], np.float32)
-        hi = np.empty(view.shape[1], np.float32)
-        if _fake_quant.aminmax_per_channel(view, lo, hi, get_num_threads()):
+            axis = None
+        channels = 1 if axis is None else x.shape[axis]
+        lo = np.empty(channels, np.float32)
+        hi = np.empty(channels, np.float32)
+        if _kernels.aminmax_per_channel(x, lo, hi, axis):
             raise ValueError("`X` must be finite to be observed, got NaN or infinity")
         if self.is_per_channel and obs.min_val.size == 0:
             obs.min_val, obs.max_val = lo, hi

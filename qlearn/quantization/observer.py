@@ -24,7 +24,6 @@ Where qlearn differs from PyTorch (documented on the classes):
 """
 import functools
 import math
-import os
 import threading
 import warnings
 from abc import ABC, abstractmethod
@@ -32,8 +31,6 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from .. import _validation
-from .._ext import _observer as _kernels
-from .._ext import _openmp
 from .._printing import tensor_repr
 from ..dtypes import (
     QDType,
@@ -45,6 +42,7 @@ from ..dtypes import (
     qint32,
     quint8,
 )
+from ..kernels import observer as _kernels
 from ..nn.modules.module import Module
 from .qparams import FLOAT32_EPS, calculate_qmin_qmax, calculate_qparams, validate_qmin_qmax
 
@@ -60,9 +58,6 @@ __all__ = [
     "default_fixed_qparams_range_neg1to1_observer",
     "default_fixed_qparams_range_0to1_observer", "default_reuse_input_observer",
 ]
-
-_GENERIC = os.environ.get("QLEARN_SIMD", "") == "generic"
-
 
 # --- factories ----------------------------------------------------------------------------
 class _PartialWrapper:
@@ -123,7 +118,7 @@ def _non_finite_error(arr):
 def _tensor_minmax(arr):
     """(min, max) of a non-empty float32 array, as float32 scalars; raises on NaN/inf."""
     flat = arr.reshape(-1)
-    lo, hi, has_nan = _kernels.minmax(flat, _GENERIC, _openmp.get_num_threads())
+    lo, hi, has_nan = _kernels.minmax(flat)
     if has_nan or lo == -np.inf or hi == np.inf:
         raise _non_finite_error(arr)
     return np.float32(lo), np.float32(hi)
@@ -135,13 +130,9 @@ def _channel_minmax(arr, ch_axis):
         raise ValueError(f"a per-channel observer needs at least 1 dimension, got a scalar "
                          f"(ch_axis={ch_axis})")
     axis = _validation.check_axis(ch_axis, arr.ndim, "ch_axis")
-    shape = arr.shape
-    outer = int(np.prod(shape[:axis], dtype=np.int64))
-    inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
-    view = arr.reshape(outer, shape[axis], inner)
-    lo = np.empty(shape[axis], np.float32)
-    hi = np.empty(shape[axis], np.float32)
-    has_nan = _kernels.minmax_per_channel(view, lo, hi, _GENERIC, _openmp.get_num_threads())
+    lo = np.empty(arr.shape[axis], np.float32)
+    hi = np.empty(arr.shape[axis], np.float32)
+    has_nan = _kernels.minmax_per_channel(arr, axis, lo, hi)
     if has_nan or np.isinf(lo).any() or np.isinf(hi).any():
         raise _non_finite_error(arr)
     return lo, hi
@@ -707,8 +698,7 @@ def _histc(x, bins, lo, hi):
         lo = min(float(np.nextafter(np.float32(lo), np.float32(-np.inf))), lo - 1.0)
         hi = max(float(np.nextafter(np.float32(hi), np.float32(np.inf))), hi + 1.0)
     counts = np.zeros(bins, np.int64)
-    _kernels.histc(x.reshape(-1), np.float32(lo), np.float32(hi), counts, _GENERIC,
-                   _openmp.get_num_threads())
+    _kernels.histc(x, lo, hi, counts)
     return counts.astype(np.float64)
 
 
@@ -796,9 +786,7 @@ class HistogramObserver(UniformQuantizationObserverBase):
             return _upscale_histogram_f64(histogram, orig_min, orig_max, update_min,
                                           update_max, self.upsample_rate, self.bins)
         out = np.empty(self.bins, np.float64)
-        _kernels.upscale_histogram(np.ascontiguousarray(histogram, np.float64),
-                                   np.float32(orig_min), np.float32(orig_max),
-                                   np.float32(update_min), np.float32(update_max),
+        _kernels.upscale_histogram(histogram, orig_min, orig_max, update_min, update_max,
                                    self.upsample_rate, out)
         return out
 

@@ -1,5 +1,5 @@
-"""The autograd Functions behind Distiller's quantizers (the only importer of
-``qlearn._ext._quantizers``).
+"""The autograd Functions behind Distiller's quantizers (their kernels are reached through
+:mod:`qlearn.kernels.quantizers`).
 
 Each ``forward`` runs one Cython kernel; each ``backward`` sits right under it and
 applies the straight-through estimator (STE): the rounding is treated as the identity,
@@ -11,9 +11,8 @@ import numbers
 import numpy as np
 
 from .. import _validation as V
-from .._ext import _quantizers
-from .._ext._openmp import get_num_threads
 from ..autograd import Function, Tensor
+from ..kernels import quantizers as _quantizers
 
 __all__ = ["check_num_bits", "as_input", "ClipRoundSTE", "PACTSTE", "DorefaWeightSTE",
            "DorefaBinaryWeightSTE"]
@@ -54,8 +53,7 @@ class ClipRoundSTE(Function):
     def forward(ctx, x, lo, hi, unit, levels):
         xf = _flat(x)
         out = np.empty_like(xf)
-        if xf.size and _quantizers.clip_round(xf, out, lo, hi, unit, levels,
-                                              get_num_threads()):
+        if xf.size and _quantizers.clip_round(xf, out, lo, hi, unit, levels):
             raise _nonfinite()
         ctx.save_for_backward(xf)
         ctx.args = (np.shape(x), lo, hi)
@@ -67,7 +65,7 @@ class ClipRoundSTE(Function):
         shape, lo, hi = ctx.args
         out = np.empty_like(xf)
         if xf.size:
-            _quantizers.clip_backward(xf, _flat(grad), out, lo, hi, True, get_num_threads())
+            _quantizers.clip_backward(xf, _flat(grad), out, lo, hi, True)
         return out.reshape(shape), None, None, None, None
 
 
@@ -88,8 +86,7 @@ class PACTSTE(Function):
         out = np.empty_like(xf)
         # unit = alpha in double: S = alpha / (2^k - 1) may underflow float32 for a tiny
         # alpha (1 / S was then inf and 0 * inf NaN)
-        if xf.size and _quantizers.clip_round(xf, out, 0.0, a, float(a), 2.0 ** num_bits - 1,
-                                              get_num_threads()):
+        if xf.size and _quantizers.clip_round(xf, out, 0.0, a, float(a), 2.0 ** num_bits - 1):
             raise _nonfinite()
         ctx.save_for_backward(xf)
         ctx.args = (np.shape(x), a, np.shape(alpha))
@@ -102,7 +99,7 @@ class PACTSTE(Function):
         out = np.empty_like(xf)
         g_alpha = 0.0
         if xf.size:
-            g_alpha = _quantizers.pact_backward(xf, _flat(grad), out, a, get_num_threads())
+            g_alpha = _quantizers.pact_backward(xf, _flat(grad), out, a)
         return out.reshape(shape), None, np.full(alpha_shape, g_alpha, np.float32)
 
 
@@ -128,8 +125,7 @@ class DorefaWeightSTE(Function):
         out = np.empty_like(wf)
         big = 0.0
         if wf.size:
-            big, bad = _quantizers.dorefa_weight_forward(wf, t, out, 2.0 ** num_bits - 1,
-                                                         get_num_threads())
+            big, bad = _quantizers.dorefa_weight_forward(wf, t, out, 2.0 ** num_bits - 1)
             if bad:
                 raise _nonfinite("weight")
         ctx.save_for_backward(t)
@@ -145,7 +141,7 @@ class DorefaWeightSTE(Function):
         if big == 0:   # w == 0 everywhere: f = 1/2 is constant
             return np.zeros(shape, np.float32), None
         out = np.empty_like(t)
-        dot = _quantizers.dorefa_weight_backward(t, _flat(grad), out, big, get_num_threads())
+        dot = _quantizers.dorefa_weight_backward(t, _flat(grad), out, big)
         at_max = np.flatnonzero(np.abs(t) == big)
         tm = t[at_max]
         out[at_max] -= (np.sign(tm) * (1 - tm * tm) / len(at_max)

@@ -27,8 +27,11 @@
 #include <math.h>
 #include "qlearn_cpu.h"
 
-/* The micro-kernel a tile runs on (see dispatch.h). */
-enum { QGEMM_GENERIC = 0, QGEMM_AVX2 = 1, QGEMM_AVX2_EXACT = 2, QGEMM_VNNI = 3 };
+/* The micro-kernel a tile runs on (see dispatch.h): the SIMD paths of qlearn_cpu.h, plus
+ * AVX2_EXACT, the AVX2 kernel's exact 8-bit variant (not a SIMD path: AVX2 switches to it
+ * for a block with activations > 127). */
+enum { QGEMM_GENERIC = QLEARN_SIMD_GENERIC, QGEMM_AVX2 = QLEARN_SIMD_AVX2,
+       QGEMM_VNNI = QLEARN_SIMD_VNNI, QGEMM_AVX2_EXACT = 3 };
 enum { QGEMM_NR = 16 };          /* columns per packed panel */
 enum { QGEMM_MAX_TILE = 6 * 4 * QGEMM_NR };   /* int32 cells in the largest tile */
 
@@ -72,19 +75,6 @@ static inline qgemm_epilogue qgemm_epilogue_f32(const int32_t *colsum, const int
     return e;
 }
 
-/* ---- CPU checks --------------------------------------------------------------------- */
-static int qlearn_cpu_has_avx512vnni(void) {
-#if QLEARN_HAVE_X86_SIMD
-    const char *force = getenv("QLEARN_SIMD");
-    if (force != NULL && (strcmp(force, "generic") == 0 || strcmp(force, "avx2") == 0))
-        return 0;
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
-        && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
-#else
-    return 0;
-#endif
-}
 /* ---- packing (plain C, once per weight) ----------------------------------------------- */
 /* w: N x K int8 row-major (PyTorch's weight layout).  out: ceil(N/16) * Kg * 64 bytes. */
 static void qlearn_qgemm_pack(const int8_t *w, long N, long K, int8_t *out) {

@@ -84,6 +84,8 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
+        if not (self._forward_pre_hooks or self._forward_hooks):
+            return self.forward(*args, **kwargs)      # the common case: no hooks to copy
         for hook in list(self._forward_pre_hooks.values()):
             result = hook(self, args)
             if result is not None:

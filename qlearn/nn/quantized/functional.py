@@ -10,7 +10,7 @@ import numpy as np
 from ... import _validation as V
 from ...dtypes import per_tensor_affine, per_tensor_symmetric, qint8, quint8
 from ...qtensor import QTensor, quantize_per_tensor
-from ._packed import (
+from .packed_params import (
     PackedConvWeight,
     PackedLinearWeight,
     conv2d_apply,
@@ -200,7 +200,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     array([[ 5,  7],
            [13, 15]], dtype=uint8)
     """
-    from ._packed import _pair
+    from .packed_params import _pair
     who = "qF.max_pool2d"
     require_quantized(input, who)
     if return_indices:
@@ -299,7 +299,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
     array([[ 2,  4],
            [10, 12]], dtype=uint8)
     """
-    from ._packed import _pair
+    from .packed_params import _pair
     who = "qF.avg_pool2d"
     require_quantized(input, who)
     k = _pair(kernel_size, "kernel_size", who, 1)

@@ -24,7 +24,7 @@ from ....dtypes import per_tensor_affine, quint8
 from ....qtensor import QTensor
 from ...intrinsic.modules.fused import BNReLU2d
 from ...modules.batchnorm import BatchNorm2d as _FloatBatchNorm2d
-from .._packed import require_quantized
+from ..packed_params import require_quantized
 from .utils import activation_qparams
 
 __all__ = ["BatchNorm2d"]

@@ -4,7 +4,7 @@ import numpy as np
 from .... import _validation as V
 from ....dtypes import qint8
 from ....qtensor import quantize_per_tensor
-from .._packed import PackedConvWeight, _pair, conv2d_apply
+from ..packed_params import PackedConvWeight, _pair, conv2d_apply
 from .utils import (
     QuantizedWeightModule,
     activation_qparams,

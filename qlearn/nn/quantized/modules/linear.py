@@ -4,7 +4,7 @@ import numpy as np
 from .... import _validation as V
 from ....dtypes import qint8
 from ....qtensor import quantize_per_tensor
-from .._packed import PackedLinearWeight, linear_apply
+from ..packed_params import PackedLinearWeight, linear_apply
 from .utils import (
     QuantizedWeightModule,
     activation_qparams,

@@ -9,7 +9,7 @@ from ....qtensor import QTensor, quantize_per_tensor
 from ... import functional as F
 from ...modules.module import Module
 from .. import functional as qF
-from .._packed import require_quantized
+from ..packed_params import require_quantized
 from .utils import activation_qparams
 
 

@@ -4,7 +4,6 @@ import numpy as np
 
 from ..... import _validation as V
 from .....dtypes import qint8
-from ..._packed import linear_dynamic_apply
 from ...modules import linear as nnq
 from ...modules.utils import (
     check_float_module,
@@ -12,6 +11,7 @@ from ...modules.utils import (
     quantize_weight,
     weight_for_quantization,
 )
+from ...packed_params import linear_dynamic_apply
 
 __all__ = ["Linear"]
 

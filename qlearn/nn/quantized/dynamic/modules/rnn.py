@@ -5,8 +5,8 @@ import numpy as np
 from .....dtypes import qint8
 from .....qtensor import QTensor, quantize_per_tensor
 from ....modules.module import Module
-from ..._packed import PackedLinearWeight, linear_dynamic_apply
 from ...modules.utils import check_float_module, deepcopy_sharing, float_data, quantize_weight
+from ...packed_params import PackedLinearWeight, linear_dynamic_apply
 from .linear import float16_dtype, is_float16, linear_fp16_apply
 
 __all__ = ["LSTM", "GRU"]

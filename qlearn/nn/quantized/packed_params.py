@@ -1,34 +1,22 @@
-r"""Packed int8 weights and the calls into the GEMM / conv kernels.
+r"""The int8 gateway at the QTensor level: packed weights and the quantized linear /
+conv2d calls (``torch.ops.quantized.linear_prepack`` / ``linear`` / ``conv2d_prepack``
+/ ``conv2d`` in PyTorch).
 
-This module is the only importer of ``qlearn._ext._qgemm``, ``_qconv`` and ``_qops``:
-it validates every argument, computes the requantization constants exactly as
-PyTorch's x86 (FBGEMM) backend does, and hands clean arrays to the kernels.
-
-Requantization constants (eq. :eq:`int8-requant`), all in float32 as FBGEMM forms them:
-
-.. math::
-
-   m_j = \frac{\mathrm{f32}(S_a)\,\mathrm{f32}(S_{w,j})}{\mathrm{f32}(S_o)}, \qquad
-   \beta_j = \begin{cases} b_j \cdot \big(1 / (S_a S_w)\big) & \text{per-tensor weight} \\
-                           b_j / (S_a S_{w,j}) & \text{per-channel weight} \end{cases}
-
-   y_{ij} = \operatorname{clamp}\big(\operatorname{nearbyint}((C_{ij} + \beta_j)\, m_j)
-            + Z_o,\ \text{lo},\ 255\big)
-
-with ``lo = Z_o`` when a ReLU is fused, else 0.  These were determined by comparing
-against ``torch.ops.quantized.linear`` / ``conv2d`` (engine ``x86``) on millions of
-outputs: the float bias is *not* rounded to int32 first (that variant differs on ~0.03%
-of outputs), it is divided by ``Sa Sw`` in float32 and added to the int32 accumulator
-converted to float32.
+:class:`PackedLinearWeight` and :class:`PackedConvWeight` check a qint8 weight and its
+float bias once, at pack time, and keep what every call needs (the packed integers,
+the weight's float32 scales and int32 zero points, the bias); :func:`linear_apply`,
+:func:`linear_dynamic_apply` and :func:`conv2d_apply` check the quint8 input and the
+output parameters, then call the array-level kernels of :mod:`qlearn.kernels.int8`
+(which forms the requantization constants of eq. :eq:`int8-requant` as PyTorch's x86
+backend does).  The modules of :mod:`qlearn.nn.quantized` and
+:mod:`qlearn.nn.quantized.dynamic` and the functions of
+:mod:`qlearn.nn.quantized.functional` are built on these.
 """
-import contextlib
 import math
 
 import numpy as np
 
 from ... import _validation as V
-from ..._ext import _qconv, _qgemm
-from ..._ext._openmp import get_num_threads
 from ...dtypes import (
     per_channel_affine,
     per_channel_symmetric,
@@ -37,50 +25,21 @@ from ...dtypes import (
     qint8,
     quint8,
 )
+from ...kernels import int8 as _int8
+from ...kernels import simd as _simd
+from ...kernels import threads as _threads
+from ...kernels.quantize import per_tensor_unchecked
 from ...qtensor import QTensor
 
 __all__ = [
     "PackedConvWeight",
     "PackedLinearWeight",
+    "choose_qparams_dynamic",
     "conv2d_apply",
-    "force_gemm_path",
-    "gemm_path",
     "linear_apply",
     "linear_dynamic_apply",
     "require_quantized",
 ]
-
-#: int32 never overflows while K |a - Za| |w - Zw| <= K * 255 * 255 < 2**31.
-MAX_DEPTH = (2 ** 31 - 1) // (255 * 255)
-
-_PATH_NAMES = {"generic": _qgemm.GENERIC, "avx2": _qgemm.AVX2, "vnni": _qgemm.VNNI}
-_forced = None
-
-
-def gemm_path():
-    """The GEMM path in use: ``"vnni"``, ``"avx2"`` or ``"generic"`` (fastest available).
-
-    ``QLEARN_SIMD=generic`` or ``QLEARN_SIMD=avx2`` in the environment caps it;
-    :func:`force_gemm_path` overrides it (tests and benchmarks use that).
-    """
-    if _forced is not None:
-        return _forced
-    return _qgemm.available_paths()[-1]
-
-
-@contextlib.contextmanager
-def force_gemm_path(path):
-    """Run the enclosed code with GEMM path ``path`` (one of :func:`gemm_path`'s)."""
-    global _forced
-    if path not in _qgemm.available_paths():
-        raise ValueError(f"`path` must be one of {_qgemm.available_paths()} on this CPU, "
-                         f"got {path!r}")
-    before, _forced = _forced, path
-    try:
-        yield
-    finally:
-        _forced = before
-
 
 def require_quantized(x, who, name="input"):
     """Raise a clear error unless ``x`` is a per-tensor quint8 :class:`QTensor`."""
@@ -153,72 +112,23 @@ def _check_bias(bias, n_out, who):
     return b
 
 
-_F32_TINY = np.finfo(np.float32).tiny
-
-
-def _requant_f32(a_scale, w_scale, out_scale, bias, per_channel):
-    """``(bias_q, mult)`` of eq. (6) in float32, as FBGEMM forms them.
-
-    With extreme but valid scales the float32 intermediate ``Sa Sw`` overflows or
-    underflows (``mult`` inf or 0, ``bias_q`` inf or NaN: a silently wrong output); the
-    constants are then formed in float64 and rounded once.  Constants that float32
-    cannot hold even so are refused.
-    """
-    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
-        atws = np.float32(a_scale) * w_scale                    # Sa Sw[j], float32
-        mult = (atws / np.float32(out_scale)).astype(np.float32)
-        if bias is None:
-            bias_q = np.empty(0, dtype=np.float32)
-        elif per_channel:
-            bias_q = (bias / atws).astype(np.float32)
-        else:
-            bias_q = (bias * (np.float32(1) / atws)).astype(np.float32)
-    if (np.isfinite(atws).all() and (atws >= _F32_TINY).all() and np.isfinite(mult).all()
-            and np.isfinite(bias_q).all()):
-        return bias_q, mult
-    atws64 = np.float64(np.float32(a_scale)) * w_scale.astype(np.float64)
-    with np.errstate(over="ignore"):
-        mult = (atws64 / np.float64(np.float32(out_scale))).astype(np.float32)
-        if bias is not None:
-            bias_q = (bias.astype(np.float64) / atws64).astype(np.float32)
-    if not np.isfinite(mult).all():
-        j = int(np.argmax(~np.isfinite(mult)))
-        raise ValueError(f"the requantization multiplier input scale x weight scale / "
-                         f"output scale = {a_scale:.4g} x {float(w_scale[j]):.4g} / "
-                         f"{out_scale:.4g} exceeds the float32 maximum (channel {j})")
-    if not np.isfinite(bias_q).all():
-        j = int(np.argmax(~np.isfinite(bias_q)))
-        raise ValueError(f"`bias`[{j}] = {float(bias[j]):.4g} is too large for the scales: "
-                         f"bias / (input scale x weight scale) exceeds the float32 maximum")
-    return bias_q, mult
-
-
-class _PackedGemmWeight:
-    """A qint8 weight (N, K) packed for the GEMM micro-kernels (eq. :eq:`int8-pack`).
-
-    Holds the integers ``w`` (N, K) (the reference path and :meth:`unpack` use them),
-    the per-column ``Zw`` and float32 ``Sw``, ``colsum'[j] = sum_k w[j, k] - K Zw[j]``
-    (eq. :eq:`int8-expansion`), and the packed bytes.
+class _PackedGemmWeight(_int8.GemmWeight):
+    """A qint8 weight (N, K) packed for the GEMM micro-kernels (eq. :eq:`int8-pack`),
+    checked once: its QTensor, float32 scales ``w_scale`` and int32 zero points per
+    output column, the float32 bias, and (from :class:`qlearn.kernels.int8.GemmWeight`)
+    the integers, ``colsum'`` and the packed bytes.
     """
 
     def __init__(self, w_int, qweight, bias, who):
         n, k = w_int.shape
-        if k > MAX_DEPTH:
+        if k > _int8.MAX_DEPTH:
             raise ValueError(f"{who}: the reduction depth K = {k} is larger than "
-                             f"{MAX_DEPTH}, where int32 accumulators could overflow")
+                             f"{_int8.MAX_DEPTH}, where int32 accumulators could overflow")
         self.qweight = qweight
-        self.w = np.ascontiguousarray(w_int, dtype=np.int8)
-        self.n, self.k = n, k
-        self.w_scale, self.w_zp, self.per_channel = _weight_qparams(qweight, n, who)
-        self.any_wzp = bool(np.any(self.w_zp != 0))
-        self.colsum = (self.w.sum(axis=1, dtype=np.int64)
-                       - k * self.w_zp.astype(np.int64)).astype(np.int32)
+        self.w_scale, w_zp, self.per_channel = _weight_qparams(qweight, n, who)
         self.bias = _check_bias(bias, n, who)
-        self.packed = np.empty(_qgemm.packed_size(n, k), dtype=np.int8)
-        self.plan = None
-        if n and k:
-            _qgemm.pack_weight(self.w, self.packed)
-            self.plan = _qgemm.PackedGemm(self.packed, self.colsum, self.w_zp, n, k)
+        super().__init__(w_int, w_zp)
+        self._requant_cache = (None, None)
 
     def requant_constants(self, a_scale, out_scale):
         """``(bias_q, mult)`` of eq. :eq:`int8-requant`, float32, formed as FBGEMM forms them.
@@ -226,59 +136,13 @@ class _PackedGemmWeight:
         The last pair is cached: a module sees the same scales call after call.
         """
         key = (a_scale, out_scale)
-        cached = getattr(self, "_requant_cache", None)
-        if cached is not None and cached[0] == key:
+        cached = self._requant_cache
+        if cached[0] == key:
             return cached[1]
-        value = self._requant_constants(a_scale, out_scale)
+        value = _int8.requant_constants(a_scale, self.w_scale, out_scale, self.bias,
+                                        self.per_channel)
         self._requant_cache = (key, value)      # one object: safe across threads
         return value
-
-    def _requant_constants(self, a_scale, out_scale):
-        return _requant_f32(a_scale, self.w_scale, out_scale, self.bias, self.per_channel)
-
-
-def _as_rows(a, k):
-    """Activations (M, K) uint8 as an (M, lda) C array with lda = 4 ceil(K/4).
-
-    The micro-kernels read whole groups of 4 depth values; the packed weight is zero
-    beyond K, so the padding bytes only need to exist (they are set to 0).
-    """
-    lda = 4 * ((k + 3) // 4)
-    if lda == k and a.flags.c_contiguous:
-        return a
-    out = np.zeros((a.shape[0], lda), dtype=np.uint8)
-    out[:, :k] = a
-    return out
-
-
-def _gemm(pw, a_rows, a_zp, bias_q, mult, out_zp, lo, hi, out_u8=None, fscale=None,
-          fbias=None, relu=False, path=None):
-    """Run eqs. :eq:`int8-expansion` + :eq:`int8-requant` (``out_u8``) or
-    :eq:`int8-dynamic` (float, returned) on the chosen path."""
-    empty = np.empty(0, dtype=np.float32)
-    path = path or gemm_path()
-    nt = get_num_threads()
-    m = a_rows.shape[0]
-    if out_u8 is None:
-        out_f = np.empty((m, pw.n), dtype=np.float32)
-    if path == "generic" or pw.plan is None:
-        a = np.ascontiguousarray(a_rows[:, :pw.k])
-        if out_u8 is not None:
-            _qgemm.gemm_ref(a, pw.w, pw.w_zp, a_zp,
-                            bias_q if bias_q.size else np.zeros(pw.n, np.float32), mult,
-                            out_zp, lo, hi, out_u8, nt)
-            return out_u8
-        _qgemm.gemm_ref_float(a, pw.w, pw.w_zp, a_zp, fscale,
-                              fbias if fbias is not None else np.zeros(pw.n, np.float32),
-                              relu, out_f, nt)
-        return out_f
-    code = _PATH_NAMES[path]
-    if out_u8 is not None:
-        pw.plan.requant(code, a_rows, a_zp, bias_q, mult, out_zp, lo, hi, out_u8, nt)
-        return out_u8
-    pw.plan.to_float(code, a_rows, a_zp, fscale, fbias if fbias is not None else empty,
-                     relu, out_f, nt)
-    return out_f
 
 
 # ---- linear ------------------------------------------------------------------------------
@@ -300,25 +164,44 @@ class PackedLinearWeight(_PackedGemmWeight):
 
 def linear_apply(x, pw, scale, zero_point, relu=False, who="quantized linear"):
     r"""Quantized linear: :math:`y = \mathrm{requant}(x W^T + b)`, eqs. :eq:`int8-acc` to
-    :eq:`int8-requant`."""
-    require_quantized(x, who)
+    :eq:`int8-requant`.
+
+    The weight was checked when it was packed; per call only the input (a per-tensor
+    quint8 QTensor with ``pw.k`` features) and the output ``(scale, zero_point)`` are.
+    """
+    if (type(x) is not QTensor or x.dtype is not quint8
+            or x._qscheme is not per_tensor_affine):
+        require_quantized(x, who)     # raises, or accepts a subclass / symmetric scheme
     scale, zero_point = _check_out_qparams(scale, zero_point)
-    if x.ndim < 1 or x.shape[-1] != pw.k:
+    xi = x._int
+    shape = xi.shape
+    if not shape or shape[-1] != pw.k:
         raise ValueError(f"{who}: `input` must have {pw.k} features in its last "
-                         f"dimension, got shape {x.shape}")
-    lead = x.shape[:-1]
-    a = x._int.reshape(math.prod(lead), pw.k)   # (-1 fails for K = 0)
-    out = np.empty((a.shape[0], pw.n), dtype=np.uint8)
-    if a.shape[0] and pw.n and not pw.k:   # no products: eq. (6) of the bias alone
-        bias_q, mult = pw.requant_constants(x.q_scale(), scale)
-        t = (bias_q if bias_q.size else np.zeros(pw.n, np.float32)) * mult
-        out[...] = np.clip(np.rint(t) + zero_point, zero_point if relu else 0, 255)
-    elif a.shape[0] and pw.n:
-        bias_q, mult = pw.requant_constants(x.q_scale(), scale)
-        _gemm(pw, _as_rows(a, pw.k), x.q_zero_point(), bias_q, mult, zero_point,
-              zero_point if relu else 0, 255, out_u8=out)
-    return QTensor(out.reshape(lead + (pw.n,)), quint8, per_tensor_affine, scale,
-                   zero_point)
+                         f"dimension, got shape {shape}")
+    if len(shape) == 2:
+        a, m, lead = xi, shape[0], None
+    else:
+        m = math.prod(shape[:-1])
+        a, lead = xi.reshape(m, pw.k), shape[:-1]    # (-1 fails for K = 0)
+    n = pw.n
+    out = np.empty((m, n), dtype=np.uint8)
+    lo = zero_point if relu else 0
+    if m and n:
+        bias_q, mult = pw.requant_constants(x._scale, scale)
+        if not pw.k:          # no products: eq. (6) of the bias alone
+            t = (bias_q if bias_q.size else np.zeros(n, np.float32)) * mult
+            out[...] = np.clip(np.rint(t) + zero_point, lo, 255)
+        elif (path := _simd.active()) and pw.plan is not None and pw.k % 4 == 0 \
+                and a.flags.c_contiguous:
+            # the per-call path: no copies, the kernel checks its arrays itself
+            pw.plan.requant(path, a, x._zero_point, bias_q, mult, zero_point, lo, 255, out,
+                            _threads.get_num_threads())
+        else:
+            _int8.gemm_u8(pw, _int8.as_rows(a, pw.k), x._zero_point, bias_q, mult,
+                          zero_point, lo, 255, out)
+    if lead is not None:
+        out = out.reshape(lead + (n,))
+    return per_tensor_unchecked(out, quint8, per_tensor_affine, scale, zero_point)
 
 
 def choose_qparams_dynamic(x, reduce_range=True):
@@ -375,8 +258,7 @@ def linear_dynamic_apply(x, pw, reduce_range=True, relu=False, who="dynamic line
         raise ValueError(f"{who}: the output scale input scale x weight scale = "
                          f"{a_scale:.4g} x {float(pw.w_scale.max()):.4g} exceeds the "
                          f"float32 maximum")
-    out = _gemm(pw, _as_rows(qa, pw.k), a_zp, None, None, 0, 0, 255, fscale=fscale,
-                fbias=pw.bias, relu=relu)
+    out = _int8.gemm_f32(pw, _int8.as_rows(qa, pw.k), a_zp, fscale, pw.bias, relu)
     return out.reshape(lead + (pw.n,))
 
 
@@ -399,7 +281,7 @@ class PackedConvWeight:
     """``torch.ops.quantized.conv2d_prepack``'s result.
 
     The weight (O, C/g, kh, kw) is reordered to depth order (ky, kx, c), the order
-    :func:`qlearn._ext._qconv.im2col` writes, and packed per group; depthwise 3x3
+    :func:`qlearn.kernels.int8.im2col` writes, and packed per group; depthwise 3x3
     weights are also kept as int16 ``w - Zw`` taps for the direct kernel.
     """
 
@@ -481,45 +363,25 @@ def conv2d_apply(x, pc, scale, zero_point, relu=False, who="quantized conv2d"):
     o = pc.out_channels
     out = np.empty((n, ho, wo, o), dtype=np.uint8)
     lo = zero_point if relu else 0
-    nt = get_num_threads()
-    xi = channels_last(x._int, nt)
+    xi = _int8.channels_last(x._int)
     a_zp = x.q_zero_point()
-    path = gemm_path()
+    path = _simd.active()
     if n and o:
-        if pc.depthwise and path != "generic":
+        if pc.depthwise and path != _simd.Simd.GENERIC:
             bias_q, mult = _conv_requant(pc, x.q_scale(), scale)
-            _qconv.depthwise3x3(xi, pc.dw_taps, pc.stride[0], pc.padding[0],
-                                pc.dilation[0], a_zp, bias_q, mult, zero_point, lo, 255,
-                                out, 2 if path == "vnni" else 1, nt)
+            _int8.depthwise3x3(xi, pc.dw_taps, pc.stride[0], pc.padding[0], pc.dilation[0],
+                               a_zp, bias_q, mult, zero_point, lo, 255, out, path)
         else:
-            _conv_gemm(xi, pc, x.q_scale(), a_zp, scale, zero_point, lo, out, nt, path)
-    return QTensor(out.transpose(0, 3, 1, 2), quint8, per_tensor_affine, scale, zero_point)
-
-
-def channels_last(xi, num_threads):
-    """The (N, H, W, C) C-contiguous array behind the NCHW integers ``xi``.
-
-    A view when ``xi`` already is channels-last in memory (every convolution output
-    is), else one copy.
-    """
-    nhwc = xi.transpose(0, 2, 3, 1)
-    if nhwc.flags.c_contiguous:
-        return nhwc
-    if not xi.flags.c_contiguous or xi.size == 0:
-        return np.ascontiguousarray(nhwc)
-    out = np.empty(nhwc.shape, dtype=np.uint8)
-    if xi.shape[1] <= 8:
-        _qconv.small_c_to_channels_last(xi, out, num_threads)
-    else:           # 16x16 SSE2 tile transposes, ~7x NumPy's transposing copy
-        _qconv.to_channels_last(xi, out, num_threads)
-    return out
+            _conv_gemm(xi, pc, x.q_scale(), a_zp, scale, zero_point, lo, out, path)
+    return per_tensor_unchecked(out.transpose(0, 3, 1, 2), quint8, per_tensor_affine, scale,
+                                zero_point)
 
 
 def _conv_requant(pc, a_scale, out_scale):
-    return _requant_f32(a_scale, pc.w_scale, out_scale, pc.bias, pc.per_channel)
+    return _int8.requant_constants(a_scale, pc.w_scale, out_scale, pc.bias, pc.per_channel)
 
 
-def _conv_gemm(xi, pc, a_scale, a_zp, out_scale, out_zp, lo, out, nt, path):
+def _conv_gemm(xi, pc, a_scale, a_zp, out_scale, out_zp, lo, out, path):
     n, h, w, c = xi.shape           # channels last
     _, ho, wo, o = out.shape
     g = pc.groups
@@ -534,17 +396,16 @@ def _conv_gemm(xi, pc, a_scale, a_zp, out_scale, out_zp, lo, out, nt, path):
     if direct:
         # 1x1 convolution: the channels-last input already is A (eq. (3)), no im2col
         a = xi.reshape(n * h * w, c)
-    elif path == "generic":
+    elif path == _simd.Simd.GENERIC:
         a = np.empty((n * ho * wo, 4 * ((k + 3) // 4)), dtype=np.uint8)
     for gi, pwg in enumerate(pc.group_gemm):
         bias_q, mult = pwg.requant_constants(a_scale, out_scale)
         dst = out2[:, gi * og:(gi + 1) * og]
         if a is None:
             # patches in cache-sized blocks, fused with the GEMM (one parallel region)
-            _qconv.conv_gemm(_PATH_NAMES[path], xi, gi * cg, cg, kh, kw, sh, sw, ph, pw_,
-                             dh, dw, a_zp, pwg.packed, og, pwg.colsum, pwg.w_zp,
-                             pwg.any_wzp, bias_q, mult, out_zp, lo, 255, dst, nt)
+            _int8.conv_gemm(pwg, xi, gi * cg, cg, kh, kw, sh, sw, ph, pw_, dh, dw, a_zp,
+                            bias_q, mult, out_zp, lo, 255, dst, path)
             continue
         if not direct:
-            _qconv.im2col(xi, gi * cg, cg, kh, kw, sh, sw, ph, pw_, dh, dw, a_zp, a, nt)
-        _gemm(pwg, a, a_zp, bias_q, mult, out_zp, lo, 255, out_u8=dst, path=path)
+            _int8.im2col(xi, gi * cg, cg, kh, kw, sh, sw, ph, pw_, dh, dw, a_zp, a)
+        _int8.gemm_u8(pwg, a, a_zp, bias_q, mult, out_zp, lo, 255, dst, path)

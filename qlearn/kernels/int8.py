@@ -1,0 +1,242 @@
+r"""Int8 GEMM and convolution kernels (the only importer of ``qlearn._ext._qgemm`` and
+``qlearn._ext._qconv``).
+
+Array level: uint8 activations, int8 weights, int32 zero points, float32 constants.
+The QTensor level (:mod:`qlearn.nn.quantized.packed_params`: checking the user's
+tensors, the packed-weight classes, ``linear_apply`` / ``conv2d_apply``) calls these.
+Here a weight is packed once (:class:`GemmWeight`), the requantization constants are
+formed as PyTorch's x86 (FBGEMM) backend forms them (:func:`requant_constants`), the
+SIMD path (:mod:`qlearn.kernels.simd`; the generic path runs the plain reference loop
+``_qgemm.gemm_ref``) and the thread count are resolved, and the kernels are called on
+C-contiguous arrays.  AVX2 is the SIMD path; its exact 8-bit variant (for blocks with
+activations above 127, where ``vpmaddubsw`` would saturate) is chosen inside the kernel.
+
+Requantization constants (eq. :eq:`int8-requant`), all in float32 as FBGEMM forms them:
+
+.. math::
+
+   m_j = \frac{\mathrm{f32}(S_a)\,\mathrm{f32}(S_{w,j})}{\mathrm{f32}(S_o)}, \qquad
+   \beta_j = \begin{cases} b_j \cdot \big(1 / (S_a S_w)\big) & \text{per-tensor weight} \\
+                           b_j / (S_a S_{w,j}) & \text{per-channel weight} \end{cases}
+
+   y_{ij} = \operatorname{clamp}\big(\operatorname{nearbyint}((C_{ij} + \beta_j)\, m_j)
+            + Z_o,\ \text{lo},\ 255\big)
+
+with ``lo = Z_o`` when a ReLU is fused, else 0.  These were determined by comparing
+against ``torch.ops.quantized.linear`` / ``conv2d`` (engine ``x86``) on millions of
+outputs: the float bias is *not* rounded to int32 first (that variant differs on ~0.03%
+of outputs), it is divided by ``Sa Sw`` in float32 and added to the int32 accumulator
+converted to float32.  NumPy twins: :func:`qlearn.reference.gemm_requant_ref`,
+:func:`~qlearn.reference.gemm_float_ref`, :func:`~qlearn.reference.depthwise3x3_ref`.
+
+Examples
+--------
+>>> import numpy as np
+>>> from qlearn.kernels import int8
+>>> gw = int8.GemmWeight(np.array([[1, -2, 3]], np.int8), np.zeros(1, np.int32))
+>>> out = np.empty((1, 1), np.uint8)
+>>> a = int8.as_rows(np.array([[10, 20, 30]], np.uint8), 3)
+>>> bias_q, mult = int8.requant_constants(1.0, np.ones(1, np.float32), 1.0, None, False)
+>>> int8.gemm_u8(gw, a, 0, bias_q, mult, 5, 0, 255, out)[0, 0]   # 10 - 40 + 90 + 5
+65
+"""
+import numpy as np
+
+from .._ext import _qconv, _qgemm
+from . import simd as _simd
+from . import threads as _threads
+from .simd import Simd
+
+__all__ = ["MAX_DEPTH", "GemmWeight", "requant_constants", "as_rows", "gemm_u8",
+           "gemm_f32", "channels_last", "conv_gemm", "im2col", "depthwise3x3",
+           "AVX2_EXACT", "peak_gops"]
+
+#: int32 never overflows while K |a - Za| |w - Zw| <= K * 255 * 255 < 2**31.
+MAX_DEPTH = (2 ** 31 - 1) // (255 * 255)
+#: The path value a GEMM returns when AVX2 ran its exact 8-bit variant (not a SIMD path).
+AVX2_EXACT = _qgemm.AVX2_EXACT
+
+_F32_TINY = np.finfo(np.float32).tiny
+_EMPTY_F32 = np.empty(0, dtype=np.float32)
+_EMPTY_F32.flags.writeable = False
+
+
+def requant_constants(a_scale, w_scale, out_scale, bias, per_channel):
+    """``(bias_q, mult)`` of eq. :eq:`int8-requant` in float32, as FBGEMM forms them.
+
+    ``w_scale`` is float32 per output column; ``bias`` float32 or None (then ``bias_q``
+    is empty).  With extreme but valid scales the float32 intermediate ``Sa Sw``
+    overflows or underflows (``mult`` inf or 0, ``bias_q`` inf or NaN: a silently wrong
+    output); the constants are then formed in float64 and rounded once.  Constants that
+    float32 cannot hold even so are refused with ``ValueError``.
+    """
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        atws = np.float32(a_scale) * w_scale                    # Sa Sw[j], float32
+        mult = (atws / np.float32(out_scale)).astype(np.float32)
+        if bias is None:
+            bias_q = np.empty(0, dtype=np.float32)
+        elif per_channel:
+            bias_q = (bias / atws).astype(np.float32)
+        else:
+            bias_q = (bias * (np.float32(1) / atws)).astype(np.float32)
+    if (np.isfinite(atws).all() and (atws >= _F32_TINY).all() and np.isfinite(mult).all()
+            and np.isfinite(bias_q).all()):
+        return bias_q, mult
+    atws64 = np.float64(np.float32(a_scale)) * w_scale.astype(np.float64)
+    with np.errstate(over="ignore"):
+        mult = (atws64 / np.float64(np.float32(out_scale))).astype(np.float32)
+        if bias is not None:
+            bias_q = (bias.astype(np.float64) / atws64).astype(np.float32)
+    if not np.isfinite(mult).all():
+        j = int(np.argmax(~np.isfinite(mult)))
+        raise ValueError(f"the requantization multiplier input scale x weight scale / "
+                         f"output scale = {a_scale:.4g} x {float(w_scale[j]):.4g} / "
+                         f"{out_scale:.4g} exceeds the float32 maximum (channel {j})")
+    if not np.isfinite(bias_q).all():
+        j = int(np.argmax(~np.isfinite(bias_q)))
+        raise ValueError(f"`bias`[{j}] = {float(bias[j]):.4g} is too large for the scales: "
+                         f"bias / (input scale x weight scale) exceeds the float32 maximum")
+    return bias_q, mult
+
+
+class GemmWeight:
+    """An int8 weight (N, K) packed for the GEMM micro-kernels (eq. :eq:`int8-pack`).
+
+    Holds the integers ``w`` (the reference path uses them), the per-column zero points
+    ``w_zp`` (int32), ``colsum'[j] = sum_k w[j, k] - K Zw[j]`` (eq.
+    :eq:`int8-expansion`), the packed bytes and the kernel's bound plan.  ``K`` must
+    not exceed :data:`MAX_DEPTH` (the caller checks it, naming its own operator).
+    """
+
+    def __init__(self, w, w_zp):
+        self.w = np.ascontiguousarray(w, dtype=np.int8)
+        self.n, self.k = n, k = self.w.shape
+        self.w_zp = np.ascontiguousarray(w_zp, dtype=np.int32)
+        self.any_wzp = bool(np.any(self.w_zp != 0))
+        self.colsum = (self.w.sum(axis=1, dtype=np.int64)
+                       - k * self.w_zp.astype(np.int64)).astype(np.int32)
+        self.packed = np.empty(_qgemm.packed_size(n, k), dtype=np.int8)
+        self.plan = None
+        if n and k:
+            _qgemm.pack_weight(self.w, self.packed)
+            self.plan = _qgemm.PackedGemm(self.packed, self.colsum, self.w_zp, n, k)
+
+
+def as_rows(a, k):
+    """Activations (M, K) uint8 as an (M, lda) C array with lda = 4 ceil(K/4).
+
+    The micro-kernels read whole groups of 4 depth values; the packed weight is zero
+    beyond K, so the padding bytes only need to exist (they are set to 0).
+    """
+    lda = 4 * ((k + 3) // 4)
+    if lda == k and a.flags.c_contiguous:
+        return a
+    out = np.zeros((a.shape[0], lda), dtype=np.uint8)
+    out[:, :k] = a
+    return out
+
+
+def gemm_u8(gw, a_rows, a_zp, bias_q, mult, out_zp, lo, hi, out, simd=None,
+            num_threads=None):
+    r"""``out[i, j] = clamp(nearbyint((C[i, j] + bias_q[j]) mult[j]) + Zo, lo, hi)``,
+    :math:`C_{ij} = \sum_k (a_{ik} - Z_a)(w_{jk} - Z_{w,j})` (eqs. :eq:`int8-expansion`
+    and :eq:`int8-requant`), into the uint8 ``out`` (rows may be strided); returns
+    ``out``.  ``a_rows`` comes from :func:`as_rows`; ``simd`` defaults to the active
+    path."""
+    path = _simd.active() if simd is None else simd
+    nt = _threads.resolve(num_threads)
+    if path == Simd.GENERIC or gw.plan is None:
+        _qgemm.gemm_ref(np.ascontiguousarray(a_rows[:, :gw.k]), gw.w, gw.w_zp, a_zp,
+                        bias_q if bias_q.size else np.zeros(gw.n, np.float32), mult,
+                        out_zp, lo, hi, out, nt)
+    else:
+        gw.plan.requant(path, a_rows, a_zp, bias_q, mult, out_zp, lo, hi, out, nt)
+    return out
+
+
+def gemm_f32(gw, a_rows, a_zp, fscale, fbias, relu, simd=None, num_threads=None):
+    r"""The float output of dynamic quantization, :math:`y_{ij} = C_{ij}\,
+    \mathrm{fscale}_j + \mathrm{fbias}_j` (eq. :eq:`int8-dynamic`; ``fbias`` may be
+    None), ReLU'd if ``relu``: a new (M, N) float32 array."""
+    path = _simd.active() if simd is None else simd
+    nt = _threads.resolve(num_threads)
+    out = np.empty((a_rows.shape[0], gw.n), dtype=np.float32)
+    if path == Simd.GENERIC or gw.plan is None:
+        _qgemm.gemm_ref_float(np.ascontiguousarray(a_rows[:, :gw.k]), gw.w, gw.w_zp, a_zp,
+                              fscale,
+                              fbias if fbias is not None else np.zeros(gw.n, np.float32),
+                              relu, out, nt)
+    else:
+        gw.plan.to_float(path, a_rows, a_zp, fscale,
+                         fbias if fbias is not None else _EMPTY_F32, relu, out, nt)
+    return out
+
+
+def channels_last(xi, num_threads=None):
+    """The (N, H, W, C) C-contiguous array behind the NCHW uint8 integers ``xi``.
+
+    A view when ``xi`` already is channels-last in memory (every convolution output
+    is), else one copy.
+    """
+    nhwc = xi.transpose(0, 2, 3, 1)
+    if nhwc.flags.c_contiguous:
+        return nhwc
+    if not xi.flags.c_contiguous or xi.size == 0:
+        return np.ascontiguousarray(nhwc)
+    out = np.empty(nhwc.shape, dtype=np.uint8)
+    nt = _threads.resolve(num_threads)
+    if xi.shape[1] <= 8:
+        _qconv.small_c_to_channels_last(xi, out, nt)
+    else:           # 16x16 SSE2 tile transposes, ~7x NumPy's transposing copy
+        _qconv.to_channels_last(xi, out, nt)
+    return out
+
+
+def to_channels_last(xi, out, num_threads=None):
+    """``out[n, h, w, c] = xi[n, c, h, w]`` with the tiled transposes (uint8, C arrays)."""
+    _qconv.to_channels_last(np.ascontiguousarray(xi), out, _threads.resolve(num_threads))
+
+
+def im2col(xi, c0, cg, kh, kw, sh, sw, ph, pw, dh, dw, a_zp, out, num_threads=None):
+    """The (N Ho Wo, lda) patch matrix of channels ``[c0, c0 + cg)`` of the channels-last
+    ``xi``, depth order (ky, kx, c), padding filled with ``a_zp``."""
+    _qconv.im2col(xi, c0, cg, kh, kw, sh, sw, ph, pw, dh, dw, a_zp, out,
+                  _threads.resolve(num_threads))
+
+
+def conv_gemm(gw, xi, c0, cg, kh, kw, sh, sw, ph, pw, dh, dw, a_zp, bias_q, mult, out_zp,
+              lo, hi, out, simd=None, num_threads=None):
+    """One group of a convolution, patches and GEMM fused (eqs. :eq:`int8-expansion`,
+    :eq:`int8-requant`), into the (N Ho Wo, >= Ng) uint8 ``out``; needs a SIMD path."""
+    path = _simd.active() if simd is None else simd
+    _qconv.conv_gemm(path, xi, c0, cg, kh, kw, sh, sw, ph, pw, dh, dw, a_zp, gw.packed,
+                     gw.n, gw.colsum, gw.w_zp, gw.any_wzp, bias_q, mult, out_zp, lo, hi,
+                     out, _threads.resolve(num_threads))
+
+
+def depthwise3x3(xi, taps, stride, pad, dil, a_zp, bias_q, mult, out_zp, lo, hi, out,
+                 simd=None, num_threads=None):
+    """Depthwise 3x3 convolution (eq. :eq:`int8-depthwise`) of the channels-last ``xi``
+    with the (9, C) int32 taps ``w - Zw``, requantized into the (N, Ho, Wo, C) ``out``."""
+    path = _simd.active() if simd is None else simd
+    _qconv.depthwise3x3(xi, taps, stride, pad, dil, a_zp, bias_q, mult, out_zp, lo, hi, out,
+                        int(path), _threads.resolve(num_threads))
+
+
+def peak_gops(path, seconds=0.2):
+    r"""One core's int8 peak on SIMD path ``path`` (``"avx2"``, ``"vnni"`` or a
+    :class:`~qlearn.kernels.simd.Simd`), in GOP/s.
+
+    Independent chains of exactly the micro-kernel's multiply instructions
+    (``vpmaddubsw`` + ``vpmaddwd`` + ``vpaddd`` for AVX2, ``vpdpbusd`` for VNNI) run for
+    about ``seconds`` on the calling thread; the result is
+    :math:`2 \cdot \text{multiply-adds} / \text{time}`, what a tile could reach with no
+    loads, stores or epilogue.  ``ValueError`` if this CPU lacks the path.
+    """
+    path = _simd._parse(path)
+    if path == Simd.GENERIC or path not in _simd.available():
+        raise ValueError(f"`path` must be an available SIMD path "
+                         f"({[p.name.lower() for p in _simd.available()[1:]]}), got "
+                         f"{path.name.lower()!r}: the generic loops have no "
+                         f"instruction-level peak")
+    return _qgemm.peak_gops(int(path), float(seconds))

@@ -1,0 +1,55 @@
+"""The thread count of the parallel kernels (the only importer of ``qlearn._ext._openmp``).
+
+Kernels take ``num_threads`` as a plain int; the wrappers of :mod:`qlearn.kernels`
+pass :func:`resolve`, so one setting (:func:`set_num_threads`, else
+``OMP_NUM_THREADS`` as it was at import, else every core OpenMP sees) governs them all.
+Results never depend on it.
+
+Examples
+--------
+>>> from qlearn.kernels import threads
+>>> threads.resolve(1)
+1
+>>> threads.resolve() == threads.get_num_threads()
+True
+"""
+import numbers
+
+from .._ext import _openmp
+
+__all__ = ["get_num_threads", "set_num_threads", "resolve", "MAX_NUM_THREADS",
+           "OPENMP_ENABLED"]
+
+#: Whether the kernels were built with OpenMP (else every count resolves to 1).
+OPENMP_ENABLED = _openmp.OPENMP_ENABLED
+#: The largest count accepted: ``max(64, 4 * os.cpu_count())``.
+MAX_NUM_THREADS = _openmp.MAX_NUM_THREADS
+
+#: The number of threads parallel kernels use (``set_num_threads`` wins).
+get_num_threads = _openmp.get_num_threads
+
+
+def set_num_threads(n):
+    """Use ``n`` threads in every parallel kernel, ``1 <= n <= MAX_NUM_THREADS``.
+
+    Raises ``TypeError`` for a non-integer, ``ValueError`` outside the range.
+    """
+    _openmp.set_num_threads(n)
+
+
+def resolve(num_threads=None):
+    """The thread count to hand a kernel: ``num_threads``, or :func:`get_num_threads`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``num_threads`` is not an integer in ``[1, MAX_NUM_THREADS]``.
+    """
+    if num_threads is None:
+        return get_num_threads()
+    if isinstance(num_threads, bool) or not isinstance(num_threads, numbers.Integral):
+        raise TypeError(f"`num_threads` must be an integer, got {num_threads!r}")
+    if not 1 <= num_threads <= MAX_NUM_THREADS:
+        raise ValueError(f"`num_threads` must be in [1, {MAX_NUM_THREADS}], got "
+                         f"{num_threads}")
+    return int(num_threads) if OPENMP_ENABLED else 1
