@@ -363,3 +363,68 @@ def test_qconfig_equals(torch_mod, a, b):
     assert tq.qconfig_equals(tq.default_qconfig, rebuilt)
     assert ta.qconfig_equals(ta.default_qconfig, ta.QConfig(
         activation=ta.default_observer, weight=ta.default_weight_observer))
+
+
+# ---- learnable fake quantization (LSQ) ------------------------------------------------------
+def test_learnable_functions_and_gradients(torch_mod):
+    from qlearn import fake_quant as qfq
+    torch = torch_mod
+    rng = np.random.default_rng(15)
+    for i in range(120):
+        shape = [(5,), (3, 4), (2, 3, 4)][i % 3]
+        x = (rng.standard_normal(shape) * 2).astype(np.float32)
+        qmin, qmax = [(0, 255), (-128, 127), (0, 15)][i % 3]
+        gf = [1.0, 0.5][i % 2]
+        g = rng.standard_normal(shape).astype(np.float32)
+        per_channel = len(shape) >= 2 and i % 2 == 0
+        axis = i % len(shape)
+        c = shape[axis] if per_channel else 1
+        s = rng.uniform(0.01, 0.3, c).astype(np.float32)
+        z = rng.uniform(qmin, qmax, c).astype(np.float32)
+        tx = torch.from_numpy(x.copy()).requires_grad_(True)
+        ts = torch.from_numpy(s.copy()).requires_grad_(True)
+        tz = torch.from_numpy(z.copy()).requires_grad_(True)
+        qx = ql.tensor(x.copy(), requires_grad=True)
+        qs = ql.tensor(s.copy(), requires_grad=True)
+        qz = ql.tensor(z.copy(), requires_grad=True)
+        if per_channel:
+            ty = torch._fake_quantize_learnable_per_channel_affine(tx, ts, tz, axis, qmin,
+                                                                   qmax, gf)
+            qy = qfq._fake_quantize_learnable_per_channel_affine(qx, qs, qz, axis, qmin,
+                                                                 qmax, gf)
+        else:
+            ty = torch._fake_quantize_learnable_per_tensor_affine(tx, ts, tz, qmin, qmax, gf)
+            qy = qfq._fake_quantize_learnable_per_tensor_affine(qx, qs, qz, qmin, qmax, gf)
+        ty.backward(torch.from_numpy(g))
+        qy.backward(ql.tensor(g))
+        where = f"case {i}: {shape}, per_channel={per_channel}"
+        np.testing.assert_array_equal(qy.numpy(), ty.detach().numpy(), err_msg=where)
+        np.testing.assert_array_equal(qx.grad.numpy(), tx.grad.numpy(), err_msg=where)
+        # the scale and zero-point gradients are sums over the tensor: summation order
+        np.testing.assert_allclose(qs.grad.numpy(), ts.grad.numpy(), rtol=1e-4, atol=1e-5,
+                                   err_msg=where)
+        np.testing.assert_allclose(qz.grad.numpy(), tz.grad.numpy(), rtol=1e-4, atol=1e-5,
+                                   err_msg=where)
+
+
+@pytest.mark.parametrize("kw", [dict(quant_min=0, quant_max=255),
+                                dict(quant_min=-128, quant_max=127, dtype="qint8",
+                                     qscheme="per_tensor_symmetric")])
+def test_learnable_fake_quantize_module(torch_mod, kw):
+    torch = torch_mod
+    from torch.ao.quantization._learnable_fake_quantize import _LearnableFakeQuantize
+    tkw = {k: (getattr(torch, v) if k in ("dtype", "qscheme") else v) for k, v in kw.items()}
+    qkw = {k: (getattr(ql, v) if k in ("dtype", "qscheme") else v) for k, v in kw.items()}
+    t = _LearnableFakeQuantize(torch.ao.quantization.MovingAverageMinMaxObserver, **tkw)
+    q = tq.LearnableFakeQuantize(tq.MovingAverageMinMaxObserver, **qkw)
+    assert repr(q).replace("LearnableFakeQuantize", "_LearnableFakeQuantize", 1) == repr(t)
+    rng = np.random.default_rng(16)
+    for step in range(4):
+        x = rng.standard_normal((3, 4)).astype(np.float32)
+        if step == 2:
+            t.enable_param_learning()
+            q.enable_param_learning()
+        np.testing.assert_array_equal(_np(q(x)), _np(t(torch.from_numpy(x))))
+        np.testing.assert_array_equal(_np(q.scale), _np(t.scale))
+        np.testing.assert_array_equal(_np(q.zero_point), _np(t.zero_point))
+    assert sorted(q.state_dict()) == sorted(t.state_dict())
