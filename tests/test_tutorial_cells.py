@@ -1,8 +1,9 @@
 """The tutorials and pages as text, without building the docs.
 
-* A tutorial code cell that prints, or shows the value of its last expression, also
-  checks what it shows (an ``assert`` or an ``np.testing`` comparison), so a tutorial
-  whose result changes fails the docs build instead of printing something else.
+* A code cell of a tutorial or of an executed page that prints, or shows the value of
+  its last expression, also checks what it shows (an ``assert``, an ``np.testing``
+  comparison or ``gradcheck``, which raises), so a result that changes fails the docs
+  build instead of printing something else.
 * The word the docs never use (the source material is cited by its titles) appears in
   no page, tutorial or the README, in any case.
 """
@@ -15,9 +16,11 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TUTORIALS = sorted((ROOT / "tutorials").glob("*.ipynb"))
-CHECK = re.compile(r"\bassert\b|np\.testing\.|\bassert_\w+\(")
+PAGES = sorted(p for p in (ROOT / "docs").rglob("*.md") if "_build" not in p.parts)
+CHECK = re.compile(r"\bassert\b|np\.testing\.|\bassert_\w+\(|\bgradcheck\(")
 # last expressions that show no numbers
-SILENT_CALLS = {"set_printoptions", "show", "tight_layout", "display"}
+SILENT_CALLS = {"set_printoptions", "show", "tight_layout", "display", "plot", "Image"}
+CODE_CELL = re.compile(r"```\{code-cell\}[^\n]*\n(.*?)\n```", re.S)
 
 
 def _code_cells(path):
@@ -25,10 +28,21 @@ def _code_cells(path):
     return [(i, "".join(c["source"])) for i, c in enumerate(cells) if c["cell_type"] == "code"]
 
 
+def _page_cells(path):
+    """The ``{code-cell}`` blocks of a MyST page, without their option lines."""
+    cells = CODE_CELL.findall(path.read_text(encoding="utf-8"))
+    return [(i, "\n".join(line for line in src.split("\n")
+                          if not line.startswith(":") and line != "---"))
+            for i, src in enumerate(cells)]
+
+
 def _shows_something(src):
     tree = ast.parse(src)
+    # a print inside a function prints when the function is called, in another cell
+    top = [stmt for stmt in tree.body
+           if not isinstance(stmt, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))]
     prints = any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-                 and n.func.id == "print" for n in ast.walk(tree))
+                 and n.func.id == "print" for stmt in top for n in ast.walk(stmt))
     last = tree.body[-1] if tree.body else None
     shows = isinstance(last, ast.Expr)
     if shows and isinstance(last.value, ast.Call):
@@ -47,11 +61,20 @@ def test_cells_that_show_values_check_them(path):
         + "\n".join(unchecked)
 
 
+@pytest.mark.parametrize("path", PAGES, ids=[p.stem for p in PAGES])
+def test_page_cells_that_show_values_check_them(path):
+    unchecked = [f"cell {i}: {src.strip().splitlines()[-1]}" for i, src in _page_cells(path)
+                 if _shows_something(src) and not CHECK.search(src)]
+    assert not unchecked, f"{path.name}: cells that show values without checking them:\n" \
+        + "\n".join(unchecked)
+
+
 def test_checker_sees_unchecked_cells():
     assert _shows_something("x = 1\nprint(x)")
     assert _shows_something("x = 1\nx")
     assert not _shows_something("x = 1")
     assert not _shows_something("np.set_printoptions(precision=4)")
+    assert not _shows_something("def f():\n    print(1)")
     assert CHECK.search("np.testing.assert_array_equal(a, b)")
 
 

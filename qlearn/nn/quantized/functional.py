@@ -248,7 +248,7 @@ def adaptive_avg_pool2d(input, output_size):
     \rceil)`; with :math:`n` elements in the bin,
 
     .. math::  q_{out} = \operatorname{nearbyint}\big(\mathrm{f32}(\textstyle\sum q)
-               / n\big)
+               \cdot \mathrm{f32}(1 / n)\big)
 
     The output keeps the input's scale and zero point, so the mean of the integers is
     the quantized mean; rounding the integers' own mean (rather than
@@ -282,7 +282,9 @@ def adaptive_avg_pool2d(input, output_size):
             x0, x1 = (j * w) // wo, -(-((j + 1) * w) // wo)
             n = (y1 - y0) * (x1 - x0)
             s = ii[..., y1, x1] - ii[..., y0, x1] - ii[..., y1, x0] + ii[..., y0, x0]
-            mean = s.astype(np.float32) / np.float32(n)
+            # PyTorch multiplies by the float32 reciprocal: at a tie (n = 14, say) it
+            # lands just above the half and rounds up where a division would not
+            mean = s.astype(np.float32) * (np.float32(1) / np.float32(n))
             out[..., i, j] = np.clip(np.rint(mean).astype(np.int64), 0, 255)
     return _like(input, out)
 
@@ -460,6 +462,8 @@ def _number(other):
     # a string is no number here, as in PyTorch's schema (Scalar; a bool counts)
     if not isinstance(c, (int, float, np.integer, np.floating, np.bool_)):
         raise TypeError(f"`other` must be a number, got {type(other).__name__}")
+    if not np.isfinite(float(c)):   # no scale or zero point represents the result
+        raise ValueError(f"`other` must be a finite number, got {float(c)}")
     return float(c)
 
 
@@ -485,6 +489,9 @@ def add_scalar(input, other):
     require_quantized(input, "qF.add_scalar")
     c = _number(other)
     s, z = float(input.q_scale()), int(input.q_zero_point())
+    if not abs(c / s) < 2.0 ** 31:              # PyTorch's shift is an int32 as well
+        raise ValueError(f"qF.add_scalar: `other` / scale must be below 2**31 in "
+                         f"magnitude, got {c} / {s}")
     c_q = int(np.rint(c / s))                   # in float64, as PyTorch (ties to even)
     shifted = z - c_q
     if 0 <= shifted <= 255:
