@@ -33,7 +33,7 @@ cdef extern from "qconv/dispatch.h":
                                         long p1, uint8_t *dst) noexcept nogil
     void qlearn_qconv_dw_pack(const int32_t *wz, long C, int16_t *out) noexcept nogil
     void qlearn_qconv_indirect_block(
-            const uint8_t *x, long H, long W, long C, long Ho, long Wo, long c0, long cg,
+            int path, const uint8_t *x, long H, long W, long C, long Ho, long Wo, long c0, long cg,
             long kh, long kw, long sh, long sw, long ph, long pw, long dh, long dw,
             const uint8_t *zrow, long r0, long rows, const uint8_t **ptrs,
             const int8_t *packed, long Ng, long Kg, long P, long np_max,
@@ -154,9 +154,10 @@ def conv_gemm(int path,
               int num_threads):
     """out[(n, oy, ox), j] := eq. (6) of eq. (4) over the patches of x, fused.
 
-    Each thread takes blocks of ``ROWS`` output pixels.  With ``path`` VNNI and
-    ``cg % 4 == 0`` the indirect micro-kernel reads every tap's channel run in place
-    (padding points at a run of ``Za``); otherwise the block's patches are written (as
+    Each thread takes blocks of ``ROWS`` output pixels.  With ``cg % 4 == 0`` the
+    indirect micro-kernel of ``path`` (VNNI or AVX2) reads every tap's channel run in
+    place (padding points at a run of ``Za``; AVX2 takes its exact variant, eq. (7),
+    when the input or ``Za`` exceeds 127); otherwise the block's patches are written (as
     :func:`im2col`) into the thread's cache-resident buffer and the GEMM tiles of
     :func:`qlearn._ext._qgemm.gemm` run on it.  Row sums are formed per block when some
     ``Zw != 0``.  The patch matrix is never materialized whole, and the patches and the
@@ -170,9 +171,9 @@ def conv_gemm(int path,
     cdef intp_t ldc = out.strides[0]
     cdef int mr_max = qgemm_tile_mr(path), np_max = qgemm_tile_np(path)
     cdef int nt = max(num_threads, 1)
-    # VNNI with whole 4-byte groups per tap reads the input in place (indirect
-    # convolution): no patch matrix at all, only pointers to channel runs
-    cdef bint indirect = path == QGEMM_VNNI and cg % 4 == 0
+    # Whole 4-byte groups per tap: the input is read in place (indirect convolution),
+    # no patch matrix at all, only pointers to channel runs
+    cdef bint indirect = (path == QGEMM_VNNI or path == QGEMM_AVX2) and cg % 4 == 0
     cdef intp_t T = kh * kw
     cdef uint8_t[:, ::1] bufs = np.empty((nt, 1 if indirect else ROWS * lda),
                                          dtype=np.uint8)
@@ -187,6 +188,8 @@ def conv_gemm(int path,
     e = qgemm_epilogue_u8(&colsum[0], &wzp[0], a_zp,
                           &bias_q[0] if bias_q.shape[0] > 0 else NULL, &mult[0],
                           out_zp, lo, hi)
+    if indirect and path == QGEMM_AVX2 and _needs_exact(x, a_zp):
+        path = QGEMM_AVX2_EXACT      # eq. (7): some activation (or the padding) > 127
     if M * K * Ng < (1 << 18):
         num_threads = 1
     with nogil:
@@ -195,7 +198,7 @@ def conv_gemm(int path,
             r0 = b * ROWS
             rows = min(ROWS, M - r0)
             if indirect:
-                _block_indirect(&x[0, 0, 0, 0], &g, r0, rows, &zrow[0],
+                _block_indirect(path, &x[0, 0, 0, 0], &g, r0, rows, &zrow[0],
                                 <const uint8_t **> &ptrs[tid, 0], Kg, &packed[0], Ng,
                                 P, np_max, &e, any_wzp, &sums[tid, 0], &out[r0, 0], ldc)
                 continue
@@ -204,16 +207,30 @@ def conv_gemm(int path,
                         mr_max, np_max, &e, any_wzp, &sums[tid, 0], &out[r0, 0], ldc)
 
 
-cdef void _block_indirect(const uint8_t *x, const Geometry *g, intp_t r0, intp_t rows,
-                          const uint8_t *zrow, const uint8_t **ptrs, intp_t Kg,
-                          const int8_t *packed, intp_t Ng, intp_t P, int np_max,
-                          const qgemm_epilogue *e0, bint any_wzp, int32_t *rowsum,
-                          uint8_t *out, intp_t ldc) noexcept nogil:
-    """Output pixels r0 .. r0+rows-1 by the indirect VNNI kernel: for each tile of 6
-    pixels, point at the channel run of every tap (or at a run of Za for padding, which
-    is real zero, eq. (3)); row sums (eq. (4)) are summed over the same runs.  The loop
-    is ``qlearn_qconv_indirect_block`` in ``pyx/include/qconv/indirect_vnni.h``."""
-    qlearn_qconv_indirect_block(x, g.H, g.W, g.C, g.Ho, g.Wo, g.c0, g.cg, g.kh, g.kw,
+cdef bint _needs_exact(const uint8_t[:, :, :, ::1] x, uint8_t a_zp) noexcept:
+    """Whether AVX2's vpmaddubsw could saturate on this input: some byte, or the zero
+    point the padding holds, exceeds 127 (one pass over the input, not over the 9x
+    larger patches)."""
+    cdef intp_t n = x.shape[0] * x.shape[1] * x.shape[2] * x.shape[3]
+    if a_zp > 127:
+        return True
+    if n == 0:
+        return False
+    with nogil:
+        return qlearn_qgemm_rowsum_max(&x[0, 0, 0, 0], 1, n, n, NULL, 1) > 127
+
+
+cdef void _block_indirect(int path, const uint8_t *x, const Geometry *g, intp_t r0,
+                          intp_t rows, const uint8_t *zrow, const uint8_t **ptrs,
+                          intp_t Kg, const int8_t *packed, intp_t Ng, intp_t P,
+                          int np_max, const qgemm_epilogue *e0, bint any_wzp,
+                          int32_t *rowsum, uint8_t *out, intp_t ldc) noexcept nogil:
+    """Output pixels r0 .. r0+rows-1 by the indirect kernel of ``path``: for each tile
+    of 6 (VNNI) or 4 (AVX2) pixels, point at the channel run of every tap (or at a run
+    of Za for padding, which is real zero, eq. (3)); row sums (eq. (4)) are summed over
+    the same runs.  The loop is ``qlearn_qconv_indirect_block`` in
+    ``pyx/include/qconv/indirect.h``."""
+    qlearn_qconv_indirect_block(path, x, g.H, g.W, g.C, g.Ho, g.Wo, g.c0, g.cg, g.kh, g.kw,
                                 g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, zrow, r0, rows, ptrs,
                                 packed, Ng, Kg, P, np_max, e0, any_wzp, rowsum, out, ldc)
 

@@ -1,5 +1,5 @@
 /* Int8 convolution kernels other than the GEMM tiles (those are in ../qgemm/):
- * layout.h (NCHW -> NHWC), im2col.h (patch rows), indirect_vnni.h (the pointers of the
+ * layout.h (NCHW -> NHWC), im2col.h (patch rows), indirect.h (the pointers of the
  * indirect convolution), depthwise3x3_generic.h and
  * depthwise3x3_avx2.h, and here the choice between the depthwise paths. */
 #ifndef QLEARN_QCONV_DISPATCH_H
@@ -10,7 +10,7 @@
 #include "im2col.h"
 #include "depthwise3x3_generic.h"
 #include "depthwise3x3_avx2.h"
-#include "indirect_vnni.h"
+#include "indirect.h"
 
 /* One output row: accumulate, then requantize (eq. (6)) into out (Wo, ldc).
  * simd: 0 plain loops, 1 AVX2, 2 AVX2 kernel + AVX-512 epilogue. */
