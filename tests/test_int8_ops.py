@@ -360,3 +360,16 @@ def test_to_channels_last(rng, num_threads, shape):
     out = np.full(want.shape, 0xA5, np.uint8)
     _packed._qconv.to_channels_last(x, out, num_threads)
     assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("a_zp", [200, 255])
+def test_conv2d_padding_zero_point_above_127(path, rng, a_zp):
+    """Activations all <= 127 but a zero point > 127: the indirect kernel's padding taps
+    read runs of Za, so AVX2 must still take its exact variant (a pair 2 Za (-128)
+    saturates vpmaddubsw's int16)."""
+    x = activations(rng, (1, 8, 5, 6), zero_point=a_zp)
+    w = ql.QTensor(np.full((16, 8, 3, 3), -128, np.int8), ql.qint8, ql.per_tensor_affine,
+                   0.001, 0)
+    got = qF.conv2d(x, w, None, padding=1, scale=0.2, zero_point=0).int_repr()
+    assert got.min() > 0 and got.max() < 255       # no clamping hides an error
+    assert_array_equal(got, conv_reference(x, w, None, 1, 1, 1, 1, 0.2, 0))
