@@ -373,3 +373,14 @@ def test_conv2d_padding_zero_point_above_127(path, rng, a_zp):
     got = qF.conv2d(x, w, None, padding=1, scale=0.2, zero_point=0).int_repr()
     assert got.min() > 0 and got.max() < 255       # no clamping hides an error
     assert_array_equal(got, conv_reference(x, w, None, 1, 1, 1, 1, 0.2, 0))
+
+
+@pytest.mark.parametrize("c", [1, 2, 3, 5, 8])
+@pytest.mark.parametrize("w", [1, 15, 16, 17, 33, 224])
+def test_small_c_to_channels_last(rng, num_threads, c, w):
+    """The few-channel NCHW -> NHWC copy (three channels: 16 pixels per SSSE3 shuffle
+    step, then the scalar tail) is a plain transpose."""
+    x = rng.integers(0, 256, (2, c, 3, w)).astype(np.uint8)
+    out = np.full((2, 3, w, c), 0xA5, np.uint8)
+    _packed._qconv.small_c_to_channels_last(x, out, num_threads)
+    assert_array_equal(out, x.transpose(0, 2, 3, 1))
