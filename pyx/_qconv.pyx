@@ -11,7 +11,7 @@ Equation numbers refer to ``docs/int8.rst``.
 import numpy as np
 
 from cython.parallel cimport prange
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 from _typedefs cimport float32_t, int8_t, int16_t, int32_t, intp_t, uint8_t
 
@@ -279,7 +279,11 @@ def depthwise3x3(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels las
     cdef intp_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef intp_t Ho = out.shape[1], Wo = out.shape[2]
     cdef intp_t Hp = H + 2 * pad, Wp = W + 2 * pad
-    cdef uint8_t[:, :, :, ::1] xp = np.full((N, Hp, Wp, C), a_zp, dtype=np.uint8)
+    # the padded copy: only its border is filled with Za (the rows' loop copies the rest)
+    xpa = np.empty((N, Hp, Wp, C), dtype=np.uint8)
+    xpa[:, :pad] = a_zp
+    xpa[:, Hp - pad:] = a_zp
+    cdef uint8_t[:, :, :, ::1] xp = xpa
     cdef int32_t[:, ::1] acc = np.empty((max(num_threads, 1), Wo * C), dtype=np.int32)
     cdef int32_t[::1] wsum = np.asarray(wz).sum(axis=0, dtype=np.int32)
     cdef int32_t[::1] zeros = np.zeros(C, dtype=np.int32)
@@ -305,7 +309,9 @@ def depthwise3x3(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels las
         for row in prange(N * H, num_threads=num_threads, schedule="static"):
             n = row // H
             y = row % H
+            memset(&xp[n, y + pad, 0, 0], a_zp, pad * C)
             memcpy(&xp[n, y + pad, pad, 0], &x[n, y, 0, 0], W * C)
+            memset(&xp[n, y + pad, pad + W, 0], a_zp, pad * C)
         for row in prange(N * Ho, num_threads=num_threads, schedule="static"):
             n = row // Ho
             tid = _thread_id()

@@ -328,7 +328,7 @@ def test_conv2d_blocks_and_threads(path, num_threads, rng, groups):
     assert_array_equal(got, conv_reference(x, w, b, 1, 1, 1, groups, 0.8, 5))
 
 
-@pytest.mark.parametrize("c", [1, 16, 21, 48])
+@pytest.mark.parametrize("c", [1, 16, 21, 48, 96])
 @pytest.mark.parametrize("stride,pad,dil", [(1, 1, 1), (2, 1, 1), (1, 2, 2), (2, 0, 1)])
 @pytest.mark.parametrize("simd", [0, 1, 2])
 def test_depthwise3x3_kernel(rng, num_threads, c, stride, pad, dil, simd):
