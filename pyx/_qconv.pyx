@@ -11,7 +11,7 @@ Equation numbers refer to ``docs/int8.rst``.
 import numpy as np
 
 from cpython.pycapsule cimport PyCapsule_GetPointer
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 from _parallel cimport pool_run_t
 from _typedefs cimport float32_t, int8_t, int16_t, int32_t, intp_t, uint8_t
@@ -34,7 +34,7 @@ cdef extern from "qconv/dispatch.h":
                                         long p1, uint8_t *dst) noexcept nogil
     void qlearn_qconv_dw_pack(const int32_t *wz, long C, int16_t *out) noexcept nogil
     void qlearn_qconv_indirect_block(
-            const uint8_t *x, long H, long W, long C, long Ho, long Wo, long c0, long cg,
+            int path, const uint8_t *x, long H, long W, long C, long Ho, long Wo, long c0, long cg,
             long kh, long kw, long sh, long sw, long ph, long pw, long dh, long dw,
             const uint8_t *zrow, long r0, long rows, const uint8_t **ptrs,
             const int8_t *packed, long Ng, long Kg, long P, long np_max,
@@ -69,6 +69,7 @@ cdef struct CopyJob:
     const uint8_t *src
     uint8_t *dst
     intp_t C, H, W, HW, nblk, pad, Hp, Wp
+    uint8_t fill             # the padded copy's border value (Za)
 
 
 cdef void _small_c_row(void *ctx, long row, int slot) noexcept nogil:
@@ -89,8 +90,10 @@ cdef void _pad_row(void *ctx, long row, int slot) noexcept nogil:
     """Row (n, y) of the (N, H, W, C) input into the padded (N, Hp, Wp, C) copy."""
     cdef CopyJob *j = <CopyJob *> ctx
     cdef intp_t n = row // j.H, y = row % j.H
-    memcpy(j.dst + ((n * j.Hp + y + j.pad) * j.Wp + j.pad) * j.C,
-           j.src + (n * j.H + y) * j.W * j.C, j.W * j.C)
+    cdef uint8_t *d = j.dst + (n * j.Hp + y + j.pad) * j.Wp * j.C
+    memset(d, j.fill, j.pad * j.C)                       # left border: Za
+    memcpy(d + j.pad * j.C, j.src + (n * j.H + y) * j.W * j.C, j.W * j.C)
+    memset(d + (j.pad + j.W) * j.C, j.fill, j.pad * j.C)  # right border: Za
 
 
 def small_c_to_channels_last(const uint8_t[:, :, :, ::1] x,   # IN  (N, C, H, W)
@@ -212,7 +215,7 @@ cdef void _conv_block(void *ctx, long b, int slot) noexcept nogil:
     cdef uint8_t *buf = j.bufs + slot * j.buf_stride
     cdef int32_t *sums = j.sums + slot * j.sums_stride
     if j.indirect:
-        _block_indirect(j.x, j.g, r0, rows, j.zrow,
+        _block_indirect(j.path, j.x, j.g, r0, rows, j.zrow,
                         <const uint8_t **> (j.ptrs + slot * j.ptrs_stride), j.Kg, j.packed,
                         j.Ng, j.P, j.np_max, j.e, j.any_wzp, sums, j.out + r0 * j.ldc,
                         j.ldc)
@@ -235,9 +238,10 @@ def conv_gemm(int simd,
               int num_threads):
     """out[(n, oy, ox), j] := eq. (6) of eq. (4) over the patches of x, fused.
 
-    Each thread takes blocks of ``ROWS`` output pixels.  With ``simd`` VNNI and
-    ``cg % 4 == 0`` the indirect micro-kernel reads every tap's channel run in place
-    (padding points at a run of ``Za``); otherwise the block's patches are written (as
+    Each thread takes blocks of ``ROWS`` output pixels.  With ``cg % 4 == 0`` the
+    indirect micro-kernel of ``simd`` (VNNI or AVX2) reads every tap's channel run in
+    place (padding points at a run of ``Za``; AVX2 takes its exact variant, eq. (7),
+    when the input or ``Za`` exceeds 127); otherwise the block's patches are written (as
     :func:`im2col`) into the thread's cache-resident buffer and the GEMM tiles of
     :func:`qlearn._ext._qgemm.gemm` run on it.  Row sums are formed per block when some
     ``Zw != 0``.  The patch matrix is never materialized whole, and the patches and the
@@ -251,9 +255,9 @@ def conv_gemm(int simd,
     cdef intp_t ldc = out.strides[0]
     cdef int mr_max = qgemm_tile_mr(path), np_max = qgemm_tile_np(path)
     cdef int nt = max(num_threads, 1)
-    # VNNI with whole 4-byte groups per tap reads the input in place (indirect
-    # convolution): no patch matrix at all, only pointers to channel runs
-    cdef bint indirect = path == QGEMM_VNNI and cg % 4 == 0
+    # Whole 4-byte groups per tap: the input is read in place (indirect convolution),
+    # no patch matrix at all, only pointers to channel runs
+    cdef bint indirect = (path == QGEMM_VNNI or path == QGEMM_AVX2) and cg % 4 == 0
     cdef intp_t T = kh * kw
     cdef uint8_t[:, ::1] bufs = np.empty((nt, 1 if indirect else ROWS * lda),
                                          dtype=np.uint8)
@@ -268,6 +272,8 @@ def conv_gemm(int simd,
     e = qgemm_epilogue_u8(&colsum[0], &wzp[0], a_zp,
                           &bias_q[0] if bias_q.shape[0] > 0 else NULL, &mult[0],
                           out_zp, lo, hi)
+    if indirect and path == QGEMM_AVX2 and _needs_exact(x, a_zp):
+        path = QGEMM_AVX2_EXACT      # eq. (7): some activation (or the padding) > 127
     if M * K * Ng < (1 << 18):
         num_threads = 1
     cdef ConvJob job
@@ -291,16 +297,30 @@ def conv_gemm(int simd,
                      M * K * Ng)
 
 
-cdef void _block_indirect(const uint8_t *x, const Geometry *g, intp_t r0, intp_t rows,
-                          const uint8_t *zrow, const uint8_t **ptrs, intp_t Kg,
-                          const int8_t *packed, intp_t Ng, intp_t P, int np_max,
-                          const qgemm_epilogue *e0, bint any_wzp, int32_t *rowsum,
-                          uint8_t *out, intp_t ldc) noexcept nogil:
-    """Output pixels r0 .. r0+rows-1 by the indirect VNNI kernel: for each tile of 6
-    pixels, point at the channel run of every tap (or at a run of Za for padding, which
-    is real zero, eq. (3)); row sums (eq. (4)) are summed over the same runs.  The loop
-    is ``qlearn_qconv_indirect_block`` in ``pyx/include/qconv/indirect_vnni.h``."""
-    qlearn_qconv_indirect_block(x, g.H, g.W, g.C, g.Ho, g.Wo, g.c0, g.cg, g.kh, g.kw,
+cdef bint _needs_exact(const uint8_t[:, :, :, ::1] x, uint8_t a_zp) noexcept:
+    """Whether AVX2's vpmaddubsw could saturate on this input: some byte, or the zero
+    point the padding holds, exceeds 127 (one pass over the input, not over the 9x
+    larger patches)."""
+    cdef intp_t n = x.shape[0] * x.shape[1] * x.shape[2] * x.shape[3]
+    if a_zp > 127:
+        return True
+    if n == 0:
+        return False
+    with nogil:
+        return qlearn_qgemm_rowsum_max(&x[0, 0, 0, 0], 1, n, n, NULL, 1) > 127
+
+
+cdef void _block_indirect(int path, const uint8_t *x, const Geometry *g, intp_t r0,
+                          intp_t rows, const uint8_t *zrow, const uint8_t **ptrs,
+                          intp_t Kg, const int8_t *packed, intp_t Ng, intp_t P,
+                          int np_max, const qgemm_epilogue *e0, bint any_wzp,
+                          int32_t *rowsum, uint8_t *out, intp_t ldc) noexcept nogil:
+    """Output pixels r0 .. r0+rows-1 by the indirect kernel of ``path``: for each tile
+    of 6 (VNNI) or 4 (AVX2) pixels, point at the channel run of every tap (or at a run
+    of Za for padding, which is real zero, eq. (3)); row sums (eq. (4)) are summed over
+    the same runs.  The loop is ``qlearn_qconv_indirect_block`` in
+    ``pyx/include/qconv/indirect.h``."""
+    qlearn_qconv_indirect_block(path, x, g.H, g.W, g.C, g.Ho, g.Wo, g.c0, g.cg, g.kh, g.kw,
                                 g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, zrow, r0, rows, ptrs,
                                 packed, Ng, Kg, P, np_max, e0, any_wzp, rowsum, out, ldc)
 
@@ -349,7 +369,11 @@ def depthwise3x3(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels las
     cdef intp_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef intp_t Ho = out.shape[1], Wo = out.shape[2]
     cdef intp_t Hp = H + 2 * pad, Wp = W + 2 * pad
-    cdef uint8_t[:, :, :, ::1] xp = np.full((N, Hp, Wp, C), a_zp, dtype=np.uint8)
+    # the padded copy: only its border is filled with Za (the rows' loop copies the rest)
+    xpa = np.empty((N, Hp, Wp, C), dtype=np.uint8)
+    xpa[:, :pad] = a_zp
+    xpa[:, Hp - pad:] = a_zp
+    cdef uint8_t[:, :, :, ::1] xp = xpa
     cdef int32_t[:, ::1] acc = np.empty((max(num_threads, 1), Wo * C), dtype=np.int32)
     cdef int32_t[::1] wsum = np.asarray(wz).sum(axis=0, dtype=np.int32)
     cdef int32_t[::1] zeros = np.zeros(C, dtype=np.int32)
@@ -374,14 +398,14 @@ def depthwise3x3(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels las
         num_threads = 1
     pad_job.src, pad_job.dst, pad_job.C, pad_job.H, pad_job.W = \
         &x[0, 0, 0, 0], &xp[0, 0, 0, 0], C, H, W
-    pad_job.pad, pad_job.Hp, pad_job.Wp = pad, Hp, Wp
+    pad_job.pad, pad_job.Hp, pad_job.Wp, pad_job.fill = pad, Hp, Wp, a_zp
     job.simd, job.xp, job.Wp, job.Hp, job.C, job.wz, job.wpk = \
         simd, &xp[0, 0, 0, 0], Wp, Hp, C, &wz[0, 0], &wpk[0]
     job.Ho, job.Wo, job.stride, job.dil, job.e, job.out = \
         Ho, Wo, stride, dil, &e, &out[0, 0, 0, 0]
     job.acc, job.acc_stride = &acc[0, 0], acc.shape[1]
     with nogil:
-        if H and W:
+        if H:
             parallel_for(_pad_row, &pad_job, N * H, num_threads, N * H * W * C)
         parallel_for(_dw_row, &job, N * Ho, num_threads, N * Ho * Wo * C)
 

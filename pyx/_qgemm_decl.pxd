@@ -39,8 +39,9 @@ cdef extern from "qgemm/dispatch.h":
                            const int8_t *packed, long N, long Kg, long p0, long npanels,
                            const qgemm_epilogue *e, uint8_t *out_u8, float *out_f,
                            long ldc) noexcept nogil
-    void qlearn_qgemm_tile_indirect(const uint8_t *const *ptrs, long T, long gpt,
-                                    long i0, long mr, const int8_t *packed, long N,
-                                    long Kg, long p0, long npanels, const qgemm_epilogue *e,
-                                    uint8_t *out_u8, long ldc) noexcept nogil
+    void qlearn_qgemm_tile_indirect(int path, const uint8_t *const *ptrs, long T,
+                                    long gpt, long i0, long mr, const int8_t *packed,
+                                    long N, long Kg, long p0, long npanels,
+                                    const qgemm_epilogue *e, uint8_t *out_u8,
+                                    long ldc) noexcept nogil
     int64_t qlearn_qgemm_peak(int path, long steps, int64_t *macs) noexcept nogil

@@ -330,7 +330,7 @@ def test_conv2d_blocks_and_threads(path, num_threads, rng, groups):
     assert_array_equal(got, conv_reference(x, w, b, 1, 1, 1, groups, 0.8, 5))
 
 
-@pytest.mark.parametrize("c", [1, 16, 21, 48])
+@pytest.mark.parametrize("c", [1, 16, 21, 48, 96])
 @pytest.mark.parametrize("stride,pad,dil", [(1, 1, 1), (2, 1, 1), (1, 2, 2), (2, 0, 1)])
 @pytest.mark.parametrize("simd", [0, 1, 2])
 def test_depthwise3x3_kernel(rng, num_threads, c, stride, pad, dil, simd):
@@ -362,3 +362,27 @@ def test_to_channels_last(rng, num_threads, shape):
     out = np.full(want.shape, 0xA5, np.uint8)
     kint8.to_channels_last(x, out, num_threads)
     assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("a_zp", [200, 255])
+def test_conv2d_padding_zero_point_above_127(path, rng, a_zp):
+    """Activations all <= 127 but a zero point > 127: the indirect kernel's padding taps
+    read runs of Za, so AVX2 must still take its exact variant (a pair 2 Za (-128)
+    saturates vpmaddubsw's int16)."""
+    x = activations(rng, (1, 8, 5, 6), zero_point=a_zp)
+    w = ql.QTensor(np.full((16, 8, 3, 3), -128, np.int8), ql.qint8, ql.per_tensor_affine,
+                   0.001, 0)
+    got = qF.conv2d(x, w, None, padding=1, scale=0.2, zero_point=0).int_repr()
+    assert got.min() > 0 and got.max() < 255       # no clamping hides an error
+    assert_array_equal(got, conv_reference(x, w, None, 1, 1, 1, 1, 0.2, 0))
+
+
+@pytest.mark.parametrize("c", [1, 2, 3, 5, 8])
+@pytest.mark.parametrize("w", [1, 15, 16, 17, 33, 224])
+def test_small_c_to_channels_last(rng, num_threads, c, w):
+    """The few-channel NCHW -> NHWC copy (three channels: 16 pixels per SSSE3 shuffle
+    step, then the scalar tail) is a plain transpose."""
+    x = rng.integers(0, 256, (2, c, 3, w)).astype(np.uint8)
+    out = np.full((2, 3, w, c), 0xA5, np.uint8)
+    _packed._qconv.small_c_to_channels_last(x, out, num_threads)
+    assert_array_equal(out, x.transpose(0, 2, 3, 1))

@@ -1,7 +1,7 @@
 /* Int8 convolution kernels other than the GEMM tiles (those are in ../qgemm/):
- * layout.h (NCHW -> NHWC), im2col.h (patch rows), indirect_vnni.h (the pointers of the
- * indirect convolution), depthwise3x3_generic.h and
- * depthwise3x3_avx2.h, and here the choice between the depthwise paths. */
+ * layout.h (NCHW -> NHWC), im2col.h (patch rows), indirect.h (the pointers of the
+ * indirect convolution), depthwise3x3_generic.h, depthwise3x3_avx2.h and
+ * depthwise3x3_avx512.h, and here the choice between the depthwise paths. */
 #ifndef QLEARN_QCONV_DISPATCH_H
 #define QLEARN_QCONV_DISPATCH_H
 
@@ -10,21 +10,25 @@
 #include "im2col.h"
 #include "depthwise3x3_generic.h"
 #include "depthwise3x3_avx2.h"
-#include "indirect_vnni.h"
+#include "depthwise3x3_avx512.h"
+#include "indirect.h"
 
 /* One output row: accumulate, then requantize (eq. (6)) into out (Wo, ldc).
- * simd: 0 plain loops, 1 AVX2, 2 AVX2 kernel + AVX-512 epilogue. */
+ * simd: 0 plain loops, 1 AVX2, 2 AVX-512 (VNNI's vpdpwssd) with the epilogue in
+ * registers. */
 static void qlearn_qconv_dw3x3_row(int simd, const uint8_t *xp, long Wp, long C,
                                    const int32_t *wz, const int16_t *wpk, long oy, long Wo,
                                    int stride, int dil, int32_t *acc,
                                    const qgemm_epilogue *e, uint8_t *out, long ldc) {
 #if QLEARN_HAVE_X86_SIMD
     if (simd) {
+        if (simd == 2) {
+            qconv_dw3x3_row_avx512(xp, Wp, C, wz, wpk, oy, Wo, stride, dil, acc, e, out,
+                                   ldc);
+            return;
+        }
         qconv_dw3x3_row_avx2(xp, Wp, C, wz, wpk, oy, Wo, stride, dil, acc);
-        if (simd == 2)          /* AVX-512 available: 16 outputs per step */
-            qgemm_epilogue_avx512(acc, C, 0, Wo, 0, C, e, out, NULL, ldc);
-        else
-            qgemm_epilogue_avx2(acc, C, 0, Wo, 0, C, e, out, NULL, ldc);
+        qgemm_epilogue_avx2(acc, C, 0, Wo, 0, C, e, out, NULL, ldc);
         return;
     }
 #endif

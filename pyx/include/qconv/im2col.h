@@ -51,6 +51,18 @@ static void qlearn_qconv_im2col_rows(const uint8_t *x, long H, long W, long C, l
         uint8_t *d = dst + (r - r0) * lda;
         const long ix0 = ox * sw - pw, iy0 = oy * sh - ph;
         const int inside_x = ix0 >= 0 && ix0 + (kw - 1) * dw < W;
+        if (whole_rows && inside_x && iy0 >= 0 && iy0 + (kh - 1) * dh < H) {
+            /* the whole window inside the image (most pixels): kh runs, no tests */
+            const uint8_t *src = x + ((n * H + iy0) * W + ix0) * C + c0;
+            for (long ky = 0; ky < kh; ky++, src += dh * W * C)
+                qlearn_qconv_copy(d + ky * run, src, run);
+            for (long k = Kc; k < lda; k++) d[k] = 0;
+            if (++ox == Wo) {
+                ox = 0;
+                if (++oy == Ho) { oy = 0; n++; }
+            }
+            continue;
+        }
         for (long ky = 0; ky < kh; ky++) {
             const long iy = iy0 + ky * dh;
             uint8_t *dk = d + ky * run;

@@ -1,5 +1,6 @@
 /* Layout conversion of uint8 activations, NCHW -> NHWC (channels last), the layout
- * every int8 convolution kernel reads.  SSE2 (baseline x86-64): no dispatch needed. */
+ * every int8 convolution kernel reads.  SSE2 (baseline x86-64), and for three channels
+ * an SSSE3 shuffle chosen at run time. */
 #ifndef QLEARN_QCONV_LAYOUT_H
 #define QLEARN_QCONV_LAYOUT_H
 
@@ -7,6 +8,7 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#include "../qgemm/common.h"
 
 /* NCHW -> NHWC: per image, the (C, HW) byte matrix transposed to (HW, C), in 16x16
  * tiles transposed in SSE2 registers (baseline x86-64: no dispatch needed), scalar at
@@ -55,11 +57,75 @@ static void qlearn_qconv_nchw_to_nhwc_rows(const uint8_t *src, long C, long HW, 
         for (long c = 0; c < C; c++) dst[p * C + c] = src[c * HW + p];
 }
 
+#if QLEARN_HAVE_X86_SIMD
+/* Three channels (an RGB image), 16 pixels at a time: the planes' 16-byte rows are
+ * interleaved into 48 bytes by pshufb (SSSE3, part of the AVX2 target), each output
+ * vector or-ing the bytes it takes from each plane (the mask index 0x80 gives 0). */
+QGEMM_AVX2_FN static long qlearn_qconv_rgb_to_nhwc_ssse3(const uint8_t *src, long HW,
+                                                         long W, uint8_t *dst) {
+#define QLEARN_M(a) _mm_setr_epi8(a(0), a(1), a(2), a(3), a(4), a(5), a(6), a(7), a(8), \
+                                  a(9), a(10), a(11), a(12), a(13), a(14), a(15))
+    /* output byte i of vector v is pixel (16 v + i) / 3, channel (16 v + i) % 3 */
+#define QLEARN_SEL(v, c, i) (((16 * (v) + (i)) % 3 == (c)) ? (16 * (v) + (i)) / 3 : 0x80)
+#define QLEARN_A00(i) QLEARN_SEL(0, 0, i)
+#define QLEARN_A01(i) QLEARN_SEL(0, 1, i)
+#define QLEARN_A02(i) QLEARN_SEL(0, 2, i)
+#define QLEARN_A10(i) QLEARN_SEL(1, 0, i)
+#define QLEARN_A11(i) QLEARN_SEL(1, 1, i)
+#define QLEARN_A12(i) QLEARN_SEL(1, 2, i)
+#define QLEARN_A20(i) QLEARN_SEL(2, 0, i)
+#define QLEARN_A21(i) QLEARN_SEL(2, 1, i)
+#define QLEARN_A22(i) QLEARN_SEL(2, 2, i)
+    const __m128i m00 = QLEARN_M(QLEARN_A00), m01 = QLEARN_M(QLEARN_A01),
+                  m02 = QLEARN_M(QLEARN_A02), m10 = QLEARN_M(QLEARN_A10),
+                  m11 = QLEARN_M(QLEARN_A11), m12 = QLEARN_M(QLEARN_A12),
+                  m20 = QLEARN_M(QLEARN_A20), m21 = QLEARN_M(QLEARN_A21),
+                  m22 = QLEARN_M(QLEARN_A22);
+    long x = 0;
+    for (; x + 16 <= W; x += 16) {
+        const __m128i r = _mm_loadu_si128((const __m128i *)(src + x));
+        const __m128i g = _mm_loadu_si128((const __m128i *)(src + HW + x));
+        const __m128i b = _mm_loadu_si128((const __m128i *)(src + 2 * HW + x));
+        /* pshufb indexes 0-15 within each plane's vector: pixel index mod 16 */
+        __m128i o0 = _mm_or_si128(_mm_or_si128(_mm_shuffle_epi8(r, m00),
+                                               _mm_shuffle_epi8(g, m01)),
+                                  _mm_shuffle_epi8(b, m02));
+        __m128i o1 = _mm_or_si128(_mm_or_si128(_mm_shuffle_epi8(r, m10),
+                                               _mm_shuffle_epi8(g, m11)),
+                                  _mm_shuffle_epi8(b, m12));
+        __m128i o2 = _mm_or_si128(_mm_or_si128(_mm_shuffle_epi8(r, m20),
+                                               _mm_shuffle_epi8(g, m21)),
+                                  _mm_shuffle_epi8(b, m22));
+        _mm_storeu_si128((__m128i *)(dst + 3 * x), o0);
+        _mm_storeu_si128((__m128i *)(dst + 3 * x + 16), o1);
+        _mm_storeu_si128((__m128i *)(dst + 3 * x + 32), o2);
+    }
+#undef QLEARN_M
+#undef QLEARN_SEL
+#undef QLEARN_A00
+#undef QLEARN_A01
+#undef QLEARN_A02
+#undef QLEARN_A10
+#undef QLEARN_A11
+#undef QLEARN_A12
+#undef QLEARN_A20
+#undef QLEARN_A21
+#undef QLEARN_A22
+    return x;
+}
+#endif
+
 /* NCHW -> NHWC for images with few channels (NumPy's transposing copy is slow there):
- * each thread converts whole rows y. */
+ * each thread converts whole rows y; three channels go 16 pixels at a time. */
 static void qlearn_qconv_nchw_row_to_nhwc(const uint8_t *src, long C, long HW, long W,
                                           uint8_t *dst) {
-    for (long x = 0; x < W; x++)
+    long x0 = 0;
+#if QLEARN_HAVE_X86_SIMD
+    static int has_avx2 = -1;     /* the CPU does not change: ask once */
+    if (has_avx2 < 0) has_avx2 = qlearn_cpu_has_avx2();
+    if (C == 3 && has_avx2) x0 = qlearn_qconv_rgb_to_nhwc_ssse3(src, HW, W, dst);
+#endif
+    for (long x = x0; x < W; x++)
         for (long c = 0; c < C; c++) dst[x * C + c] = src[c * HW + x];
 }
 

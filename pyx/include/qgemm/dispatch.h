@@ -3,10 +3,11 @@
  *   QGEMM_AVX2        qgemm_u8s8_4x16_avx2.h, vpmaddubsw + vpmaddwd; exact only if
  *                     max(A) <= 127, which the caller checks (qlearn_qgemm_rowsum_max)
  *   QGEMM_AVX2_EXACT  the same tile with A = lo + 128 hi (eq. (7)), otherwise
- *   QGEMM_VNNI        qgemm_u8s8_6x64_vnni.h, vpdpbusd, and its indirect form for
- *                     convolution (qgemm_u8s8_6x64_vnni_indirect.h)
+ *   QGEMM_VNNI        qgemm_u8s8_6x64_vnni.h, vpdpbusd
  *   QGEMM_GENERIC     no tile here: the caller runs the reference loops
  *
+ * For convolution both tiles also have an indirect form (..._indirect.h), whose rows
+ * read each tap through a pointer.
  * The epilogue, the packing and the scalar reference are in common.h.
  */
 #ifndef QLEARN_QGEMM_DISPATCH_H
@@ -17,6 +18,7 @@
 #include "epilogue_avx2.h"
 #include "epilogue_avx512.h"
 #include "qgemm_u8s8_4x16_avx2.h"
+#include "qgemm_u8s8_4x16_avx2_indirect.h"
 #include "qgemm_u8s8_6x64_vnni.h"
 #include "qgemm_u8s8_6x64_vnni_indirect.h"
 #include "peak.h"
@@ -72,22 +74,36 @@ static void qlearn_qgemm_tile(int path, const uint8_t *a, long lda, long i0, lon
 #endif
 }
 
-/* One indirect VNNI tile: rows [i0, i0+mr) of the output (their patch pointers at
- * ptrs[(r) * T + t], r < mr), panels [p0, p0+np).  Same epilogue as a GEMM tile. */
-static void qlearn_qgemm_tile_indirect(const uint8_t *const *ptrs, long T, long gpt,
-                                       long i0, long mr, const int8_t *packed, long N,
-                                       long Kg, long p0, long np, const qgemm_epilogue *e,
-                                       uint8_t *out_u8, long ldc) {
+/* One indirect tile: rows [i0, i0+mr) of the output (their patch pointers at
+ * ptrs[r * T + t], r < mr), panels [p0, p0+np), on path VNNI (qgemm_u8s8_6x64_vnni_
+ * indirect, np <= 4) or AVX2 / AVX2_EXACT (qgemm_u8s8_4x16_avx2_indirect, the np
+ * panels one after the other).  Same epilogue as a GEMM tile. */
+static void qlearn_qgemm_tile_indirect(int path, const uint8_t *const *ptrs, long T,
+                                       long gpt, long i0, long mr, const int8_t *packed,
+                                       long N, long Kg, long p0, long np,
+                                       const qgemm_epilogue *e, uint8_t *out_u8, long ldc) {
 #if QLEARN_HAVE_X86_SIMD
     long panel_stride = Kg * 64;
     long j0 = p0 * QGEMM_NR, nc = np * QGEMM_NR;
     if (j0 + nc > N) nc = N - j0;
-    const qgemm_outctx oc = {e, i0, j0, nc, ldc, out_u8, NULL};
-    QGEMM_U8S8_6X64_VNNI_INDIRECT[mr - 1][np - 1](ptrs, T, gpt, packed + p0 * panel_stride,
-                                    panel_stride, &oc);
+    if (path == QGEMM_VNNI) {
+        const qgemm_outctx oc = {e, i0, j0, nc, ldc, out_u8, NULL};
+        QGEMM_U8S8_6X64_VNNI_INDIRECT[mr - 1][np - 1](ptrs, T, gpt,
+                                                      packed + p0 * panel_stride,
+                                                      panel_stride, &oc);
+        return;
+    }
+    int32_t tile[4 * QGEMM_NR] __attribute__((aligned(64)));
+    for (long p = 0; p < np; p++) {
+        long jc = j0 + p * QGEMM_NR;
+        long ncp = N - jc < QGEMM_NR ? N - jc : QGEMM_NR;
+        QGEMM_U8S8_4X16_AVX2_INDIRECT[path == QGEMM_AVX2_EXACT][mr - 1](
+            ptrs, T, gpt, packed + (p0 + p) * panel_stride, tile);
+        qgemm_epilogue_avx2(tile, QGEMM_NR, i0, mr, jc, ncp, e, out_u8, NULL, ldc);
+    }
 #else
-    (void)ptrs; (void)T; (void)gpt; (void)i0; (void)mr; (void)packed; (void)N; (void)Kg;
-    (void)p0; (void)np; (void)e; (void)out_u8; (void)ldc;
+    (void)path; (void)ptrs; (void)T; (void)gpt; (void)i0; (void)mr; (void)packed; (void)N;
+    (void)Kg; (void)p0; (void)np; (void)e; (void)out_u8; (void)ldc;
 #endif
 }
 

@@ -13,9 +13,10 @@
 /* EXACT selects eq. (7): A = lo + 128 hi so that no int16 pair sum saturates.
  * Accumulators are named variables (not an array) so that GCC keeps them in registers;
  * the `if (MR > r)` tests are resolved at compile time in each instantiation. */
-#define QGEMM_AVX2_ROW(r)                                                                \
+/* row r of the tile, its 4 activation bytes of this group at p */
+#define QGEMM_AVX2_ROW_AT(r, p)                                                          \
     if (MR > r) {                                                                        \
-        __m256i av = _mm256_set1_epi32(qgemm_load4(a + r * lda + 4 * g));                \
+        __m256i av = _mm256_set1_epi32(qgemm_load4(p));                                  \
         if (!EXACT) {                                                                    \
             c##r##0 = _mm256_add_epi32(c##r##0,                                          \
                 _mm256_madd_epi16(_mm256_maddubs_epi16(av, b0), ones));                  \
@@ -32,6 +33,7 @@
                 _mm256_madd_epi16(_mm256_maddubs_epi16(hi, b1), w128)));                 \
         }                                                                                \
     }
+#define QGEMM_AVX2_ROW(r) QGEMM_AVX2_ROW_AT(r, a + r * lda + 4 * g)
 #define QGEMM_AVX2_STORE(r)                                                              \
     if (MR > r) {                                                                        \
         _mm256_storeu_si256((__m256i *)(tile + r * QGEMM_NR), c##r##0);                  \

@@ -1,33 +1,35 @@
-/* Indirect convolution on the 6 x 64 AVX512-VNNI tile: one block of output pixels.
+/* Indirect convolution: one block of output pixels, on the indirect form of the path's
+ * tile (qgemm_u8s8_6x64_vnni_indirect for VNNI, qgemm_u8s8_4x16_avx2_indirect for AVX2
+ * and AVX2_EXACT; the caller chooses AVX2_EXACT when the input or Za exceeds 127).
  *
- * For each tile of 6 output pixels (flattened (n, oy, ox)) the pointers ptrs[r T + t]
+ * For each tile of MR output pixels (6 or 4) (flattened (n, oy, ox)) the pointers ptrs[r T + t]
  * point at the channel run [c0, c0 + cg) of tap t = (ky, kx) of pixel r in the
  * channels-last input, or at zrow (cg bytes of Za, real zero: (Za - Za) w = 0, eq. (3))
- * where the tap falls in the padding; qgemm_u8s8_6x64_vnni_indirect then runs the tile
- * with no patch matrix.  A pixel whose whole window is inside the image (most of them)
+ * where the tap falls in the padding; the tile then runs with no patch matrix.  A pixel whose whole window is inside the image (most of them)
  * gets its pointers by adding fixed strides to one base pointer, with no test per tap.
- * With some Zw != 0 the row sums of eq. (4) are summed over the same runs.
+ * The tile's pointers serve every panel of its rows.  With some Zw != 0 the row sums of
+ * eq. (4) are summed over the same runs.
  */
-#ifndef QLEARN_QCONV_INDIRECT_VNNI_H
-#define QLEARN_QCONV_INDIRECT_VNNI_H
+#ifndef QLEARN_QCONV_INDIRECT_H
+#define QLEARN_QCONV_INDIRECT_H
 
 #include <stdint.h>
 #include "../qgemm/dispatch.h"
 
 static void qlearn_qconv_indirect_block(
-        const uint8_t *x, long H, long W, long C, long Ho, long Wo, long c0, long cg,
+        int path, const uint8_t *x, long H, long W, long C, long Ho, long Wo, long c0, long cg,
         long kh, long kw, long sh, long sw, long ph, long pw, long dh, long dw,
         const uint8_t *zrow, long r0, long rows, const uint8_t **ptrs,
         const int8_t *packed, long Ng, long Kg, long P, long np_max,
         const qgemm_epilogue *e0, int any_wzp, int32_t *rowsum, uint8_t *out, long ldc) {
     qgemm_epilogue e = *e0;
     const long T = kh * kw, gpt = cg / 4;
-    const long step_y = dh * W * C, step_x = dw * C;
+    const long step_y = dh * W * C, step_x = dw * C, mr_max = qgemm_tile_mr(path);
     e.rowsum = any_wzp ? rowsum : NULL;
     /* the first pixel's (n, oy, ox), then stepped along: no division per pixel */
     long n = r0 / (Ho * Wo), oy = (r0 / Wo) % Ho, ox = r0 % Wo;
-    for (long i0 = 0; i0 < rows; i0 += 6) {
-        const long mr = rows - i0 < 6 ? rows - i0 : 6;
+    for (long i0 = 0; i0 < rows; i0 += mr_max) {
+        const long mr = rows - i0 < mr_max ? rows - i0 : mr_max;
         for (long r = 0; r < mr; r++) {
             const uint8_t **pr = ptrs + r * T;
             const long iy0 = oy * sh - ph, ix0 = ox * sw - pw;
@@ -62,7 +64,7 @@ static void qlearn_qconv_indirect_block(
             }
         }
         for (long p0 = 0; p0 < P; p0 += np_max)
-            qlearn_qgemm_tile_indirect(ptrs, T, gpt, i0, mr, packed, Ng, Kg, p0,
+            qlearn_qgemm_tile_indirect(path, ptrs, T, gpt, i0, mr, packed, Ng, Kg, p0,
                                        P - p0 < np_max ? P - p0 : np_max, &e, out, ldc);
     }
 }
