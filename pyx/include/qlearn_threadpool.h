@@ -396,6 +396,21 @@ static void qlearn_pool_shutdown(void) {
 
 static int qlearn_pool_workers(void) { return qlearn_pool.nworkers; }
 
+/* Turn the adaptive choice on (1) or off (0: every job asked for several threads runs
+ * on the pool; tests use it); returns the previous setting. */
+static int qlearn_pool_set_adaptive(int on) {
+    qlearn_pool_t *p = &qlearn_pool;
+    pthread_mutex_lock(&p->submit);
+    int before = qlearn_pool_adaptive;
+    if (before < 0) {
+        const char *env = getenv("QLEARN_POOL_ADAPTIVE");
+        before = !(env && env[0] == '0');
+    }
+    qlearn_pool_adaptive = on;
+    pthread_mutex_unlock(&p->submit);
+    return before;
+}
+
 /* jobs run on several threads, jobs run alone (threads asked for), waits at the end,
  * waits longer than 100 us, units run by workers */
 static void qlearn_pool_stats(long out[5]) {
