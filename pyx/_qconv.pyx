@@ -232,13 +232,14 @@ def conv_gemm(int path,
               int num_threads):
     """out[(n, oy, ox), j] := eq. (6) of eq. (4) over the patches of x, fused.
 
-    Each thread takes blocks of ``ROWS`` output pixels.  With ``path`` VNNI and
+    Threads take blocks of ``ROWS`` output pixels (smaller ones when there are too few
+    blocks to share, see ``docs/int8.rst``, Threads).  With ``path`` VNNI and
     ``cg % 4 == 0`` the indirect micro-kernel reads every tap's channel run in place
     (padding points at a run of ``Za``); otherwise the block's patches are written (as
     :func:`im2col`) into the thread's cache-resident buffer and the GEMM tiles of
     :func:`qlearn._ext._qgemm.gemm` run on it.  Row sums are formed per block when some
     ``Zw != 0``.  The patch matrix is never materialized whole, and the patches and the
-    GEMM share one parallel region.  Returns nothing; every output cell is written.
+    GEMM are one parallel job.  Returns nothing; every output cell is written.
     """
     cdef intp_t K = kh * kw * cg, Kg = (K + 3) // 4, lda = 4 * Kg
     cdef Geometry g = _geometry(x, c0, cg, kh, kw, sh, sw, ph, pw, dh, dw, a_zp, lda)

@@ -33,11 +33,16 @@
  *   claim and run units until none left    claim and run units of epoch e until none
  *   wait until done == n                     left (or state's epoch != e), go back
  *
- * Waiting.  A worker spins for QLEARN_POOL_SPIN_US microseconds (default 100) after a
+ * Waiting.  A worker spins for QLEARN_POOL_SPIN_US microseconds (default 50) after a
  * job, so that back-to-back kernel calls find it awake, then sleeps on a condition
  * variable: an idle pool costs no CPU.  The caller, once no unit is left, spins
- * briefly for units still running and then calls sched_yield(): if the worker that
- * holds the last unit was preempted onto the caller's own CPU, yielding lets it finish.
+ * briefly (20 us) for units still running, then sleeps on `finished` until the worker
+ * that finishes the last unit signals it: if that worker was preempted, perhaps onto
+ * the caller's own CPU, sleeping lets it run (sched_yield would hand the CPU to another
+ * process for a whole slice).
+ *
+ * Alone or in parallel: see qlearn_pool_run, which times both for each kind of job
+ * and runs the faster (on a busy machine a second thread only adds hand-offs).
  *
  * One job at a time: `submit` is taken with trylock, and a caller that does not get it
  * (another Python thread is running a parallel kernel, or a kernel called from inside
@@ -174,12 +179,15 @@ static void *qlearn_pool_worker(void *arg) {
     }
 }
 
+/* Across fork(): no job runs (submit) and no worker is inside either lock. */
 static void qlearn_pool_atfork_prepare(void) {
     pthread_mutex_lock(&qlearn_pool.submit);
     pthread_mutex_lock(&qlearn_pool.lock);
+    pthread_mutex_lock(&qlearn_pool.done_lock);
 }
 
 static void qlearn_pool_atfork_parent(void) {
+    pthread_mutex_unlock(&qlearn_pool.done_lock);
     pthread_mutex_unlock(&qlearn_pool.lock);
     pthread_mutex_unlock(&qlearn_pool.submit);
 }
@@ -193,6 +201,7 @@ static void qlearn_pool_atfork_child(void) {
     atomic_store(&p->caller_waiting, 0);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->finished, NULL);
+    pthread_mutex_unlock(&p->done_lock);
     pthread_mutex_unlock(&p->lock);
     pthread_mutex_unlock(&p->submit);
 }
@@ -202,7 +211,7 @@ static void qlearn_pool_grow(qlearn_pool_t *p, int want) {
     if (want > QLEARN_POOL_MAX_WORKERS) want = QLEARN_POOL_MAX_WORKERS;
     if (p->spin_ns < 0) {
         const char *env = getenv("QLEARN_POOL_SPIN_US");
-        long us = env ? atol(env) : 100;
+        long us = env ? atol(env) : 50;
         p->spin_ns = (us < 0 ? 0 : us) * 1000L;
     }
     if (!p->atfork_done) {
