@@ -82,9 +82,11 @@ typedef struct {
     void *ctx;
     long items;                       /* items of the job */
     long stride;                      /* items per unit (when items > MAX_UNITS) */
-    _Atomic uint64_t state;           /* epoch << 32 | units << 16 | next unit */
-    _Atomic long done;                /* units finished */
-    _Atomic uint32_t epoch;           /* the last job's epoch */
+    /* each on its own cache line: every claim writes `state`, every finished unit
+     * `done`, and neither should evict the job's description or the tickets */
+    _Alignas(64) _Atomic uint64_t state;   /* epoch << 32 | units << 16 | next unit */
+    _Alignas(64) _Atomic long done;        /* units finished */
+    _Alignas(64) _Atomic uint32_t epoch;   /* the last job's epoch */
     _Atomic uint32_t ticket[QLEARN_POOL_MAX_WORKERS];  /* epoch each worker may join */
     _Atomic int sleepers;             /* workers waiting on `wake` */
     _Atomic int stop;                 /* workers must return */
@@ -307,6 +309,7 @@ typedef struct {
     int n[2];              /* samples of each (counted up to WARMUP) */
     long last[2];          /* when each was last measured */
     long calls;            /* calls since the other mode was last measured */
+    int burst, burst_mode; /* calls left in the current exploration, and its mode */
 } qlearn_pool_choice_t;
 
 static qlearn_pool_choice_t qlearn_pool_choices[QLEARN_POOL_SLOTS];
@@ -322,7 +325,7 @@ static qlearn_pool_choice_t *qlearn_pool_choice(qlearn_pool_fn fn, long items, l
         c->fn = fn; c->items = items; c->work = work; c->threads = threads;   /* evict */
         c->est[0] = c->est[1] = 0;
         c->n[0] = c->n[1] = 0;
-        c->calls = 0;
+        c->calls = c->burst = 0;
     }
     return c;
 }
@@ -362,17 +365,25 @@ static int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_thr
     int mode = nw > 0;
     qlearn_pool_choice_t *c = NULL;
     long t0 = 0;
+    int skip_learning = 0;
     if (mode && qlearn_pool_adaptive) {
         c = qlearn_pool_choice(fn, items, work, num_threads);
         t0 = qlearn_pool_now_ns();
         if (c->n[0] < QLEARN_POOL_WARMUP || c->n[1] < QLEARN_POOL_WARMUP)
             mode = c->n[1] <= c->n[0];       /* both measured a few times, alternately */
-        else {
+        else if (c->burst > 0) {
+            mode = c->burst_mode;            /* second call of an exploration */
+            c->burst--;
+        } else {
             mode = c->est[1] < c->est[0];
             if (++c->calls >= QLEARN_POOL_EXPLORE_CALLS
                     && t0 - c->last[!mode] >= QLEARN_POOL_EXPLORE_NS) {
-                mode = !mode;
+                /* Explore with two calls and learn from the second: the first finds
+                 * an idle worker asleep, which back-to-back parallel calls would not. */
+                mode = c->burst_mode = !mode;
+                c->burst = 1;
                 c->calls = 0;
+                skip_learning = 1;
             }
         }
     }
@@ -381,7 +392,7 @@ static int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_thr
         p->stat_serial++;
         for (long i = 0; i < items; i++) fn(ctx, i, 0);
     }
-    if (c) {
+    if (c && !skip_learning) {
         long t1 = qlearn_pool_now_ns();
         qlearn_pool_learn(c, mode, t1 - t0, t1);
     }
