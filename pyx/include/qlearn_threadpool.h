@@ -293,12 +293,16 @@ static void qlearn_pool_dispatch(qlearn_pool_t *p, qlearn_pool_fn fn, void *ctx,
  * keep the cores busy our two threads share one core and every hand-off costs.  So
  * the pool measures: for each kind of job (its function, unit count, thread count and
  * the caller's `work` estimate) it keeps a running estimate of the wall time alone and
- * on the pool, runs the faster, and re-measures the other now and then (at most every
- * EXPLORE_CALLS calls and EXPLORE_NS nanoseconds, so exploring costs little).  A
- * descheduled worker thus costs a few slow calls, not every call. */
+ * on the pool, runs the faster, and re-measures the other now and then: after at least
+ * EXPLORE_CALLS calls and EXPLORE_RATIO times the cost of the two exploring calls spent
+ * in the faster mode, so that exploring costs at most ~2 % of the time in that kind of
+ * job.  (Counting time spent in the job rather than wall time matters: a program that
+ * calls a layer in bursts, like a round-robin benchmark, would otherwise explore at the
+ * start of every burst.)  A descheduled worker thus costs a few slow calls, not every
+ * call. */
 #define QLEARN_POOL_SLOTS 256
-#define QLEARN_POOL_EXPLORE_CALLS 32
-#define QLEARN_POOL_EXPLORE_NS 10000000L
+#define QLEARN_POOL_EXPLORE_CALLS 16
+#define QLEARN_POOL_EXPLORE_RATIO 50
 #define QLEARN_POOL_WARMUP 3
 
 typedef struct {
@@ -307,9 +311,9 @@ typedef struct {
     int threads;
     float est[2];          /* ns: [0] alone, [1] on the pool */
     int n[2];              /* samples of each (counted up to WARMUP) */
-    long last[2];          /* when each was last measured */
     long calls;            /* calls since the other mode was last measured */
     int burst, burst_mode; /* calls left in the current exploration, and its mode */
+    float spent;           /* ns spent in this kind of job since the last exploration */
 } qlearn_pool_choice_t;
 
 static qlearn_pool_choice_t qlearn_pool_choices[QLEARN_POOL_SLOTS];
@@ -326,11 +330,12 @@ static qlearn_pool_choice_t *qlearn_pool_choice(qlearn_pool_fn fn, long items, l
         c->est[0] = c->est[1] = 0;
         c->n[0] = c->n[1] = 0;
         c->calls = c->burst = 0;
+        c->spent = 0;
     }
     return c;
 }
 
-static void qlearn_pool_learn(qlearn_pool_choice_t *c, int mode, long ns, long now) {
+static void qlearn_pool_learn(qlearn_pool_choice_t *c, int mode, long ns) {
     float x = (float)ns, e = c->est[mode];
     if (c->n[mode] < QLEARN_POOL_WARMUP) c->n[mode]++;
     if (c->n[mode] == 1) { c->est[mode] = x; }
@@ -338,7 +343,6 @@ static void qlearn_pool_learn(qlearn_pool_choice_t *c, int mode, long ns, long n
         if (x > 3 * e) x = 3 * e;              /* one preempted call is not the machine */
         c->est[mode] = e + (x - e) * 0.25f;
     }
-    c->last[mode] = now;
 }
 
 /* Run fn(ctx, i, slot) for every i in [0, items) on up to num_threads threads, the
@@ -377,12 +381,13 @@ static int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_thr
         } else {
             mode = c->est[1] < c->est[0];
             if (++c->calls >= QLEARN_POOL_EXPLORE_CALLS
-                    && t0 - c->last[!mode] >= QLEARN_POOL_EXPLORE_NS) {
+                    && c->spent >= QLEARN_POOL_EXPLORE_RATIO * 2 * c->est[!mode]) {
                 /* Explore with two calls and learn from the second: the first finds
                  * an idle worker asleep, which back-to-back parallel calls would not. */
                 mode = c->burst_mode = !mode;
                 c->burst = 1;
                 c->calls = 0;
+                c->spent = 0;
                 skip_learning = 1;
             }
         }
@@ -394,7 +399,8 @@ static int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_thr
     }
     if (c && !skip_learning) {
         long t1 = qlearn_pool_now_ns();
-        qlearn_pool_learn(c, mode, t1 - t0, t1);
+        qlearn_pool_learn(c, mode, t1 - t0);
+        c->spent += (float)(t1 - t0);
     }
     pthread_mutex_unlock(&p->submit);
     return mode ? nw + 1 : 1;
