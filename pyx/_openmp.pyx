@@ -27,6 +27,7 @@ cdef extern from "qlearn_threadpool.h":
     void qlearn_pool_shutdown() noexcept nogil
     int qlearn_pool_workers() noexcept nogil
     void qlearn_pool_stats(long *out) noexcept nogil
+    int qlearn_pool_set_adaptive(int on) noexcept nogil
 
 cdef extern from "qlearn_cpu.h":
     int qlearn_openmp_enabled() noexcept nogil
@@ -103,6 +104,17 @@ def pool_stats():
                     [out[i] for i in range(5)]))
 
 
+def set_pool_adaptive(bint on):
+    """Let the int8 pool choose between 1 thread and several by measured time (``True``,
+    the default; ``QLEARN_POOL_ADAPTIVE=0`` starts with ``False``), or always use the
+    threads asked for (``False``: tests, to run every parallel path).  Returns the
+    previous setting."""
+    cdef int before
+    with nogil:
+        before = qlearn_pool_set_adaptive(on)
+    return bool(before)
+
+
 def _shutdown_pool():
     """Stop and join the pool's workers; the next parallel call starts new ones."""
     with nogil:
@@ -116,6 +128,11 @@ ctypedef struct _SelfTest:
     int *count
     int *slot
     long spin
+    int nested
+
+
+cdef void _nested_item(void *ctx, long i, int slot) noexcept nogil:
+    pass
 
 
 cdef void _selftest_item(void *ctx, long i, int slot) noexcept nogil:
@@ -124,18 +141,23 @@ cdef void _selftest_item(void *ctx, long i, int slot) noexcept nogil:
     cdef volatile long sink = 0
     for k in range(t.spin):
         sink = sink + k
+    if t.nested:      # a kernel calling a parallel kernel: runs alone, no deadlock
+        qlearn_pool_run(_nested_item, NULL, 4, 2, 4)
     t.count[i] += 1
     t.slot[i] = slot
 
 
-def _pool_selftest(long items, int num_threads, long spin=1000):
-    """Run a job of ``items`` items: ``(runs per item, slot that ran each)`` (tests)."""
+def _pool_selftest(long items, int num_threads, long spin=1000, bint nested=False):
+    """Run a job of ``items`` items: ``(runs per item, slot that ran each)`` (tests).
+
+    Each item spins ``spin`` steps; with ``nested`` it also runs a small job itself."""
     cdef cnp.ndarray count = np.zeros(max(items, 0), dtype=np.intc)
     cdef cnp.ndarray slot = np.full(max(items, 0), -1, dtype=np.intc)
     cdef _SelfTest t
     t.count = <int *> cnp.PyArray_DATA(count)
     t.slot = <int *> cnp.PyArray_DATA(slot)
     t.spin = spin
+    t.nested = nested
     with nogil:
         qlearn_pool_run(_selftest_item, &t, items, num_threads, items * spin)
     return count, slot

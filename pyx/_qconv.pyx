@@ -238,14 +238,15 @@ def conv_gemm(int simd,
               int num_threads):
     """out[(n, oy, ox), j] := eq. (6) of eq. (4) over the patches of x, fused.
 
-    Each thread takes blocks of ``ROWS`` output pixels.  With ``cg % 4 == 0`` the
+    Threads take blocks of ``ROWS`` output pixels (smaller ones when there are too few
+    blocks to share, see ``docs/int8.rst``, Threads).  With ``cg % 4 == 0`` the
     indirect micro-kernel of ``simd`` (VNNI or AVX2) reads every tap's channel run in
     place (padding points at a run of ``Za``; AVX2 takes its exact variant, eq. (7),
     when the input or ``Za`` exceeds 127); otherwise the block's patches are written (as
     :func:`im2col`) into the thread's cache-resident buffer and the GEMM tiles of
     :func:`qlearn._ext._qgemm.gemm` run on it.  Row sums are formed per block when some
     ``Zw != 0``.  The patch matrix is never materialized whole, and the patches and the
-    GEMM share one parallel region.  Returns nothing; every output cell is written.
+    GEMM are one parallel job.  Returns nothing; every output cell is written.
     """
     cdef int path = simd          # the GEMM path (AVX2 may become AVX2_EXACT per block)
     cdef intp_t K = kh * kw * cg, Kg = (K + 3) // 4, lda = 4 * Kg

@@ -33,11 +33,16 @@
  *   claim and run units until none left    claim and run units of epoch e until none
  *   wait until done == n                     left (or state's epoch != e), go back
  *
- * Waiting.  A worker spins for QLEARN_POOL_SPIN_US microseconds (default 100) after a
+ * Waiting.  A worker spins for QLEARN_POOL_SPIN_US microseconds (default 50) after a
  * job, so that back-to-back kernel calls find it awake, then sleeps on a condition
  * variable: an idle pool costs no CPU.  The caller, once no unit is left, spins
- * briefly for units still running and then calls sched_yield(): if the worker that
- * holds the last unit was preempted onto the caller's own CPU, yielding lets it finish.
+ * briefly (20 us) for units still running, then sleeps on `finished` until the worker
+ * that finishes the last unit signals it: if that worker was preempted, perhaps onto
+ * the caller's own CPU, sleeping lets it run (sched_yield would hand the CPU to another
+ * process for a whole slice).
+ *
+ * Alone or in parallel: see qlearn_pool_run, which times both for each kind of job
+ * and runs the faster (on a busy machine a second thread only adds hand-offs).
  *
  * One job at a time: `submit` is taken with trylock, and a caller that does not get it
  * (another Python thread is running a parallel kernel, or a kernel called from inside
@@ -77,9 +82,11 @@ typedef struct {
     void *ctx;
     long items;                       /* items of the job */
     long stride;                      /* items per unit (when items > MAX_UNITS) */
-    _Atomic uint64_t state;           /* epoch << 32 | units << 16 | next unit */
-    _Atomic long done;                /* units finished */
-    _Atomic uint32_t epoch;           /* the last job's epoch */
+    /* each on its own cache line: every claim writes `state`, every finished unit
+     * `done`, and neither should evict the job's description or the tickets */
+    _Alignas(64) _Atomic uint64_t state;   /* epoch << 32 | units << 16 | next unit */
+    _Alignas(64) _Atomic long done;        /* units finished */
+    _Alignas(64) _Atomic uint32_t epoch;   /* the last job's epoch */
     _Atomic uint32_t ticket[QLEARN_POOL_MAX_WORKERS];  /* epoch each worker may join */
     _Atomic int sleepers;             /* workers waiting on `wake` */
     _Atomic int stop;                 /* workers must return */
@@ -174,12 +181,15 @@ static void *qlearn_pool_worker(void *arg) {
     }
 }
 
+/* Across fork(): no job runs (submit) and no worker is inside either lock. */
 static void qlearn_pool_atfork_prepare(void) {
     pthread_mutex_lock(&qlearn_pool.submit);
     pthread_mutex_lock(&qlearn_pool.lock);
+    pthread_mutex_lock(&qlearn_pool.done_lock);
 }
 
 static void qlearn_pool_atfork_parent(void) {
+    pthread_mutex_unlock(&qlearn_pool.done_lock);
     pthread_mutex_unlock(&qlearn_pool.lock);
     pthread_mutex_unlock(&qlearn_pool.submit);
 }
@@ -193,6 +203,7 @@ static void qlearn_pool_atfork_child(void) {
     atomic_store(&p->caller_waiting, 0);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->finished, NULL);
+    pthread_mutex_unlock(&p->done_lock);
     pthread_mutex_unlock(&p->lock);
     pthread_mutex_unlock(&p->submit);
 }
@@ -202,7 +213,7 @@ static void qlearn_pool_grow(qlearn_pool_t *p, int want) {
     if (want > QLEARN_POOL_MAX_WORKERS) want = QLEARN_POOL_MAX_WORKERS;
     if (p->spin_ns < 0) {
         const char *env = getenv("QLEARN_POOL_SPIN_US");
-        long us = env ? atol(env) : 100;
+        long us = env ? atol(env) : 50;
         p->spin_ns = (us < 0 ? 0 : us) * 1000L;
     }
     if (!p->atfork_done) {
@@ -282,12 +293,16 @@ static void qlearn_pool_dispatch(qlearn_pool_t *p, qlearn_pool_fn fn, void *ctx,
  * keep the cores busy our two threads share one core and every hand-off costs.  So
  * the pool measures: for each kind of job (its function, unit count, thread count and
  * the caller's `work` estimate) it keeps a running estimate of the wall time alone and
- * on the pool, runs the faster, and re-measures the other now and then (at most every
- * EXPLORE_CALLS calls and EXPLORE_NS nanoseconds, so exploring costs little).  A
- * descheduled worker thus costs a few slow calls, not every call. */
+ * on the pool, runs the faster, and re-measures the other now and then: after at least
+ * EXPLORE_CALLS calls and EXPLORE_RATIO times the cost of the two exploring calls spent
+ * in the faster mode, so that exploring costs at most ~2 % of the time in that kind of
+ * job.  (Counting time spent in the job rather than wall time matters: a program that
+ * calls a layer in bursts, like a round-robin benchmark, would otherwise explore at the
+ * start of every burst.)  A descheduled worker thus costs a few slow calls, not every
+ * call. */
 #define QLEARN_POOL_SLOTS 256
-#define QLEARN_POOL_EXPLORE_CALLS 32
-#define QLEARN_POOL_EXPLORE_NS 10000000L
+#define QLEARN_POOL_EXPLORE_CALLS 16
+#define QLEARN_POOL_EXPLORE_RATIO 50
 #define QLEARN_POOL_WARMUP 3
 
 typedef struct {
@@ -296,8 +311,9 @@ typedef struct {
     int threads;
     float est[2];          /* ns: [0] alone, [1] on the pool */
     int n[2];              /* samples of each (counted up to WARMUP) */
-    long last[2];          /* when each was last measured */
     long calls;            /* calls since the other mode was last measured */
+    int burst, burst_mode; /* calls left in the current exploration, and its mode */
+    float spent;           /* ns spent in this kind of job since the last exploration */
 } qlearn_pool_choice_t;
 
 static qlearn_pool_choice_t qlearn_pool_choices[QLEARN_POOL_SLOTS];
@@ -313,12 +329,13 @@ static qlearn_pool_choice_t *qlearn_pool_choice(qlearn_pool_fn fn, long items, l
         c->fn = fn; c->items = items; c->work = work; c->threads = threads;   /* evict */
         c->est[0] = c->est[1] = 0;
         c->n[0] = c->n[1] = 0;
-        c->calls = 0;
+        c->calls = c->burst = 0;
+        c->spent = 0;
     }
     return c;
 }
 
-static void qlearn_pool_learn(qlearn_pool_choice_t *c, int mode, long ns, long now) {
+static void qlearn_pool_learn(qlearn_pool_choice_t *c, int mode, long ns) {
     float x = (float)ns, e = c->est[mode];
     if (c->n[mode] < QLEARN_POOL_WARMUP) c->n[mode]++;
     if (c->n[mode] == 1) { c->est[mode] = x; }
@@ -326,7 +343,6 @@ static void qlearn_pool_learn(qlearn_pool_choice_t *c, int mode, long ns, long n
         if (x > 3 * e) x = 3 * e;              /* one preempted call is not the machine */
         c->est[mode] = e + (x - e) * 0.25f;
     }
-    c->last[mode] = now;
 }
 
 /* Run fn(ctx, i, slot) for every i in [0, items) on up to num_threads threads, the
@@ -353,17 +369,26 @@ static int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_thr
     int mode = nw > 0;
     qlearn_pool_choice_t *c = NULL;
     long t0 = 0;
+    int skip_learning = 0;
     if (mode && qlearn_pool_adaptive) {
         c = qlearn_pool_choice(fn, items, work, num_threads);
         t0 = qlearn_pool_now_ns();
         if (c->n[0] < QLEARN_POOL_WARMUP || c->n[1] < QLEARN_POOL_WARMUP)
             mode = c->n[1] <= c->n[0];       /* both measured a few times, alternately */
-        else {
+        else if (c->burst > 0) {
+            mode = c->burst_mode;            /* second call of an exploration */
+            c->burst--;
+        } else {
             mode = c->est[1] < c->est[0];
             if (++c->calls >= QLEARN_POOL_EXPLORE_CALLS
-                    && t0 - c->last[!mode] >= QLEARN_POOL_EXPLORE_NS) {
-                mode = !mode;
+                    && c->spent >= QLEARN_POOL_EXPLORE_RATIO * 2 * c->est[!mode]) {
+                /* Explore with two calls and learn from the second: the first finds
+                 * an idle worker asleep, which back-to-back parallel calls would not. */
+                mode = c->burst_mode = !mode;
+                c->burst = 1;
                 c->calls = 0;
+                c->spent = 0;
+                skip_learning = 1;
             }
         }
     }
@@ -372,9 +397,10 @@ static int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_thr
         p->stat_serial++;
         for (long i = 0; i < items; i++) fn(ctx, i, 0);
     }
-    if (c) {
+    if (c && !skip_learning) {
         long t1 = qlearn_pool_now_ns();
-        qlearn_pool_learn(c, mode, t1 - t0, t1);
+        qlearn_pool_learn(c, mode, t1 - t0);
+        c->spent += (float)(t1 - t0);
     }
     pthread_mutex_unlock(&p->submit);
     return mode ? nw + 1 : 1;
@@ -395,6 +421,21 @@ static void qlearn_pool_shutdown(void) {
 }
 
 static int qlearn_pool_workers(void) { return qlearn_pool.nworkers; }
+
+/* Turn the adaptive choice on (1) or off (0: every job asked for several threads runs
+ * on the pool; tests use it); returns the previous setting. */
+static int qlearn_pool_set_adaptive(int on) {
+    qlearn_pool_t *p = &qlearn_pool;
+    pthread_mutex_lock(&p->submit);
+    int before = qlearn_pool_adaptive;
+    if (before < 0) {
+        const char *env = getenv("QLEARN_POOL_ADAPTIVE");
+        before = !(env && env[0] == '0');
+    }
+    qlearn_pool_adaptive = on;
+    pthread_mutex_unlock(&p->submit);
+    return before;
+}
 
 /* jobs run on several threads, jobs run alone (threads asked for), waits at the end,
  * waits longer than 100 us, units run by workers */

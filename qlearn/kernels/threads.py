@@ -17,7 +17,7 @@ import numbers
 
 from .._ext import _openmp
 
-__all__ = ["get_num_threads", "set_num_threads", "resolve", "MAX_NUM_THREADS",
+__all__ = ["get_num_threads", "set_num_threads", "resolve", "pool_stats", "MAX_NUM_THREADS",
            "OPENMP_ENABLED"]
 
 #: Whether the kernels were built with OpenMP (else every count resolves to 1).
@@ -53,3 +53,11 @@ def resolve(num_threads=None):
         raise ValueError(f"`num_threads` must be in [1, {MAX_NUM_THREADS}], got "
                          f"{num_threads}")
     return int(num_threads) if OPENMP_ENABLED else 1
+
+
+def pool_stats():
+    """Counters of the int8 kernels' thread pool since start-up (a dict; benchmarks and
+    tests): ``jobs`` run on several threads, ``serial`` jobs that ran alone, ``waits``
+    (the caller waited for a worker's unit at the end), ``long_waits`` (over 100 us) and
+    ``worker_units`` (units run by workers)."""
+    return _openmp.pool_stats()

@@ -1,0 +1,226 @@
+"""The int8 kernels' thread pool (pyx/include/qlearn_threadpool.h) and what it promises.
+
+* every item of a job runs exactly once, on a slot below the thread count, for any
+  item count (including more items than the pool's 65535 claimable units);
+* a job started from inside a job, or from several Python threads at once, runs
+  (alone) instead of deadlocking, and gives the serial results;
+* a forked child process (pytest-xdist, multiprocessing) gets a working pool;
+* the pool stops at shutdown and starts again on the next call;
+* results are bit-identical at 1 and 2 threads on every GEMM path, for awkward shapes
+  (M = 1, N not a multiple of 16, K not a multiple of 4, tiny convolutions, groups,
+  depthwise, float output), the adaptive 1-or-2-thread choice switched off so that
+  every 2-thread call really goes through the pool.
+No timing is asserted anywhere.
+"""
+import multiprocessing
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+import qlearn as ql
+import qlearn.nn.quantized as nnq
+import qlearn.nn.quantized.functional as qF
+from qlearn._ext import _openmp
+from qlearn.nn.quantized import _packed
+
+PATHS = _packed._qgemm.available_paths()
+
+
+@pytest.fixture(autouse=True)
+def always_parallel():
+    """Every job asked for several threads goes to the pool (no adaptive choice)."""
+    before = _openmp.set_pool_adaptive(False)
+    threads = ql.get_num_threads()
+    yield
+    _openmp.set_pool_adaptive(before)
+    ql.set_num_threads(threads)
+
+
+@pytest.fixture(params=PATHS)
+def path(request):
+    with _packed.force_gemm_path(request.param):
+        yield request.param
+
+
+# ---- the pool itself -------------------------------------------------------------------
+@pytest.mark.parametrize("items", [0, 1, 2, 3, 17, 1000, 70_001])
+@pytest.mark.parametrize("threads", [1, 2, 3, 4])
+def test_every_item_runs_once_on_a_valid_slot(items, threads):
+    count, slot = _openmp._pool_selftest(items, threads, spin=200)
+    assert_array_equal(count, np.ones(items, np.intc))
+    assert slot.min(initial=0) >= 0 and slot.max(initial=0) < threads
+    if threads == 1:
+        assert_array_equal(slot, np.zeros(items, np.intc))
+
+
+def test_nested_job_runs_alone():
+    """A kernel whose work calls a parallel kernel: the inner job runs on the calling
+    thread (the pool is busy), it does not wait for the pool."""
+    count, _ = _openmp._pool_selftest(64, 2, spin=2000, nested=True)
+    assert_array_equal(count, np.ones(64, np.intc))
+
+
+def test_shutdown_and_restart():
+    _openmp._pool_selftest(100, 2)
+    _openmp._shutdown_pool()
+    assert _openmp.pool_workers() == 0
+    count, _ = _openmp._pool_selftest(100, 2)
+    assert_array_equal(count, np.ones(100, np.intc))
+    assert _openmp.pool_workers() >= 1
+
+
+def test_stats_count_jobs():
+    before = _openmp.pool_stats()
+    _openmp._pool_selftest(50, 2, spin=5000)
+    after = _openmp.pool_stats()
+    assert after["jobs"] == before["jobs"] + 1
+    assert set(after) == {"jobs", "serial", "waits", "long_waits", "worker_units"}
+
+
+def test_adaptive_choice_still_runs_everything():
+    _openmp.set_pool_adaptive(True)
+    for _ in range(40):     # warm-up, exploration and exploitation of one job kind
+        count, slot = _openmp._pool_selftest(30, 2, spin=3000)
+        assert_array_equal(count, np.ones(30, np.intc))
+        assert slot.max() <= 1
+
+
+def _linear(rng, m=7, k=203, n=129):
+    lin = nnq.Linear(k, n)
+    w = ql.QTensor(rng.integers(-128, 128, (n, k)).astype(np.int8), ql.qint8,
+                   ql.per_tensor_affine, 0.01, 0)
+    lin.set_weight_bias(w, rng.standard_normal(n).astype(np.float32))
+    lin.scale, lin.zero_point = 0.3, 60
+    return lin
+
+
+def _qx(rng, shape, qmax=255, zp=17):
+    return ql.QTensor(rng.integers(0, qmax + 1, shape).astype(np.uint8), ql.quint8,
+                      ql.per_tensor_affine, 0.02, zp)
+
+
+def test_concurrent_python_threads_match_serial(rng):
+    """Several Python threads call parallel kernels at once (the GIL is released):
+    one gets the pool, the others run alone; nothing deadlocks, results are serial's."""
+    ql.set_num_threads(2)
+    lin = _linear(rng, k=1024, n=512)
+    conv = nnq.Conv2d(16, 24, 3, padding=1)
+    conv.set_weight_bias(ql.QTensor(rng.integers(-128, 128, (24, 16, 3, 3)).astype(np.int8),
+                                    ql.qint8, ql.per_tensor_affine, 0.01, 0), None)
+    xs = [_qx(rng, (16, 1024)) for _ in range(12)]
+    cs = [_qx(rng, (1, 16, 20, 20)) for _ in range(12)]
+    want_l = [lin(x).int_repr() for x in xs]
+    want_c = [conv(x).int_repr() for x in cs]
+    with ThreadPoolExecutor(4) as ex:
+        got_l = list(ex.map(lambda x: lin(x).int_repr(), xs * 3))
+        got_c = list(ex.map(lambda x: conv(x).int_repr(), cs * 3))
+    for i, g in enumerate(got_l):
+        assert_array_equal(g, want_l[i % 12])
+    for i, g in enumerate(got_c):
+        assert_array_equal(g, want_c[i % 12])
+
+
+def _child(conn, a, w, b):
+    # The layer is built at 1 thread: its constructor quantizes a default weight with
+    # an OpenMP kernel, and libgomp's own pool does not survive fork() (a 2-thread
+    # OpenMP region in a child of a parent that used one hangs).  The forward runs
+    # on qlearn's pool only, at 2 threads.
+    ql.set_num_threads(1)
+    lin = nnq.Linear(w.shape[1], w.shape[0])
+    lin.set_weight_bias(ql.QTensor(w, ql.qint8, ql.per_tensor_affine, 0.01, 0), b)
+    lin.scale, lin.zero_point = 0.3, 60
+    x = ql.QTensor(a, ql.quint8, ql.per_tensor_affine, 0.02, 17)
+    ql.set_num_threads(2)
+    _openmp.set_pool_adaptive(False)
+    out = lin(x).int_repr()
+    conn.send((out, _openmp.pool_workers()))
+    conn.close()
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(),
+                    reason="no fork on this platform")
+def test_fork_child_has_a_working_pool(rng):
+    ql.set_num_threads(2)
+    _openmp._pool_selftest(200, 2, spin=2000)         # the parent's workers exist
+    a = rng.integers(0, 256, (33, 300)).astype(np.uint8)
+    w = rng.integers(-128, 128, (200, 300)).astype(np.int8)
+    b = rng.standard_normal(200).astype(np.float32)
+    lin = nnq.Linear(300, 200)
+    lin.set_weight_bias(ql.QTensor(w, ql.qint8, ql.per_tensor_affine, 0.01, 0), b)
+    lin.scale, lin.zero_point = 0.3, 60
+    want = lin(ql.QTensor(a, ql.quint8, ql.per_tensor_affine, 0.02, 17)).int_repr()
+    ctx = multiprocessing.get_context("fork")
+    parent, child = ctx.Pipe()
+    p = ctx.Process(target=_child, args=(child, a, w, b))
+    p.start()
+    got, workers = parent.recv() if parent.poll(60) else (None, None)
+    p.join(60)
+    if p.exitcode is None:
+        p.kill()
+    assert p.exitcode == 0
+    assert workers >= 1          # the child started its own worker
+    assert_array_equal(got, want)
+
+
+# ---- 1 thread == 2 threads, bit for bit --------------------------------------------------
+def _at(threads, fn):
+    ql.set_num_threads(threads)
+    return fn()
+
+
+# M = 1 and M = 16 split over N panels; N not a multiple of 16; K not a multiple of 4
+@pytest.mark.parametrize("m,k,n", [(1, 1023, 1000), (16, 1024, 1024), (5, 509, 770),
+                                   (97, 255, 129), (300, 64, 17), (2, 3, 5000)])
+@pytest.mark.parametrize("wzp", [0, 3])
+def test_linear_same_at_1_and_2_threads(path, rng, m, k, n, wzp):
+    w = ql.QTensor(rng.integers(-128, 128, (n, k)).astype(np.int8), ql.qint8,
+                   ql.per_tensor_affine, 0.01, wzp)
+    b = rng.standard_normal(n).astype(np.float32)
+    x = _qx(rng, (m, k))
+    pw = _packed.PackedLinearWeight(w, b)
+    one = _at(1, lambda: _packed.linear_apply(x, pw, 0.3, 60).int_repr())
+    two = _at(2, lambda: _packed.linear_apply(x, pw, 0.3, 60).int_repr())
+    assert_array_equal(two, one)
+    xf = rng.standard_normal((m, k)).astype(np.float32)
+    one_f = _at(1, lambda: _packed.linear_dynamic_apply(xf, pw))
+    two_f = _at(2, lambda: _packed.linear_dynamic_apply(xf, pw))
+    assert_array_equal(two_f, one_f)
+
+
+# name: (N, C, H, W, O, k, stride, pad, dilation, groups)
+CONVS = {
+    "3x3 14x14 256": (1, 256, 14, 14, 256, 3, 1, 1, 1, 1),   # 196 pixels: small blocks
+    "3x3 56x56": (1, 64, 56, 56, 64, 3, 1, 1, 1, 1),
+    "tiny 3x3": (1, 8, 3, 3, 8, 3, 1, 1, 1, 1),
+    "1x1": (2, 64, 9, 11, 40, 1, 1, 0, 1, 1),
+    "stem 7x7/2": (1, 3, 45, 47, 16, 7, 2, 3, 1, 1),
+    "groups 2, odd C": (2, 30, 13, 15, 22, 3, 1, 1, 1, 2),
+    "dilated 5x5": (1, 12, 25, 23, 20, 5, 1, 4, 2, 1),
+    "depthwise": (2, 48, 30, 29, 48, 3, 1, 1, 1, 48),
+    "depthwise /2": (1, 32, 33, 31, 32, 3, 2, 1, 1, 32),
+}
+
+
+@pytest.mark.parametrize("cfg", CONVS.values(), ids=CONVS.keys())
+@pytest.mark.parametrize("wzp", [0, 2])
+def test_conv2d_same_at_1_and_2_threads(path, rng, cfg, wzp):
+    n, c, h, wd, o, k, s, p, d, g = cfg
+    w = ql.QTensor(rng.integers(-128, 128, (o, c // g, k, k)).astype(np.int8), ql.qint8,
+                   ql.per_channel_affine, 1.0, 0, rng.uniform(0.002, 0.02, o),
+                   np.full(o, wzp, np.int64), 0)
+    b = rng.standard_normal(o).astype(np.float32)
+    x = _qx(rng, (n, c, h, wd), zp=100)
+
+    def run():
+        return qF.conv2d(x, w, b, s, p, d, g, scale=0.7, zero_point=9).int_repr()
+    assert_array_equal(_at(2, run), _at(1, run))
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 64, 65), (2, 64, 33, 17), (1, 256, 14, 14)])
+def test_channels_last_same_at_1_and_2_threads(rng, shape):
+    x = rng.integers(0, 256, shape).astype(np.uint8)
+    want = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    assert_array_equal(_packed.channels_last(x, 2), want)
+    assert_array_equal(_packed.channels_last(x, 1), want)
