@@ -13,26 +13,13 @@ from numpy.testing import assert_array_equal
 
 from qlearn._ext import _qgemm
 from qlearn.kernels import simd as simd_paths
+from qlearn.reference import gemm_f32_ref, gemm_u8_ref
 
 PATHS = [p.name.lower() for p in simd_paths.available()]
 FAST = [p for p in PATHS if p != "generic"]
 CODES = {"avx2": _qgemm.AVX2, "vnni": _qgemm.VNNI}
 SENTINEL = 0xA5
 EMPTY = np.empty(0, dtype=np.float32)
-
-
-def reference_requant(a, w, a_zp, w_zp, bias_q, mult, out_zp, lo, hi):
-    """eq. (3) then eq. (6), written as the equations (int64, then float32)."""
-    acc = (a.astype(np.int64) - a_zp) @ (w.astype(np.int64) - w_zp[:, None]).T
-    x = (acc.astype(np.float32) + bias_q) * mult
-    return np.clip(np.rint(x).astype(np.int64) + out_zp, lo, hi).astype(np.uint8)
-
-
-def reference_float(a, w, a_zp, w_zp, fscale, fbias, relu):
-    """eq. (3) then eq. (8)."""
-    acc = (a.astype(np.int64) - a_zp) @ (w.astype(np.int64) - w_zp[:, None]).T
-    y = acc.astype(np.float32) * fscale + fbias
-    return np.maximum(y, 0) if relu else y
 
 
 class Problem:
@@ -70,7 +57,7 @@ class Problem:
         return out, ran
 
     def expected(self, out_zp, lo, hi):
-        return reference_requant(self.a, self.w, self.a_zp, self.w_zp, self.bias_q,
+        return gemm_u8_ref(self.a, self.w, self.a_zp, self.w_zp, self.bias_q,
                                  self.mult, out_zp, lo, hi)
 
 
@@ -165,7 +152,7 @@ def test_gemm_float_output(path, relu, num_threads, rng):
         _qgemm.gemm(CODES[path], p.rows, p.k, p.packed, p.n, p.colsum, p.w_zp, True,
                     p.a_zp, EMPTY, EMPTY, 0, 0, 255, fscale, fbias, relu, None, out,
                     num_threads)
-    assert_array_equal(out, reference_float(p.a, p.w, p.a_zp, p.w_zp, fscale, fbias, relu))
+    assert_array_equal(out, gemm_f32_ref(p.a, p.w, p.a_zp, p.w_zp, fscale, fbias, relu))
 
 
 def test_paths_agree_on_a_large_problem(rng):
