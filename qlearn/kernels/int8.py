@@ -37,7 +37,7 @@ Examples
 >>> out = np.empty((1, 1), np.uint8)
 >>> a = int8.as_rows(np.array([[10, 20, 30]], np.uint8), 3)
 >>> bias_q, mult = int8.requant_constants(1.0, np.ones(1, np.float32), 1.0, None, False)
->>> int8.gemm_u8(gw, a, 0, bias_q, mult, 5, 0, 255, out)[0, 0]   # 10 - 40 + 90 + 5
+>>> int(int8.gemm_u8(gw, a, 0, bias_q, mult, 5, 0, 255, out)[0, 0])   # 10 - 40 + 90 + 5
 65
 """
 import numpy as np
