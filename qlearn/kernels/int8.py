@@ -51,7 +51,8 @@ __all__ = ["MAX_DEPTH", "GemmWeight", "requant_constants", "as_rows", "gemm_u8",
            "gemm_f32", "channels_last", "conv_gemm", "im2col", "depthwise3x3",
            "AVX2_EXACT"]
 
-#: int32 never overflows while K |a - Za| |w - Zw| <= K * 255 * 255 < 2**31.
+#: The deepest reduction K for which int32 cannot overflow:
+#: ``K |a - Za| |w - Zw| <= K * 255 * 255 < 2**31``.
 MAX_DEPTH = (2 ** 31 - 1) // (255 * 255)
 #: The path value a GEMM returns when AVX2 ran its exact 8-bit variant (not a SIMD path).
 AVX2_EXACT = _qgemm.AVX2_EXACT
