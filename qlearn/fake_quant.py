@@ -1,5 +1,12 @@
-r"""Fake quantization: quantize and dequantize in one float-to-float step, with the
-straight-through estimator (STE) as its gradient.
+r"""The fake-quant *functions* (``torch.fake_quantize_per_tensor_affine`` and kin):
+quantize and dequantize in one float-to-float step, with the straight-through estimator
+(STE) as its gradient.
+
+This module holds the stateless functions and their autograd Functions.  The
+*modules* that wrap them with an observer for quantization-aware training
+(``FakeQuantize``, ``FusedMovingAvgObsFakeQuantize``, ``LearnableFakeQuantize``, as
+``torch.ao.quantization.fake_quantize``) are in :mod:`qlearn.quantization.fake_quantize`.
+The compiled kernels are reached through :mod:`qlearn.kernels.fake_quant`.
 
 .. math::
 

@@ -1,8 +1,21 @@
 r"""Slow NumPy twins of the kernels, written as the equations (for tests and reading).
 
 Each function here is the literal formula of a docs equation, with the same float32
-arithmetic as the kernel it mirrors; the tests require the kernels to agree with these
-to the last bit.
+arithmetic as the kernel it mirrors, and is named after that kernel: the twin of
+``qlearn.kernels.<family>.<kernel>`` (and of the compiled ``qlearn._ext`` entry behind
+it) is ``<kernel>_ref``.  The tests require the kernels to agree with these to the last
+bit on every SIMD path (where a sum is reordered, to a stated tolerance).  This module
+imports only NumPy: it is the oracle, not a user of the kernels.
+
+Examples
+--------
+>>> import numpy as np
+>>> from qlearn import reference as ref
+>>> ref.quantize_per_tensor_ref(np.array([-1.0, 0.26, 2.0]), 0.1, 10, 0, 255)
+array([ 0, 13, 30])
+>>> x_hat, mask = ref.fake_quantize_per_tensor_ref([0.26, 9.0], 0.5, 0, -2, 2)
+>>> x_hat, mask
+(array([0.5, 1. ], dtype=float32), array([ True, False]))
 """
 import numpy as np
 
@@ -52,3 +65,443 @@ def dequantize_per_channel_ref(q, scales, zero_points, axis):
     s = np.asarray(scales, dtype=np.float64).reshape(shape)
     z = np.asarray(zero_points, dtype=np.int64).reshape(shape)
     return ((q - z) * s).astype(f32)
+
+
+
+# -- fake quantization (qlearn.kernels.fake_quant) ------------------------------------------
+def fake_quantize_per_tensor_ref(x, scale, zero_point, quant_min, quant_max):
+    r"""Eq. :eq:`qat-fq` and the STE mask of eq. :eq:`qat-ste`, in PyTorch's order (round
+    *before* adding the zero point):
+
+    .. math::
+
+       t = \mathrm{round}(x \cdot \mathrm{f32}(1/S)) + Z, \qquad
+       \hat x = (\mathrm{clamp}(t, q_{min}, q_{max}) - Z)\, S, \qquad
+       m = \mathbb{1}[q_{min} \le t \le q_{max}]
+
+    ``t`` in float32, the clamp and :math:`(q - Z) S` in float64, rounded once to float32.
+    Returns ``(x_hat, mask)``.
+    """
+    x = np.asarray(x, dtype=f32)
+    inv = f32(1) / f32(scale)
+    t = (np.rint(x * inv) + f32(zero_point)).astype(np.float64)
+    mask = (t >= quant_min) & (t <= quant_max)
+    x_hat = (np.clip(t, quant_min, quant_max) - zero_point) * np.float64(f32(scale))
+    return x_hat.astype(f32), mask
+
+
+def fake_quantize_per_channel_ref(x, scales, zero_points, axis, quant_min, quant_max):
+    r"""Eq. :eq:`qat-fq` with one :math:`(S_c, Z_c)` per slice along ``axis``."""
+    x = np.asarray(x, dtype=f32)
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    s = np.asarray(scales, dtype=f32).reshape(shape)
+    z = np.asarray(zero_points, dtype=np.int64).reshape(shape)
+    t = (np.rint(x * (f32(1) / s)) + z.astype(f32)).astype(np.float64)
+    mask = (t >= quant_min) & (t <= quant_max)
+    x_hat = (np.clip(t, quant_min, quant_max) - z) * s.astype(np.float64)
+    return x_hat.astype(f32), mask
+
+
+def ste_backward_ref(grad, mask):
+    r"""The straight-through estimator, eq. :eq:`qat-ste`:
+    :math:`\partial L/\partial x = \partial L/\partial \hat x \cdot m`."""
+    return np.asarray(grad, dtype=f32) * np.asarray(mask, dtype=f32)
+
+
+def aminmax_per_channel_ref(x, axis=None):
+    r""":math:`(\min_{i} x_{\dots c \dots}, \max_{i} x_{\dots c \dots})` per slice ``c``
+    along ``axis`` (``None``: of the whole array, as 1-element arrays)."""
+    x = np.asarray(x, dtype=f32)
+    if axis is None:
+        return x.min(keepdims=True).reshape(1), x.max(keepdims=True).reshape(1)
+    rest = tuple(i for i in range(x.ndim) if i != axis)
+    return x.min(axis=rest), x.max(axis=rest)
+
+
+def lsq_backward_per_tensor_ref(x, dy, scale, zero_point, quant_min, quant_max,
+                                grad_factor):
+    r"""LSQ's gradients (eq. :eq:`qat-lsq`), in ATen's float32 arithmetic, with
+    :math:`q = \mathrm{round}(Z + x / S)` (:math:`Z` added *before* rounding here):
+
+    .. math::
+
+       \frac{\partial L}{\partial x} = g\,[q_{min} \le q \le q_{max}], \qquad
+       \frac{\partial L}{\partial S} = \gamma \sum g \cdot \begin{cases}
+           (\hat x - x) / S & \text{inside} \\ q_{min} - Z \text{ or } q_{max} - Z
+           & \text{below or above} \end{cases}, \qquad
+       \frac{\partial L}{\partial Z} = \gamma \sum_{\text{outside}} -g\, S
+
+    (:math:`\gamma` = ``grad_factor``; the sums in float64).  Returns ``(dx, dS, dZ)``.
+    """
+    x = np.asarray(x, dtype=f32)
+    dy = np.asarray(dy, dtype=f32)
+    s, z, gf = f32(scale), f32(zero_point), f32(grad_factor)
+    inv = f32(1) / s
+    q = np.rint(z + x * inv).astype(np.float64)
+    below, above = q < quant_min, q > quant_max
+    inside = ~(below | above)
+    x_hat = (np.clip(q, quant_min, quant_max).astype(f32) - z) * s
+    ds = np.where(inside, dy * (x_hat - x) * inv * gf,
+                  np.where(below, (dy * (f32(quant_min) - z)) * gf,
+                           (dy * (f32(quant_max) - z)) * gf)).astype(f32)
+    dz = np.where(inside, f32(0), dy * f32(-1) * s * gf).astype(f32)
+    return (np.where(inside, dy, f32(0)), float(ds.astype(np.float64).sum()),
+            float(dz.astype(np.float64).sum()))
+
+
+# -- observers (qlearn.kernels.observer) ----------------------------------------------------
+def minmax_ref(x):
+    r"""Eq. :eq:`cal-minmax`'s reduction: :math:`(\min_i x_i, \max_i x_i)` over the values
+    that are not NaN, and whether there were NaN."""
+    x = np.asarray(x, dtype=f32).reshape(-1)
+    nan = bool(np.isnan(x).any())
+    keep = x[~np.isnan(x)]
+    if keep.size == 0:
+        return float("inf"), float("-inf"), nan
+    return float(keep.min()), float(keep.max()), nan
+
+
+def minmax_per_channel_ref(x, axis):
+    r"""Eq. :eq:`cal-minmax` per slice along ``axis`` (NaN skipped): ``(mins, maxs)``."""
+    x = np.asarray(x, dtype=f32)
+    rest = tuple(i for i in range(x.ndim) if i != axis)
+    return np.fmin.reduce(x, axis=rest), np.fmax.reduce(x, axis=rest)
+
+
+def histc_ref(x, bins, left, right):
+    r"""``torch.histc``'s float32 arithmetic: the values in :math:`[l, r]` counted in bin
+    :math:`b(x) = \min(\lfloor (x - l)\, n / (r - l) \rfloor, n - 1)` (the last bin holds
+    its right edge)."""
+    x = np.asarray(x, dtype=f32)
+    left, right = f32(left), f32(right)
+    keep = (x >= left) & (x <= right)
+    b = ((x[keep] - left) * f32(bins) / (right - left)).astype(np.int64)
+    b = np.clip(b, 0, bins - 1)
+    return np.bincount(b, minlength=bins)
+
+
+def histc64_ref(x, left, right, bins):
+    r"""The same rule in float64, which holds a range as wide as the whole float32 line
+    (the kernel switches to it when :math:`(r - l)\, n` overflows float32)."""
+    x = np.asarray(x, dtype=np.float64)
+    keep = (x >= left) & (x <= right)
+    b = np.floor((x[keep] - left) * bins / (float(right) - float(left))).astype(np.int64)
+    return np.bincount(np.minimum(b, bins - 1), minlength=bins)
+
+
+def quantization_error_ref(hist, bin_width, start, end, dst_nbins):
+    r"""HistogramObserver's L2 error of clipping to bins ``[start, end]`` (PyTorch's
+    ``_compute_quantization_error``), in float32: each source bin's density
+    :math:`h_j / w` integrated as :math:`\int (x - c)^2` over its overlap with the
+    destination bins of width :math:`w (e - s + 1) / n_{dst}`, centres :math:`c`."""
+    dst = bin_width * (end - start + 1) / dst_nbins
+    if dst == 0:
+        return 0.0
+    hist = np.asarray(hist)
+    src_begin = (np.arange(hist.size) - start).astype(f32) * f32(bin_width)
+    src_end = src_begin + f32(bin_width)
+    dob = np.clip(np.floor_divide(src_begin, f32(dst)), 0, dst_nbins - 1).astype(f32)
+    doe = np.clip(np.floor_divide(src_end, f32(dst)), 0, dst_nbins - 1).astype(f32)
+    density = hist.astype(f32) / f32(bin_width)
+    half, nhalf = f32(dst / 2), f32(-dst / 2)
+
+    def get_norm(b, e, d):
+        return d * ((e * e * e - b * b * b) / f32(3))
+
+    norm = get_norm(src_begin - (dob + f32(0.5)) * f32(dst), half, density)
+    norm = norm + (doe - dob - f32(1)) * get_norm(nhalf, half, density)
+    norm = norm + get_norm(nhalf, src_end - (doe * f32(dst) + half), density)
+    return float(f32(norm.astype(np.float64).sum()))
+
+
+def linspace32_ref(start, end, steps):
+    r"""``torch.linspace`` in float32, by its scalar formula: :math:`a + i\,\delta` for the
+    first half, :math:`b - (n - 1 - i)\,\delta` for the second."""
+    start, end = f32(start), f32(end)
+    step = (end - start) / f32(steps - 1)
+    i = np.arange(steps)
+    half = steps // 2
+    lo = start + step * i[:half].astype(f32)
+    hi = end - step * (steps - i[half:] - 1).astype(f32)
+    return np.concatenate([lo, hi]).astype(f32)
+
+
+def upscale_histogram_ref(hist, orig_min, orig_max, update_min, update_max, rate=16):
+    r"""HistogramObserver's re-binning (PyTorch's ``_upscale_histogram``): each old bin
+    split into ``rate`` equal pieces of mass :math:`h_j / r`, each counted in the new bin
+    :math:`b` with :math:`e'_b \le m < e'_{b+1}`, :math:`m` the piece's centre and
+    :math:`e'` the new edges (``torch.linspace`` in float32)."""
+    hist = np.asarray(hist)
+    bins = hist.size
+    pieces = np.repeat(hist, rate) / rate
+    orig_min, orig_max = f32(orig_min), f32(orig_max)
+    bin_size = (orig_max - orig_min) / f32(bins * rate)
+    mids = linspace32_ref(orig_min, orig_max, bins * rate + 1)[:-1] + f32(0.5) * bin_size
+    bounds = linspace32_ref(update_min, update_max, bins + 1)
+    bucket = np.clip(np.searchsorted(bounds, mids, side="right") - 1, 0, bins - 1)
+    return np.bincount(bucket, weights=pieces, minlength=bins)
+
+
+def _kl_divergence(p, q):
+    p = p / p.sum()
+    q = q / q.sum()
+    mask = p > 0
+    return float(np.sum(p[mask] * np.log(p[mask] / q[mask])))
+
+
+def _smooth(p, eps=1e-4):
+    """Move a little mass onto empty bins so that KL(p || q) is finite (TensorRT)."""
+    zero = p == 0
+    n_zero = int(zero.sum())
+    n_nonzero = p.size - n_zero
+    if n_nonzero == 0:
+        return None
+    eps1 = eps * n_zero / n_nonzero
+    out = p.astype(np.float64).copy()
+    out[zero] = eps
+    out[~zero] -= eps1
+    return out if (out > 0).all() else None
+
+
+def entropy_search_ref(hist, levels, start=None):
+    r"""TensorRT's KL search (EntropyObserver) on a histogram of magnitudes: the bin
+    count :math:`i \ge` ``start`` minimising :math:`D_i = \mathrm{KL}(P_i \,\|\, Q_i) =
+    \sum_k P_k \log (P_k / Q_k)`, :math:`P_i` the first :math:`i` bins with the mass
+    beyond added to the last, :math:`Q_i` those bins merged into ``levels`` groups, each
+    group's mass spread evenly over its non-empty bins (empty bins smoothed first)."""
+    hist = np.asarray(hist)
+    bins = hist.size
+    start = levels if start is None else start
+    best_i, best_kl = bins, np.inf
+    for i in range(start, bins + 1):
+        p = hist[:i].astype(np.float64).copy()
+        p[i - 1] += hist[i:].sum()                 # clipped mass lands in the last bin
+        nonzero = hist[:i] != 0
+        groups = np.minimum(np.arange(i) * levels // i, levels - 1)
+        mass = np.bincount(groups, weights=hist[:i], minlength=levels)
+        count = np.bincount(groups, weights=nonzero, minlength=levels)
+        q = np.where(nonzero, mass[groups] / np.maximum(count[groups], 1), 0.0)
+        ps, qs = _smooth(p), _smooth(q)
+        if ps is None or qs is None:
+            continue
+        kl = _kl_divergence(ps, qs)
+        if kl < best_kl:
+            best_i, best_kl = i, kl
+    return best_i
+
+
+# -- Distiller's quantizers (qlearn.kernels.quantizers) ---------------------------------------
+def clip_round_ref(x, lo, hi, unit, levels):
+    r"""Eq. :eq:`dorefa-quantize-k` on a clipped input:
+    :math:`\mathrm{f32}\big(\mathrm{round}(\mathrm{clamp}(x, lo, hi)\, n / u)\, u / n\big)`,
+    :math:`n` = ``levels`` (:math:`2^k - 1`), :math:`u` = ``unit``, in float64 (ties to
+    even)."""
+    c = np.clip(np.asarray(x, dtype=f32), f32(lo), f32(hi)).astype(np.float64)
+    return (np.rint(c * levels / np.float64(unit)) * np.float64(unit) / levels).astype(f32)
+
+
+def clip_backward_ref(x, grad, lo, hi, hi_inclusive=True):
+    r"""The clip's gradient with the STE through the rounding:
+    :math:`g \cdot \mathbb{1}[lo \le x \le hi]` (:math:`x < hi` unless ``hi_inclusive``)."""
+    x = np.asarray(x, dtype=f32)
+    inside = (x >= f32(lo)) & ((x <= f32(hi)) if hi_inclusive else (x < f32(hi)))
+    return np.where(inside, np.asarray(grad, dtype=f32), f32(0))
+
+
+def pact_backward_ref(x, grad, alpha):
+    r"""PACT's gradients, eq. :eq:`pact-backward`: :math:`\partial L/\partial x = g\,
+    \mathbb{1}[0 \le x < \alpha]` and :math:`\partial L/\partial \alpha = \sum_{x \ge
+    \alpha} g` (float64)."""
+    x = np.asarray(x, dtype=f32)
+    g = np.asarray(grad, dtype=f32)
+    return (clip_backward_ref(x, g, 0, alpha, hi_inclusive=False),
+            float(g[x >= f32(alpha)].astype(np.float64).sum()))
+
+
+def dorefa_weight_forward_ref(w, levels):
+    r"""DoReFa's weights, eq. :eq:`dorefa-weight`: :math:`t = \tanh w`,
+    :math:`w_q = 2\,\mathrm{quantize}_k\big(t / (2 \max|t|) + 1/2\big) - 1` (tanh in
+    float64, rounded to float32; an all-zero ``w`` gives :math:`f = 1/2`).  Returns
+    ``(w_q, t, max|t|)``."""
+    t = np.tanh(np.asarray(w, dtype=np.float64)).astype(f32)
+    big = np.abs(t).max() if t.size else f32(0)
+    f = t / (f32(2) * big) + f32(0.5) if big > 0 else np.full(t.shape, f32(0.5))
+    q = (np.rint(f.astype(np.float64) * levels) / levels).astype(f32)
+    return (f32(2) * q - f32(1)).astype(f32), t, f32(big)
+
+
+def dorefa_weight_backward_ref(t, grad, big):
+    r"""The direct part of eq. :eq:`dorefa-grad`, :math:`g\,(1 - t^2) / M`, and
+    :math:`\sum_i g_i t_i` (float64), the factor of the term through :math:`M = \max|t|`."""
+    t = np.asarray(t, dtype=f32)
+    g = np.asarray(grad, dtype=f32)
+    return g * (1 - t * t) / f32(big), float((g.astype(np.float64) * t).sum())
+
+
+# -- float convolution and pooling (qlearn.kernels.float_conv) --------------------------------
+def _out_size(size, k, s, p, d):
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def im2col_ref(x, KH, KW, S, P, D):
+    r"""The patch matrix of a convolution: :math:`\mathrm{cols}[(c K_H + i) K_W + j,\ (n O_H
+    + p) O_W + q] = x_{n, c,\, p S_H - P_H + i D_H,\, q S_W - P_W + j D_W}` (0 in the
+    padding), so that ``w.reshape(O, -1) @ cols`` is the convolution."""
+    x = np.asarray(x)
+    N, C, H, W = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (P[0], P[0]), (P[1], P[1])))
+    OH, OW = _out_size(H, KH, S[0], P[0], D[0]), _out_size(W, KW, S[1], P[1], D[1])
+    cols = np.zeros((C, KH, KW, N, OH, OW), x.dtype)
+    for i in range(KH):
+        for j in range(KW):
+            hs, ws = i * D[0], j * D[1]
+            cols[:, i, j] = xp[:, :, hs:hs + S[0] * OH:S[0], ws:ws + S[1] * OW:S[1]] \
+                .transpose(1, 0, 2, 3)
+    return cols.reshape(C * KH * KW, N * OH * OW)
+
+
+def col2im_ref(cols, shape, KH, KW, S, P, D):
+    r"""The adjoint of :func:`im2col_ref`, :math:`dx_{n,c,h,w} = \sum \mathrm{cols}[(c K_H +
+    i) K_W + j,\ (n O_H + p) O_W + q]` over the taps with :math:`p S_H - P_H + i D_H = h`
+    and :math:`q S_W - P_W + j D_W = w`: every entry added back to the pixel it was read
+    from (padding dropped); an array of ``shape`` (N, C, H, W)."""
+    N, C, H, W = shape
+    OH, OW = _out_size(H, KH, S[0], P[0], D[0]), _out_size(W, KW, S[1], P[1], D[1])
+    c6 = np.asarray(cols).reshape(C, KH, KW, N, OH, OW)
+    dx = np.zeros((N, C, H + 2 * P[0], W + 2 * P[1]), c6.dtype)
+    for i in range(KH):
+        for j in range(KW):
+            hs, ws = i * D[0], j * D[1]
+            dx[:, :, hs:hs + S[0] * OH:S[0], ws:ws + S[1] * OW:S[1]] += \
+                c6[:, i, j].transpose(1, 0, 2, 3)
+    return dx[:, :, P[0]:P[0] + H, P[1]:P[1] + W]
+
+
+def max_pool2d_forward_ref(x, K, S, P, D=(1, 1)):
+    r""":math:`y_{n,c,p,q} = \max_{i<K_H,\,j<K_W} x_{n,c,\,p S_H - P_H + i D_H,\,q S_W - P_W
+    + j D_W}` (padding counts as :math:`-\infty`), and the flat index :math:`h W + w` of
+    the first maximum in window order.  Returns ``(y, idx)``."""
+    x = np.asarray(x)
+    N, C, H, W = x.shape
+    OH, OW = _out_size(H, K[0], S[0], P[0], D[0]), _out_size(W, K[1], S[1], P[1], D[1])
+    y = np.full((N, C, OH, OW), -np.inf, x.dtype)
+    idx = np.zeros((N, C, OH, OW), np.int64)
+    for a in range(OH):
+        for b in range(OW):
+            for i in range(K[0]):
+                for j in range(K[1]):
+                    h, w = a * S[0] - P[0] + i * D[0], b * S[1] - P[1] + j * D[1]
+                    if 0 <= h < H and 0 <= w < W:
+                        v = x[:, :, h, w]
+                        better = v > y[:, :, a, b]     # strict: the first maximum wins
+                        y[:, :, a, b] = np.where(better, v, y[:, :, a, b])
+                        idx[:, :, a, b] = np.where(better, h * W + w, idx[:, :, a, b])
+    return y, idx
+
+
+def max_pool2d_backward_ref(g, idx, shape):
+    r""":math:`\partial L/\partial x_{n,c,h,w} = \sum_{(p,q):\ \mathrm{idx}_{n,c,p,q} = hW + w}
+    g_{n,c,p,q}`: each window's gradient to its arg-max; an array of ``shape``."""
+    g = np.asarray(g)
+    N, C, H, W = shape
+    dx = np.zeros((N * C, H * W), g.dtype)
+    for r, (gi, ii) in enumerate(zip(g.reshape(N * C, -1), np.asarray(idx).reshape(N * C, -1),
+                                     strict=True)):
+        np.add.at(dx[r], ii, gi)
+    return dx.reshape(shape)
+
+
+def avg_pool2d_ref(x, K, S, P, count_include_pad=True):
+    r""":math:`y_{n,c,p,q} = \frac{1}{d} \sum_{i<K_H,\,j<K_W} x_{n,c,\,p S_H - P_H + i,\,q S_W
+    - P_W + j}`, the padding 0 and :math:`d` the window size (counting the padding when
+    ``count_include_pad``, else only the pixels inside)."""
+    x = np.asarray(x)
+    N, C, H, W = x.shape
+    pads = ((0, 0), (0, 0), (P[0], P[0]), (P[1], P[1]))
+    xp, ones = np.pad(x, pads), np.pad(np.ones((H, W)), pads[2:])
+    OH, OW = (H + 2 * P[0] - K[0]) // S[0] + 1, (W + 2 * P[1] - K[1]) // S[1] + 1
+    out = np.empty((N, C, OH, OW), x.dtype)
+    for a in range(OH):
+        for b in range(OW):
+            rows, cols = slice(a * S[0], a * S[0] + K[0]), slice(b * S[1], b * S[1] + K[1])
+            d = K[0] * K[1] if count_include_pad else ones[rows, cols].sum()
+            out[:, :, a, b] = xp[:, :, rows, cols].sum(axis=(2, 3)) / d
+    return out
+
+
+# -- int8 GEMM and convolution (qlearn.kernels.int8) -----------------------------------------
+def _accumulate(a, w, a_zp, w_zp):
+    """Eq. :eq:`int8-acc`: the exact int64 sum of (a - Za)(w - Zw[j])."""
+    w_zp = np.broadcast_to(np.asarray(w_zp, dtype=np.int64), (np.shape(w)[0],))
+    return ((np.asarray(a, dtype=np.int64) - a_zp)
+            @ (np.asarray(w, dtype=np.int64) - w_zp[:, None]).T)
+
+
+def gemm_u8_ref(a, w, a_zp, w_zp, bias_q, mult, out_zp, lo, hi):
+    r"""Eq. :eq:`int8-acc` then eq. :eq:`int8-requant`, as written:
+
+    .. math::
+
+       C_{ij} = \sum_k (a_{ik} - Z_a)(w_{jk} - Z_{w,j}), \qquad
+       y_{ij} = \mathrm{clamp}\big(\mathrm{round}((\mathrm{f32}(C_{ij}) + \beta_j)\, m_j)
+                + Z_o,\ lo,\ hi\big)
+
+    in float32 (the accumulator exact in int64); ``bias_q`` may be empty (no bias).
+    """
+    acc = _accumulate(a, w, a_zp, w_zp)
+    bias_q = np.asarray(bias_q, dtype=f32)
+    x = acc.astype(f32) + (bias_q if bias_q.size else f32(0))
+    x = x * np.asarray(mult, dtype=f32)
+    return np.clip(np.rint(x).astype(np.int64) + out_zp, lo, hi).astype(np.uint8)
+
+
+def gemm_f32_ref(a, w, a_zp, w_zp, fscale, fbias, relu):
+    r"""Eq. :eq:`int8-acc` then the float output of dynamic quantization, eq.
+    :eq:`int8-dynamic`: :math:`y_{ij} = \mathrm{f32}(C_{ij})\, s_j + b_j`, ReLU'd if
+    ``relu`` (``fbias`` None: no bias)."""
+    y = _accumulate(a, w, a_zp, w_zp).astype(f32) * np.asarray(fscale, dtype=f32)
+    if fbias is not None:
+        y = y + np.asarray(fbias, dtype=f32)
+    return np.maximum(y, f32(0)) if relu else y
+
+
+def conv_gemm_ref(x, w, a_zp, w_zp, bias_q, mult, out_zp, lo, hi, stride=(1, 1),
+                  padding=(0, 0), dilation=(1, 1)):
+    r"""One group of an int8 convolution as :func:`gemm_u8_ref` of its patches: ``x``
+    (N, C, H, W) uint8 padded with :math:`Z_a` (real zero), ``w`` (O, C, kh, kw) int8;
+    returns (N, O, Ho, Wo) uint8.  The patches are :func:`im2col_ref`'s."""
+    x = np.asarray(x, dtype=np.int64)
+    w = np.asarray(w)
+    n, c, h, wd = x.shape
+    o, _, kh, kw = w.shape
+    # pad with Za: shift so that the padding (0 after the shift) is the zero point
+    cols = im2col_ref(x - a_zp, kh, kw, stride, padding, dilation) + a_zp
+    ho = _out_size(h, kh, stride[0], padding[0], dilation[0])
+    wo = _out_size(wd, kw, stride[1], padding[1], dilation[1])
+    y = gemm_u8_ref(cols.T, w.reshape(o, -1), a_zp, w_zp, bias_q, mult, out_zp, lo, hi)
+    return y.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
+
+
+def depthwise3x3_ref(x, w, a_zp, w_zp, bias_q, mult, out_zp, lo, hi, stride=1, pad=0,
+                     dil=1):
+    r"""Eq. :eq:`int8-depthwise`: each channel convolved with its own 3x3 taps,
+    :math:`C_{n,c,p,q} = \sum_{i,j<3} (x_{n,c,\,p s - P + i d,\,q s - P + j d} - Z_a)
+    (w_{c,i,j} - Z_{w,c})` (padding :math:`Z_a`), then eq. :eq:`int8-requant` per
+    channel.  ``x`` (N, C, H, W) uint8, ``w`` (C, 1, 3, 3) int8; returns (N, C, Ho, Wo)."""
+    x = np.asarray(x, dtype=np.int64)
+    w = np.asarray(w, dtype=np.int64).reshape(-1, 3, 3)
+    n, c, h, wd = x.shape
+    w_zp = np.broadcast_to(np.asarray(w_zp, dtype=np.int64), (c,))
+    xp = np.pad(x - a_zp, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    ho, wo = _out_size(h, 3, stride, pad, dil), _out_size(wd, 3, stride, pad, dil)
+    acc = np.zeros((n, c, ho, wo), np.int64)
+    for i in range(3):
+        for j in range(3):
+            patch = xp[:, :, i * dil:i * dil + stride * ho:stride,
+                       j * dil:j * dil + stride * wo:stride]
+            acc += patch * (w[:, i, j] - w_zp)[None, :, None, None]
+    bias_q = np.asarray(bias_q, dtype=f32)
+    t = acc.astype(f32) + (bias_q[None, :, None, None] if bias_q.size else f32(0))
+    t = t * np.asarray(mult, dtype=f32)[None, :, None, None]
+    return np.clip(np.rint(t).astype(np.int64) + out_zp, lo, hi).astype(np.uint8)

@@ -10,19 +10,9 @@ from qlearn.fake_quant import (
     _fake_quantize_learnable_per_tensor_affine,
 )
 from qlearn.kernels import simd as simd_paths
+from qlearn.reference import fake_quantize_per_tensor_ref as ref_fake_quant
 
 RANGES = [(0, 255), (-128, 127), (0, 15), (-8, 7), (-2 ** 31, 2 ** 31 - 1)]
-
-
-def ref_fake_quant(x, scale, zero_point, qmin, qmax):
-    """x_hat = (clamp(round(x / S) + Z, qmin, qmax) - Z) S; mask = qmin <= round(x/S)+Z <= qmax."""
-    x = np.asarray(x, np.float32)
-    inv = np.float32(1) / np.float32(scale)
-    t = np.rint(x * inv) + np.float32(zero_point)      # round first, then + Z, in float32
-    t = t.astype(np.float64)                             # clamp and (q - Z) S in float64
-    mask = (t >= qmin) & (t <= qmax)
-    x_hat = ((np.clip(t, qmin, qmax) - zero_point) * np.float64(np.float32(scale)))
-    return x_hat.astype(np.float32), mask
 
 
 def near_ties(rng, scale, n):

@@ -17,19 +17,12 @@ from qlearn._ext import _observer as K
 from qlearn.kernels import simd as simd_paths
 from qlearn.quantization.observer import HistogramObserver, MinMaxObserver
 from qlearn.quantization.qparams import calculate_qparams
+from qlearn.reference import histc64_ref
 
 F32_MAX = float(np.finfo(np.float32).max)
 
 # the kernels' ``simd`` argument: the plain C loops, or the SSE2 loops (any SIMD path)
 PLAIN, SSE2 = int(simd_paths.Simd.GENERIC), int(simd_paths.cpu_paths()[-1])
-
-
-def _hist_ref64(x, lo, hi, nbins):
-    """torch.histc's rule in float64 (which holds the whole float32 range)."""
-    x = x.astype(np.float64)
-    keep = (x >= lo) & (x <= hi)
-    b = np.floor((x[keep] - lo) * nbins / (float(hi) - float(lo))).astype(np.int64)
-    return np.bincount(np.minimum(b, nbins - 1), minlength=nbins)
 
 
 # --- histogram over a range near the float32 limits ---------------------------------------
@@ -44,7 +37,7 @@ def test_histc_wide_range_counts_every_value(generic, lo, hi, num_threads):
     x[:2] = [lo, hi]
     counts = np.zeros(64, np.int64)
     K.histc(x, np.float32(lo), np.float32(hi), counts, generic, num_threads)
-    np.testing.assert_array_equal(counts, _hist_ref64(x, np.float32(lo), np.float32(hi), 64))
+    np.testing.assert_array_equal(counts, histc64_ref(x, np.float32(lo), np.float32(hi), 64))
 
 
 def test_histogram_observer_wide_range_gives_finite_qparams():

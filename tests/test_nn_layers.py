@@ -11,34 +11,7 @@ from qlearn import nn
 from qlearn._ext import _im2col, _pool
 from qlearn.autograd import gradcheck
 from qlearn.nn import functional as F
-
-
-# -- NumPy references, written as the equations ------------------------------------------
-def im2col_ref(x, KH, KW, S, P, D):
-    N, C, H, W = x.shape
-    xp = np.pad(x, ((0, 0), (0, 0), (P[0], P[0]), (P[1], P[1])))
-    OH = (H + 2 * P[0] - D[0] * (KH - 1) - 1) // S[0] + 1
-    OW = (W + 2 * P[1] - D[1] * (KW - 1) - 1) // S[1] + 1
-    cols = np.zeros((C, KH, KW, N, OH, OW), x.dtype)
-    for i in range(KH):
-        for j in range(KW):
-            hs, ws = i * D[0], j * D[1]
-            cols[:, i, j] = xp[:, :, hs:hs + S[0] * OH:S[0], ws:ws + S[1] * OW:S[1]] \
-                .transpose(1, 0, 2, 3)
-    return cols.reshape(C * KH * KW, N * OH * OW)
-
-
-def max_pool_ref(x, K, S, P):
-    N, C, H, W = x.shape
-    xp = np.pad(x, ((0, 0), (0, 0), (P[0], P[0]), (P[1], P[1])), constant_values=-np.inf)
-    OH, OW = (H + 2 * P[0] - K[0]) // S[0] + 1, (W + 2 * P[1] - K[1]) // S[1] + 1
-    out = np.empty((N, C, OH, OW), x.dtype)
-    for a in range(OH):
-        for b in range(OW):
-            out[:, :, a, b] = xp[:, :, a * S[0]:a * S[0] + K[0],
-                                 b * S[1]:b * S[1] + K[1]].max(axis=(2, 3))
-    return out
-
+from qlearn.reference import im2col_ref, max_pool2d_forward_ref
 
 CONV_GEOMS = [  # (N, C, H, W, Cout, KH, KW, stride, padding, dilation, groups)
     (2, 3, 7, 6, 4, 3, 3, (1, 1), (1, 1), (1, 1), 1),
@@ -74,7 +47,7 @@ def test_im2col_col2im_match_reference_and_threads(geom, num_threads, rng):
 @pytest.mark.parametrize("shape", [(2, 3, 7, 8), (16, 64, 33, 32)])   # serial, parallel
 def test_max_pool_kernel_matches_reference(K, S, P, shape, num_threads, rng):
     x = rng.standard_normal(shape).astype(np.float32)
-    ref = max_pool_ref(x, K, S, P)
+    ref = max_pool2d_forward_ref(x, K, S, P)[0]
     y = np.full(ref.shape, np.nan, np.float32)
     idx = np.full(ref.shape, -7, np.int64)
     _pool.max_pool2d_forward(x, y, idx, *K, *S, *P, 1, 1, num_threads)

@@ -7,19 +7,14 @@ from numpy.testing import assert_array_equal
 
 from qlearn._ext import _observer as K
 from qlearn.kernels import simd as simd_paths
+from qlearn.reference import (
+    histc_ref,
+    quantization_error_ref,
+    upscale_histogram_ref,
+)
 
 # the kernels' ``simd`` argument: the plain C loops, or the SSE2 loops (any SIMD path)
 PLAIN, SSE2 = int(simd_paths.Simd.GENERIC), int(simd_paths.cpu_paths()[-1])
-
-
-def histc_ref(x, bins, left, right):
-    """torch.histc's float32 arithmetic, written out."""
-    x = x.astype(np.float32)
-    left, right = np.float32(left), np.float32(right)
-    keep = (x >= left) & (x <= right)
-    b = ((x[keep] - left) * np.float32(bins) / (right - left)).astype(np.int64)
-    b = np.clip(b, 0, bins - 1)
-    return np.bincount(b, minlength=bins)
 
 
 SIZES = [1, 3, 15, 16, 17, 65535, 65536, 65537, 200_003]
@@ -97,28 +92,6 @@ def test_histc_property(values, bins):
     assert counts.sum() == x.size
 
 
-def quantization_error_ref(hist, bin_width, start, end, dst_nbins):
-    """PyTorch's _compute_quantization_error, in NumPy float32."""
-    f = np.float32
-    dst = bin_width * (end - start + 1) / dst_nbins
-    if dst == 0:
-        return 0.0
-    src_begin = (np.arange(hist.size) - start).astype(f) * f(bin_width)
-    src_end = src_begin + f(bin_width)
-    dob = np.clip(np.floor_divide(src_begin, f(dst)), 0, dst_nbins - 1).astype(f)
-    doe = np.clip(np.floor_divide(src_end, f(dst)), 0, dst_nbins - 1).astype(f)
-    density = hist.astype(f) / f(bin_width)
-    half, nhalf = f(dst / 2), f(-dst / 2)
-
-    def get_norm(b, e, d):
-        return d * ((e * e * e - b * b * b) / f(3))
-
-    norm = get_norm(src_begin - (dob + f(0.5)) * f(dst), half, density)
-    norm = norm + (doe - dob - f(1)) * get_norm(nhalf, half, density)
-    norm = norm + get_norm(nhalf, src_end - (doe * f(dst) + half), density)
-    return float(f(norm.astype(np.float64).sum()))
-
-
 @pytest.mark.parametrize("start,end", [(0, 2047), (10, 2000), (500, 600), (0, 0), (7, 8)])
 def test_quantization_error(start, end, rng):
     hist = rng.integers(0, 1000, 2048).astype(np.float32)
@@ -141,30 +114,6 @@ def test_non_linear_search_matches_torch(seed, torch_mod):
     width = np.float32(32.0) / np.float32(2048)
     assert np.float32(-2.0) + width * np.float32(start) == t_min.item()
     assert np.float32(-2.0) + width * np.float32(end + 1) == t_max.item()
-
-
-def linspace32_ref(start, end, steps):
-    """torch.linspace in float32, its scalar formula."""
-    start, end = np.float32(start), np.float32(end)
-    step = (end - start) / np.float32(steps - 1)
-    i = np.arange(steps)
-    half = steps // 2
-    lo = start + step * i[:half].astype(np.float32)
-    hi = end - step * (steps - i[half:] - 1).astype(np.float32)
-    return np.concatenate([lo, hi]).astype(np.float32)
-
-
-def upscale_histogram_ref(hist, orig_min, orig_max, update_min, update_max, rate=16):
-    """PyTorch's _upscale_histogram in NumPy: split each bin into `rate` pieces and put
-    each piece in the new bin holding its centre."""
-    bins = hist.size
-    pieces = np.repeat(hist, rate) / rate
-    orig_min, orig_max = np.float32(orig_min), np.float32(orig_max)
-    bin_size = (orig_max - orig_min) / np.float32(bins * rate)
-    mids = linspace32_ref(orig_min, orig_max, bins * rate + 1)[:-1] + np.float32(0.5) * bin_size
-    bounds = linspace32_ref(update_min, update_max, bins + 1)
-    bucket = np.clip(np.searchsorted(bounds, mids, side="right") - 1, 0, bins - 1)
-    return np.bincount(bucket, weights=pieces, minlength=bins)
 
 
 @pytest.mark.parametrize("bins", [1, 7, 2048])

@@ -6,6 +6,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import qlearn as ql
+from qlearn import reference as ref
 from qlearn.quantizers import (
     PACTReLU,
     dorefa_quantize_activation,
@@ -27,12 +28,11 @@ def simd(request):
         yield p
 
 
-# -- NumPy transcriptions of the documented equations: round(n y / unit) unit / n, with
-# n = 2^k - 1, evaluated in float64 (y n is exact there) and rounded once to float32 ------
+# -- the documented equations, from the NumPy oracle (qlearn.reference): round(n y / unit)
+# unit / n, with n = 2^k - 1, evaluated in float64 (y n is exact there), rounded once ------
 
 def _levels(y, n, unit=1.0):
-    y = np.asarray(y, np.float32).astype(np.float64)
-    return (np.rint(y * n / np.float64(unit)) * np.float64(unit) / n).astype(np.float32)
+    return ref.clip_round_ref(y, -np.inf, np.inf, unit, n)
 
 
 def quantize_k(x, k):
@@ -41,22 +41,19 @@ def quantize_k(x, k):
 
 
 def ref_dorefa_act(a, k):
-    return quantize_k(np.clip(np.float32(a), 0, 1), k)
+    return ref.clip_round_ref(a, 0, 1, 1.0, 2.0 ** k - 1)
 
 
 def ref_dorefa_weight(w, k):
-    t = np.tanh(np.asarray(w, np.float64)).astype(np.float32)
-    f = t / (np.float32(2) * np.abs(t).max()) + np.float32(0.5)
-    return (np.float32(2) * quantize_k(f, k) - np.float32(1)).astype(np.float32)
+    return ref.dorefa_weight_forward_ref(w, 2.0 ** k - 1)[0]
 
 
 def ref_pact(x, alpha, k):
-    a = np.float32(alpha)
-    return _levels(np.clip(np.float32(x), np.float32(0), a), 2.0 ** k - 1, a)
+    return ref.clip_round_ref(x, 0, alpha, np.float32(alpha), 2.0 ** k - 1)
 
 
 def ref_wrpn_weight(w, k):
-    return _levels(np.clip(np.float32(w), -1, 1), 2.0 ** (k - 1) - 1)
+    return ref.clip_round_ref(w, -1, 1, 1.0, 2.0 ** (k - 1) - 1)
 
 
 @pytest.mark.parametrize("k", BITS)

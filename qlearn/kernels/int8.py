@@ -37,7 +37,7 @@ Examples
 >>> out = np.empty((1, 1), np.uint8)
 >>> a = int8.as_rows(np.array([[10, 20, 30]], np.uint8), 3)
 >>> bias_q, mult = int8.requant_constants(1.0, np.ones(1, np.float32), 1.0, None, False)
->>> int8.gemm_u8(gw, a, 0, bias_q, mult, 5, 0, 255, out)[0, 0]   # 10 - 40 + 90 + 5
+>>> int(int8.gemm_u8(gw, a, 0, bias_q, mult, 5, 0, 255, out)[0, 0])   # 10 - 40 + 90 + 5
 65
 """
 import numpy as np
@@ -51,7 +51,8 @@ __all__ = ["MAX_DEPTH", "GemmWeight", "requant_constants", "as_rows", "gemm_u8",
            "gemm_f32", "channels_last", "conv_gemm", "im2col", "depthwise3x3",
            "AVX2_EXACT", "peak_gops"]
 
-#: int32 never overflows while K |a - Za| |w - Zw| <= K * 255 * 255 < 2**31.
+#: The deepest reduction K for which int32 cannot overflow:
+#: ``K |a - Za| |w - Zw| <= K * 255 * 255 < 2**31``.
 MAX_DEPTH = (2 ** 31 - 1) // (255 * 255)
 #: The path value a GEMM returns when AVX2 ran its exact 8-bit variant (not a SIMD path).
 AVX2_EXACT = _qgemm.AVX2_EXACT

@@ -15,7 +15,7 @@ Examples
 >>> kz.clip_round(x, out, 0.0, 1.0, 1.0, 3.0)
 False
 >>> out
-array([0.       , 0.3333333, 0.6666667, 1.       ], dtype=float32)
+array([0.        , 0.33333334, 0.6666667 , 1.        ], dtype=float32)
 """
 import numpy as np
 

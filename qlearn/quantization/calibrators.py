@@ -235,55 +235,6 @@ class MSEObserver(_HistogramCalibrator):
         return lo, hi
 
 
-def _kl_divergence(p, q):
-    p = p / p.sum()
-    q = q / q.sum()
-    mask = p > 0
-    return float(np.sum(p[mask] * np.log(p[mask] / q[mask])))
-
-
-def _smooth(p, eps=1e-4):
-    """Move a little mass onto empty bins so that KL(p || q) is finite (TensorRT)."""
-    zero = p == 0
-    n_zero = int(zero.sum())
-    n_nonzero = p.size - n_zero
-    if n_nonzero == 0:
-        return None
-    eps1 = eps * n_zero / n_nonzero
-    out = p.astype(np.float64).copy()
-    out[zero] = eps
-    out[~zero] -= eps1
-    return out if (out > 0).all() else None
-
-
-def _entropy_threshold(hist, levels, start=None):
-    r"""TensorRT's KL search on a histogram of magnitudes: the bin count ``i`` whose
-    clipped, re-quantized distribution is closest to the original.
-
-    The readable NumPy version; EntropyObserver runs its compiled twin
-    (``qlearn.kernels.observer.entropy_search``), which the tests compare with this one.
-    """
-    bins = hist.size
-    start = levels if start is None else start
-    best_i, best_kl = bins, np.inf
-    for i in range(start, bins + 1):
-        p = hist[:i].astype(np.float64).copy()
-        p[i - 1] += hist[i:].sum()                 # clipped mass lands in the last bin
-        nonzero = hist[:i] != 0
-        # merge i bins into `levels` groups, spread each group's mass over its nonzero bins
-        groups = np.minimum(np.arange(i) * levels // i, levels - 1)
-        mass = np.bincount(groups, weights=hist[:i], minlength=levels)
-        count = np.bincount(groups, weights=nonzero, minlength=levels)
-        q = np.where(nonzero, mass[groups] / np.maximum(count[groups], 1), 0.0)
-        ps, qs = _smooth(p), _smooth(q)
-        if ps is None or qs is None:
-            continue
-        kl = _kl_divergence(ps, qs)
-        if kl < best_kl:
-            best_i, best_kl = i, kl
-    return best_i
-
-
 class EntropyObserver(_HistogramCalibrator):
     r"""Clip where the KL divergence between the original and the quantized distribution
     is smallest (TensorRT's entropy calibration).
@@ -307,6 +258,10 @@ class EntropyObserver(_HistogramCalibrator):
     histogram of :math:`x` itself is used with :math:`L = Q_\max - Q_\min + 1` and
     :math:`[\alpha, \beta] = [x_\min, T]`; for data of both signs,
     :math:`[\max(x_\min, -T), \min(x_\max, T)]` with :math:`T` from :math:`|x|`.
+
+    The search runs in the compiled kernel (:func:`qlearn.kernels.observer.entropy_search`);
+    its NumPy twin, written as the steps above, is
+    :func:`qlearn.reference.entropy_search_ref`.
 
     Parameters
     ----------

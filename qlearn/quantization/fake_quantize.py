@@ -1,4 +1,9 @@
-r"""Fake-quantize modules: an observer plus :func:`qlearn.fake_quantize_per_tensor_affine`.
+r"""The fake-quantize *modules* (``torch.ao.quantization.fake_quantize``): an observer
+plus :func:`qlearn.fake_quantize_per_tensor_affine`.
+
+The stateless fake-quant *functions* these modules call (and their autograd Functions)
+are in :mod:`qlearn.fake_quant`; this module holds the stateful ``nn.Module`` classes
+that QAT inserts into a model.
 
 During quantization-aware training each weight and activation passes through one of
 these modules.  Its forward pass (1) lets the observer update its statistics and

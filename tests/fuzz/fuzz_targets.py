@@ -404,11 +404,8 @@ def _observer_target(name):
 # --- fake quantize ----------------------------------------------------------------------
 def _fq_ref(x, scale, zp, qmin, qmax):
     """torch.fake_quantize_per_tensor_affine's arithmetic (round, add Z, clamp, (q-Z) S)."""
-    inv = np.float32(1) / np.float32(scale)
     with np.errstate(over="ignore", invalid="ignore"):
-        t = (np.rint(as32(x) * inv) + np.float32(zp)).astype(np.float32).astype(np.float64)
-    c = np.clip(t, qmin, qmax)
-    return ((c - zp) * np.float64(np.float32(scale))).astype(np.float32)
+        return reference.fake_quantize_per_tensor_ref(as32(x), scale, zp, qmin, qmax)[0]
 
 
 def t_fake_quantize_per_tensor(data):
@@ -505,8 +502,7 @@ def t_fake_quantize_modules(data):
 
 # --- Distiller's quantizers -------------------------------------------------------------
 def _levels_ref(y, n, unit=1.0):
-    y = as32(y).astype(np.float64)
-    return (np.rint(y * n / np.float64(unit)) * np.float64(unit) / n).astype(np.float32)
+    return reference.clip_round_ref(as32(y), -np.inf, np.inf, unit, n)
 
 
 def t_quantizers(data):
