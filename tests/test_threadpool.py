@@ -23,9 +23,11 @@ import qlearn as ql
 import qlearn.nn.quantized as nnq
 import qlearn.nn.quantized.functional as qF
 from qlearn._ext import _openmp
-from qlearn.nn.quantized import _packed
+from qlearn.kernels import int8 as int8_kernels
+from qlearn.kernels import simd
+from qlearn.nn.quantized import packed_params
 
-PATHS = _packed._qgemm.available_paths()
+PATHS = [p.name.lower() for p in simd.available()]
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +42,7 @@ def always_parallel():
 
 @pytest.fixture(params=PATHS)
 def path(request):
-    with _packed.force_gemm_path(request.param):
+    with simd.use(request.param):
         yield request.param
 
 
@@ -179,13 +181,13 @@ def test_linear_same_at_1_and_2_threads(path, rng, m, k, n, wzp):
                    ql.per_tensor_affine, 0.01, wzp)
     b = rng.standard_normal(n).astype(np.float32)
     x = _qx(rng, (m, k))
-    pw = _packed.PackedLinearWeight(w, b)
-    one = _at(1, lambda: _packed.linear_apply(x, pw, 0.3, 60).int_repr())
-    two = _at(2, lambda: _packed.linear_apply(x, pw, 0.3, 60).int_repr())
+    pw = packed_params.PackedLinearWeight(w, b)
+    one = _at(1, lambda: packed_params.linear_apply(x, pw, 0.3, 60).int_repr())
+    two = _at(2, lambda: packed_params.linear_apply(x, pw, 0.3, 60).int_repr())
     assert_array_equal(two, one)
     xf = rng.standard_normal((m, k)).astype(np.float32)
-    one_f = _at(1, lambda: _packed.linear_dynamic_apply(xf, pw))
-    two_f = _at(2, lambda: _packed.linear_dynamic_apply(xf, pw))
+    one_f = _at(1, lambda: packed_params.linear_dynamic_apply(xf, pw))
+    two_f = _at(2, lambda: packed_params.linear_dynamic_apply(xf, pw))
     assert_array_equal(two_f, one_f)
 
 
@@ -222,5 +224,5 @@ def test_conv2d_same_at_1_and_2_threads(path, rng, cfg, wzp):
 def test_channels_last_same_at_1_and_2_threads(rng, shape):
     x = rng.integers(0, 256, shape).astype(np.uint8)
     want = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    assert_array_equal(_packed.channels_last(x, 2), want)
-    assert_array_equal(_packed.channels_last(x, 1), want)
+    assert_array_equal(int8_kernels.channels_last(x, 2), want)
+    assert_array_equal(int8_kernels.channels_last(x, 1), want)
