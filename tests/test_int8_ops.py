@@ -11,6 +11,7 @@ from numpy.testing import assert_array_equal
 
 import qlearn as ql
 import qlearn.nn.quantized.functional as qF
+from qlearn._ext import _qconv
 from qlearn.kernels import int8 as kint8
 from qlearn.kernels import simd as simd_paths
 from qlearn.nn.quantized import packed_params as _packed
@@ -384,5 +385,5 @@ def test_small_c_to_channels_last(rng, num_threads, c, w):
     step, then the scalar tail) is a plain transpose."""
     x = rng.integers(0, 256, (2, c, 3, w)).astype(np.uint8)
     out = np.full((2, 3, w, c), 0xA5, np.uint8)
-    _packed._qconv.small_c_to_channels_last(x, out, num_threads)
+    _qconv.small_c_to_channels_last(x, out, num_threads)
     assert_array_equal(out, x.transpose(0, 2, 3, 1))
