@@ -375,12 +375,14 @@ def test_activation_modules_repr_and_from_float(torch_mod, rng):
                          (nnq.LeakyReLU(0.1, 3, 0.2), tnnq.LeakyReLU(0.1, 3, 0.2)),
                          (nnq.Sigmoid(0.1, 3), tnnq.Sigmoid(0.1, 3))):
         assert repr(ours) == repr(theirs)
+        assert sorted(ours.state_dict()) == sorted(theirs.state_dict())
     float_mod = nn.LeakyReLU(0.2)
     float_mod.activation_post_process = tq.MinMaxObserver()
     float_mod.activation_post_process(np.array([-1.0, 3.0], np.float32))
     q = nnq.LeakyReLU.from_float(float_mod)
     s, z = float_mod.activation_post_process.calculate_qparams()
-    assert (q.scale, q.zero_point, q.negative_slope) == (float(s[0]), int(z[0]), 0.2)
+    assert (float(q.scale), int(q.zero_point), q.negative_slope) == (float(s[0]), int(z[0]),
+                                                                      0.2)
     with pytest.raises(ValueError, match="activation_post_process"):
         nnq.Hardswish.from_float(nn.LeakyReLU())
 

@@ -11,14 +11,22 @@ from .utils import activation_qparams
 class _OutputQParams(Module):
     """An activation whose output has its own ``scale`` and ``zero_point``."""
 
-    _FLOAT32_SCALE = False
+    _BUFFERS = False
 
     def __init__(self, scale, zero_point):
         super().__init__()
-        # PyTorch's Hardswish and LeakyReLU keep the scale in a float32 buffer (so the
-        # output's q_scale() is the float32 value), its ELU and Sigmoid a Python float
-        self.scale = float(np.float32(scale)) if self._FLOAT32_SCALE else float(scale)
-        self.zero_point = int(zero_point)
+        # PyTorch's Hardswish and LeakyReLU keep scale and zero point as buffers (in the
+        # state dict; the output's q_scale() is the float32 value), its ELU and Sigmoid
+        # as Python numbers
+        if self._BUFFERS:
+            self.register_buffer("scale", np.array(scale, np.float32))
+            self.register_buffer("zero_point", np.array(zero_point, np.int64))
+        else:
+            self.scale = float(scale)
+            self.zero_point = int(zero_point)
+
+    def _qparams(self):
+        return float(np.asarray(self.scale)), int(np.asarray(self.zero_point))
 
     @classmethod
     def _float_kwargs(cls, mod):
@@ -44,10 +52,10 @@ class Hardswish(_OutputQParams):
     array([13, 33], dtype=uint8)
     """
 
-    _FLOAT32_SCALE = True
+    _BUFFERS = True
 
     def forward(self, input):
-        return qF.hardswish(input, self.scale, self.zero_point)
+        return qF.hardswish(input, *self._qparams())
 
     def __repr__(self):
         return "QuantizedHardswish()"
@@ -71,7 +79,7 @@ class ELU(_OutputQParams):
         return {"alpha": mod.alpha}
 
     def forward(self, input):
-        return qF.elu(input, self.scale, self.zero_point, self.alpha)
+        return qF.elu(input, *self._qparams(), self.alpha)
 
     def __repr__(self):
         return f"QuantizedELU(alpha={self.alpha})"
@@ -89,7 +97,7 @@ class LeakyReLU(_OutputQParams):
     array([-0.2,  1. ], dtype=float32)
     """
 
-    _FLOAT32_SCALE = True
+    _BUFFERS = True
 
     def __init__(self, scale, zero_point, negative_slope=0.01, inplace=False):
         super().__init__(scale, zero_point)
@@ -102,7 +110,7 @@ class LeakyReLU(_OutputQParams):
                                                                          False)}
 
     def forward(self, input):
-        return qF.leaky_relu(input, self.negative_slope, False, self.scale, self.zero_point)
+        return qF.leaky_relu(input, self.negative_slope, False, *self._qparams())
 
     def __repr__(self):
         return f"QuantizedLeakyReLU(negative_slope={self.negative_slope})"
