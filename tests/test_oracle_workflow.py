@@ -399,3 +399,39 @@ def test_leaky_relu_eager_and_fx(torch_x86, rng):
     assert type(getattr(cq, "1")).__name__ == type(getattr(ct, "1")).__name__ == "LeakyReLU"
     for x in xs:
         np.testing.assert_array_equal(_out(cq(x)), ct(torch.from_numpy(x)).numpy())
+
+
+def test_workflow_bad_arguments():
+    def model():
+        return nn.Sequential(tq.QuantStub(), nn.Linear(4, 3), tq.DeQuantStub())
+
+    with pytest.raises(TypeError, match="model"):
+        tq.prepare("model")
+    m = model()
+    m.qconfig = "x86"
+    with pytest.raises(TypeError, match="QConfig"):
+        tq.prepare(m)
+    m = model()
+    m.qconfig = tq.default_qconfig
+    tq.prepare(m, inplace=True)
+    with pytest.raises(ValueError, match="finite"):
+        m(np.array([[np.nan] * 4], np.float32))
+    with pytest.raises(RuntimeError, match="saw no data"):
+        tq.convert(m)
+    m(np.ones((2, 4), np.float32))
+    with pytest.raises(TypeError, match="mapping"):
+        tq.convert(m, mapping=3)
+    tq.convert(m, inplace=True)
+    with pytest.raises(ValueError, match="4 features"):
+        m(np.ones((1, 5), np.float32))
+    with pytest.raises(TypeError, match="mapping"):
+        tq.quantize_dynamic(nn.Sequential(nn.Linear(4, 3)), {nn.Linear}, mapping=[])
+    with pytest.raises(ValueError, match="dtype"):
+        tq.quantize_dynamic(nn.Sequential(nn.Linear(4, 3)), {nn.Linear}, dtype=ql.quint8)
+    with pytest.raises(ValueError, match="not a supported pattern"):
+        tq.fuse_modules(nn.Sequential(nn.ReLU(), nn.Conv2d(1, 1, 1)), [["0", "1"]])
+    with pytest.raises(ValueError, match="eval"):
+        tq.fuse_modules(nn.Sequential(nn.Conv2d(1, 1, 1), nn.BatchNorm2d(1)).train(),
+                        [["0", "1"]])
+    with pytest.raises(TypeError, match="GraphModule"):
+        qfx.convert_fx(nn.Sequential(nn.Linear(4, 3)))
