@@ -114,7 +114,31 @@ def test_conv2d(torch_x86, rng):
               tqF.conv2d(at, wt, torch.from_numpy(b), st, pd, dl, g, scale=s, zero_point=z),
               where)
     with pytest.raises(ValueError, match="padding_mode"):
-        nnq.Conv2d(2, 2, 3, padding_mode="reflect")     # torch's quantized conv: zeros only
+        nnq.Conv2d(2, 2, 3, padding_mode="replicate")   # torch's: zeros or reflect only
+
+
+@pytest.mark.parametrize("fused", [False, True])
+@pytest.mark.parametrize("padding", [(1, 1), (1, 2), (2, 0)])
+def test_conv2d_reflect_padding(torch_x86, rng, fused, padding):
+    torch = torch_x86
+    import qlearn.nn.intrinsic.quantized as nniq
+    cls = nniq.ConvReLU2d if fused else nnq.Conv2d
+    tcls = (torch.ao.nn.intrinsic.quantized.ConvReLU2d if fused
+            else torch.ao.nn.quantized.Conv2d)
+    w, wt = _weight(rng, torch, (4, 2, 3, 3), per_channel=True)
+    b = rng.standard_normal(4).astype(np.float32)
+    mod, tmod = (c(2, 4, 3, padding=padding, padding_mode="reflect") for c in (cls, tcls))
+    mod.set_weight_bias(w, b)
+    tmod.set_weight_bias(wt, torch.from_numpy(b))
+    mod.scale = tmod.scale = 0.1
+    mod.zero_point = tmod.zero_point = 50
+    assert repr(mod) == repr(tmod).replace("torch", "qlearn")
+    a, at = _act(rng, torch, (2, 2, 5, 6), 0.05, 10)
+    _same(mod(a), tmod(at))
+    m = max(padding)                             # a padding as large as the input
+    small, _ = _act(rng, torch, (1, 2, m, m), 0.05, 10)
+    with pytest.raises(ValueError, match="reflect padding"):
+        mod(small)
 
 
 def _elementwise_cases(torch, a, at, b, bt, a2, at2, s, z):
