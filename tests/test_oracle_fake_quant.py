@@ -280,6 +280,7 @@ def test_default_qconfigs(torch_mod, backend, fn, version):
         assert _norm(repr(getattr(qc, part))) == repr(getattr(tc, part)), part
         qm, tm = getattr(qc, part)(), getattr(tc, part)()
         assert type(qm).__name__ == type(tm).__name__
+        assert _norm(repr(qm)) == repr(tm)            # buffers print as torch's tensors
         for _ in range(3):
             x = rng.standard_normal((4, 3, 2, 2)).astype(np.float32)
             np.testing.assert_array_equal(_np(qm(x.copy())), _np(tm(torch.from_numpy(x))))

@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 
 import qlearn as ql
+import qlearn.nn as nn
 import qlearn.nn.quantized as nnq
 import qlearn.nn.quantized.functional as qF
+import qlearn.quantization as tq
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -112,7 +114,31 @@ def test_conv2d(torch_x86, rng):
               tqF.conv2d(at, wt, torch.from_numpy(b), st, pd, dl, g, scale=s, zero_point=z),
               where)
     with pytest.raises(ValueError, match="padding_mode"):
-        nnq.Conv2d(2, 2, 3, padding_mode="reflect")     # torch's quantized conv: zeros only
+        nnq.Conv2d(2, 2, 3, padding_mode="replicate")   # torch's: zeros or reflect only
+
+
+@pytest.mark.parametrize("fused", [False, True])
+@pytest.mark.parametrize("padding", [(1, 1), (1, 2), (2, 0)])
+def test_conv2d_reflect_padding(torch_x86, rng, fused, padding):
+    torch = torch_x86
+    import qlearn.nn.intrinsic.quantized as nniq
+    cls = nniq.ConvReLU2d if fused else nnq.Conv2d
+    tcls = (torch.ao.nn.intrinsic.quantized.ConvReLU2d if fused
+            else torch.ao.nn.quantized.Conv2d)
+    w, wt = _weight(rng, torch, (4, 2, 3, 3), per_channel=True)
+    b = rng.standard_normal(4).astype(np.float32)
+    mod, tmod = (c(2, 4, 3, padding=padding, padding_mode="reflect") for c in (cls, tcls))
+    mod.set_weight_bias(w, b)
+    tmod.set_weight_bias(wt, torch.from_numpy(b))
+    mod.scale = tmod.scale = 0.1
+    mod.zero_point = tmod.zero_point = 50
+    assert repr(mod) == repr(tmod).replace("torch", "qlearn")
+    a, at = _act(rng, torch, (2, 2, 5, 6), 0.05, 10)
+    _same(mod(a), tmod(at))
+    m = max(padding)                             # a padding as large as the input
+    small, _ = _act(rng, torch, (1, 2, m, m), 0.05, 10)
+    with pytest.raises(ValueError, match="reflect padding"):
+        mod(small)
 
 
 def _elementwise_cases(torch, a, at, b, bt, a2, at2, s, z):
@@ -320,3 +346,112 @@ def test_empty_batches(torch_x86, rng):
     t = torch.ao.nn.quantized.Linear(4, 3)(torch.quantize_per_tensor(
         torch.ones(0, 4), 0.1, 0, torch.quint8))
     assert tuple(t.shape) == lin(_q((0, 4))).shape
+
+
+# ---- elementwise maps: every one of the 256 input integers -----------------------------
+def _all_levels(torch, scale, zp):
+    x = ((np.arange(256) - zp) * np.float32(scale)).astype(np.float32).reshape(4, 64)
+    return (ql.quantize_per_tensor(x, scale, zp, ql.quint8),
+            torch.quantize_per_tensor(torch.from_numpy(x), scale, zp, torch.quint8))
+
+
+def _map_cases(torch, a, at, s, z):
+    tqF = torch.ao.nn.quantized.functional
+    tnnq = torch.ao.nn.quantized
+    return [
+        ("hardswish", lambda: qF.hardswish(a, s, z), lambda: tqF.hardswish(at, s, z)),
+        ("Hardswish", lambda: nnq.Hardswish(s, z)(a), lambda: tnnq.Hardswish(s, z)(at)),
+        ("elu", lambda: qF.elu(a, s, z), lambda: tqF.elu(at, s, z)),
+        ("elu alpha", lambda: qF.elu(a, s, z, 0.3), lambda: tqF.elu(at, s, z, 0.3)),
+        ("ELU", lambda: nnq.ELU(s, z, 1.7)(a), lambda: tnnq.ELU(s, z, 1.7)(at)),
+        ("celu", lambda: qF.celu(a, s, z, 2.0), lambda: tqF.celu(at, s, z, 2.0)),
+        ("leaky_relu", lambda: qF.leaky_relu(a, 0.1), lambda: tqF.leaky_relu(at, 0.1)),
+        ("leaky_relu qparams", lambda: qF.leaky_relu(a, 0.2, scale=s, zero_point=z),
+         lambda: tqF.leaky_relu(at, 0.2, scale=s, zero_point=z)),
+        ("LeakyReLU", lambda: nnq.LeakyReLU(s, z, 0.05)(a),
+         lambda: tnnq.LeakyReLU(s, z, 0.05)(at)),
+        ("hardsigmoid", lambda: qF.hardsigmoid(a), lambda: tqF.hardsigmoid(at)),
+        ("sigmoid", lambda: qF.sigmoid(a), lambda: torch.sigmoid(at)),
+        ("Sigmoid", lambda: nnq.Sigmoid(s, z)(a), lambda: tnnq.Sigmoid(s, z)(at)),
+        ("hardtanh", lambda: qF.hardtanh(a), lambda: tqF.hardtanh(at)),
+        ("hardtanh range", lambda: qF.hardtanh(a, -0.33, 2.5),
+         lambda: tqF.hardtanh(at, -0.33, 2.5)),
+        ("clamp", lambda: qF.clamp(a, 0.1, 0.77), lambda: tqF.clamp(at, 0.1, 0.77)),
+        ("threshold", lambda: qF.threshold(a, 0.3, -0.5), lambda: tqF.threshold(at, 0.3, -0.5)),
+    ]
+
+
+def test_elementwise_maps(torch_x86, rng):
+    torch = torch_x86
+    for i in range(40):
+        scale, zp = float(rng.uniform(0.005, 0.2)), int(rng.integers(0, 256))
+        a, at = _all_levels(torch, scale, zp)
+        s, z = float(rng.uniform(0.005, 0.1)), int(rng.integers(0, 256))
+        for name, ours, theirs in _map_cases(torch, a, at, s, z):
+            _same(ours(), theirs(), f"case {i}: {name}, input ({scale}, {zp})")
+
+
+def test_activation_modules_repr_and_from_float(torch_mod, rng):
+    torch = torch_mod
+    tnnq = torch.ao.nn.quantized
+    for ours, theirs in ((nnq.Hardswish(0.1, 3), tnnq.Hardswish(0.1, 3)),
+                         (nnq.ELU(0.1, 3, 0.5), tnnq.ELU(0.1, 3, 0.5)),
+                         (nnq.LeakyReLU(0.1, 3, 0.2), tnnq.LeakyReLU(0.1, 3, 0.2)),
+                         (nnq.Sigmoid(0.1, 3), tnnq.Sigmoid(0.1, 3))):
+        assert repr(ours) == repr(theirs)
+        assert sorted(ours.state_dict()) == sorted(theirs.state_dict())
+    float_mod = nn.LeakyReLU(0.2)
+    float_mod.activation_post_process = tq.MinMaxObserver()
+    float_mod.activation_post_process(np.array([-1.0, 3.0], np.float32))
+    q = nnq.LeakyReLU.from_float(float_mod)
+    s, z = float_mod.activation_post_process.calculate_qparams()
+    assert (float(q.scale), int(q.zero_point), q.negative_slope) == (float(s[0]), int(z[0]),
+                                                                      0.2)
+    with pytest.raises(ValueError, match="activation_post_process"):
+        nnq.Hardswish.from_float(nn.LeakyReLU())
+
+
+def test_elementwise_map_bad_input():
+    a = _q((2, 4))
+    with pytest.raises(TypeError, match="quantized"):
+        qF.hardswish(np.ones(3, np.float32), 0.1, 0)
+    with pytest.raises(TypeError, match="quint8"):
+        qF.elu(_q((2, 4), ql.qint8), 0.1, 0)
+    with pytest.raises(ValueError, match="scale"):
+        qF.hardswish(a, -1.0, 0)
+    with pytest.raises(ValueError, match="zero_point"):
+        qF.elu(a, 0.1, 256)
+    with pytest.raises(ValueError, match="finite"):
+        qF.elu(a, 0.1, 0, alpha=float("nan"))
+    with pytest.raises(TypeError, match="negative_slope"):
+        qF.leaky_relu(a, "0.1")
+    with pytest.raises(ValueError, match="both"):
+        qF.leaky_relu(a, 0.1, scale=0.1)
+    with pytest.raises(ValueError, match="min_val"):
+        qF.hardtanh(a, 1.0, -1.0)
+    with pytest.raises(ValueError, match="alpha"):
+        qF.celu(a, 0.1, 0, alpha=0.0)
+    assert qF.hardswish(_q((0, 4)), 0.1, 0).shape == (0, 4)
+
+
+def test_elementwise_maps_on_any_size(torch_x86, rng):
+    """PyTorch's vectorised loop takes whole blocks of elements, its scalar loop the
+    rest (dequantizing as (q - Z) S instead of one FMA): the tail can differ by one at a
+    tie.  qlearn gives every element the vectorised result, so on awkward sizes the
+    integers agree except for a few tail elements, never by more than one."""
+    torch = torch_x86
+    tqF = torch.ao.nn.quantized.functional
+    total = differ = 0
+    for n in (1, 7, 31, 33, 100, 1000):
+        for _ in range(5):
+            scale, zp = float(rng.uniform(0.005, 0.2)), int(rng.integers(0, 256))
+            x = ((rng.integers(0, 256, n) - zp) * np.float32(scale)).astype(np.float32)
+            a = ql.quantize_per_tensor(x, scale, zp, ql.quint8)
+            at = torch.quantize_per_tensor(torch.from_numpy(x), scale, zp, torch.quint8)
+            for ours, theirs in ((qF.leaky_relu(a, 0.1), tqF.leaky_relu(at, 0.1)),
+                                 (qF.hardswish(a, 0.03, 40), tqF.hardswish(at, 0.03, 40))):
+                d = np.abs(ours.int_repr().astype(int) - theirs.int_repr().numpy().astype(int))
+                assert d.max() <= 1
+                total += n
+                differ += int(d.sum())
+    assert differ <= total // 50

@@ -359,3 +359,79 @@ def test_load_state_dict_with_a_shared_submodule(torch_mod):
                                     tmodel.state_dict().items()})
     assert result.missing_keys == [] and result.unexpected_keys == []
     np.testing.assert_array_equal(lin.weight.data, tlin.weight.detach().numpy())
+
+
+def test_leaky_relu_eager_and_fx(torch_x86, rng):
+    """nn.LeakyReLU is swapped for nnq.LeakyReLU with its own output observer, in eager
+    and graph mode, as in torch."""
+    torch = torch_x86
+    ta = torch.ao.quantization
+    from torch.ao.quantization import quantize_fx as tfx
+    tm = torch.nn.Sequential(ta.QuantStub(), torch.nn.Conv2d(2, 3, 3), torch.nn.LeakyReLU(0.1),
+                             torch.nn.Flatten(), torch.nn.Linear(48, 2), ta.DeQuantStub()).eval()
+    qm = nn.Sequential(tq.QuantStub(), nn.Conv2d(2, 3, 3), nn.LeakyReLU(0.1), nn.Flatten(),
+                       nn.Linear(48, 2), tq.DeQuantStub()).eval()
+    _load_from_torch(qm, tm)
+    xs = [rng.standard_normal((2, 2, 6, 6)).astype(np.float32) for _ in range(3)]
+    tm.qconfig, qm.qconfig = ta.get_default_qconfig("x86"), tq.get_default_qconfig("x86")
+    ta.prepare(tm, inplace=True)
+    tq.prepare(qm, inplace=True)
+    for x in xs:
+        tm(torch.from_numpy(x))
+        qm(x)
+    _same_observers(qm, tm)
+    ta.convert(tm, inplace=True)
+    tq.convert(qm, inplace=True)
+    assert repr(qm[2]) == repr(tm[2]) == "QuantizedLeakyReLU(negative_slope=0.1)"
+    for x in xs:
+        np.testing.assert_array_equal(_out(qm(x)), tm(torch.from_numpy(x)).numpy())
+    # graph mode
+    tg = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.LeakyReLU(0.2)).eval()
+    qg = nn.Sequential(nn.Conv2d(2, 3, 3), nn.LeakyReLU(0.2)).eval()
+    _load_from_torch(qg, tg)
+    pt = tfx.prepare_fx(tg, {"": ta.get_default_qconfig("x86")}, (torch.from_numpy(xs[0]),))
+    pq = qfx.prepare_fx(qg, {"": tq.get_default_qconfig("x86")}, (xs[0],))
+    for x in xs:
+        pt(torch.from_numpy(x))
+        pq(x)
+    _same_observers(pq, pt)
+    ct, cq = tfx.convert_fx(pt), qfx.convert_fx(pq)
+    assert type(getattr(cq, "1")).__name__ == type(getattr(ct, "1")).__name__ == "LeakyReLU"
+    for x in xs:
+        np.testing.assert_array_equal(_out(cq(x)), ct(torch.from_numpy(x)).numpy())
+
+
+def test_workflow_bad_arguments():
+    def model():
+        return nn.Sequential(tq.QuantStub(), nn.Linear(4, 3), tq.DeQuantStub())
+
+    with pytest.raises(TypeError, match="model"):
+        tq.prepare("model")
+    m = model()
+    m.qconfig = "x86"
+    with pytest.raises(TypeError, match="QConfig"):
+        tq.prepare(m)
+    m = model()
+    m.qconfig = tq.default_qconfig
+    tq.prepare(m, inplace=True)
+    with pytest.raises(ValueError, match="finite"):
+        m(np.array([[np.nan] * 4], np.float32))
+    with pytest.raises(RuntimeError, match="saw no data"):
+        tq.convert(m)
+    m(np.ones((2, 4), np.float32))
+    with pytest.raises(TypeError, match="mapping"):
+        tq.convert(m, mapping=3)
+    tq.convert(m, inplace=True)
+    with pytest.raises(ValueError, match="4 features"):
+        m(np.ones((1, 5), np.float32))
+    with pytest.raises(TypeError, match="mapping"):
+        tq.quantize_dynamic(nn.Sequential(nn.Linear(4, 3)), {nn.Linear}, mapping=[])
+    with pytest.raises(ValueError, match="dtype"):
+        tq.quantize_dynamic(nn.Sequential(nn.Linear(4, 3)), {nn.Linear}, dtype=ql.quint8)
+    with pytest.raises(ValueError, match="not a supported pattern"):
+        tq.fuse_modules(nn.Sequential(nn.ReLU(), nn.Conv2d(1, 1, 1)), [["0", "1"]])
+    with pytest.raises(ValueError, match="eval"):
+        tq.fuse_modules(nn.Sequential(nn.Conv2d(1, 1, 1), nn.BatchNorm2d(1)).train(),
+                        [["0", "1"]])
+    with pytest.raises(TypeError, match="GraphModule"):
+        qfx.convert_fx(nn.Sequential(nn.Linear(4, 3)))

@@ -208,6 +208,11 @@ def _conv_attrs(mod):
 
 def _qconv(cv, call, x):
     mod, y, g = call.target, call.out, cv.g
+    if getattr(mod, "padding_mode", "zeros") != "zeros":
+        # the conversion writes zero pads: a reflect-padded conv would export wrong
+        raise UnsupportedModuleError(f"qlearn.onnx.export: {call.name!r} "
+                                     f"({type(mod).__name__}) pads by "
+                                     f"{mod.padding_mode!r}; only zero padding exports")
     x = _need_q(x, call)
     relu = bool(getattr(mod, "_RELU", False))
     w, ws, wz, axis = _weight_qparams(mod.weight())

@@ -78,6 +78,13 @@ def _data(x):
     return x.data if isinstance(x, Tensor) else x
 
 
+def _buffer_repr(values):
+    """A buffer printed as PyTorch prints the tensor (``tensor([1], dtype=...uint8)``)."""
+    from .._printing import tensor_repr
+    values = np.asarray(values)
+    return tensor_repr(values, dtype_name=f"qlearn.{values.dtype.name}")
+
+
 def _is_empty(X):
     return np.size(_data(X)) == 0
 
@@ -239,10 +246,12 @@ class FakeQuantize(FakeQuantizeBase):
         return X
 
     def extra_repr(self):
-        return (f"fake_quant_enabled={self.fake_quant_enabled}, "
-                f"observer_enabled={self.observer_enabled}, quant_min={self.quant_min}, "
+        t = _buffer_repr
+        return (f"fake_quant_enabled={t(self.fake_quant_enabled)}, "
+                f"observer_enabled={t(self.observer_enabled)}, quant_min={self.quant_min}, "
                 f"quant_max={self.quant_max}, dtype={self.dtype}, qscheme={self.qscheme}, "
-                f"ch_axis={self.ch_axis}, scale={self.scale}, zero_point={self.zero_point}")
+                f"ch_axis={self.ch_axis}, scale={t(self.scale)}, "
+                f"zero_point={t(self.zero_point)}")
 
 
 class FixedQParamsFakeQuantize(FakeQuantize):
@@ -385,9 +394,10 @@ class FusedMovingAvgObsFakeQuantize(FakeQuantize):
 
     def extra_repr(self):
         obs = self.activation_post_process
-        return (f"fake_quant_enabled={self.fake_quant_enabled}, "
-                f"observer_enabled={self.observer_enabled}, scale={self.scale}, "
-                f"zero_point={self.zero_point}, dtype={self.dtype}, "
+        t = _buffer_repr
+        return (f"fake_quant_enabled={t(self.fake_quant_enabled)}, "
+                f"observer_enabled={t(self.observer_enabled)}, scale={t(self.scale)}, "
+                f"zero_point={t(self.zero_point)}, dtype={self.dtype}, "
                 f"quant_min={obs.quant_min}, quant_max={obs.quant_max}, "
                 f"qscheme={self.qscheme}, reduce_range={obs.reduce_range}")
 

@@ -573,6 +573,7 @@ def convert(module, mapping=None, inplace=False, remove_qconfig=True, is_referen
                          "reference quantized modules)")
     if mapping is None:
         mapping = get_default_static_quant_module_mappings()
+    _check_mapping(mapping, "convert")
     custom = (convert_custom_config_dict or {}).get(
         "observed_to_quantized_custom_module_class", {})
     if not inplace:
@@ -582,6 +583,12 @@ def convert(module, mapping=None, inplace=False, remove_qconfig=True, is_referen
         _remove_qconfig(module)
         _add_input_checks(module, mapping)
     return module
+
+
+def _check_mapping(mapping, who):
+    if not isinstance(mapping, dict):
+        raise TypeError(f"{who}: `mapping` must be a dict from float module classes to "
+                        f"quantized ones (or None), got {type(mapping).__name__}")
 
 
 # -- the one-call forms ----------------------------------------------------------------------
@@ -664,6 +671,7 @@ def quantize_dynamic(model, qconfig_spec=None, dtype=qint8, mapping=None, inplac
     _check_module(model, "quantize_dynamic")
     if mapping is None:
         mapping = get_default_dynamic_quant_module_mappings()
+    _check_mapping(mapping, "quantize_dynamic")
     from ..nn.modules.linear import Linear
     from ..nn.modules.rnn import GRU, LSTM
     if qconfig_spec is None:

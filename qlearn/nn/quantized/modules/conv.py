@@ -49,8 +49,9 @@ class Conv2d(QuantizedWeightModule):
                  dilation=1, groups=1, bias=True, padding_mode="zeros", dtype=qint8):
         super().__init__()
         who = type(self).__name__
-        if padding_mode != "zeros":
-            raise ValueError(f"{who}: `padding_mode` must be 'zeros', got {padding_mode!r}")
+        if padding_mode not in ("zeros", "reflect"):
+            raise ValueError(f"{who}: `padding_mode` must be 'zeros' or 'reflect' (as "
+                             f"PyTorch's quantized conv), got {padding_mode!r}")
         if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) \
                 or groups < 1:
             raise ValueError(f"{who}: `groups` must be a positive integer, got {groups!r}")
@@ -78,10 +79,25 @@ class Conv2d(QuantizedWeightModule):
         if getattr(w, "shape", None) != shape:
             raise ValueError(f"`w` must have shape {shape}, got "
                              f"{getattr(w, 'shape', type(w).__name__)}")
-        self._packed_params = PackedConvWeight(w, b, self.stride, self.padding,
-                                               self.dilation, self.groups)
+        # reflect padding is applied to the input in forward; the kernel then pads nothing
+        padding = self.padding if self.padding_mode == "zeros" else (0, 0)
+        self._packed_params = PackedConvWeight(w, b, self.stride, padding, self.dilation,
+                                               self.groups)
+
+    def _reflect_pad(self, x):
+        """``x`` padded by reflection (the integers themselves, so no requantization)."""
+        if getattr(x, "ndim", None) != 4 or not hasattr(x, "int_repr"):
+            return x                     # conv2d_apply names what is wrong with it
+        (ph, pw), (h, w) = self.padding, x.shape[-2:]
+        if ph >= h or pw >= w:
+            raise ValueError(f"{self._NAME}: reflect padding {self.padding} must be "
+                             f"smaller than the input's height and width, got {h}x{w}")
+        ints = np.pad(x.int_repr(), ((0, 0), (0, 0), (ph, ph), (pw, pw)), mode="reflect")
+        return type(x)(ints, x.dtype, x.qscheme(), x.q_scale(), x.q_zero_point())
 
     def forward(self, x):
+        if self.padding_mode == "reflect" and self.padding != (0, 0):
+            x = self._reflect_pad(x)
         return conv2d_apply(x, self._packed_params, self.scale, self.zero_point,
                             relu=self._RELU, who=self._NAME)
 
