@@ -32,6 +32,8 @@ from ._ext import _fake_quant
 from ._ext._openmp import get_num_threads
 from ._ext._qtensor import _channel_view_shape
 from .autograd import Function, Tensor
+from .fake_quant_float_qparams import fake_quantize_per_channel_float_qparams
+from .float_qparams import is_float_array
 
 __all__ = ["fake_quantize_per_tensor_affine", "fake_quantize_per_channel_affine",
            "FakeQuantizePerTensorAffine", "FakeQuantizePerChannelAffine",
@@ -247,7 +249,9 @@ def fake_quantize_per_channel_affine(input, scale, zero_point, axis, quant_min, 
         ``S_c > 0`` for each of the ``C = input.shape[axis]`` channels (used in float32,
         as PyTorch requires a float32 scale tensor).
     zero_point : array_like of int, shape (C,)
-        ``Z_c``, each in ``[quant_min, quant_max]``.
+        ``Z_c``, each in ``[quant_min, quant_max]``.  A float array selects PyTorch's
+        float-zero-point formula instead (``Z`` added before rounding, not bounded):
+        see :func:`qlearn.fake_quant_float_qparams.fake_quantize_per_channel_float_qparams`.
     axis : int
         The channel axis.
     quant_min, quant_max : int
@@ -270,6 +274,9 @@ def fake_quantize_per_channel_affine(input, scale, zero_point, axis, quant_min, 
     array([[ 0.3, -0.3],
            [ 0.2, -0.2]], dtype=float32)
     """
+    if is_float_array(zero_point):   # as PyTorch: a float zero point changes the formula
+        return fake_quantize_per_channel_float_qparams(input, scale, zero_point, axis,
+                                                       quant_min, quant_max)
     x = _as_input(input)
     if x.ndim == 0:
         raise ValueError("`input` must have at least one dimension for per-channel "

@@ -1,0 +1,88 @@
+# cython: boundscheck=False, wraparound=False, initializedcheck=False
+"""Quantize and dequantize with float zero points (``per_channel_affine_float_qparams``).
+
+The scheme PyTorch uses for embedding tables: every channel ``c`` has a float32 scale
+``S_c`` and a float32 zero point ``Z_c`` (``-min_c / S_c``, rarely a whole number), and
+
+    q = clamp(nearbyint(x * (1 / S_c) + Z_c), qmin, qmax)      in float32, unfused
+    r = (float(q) - Z_c) * S_c                                 in float32
+
+Arguments are validated by :mod:`qlearn.qtensor`, the only caller: arrays are
+C-contiguous, shapes agree, scales are positive and finite in float32, zero points are
+finite.  Tensors are seen as ``(outer, C, inner)`` with ``C`` the channel axis, as in
+``_quantize.pyx``; every ``inner``-long row shares one (S_c, Z_c).  Only the 8-bit
+dtypes have this scheme (PyTorch has no qint32 kernel for it).
+"""
+from cython.parallel cimport prange
+from libc.math cimport fminf, fmaxf
+
+from _rounding cimport nearbyint32
+from _typedefs cimport float32_t, int8_t, intp_t, uint8_t
+
+ctypedef fused q8_t:
+    uint8_t
+    int8_t
+
+cdef enum:
+    BLOCK = 32768    # below this many elements a kernel runs serially
+
+
+cdef int _quantize_row(const float32_t *x, q8_t *out, intp_t n, float32_t inv_scale,
+                       float32_t zero_point, float32_t lo, float32_t hi) noexcept nogil:
+    """One row; returns 1 if it held NaN or infinity (``x - x`` is then not zero)."""
+    cdef intp_t i
+    cdef int bad = 0
+    cdef float32_t t
+    for i in range(n):
+        t = x[i] * inv_scale + zero_point      # two roundings, as PyTorch (no FMA)
+        # clamp first (the bounds are integers, so clamp-then-round equals
+        # round-then-clamp) so that the conversion to an integer cannot overflow
+        out[i] = <q8_t> nearbyint32(fminf(fmaxf(t, lo), hi))
+        bad |= (x[i] - x[i]) != 0
+    return bad
+
+
+def quantize_per_channel_float_qparams(
+        const float32_t[:, :, ::1] x,        # IN  (outer, C, inner)
+        q8_t[:, :, ::1] out,                 # OUT (outer, C, inner)
+        const float32_t[::1] inv_scales,     # IN  (C,)  1.0f / S_c
+        const float32_t[::1] zero_points,    # IN  (C,)  Z_c
+        int qmin, int qmax, int num_threads):
+    """out[o, c, i] := clamp(nearbyint(x[o, c, i] * inv_scales[c] + zero_points[c]), qmin, qmax)
+
+    Returns the number of rows that held NaN or infinity (0 for clean input).
+    """
+    cdef intp_t outer = x.shape[0], C = x.shape[1], inner = x.shape[2]
+    cdef intp_t rows = outer * C, r, c
+    cdef int bad = 0
+    cdef float32_t lo = qmin, hi = qmax
+    if rows * inner < BLOCK:
+        num_threads = 1
+    with nogil:
+        for r in prange(rows, num_threads=num_threads, schedule="static"):
+            c = r % C
+            bad += _quantize_row[q8_t](&x[r // C, c, 0], &out[r // C, c, 0], inner,
+                                       inv_scales[c], zero_points[c], lo, hi)
+    return bad
+
+
+def dequantize_per_channel_float_qparams(
+        const q8_t[:, :, ::1] q,             # IN  (outer, C, inner)
+        float32_t[:, :, ::1] out,            # OUT (outer, C, inner)
+        const float32_t[::1] scales,         # IN  (C,)
+        const float32_t[::1] zero_points,    # IN  (C,)
+        int num_threads):
+    """out[o, c, i] := (float(q[o, c, i]) - zero_points[c]) * scales[c], in float32"""
+    cdef intp_t outer = q.shape[0], C = q.shape[1], inner = q.shape[2]
+    cdef intp_t rows = outer * C, r, c, o, i
+    cdef float32_t s, z
+    if rows * inner < BLOCK:
+        num_threads = 1
+    with nogil:
+        for r in prange(rows, num_threads=num_threads, schedule="static"):
+            c = r % C
+            o = r // C
+            s = scales[c]
+            z = zero_points[c]
+            for i in range(inner):
+                out[o, c, i] = (<float32_t> q[o, c, i] - z) * s
