@@ -14,10 +14,10 @@ finite.  Tensors are seen as ``(outer, C, inner)`` with ``C`` the channel axis, 
 dtypes have this scheme (PyTorch has no qint32 kernel for it).
 """
 from cython.parallel cimport prange
-from libc.math cimport fminf, fmaxf
+from libc.math cimport fmaf, fminf, fmaxf
 
 from _rounding cimport nearbyint32
-from _typedefs cimport float32_t, int8_t, intp_t, uint8_t
+from _typedefs cimport float32_t, int8_t, int64_t, intp_t, uint8_t
 
 ctypedef fused q8_t:
     uint8_t
@@ -86,3 +86,52 @@ def dequantize_per_channel_float_qparams(
             z = zero_points[c]
             for i in range(inner):
                 out[o, c, i] = (<float32_t> q[o, c, i] - z) * s
+
+
+# -- quantized embedding lookups --------------------------------------------------------------
+# A quint8 table row i stands for (q - Z_i) * S_i.  PyTorch's packed lookup stores
+# bias_i = float32(Z_i * S_i * -1) and computes each element as fma(S_i, q, bias_i), one
+# rounding, which can differ from the dequantized value by an ulp: the same is done here.
+
+def embedding_bag_byte(const uint8_t[:, ::1] qweight,   # IN  (N, D) the table's integers
+                       const float32_t[::1] scales,     # IN  (N,)   S_i
+                       const float32_t[::1] biases,     # IN  (N,)   -Z_i * S_i
+                       const int64_t[::1] indices,      # IN  (L,)   rows read, bag by bag
+                       const int64_t[::1] bounds,       # IN  (B+1,) bag b is [bounds[b], bounds[b+1])
+                       const float32_t[::1] weights,    # IN  (L,) per-sample weights, or (0,)
+                       int mode,                        # 0 sum, 1 mean, 2 max
+                       float32_t[:, ::1] out,           # OUT (B, D)
+                       int num_threads):
+    """out[b] := reduce over p in bag b of fma(S_i, q[i], bias_i), i = indices[p]
+
+    sum accumulates buf = fma(w S_i, q, buf + w bias_i) in index order (PyTorch's
+    FBGEMM kernel); mean divides the sum by the bag's size; max takes the element-wise
+    maximum; an empty bag gives zeros.
+    """
+    cdef intp_t B = out.shape[0], D = out.shape[1], b, p, j, i
+    cdef float32_t s, z, v, n
+    cdef bint weighted = weights.shape[0] > 0
+    if indices.shape[0] * D < BLOCK:
+        num_threads = 1
+    with nogil:
+        for b in prange(B, num_threads=num_threads, schedule="static"):
+            for j in range(D):
+                out[b, j] = 0
+            for p in range(bounds[b], bounds[b + 1]):
+                i = indices[p]
+                s = scales[i]
+                z = biases[i]
+                if weighted:
+                    s = s * weights[p]
+                    z = z * weights[p]
+                for j in range(D):
+                    if mode == 2:
+                        v = fmaf(s, <float32_t> qweight[i, j], z)
+                        if p == bounds[b] or v > out[b, j]:
+                            out[b, j] = v
+                    else:
+                        out[b, j] = fmaf(s, <float32_t> qweight[i, j], out[b, j] + z)
+            if mode == 1 and bounds[b + 1] > bounds[b]:
+                n = <float32_t> (bounds[b + 1] - bounds[b])
+                for j in range(D):
+                    out[b, j] = out[b, j] / n

@@ -29,7 +29,7 @@ from ._ext._openmp import get_num_threads
 from ._ext._qtensor import QTensor, _channel_view_shape
 from .dtypes import per_channel_affine_float_qparams, qint8, quint8
 
-__all__ = ["quantize_per_channel_float_qparams", "is_float_array"]
+__all__ = ["quantize_per_channel_float_qparams", "is_float_array", "embedding_bag_byte"]
 
 _DTYPES = (quint8, qint8)
 
@@ -141,3 +141,70 @@ def _data(values):
     """The array behind a Tensor (its ``data``), else ``values``."""
     data = getattr(values, "data", None)
     return data if isinstance(data, np.ndarray) else values
+
+
+def embedding_bag_byte(qweight, indices, bounds, per_sample_weights=None, mode="sum"):
+    r"""Reduce bags of rows of a quint8 float-qparams table, as PyTorch's packed lookup.
+
+    Row ``i`` of ``qweight`` stands for :math:`(q - Z_i) S_i`; PyTorch's prepacked table
+    keeps :math:`b_i = -(Z_i S_i)` (float32) and evaluates each element as one fused
+    multiply-add, ``fma(S_i, q, b_i)``, so a row read this way can differ from
+    ``dequantize()`` by one float32 ulp.  Sums accumulate ``buf = fma(w S_i, q, buf +
+    w b_i)`` in index order (``w`` the per-sample weight, 1 without), as FBGEMM does.
+
+    Parameters
+    ----------
+    qweight : QTensor
+        ``(N, D)``, quint8, :data:`~qlearn.per_channel_affine_float_qparams` along axis 0.
+    indices : ndarray of int64, shape (L,)
+        Rows read, bag after bag, each in ``[0, N)`` (checked by the caller).
+    bounds : ndarray of int64, shape (B + 1,)
+        Bag ``b`` is ``indices[bounds[b]:bounds[b + 1]]``.
+    per_sample_weights : ndarray of float32, shape (L,), optional
+    mode : {"sum", "mean", "max"}
+        Mean divides the sum by the bag's size; empty bags give zeros.
+
+    Returns
+    -------
+    ndarray of float32, shape (B, D)
+
+    Examples
+    --------
+    >>> import numpy as np, qlearn as ql
+    >>> from qlearn.float_qparams import embedding_bag_byte
+    >>> w = ql.quantize_per_channel(np.array([[0., 1.], [2., 4.]], np.float32),
+    ...                             [1 / 255, 2 / 255], [0.0, -255.0], 0, ql.quint8)
+    >>> embedding_bag_byte(w, np.array([0, 1, 1]), np.array([0, 1, 3]))
+    array([[0., 1.],
+           [4., 8.]], dtype=float32)
+    """
+    if not isinstance(qweight, QTensor) or qweight.dtype is not quint8 \
+            or qweight.qscheme() is not per_channel_affine_float_qparams \
+            or qweight.ndim != 2 or qweight.q_per_channel_axis() != 0:
+        raise TypeError("`qweight` must be a 2-d quint8 QTensor quantized per row with "
+                        "qlearn.per_channel_affine_float_qparams (axis 0)")
+    modes = {"sum": 0, "mean": 1, "max": 2}
+    if mode not in modes:
+        raise ValueError(f"`mode` must be one of 'sum', 'mean' or 'max', got {mode!r}")
+    scales = qweight.q_per_channel_scales()
+    biases = -(qweight.q_per_channel_zero_points() * scales)    # float32, as PyTorch packs
+    weights = np.zeros(0, np.float32) if per_sample_weights is None else \
+        np.ascontiguousarray(per_sample_weights, np.float32)
+    indices = np.ascontiguousarray(indices, np.int64)
+    bounds = np.ascontiguousarray(bounds, np.int64)
+    # the kernel reads without bounds checks: nothing out of range may reach it
+    if indices.ndim != 1 or (indices.size and (indices.min() < 0
+                                               or indices.max() >= qweight.shape[0])):
+        raise IndexError(f"`indices` must be a 1-d array in [0, {qweight.shape[0]})")
+    if bounds.ndim != 1 or bounds.size < 1 or bounds[0] != 0 \
+            or np.any(np.diff(bounds) < 0) or bounds[-1] > indices.size:
+        raise ValueError(f"`bounds` must be non-decreasing from 0 to at most "
+                         f"{indices.size}, got {bounds.tolist()[:8]}")
+    if weights.size and weights.shape != indices.shape:
+        raise ValueError(f"`per_sample_weights` must have shape {indices.shape}, got "
+                         f"{weights.shape}")
+    out = np.empty((bounds.size - 1, qweight.shape[1]), np.float32)
+    _float_qparams.embedding_bag_byte(
+        np.ascontiguousarray(qweight.int_repr()), scales, biases, indices, bounds,
+        weights, modes[mode], out, get_num_threads())
+    return out
