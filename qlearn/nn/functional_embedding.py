@@ -204,6 +204,8 @@ def bag_layout(idx, offsets, include_last_offset, name="input"):
         raise ValueError(f"`offsets` must be a 1-d array of bag starts when `{name}` is "
                          f"1-d, got None")
     off = np.asarray(offsets.data if isinstance(offsets, Tensor) else offsets)
+    if off.size == 0:                 # [] is float64 to NumPy
+        off = off.astype(np.int64)
     if off.dtype.kind not in "iu" or off.ndim != 1:
         raise TypeError(f"`offsets` must be a 1-d array of integers, got {off.dtype} "
                         f"array of shape {off.shape}")
