@@ -144,7 +144,8 @@ class EmbeddingBag(Module):
 
     Parameters
     ----------
-    num_embeddings, embedding_dim, max_norm, norm_type, scale_grad_by_freq, sparse,
+    num_embeddings, embedding_dim, max_norm, norm_type, scale_grad_by_freq, sparse
+        As in :class:`Embedding`.
     _weight, padding_idx
         As in :class:`Embedding` (``padding_idx`` entries are left out of their bag).
     mode : {"sum", "mean", "max"}

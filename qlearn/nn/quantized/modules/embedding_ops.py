@@ -221,7 +221,8 @@ class EmbeddingBag(Embedding):
 
     Parameters
     ----------
-    num_embeddings, embedding_dim, max_norm, norm_type, scale_grad_by_freq, sparse,
+    num_embeddings, embedding_dim, max_norm, norm_type, scale_grad_by_freq, sparse
+        As in :class:`Embedding`.
     _weight, dtype
         As in :class:`Embedding`.
     mode : {"sum", "mean", "max"}
