@@ -249,3 +249,79 @@ def test_fake_quantize_float_zero_points_rejects_bad_input():
                                                 [0.1, 0.1], [0.5, 0.5], 0, 0, 255)
     with pytest.raises(ValueError, match="at least one dimension"):
         fake_quantize_per_channel_float_qparams(np.float32(1), [0.1], [0.5], 0, 0, 255)
+
+
+# -- observers and the qconfig ------------------------------------------------------------------
+
+@pytest.mark.parametrize("moving", [False, True])
+@pytest.mark.parametrize("dtype", [ql.quint8, ql.qint8])
+@pytest.mark.parametrize("reduce_range", [False, True])
+def test_observers_compute_torch_float_qparams(moving, dtype, reduce_range, torch_mod, rng):
+    torch = torch_mod
+    from torch.ao.quantization import observer as tobs
+
+    from qlearn.quantization import observer as qobs
+    name = "MovingAveragePerChannelMinMaxObserver" if moving else "PerChannelMinMaxObserver"
+    for trial in range(25):
+        shape = (int(rng.integers(1, 9)), int(rng.integers(1, 20)))
+        x = (rng.standard_normal(shape) * rng.choice([1e-8, 1e-3, 1.0, 100.0])) \
+            .astype(np.float32)
+        if trial % 3 == 0:
+            x = np.abs(x) + np.float32(0.5)         # rows that do not contain zero
+        if trial % 5 == 0:
+            x[0] = 0.3                              # a constant row: scale 1
+        axis = trial % 2
+        ours = getattr(qobs, name)(ch_axis=axis, dtype=dtype, qscheme=FQ,
+                                   reduce_range=reduce_range)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            theirs = getattr(tobs, name)(ch_axis=axis, dtype=getattr(torch, dtype.name),
+                                         qscheme=torch.per_channel_affine_float_qparams,
+                                         reduce_range=reduce_range)
+        for k in range(3):
+            batch = x * np.float32(1 + 0.5 * k)
+            ours(batch)
+            theirs(torch.from_numpy(batch))
+        s, z = ours.calculate_qparams()
+        ts, tz = theirs.calculate_qparams()
+        assert s.dtype == np.float32 and z.dtype == np.float32
+        assert_array_equal(s, ts.numpy())
+        assert_array_equal(z, tz.numpy())
+        # and the rows' minima land on quant_min
+        q = ql.quantize_per_channel(x, s, z, axis, dtype)
+        t = _torch_q(torch, x, s, z, axis, dtype)
+        assert_array_equal(q.int_repr(), t.int_repr().numpy())
+
+
+def test_float_qparams_qconfig_is_torchs(torch_mod):
+    import torch.ao.quantization as ttq
+
+    import qlearn.quantization as tq
+    from qlearn.quantization.observer import (
+        PerChannelMinMaxObserver,
+        PlaceholderObserver,
+        default_float_qparams_observer,
+    )
+    qc = tq.float_qparams_weight_only_qconfig
+    assert qc.activation is PlaceholderObserver
+    assert qc.weight is default_float_qparams_observer
+    assert repr(qc).replace("qlearn.", "torch.ao.") \
+        .replace("torch.ao.quint8", "torch.quint8") \
+        .replace("torch.ao.per_channel", "torch.per_channel") == \
+        repr(ttq.float_qparams_weight_only_qconfig)
+    obs = qc.weight()
+    assert type(obs) is PerChannelMinMaxObserver
+    assert (obs.dtype, obs.qscheme, obs.ch_axis) == (ql.quint8, FQ, 0)
+
+
+def test_calculate_qparams_float_qparams_matches_the_equation(rng):
+    from qlearn.quantization.qparams import calculate_qparams
+    lo = rng.uniform(-3, 2, 20).astype(np.float32)
+    hi = lo + rng.uniform(0, 4, 20).astype(np.float32)
+    hi[0] = lo[0]
+    s, z = calculate_qparams(lo, hi, ql.quint8, FQ, 0, 255)
+    expect_s = (hi - lo) / np.float32(255)
+    expect_s = np.where(expect_s > np.finfo(np.float32).eps, expect_s, np.float32(1))
+    assert_array_equal(s, expect_s)
+    assert_array_equal(z, (-lo) / expect_s)
+    assert s[0] == 1 and z[0] == -lo[0]
