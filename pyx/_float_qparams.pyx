@@ -19,6 +19,12 @@ from libc.math cimport fmaf, fminf, fmaxf
 from _rounding cimport nearbyint32
 from _typedefs cimport float32_t, int8_t, int64_t, intp_t, uint8_t
 
+cdef extern from "embedding_avx2.h":
+    void qlearn_embedding_row_avx2(const uint8_t *q, float *out, long n, float s, float b,
+                                   int mode) noexcept nogil
+
+include "_simd_switch.pxi"
+
 ctypedef fused q8_t:
     uint8_t
     int8_t
@@ -124,6 +130,12 @@ def embedding_bag_byte(const uint8_t[:, ::1] qweight,   # IN  (N, D) the table's
                 if weighted:
                     s = s * weights[p]
                     z = z * weights[p]
+                if USE_AVX2 and mode != 2:
+                    qlearn_embedding_row_avx2(&qweight[i, 0], &out[b, 0], D, s, z, 0)
+                    continue
+                if USE_AVX2 and p > bounds[b]:        # max: the first row sets the bag
+                    qlearn_embedding_row_avx2(&qweight[i, 0], &out[b, 0], D, s, z, 2)
+                    continue
                 for j in range(D):
                     if mode == 2:
                         v = fmaf(s, <float32_t> qweight[i, j], z)

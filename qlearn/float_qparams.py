@@ -29,7 +29,8 @@ from ._ext._openmp import get_num_threads
 from ._ext._qtensor import QTensor, _channel_view_shape
 from .dtypes import per_channel_affine_float_qparams, qint8, quint8
 
-__all__ = ["quantize_per_channel_float_qparams", "is_float_array", "embedding_bag_byte"]
+__all__ = ["quantize_per_channel_float_qparams", "is_float_array", "embedding_bag_byte",
+           "PackedEmbeddingWeight"]
 
 _DTYPES = (quint8, qint8)
 
@@ -154,8 +155,9 @@ def embedding_bag_byte(qweight, indices, bounds, per_sample_weights=None, mode="
 
     Parameters
     ----------
-    qweight : QTensor
-        ``(N, D)``, quint8, :data:`~qlearn.per_channel_affine_float_qparams` along axis 0.
+    qweight : QTensor or PackedEmbeddingWeight
+        ``(N, D)``, quint8, :data:`~qlearn.per_channel_affine_float_qparams` along axis 0
+        (or that table packed once, as the quantized modules keep it).
     indices : ndarray of int64, shape (L,)
         Rows read, bag after bag, each in ``[0, N)`` (checked by the caller).
     bounds : ndarray of int64, shape (B + 1,)
@@ -178,24 +180,20 @@ def embedding_bag_byte(qweight, indices, bounds, per_sample_weights=None, mode="
     array([[0., 1.],
            [4., 8.]], dtype=float32)
     """
-    if not isinstance(qweight, QTensor) or qweight.dtype is not quint8 \
-            or qweight.qscheme() is not per_channel_affine_float_qparams \
-            or qweight.ndim != 2 or qweight.q_per_channel_axis() != 0:
-        raise TypeError("`qweight` must be a 2-d quint8 QTensor quantized per row with "
-                        "qlearn.per_channel_affine_float_qparams (axis 0)")
+    packed = qweight if isinstance(qweight, PackedEmbeddingWeight) else \
+        PackedEmbeddingWeight(qweight)
     modes = {"sum": 0, "mean": 1, "max": 2}
     if mode not in modes:
         raise ValueError(f"`mode` must be one of 'sum', 'mean' or 'max', got {mode!r}")
-    scales = qweight.q_per_channel_scales()
-    biases = -(qweight.q_per_channel_zero_points() * scales)    # float32, as PyTorch packs
+    ints, scales, biases = packed.ints, packed.scales, packed.biases
     weights = np.zeros(0, np.float32) if per_sample_weights is None else \
         np.ascontiguousarray(per_sample_weights, np.float32)
     indices = np.ascontiguousarray(indices, np.int64)
     bounds = np.ascontiguousarray(bounds, np.int64)
     # the kernel reads without bounds checks: nothing out of range may reach it
     if indices.ndim != 1 or (indices.size and (indices.min() < 0
-                                               or indices.max() >= qweight.shape[0])):
-        raise IndexError(f"`indices` must be a 1-d array in [0, {qweight.shape[0]})")
+                                               or indices.max() >= ints.shape[0])):
+        raise IndexError(f"`indices` must be a 1-d array in [0, {ints.shape[0]})")
     if bounds.ndim != 1 or bounds.size < 1 or bounds[0] != 0 \
             or np.any(np.diff(bounds) < 0) or bounds[-1] > indices.size:
         raise ValueError(f"`bounds` must be non-decreasing from 0 to at most "
@@ -203,8 +201,24 @@ def embedding_bag_byte(qweight, indices, bounds, per_sample_weights=None, mode="
     if weights.size and weights.shape != indices.shape:
         raise ValueError(f"`per_sample_weights` must have shape {indices.shape}, got "
                          f"{weights.shape}")
-    out = np.empty((bounds.size - 1, qweight.shape[1]), np.float32)
-    _float_qparams.embedding_bag_byte(
-        np.ascontiguousarray(qweight.int_repr()), scales, biases, indices, bounds,
-        weights, modes[mode], out, get_num_threads())
+    out = np.empty((bounds.size - 1, ints.shape[1]), np.float32)
+    _float_qparams.embedding_bag_byte(ints, scales, biases, indices, bounds, weights,
+                                      modes[mode], out, get_num_threads())
     return out
+
+
+class PackedEmbeddingWeight:
+    """A quint8 float-qparams table as the lookup reads it, built once per weight: the
+    C-contiguous integers, the float32 scales and the biases ``-(Z_i S_i)`` (PyTorch's
+    ``embedding_bag_prepack``)."""
+
+    def __init__(self, qweight):
+        if not isinstance(qweight, QTensor) or qweight.dtype is not quint8 \
+                or qweight.qscheme() is not per_channel_affine_float_qparams \
+                or qweight.ndim != 2 or qweight.q_per_channel_axis() != 0:
+            raise TypeError("`qweight` must be a 2-d quint8 QTensor quantized per row with "
+                            "qlearn.per_channel_affine_float_qparams (axis 0)")
+        self.qweight = qweight
+        self.ints = np.ascontiguousarray(qweight.int_repr())
+        self.scales = qweight.q_per_channel_scales()
+        self.biases = -(qweight.q_per_channel_zero_points() * self.scales)   # float32

@@ -404,3 +404,21 @@ def test_quantized_modules_reject_bad_input(rng):
         embedding_bag_byte(qw, np.array([7]), np.array([0, 1]))
     with pytest.raises(ValueError, match="bounds"):
         embedding_bag_byte(qw, np.array([1]), np.array([0, 2]))
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean", "max"])
+def test_quantized_lookup_avx2_equals_portable_loop(mode, num_threads, rng):
+    from qlearn._ext import _float_qparams
+    w = (rng.standard_normal((300, 45)) * 3).astype(np.float32)   # D = 45: lanes and a tail
+    q = _ours_quantized("EmbeddingBag", w, mode=mode)
+    idx, off = rng.integers(0, 300, 4000), np.sort(rng.integers(0, 4000, 64))
+    off[0] = 0
+    psw = rng.standard_normal(4000).astype(np.float32) if mode == "sum" else None
+    before = _float_qparams.set_simd_enabled(True)
+    try:
+        fast = q(idx, off, psw).numpy()
+        _float_qparams.set_simd_enabled(False)
+        plain = q(idx, off, psw).numpy()
+    finally:
+        _float_qparams.set_simd_enabled(before)
+    assert_array_equal(fast, plain)

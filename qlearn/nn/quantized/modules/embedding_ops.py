@@ -20,7 +20,7 @@ import numpy as np
 
 from ....autograd import Tensor
 from ....dtypes import per_channel_affine_float_qparams, quint8
-from ....float_qparams import embedding_bag_byte
+from ....float_qparams import PackedEmbeddingWeight, embedding_bag_byte
 from ....qtensor import QTensor, quantize_per_channel
 from ... import functional_embedding as FE
 from ...modules.module import Module
@@ -139,13 +139,14 @@ class Embedding(Module):
                              f"{self.embedding_dim}) (num_embeddings, embedding_dim), got "
                              f"{w.shape}")
         self._qweight = w
+        self._packed = PackedEmbeddingWeight(w)      # packed once, read by every lookup
 
     def weight(self):
         """The table, a quint8 QTensor with float per-row scales and zero points."""
         return self._qweight
 
     def _lookup(self, indices, bounds, per_sample_weights=None, mode="sum"):
-        return embedding_bag_byte(self._qweight, indices, bounds, per_sample_weights, mode)
+        return embedding_bag_byte(self._packed, indices, bounds, per_sample_weights, mode)
 
     def forward(self, indices):
         idx = FE.check_indices(indices, self.num_embeddings, "indices")
