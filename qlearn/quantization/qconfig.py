@@ -180,6 +180,10 @@ _LAZY_QAT_QCONFIGS = {
             observer=MovingAverageMinMaxObserver, quant_min=-128, quant_max=127,
             dtype=qint8, reduce_range=False, eps=2 ** -12),
         weight=fq.fused_per_channel_wt_fake_quant_range_neg_127_to_127),
+    # QAT of embedding tables (nnqat.Embedding / EmbeddingBag): float activations
+    "default_embedding_qat_qconfig": lambda fq: QConfig(
+        activation=NoopObserver.with_args(dtype=np.float32),
+        weight=fq.default_embedding_fake_quant),
 }
 
 

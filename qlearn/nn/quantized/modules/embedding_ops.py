@@ -45,14 +45,15 @@ def _empty_weight(num_embeddings, embedding_dim):
 def _observed_weight(mod, who):
     """The float-qparams quint8 weight of float ``mod``, through its qconfig's weight
     observer (PyTorch's ``from_float``: ``float_qparams_weight_only_qconfig`` when the
-    module has a qconfig of None)."""
+    module has a qconfig of None), or the trained ``weight_fake_quant`` of a QAT one."""
     from ....quantization.qconfig import float_qparams_weight_only_qconfig
-    if not hasattr(mod, "qconfig"):
+    if hasattr(mod, "weight_fake_quant"):
+        obs = mod.weight_fake_quant
+    elif not hasattr(mod, "qconfig"):
         raise ValueError(f"{who}.from_float: the float module has no `qconfig`; set "
                          f"`qconfig = float_qparams_weight_only_qconfig` on it first")
-    qconfig = mod.qconfig
-    if qconfig is not None and qconfig.weight is not None:
-        obs = qconfig.weight()
+    elif mod.qconfig is not None and mod.qconfig.weight is not None:
+        obs = mod.qconfig.weight()
     else:
         obs = float_qparams_weight_only_qconfig.weight()
     if getattr(obs, "qscheme", None) is not per_channel_affine_float_qparams:
@@ -62,7 +63,7 @@ def _observed_weight(mod, who):
                          f"qscheme={getattr(obs, 'qscheme', None)!r}")
     _check_dtype(obs.dtype)
     w = np.asarray(mod.weight.data, np.float32)
-    obs(w)
+    obs(w)                 # a fake quantizer also observes (and returns a Tensor)
     scale, zero_point = obs.calculate_qparams()
     return quantize_per_channel(w, np.asarray(scale, np.float32),
                                 np.asarray(zero_point, np.float32), obs.ch_axis, quint8)
@@ -194,7 +195,8 @@ class Embedding(Module):
         True
         """
         from ...modules.sparse import Embedding as FloatEmbedding
-        check_float_module(mod, (FloatEmbedding,), cls.__name__)
+        from ...qat import Embedding as QATEmbedding
+        check_float_module(mod, (FloatEmbedding, QATEmbedding), cls.__name__)
         q = cls(mod.num_embeddings, mod.embedding_dim, mod.padding_idx, mod.max_norm,
                 mod.norm_type, mod.scale_grad_by_freq, mod.sparse)
         q.set_weight(_observed_weight(mod, "Embedding"))
@@ -288,7 +290,8 @@ class EmbeddingBag(Embedding):
         """Quantize a float ``nn.EmbeddingBag`` (see :meth:`Embedding.from_float`),
         keeping its mode, ``include_last_offset`` and ``padding_idx``."""
         from ...modules.sparse import EmbeddingBag as FloatEmbeddingBag
-        check_float_module(mod, (FloatEmbeddingBag,), cls.__name__)
+        from ...qat import EmbeddingBag as QATEmbeddingBag
+        check_float_module(mod, (FloatEmbeddingBag, QATEmbeddingBag), cls.__name__)
         q = cls(mod.num_embeddings, mod.embedding_dim, mod.max_norm, mod.norm_type,
                 mod.scale_grad_by_freq, mod.mode, mod.sparse,
                 include_last_offset=mod.include_last_offset, padding_idx=mod.padding_idx)
