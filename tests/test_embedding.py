@@ -505,3 +505,21 @@ def test_prepare_qat_and_convert_with_explicit_mappings(rng):
     tq.convert(m, mapping={nnqat.EmbeddingBag: nnq.EmbeddingBag}, inplace=True)
     assert type(m[0]) is nnq.EmbeddingBag
     assert_allclose(m[0](idx, off).numpy(), trained, rtol=1e-5, atol=1e-5)
+
+
+def test_bag_kernel_equals_its_numpy_twins(num_threads, rng):
+    from qlearn.nn.functional_embedding import bag_max, bag_reduce, ordered_bag_sum
+    w = rng.standard_normal((40, 33)).astype(np.float32)
+    for _ in range(10):
+        length = int(rng.integers(0, 3000))
+        idx = rng.integers(0, 40, length)
+        bag_of = np.sort(rng.integers(0, 70, length))
+        psw = rng.standard_normal(length).astype(np.float32)
+        for weights in (None, psw):
+            for fused in (True, False):
+                got, _ = bag_reduce(w, idx, bag_of, 70, weights, "sum", fused)
+                assert_array_equal(got, ordered_bag_sum(w[idx], bag_of, 70, weights, fused))
+        got, win = bag_reduce(w, idx, bag_of, 70, mode="max")
+        want, want_win = bag_max(w[idx], bag_of, 70)
+        assert_array_equal(got, want)
+        assert_array_equal(win, want_win)

@@ -22,6 +22,8 @@ import numbers
 
 import numpy as np
 
+from .._ext import _embedding
+from .._ext._openmp import get_num_threads
 from ..autograd import Function, Tensor, no_grad
 from .functional import _tensor
 
@@ -264,23 +266,47 @@ def ordered_bag_sum(rows, bag_of, nbags, weights=None, fused=True):
     return out
 
 
+def bag_max(rows, bag_of, nbags):
+    """``(out, winner)``: the element-wise maximum of each bag's rows and the position
+    that attained it first (-1 in an empty bag, whose output is 0)."""
+    out = np.zeros((nbags, rows.shape[1]), np.float32)
+    winner = np.full((nbags, rows.shape[1]), -1, np.int64)
+    for b in np.unique(bag_of):
+        pos = np.flatnonzero(bag_of == b)
+        arg = rows[pos].argmax(axis=0)          # the first maximum, as PyTorch
+        winner[b] = pos[arg]
+        out[b] = rows[pos[arg], np.arange(rows.shape[1])]
+    return out, winner
+
+
+def bag_reduce(weight, idx, bag_of, nbags, per_sample_weights=None, mode="sum",
+               fused=True):
+    """``(out, winner)`` of the bags of ``weight[idx]`` (``winner`` for ``"max"``, else
+    None), by the Cython kernel; :func:`ordered_bag_sum` and :func:`bag_max` are its
+    NumPy twins."""
+    weight = np.ascontiguousarray(weight, np.float32)
+    bounds = np.searchsorted(bag_of, np.arange(nbags + 1), side="left").astype(np.int64)
+    out = np.empty((nbags, weight.shape[1]), np.float32)
+    winner = np.full((nbags, weight.shape[1]) if mode == "max" else (0, 0), -1, np.int64)
+    psw = np.zeros(0, np.float32) if per_sample_weights is None else \
+        np.ascontiguousarray(per_sample_weights, np.float32)
+    _embedding.embedding_bag_forward(weight, np.ascontiguousarray(idx, np.int64), bounds,
+                                     psw, 2 if mode == "max" else 0, fused, out, winner,
+                                     get_num_threads())
+    return out, (winner if mode == "max" else None)
+
+
 class EmbeddingBagFunction(Function):
     """The bag reductions of :func:`embedding_bag` and their gradients."""
 
     @staticmethod
     def forward(ctx, weight, per_sample_weights, idx, bag_of, nbags, mode, freq, fused):
-        rows = weight[idx]
+        # the typed kernel computes what ordered_bag_sum and bag_max spell out in NumPy
+        out, winner = bag_reduce(weight, idx, bag_of, nbags, per_sample_weights,
+                                 "max" if mode == "max" else "sum", fused)
         if mode == "max":
-            out = np.zeros((nbags, weight.shape[1]), np.float32)
-            winner = np.full((nbags, weight.shape[1]), -1, np.int64)
-            for b in np.unique(bag_of):
-                pos = np.flatnonzero(bag_of == b)
-                arg = rows[pos].argmax(axis=0)          # the first maximum, as PyTorch
-                winner[b] = pos[arg]
-                out[b] = rows[pos[arg], np.arange(weight.shape[1])]
             ctx.winner = winner
         else:
-            out = ordered_bag_sum(rows, bag_of, nbags, per_sample_weights, fused)
             if mode == "mean":
                 count = np.bincount(bag_of, minlength=nbags).astype(np.float32)
                 out = out / np.maximum(count, 1)[:, None]
