@@ -4,7 +4,7 @@
 Arguments are validated by :mod:`qlearn.nn.functional_embedding`, the only caller:
 indices lie in ``[0, N)``, bag bounds are non-decreasing from 0 to at most ``L``, arrays
 are C-contiguous.  Each bag accumulates its rows in index order, one float32 rounding
-per step, as PyTorch's CPU kernels do:
+per step, as PyTorch's CPU kernels do::
 
     sum   out = out + row                   (unweighted)
           out = fma(w, row, out)            (weighted, FBGEMM's path: ``fused``)

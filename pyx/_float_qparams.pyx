@@ -2,12 +2,13 @@
 """Quantize and dequantize with float zero points (``per_channel_affine_float_qparams``).
 
 The scheme PyTorch uses for embedding tables: every channel ``c`` has a float32 scale
-``S_c`` and a float32 zero point ``Z_c`` (``-min_c / S_c``, rarely a whole number), and
+``S_c`` and a float32 zero point ``Z_c`` (``-min_c / S_c``, rarely a whole number), and::
 
     q = clamp(nearbyint(x * (1 / S_c) + Z_c), qmin, qmax)      in float32, unfused
     r = (float(q) - Z_c) * S_c                                 in float32
 
-Arguments are validated by :mod:`qlearn.qtensor`, the only caller: arrays are
+Arguments are validated by :mod:`qlearn.float_qparams`, the only caller (and the
+QTensor, whose dequantize calls the second kernel): arrays are
 C-contiguous, shapes agree, scales are positive and finite in float32, zero points are
 finite.  Tensors are seen as ``(outer, C, inner)`` with ``C`` the channel axis, as in
 ``_quantize.pyx``; every ``inner``-long row shares one (S_c, Z_c).  Only the 8-bit
