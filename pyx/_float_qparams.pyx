@@ -24,7 +24,8 @@ cdef extern from "embedding_avx2.h":
     void qlearn_embedding_row_avx2(const uint8_t *q, float *out, long n, float s, float b,
                                    int mode) noexcept nogil
 
-include "_simd_switch.pxi"
+cdef extern from "qlearn_cpu.h":
+    int qlearn_cpu_has_avx2() noexcept nogil
 
 ctypedef fused q8_t:
     uint8_t
@@ -108,6 +109,7 @@ def embedding_bag_byte(const uint8_t[:, ::1] qweight,   # IN  (N, D) the table's
                        const float32_t[::1] weights,    # IN  (L,) per-sample weights, or (0,)
                        int mode,                        # 0 sum, 1 mean, 2 max
                        float32_t[:, ::1] out,           # OUT (B, D)
+                       int simd,                        # 0 portable loop, >= 1 AVX2
                        int num_threads):
     """out[b] := reduce over p in bag b of fma(S_i, q[i], bias_i), i = indices[p]
 
@@ -118,6 +120,9 @@ def embedding_bag_byte(const uint8_t[:, ::1] qweight,   # IN  (N, D) the table's
     cdef intp_t B = out.shape[0], D = out.shape[1], b, p, j, i
     cdef float32_t s, z, v, n
     cdef bint weighted = weights.shape[0] > 0
+    # the AVX2 rows only where this CPU has AVX2 and FMA (an illegal instruction would
+    # kill the interpreter), whatever the caller asks
+    cdef bint avx2 = simd >= 1 and qlearn_cpu_has_avx2()
     if indices.shape[0] * D < BLOCK:
         num_threads = 1
     with nogil:
@@ -131,10 +136,10 @@ def embedding_bag_byte(const uint8_t[:, ::1] qweight,   # IN  (N, D) the table's
                 if weighted:
                     s = s * weights[p]
                     z = z * weights[p]
-                if USE_AVX2 and mode != 2:
+                if avx2 and mode != 2:
                     qlearn_embedding_row_avx2(&qweight[i, 0], &out[b, 0], D, s, z, 0)
                     continue
-                if USE_AVX2 and p > bounds[b]:        # max: the first row sets the bag
+                if avx2 and p > bounds[b]:        # max: the first row sets the bag
                     qlearn_embedding_row_avx2(&qweight[i, 0], &out[b, 0], D, s, z, 2)
                     continue
                 for j in range(D):

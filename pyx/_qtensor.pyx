@@ -15,7 +15,6 @@ cimport numpy as cnp
 
 from ._openmp import get_num_threads
 from ._quantize import dequantize_per_tensor, dequantize_per_channel
-from ._float_qparams import dequantize_per_channel_float_qparams
 
 cnp.import_array()
 
@@ -162,16 +161,16 @@ cdef class QTensor:
         """
         cdef cnp.ndarray q = np.asarray(self._int, order="C")  # keeps 0-d as 0-d
         cdef cnp.ndarray out = np.empty((<object> q).shape, dtype=np.float32)
+        if self._qscheme.is_float_qparams:       # float zero points: their own kernel
+            from qlearn.kernels import float_qparams as kernels
+            kernels.dequantize_per_channel(q, out, self._axis, self._scales,
+                                           self._zero_points)
+            return out
         if q.size == 0:
             return out
         if self._axis < 0:
             dequantize_per_tensor(q.reshape(-1), out.reshape(-1), np.float32(self._scale),
                                   self._zero_point, get_num_threads())
-        elif self._qscheme.is_float_qparams:
-            view = _channel_view_shape((<object> q).shape, self._axis)
-            dequantize_per_channel_float_qparams(q.reshape(view), out.reshape(view),
-                                                 self._scales, self._zero_points,
-                                                 get_num_threads())
         else:
             view = _channel_view_shape((<object> q).shape, self._axis)
             dequantize_per_channel(q.reshape(view), out.reshape(view), self._scales,

@@ -24,10 +24,8 @@ moves the grid so that ``min_c`` is representable, at no cost in range.
 import numpy as np
 
 from . import _validation as V
-from ._ext import _float_qparams
-from ._ext._openmp import get_num_threads
-from ._ext._qtensor import QTensor, _channel_view_shape
 from .dtypes import per_channel_affine_float_qparams, qint8, quint8
+from .kernels import float_qparams as _kernels
 
 __all__ = ["quantize_per_channel_float_qparams", "is_float_array", "embedding_bag_byte",
            "PackedEmbeddingWeight"]
@@ -126,14 +124,11 @@ def quantize_per_channel_float_qparams(input, scales, zero_points, axis, dtype):
     scales, zero_points = V.check_float_qparams(_data(scales), _data(zero_points),
                                                 x.shape[axis])
     out = np.empty(x.shape, dtype=dtype.storage)
-    if x.size:
-        view = _channel_view_shape(x.shape, axis)
-        bad = _float_qparams.quantize_per_channel_float_qparams(
-            x.reshape(view), out.reshape(view), np.float32(1) / scales, zero_points,
-            dtype.quant_min, dtype.quant_max, get_num_threads())
-        if bad:
-            raise ValueError("`input` must be finite: it holds NaN or infinity, which "
-                             "have no quantized value")
+    if _kernels.quantize_per_channel(x, out, axis, np.float32(1) / scales, zero_points,
+                                     dtype.quant_min, dtype.quant_max):
+        raise ValueError("`input` must be finite: it holds NaN or infinity, which have no "
+                         "quantized value")
+    from .qtensor import QTensor  # (qlearn.qtensor imports this module)
     return QTensor(out, dtype, per_channel_affine_float_qparams, 1.0, 0, scales,
                    zero_points, axis)
 
@@ -202,8 +197,8 @@ def embedding_bag_byte(qweight, indices, bounds, per_sample_weights=None, mode="
         raise ValueError(f"`per_sample_weights` must have shape {indices.shape}, got "
                          f"{weights.shape}")
     out = np.empty((bounds.size - 1, ints.shape[1]), np.float32)
-    _float_qparams.embedding_bag_byte(ints, scales, biases, indices, bounds, weights,
-                                      modes[mode], out, get_num_threads())
+    _kernels.embedding_bag_byte(ints, scales, biases, indices, bounds, weights, modes[mode],
+                                out)
     return out
 
 
@@ -213,6 +208,7 @@ class PackedEmbeddingWeight:
     ``embedding_bag_prepack``)."""
 
     def __init__(self, qweight):
+        from .qtensor import QTensor
         if not isinstance(qweight, QTensor) or qweight.dtype is not quint8 \
                 or qweight.qscheme() is not per_channel_affine_float_qparams \
                 or qweight.ndim != 2 or qweight.q_per_channel_axis() != 0:

@@ -408,19 +408,20 @@ def test_quantized_modules_reject_bad_input(rng):
 
 @pytest.mark.parametrize("mode", ["sum", "mean", "max"])
 def test_quantized_lookup_avx2_equals_portable_loop(mode, num_threads, rng):
-    from qlearn._ext import _float_qparams
+    from qlearn.kernels import float_qparams as kernels
     w = (rng.standard_normal((300, 45)) * 3).astype(np.float32)   # D = 45: lanes and a tail
     q = _ours_quantized("EmbeddingBag", w, mode=mode)
     idx, off = rng.integers(0, 300, 4000), np.sort(rng.integers(0, 4000, 64))
     off[0] = 0
     psw = rng.standard_normal(4000).astype(np.float32) if mode == "sum" else None
-    before = _float_qparams.set_simd_enabled(True)
+    before = kernels.SIMD
     try:
+        kernels.SIMD = 1
         fast = q(idx, off, psw).numpy()
-        _float_qparams.set_simd_enabled(False)
+        kernels.SIMD = 0
         plain = q(idx, off, psw).numpy()
     finally:
-        _float_qparams.set_simd_enabled(before)
+        kernels.SIMD = before
     assert_array_equal(fast, plain)
 
 

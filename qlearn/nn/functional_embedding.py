@@ -22,9 +22,8 @@ import numbers
 
 import numpy as np
 
-from .._ext import _embedding
-from .._ext._openmp import get_num_threads
 from ..autograd import Function, Tensor, no_grad
+from ..kernels import embedding as _kernels
 from .functional import _tensor
 
 __all__ = ["embedding", "embedding_bag"]
@@ -288,11 +287,8 @@ def bag_reduce(weight, idx, bag_of, nbags, per_sample_weights=None, mode="sum",
     bounds = np.searchsorted(bag_of, np.arange(nbags + 1), side="left").astype(np.int64)
     out = np.empty((nbags, weight.shape[1]), np.float32)
     winner = np.full((nbags, weight.shape[1]) if mode == "max" else (0, 0), -1, np.int64)
-    psw = np.zeros(0, np.float32) if per_sample_weights is None else \
-        np.ascontiguousarray(per_sample_weights, np.float32)
-    _embedding.embedding_bag_forward(weight, np.ascontiguousarray(idx, np.int64), bounds,
-                                     psw, 2 if mode == "max" else 0, fused, out, winner,
-                                     get_num_threads())
+    _kernels.embedding_bag_forward(weight, idx, bounds, per_sample_weights,
+                                   2 if mode == "max" else 0, fused, out, winner)
     return out, (winner if mode == "max" else None)
 
 
