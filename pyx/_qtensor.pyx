@@ -163,8 +163,8 @@ cdef class QTensor:
         cdef cnp.ndarray out = np.empty((<object> q).shape, dtype=np.float32)
         if self._qscheme.is_float_qparams:       # float zero points: their own kernel
             from qlearn.kernels import float_qparams as kernels
-            kernels.dequantize_per_channel(q, out, self._axis, self._scales,
-                                           self._zero_points)
+            kernels.dequantize_per_channel_float_qparams(q, out, self._axis, self._scales,
+                                                         self._zero_points)
             return out
         if q.size == 0:
             return out

@@ -124,8 +124,9 @@ def quantize_per_channel_float_qparams(input, scales, zero_points, axis, dtype):
     scales, zero_points = V.check_float_qparams(_data(scales), _data(zero_points),
                                                 x.shape[axis])
     out = np.empty(x.shape, dtype=dtype.storage)
-    if _kernels.quantize_per_channel(x, out, axis, np.float32(1) / scales, zero_points,
-                                     dtype.quant_min, dtype.quant_max):
+    if _kernels.quantize_per_channel_float_qparams(x, out, axis, np.float32(1) / scales,
+                                                   zero_points, dtype.quant_min,
+                                                   dtype.quant_max):
         raise ValueError("`input` must be finite: it holds NaN or infinity, which have no "
                          "quantized value")
     from .qtensor import QTensor  # (qlearn.qtensor imports this module)

@@ -9,8 +9,8 @@ count and the SIMD path.
 >>> import numpy as np
 >>> from qlearn.kernels import float_qparams as kfq
 >>> out = np.empty((1, 3), np.uint8)
->>> kfq.quantize_per_channel(np.array([[-1.0, 0.0, 0.5]], np.float32), out, 0,
-...                          np.float32([170.0]), np.float32([170.0]), 0, 255)
+>>> kfq.quantize_per_channel_float_qparams(np.array([[-1.0, 0.0, 0.5]], np.float32), out,
+...                                        0, np.float32([170.0]), np.float32([170.0]), 0, 255)
 False
 >>> out
 array([[  0, 170, 255]], dtype=uint8)
@@ -20,8 +20,8 @@ import numpy as np
 from .._config import get_num_threads
 from .._ext import _float_qparams
 
-__all__ = ["SIMD", "channel_view_shape", "quantize_per_channel", "dequantize_per_channel",
-           "embedding_bag_byte"]
+__all__ = ["SIMD", "channel_view_shape", "quantize_per_channel_float_qparams",
+           "dequantize_per_channel_float_qparams", "embedding_bag_byte"]
 
 #: The SIMD path of the embedding lookup: 1 (AVX2 + FMA rows, used only where the CPU has
 #: them) or 0 (the portable loop); the tests set 0 to compare the two.
@@ -35,8 +35,8 @@ def channel_view_shape(shape, axis):
     return outer, shape[axis], inner
 
 
-def quantize_per_channel(x, out, axis, inv_scales, zero_points, quant_min, quant_max,
-                         num_threads=None):
+def quantize_per_channel_float_qparams(x, out, axis, inv_scales, zero_points, quant_min,
+                                       quant_max, num_threads=None):
     """``out = clamp(nearbyint(x * inv_scales[c] + zero_points[c]))`` along ``axis``, in
     float32 (``out``: a C-contiguous uint8 or int8 array of ``x``'s shape).  Returns True
     if ``x`` held NaN or infinity."""
@@ -50,7 +50,8 @@ def quantize_per_channel(x, out, axis, inv_scales, zero_points, quant_min, quant
         num_threads or get_num_threads()))
 
 
-def dequantize_per_channel(q, out, axis, scales, zero_points, num_threads=None):
+def dequantize_per_channel_float_qparams(q, out, axis, scales, zero_points,
+                                         num_threads=None):
     """``out = (float(q) - zero_points[c]) * scales[c]`` along ``axis``, in float32."""
     q = np.ascontiguousarray(q)
     if q.size == 0:
