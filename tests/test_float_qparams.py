@@ -325,3 +325,14 @@ def test_calculate_qparams_float_qparams_matches_the_equation(rng):
     assert_array_equal(s, expect_s)
     assert_array_equal(z, (-lo) / expect_s)
     assert s[0] == 1 and z[0] == -lo[0]
+
+
+def test_huge_values_saturate_where_torch_wraps_around(torch_mod):
+    # |x / S + Z| >= 2**31: PyTorch truncates lrintf's result to a 32-bit int before
+    # clamping (3e9 steps -> 0 in quint8); qlearn saturates (the docs say so)
+    x = np.array([[30.0, 50.0, 1e12, -30.0, 22.0]], np.float32)
+    s, z = np.array([1e-8], np.float32), np.zeros(1, np.float32)
+    ours = ql.quantize_per_channel(x, s, z, 0, ql.quint8).int_repr()
+    assert_array_equal(ours, [[255, 255, 255, 0, 255]])
+    theirs = _torch_q(torch_mod, x, s, z, 0, ql.quint8).int_repr().numpy()
+    assert theirs[0, 0] == 0 and theirs[0, 3] == 255          # the wrap-around
