@@ -44,6 +44,14 @@ EQUATIONS = [
     Eq("per-channel", r"Q(r)_c = \mathrm{clamp}(\mathrm{round}(r_c/S_c + Z_c), \alpha_q, \beta_q)",
        ("schemes", "design"), "math",
        ("qlearn.quantize_per_channel", "qlearn.reference.quantize_per_channel_ref")),
+    Eq("float-qparams", r"q_c = \mathrm{clamp}(\mathrm{nearbyint}(r_c S_c^{-1} + Z_c), "
+       r"\alpha_q, \beta_q),\ Z_c \in \mathbb{R}", ("schemes",), "math",
+       ("qlearn.float_qparams.quantize_per_channel_float_qparams",
+        "qlearn.quantize_per_channel")),
+    Eq("float-qparams-range", r"S_c = (\beta_c - \alpha_c)/(\beta_q - \alpha_q),\ "
+       r"Z_c = -\alpha_c / S_c", ("schemes",), "math",
+       ("qlearn.quantization.qparams.calculate_qparams",
+        "qlearn.quantization.observer.PerChannelMinMaxObserver")),
     # -- calibration -------------------------------------------------------------------------
     Eq("qp-range", r"\alpha' = \min(\alpha, 0),\ \beta' = \max(\beta, 0)",
        ("practical", "by-hand"), "calibration",

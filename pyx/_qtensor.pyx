@@ -33,6 +33,7 @@ cdef class QTensor:
     cdef readonly long long _zero_point   # per-tensor: Z
     cdef readonly cnp.ndarray _scales     # per-channel: S_c, float64 (C,)
     cdef readonly cnp.ndarray _zero_points  # per-channel: Z_c, int64 (C,)
+    # (per_channel_affine_float_qparams: both float32, as PyTorch stores them)
     cdef readonly int _axis               # per-channel: the channel axis, else -1
 
     def __init__(self, int_data, dtype, qscheme, scale=1.0, zero_point=0, scales=None,
@@ -80,9 +81,16 @@ cdef class QTensor:
                                  "per-channel QTensor, got a 0-d array")
             ax = V.check_axis(axis, int_data.ndim)
             channels = int_data.shape[ax]
-            self._scales = V.check_scales(scales, channels)
-            self._zero_points = V.check_zero_points(zero_points, channels,
-                                                    dtype.quant_min, dtype.quant_max)
+            if qscheme.is_float_qparams:
+                if dtype.bits != 8:
+                    raise ValueError(f"`dtype` must be qlearn.quint8 or qlearn.qint8 for "
+                                     f"{qscheme!r}, got {dtype!r}")
+                self._scales, self._zero_points = V.check_float_qparams(
+                    scales, zero_points, channels)
+            else:
+                self._scales = V.check_scales(scales, channels)
+                self._zero_points = V.check_zero_points(zero_points, channels,
+                                                        dtype.quant_min, dtype.quant_max)
             self._scale, self._zero_point, self._axis = 1.0, 0, ax
         else:
             if scales is not None or zero_points is not None or axis != -1:
@@ -115,12 +123,14 @@ cdef class QTensor:
         return self._zero_point
 
     def q_per_channel_scales(self):
-        """The scales ``S_c``, one per channel (float64 array)."""
+        """The scales ``S_c``, one per channel (float64 array; float32 for
+        ``per_channel_affine_float_qparams``, as in PyTorch)."""
         self._require(True, "q_per_channel_scales")
         return self._scales.copy()
 
     def q_per_channel_zero_points(self):
-        """The zero points ``Z_c``, one per channel (int64 array)."""
+        """The zero points ``Z_c``, one per channel (int64 array; float32 for
+        ``per_channel_affine_float_qparams``, as in PyTorch)."""
         self._require(True, "q_per_channel_zero_points")
         return self._zero_points.copy()
 
@@ -143,11 +153,17 @@ cdef class QTensor:
         r"""The real values :math:`r = S (q - Z)` as a float32 array.
 
         Per-tensor, the product is taken in float32 with ``float32(scale)``; per-channel,
-        in float64 and then rounded to float32.  Both are what PyTorch computes, to the
-        bit.
+        in float64 and then rounded to float32; with float zero points
+        (``per_channel_affine_float_qparams``), ``(float(q) - Z) * S`` in float32.  All
+        are what PyTorch computes, to the bit.
         """
         cdef cnp.ndarray q = np.asarray(self._int, order="C")  # keeps 0-d as 0-d
         cdef cnp.ndarray out = np.empty((<object> q).shape, dtype=np.float32)
+        if self._qscheme.is_float_qparams:       # float zero points: their own kernel
+            from qlearn.kernels import float_qparams as kernels
+            kernels.dequantize_per_channel_float_qparams(q, out, self._axis, self._scales,
+                                                         self._zero_points)
+            return out
         if q.size == 0:
             return out
         if _K is None:
@@ -315,6 +331,12 @@ cdef class QTensor:
             return _trusted(data, self.dtype, self._qscheme, 1.0, 0,
                             self._scales[ch].copy(), self._zero_points[ch].copy(), axis)
         c = int(ch) % self.shape[self._axis]
+        if self._qscheme.is_float_qparams:
+            # PyTorch makes a per-tensor tensor and truncates the zero point to an int
+            raise ValueError(f"an integer index on the channel axis ({self._axis}) of a "
+                             f"{self._qscheme!r} tensor would need a per-tensor scheme "
+                             f"with a float zero point, which does not exist; slice it "
+                             f"({c}:{c + 1}) to keep the channel, or dequantize() first")
         scheme = (per_tensor_symmetric if self._qscheme.is_symmetric
                   else per_tensor_affine)
         return _trusted(data, self.dtype, scheme, float(self._scales[c]),

@@ -172,9 +172,13 @@ def qtensor_repr(values, shape, dtype, qscheme, scale, zero_point, axis=None):
     if axis is None:
         suffixes += [f"scale={scale!r}", f"zero_point={zero_point!r}"]
     else:
-        scales = np.asarray(scale, np.float64)
+        # float qparams (per_channel_affine_float_qparams) keep their float32 arrays,
+        # which print without a dtype, as PyTorch's do
+        float_qparams = getattr(qscheme, "is_float_qparams", False)
+        scales = np.asarray(scale, np.float32 if float_qparams else np.float64)
+        zero_points = np.asarray(zero_point, np.float32 if float_qparams else np.int64)
         suffixes += [f"scale={tensor_repr(scales, dtype_name='qlearn.float64')}",
-                     f"zero_point={tensor_repr(np.asarray(zero_point, np.int64))}",
+                     f"zero_point={tensor_repr(zero_points)}",
                      f"axis={axis}"]
     prefix = "tensor("
     return _with_suffixes(prefix + format_array(values, len(prefix)), suffixes, len(prefix))

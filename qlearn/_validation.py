@@ -192,3 +192,34 @@ def check_axis(axis, ndim, name="axis"):
                          f"tensor, got {axis}")
     return axis % ndim
 
+
+
+def check_float_qparams(scales, zero_points, channels):
+    """Return ``(scales, zero_points)`` of a ``per_channel_affine_float_qparams`` tensor
+    as float32 arrays of length ``channels``.
+
+    The scales must be positive and finite in float32 (so that ``1 / S`` is finite);
+    the zero points any finite numbers (``-min / S`` may lie outside the integer range,
+    and PyTorch does not bound them).
+    """
+    # check_scales already requires float32(S) > 0 with a finite 1 / float32(S)
+    s = check_scales(scales, channels).astype(np.float32)
+    try:
+        z = np.asarray(zero_points)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"`zero_points` must be a 1-d array of numbers, got "
+                        f"{type(zero_points).__name__}: {exc}") from None
+    if z.dtype.kind not in "fiub" or z.ndim != 1:
+        raise TypeError(f"`zero_points` must be a 1-d array of numbers, got {z.dtype} "
+                        f"array of shape {z.shape}")
+    if z.shape[0] != channels:
+        raise ValueError(f"`zero_points` must have one entry per channel ({channels}), "
+                         f"got {z.shape[0]}")
+    with np.errstate(over="ignore"):
+        z32 = z.astype(np.float32)
+    bad = ~np.isfinite(z32)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"`zero_points` must be finite numbers usable in float32, got "
+                         f"{z[i]!r} at channel {i}")
+    return s, z32

@@ -9,6 +9,7 @@ import numpy as np
 
 __all__ = ["QDType", "QScheme", "quint8", "qint8", "qint32", "per_tensor_affine",
            "per_tensor_symmetric", "per_channel_affine", "per_channel_symmetric",
+           "per_channel_affine_float_qparams",
            "DType", "float16", "float32", "float64", "int8", "uint8", "int16", "int32",
            "int64", "bool_", "half", "double", "short", "long"]
 
@@ -38,6 +39,8 @@ class QScheme:
         self.name = name
         self.is_per_channel = name.startswith("per_channel")
         self.is_symmetric = name.endswith("symmetric")
+        # per_channel_affine_float_qparams: float zero points, added before rounding
+        self.is_float_qparams = name.endswith("float_qparams")
 
     def __repr__(self):
         return f"qlearn.{self.name}"
@@ -54,10 +57,14 @@ per_tensor_affine = QScheme("per_tensor_affine")
 per_tensor_symmetric = QScheme("per_tensor_symmetric")
 per_channel_affine = QScheme("per_channel_affine")
 per_channel_symmetric = QScheme("per_channel_symmetric")
+#: Per channel with float scales *and* float zero points (PyTorch's scheme for embedding
+#: tables: ``Z_c = -min_c / S_c`` need not be an integer).
+per_channel_affine_float_qparams = QScheme("per_channel_affine_float_qparams")
 
 DTYPES = {d.name: d for d in (quint8, qint8, qint32)}
 QSCHEMES = {s.name: s for s in (per_tensor_affine, per_tensor_symmetric,
-                                per_channel_affine, per_channel_symmetric)}
+                                per_channel_affine, per_channel_symmetric,
+                                per_channel_affine_float_qparams)}
 
 
 class DType:

@@ -37,6 +37,8 @@ import numpy as np
 from . import _validation as V
 from .autograd import Function, Tensor
 from .kernels import fake_quant as _kernels
+from .fake_quant_float_qparams import fake_quantize_per_channel_float_qparams
+from .float_qparams import is_float_array
 
 __all__ = ["fake_quantize_per_tensor_affine", "fake_quantize_per_channel_affine",
            "FakeQuantizePerTensorAffine", "FakeQuantizePerChannelAffine",
@@ -245,7 +247,9 @@ def fake_quantize_per_channel_affine(input, scale, zero_point, axis, quant_min, 
         ``S_c > 0`` for each of the ``C = input.shape[axis]`` channels (used in float32,
         as PyTorch requires a float32 scale tensor).
     zero_point : array_like of int, shape (C,)
-        ``Z_c``, each in ``[quant_min, quant_max]``.
+        ``Z_c``, each in ``[quant_min, quant_max]``.  A float array selects PyTorch's
+        float-zero-point formula instead (``Z`` added before rounding, not bounded):
+        see :func:`qlearn.fake_quant_float_qparams.fake_quantize_per_channel_float_qparams`.
     axis : int
         The channel axis.
     quant_min, quant_max : int
@@ -268,6 +272,9 @@ def fake_quantize_per_channel_affine(input, scale, zero_point, axis, quant_min, 
     array([[ 0.3, -0.3],
            [ 0.2, -0.2]], dtype=float32)
     """
+    if is_float_array(zero_point):   # as PyTorch: a float zero point changes the formula
+        return fake_quantize_per_channel_float_qparams(input, scale, zero_point, axis,
+                                                       quant_min, quant_max)
     x = _as_input(input)
     if x.ndim == 0:
         raise ValueError("`input` must have at least one dimension for per-channel "

@@ -15,6 +15,7 @@ from . import _validation as V
 from .dtypes import per_channel_affine, per_tensor_affine, qint8, qint32, quint8
 from .kernels import quantize as _kernels
 from .kernels.quantize import QTensor
+from .float_qparams import is_float_array, quantize_per_channel_float_qparams
 
 __all__ = ["QTensor", "quantize_per_tensor", "quantize_per_channel", "dequantize"]
 
@@ -122,8 +123,11 @@ def quantize_per_channel(input, scales, zero_points, axis, dtype):
         The real values; float64 is converted to float32.
     scales : array_like of float, shape (C,)
         ``S_c > 0`` for each of the ``C = input.shape[axis]`` channels.
-    zero_points : array_like of int, shape (C,)
-        ``Z_c`` for each channel, inside the dtype's range.
+    zero_points : array_like of int or float, shape (C,)
+        ``Z_c`` for each channel, inside the dtype's range.  Float zero points (a float
+        array or Tensor, as ``torch.zeros(3)``) select the scheme
+        :data:`qlearn.per_channel_affine_float_qparams`, as in PyTorch (see
+        :func:`qlearn.float_qparams.quantize_per_channel_float_qparams`).
     axis : int
         The channel axis (negative counts from the end).
     dtype : QDType
@@ -132,8 +136,9 @@ def quantize_per_channel(input, scales, zero_points, axis, dtype):
     Returns
     -------
     QTensor
-        Per-channel affine; ``q_per_channel_scales()``, ``q_per_channel_zero_points()``
-        and ``q_per_channel_axis()`` give its parameters back.
+        Per-channel affine (or float-qparams); ``q_per_channel_scales()``,
+        ``q_per_channel_zero_points()`` and ``q_per_channel_axis()`` give its
+        parameters back.
 
     Raises
     ------
@@ -159,6 +164,8 @@ def quantize_per_channel(input, scales, zero_points, axis, dtype):
            [ 127, -128],
            [ -16,   13]], dtype=int8)
     """
+    if is_float_array(zero_points):     # PyTorch picks the scheme from their dtype
+        return quantize_per_channel_float_qparams(input, scales, zero_points, axis, dtype)
     dtype = V.check_dtype(dtype, allowed=_DTYPES)
     _refuse_quantized(input)
     x = V.as_float32(input, "input")

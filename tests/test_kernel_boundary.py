@@ -23,6 +23,8 @@ WRAPPERS = {
     "_pool": "qlearn/kernels/float_conv.py",
     "_qgemm": "qlearn/kernels/int8.py",
     "_qconv": "qlearn/kernels/int8.py",
+    "_float_qparams": "qlearn/kernels/float_qparams.py",
+    "_embedding": "qlearn/kernels/embedding.py",
 }
 
 

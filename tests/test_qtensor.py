@@ -330,7 +330,9 @@ def test_quantize_per_tensor_rejects_bad_input(kwargs, exc, match, simd):
     (dict(scales=[0.1, -1.0, 0.1]), ValueError, "got -1.0 at channel 1"),
     (dict(zero_points=[0, 0]), ValueError, "one entry per channel"),
     (dict(zero_points=[0, 200, 0]), ValueError, r"\[-128, 127\], got 200 at channel 1"),
-    (dict(zero_points=[0.5, 0, 0]), TypeError, "integers"),
+    (dict(zero_points=[0.5, 0, 0], dtype=ql.qint32), ValueError, "float zero points"),
+    (dict(zero_points=[0.5, np.inf, 0]), ValueError, "finite numbers"),
+    (dict(zero_points=[[0.5, 0, 0]]), TypeError, "1-d array of numbers"),
     (dict(input=np.float32(1.0)), ValueError, "at least one dimension"),
     (dict(input=np.full((3, 2), np.nan, np.float32)), ValueError, "finite"),
 ])

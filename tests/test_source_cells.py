@@ -35,14 +35,9 @@ _WORKFLOW = "needs the eager workflow / graph mode"
 _PQ = "practical_quantization"
 # cells whose difference is known, with the reason; they run, and the test reports
 # (xfail) instead of failing
-_FLOAT_QPARAMS = ("PyTorch takes the float zero points of this cell as the scheme "
-                  "per_channel_affine_float_qparams, which qlearn does not implement (its "
-                  "zero points are integers, and it prints the same values with "
-                  "zero_point=tensor([0, 0, 0]) under per_channel_affine)")
 _QPARAMS = ("observers' calculate_qparams returns NumPy arrays (DESIGN.md), which print "
             "as array(...), not tensor(...)")
 KNOWN = {
-    ("quantization_schemes", 3): _FLOAT_QPARAMS,
     ("quantization_schemes", 5): _QPARAMS,
     (_PQ, 2): _QPARAMS,
     (_PQ, 4): _QPARAMS,

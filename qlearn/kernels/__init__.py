@@ -15,6 +15,9 @@ module                     wraps
 :mod:`.quantizers`         ``_quantizers``: Distiller's clip-and-round, PACT, DoReFa
 :mod:`.float_conv`         ``_im2col``, ``_pool``: float convolution and pooling
 :mod:`.int8`               ``_qgemm``, ``_qconv``: int8 GEMM and convolution
+:mod:`.float_qparams`      ``_float_qparams``: quantize / dequantize with float zero
+                           points, the quantized embedding lookup
+:mod:`.embedding`          ``_embedding``: the float embedding-bag reductions
 =========================  ==========================================================
 
 A wrapper makes arrays what its kernel needs (dtype, C-contiguous), resolves the thread

@@ -767,3 +767,9 @@ def l1_loss(input, target, reduction="mean"):
     y = target if isinstance(target, Tensor) else _tensor(target, "target")
     a = (x - y).abs()
     return a if reduction == "none" else (a.sum() if reduction == "sum" else a.mean())
+
+
+# the embedding lookups live in their own module (they use this one's checks)
+from .functional_embedding import embedding, embedding_bag  # noqa: E402
+
+__all__ += ["embedding", "embedding_bag"]

@@ -30,6 +30,7 @@ from .. import _validation as V
 from ..autograd import Tensor
 from ..dtypes import (
     per_channel_affine,
+    per_channel_affine_float_qparams,
     per_channel_symmetric,
     per_tensor_affine,
     per_tensor_symmetric,
@@ -67,9 +68,10 @@ __all__ = [
     "default_fused_wt_fake_quant", "default_fused_per_channel_wt_fake_quant",
     "fused_wt_fake_quant_range_neg_127_to_127",
     "fused_per_channel_wt_fake_quant_range_neg_127_to_127",
+    "default_embedding_fake_quant",
 ]
 
-_PER_CHANNEL = (per_channel_affine, per_channel_symmetric)
+_PER_CHANNEL = (per_channel_affine, per_channel_symmetric, per_channel_affine_float_qparams)
 _SYMMETRIC = (per_tensor_symmetric, per_channel_symmetric)
 
 
@@ -208,7 +210,10 @@ class FakeQuantize(FakeQuantizeBase):
         self.quant_max = self.activation_post_process.quant_max
         self.is_dynamic = self.activation_post_process.is_dynamic
         self.register_buffer("scale", np.array([1.0], np.float32))
-        self.register_buffer("zero_point", np.array([0], np.int32))
+        # float qparams keep float zero points (PyTorch's buffer is then float too)
+        self._zp_dtype = np.float32 if getattr(self.activation_post_process.qscheme,
+                                               "is_float_qparams", False) else np.int32
+        self.register_buffer("zero_point", np.array([0], self._zp_dtype))
         self.dtype = self.activation_post_process.dtype
         self.qscheme = self.activation_post_process.qscheme
         self.ch_axis = getattr(self.activation_post_process, "ch_axis", -1)
@@ -221,7 +226,8 @@ class FakeQuantize(FakeQuantizeBase):
     def _set_qparams(self, scale, zero_point):
         # a new array when the shape changes (per-channel: the first batch sets C)
         scale = np.asarray(scale, np.float32).reshape(-1)
-        zero_point = np.asarray(zero_point).reshape(-1).astype(np.int32)
+        zero_point = np.asarray(zero_point).reshape(-1).astype(
+            getattr(self, "_zp_dtype", np.int32))
         if self.scale.shape != scale.shape:
             self.scale = scale.copy()
             self.zero_point = zero_point.copy()
@@ -630,6 +636,10 @@ default_fused_wt_fake_quant = FusedMovingAvgObsFakeQuantize.with_args(
 default_fused_per_channel_wt_fake_quant = FusedMovingAvgObsFakeQuantize.with_args(
     observer=MovingAveragePerChannelMinMaxObserver, quant_min=-128, quant_max=127,
     dtype=qint8, qscheme=per_channel_symmetric)
+#: Embedding tables: quint8 rows with float qparams, this batch's range (averaging 1).
+default_embedding_fake_quant = FakeQuantize.with_args(
+    observer=MovingAveragePerChannelMinMaxObserver, qscheme=per_channel_affine_float_qparams,
+    dtype=quint8, quant_min=0, quant_max=255, ch_axis=0, averaging_constant=1)
 #: Fused weights restricted to [-127, 127].
 fused_wt_fake_quant_range_neg_127_to_127 = FusedMovingAvgObsFakeQuantize.with_args(
     observer=MovingAverageMinMaxObserver, quant_min=-127, quant_max=127, dtype=qint8,

@@ -35,6 +35,7 @@ from .._printing import tensor_repr
 from ..dtypes import (
     QDType,
     per_channel_affine,
+    per_channel_affine_float_qparams,
     per_channel_symmetric,
     per_tensor_affine,
     per_tensor_symmetric,
@@ -57,6 +58,7 @@ __all__ = [
     "per_channel_weight_observer_range_neg_127_to_127", "default_dynamic_quant_observer",
     "default_fixed_qparams_range_neg1to1_observer",
     "default_fixed_qparams_range_0to1_observer", "default_reuse_input_observer",
+    "default_float_qparams_observer",
 ]
 
 # --- factories ----------------------------------------------------------------------------
@@ -199,7 +201,7 @@ class ObserverBase(Module, ABC):
 
 _QDTYPES = (quint8, qint8, qint32)
 _QSCHEMES = (per_tensor_affine, per_tensor_symmetric, per_channel_affine,
-             per_channel_symmetric)
+             per_channel_symmetric, per_channel_affine_float_qparams)
 
 
 class UniformQuantizationObserverBase(ObserverBase):
@@ -496,7 +498,10 @@ class PerChannelMinMaxObserver(UniformQuantizationObserverBase):
     dtype, reduce_range, quant_min, quant_max, eps
         As in :class:`MinMaxObserver`.
     qscheme : QScheme
-        ``per_channel_affine`` (default) or ``per_channel_symmetric``.
+        ``per_channel_affine`` (default), ``per_channel_symmetric`` or
+        ``per_channel_affine_float_qparams`` (float scales and zero points,
+        :math:`S_c = (\max_c - \min_c) / (Q_\max - Q_\min)`, :math:`Z_c = -\min_c / S_c`,
+        for embedding tables; see :func:`~qlearn.quantization.qparams.calculate_qparams`).
 
     Examples
     --------
@@ -514,7 +519,8 @@ class PerChannelMinMaxObserver(UniformQuantizationObserverBase):
                  reduce_range=False, quant_min=None, quant_max=None, factory_kwargs=None,
                  eps=FLOAT32_EPS, is_dynamic=False, **kwargs):
         _validation.check_qscheme(qscheme, "qscheme", (per_channel_affine,
-                                                       per_channel_symmetric))
+                                                       per_channel_symmetric,
+                                                       per_channel_affine_float_qparams))
         if is_dynamic:
             raise NotImplementedError(f"{type(self).__name__} doesn't support dynamic "
                                       f"quantization")
@@ -1113,3 +1119,6 @@ default_fixed_qparams_range_neg1to1_observer = FixedQParamsObserver.with_args(
 default_fixed_qparams_range_0to1_observer = FixedQParamsObserver.with_args(
     scale=1.0 / 256.0, zero_point=0, dtype=quint8, quant_min=0, quant_max=255)
 default_reuse_input_observer = ReuseInputObserver
+# embedding tables: one float scale and float zero point per row (PyTorch's definition)
+default_float_qparams_observer = PerChannelMinMaxObserver.with_args(
+    dtype=quint8, qscheme=per_channel_affine_float_qparams, ch_axis=0)

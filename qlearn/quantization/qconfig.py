@@ -34,8 +34,10 @@ from .observer import (
     _PartialWrapper,
     default_debug_observer,
     default_dynamic_quant_observer,
+    default_float_qparams_observer,
     default_observer,
     default_per_channel_weight_observer,
+    default_placeholder_observer,
     default_reuse_input_observer,
     default_weight_observer,
     per_channel_weight_observer_range_neg_127_to_127,
@@ -49,6 +51,7 @@ __all__ = [
     "float16_dynamic_qconfig", "float16_static_qconfig",
     "default_per_channel_symmetric_qnnpack_qconfig", "default_quint8_weight_qconfig",
     "get_default_qconfig", "get_default_qat_qconfig", "qconfig_equals",
+    "float_qparams_weight_only_qconfig",
     "SUPPORTED_BACKENDS",
 ]
 
@@ -140,6 +143,13 @@ default_per_channel_symmetric_qnnpack_qconfig = QConfig(
 
 default_quint8_weight_qconfig = QConfig(activation=HistogramObserver, weight=MinMaxObserver)
 
+float_qparams_weight_only_qconfig = QConfig(activation=default_placeholder_observer,
+                                            weight=default_float_qparams_observer)
+"""Weight-only quantization of embedding tables (``nn.Embedding``, ``nn.EmbeddingBag``):
+quint8 weights with a float scale and zero point per row
+(``per_channel_affine_float_qparams``), float activations, as PyTorch's qconfig of the
+same name."""
+
 
 
 float16_dynamic_qconfig = QConfig(
@@ -170,6 +180,10 @@ _LAZY_QAT_QCONFIGS = {
             observer=MovingAverageMinMaxObserver, quant_min=-128, quant_max=127,
             dtype=qint8, reduce_range=False, eps=2 ** -12),
         weight=fq.fused_per_channel_wt_fake_quant_range_neg_127_to_127),
+    # QAT of embedding tables (nnqat.Embedding / EmbeddingBag): float activations
+    "default_embedding_qat_qconfig": lambda fq: QConfig(
+        activation=NoopObserver.with_args(dtype=np.float32),
+        weight=fq.default_embedding_fake_quant),
 }
 
 

@@ -31,6 +31,18 @@ With :math:`[Q_\min, Q_\max]` the integer range (``quant_min``, ``quant_max``):
                      \lfloor (Q_\min + Q_\max) / 2 \rfloor & \text{quint8, custom range}
        \end{cases}
 
+*Float qparams* (``per_channel_affine_float_qparams``, for embedding tables): the range
+is not widened to contain zero, and the zero point stays a float,
+
+.. math::
+
+   S = \begin{cases} \dfrac{\beta - \alpha}{Q_\max - Q_\min}
+       & \text{if that exceeds } \epsilon \\ 1 & \text{otherwise} \end{cases},
+   \qquad Z = -\alpha / S
+
+so that :math:`\alpha` itself maps to :math:`Q_\min` (see
+:mod:`qlearn.float_qparams`).
+
 ``round`` is round-half-to-even, as ``torch.round``.
 """
 import numbers
@@ -186,7 +198,8 @@ def calculate_qparams(min_val, max_val, dtype=quint8, qscheme=None, quant_min=0,
     Returns
     -------
     scale : ndarray of float32, shape ``(1,)`` or ``(C,)``
-    zero_point : ndarray of int64, same shape
+    zero_point : ndarray of int64, same shape (float32 for
+        ``per_channel_affine_float_qparams``)
 
     Examples
     --------
@@ -227,6 +240,8 @@ def calculate_qparams(min_val, max_val, dtype=quint8, qscheme=None, quant_min=0,
 
     zero = np.float32(0)
     eps32 = np.float32(eps)
+    if qscheme.is_float_qparams:
+        return _float_qparams(min_val, max_val, quant_min, quant_max, eps32)
     min_val_neg = np.minimum(min_val, zero)                      # eq. (qp-range)
     max_val_pos = np.maximum(max_val, zero)
 
@@ -259,6 +274,18 @@ def calculate_qparams(min_val, max_val, dtype=quint8, qscheme=None, quant_min=0,
     scale = np.atleast_1d(np.asarray(scale, np.float32))
     zero_point = np.atleast_1d(np.asarray(zero_point, np.int64))
     return scale, zero_point
+
+
+def _float_qparams(min_val, max_val, quant_min, quant_max, eps32):
+    """``per_channel_affine_float_qparams``: S = (max - min) / (Qmax - Qmin) (1 where
+    not above eps), Z = -min / S, both float32, as PyTorch's observers compute them."""
+    with np.errstate(over="ignore"):
+        scale = (max_val - min_val) / np.float32(quant_max - quant_min)
+    scale = _finite_scale(scale, (max_val.astype(np.float64) - min_val)
+                          / (quant_max - quant_min), min_val, max_val)
+    scale = np.where(scale > eps32, scale, np.float32(1)).astype(np.float32)
+    zero_point = (np.float32(-1) * min_val) / scale
+    return np.atleast_1d(scale), np.atleast_1d(zero_point.astype(np.float32))
 
 
 

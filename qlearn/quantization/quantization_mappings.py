@@ -64,6 +64,9 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS = {
     nn.Dropout: nnq.Dropout,
     nn.BatchNorm2d: nnq.BatchNorm2d,
     nnq.FloatFunctional: nnq.QFunctional,
+    # weight-only (float_qparams_weight_only_qconfig): float in, float out
+    nn.Embedding: nnq.Embedding,
+    nn.EmbeddingBag: nnq.EmbeddingBag,
     # fused float modules
     nni.ConvReLU2d: nniq.ConvReLU2d,
     nni.LinearReLU: nniq.LinearReLU,

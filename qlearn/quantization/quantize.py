@@ -497,6 +497,7 @@ def _add_input_checks(model, mapping):
     quantized = set(get_default_static_quant_module_mappings().values()) \
         | set(mapping.values())
     quantized -= {nnq.Quantize, nnq.QFunctional, nnq.FloatFunctional}
+    quantized -= {nnq.Embedding, nnq.EmbeddingBag}   # weight-only: integer indices in
     dynamic = set(get_default_dynamic_quant_module_mappings().values())
     for name, m in model.named_modules():
         if any(isinstance(h, _InputCheck) for h in m._forward_pre_hooks.values()):

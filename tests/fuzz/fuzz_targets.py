@@ -150,6 +150,9 @@ def t_quantize_per_channel(data):
         zdt = np.int64
     zarr = np.array(zps, dtype=zdt)
     note("quantize_per_channel", x=x, scales=sc, zps=zarr, axis=axis, dtype=dtype)
+    if zdt is np.float64:     # float zero points: per_channel_affine_float_qparams
+        _quantize_per_channel_float_qparams(x, sc, zarr, axis, dtype, ok_axis, n == c)
+        return
     valid = (finite32(x) and ok_axis and n == c and all(valid_scale(s) for s in sc)
              and all(dtype.quant_min <= z <= dtype.quant_max for z in zps))
     if not valid:
@@ -163,6 +166,27 @@ def t_quantize_per_channel(data):
     np.testing.assert_array_equal(q.q_per_channel_zero_points(), zps)
     deq = reference.dequantize_per_channel_ref(q.int_repr(), sc, zps, axis)
     np.testing.assert_array_equal(q.dequantize(), deq)
+
+
+def _quantize_per_channel_float_qparams(x, sc, zarr, axis, dtype, ok_axis, same_count):
+    """Float zero points: the float32 map clamp(rint(x * (1/S) + Z)), any finite Z."""
+    valid = (finite32(x) and ok_axis and same_count and all(valid_scale(s) for s in sc)
+             and dtype is not ql.qint32)
+    if not valid:
+        expect_arg_error(ql.quantize_per_channel, ("`input`", "`scales`", "`zero_points`",
+                                                   "`axis`", "`dtype`"), x, sc, zarr, axis,
+                         dtype)
+        return
+    q = ql.quantize_per_channel(x, sc, zarr, axis, dtype)
+    assert q.qscheme() is ql.per_channel_affine_float_qparams
+    x32 = as32(x)
+    shape = [1] * x32.ndim
+    shape[axis] = -1
+    s32 = np.asarray(sc, np.float32).reshape(shape)
+    z32 = zarr.astype(np.float32).reshape(shape)
+    ref = np.clip(np.rint(x32 * (np.float32(1) / s32) + z32), dtype.quant_min, dtype.quant_max)
+    np.testing.assert_array_equal(q.int_repr(), ref)
+    np.testing.assert_array_equal(q.dequantize(), (q.int_repr().astype(np.float32) - z32) * s32)
 
 
 def t_dequantize(data):

@@ -10,9 +10,10 @@ from .loss import CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
 from .module import Module, RemovableHandle
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .rnn import GRU, LSTM
+from .sparse import Embedding, EmbeddingBag
 
 __all__ = ["Module", "RemovableHandle", "Sequential", "ModuleList", "Identity", "Linear",
            "Conv2d", "BatchNorm1d", "BatchNorm2d", "ReLU", "ReLU6", "Hardtanh",
            "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "MaxPool2d",
            "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "Dropout", "CrossEntropyLoss",
-           "NLLLoss", "MSELoss", "L1Loss", "LSTM", "GRU"]
+           "NLLLoss", "MSELoss", "L1Loss", "LSTM", "GRU", "Embedding", "EmbeddingBag"]
