@@ -847,3 +847,68 @@ def test_share_ops_without_qtensor_kernels_match_torch(torch_mod, tnn, rng):
     assert len(scales) == 2                  # the input's, and the conv output's
     s, z = qc.fc.scale, qc.fc.zero_point
     np.testing.assert_array_equal(_as_int(qout, s, z), _as_int(tout.numpy(), s, z))
+
+
+# -- weight-only modules (nn.Embedding under float_qparams_weight_only_qconfig) -----------
+
+def _embedding_models(torch):
+    import torch.nn as tnn
+
+    class Ours(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.fc = nn.Embedding(10, 4), nn.Linear(4, 2)
+
+        def forward(self, idx):
+            return self.fc(self.emb(idx))
+
+    class Theirs(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.fc = tnn.Embedding(10, 4), tnn.Linear(4, 2)
+
+        def forward(self, idx):
+            return self.fc(self.emb(idx))
+
+    ours, theirs = Ours().eval(), Theirs().eval()
+    with torch.no_grad():
+        theirs.emb.weight.copy_(torch.from_numpy(ours.emb.weight.numpy().copy()))
+        theirs.fc.weight.copy_(torch.from_numpy(ours.fc.weight.numpy().copy()))
+        theirs.fc.bias.copy_(torch.from_numpy(ours.fc.bias.numpy().copy()))
+    return ours, theirs
+
+
+def test_embedding_weight_only_then_static_linear_equals_torch(torch_mod):
+    # No observer around the weight-only embedding; the linear observes its float output
+    # with its own qconfig: PyTorch's graph, names and numbers.
+    from torch.ao.quantization import QConfigMapping as TorchMapping
+    from torch.ao.quantization import float_qparams_weight_only_qconfig as torch_fq
+    from torch.ao.quantization import get_default_qconfig as torch_default
+    from torch.ao.quantization import quantize_fx as torch_fx
+
+    ours, theirs = _embedding_models(torch_mod)
+    idx = np.array([[1, 2, 3], [9, 0, 9]])
+    mapping = (tq.QConfigMapping().set_global(tq.get_default_qconfig("x86"))
+               .set_object_type(nn.Embedding, tq.float_qparams_weight_only_qconfig))
+    prepared = quantize_fx.prepare_fx(ours, mapping, (idx,))
+    emb = next(n for n in prepared.graph.nodes if n.target == "emb")
+    assert emb.args[0].op == "placeholder"                  # no observer on the indices
+    assert [u.target for u in emb.users] == ["activation_post_process_0"]
+    assert type(prepared.activation_post_process_0).__name__ == "HistogramObserver"
+    prepared(idx)
+    converted = quantize_fx.convert_fx(prepared)
+    assert isinstance(converted.emb, ql.nn.quantized.Embedding)
+    t_mapping = (TorchMapping().set_global(torch_default("x86"))
+                 .set_object_type(torch_mod.nn.Embedding, torch_fq))
+    t_prepared = torch_fx.prepare_fx(theirs, t_mapping, (torch_mod.tensor(idx),))
+    t_prepared(torch_mod.tensor(idx))
+    t_converted = torch_fx.convert_fx(t_prepared)
+    assert [n.name for n in converted.graph.nodes] == [n.name for n in t_converted.graph.nodes]
+    t_idx = torch_mod.tensor(idx)
+    np.testing.assert_array_equal(converted.emb(idx).numpy(), t_converted.emb(t_idx).numpy())
+    # The calibration ran the float Linear, whose float32 sums are not bit-equal to
+    # torch's (another summation order), so the output observer's scale may be one ulp
+    # apart: the outputs then agree to that ulp times the integer, not bit for bit.
+    out_scale = float(converted.fc.scale)
+    np.testing.assert_allclose(converted(idx).numpy(), t_converted(t_idx).numpy(),
+                               rtol=0, atol=out_scale * 1e-6 * 256)

@@ -252,6 +252,9 @@ class _Converter:
             elif kind == "observed":
                 self.swap(node, self.static)
                 self.quantized.add(node)
+            elif kind == "weight_only":          # nnq.Embedding: float in, float out
+                self.float(node)
+                self.swap(node, self.static)
             elif kind == "dynamic":
                 self.swap(node, self.dynamic)
             elif kind == "binary":

@@ -27,6 +27,13 @@ PyTorch's x86 backend configuration:
     operators with their own output observer, computed in float between a dequantize
     and a quantize (leaky ReLU; sigmoid, tanh and softmax, whose default qconfig has
     fixed qparams), except ``nn.Dropout``, which converts to its quantized module.
+``"weight_only"``
+    a module of the static mapping whose qconfig leaves activations in float (its
+    activation observer is a float ``PlaceholderObserver``, as in
+    :data:`~qlearn.quantization.qconfig.float_qparams_weight_only_qconfig` for
+    ``nn.Embedding`` / ``nn.EmbeddingBag``): no observer on its input or output; convert
+    swaps it (``nnq.Embedding``, whose output is float) and a quantized user observes
+    its output with its own qconfig, as in PyTorch.
 ``"dynamic"``
     a module of the dynamic mapping (Linear, LSTM) under a dynamic qconfig: inputs get
     a placeholder observer only, convert swaps it to its ``nnqd`` class.
@@ -116,6 +123,23 @@ def _is_number(a):
 def node_kind(node, modules, qconfig, is_dynamic):
     """The kind of ``node`` (see the module docstring), given its ``qconfig`` and
     whether that qconfig quantizes activations dynamically."""
+    kind = _node_kind(node, modules, qconfig, is_dynamic)
+    if kind == "observed" and _keeps_float_activations(qconfig):
+        return "weight_only"
+    return kind
+
+
+def _keeps_float_activations(qconfig):
+    """Whether ``qconfig``'s activation observer leaves activations in float: a
+    placeholder of a float dtype (not a quantized one) that is not dynamic."""
+    from ...dtypes import QDType
+    from ..observer import PlaceholderObserver
+    act = qconfig.activation()
+    return (isinstance(act, PlaceholderObserver) and not act.is_dynamic
+            and not isinstance(act.dtype, QDType))
+
+
+def _node_kind(node, modules, qconfig, is_dynamic):
     from ...fx import Node
     op, target = node.op, node.target
     if op in ("placeholder", "get_attr", "output"):
