@@ -8,7 +8,6 @@ pooling, cat and batch norm use the full 8 bits.
 
 Modules torch has and qlearn does not (so not compared here): nnq.Hardswish, ELU,
 LeakyReLU, Sigmoid, Tanh, Embedding, ConvTranspose, Conv1d/Conv3d, LayerNorm, ...;
-qF.avg_pool2d only takes non-overlapping windows (other cases raise ValueError).
 """
 import numpy as np
 import pytest
@@ -313,8 +312,14 @@ BAD = [
     ("qF.max_pool2d too big", lambda: qF.max_pool2d(_q((1, 2, 5, 5)), 7), ValueError, "small"),
     ("qF.adaptive 0", lambda: qF.adaptive_avg_pool2d(_q((1, 2, 5, 5)), 0), ValueError,
      "output_size"),
-    ("qF.avg_pool2d overlap", lambda: qF.avg_pool2d(_q((1, 2, 5, 5)), 3, 1), ValueError,
-     "stride"),
+    ("qF.avg_pool2d padding", lambda: qF.avg_pool2d(_q((1, 2, 5, 5)), 3, 1, 2), ValueError,
+     "half the kernel"),
+    ("qF.avg_pool2d divisor", lambda: qF.avg_pool2d(_q((1, 2, 5, 5)), 3, 1, 1,
+                                                     divisor_override=0), ValueError,
+     "divisor_override"),
+    ("qF.avg_pool2d too small", lambda: qF.avg_pool2d(_q((1, 2, 2, 2)), 3), ValueError,
+     "small"),
+    ("qF.avg_pool2d 2-d", lambda: qF.avg_pool2d(_q((2, 2)), 1), ValueError, "3-d or 4-d"),
     ("add_scalar nan", lambda: qF.add_scalar(_q((2, 4)), float("nan")), ValueError, "finite"),
     ("add_scalar inf", lambda: qF.add_scalar(_q((2, 4)), float("inf")), ValueError, "finite"),
     ("add_scalar huge", lambda: qF.add_scalar(_q((2, 4)), 1e300), ValueError, "2\\*\\*31"),
@@ -455,3 +460,23 @@ def test_elementwise_maps_on_any_size(torch_x86, rng):
                 total += n
                 differ += int(d.sum())
     assert differ <= total // 50
+
+
+def test_avg_pool2d_every_option(torch_x86, rng):
+    """Overlapping windows, padding, ceil_mode, count_include_pad, divisor_override and
+    3-d inputs: torch's integers (its kernel adds the zero point before rounding)."""
+    torch = torch_x86
+    tqF = torch.ao.nn.quantized.functional
+    for i in range(200):
+        k = (int(rng.integers(1, 6)), int(rng.integers(1, 6)))
+        s = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        p = (int(rng.integers(0, k[0] // 2 + 1)), int(rng.integers(0, k[1] // 2 + 1)))
+        ceil, cip = bool(rng.integers(0, 2)), bool(rng.integers(0, 2))
+        dov = int(rng.integers(1, 30)) if i % 5 == 0 else None
+        shape = (2, 3, int(rng.integers(k[0], 14)), int(rng.integers(k[1], 14)))
+        a, at = _act(rng, torch, shape[1:] if i % 7 == 0 else shape,
+                     float(rng.uniform(0.01, 0.3)), int(rng.integers(0, 256)), 255)
+        _same(qF.avg_pool2d(a, k, s, p, ceil, cip, dov), tqF.avg_pool2d(at, k, s, p, ceil, cip,
+                                                                         dov),
+              f"case {i}: kernel {k}, stride {s}, padding {p}, ceil {ceil}, "
+              f"count_include_pad {cip}, divisor {dov}")
