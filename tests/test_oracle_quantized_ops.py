@@ -480,3 +480,26 @@ def test_avg_pool2d_every_option(torch_x86, rng):
                                                                          dov),
               f"case {i}: kernel {k}, stride {s}, padding {p}, ceil {ceil}, "
               f"count_include_pad {cip}, divisor {dov}")
+
+
+def test_softmax(torch_x86, rng):
+    torch = torch_x86
+    tnnq = torch.ao.nn.quantized
+    assert repr(nnq.Softmax(1)) == repr(tnnq.Softmax(1))
+    assert sorted(nnq.Softmax(1).state_dict()) == sorted(tnnq.Softmax(1).state_dict())
+    differ = total = 0
+    for i in range(100):
+        shape = [(4, 10), (2, 3, 5), (2, 3, 4, 5), (7,), (3, 300)][i % 5]
+        dim = [None, -1, 0, 1][i % 4] if len(shape) > 1 else None
+        a, at = _act(rng, torch, shape, float(rng.uniform(0.01, 0.2)),
+                     int(rng.integers(0, 256)), 255)
+        s, z = [(1 / 256, 0), (float(rng.uniform(0.001, 0.01)), int(rng.integers(0, 50)))][i % 2]
+        ours, theirs = nnq.Softmax(dim, s, z)(a), tnnq.Softmax(dim, s, z)(at)
+        d = np.abs(ours.int_repr().astype(int) - theirs.int_repr().numpy().astype(int))
+        assert d.max() <= 1 and ours.q_scale() == theirs.q_scale()
+        differ += int((d > 0).sum())
+        total += d.size
+    assert differ <= total // 1000           # float32 exp: measured 0 of 64 000
+    with pytest.raises(TypeError, match="quantized"):
+        nnq.Softmax(1)(np.ones((2, 3), np.float32))
+    assert nnq.Softmax(1)(_q((0, 3))).shape == (0, 3)

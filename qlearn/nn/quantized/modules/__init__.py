@@ -1,5 +1,5 @@
 """The quantized modules of ``qlearn.nn.quantized``."""
-from .activation import ELU, Hardswish, LeakyReLU, Sigmoid
+from .activation import ELU, Hardswish, LeakyReLU, Sigmoid, Softmax
 from .batchnorm import BatchNorm2d
 from .conv import Conv2d
 from .linear import Linear
@@ -7,5 +7,5 @@ from .misc import (AdaptiveAvgPool2d, DeQuantize, Dropout, FloatFunctional, MaxP
                    Quantize, ReLU, ReLU6)
 
 __all__ = ["AdaptiveAvgPool2d", "BatchNorm2d", "Conv2d", "DeQuantize", "Dropout", "ELU",
-           "FloatFunctional", "Hardswish", "LeakyReLU", "Linear", "Sigmoid",
+           "FloatFunctional", "Hardswish", "LeakyReLU", "Linear", "Sigmoid", "Softmax",
            "MaxPool2d", "QFunctional", "Quantize", "ReLU", "ReLU6"]
