@@ -112,9 +112,9 @@ def main(argv=None):
 
     ql.set_num_threads(args.threads)
     ql.autograd.manual_seed(args.seed)
-    data = load_digits(seed=args.seed)
+    data = load_digits(random_state=args.seed)
     loader = DataLoader(data.x_train, data.y_train, batch_size=args.batch_size,
-                        shuffle=True, seed=args.seed)
+                        shuffle=True, random_state=args.seed)
     epochs_batches = [list(loader) for _ in range(args.epochs)]   # the same for both
 
     qmodel = build_qlearn_model()

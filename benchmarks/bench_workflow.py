@@ -99,7 +99,7 @@ class DigitsNet(nn.Module):
 
 def train(model, data, epochs, lr, seed, batch_size=32, freeze_bn_at=None):
     loader = DataLoader(data.x_train, data.y_train, batch_size=batch_size, shuffle=True,
-                        seed=seed)
+                        random_state=seed)
     opt = optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
     sched = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
     for epoch in range(epochs):
@@ -155,7 +155,7 @@ def main(argv=None):
     t_start = time.perf_counter()
     ql.set_num_threads(1)
     ql.manual_seed(args.seed)
-    data = load_digits(seed=args.seed)
+    data = load_digits(random_state=args.seed)
     calib = data.x_train[:256]
 
     fp32 = train(DigitsNet(), data, args.epochs, 0.05, args.seed)

@@ -30,7 +30,8 @@ def digits_cnn(seed):
 def train(model, opt, data, epochs, seed, gamma=1.0):
     """Adam over shuffled minibatches of 64; the learning rate times ``gamma`` after
     each epoch (QAT fine-tuning halves it: the rounding makes late steps noisy)."""
-    loader = DataLoader(data.x_train, data.y_train, batch_size=64, shuffle=True, seed=seed)
+    loader = DataLoader(data.x_train, data.y_train, batch_size=64, shuffle=True,
+                        random_state=seed)
     sched = optim.lr_scheduler.ExponentialLR(opt, gamma=gamma)
     for _ in range(epochs):
         for xb, yb in loader:

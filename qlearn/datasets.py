@@ -21,12 +21,28 @@ Digits.__doc__ = """What :func:`load_digits` returns: images (N, 1, 8, 8) and la
 """
 
 
-def load_digits(test_size=0.2, seed=0, stratify=True):
+def _generator(random_state):
+    """A ``numpy.random.Generator`` from ``random_state`` (None, a non-negative int or a
+    Generator, which is used as it is)."""
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if random_state is None:
+        return np.random.default_rng()
+    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
+        raise TypeError(f"`random_state` must be None, an int or a numpy.random.Generator, "
+                        f"got {type(random_state).__name__}")
+    if random_state < 0:
+        raise ValueError(f"`random_state` must be a non-negative int, got {random_state}")
+    return np.random.default_rng(int(random_state))
+
+
+def load_digits(test_size=0.2, random_state=0, stratify=True):
     """The 8x8 digits as ``Digits(x_train, y_train, x_test, y_test)``.
 
     Images are float32 (N, 1, 8, 8) scaled from 0..16 to [0, 1]; labels are int64.
     The split takes ``test_size`` (a fraction) of each class (``stratify=True``) or of
-    the whole set, chosen by a NumPy generator seeded with ``seed``.
+    the whole set, drawn by ``random_state``: an int (the same split for the same int,
+    as scikit-learn's ``random_state``) or a ``numpy.random.Generator`` to draw from.
 
     >>> from qlearn.datasets import load_digits
     >>> d = load_digits()
@@ -44,7 +60,7 @@ def load_digits(test_size=0.2, seed=0, stratify=True):
     raw = _sk_load_digits()
     x = (raw.data.reshape(-1, 1, 8, 8) / 16.0).astype(np.float32)
     y = raw.target.astype(np.int64)
-    rng = np.random.default_rng(seed)
+    rng = _generator(random_state)
     if stratify:
         test = []
         for c in np.unique(y):
@@ -63,8 +79,9 @@ class DataLoader:
 
     With ``shuffle`` each pass (each ``iter()``) draws a new order from one generator:
     ``generator`` (a ``numpy.random.Generator``, as PyTorch's DataLoader takes a
-    ``torch.Generator``) or, without one, a generator made from ``seed``; either way a
-    run is reproducible.  ``drop_last`` drops a final short batch.
+    ``torch.Generator``) or, without one, ``random_state``: an int (the same orders for
+    the same int, as scikit-learn's ``random_state``), a ``numpy.random.Generator`` or
+    ``None`` (a fresh, unrepeatable order).  ``drop_last`` drops a final short batch.
 
     >>> import numpy as np
     >>> from qlearn.datasets import DataLoader
@@ -73,8 +90,8 @@ class DataLoader:
     ([4, 4, 2], 3)
     """
 
-    def __init__(self, *arrays, batch_size=32, shuffle=False, drop_last=False, seed=None,
-                 generator=None):
+    def __init__(self, *arrays, batch_size=32, shuffle=False, drop_last=False,
+                 random_state=None, generator=None):
         if not arrays:
             raise ValueError("DataLoader needs at least one array")
         n = len(arrays[0])
@@ -88,7 +105,7 @@ class DataLoader:
         if generator is not None and not isinstance(generator, np.random.Generator):
             raise TypeError(f"`generator` must be a numpy.random.Generator, got "
                             f"{type(generator).__name__}")
-        self._rng = generator if generator is not None else np.random.default_rng(seed)
+        self._rng = generator if generator is not None else _generator(random_state)
 
     def __len__(self):
         full, rest = divmod(self.n, self.batch_size)

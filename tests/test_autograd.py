@@ -431,3 +431,9 @@ def test_max_min_numpy_spelling_returns_values(torch_mod):
     np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
     with pytest.raises(TypeError, match="not both"):
         x.max(1, axis=1)
+
+
+def test_gradcheck_random_state_takes_an_int_or_a_generator():
+    x = np.linspace(-2, 2, 5)
+    assert gradcheck(ops.Tanh, [x], random_state=7)
+    assert gradcheck(ops.Tanh, [x], random_state=np.random.default_rng(7))

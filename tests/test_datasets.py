@@ -21,7 +21,7 @@ def test_load_digits_shapes_split_and_seed():
     again = load_digits()
     np.testing.assert_array_equal(d.x_test, again.x_test)
     np.testing.assert_array_equal(d.y_train, again.y_train)
-    other = load_digits(seed=1, stratify=False, test_size=0.5)
+    other = load_digits(random_state=1, stratify=False, test_size=0.5)
     assert other.x_test.shape[0] == 898 and not np.array_equal(other.y_train[:50], d.y_train[:50])
     # no image is in both sets
     train = {x.tobytes() + bytes([y]) for x, y in zip(d.x_train, d.y_train)}
@@ -49,12 +49,12 @@ def test_dataloader_batches_shuffle_and_drop_last():
     batches = list(DataLoader(x, y, batch_size=3))
     assert [len(b[0]) for b in batches] == [3, 3, 3, 1]
     np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), y)
-    loader = DataLoader(x, y, batch_size=3, shuffle=True, drop_last=True, seed=0)
+    loader = DataLoader(x, y, batch_size=3, shuffle=True, drop_last=True, random_state=0)
     assert len(loader) == 3
     first = np.concatenate([b[1] for b in loader])
     second = np.concatenate([b[1] for b in loader])
     assert len(first) == 9 and len(set(first)) == 9 and not np.array_equal(first, second)
-    again = DataLoader(x, y, batch_size=3, shuffle=True, drop_last=True, seed=0)
+    again = DataLoader(x, y, batch_size=3, shuffle=True, drop_last=True, random_state=0)
     np.testing.assert_array_equal(np.concatenate([b[1] for b in again]), first)
     assert [len(b) for b in DataLoader(y, batch_size=4)] == [4, 4, 2]
     with pytest.raises(ValueError, match="same length"):
@@ -88,7 +88,8 @@ def test_dataloader_generator_gives_the_same_order_as_the_same_seed():
     from qlearn.datasets import DataLoader
     x = np.arange(20.0)
     y = np.arange(20)
-    by_seed = [xb.tolist() for xb, _ in DataLoader(x, y, batch_size=6, shuffle=True, seed=3)]
+    by_seed = [xb.tolist() for xb, _ in DataLoader(x, y, batch_size=6, shuffle=True,
+                                                   random_state=3)]
     by_gen = [xb.tolist() for xb, _ in DataLoader(x, y, batch_size=6, shuffle=True,
                                                   generator=np.random.default_rng(3))]
     assert by_seed == by_gen
@@ -102,3 +103,22 @@ def test_dataloader_generator_must_be_a_numpy_generator():
     from qlearn.datasets import DataLoader
     with pytest.raises(TypeError, match="`generator` must be a numpy.random.Generator"):
         DataLoader(np.arange(4.0), generator=3)
+
+
+def test_random_state_takes_an_int_or_a_generator():
+    x = np.arange(20.0)
+    by_int = [xb.tolist() for xb in DataLoader(x, batch_size=6, shuffle=True, random_state=3)]
+    by_gen = [xb.tolist() for xb in DataLoader(x, batch_size=6, shuffle=True,
+                                               random_state=np.random.default_rng(3))]
+    assert by_int == by_gen
+    with pytest.raises(TypeError, match="`random_state` must be None, an int or"):
+        DataLoader(x, random_state=1.5)
+    with pytest.raises(TypeError, match="`random_state`"):
+        DataLoader(x, random_state=True)
+    with pytest.raises(ValueError, match="`random_state` must be a non-negative int, got -1"):
+        DataLoader(x, random_state=-1)
+    pytest.importorskip("sklearn")
+    a, b = load_digits(random_state=5), load_digits(random_state=np.random.default_rng(5))
+    np.testing.assert_array_equal(a.y_train, b.y_train)
+    with pytest.raises(TypeError, match="`random_state`"):
+        load_digits(random_state="0")

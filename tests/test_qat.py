@@ -104,7 +104,8 @@ def _accuracy(model, x, y):
 
 def _train(model, opt, data, epochs, seed, gamma=1.0):
     from qlearn.datasets import DataLoader
-    loader = DataLoader(data.x_train, data.y_train, batch_size=64, shuffle=True, seed=seed)
+    loader = DataLoader(data.x_train, data.y_train, batch_size=64, shuffle=True,
+                        random_state=seed)
     sched = optim.lr_scheduler.ExponentialLR(opt, gamma=gamma)
     for _ in range(epochs):
         for xb, yb in loader:

@@ -42,7 +42,7 @@ def digits():
     for epoch in range(2):
         model.train()
         for xb, yb in DataLoader(data.x_train, data.y_train, batch_size=64, shuffle=True,
-                                 seed=epoch):
+                                 random_state=epoch):
             loss = F.cross_entropy(model(ql.tensor(xb)), yb)
             opt.zero_grad()
             loss.backward()

@@ -10,7 +10,7 @@ NumPy arrays.
 from . import ops
 from .function import Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .gradcheck import gradcheck
-from .random import manual_seed
+from ._restart import manual_seed
 from .tensor import Size, Tensor, cat, maximum, minimum, stack, tensor, where
 from . import factories, torch_functions
 from .factories import *  # noqa: F401,F403 (zeros, ones, rand, arange, ...)

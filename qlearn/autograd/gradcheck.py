@@ -57,7 +57,8 @@ def numerical_grad(fn, args, i, proj, kwargs=None, eps=1e-6):
     return grad
 
 
-def gradcheck(fn, args, kwargs=None, wrt=None, eps=1e-6, atol=1e-6, rtol=1e-5, seed=0):
+def gradcheck(fn, args, kwargs=None, wrt=None, eps=1e-6, atol=1e-6, rtol=1e-5,
+              random_state=0):
     """Check ``fn.backward`` against finite differences, in float64.
 
     Parameters
@@ -67,6 +68,9 @@ def gradcheck(fn, args, kwargs=None, wrt=None, eps=1e-6, atol=1e-6, rtol=1e-5, s
         Positional inputs; float arrays are converted to float64 copies.
     wrt : sequence of int, optional
         Indices of the inputs to check (default: every float array).
+    random_state : int or numpy.random.Generator, default 0
+        Draws the random output weights that reduce the output to one number (an int
+        gives the same weights for the same int, as scikit-learn's ``random_state``).
 
     Returns True, or raises ``AssertionError`` naming the input and the worst element.
 
@@ -81,7 +85,9 @@ def gradcheck(fn, args, kwargs=None, wrt=None, eps=1e-6, atol=1e-6, rtol=1e-5, s
         wrt = [i for i, a in enumerate(args) if isinstance(a, np.ndarray)
                and a.dtype == np.float64]
     _, out = _forward(fn, args, kwargs or {})
-    proj = np.random.default_rng(seed).standard_normal(np.shape(out))
+    rng = (random_state if isinstance(random_state, np.random.Generator)
+           else np.random.default_rng(random_state))
+    proj = rng.standard_normal(np.shape(out))
     analytic = analytical_grad(fn, args, proj, kwargs)
     for i in wrt:
         num = numerical_grad(fn, args, i, proj, kwargs, eps)

@@ -14,27 +14,9 @@ True
 """
 import numpy as np
 
-__all__ = ["manual_seed", "get_generator"]
+__all__ = ["get_generator"]
 
 _generator = np.random.default_rng()
-
-
-def manual_seed(seed):
-    """Restart the generator used by ``nn.init``, module constructors and dropout from an
-    integer, as ``torch.manual_seed`` does; returns the new generator.
-
-    >>> import qlearn as ql
-    >>> from qlearn import nn
-    >>> _ = ql.autograd.manual_seed(0); a = nn.Linear(3, 2).weight.numpy().copy()
-    >>> _ = ql.autograd.manual_seed(0); b = nn.Linear(3, 2).weight.numpy()
-    >>> bool((a == b).all())
-    True
-    """
-    global _generator
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative int, got {seed!r}")
-    _generator = np.random.default_rng(int(seed))
-    return _generator
 
 
 def get_generator():

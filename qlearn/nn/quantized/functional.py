@@ -301,27 +301,75 @@ def adaptive_avg_pool2d(input, output_size):
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None):
-    r"""Quantized average pooling, non-overlapping case via :func:`adaptive_avg_pool2d`.
+    r"""Quantized average pooling; the output keeps the input's scale and zero point.
 
-    Supported: ``stride == kernel_size``, no padding, input divisible by the kernel.
+    A window holding ``n`` input elements (the rest is padding, real 0) and divided by
+    ``d`` (its size with the padding when ``count_include_pad``, else ``n``, or
+    ``divisor_override``) gives, as PyTorch's quantized kernel (zero point added before
+    the rounding, float32 throughout):
+
+    .. math::  q_{out} = \operatorname{nearbyint}\big(\mathrm{f32}(\textstyle\sum q
+               - n Z) \cdot \mathrm{f32}(1/d) + Z\big)
 
     >>> import qlearn.nn.quantized.functional as qF
     >>> x = ql.quantize_per_tensor(np.arange(16.0).reshape(1, 1, 4, 4), 1.0, 0, ql.quint8)
     >>> qF.avg_pool2d(x, 2).int_repr()[0, 0]
     array([[ 2,  4],
            [10, 12]], dtype=uint8)
+    >>> qF.avg_pool2d(x, 3, stride=2, padding=1).int_repr()[0, 0]   # 9 per window
+    array([[ 1,  3],
+           [ 6, 10]], dtype=uint8)
     """
     from .packed_params import _pair
     who = "qF.avg_pool2d"
     require_quantized(input, who)
+    if input.ndim not in (3, 4):
+        raise ValueError(f"{who}: `input` must be 3-d or 4-d, got shape {input.shape}")
     k = _pair(kernel_size, "kernel_size", who, 1)
-    s = _pair(kernel_size if stride is None else stride, "stride", who, 1)
-    h, w = input.shape[-2:]
-    if s != k or _pair(padding, "padding", who, 0) != (0, 0) or h % k[0] or w % k[1]:
-        raise ValueError(f"{who}: only stride == kernel_size, padding 0 and an input "
-                         f"divisible by the kernel are supported, got kernel {k}, "
-                         f"stride {s}, padding {padding}, input {h}x{w}")
-    return adaptive_avg_pool2d(input, (h // k[0], w // k[1]))
+    s = _pair(kernel_size if stride is None or stride == [] else stride, "stride", who, 1)
+    p = _pair(padding, "padding", who, 0)
+    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
+        raise ValueError(f"{who}: `padding` must be at most half the kernel size, got "
+                         f"padding {p} for kernel {k}")
+    if divisor_override is not None and (
+            isinstance(divisor_override, bool)
+            or not isinstance(divisor_override, (int, np.integer)) or divisor_override == 0):
+        raise ValueError(f"{who}: `divisor_override` must be a non-zero integer or None, "
+                         f"got {divisor_override!r}")
+    q = input._int
+    h, w = q.shape[-2:]
+    oh, ow = (_pool_out(h, k[0], s[0], p[0], 1, ceil_mode),
+              _pool_out(w, k[1], s[1], p[1], 1, ceil_mode))
+    if oh < 1 or ow < 1:
+        raise ValueError(f"{who}: the input {h}x{w} is too small for kernel {k} with "
+                         f"padding {p}")
+    z = int(input.q_zero_point())
+
+    def bounds(out, size, kk, ss, pp):
+        start = np.arange(out) * ss - pp
+        stop = np.minimum(start + kk, size + pp)        # the window, padding included
+        pool = stop - start
+        return np.maximum(start, 0), np.minimum(stop, size), pool
+
+    hs, he, hpool = bounds(oh, h, k[0], s[0], p[0])
+    ws, we, wpool = bounds(ow, w, k[1], s[1], p[1])
+    # integral image: each window sum is four lookups (int64, exact)
+    ii = np.zeros(q.shape[:-2] + (h + 1, w + 1), dtype=np.int64)
+    ii[..., 1:, 1:] = q.astype(np.int64).cumsum(-2).cumsum(-1)
+    total = (ii[..., he[:, None], we[None, :]] - ii[..., hs[:, None], we[None, :]]
+             - ii[..., he[:, None], ws[None, :]] + ii[..., hs[:, None], ws[None, :]])
+    count = (he - hs)[:, None] * (we - ws)[None, :]
+    if divisor_override is not None:
+        divisor = np.full(count.shape, int(divisor_override))
+    elif count_include_pad:
+        divisor = hpool[:, None] * wpool[None, :]
+    else:
+        divisor = count
+    f32 = np.float32
+    inv = f32(1) / divisor.astype(f32)
+    v = (total.astype(f32) - (z * count).astype(f32)) * inv + f32(z)
+    out = np.clip(np.rint(v), 0, 255).astype(np.uint8)
+    return _like(input, out)
 
 
 def _scalar_operand(b, who):

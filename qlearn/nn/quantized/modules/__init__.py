@@ -1,5 +1,5 @@
 """The quantized modules of ``qlearn.nn.quantized``."""
-from .activation import ELU, Hardswish, LeakyReLU, Sigmoid
+from .activation import ELU, Hardswish, LeakyReLU, Sigmoid, Softmax
 from .batchnorm import BatchNorm2d
 from .conv import Conv2d
 from .embedding_ops import Embedding, EmbeddingBag
@@ -9,5 +9,5 @@ from .misc import (AdaptiveAvgPool2d, DeQuantize, Dropout, FloatFunctional, MaxP
 
 __all__ = ["AdaptiveAvgPool2d", "BatchNorm2d", "Conv2d", "DeQuantize", "Dropout", "ELU",
            "Embedding", "EmbeddingBag", "FloatFunctional", "Hardswish", "LeakyReLU", "Linear",
-           "Sigmoid",
+           "Sigmoid", "Softmax",
            "MaxPool2d", "QFunctional", "Quantize", "ReLU", "ReLU6"]

@@ -1,8 +1,10 @@
 """Quantized activations with their own output parameters: ``Hardswish``, ``ELU``,
-``LeakyReLU`` and ``Sigmoid`` (``torch.ao.nn.quantized``'s).  Each applies its
+``LeakyReLU``, ``Sigmoid`` and ``Softmax`` (``torch.ao.nn.quantized``'s).  Each applies its
 :mod:`qlearn.nn.quantized.functional` map and requantizes to ``(scale, zero_point)``."""
 import numpy as np
 
+from ....dtypes import quint8
+from ....qtensor import quantize_per_tensor
 from ...modules.module import Module
 from .. import functional as qF
 from .utils import activation_qparams
@@ -136,3 +138,44 @@ class Sigmoid(_OutputQParams):
 
     def __repr__(self):
         return "Sigmoid()"
+
+
+class Softmax(_OutputQParams):
+    r"""Quantized softmax along ``dim``, requantized to ``(scale, zero_point)``: as
+    PyTorch's x86 kernel, the input is dequantized, :math:`y_i = e^{x_i} / \sum_j e^{x_j}`
+    computed in float32 and quantized (float32 exponentials differ by an ulp between
+    libraries, so an output integer can differ from PyTorch's by one at a rounding
+    boundary).  ``dim=None`` picks PyTorch's legacy default (0 for 0-, 1- and 3-d
+    inputs, else 1).
+
+    >>> import qlearn.nn.quantized as nnq
+    >>> m = nnq.Softmax(dim=-1, scale=1 / 256, zero_point=0)
+    >>> m
+    QuantizedSoftmax(dim=-1)
+    >>> m(ql.quantize_per_tensor([[0.0, 0.0, 1.0]], 0.05, 100, ql.quint8)).int_repr()
+    array([[ 54,  54, 147]], dtype=uint8)
+    """
+
+    def __init__(self, dim=None, scale=1.0, zero_point=0):
+        super().__init__(scale, zero_point)
+        self.dim = dim
+
+    @classmethod
+    def from_float(cls, mod):
+        """Build from an observed float ``nn.Softmax``: its ``dim`` and the output qparams
+        of its ``activation_post_process``."""
+        scale, zero_point = activation_qparams(mod, cls.__name__)
+        return cls(getattr(mod, "dim", None), scale, zero_point)
+
+    def forward(self, input):
+        qF.require_quantized(input, "QuantizedSoftmax")
+        x = np.asarray(input.dequantize(), np.float32)
+        dim = self.dim if self.dim is not None else (0 if x.ndim in (0, 1, 3) else 1)
+        if x.size == 0:
+            return quantize_per_tensor(x, *self._qparams(), quint8)
+        e = np.exp(x - x.max(axis=dim, keepdims=True))
+        return quantize_per_tensor(e / e.sum(axis=dim, keepdims=True), *self._qparams(),
+                                   quint8)
+
+    def __repr__(self):
+        return f"QuantizedSoftmax(dim={self.dim})"
