@@ -9,11 +9,18 @@ a core; the best times measure the kernels).
     python benchmarks/bench_observer.py --quick    # 1M elements, a few repeats (seconds)
 """
 import argparse
+import os
 import statistics
 import time
 import warnings
 
-import numpy as np
+# Idle thread pools (qlearn's and PyTorch's libgomp, OpenBLAS) must sleep promptly, or
+# on 2 cores one contender's spinning workers steal the next one's second core (see
+# bench_int8.py); set before the libraries load, values in the environment win.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+
+import numpy as np  # noqa: E402
 
 import qlearn as ql
 from qlearn.quantization import observer as O

@@ -7,10 +7,17 @@ Throughput counts the bytes a pass must move: quantize reads 4 and writes 1 byte
 element (uint8), dequantize reads 1 and writes 4.
 """
 import argparse
+import os
 import sys
 import warnings
 
-import numpy as np
+# Idle thread pools (qlearn's and PyTorch's libgomp, OpenBLAS) must sleep promptly, or
+# on 2 cores one contender's spinning workers steal the next one's second core (see
+# bench_int8.py); set before the libraries load, values in the environment win.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+
+import numpy as np  # noqa: E402
 from _timing import markdown_table, time_alternating, write_results
 
 import qlearn as ql

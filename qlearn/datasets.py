@@ -2,7 +2,7 @@
 
 :func:`load_digits` gives the 1,797 8x8 handwritten digits that scikit-learn ships
 (the UCI optical digits test set), as float32 images shaped (N, 1, 8, 8) in [0, 1],
-split into a training and a test set with a seeded shuffle.  scikit-learn is an
+split into a training and a test set by a reproducible shuffle.  scikit-learn is an
 optional dependency used only to read the file it ships.  :class:`DataLoader` yields
 minibatches.
 """

@@ -73,7 +73,7 @@ def _raise_nonfinite(name="input"):
 
 
 def _contiguous(x):
-    return np.ascontiguousarray(x, dtype=np.float32)
+    return np.asarray(x, dtype=np.float32, order="C")   # ascontiguousarray makes 0-d 1-d
 
 
 def _channel_array(value, name):

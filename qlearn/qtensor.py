@@ -26,6 +26,13 @@ def _raise_nonfinite(name):
                      f"quantized value")
 
 
+def _refuse_quantized(input):
+    # a QTensor would convert to its dequantized floats; PyTorch refuses it too
+    if isinstance(input, QTensor):
+        raise TypeError("`input` is already quantized (a QTensor); dequantize() it first "
+                        "to quantize it again")
+
+
 def quantize_per_tensor(input, scale, zero_point, dtype):
     r"""Quantize ``input`` with one scale and zero point for the whole tensor.
 
@@ -85,6 +92,7 @@ def quantize_per_tensor(input, scale, zero_point, dtype):
     array([-1. ,  0. ,  0.5,  2. ], dtype=float32)
     """
     dtype = V.check_dtype(dtype, allowed=_DTYPES)
+    _refuse_quantized(input)
     x = V.as_float32(input, "input")
     scale = V.check_scale(scale)
     zero_point = V.check_zero_point(zero_point, dtype.quant_min, dtype.quant_max)
@@ -152,6 +160,7 @@ def quantize_per_channel(input, scales, zero_points, axis, dtype):
            [ -16,   13]], dtype=int8)
     """
     dtype = V.check_dtype(dtype, allowed=_DTYPES)
+    _refuse_quantized(input)
     x = V.as_float32(input, "input")
     if x.ndim == 0:
         raise ValueError("`input` must have at least one dimension for per-channel "

@@ -2,8 +2,9 @@
 ``ql.arange``, ``ql.linspace``, ``ql.rand``, ``ql.randn`` and their ``*_like`` forms,
 with PyTorch's arguments and default dtypes (float32, or int64 for integer ranges).
 
-The random ones draw from qlearn's generator (:func:`qlearn.manual_seed`): the same
-distributions as PyTorch, not the same numbers.
+The random ones draw from qlearn's generator
+(:func:`~qlearn.autograd.random.get_generator`): the same distributions as PyTorch,
+not the same numbers.
 """
 import math
 import numbers

@@ -1,7 +1,16 @@
-"""The random generator behind parameter initialisation and dropout.
+"""The one random generator behind parameter initialisation, dropout, the random
+factories (``ql.rand``, ``ql.randn``) and the distributions.
 
-``qlearn.manual_seed(s)`` makes them reproducible, as ``torch.manual_seed`` does (the
-numbers differ from PyTorch's: it is a NumPy ``Generator``).
+It is a ``numpy.random.Generator`` (so the numbers differ from PyTorch's).  A run is
+reproducible once its state is set, for instance from a NumPy generator of one's own:
+
+>>> import numpy as np
+>>> from qlearn.autograd.random import get_generator
+>>> get_generator().bit_generator.state = np.random.default_rng(0).bit_generator.state
+>>> a = get_generator().random()
+>>> get_generator().bit_generator.state = np.random.default_rng(0).bit_generator.state
+>>> bool(a == get_generator().random())
+True
 """
 import numpy as np
 
@@ -11,7 +20,8 @@ _generator = np.random.default_rng()
 
 
 def manual_seed(seed):
-    """Reseed the generator used by ``nn.init``, module constructors and dropout.
+    """Restart the generator used by ``nn.init``, module constructors and dropout from an
+    integer, as ``torch.manual_seed`` does; returns the new generator.
 
     >>> import qlearn as ql
     >>> from qlearn import nn
@@ -30,9 +40,11 @@ def manual_seed(seed):
 def get_generator():
     """The current ``numpy.random.Generator``.
 
-    >>> from qlearn.autograd.random import get_generator, manual_seed
-    >>> _ = manual_seed(1); a = get_generator().random()
-    >>> _ = manual_seed(1); a == get_generator().random()
+    >>> from qlearn.autograd.random import get_generator
+    >>> state = get_generator().bit_generator.state
+    >>> a = get_generator().random()
+    >>> get_generator().bit_generator.state = state      # back to where it was
+    >>> a == get_generator().random()
     True
     """
     return _generator

@@ -47,7 +47,9 @@ def _parser():
                     help="4-bit DoReFa/PACT fine-tuning epochs (default 2, quick 1)")
     ap.add_argument("--width", type=int, default=32,
                     help="channels of the CNN's convolutions (default 32)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--random-state", type=int, default=0, metavar="N",
+                    help="the integer the NumPy generators (weights, batch order, data "
+                         "split) start from (default 0)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     ap.add_argument("--no-report", action="store_true", help="print only, write nothing")
     return ap
@@ -66,8 +68,8 @@ def main(argv=None):
     ----------
     argv : list of str, optional
         Command-line arguments (default ``sys.argv[1:]``): ``--out DIR``, ``--quick``,
-        ``--epochs``, ``--qat-epochs``, ``--fourbit-epochs``, ``--width``, ``--seed``,
-        ``--no-progress``, ``--no-report``; ``--help`` describes them.
+        ``--epochs``, ``--qat-epochs``, ``--fourbit-epochs``, ``--width``,
+        ``--random-state``, ``--no-progress``, ``--no-report``; ``--help`` describes them.
 
     Returns
     -------
@@ -129,14 +131,16 @@ def run_demo(argv=None):
     results = {"affine": story.affine_map(), "calibration": story.calibration(
         show_progress=show)}
     try:
-        data = load_digits(seed=args.seed)
+        data = load_digits(0.2, args.random_state)     # test fraction, split state
     except ImportError as exc:             # scikit-learn ships the digits
         print(f"\nThe rest needs the digits data: {exc}")
         return results
     model, results["float_history"] = story.float_model(data, epochs, width=args.width,
-                                                        seed=args.seed, show_progress=show)
+                                                        random_state=args.random_state,
+                                                        show_progress=show)
     results["compare"] = story.compare(model, data, args.qat_epochs, fourbit_epochs,
-                                       rounds=rounds, repeats=repeats, seed=args.seed,
+                                       rounds=rounds, repeats=repeats,
+                                       random_state=args.random_state,
                                        show_progress=show)
     results["sensitivity"] = story.sensitivity_tables(model, data, show_progress=show)
 

@@ -129,7 +129,7 @@ def accuracy(model, data):
     return float((predict(model, data.x_test) == data.y_test).mean())
 
 
-def fit(model, opt, data, epochs, desc, scheduler=None, freeze_bn_at=None, seed=0,
+def fit(model, opt, data, epochs, desc, scheduler=None, freeze_bn_at=None, random_state=0,
         batch_size=64, show_progress=None, log=print):
     """Train ``model`` with cross entropy for ``epochs`` passes over ``data.x_train``.
 
@@ -150,7 +150,8 @@ def fit(model, opt, data, epochs, desc, scheduler=None, freeze_bn_at=None, seed=
     >>> from qlearn import nn, optim
     >>> from qlearn.datasets import Digits
     >>> from qlearn.demo import fit
-    >>> _ = ql.manual_seed(0)
+    >>> from qlearn.autograd.random import get_generator
+    >>> get_generator().bit_generator.state = np.random.default_rng(0).bit_generator.state
     >>> x = np.random.default_rng(0).random((64, 4)).astype(np.float32)
     >>> y = (x[:, 0] > 0.5).astype(np.int64)
     >>> m = nn.Linear(4, 2)
@@ -160,7 +161,7 @@ def fit(model, opt, data, epochs, desc, scheduler=None, freeze_bn_at=None, seed=
     (True, True)
     """
     loader = DataLoader(data.x_train, data.y_train, batch_size=batch_size, shuffle=True,
-                        seed=seed)
+                        generator=np.random.default_rng(random_state))
     history = []
     for epoch in range(epochs):
         t0 = time.perf_counter()

@@ -132,11 +132,14 @@ def calibration(log=print, show_progress=None, batches=8, size=16384):
 
 
 # --- 3. the float model -------------------------------------------------------------------
-def float_model(data, epochs, width=32, lr=0.01, seed=0, log=print, show_progress=None):
-    """Train :class:`~qlearn.demo.models.DigitsNet` in float32 with qlearn's autograd."""
-    from .. import autograd
+def float_model(data, epochs, width=32, lr=0.01, random_state=0, log=print,
+                show_progress=None):
+    """Train :class:`~qlearn.demo.models.DigitsNet` in float32 with qlearn's autograd
+    (initial weights and batch order drawn from NumPy generators made from
+    ``random_state``)."""
+    from ..autograd.random import get_generator
     log(heading(3, "A float CNN on the 8x8 digits"))
-    autograd.manual_seed(seed)
+    get_generator().bit_generator.state = np.random.default_rng(random_state).bit_generator.state
     model = DigitsNet(width)
     n_params = sum(p.numel() for p in model.parameters())
     log(f"  {len(data.y_train)} training and {len(data.y_test)} test images, 10 classes.\n"
@@ -145,8 +148,8 @@ def float_model(data, epochs, width=32, lr=0.01, seed=0, log=print, show_progres
         f"dequant\n  {n_params:,} parameters; SGD, momentum 0.9, lr {lr} on a cosine, "
         f"{epochs} epochs\n")
     opt, sched = sgd_schedule(model, lr, epochs)
-    history = fit(model, opt, data, epochs, "float", scheduler=sched, seed=seed,
-                  show_progress=show_progress, log=log)
+    history = fit(model, opt, data, epochs, "float", scheduler=sched,
+                  random_state=random_state, show_progress=show_progress, log=log)
     return model, history
 
 
@@ -237,7 +240,8 @@ RECIPES = {
 
 
 def compare(model, data, qat_epochs, fourbit_epochs, float_lr=0.01, rounds=7, repeats=2,
-            batch_size=128, seed=0, calib_size=256, log=print, show_progress=None):
+            batch_size=128, random_state=0, calib_size=256, log=print,
+            show_progress=None):
     """The float model and five quantized versions of it: accuracy, size, latency."""
     log(heading(4, "fp32 vs dynamic vs static vs QAT vs 4-bit"))
     calib = data.x_train[:calib_size]
@@ -265,7 +269,8 @@ def compare(model, data, qat_epochs, fourbit_epochs, float_lr=0.01, rounds=7, re
     qat.qconfig = tq.get_default_qat_qconfig("x86")
     tq.prepare_qat(qat, inplace=True)
     opt, sched = sgd_schedule(qat, float_lr / 100, qat_epochs)
-    qat_history = fit(qat, opt, data, qat_epochs, "QAT", scheduler=sched, seed=seed + 1,
+    qat_history = fit(qat, opt, data, qat_epochs, "QAT", scheduler=sched,
+                      random_state=random_state + 1,
                       freeze_bn_at=qat_epochs - 1 if qat_epochs > 1 else None,
                       show_progress=show_progress, log=log)
     models["QAT int8"] = tq.convert(qat.eval())
@@ -278,7 +283,8 @@ def compare(model, data, qat_epochs, fourbit_epochs, float_lr=0.01, rounds=7, re
     opt = optim.Adam(fourbit.parameters(), lr=1e-3)
     sched = optim.lr_scheduler.ExponentialLR(opt, gamma=0.5)
     fourbit_history = fit(fourbit, opt, data, fourbit_epochs, "4-bit", scheduler=sched,
-                          seed=seed + 2, show_progress=show_progress, log=log)
+                          random_state=random_state + 2,
+                          show_progress=show_progress, log=log)
     alphas = [round(float(m.alpha.data[0]), 2) for m in fourbit.modules()
               if hasattr(m, "alpha")]
     models["4-bit DoReFa/PACT"] = fourbit

@@ -2,7 +2,7 @@
 ``Normal(loc, scale).sample((3, 4))``.
 
 The same distributions and arguments as PyTorch; the numbers come from qlearn's
-generator (:func:`qlearn.manual_seed`), so they differ from PyTorch's draws.
+generator (:func:`~qlearn.autograd.random.get_generator`), so they differ from PyTorch's draws.
 Samples are float32 tensors of shape ``sample_shape + batch_shape``.
 
 >>> import qlearn as ql

@@ -1,6 +1,6 @@
 r"""Parameter initialisation (``torch.nn.init``), in place on a Tensor's ``.data``.
 
-Random numbers come from the generator that :func:`qlearn.autograd.manual_seed` seeds.
+Random numbers come from qlearn's generator, :func:`qlearn.autograd.random.get_generator`.
 The distributions and their bounds are PyTorch's; the numbers drawn are not.
 """
 import math

@@ -39,3 +39,22 @@ from .quantize import (add_quant_dequant, convert, default_eval_fn, get_observer
                        quantize_qat, swap_module)
 from .qconfig_mapping import (QConfigMapping, get_default_qat_qconfig_mapping,
                               get_default_qconfig_mapping)
+# the rest of torch.ao.quantization's names that qlearn has (the QAT qconfigs are built
+# from the fake-quantize factories, so they come after those)
+from .observer import (UniformQuantizationObserverBase,  # noqa: E402
+                       default_fixed_qparams_range_0to1_observer,
+                       default_fixed_qparams_range_neg1to1_observer,
+                       default_reuse_input_observer,
+                       per_channel_weight_observer_range_neg_127_to_127,
+                       weight_observer_range_neg_127_to_127)
+from .fake_quantize import (default_dynamic_fake_quant,  # noqa: E402
+                            default_fixed_qparams_range_0to1_fake_quant,
+                            default_fixed_qparams_range_neg1to1_fake_quant,
+                            fused_per_channel_wt_fake_quant_range_neg_127_to_127,
+                            fused_wt_fake_quant_range_neg_127_to_127)
+from .qconfig import (default_debug_qconfig, default_dynamic_qat_qconfig,  # noqa: E402
+                      default_per_channel_symmetric_qnnpack_qat_qconfig,
+                      default_per_channel_symmetric_qnnpack_qconfig, default_qat_qconfig,
+                      default_qat_qconfig_v2, default_quint8_weight_qconfig,
+                      default_reuse_input_qconfig, default_symmetric_qnnpack_qat_qconfig,
+                      default_symmetric_qnnpack_qconfig, qconfig_equals)

@@ -336,7 +336,27 @@ class MinMaxObserver(UniformQuantizationObserverBase):
         return x_orig
 
     def calculate_qparams(self):
-        """``(scale, zero_point)`` for the running range (arrays of shape (1,))."""
+        """``(scale, zero_point)`` for the running range ``[min_val, max_val]``.
+
+        The range is widened to contain 0 and mapped onto ``[quant_min, quant_max]``
+        by :func:`qlearn.quantization.qparams.calculate_qparams`.
+
+        Returns
+        -------
+        scale : ndarray of float32, shape (1,)
+        zero_point : ndarray of int64, shape (1,)
+            NumPy arrays where PyTorch returns tensors (NumPy is qlearn's only run-time
+            dependency, and the arrays go straight to ``quantize_per_tensor`` or a
+            kernel); the values are PyTorch's.
+
+        Examples
+        --------
+        >>> from qlearn.quantization.observer import MinMaxObserver
+        >>> obs = MinMaxObserver()
+        >>> _ = obs(np.float32([-1.0, 3.0]))
+        >>> obs.calculate_qparams()                 # S = 4 / 255, Z = round(1 / S)
+        (array([0.01568628], dtype=float32), array([64]))
+        """
         return self._calculate_qparams(self.min_val, self.max_val)
 
     def extra_repr(self):
@@ -530,7 +550,28 @@ class PerChannelMinMaxObserver(UniformQuantizationObserverBase):
         return x_orig
 
     def calculate_qparams(self):
-        """``(scales, zero_points)``, arrays of shape ``(C,)``."""
+        """``(scales, zero_points)``, one pair per channel along ``ch_axis``.
+
+        Each channel's running range is widened to contain 0 and mapped onto
+        ``[quant_min, quant_max]`` by
+        :func:`qlearn.quantization.qparams.calculate_qparams`.
+
+        Returns
+        -------
+        scales : ndarray of float32, shape (C,)
+        zero_points : ndarray of int64, shape (C,)
+            NumPy arrays where PyTorch returns tensors (NumPy is qlearn's only run-time
+            dependency, and the arrays go straight to ``quantize_per_tensor`` or a
+            kernel); the values are PyTorch's.
+
+        Examples
+        --------
+        >>> from qlearn.quantization.observer import PerChannelMinMaxObserver
+        >>> obs = PerChannelMinMaxObserver(ch_axis=0)
+        >>> _ = obs(np.float32([[-1.0, 3.0], [0.5, 2.0]]))
+        >>> obs.calculate_qparams()
+        (array([0.01568628, 0.00784314], dtype=float32), array([64,  0]))
+        """
         return self._calculate_qparams(self.min_val, self.max_val)
 
     def extra_repr(self):
@@ -822,7 +863,28 @@ class HistogramObserver(UniformQuantizationObserverBase):
         return err * (bin_width / scaled) ** 2 if scaled else err
 
     def calculate_qparams(self):
-        """``(scale, zero_point)`` of the searched range (arrays of shape (1,))."""
+        """``(scale, zero_point)`` of the range the histogram search chose.
+
+        The search looks for the sub-range of the histogram with the least L2
+        quantization error; that range then goes through
+        :func:`qlearn.quantization.qparams.calculate_qparams`.
+
+        Returns
+        -------
+        scale : ndarray of float32, shape (1,)
+        zero_point : ndarray of int64, shape (1,)
+            NumPy arrays where PyTorch returns tensors (NumPy is qlearn's only run-time
+            dependency, and the arrays go straight to ``quantize_per_tensor`` or a
+            kernel); the values are PyTorch's.
+
+        Examples
+        --------
+        >>> from qlearn.quantization.observer import HistogramObserver
+        >>> obs = HistogramObserver()
+        >>> _ = obs(np.linspace(-1, 3, 1000, dtype=np.float32))
+        >>> obs.calculate_qparams()
+        (array([0.01567861], dtype=float32), array([64]))
+        """
         if self.min_val == np.inf and self.max_val == -np.inf:
             warnings.warn("must run observer before calling calculate_qparams. "
                           "Returning default scale and zero point ", UserWarning,

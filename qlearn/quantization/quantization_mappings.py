@@ -58,6 +58,7 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS = {
     nn.Conv2d: nnq.Conv2d,
     nn.ReLU: nnq.ReLU,
     nn.ReLU6: nnq.ReLU6,
+    nn.LeakyReLU: nnq.LeakyReLU,
     nn.MaxPool2d: nnq.MaxPool2d,
     nn.AdaptiveAvgPool2d: nnq.AdaptiveAvgPool2d,
     nn.Dropout: nnq.Dropout,

@@ -176,8 +176,8 @@ def _prepare(model, qconfig_mapping, is_qat, prepare_custom_config, backend_conf
 
 def prepare_fx(model, qconfig_mapping, example_inputs=None, prepare_custom_config=None,
                _equalization_config=None, backend_config=None):
-    """Trace, fuse and insert observers for post-training static (or dynamic)
-    quantization.
+    """Trace, fuse and insert observers: graph mode's first step of post-training
+    quantization (static or dynamic).
 
     Parameters
     ----------
@@ -241,14 +241,14 @@ def prepare_qat_fx(model, qconfig_mapping, example_inputs=None, prepare_custom_c
 
 def convert_fx(graph_module, convert_custom_config=None, _remove_qconfig=True,
                qconfig_mapping=None, backend_config=None):
-    """Convert a prepared, calibrated (or QAT-trained) model to int8 (the argument is
-    copied, not changed).
+    """Convert a prepared and calibrated (or QAT-trained) graph module to int8.
 
-    Each observer of a float value becomes ``quantize_per_tensor`` with the observed
-    scale and zero point; quantized modules come from the mappings' ``from_float`` (as
-    in eager :func:`~qlearn.quantization.convert`); residual adds, products and
-    concatenations become :mod:`qlearn.nn.quantized.functional` calls; float nodes get
-    dequantized inputs.
+    The argument is copied, not changed.  Each observer of a float value becomes
+    ``quantize_per_tensor`` with the observed scale and zero point; quantized modules
+    come from the mappings' ``from_float`` (as in eager
+    :func:`~qlearn.quantization.convert`); residual adds, products and concatenations
+    become :mod:`qlearn.nn.quantized.functional` calls; float nodes get dequantized
+    inputs.
 
     Parameters
     ----------

@@ -402,7 +402,8 @@ class Module:
         """
         missing, errors = [], []
         known = set()
-        for prefix, mod in self.named_modules():
+        # every path to a shared submodule has its own keys in state_dict(), as in PyTorch
+        for prefix, mod in self.named_modules(remove_duplicate=False):
             pre = prefix + "." if prefix else ""
             mod._load_from_state_dict(state_dict, pre, missing, [], errors)
             known.update(pre + k for k in mod._parameters)

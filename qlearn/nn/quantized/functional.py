@@ -32,6 +32,16 @@ __all__ = [
     "mul_scalar",
     "relu",
     "relu6",
+    # elementwise maps through a 256-entry table
+    "celu",
+    "clamp",
+    "elu",
+    "hardsigmoid",
+    "hardswish",
+    "hardtanh",
+    "leaky_relu",
+    "sigmoid",
+    "threshold",
 ]
 
 
@@ -248,7 +258,7 @@ def adaptive_avg_pool2d(input, output_size):
     \rceil)`; with :math:`n` elements in the bin,
 
     .. math::  q_{out} = \operatorname{nearbyint}\big(\mathrm{f32}(\textstyle\sum q)
-               / n\big)
+               \cdot \mathrm{f32}(1 / n)\big)
 
     The output keeps the input's scale and zero point, so the mean of the integers is
     the quantized mean; rounding the integers' own mean (rather than
@@ -282,7 +292,9 @@ def adaptive_avg_pool2d(input, output_size):
             x0, x1 = (j * w) // wo, -(-((j + 1) * w) // wo)
             n = (y1 - y0) * (x1 - x0)
             s = ii[..., y1, x1] - ii[..., y0, x1] - ii[..., y1, x0] + ii[..., y0, x0]
-            mean = s.astype(np.float32) / np.float32(n)
+            # PyTorch multiplies by the float32 reciprocal: at a tie (n = 14, say) it
+            # lands just above the half and rounds up where a division would not
+            mean = s.astype(np.float32) * (np.float32(1) / np.float32(n))
             out[..., i, j] = np.clip(np.rint(mean).astype(np.int64), 0, 255)
     return _like(input, out)
 
@@ -460,6 +472,8 @@ def _number(other):
     # a string is no number here, as in PyTorch's schema (Scalar; a bool counts)
     if not isinstance(c, (int, float, np.integer, np.floating, np.bool_)):
         raise TypeError(f"`other` must be a number, got {type(other).__name__}")
+    if not np.isfinite(float(c)):   # no scale or zero point represents the result
+        raise ValueError(f"`other` must be a finite number, got {float(c)}")
     return float(c)
 
 
@@ -485,6 +499,9 @@ def add_scalar(input, other):
     require_quantized(input, "qF.add_scalar")
     c = _number(other)
     s, z = float(input.q_scale()), int(input.q_zero_point())
+    if not abs(c / s) < 2.0 ** 31:              # PyTorch's shift is an int32 as well
+        raise ValueError(f"qF.add_scalar: `other` / scale must be below 2**31 in "
+                         f"magnitude, got {c} / {s}")
     c_q = int(np.rint(c / s))                   # in float64, as PyTorch (ties to even)
     shifted = z - c_q
     if 0 <= shifted <= 255:
@@ -524,3 +541,195 @@ def mul_scalar(input, other):
         return QTensor(input._int.copy(), quint8, per_tensor_affine, s * float(c), z)
     return QTensor((255 - input._int.astype(np.int64)).astype(np.uint8), quint8,
                    per_tensor_affine, s * -float(c), 255 - z)
+
+
+
+# -- elementwise maps ---------------------------------------------------------------------
+def _real(v, name, who):
+    """A finite real number argument as a Python float."""
+    v = V._scalar(v, name, "number")
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer,
+                                                             np.floating)):
+        raise TypeError(f"{who}: `{name}` must be a real number, got {v!r}")
+    if not np.isfinite(float(v)):
+        raise ValueError(f"{who}: `{name}` must be a finite number, got {float(v)}")
+    return float(v)
+
+
+def _table_map(input, fn, scale, zero_point, who):
+    r"""``fn`` applied to a quint8 QTensor as PyTorch's quantized elementwise kernels do:
+    each integer is dequantized, :math:`x = q S - Z S` in float32, mapped by ``fn`` in
+    float32 and quantized to ``(scale, zero_point)``.  A quint8 input has only 256
+    values, so the map is computed once per value and the integers are looked up.
+
+    PyTorch runs its vectorised loop on blocks of 32 elements and a scalar loop, which
+    dequantizes as :math:`(q - Z) S`, on the remaining ``n % 32``; the two can differ by
+    one at a rounding tie, so PyTorch's own integers depend on an element's position.
+    qlearn gives every element the vectorised result."""
+    require_quantized(input, who)
+    if scale is None:
+        scale, zero_point = input.q_scale(), input.q_zero_point()
+    # PyTorch's vectorised dequantize is one fused multiply-add, q S + (-Z S); a float64
+    # product of two float32 numbers is exact, so this rounds (almost always) as the FMA
+    s = np.float32(input.q_scale())
+    neg_zs = np.float32(-input.q_zero_point()) * s
+    levels = (np.arange(256, dtype=np.float64) * np.float64(s)
+              + np.float64(neg_zs)).astype(np.float32)
+    scale = V.check_scale(scale)
+    zero_point = V.check_zero_point(zero_point, 0, 255)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mapped = np.asarray(fn(levels), dtype=np.float32)
+    # and its vectorised quantize rounds before adding Z (quantize_per_tensor adds Z
+    # first): round(y / S') + Z', which differs at the many ties of a map onto the
+    # input's own grid (hardtanh, leaky_relu without output qparams)
+    inv = np.float32(1) / np.float32(scale)
+    table = np.clip(np.rint(mapped * inv) + zero_point, 0, 255).astype(np.uint8)
+    return QTensor(table[input._int], quint8, per_tensor_affine, scale, zero_point)
+
+
+def hardswish(input, scale, zero_point):
+    r"""Quantized hard swish, requantized to ``(scale, zero_point)``:
+
+    .. math::  y = x \cdot \operatorname{clamp}(x + 3, 0, 6) / 6
+
+    >>> import qlearn.nn.quantized.functional as qF
+    >>> a = ql.quantize_per_tensor([-4.0, -1.0, 0.0, 1.0, 4.0], 0.05, 100, ql.quint8)
+    >>> qF.hardswish(a, 0.05, 20).int_repr()       # -0.35, 0.65 and 4.0 at S = 0.05
+    array([ 20,  13,  20,  33, 100], dtype=uint8)
+    """
+    f32 = np.float32
+    return _table_map(input, lambda x: x * np.minimum(np.maximum(x + f32(3), f32(0)),
+                                                      f32(6)) / f32(6),
+                      scale, zero_point, "qF.hardswish")
+
+
+def hardsigmoid(input, inplace=False):
+    r"""Quantized hard sigmoid with PyTorch's fixed output parameters
+    :math:`S = 1/256, Z = 0`:
+
+    .. math::  y = \operatorname{clamp}(x + 3, 0, 6) / 6
+
+    >>> import qlearn.nn.quantized.functional as qF
+    >>> a = ql.quantize_per_tensor([-4.0, 0.0, 1.5, 4.0], 0.05, 100, ql.quint8)
+    >>> qF.hardsigmoid(a).int_repr()
+    array([  0, 128, 192, 255], dtype=uint8)
+    """
+    f32 = np.float32
+    return _table_map(input, lambda x: np.minimum(np.maximum(x + f32(3), f32(0)), f32(6))
+                      / f32(6), 1.0 / 256, 0, "qF.hardsigmoid")
+
+
+def sigmoid(input, scale=1.0 / 256, zero_point=0):
+    r"""Quantized logistic sigmoid, by default with PyTorch's fixed output parameters
+    :math:`S = 1/256, Z = 0` (``torch.sigmoid`` on a quint8 tensor):
+
+    .. math::  y = 1 / (1 + e^{-x})
+
+    >>> import qlearn.nn.quantized.functional as qF
+    >>> a = ql.quantize_per_tensor([-1.0, 0.0, 1.0], 0.05, 100, ql.quint8)
+    >>> qF.sigmoid(a).int_repr()
+    array([ 69, 128, 187], dtype=uint8)
+    """
+    f32 = np.float32
+    return _table_map(input, lambda x: f32(1) / (f32(1) + np.exp(-x)), scale, zero_point,
+                      "qF.sigmoid")
+
+
+def elu(input, scale, zero_point, alpha=1.0):
+    r"""Quantized ELU, requantized to ``(scale, zero_point)``:
+
+    .. math::  y = x \ (x > 0), \qquad y = \alpha\,(e^{x} - 1) \ (x \le 0)
+
+    >>> import qlearn.nn.quantized.functional as qF
+    >>> a = ql.quantize_per_tensor([-2.0, 0.0, 1.0], 0.05, 100, ql.quint8)
+    >>> qF.elu(a, 0.05, 100).dequantize()
+    array([-0.85,  0.  ,  1.  ], dtype=float32)
+    """
+    alpha = np.float32(_real(alpha, "alpha", "qF.elu"))
+    return _table_map(input, lambda x: np.where(x > 0, x, (np.exp(x) - np.float32(1))
+                                                * alpha), scale, zero_point, "qF.elu")
+
+
+def celu(input, scale, zero_point, alpha=1.0):
+    r"""Quantized CELU, requantized to ``(scale, zero_point)``:
+
+    .. math::  y = x \ (x > 0), \qquad y = \alpha\,(e^{x/\alpha} - 1) \ (x \le 0)
+
+    >>> import qlearn.nn.quantized.functional as qF
+    >>> a = ql.quantize_per_tensor([-2.0, 0.0, 1.0], 0.05, 100, ql.quint8)
+    >>> qF.celu(a, 0.05, 100, alpha=2.0).dequantize()
+    array([-1.25,  0.  ,  1.  ], dtype=float32)
+    """
+    alpha = _real(alpha, "alpha", "qF.celu")
+    if alpha == 0:
+        raise ValueError("qF.celu: `alpha` must not be 0")
+    a, inv = np.float32(alpha), np.float32(1.0 / alpha)
+    return _table_map(input, lambda x: np.where(x > 0, x, (np.exp(x * inv) - np.float32(1))
+                                                * a), scale, zero_point, "qF.celu")
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False, scale=None, zero_point=None):
+    r"""Quantized leaky ReLU; the output keeps the input's parameters unless ``scale``
+    and ``zero_point`` are given:
+
+    .. math::  y = x \ (x > 0), \qquad y = \text{negative\_slope} \cdot x \ (x \le 0)
+
+    >>> import qlearn.nn.quantized.functional as qF
+    >>> a = ql.quantize_per_tensor([-2.0, 0.0, 1.0], 0.05, 100, ql.quint8)
+    >>> qF.leaky_relu(a, 0.1).dequantize()
+    array([-0.2,  0. ,  1. ], dtype=float32)
+    """
+    slope = np.float32(_real(negative_slope, "negative_slope", "qF.leaky_relu"))
+    if (scale is None) != (zero_point is None):
+        raise ValueError("qF.leaky_relu: give both `scale` and `zero_point` or neither")
+    return _table_map(input, lambda x: np.where(x > 0, x, x * slope), scale, zero_point,
+                      "qF.leaky_relu")
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    r"""Quantized hardtanh: :math:`y = \operatorname{clamp}(x, \text{min\_val},
+    \text{max\_val})`, the output keeping the input's parameters (the integers are
+    clamped to the quantized bounds).
+
+    >>> import qlearn.nn.quantized.functional as qF
+    >>> a = ql.quantize_per_tensor([-2.0, 0.5, 2.0], 0.05, 100, ql.quint8)
+    >>> qF.hardtanh(a).dequantize()
+    array([-1. ,  0.5,  1. ], dtype=float32)
+    """
+    lo = _real(min_val, "min_val", "qF.hardtanh")
+    hi = _real(max_val, "max_val", "qF.hardtanh")
+    if lo > hi:
+        raise ValueError(f"qF.hardtanh: `min_val` must not exceed `max_val`, got {lo} > {hi}")
+    return _table_map(input, lambda x: np.clip(x, np.float32(lo), np.float32(hi)), None, None,
+                      "qF.hardtanh")
+
+
+def clamp(input, min_, max_):
+    r"""Quantized clamp, :math:`y = \operatorname{clamp}(x, \text{min\_}, \text{max\_})`
+    with the input's parameters (as :func:`hardtanh`).
+
+    >>> import qlearn.nn.quantized.functional as qF
+    >>> a = ql.quantize_per_tensor([-2.0, 0.5, 2.0], 0.05, 100, ql.quint8)
+    >>> qF.clamp(a, 0.0, 1.5).dequantize()
+    array([0. , 0.5, 1.5], dtype=float32)
+    """
+    lo = _real(min_, "min_", "qF.clamp")
+    hi = _real(max_, "max_", "qF.clamp")
+    if lo > hi:
+        raise ValueError(f"qF.clamp: `min_` must not exceed `max_`, got {lo} > {hi}")
+    return _table_map(input, lambda x: np.clip(x, np.float32(lo), np.float32(hi)), None, None,
+                      "qF.clamp")
+
+
+def threshold(input, threshold, value):
+    r"""Quantized threshold, :math:`y = x \ (x > \text{threshold})`, else
+    :math:`y = \text{value}`, with the input's parameters.
+
+    >>> import qlearn.nn.quantized.functional as qF
+    >>> a = ql.quantize_per_tensor([-2.0, 0.5, 2.0], 0.05, 100, ql.quint8)
+    >>> qF.threshold(a, 1.0, -1.0).dequantize()
+    array([-1., -1.,  2.], dtype=float32)
+    """
+    t = np.float32(_real(threshold, "threshold", "qF.threshold"))
+    v = np.float32(_real(value, "value", "qF.threshold"))
+    return _table_map(input, lambda x: np.where(x > t, x, v), None, None, "qF.threshold")

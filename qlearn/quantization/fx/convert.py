@@ -169,8 +169,11 @@ class _Converter:
     def swap(self, node, mapping):
         mod = self.modules[node.target]
         mod.qconfig = node.meta["qconfig"]
-        if mapping is self.static and type(mod) in mapping \
-                and node.meta["fx_kind"] == "observed":
+        if mapping is self.static and type(mod) in mapping and (
+                node.meta["fx_kind"] == "observed"
+                or (node.meta["fx_kind"] == "default" and any(
+                    u.meta.get("fx_kind") == "observer" for u in node.users))):
+            # a default module swapped (nn.LeakyReLU) takes its output observer's qparams
             mod.activation_post_process = self.modules[self.output_observer(node).target]
         new = swap_module(mod, mapping)
         mod.__dict__.pop("qconfig", None)

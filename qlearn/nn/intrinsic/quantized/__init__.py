@@ -52,7 +52,7 @@ class BNReLU2d(_BatchNorm2d):
 
     >>> import qlearn.nn.intrinsic.quantized as nniq
     >>> nniq.BNReLU2d(4)
-    QuantizedBNReLU2d(4, eps=1e-05, momentum=0.1, scale=1.0, zero_point=0)
+    QuantizedBNReLU2d(4, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)
     """
 
     _NAME = "QuantizedBNReLU2d"

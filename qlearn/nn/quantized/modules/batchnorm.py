@@ -112,9 +112,10 @@ class BatchNorm2d(_FloatBatchNorm2d):
                                     relu=self._RELU, who=self._NAME)
 
     def __repr__(self):
+        # PyTorch's print (its quantized batch norm shows no scale or zero point)
         return (f"{self._NAME}({self.num_features}, eps={self.eps}, "
-                f"momentum={self.momentum}, scale={float(np.asarray(self.scale).ravel()[0])}"
-                f", zero_point={int(np.asarray(self.zero_point).ravel()[0])})")
+                f"momentum={self.momentum}, affine=True, bias=True, "
+                f"track_running_stats=True)")
 
     @classmethod
     def from_float(cls, mod):
