@@ -31,7 +31,7 @@ __all__ = ["fake_quantize_per_tensor", "fake_quantize_per_channel", "ste_backwar
 
 
 def _f32(a):
-    return np.ascontiguousarray(a, dtype=np.float32)
+    return np.asarray(a, dtype=np.float32, order="C")
 
 
 def fake_quantize_per_tensor(x, out, mask, scale, zero_point, quant_min, quant_max,

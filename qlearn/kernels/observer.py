@@ -27,7 +27,7 @@ __all__ = ["minmax", "minmax_per_channel", "histc", "quantization_error",
 
 
 def _f32(a):
-    return np.ascontiguousarray(a, dtype=np.float32)
+    return np.asarray(a, dtype=np.float32, order="C")
 
 
 def minmax(x, num_threads=None):

@@ -59,7 +59,7 @@ def quantize_per_channel(x, out, inv_scales, zero_points, axis, quant_min, quant
                          num_threads=None):
     r"""``q[..c..] = clamp(nearbyint(x[..c..] inv_scales[c] + Z_c), qmin, qmax)`` (eq.
     :eq:`per-channel`), multiply then add.  Returns True if ``x`` held NaN or infinity."""
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    x = np.asarray(x, dtype=np.float32, order="C")
     view = channel_view_shape(x.shape, axis)
     return bool(_quantize.quantize_per_channel(
         x.reshape(view), out.reshape(view), np.ascontiguousarray(inv_scales, np.float32),

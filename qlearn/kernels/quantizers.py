@@ -28,7 +28,7 @@ __all__ = ["clip_round", "clip_backward", "pact_backward", "dorefa_weight_forwar
 
 
 def _flat(a):
-    return np.ascontiguousarray(a, dtype=np.float32).reshape(-1)
+    return np.asarray(a, dtype=np.float32, order="C").reshape(-1)
 
 
 def clip_round(x, out, lo, hi, unit, levels, num_threads=None):
