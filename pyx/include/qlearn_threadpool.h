@@ -303,7 +303,7 @@ static void qlearn_pool_dispatch(qlearn_pool_t *p, qlearn_pool_fn fn, void *ctx,
 #define QLEARN_POOL_SLOTS 256
 #define QLEARN_POOL_EXPLORE_CALLS 16
 #define QLEARN_POOL_EXPLORE_RATIO 50
-#define QLEARN_POOL_WARMUP 3
+#define QLEARN_POOL_WARMUP 4        /* calls of each mode before choosing (1 not learned) */
 
 typedef struct {
     qlearn_pool_fn fn;
@@ -335,14 +335,17 @@ static qlearn_pool_choice_t *qlearn_pool_choice(qlearn_pool_fn fn, long items, l
     return c;
 }
 
-static void qlearn_pool_learn(qlearn_pool_choice_t *c, int mode, long ns) {
+/* Fold one timing into the estimate of `mode`.  The first call of each mode is not
+ * learned from (the first parallel one may start the worker threads, or find them
+ * asleep); an exploring call, made after a long time in the other mode, counts for
+ * more than a routine one. */
+static void qlearn_pool_learn(qlearn_pool_choice_t *c, int mode, long ns, int exploring) {
     float x = (float)ns, e = c->est[mode];
     if (c->n[mode] < QLEARN_POOL_WARMUP) c->n[mode]++;
-    if (c->n[mode] == 1) { c->est[mode] = x; }
-    else {
-        if (x > 3 * e) x = 3 * e;              /* one preempted call is not the machine */
-        c->est[mode] = e + (x - e) * 0.25f;
-    }
+    if (c->n[mode] == 1) return;
+    if (c->n[mode] == 2) { c->est[mode] = x; return; }
+    if (x > 3 * e) x = 3 * e;                  /* one preempted call is not the machine */
+    c->est[mode] = e + (x - e) * (exploring ? 0.5f : 0.25f);
 }
 
 /* Run fn(ctx, i, slot) for every i in [0, items) on up to num_threads threads, the
@@ -369,7 +372,7 @@ static int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_thr
     int mode = nw > 0;
     qlearn_pool_choice_t *c = NULL;
     long t0 = 0;
-    int skip_learning = 0;
+    int skip_learning = 0, exploring = 0;
     if (mode && qlearn_pool_adaptive) {
         c = qlearn_pool_choice(fn, items, work, num_threads);
         t0 = qlearn_pool_now_ns();
@@ -378,6 +381,7 @@ static int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_thr
         else if (c->burst > 0) {
             mode = c->burst_mode;            /* second call of an exploration */
             c->burst--;
+            exploring = 1;
         } else {
             mode = c->est[1] < c->est[0];
             if (++c->calls >= QLEARN_POOL_EXPLORE_CALLS
@@ -399,7 +403,7 @@ static int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_thr
     }
     if (c && !skip_learning) {
         long t1 = qlearn_pool_now_ns();
-        qlearn_pool_learn(c, mode, t1 - t0);
+        qlearn_pool_learn(c, mode, t1 - t0, exploring);
         c->spent += (float)(t1 - t0);
     }
     pthread_mutex_unlock(&p->submit);
