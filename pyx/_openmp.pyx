@@ -28,6 +28,7 @@ cdef extern from "qlearn_threadpool.h":
     int qlearn_pool_workers() noexcept nogil
     void qlearn_pool_stats(long *out) noexcept nogil
     int qlearn_pool_set_adaptive(int on) noexcept nogil
+    long qlearn_pool_set_spin_us(long us) noexcept nogil
 
 cdef extern from "qlearn_cpu.h":
     int qlearn_openmp_enabled() noexcept nogil
@@ -106,13 +107,23 @@ def pool_stats():
 
 def set_pool_adaptive(bint on):
     """Let the int8 pool choose between 1 thread and several by measured time (``True``,
-    the default; ``QLEARN_POOL_ADAPTIVE=0`` starts with ``False``), or always use the
+    the default; ``QLEARN_POOL_ADAPTIVE=0`` starts with ``False``, see
+    :mod:`qlearn.kernels.threads`), or always use the
     threads asked for (``False``: tests, to run every parallel path).  Returns the
     previous setting."""
     cdef int before
     with nogil:
         before = qlearn_pool_set_adaptive(on)
     return bool(before)
+
+
+def set_pool_spin_us(long us):
+    """How long an idle int8-pool worker spins before it sleeps, in microseconds
+    (default 50; negative means 0).  Returns the previous value."""
+    cdef long before
+    with nogil:
+        before = qlearn_pool_set_spin_us(us)
+    return before
 
 
 def _shutdown_pool():

@@ -33,7 +33,7 @@
  *   claim and run units until none left    claim and run units of epoch e until none
  *   wait until done == n                     left (or state's epoch != e), go back
  *
- * Waiting.  A worker spins for QLEARN_POOL_SPIN_US microseconds (default 50) after a
+ * Waiting.  A worker spins for 50 microseconds (qlearn_pool_set_spin_us) after a
  * job, so that back-to-back kernel calls find it awake, then sleeps on a condition
  * variable: an idle pool costs no CPU.  The caller, once no unit is left, spins
  * briefly (20 us) for units still running, then sleeps on `finished` until the worker
@@ -211,11 +211,7 @@ static void qlearn_pool_atfork_child(void) {
 /* Start workers until there are `want` (the caller holds `submit`). */
 static void qlearn_pool_grow(qlearn_pool_t *p, int want) {
     if (want > QLEARN_POOL_MAX_WORKERS) want = QLEARN_POOL_MAX_WORKERS;
-    if (p->spin_ns < 0) {
-        const char *env = getenv("QLEARN_POOL_SPIN_US");
-        long us = env ? atol(env) : 50;
-        p->spin_ns = (us < 0 ? 0 : us) * 1000L;
-    }
+    if (p->spin_ns < 0) p->spin_ns = 50 * 1000L;   /* qlearn_pool_set_spin_us can change it */
     if (!p->atfork_done) {
         pthread_atfork(qlearn_pool_atfork_prepare, qlearn_pool_atfork_parent,
                        qlearn_pool_atfork_child);
@@ -382,10 +378,7 @@ static int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_thr
     if (nw > units - 1) nw = (int)(units - 1);
     if (p->nworkers < nw) qlearn_pool_grow(p, nw);
     if (nw > p->nworkers) nw = p->nworkers;
-    if (qlearn_pool_adaptive < 0) {
-        const char *env = getenv("QLEARN_POOL_ADAPTIVE");
-        qlearn_pool_adaptive = !(env && env[0] == '0');
-    }
+    if (qlearn_pool_adaptive < 0) qlearn_pool_adaptive = 1;
     int mode = nw > 0;
     qlearn_pool_choice_t *c = NULL;
     long t0 = 0;
@@ -459,12 +452,20 @@ static int qlearn_pool_workers(void) { return qlearn_pool.nworkers; }
 static int qlearn_pool_set_adaptive(int on) {
     qlearn_pool_t *p = &qlearn_pool;
     pthread_mutex_lock(&p->submit);
-    int before = qlearn_pool_adaptive;
-    if (before < 0) {
-        const char *env = getenv("QLEARN_POOL_ADAPTIVE");
-        before = !(env && env[0] == '0');
-    }
+    int before = qlearn_pool_adaptive < 0 ? 1 : qlearn_pool_adaptive;
     qlearn_pool_adaptive = on;
+    pthread_mutex_unlock(&p->submit);
+    return before;
+}
+
+/* How long an idle worker spins before it sleeps, in microseconds (< 0: 0); returns the
+ * previous value.  Python sets it from QLEARN_POOL_SPIN_US (qlearn/kernels/threads.py):
+ * nothing here reads the environment. */
+static long qlearn_pool_set_spin_us(long us) {
+    qlearn_pool_t *p = &qlearn_pool;
+    pthread_mutex_lock(&p->submit);
+    long before = p->spin_ns < 0 ? 50 : p->spin_ns / 1000L;
+    p->spin_ns = (us < 0 ? 0 : us) * 1000L;
     pthread_mutex_unlock(&p->submit);
     return before;
 }
