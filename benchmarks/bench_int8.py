@@ -33,6 +33,7 @@ Activations are 7-bit (values <= 127, PyTorch's reduce_range), so every contende
 exact.  Peers that are not installed are skipped.
 """
 import argparse
+import datetime
 import json
 import os
 import platform
@@ -423,6 +424,9 @@ def main(argv=None):
     ap.add_argument("--contended", action="store_true",
                     help="run with one competing busy process")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
+    ap.add_argument("--docs", metavar="DIR",
+                    help="also write DIR/int8_results_<path>.rst, the tables docs/int8.rst "
+                         "includes (see int8_docs_table.py)")
     args = ap.parse_args(argv)
     if args.overhead:
         overhead(args.quick)
@@ -435,7 +439,8 @@ def main(argv=None):
             "qlearn_path": simd.active().name.lower(),
             "cpu": platform.processor() or platform.machine(),
             "torch": getattr(torch, "__version__", None),
-            "onnxruntime": getattr(ort, "__version__", None), "numpy": np.__version__}
+            "onnxruntime": getattr(ort, "__version__", None), "numpy": np.__version__,
+            "date": datetime.date.today().isoformat()}
     meta["loadavg_before"] = round(os.getloadavg()[0], 2)
     peak = measure_peak(meta["qlearn_path"], 0.3 if args.quick else 1.0)
     meta["peak_gops"] = None if peak is None else round(peak, 1)
@@ -460,6 +465,9 @@ def main(argv=None):
         json.dump({"meta": meta, "results": results}, f, indent=1)
     print()
     print(md)
+    if args.docs:
+        import int8_docs_table  # next to this file
+        print("wrote", int8_docs_table.write({"meta": meta, "results": results}, args.docs))
     return 0
 
 
