@@ -425,7 +425,7 @@ def main(argv=None):
                     help="run with one competing busy process")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     ap.add_argument("--docs", metavar="DIR",
-                    help="also write DIR/int8_results_<path>.rst, the tables docs/int8.rst "
+                    help="also write DIR/int8_results_<path>.inc, the tables docs/int8.rst "
                          "includes (see int8_docs_table.py)")
     args = ap.parse_args(argv)
     if args.overhead:

@@ -3,7 +3,8 @@
     python benchmarks/bench_int8.py --docs docs/_generated          # the native path
     QLEARN_SIMD=avx2 python benchmarks/bench_int8.py --docs docs/_generated
 
-Each run writes ``int8_results_<path>.rst`` (``<path>`` is qlearn's SIMD path: vnni,
+Each run writes ``int8_results_<path>.inc`` (reStructuredText; not ``.rst``, so that Sphinx
+does not take it for a page of its own) (``<path>`` is qlearn's SIMD path: vnni,
 avx2 or generic) into the folder given; docs/int8.rst includes both files, so the
 tables there are always the numbers of a real run, with the machine, the path, the
 measured peak, the date and the load average under which they were taken.  Also
@@ -95,12 +96,12 @@ def rst(data):
 
 
 def write(data, out_dir):
-    """Write ``int8_results_<path>.rst`` for ``data`` into ``out_dir``; its path."""
+    """Write ``int8_results_<path>.inc`` for ``data`` into ``out_dir``; its path."""
     os.makedirs(out_dir, exist_ok=True)
     name = f"int8_results_{data['meta'].get('qlearn_path', 'unknown')}"
     if data["meta"].get("contended"):
         name += "_contended"
-    target = os.path.join(out_dir, name + ".rst")
+    target = os.path.join(out_dir, name + ".inc")
     with open(target, "w", encoding="utf-8") as f:
         f.write(".. Written by benchmarks/int8_docs_table.py from a bench_int8.py run; "
                 "do not edit.\n\n" + rst(data))
