@@ -3,9 +3,9 @@
     python benchmarks/bench_int8.py --docs docs/_generated          # the native path
     QLEARN_SIMD=avx2 python benchmarks/bench_int8.py --docs docs/_generated
 
-Each run writes ``int8_results_<path>.inc`` (reStructuredText; not ``.rst``, so that Sphinx
-does not take it for a page of its own) (``<path>`` is qlearn's SIMD path: vnni,
-avx2 or generic) into the folder given; docs/int8.rst includes both files, so the
+Each run writes ``int8_results_<path>.inc`` (``<path>`` is qlearn's SIMD path: vnni,
+avx2 or generic; reStructuredText, named ``.inc`` so that Sphinx does not take it for a
+page of its own) into the folder given; docs/int8.rst includes both files, so the
 tables there are always the numbers of a real run, with the machine, the path, the
 measured peak, the date and the load average under which they were taken.  Also
 usable on a saved run: ``python benchmarks/int8_docs_table.py results.json out_dir``.
