@@ -437,6 +437,7 @@ def main(argv=None):
             "OPENBLAS_THREAD_TIMEOUT": os.environ["OPENBLAS_THREAD_TIMEOUT"],
             "GOMP_SPINCOUNT": os.environ["GOMP_SPINCOUNT"],
             "qlearn_path": simd.active().name.lower(),
+            "cpu_isa": "+".join(p.name for p in simd.cpu_paths()[1:]) or "baseline x86-64",
             "cpu": platform.processor() or platform.machine(),
             "torch": getattr(torch, "__version__", None),
             "onnxruntime": getattr(ort, "__version__", None), "numpy": np.__version__,

@@ -62,7 +62,8 @@ def rst(data):
     date = meta.get("date") or datetime.date.today().isoformat()
     peak = meta.get("peak_gops")
     lines = [
-        f"Path ``{path}``, {cpu_model()}, measured on {date} with "
+        f"Path ``{path}``, {cpu_model()} (SIMD the CPU has: "
+        f"{meta.get('cpu_isa', 'not recorded')}), measured on {date} with "
         f"``{meta.get('command', 'python benchmarks/bench_int8.py')}`` "
         f"(PyTorch {meta.get('torch')}, ONNX Runtime {meta.get('onnxruntime')}, "
         f"NumPy {meta.get('numpy')}; 1-minute load average {meta.get('loadavg_before')} "
