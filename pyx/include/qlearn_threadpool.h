@@ -309,19 +309,16 @@ typedef struct {
     int n[2];              /* samples of each (counted up to WARMUP) */
     long calls;            /* calls since the other mode was last measured */
     int burst, burst_mode; /* calls left in the current exploration, and its mode */
-    int lean;              /* mode measured first (from the prior), -1: alternate */
-    int inferred;          /* est[!lean] was inferred from the prior, not measured */
     float spent;           /* ns spent in this kind of job since the last exploration */
 } qlearn_pool_choice_t;
 
 static qlearn_pool_choice_t qlearn_pool_choices[QLEARN_POOL_SLOTS];
 static int qlearn_pool_adaptive = -1;     /* QLEARN_POOL_ADAPTIVE=0 turns it off */
-/* Running mean over job kinds of (time on the pool) / (time alone): what this machine
- * gives a second thread lately (0: not known yet).  A new kind of job is measured only
- * in the mode this favours, and the other mode's time is inferred from it until its
- * first exploration: on a busy machine a new layer does not pay for parallel warm-up
- * calls (each may wait milliseconds for a preempted worker). */
-static float qlearn_pool_prior = 0;
+/* Every new kind of job is warmed up in both modes, alternately.  (An earlier version
+ * warmed a new kind up in the mode a machine-wide running ratio favoured and inferred
+ * the other mode's time from it: measured on a quiet 2-vCPU machine, that kept large
+ * GEMMs and convolutions alone at 0.99 of their 1-thread speed after small jobs had
+ * set the ratio, where both modes measured give them 1.6-1.96.) */
 
 static qlearn_pool_choice_t *qlearn_pool_choice(qlearn_pool_fn fn, long items, long work,
                                                 int threads) {
@@ -335,9 +332,6 @@ static qlearn_pool_choice_t *qlearn_pool_choice(qlearn_pool_fn fn, long items, l
         c->n[0] = c->n[1] = 0;
         c->calls = c->burst = 0;
         c->spent = 0;
-        c->inferred = 0;
-        c->lean = qlearn_pool_prior > 1.1f ? 0 : (qlearn_pool_prior > 0 && qlearn_pool_prior
-                                                  < 0.9f ? 1 : -1);
     }
     return c;
 }
@@ -353,12 +347,6 @@ static void qlearn_pool_learn(qlearn_pool_choice_t *c, int mode, long ns, int ex
     if (c->n[mode] == 2) { c->est[mode] = x; return; }
     if (x > 3 * e) x = 3 * e;                  /* one preempted call is not the machine */
     c->est[mode] = e + (x - e) * (exploring ? 0.5f : 0.25f);
-    if (c->inferred && mode != c->lean) c->inferred = 0;     /* measured at last */
-    if (!c->inferred && c->n[0] >= QLEARN_POOL_WARMUP && c->n[1] >= QLEARN_POOL_WARMUP) {
-        float r = c->est[1] / c->est[0];
-        qlearn_pool_prior = qlearn_pool_prior == 0 ? r : qlearn_pool_prior
-                                                         + (r - qlearn_pool_prior) * 0.1f;
-    }
 }
 
 /* Run fn(ctx, i, slot) for every i in [0, items) on up to num_threads threads, the
@@ -386,27 +374,17 @@ static int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_thr
     if (mode && qlearn_pool_adaptive) {
         c = qlearn_pool_choice(fn, items, work, num_threads);
         t0 = qlearn_pool_now_ns();
-        if ((c->n[0] < QLEARN_POOL_WARMUP || c->n[1] < QLEARN_POOL_WARMUP)
-                && c->lean >= 0 && c->n[c->lean] >= QLEARN_POOL_WARMUP) {
-            /* the favoured mode is measured: infer the other from the prior */
-            c->est[!c->lean] = c->lean == 0 ? c->est[0] * qlearn_pool_prior
-                                            : c->est[1] / qlearn_pool_prior;
-            c->n[!c->lean] = QLEARN_POOL_WARMUP;
-            c->inferred = 1;
-        }
         if (c->n[0] < QLEARN_POOL_WARMUP || c->n[1] < QLEARN_POOL_WARMUP)
-            /* warm-up: the favoured mode, or both a few times, alternately */
-            mode = c->lean >= 0 ? c->lean : c->n[1] <= c->n[0];
+            mode = c->n[1] <= c->n[0];       /* warm-up: both modes, alternately */
         else if (c->burst > 0) {
             mode = c->burst_mode;            /* second call of an exploration */
             c->burst--;
             exploring = 1;
         } else {
             mode = c->est[1] < c->est[0];
-            /* (an inferred time is checked soon, a measured one when it pays) */
+            /* the other mode is measured again once it would have cost little */
             if (++c->calls >= QLEARN_POOL_EXPLORE_CALLS
-                    && (c->inferred
-                        || c->spent >= QLEARN_POOL_EXPLORE_RATIO * 2 * c->est[!mode])) {
+                    && c->spent >= QLEARN_POOL_EXPLORE_RATIO * 2 * c->est[!mode]) {
                 /* Explore with two calls and learn from the second: the first finds
                  * an idle worker asleep, which back-to-back parallel calls would not. */
                 mode = c->burst_mode = !mode;
