@@ -4,7 +4,8 @@
 Called only by :mod:`qlearn.nn.quantized._packed`, which validates the arguments.
 The kernels read activations channels-last, ``(N, H, W, C)`` C-contiguous: a
 convolution's own output already is (as PyTorch's are); an NCHW input is converted once
-per call (a NumPy transposing copy).
+per call (:func:`to_channels_last`, :func:`small_c_to_channels_last`).  The C kernels
+are the headers of ``pyx/include/qconv/`` and ``pyx/include/qgemm/``.
 
 Equation numbers refer to ``docs/int8.rst``.
 """
@@ -33,8 +34,9 @@ cdef extern from "qconv/dispatch.h":
                                         long p1, uint8_t *dst) noexcept nogil
     void qlearn_qconv_dw_pack(const int32_t *wz, long C, int16_t *out) noexcept nogil
     void qlearn_qconv_indirect_block(
-            int path, const uint8_t *x, long H, long W, long C, long Ho, long Wo, long c0, long cg,
-            long kh, long kw, long sh, long sw, long ph, long pw, long dh, long dw,
+            int path, const uint8_t *x, long H, long W, long C, long Ho, long Wo,
+            long c0, long cg, long kh, long kw, long sh, long sw, long ph, long pw,
+            long dh, long dw,
             const uint8_t *zrow, long r0, long rows, const uint8_t **ptrs,
             const int8_t *packed, long Ng, long Kg, long P, long np_max,
             const qgemm_epilogue *e0, int any_wzp, int32_t *rowsum, uint8_t *out,
