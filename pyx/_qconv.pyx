@@ -190,7 +190,7 @@ def conv_gemm(int path,
     e = qgemm_epilogue_u8(&colsum[0], &wzp[0], a_zp,
                           &bias_q[0] if bias_q.shape[0] > 0 else NULL, &mult[0],
                           out_zp, lo, hi)
-    if indirect and path == QGEMM_AVX2 and _needs_exact(x, a_zp):
+    if indirect and path == QGEMM_AVX2 and _needs_exact(x, c0, cg, a_zp):
         path = QGEMM_AVX2_EXACT      # eq. (7): some activation (or the padding) > 127
     if M * K * Ng < (1 << 18):
         num_threads = 1
@@ -209,17 +209,19 @@ def conv_gemm(int path,
                         mr_max, np_max, &e, any_wzp, &sums[tid, 0], &out[r0, 0], ldc)
 
 
-cdef bint _needs_exact(const uint8_t[:, :, :, ::1] x, uint8_t a_zp) noexcept:
-    """Whether AVX2's vpmaddubsw could saturate on this input: some byte, or the zero
-    point the padding holds, exceeds 127 (one pass over the input, not over the 9x
-    larger patches)."""
-    cdef intp_t n = x.shape[0] * x.shape[1] * x.shape[2] * x.shape[3]
+cdef bint _needs_exact(const uint8_t[:, :, :, ::1] x, intp_t c0, intp_t cg,
+                       uint8_t a_zp) noexcept:
+    """Whether AVX2's vpmaddubsw could saturate on this group's input: some byte of
+    channels [c0, c0 + cg), or the zero point the padding holds, exceeds 127 (one pass
+    over the group's input, not over the 9x larger patches)."""
+    cdef intp_t pixels = x.shape[0] * x.shape[1] * x.shape[2]
     if a_zp > 127:
         return True
-    if n == 0:
+    if pixels == 0 or cg == 0:
         return False
     with nogil:
-        return qlearn_qgemm_rowsum_max(&x[0, 0, 0, 0], 1, n, n, NULL, 1) > 127
+        return qlearn_qgemm_rowsum_max(&x[0, 0, 0, c0], pixels, cg, x.shape[3], NULL,
+                                       1) > 127
 
 
 cdef void _block_indirect(int path, const uint8_t *x, const Geometry *g, intp_t r0,
