@@ -4,7 +4,8 @@
 Called only by :mod:`qlearn.nn.quantized._packed`, which validates the arguments.
 The kernels read activations channels-last, ``(N, H, W, C)`` C-contiguous: a
 convolution's own output already is (as PyTorch's are); an NCHW input is converted once
-per call (a NumPy transposing copy).
+per call (:func:`to_channels_last`, :func:`small_c_to_channels_last`).  The C kernels
+are the headers of ``pyx/include/qconv/`` and ``pyx/include/qgemm/``.
 
 Equation numbers refer to ``docs/int8.rst``.
 """
@@ -34,8 +35,9 @@ cdef extern from "qconv/dispatch.h":
                                         long p1, uint8_t *dst) noexcept nogil
     void qlearn_qconv_dw_pack(const int32_t *wz, long C, int16_t *out) noexcept nogil
     void qlearn_qconv_indirect_block(
-            int path, const uint8_t *x, long H, long W, long C, long Ho, long Wo, long c0, long cg,
-            long kh, long kw, long sh, long sw, long ph, long pw, long dh, long dw,
+            int path, const uint8_t *x, long H, long W, long C, long Ho, long Wo,
+            long c0, long cg, long kh, long kw, long sh, long sw, long ph, long pw,
+            long dh, long dw,
             const uint8_t *zrow, long r0, long rows, const uint8_t **ptrs,
             const int8_t *packed, long Ng, long Kg, long P, long np_max,
             const qgemm_epilogue *e0, int any_wzp, int32_t *rowsum, uint8_t *out,
@@ -273,7 +275,7 @@ def conv_gemm(int simd,
     e = qgemm_epilogue_u8(&colsum[0], &wzp[0], a_zp,
                           &bias_q[0] if bias_q.shape[0] > 0 else NULL, &mult[0],
                           out_zp, lo, hi)
-    if indirect and path == QGEMM_AVX2 and _needs_exact(x, a_zp):
+    if indirect and path == QGEMM_AVX2 and _needs_exact(x, c0, cg, a_zp):
         path = QGEMM_AVX2_EXACT      # eq. (7): some activation (or the padding) > 127
     if M * K * Ng < (1 << 18):
         num_threads = 1
@@ -298,17 +300,19 @@ def conv_gemm(int simd,
                      M * K * Ng)
 
 
-cdef bint _needs_exact(const uint8_t[:, :, :, ::1] x, uint8_t a_zp) noexcept:
-    """Whether AVX2's vpmaddubsw could saturate on this input: some byte, or the zero
-    point the padding holds, exceeds 127 (one pass over the input, not over the 9x
-    larger patches)."""
-    cdef intp_t n = x.shape[0] * x.shape[1] * x.shape[2] * x.shape[3]
+cdef bint _needs_exact(const uint8_t[:, :, :, ::1] x, intp_t c0, intp_t cg,
+                       uint8_t a_zp) noexcept:
+    """Whether AVX2's vpmaddubsw could saturate on this group's input: some byte of
+    channels [c0, c0 + cg), or the zero point the padding holds, exceeds 127 (one pass
+    over the group's input, not over the 9x larger patches)."""
+    cdef intp_t pixels = x.shape[0] * x.shape[1] * x.shape[2]
     if a_zp > 127:
         return True
-    if n == 0:
+    if pixels == 0 or cg == 0:
         return False
     with nogil:
-        return qlearn_qgemm_rowsum_max(&x[0, 0, 0, 0], 1, n, n, NULL, 1) > 127
+        return qlearn_qgemm_rowsum_max(&x[0, 0, 0, c0], pixels, cg, x.shape[3], NULL,
+                                       1) > 127
 
 
 cdef void _block_indirect(int path, const uint8_t *x, const Geometry *g, intp_t r0,

@@ -82,33 +82,36 @@ def peak_gops(int path, double seconds=0.2):
     Runs independent chains of exactly the instructions of the micro-kernel's inner loop
     (``vpmaddubsw`` + ``vpmaddwd`` + ``vpaddd`` on ``ymm`` for AVX2, ``vpdpbusd`` on
     ``zmm`` for VNNI; ``pyx/include/qgemm/peak.h``) for about ``seconds`` on the calling
-    thread, and returns the best of several timings of
+    thread, and returns the best of many short timings of
     :math:`2 \\cdot \\text{multiply-adds} / \\text{time}`: what a GEMM tile could reach
-    with no loads, stores or epilogue.  Benchmarks report a kernel's speed as a fraction
-    of it.
+    with no loads, stores or epilogue.  The time is the thread's CPU time, so that
+    other processes taking the core away do not lower the peak (a benchmark's wall-clock
+    fraction of it then shows what they cost).  Benchmarks report a kernel's speed as a
+    fraction of it.
     """
     import time
     cdef int64_t macs = 0, check = 0
-    cdef long steps = 1 << 12
+    cdef long steps = 1 << 10
     cdef double dt, best = 0.0, t_end
     if path == QGEMM_AVX2_EXACT:
         path = QGEMM_AVX2
     check_path(path)
-    while True:                                 # steps for about 1/20 of the time
-        t0 = time.perf_counter()
+    while True:                                 # steps for about 1/50 of the time
+        t0 = time.thread_time()
         with nogil:
             check = check + qlearn_qgemm_peak(path, steps, &macs)
-        dt = time.perf_counter() - t0
-        if dt >= seconds / 20 or steps >= (1 << 40):
+        dt = time.thread_time() - t0
+        if dt >= seconds / 50 or steps >= (1 << 40):
             break
         steps *= 2
     t_end = time.perf_counter() + seconds
     while True:
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         with nogil:
             check = check + qlearn_qgemm_peak(path, steps, &macs)
-        dt = time.perf_counter() - t0
-        best = max(best, 2.0 * macs / dt / 1e9)
+        dt = time.thread_time() - t0
+        if dt > 0:
+            best = max(best, 2.0 * macs / dt / 1e9)
         if time.perf_counter() >= t_end:
             break
     return best if check != 1 else best    # the checksum keeps the chains live

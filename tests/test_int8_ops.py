@@ -387,3 +387,18 @@ def test_small_c_to_channels_last(rng, num_threads, c, w):
     out = np.full((2, 3, w, c), 0xA5, np.uint8)
     _qconv.small_c_to_channels_last(x, out, num_threads)
     assert_array_equal(out, x.transpose(0, 2, 3, 1))
+
+
+@pytest.mark.parametrize("hot_group", [0, 1, 2])
+def test_conv2d_groups_saturation_per_group(path, rng, hot_group):
+    """Only one group's channels hold activations > 127: the AVX2 indirect kernel
+    decides per group (it scans that group's channels) and must take the exact variant
+    exactly where vpmaddubsw could saturate."""
+    q = rng.integers(0, 128, (1, 12, 6, 7)).astype(np.uint8)
+    q[0, 4 * hot_group:4 * hot_group + 4, 2:4, 3:6] = 255
+    x = ql.QTensor(q, ql.quint8, ql.per_tensor_affine, 0.02, 0)
+    w = ql.QTensor(np.full((9, 4, 3, 3), -128, np.int8), ql.qint8, ql.per_tensor_affine,
+                   0.001, 0)
+    got = qF.conv2d(x, w, None, padding=1, groups=3, scale=0.5, zero_point=255).int_repr()
+    assert got.min() > 0 and got.max() < 255
+    assert_array_equal(got, conv_reference(x, w, None, 1, 1, 1, 3, 0.5, 255))
