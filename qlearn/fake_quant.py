@@ -36,9 +36,9 @@ import numpy as np
 
 from . import _validation as V
 from .autograd import Function, Tensor
-from .kernels import fake_quant as _kernels
 from .fake_quant_float_qparams import fake_quantize_per_channel_float_qparams
 from .float_qparams import is_float_array
+from .kernels import fake_quant as _kernels
 
 __all__ = ["fake_quantize_per_tensor_affine", "fake_quantize_per_channel_affine",
            "FakeQuantizePerTensorAffine", "FakeQuantizePerChannelAffine",

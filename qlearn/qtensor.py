@@ -13,9 +13,9 @@ import numpy as np
 
 from . import _validation as V
 from .dtypes import per_channel_affine, per_tensor_affine, qint8, qint32, quint8
+from .float_qparams import is_float_array, quantize_per_channel_float_qparams
 from .kernels import quantize as _kernels
 from .kernels.quantize import QTensor
-from .float_qparams import is_float_array, quantize_per_channel_float_qparams
 
 __all__ = ["QTensor", "quantize_per_tensor", "quantize_per_channel", "dequantize"]
 
