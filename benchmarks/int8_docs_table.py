@@ -70,9 +70,9 @@ def rst(data):
         f"before, {meta.get('loadavg_after')} after"
         + ("; one competing busy process" if meta.get("contended") else "") + ").  "
         + (f"The int8 peak of one core on this path, measured, is {peak:.0f} GOP/s; "
-           "qlearn/peak is a 1-thread speed over it, a 2-thread speed over twice it. "
+           "qlearn/peak is a 1-thread speed over it, a 2-thread speed over twice it.  "
            if peak else "")
-        + "GOP/s; ratios above 1 mean qlearn is faster.",
+        + "Speeds in GOP/s; ratios above 1 mean qlearn is faster.",
         "",
     ]
     for threads in sorted({r["threads"] for r in results}):
