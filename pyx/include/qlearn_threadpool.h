@@ -339,13 +339,16 @@ static qlearn_pool_choice_t *qlearn_pool_choice(qlearn_pool_fn fn, long items, l
 /* Fold one timing into the estimate of `mode`.  The first call of each mode is not
  * learned from (the first parallel one may start the worker threads, or find them
  * asleep); an exploring call, made after a long time in the other mode, counts for
- * more than a routine one. */
+ * more than a routine one.  A slow call counts as at most 1.5 times the estimate: with
+ * 3 times, one preempted parallel call raised the estimate by half and sent a 0.7 ms
+ * convolution alone for the next hundred calls (quiet machine, 2-thread speed-up 1.14
+ * in bench_int8.py; 1.82 with 1.5). */
 static void qlearn_pool_learn(qlearn_pool_choice_t *c, int mode, long ns, int exploring) {
     float x = (float)ns, e = c->est[mode];
     if (c->n[mode] < QLEARN_POOL_WARMUP) c->n[mode]++;
     if (c->n[mode] == 1) return;
     if (c->n[mode] == 2) { c->est[mode] = x; return; }
-    if (x > 3 * e) x = 3 * e;                  /* one preempted call is not the machine */
+    if (x > 1.5f * e) x = 1.5f * e;            /* one preempted call is not the machine */
     c->est[mode] = e + (x - e) * (exploring ? 0.5f : 0.25f);
 }
 
