@@ -1,7 +1,7 @@
 # cython: boundscheck=False, wraparound=False, initializedcheck=False
 """Int8 convolution: im2col (then :func:`qlearn._ext._qgemm.gemm`) and depthwise 3x3.
 
-Called only by :mod:`qlearn.nn.quantized._packed`, which validates the arguments.
+Called only by :mod:`qlearn.kernels.int8` (the arguments are checked above it).
 The kernels read activations channels-last, ``(N, H, W, C)`` C-contiguous: a
 convolution's own output already is (as PyTorch's are); an NCHW input is converted once
 per call (:func:`to_channels_last`, :func:`small_c_to_channels_last`).  The C kernels
