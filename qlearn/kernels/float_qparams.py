@@ -20,15 +20,10 @@ import numpy as np
 from .._ext import _float_qparams
 from . import simd as _simd
 from . import threads as _threads
+from .quantize import channel_view_shape
 
-__all__ = ["channel_view_shape", "quantize_per_channel_float_qparams",
-           "dequantize_per_channel_float_qparams", "embedding_bag_byte"]
-
-def channel_view_shape(shape, axis):
-    """The 3-d shape ``(outer, C, inner)`` the per-channel kernels iterate over."""
-    outer = int(np.prod(shape[:axis], dtype=np.int64))
-    inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
-    return outer, shape[axis], inner
+__all__ = ["quantize_per_channel_float_qparams", "dequantize_per_channel_float_qparams",
+           "embedding_bag_byte"]
 
 
 def quantize_per_channel_float_qparams(x, out, axis, inv_scales, zero_points, quant_min,
