@@ -20,7 +20,7 @@ import warnings
 from .._ext import _openmp
 
 __all__ = ["get_num_threads", "set_num_threads", "resolve", "pool_stats", "MAX_NUM_THREADS",
-           "OPENMP_ENABLED", "POOL_ENV"]
+           "OPENMP_ENABLED"]
 
 #: Whether the kernels were built with OpenMP (else every count resolves to 1).
 OPENMP_ENABLED = _openmp.OPENMP_ENABLED
@@ -65,14 +65,12 @@ def pool_stats():
     return _openmp.pool_stats()
 
 
-#: The int8 pool's two knobs, read here once at import (the C code reads no environment):
-#: ``QLEARN_POOL_ADAPTIVE=0`` makes every job asked for several threads use them
-#: (otherwise the pool picks one or several by measured time), ``QLEARN_POOL_SPIN_US``
-#: is how long an idle worker spins before it sleeps (default 50).
-POOL_ENV = ("QLEARN_POOL_ADAPTIVE", "QLEARN_POOL_SPIN_US")
-
-
 def _configure_pool_from_environment():
+    """The int8 pool's two knobs, read here once at import (the C code reads no
+    environment): ``QLEARN_POOL_ADAPTIVE=0`` makes every job asked for several threads
+    use them (otherwise the pool picks one or several by measured time), and
+    ``QLEARN_POOL_SPIN_US`` is how long an idle worker spins before it sleeps (default
+    50)."""
     if os.environ.get("QLEARN_POOL_ADAPTIVE", "").strip() == "0":
         _openmp.set_pool_adaptive(False)
     spin = os.environ.get("QLEARN_POOL_SPIN_US", "").strip()
