@@ -63,7 +63,6 @@ class Embedding(Module):
     --------
     >>> import qlearn as ql
     >>> from qlearn import nn
-    >>> _ = ql.manual_seed(0)
     >>> emb = nn.Embedding(10, 3, padding_idx=0)
     >>> emb
     Embedding(10, 3, padding_idx=0)
