@@ -16,6 +16,12 @@ def set_num_threads(n):
     integer in ``[1, max(64, 4 * os.cpu_count())]``; larger counts raise ``ValueError``
     (PyTorch accepts them and may then die inside OpenMP), and a larger
     ``OMP_NUM_THREADS`` is clamped to that bound at import.
+
+    In a child made by ``fork()`` (multiprocessing's default on Linux) of a process
+    that had run OpenMP kernels on several threads, those kernels run on one thread:
+    libgomp's worker threads do not survive ``fork()``, and a parallel region there
+    would wait for them forever.  The int8 GEMM and convolutions, on qlearn's own pool,
+    keep ``n`` threads in the child.
     """
     threads.set_num_threads(n)
 

@@ -27,4 +27,4 @@ def embedding_bag_forward(weight, indices, bounds, weights, mode, fused, out, wi
         np.ascontiguousarray(bounds, np.int64),
         np.zeros(0, np.float32) if weights is None else
         np.ascontiguousarray(weights, np.float32),
-        mode, fused, out, winner, _threads.resolve(num_threads))
+        mode, fused, out, winner, _threads.resolve_openmp(num_threads))

@@ -42,7 +42,7 @@ def fake_quantize_per_tensor(x, out, mask, scale, zero_point, quant_min, quant_m
     shape.  Returns True if ``x`` held NaN or infinity."""
     return bool(_fake_quant.fake_quantize_per_tensor(
         _f32(x).reshape(-1), out.reshape(-1), mask.reshape(-1), np.float32(scale),
-        zero_point, quant_min, quant_max, _simd.active(), _threads.resolve(num_threads)))
+        zero_point, quant_min, quant_max, _simd.active(), _threads.resolve_openmp(num_threads)))
 
 
 def fake_quantize_per_channel(x, out, mask, scales, zero_points, axis, quant_min,
@@ -53,14 +53,14 @@ def fake_quantize_per_channel(x, out, mask, scales, zero_points, axis, quant_min
     return bool(_fake_quant.fake_quantize_per_channel(
         x.reshape(view), out.reshape(view), mask.reshape(view), _f32(scales),
         np.ascontiguousarray(zero_points, np.int32), quant_min, quant_max, _simd.active(),
-        _threads.resolve(num_threads)))
+        _threads.resolve_openmp(num_threads)))
 
 
 def ste_backward(grad, mask, out, num_threads=None):
     r"""``out = grad * mask``: the straight-through estimator's
     :math:`\partial L / \partial x`."""
     _fake_quant.ste_backward(_f32(grad).reshape(-1), mask.reshape(-1), out.reshape(-1),
-                             _threads.resolve(num_threads))
+                             _threads.resolve_openmp(num_threads))
 
 
 def lsq_backward_per_tensor(x, dy, dx, scale, zero_point, quant_min, quant_max,
@@ -69,7 +69,7 @@ def lsq_backward_per_tensor(x, dy, dx, scale, zero_point, quant_min, quant_max,
     every element (fixed order: independent of the thread count)."""
     return _fake_quant.lsq_backward_per_tensor(
         _f32(x).reshape(-1), _f32(dy).reshape(-1), dx.reshape(-1), scale, zero_point,
-        quant_min, quant_max, grad_factor, _threads.resolve(num_threads))
+        quant_min, quant_max, grad_factor, _threads.resolve_openmp(num_threads))
 
 
 def lsq_backward_per_channel(x, dy, dx, scales, zero_points, dscales, dzero_points, axis,
@@ -81,7 +81,7 @@ def lsq_backward_per_channel(x, dy, dx, scales, zero_points, dscales, dzero_poin
     _fake_quant.lsq_backward_per_channel(
         x.reshape(view), _f32(dy).reshape(view), dx.reshape(view), _f32(scales),
         _f32(zero_points), dscales, dzero_points, quant_min, quant_max, grad_factor,
-        _threads.resolve(num_threads))
+        _threads.resolve_openmp(num_threads))
 
 
 def aminmax_per_channel(x, mins, maxs, axis=None, num_threads=None):
@@ -91,4 +91,4 @@ def aminmax_per_channel(x, mins, maxs, axis=None, num_threads=None):
     x = _f32(x)
     view = (1, 1, x.size) if axis is None else channel_view_shape(x.shape, axis)
     return bool(_fake_quant.aminmax_per_channel(x.reshape(view), mins, maxs,
-                                                _threads.resolve(num_threads)))
+                                                _threads.resolve_openmp(num_threads)))

@@ -30,27 +30,27 @@ def im2col(x, cols, KH, KW, SH, SW, PH, PW, DH, DW, num_threads=None):
     """``cols[(c KH + i) KW + j, (n OH + oh) OW + ow] = x[n, c, oh SH - PH + i DH,
     ow SW - PW + j DW]`` (0 in the padding), for an (N, C, H, W) ``x``."""
     _im2col.im2col(np.ascontiguousarray(x), cols, KH, KW, SH, SW, PH, PW, DH, DW,
-                   _threads.resolve(num_threads))
+                   _threads.resolve_openmp(num_threads))
 
 
 def col2im(cols, dx, KH, KW, SH, SW, PH, PW, DH, DW, num_threads=None):
     """The adjoint of :func:`im2col`: every column entry added back to the input pixel it
     was read from, into the (N, C, H, W) ``dx`` (overwritten)."""
     _im2col.col2im(np.ascontiguousarray(cols), dx, KH, KW, SH, SW, PH, PW, DH, DW,
-                   _threads.resolve(num_threads))
+                   _threads.resolve_openmp(num_threads))
 
 
 def max_pool2d_forward(x, y, idx, KH, KW, SH, SW, PH, PW, DH, DW, num_threads=None):
     """``y`` = the max of each window, ``idx`` its flat position ``h W + w`` (the first
     arg-max; padding counts as minus infinity)."""
     _pool.max_pool2d_forward(np.ascontiguousarray(x), y, idx, KH, KW, SH, SW, PH, PW, DH,
-                             DW, _threads.resolve(num_threads))
+                             DW, _threads.resolve_openmp(num_threads))
 
 
 def max_pool2d_backward(g, idx, dx, num_threads=None):
     """``dx[n, c, idx[n, c, oh, ow]] += g[n, c, oh, ow]`` into the (N, C, H W) ``dx``."""
     _pool.max_pool2d_backward(np.ascontiguousarray(g), idx, dx,
-                              _threads.resolve(num_threads))
+                              _threads.resolve_openmp(num_threads))
 
 
 def avg_pool2d(x, y, g, dx, backward, KH, KW, SH, SW, PH, PW, count_include_pad, divisor,
@@ -60,4 +60,4 @@ def avg_pool2d(x, y, g, dx, backward, KH, KW, SH, SW, PH, PW, count_include_pad,
     nonzero, else the window, counting padding when ``count_include_pad``)."""
     _pool.avg_pool2d(np.ascontiguousarray(x), y, np.ascontiguousarray(g), dx, backward,
                      KH, KW, SH, SW, PH, PW, count_include_pad, divisor, adaptive,
-                     _threads.resolve(num_threads))
+                     _threads.resolve_openmp(num_threads))

@@ -38,7 +38,7 @@ def quantize_per_channel_float_qparams(x, out, axis, inv_scales, zero_points, qu
     return bool(_float_qparams.quantize_per_channel_float_qparams(
         x.reshape(view), out.reshape(view), np.ascontiguousarray(inv_scales, np.float32),
         np.ascontiguousarray(zero_points, np.float32), quant_min, quant_max,
-        _threads.resolve(num_threads)))
+        _threads.resolve_openmp(num_threads)))
 
 
 def dequantize_per_channel_float_qparams(q, out, axis, scales, zero_points,
@@ -50,7 +50,7 @@ def dequantize_per_channel_float_qparams(q, out, axis, scales, zero_points,
     view = channel_view_shape(q.shape, axis)
     _float_qparams.dequantize_per_channel_float_qparams(
         q.reshape(view), out.reshape(view), np.ascontiguousarray(scales, np.float32),
-        np.ascontiguousarray(zero_points, np.float32), _threads.resolve(num_threads))
+        np.ascontiguousarray(zero_points, np.float32), _threads.resolve_openmp(num_threads))
 
 
 def embedding_bag_byte(ints, scales, biases, indices, bounds, weights, mode, out,
@@ -59,4 +59,4 @@ def embedding_bag_byte(ints, scales, biases, indices, bounds, weights, mode, out
     ``out`` (``mode``: 0 sum, 1 mean, 2 max; ``weights`` of length 0 for none)."""
     _float_qparams.embedding_bag_byte(
         ints, scales, biases, indices, bounds, weights, mode, out,
-        int(_simd.active() if simd is None else simd), _threads.resolve(num_threads))
+        int(_simd.active() if simd is None else simd), _threads.resolve_openmp(num_threads))

@@ -33,7 +33,7 @@ def _f32(a):
 def minmax(x, num_threads=None):
     """``(min, max, has_nan)`` of a non-empty array, NaN skipped (Python floats, bool)."""
     return _observer.minmax(_f32(x).reshape(-1), _simd.active(),
-                            _threads.resolve(num_threads))
+                            _threads.resolve_openmp(num_threads))
 
 
 def minmax_per_channel(x, axis, out_min, out_max, num_threads=None):
@@ -42,14 +42,14 @@ def minmax_per_channel(x, axis, out_min, out_max, num_threads=None):
     x = _f32(x)
     return bool(_observer.minmax_per_channel(
         x.reshape(channel_view_shape(x.shape, axis)), out_min, out_max, _simd.active(),
-        _threads.resolve(num_threads)))
+        _threads.resolve_openmp(num_threads)))
 
 
 def histc(x, left, right, counts, num_threads=None):
     """``counts[b] +=`` the number of ``x`` in bin ``b`` of ``[left, right]`` (int64
     ``counts``, as ``torch.histc``: the last bin includes its right edge)."""
     _observer.histc(_f32(x).reshape(-1), np.float32(left), np.float32(right), counts,
-                    _simd.active(), _threads.resolve(num_threads))
+                    _simd.active(), _threads.resolve_openmp(num_threads))
 
 
 def quantization_error(hist, bin_width, start_bin, end_bin, dst_nbins):

@@ -52,7 +52,7 @@ def quantize_per_tensor(x, out, inv_scale, zero_point, quant_min, quant_max, fus
     """
     return bool(_quantize.quantize_per_tensor(
         _flat(x, np.float32), out.reshape(-1), inv_scale, zero_point, quant_min, quant_max,
-        fused, _simd.active(), _threads.resolve(num_threads)))
+        fused, _simd.active(), _threads.resolve_openmp(num_threads)))
 
 
 def quantize_per_channel(x, out, inv_scales, zero_points, axis, quant_min, quant_max,
@@ -64,7 +64,7 @@ def quantize_per_channel(x, out, inv_scales, zero_points, axis, quant_min, quant
     return bool(_quantize.quantize_per_channel(
         x.reshape(view), out.reshape(view), np.ascontiguousarray(inv_scales, np.float32),
         np.ascontiguousarray(zero_points, np.int32), quant_min, quant_max, _simd.active(),
-        _threads.resolve(num_threads)))
+        _threads.resolve_openmp(num_threads)))
 
 
 def dequantize_per_tensor(q, out, scale, zero_point, num_threads=None):
@@ -72,7 +72,7 @@ def dequantize_per_tensor(q, out, scale, zero_point, num_threads=None):
     array ``out`` (flat views of both are used)."""
     _quantize.dequantize_per_tensor(np.ascontiguousarray(q).reshape(-1), out.reshape(-1),
                                     np.float32(scale), zero_point, _simd.active(),
-                                    _threads.resolve(num_threads))
+                                    _threads.resolve_openmp(num_threads))
 
 
 def dequantize_per_channel(q, out, scales, zero_points, num_threads=None):
@@ -81,4 +81,4 @@ def dequantize_per_channel(q, out, scales, zero_points, num_threads=None):
     _quantize.dequantize_per_channel(
         np.ascontiguousarray(q), out, np.ascontiguousarray(scales, np.float64),
         np.ascontiguousarray(zero_points, np.int32), _simd.active(),
-        _threads.resolve(num_threads))
+        _threads.resolve_openmp(num_threads))

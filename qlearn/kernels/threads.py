@@ -19,8 +19,8 @@ import warnings
 
 from .._ext import _openmp
 
-__all__ = ["get_num_threads", "set_num_threads", "resolve", "pool_stats", "MAX_NUM_THREADS",
-           "OPENMP_ENABLED"]
+__all__ = ["get_num_threads", "set_num_threads", "resolve", "resolve_openmp", "pool_stats",
+           "MAX_NUM_THREADS", "OPENMP_ENABLED"]
 
 #: Whether the kernels were built with OpenMP (else every count resolves to 1).
 OPENMP_ENABLED = _openmp.OPENMP_ENABLED
@@ -55,6 +55,46 @@ def resolve(num_threads=None):
         raise ValueError(f"`num_threads` must be in [1, {MAX_NUM_THREADS}], got "
                          f"{num_threads}")
     return int(num_threads) if OPENMP_ENABLED else 1
+
+
+# libgomp's worker threads do not survive fork(): in the child of a process that ran an
+# OpenMP region on several threads, the next such region waits forever for workers that
+# no longer exist.  PyTorch's DataLoader workers set one thread for this reason; here a
+# forked child runs the OpenMP kernels on one thread by itself (the int8 kernels' own
+# pool starts new workers in the child and keeps the thread count).
+_openmp_team_started = False    # this process ran an OpenMP kernel on several threads
+_openmp_forked = False          # this process is a fork() child of such a process
+
+
+def resolve_openmp(num_threads=None):
+    """:func:`resolve` for a kernel parallelized with OpenMP (every kernel module but the
+    int8 GEMM and convolution, which run on their own pool).
+
+    The same count, except in a process made by ``fork()`` from one that had run an
+    OpenMP kernel on several threads: there it is 1, because libgomp's threads do not
+    exist in the child and a parallel region would wait for them forever (results do
+    not depend on the count).
+
+    >>> from qlearn.kernels import threads
+    >>> threads.resolve_openmp(1)
+    1
+    """
+    global _openmp_team_started
+    n = resolve(num_threads)
+    if n > 1:
+        if _openmp_forked:
+            return 1
+        _openmp_team_started = True
+    return n
+
+
+def _after_fork_in_child():
+    global _openmp_forked
+    _openmp_forked = _openmp_forked or _openmp_team_started
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def pool_stats():
