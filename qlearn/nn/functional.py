@@ -773,3 +773,8 @@ def l1_loss(input, target, reduction="mean"):
 from .functional_embedding import embedding, embedding_bag  # noqa: E402
 
 __all__ += ["embedding", "embedding_bag"]
+
+# the 1-d and 3-d convolutions live in their own module (they use this one's checks)
+from .functional_conv_nd import conv1d, conv3d  # noqa: E402
+
+__all__ += ["conv1d", "conv3d"]
