@@ -56,6 +56,8 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS = {
     DeQuantStub: nnq.DeQuantize,
     nn.Linear: nnq.Linear,
     nn.Conv2d: nnq.Conv2d,
+    nn.Conv1d: nnq.Conv1d,
+    nn.Conv3d: nnq.Conv3d,
     nn.ReLU: nnq.ReLU,
     nn.ReLU6: nnq.ReLU6,
     nn.LeakyReLU: nnq.LeakyReLU,
@@ -69,6 +71,8 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS = {
     nn.EmbeddingBag: nnq.EmbeddingBag,
     # fused float modules
     nni.ConvReLU2d: nniq.ConvReLU2d,
+    nni.ConvReLU1d: nniq.ConvReLU1d,
+    nni.ConvReLU3d: nniq.ConvReLU3d,
     nni.LinearReLU: nniq.LinearReLU,
     nni.BNReLU2d: nniq.BNReLU2d,
     # QAT modules: the batch norm is folded into the weight on the way
@@ -79,6 +83,14 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS = {
     nniqat.ConvReLU2d: nniq.ConvReLU2d,
     nniqat.LinearReLU: nniq.LinearReLU,
     nniqat.LinearBn1d: nnq.Linear,
+    nnqat.Conv1d: nnq.Conv1d,
+    nniqat.ConvBn1d: nnq.Conv1d,
+    nniqat.ConvBnReLU1d: nniq.ConvReLU1d,
+    nniqat.ConvReLU1d: nniq.ConvReLU1d,
+    nnqat.Conv3d: nnq.Conv3d,
+    nniqat.ConvBn3d: nnq.Conv3d,
+    nniqat.ConvBnReLU3d: nniq.ConvReLU3d,
+    nniqat.ConvReLU3d: nniq.ConvReLU3d,
 }
 
 # -- QAT: float / fused -> modules that fake-quantize their weights ------------------------
@@ -90,6 +102,15 @@ DEFAULT_QAT_MODULE_MAPPINGS = {
     nni.ConvReLU2d: nniqat.ConvReLU2d,
     nni.LinearReLU: nniqat.LinearReLU,
     nni.LinearBn1d: nniqat.LinearBn1d,
+    # as PyTorch's: a plain Conv1d and ConvReLU1d stay float during QAT (fake-quantized
+    # outputs, weights quantized at convert); nnqat.Conv1d / nniqat.ConvReLU1d exist for
+    # a custom mapping, and the static mapping converts them
+    nni.ConvBn1d: nniqat.ConvBn1d,
+    nni.ConvBnReLU1d: nniqat.ConvBnReLU1d,
+    nn.Conv3d: nnqat.Conv3d,
+    nni.ConvBn3d: nniqat.ConvBn3d,
+    nni.ConvBnReLU3d: nniqat.ConvBnReLU3d,
+    nni.ConvReLU3d: nniqat.ConvReLU3d,
 }
 
 # -- dynamic: float -> int8 / float16 weights, float activations ---------------------------
