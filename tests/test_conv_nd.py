@@ -706,3 +706,105 @@ def test_onnx_export_of_converted_conv1d_conv3d(d, fmt):
     for row in report.rows:
         assert row.worse == 0, row
         assert row.off_by_one <= max(2, 0.05 * row.size), row
+
+
+# ---- 1-d pooling ------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind, args", [
+    ("max_pool1d", dict(kernel_size=3, stride=2, padding=1)),
+    ("max_pool1d", dict(kernel_size=2, dilation=2, ceil_mode=True)),
+    ("avg_pool1d", dict(kernel_size=3, stride=2, padding=1)),
+    ("avg_pool1d", dict(kernel_size=3, stride=2, padding=1, count_include_pad=False,
+                        ceil_mode=True)),
+    ("adaptive_avg_pool1d", dict(output_size=4)),
+    ("adaptive_avg_pool1d", dict(output_size=1)),
+])
+def test_pool1d_float_and_quantized_match_torch(torch_mod, kind, args):
+    torch = torch_mod
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 3, 11)).astype(np.float32)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = getattr(torch.nn.functional, kind)(tx, **args)
+    g = rng.normal(size=ty.shape).astype(np.float32)
+    ty.backward(torch.tensor(g))
+    qx = ql.tensor(x, requires_grad=True)
+    qy = getattr(F, kind)(qx, **args)
+    qy.backward(g)
+    assert_allclose(qy.numpy(), ty.detach().numpy(), rtol=1e-6, atol=1e-6)
+    assert_allclose(qx.grad, tx.grad.numpy(), rtol=1e-6, atol=1e-6)
+    # quantized: the integers of torch's op on a quantized tensor
+    q = ql.quantize_per_tensor(x, 0.02, 100, ql.quint8)
+    tq_ = torch.quantize_per_tensor(torch.tensor(x), 0.02, 100, torch.quint8)
+    tout = getattr(torch.nn.functional, kind)(tq_, **args)
+    qout = getattr(qF, kind)(q, **args)
+    assert qout.q_scale() == 0.02 and qout.q_zero_point() == 100
+    assert_array_equal(qout.int_repr(), tout.int_repr().numpy())
+
+
+def test_pool1d_modules_repr_and_errors(torch_mod):
+    torch = torch_mod
+    for q, t in ((nn.MaxPool1d(3, 2, 1), torch.nn.MaxPool1d(3, 2, 1)),
+                 (nn.AvgPool1d(3, 2, 1), torch.nn.AvgPool1d(3, 2, 1)),
+                 (nn.AdaptiveAvgPool1d(5), torch.nn.AdaptiveAvgPool1d(5))):
+        assert repr(q) == repr(t)
+    with pytest.raises(ValueError, match="`input` must be 3-d"):
+        F.max_pool1d(np.ones((1, 1, 2, 5)), 2)
+    with pytest.raises(TypeError, match="`kernel_size` must be an int"):
+        F.avg_pool1d(np.ones((1, 1, 5)), (2, 2))
+    with pytest.raises(ValueError, match="qF.max_pool1d: `input` must be 3-d"):
+        qF.max_pool1d(ql.quantize_per_tensor(np.ones((1, 1, 1, 4)), 1.0, 0, ql.quint8), 2)
+
+
+def _audio_net(lib, torch=None):
+    N = torch.nn if lib == "t" else nn
+    Q = torch.ao.quantization if lib == "t" else tq
+
+    class Net(N.Module):
+        def __init__(self):
+            super().__init__()
+            self.quant = Q.QuantStub()
+            self.conv = N.Conv1d(1, 8, 5, stride=2, padding=2)
+            self.relu = N.ReLU()
+            self.pool = N.MaxPool1d(2)
+            self.conv2 = N.Conv1d(8, 8, 3, padding=1, groups=4)
+            self.gap = N.AdaptiveAvgPool1d(1)
+            self.flat = N.Flatten()
+            self.fc = N.Linear(8, 4)
+            self.dequant = Q.DeQuantStub()
+
+        def forward(self, x):
+            x = self.pool(self.relu(self.conv(self.quant(x))))
+            return self.dequant(self.fc(self.flat(self.gap(self.conv2(x)))))
+
+    return Net()
+
+
+@pytest.mark.parametrize("mode", ["eager", "fx"])
+def test_audio_model_with_1d_pooling_bit_equal_to_torch(torch_x86, mode, rng):
+    torch = torch_x86
+    ta = torch.ao.quantization
+    from torch.ao.quantization import quantize_fx as tfx
+    tm = _audio_net("t", torch).eval()
+    qm = _audio_net("q").eval()
+    qm.load_state_dict({k: v.detach().numpy().copy() for k, v in tm.state_dict().items()})
+    xs = [rng.standard_normal((2, 1, 64)).astype(np.float32) for _ in range(3)]
+    if mode == "eager":
+        tm, qm = ta.fuse_modules(tm, [["conv", "relu"]]), tq.fuse_modules(qm, [["conv", "relu"]])
+        tm.qconfig, qm.qconfig = ta.get_default_qconfig("x86"), tq.get_default_qconfig("x86")
+        ta.prepare(tm, inplace=True)
+        tq.prepare(qm, inplace=True)
+        pt, pq = tm, qm
+    else:
+        pt = tfx.prepare_fx(tm, {"": ta.get_default_qconfig("x86")},
+                            (torch.from_numpy(xs[0]),))
+        pq = qfx.prepare_fx(qm, {"": tq.get_default_qconfig("x86")}, (xs[0],))
+    for x in xs:
+        pt(torch.from_numpy(x))
+        pq(x)
+    _same_observers(pq, pt)
+    if mode == "eager":
+        ct, cq = ta.convert(pt), tq.convert(pq)
+        assert type(cq.pool) is nnq.MaxPool1d and type(cq.gap) is nnq.AdaptiveAvgPool1d
+    else:
+        ct, cq = tfx.convert_fx(pt), qfx.convert_fx(pq)
+    for x in xs:
+        assert_array_equal(_out(cq(x)), ct(torch.from_numpy(x)).numpy())

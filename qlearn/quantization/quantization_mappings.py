@@ -63,6 +63,8 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS = {
     nn.LeakyReLU: nnq.LeakyReLU,
     nn.MaxPool2d: nnq.MaxPool2d,
     nn.AdaptiveAvgPool2d: nnq.AdaptiveAvgPool2d,
+    nn.MaxPool1d: nnq.MaxPool1d,
+    nn.AdaptiveAvgPool1d: nnq.AdaptiveAvgPool1d,
     nn.Dropout: nnq.Dropout,
     nn.BatchNorm2d: nnq.BatchNorm2d,
     nnq.FloatFunctional: nnq.QFunctional,
@@ -127,13 +129,17 @@ DEFAULT_FLOAT_TO_QUANTIZED_OPERATOR_MAPPINGS = {
     F.max_pool2d: qF.max_pool2d,
     F.avg_pool2d: qF.avg_pool2d,
     F.adaptive_avg_pool2d: qF.adaptive_avg_pool2d,
+    F.max_pool1d: qF.max_pool1d,
+    F.avg_pool1d: qF.avg_pool1d,
+    F.adaptive_avg_pool1d: qF.adaptive_avg_pool1d,
 }
 
 # containers that take a qconfig although they are no quantizable leaf
 _INCLUDE_QCONFIG_PROPAGATE_LIST = {nn.Sequential}
 
 # quantized outputs that keep their input's (scale, zero_point): no observer needed
-_NO_OBSERVER_SET = {nn.ReLU, nn.MaxPool2d, nn.AdaptiveAvgPool2d}
+_NO_OBSERVER_SET = {nn.ReLU, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.MaxPool1d,
+                    nn.AdaptiveAvgPool1d}
 
 
 def get_default_static_quant_module_mappings():
@@ -279,7 +285,7 @@ def no_observer_set():
 
     >>> import qlearn.quantization as tq
     >>> sorted(c.__name__ for c in tq.no_observer_set())
-    ['AdaptiveAvgPool2d', 'MaxPool2d', 'ReLU']
+    ['AdaptiveAvgPool1d', 'AdaptiveAvgPool2d', 'MaxPool1d', 'MaxPool2d', 'ReLU']
     """
     return set(_NO_OBSERVER_SET)
 

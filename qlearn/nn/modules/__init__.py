@@ -10,12 +10,14 @@ from .linear import Identity, Linear
 from .loss import CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
 from .module import Module, RemovableHandle
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .pooling_1d import AdaptiveAvgPool1d, AvgPool1d, MaxPool1d
 from .rnn import GRU, LSTM
 from .sparse import Embedding, EmbeddingBag
 
 __all__ = ["Module", "RemovableHandle", "Sequential", "ModuleList", "Identity", "Linear",
            "Conv2d", "BatchNorm1d", "BatchNorm2d", "ReLU",
-           "Conv1d", "Conv3d", "BatchNorm3d", "ReLU6", "Hardtanh",
+           "Conv1d", "Conv3d", "BatchNorm3d", "MaxPool1d", "AvgPool1d", "AdaptiveAvgPool1d",
+           "ReLU6", "Hardtanh",
            "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "MaxPool2d",
            "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "Dropout", "CrossEntropyLoss",
            "NLLLoss", "MSELoss", "L1Loss", "LSTM", "GRU", "Embedding", "EmbeddingBag"]

@@ -785,5 +785,6 @@ def threshold(input, threshold, value):
 
 # the 1-d and 3-d convolutions live in their own module
 from .functional_conv_nd import conv1d, conv3d  # noqa: E402
+from .functional_pool_1d import adaptive_avg_pool1d, avg_pool1d, max_pool1d  # noqa: E402
 
-__all__ += ["conv1d", "conv3d"]
+__all__ += ["conv1d", "conv3d", "max_pool1d", "avg_pool1d", "adaptive_avg_pool1d"]
