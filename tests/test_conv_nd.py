@@ -412,7 +412,8 @@ def test_fusion_rejects_mismatched_dimensions():
 def _conv_nd_entries(mapping, prefix_of):
     return sorted((prefix_of(k), k.__name__, prefix_of(v), v.__name__)
                   for k, v in mapping.items()
-                  if k.__name__.endswith(("1d", "3d")) and "Conv" in k.__name__)
+                  if k.__name__.endswith(("1d", "3d")) and "Conv" in k.__name__
+                  or k.__name__.startswith("ConvTranspose"))
 
 
 def test_mappings_hold_torchs_conv1d_conv3d_entries(torch_mod):
@@ -445,7 +446,7 @@ def test_mappings_hold_torchs_conv1d_conv3d_entries(torch_mod):
                                                        "ConvReLU1d")}
     qs = _conv_nd_entries(tq.get_default_static_quant_module_mappings(), ours)
     ts = _conv_nd_entries(tmap.get_default_static_quant_module_mappings(), theirs)
-    assert sorted(set(qs) - extra) == [e for e in ts if "ConvTranspose" not in e[1]]
+    assert sorted(set(qs) - extra) == [e for e in ts if e[1] != "ConvTranspose3d"]
     assert _conv_nd_entries(tq.get_default_qat_module_mappings(), ours) == \
         _conv_nd_entries(tmap.get_default_qat_module_mappings(), theirs)
 
@@ -808,3 +809,190 @@ def test_audio_model_with_1d_pooling_bit_equal_to_torch(torch_x86, mode, rng):
         ct, cq = tfx.convert_fx(pt), qfx.convert_fx(pq)
     for x in xs:
         assert_array_equal(_out(cq(x)), ct(torch.from_numpy(x)).numpy())
+
+
+# ---- transposed convolutions ------------------------------------------------------------------
+TRANSPOSE_CASES = [
+    # d, N, C, O, spatial, kernel, stride, padding, output_padding, groups, dilation, bias
+    (1, 2, 4, 6, (7,), (3,), 2, 1, 1, 2, 1, True),
+    (1, 2, 4, 6, (7,), (3,), 3, 0, 2, 1, 2, False),
+    (1, 1, 3, 5, (1,), (1,), 1, 0, 0, 1, 1, True),
+    (2, 2, 4, 6, (5, 6), (3, 2), (2, 1), (1, 0), (1, 0), 2, (1, 2), True),
+    (2, 1, 3, 3, (4, 4), (3, 3), 2, 1, 0, 3, 1, True),
+    (2, 1, 5, 7, (3, 5), (4, 4), 2, 1, 0, 1, 1, False),
+    (1, 2, 3, 4, (8,), (4,), 2, 1, 0, 1, 1, True),      # torch's x86 engine: see below
+]
+
+
+@pytest.mark.parametrize("case", TRANSPOSE_CASES, ids=lambda c: f"{c[0]}d-s{c[6]}-g{c[9]}")
+def test_conv_transpose_float_matches_torch(torch_mod, case):
+    torch = torch_mod
+    d, N, C, Co, S, K, stride, padding, op, groups, dilation, bias = case
+    rng = np.random.default_rng(sum(S) + Co)
+    x = rng.normal(size=(N, C) + S)
+    tcls = getattr(torch.nn, f"ConvTranspose{d}d")
+    qcls = getattr(nn, f"ConvTranspose{d}d")
+    tm = tcls(C, Co, K, stride, padding, op, groups, bias, dilation).double()
+    qm = qcls(C, Co, K, stride, padding, op, groups, bias, dilation)
+    assert repr(qm) == repr(tm)
+    qm.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
+    tx = torch.tensor(x, requires_grad=True)
+    ty = tm(tx)
+    g = rng.normal(size=ty.shape)
+    ty.backward(torch.tensor(g))
+    qx = ql.tensor(x.astype(np.float32), requires_grad=True)
+    qy = qm(qx)
+    qy.backward(g.astype(np.float32))
+    assert_allclose(qy.numpy(), ty.detach().numpy(), rtol=1e-5, atol=1e-5)
+    assert_allclose(qx.grad, tx.grad.numpy(), rtol=1e-5, atol=1e-5)
+    assert_allclose(qm.weight.grad, tm.weight.grad.numpy(), rtol=1e-5, atol=1e-5)
+    # output_size picks the output padding, as torch's
+    size = tuple(n + 1 for n in ty.shape[2:]) if max(np.atleast_1d(stride)) > 1 else None
+    if size is not None and all(
+            o + 1 < max(s, dl) for o, s, dl in zip(np.broadcast_to(op, (d,)),
+                                                    np.broadcast_to(stride, (d,)),
+                                                    np.broadcast_to(dilation, (d,)))):
+        assert qm(x.astype(np.float32), output_size=size).shape == \
+            tuple(tm(torch.tensor(x), output_size=size).shape)
+
+
+@pytest.mark.parametrize("d", [1, 2])
+def test_conv_transpose_function_gradcheck(d):
+    from qlearn.nn.functional_conv_transpose import ConvTransposeNdFunction
+    rng = np.random.default_rng(d)
+    S, K = ((5,), (3,)) if d == 1 else ((3, 4), (2, 3))
+    args = [rng.standard_normal((2, 4) + S), rng.standard_normal((4, 3) + K),
+            rng.standard_normal(6), (2,) * d, (1,) * d, (1,) * d, (1,) * d, 2]
+    assert gradcheck(ConvTransposeNdFunction, args, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("engine", ["x86", "fbgemm"])
+@pytest.mark.parametrize("case", TRANSPOSE_CASES, ids=lambda c: f"{c[0]}d-s{c[6]}-g{c[9]}")
+def test_int8_conv_transpose_bit_equal_to_torch(torch_x86, case, engine):
+    torch = torch_x86
+    d, N, C, Co, S, K, stride, padding, op, groups, dilation, bias = case
+    if engine == "x86" and d == 1 and K == (4,):
+        pytest.skip("torch 2.13's x86 engine (oneDNN) gets this transposed conv wrong; "
+                    "see test_decoder_with_transposed_convs_bit_equal_to_torch")
+    torch.backends.quantized.engine = engine
+    rng = np.random.default_rng(sum(S) + Co)
+    x = rng.normal(size=(N, C) + S).astype(np.float32)
+    w = (rng.normal(size=(C, Co // groups) + K) * 0.3).astype(np.float32)
+    b = rng.normal(size=Co).astype(np.float32) if bias else None
+    sx = float(np.float32(np.ptp(x) / 127))
+    qx = ql.quantize_per_tensor(x, sx, int(np.rint(-x.min() / sx)), ql.quint8)
+    qw = ql.quantize_per_tensor(w, float(np.abs(w).max() / 127), 2, ql.qint8)
+
+    def lst(v):
+        return [v] * d if isinstance(v, int) else list(v)
+
+    prepack = getattr(torch.ops.quantized, f"conv_transpose{d}d_prepack")
+    packed = prepack(_to_torch(torch, qw), None if b is None else torch.from_numpy(b),
+                     lst(stride), lst(padding), lst(op), lst(dilation), groups)
+    ty = getattr(torch.ops.quantized, f"conv_transpose{d}d")(_to_torch(torch, qx), packed,
+                                                            0.04, 77)
+    m = getattr(nnq, f"ConvTranspose{d}d")(C, Co, K, stride, padding, op, groups, bias,
+                                           dilation)
+    m.set_weight_bias(qw, b)
+    m.scale, m.zero_point = 0.04, 77
+    y = m(qx)
+    assert y.shape == tuple(ty.shape)
+    assert_array_equal(y.int_repr(), ty.int_repr().numpy())
+    tm = getattr(torch.ao.nn.quantized, f"ConvTranspose{d}d")(C, Co, K, stride, padding, op,
+                                                              groups, bias, dilation)
+    assert repr(m).split("(")[0] == repr(tm).split("(")[0]
+    assert sorted(m.state_dict()) == sorted(tm.state_dict())
+
+
+def test_int8_conv_transpose_bad_input():
+    w = ql.quantize_per_channel(np.ones((4, 2, 3)), np.full(4, 0.1), np.zeros(4, np.int64),
+                                0, ql.qint8)
+    m = nnq.ConvTranspose1d(4, 2, 3)
+    with pytest.raises(ValueError, match="per-channel quantization is not supported"):
+        m.set_weight_bias(w, None)
+    with pytest.raises(ValueError, match="`output_padding` must be smaller"):
+        nnq.ConvTranspose1d(4, 2, 3, output_padding=1)
+    with pytest.raises(ValueError, match="must have 4 channels"):
+        m(ql.quantize_per_tensor(np.ones((1, 3, 5)), 0.1, 0, ql.quint8))
+    with pytest.raises(ValueError, match="`padding_mode` must be 'zeros'"):
+        nn.ConvTranspose2d(2, 2, 3, padding_mode="reflect")
+    with pytest.raises(ValueError, match="`output_size`"):
+        nn.ConvTranspose1d(2, 2, 3, stride=2)(np.ones((1, 2, 5), np.float32),
+                                              output_size=(20,))
+    with pytest.raises(ValueError, match="`output_padding` must be smaller"):
+        F.conv_transpose1d(np.ones((1, 2, 5)), np.ones((2, 2, 3)), output_padding=1)
+
+
+def _decoder(lib, torch=None):
+    N = torch.nn if lib == "t" else nn
+    Q = torch.ao.quantization if lib == "t" else tq
+
+    class Net(N.Module):
+        def __init__(self):
+            super().__init__()
+            self.quant = Q.QuantStub()
+            self.up1 = N.ConvTranspose1d(3, 4, 4, stride=2, padding=1)
+            self.relu = N.ReLU()
+            self.up2 = N.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1)
+            self.dequant = Q.DeQuantStub()
+
+        def forward(self, x):
+            y = self.relu(self.up1(self.quant(x)))
+            return self.dequant(self.up2(y.reshape(y.shape[0], 4, 2, -1)))
+
+    return Net()
+
+
+@pytest.mark.parametrize("mode", ["eager", "fx"])
+def test_decoder_with_transposed_convs_bit_equal_to_torch(torch_x86, mode, rng):
+    """Per-tensor weights (default_qconfig): PyTorch cannot pack per-channel ones.
+    Engine fbgemm: under x86, torch 2.13 runs this ConvTranspose1d (even kernel, stride
+    2) on oneDNN, whose integers are far from the float result (off by up to 1.35 for a
+    step of 0.015, where qlearn's and FBGEMM's are within half a step)."""
+    torch = torch_x86
+    torch.backends.quantized.engine = "fbgemm"
+    ta = torch.ao.quantization
+    from torch.ao.quantization import quantize_fx as tfx
+    tm, qm = _decoder("t", torch).eval(), _decoder("q").eval()
+    qm.load_state_dict({k: v.detach().numpy().copy() for k, v in tm.state_dict().items()})
+    xs = [rng.standard_normal((2, 3, 8)).astype(np.float32) for _ in range(3)]
+    assert_allclose(_out(qm(xs[0])), tm(torch.from_numpy(xs[0])).detach().numpy(),
+                    rtol=1e-5, atol=1e-5)
+    if mode == "eager":
+        tm.qconfig, qm.qconfig = ta.default_qconfig, tq.default_qconfig
+        pt, pq = ta.prepare(tm), tq.prepare(qm)
+    else:
+        pt = tfx.prepare_fx(tm, {"": ta.default_qconfig}, (torch.from_numpy(xs[0]),))
+        pq = qfx.prepare_fx(qm, {"": tq.default_qconfig}, (xs[0],))
+    for x in xs:
+        pt(torch.from_numpy(x))
+        pq(x)
+    _same_observers(pq, pt)
+    ct = ta.convert(pt) if mode == "eager" else tfx.convert_fx(pt)
+    cq = tq.convert(pq) if mode == "eager" else qfx.convert_fx(pq)
+    assert type(cq.up1) is nnq.ConvTranspose1d and type(cq.up2) is nnq.ConvTranspose2d
+    for x in xs:
+        assert_array_equal(_out(cq(x)), ct(torch.from_numpy(x)).numpy())
+
+
+@pytest.mark.parametrize("d", [1, 2])
+def test_fuse_convtranspose_bn(torch_mod, d):
+    torch = torch_mod
+    tm = torch.nn.Sequential(getattr(torch.nn, f"ConvTranspose{d}d")(3, 4, 3, stride=2),
+                             getattr(torch.nn, f"BatchNorm{d}d")(4)).eval()
+    with torch.no_grad():
+        tm[1].running_mean.uniform_(-0.5, 0.5)
+        tm[1].running_var.uniform_(0.5, 2.0)
+        tm[1].weight.uniform_(0.5, 1.5)
+    qm = nn.Sequential(getattr(nn, f"ConvTranspose{d}d")(3, 4, 3, stride=2),
+                       getattr(nn, f"BatchNorm{d}d")(4)).eval()
+    qm.load_state_dict({k: v.detach().numpy().copy() for k, v in tm.state_dict().items()})
+    tf = torch.ao.quantization.fuse_modules(tm, [["0", "1"]])
+    qf = tq.fuse_modules(qm, [["0", "1"]])
+    assert [type(c).__name__ for c in qf] == [type(c).__name__ for c in tf]
+    assert_allclose(qf[0].weight.data, tf[0].weight.detach().numpy(), rtol=1e-6)
+    x = np.random.default_rng(0).normal(size=(2, 3) + (5,) * d).astype(np.float32)
+    assert_allclose(qf(x).numpy(), tf(torch.from_numpy(x)).detach().numpy(), rtol=1e-5,
+                    atol=1e-5)
+    with pytest.raises(ValueError, match="not supported for quantization-aware"):
+        tq.fuse_modules_qat(copy.deepcopy(qm).train(), [["0", "1"]])

@@ -30,6 +30,8 @@ Conv1d + ReLU -> nni.ConvReLU1d
 Conv3d + BatchNorm3d -> fuse_conv_bn
 Conv3d + BatchNorm3d + ReLU -> fuse_conv_bn_relu
 Conv3d + ReLU -> nni.ConvReLU3d
+ConvTranspose1d + BatchNorm1d -> fuse_convtranspose_bn
+ConvTranspose2d + BatchNorm2d -> fuse_convtranspose_bn
 Linear + BatchNorm1d -> fuse_linear_bn
 Linear + ReLU -> nni.LinearReLU
 BatchNorm2d + ReLU -> nni.BNReLU2d
@@ -39,11 +41,13 @@ from ..nn.modules.activation import ReLU
 from ..nn.modules.batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d
 from ..nn.modules.conv import Conv2d
 from ..nn.modules.conv_nd import Conv1d, Conv3d
+from ..nn.modules.conv_transpose import ConvTranspose1d, ConvTranspose2d
 from ..nn.modules.linear import Linear
 from ..nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
-__all__ = ["fuse_conv_bn", "fuse_conv_bn_relu", "fuse_linear_bn", "get_fuser_method",
-           "get_default_fusion_patterns", "DEFAULT_OP_LIST_TO_FUSER_METHOD"]
+__all__ = ["fuse_conv_bn", "fuse_conv_bn_relu", "fuse_convtranspose_bn", "fuse_linear_bn",
+           "get_fuser_method", "get_default_fusion_patterns",
+           "DEFAULT_OP_LIST_TO_FUSER_METHOD"]
 
 
 def _same_mode(mods, who):
@@ -127,6 +131,27 @@ def fuse_conv_bn_relu(is_qat, conv, bn, relu):
                                                                relu)
 
 
+def fuse_convtranspose_bn(is_qat, convt, bn):
+    r"""Fold a ``BatchNorm`` into the ``ConvTranspose1d`` / ``ConvTranspose2d`` before it
+    (eval mode; the output channels of a transposed convolution's weight are its axis 1,
+    :func:`~qlearn.nn.utils.fusion.fuse_conv_bn_eval` with ``transpose=True``).  As
+    PyTorch, there is no QAT form: ``is_qat=True`` raises ``ValueError``.
+
+    >>> from qlearn import nn
+    >>> from qlearn.quantization import fuse_convtranspose_bn
+    >>> m = fuse_convtranspose_bn(False, nn.ConvTranspose1d(2, 3, 2).eval(),
+    ...                           nn.BatchNorm1d(3).eval())
+    >>> type(m).__name__, m.bias is not None
+    ('ConvTranspose1d', True)
+    """
+    _same_mode((convt, bn), "fuse_convtranspose_bn")
+    if is_qat:
+        raise ValueError("fuse_convtranspose_bn: fusing ConvTranspose + BatchNorm is not "
+                         "supported for quantization-aware training (nor by PyTorch); "
+                         "fuse in eval mode with fuse_modules")
+    return fuse_conv_bn_eval(convt, bn, transpose=True)
+
+
 def fuse_linear_bn(is_qat, linear, bn):
     r"""Fuse a ``Linear`` and a ``BatchNorm1d``.
 
@@ -189,6 +214,8 @@ DEFAULT_OP_LIST_TO_FUSER_METHOD = {
     (Conv3d, BatchNorm3d): _Named(fuse_conv_bn),
     (Conv3d, BatchNorm3d, ReLU): _Named(fuse_conv_bn_relu),
     (Conv3d, ReLU): _SequentialFuser(nni.ConvReLU3d),
+    (ConvTranspose1d, BatchNorm1d): _Named(fuse_convtranspose_bn),
+    (ConvTranspose2d, BatchNorm2d): _Named(fuse_convtranspose_bn),
     (Linear, BatchNorm1d): _Named(fuse_linear_bn),
     (Linear, ReLU): _SequentialFuser(nni.LinearReLU),
     (BatchNorm2d, ReLU): _SequentialFuser(nni.BNReLU2d),
