@@ -12,7 +12,7 @@ qlearn                          ``"qoperator"``                  ``"qdq"``
 ``nnq.Quantize``                QuantizeLinear                   QuantizeLinear
 ``nnq.DeQuantize``              DequantizeLinear                 DequantizeLinear
 ``nnq.Conv2d``, ``ConvReLU2d``  QLinearConv (int32 bias)         DQ, Conv (int32 bias), Q
-``nnq.Conv1d`` / ``Conv3d`` ...  QLinearConv (int32 bias)         DQ, Conv (int32 bias), Q
+``nnq.Conv1d``, ``Conv3d``      QLinearConv (int32 bias)         DQ, Conv (int32 bias), Q
 ``nnq.Linear``, ``LinearReLU``  MatMulInteger + float epilogue   DQ, Gemm (int32 bias), Q
 ``nnqd.Linear``                 (Dynamic)QuantizeLinear,         Q, DQ, Gemm
                                 MatMulInteger, Cast, Mul, Add
