@@ -12,6 +12,7 @@ qlearn                          ``"qoperator"``                  ``"qdq"``
 ``nnq.Quantize``                QuantizeLinear                   QuantizeLinear
 ``nnq.DeQuantize``              DequantizeLinear                 DequantizeLinear
 ``nnq.Conv2d``, ``ConvReLU2d``  QLinearConv (int32 bias)         DQ, Conv (int32 bias), Q
+``nnq.Conv1d``, ``Conv3d``      QLinearConv (int32 bias)         DQ, Conv (int32 bias), Q
 ``nnq.Linear``, ``LinearReLU``  MatMulInteger + float epilogue   DQ, Gemm (int32 bias), Q
 ``nnqd.Linear``                 (Dynamic)QuantizeLinear,         Q, DQ, Gemm
                                 MatMulInteger, Cast, Mul, Add
@@ -201,9 +202,9 @@ def _dequantize(cv, call, x):
 
 # ---- conv ------------------------------------------------------------------------------
 def _conv_attrs(mod):
-    ph, pw = mod.padding
+    pads = list(mod.padding)       # one per spatial axis (1-d, 2-d or 3-d): begins, ends
     return dict(kernel_shape=list(mod.kernel_size), strides=list(mod.stride),
-                pads=[ph, pw, ph, pw], dilations=list(mod.dilation), group=mod.groups)
+                pads=pads + pads, dilations=list(mod.dilation), group=mod.groups)
 
 
 def _qconv(cv, call, x):
@@ -500,10 +501,15 @@ def _float_conv(cv, call, x):
                  strides=list(_int_pair(mod.stride)),
                  dilations=list(_int_pair(mod.dilation)), group=int(mod.groups))
     if isinstance(mod.padding, str):
-        raise UnsupportedModuleError(f"qlearn.onnx.export: {call.name!r} (Conv2d) uses "
-                                     f"string padding {mod.padding!r}; give numbers")
-    p = _int_pair(mod.padding)
-    attrs["pads"] = [p[0], p[1], p[0], p[1]]
+        raise UnsupportedModuleError(f"qlearn.onnx.export: {call.name!r} "
+                                     f"({type(mod).__name__}) uses string padding "
+                                     f"{mod.padding!r}; give numbers")
+    if getattr(mod, "padding_mode", "zeros") != "zeros":
+        raise UnsupportedModuleError(f"qlearn.onnx.export: {call.name!r} "
+                                     f"({type(mod).__name__}) pads by "
+                                     f"{mod.padding_mode!r}; only zero padding exports")
+    p = list(_int_pair(mod.padding))
+    attrs["pads"] = p + p
     return g.node("Conv", ins, base, name=base, **attrs)
 
 
@@ -637,6 +643,10 @@ MODULE_CONVERSIONS = {
     nnq.DeQuantize: _dequantize,
     nnq.Conv2d: _qconv,
     nniq.ConvReLU2d: _qconv,
+    nnq.Conv1d: _qconv,
+    nniq.ConvReLU1d: _qconv,
+    nnq.Conv3d: _qconv,
+    nniq.ConvReLU3d: _qconv,
     nnq.Linear: _qlinear,
     nniq.LinearReLU: _qlinear,
     nnqd.Linear: _dynamic_linear,
@@ -648,6 +658,8 @@ MODULE_CONVERSIONS = {
     nnq.FloatFunctional: _functional,
     nn.Linear: _float_linear,
     nn.Conv2d: _float_conv,
+    nn.Conv1d: _float_conv,
+    nn.Conv3d: _float_conv,
     nn.ReLU: _relu,
     nn.ReLU6: _relu6,
     nn.Sigmoid: _unary("Sigmoid"),

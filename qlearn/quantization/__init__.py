@@ -23,8 +23,9 @@ from .fake_quantize import (FakeQuantize, FakeQuantizeBase, FixedQParamsFakeQuan
                             default_per_channel_weight_fake_quant, default_weight_fake_quant,
                             disable_fake_quant, disable_observer, enable_fake_quant,
                             enable_observer)
-from .fuser_method_mappings import (fuse_conv_bn, fuse_conv_bn_relu, fuse_linear_bn,
-                                    get_default_fusion_patterns, get_fuser_method)
+from .fuser_method_mappings import (fuse_conv_bn, fuse_conv_bn_relu, fuse_convtranspose_bn,
+                                    fuse_linear_bn, get_default_fusion_patterns,
+                                    get_fuser_method)
 from .fuse_modules import fuse_known_modules, fuse_modules, fuse_modules_qat
 from ..nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 from .stubs import DeQuantStub, QuantStub, QuantWrapper

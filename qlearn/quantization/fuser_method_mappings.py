@@ -24,19 +24,30 @@ module clamping at the zero point.
 Conv2d + BatchNorm2d -> fuse_conv_bn
 Conv2d + BatchNorm2d + ReLU -> fuse_conv_bn_relu
 Conv2d + ReLU -> nni.ConvReLU2d
+Conv1d + BatchNorm1d -> fuse_conv_bn
+Conv1d + BatchNorm1d + ReLU -> fuse_conv_bn_relu
+Conv1d + ReLU -> nni.ConvReLU1d
+Conv3d + BatchNorm3d -> fuse_conv_bn
+Conv3d + BatchNorm3d + ReLU -> fuse_conv_bn_relu
+Conv3d + ReLU -> nni.ConvReLU3d
+ConvTranspose1d + BatchNorm1d -> fuse_convtranspose_bn
+ConvTranspose2d + BatchNorm2d -> fuse_convtranspose_bn
 Linear + BatchNorm1d -> fuse_linear_bn
 Linear + ReLU -> nni.LinearReLU
 BatchNorm2d + ReLU -> nni.BNReLU2d
 """
 from ..nn import intrinsic as nni
 from ..nn.modules.activation import ReLU
-from ..nn.modules.batchnorm import BatchNorm1d, BatchNorm2d
+from ..nn.modules.batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d
 from ..nn.modules.conv import Conv2d
+from ..nn.modules.conv_nd import Conv1d, Conv3d
+from ..nn.modules.conv_transpose import ConvTranspose1d, ConvTranspose2d
 from ..nn.modules.linear import Linear
 from ..nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
-__all__ = ["fuse_conv_bn", "fuse_conv_bn_relu", "fuse_linear_bn", "get_fuser_method",
-           "get_default_fusion_patterns", "DEFAULT_OP_LIST_TO_FUSER_METHOD"]
+__all__ = ["fuse_conv_bn", "fuse_conv_bn_relu", "fuse_convtranspose_bn", "fuse_linear_bn",
+           "get_fuser_method", "get_default_fusion_patterns",
+           "DEFAULT_OP_LIST_TO_FUSER_METHOD"]
 
 
 def _same_mode(mods, who):
@@ -60,13 +71,28 @@ def _check_qat_bn(layer_out, bn, who):
                          f"fused for quantization-aware training")
 
 
-def fuse_conv_bn(is_qat, conv, bn):
-    r"""Fuse a ``Conv2d`` and a ``BatchNorm2d``.
+# the fused container for each convolution (PyTorch's fuse_conv_bn keeps the same maps)
+_CONV_BN = {Conv1d: nni.ConvBn1d, Conv2d: nni.ConvBn2d, Conv3d: nni.ConvBn3d}
+_CONV_BN_RELU = {Conv1d: nni.ConvBnReLU1d, Conv2d: nni.ConvBnReLU2d, Conv3d: nni.ConvBnReLU3d}
+_CONV_RELU = {Conv1d: nni.ConvReLU1d, Conv2d: nni.ConvReLU2d, Conv3d: nni.ConvReLU3d}
 
-    ``is_qat=False``: a new ``Conv2d`` with the batch norm folded in
+
+def _fused_class(table, conv, who):
+    cls = table.get(type(conv))
+    if cls is None:
+        raise TypeError(f"{who}: `conv` must be a Conv1d, Conv2d or Conv3d, got "
+                        f"{type(conv).__name__}")
+    return cls
+
+
+def fuse_conv_bn(is_qat, conv, bn):
+    r"""Fuse a ``Conv1d`` / ``Conv2d`` / ``Conv3d`` and the batch norm of its dimension.
+
+    ``is_qat=False``: a new convolution with the batch norm folded in
     (:func:`~qlearn.nn.utils.fusion.fuse_conv_bn_eval`, both modules in eval mode);
-    ``is_qat=True``: the container :class:`qlearn.nn.intrinsic.ConvBn2d` (both in training
-    mode, the batch norm affine and tracking its statistics).
+    ``is_qat=True``: the container :class:`qlearn.nn.intrinsic.ConvBn2d` (``ConvBn1d``,
+    ``ConvBn3d``; both in training mode, the batch norm affine and tracking its
+    statistics).
 
     >>> from qlearn import nn
     >>> from qlearn.quantization import fuse_conv_bn
@@ -79,15 +105,16 @@ def fuse_conv_bn(is_qat, conv, bn):
     _same_mode((conv, bn), "fuse_conv_bn")
     if is_qat:
         _check_qat_bn(conv.out_channels, bn, "fuse_conv_bn")
-        return nni.ConvBn2d(conv, bn)
+        return _fused_class(_CONV_BN, conv, "fuse_conv_bn")(conv, bn)
     return fuse_conv_bn_eval(conv, bn)
 
 
 def fuse_conv_bn_relu(is_qat, conv, bn, relu):
-    r"""Fuse a ``Conv2d``, a ``BatchNorm2d`` and a ``ReLU``.
+    r"""Fuse a convolution, its batch norm and a ``ReLU``.
 
     ``is_qat=False``: ``nni.ConvReLU2d(fuse_conv_bn_eval(conv, bn), relu)``;
-    ``is_qat=True``: ``nni.ConvBnReLU2d(conv, bn, relu)``.
+    ``is_qat=True``: ``nni.ConvBnReLU2d(conv, bn, relu)`` (``...1d`` / ``...3d`` for
+    ``Conv1d`` / ``Conv3d``).
 
     >>> from qlearn import nn
     >>> from qlearn.quantization import fuse_conv_bn_relu
@@ -99,8 +126,30 @@ def fuse_conv_bn_relu(is_qat, conv, bn, relu):
     _same_mode((conv, bn, relu), "fuse_conv_bn_relu")
     if is_qat:
         _check_qat_bn(conv.out_channels, bn, "fuse_conv_bn_relu")
-        return nni.ConvBnReLU2d(conv, bn, relu)
-    return nni.ConvReLU2d(fuse_conv_bn_eval(conv, bn), relu)
+        return _fused_class(_CONV_BN_RELU, conv, "fuse_conv_bn_relu")(conv, bn, relu)
+    return _fused_class(_CONV_RELU, conv, "fuse_conv_bn_relu")(fuse_conv_bn_eval(conv, bn),
+                                                               relu)
+
+
+def fuse_convtranspose_bn(is_qat, convt, bn):
+    r"""Fold a ``BatchNorm`` into the ``ConvTranspose1d`` / ``ConvTranspose2d`` before it
+    (eval mode; the output channels of a transposed convolution's weight are its axis 1,
+    :func:`~qlearn.nn.utils.fusion.fuse_conv_bn_eval` with ``transpose=True``).  As
+    PyTorch, there is no QAT form: ``is_qat=True`` raises ``ValueError``.
+
+    >>> from qlearn import nn
+    >>> from qlearn.quantization import fuse_convtranspose_bn
+    >>> m = fuse_convtranspose_bn(False, nn.ConvTranspose1d(2, 3, 2).eval(),
+    ...                           nn.BatchNorm1d(3).eval())
+    >>> type(m).__name__, m.bias is not None
+    ('ConvTranspose1d', True)
+    """
+    _same_mode((convt, bn), "fuse_convtranspose_bn")
+    if is_qat:
+        raise ValueError("fuse_convtranspose_bn: fusing ConvTranspose + BatchNorm is not "
+                         "supported for quantization-aware training (nor by PyTorch); "
+                         "fuse in eval mode with fuse_modules")
+    return fuse_conv_bn_eval(convt, bn, transpose=True)
 
 
 def fuse_linear_bn(is_qat, linear, bn):
@@ -159,6 +208,14 @@ DEFAULT_OP_LIST_TO_FUSER_METHOD = {
     (Conv2d, BatchNorm2d): _Named(fuse_conv_bn),
     (Conv2d, BatchNorm2d, ReLU): _Named(fuse_conv_bn_relu),
     (Conv2d, ReLU): _SequentialFuser(nni.ConvReLU2d),
+    (Conv1d, BatchNorm1d): _Named(fuse_conv_bn),
+    (Conv1d, BatchNorm1d, ReLU): _Named(fuse_conv_bn_relu),
+    (Conv1d, ReLU): _SequentialFuser(nni.ConvReLU1d),
+    (Conv3d, BatchNorm3d): _Named(fuse_conv_bn),
+    (Conv3d, BatchNorm3d, ReLU): _Named(fuse_conv_bn_relu),
+    (Conv3d, ReLU): _SequentialFuser(nni.ConvReLU3d),
+    (ConvTranspose1d, BatchNorm1d): _Named(fuse_convtranspose_bn),
+    (ConvTranspose2d, BatchNorm2d): _Named(fuse_convtranspose_bn),
     (Linear, BatchNorm1d): _Named(fuse_linear_bn),
     (Linear, ReLU): _SequentialFuser(nni.LinearReLU),
     (BatchNorm2d, ReLU): _SequentialFuser(nni.BNReLU2d),

@@ -56,11 +56,17 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS = {
     DeQuantStub: nnq.DeQuantize,
     nn.Linear: nnq.Linear,
     nn.Conv2d: nnq.Conv2d,
+    nn.Conv1d: nnq.Conv1d,
+    nn.Conv3d: nnq.Conv3d,
+    nn.ConvTranspose1d: nnq.ConvTranspose1d,
+    nn.ConvTranspose2d: nnq.ConvTranspose2d,
     nn.ReLU: nnq.ReLU,
     nn.ReLU6: nnq.ReLU6,
     nn.LeakyReLU: nnq.LeakyReLU,
     nn.MaxPool2d: nnq.MaxPool2d,
     nn.AdaptiveAvgPool2d: nnq.AdaptiveAvgPool2d,
+    nn.MaxPool1d: nnq.MaxPool1d,
+    nn.AdaptiveAvgPool1d: nnq.AdaptiveAvgPool1d,
     nn.Dropout: nnq.Dropout,
     nn.BatchNorm2d: nnq.BatchNorm2d,
     nnq.FloatFunctional: nnq.QFunctional,
@@ -69,6 +75,8 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS = {
     nn.EmbeddingBag: nnq.EmbeddingBag,
     # fused float modules
     nni.ConvReLU2d: nniq.ConvReLU2d,
+    nni.ConvReLU1d: nniq.ConvReLU1d,
+    nni.ConvReLU3d: nniq.ConvReLU3d,
     nni.LinearReLU: nniq.LinearReLU,
     nni.BNReLU2d: nniq.BNReLU2d,
     # QAT modules: the batch norm is folded into the weight on the way
@@ -79,6 +87,14 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS = {
     nniqat.ConvReLU2d: nniq.ConvReLU2d,
     nniqat.LinearReLU: nniq.LinearReLU,
     nniqat.LinearBn1d: nnq.Linear,
+    nnqat.Conv1d: nnq.Conv1d,
+    nniqat.ConvBn1d: nnq.Conv1d,
+    nniqat.ConvBnReLU1d: nniq.ConvReLU1d,
+    nniqat.ConvReLU1d: nniq.ConvReLU1d,
+    nnqat.Conv3d: nnq.Conv3d,
+    nniqat.ConvBn3d: nnq.Conv3d,
+    nniqat.ConvBnReLU3d: nniq.ConvReLU3d,
+    nniqat.ConvReLU3d: nniq.ConvReLU3d,
 }
 
 # -- QAT: float / fused -> modules that fake-quantize their weights ------------------------
@@ -90,6 +106,15 @@ DEFAULT_QAT_MODULE_MAPPINGS = {
     nni.ConvReLU2d: nniqat.ConvReLU2d,
     nni.LinearReLU: nniqat.LinearReLU,
     nni.LinearBn1d: nniqat.LinearBn1d,
+    # as PyTorch's: a plain Conv1d and ConvReLU1d stay float during QAT (fake-quantized
+    # outputs, weights quantized at convert); nnqat.Conv1d / nniqat.ConvReLU1d exist for
+    # a custom mapping, and the static mapping converts them
+    nni.ConvBn1d: nniqat.ConvBn1d,
+    nni.ConvBnReLU1d: nniqat.ConvBnReLU1d,
+    nn.Conv3d: nnqat.Conv3d,
+    nni.ConvBn3d: nniqat.ConvBn3d,
+    nni.ConvBnReLU3d: nniqat.ConvBnReLU3d,
+    nni.ConvReLU3d: nniqat.ConvReLU3d,
 }
 
 # -- dynamic: float -> int8 / float16 weights, float activations ---------------------------
@@ -106,13 +131,17 @@ DEFAULT_FLOAT_TO_QUANTIZED_OPERATOR_MAPPINGS = {
     F.max_pool2d: qF.max_pool2d,
     F.avg_pool2d: qF.avg_pool2d,
     F.adaptive_avg_pool2d: qF.adaptive_avg_pool2d,
+    F.max_pool1d: qF.max_pool1d,
+    F.avg_pool1d: qF.avg_pool1d,
+    F.adaptive_avg_pool1d: qF.adaptive_avg_pool1d,
 }
 
 # containers that take a qconfig although they are no quantizable leaf
 _INCLUDE_QCONFIG_PROPAGATE_LIST = {nn.Sequential}
 
 # quantized outputs that keep their input's (scale, zero_point): no observer needed
-_NO_OBSERVER_SET = {nn.ReLU, nn.MaxPool2d, nn.AdaptiveAvgPool2d}
+_NO_OBSERVER_SET = {nn.ReLU, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.MaxPool1d,
+                    nn.AdaptiveAvgPool1d}
 
 
 def get_default_static_quant_module_mappings():
@@ -258,7 +287,7 @@ def no_observer_set():
 
     >>> import qlearn.quantization as tq
     >>> sorted(c.__name__ for c in tq.no_observer_set())
-    ['AdaptiveAvgPool2d', 'MaxPool2d', 'ReLU']
+    ['AdaptiveAvgPool1d', 'AdaptiveAvgPool2d', 'MaxPool1d', 'MaxPool2d', 'ReLU']
     """
     return set(_NO_OBSERVER_SET)
 

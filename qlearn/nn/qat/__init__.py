@@ -6,6 +6,6 @@ sees the rounding the int8 layer will do.  ``prepare_qat`` swaps float layers fo
 ``convert`` swaps these for the quantized layers, reusing the trained fake quantizer's
 qparams for the weight.
 """
-from .modules import Conv2d, Embedding, EmbeddingBag, Linear
+from .modules import Conv1d, Conv2d, Conv3d, Embedding, EmbeddingBag, Linear
 
-__all__ = ["Conv2d", "Embedding", "EmbeddingBag", "Linear"]
+__all__ = ["Conv1d", "Conv2d", "Conv3d", "Embedding", "EmbeddingBag", "Linear"]

@@ -55,7 +55,10 @@ import operator
 
 from ... import autograd, nn
 from ...nn import functional as F
+from ...nn import intrinsic as nni
+from ...nn import qat as nnqat
 from ...nn import quantized as nnq
+from ...nn.intrinsic import qat as nniqat
 from ...nn.quantized import functional as qF
 from ..quantization_mappings import (
     get_default_dynamic_quant_module_mappings,
@@ -68,15 +71,16 @@ __all__ = ["node_kind", "RELU_TYPES", "SHARE_MODULES", "SHARE_FUNCTIONS", "SHARE
            "QTENSOR_MODULES", "QTENSOR_METHODS", "QTENSOR_TWINS", "runs_quantized",
            "quantized_call", "quantized_operator",
            "BINARY_OPS", "CAT_FUNCTIONS", "DEFAULT_MODULES", "DEFAULT_FUNCTIONS",
-           "DEFAULT_METHODS", "is_relu"]
+           "DEFAULT_METHODS", "is_relu", "FX_EXTRA_QAT_MODULE_MAPPINGS"]
 
 #: modules, functions and methods whose output keeps the input's qparams (that qlearn
 #: can run on a QTensor: the modules are swapped through the static mapping, the
 #: functions through the operator mapping, the methods are QTensor's)
 SHARE_MODULES = (nn.ReLU, nn.ReLU6, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.Identity,
-                 nn.AvgPool2d, nn.Hardtanh)
+                 nn.AvgPool2d, nn.Hardtanh, nn.MaxPool1d, nn.AvgPool1d, nn.AdaptiveAvgPool1d)
 SHARE_FUNCTIONS = {F.relu, F.relu6, F.max_pool2d, F.adaptive_avg_pool2d, F.avg_pool2d,
-                   F.hardtanh, F.flatten, autograd.flatten, autograd.clamp, autograd.mean}
+                   F.hardtanh, F.flatten, autograd.flatten, autograd.clamp, autograd.mean,
+                   F.max_pool1d, F.avg_pool1d, F.adaptive_avg_pool1d}
 SHARE_METHODS = {"reshape", "view", "permute", "transpose", "contiguous", "relu", "clamp",
                  "mean", "squeeze", "unsqueeze", "detach"}
 
@@ -99,6 +103,11 @@ CAT_FUNCTIONS = {autograd.cat}
 DEFAULT_MODULES = (nn.Dropout, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softmax)
 DEFAULT_FUNCTIONS = {F.dropout, F.leaky_relu, F.sigmoid, F.tanh, F.softmax}
 DEFAULT_METHODS = {"sigmoid", "tanh", "softmax"}
+
+#: QAT swaps graph mode makes on top of the eager QAT mapping: PyTorch's FX backend
+#: configuration gives every convolution a QAT module, while its eager QAT mapping
+#: leaves ``Conv1d`` and ``ConvReLU1d`` float; each workflow here does what PyTorch's does
+FX_EXTRA_QAT_MODULE_MAPPINGS = {nn.Conv1d: nnqat.Conv1d, nni.ConvReLU1d: nniqat.ConvReLU1d}
 
 PASSTHROUGH_METHODS = {"size", "dim", "numel"}
 RELU_TYPES = (nn.ReLU,)

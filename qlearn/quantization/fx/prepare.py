@@ -13,7 +13,7 @@ from collections import defaultdict
 from ...fx import Node
 from ...nn import intrinsic as nni
 from ..quantization_mappings import get_default_qat_module_mappings
-from .patterns import is_relu, node_kind
+from .patterns import FX_EXTRA_QAT_MODULE_MAPPINGS, is_relu, node_kind
 
 __all__ = ["assign_qconfigs", "insert_observers", "swap_qat_modules", "is_dynamic_qconfig"]
 
@@ -69,7 +69,7 @@ def assign_qconfigs(gm, qconfig_mapping):
 def swap_qat_modules(gm):
     """Replace each float module with a qconfig by its QAT twin (``nnqat.Linear``,
     ``nniqat.ConvBnReLU2d`` ...) through the QAT mapping, as ``prepare_qat`` does."""
-    mapping = get_default_qat_module_mappings()
+    mapping = {**get_default_qat_module_mappings(), **FX_EXTRA_QAT_MODULE_MAPPINGS}
     modules = dict(gm.named_modules())
     for node in gm.graph.nodes:
         if node.op != "call_module":

@@ -11,8 +11,8 @@ forms exist for quantization-aware training (``fuse_modules_qat``): in eval-mode
 the batch norm is folded into the weights instead (see
 :func:`qlearn.nn.utils.fusion.fuse_conv_bn_eval`).
 
-qlearn has no ``Conv1d`` (nor a quantized one), so the one-dimensional form here is the
-one its layers can make: :class:`LinearBn1d` (``Linear`` + ``BatchNorm1d``).
+The 1-d and 3-d convolution forms (``ConvReLU1d``, ``ConvBn3d``, ...) are in
+:mod:`qlearn.nn.intrinsic.modules.fused_nd`.
 """
 from ...modules.activation import ReLU
 from ...modules.batchnorm import BatchNorm1d, BatchNorm2d

@@ -7,8 +7,10 @@ is what gets fake-quantized); ``ConvReLU2d`` / ``LinearReLU`` are the QAT layers
 ReLU after them.  ``freeze_bn_stats`` / ``update_bn_stats`` are meant for
 ``model.apply``.
 """
-from .modules import (ConvBn2d, ConvBnReLU2d, ConvReLU2d, LinearBn1d, LinearReLU,
-                      freeze_bn_stats, update_bn_stats)
+from .modules import (ConvBn1d, ConvBn2d, ConvBn3d, ConvBnReLU1d, ConvBnReLU2d,
+                      ConvBnReLU3d, ConvReLU1d, ConvReLU2d, ConvReLU3d, LinearBn1d,
+                      LinearReLU, freeze_bn_stats, update_bn_stats)
 
 __all__ = ["ConvBn2d", "ConvBnReLU2d", "ConvReLU2d", "LinearBn1d", "LinearReLU",
-           "freeze_bn_stats", "update_bn_stats"]
+           "freeze_bn_stats", "update_bn_stats", "ConvBn1d", "ConvBnReLU1d", "ConvReLU1d",
+           "ConvBn3d", "ConvBnReLU3d", "ConvReLU3d"]

@@ -2,12 +2,16 @@
 from .activation import ELU, Hardswish, LeakyReLU, Sigmoid, Softmax
 from .batchnorm import BatchNorm2d
 from .conv import Conv2d
+from .conv_nd import Conv1d, Conv3d
+from .conv_transpose import ConvTranspose1d, ConvTranspose2d
 from .embedding_ops import Embedding, EmbeddingBag
 from .linear import Linear
+from .pooling_1d import AdaptiveAvgPool1d, MaxPool1d
 from .misc import (AdaptiveAvgPool2d, DeQuantize, Dropout, FloatFunctional, MaxPool2d, QFunctional,
                    Quantize, ReLU, ReLU6)
 
 __all__ = ["AdaptiveAvgPool2d", "BatchNorm2d", "Conv2d", "DeQuantize", "Dropout", "ELU",
            "Embedding", "EmbeddingBag", "FloatFunctional", "Hardswish", "LeakyReLU", "Linear",
            "Sigmoid", "Softmax",
-           "MaxPool2d", "QFunctional", "Quantize", "ReLU", "ReLU6"]
+           "MaxPool2d", "QFunctional", "Quantize", "ReLU", "ReLU6", "Conv1d", "Conv3d",
+           "MaxPool1d", "AdaptiveAvgPool1d", "ConvTranspose1d", "ConvTranspose2d"]

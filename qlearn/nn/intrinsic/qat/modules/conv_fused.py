@@ -36,7 +36,6 @@ from ....utils.fusion import fuse_conv_bn_weights
 from ...modules import fused as nni
 from ...modules.fused import _FusedModule
 from ._bn_state import BnStateMixin
-from .linear_fused import LinearBn1d
 
 __all__ = ["ConvBn2d", "ConvBnReLU2d", "ConvReLU2d", "freeze_bn_stats", "update_bn_stats"]
 
@@ -225,9 +224,6 @@ class ConvReLU2d(_QATConv2d, _FusedModule):
         return fused
 
 
-_BN_MODULES = (ConvBn2d, ConvBnReLU2d, LinearBn1d)
-
-
 def update_bn_stats(mod):
     """``mod.update_bn_stats()`` when ``mod`` is a QAT conv-bn module; for
     ``model.apply(update_bn_stats)``.
@@ -240,12 +236,12 @@ def update_bn_stats(mod):
     >>> _ = m.apply(nniqat.update_bn_stats); m.freeze_bn
     False
     """
-    if type(mod) in _BN_MODULES:
+    if isinstance(mod, BnStateMixin):     # every QAT conv-bn / linear-bn module
         mod.update_bn_stats()
 
 
 def freeze_bn_stats(mod):
     """``mod.freeze_bn_stats()`` when ``mod`` is a QAT conv-bn module; for
     ``model.apply(freeze_bn_stats)`` (see :func:`update_bn_stats`)."""
-    if type(mod) in _BN_MODULES:
+    if isinstance(mod, BnStateMixin):
         mod.freeze_bn_stats()
