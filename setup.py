@@ -118,9 +118,13 @@ def _compiler_id():
 
 def _atomic_copy(src, dst):
     # Copy, then rename over the target: a process that has the old .so mapped keeps it.
+    # The copy gets the current time, not the source's: setuptools copies build/lib's .so
+    # into the tree (--inplace, editable installs) only when it is newer than the one
+    # there, so a cached .so restored with its old time was silently not installed.
     os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
     tmp = f"{dst}.tmp{os.getpid()}"
-    shutil.copy2(src, tmp)
+    shutil.copyfile(src, tmp)
+    shutil.copymode(src, tmp)
     os.replace(tmp, dst)
 
 
