@@ -43,6 +43,8 @@ __all__ = [
     "get_default_float_to_quantized_operator_mappings",
     "get_default_qconfig_propagation_list",
     "get_default_compare_output_module_list",
+    "get_embedding_qat_module_mappings",
+    "get_embedding_static_quant_module_mappings",
     "get_static_quant_module_class",
     "get_dynamic_quant_module_class",
     "get_quantized_operator",
@@ -139,6 +141,40 @@ def get_default_qat_module_mappings():
     'qlearn.nn.qat.modules.linear'
     """
     return dict(DEFAULT_QAT_MODULE_MAPPINGS)
+
+
+def get_embedding_qat_module_mappings():
+    """The QAT mapping with the embeddings added: ``nn.Embedding`` / ``nn.EmbeddingBag``
+    -> ``nnqat.Embedding`` / ``nnqat.EmbeddingBag``, which fake-quantize their tables
+    (row-wise, :data:`~qlearn.quantization.fake_quantize.default_embedding_fake_quant`)
+    while training.  Pass it as ``prepare_qat(model, mapping=...)``.
+
+    >>> import qlearn.quantization as tq
+    >>> from qlearn import nn
+    >>> m = tq.get_embedding_qat_module_mappings()
+    >>> m[nn.EmbeddingBag].__module__, m[nn.Linear].__name__
+    ('qlearn.nn.qat.modules.embedding_ops', 'Linear')
+    """
+    mapping = dict(DEFAULT_QAT_MODULE_MAPPINGS)
+    mapping[nn.EmbeddingBag] = nnqat.EmbeddingBag
+    mapping[nn.Embedding] = nnqat.Embedding
+    return mapping
+
+
+def get_embedding_static_quant_module_mappings():
+    """The static mapping with the QAT embeddings added: ``nnqat.Embedding`` /
+    ``nnqat.EmbeddingBag`` -> ``nnq.Embedding`` / ``nnq.EmbeddingBag`` (the ``convert``
+    step after :func:`get_embedding_qat_module_mappings`).
+
+    >>> import qlearn.quantization as tq
+    >>> import qlearn.nn.qat as nnqat
+    >>> tq.get_embedding_static_quant_module_mappings()[nnqat.Embedding].__name__
+    'Embedding'
+    """
+    mapping = dict(DEFAULT_STATIC_QUANT_MODULE_MAPPINGS)
+    mapping[nnqat.EmbeddingBag] = nnq.EmbeddingBag
+    mapping[nnqat.Embedding] = nnq.Embedding
+    return mapping
 
 
 def get_default_dynamic_quant_module_mappings():

@@ -66,7 +66,26 @@ __all__ = [
     "swap_module",
     "get_observer_dict",
     "default_eval_fn",
+    "get_default_custom_config_dict",
 ]
+
+
+def get_default_custom_config_dict():
+    """The custom-module configuration eager ``prepare`` / ``convert`` use when given
+    none: ``{"float_to_observed_custom_module_class": {...},
+    "observed_to_quantized_custom_module_class": {...}}``.
+
+    PyTorch's maps ``nn.LSTM`` and ``nn.MultiheadAttention`` to its "quantizable"
+    (observed) forms and those to statically quantized ones; qlearn has neither
+    (its ``nn.LSTM`` is quantized dynamically, :class:`qlearn.nn.quantized.dynamic.LSTM`),
+    so both mappings are empty.  A new dict each call.
+
+    >>> import qlearn.quantization as tq
+    >>> tq.get_default_custom_config_dict()
+    {'float_to_observed_custom_module_class': {}, 'observed_to_quantized_custom_module_class': {}}
+    """
+    return {"float_to_observed_custom_module_class": {},
+            "observed_to_quantized_custom_module_class": {}}
 
 
 # -- small helpers -------------------------------------------------------------------------
