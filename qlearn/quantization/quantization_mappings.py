@@ -15,7 +15,8 @@ Three mappings, one per approach, as in PyTorch:
   -> int8 modules (``nnq``, ``nniq``) that take and return quint8 QTensors;
 * QAT (``prepare_qat``): float and fused float modules -> modules that fake-quantize
   their weights while training (``nnqat``, ``nniqat``);
-* dynamic (``quantize_dynamic``): ``Linear``, ``LSTM``, ``GRU`` -> ``nnqd`` modules with
+* dynamic (``quantize_dynamic``): ``Linear``, ``LSTM``, ``GRU`` and the three RNN cells
+  -> ``nnqd`` modules with
   int8 (or float16) weights that take and return float arrays.
 
 Where qlearn differs from PyTorch: PyTorch's float ``ReLU``, ``MaxPool2d`` and
@@ -99,6 +100,9 @@ DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS = {
     nn.Linear: nnqd.Linear,
     nn.LSTM: nnqd.LSTM,
     nn.GRU: nnqd.GRU,
+    nn.RNNCell: nnqd.RNNCell,
+    nn.LSTMCell: nnqd.LSTMCell,
+    nn.GRUCell: nnqd.GRUCell,
 }
 
 # -- functions -> quantized functions (for graph mode) -------------------------------------
@@ -178,12 +182,13 @@ def get_embedding_static_quant_module_mappings():
 
 
 def get_default_dynamic_quant_module_mappings():
-    """The dynamic mapping: ``Linear``, ``LSTM``, ``GRU`` -> their ``nnqd`` classes.
+    """The dynamic mapping: ``Linear``, ``LSTM``, ``GRU``, ``RNNCell``, ``LSTMCell``,
+    ``GRUCell`` -> their ``nnqd`` classes.
 
     >>> import qlearn.quantization as tq
     >>> from qlearn import nn
     >>> sorted(c.__name__ for c in tq.get_default_dynamic_quant_module_mappings())
-    ['GRU', 'LSTM', 'Linear']
+    ['GRU', 'GRUCell', 'LSTM', 'LSTMCell', 'Linear', 'RNNCell']
     """
     return dict(DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS)
 

@@ -668,7 +668,8 @@ def quantize_dynamic(model, qconfig_spec=None, dtype=qint8, mapping=None, inplac
     qconfig_spec : set, dict or None
         A set of module classes (each gets the default dynamic qconfig of ``dtype``), or
         a dict of class or qualified name -> QConfig (``{"": qconfig}`` for every
-        module), or None for ``{nn.Linear, nn.LSTM, nn.GRU}``.
+        module), or None for ``{nn.Linear, nn.LSTM, nn.GRU, nn.LSTMCell, nn.RNNCell,
+        nn.GRUCell}``.
     dtype : QDType or DType
         ``qlearn.qint8`` (default) or ``qlearn.float16`` (used with a set or None).
     mapping : dict, optional
@@ -693,10 +694,10 @@ def quantize_dynamic(model, qconfig_spec=None, dtype=qint8, mapping=None, inplac
         mapping = get_default_dynamic_quant_module_mappings()
     _check_mapping(mapping, "quantize_dynamic")
     from ..nn.modules.linear import Linear
-    from ..nn.modules.rnn import GRU, LSTM
+    from ..nn.modules.rnn import GRU, LSTM, GRUCell, LSTMCell, RNNCell
     if qconfig_spec is None:
         default = _dynamic_default_qconfig(dtype)
-        qconfig_spec = {Linear: default, LSTM: default, GRU: default}
+        qconfig_spec = dict.fromkeys((Linear, LSTM, GRU, LSTMCell, RNNCell, GRUCell), default)
     elif isinstance(qconfig_spec, (set, frozenset, list, tuple)):
         default = _dynamic_default_qconfig(dtype)
         for t in qconfig_spec:
