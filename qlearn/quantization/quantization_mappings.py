@@ -74,6 +74,8 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS = {
     nni.ConvReLU2d: nniq.ConvReLU2d,
     nni.LinearReLU: nniq.LinearReLU,
     nni.BNReLU2d: nniq.BNReLU2d,
+    nni.LinearLeakyReLU: nniq.LinearLeakyReLU,
+    nni.LinearTanh: nniq.LinearTanh,
     # QAT modules: the batch norm is folded into the weight on the way
     nnqat.Linear: nnq.Linear,
     nnqat.Conv2d: nnq.Conv2d,

@@ -4,8 +4,9 @@ output is clamped below at its zero point (eq. :eq:`int8-requant`)."""
 from ...quantized.modules.batchnorm import BatchNorm2d as _BatchNorm2d
 from ...quantized.modules.conv import Conv2d as _Conv2d
 from ...quantized.modules.linear import Linear as _Linear
+from .linear_act import LinearLeakyReLU, LinearTanh
 
-__all__ = ["BNReLU2d", "ConvReLU2d", "LinearReLU"]
+__all__ = ["BNReLU2d", "ConvReLU2d", "LinearReLU", "LinearLeakyReLU", "LinearTanh"]
 
 
 class LinearReLU(_Linear):
