@@ -773,3 +773,7 @@ def l1_loss(input, target, reduction="mean"):
 from .functional_embedding import embedding, embedding_bag  # noqa: E402
 
 __all__ += ["embedding", "embedding_bag"]
+
+from .functional_interpolate import interpolate  # noqa: E402
+
+__all__ += ["interpolate"]

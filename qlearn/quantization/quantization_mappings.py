@@ -114,6 +114,7 @@ DEFAULT_FLOAT_TO_QUANTIZED_OPERATOR_MAPPINGS = {
     F.max_pool2d: qF.max_pool2d,
     F.avg_pool2d: qF.avg_pool2d,
     F.adaptive_avg_pool2d: qF.adaptive_avg_pool2d,
+    F.interpolate: qF.interpolate,
 }
 
 # containers that take a qconfig although they are no quantizable leaf

@@ -39,6 +39,7 @@ from ..nn.modules.container import ModuleList, Sequential
 from ..nn.modules.flatten import Dropout, Flatten
 from ..nn.modules.linear import Identity
 from ..nn.modules.module import Module
+from ..nn.modules.upsampling import Upsample
 from ..qtensor import QTensor
 from .fake_quantize import FakeQuantizeBase
 from .observer import ObserverBase
@@ -508,8 +509,10 @@ class _InputCheck:
         return None
 
 
-# float modules that pass a QTensor through (or hold no computation of their own)
-_PASSTHROUGH = (Identity, Flatten, Dropout, Sequential, ModuleList, QuantStub, DeQuantStub)
+# float modules that pass a QTensor through (or hold no computation of their own);
+# nn.Upsample resizes a QTensor on its integers, as PyTorch's float module does
+_PASSTHROUGH = (Identity, Flatten, Dropout, Sequential, ModuleList, QuantStub, DeQuantStub,
+                Upsample)
 
 
 def _add_input_checks(model, mapping):

@@ -11,10 +11,11 @@ from .module import Module, RemovableHandle
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .sparse import Embedding, EmbeddingBag
+from .upsampling import Upsample
 
 __all__ = ["Module", "RemovableHandle", "Sequential", "ModuleList", "Identity", "Linear",
            "Conv2d", "BatchNorm1d", "BatchNorm2d", "ReLU", "ReLU6", "Hardtanh",
            "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "MaxPool2d",
            "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "Dropout", "CrossEntropyLoss",
            "NLLLoss", "MSELoss", "L1Loss", "LSTM", "GRU", "Embedding", "EmbeddingBag",
-           "RNN", "RNNCell", "LSTMCell", "GRUCell"]
+           "RNN", "RNNCell", "LSTMCell", "GRUCell", "Upsample"]

@@ -781,3 +781,14 @@ def threshold(input, threshold, value):
     t = np.float32(_real(threshold, "threshold", "qF.threshold"))
     v = np.float32(_real(value, "value", "qF.threshold"))
     return _table_map(input, lambda x: np.where(x > t, x, v), None, None, "qF.threshold")
+
+
+from .functional_interpolate import (  # noqa: E402
+    interpolate,
+    max_pool1d,
+    upsample,
+    upsample_bilinear,
+    upsample_nearest,
+)
+
+__all__ += ["interpolate", "upsample", "upsample_nearest", "upsample_bilinear", "max_pool1d"]

@@ -76,7 +76,8 @@ __all__ = ["node_kind", "RELU_TYPES", "SHARE_MODULES", "SHARE_FUNCTIONS", "SHARE
 SHARE_MODULES = (nn.ReLU, nn.ReLU6, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.Identity,
                  nn.AvgPool2d, nn.Hardtanh)
 SHARE_FUNCTIONS = {F.relu, F.relu6, F.max_pool2d, F.adaptive_avg_pool2d, F.avg_pool2d,
-                   F.hardtanh, F.flatten, autograd.flatten, autograd.clamp, autograd.mean}
+                   F.hardtanh, F.flatten, autograd.flatten, autograd.clamp, autograd.mean,
+                   F.interpolate}
 SHARE_METHODS = {"reshape", "view", "permute", "transpose", "contiguous", "relu", "clamp",
                  "mean", "squeeze", "unsqueeze", "detach"}
 
