@@ -249,3 +249,29 @@ def _qw():
     m = tq.QuantWrapper(nn.Linear(2, 2)).eval()
     m.qconfig = tq.default_qconfig
     return m
+
+
+def test_numeric_suite_names_like_torch(torch_mod):
+    import torch.ao.ns._numeric_suite as tns
+
+    import qlearn.quantization.numeric_suite as ns
+    assert ns.get_default_compare_output_module_list is tq.get_default_compare_output_module_list
+    assert sorted(map(short_name, ns.NON_LEAF_MODULE_TO_ADD_OBSERVER_ALLOW_LIST)) == \
+        sorted(map(short_name, tns.NON_LEAF_MODULE_TO_ADD_OBSERVER_ALLOW_LIST))
+    ours = set(map(short_name, ns.get_default_compare_output_module_list()))
+    theirs = set(map(short_name, tns.get_default_compare_output_module_list()))
+    # every class of torch's list that qlearn has is in qlearn's list
+    import qlearn.nn.intrinsic as nni
+    import qlearn.nn.intrinsic.qat as nniqat
+    import qlearn.nn.intrinsic.quantized as nniq
+    import qlearn.nn.qat as nnqat
+    import qlearn.nn.quantized as nnq
+    import qlearn.nn.quantized.dynamic as nnqd
+    pkgs = {"nn": nn, "nnq": nnq, "nnqd": nnqd, "nni": nni, "nniq": nniq, "nnqat": nnqat,
+            "nniqat": nniqat, "tq": tq}
+    have = {n for n in theirs if "." in n and n.split(".")[0] in pkgs
+            and hasattr(pkgs[n.split(".")[0]], n.split(".")[1])}
+    assert {"nnqd.LSTMCell", "nniq.LinearTanh", "nn.GRUCell"} <= have
+    # nnq.ELU / nnq.Hardswish exist, but their float modules (and so their mapping
+    # entries) come with the float activations, added elsewhere
+    assert have - ours <= {"nnq.ELU", "nnq.Hardswish"}
