@@ -35,6 +35,7 @@ from ..nn.intrinsic import qat as nniqat
 from ..nn.intrinsic import quantized as nniq
 from ..nn.quantized import dynamic as nnqd
 from ..nn.quantized import functional as qF
+from ..nn.quantized import reference as nnqr
 from .stubs import DeQuantStub, QuantStub
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "get_default_qconfig_propagation_list",
     "get_default_compare_output_module_list",
     "get_embedding_qat_module_mappings",
+    "get_default_static_quant_reference_module_mappings",
     "get_embedding_static_quant_module_mappings",
     "get_static_quant_module_class",
     "get_dynamic_quant_module_class",
@@ -84,6 +86,14 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS = {
     nniqat.ConvReLU2d: nniq.ConvReLU2d,
     nniqat.LinearReLU: nniq.LinearReLU,
     nniqat.LinearBn1d: nnq.Linear,
+}
+
+# -- reference: float -> float layers with quantized-dequantized weights -------------------
+DEFAULT_REFERENCE_STATIC_QUANT_MODULE_MAPPINGS = {
+    QuantStub: nnq.Quantize,
+    DeQuantStub: nnq.DeQuantize,
+    nn.Linear: nnqr.Linear,
+    nn.Conv2d: nnqr.Conv2d,
 }
 
 # -- QAT: float / fused -> modules that fake-quantize their weights ------------------------
@@ -148,6 +158,20 @@ def get_default_qat_module_mappings():
     'qlearn.nn.qat.modules.linear'
     """
     return dict(DEFAULT_QAT_MODULE_MAPPINGS)
+
+
+def get_default_static_quant_reference_module_mappings():
+    """The reference mapping: ``nn.Linear`` / ``nn.Conv2d`` -> their
+    :mod:`qlearn.nn.quantized.reference` twins (float layers whose weight is quantized
+    and dequantized), the stubs -> ``Quantize`` / ``DeQuantize``; what
+    :func:`~qlearn.quantization.quantize_fx.convert_to_reference_fx` uses.
+
+    >>> import qlearn.quantization as tq
+    >>> from qlearn import nn
+    >>> tq.get_default_static_quant_reference_module_mappings()[nn.Linear].__module__
+    'qlearn.nn.quantized.reference.modules.linear'
+    """
+    return dict(DEFAULT_REFERENCE_STATIC_QUANT_MODULE_MAPPINGS)
 
 
 def get_embedding_qat_module_mappings():
@@ -229,17 +253,17 @@ def get_quantized_operator(float_op):
 
 def get_static_quant_module_class(float_module_class, additional_static_quant_mapping=None,
                                   is_reference=False):
-    """The int8 class that replaces ``float_module_class`` in static quantization.
+    """The int8 class that replaces ``float_module_class`` in static quantization (its
+    reference class with ``is_reference=True``).
 
     >>> import qlearn.quantization as tq
     >>> from qlearn import nn
     >>> tq.get_static_quant_module_class(nn.Linear).__name__
     'Linear'
     """
-    if is_reference:
-        raise ValueError("`is_reference=True`: qlearn has no reference quantized modules")
-    mapping = {**DEFAULT_STATIC_QUANT_MODULE_MAPPINGS,
-               **(additional_static_quant_mapping or {})}
+    base = DEFAULT_REFERENCE_STATIC_QUANT_MODULE_MAPPINGS if is_reference \
+        else DEFAULT_STATIC_QUANT_MODULE_MAPPINGS
+    mapping = {**base, **(additional_static_quant_mapping or {})}
     cls = mapping.get(float_module_class)
     if cls is None:
         raise ValueError(f"`float_module_class` {_class_name(float_module_class)} has no "

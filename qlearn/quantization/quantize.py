@@ -558,7 +558,8 @@ def convert(module, mapping=None, inplace=False, remove_qconfig=True, is_referen
     remove_qconfig : bool
         Remove ``qconfig`` attributes and observers after the swap.
     is_reference : bool
-        Only ``False``: qlearn has no reference (simulated) quantized modules.
+        Only ``False`` (reference models: graph mode's
+        :func:`~qlearn.quantization.quantize_fx.convert_to_reference_fx`).
     convert_custom_config_dict : dict, optional
         ``"observed_to_quantized_custom_module_class"``: ``{observed class: quantized
         class}``, built by the quantized class's ``from_observed``.
@@ -592,8 +593,9 @@ def convert(module, mapping=None, inplace=False, remove_qconfig=True, is_referen
     """
     _check_module(module, "convert")
     if is_reference:
-        raise ValueError("convert: `is_reference=True` is not supported (qlearn has no "
-                         "reference quantized modules)")
+        raise ValueError("convert: `is_reference=True` is not supported in eager mode; "
+                         "graph mode builds reference models with "
+                         "quantize_fx.convert_to_reference_fx")
     if mapping is None:
         mapping = get_default_static_quant_module_mappings()
     _check_mapping(mapping, "convert")

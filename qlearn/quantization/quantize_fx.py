@@ -46,6 +46,7 @@ from .fx import (
     insert_observers,
     swap_qat_modules,
 )
+from .fx.convert_reference import convert_reference_graph_module
 from .fx.custom_config import ConvertCustomConfig, FuseCustomConfig, PrepareCustomConfig
 from .qconfig_mapping import QConfigMapping
 from .quant_type import QuantType
@@ -53,7 +54,7 @@ from .stubs import DeQuantStub, QuantStub
 
 __all__ = ["fuse_fx", "prepare_fx", "prepare_qat_fx", "convert_fx", "QuantizationTracer",
            "PrepareCustomConfig", "ConvertCustomConfig", "FuseCustomConfig",
-           "attach_preserved_attrs_to_model"]
+           "attach_preserved_attrs_to_model", "convert_to_reference_fx"]
 
 
 class QuantizationTracer(Tracer):
@@ -413,4 +414,57 @@ def convert_fx(graph_module, convert_custom_config=None, _remove_qconfig=True,
     gm = convert_graph_module(
         gm, conf.observed_to_quantized_mapping.get(QuantType.STATIC, {}),
         prep.input_quantized_indexes, prep.output_quantized_indexes)
+    return _preserve(graph_module, gm, conf.preserved_attributes)
+
+
+def convert_to_reference_fx(graph_module, convert_custom_config=None, _remove_qconfig=True,
+                            qconfig_mapping=None, backend_config=None):
+    r"""Convert a prepared and calibrated graph module to a *reference* quantized model
+    (the argument is copied, not changed).
+
+    Every observer becomes ``quantize_per_tensor`` followed by ``dequantize`` with the
+    observed :math:`(S, Z)`, and every ``Linear`` / ``Conv2d`` (alone or first in a
+    fused container) its :mod:`qlearn.nn.quantized.reference` twin, whose weight is
+    quantized and dequantized in forward: the model runs in float and rounds exactly
+    where the int8 model does (:mod:`qlearn.quantization.fx.convert_reference`).
+
+    Parameters
+    ----------
+    graph_module : GraphModule
+        From :func:`prepare_fx` (post-training, static).
+    convert_custom_config : ConvertCustomConfig or dict, optional
+        Its preserved attributes are kept (custom modules stay as they are).
+    qconfig_mapping, backend_config : None
+
+    Returns
+    -------
+    GraphModule
+
+    Examples
+    --------
+    >>> from qlearn import nn
+    >>> import qlearn.quantization as tq
+    >>> from qlearn.quantization import quantize_fx
+    >>> m = nn.Sequential(nn.Linear(4, 4)).eval()
+    >>> p = quantize_fx.prepare_fx(m, {"": tq.get_default_qconfig("x86")})
+    >>> _ = p(np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32))
+    >>> ref = quantize_fx.convert_to_reference_fx(p)
+    >>> [n.name for n in ref.graph.nodes if n.op in ("call_function", "call_module")]
+    ['quantize_per_tensor_0', 'dequantize_0', '_0', 'quantize_per_tensor_1', 'dequantize_1']
+    >>> getattr(ref, "0")
+    QuantizedLinear(Reference)(in_features=4, out_features=4, bias=True)
+    """
+    if not isinstance(graph_module, GraphModule) or not any(
+            n.meta.get("fx_kind") for n in graph_module.graph.nodes):
+        raise TypeError(f"`graph_module` must be the GraphModule returned by prepare_fx, "
+                        f"got {type(graph_module).__name__}")
+    for name, value in (("qconfig_mapping", qconfig_mapping),
+                        ("backend_config", backend_config)):
+        if value is not None:
+            raise ValueError(f"`{name}` is not supported by qlearn's convert_to_reference_fx; "
+                             f"pass None")
+    conf = _convert_config(convert_custom_config)
+    gm = copy.deepcopy(graph_module)
+    gm.eval()
+    gm = convert_reference_graph_module(gm, _remove_qconfig)
     return _preserve(graph_module, gm, conf.preserved_attributes)
