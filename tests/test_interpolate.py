@@ -227,3 +227,24 @@ def test_errors():
         qF.max_pool1d(q, 2)
     with pytest.raises(ValueError, match="`kernel_size` must be an int or a 1-tuple"):
         qF.max_pool1d(ql.quantize_per_tensor(np.zeros((1, 4)), 0.1, 0, ql.quint8), (2, 2))
+
+
+@pytest.mark.parametrize("args", [(2,), (3, 1), (3, 2, 1), (2, None, 0, 2), (3, 2, 1, 1, True)])
+def test_float_max_pool1d_like_torch(args, torch_mod):
+    x = np.random.default_rng(len(args)).standard_normal((2, 3, 9)).astype(np.float32)
+    xq = ql.tensor(x, requires_grad=True)
+    xt = torch_mod.from_numpy(x).requires_grad_()
+    a, b = F.max_pool1d(xq, *args), torch_mod.nn.functional.max_pool1d(xt, *args)
+    np.testing.assert_array_equal(a.numpy(), b.detach().numpy())
+    (a * a).sum().backward()
+    (b * b).sum().backward()
+    np.testing.assert_allclose(xq.grad, xt.grad.numpy(), rtol=1e-6)
+    _, i = F.max_pool1d(x, 3, 2, 1, return_indices=True)
+    _, j = torch_mod.nn.functional.max_pool1d(torch_mod.from_numpy(x), 3, 2, 1,
+                                              return_indices=True)
+    np.testing.assert_array_equal(i, j.numpy())
+    q = ql.quantize_per_tensor(x, 0.05, 128, ql.quint8)
+    np.testing.assert_array_equal(F.max_pool1d(q, *args).int_repr(),
+                                  qF.max_pool1d(q, *args).int_repr())
+    with pytest.raises(ValueError, match="`input` must be 2-d .C, L. or 3-d"):
+        F.max_pool1d(np.zeros((1, 1, 2, 2), np.float32), 2)

@@ -776,4 +776,46 @@ __all__ += ["embedding", "embedding_bag"]
 
 from .functional_interpolate import interpolate  # noqa: E402
 
-__all__ += ["interpolate"]
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    r"""1-d max pooling of an (N, C, L) or (C, L) input (``torch.nn.functional.max_pool1d``):
+
+    .. math:: y_{n,c,l} = \max_{i<K} x_{n,c,\,lS-P+iD}
+
+    :func:`max_pool2d` over a one-row window (padding counts as :math:`-\infty`);
+    differentiable.  A QTensor is pooled on its integers
+    (:func:`qlearn.nn.quantized.functional.max_pool1d`).
+
+    >>> from qlearn.nn import functional as F
+    >>> F.max_pool1d(np.float32([[[1, 5, 2, 8, 3]]]), 2).numpy()
+    array([[[5., 8.]]], dtype=float32)
+    """
+    from ..qtensor import QTensor
+    if isinstance(input, QTensor):
+        from .quantized.functional import max_pool1d as q_max_pool1d
+        return q_max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode,
+                            return_indices)
+    x = _tensor(input)
+    if x.ndim not in (2, 3):
+        raise ValueError(f"F.max_pool1d: `input` must be 2-d (C, L) or 3-d (N, C, L), got "
+                         f"shape {x.shape}")
+
+    def one(v, name):
+        if isinstance(v, (tuple, list)):
+            if len(v) != 1:
+                raise ValueError(f"F.max_pool1d: `{name}` must be an int or a 1-tuple, got "
+                                 f"{v!r}")
+            return v[0]
+        return v
+
+    k = one(kernel_size, "kernel_size")
+    s = k if stride is None or stride == [] else one(stride, "stride")
+    out = max_pool2d(x.unsqueeze(-2), (1, k), (1, s), (0, one(padding, "padding")),
+                     (1, one(dilation, "dilation")), ceil_mode, return_indices)
+    if return_indices:
+        return out[0].squeeze(-2), out[1][..., 0, :]
+    return out.squeeze(-2)
+
+
+__all__ += ["interpolate", "max_pool1d"]
