@@ -16,7 +16,7 @@ with :math:`\phi` the leaky ReLU of slope ``negative_slope`` or tanh, all in flo
 and rounding half to even.  This is what PyTorch's ``quantized::linear_leaky_relu`` /
 ``quantized::linear_tanh`` compute (they exist only for its oneDNN engine); tests
 compare the integers with them, with 7-bit activations as for every int8 operator
-(:doc:`/design`).  :math:`S_o, Z_o` are ``scale``, ``zero_point``; ``LinearTanh`` is
+(:doc:`/int8`).  :math:`S_o, Z_o` are ``scale``, ``zero_point``; ``LinearTanh`` is
 normally given the fixed output qparams :math:`(2/256, 128)` of
 :data:`~qlearn.quantization.observer.default_symmetric_fixed_qparams_observer`.
 """
