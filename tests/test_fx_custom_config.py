@@ -289,3 +289,28 @@ def test_quantized_input_and_output_indexes_like_torch(torch_mod):
     assert out.q_scale() == pytest.approx(tout.q_scale(), rel=1e-6)
     assert out.q_zero_point() == tout.q_zero_point()
     np.testing.assert_array_equal(out.int_repr(), tout.int_repr().numpy())
+
+
+def test_non_traceable_modules_by_config_object():
+    class Branchy(nn.Module):
+        def forward(self, x):
+            return x if float(np.asarray(getattr(x, "data", x)).sum()) > 0 else -x
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+            self.branchy = Branchy()
+
+        def forward(self, x):
+            return self.branchy(self.fc(x))
+
+    qconfig = {"": tq.get_default_qconfig("x86")}
+    for conf in (PrepareCustomConfig().set_non_traceable_module_names(["branchy"]),
+                 PrepareCustomConfig().set_non_traceable_module_classes([Branchy])):
+        p = quantize_fx.prepare_fx(Net().eval(), qconfig, prepare_custom_config=conf)
+        assert [n.target for n in p.graph.nodes if n.op == "call_module"
+                and not n.target.startswith("activation_post_process")] == ["fc", "branchy"]
+        p(np.ones((2, 3), np.float32))
+        c = quantize_fx.convert_fx(p)
+        assert "dequantize" in c.code and c(np.ones((2, 3), np.float32)).shape == (2, 3)
