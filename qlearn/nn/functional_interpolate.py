@@ -111,16 +111,28 @@ def nearest_indices(n_in, n_out, scale):
     return np.minimum(np.floor(idx.astype(np.float32) * r).astype(np.int64), n_in - 1)
 
 
-def linear_indices(n_in, n_out, align_corners, scale):
+def fma32(a, b, c):
+    r""":math:`\operatorname{round}_{32}(a b + c)` with one rounding (a fused
+    multiply-add) for float32 ``a``, ``b``, ``c``: the product is exact in float64."""
+    return (np.asarray(a, np.float64) * np.asarray(b, np.float64)
+            + np.asarray(c, np.float64)).astype(np.float32)
+
+
+def linear_indices(n_in, n_out, align_corners, scale, fused=False):
     """``(i0, i1, lambda0, lambda1)`` of bilinear sampling along one axis: the two
-    source indices and their float32 weights."""
+    source indices and their float32 weights.  ``fused``: the source coordinate
+    :math:`r (h + 1/2) - 1/2` is one fused multiply-add (as PyTorch's kernels compiled
+    for AVX2 compute it)."""
     dst = np.arange(n_out, dtype=np.float32)
     if align_corners:
         r = np.float32(n_in - 1) / np.float32(n_out - 1) if n_out > 1 else np.float32(0)
         src = r * dst
     else:
         r = _ratio(n_in, n_out, scale)
-        src = r * (dst + np.float32(0.5)) - np.float32(0.5)
+        if fused:
+            src = fma32(r, dst + np.float32(0.5), np.float32(-0.5))
+        else:
+            src = r * (dst + np.float32(0.5)) - np.float32(0.5)
         src = np.maximum(src, np.float32(0))
     i0 = src.astype(np.int64)                     # truncation: src >= 0
     i1 = np.minimum(i0 + 1, n_in - 1)

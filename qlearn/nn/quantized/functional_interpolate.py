@@ -7,27 +7,32 @@ weights of :mod:`qlearn.nn.functional_interpolate`, and rounds half to even:
 
 .. math::
 
-   q_o = \operatorname{clamp}\Big(\operatorname{round}\big(
-   \lambda_{h_0}(\lambda_{w_0} q_{00} + \lambda_{w_1} q_{01}) +
-   \lambda_{h_1}(\lambda_{w_0} q_{10} + \lambda_{w_1} q_{11})\big), 0, 255\Big)
+   r = \lambda_{h_0}(\lambda_{w_0} q_{00} + \lambda_{w_1} q_{01}) +
+       \lambda_{h_1}(\lambda_{w_0} q_{10} + \lambda_{w_1} q_{11}) - Z, \qquad
+   q_o = \operatorname{clamp}\big(\operatorname{round}(r + Z), 0, 255\big)
 
 which is exact because the affine map :math:`r = S(q - Z)` commutes with a weighted
-average whose weights sum to one (the zero point :math:`Z` drops out; PyTorch subtracts
-it and adds it back before rounding, which is the same).  These are PyTorch's quantized
-``upsample_bilinear2d`` integers for NCHW tensors, except where the interpolated value
-lies within a float32 rounding of a half: there PyTorch's float arithmetic can round the
-other way (about one element in 30 000 of random 8x16x33x29 inputs at scale 1.7; none
-at scale 2).  PyTorch has a second kernel for channels-last tensors (which it also picks
-for one channel or a 1x1 image, and for the output of its quantized convolutions),
-compiled with fused multiply-adds, which differs in the same way a little more often
-(about one in 7 500).  Nearest-neighbour sampling agrees with both exactly.
+average whose weights sum to one: the zero point :math:`Z` cancels, except that
+:math:`r` and :math:`r + Z` are each rounded to float32, which decides near-ties, as in
+PyTorch (whose requantization adds :math:`Z` before rounding).  These are PyTorch's
+quantized ``upsample_bilinear2d`` integers.  PyTorch has a second kernel for
+channels-last tensors (which it also picks for one channel or a 1x1 image), compiled
+with fused multiply-adds, whose near-ties round differently; qlearn follows it when the
+integers are laid out channels-last by PyTorch's rule (a QTensor from a quantized
+convolution is; :func:`_torch_channels_last`), fusing the same products.
+Nearest-neighbour sampling copies integers and is the same either way.
 """
 import warnings
 
 import numpy as np
 
 from ...qtensor import QTensor
-from ..functional_interpolate import linear_indices, nearest_indices, resolve_interpolation
+from ..functional_interpolate import (
+    fma32,
+    linear_indices,
+    nearest_indices,
+    resolve_interpolation,
+)
 from .packed_params import require_quantized
 
 __all__ = ["interpolate", "upsample", "upsample_nearest", "upsample_bilinear", "max_pool1d"]
@@ -83,21 +88,63 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     if mode == "nearest":
         out = q[:, :, nearest_indices(h, ho, sh)][:, :, :, nearest_indices(w, wo, sw)]
         return _with_ints(input, np.ascontiguousarray(out))
-    h0, h1, lh0, lh1 = linear_indices(h, ho, align_corners, sh)
-    w0, w1, lw0, lw1 = linear_indices(w, wo, align_corners, sw)
+    nhwc = _torch_channels_last(input._int)
+    h0, h1, lh0, lh1 = linear_indices(h, ho, align_corners, sh, fused=nhwc)
+    w0, w1, lw0, lw1 = linear_indices(w, wo, align_corners, sw, fused=nhwc)
     qf = q.astype(np.float32)
     top, bottom = qf[:, :, h0], qf[:, :, h1]
     lw0, lw1 = lw0.reshape(1, 1, 1, wo), lw1.reshape(1, 1, 1, wo)
     lh0, lh1 = lh0.reshape(1, 1, ho, 1), lh1.reshape(1, 1, ho, 1)
-    # PyTorch's order of float32 operations, term by term
-    row0 = lw0 * top[:, :, :, w0] + lw1 * top[:, :, :, w1]
-    row1 = lw0 * bottom[:, :, :, w0] + lw1 * bottom[:, :, :, w1]
-    # PyTorch subtracts the input's zero point and requantizes as quantize_per_tensor
-    # does, round(v / 1 + Z) with Z added before rounding: the zero points cancel, and
-    # the interpolated integer is rounded as it is (half to even)
-    result = lh0 * row0 + lh1 * row1
-    out = np.clip(np.rint(result), 0, 255).astype(np.uint8)
+    corners = (top[:, :, :, w0], top[:, :, :, w1], bottom[:, :, :, w0], bottom[:, :, :, w1])
+    if not nhwc:
+        result = _bilinear(corners, lw0, lw1, lh0, lh1, None)
+    else:
+        # PyTorch's channels-last kernel: blocks of 8 channels in AVX2 vectors, the rest
+        # one at a time; its compiler fuses the two products differently in each
+        nv = (q.shape[1] // 8) * 8
+        result = np.concatenate(
+            [_bilinear([c[:, :nv] for c in corners], lw0, lw1, lh0, lh1, "second"),
+             _bilinear([c[:, nv:] for c in corners], lw0, lw1, lh0, lh1, "first")], axis=1)
+    # PyTorch subtracts the input's zero point, then requantizes as quantize_per_tensor
+    # does, round(r / 1 + Z) with Z added before rounding, each step in float32: the
+    # zero points cancel up to those two roundings, which decide near-ties
+    zp = np.float32(input.q_zero_point())
+    result = (result - zp).astype(np.float32)
+    out = np.clip(np.rint((result + zp).astype(np.float32)), 0, 255).astype(np.uint8)
     return _with_ints(input, out)
+
+
+def _bilinear(corners, lw0, lw1, lh0, lh1, fused):
+    r""":math:`\lambda_{h_0}(\lambda_{w_0} q_{00} + \lambda_{w_1} q_{01}) +
+    \lambda_{h_1}(\lambda_{w_0} q_{10} + \lambda_{w_1} q_{11})` in float32, in PyTorch's
+    order; ``fused`` ("first" / "second"): each ``a b + c d`` is one fused multiply-add
+    around the first / second product, the other product rounded first."""
+    a, b, c, d = corners
+
+    def pair(x, p, y, r):           # x p + y r
+        if fused is None:
+            return (x * p + y * r).astype(np.float32)
+        if fused == "first":
+            return fma32(x, p, (y * r).astype(np.float32))
+        return fma32(y, r, (x * p).astype(np.float32))
+
+    return pair(lh0, pair(lw0, a, lw1, b), lh1, pair(lw0, c, lw1, d))
+
+
+def _torch_channels_last(a):
+    """Whether PyTorch would call an (N, C, H, W) tensor with these strides
+    channels-last contiguous (dimensions of size 1 are ignored, so an NCHW tensor with
+    one channel, or a 1x1 image, is both), which picks its NHWC kernel."""
+    if a.ndim != 4:
+        return False
+    strides = [s // a.itemsize for s in a.strides]
+    expected = 1
+    for dim in (1, 3, 2, 0):
+        if a.shape[dim] != 1:
+            if strides[dim] != expected:
+                return False
+            expected *= a.shape[dim]
+    return True
 
 
 def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
