@@ -145,3 +145,17 @@ def test_reference_errors():
                                           "zero_point": [0, 0]})
     with pytest.raises(ValueError, match="is_reference=True"):
         tq.convert(m, is_reference=True)
+
+
+def test_reference_state_dict_saves_and_loads(tmp_path):
+    w = {"qscheme": ql.per_channel_symmetric, "dtype": ql.qint8,
+         "scale": np.float32([0.1, 0.2]), "zero_point": np.zeros(2, np.int64), "axis": 0}
+    r = nnqr.Linear(3, 2, weight_qparams=w)
+    r.weight.data[...] = np.arange(6, dtype=np.float32).reshape(2, 3) / 7
+    ql.save(r.state_dict(), tmp_path / "ref.ql")
+    back = nnqr.Linear(3, 2)
+    back.load_state_dict(ql.load(tmp_path / "ref.ql"))
+    assert back.weight_qscheme is ql.per_channel_affine and back.weight_dtype is ql.qint8
+    np.testing.assert_array_equal(back.get_weight(), r.get_weight())
+    with pytest.raises(RuntimeError, match="unknown name 'bogus'"):
+        nnqr.Linear(3, 2).load_state_dict({**r.state_dict(), "weight_dtype": "bogus"})

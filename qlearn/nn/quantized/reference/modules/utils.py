@@ -9,6 +9,11 @@ quantize-dequantize of the weight,
 per tensor, or per output channel (``axis``), with
 :func:`qlearn.quantize_per_tensor` / :func:`qlearn.quantize_per_channel` (PyTorch's
 integers) and :meth:`QTensor.dequantize`.
+
+The state dict has PyTorch's keys (``weight``, ``bias``, ``weight_scale``,
+``weight_zero_point``, ``weight_axis``, ``weight_qscheme``, ``weight_dtype``); the last
+two hold names (``"per_channel_affine"``, ``"qint8"``) where PyTorch stores its scheme
+and dtype objects, so :func:`qlearn.save` can write them (loading accepts either).
 """
 import numpy as np
 
@@ -84,17 +89,26 @@ class ReferenceQuantizedModule:
         return self.get_quantized_weight().dequantize()
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
+        # by name ("per_tensor_affine", "qint8"), so qlearn.save can write them
         super()._save_to_state_dict(destination, prefix, keep_vars)
-        destination[prefix + "weight_qscheme"] = self.weight_qscheme
-        destination[prefix + "weight_dtype"] = self.weight_dtype
+        destination[prefix + "weight_qscheme"] = self.weight_qscheme.name
+        destination[prefix + "weight_dtype"] = self.weight_dtype.name
 
     def _load_from_state_dict(self, state_dict, prefix, missing, unexpected, errors):
+        from ..... import dtypes
         super()._load_from_state_dict(state_dict, prefix, missing, unexpected, errors)
         for key in _STATE:
-            if prefix + key in state_dict:
-                setattr(self, key, state_dict[prefix + key])
-            else:
+            if prefix + key not in state_dict:
                 missing.append(prefix + key)
+                continue
+            value = state_dict[prefix + key]
+            if isinstance(value, str):           # the saved name
+                value = getattr(dtypes, value, None)
+                if value is None:
+                    errors.append(f"{prefix + key}: unknown name "
+                                  f"{state_dict[prefix + key]!r}")
+                    continue
+            setattr(self, key, value)
 
     def _extra_state_keys(self, prefix):
         return tuple(prefix + k for k in _STATE)
