@@ -321,8 +321,8 @@ class _RNNCellBase(Module):
             init.uniform_(p, -bound, bound)
 
     def _check(self, input):
-        """``(x (B, I), [state (B, H)...], batched)``; ``hx`` is None, one state or a
-        tuple of states."""
+        """``(x, batched)``: the input as a (B, input_size) Tensor, and whether it came
+        with a batch dimension."""
         who = type(self).__name__
         x = F._tensor(input)
         if x.ndim not in (1, 2):
@@ -337,6 +337,7 @@ class _RNNCellBase(Module):
         return x, batched
 
     def _state(self, h, x, batched, name):
+        """The state ``h`` as a (B, hidden_size) Tensor (zeros when None)."""
         B = x.shape[0]
         if h is None:
             return np.zeros((B, self.hidden_size), np.float32)
