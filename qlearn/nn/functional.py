@@ -781,3 +781,7 @@ from .functional_pool_1d import adaptive_avg_pool1d, avg_pool1d, max_pool1d  # n
 
 __all__ += ["conv1d", "conv3d", "max_pool1d", "avg_pool1d", "adaptive_avg_pool1d",
             "conv_transpose1d", "conv_transpose2d"]
+
+from .functional_interpolate import interpolate  # noqa: E402
+
+__all__ += ["interpolate"]

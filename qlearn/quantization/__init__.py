@@ -25,7 +25,7 @@ from .fake_quantize import (FakeQuantize, FakeQuantizeBase, FixedQParamsFakeQuan
                             enable_observer)
 from .fuser_method_mappings import (fuse_conv_bn, fuse_conv_bn_relu, fuse_convtranspose_bn,
                                     fuse_linear_bn, get_default_fusion_patterns,
-                                    get_fuser_method)
+                                    get_fuser_method, get_fuser_method_new)
 from .fuse_modules import fuse_known_modules, fuse_modules, fuse_modules_qat
 from ..nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 from .stubs import DeQuantStub, QuantStub, QuantWrapper
@@ -35,7 +35,11 @@ from .quantization_mappings import (get_default_compare_output_module_list,
                                     get_default_qat_module_mappings,
                                     get_default_qconfig_propagation_list,
                                     get_default_static_quant_module_mappings,
-                                    get_dynamic_quant_module_class, get_quantized_operator,
+                                    get_dynamic_quant_module_class,
+                                    get_default_static_quant_reference_module_mappings,
+                                    get_embedding_qat_module_mappings,
+                                    get_embedding_static_quant_module_mappings,
+                                    get_quantized_operator,
                                     get_static_quant_module_class, no_observer_set)
 from .quantize import (add_quant_dequant, convert, default_eval_fn, get_observer_dict,
                        prepare, prepare_qat, propagate_qconfig_, quantize, quantize_dynamic,
@@ -61,3 +65,15 @@ from .qconfig import (default_debug_qconfig, default_dynamic_qat_qconfig,  # noq
                       default_qat_qconfig_v2, default_quint8_weight_qconfig,
                       default_reuse_input_qconfig, default_symmetric_qnnpack_qat_qconfig,
                       default_symmetric_qnnpack_qconfig, qconfig_equals)
+from .observer import (default_affine_fixed_qparams_observer,  # noqa: E402
+                       default_symmetric_fixed_qparams_observer, get_observer_state_dict,
+                       load_observer_state_dict)
+from .fake_quantize import (default_affine_fixed_qparams_fake_quant,  # noqa: E402
+                            default_embedding_fake_quant,
+                            default_symmetric_fixed_qparams_fake_quant)
+from .qconfig import (QConfigAny, get_default_qat_qconfig_dict,  # noqa: E402
+                      get_default_qconfig_dict)
+from .quant_type import QuantType  # noqa: E402
+from .utils import (MatchAllNode, ObserverOrFakeQuantize, Pattern,  # noqa: E402
+                    get_combined_dict)
+from .quantize import get_default_custom_config_dict  # noqa: E402

@@ -68,7 +68,8 @@ __all__ = [
     "default_fused_wt_fake_quant", "default_fused_per_channel_wt_fake_quant",
     "fused_wt_fake_quant_range_neg_127_to_127",
     "fused_per_channel_wt_fake_quant_range_neg_127_to_127",
-    "default_embedding_fake_quant",
+    "default_embedding_fake_quant", "default_affine_fixed_qparams_fake_quant",
+    "default_symmetric_fixed_qparams_fake_quant",
 ]
 
 _PER_CHANNEL = (per_channel_affine, per_channel_symmetric, per_channel_affine_float_qparams)
@@ -648,3 +649,6 @@ fused_wt_fake_quant_range_neg_127_to_127 = FusedMovingAvgObsFakeQuantize.with_ar
 fused_per_channel_wt_fake_quant_range_neg_127_to_127 = FusedMovingAvgObsFakeQuantize.with_args(
     observer=MovingAveragePerChannelMinMaxObserver, quant_min=-127, quant_max=127,
     dtype=qint8, qscheme=per_channel_symmetric, eps=2 ** -12)
+#: PyTorch's other names for the two fixed-qparams fake quantizers ([0, 1) and [-1, 1)).
+default_affine_fixed_qparams_fake_quant = default_fixed_qparams_range_0to1_fake_quant
+default_symmetric_fixed_qparams_fake_quant = default_fixed_qparams_range_neg1to1_fake_quant

@@ -47,7 +47,7 @@ from ..nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
 __all__ = ["fuse_conv_bn", "fuse_conv_bn_relu", "fuse_convtranspose_bn", "fuse_linear_bn",
            "get_fuser_method", "get_default_fusion_patterns",
-           "DEFAULT_OP_LIST_TO_FUSER_METHOD"]
+           "DEFAULT_OP_LIST_TO_FUSER_METHOD", "get_fuser_method_new"]
 
 
 def _same_mode(mods, who):
@@ -258,3 +258,67 @@ def get_fuser_method(op_list, additional_fuser_method_mapping=None):
                          f"supported pattern; the supported ones are "
                          f"{_pattern_names(table)}")
     return method
+
+
+def _valid_patterns(op_pattern):
+    """``op_pattern`` and every variant of it with some of its ops (at any nesting
+    depth) replaced by :class:`~qlearn.quantization.utils.MatchAllNode`, the exact
+    pattern first and the all-wildcard one last (the order PyTorch tries them in)."""
+    from .utils import MatchAllNode
+    if isinstance(op_pattern, (tuple, list)):
+        variants = [[]]
+        for sub in op_pattern:
+            variants = [v + [s] for v in variants for s in _valid_patterns(sub)]
+        return [tuple(v) for v in variants]
+    return [op_pattern, MatchAllNode]
+
+
+def get_fuser_method_new(op_pattern, fuser_method_mapping):
+    """The fuser method for ``op_pattern`` in ``fuser_method_mapping``, where entries
+    may use :class:`~qlearn.quantization.utils.MatchAllNode` as a wildcard.
+
+    The pattern is looked up as given, then with its ops replaced by ``MatchAllNode``
+    one combination at a time (every op of a nested pattern such as
+    ``(nn.ReLU, (nn.BatchNorm2d, nn.Conv2d))`` counts); the first hit wins.
+
+    Parameters
+    ----------
+    op_pattern : Pattern
+        An op, or a tuple of ops (nested tuples allowed).
+    fuser_method_mapping : dict
+        ``{pattern: fuser method}``.
+
+    Returns
+    -------
+    callable
+
+    Raises
+    ------
+    ValueError
+        When no variant of the pattern is a key (PyTorch raises an AssertionError).
+
+    Examples
+    --------
+    >>> from qlearn import nn
+    >>> from qlearn.quantization import MatchAllNode, get_fuser_method_new
+    >>> table = {(nn.Linear, nn.ReLU): "linear-relu", (MatchAllNode, nn.ReLU): "any-relu"}
+    >>> get_fuser_method_new((nn.Linear, nn.ReLU), table)
+    'linear-relu'
+    >>> get_fuser_method_new((nn.Conv2d, nn.ReLU), table)
+    'any-relu'
+    """
+    if not isinstance(fuser_method_mapping, dict):
+        raise TypeError(f"`fuser_method_mapping` must be a dict, got "
+                        f"{type(fuser_method_mapping).__name__}")
+    for pattern in _valid_patterns(op_pattern):
+        method = fuser_method_mapping.get(pattern)
+        if method is not None:
+            return method
+    raise ValueError(f"`op_pattern` {_describe(op_pattern)} has no fuser method in "
+                     f"`fuser_method_mapping`")
+
+
+def _describe(p):
+    if isinstance(p, (tuple, list)):
+        return "(" + ", ".join(_describe(x) for x in p) + ")"
+    return getattr(p, "__name__", repr(p))

@@ -36,11 +36,14 @@ from collections.abc import Mapping
 from .. import autograd
 from ..nn.modules.module import Module
 from ..qtensor import QTensor
+from .quantization_mappings import get_default_compare_output_module_list
 from .stubs import DeQuantStub
 
 __all__ = ["compare_weights", "get_logger_dict", "Logger", "ShadowLogger", "OutputLogger",
            "Shadow", "prepare_model_with_stubs", "compare_model_stub",
-           "get_matching_activations", "prepare_model_outputs", "compare_model_outputs"]
+           "get_matching_activations", "prepare_model_outputs", "compare_model_outputs",
+           "get_default_compare_output_module_list",
+           "NON_LEAF_MODULE_TO_ADD_OBSERVER_ALLOW_LIST"]
 
 
 # --- weights --------------------------------------------------------------------------------
@@ -583,6 +586,11 @@ def _non_leaf_allow():
     from ..nn import quantized as nnq
     from ..nn.quantized import dynamic as nnqd
     return {nnqd.Linear, nnq.Linear, nnqd.LSTM, nn.LSTM}
+
+
+#: The module classes whose outputs :func:`prepare_model_outputs` logs even when they
+#: have children (PyTorch's set of the same name).
+NON_LEAF_MODULE_TO_ADD_OBSERVER_ALLOW_LIST = _non_leaf_allow()
 
 
 def _logger_hook(module, args, output):

@@ -27,6 +27,7 @@ import math
 import threading
 import warnings
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 
 import numpy as np
 
@@ -58,7 +59,9 @@ __all__ = [
     "per_channel_weight_observer_range_neg_127_to_127", "default_dynamic_quant_observer",
     "default_fixed_qparams_range_neg1to1_observer",
     "default_fixed_qparams_range_0to1_observer", "default_reuse_input_observer",
-    "default_float_qparams_observer",
+    "default_float_qparams_observer", "default_affine_fixed_qparams_observer",
+    "default_symmetric_fixed_qparams_observer", "get_observer_state_dict",
+    "load_observer_state_dict",
 ]
 
 # --- factories ----------------------------------------------------------------------------
@@ -1122,3 +1125,102 @@ default_reuse_input_observer = ReuseInputObserver
 # embedding tables: one float scale and float zero point per row (PyTorch's definition)
 default_float_qparams_observer = PerChannelMinMaxObserver.with_args(
     dtype=quint8, qscheme=per_channel_affine_float_qparams, ch_axis=0)
+# PyTorch's other names for the two fixed-qparams observers: "affine" is the [0, 1) range
+# (sigmoid, softmax), "symmetric" the [-1, 1) range (tanh) centred on zero point 128
+default_affine_fixed_qparams_observer = default_fixed_qparams_range_0to1_observer
+default_symmetric_fixed_qparams_observer = default_fixed_qparams_range_neg1to1_observer
+
+
+# --- saving and restoring calibration -------------------------------------------------------
+def get_observer_state_dict(mod):
+    """The observers' share of ``mod.state_dict()``: every entry whose key contains
+    ``"activation_post_process"`` (the observers and fake quantizers ``prepare`` /
+    ``prepare_qat`` / ``prepare_fx`` attach), in the same order.
+
+    Save it after calibrating, and :func:`load_observer_state_dict` puts the statistics
+    back into a freshly prepared copy of the model, so calibration need not run again.
+
+    Parameters
+    ----------
+    mod : nn.Module
+        A prepared model (eager or graph mode).
+
+    Returns
+    -------
+    OrderedDict
+        ``{key: array}``; the arrays are the observers' own buffers (not copies), as
+        ``state_dict`` gives them.
+
+    Examples
+    --------
+    >>> import qlearn.quantization as tq
+    >>> from qlearn import nn
+    >>> m = tq.QuantWrapper(nn.Linear(3, 2)).eval()
+    >>> m.qconfig = tq.default_qconfig
+    >>> m = tq.prepare(m)
+    >>> _ = m(np.float32([[-1.0, 0.5, 2.0]]))
+    >>> sd = tq.get_observer_state_dict(m)
+    >>> list(sd)[:3]   # doctest: +NORMALIZE_WHITESPACE
+    ['quant.activation_post_process.eps', 'quant.activation_post_process.min_val',
+     'quant.activation_post_process.max_val']
+    >>> float(sd['quant.activation_post_process.max_val'])
+    2.0
+    """
+    from ..nn.modules.module import Module
+    if not isinstance(mod, Module):
+        raise TypeError(f"`mod` must be an nn.Module, got {type(mod).__name__}")
+    out = OrderedDict()
+    for k, v in mod.state_dict().items():
+        if "activation_post_process" in k:
+            out[k] = v
+    return out
+
+
+def load_observer_state_dict(mod, obs_dict):
+    """Load observer statistics saved by :func:`get_observer_state_dict` into the
+    observers and fake quantizers of ``mod`` (a model prepared the same way).
+
+    Every observer of ``mod`` reads its entries (a per-channel observer takes the saved
+    number of channels); entries for other modules are ignored.
+
+    Parameters
+    ----------
+    mod : nn.Module
+    obs_dict : dict
+        ``{key: array}``, keys as ``mod.state_dict()`` names them.
+
+    Raises
+    ------
+    RuntimeError
+        When an observer of ``mod`` has no entry in ``obs_dict`` (PyTorch raises a bare
+        ``Exception`` with the same message).
+
+    Examples
+    --------
+    >>> import qlearn.quantization as tq
+    >>> from qlearn import nn
+    >>> def prepared():
+    ...     m = tq.QuantWrapper(nn.Linear(3, 2)).eval()
+    ...     m.qconfig = tq.default_qconfig
+    ...     return tq.prepare(m)
+    >>> a, b = prepared(), prepared()
+    >>> _ = a(np.float32([[-1.0, 0.5, 2.0]]))
+    >>> tq.load_observer_state_dict(b, tq.get_observer_state_dict(a))
+    >>> b.quant.activation_post_process.calculate_qparams()
+    (array([0.02362205], dtype=float32), array([42]))
+    """
+    from ..nn.modules.module import Module
+    from .fake_quantize import FakeQuantizeBase
+    if not isinstance(mod, Module):
+        raise TypeError(f"`mod` must be an nn.Module, got {type(mod).__name__}")
+    if not isinstance(obs_dict, dict):
+        raise TypeError(f"`obs_dict` must be a dict, got {type(obs_dict).__name__}")
+    missing, errors = [], []
+    for name, module in mod.named_modules():
+        if isinstance(module, (ObserverBase, FakeQuantizeBase)):
+            module._load_from_state_dict(obs_dict, name + ".", missing, [], errors)
+    if errors:
+        raise RuntimeError("load_observer_state_dict: " + "; ".join(errors))
+    for k in missing:
+        if "observer" in k or "activation_post_process" in k:
+            raise RuntimeError(f"`obs_dict` has no entry for observer key {k!r}")

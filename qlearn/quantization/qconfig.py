@@ -19,6 +19,7 @@ weights with ``vpmaddubsw``, which adds two products into a *saturating int16*:
 (:math:`127 \cdot 127 \cdot 2 = 32258`) the pair sum cannot overflow.  ARM's QNNPACK
 accumulates in 32 bits, so it keeps the full 8 bits.
 """
+import warnings
 from collections import namedtuple
 
 import numpy as np
@@ -52,7 +53,7 @@ __all__ = [
     "default_per_channel_symmetric_qnnpack_qconfig", "default_quint8_weight_qconfig",
     "get_default_qconfig", "get_default_qat_qconfig", "qconfig_equals",
     "float_qparams_weight_only_qconfig",
-    "SUPPORTED_BACKENDS",
+    "SUPPORTED_BACKENDS", "QConfigAny", "get_default_qconfig_dict", "get_default_qat_qconfig_dict",
 ]
 
 #: The backend names ``get_default_qconfig`` and ``get_default_qat_qconfig`` accept.
@@ -299,3 +300,63 @@ def qconfig_equals(q1, q2):
         return q1 == q2
     return (_factory_equals(q1.activation, q2.activation)
             and _factory_equals(q1.weight, q2.weight))
+
+
+#: A qconfig or None (None keeps a module in float): the type of a qconfig slot.
+QConfigAny = QConfig | None
+
+
+def _deprecated_dict(name, replacement):
+    warnings.warn(f"`qlearn.quantization.{name}` is deprecated, as in PyTorch; use "
+                  f"`qlearn.quantization.{replacement}` instead", FutureWarning, stacklevel=3)
+
+
+def get_default_qconfig_dict(backend="x86", version=0):
+    """The dictionary form of :func:`~qlearn.quantization.get_default_qconfig_mapping`
+    (``QConfigMapping.to_dict()``), PyTorch's older spelling of the same defaults.
+
+    Deprecated in PyTorch, which warns with a ``FutureWarning``; so does qlearn.
+
+    Parameters
+    ----------
+    backend : str
+        ``"x86"``, ``"fbgemm"``, ``"qnnpack"`` or ``"onednn"``.
+    version : int
+        Only 0.
+
+    Returns
+    -------
+    dict
+        ``{"": qconfig, "object_type": [...], "module_name_regex": [],
+        "module_name": [], "module_name_object_type_order": []}``.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from qlearn.quantization import get_default_qconfig_dict
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore", FutureWarning)
+    ...     d = get_default_qconfig_dict("x86")
+    >>> sorted(d)
+    ['', 'module_name', 'module_name_object_type_order', 'module_name_regex', 'object_type']
+    """
+    from .qconfig_mapping import get_default_qconfig_mapping
+    _deprecated_dict("get_default_qconfig_dict", "get_default_qconfig_mapping")
+    return get_default_qconfig_mapping(backend, version).to_dict()
+
+
+def get_default_qat_qconfig_dict(backend="x86", version=1):
+    """The dictionary form of :func:`~qlearn.quantization.get_default_qat_qconfig_mapping`
+    (deprecated, with a ``FutureWarning``, as in PyTorch).
+
+    >>> import warnings
+    >>> from qlearn.quantization import get_default_qat_qconfig_dict
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore", FutureWarning)
+    ...     d = get_default_qat_qconfig_dict()
+    >>> type(d[""].activation()).__name__
+    'FusedMovingAvgObsFakeQuantize'
+    """
+    from .qconfig_mapping import get_default_qat_qconfig_mapping
+    _deprecated_dict("get_default_qat_qconfig_dict", "get_default_qat_qconfig_mapping")
+    return get_default_qat_qconfig_mapping(backend, version).to_dict()

@@ -15,7 +15,8 @@ Three mappings, one per approach, as in PyTorch:
   -> int8 modules (``nnq``, ``nniq``) that take and return quint8 QTensors;
 * QAT (``prepare_qat``): float and fused float modules -> modules that fake-quantize
   their weights while training (``nnqat``, ``nniqat``);
-* dynamic (``quantize_dynamic``): ``Linear``, ``LSTM``, ``GRU`` -> ``nnqd`` modules with
+* dynamic (``quantize_dynamic``): ``Linear``, ``LSTM``, ``GRU`` and the three RNN cells
+  -> ``nnqd`` modules with
   int8 (or float16) weights that take and return float arrays.
 
 Where qlearn differs from PyTorch: PyTorch's float ``ReLU``, ``MaxPool2d`` and
@@ -34,6 +35,7 @@ from ..nn.intrinsic import qat as nniqat
 from ..nn.intrinsic import quantized as nniq
 from ..nn.quantized import dynamic as nnqd
 from ..nn.quantized import functional as qF
+from ..nn.quantized import reference as nnqr
 from .stubs import DeQuantStub, QuantStub
 
 __all__ = [
@@ -43,6 +45,9 @@ __all__ = [
     "get_default_float_to_quantized_operator_mappings",
     "get_default_qconfig_propagation_list",
     "get_default_compare_output_module_list",
+    "get_embedding_qat_module_mappings",
+    "get_default_static_quant_reference_module_mappings",
+    "get_embedding_static_quant_module_mappings",
     "get_static_quant_module_class",
     "get_dynamic_quant_module_class",
     "get_quantized_operator",
@@ -79,6 +84,8 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS = {
     nni.ConvReLU3d: nniq.ConvReLU3d,
     nni.LinearReLU: nniq.LinearReLU,
     nni.BNReLU2d: nniq.BNReLU2d,
+    nni.LinearLeakyReLU: nniq.LinearLeakyReLU,
+    nni.LinearTanh: nniq.LinearTanh,
     # QAT modules: the batch norm is folded into the weight on the way
     nnqat.Linear: nnq.Linear,
     nnqat.Conv2d: nnq.Conv2d,
@@ -95,6 +102,14 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS = {
     nniqat.ConvBn3d: nnq.Conv3d,
     nniqat.ConvBnReLU3d: nniq.ConvReLU3d,
     nniqat.ConvReLU3d: nniq.ConvReLU3d,
+}
+
+# -- reference: float -> float layers with quantized-dequantized weights -------------------
+DEFAULT_REFERENCE_STATIC_QUANT_MODULE_MAPPINGS = {
+    QuantStub: nnq.Quantize,
+    DeQuantStub: nnq.DeQuantize,
+    nn.Linear: nnqr.Linear,
+    nn.Conv2d: nnqr.Conv2d,
 }
 
 # -- QAT: float / fused -> modules that fake-quantize their weights ------------------------
@@ -122,6 +137,9 @@ DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS = {
     nn.Linear: nnqd.Linear,
     nn.LSTM: nnqd.LSTM,
     nn.GRU: nnqd.GRU,
+    nn.RNNCell: nnqd.RNNCell,
+    nn.LSTMCell: nnqd.LSTMCell,
+    nn.GRUCell: nnqd.GRUCell,
 }
 
 # -- functions -> quantized functions (for graph mode) -------------------------------------
@@ -134,6 +152,7 @@ DEFAULT_FLOAT_TO_QUANTIZED_OPERATOR_MAPPINGS = {
     F.max_pool1d: qF.max_pool1d,
     F.avg_pool1d: qF.avg_pool1d,
     F.adaptive_avg_pool1d: qF.adaptive_avg_pool1d,
+    F.interpolate: qF.interpolate,
 }
 
 # containers that take a qconfig although they are no quantizable leaf
@@ -170,13 +189,62 @@ def get_default_qat_module_mappings():
     return dict(DEFAULT_QAT_MODULE_MAPPINGS)
 
 
+def get_default_static_quant_reference_module_mappings():
+    """The reference mapping: ``nn.Linear`` / ``nn.Conv2d`` -> their
+    :mod:`qlearn.nn.quantized.reference` twins (float layers whose weight is quantized
+    and dequantized), the stubs -> ``Quantize`` / ``DeQuantize``; what
+    :func:`~qlearn.quantization.quantize_fx.convert_to_reference_fx` uses.
+
+    >>> import qlearn.quantization as tq
+    >>> from qlearn import nn
+    >>> tq.get_default_static_quant_reference_module_mappings()[nn.Linear].__module__
+    'qlearn.nn.quantized.reference.modules.linear'
+    """
+    return dict(DEFAULT_REFERENCE_STATIC_QUANT_MODULE_MAPPINGS)
+
+
+def get_embedding_qat_module_mappings():
+    """The QAT mapping with the embeddings added: ``nn.Embedding`` / ``nn.EmbeddingBag``
+    -> ``nnqat.Embedding`` / ``nnqat.EmbeddingBag``, which fake-quantize their tables
+    (row-wise, :data:`~qlearn.quantization.fake_quantize.default_embedding_fake_quant`)
+    while training.  Pass it as ``prepare_qat(model, mapping=...)``.
+
+    >>> import qlearn.quantization as tq
+    >>> from qlearn import nn
+    >>> m = tq.get_embedding_qat_module_mappings()
+    >>> m[nn.EmbeddingBag].__module__, m[nn.Linear].__name__
+    ('qlearn.nn.qat.modules.embedding_ops', 'Linear')
+    """
+    mapping = dict(DEFAULT_QAT_MODULE_MAPPINGS)
+    mapping[nn.EmbeddingBag] = nnqat.EmbeddingBag
+    mapping[nn.Embedding] = nnqat.Embedding
+    return mapping
+
+
+def get_embedding_static_quant_module_mappings():
+    """The static mapping with the QAT embeddings added: ``nnqat.Embedding`` /
+    ``nnqat.EmbeddingBag`` -> ``nnq.Embedding`` / ``nnq.EmbeddingBag`` (the ``convert``
+    step after :func:`get_embedding_qat_module_mappings`).
+
+    >>> import qlearn.quantization as tq
+    >>> import qlearn.nn.qat as nnqat
+    >>> tq.get_embedding_static_quant_module_mappings()[nnqat.Embedding].__name__
+    'Embedding'
+    """
+    mapping = dict(DEFAULT_STATIC_QUANT_MODULE_MAPPINGS)
+    mapping[nnqat.EmbeddingBag] = nnq.EmbeddingBag
+    mapping[nnqat.Embedding] = nnq.Embedding
+    return mapping
+
+
 def get_default_dynamic_quant_module_mappings():
-    """The dynamic mapping: ``Linear``, ``LSTM``, ``GRU`` -> their ``nnqd`` classes.
+    """The dynamic mapping: ``Linear``, ``LSTM``, ``GRU``, ``RNNCell``, ``LSTMCell``,
+    ``GRUCell`` -> their ``nnqd`` classes.
 
     >>> import qlearn.quantization as tq
     >>> from qlearn import nn
     >>> sorted(c.__name__ for c in tq.get_default_dynamic_quant_module_mappings())
-    ['GRU', 'LSTM', 'Linear']
+    ['GRU', 'GRUCell', 'LSTM', 'LSTMCell', 'Linear', 'RNNCell']
     """
     return dict(DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS)
 
@@ -214,17 +282,17 @@ def get_quantized_operator(float_op):
 
 def get_static_quant_module_class(float_module_class, additional_static_quant_mapping=None,
                                   is_reference=False):
-    """The int8 class that replaces ``float_module_class`` in static quantization.
+    """The int8 class that replaces ``float_module_class`` in static quantization (its
+    reference class with ``is_reference=True``).
 
     >>> import qlearn.quantization as tq
     >>> from qlearn import nn
     >>> tq.get_static_quant_module_class(nn.Linear).__name__
     'Linear'
     """
-    if is_reference:
-        raise ValueError("`is_reference=True`: qlearn has no reference quantized modules")
-    mapping = {**DEFAULT_STATIC_QUANT_MODULE_MAPPINGS,
-               **(additional_static_quant_mapping or {})}
+    base = DEFAULT_REFERENCE_STATIC_QUANT_MODULE_MAPPINGS if is_reference \
+        else DEFAULT_STATIC_QUANT_MODULE_MAPPINGS
+    mapping = {**base, **(additional_static_quant_mapping or {})}
     cls = mapping.get(float_module_class)
     if cls is None:
         raise ValueError(f"`float_module_class` {_class_name(float_module_class)} has no "

@@ -39,6 +39,7 @@ from ..nn.modules.container import ModuleList, Sequential
 from ..nn.modules.flatten import Dropout, Flatten
 from ..nn.modules.linear import Identity
 from ..nn.modules.module import Module
+from ..nn.modules.upsampling import Upsample
 from ..qtensor import QTensor
 from .fake_quantize import FakeQuantizeBase
 from .observer import ObserverBase
@@ -66,7 +67,26 @@ __all__ = [
     "swap_module",
     "get_observer_dict",
     "default_eval_fn",
+    "get_default_custom_config_dict",
 ]
+
+
+def get_default_custom_config_dict():
+    """The custom-module configuration eager ``prepare`` / ``convert`` use when given
+    none: ``{"float_to_observed_custom_module_class": {...},
+    "observed_to_quantized_custom_module_class": {...}}``.
+
+    PyTorch's maps ``nn.LSTM`` and ``nn.MultiheadAttention`` to its "quantizable"
+    (observed) forms and those to statically quantized ones; qlearn has neither
+    (its ``nn.LSTM`` is quantized dynamically, :class:`qlearn.nn.quantized.dynamic.LSTM`),
+    so both mappings are empty.  A new dict each call.
+
+    >>> import qlearn.quantization as tq
+    >>> tq.get_default_custom_config_dict()
+    {'float_to_observed_custom_module_class': {}, 'observed_to_quantized_custom_module_class': {}}
+    """
+    return {"float_to_observed_custom_module_class": {},
+            "observed_to_quantized_custom_module_class": {}}
 
 
 # -- small helpers -------------------------------------------------------------------------
@@ -489,8 +509,10 @@ class _InputCheck:
         return None
 
 
-# float modules that pass a QTensor through (or hold no computation of their own)
-_PASSTHROUGH = (Identity, Flatten, Dropout, Sequential, ModuleList, QuantStub, DeQuantStub)
+# float modules that pass a QTensor through (or hold no computation of their own);
+# nn.Upsample resizes a QTensor on its integers, as PyTorch's float module does
+_PASSTHROUGH = (Identity, Flatten, Dropout, Sequential, ModuleList, QuantStub, DeQuantStub,
+                Upsample)
 
 
 def _add_input_checks(model, mapping):
@@ -536,7 +558,8 @@ def convert(module, mapping=None, inplace=False, remove_qconfig=True, is_referen
     remove_qconfig : bool
         Remove ``qconfig`` attributes and observers after the swap.
     is_reference : bool
-        Only ``False``: qlearn has no reference (simulated) quantized modules.
+        Only ``False`` (reference models: graph mode's
+        :func:`~qlearn.quantization.quantize_fx.convert_to_reference_fx`).
     convert_custom_config_dict : dict, optional
         ``"observed_to_quantized_custom_module_class"``: ``{observed class: quantized
         class}``, built by the quantized class's ``from_observed``.
@@ -570,8 +593,9 @@ def convert(module, mapping=None, inplace=False, remove_qconfig=True, is_referen
     """
     _check_module(module, "convert")
     if is_reference:
-        raise ValueError("convert: `is_reference=True` is not supported (qlearn has no "
-                         "reference quantized modules)")
+        raise ValueError("convert: `is_reference=True` is not supported in eager mode; "
+                         "graph mode builds reference models with "
+                         "quantize_fx.convert_to_reference_fx")
     if mapping is None:
         mapping = get_default_static_quant_module_mappings()
     _check_mapping(mapping, "convert")
@@ -649,7 +673,8 @@ def quantize_dynamic(model, qconfig_spec=None, dtype=qint8, mapping=None, inplac
     qconfig_spec : set, dict or None
         A set of module classes (each gets the default dynamic qconfig of ``dtype``), or
         a dict of class or qualified name -> QConfig (``{"": qconfig}`` for every
-        module), or None for ``{nn.Linear, nn.LSTM, nn.GRU}``.
+        module), or None for ``{nn.Linear, nn.LSTM, nn.GRU, nn.LSTMCell, nn.RNNCell,
+        nn.GRUCell}``.
     dtype : QDType or DType
         ``qlearn.qint8`` (default) or ``qlearn.float16`` (used with a set or None).
     mapping : dict, optional
@@ -674,10 +699,10 @@ def quantize_dynamic(model, qconfig_spec=None, dtype=qint8, mapping=None, inplac
         mapping = get_default_dynamic_quant_module_mappings()
     _check_mapping(mapping, "quantize_dynamic")
     from ..nn.modules.linear import Linear
-    from ..nn.modules.rnn import GRU, LSTM
+    from ..nn.modules.rnn import GRU, LSTM, GRUCell, LSTMCell, RNNCell
     if qconfig_spec is None:
         default = _dynamic_default_qconfig(dtype)
-        qconfig_spec = {Linear: default, LSTM: default, GRU: default}
+        qconfig_spec = dict.fromkeys((Linear, LSTM, GRU, LSTMCell, RNNCell, GRUCell), default)
     elif isinstance(qconfig_spec, (set, frozenset, list, tuple)):
         default = _dynamic_default_qconfig(dtype)
         for t in qconfig_spec:

@@ -46,10 +46,15 @@ from .fx import (
     insert_observers,
     swap_qat_modules,
 )
+from .fx.convert_reference import convert_reference_graph_module
+from .fx.custom_config import ConvertCustomConfig, FuseCustomConfig, PrepareCustomConfig
 from .qconfig_mapping import QConfigMapping
+from .quant_type import QuantType
 from .stubs import DeQuantStub, QuantStub
 
-__all__ = ["fuse_fx", "prepare_fx", "prepare_qat_fx", "convert_fx", "QuantizationTracer"]
+__all__ = ["fuse_fx", "prepare_fx", "prepare_qat_fx", "convert_fx", "QuantizationTracer",
+           "PrepareCustomConfig", "ConvertCustomConfig", "FuseCustomConfig",
+           "attach_preserved_attrs_to_model", "convert_to_reference_fx"]
 
 
 class QuantizationTracer(Tracer):
@@ -86,30 +91,110 @@ class QuantizationTracer(Tracer):
                     and isinstance(m, self.skipped_module_classes)))
 
 
-def _custom(config):
+def _prepare_config(config):
     if config is None:
-        return {}
-    if not isinstance(config, dict):
-        raise TypeError(f"`prepare_custom_config` must be a dict, got "
-                        f"{type(config).__name__}")
-    known = ("non_traceable_module_name", "non_traceable_module_class")
-    unknown = [k for k in config if k not in known]
-    if unknown:
-        raise ValueError(f"`prepare_custom_config` has unsupported keys {unknown}; qlearn "
-                         f"supports {list(known)}")
-    return config
+        return PrepareCustomConfig()
+    if isinstance(config, PrepareCustomConfig):
+        return config
+    if isinstance(config, dict):
+        return PrepareCustomConfig.from_dict(config)
+    raise TypeError(f"`prepare_custom_config` must be a PrepareCustomConfig or a dict, got "
+                    f"{type(config).__name__}")
 
 
-def _trace(model, custom):
+def _convert_config(config):
+    if config is None:
+        return ConvertCustomConfig()
+    if isinstance(config, ConvertCustomConfig):
+        return config
+    if isinstance(config, dict):
+        return ConvertCustomConfig.from_dict(config)
+    raise TypeError(f"`convert_custom_config` must be a ConvertCustomConfig or a dict, got "
+                    f"{type(config).__name__}")
+
+
+_NON_TRACEABLE_KEYS = ("non_traceable_module_name", "non_traceable_module_class")
+
+
+def _fuse_config(config):
+    """``(FuseCustomConfig, non-traceable names, classes)``; the dict form may also name
+    non-traceable modules (qlearn's extension: PyTorch's fuse_fx ignores those keys)."""
+    if config is None:
+        return FuseCustomConfig(), [], []
+    if isinstance(config, FuseCustomConfig):
+        return config, [], []
+    if isinstance(config, dict):
+        rest = {k: v for k, v in config.items() if k not in _NON_TRACEABLE_KEYS}
+        return (FuseCustomConfig.from_dict(rest),
+                list(config.get(_NON_TRACEABLE_KEYS[0], [])),
+                list(config.get(_NON_TRACEABLE_KEYS[1], [])))
+    raise TypeError(f"`fuse_custom_config` must be a FuseCustomConfig or a dict, got "
+                    f"{type(config).__name__}")
+
+
+def _trace(model, names=(), classes=()):
     if not isinstance(model, Module):
         raise TypeError(f"`model` must be a qlearn nn.Module, got {type(model).__name__}")
-    names = custom.get("non_traceable_module_name", [])
-    classes = custom.get("non_traceable_module_class", [])
     tracer = QuantizationTracer(names, classes)
     model = copy.deepcopy(model)
     graph = tracer.trace(model)
     # "GraphModule" as PyTorch's prepare_fx names it (symbolic_trace uses the class name)
     return GraphModule(model, graph, "GraphModule", constants=tracer.constants)
+
+
+_USER_PRESERVED_ATTRIBUTES_KEY = "_user_preserved_attributes"
+
+
+def attach_preserved_attrs_to_model(model, preserved_attrs):
+    """Set each ``name: value`` of ``preserved_attrs`` as an attribute of ``model`` and
+    record them in ``model.meta["_user_preserved_attributes"]`` (PyTorch's key).
+
+    ``prepare_fx`` / ``convert_fx`` / ``fuse_fx`` call it with the attributes named by
+    ``set_preserved_attributes``: tracing keeps only what ``forward`` uses, so an
+    attribute read elsewhere (a version string, a method's constant) is carried over
+    this way.
+
+    Parameters
+    ----------
+    model : nn.Module
+    preserved_attrs : dict
+        ``{attribute name: value}``.
+
+    Examples
+    --------
+    >>> from qlearn import nn
+    >>> from qlearn.quantization.quantize_fx import attach_preserved_attrs_to_model
+    >>> m = nn.Linear(2, 2)
+    >>> attach_preserved_attrs_to_model(m, {"version": 3})
+    >>> m.version, m.meta
+    (3, {'_user_preserved_attributes': {'version': 3}})
+    """
+    if not isinstance(model, Module):
+        raise TypeError(f"`model` must be an nn.Module, got {type(model).__name__}")
+    if not isinstance(preserved_attrs, dict):
+        raise TypeError(f"`preserved_attrs` must be a dict, got "
+                        f"{type(preserved_attrs).__name__}")
+    meta = getattr(model, "meta", None)
+    if not isinstance(meta, dict):
+        meta = {}
+        model.meta = meta
+    meta[_USER_PRESERVED_ATTRIBUTES_KEY] = copy.copy(preserved_attrs)
+    for name, value in meta[_USER_PRESERVED_ATTRIBUTES_KEY].items():
+        setattr(model, name, value)
+
+
+def _preserve(source, target, names):
+    """Give ``target`` the attributes ``names`` of ``source`` (those it has), and only
+    those: as in PyTorch, each step keeps what its own custom config lists (an
+    attribute preserved by prepare_fx is listed again for convert_fx to keep it)."""
+    meta = getattr(target, "meta", None)
+    if isinstance(meta, dict):      # carried over by the deep copy of a prepared model
+        for old in meta.pop(_USER_PRESERVED_ATTRIBUTES_KEY, {}):
+            if old not in names and old in target.__dict__:
+                delattr(target, old)
+    attrs = {n: getattr(source, n) for n in names if hasattr(source, n)}
+    attach_preserved_attrs_to_model(target, attrs)
+    return target
 
 
 def _mapping(qconfig_mapping):
@@ -132,8 +217,10 @@ def fuse_fx(model, fuse_custom_config=None, backend_config=None):
     Parameters
     ----------
     model : nn.Module
-    fuse_custom_config : dict, optional
-        ``{"non_traceable_module_name": [...], "non_traceable_module_class": [...]}``.
+    fuse_custom_config : FuseCustomConfig or dict, optional
+        Its preserved attributes are copied to the result; the dict form may also name
+        ``"non_traceable_module_name"`` / ``"non_traceable_module_class"`` (recorded as
+        one node; PyTorch ignores these two keys here).
     backend_config : None
         Only the default (x86) configuration exists; anything else is an error.
 
@@ -151,8 +238,10 @@ def fuse_fx(model, fuse_custom_config=None, backend_config=None):
     (('call_module', '0'), 'ConvReLU2d')
     """
     _check_backend_config(backend_config)
-    gm = _trace(model, _custom(fuse_custom_config))
-    return fuse_graph_module(gm, is_qat=model.training)
+    conf, names, classes = _fuse_config(fuse_custom_config)
+    gm = _trace(model, names, classes)
+    return _preserve(model, fuse_graph_module(gm, is_qat=model.training),
+                     conf.preserved_attributes)
 
 
 def _check_backend_config(backend_config):
@@ -164,14 +253,43 @@ def _check_backend_config(backend_config):
 def _prepare(model, qconfig_mapping, is_qat, prepare_custom_config, backend_config):
     _check_backend_config(backend_config)
     qmap = _mapping(qconfig_mapping)
-    gm = _trace(model, _custom(prepare_custom_config))
+    conf = _prepare_config(prepare_custom_config)
+    if conf.standalone_module_names or conf.standalone_module_classes:
+        raise ValueError("`prepare_custom_config`: qlearn's prepare_fx does not support "
+                         "standalone modules (set_standalone_module_name / _class); "
+                         "prepare the submodule with its own prepare_fx call instead")
+    custom = conf.float_to_observed_mapping.get(QuantType.STATIC, {})
+    gm = _trace(model, conf.non_traceable_module_names,
+                [*conf.non_traceable_module_classes, *custom])
     fuse_graph_module(gm, is_qat=is_qat)
     assign_qconfigs(gm, qmap)
     if is_qat:
         swap_qat_modules(gm)
+    _swap_custom_modules(gm, custom)
     insert_observers(gm)
     gm._qconfig_mapping = qmap
-    return gm
+    gm._prepare_custom_config = conf
+    return _preserve(model, gm, conf.preserved_attributes)
+
+
+def _swap_custom_modules(gm, float_to_observed):
+    """Replace each custom float module that has a qconfig by
+    ``observed_class.from_float(mod)`` and mark its node, so its input and output are
+    observed as a quantized module's are."""
+    if not float_to_observed:
+        return
+    modules = dict(gm.named_modules())
+    for node in gm.graph.nodes:
+        if node.op != "call_module" or node.meta.get("qconfig") is None:
+            continue
+        cls = float_to_observed.get(type(modules[node.target]))
+        if cls is not None:
+            mod = modules[node.target]
+            mod.qconfig = node.meta["qconfig"]
+            observed = cls.from_float(mod)
+            observed.qconfig = node.meta["qconfig"]
+            gm.add_submodule(node.target, observed)
+            node.meta["custom_module"] = True
 
 
 def prepare_fx(model, qconfig_mapping, example_inputs=None, prepare_custom_config=None,
@@ -191,9 +309,10 @@ def prepare_fx(model, qconfig_mapping, example_inputs=None, prepare_custom_confi
     example_inputs : tuple, optional
         Accepted for PyTorch compatibility (PyTorch requires it); the tracer needs no
         data.
-    prepare_custom_config : dict, optional
-        ``"non_traceable_module_name"`` / ``"non_traceable_module_class"``: modules
-        recorded as one node (not traced through).
+    prepare_custom_config : PrepareCustomConfig or dict, optional
+        Non-traceable modules (recorded as one float node), custom modules (swapped to
+        their observed class), quantized graph inputs / outputs and preserved
+        attributes (see :mod:`qlearn.quantization.fx.custom_config`).
     backend_config : None
 
     Returns
@@ -240,7 +359,7 @@ def prepare_qat_fx(model, qconfig_mapping, example_inputs=None, prepare_custom_c
 
 
 def convert_fx(graph_module, convert_custom_config=None, _remove_qconfig=True,
-               qconfig_mapping=None, backend_config=None):
+               qconfig_mapping=None, backend_config=None, keep_original_weights=False):
     """Convert a prepared and calibrated (or QAT-trained) graph module to int8.
 
     The argument is copied, not changed.  Each observer of a float value becomes
@@ -254,8 +373,12 @@ def convert_fx(graph_module, convert_custom_config=None, _remove_qconfig=True,
     ----------
     graph_module : GraphModule
         From :func:`prepare_fx` or :func:`prepare_qat_fx`.
-    convert_custom_config, qconfig_mapping, backend_config : None
+    convert_custom_config : ConvertCustomConfig or dict, optional
+        The quantized classes of observed custom modules and the preserved attributes.
+    qconfig_mapping, backend_config : None
         Accepted for PyTorch compatibility; only None is supported.
+    keep_original_weights : bool
+        Only False (PyTorch's default) is supported.
 
     Returns
     -------
@@ -277,11 +400,71 @@ def convert_fx(graph_module, convert_custom_config=None, _remove_qconfig=True,
             n.meta.get("fx_kind") for n in graph_module.graph.nodes):
         raise TypeError(f"`graph_module` must be the GraphModule returned by prepare_fx or "
                         f"prepare_qat_fx, got {type(graph_module).__name__}")
-    for name, value in (("convert_custom_config", convert_custom_config),
-                        ("qconfig_mapping", qconfig_mapping),
+    for name, value in (("qconfig_mapping", qconfig_mapping),
                         ("backend_config", backend_config)):
         if value is not None:
             raise ValueError(f"`{name}` is not supported by qlearn's convert_fx; pass None")
+    if keep_original_weights:
+        raise ValueError("`keep_original_weights=True` is not supported by qlearn's "
+                         "convert_fx; pass False")
+    conf = _convert_config(convert_custom_config)
+    prep = getattr(graph_module, "_prepare_custom_config", None) or PrepareCustomConfig()
     gm = copy.deepcopy(graph_module)
     gm.eval()
-    return convert_graph_module(gm)
+    gm = convert_graph_module(
+        gm, conf.observed_to_quantized_mapping.get(QuantType.STATIC, {}),
+        prep.input_quantized_indexes, prep.output_quantized_indexes)
+    return _preserve(graph_module, gm, conf.preserved_attributes)
+
+
+def convert_to_reference_fx(graph_module, convert_custom_config=None, _remove_qconfig=True,
+                            qconfig_mapping=None, backend_config=None):
+    r"""Convert a prepared and calibrated graph module to a *reference* quantized model
+    (the argument is copied, not changed).
+
+    Every observer becomes ``quantize_per_tensor`` followed by ``dequantize`` with the
+    observed :math:`(S, Z)`, and every ``Linear`` / ``Conv2d`` (alone or first in a
+    fused container) its :mod:`qlearn.nn.quantized.reference` twin, whose weight is
+    quantized and dequantized in forward: the model runs in float and rounds exactly
+    where the int8 model does (:mod:`qlearn.quantization.fx.convert_reference`).
+
+    Parameters
+    ----------
+    graph_module : GraphModule
+        From :func:`prepare_fx` (post-training, static).
+    convert_custom_config : ConvertCustomConfig or dict, optional
+        Its preserved attributes are kept (custom modules stay as they are).
+    qconfig_mapping, backend_config : None
+
+    Returns
+    -------
+    GraphModule
+
+    Examples
+    --------
+    >>> from qlearn import nn
+    >>> import qlearn.quantization as tq
+    >>> from qlearn.quantization import quantize_fx
+    >>> m = nn.Sequential(nn.Linear(4, 4)).eval()
+    >>> p = quantize_fx.prepare_fx(m, {"": tq.get_default_qconfig("x86")})
+    >>> _ = p(np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32))
+    >>> ref = quantize_fx.convert_to_reference_fx(p)
+    >>> [n.name for n in ref.graph.nodes if n.op in ("call_function", "call_module")]
+    ['quantize_per_tensor_0', 'dequantize_0', '_0', 'quantize_per_tensor_1', 'dequantize_1']
+    >>> getattr(ref, "0")
+    QuantizedLinear(Reference)(in_features=4, out_features=4, bias=True)
+    """
+    if not isinstance(graph_module, GraphModule) or not any(
+            n.meta.get("fx_kind") for n in graph_module.graph.nodes):
+        raise TypeError(f"`graph_module` must be the GraphModule returned by prepare_fx, "
+                        f"got {type(graph_module).__name__}")
+    for name, value in (("qconfig_mapping", qconfig_mapping),
+                        ("backend_config", backend_config)):
+        if value is not None:
+            raise ValueError(f"`{name}` is not supported by qlearn's convert_to_reference_fx; "
+                             f"pass None")
+    conf = _convert_config(convert_custom_config)
+    gm = copy.deepcopy(graph_module)
+    gm.eval()
+    gm = convert_reference_graph_module(gm, _remove_qconfig)
+    return _preserve(graph_module, gm, conf.preserved_attributes)

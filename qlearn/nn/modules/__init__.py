@@ -12,8 +12,9 @@ from .loss import CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
 from .module import Module, RemovableHandle
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .pooling_1d import AdaptiveAvgPool1d, AvgPool1d, MaxPool1d
-from .rnn import GRU, LSTM
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .sparse import Embedding, EmbeddingBag
+from .upsampling import Upsample
 
 __all__ = ["Module", "RemovableHandle", "Sequential", "ModuleList", "Identity", "Linear",
            "Conv2d", "BatchNorm1d", "BatchNorm2d", "ReLU",
@@ -21,4 +22,5 @@ __all__ = ["Module", "RemovableHandle", "Sequential", "ModuleList", "Identity", 
            "ConvTranspose1d", "ConvTranspose2d", "ReLU6", "Hardtanh",
            "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "MaxPool2d",
            "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "Dropout", "CrossEntropyLoss",
-           "NLLLoss", "MSELoss", "L1Loss", "LSTM", "GRU", "Embedding", "EmbeddingBag"]
+           "NLLLoss", "MSELoss", "L1Loss", "LSTM", "GRU", "Embedding", "EmbeddingBag",
+           "RNN", "RNNCell", "LSTMCell", "GRUCell", "Upsample"]

@@ -1,11 +1,14 @@
-r"""Recurrent layers: ``LSTM`` and ``GRU``, unrolled over time with autograd ops.
+r"""Recurrent layers: ``RNN``, ``LSTM`` and ``GRU``, unrolled over time with autograd ops,
+and their one-step cells ``RNNCell``, ``LSTMCell``, ``GRUCell``.
 
 Parameter names, shapes, gate order and initialisation are PyTorch's, so a
 ``torch.nn.LSTM`` state dict (converted to NumPy) loads as is: for layer :math:`k`
 (suffix ``_reverse`` for the backward direction) ``weight_ih_l{k}`` is
 (G*hidden_size, input_size), ``weight_hh_l{k}`` (G*hidden_size, hidden_size) and the
 biases (G*hidden_size,), with G = 4 gates (i, f, g, o) for LSTM and 3 (r, z, n) for GRU,
-all drawn from :math:`\mathcal U(-1/\sqrt{H}, 1/\sqrt{H})`.
+all drawn from :math:`\mathcal U(-1/\sqrt{H}, 1/\sqrt{H})` (G = 1 for the Elman
+``RNN``).  A cell holds one such set without the layer suffix: ``weight_ih``,
+``weight_hh``, ``bias_ih``, ``bias_hh``.
 """
 import math
 
@@ -18,7 +21,20 @@ from ..parameter import Parameter
 from ._utils import check_factory_kwargs
 from .module import Module
 
-__all__ = ["LSTM", "GRU"]
+__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
+
+
+_NONLINEARITIES = ("tanh", "relu")
+
+
+def _check_nonlinearity(nonlinearity):
+    if nonlinearity not in _NONLINEARITIES:
+        raise ValueError(f"`nonlinearity` must be 'tanh' or 'relu', got {nonlinearity!r}")
+    return nonlinearity
+
+
+def _activation(x, nonlinearity):
+    return x.tanh() if nonlinearity == "tanh" else F.relu(x)
 
 
 class _RNNBase(Module):
@@ -137,6 +153,50 @@ class _RNNBase(Module):
         return s
 
 
+class RNN(_RNNBase):
+    r"""Elman recurrent network, as ``torch.nn.RNN``.  For each time step :math:`t`:
+
+    .. math::
+        h_t = \phi(W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh})
+
+    with :math:`\phi` = tanh or ReLU (``nonlinearity``).  ``forward(input, h_0)``
+    returns ``output, h_n``; the arguments are PyTorch's, in its order
+    (``nonlinearity`` is the fourth).
+
+    >>> from qlearn import nn
+    >>> rnn = nn.RNN(4, 8, 2, "relu")
+    >>> rnn
+    RNN(4, 8, num_layers=2)
+    >>> out, h = rnn(np.zeros((5, 3, 4), np.float32))
+    >>> out.shape, h.shape
+    ((5, 3, 8), (2, 3, 8))
+    """
+    _gates = 1
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False, device=None,
+                 dtype=None):
+        _check_nonlinearity(nonlinearity)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, device=device, dtype=dtype)
+        self.nonlinearity = nonlinearity
+
+    def _cell(self, xw, state, w_hh, b_hh):
+        (h,) = state
+        return (_activation(xw + F.linear(h, w_hh, b_hh), self.nonlinearity),)
+
+    def forward(self, input, hx=None):
+        x, batched = self._check_input(input)
+        if hx is not None and not batched:
+            hx = F._tensor(hx, "hx").unsqueeze(1)
+        h0 = self._initial(hx, x.shape[1], "hx")
+        y, finals = self._run(x, [(h,) for h in h0])
+        h_n = stack([s[0] for s in finals], 0)
+        if not batched:
+            h_n = h_n.squeeze(1)
+        return self._output(y, batched), h_n
+
+
 class LSTM(_RNNBase):
     r"""Long short-term memory, as ``torch.nn.LSTM``.  For each time step :math:`t`:
 
@@ -227,3 +287,174 @@ class GRU(_RNNBase):
         if not batched:
             h_n = h_n.squeeze(1)
         return self._output(y, batched), h_n
+
+
+# -- cells: one time step -------------------------------------------------------------------
+class _RNNCellBase(Module):
+    """What the three cells share: the parameters, their initialisation and the input
+    and state checks (a batch (B, input_size) or one unbatched (input_size,) vector)."""
+
+    _gates = 1
+
+    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
+        super().__init__()
+        check_factory_kwargs(device, dtype)
+        for v, name in ((input_size, "input_size"), (hidden_size, "hidden_size")):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"`{name}` must be a positive int, got {v!r}")
+        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bool(bias)
+        G, H = self._gates, hidden_size
+        self.weight_ih = Parameter(np.empty((G * H, input_size), np.float32))
+        self.weight_hh = Parameter(np.empty((G * H, H), np.float32))
+        if bias:
+            self.bias_ih = Parameter(np.empty(G * H, np.float32))
+            self.bias_hh = Parameter(np.empty(G * H, np.float32))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        r"""Draw every weight and bias from :math:`\mathcal U(-1/\sqrt{H}, 1/\sqrt{H})`."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            init.uniform_(p, -bound, bound)
+
+    def _check(self, input):
+        """``(x, batched)``: the input as a (B, input_size) Tensor, and whether it came
+        with a batch dimension."""
+        who = type(self).__name__
+        x = F._tensor(input)
+        if x.ndim not in (1, 2):
+            raise ValueError(f"{who}: `input` must be 1-d (unbatched) or 2-d (batch, "
+                             f"{self.input_size}), got shape {x.shape}")
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"{who}: `input` must end in input_size={self.input_size}, got "
+                             f"shape {x.shape}")
+        batched = x.ndim == 2
+        if not batched:
+            x = x.unsqueeze(0)
+        return x, batched
+
+    def _state(self, h, x, batched, name):
+        """The state ``h`` as a (B, hidden_size) Tensor (zeros when None)."""
+        B = x.shape[0]
+        if h is None:
+            return np.zeros((B, self.hidden_size), np.float32)
+        h = F._tensor(h, name)
+        if not batched:
+            h = h.unsqueeze(0)
+        if h.shape != (B, self.hidden_size):
+            want = (B, self.hidden_size) if batched else (self.hidden_size,)
+            raise ValueError(f"{type(self).__name__}: `{name}` must have shape {want}, got "
+                             f"{h.shape if batched else h.shape[1:]}")
+        return h
+
+    def _gates_of(self, x, h):
+        return F.linear(x, self.weight_ih, self.bias_ih), \
+            F.linear(h, self.weight_hh, self.bias_hh)
+
+    def extra_repr(self):
+        s = f"{self.input_size}, {self.hidden_size}"
+        if not self.bias:
+            s += ", bias=False"
+        if getattr(self, "nonlinearity", "tanh") != "tanh":
+            s += f", nonlinearity={self.nonlinearity}"
+        return s
+
+
+class RNNCell(_RNNCellBase):
+    r"""One step of the Elman RNN, as ``torch.nn.RNNCell``:
+
+    .. math::
+        h' = \phi(W_{ih} x + b_{ih} + W_{hh} h + b_{hh})
+
+    with :math:`\phi` = tanh or ReLU (``nonlinearity``).  ``forward(input, hx=None)``
+    returns :math:`h'`; ``hx`` defaults to zeros.
+
+    >>> from qlearn import nn
+    >>> cell = nn.RNNCell(4, 3, nonlinearity="relu")
+    >>> cell
+    RNNCell(4, 3, nonlinearity=relu)
+    >>> cell(np.ones((2, 4), np.float32)).shape
+    (2, 3)
+    """
+
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", device=None,
+                 dtype=None):
+        _check_nonlinearity(nonlinearity)
+        super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype)
+        self.nonlinearity = nonlinearity
+
+    def forward(self, input, hx=None):
+        x, batched = self._check(input)
+        h = self._state(hx, x, batched, "hx")
+        gi, gh = self._gates_of(x, h)
+        out = _activation(gi + gh, self.nonlinearity)
+        return out if batched else out.squeeze(0)
+
+
+class LSTMCell(_RNNCellBase):
+    r"""One step of the LSTM, as ``torch.nn.LSTMCell`` (gates in PyTorch's order
+    i, f, g, o):
+
+    .. math::
+        (i, f, g, o) = W_{ih} x + b_{ih} + W_{hh} h + b_{hh}, \quad
+        c' = \sigma(f) \odot c + \sigma(i) \odot \tanh(g), \quad
+        h' = \sigma(o) \odot \tanh(c')
+
+    ``forward(input, hx=None)`` with ``hx = (h, c)`` returns ``(h', c')``.
+
+    >>> from qlearn import nn
+    >>> h, c = nn.LSTMCell(4, 3)(np.ones((2, 4), np.float32))
+    >>> h.shape, c.shape
+    ((2, 3), (2, 3))
+    """
+
+    _gates = 4
+
+    def forward(self, input, hx=None):
+        x, batched = self._check(input)
+        if hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
+            raise ValueError(f"LSTMCell: `hx` must be a pair (h, c), got "
+                             f"{type(hx).__name__}")
+        h = self._state(None if hx is None else hx[0], x, batched, "h")
+        c = self._state(None if hx is None else hx[1], x, batched, "c")
+        gi, gh = self._gates_of(x, h)
+        gates = gi + gh
+        H = self.hidden_size
+        i = gates[:, :H].sigmoid()
+        f = gates[:, H:2 * H].sigmoid()
+        g = gates[:, 2 * H:3 * H].tanh()
+        o = gates[:, 3 * H:].sigmoid()
+        c = f * c + i * g
+        h = o * c.tanh()
+        return (h, c) if batched else (h.squeeze(0), c.squeeze(0))
+
+
+class GRUCell(_RNNCellBase):
+    r"""One step of the GRU, as ``torch.nn.GRUCell`` (gates r, z, n):
+
+    .. math::
+        r = \sigma(W_{ir} x + b_{ir} + W_{hr} h + b_{hr}), \quad
+        z = \sigma(W_{iz} x + b_{iz} + W_{hz} h + b_{hz}) \\
+        n = \tanh(W_{in} x + b_{in} + r \odot (W_{hn} h + b_{hn})), \quad
+        h' = (1 - z) \odot n + z \odot h
+
+    >>> from qlearn import nn
+    >>> nn.GRUCell(4, 3)(np.ones(4, np.float32)).shape
+    (3,)
+    """
+
+    _gates = 3
+
+    def forward(self, input, hx=None):
+        x, batched = self._check(input)
+        h = self._state(hx, x, batched, "hx")
+        gi, gh = self._gates_of(x, h)
+        H = self.hidden_size
+        r = (gi[:, :H] + gh[:, :H]).sigmoid()
+        z = (gi[:, H:2 * H] + gh[:, H:2 * H]).sigmoid()
+        n = (gi[:, 2 * H:] + r * gh[:, 2 * H:]).tanh()
+        out = (1 - z) * n + z * h
+        return out if batched else out.squeeze(0)

@@ -104,8 +104,12 @@ class _Submodules:
 
 
 class _Converter:
-    def __init__(self, gm):
+    def __init__(self, gm, custom_module_class_mapping=None, input_quantized_idxs=(),
+                 output_quantized_idxs=()):
         self.gm = gm
+        self.custom = dict(custom_module_class_mapping or {})
+        self.input_quantized_idxs = set(input_quantized_idxs)
+        self.output_quantized_idxs = set(output_quantized_idxs)
         self.graph = gm.graph
         self.modules = _Submodules(gm)
         self.quantized = set()       # nodes whose value is a QTensor
@@ -169,13 +173,18 @@ class _Converter:
     def swap(self, node, mapping):
         mod = self.modules[node.target]
         mod.qconfig = node.meta["qconfig"]
-        if mapping is self.static and type(mod) in mapping and (
+        custom = node.meta.get("custom_module", False)
+        if custom and type(mod) not in self.custom:
+            raise ValueError(f"convert_fx: the observed custom module {node.target!r} "
+                             f"({type(mod).__name__}) has no quantized class; give one with "
+                             f"ConvertCustomConfig().set_observed_to_quantized_mapping")
+        if mapping is self.static and (type(mod) in mapping or custom) and (
                 node.meta["fx_kind"] == "observed"
                 or (node.meta["fx_kind"] == "default" and any(
                     u.meta.get("fx_kind") == "observer" for u in node.users))):
             # a default module swapped (nn.LeakyReLU) takes its output observer's qparams
             mod.activation_post_process = self.modules[self.output_observer(node).target]
-        new = swap_module(mod, mapping)
+        new = swap_module(mod, mapping, self.custom)
         mod.__dict__.pop("qconfig", None)
         if "activation_post_process" in mod._modules:
             del mod._modules["activation_post_process"]
@@ -231,9 +240,9 @@ class _Converter:
             node.op, node.target = "call_function", qF.relu
         self.quantized.add(node)
 
-    def float(self, node):
+    def float(self, node, keep=()):
         for inp in node.all_input_nodes:
-            if inp in self.quantized:
+            if inp in self.quantized and inp not in keep:
                 deq = self.dequantized.get(inp)
                 if deq is None:
                     name = _indexed("dequantize", self.source.get(inp, 0))
@@ -244,10 +253,22 @@ class _Converter:
                     self.dequantized[inp] = deq
                 node.replace_input_with(inp, deq)
 
+    def _graph_outputs(self, node):
+        """The output node's values at ``output_quantized_idxs`` (returned quantized)."""
+        value = node.args[0]
+        values = list(value) if isinstance(value, (tuple, list)) else [value]
+        return {v for i, v in enumerate(values) if i in self.output_quantized_idxs}
+
     def run(self):
+        placeholders = [n for n in self.graph.nodes if n.op == "placeholder"]
+        for i, node in enumerate(placeholders):
+            if i in self.input_quantized_idxs:   # arrives as a QTensor: never quantized
+                self.quantized.add(node)
         for node in self.graph.nodes:
             kind = node.meta.get("fx_kind")
-            if kind == "observer":
+            if node.op == "output" and self.output_quantized_idxs:
+                self.float(node, keep=self._graph_outputs(node))
+            elif kind == "observer":
                 self.observer(node)
             elif kind == "observed":
                 self.swap(node, self.static)
@@ -284,7 +305,14 @@ class _Converter:
         return self.gm
 
 
-def convert_graph_module(gm):
-    """Convert the prepared and calibrated ``gm`` in place; returns it."""
-    return _Converter(gm).run()
+def convert_graph_module(gm, custom_module_class_mapping=None, input_quantized_idxs=(),
+                         output_quantized_idxs=()):
+    """Convert the prepared and calibrated ``gm`` in place; returns it.
+
+    ``custom_module_class_mapping`` maps observed custom module classes to the classes
+    whose ``from_observed`` quantizes them; the graph inputs at
+    ``input_quantized_idxs`` arrive quantized, the outputs at
+    ``output_quantized_idxs`` are returned quantized."""
+    return _Converter(gm, custom_module_class_mapping, input_quantized_idxs,
+                      output_quantized_idxs).run()
 

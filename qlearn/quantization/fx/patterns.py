@@ -80,7 +80,8 @@ SHARE_MODULES = (nn.ReLU, nn.ReLU6, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.Ident
                  nn.AvgPool2d, nn.Hardtanh, nn.MaxPool1d, nn.AvgPool1d, nn.AdaptiveAvgPool1d)
 SHARE_FUNCTIONS = {F.relu, F.relu6, F.max_pool2d, F.adaptive_avg_pool2d, F.avg_pool2d,
                    F.hardtanh, F.flatten, autograd.flatten, autograd.clamp, autograd.mean,
-                   F.max_pool1d, F.avg_pool1d, F.adaptive_avg_pool1d}
+                   F.max_pool1d, F.avg_pool1d, F.adaptive_avg_pool1d,
+                   F.interpolate}
 SHARE_METHODS = {"reshape", "view", "permute", "transpose", "contiguous", "relu", "clamp",
                  "mean", "squeeze", "unsqueeze", "detach"}
 

@@ -132,7 +132,9 @@ def insert_observers(gm):
         if node.meta.get("fx_kind") in ("observer", "fused_tail"):
             continue
         qconfig = node.meta.get("qconfig")
-        kind = node_kind(node, modules, qconfig, is_dynamic_qconfig(qconfig))
+        # a custom module swapped to its observed class is observed as a quantized one
+        kind = "observed" if node.meta.get("custom_module") and qconfig is not None \
+            else node_kind(node, modules, qconfig, is_dynamic_qconfig(qconfig))
         node.meta["fx_kind"] = kind
         if kind == "observed":
             ins.input(node, node.args[0], qconfig)

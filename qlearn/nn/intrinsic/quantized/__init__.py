@@ -5,8 +5,10 @@ from ...quantized.modules.batchnorm import BatchNorm2d as _BatchNorm2d
 from ...quantized.modules.conv import Conv2d as _Conv2d
 from ...quantized.modules.linear import Linear as _Linear
 from .conv_relu_nd import ConvReLU1d, ConvReLU3d
+from .linear_act import LinearLeakyReLU, LinearTanh
 
-__all__ = ["BNReLU2d", "ConvReLU1d", "ConvReLU2d", "ConvReLU3d", "LinearReLU"]
+__all__ = ["BNReLU2d", "ConvReLU1d", "ConvReLU2d", "ConvReLU3d", "LinearReLU",
+           "LinearLeakyReLU", "LinearTanh"]
 
 
 class LinearReLU(_Linear):
