@@ -69,6 +69,10 @@ cdef class QTensor:
         if not isinstance(qscheme, _QScheme):
             raise TypeError(f"`qscheme` must be a qlearn qscheme such as "
                             f"qlearn.per_tensor_affine, got {qscheme!r}")
+        if dtype.bits < 8 and not qscheme.is_float_qparams:
+            raise ValueError(f"`dtype` {dtype!r} is for per-row embedding tables: its "
+                             f"qscheme must be qlearn.per_channel_affine_float_qparams, "
+                             f"got {qscheme!r}")
         if not isinstance(int_data, np.ndarray):
             raise TypeError(f"`int_data` must be a NumPy array of {dtype.storage}, got "
                             f"{type(int_data).__name__}")
@@ -101,9 +105,13 @@ cdef class QTensor:
             ax = V.check_axis(axis, int_data.ndim)
             channels = int_data.shape[ax]
             if qscheme.is_float_qparams:
-                if dtype.bits != 8:
-                    raise ValueError(f"`dtype` must be qlearn.quint8 or qlearn.qint8 for "
-                                     f"{qscheme!r}, got {dtype!r}")
+                if dtype.bits not in (4, 8):
+                    raise ValueError(f"`dtype` must be qlearn.quint8, qlearn.qint8 or "
+                                     f"qlearn.quint4x2 for {qscheme!r}, got {dtype!r}")
+                if dtype.bits < 8 and int_data.size and int_data.max() > dtype.quant_max:
+                    raise ValueError(f"`int_data` must hold values in [0, "
+                                     f"{dtype.quant_max}] for {dtype!r} (one value per "
+                                     f"byte, unpacked), got {int_data.max()}")
                 self._scales, self._zero_points = V.check_float_qparams(
                     scales, zero_points, channels)
             else:
@@ -124,7 +132,21 @@ cdef class QTensor:
 
     # -- the PyTorch accessors ------------------------------------------------------
     def int_repr(self):
-        """The integers ``q`` as a new NumPy array of the storage type."""
+        """The integers ``q`` as a new NumPy array of the storage type.
+
+        For :data:`qlearn.quint4x2` it is PyTorch's packed storage: a 1-d uint8 array
+        of ``ceil(numel / 2)`` bytes, the values taken in C order, two to a byte,
+        the first in the low nibble (``byte k = q[2k] | q[2k + 1] << 4``; a row of
+        odd length shares its last byte with the next row).
+
+        >>> import numpy as np, qlearn as ql
+        >>> q = ql.quantize_per_channel([[0.0, 1.0, 2.0], [3.0, 4.0, 20.0]], [1.0, 1.0],
+        ...                             np.zeros(2, np.float32), 0, ql.quint4x2)
+        >>> q.int_repr()            # 0 | 1 << 4, 2 | 3 << 4, 4 | 15 << 4
+        array([ 16,  50, 244], dtype=uint8)
+        """
+        if self.dtype.bits < 8:
+            return _pack_nibbles(self._int)
         return self._int.copy()
 
     def qscheme(self):
@@ -1108,3 +1130,11 @@ def _compare(QTensor self, other, fn):
         raise TypeError(f"`other` must be a tensor, an array or a number, got "
                         f"{type(other).__name__}")
     return Tensor._wrap(np.asarray(fn(self.dequantize(), b)))
+
+
+def _pack_nibbles(cnp.ndarray values):
+    """4-bit values (one per byte) packed two per byte in C order, low nibble first."""
+    flat = np.ascontiguousarray(values).reshape(-1)
+    if flat.size % 2:
+        flat = np.concatenate([flat, np.zeros(1, np.uint8)])
+    return (flat[0::2] | (flat[1::2] << 4)).astype(np.uint8)
