@@ -69,10 +69,6 @@ cdef class QTensor:
         if not isinstance(qscheme, _QScheme):
             raise TypeError(f"`qscheme` must be a qlearn qscheme such as "
                             f"qlearn.per_tensor_affine, got {qscheme!r}")
-        if dtype.bits < 8 and not qscheme.is_float_qparams:
-            raise ValueError(f"`dtype` {dtype!r} is for per-row embedding tables: its "
-                             f"qscheme must be qlearn.per_channel_affine_float_qparams, "
-                             f"got {qscheme!r}")
         if not isinstance(int_data, np.ndarray):
             raise TypeError(f"`int_data` must be a NumPy array of {dtype.storage}, got "
                             f"{type(int_data).__name__}")
@@ -80,6 +76,16 @@ cdef class QTensor:
                 and int_data.dtype != dtype.storage:
             raise TypeError(f"`int_data` must have dtype {dtype.storage} for {dtype!r}, "
                             f"got {int_data.dtype}")
+        if dtype.bits < 8:
+            if qscheme.is_per_channel and not qscheme.is_float_qparams:
+                # (PyTorch has no integer-zero-point per-channel kernel for it either)
+                raise ValueError(f"`qscheme` of a {dtype!r} tensor must be per-tensor or "
+                                 f"qlearn.per_channel_affine_float_qparams, got "
+                                 f"{qscheme!r}")
+            if (<cnp.ndarray> int_data).size and int_data.max() > dtype.quant_max:
+                raise ValueError(f"`int_data` must hold values in [0, {dtype.quant_max}] "
+                                 f"for {dtype!r} (one value per byte, unpacked), got "
+                                 f"{int_data.max()}")
         if (type(scale) is float and type(zero_point) is int and scales is None
                 and zero_points is None and axis == -1 and not qscheme.is_per_channel):
             # the common case (every operator's output), checked without Python calls:
@@ -108,10 +114,6 @@ cdef class QTensor:
                 if dtype.bits not in (4, 8):
                     raise ValueError(f"`dtype` must be qlearn.quint8, qlearn.qint8 or "
                                      f"qlearn.quint4x2 for {qscheme!r}, got {dtype!r}")
-                if dtype.bits < 8 and int_data.size and int_data.max() > dtype.quant_max:
-                    raise ValueError(f"`int_data` must hold values in [0, "
-                                     f"{dtype.quant_max}] for {dtype!r} (one value per "
-                                     f"byte, unpacked), got {int_data.max()}")
                 self._scales, self._zero_points = V.check_float_qparams(
                     scales, zero_points, channels)
             else:

@@ -4,9 +4,9 @@ lookups and ``nnq.Embedding`` / ``nnq.EmbeddingBag`` with ``dtype=quint4x2``.
 
 Deliberate differences, asserted as qlearn's behaviour:
 
-* quint4x2 is refused by ``quantize_per_tensor`` and with integer zero points (qlearn has
-  it for embedding tables only; torch has a per-tensor path, which rounds before adding
-  the zero point and lets ``zero_point = 16`` through, and no integer per-channel path);
+* ``quantize_per_tensor`` with quint4x2 requires ``zero_point`` in [0, 15] (torch lets 16
+  and up through); per-channel quint4x2 needs float zero points (torch has no integer
+  per-channel path either: "not implemented");
 * torch's 4-bit kernels need an even ``embedding_dim`` (an odd one reads rows at the wrong
   offsets); qlearn packs each row on its own bytes and is checked there against torch on a
   table one column wider;
@@ -127,15 +127,39 @@ def test_views_and_serialization_keep_the_table(tmp_path, rng):
         q.select(0, 1)
 
 
+@pytest.mark.parametrize("zero_point", [0, 1, 3, 8, 15])
+def test_quantize_per_tensor_equals_torch(zero_point, torch_mod, rng):
+    torch = torch_mod
+    for trial, shape in enumerate([(7,), (3, 5), (2, 3, 4), (), (0, 2), (1,)] * 3):
+        scale = float(np.float32(rng.choice([0.05, 0.37, 1.0, 2.5]) * rng.uniform(0.5, 2)))
+        x = (rng.standard_normal(shape) * 4).astype(np.float32)
+        if trial % 2:                     # ties (k + 1/2) S, where the order of the
+            x = ((rng.integers(-4, 18, shape) + 0.5) * np.float32(scale)).astype(np.float32)
+        t = torch.quantize_per_tensor(torch.from_numpy(x) if x.ndim else torch.tensor(x),
+                                      scale, zero_point, torch.quint4x2)
+        q = ql.quantize_per_tensor(x, scale, zero_point, ql.quint4x2)
+        where = f"shape {shape}, S={scale}, Z={zero_point}"
+        assert_array_equal(q.int_repr(), t.int_repr().numpy(), err_msg=where)
+        assert_array_equal(q.dequantize(), t.dequantize().numpy(), err_msg=where)
+        assert q.q_scale() == t.q_scale() and q.q_zero_point() == t.q_zero_point()
+        assert q.qscheme() is ql.per_tensor_affine and q.shape == tuple(t.shape)
+        assert repr(q) == repr(t).replace("torch", "qlearn"), where
+    # rounding before adding Z: 0.5 -> 0 (+1 = 1), where round(0.5 + 1) would give 2
+    assert ql.quantize_per_tensor([0.5, 1.5], 1.0, 1, ql.quint4x2).int_repr().tolist() == \
+        [1 | 3 << 4]
+
+
 BAD = [
-    (lambda: ql.quantize_per_tensor([0.5], 0.1, 0, ql.quint4x2), ValueError, "`dtype`"),
+    (lambda: ql.quantize_per_tensor([0.5], 0.1, 16, ql.quint4x2), ValueError,
+     r"`zero_point` must be in \[0, 15\]"),
+    (lambda: ql.quantize_per_tensor([np.inf], 0.1, 0, ql.quint4x2), ValueError, "finite"),
     (lambda: ql.quantize_per_channel(np.ones((2, 2)), [1.0, 1.0], [0, 0], 0, ql.quint4x2),
      ValueError, "`dtype`"),
     (lambda: ql.QTensor(np.full((2, 2), 16, np.uint8), ql.quint4x2, FQ,
                         scales=[1.0, 1.0], zero_points=np.zeros(2, np.float32), axis=0),
      ValueError, r"values in \[0, 15\]"),
-    (lambda: ql.QTensor(np.zeros(2, np.uint8), ql.quint4x2, ql.per_tensor_affine, 1.0, 0),
-     ValueError, "per_channel_affine_float_qparams"),
+    (lambda: ql.QTensor(np.full(2, 16, np.uint8), ql.quint4x2, ql.per_tensor_affine, 1.0,
+                        0), ValueError, r"values in \[0, 15\]"),
     (lambda: ql.QTensor(np.zeros(2, np.uint8), ql.quint4x2, ql.per_channel_affine,
                         scales=[1.0, 1.0], zero_points=[0, 0], axis=0),
      ValueError, "per_channel_affine_float_qparams"),
@@ -155,10 +179,9 @@ def test_bad_input(call, exc, match):
 
 def test_torch_differs_where_documented(torch_mod):
     torch = torch_mod
-    # torch's per-tensor quint4x2 rounds first (0.5 -> 0, + Z = 1) and passes Z = 16
-    t = torch.quantize_per_tensor(torch.tensor([0.5, 1.5]), 1.0, 1, torch.quint4x2)
-    assert t.int_repr().tolist() == [1 | 3 << 4]
-    torch.quantize_per_tensor(torch.tensor([0.5]), 1.0, 16, torch.quint4x2)
+    # torch's per-tensor quint4x2 takes Z = 16 (and clamps everything to 15)
+    t = torch.quantize_per_tensor(torch.tensor([0.5]), 1.0, 16, torch.quint4x2)
+    assert t.int_repr().tolist() == [15]
     with pytest.raises(RuntimeError, match="not implemented"):
         torch.quantize_per_channel(torch.ones(2, 2), torch.ones(2, dtype=torch.float64),
                                    torch.zeros(2, dtype=torch.long), 0, torch.quint4x2)
