@@ -457,3 +457,24 @@ def test_modules_reject_bad_input(rng):
         embedding_bag_4bit(m.weight(), np.array([0]), np.array([0, 1]), mode="median")
     with pytest.raises(ValueError, match="quint8 or qlearn.quint4x2"):
         nnq.Embedding(4, 3, dtype=ql.qint8)
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean", "max"])
+@pytest.mark.parametrize("d", [1, 8, 45, 64])
+def test_lookup_avx2_equals_portable_loop(mode, d, num_threads, rng):
+    from qlearn.kernels import simd
+    w = (rng.standard_normal((300, d)) * 3).astype(np.float32)   # lanes, odd tails
+    s, z = _qparams(w)
+    q = ql.quantize_per_channel(w, s, z, 0, ql.quint4x2)
+    idx = rng.integers(0, 300, 3000)
+    bounds = np.append(np.sort(rng.integers(0, 3000, 64)), 3000)
+    bounds[0] = 0
+    psw = rng.standard_normal(3000).astype(np.float32) if mode == "sum" else None
+    fast = embedding_bag_4bit(q, idx, bounds, psw, mode)
+    with simd.use("generic"):
+        plain = embedding_bag_4bit(q, idx, bounds, psw, mode)
+    assert_array_equal(fast, plain)
+    if mode == "max":          # and the reduction is what it says, row by row
+        rows = embedding_bag_4bit(q, np.arange(300), np.arange(301))
+        b = int(np.argmax(np.diff(bounds)))
+        assert_array_equal(fast[b], rows[idx[bounds[b]:bounds[b + 1]]].max(0))

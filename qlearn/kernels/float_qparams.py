@@ -63,9 +63,10 @@ def embedding_bag_byte(ints, scales, biases, indices, bounds, weights, mode, out
 
 
 def embedding_bag_4bit(packed, scales, biases, indices, bounds, weights, mode, out,
-                       num_threads=None):
+                       simd=None, num_threads=None):
     """The 4-bit lookup of :func:`qlearn.float_qparams.embedding_bag_4bit` into ``out``
     (``packed``: rows of two values a byte; ``mode`` and ``weights`` as
     :func:`embedding_bag_byte`)."""
-    _float_qparams.embedding_bag_4bit(packed, scales, biases, indices, bounds, weights,
-                                      mode, out, _threads.resolve(num_threads))
+    _float_qparams.embedding_bag_4bit(
+        packed, scales, biases, indices, bounds, weights, mode, out,
+        int(_simd.active() if simd is None else simd), _threads.resolve(num_threads))
