@@ -415,6 +415,62 @@ cdef class QTensor:
         merged = int(np.prod(shape[s:e + 1], dtype=np.int64))
         return self._reshaped(self._int.reshape(shape[:s] + (merged,) + shape[e + 1:]))
 
+    def unflatten(self, dim, sizes):
+        """Split axis ``dim`` into the axes ``sizes`` (one of them may be ``-1``), as
+        ``torch.Tensor.unflatten``; per-channel, as :meth:`reshape` (the channel axis
+        moves with the new axes before it, and may be split only into itself and axes
+        of length 1).
+
+        >>> import numpy as np, qlearn as ql
+        >>> q = ql.quantize_per_tensor(np.zeros((2, 12)), 0.1, 0, ql.quint8)
+        >>> q.unflatten(1, (3, -1)).shape, q.unflatten(-1, [2, 2, 3]).shape
+        ((2, 3, 4), (2, 2, 2, 3))
+        """
+        cdef int n = self._int.ndim
+        if n == 0:
+            raise ValueError("unflatten() cannot be applied to a 0-d tensor")
+        d = _dim(dim, n, "dim")
+        if not isinstance(sizes, (tuple, list)) or not sizes:
+            raise TypeError(f"`sizes` must be a non-empty tuple or list of integers, got "
+                            f"{sizes!r}")
+        sizes = tuple(_int_arg(v, "sizes") for v in sizes)
+        size = self.shape[d]
+        known = int(np.prod([v for v in sizes if v != -1], dtype=np.int64))
+        if sizes.count(-1) > 1 or any(v < -1 for v in sizes) or (
+                -1 not in sizes and known != size) or (
+                -1 in sizes and (known == 0 or size % known)):
+            raise ValueError(f"`sizes` must multiply to {size} (the length of dimension "
+                             f"{d}), with at most one -1, got {sizes}")
+        if -1 in sizes:
+            sizes = tuple(size // known if v == -1 else v for v in sizes)
+        shape = self.shape
+        return self._reshaped(self._int.reshape(shape[:d] + sizes + shape[d + 1:]))
+
+    def movedim(self, source, destination):
+        """Move the axes ``source`` to the positions ``destination`` (ints or tuples of
+        ints), the others keeping their order, as ``torch.Tensor.movedim``; the channel
+        axis of a per-channel tensor moves along (torch raises there).
+
+        >>> import numpy as np, qlearn as ql
+        >>> q = ql.quantize_per_tensor(np.zeros((2, 3, 4)), 0.1, 0, ql.quint8)
+        >>> q.movedim(0, -1).shape, q.movedim((0, 1), (2, 0)).shape
+        ((3, 4, 2), (3, 4, 2))
+        """
+        cdef int n = self._int.ndim
+        src = _dims(source, max(n, 1), "source")
+        dst = _dims(destination, max(n, 1), "destination")
+        if len(src) != len(dst):
+            raise ValueError(f"`source` and `destination` must name as many axes, got "
+                             f"{source!r} and {destination!r}")
+        if n == 0:
+            return self._like(self._int, -1)
+        order = [k for k in range(n) if k not in src]
+        for to, frm in sorted(zip(dst, src)):
+            order.insert(to, frm)
+        return self.permute(order)
+
+    moveaxis = movedim
+
     def ravel(self):
         """Same as :meth:`flatten` with its defaults: a 1-d tensor.
 

@@ -122,6 +122,12 @@ OPS = {
     "getitem[:,1]": lambda a: a[:, 1],
     "getitem[-1]": lambda a: a[-1],
     "getitem[:,:,None,1]": lambda a: a[:, :, None, 1],
+    "unflatten(1)": lambda a: a.unflatten(1, (3, 1)),
+    "unflatten(-1)": lambda a: a.unflatten(-1, (2, -1)),
+    "unflatten(0)": lambda a: a.unflatten(0, [1, 2, 1]),
+    "movedim(0,-1)": lambda a: a.movedim(0, -1),
+    "movedim tuples": lambda a: a.movedim((0, 1), (2, 0)),
+    "moveaxis(2,0)": lambda a: a.moveaxis(2, 0),
     "view_as": lambda a: a.view_as(a.flatten(2)) if a.ndim == 3 else a,
     "reshape_as": lambda a: a.reshape_as(a),
     "swapaxes(0,1) pt": lambda a: a.swapaxes(0, 1),
@@ -537,6 +543,13 @@ BAD = [
     (lambda q: q.repeat(2, 2), ValueError, "at least 3 repeats"),
     (lambda q: q.repeat(1, -1, 1), ValueError, "`sizes` must be non-negative"),
     (lambda q: q.view_as(3), TypeError, "`other` must be a tensor"),
+    (lambda q: q.unflatten(1, (2, 2)), ValueError, "`sizes` must multiply to 3"),
+    (lambda q: q.unflatten(1, (-1, -1)), ValueError, "at most one -1"),
+    (lambda q: q.unflatten(1, 3), TypeError, "`sizes` must be a non-empty tuple"),
+    (lambda q: q.unflatten(3, (1, 3)), ValueError, "`dim` must be in"),
+    (lambda q: q.movedim((0, 1), 2), ValueError, "as many axes"),
+    (lambda q: q.movedim(0, 3), ValueError, "`destination` must be in"),
+    (lambda q: q.movedim((0, 0), (1, 2)), ValueError, "`source` must not name"),
     (lambda q: q.stride(5), ValueError, "`dim` must be in"),
 ]
 
@@ -549,7 +562,7 @@ def test_bad_input(torch_mod, fn, exc, match, axis):
     with pytest.raises(exc, match=match):
         fn(q)
     if exc is ValueError and "stride" not in match and "chunks` must be non" not in match:
-        with pytest.raises((RuntimeError, IndexError, ValueError)):
+        with pytest.raises((RuntimeError, IndexError, ValueError, TypeError)):
             fn(t)                               # torch refuses the same input too
 
 
