@@ -25,9 +25,9 @@ cdef class QTensor:
     the accessors (``int_repr``, ``dequantize``, ``q_scale``, ``q_zero_point``,
     ``q_per_channel_scales``, ``q_per_channel_zero_points``, ``q_per_channel_axis``,
     ``qscheme``), the views and copies (``reshape``/``view``, ``flatten``,
-    ``squeeze``, ``unsqueeze``, ``transpose``, ``permute``, ``t``, ``select``,
-    ``narrow``, ``split``, ``chunk``, ``unbind``, ``flip``, ``expand``, ``repeat``,
-    indexing) and ``equal`` / ``eq`` / ``ne``.
+    ``unflatten``, ``squeeze``, ``unsqueeze``, ``transpose``, ``permute``,
+    ``movedim``, ``t``, ``select``, ``narrow``, ``split``, ``chunk``, ``unbind``,
+    ``flip``, ``expand``, ``repeat``, indexing) and ``equal`` / ``eq`` / ``ne``.
 
     Every view keeps the integers and the quantization parameters; per-channel, the
     channel axis and its scales and zero points follow the view (sliced, moved,
@@ -38,6 +38,9 @@ cdef class QTensor:
 
     ``q1 == q2`` is one bool, :meth:`equal` (the question ``torch.equal`` answers);
     PyTorch's elementwise ``==`` on the dequantized values is :meth:`eq`.
+
+    A :data:`qlearn.quint4x2` tensor keeps its 4-bit values one a byte, so every view
+    works on it; only :meth:`int_repr` packs them two a byte, as PyTorch stores them.
 
     >>> import qlearn as ql
     >>> q = ql.quantize_per_tensor([[0.0, 0.5], [1.0, 1.5]], 0.5, 1, ql.quint8)

@@ -36,8 +36,6 @@ class QDType:
         else:
             self.quant_min, self.quant_max = int(info.min), int(info.max)
         self.is_signed = self.quant_min < 0
-        #: values packed per byte by ``int_repr()`` (2 for quint4x2, else 1)
-        self.values_per_byte = max(1, 8 // self.bits) if self.bits < 8 else 1
 
     def __repr__(self):
         return f"qlearn.{self.name}"
