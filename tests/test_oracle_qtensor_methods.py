@@ -589,3 +589,91 @@ def test_qtensor_class_doctest():
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
     runner.run(test)
     assert runner.failures == 0 and runner.tries > 0
+
+
+# ---- property test: chains of views against NumPy on the integers and the reals --------------
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def _numpy_twin(name, a, args):
+    if name == "flatten":
+        s, e = args
+        return a.reshape(a.shape[:s] + (-1,) + a.shape[e + 1:]) if a.ndim else a.reshape(1)
+    if name == "unsqueeze":
+        return np.expand_dims(a, args[0])
+    if name == "squeeze":
+        return np.squeeze(a, axis=args[0]) if a.shape[args[0]] == 1 else a
+    if name == "transpose":
+        return np.swapaxes(a, *args)
+    if name == "movedim":
+        return np.moveaxis(a, *args)
+    if name == "narrow":
+        d, s, ln = args
+        return a[(slice(None),) * d + (slice(s, s + ln),)]
+    if name == "select":
+        d, i = args
+        return a[(slice(None),) * d + (i,)]
+    if name == "flip":
+        return np.flip(a, args[0])
+    if name == "repeat":
+        return np.tile(a, args)
+    raise AssertionError(name)
+
+
+@st.composite
+def _chain(draw):
+    ndim = draw(st.integers(1, 4))
+    shape = tuple(draw(st.lists(st.integers(1, 4), min_size=ndim, max_size=ndim)))
+    axis = draw(st.one_of(st.none(), st.integers(0, ndim - 1)))
+    return shape, axis, draw(st.lists(st.integers(0, 10 ** 6), min_size=1, max_size=5))
+
+
+@given(_chain())
+def test_view_chains_follow_numpy(case):
+    shape, axis, seeds = case
+    rng = np.random.default_rng(seeds[0])
+    x = rng.standard_normal(shape).astype(np.float32)
+    if axis is None:
+        q = ql.quantize_per_tensor(x, 0.05, 3, ql.qint8)
+    else:
+        c = shape[axis]
+        q = ql.quantize_per_channel(x, rng.uniform(0.01, 0.2, c), rng.integers(-5, 5, c),
+                                    axis, ql.qint8)
+    for seed in seeds:
+        r = np.random.default_rng(seed)
+        n = q.ndim
+        names = ["unsqueeze", "repeat"] + (["flatten", "squeeze", "transpose", "movedim",
+                                            "narrow", "select", "flip"] if n else [])
+        name = names[int(r.integers(len(names)))]
+        if name == "flatten":
+            s = int(r.integers(n))
+            args = (s, int(r.integers(s, n)))
+        elif name == "unsqueeze":
+            args = (int(r.integers(n + 1)),)
+        elif name in ("squeeze", "flip"):
+            args = (int(r.integers(n)),)
+        elif name in ("transpose", "movedim"):
+            args = (int(r.integers(n)), int(r.integers(n)))
+        elif name == "narrow":
+            d = int(r.integers(n))
+            s = int(r.integers(q.shape[d] + 1))
+            args = (d, s, int(r.integers(q.shape[d] - s + 1)))
+        elif name == "select":
+            d = int(r.integers(n))
+            if q.shape[d] == 0:
+                continue
+            args = (d, int(r.integers(q.shape[d])))
+        else:
+            args = tuple(int(v) for v in r.integers(1, 3, n + int(r.integers(2))))
+        try:
+            got = getattr(q, name)(*args)
+        except ValueError as e:           # only a reshape that merges the channel axis
+            assert name == "flatten" and "channel axis" in str(e), (name, args, e)
+            continue
+        _consistent(got)
+        assert_ints = _numpy_twin(name, q.int_repr(), args)
+        np.testing.assert_array_equal(got.int_repr(), assert_ints, err_msg=f"{name}{args}")
+        np.testing.assert_allclose(got.dequantize(), _numpy_twin(name, q.dequantize(), args),
+                                   rtol=2e-7, atol=0, err_msg=f"{name}{args}")
+        q = got
