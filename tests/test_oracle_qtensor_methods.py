@@ -599,7 +599,8 @@ from hypothesis import strategies as st  # noqa: E402
 def _numpy_twin(name, a, args):
     if name == "flatten":
         s, e = args
-        return a.reshape(a.shape[:s] + (-1,) + a.shape[e + 1:]) if a.ndim else a.reshape(1)
+        merged = (int(np.prod(a.shape[s:e + 1])),)        # (-1 cannot size an empty axis)
+        return a.reshape(a.shape[:s] + merged + a.shape[e + 1:]) if a.ndim else a.reshape(1)
     if name == "unsqueeze":
         return np.expand_dims(a, args[0])
     if name == "squeeze":
