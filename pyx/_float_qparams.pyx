@@ -11,11 +11,14 @@ Arguments are validated by :mod:`qlearn.float_qparams`, the only caller (and the
 QTensor, whose dequantize calls the second kernel): arrays are
 C-contiguous, shapes agree, scales are positive and finite in float32, zero points are
 finite.  Tensors are seen as ``(outer, C, inner)`` with ``C`` the channel axis, as in
-``_quantize.pyx``; every ``inner``-long row shares one (S_c, Z_c).  Only the 8-bit
-dtypes have this scheme (PyTorch has no qint32 kernel for it).
+``_quantize.pyx``; every ``inner``-long row shares one (S_c, Z_c).  The 8-bit dtypes
+and quint4x2 have this scheme (PyTorch has no qint32 kernel for it); quint4x2 values
+(0..15) arrive one per byte, so its quantize and dequantize are the quint8 kernels with
+``qmax = 15``, and only its lookup reads packed rows.
 """
 from cython.parallel cimport prange
 from libc.math cimport fmaf, fminf, fmaxf
+from libc.stdlib cimport free, malloc
 
 from _rounding cimport nearbyint32
 from _typedefs cimport float32_t, int8_t, int64_t, intp_t, uint8_t
@@ -149,6 +152,74 @@ def embedding_bag_byte(const uint8_t[:, ::1] qweight,   # IN  (N, D) the table's
                             out[b, j] = v
                     else:
                         out[b, j] = fmaf(s, <float32_t> qweight[i, j], out[b, j] + z)
+            if mode == 1 and bounds[b + 1] > bounds[b]:
+                n = <float32_t> (bounds[b + 1] - bounds[b])
+                for j in range(D):
+                    out[b, j] = out[b, j] / n
+
+
+# A quint4x2 table is packed per row: byte k of row i holds columns 2k (low nibble) and
+# 2k + 1 (high nibble), and the row's scale and bias are kept as float16 (PyTorch's
+# ``embedding_bag_4bit_prepack`` stores them in 2 bytes each); they arrive here already
+# widened back to float32, so the arithmetic is the 8-bit lookup's.
+
+def embedding_bag_4bit(const uint8_t[:, ::1] packed,    # IN  (N, ceil(D/2)) two values a byte
+                       const float32_t[::1] scales,     # IN  (N,)   float16(S_i), widened
+                       const float32_t[::1] biases,     # IN  (N,)   float16(-Z_i S_i), widened
+                       const int64_t[::1] indices,      # IN  (L,)   rows read, bag by bag
+                       const int64_t[::1] bounds,       # IN  (B+1,) bag b is [bounds[b], bounds[b+1])
+                       const float32_t[::1] weights,    # IN  (L,) per-sample weights, or (0,)
+                       int mode,                        # 0 sum, 1 mean, 2 max
+                       float32_t[:, ::1] out,           # OUT (B, D)
+                       int simd,                        # 0 portable loop, >= 1 AVX2
+                       int num_threads):
+    """out[b] := reduce over p in bag b of fma(S_i, q[i, j], bias_i), i = indices[p],
+    q[i, j] = (packed[i, j // 2] >> 4 (j % 2)) & 15
+
+    As :func:`embedding_bag_byte`: sum accumulates buf = fma(w S_i, q, buf + w bias_i)
+    in index order, mean divides by the bag's size, max is element-wise, an empty bag
+    gives zeros.  The AVX2 path unpacks each row into a byte buffer and folds it in
+    with the 8-bit row kernel (the same fma, so the same bits).
+    """
+    cdef intp_t B = out.shape[0], D = out.shape[1], b, p, j, i, half = D // 2
+    cdef float32_t s, z, v, n, qv
+    cdef uint8_t byte
+    cdef uint8_t *row = NULL
+    cdef bint weighted = weights.shape[0] > 0
+    cdef bint avx2 = simd >= 1 and qlearn_cpu_has_avx2()
+    if indices.shape[0] * D < BLOCK:
+        num_threads = 1
+    with nogil:
+        for b in prange(B, num_threads=num_threads, schedule="static"):
+            row = <uint8_t *> malloc(D + 1) if avx2 else NULL
+            for j in range(D):
+                out[b, j] = 0
+            for p in range(bounds[b], bounds[b + 1]):
+                i = indices[p]
+                s = scales[i]
+                z = biases[i]
+                if weighted:
+                    s = s * weights[p]
+                    z = z * weights[p]
+                if row != NULL and (mode != 2 or p > bounds[b]):
+                    for j in range(half):
+                        byte = packed[i, j]
+                        row[2 * j] = byte & 15
+                        row[2 * j + 1] = byte >> 4
+                    if D % 2:
+                        row[D - 1] = packed[i, half] & 15
+                    qlearn_embedding_row_avx2(row, &out[b, 0], D, s, z,
+                                              2 if mode == 2 else 0)
+                    continue
+                for j in range(D):
+                    qv = <float32_t> ((packed[i, j >> 1] >> ((j & 1) << 2)) & 15)
+                    if mode == 2:
+                        v = fmaf(s, qv, z)
+                        if p == bounds[b] or v > out[b, j]:
+                            out[b, j] = v
+                    else:
+                        out[b, j] = fmaf(s, qv, out[b, j] + z)
+            free(row)
             if mode == 1 and bounds[b + 1] > bounds[b]:
                 n = <float32_t> (bounds[b + 1] - bounds[b])
                 for j in range(D):

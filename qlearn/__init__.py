@@ -12,7 +12,7 @@ from .autograd import Tensor, enable_grad, no_grad, tensor
 from .autograd import cat, manual_seed, stack, where
 from .dtypes import (QDType, QScheme, per_channel_affine, per_channel_symmetric,
                      per_tensor_affine, per_tensor_symmetric, qint8, qint32, quint8)
-from .dtypes import per_channel_affine_float_qparams
+from .dtypes import per_channel_affine_float_qparams, quint4x2
 from .qtensor import QTensor, dequantize, quantize_per_channel, quantize_per_tensor
 from .serialization import load, save
 from .fake_quant import fake_quantize_per_channel_affine, fake_quantize_per_tensor_affine
@@ -25,7 +25,7 @@ __all__ = [
     "quantize_per_tensor", "quint8", "save", "set_num_threads", "show_config",
     "fake_quantize_per_tensor_affine", "fake_quantize_per_channel_affine",
     "cat", "manual_seed", "stack", "where",
-    "per_channel_affine_float_qparams",
+    "per_channel_affine_float_qparams", "quint4x2",
 ]
 
 # The tensor API of the ``torch`` namespace: plain dtypes, factories (zeros, rand,

@@ -7,7 +7,7 @@ symmetric around zero.  Both are singletons compared by identity, as in PyTorch.
 """
 import numpy as np
 
-__all__ = ["QDType", "QScheme", "quint8", "qint8", "qint32", "per_tensor_affine",
+__all__ = ["QDType", "QScheme", "quint8", "qint8", "qint32", "quint4x2", "per_tensor_affine",
            "per_tensor_symmetric", "per_channel_affine", "per_channel_symmetric",
            "per_channel_affine_float_qparams",
            "DType", "float16", "float32", "float64", "int8", "uint8", "int16", "int32",
@@ -15,14 +15,26 @@ __all__ = ["QDType", "QScheme", "quint8", "qint8", "qint32", "per_tensor_affine"
 
 
 class QDType:
-    """A quantized dtype: storage type and integer range."""
+    """A quantized dtype: storage type, bits per value and integer range.
 
-    def __init__(self, name, storage):
+    ``bits`` is the width of one value: 8 or 32, or 4 for :data:`quint4x2`, whose
+    values ``0..15`` are stored one per byte in a QTensor and two per byte in what
+    ``int_repr()`` returns (PyTorch's packed layout).
+
+    >>> import qlearn as ql
+    >>> ql.quint4x2.bits, ql.quint4x2.quant_min, ql.quint4x2.quant_max, ql.quint8.bits
+    (4, 0, 15, 8)
+    """
+
+    def __init__(self, name, storage, bits=None):
         self.name = name
         self.storage = np.dtype(storage)
         info = np.iinfo(self.storage)
-        self.quant_min, self.quant_max = int(info.min), int(info.max)
-        self.bits = 8 * self.storage.itemsize
+        self.bits = 8 * self.storage.itemsize if bits is None else int(bits)
+        if self.bits < 8 * self.storage.itemsize:       # sub-byte: unsigned 0..2^bits-1
+            self.quant_min, self.quant_max = 0, 2 ** self.bits - 1
+        else:
+            self.quant_min, self.quant_max = int(info.min), int(info.max)
         self.is_signed = self.quant_min < 0
 
     def __repr__(self):
@@ -52,6 +64,9 @@ class QScheme:
 quint8 = QDType("quint8", np.uint8)
 qint8 = QDType("qint8", np.int8)
 qint32 = QDType("qint32", np.int32)
+#: Unsigned 4-bit values 0..15, two per byte (PyTorch's ``torch.quint4x2``), for
+#: embedding tables quantized with ``per_channel_affine_float_qparams``.
+quint4x2 = QDType("quint4x2", np.uint8, bits=4)
 
 per_tensor_affine = QScheme("per_tensor_affine")
 per_tensor_symmetric = QScheme("per_tensor_symmetric")
@@ -61,7 +76,7 @@ per_channel_symmetric = QScheme("per_channel_symmetric")
 #: tables: ``Z_c = -min_c / S_c`` need not be an integer).
 per_channel_affine_float_qparams = QScheme("per_channel_affine_float_qparams")
 
-DTYPES = {d.name: d for d in (quint8, qint8, qint32)}
+DTYPES = {d.name: d for d in (quint8, qint8, qint32, quint4x2)}
 QSCHEMES = {s.name: s for s in (per_tensor_affine, per_tensor_symmetric,
                                 per_channel_affine, per_channel_symmetric,
                                 per_channel_affine_float_qparams)}

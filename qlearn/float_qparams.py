@@ -24,13 +24,13 @@ moves the grid so that ``min_c`` is representable, at no cost in range.
 import numpy as np
 
 from . import _validation as V
-from .dtypes import per_channel_affine_float_qparams, qint8, quint8
+from .dtypes import per_channel_affine_float_qparams, qint8, quint4x2, quint8
 from .kernels import float_qparams as _kernels
 
 __all__ = ["quantize_per_channel_float_qparams", "is_float_array", "embedding_bag_byte",
-           "PackedEmbeddingWeight"]
+           "embedding_bag_4bit", "PackedEmbeddingWeight"]
 
-_DTYPES = (quint8, qint8)
+_DTYPES = (quint8, qint8, quint4x2)
 
 
 def is_float_array(values):
@@ -82,7 +82,8 @@ def quantize_per_channel_float_qparams(input, scales, zero_points, axis, dtype):
     axis : int
         The channel axis (negative counts from the end).
     dtype : QDType
-        :data:`qlearn.quint8` or :data:`qlearn.qint8`.
+        :data:`qlearn.quint8`, :data:`qlearn.qint8` or :data:`qlearn.quint4x2` (values
+        0..15; ``int_repr()`` then gives PyTorch's packed bytes, two values a byte).
 
     Returns
     -------
@@ -114,8 +115,9 @@ def quantize_per_channel_float_qparams(input, scales, zero_points, axis, dtype):
     """
     dtype = V.check_dtype(dtype)
     if dtype not in _DTYPES:
-        raise ValueError(f"`dtype` must be qlearn.quint8 or qlearn.qint8 for float zero "
-                         f"points (per_channel_affine_float_qparams), got {dtype!r}")
+        raise ValueError(f"`dtype` must be qlearn.quint8, qlearn.qint8 or qlearn.quint4x2 "
+                         f"for float zero points (per_channel_affine_float_qparams), got "
+                         f"{dtype!r}")
     x = V.as_float32(input, "input")
     if x.ndim == 0:
         raise ValueError("`input` must have at least one dimension for per-channel "
@@ -166,6 +168,10 @@ def embedding_bag_byte(qweight, indices, bounds, per_sample_weights=None, mode="
     -------
     ndarray of float32, shape (B, D)
 
+    See Also
+    --------
+    embedding_bag_4bit : the same for quint4x2 tables.
+
     Examples
     --------
     >>> import numpy as np, qlearn as ql
@@ -176,20 +182,80 @@ def embedding_bag_byte(qweight, indices, bounds, per_sample_weights=None, mode="
     array([[0., 1.],
            [4., 8.]], dtype=float32)
     """
+    packed = _packed(qweight, 8)
+    return _lookup(packed, _kernels.embedding_bag_byte, indices, bounds,
+                   per_sample_weights, mode)
+
+
+def embedding_bag_4bit(qweight, indices, bounds, per_sample_weights=None, mode="sum"):
+    r"""Reduce bags of rows of a quint4x2 float-qparams table, as PyTorch's 4-bit lookup
+    (``torch.ops.quantized.embedding_bag_4bit``).
+
+    PyTorch's 4-bit prepacked table stores each row's scale and bias in float16
+    (``embedding_bag_4bit_prepack``), so each element is
+
+    .. math::
+
+       \hat W_{ij} = \operatorname{fma}\big(\tilde S_i,\ q_{ij},\ \tilde b_i\big),
+       \qquad \tilde S_i = \mathrm{fp16}(S_i), \quad
+       \tilde b_i = \mathrm{fp16}\big(-(Z_i S_i)\big)
+
+    with :math:`q_{ij} \in [0, 15]`; the float16 rounding (11 significant bits) makes a
+    row read this way differ from ``dequantize()`` by up to about :math:`2^{-11}` of
+    :math:`|S_i|` and :math:`|Z_i S_i|`.  Bags reduce as :func:`embedding_bag_byte`.
+
+    Parameters
+    ----------
+    qweight : QTensor or PackedEmbeddingWeight
+        ``(N, D)``, :data:`qlearn.quint4x2`, per-row float qparams (axis 0).
+    indices, bounds, per_sample_weights, mode
+        As :func:`embedding_bag_byte`.
+
+    Returns
+    -------
+    ndarray of float32, shape (B, D)
+
+    Examples
+    --------
+    Scales and biases that float16 holds exactly read back exactly:
+
+    >>> import numpy as np, qlearn as ql
+    >>> from qlearn.float_qparams import embedding_bag_4bit
+    >>> w = ql.quantize_per_channel(np.array([[0., 1.5], [-1., 6.5]], np.float32),
+    ...                             [0.5, 0.5], [0.0, 2.0], 0, ql.quint4x2)
+    >>> embedding_bag_4bit(w, np.array([0, 1, 1]), np.array([0, 1, 3]))
+    array([[ 0. ,  1.5],
+           [-2. , 13. ]], dtype=float32)
+    """
+    packed = _packed(qweight, 4)
+    return _lookup(packed, _kernels.embedding_bag_4bit, indices, bounds,
+                   per_sample_weights, mode)
+
+
+def _packed(qweight, bits):
     packed = qweight if isinstance(qweight, PackedEmbeddingWeight) else \
         PackedEmbeddingWeight(qweight)
+    if packed.bits != bits:
+        raise TypeError(f"`qweight` must be a {'quint8' if bits == 8 else 'quint4x2'} "
+                        f"table for this lookup, got {packed.qweight.dtype!r}")
+    return packed
+
+
+def _lookup(packed, kernel, indices, bounds, per_sample_weights, mode):
+    """Check the bags against the table and run ``kernel`` (8- or 4-bit)."""
     modes = {"sum": 0, "mean": 1, "max": 2}
     if mode not in modes:
         raise ValueError(f"`mode` must be one of 'sum', 'mean' or 'max', got {mode!r}")
     ints, scales, biases = packed.ints, packed.scales, packed.biases
+    rows = ints.shape[0]
     weights = np.zeros(0, np.float32) if per_sample_weights is None else \
         np.ascontiguousarray(per_sample_weights, np.float32)
     indices = np.ascontiguousarray(indices, np.int64)
     bounds = np.ascontiguousarray(bounds, np.int64)
     # the kernel reads without bounds checks: nothing out of range may reach it
     if indices.ndim != 1 or (indices.size and (indices.min() < 0
-                                               or indices.max() >= ints.shape[0])):
-        raise IndexError(f"`indices` must be a 1-d array in [0, {ints.shape[0]})")
+                                               or indices.max() >= rows)):
+        raise IndexError(f"`indices` must be a 1-d array in [0, {rows})")
     if bounds.ndim != 1 or bounds.size < 1 or bounds[0] != 0 \
             or np.any(np.diff(bounds) < 0) or bounds[-1] > indices.size:
         raise ValueError(f"`bounds` must be non-decreasing from 0 to at most "
@@ -197,25 +263,54 @@ def embedding_bag_byte(qweight, indices, bounds, per_sample_weights=None, mode="
     if weights.size and weights.shape != indices.shape:
         raise ValueError(f"`per_sample_weights` must have shape {indices.shape}, got "
                          f"{weights.shape}")
-    out = np.empty((bounds.size - 1, ints.shape[1]), np.float32)
-    _kernels.embedding_bag_byte(ints, scales, biases, indices, bounds, weights, modes[mode],
-                                out)
+    out = np.empty((bounds.size - 1, packed.embedding_dim), np.float32)
+    kernel(ints, scales, biases, indices, bounds, weights, modes[mode], out)
     return out
 
 
 class PackedEmbeddingWeight:
-    """A quint8 float-qparams table as the lookup reads it, built once per weight: the
-    C-contiguous integers, the float32 scales and the biases ``-(Z_i S_i)`` (PyTorch's
-    ``embedding_bag_prepack``)."""
+    """A float-qparams table as the lookup reads it, built once per weight (PyTorch's
+    ``embedding_bag_prepack``).
+
+    quint8: the C-contiguous integers, the float32 scales and the biases
+    ``-(Z_i S_i)``.  quint4x2: the rows packed two values a byte (``(N, ceil(D / 2))``,
+    low nibble first; each row starts on a byte, unlike ``int_repr()``'s flat packing),
+    and the scales and biases rounded to float16 as PyTorch stores them (kept as float32
+    here).
+
+    >>> import numpy as np, qlearn as ql
+    >>> from qlearn.float_qparams import PackedEmbeddingWeight
+    >>> w = ql.quantize_per_channel(np.array([[0., 1., 2.]], np.float32), [1.0], [0.0],
+    ...                             0, ql.quint4x2)
+    >>> p = PackedEmbeddingWeight(w)
+    >>> p.bits, p.ints, p.embedding_dim
+    (4, array([[16,  2]], dtype=uint8), 3)
+    """
 
     def __init__(self, qweight):
         from .qtensor import QTensor
-        if not isinstance(qweight, QTensor) or qweight.dtype is not quint8 \
+        if not isinstance(qweight, QTensor) or qweight.dtype not in (quint8, quint4x2) \
                 or qweight.qscheme() is not per_channel_affine_float_qparams \
                 or qweight.ndim != 2 or qweight.q_per_channel_axis() != 0:
-            raise TypeError("`qweight` must be a 2-d quint8 QTensor quantized per row with "
-                            "qlearn.per_channel_affine_float_qparams (axis 0)")
+            raise TypeError("`qweight` must be a 2-d quint8 or quint4x2 QTensor quantized "
+                            "per row with qlearn.per_channel_affine_float_qparams (axis 0)")
         self.qweight = qweight
-        self.ints = np.ascontiguousarray(qweight.int_repr())
-        self.scales = qweight.q_per_channel_scales()
-        self.biases = -(qweight.q_per_channel_zero_points() * self.scales)   # float32
+        self.bits = qweight.dtype.bits
+        self.embedding_dim = qweight.shape[1]
+        scales = qweight.q_per_channel_scales()
+        biases = -(qweight.q_per_channel_zero_points() * scales)       # float32
+        if self.bits == 8:
+            self.ints = np.ascontiguousarray(qweight.int_repr())
+            self.scales, self.biases = scales, biases
+        else:
+            self.ints = _pack_rows(qweight._int)
+            self.scales = scales.astype(np.float16).astype(np.float32)
+            self.biases = biases.astype(np.float16).astype(np.float32)
+
+
+def _pack_rows(values):
+    """(N, D) 4-bit values, one a byte -> (N, ceil(D / 2)) bytes, low nibble first."""
+    v = np.ascontiguousarray(values, np.uint8)
+    if v.shape[1] % 2:
+        v = np.concatenate([v, np.zeros((v.shape[0], 1), np.uint8)], axis=1)
+    return np.ascontiguousarray(v[:, 0::2] | (v[:, 1::2] << 4))

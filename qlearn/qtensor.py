@@ -12,7 +12,7 @@ PyTorch does, so the integers are PyTorch's to the last bit.
 import numpy as np
 
 from . import _validation as V
-from .dtypes import per_channel_affine, per_tensor_affine, qint8, qint32, quint8
+from .dtypes import per_channel_affine, per_tensor_affine, qint8, qint32, quint4x2, quint8
 from .float_qparams import is_float_array, quantize_per_channel_float_qparams
 from .kernels import quantize as _kernels
 from .kernels.quantize import QTensor
@@ -20,6 +20,7 @@ from .kernels.quantize import QTensor
 __all__ = ["QTensor", "quantize_per_tensor", "quantize_per_channel", "dequantize"]
 
 _DTYPES = (quint8, qint8, qint32)
+_PER_TENSOR_DTYPES = _DTYPES + (quint4x2,)
 
 
 def _raise_nonfinite(name):
@@ -55,8 +56,8 @@ def quantize_per_tensor(input, scale, zero_point, dtype):
     zero_point : int
         ``Z``, the integer that represents real 0; must lie in the dtype's range.
     dtype : QDType
-        :data:`qlearn.quint8` (0..255), :data:`qlearn.qint8` (-128..127) or
-        :data:`qlearn.qint32`.
+        :data:`qlearn.quint8` (0..255), :data:`qlearn.qint8` (-128..127),
+        :data:`qlearn.qint32` or :data:`qlearn.quint4x2` (0..15).
 
     Returns
     -------
@@ -81,6 +82,10 @@ def quantize_per_tensor(input, scale, zero_point, dtype):
     For quint8 and qint8, ``x * inv_scale + zero_point`` is one fused multiply-add
     (one rounding), as PyTorch's FBGEMM path computes it; for qint32 it is a multiply
     then an add.  The two differ only for inputs within one float32 ulp of a tie.
+    For quint4x2, as PyTorch's sub-byte path, the product is rounded *before* the zero
+    point is added, :math:`\operatorname{clamp}(\operatorname{nearbyint}(x S^{-1}) + Z,
+    0, 15)`, which differs from the other order at ties with an odd ``zero_point``
+    (PyTorch also accepts ``zero_point`` 16 and up there; qlearn requires [0, 15]).
 
     Examples
     --------
@@ -92,17 +97,30 @@ def quantize_per_tensor(input, scale, zero_point, dtype):
     >>> q.dequantize()
     array([-1. ,  0. ,  0.5,  2. ], dtype=float32)
     """
-    dtype = V.check_dtype(dtype, allowed=_DTYPES)
+    dtype = V.check_dtype(dtype, allowed=_PER_TENSOR_DTYPES)
     _refuse_quantized(input)
     x = V.as_float32(input, "input")
     scale = V.check_scale(scale)
     zero_point = V.check_zero_point(zero_point, dtype.quant_min, dtype.quant_max)
+    if dtype is quint4x2:
+        return QTensor(_quantize_4bit(x, scale, zero_point), dtype, per_tensor_affine,
+                       scale, zero_point)
     out = np.empty(x.shape, dtype=dtype.storage)
     if x.size and _kernels.quantize_per_tensor(
             x, out, np.float32(1) / np.float32(scale), zero_point, dtype.quant_min,
             dtype.quant_max, fused=dtype is not qint32):
         _raise_nonfinite("input")
     return QTensor(out, dtype, per_tensor_affine, scale, zero_point)
+
+
+def _quantize_4bit(x, scale, zero_point):
+    """quint4x2 per tensor: clamp(nearbyint(x * (1 / S)) + Z, 0, 15), float32, the values
+    one a byte (rounded before Z is added, as PyTorch's sub-byte kernel)."""
+    if not np.isfinite(x).all():
+        _raise_nonfinite("input")
+    with np.errstate(over="ignore"):          # beyond float32: inf, clamped to 15
+        q = np.rint(x * (np.float32(1) / np.float32(scale))) + np.float32(zero_point)
+    return np.clip(q, 0, 15).astype(np.uint8)
 
 
 def quantize_per_channel(input, scales, zero_points, axis, dtype):

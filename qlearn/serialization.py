@@ -59,7 +59,8 @@ def _encode(obj, arrays):
 
     if isinstance(obj, QTensor):
         node = {"type": "qtensor", "dtype": obj.dtype.name, "qscheme": obj.qscheme().name,
-                "int": store(obj.int_repr())}
+                # the values one a byte (quint4x2's int_repr() is PyTorch's packed bytes)
+                "int": store(obj._int)}
         if obj._axis < 0:
             node.update(scale=obj.q_scale(), zero_point=obj.q_zero_point())
         else:

@@ -163,7 +163,7 @@ def test_equality_compares_the_float_parameters(rng):
 
 
 @pytest.mark.parametrize("kwargs,exc,match", [
-    (dict(dtype=ql.qint32), ValueError, "quint8 or qlearn.qint8 for float zero points"),
+    (dict(dtype=ql.qint32), ValueError, "qlearn.quint4x2 for float zero points"),
     (dict(scales=[0.0, 0.1, 0.1]), ValueError, "got 0.0 at channel 0"),
     (dict(scales=[0.1, -1.0, 0.1]), ValueError, "got -1.0 at channel 1"),
     (dict(scales=[0.1, np.nan, 0.1]), ValueError, "positive finite"),
@@ -192,7 +192,7 @@ def test_qtensor_constructor_checks_float_qparams():
     q8 = np.zeros((2, 2), np.uint8)
     t = ql.QTensor(q8, ql.quint8, FQ, scales=[0.5, 0.25], zero_points=[1.5, -2.0], axis=0)
     assert_array_equal(t.dequantize(), [[-0.75, -0.75], [0.5, 0.5]])
-    with pytest.raises(ValueError, match="quint8 or qlearn.qint8"):
+    with pytest.raises(ValueError, match="qlearn.quint8, qlearn.qint8 or qlearn.quint4x2"):
         ql.QTensor(np.zeros((2, 2), np.int32), ql.qint32, FQ, scales=[0.5, 0.25],
                    zero_points=[1.5, -2.0], axis=0)
     with pytest.raises(ValueError, match="`zero_points` must be finite"):

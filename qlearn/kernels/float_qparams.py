@@ -23,7 +23,7 @@ from . import threads as _threads
 from .quantize import channel_view_shape
 
 __all__ = ["quantize_per_channel_float_qparams", "dequantize_per_channel_float_qparams",
-           "embedding_bag_byte"]
+           "embedding_bag_byte", "embedding_bag_4bit"]
 
 
 def quantize_per_channel_float_qparams(x, out, axis, inv_scales, zero_points, quant_min,
@@ -59,4 +59,14 @@ def embedding_bag_byte(ints, scales, biases, indices, bounds, weights, mode, out
     ``out`` (``mode``: 0 sum, 1 mean, 2 max; ``weights`` of length 0 for none)."""
     _float_qparams.embedding_bag_byte(
         ints, scales, biases, indices, bounds, weights, mode, out,
+        int(_simd.active() if simd is None else simd), _threads.resolve_openmp(num_threads))
+
+
+def embedding_bag_4bit(packed, scales, biases, indices, bounds, weights, mode, out,
+                       simd=None, num_threads=None):
+    """The 4-bit lookup of :func:`qlearn.float_qparams.embedding_bag_4bit` into ``out``
+    (``packed``: rows of two values a byte; ``mode`` and ``weights`` as
+    :func:`embedding_bag_byte`)."""
+    _float_qparams.embedding_bag_4bit(
+        packed, scales, biases, indices, bounds, weights, mode, out,
         int(_simd.active() if simd is None else simd), _threads.resolve_openmp(num_threads))

@@ -4,7 +4,7 @@ from .observer import (FixedQParamsObserver, HistogramObserver, MinMaxObserver,
                        NoopObserver, ObserverBase, PerChannelMinMaxObserver,
                        PlaceholderObserver, RecordingObserver, ReuseInputObserver,
                        default_debug_observer, default_dynamic_quant_observer,
-                       default_float_qparams_observer,
+                       default_float_qparams_observer, default_float_qparams_observer_4bit,
                        default_histogram_observer, default_observer,
                        default_per_channel_weight_observer, default_placeholder_observer,
                        default_weight_observer)
@@ -12,6 +12,7 @@ from .calibrators import EntropyObserver, MSEObserver, PercentileObserver
 from .qconfig import (QConfig, QConfigDynamic, default_dynamic_qconfig,
                       default_per_channel_qconfig, default_qconfig, float16_dynamic_qconfig,
                       float_qparams_weight_only_qconfig,
+                      float_qparams_weight_only_qconfig_4bit,
                       float16_static_qconfig, get_default_qat_qconfig,
                       get_default_qconfig, per_channel_dynamic_qconfig)
 from .qparams import calculate_qmin_qmax, calculate_qparams

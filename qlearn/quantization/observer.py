@@ -42,6 +42,7 @@ from ..dtypes import (
     per_tensor_symmetric,
     qint8,
     qint32,
+    quint4x2,
     quint8,
 )
 from ..kernels import observer as _kernels
@@ -59,7 +60,8 @@ __all__ = [
     "per_channel_weight_observer_range_neg_127_to_127", "default_dynamic_quant_observer",
     "default_fixed_qparams_range_neg1to1_observer",
     "default_fixed_qparams_range_0to1_observer", "default_reuse_input_observer",
-    "default_float_qparams_observer", "default_affine_fixed_qparams_observer",
+    "default_float_qparams_observer", "default_float_qparams_observer_4bit",
+    "default_affine_fixed_qparams_observer",
     "default_symmetric_fixed_qparams_observer", "get_observer_state_dict",
     "load_observer_state_dict",
 ]
@@ -202,7 +204,7 @@ class ObserverBase(Module, ABC):
     with_callable_args = classmethod(_with_callable_args)
 
 
-_QDTYPES = (quint8, qint8, qint32)
+_QDTYPES = (quint8, qint8, qint32, quint4x2)
 _QSCHEMES = (per_tensor_affine, per_tensor_symmetric, per_channel_affine,
              per_channel_symmetric, per_channel_affine_float_qparams)
 
@@ -1125,6 +1127,9 @@ default_reuse_input_observer = ReuseInputObserver
 # embedding tables: one float scale and float zero point per row (PyTorch's definition)
 default_float_qparams_observer = PerChannelMinMaxObserver.with_args(
     dtype=quint8, qscheme=per_channel_affine_float_qparams, ch_axis=0)
+# the same with 4-bit rows (quint4x2, values 0..15)
+default_float_qparams_observer_4bit = PerChannelMinMaxObserver.with_args(
+    dtype=quint4x2, qscheme=per_channel_affine_float_qparams, ch_axis=0)
 # PyTorch's other names for the two fixed-qparams observers: "affine" is the [0, 1) range
 # (sigmoid, softmax), "symmetric" the [-1, 1) range (tanh) centred on zero point 128
 default_affine_fixed_qparams_observer = default_fixed_qparams_range_0to1_observer

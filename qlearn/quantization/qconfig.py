@@ -24,7 +24,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from ..dtypes import qint8
+from ..dtypes import per_channel_affine_float_qparams, qint8, quint4x2
 from ..nn.modules.module import Module
 from .observer import (
     HistogramObserver,
@@ -36,6 +36,7 @@ from .observer import (
     default_debug_observer,
     default_dynamic_quant_observer,
     default_float_qparams_observer,
+    default_float_qparams_observer_4bit,
     default_observer,
     default_per_channel_weight_observer,
     default_placeholder_observer,
@@ -52,7 +53,7 @@ __all__ = [
     "float16_dynamic_qconfig", "float16_static_qconfig",
     "default_per_channel_symmetric_qnnpack_qconfig", "default_quint8_weight_qconfig",
     "get_default_qconfig", "get_default_qat_qconfig", "qconfig_equals",
-    "float_qparams_weight_only_qconfig",
+    "float_qparams_weight_only_qconfig", "float_qparams_weight_only_qconfig_4bit",
     "SUPPORTED_BACKENDS", "QConfigAny", "get_default_qconfig_dict", "get_default_qat_qconfig_dict",
 ]
 
@@ -151,6 +152,12 @@ quint8 weights with a float scale and zero point per row
 (``per_channel_affine_float_qparams``), float activations, as PyTorch's qconfig of the
 same name."""
 
+float_qparams_weight_only_qconfig_4bit = QConfig(activation=default_placeholder_observer,
+                                                 weight=default_float_qparams_observer_4bit)
+r"""As :data:`float_qparams_weight_only_qconfig` with 4-bit rows: :data:`qlearn.quint4x2`
+(values 0..15, two per byte), :math:`S_i = (\max_i - \min_i) / 15`, as PyTorch's qconfig
+of the same name (``nnq.Embedding`` / ``nnq.EmbeddingBag`` then hold quint4x2 tables)."""
+
 
 
 float16_dynamic_qconfig = QConfig(
@@ -185,6 +192,12 @@ _LAZY_QAT_QCONFIGS = {
     "default_embedding_qat_qconfig": lambda fq: QConfig(
         activation=NoopObserver.with_args(dtype=np.float32),
         weight=fq.default_embedding_fake_quant),
+    "default_embedding_qat_qconfig_4bit": lambda fq: QConfig(
+        activation=NoopObserver.with_args(dtype=np.float32),
+        weight=fq.FakeQuantize.with_args(
+            observer=fq.MovingAveragePerChannelMinMaxObserver,
+            qscheme=per_channel_affine_float_qparams, dtype=quint4x2, ch_axis=0,
+            averaging_constant=1)),
 }
 
 

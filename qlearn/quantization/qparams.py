@@ -51,7 +51,7 @@ import warnings
 import numpy as np
 
 from .. import _validation
-from ..dtypes import per_tensor_affine, qint8, qint32, quint8
+from ..dtypes import per_tensor_affine, qint8, qint32, quint4x2, quint8
 
 __all__ = ["calculate_qparams", "calculate_qmin_qmax", "validate_qmin_qmax", "FLOAT32_EPS"]
 
@@ -101,6 +101,7 @@ def calculate_qmin_qmax(quant_min, quant_max, has_customized_qrange, dtype, redu
     quint8   [0, 255]          [0, 127]
     qint8    [-128, 127]       [-64, 63]
     qint32   [-2**31, 2**31-1] [-2**31, 2**31-1]
+    quint4x2 [0, 15]           [0, 15]
     ======== ================= ===================
 
     A custom range is halved by ``reduce_range`` too (``quant_min // 2``,
@@ -122,6 +123,8 @@ def calculate_qmin_qmax(quant_min, quant_max, has_customized_qrange, dtype, redu
         return (0, 127) if reduce_range else (0, 255)
     if dtype is qint32:
         return -(2 ** 31), 2 ** 31 - 1
+    if dtype is quint4x2:       # 4-bit embedding rows; PyTorch ignores reduce_range here
+        return 0, 15
     raise TypeError(f"`dtype` must be qlearn.quint8, qlearn.qint8 or qlearn.qint32, got {dtype!r}")
 
 

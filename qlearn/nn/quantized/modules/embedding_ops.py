@@ -1,5 +1,6 @@
-r"""``nnq.Embedding`` and ``nnq.EmbeddingBag``: lookup tables stored as quint8 with one
-float scale and one float zero point per row (``per_channel_affine_float_qparams``).
+r"""``nnq.Embedding`` and ``nnq.EmbeddingBag``: lookup tables stored as quint8 (or 4-bit
+quint4x2) with one float scale and one float zero point per row
+(``per_channel_affine_float_qparams``).
 
 Embedding tables are quantized weight-only: a row :math:`W_i` is stored as integers
 :math:`q_{ij}` with
@@ -13,14 +14,20 @@ Embedding tables are quantized weight-only: a row :math:`W_i` is stored as integ
 packed kernels do: :math:`\operatorname{fma}(S_i, q_{ij}, -Z_i S_i)` in float32
 (:func:`qlearn.float_qparams.embedding_bag_byte`).  The workflow reaches them with
 ``module.qconfig = float_qparams_weight_only_qconfig``, ``prepare``, ``convert``.
+
+With ``dtype=qlearn.quint4x2`` (``float_qparams_weight_only_qconfig_4bit``) the rows
+hold 4-bit values, :math:`S_i = (\max_j W_{ij} - \min_j W_{ij}) / 15`, packed two a
+byte (8x smaller than float32), and the lookup uses float16 copies of :math:`S_i` and
+:math:`-Z_i S_i`, as PyTorch's 4-bit kernels
+(:func:`qlearn.float_qparams.embedding_bag_4bit`).
 """
 import numbers
 
 import numpy as np
 
 from ....autograd import Tensor
-from ....dtypes import per_channel_affine_float_qparams, quint8
-from ....float_qparams import PackedEmbeddingWeight, embedding_bag_byte
+from ....dtypes import DTYPES, per_channel_affine_float_qparams, quint4x2, quint8
+from ....float_qparams import PackedEmbeddingWeight, embedding_bag_4bit, embedding_bag_byte
 from ....qtensor import QTensor, quantize_per_channel
 from ... import functional_embedding as FE
 from ...modules.module import Module
@@ -30,14 +37,14 @@ __all__ = ["Embedding", "EmbeddingBag"]
 
 
 def _check_dtype(dtype):
-    if dtype is not quint8:
-        raise ValueError(f"`dtype` must be qlearn.quint8 (the only embedding dtype qlearn "
-                         f"has; PyTorch also has 4-bit quint4x2), got {dtype!r}")
+    if dtype is not quint8 and dtype is not quint4x2:
+        raise ValueError(f"`dtype` must be qlearn.quint8 or qlearn.quint4x2 (the embedding "
+                         f"dtypes), got {dtype!r}")
 
 
-def _empty_weight(num_embeddings, embedding_dim):
+def _empty_weight(num_embeddings, embedding_dim, dtype=quint8):
     """PyTorch's placeholder table: integers 0, scales 1, zero points 0."""
-    return QTensor(np.zeros((num_embeddings, embedding_dim), np.uint8), quint8,
+    return QTensor(np.zeros((num_embeddings, embedding_dim), np.uint8), dtype,
                    per_channel_affine_float_qparams, scales=np.ones(num_embeddings),
                    zero_points=np.zeros(num_embeddings, np.float32), axis=0)
 
@@ -66,7 +73,7 @@ def _observed_weight(mod, who):
     obs(w)                 # a fake quantizer also observes (and returns a Tensor)
     scale, zero_point = obs.calculate_qparams()
     return quantize_per_channel(w, np.asarray(scale, np.float32),
-                                np.asarray(zero_point, np.float32), obs.ch_axis, quint8)
+                                np.asarray(zero_point, np.float32), obs.ch_axis, obs.dtype)
 
 
 class Embedding(Module):
@@ -78,7 +85,9 @@ class Embedding(Module):
        i = \text{indices}_{\dots}
 
     Returns float32 Tensors of shape ``indices.shape + (embedding_dim,)``, equal to
-    PyTorch's ``nnq.Embedding`` output bit for bit for the same weight.  ``padding_idx``,
+    PyTorch's ``nnq.Embedding`` output bit for bit for the same weight (quint8, and
+    quint4x2 through ``torch.ops.quantized.embedding_4bit``: float16 row scales and
+    biases).  ``padding_idx``,
     ``max_norm``, ``norm_type``, ``scale_grad_by_freq`` and ``sparse`` are kept as
     attributes and do not change the lookup (as in PyTorch: they concern training).
 
@@ -86,9 +95,17 @@ class Embedding(Module):
     ----------
     num_embeddings, embedding_dim : int
     dtype : QDType
-        :data:`qlearn.quint8`.
+        :data:`qlearn.quint8` or :data:`qlearn.quint4x2` (4-bit rows).
     _weight : QTensor, optional
-        The table, quint8 ``per_channel_affine_float_qparams`` along axis 0.
+        The table, of ``dtype``, ``per_channel_affine_float_qparams`` along axis 0.
+
+    Notes
+    -----
+    PyTorch 2.13's ``nnq.Embedding.from_float`` with a 4-bit qconfig builds a quint8
+    module around the 4-bit table and fails at the first lookup; qlearn keeps the
+    observer's dtype.  PyTorch's 4-bit kernels also need an even ``embedding_dim`` (with
+    an odd one they read rows at the wrong offsets); qlearn packs each row on its own
+    bytes and accepts any ``embedding_dim``.
 
     Examples
     --------
@@ -123,17 +140,17 @@ class Embedding(Module):
         self.padding_idx = FE.check_padding_idx(padding_idx, self.num_embeddings)
         self.max_norm, self.norm_type = max_norm, norm_type
         self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
-        self.set_weight(_empty_weight(self.num_embeddings, self.embedding_dim)
+        self.set_weight(_empty_weight(self.num_embeddings, self.embedding_dim, dtype)
                         if _weight is None else _weight)
 
     def set_weight(self, w):
-        """Use the QTensor ``w`` (quint8, ``per_channel_affine_float_qparams``, axis 0,
-        shape ``(num_embeddings, embedding_dim)``) as the table."""
-        if not isinstance(w, QTensor) or w.dtype is not quint8 \
+        """Use the QTensor ``w`` (of the module's dtype, ``per_channel_affine_float_qparams``,
+        axis 0, shape ``(num_embeddings, embedding_dim)``) as the table."""
+        if not isinstance(w, QTensor) or w.dtype is not self.dtype \
                 or w.qscheme() is not per_channel_affine_float_qparams \
                 or w.ndim != 2 or w.q_per_channel_axis() != 0:
-            raise TypeError(f"`w` must be a 2-d quint8 QTensor quantized per row (axis 0) "
-                            f"with qlearn.per_channel_affine_float_qparams, got "
+            raise TypeError(f"`w` must be a 2-d {self.dtype!r} QTensor quantized per row "
+                            f"(axis 0) with qlearn.per_channel_affine_float_qparams, got "
                             f"{_describe(w)}")
         if w.shape != (self.num_embeddings, self.embedding_dim):
             raise ValueError(f"`w` must have shape ({self.num_embeddings}, "
@@ -143,11 +160,13 @@ class Embedding(Module):
         self._packed = PackedEmbeddingWeight(w)      # packed once, read by every lookup
 
     def weight(self):
-        """The table, a quint8 QTensor with float per-row scales and zero points."""
+        """The table, a quint8 or quint4x2 QTensor with float per-row scales and zero
+        points."""
         return self._qweight
 
     def _lookup(self, indices, bounds, per_sample_weights=None, mode="sum"):
-        return embedding_bag_byte(self._packed, indices, bounds, per_sample_weights, mode)
+        bag = embedding_bag_4bit if self._packed.bits == 4 else embedding_bag_byte
+        return bag(self._packed, indices, bounds, per_sample_weights, mode)
 
     def forward(self, indices):
         idx = FE.check_indices(indices, self.num_embeddings, "indices")
@@ -171,6 +190,15 @@ class Embedding(Module):
         super()._load_from_state_dict(state_dict, prefix, missing, unexpected, errors)
         keys = [prefix + "_packed_params.dtype", prefix + "_packed_params._packed_weight"]
         missing.extend(k for k in keys if k not in state_dict)
+        if keys[0] in state_dict:       # the table's dtype comes with it, as in PyTorch
+            name = state_dict[keys[0]]
+            name = name.item() if isinstance(name, np.ndarray) else name
+            dtype = DTYPES.get(str(name))
+            if dtype is None:
+                errors.append(f"{keys[0]}: unknown dtype {name!r}")
+                return
+            _check_dtype(dtype)
+            self.dtype = dtype
         if keys[1] in state_dict:
             self.set_weight(state_dict[keys[1]])
 
@@ -197,9 +225,10 @@ class Embedding(Module):
         from ...modules.sparse import Embedding as FloatEmbedding
         from ...qat import Embedding as QATEmbedding
         check_float_module(mod, (FloatEmbedding, QATEmbedding), cls.__name__)
+        qweight = _observed_weight(mod, "Embedding")
         q = cls(mod.num_embeddings, mod.embedding_dim, mod.padding_idx, mod.max_norm,
-                mod.norm_type, mod.scale_grad_by_freq, mod.sparse)
-        q.set_weight(_observed_weight(mod, "Embedding"))
+                mod.norm_type, mod.scale_grad_by_freq, mod.sparse, dtype=qweight.dtype)
+        q.set_weight(qweight)
         return q
 
 
@@ -227,7 +256,8 @@ class EmbeddingBag(Embedding):
     num_embeddings, embedding_dim, max_norm, norm_type, scale_grad_by_freq, sparse
         As in :class:`Embedding`.
     _weight, dtype
-        As in :class:`Embedding`.
+        As in :class:`Embedding` (``dtype=qlearn.quint4x2`` for 4-bit rows, PyTorch's
+        ``embedding_bag_4bit``).
     mode : {"sum", "mean", "max"}
         Default ``"sum"`` (PyTorch's for this module).
     include_last_offset : bool
@@ -292,10 +322,12 @@ class EmbeddingBag(Embedding):
         from ...modules.sparse import EmbeddingBag as FloatEmbeddingBag
         from ...qat import EmbeddingBag as QATEmbeddingBag
         check_float_module(mod, (FloatEmbeddingBag, QATEmbeddingBag), cls.__name__)
+        qweight = _observed_weight(mod, "EmbeddingBag")
         q = cls(mod.num_embeddings, mod.embedding_dim, mod.max_norm, mod.norm_type,
                 mod.scale_grad_by_freq, mod.mode, mod.sparse,
-                include_last_offset=mod.include_last_offset, padding_idx=mod.padding_idx)
-        q.set_weight(_observed_weight(mod, "EmbeddingBag"))
+                include_last_offset=mod.include_last_offset, dtype=qweight.dtype,
+                padding_idx=mod.padding_idx)
+        q.set_weight(qweight)
         return q
 
 
