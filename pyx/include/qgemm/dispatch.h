@@ -47,7 +47,6 @@ static void qlearn_qgemm_tile(int path, const uint8_t *a, long lda, long i0, lon
                               const qgemm_epilogue *e, uint8_t *out_u8, float *out_f,
                               long ldc) {
 #if QLEARN_HAVE_X86_SIMD
-    int32_t tile[QGEMM_MAX_TILE] __attribute__((aligned(64)));
     long panel_stride = Kg * 64;
     const uint8_t *arow = a + i0 * lda;
     const int8_t *bp = packed + p0 * panel_stride;
@@ -59,13 +58,13 @@ static void qlearn_qgemm_tile(int path, const uint8_t *a, long lda, long i0, lon
         const qgemm_outctx oc = {e, i0, j0, nc, ldc, out_u8, out_f};
         QGEMM_U8S8_6X64_VNNI[mr - 1][np - 1](arow, lda, bp, Kg, panel_stride, &oc);
     } else {
-        /* AVX2: np panels one after the other */
+        /* AVX2: np panels one after the other, each finished by its kernel */
         for (long p = 0; p < np; p++) {
             long jc = j0 + p * QGEMM_NR;
             long ncp = N - jc < QGEMM_NR ? N - jc : QGEMM_NR;
+            const qgemm_avx2_outctx o = {e, i0, jc, ncp, ldc, out_u8, out_f};
             QGEMM_U8S8_4X16_AVX2[path == QGEMM_AVX2_EXACT][mr - 1](
-                arow, lda, bp + p * panel_stride, Kg, tile);
-            qgemm_epilogue_avx2(tile, QGEMM_NR, i0, mr, jc, ncp, e, out_u8, out_f, ldc);
+                arow, lda, bp + p * panel_stride, Kg, &o);
         }
     }
 #else
@@ -93,13 +92,12 @@ static void qlearn_qgemm_tile_indirect(int path, const uint8_t *const *ptrs, lon
                                                       panel_stride, &oc);
         return;
     }
-    int32_t tile[4 * QGEMM_NR] __attribute__((aligned(64)));
     for (long p = 0; p < np; p++) {
         long jc = j0 + p * QGEMM_NR;
         long ncp = N - jc < QGEMM_NR ? N - jc : QGEMM_NR;
+        const qgemm_avx2_outctx o = {e, i0, jc, ncp, ldc, out_u8, NULL};
         QGEMM_U8S8_4X16_AVX2_INDIRECT[path == QGEMM_AVX2_EXACT][mr - 1](
-            ptrs, T, gpt, packed + (p0 + p) * panel_stride, tile);
-        qgemm_epilogue_avx2(tile, QGEMM_NR, i0, mr, jc, ncp, e, out_u8, NULL, ldc);
+            ptrs, T, gpt, packed + (p0 + p) * panel_stride, &o);
     }
 #else
     (void)path; (void)ptrs; (void)T; (void)gpt; (void)i0; (void)mr; (void)packed; (void)N;

@@ -2,7 +2,7 @@
  * row r of the tile reads tap t of its patch from ptrs[r * T + t], a run of gpt * 4
  * bytes (a channel run of the channels-last input, or a run of Za for padding).  The
  * packed weight's depth order is (tap, channel), so tap t's groups are consecutive.
- * Same arithmetic, EXACT variant (eq. (7)) and int32 tile as qgemm_u8s8_4x16_avx2.h. */
+ * Same arithmetic, EXACT variant (eq. (7)) and epilogue as qgemm_u8s8_4x16_avx2.h. */
 #ifndef QLEARN_QGEMM_U8S8_4X16_AVX2_INDIRECT_H
 #define QLEARN_QGEMM_U8S8_4X16_AVX2_INDIRECT_H
 
@@ -13,8 +13,8 @@
 #define QGEMM_AVX2_IND_PTR(r) const uint8_t *ar##r = MR > r ? ptrs[r * T + t] : ptrs[t];
 
 QGEMM_INLINE QGEMM_AVX2_FN void qgemm_u8s8_4x16_avx2_indirect_body(
-        const uint8_t *const *ptrs, long T, long gpt, const int8_t *bp, int32_t *tile,
-        const int MR, const int EXACT) {
+        const uint8_t *const *ptrs, long T, long gpt, const int8_t *bp,
+        const qgemm_avx2_outctx *o, const int MR, const int EXACT) {
     const __m256i ones = _mm256_set1_epi16(1);
     const __m256i w128 = _mm256_set1_epi16(128);
     const __m256i m7f = _mm256_set1_epi8(0x7f);
@@ -32,21 +32,22 @@ QGEMM_INLINE QGEMM_AVX2_FN void qgemm_u8s8_4x16_avx2_indirect_body(
             QGEMM_AVX2_ROW_AT(2, ar2 + 4 * g) QGEMM_AVX2_ROW_AT(3, ar3 + 4 * g)
         }
     }
-    QGEMM_AVX2_STORE(0) QGEMM_AVX2_STORE(1) QGEMM_AVX2_STORE(2) QGEMM_AVX2_STORE(3)
+    qgemm_avx2_finish(c00, c01, c10, c11, c20, c21, c30, c31, MR, o);
 }
 
 /* qgemm_u8s8_4x16_avx2_indirect_r<MR> and its _exact_r<MR> */
 #define QGEMM_AVX2_IND_INST(MR) \
 QGEMM_AVX2_FN static void qgemm_u8s8_4x16_avx2_indirect_r##MR(const uint8_t *const *ptrs, \
-        long T, long gpt, const int8_t *bp, int32_t *tile) { \
-    qgemm_u8s8_4x16_avx2_indirect_body(ptrs, T, gpt, bp, tile, MR, 0); } \
+        long T, long gpt, const int8_t *bp, const qgemm_avx2_outctx *o) { \
+    qgemm_u8s8_4x16_avx2_indirect_body(ptrs, T, gpt, bp, o, MR, 0); } \
 QGEMM_AVX2_FN static void qgemm_u8s8_4x16_avx2_indirect_exact_r##MR( \
-        const uint8_t *const *ptrs, long T, long gpt, const int8_t *bp, int32_t *tile) { \
-    qgemm_u8s8_4x16_avx2_indirect_body(ptrs, T, gpt, bp, tile, MR, 1); }
+        const uint8_t *const *ptrs, long T, long gpt, const int8_t *bp, \
+        const qgemm_avx2_outctx *o) { \
+    qgemm_u8s8_4x16_avx2_indirect_body(ptrs, T, gpt, bp, o, MR, 1); }
 QGEMM_AVX2_IND_INST(1) QGEMM_AVX2_IND_INST(2) QGEMM_AVX2_IND_INST(3) QGEMM_AVX2_IND_INST(4)
 
 typedef void (*qgemm_avx2_ind_fn)(const uint8_t *const *, long, long, const int8_t *,
-                                  int32_t *);
+                                  const qgemm_avx2_outctx *);
 /* [exact][MR - 1] */
 static const qgemm_avx2_ind_fn QGEMM_U8S8_4X16_AVX2_INDIRECT[2][4] = {
     {qgemm_u8s8_4x16_avx2_indirect_r1, qgemm_u8s8_4x16_avx2_indirect_r2,
