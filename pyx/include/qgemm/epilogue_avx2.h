@@ -179,6 +179,24 @@ QGEMM_INLINE QGEMM_AVX2_FN void qgemm_avx2_finish(
     qgemm_epilogue_avx2(tile, QGEMM_NR, o->i0, MR, o->j0, o->nc, e, o->out_u8, o->out_f,
                         o->ldc);
 }
+
+/* qgemm_avx2_finish_r<MR>: the same, not inlined, the accumulators passed in ymm0-7.
+ * Inlined into qgemm_u8s8_4x16_avx2's loop, the epilogue made GCC 12 copy every
+ * accumulator and spill one in each step of it (9 extra instructions per group). */
+#define QGEMM_AVX2_FINISH_INST(MR)                                                       \
+__attribute__((noinline)) QGEMM_AVX2_FN static void qgemm_avx2_finish_r##MR(             \
+        __m256i c00, __m256i c01, __m256i c10, __m256i c11, __m256i c20, __m256i c21,    \
+        __m256i c30, __m256i c31, const qgemm_avx2_outctx *o) {                          \
+    qgemm_avx2_finish(c00, c01, c10, c11, c20, c21, c30, c31, MR, o); }
+QGEMM_AVX2_FINISH_INST(1) QGEMM_AVX2_FINISH_INST(2) QGEMM_AVX2_FINISH_INST(3)
+QGEMM_AVX2_FINISH_INST(4)
+#define QGEMM_AVX2_FINISH_CALL(MR, o)                                                    \
+    do {                                                                                 \
+        if (MR == 1) qgemm_avx2_finish_r1(c00, c01, c10, c11, c20, c21, c30, c31, o);    \
+        else if (MR == 2) qgemm_avx2_finish_r2(c00, c01, c10, c11, c20, c21, c30, c31, o); \
+        else if (MR == 3) qgemm_avx2_finish_r3(c00, c01, c10, c11, c20, c21, c30, c31, o); \
+        else qgemm_avx2_finish_r4(c00, c01, c10, c11, c20, c21, c30, c31, o);            \
+    } while (0)
 #endif  /* QLEARN_HAVE_X86_SIMD */
 
 #endif

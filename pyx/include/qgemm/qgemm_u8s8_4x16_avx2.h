@@ -52,7 +52,7 @@ QGEMM_INLINE QGEMM_AVX2_FN void qgemm_u8s8_4x16_avx2_body(const uint8_t *a, long
         const __m256i b1 = _mm256_loadu_si256((const __m256i *)(bp + g * 64 + 32));
         QGEMM_AVX2_ROW(0) QGEMM_AVX2_ROW(1) QGEMM_AVX2_ROW(2) QGEMM_AVX2_ROW(3)
     }
-    qgemm_avx2_finish(c00, c01, c10, c11, c20, c21, c30, c31, MR, o);
+    QGEMM_AVX2_FINISH_CALL(MR, o);
 }
 
 /* qgemm_u8s8_4x16_avx2_r<MR> (max(A) <= 127) and qgemm_u8s8_4x16_avx2_exact_r<MR>
