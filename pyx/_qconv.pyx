@@ -262,6 +262,8 @@ def conv_gemm(int simd,
     # no patch matrix at all, only pointers to channel runs
     cdef bint indirect = (path == QGEMM_VNNI or path == QGEMM_AVX2) and cg % 4 == 0
     cdef intp_t T = kh * kw
+    if indirect and path == QGEMM_AVX2:
+        np_max = P      # one AVX2 kernel call runs every panel of its 4 rows
     cdef uint8_t[:, ::1] bufs = np.empty((nt, 1 if indirect else ROWS * lda),
                                          dtype=np.uint8)
     cdef int32_t[:, ::1] sums = np.empty((nt, ROWS), dtype=np.int32)

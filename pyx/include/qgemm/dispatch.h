@@ -35,7 +35,8 @@ static int qlearn_qgemm_rowsum_max(const uint8_t *a, long M, long K, long lda,
 }
 
 /* Tile shapes of each path: rows per tile (MR) and panels of 16 columns per tile (NP):
- * qgemm_u8s8_6x64_vnni is 6 x 4, qgemm_u8s8_4x16_avx2 4 x 1. */
+ * qgemm_u8s8_6x64_vnni is 6 x 4, qgemm_u8s8_4x16_avx2 4 x 1 (its indirect form takes
+ * any number of panels per call, one after the other: the convolution passes all). */
 static inline int qgemm_tile_mr(int path) { return path == QGEMM_VNNI ? 6 : 4; }
 static inline int qgemm_tile_np(int path) { return path == QGEMM_VNNI ? 4 : 1; }
 
@@ -47,7 +48,6 @@ static void qlearn_qgemm_tile(int path, const uint8_t *a, long lda, long i0, lon
                               const qgemm_epilogue *e, uint8_t *out_u8, float *out_f,
                               long ldc) {
 #if QLEARN_HAVE_X86_SIMD
-    int32_t tile[QGEMM_MAX_TILE] __attribute__((aligned(64)));
     long panel_stride = Kg * 64;
     const uint8_t *arow = a + i0 * lda;
     const int8_t *bp = packed + p0 * panel_stride;
@@ -59,13 +59,13 @@ static void qlearn_qgemm_tile(int path, const uint8_t *a, long lda, long i0, lon
         const qgemm_outctx oc = {e, i0, j0, nc, ldc, out_u8, out_f};
         QGEMM_U8S8_6X64_VNNI[mr - 1][np - 1](arow, lda, bp, Kg, panel_stride, &oc);
     } else {
-        /* AVX2: np panels one after the other */
+        /* AVX2: np panels one after the other, each finished by its kernel */
         for (long p = 0; p < np; p++) {
             long jc = j0 + p * QGEMM_NR;
             long ncp = N - jc < QGEMM_NR ? N - jc : QGEMM_NR;
+            const qgemm_avx2_outctx o = {e, i0, jc, ncp, ldc, out_u8, out_f};
             QGEMM_U8S8_4X16_AVX2[path == QGEMM_AVX2_EXACT][mr - 1](
-                arow, lda, bp + p * panel_stride, Kg, tile);
-            qgemm_epilogue_avx2(tile, QGEMM_NR, i0, mr, jc, ncp, e, out_u8, out_f, ldc);
+                arow, lda, bp + p * panel_stride, Kg, &o);
         }
     }
 #else
@@ -76,8 +76,9 @@ static void qlearn_qgemm_tile(int path, const uint8_t *a, long lda, long i0, lon
 
 /* One indirect tile: rows [i0, i0+mr) of the output (their patch pointers at
  * ptrs[r * T + t], r < mr), panels [p0, p0+np), on path VNNI (qgemm_u8s8_6x64_vnni_
- * indirect, np <= 4) or AVX2 / AVX2_EXACT (qgemm_u8s8_4x16_avx2_indirect, the np
- * panels one after the other).  Same epilogue as a GEMM tile. */
+ * indirect, np <= 4) or AVX2 / AVX2_EXACT (qgemm_u8s8_4x16_avx2_indirect, any np: the
+ * panels one after the other in one call, sharing the rows' pointers).  Same epilogue
+ * as a GEMM tile. */
 static void qlearn_qgemm_tile_indirect(int path, const uint8_t *const *ptrs, long T,
                                        long gpt, long i0, long mr, const int8_t *packed,
                                        long N, long Kg, long p0, long np,
@@ -93,14 +94,9 @@ static void qlearn_qgemm_tile_indirect(int path, const uint8_t *const *ptrs, lon
                                                       panel_stride, &oc);
         return;
     }
-    int32_t tile[4 * QGEMM_NR] __attribute__((aligned(64)));
-    for (long p = 0; p < np; p++) {
-        long jc = j0 + p * QGEMM_NR;
-        long ncp = N - jc < QGEMM_NR ? N - jc : QGEMM_NR;
-        QGEMM_U8S8_4X16_AVX2_INDIRECT[path == QGEMM_AVX2_EXACT][mr - 1](
-            ptrs, T, gpt, packed + (p0 + p) * panel_stride, tile);
-        qgemm_epilogue_avx2(tile, QGEMM_NR, i0, mr, jc, ncp, e, out_u8, NULL, ldc);
-    }
+    const qgemm_avx2_outctx o = {e, i0, j0, nc, ldc, out_u8, NULL};
+    QGEMM_U8S8_4X16_AVX2_INDIRECT[path == QGEMM_AVX2_EXACT][mr - 1](
+        ptrs, T, gpt, packed + p0 * panel_stride, panel_stride, np, &o);
 #else
     (void)path; (void)ptrs; (void)T; (void)gpt; (void)i0; (void)mr; (void)packed; (void)N;
     (void)Kg; (void)p0; (void)np; (void)e; (void)out_u8; (void)ldc;

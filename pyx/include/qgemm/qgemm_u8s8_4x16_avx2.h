@@ -2,11 +2,13 @@
  * accumulators, vpmaddubsw + vpmaddwd + vpaddd.  vpmaddubsw adds two u8*s8 products in
  * int16 with saturation: exact only if max(A) <= 127 (7-bit activations, "reduce_range");
  * the _exact variant splits A = lo + 128 hi (eq. (7)) so that neither product pair can
- * saturate.  The tile is stored as int32 and finished by qgemm_epilogue_avx2. */
+ * saturate.  The accumulators are finished by qgemm_avx2_finish (epilogue_avx2.h): a
+ * full panel with uint8 output in registers, any other tile through memory. */
 #ifndef QLEARN_QGEMM_U8S8_4X16_AVX2_H
 #define QLEARN_QGEMM_U8S8_4X16_AVX2_H
 
 #include "common.h"
+#include "epilogue_avx2.h"
 
 #if QLEARN_HAVE_X86_SIMD
 /* ---- AVX2 micro-kernel: MR rows x 16 columns, vpmaddubsw + vpmaddwd ------------------ */
@@ -34,16 +36,11 @@
         }                                                                                \
     }
 #define QGEMM_AVX2_ROW(r) QGEMM_AVX2_ROW_AT(r, a + r * lda + 4 * g)
-#define QGEMM_AVX2_STORE(r)                                                              \
-    if (MR > r) {                                                                        \
-        _mm256_storeu_si256((__m256i *)(tile + r * QGEMM_NR), c##r##0);                  \
-        _mm256_storeu_si256((__m256i *)(tile + r * QGEMM_NR + 8), c##r##1);              \
-    }
 
 QGEMM_INLINE QGEMM_AVX2_FN void qgemm_u8s8_4x16_avx2_body(const uint8_t *a, long lda,
                                                      const int8_t *bp, long Kg,
-                                                     int32_t *tile, const int MR,
-                                                     const int EXACT) {
+                                                     const qgemm_avx2_outctx *o,
+                                                     const int MR, const int EXACT) {
     const __m256i ones = _mm256_set1_epi16(1);
     const __m256i w128 = _mm256_set1_epi16(128);
     const __m256i m7f = _mm256_set1_epi8(0x7f);
@@ -55,21 +52,22 @@ QGEMM_INLINE QGEMM_AVX2_FN void qgemm_u8s8_4x16_avx2_body(const uint8_t *a, long
         const __m256i b1 = _mm256_loadu_si256((const __m256i *)(bp + g * 64 + 32));
         QGEMM_AVX2_ROW(0) QGEMM_AVX2_ROW(1) QGEMM_AVX2_ROW(2) QGEMM_AVX2_ROW(3)
     }
-    QGEMM_AVX2_STORE(0) QGEMM_AVX2_STORE(1) QGEMM_AVX2_STORE(2) QGEMM_AVX2_STORE(3)
+    QGEMM_AVX2_FINISH_CALL(MR, o);
 }
 
 /* qgemm_u8s8_4x16_avx2_r<MR> (max(A) <= 127) and qgemm_u8s8_4x16_avx2_exact_r<MR>
  * (eq. (7)): the full 4-row tile and the row tails. */
 #define QGEMM_AVX2_INST(MR) \
 QGEMM_AVX2_FN static void qgemm_u8s8_4x16_avx2_r##MR(const uint8_t *a, long lda, \
-        const int8_t *bp, long Kg, int32_t *tile) { \
-    qgemm_u8s8_4x16_avx2_body(a, lda, bp, Kg, tile, MR, 0); } \
+        const int8_t *bp, long Kg, const qgemm_avx2_outctx *o) { \
+    qgemm_u8s8_4x16_avx2_body(a, lda, bp, Kg, o, MR, 0); } \
 QGEMM_AVX2_FN static void qgemm_u8s8_4x16_avx2_exact_r##MR(const uint8_t *a, long lda, \
-        const int8_t *bp, long Kg, int32_t *tile) { \
-    qgemm_u8s8_4x16_avx2_body(a, lda, bp, Kg, tile, MR, 1); }
+        const int8_t *bp, long Kg, const qgemm_avx2_outctx *o) { \
+    qgemm_u8s8_4x16_avx2_body(a, lda, bp, Kg, o, MR, 1); }
 QGEMM_AVX2_INST(1) QGEMM_AVX2_INST(2) QGEMM_AVX2_INST(3) QGEMM_AVX2_INST(4)
 
-typedef void (*qgemm_avx2_fn)(const uint8_t *, long, const int8_t *, long, int32_t *);
+typedef void (*qgemm_avx2_fn)(const uint8_t *, long, const int8_t *, long,
+                              const qgemm_avx2_outctx *);
 /* [exact][MR - 1] */
 static const qgemm_avx2_fn QGEMM_U8S8_4X16_AVX2[2][4] = {
     {qgemm_u8s8_4x16_avx2_r1, qgemm_u8s8_4x16_avx2_r2, qgemm_u8s8_4x16_avx2_r3,

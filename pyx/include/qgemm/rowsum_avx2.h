@@ -12,6 +12,12 @@ __attribute__((target("avx2,fma"))) static int qlearn_qgemm_rowsum_max_avx2(
     const __m256i zero = _mm256_setzero_si256();
     __m256i vmax = zero;
     int amax = 0;
+    if (!rowsum && lda == K && M > 1) {
+        /* the maximum alone, of contiguous rows (a convolution group spanning every
+         * channel): one run of M K bytes, not M short rows each with its own tail */
+        K *= M;
+        M = 1;
+    }
     long K32 = K & ~31L;
     for (long i = 0; i < M; i++) {
         const uint8_t *r = a + i * lda;
