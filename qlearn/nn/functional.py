@@ -773,3 +773,9 @@ def l1_loss(input, target, reduction="mean"):
 from .functional_embedding import embedding, embedding_bag  # noqa: E402
 
 __all__ += ["embedding", "embedding_bag"]
+# likewise the normalisations and the smooth / piecewise activations
+from .functional_activation import elu, gelu, hardsigmoid, hardswish, prelu, silu  # noqa: E402
+from .functional_norm import group_norm, instance_norm, layer_norm  # noqa: E402
+
+__all__ += ["layer_norm", "group_norm", "instance_norm", "hardswish", "hardsigmoid", "elu",
+            "silu", "gelu", "prelu"]

@@ -1,13 +1,15 @@
 """Float modules (layers, containers, losses)."""
-from .activation import (Hardtanh, LeakyReLU, LogSoftmax, ReLU, ReLU6, Sigmoid, Softmax,
-                         Tanh)
-from .batchnorm import BatchNorm1d, BatchNorm2d
+from .activation import (ELU, GELU, Hardsigmoid, Hardswish, Hardtanh, LeakyReLU, LogSoftmax,
+                         PReLU, ReLU, ReLU6, Sigmoid, SiLU, Softmax, Tanh)
+from .batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d
 from .container import ModuleList, Sequential
 from .conv import Conv2d
 from .flatten import Dropout, Flatten
+from .instancenorm import InstanceNorm1d, InstanceNorm2d, InstanceNorm3d
 from .linear import Identity, Linear
 from .loss import CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
 from .module import Module, RemovableHandle
+from .normalization import GroupNorm, LayerNorm
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .rnn import GRU, LSTM
 from .sparse import Embedding, EmbeddingBag
@@ -17,3 +19,6 @@ __all__ = ["Module", "RemovableHandle", "Sequential", "ModuleList", "Identity", 
            "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "MaxPool2d",
            "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "Dropout", "CrossEntropyLoss",
            "NLLLoss", "MSELoss", "L1Loss", "LSTM", "GRU", "Embedding", "EmbeddingBag"]
+# normalisation and the smooth / piecewise activations
+__all__ += ["BatchNorm3d", "LayerNorm", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d",
+            "InstanceNorm3d", "Hardswish", "Hardsigmoid", "ELU", "SiLU", "GELU", "PReLU"]

@@ -1,4 +1,4 @@
-"""``BatchNorm1d`` and ``BatchNorm2d``."""
+"""``BatchNorm1d``, ``BatchNorm2d`` and ``BatchNorm3d``."""
 import numpy as np
 
 from .. import functional as F
@@ -6,7 +6,7 @@ from ..parameter import Parameter
 from ._utils import check_factory_kwargs
 from .module import Module
 
-__all__ = ["BatchNorm1d", "BatchNorm2d"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
 
 
 class _BatchNorm(Module):
@@ -108,3 +108,16 @@ class BatchNorm2d(_BatchNorm):
     (1, (2,))
     """
     _ndims = (4,)
+
+
+class BatchNorm3d(_BatchNorm):
+    r"""Batch normalisation over (N, C, D, H, W) input, per channel:
+    :math:`y = \gamma (x - \mathrm E[x]) / \sqrt{\mathrm{Var}[x] + \epsilon} + \beta`,
+    as :class:`BatchNorm2d` with one more spatial dimension.
+
+    >>> from qlearn import nn
+    >>> bn = nn.BatchNorm3d(2)
+    >>> bn(np.random.default_rng(0).normal(size=(2, 2, 3, 3, 3))).shape
+    (2, 2, 3, 3, 3)
+    """
+    _ndims = (5,)

@@ -781,3 +781,9 @@ def threshold(input, threshold, value):
     t = np.float32(_real(threshold, "threshold", "qF.threshold"))
     v = np.float32(_real(value, "value", "qF.threshold"))
     return _table_map(input, lambda x: np.where(x > t, x, v), None, None, "qF.threshold")
+
+# the normalisations live in their own module (memory-bound NumPy, with the precise
+# rounding steps of PyTorch's kernel)
+from .functional_norm import group_norm, instance_norm, layer_norm  # noqa: E402
+
+__all__ += ["layer_norm", "group_norm", "instance_norm"]

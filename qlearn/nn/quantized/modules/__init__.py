@@ -1,9 +1,10 @@
 """The quantized modules of ``qlearn.nn.quantized``."""
 from .activation import ELU, Hardswish, LeakyReLU, Sigmoid, Softmax
-from .batchnorm import BatchNorm2d
+from .batchnorm import BatchNorm2d, BatchNorm3d
 from .conv import Conv2d
 from .embedding_ops import Embedding, EmbeddingBag
 from .linear import Linear
+from .normalization import GroupNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LayerNorm
 from .misc import (AdaptiveAvgPool2d, DeQuantize, Dropout, FloatFunctional, MaxPool2d, QFunctional,
                    Quantize, ReLU, ReLU6)
 
@@ -11,3 +12,6 @@ __all__ = ["AdaptiveAvgPool2d", "BatchNorm2d", "Conv2d", "DeQuantize", "Dropout"
            "Embedding", "EmbeddingBag", "FloatFunctional", "Hardswish", "LeakyReLU", "Linear",
            "Sigmoid", "Softmax",
            "MaxPool2d", "QFunctional", "Quantize", "ReLU", "ReLU6"]
+# normalisation
+__all__ += ["BatchNorm3d", "LayerNorm", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d",
+            "InstanceNorm3d"]
