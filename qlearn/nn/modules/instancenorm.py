@@ -80,11 +80,9 @@ class _InstanceNorm(Module):
             raise ValueError(f"{type(self).__name__}({self.num_features}) got input with "
                              f"{x.shape[1]} channels (shape {x.shape})")
         use_input_stats = self.training or not self.track_running_stats
-        momentum = 0.1 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked += 1
-            if self.momentum is None:
-                momentum = 1.0 / float(self.num_batches_tracked)
+        # as PyTorch: momentum=None freezes the running statistics (no cumulative
+        # average, unlike batch norm) and num_batches_tracked stays 0
+        momentum = 0.0 if self.momentum is None else self.momentum
         y = F.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                             use_input_stats, momentum, self.eps)
         return y.reshape(*y.shape[1:]) if unbatched else y

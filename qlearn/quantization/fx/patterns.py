@@ -26,7 +26,15 @@ PyTorch's x86 backend configuration:
 ``"default"``
     operators with their own output observer, computed in float between a dequantize
     and a quantize (leaky ReLU; sigmoid, tanh and softmax, whose default qconfig has
-    fixed qparams), except ``nn.Dropout``, which converts to its quantized module.
+    fixed qparams), except ``nn.Dropout``, which converts to its quantized module;
+    also ``nn.GroupNorm``, which PyTorch's graph mode leaves in float
+    (:data:`GRAPH_FLOAT_MODULES`) although eager ``convert`` swaps it.
+``"functional"``
+    a function with a quantized operator that takes the output's qparams
+    (:data:`QUANTIZED_FUNCTIONS`: ``F.layer_norm``): observed input, an output
+    observer; convert calls the quantized operator (``qF.layer_norm``, float weight and
+    bias kept) with the observer's ``output_scale`` and ``output_zero_point``, as
+    PyTorch lowers ``F.layer_norm`` to ``quantized::layer_norm``.
 ``"weight_only"``
     a module of the static mapping whose qconfig leaves activations in float (its
     activation observer is a float ``PlaceholderObserver``, as in
@@ -68,7 +76,7 @@ __all__ = ["node_kind", "RELU_TYPES", "SHARE_MODULES", "SHARE_FUNCTIONS", "SHARE
            "QTENSOR_MODULES", "QTENSOR_METHODS", "QTENSOR_TWINS", "runs_quantized",
            "quantized_call", "quantized_operator",
            "BINARY_OPS", "CAT_FUNCTIONS", "DEFAULT_MODULES", "DEFAULT_FUNCTIONS",
-           "DEFAULT_METHODS", "is_relu"]
+           "DEFAULT_METHODS", "GRAPH_FLOAT_MODULES", "QUANTIZED_FUNCTIONS", "is_relu"]
 
 #: modules, functions and methods whose output keeps the input's qparams (that qlearn
 #: can run on a QTensor: the modules are swapped through the static mapping, the
@@ -95,10 +103,18 @@ BINARY_OPS = {operator.add: (qF.add, qF.add_relu, qF.add_scalar),
               operator.mul: (qF.mul, None, qF.mul_scalar)}
 CAT_FUNCTIONS = {autograd.cat}
 
+#: modules of the static mapping that PyTorch's graph mode observes but does not lower
+#: (its x86 backend configuration has no quantized GroupNorm): float in a converted graph
+GRAPH_FLOAT_MODULES = (nn.GroupNorm,)
+
 #: float between a dequantize and a quantize, own output observer
-DEFAULT_MODULES = (nn.Dropout, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softmax)
+DEFAULT_MODULES = (nn.Dropout, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softmax) \
+    + GRAPH_FLOAT_MODULES
 DEFAULT_FUNCTIONS = {F.dropout, F.leaky_relu, F.sigmoid, F.tanh, F.softmax}
 DEFAULT_METHODS = {"sigmoid", "tanh", "softmax"}
+
+#: float function -> quantized operator taking ``output_scale`` / ``output_zero_point``
+QUANTIZED_FUNCTIONS = {F.layer_norm: qF.layer_norm}
 
 PASSTHROUGH_METHODS = {"size", "dim", "numel"}
 RELU_TYPES = (nn.ReLU,)
@@ -183,6 +199,8 @@ def _node_kind(node, modules, qconfig, is_dynamic):
             return "share" if node.args and isinstance(node.args[0], Node) else "float"
         if target in DEFAULT_FUNCTIONS:
             return "default"
+        if target in QUANTIZED_FUNCTIONS and node.args and isinstance(node.args[0], Node):
+            return "functional"
         return "float"
     if op == "call_method":
         if target in SHARE_METHODS:
