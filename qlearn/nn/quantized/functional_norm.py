@@ -62,22 +62,27 @@ millions of random elements (``tests/test_quantized_norms.py``).
 
 Edge cases, as PyTorch:
 
-* :math:`\epsilon = 0` and a constant group: :math:`r = S_x / 0 = \infty` and
-  :math:`0 \cdot \infty` is NaN.  PyTorch's vectorised quantize clamps
+* :math:`\epsilon = 0` and a constant group (one element, say): :math:`r = S_x / 0 =
+  \infty` and :math:`0 \cdot \infty` is NaN.  PyTorch's vectorised quantize clamps
   :math:`y / S_y` from above at :math:`2^{31} - 128` *before* converting, with an
   x86 ``min`` that returns the bound for NaN, then adds :math:`Z_y` in wrapping int32
   arithmetic: such a NaN element becomes :math:`q_{\max}` for :math:`Z_y \le 127` and
   :math:`q_{\min}` above (``int32`` overflow), and so does :math:`y / S_y \ge 2^{31} -
-  128` (an absurdly small output scale).  qlearn reproduces that vectorised quantize
-  for every element.  PyTorch's layer norm sends the last :math:`N \bmod 64` elements
-  of each group through a scalar loop instead, which saturates correctly (and maps NaN
-  to 0); only in those two degenerate cases can that tail differ from qlearn's.
-* PyTorch's NHWC kernel (eq. (qnorm-affine-nhwc)) sums in float32, in an order set by
-  its thread count, when :math:`H W \ge 512`; qlearn keeps the exact integer sums, so an
-  output integer can differ by one there (a few in a million, counted in the tests).
-  The same kernel steps its batch index modulo the group size, so for more samples
-  than elements per group (:math:`N > H W` with one channel) it leaves whole samples
-  of its output unwritten; qlearn computes them.
+  128` (an absurdly small output scale).  The elements of PyTorch's scalar loop (next
+  item) saturate correctly instead and map NaN to 0.  qlearn reproduces both.
+* PyTorch's NHWC kernel (eq. (qnorm-affine-nhwc)) sums :math:`q` and :math:`q^2` in
+  float32, one position after the other, when :math:`H W \ge 512` (then
+  :math:`C = 1` here); qlearn does the same, in the order of a single PyTorch thread.
+  With :math:`T` threads PyTorch adds :math:`T` partial sums instead, and an output
+  integer can differ by one (about one in 10 000 at two threads, measured).  The same
+  kernel steps its batch index modulo the group size, so for more samples than elements per group
+  (:math:`N > H W` with one channel) it leaves whole samples of its output unwritten;
+  qlearn computes them.
+* Elements past the last full vector block (layer norm: the last :math:`N \bmod 32`
+  of a group; NHWC: the channels of a group past the last multiple of 32) go through
+  PyTorch's scalar loop, which quantizes as ``quantize_per_tensor`` does, adding
+  :math:`Z_y` before rounding (:math:`\operatorname{nearbyint}(\mathrm{fma}(y, 1/S_y,
+  Z_y))`); qlearn does so for the same elements.
 """
 import numbers
 
@@ -94,6 +99,11 @@ _RANGES = {quint8: (0, 255), qint8: (-128, 127)}
 # the largest int32 below 2^31 that float32 holds: PyTorch's vectorised quantize
 # clamps y / S at this value before the conversion to int32
 _INT32_FLOAT_MAX = _f32(2147483520.0)
+# elements PyTorch's normalisation kernels quantize per vector block: its quantized
+# kernels run their AVX2 build (4 x 8 floats) on AVX-512 CPUs too (measured: the scalar
+# tail of a layer-norm group of 63 starts at element 32); what is left over goes
+# through a scalar loop
+_TORCH_BLOCK = 32
 
 
 def fma32(a, b, c):
@@ -146,13 +156,32 @@ def _channels_last_ambiguous(shape):
     return len(shape) == 4 and (shape[1] == 1 or shape[2] * shape[3] == 1)
 
 
-def _group_stats(q, x_scale, x_zp, eps):
+def _quantize_scalar(y, scale, zero_point, qmin, qmax, fused=True):
+    r"""PyTorch's scalar ``quantize_val``: the zero point added *before* rounding, as
+    ``quantize_per_tensor``, :math:`\operatorname{nearbyint}(\mathrm{fma}(y, 1/S, Z))`;
+    saturating; NaN to 0."""
+    inv = _f32(1) / _f32(scale)
+    t = fma32(y, inv, _f32(zero_point)) if fused else y * inv + _f32(zero_point)
+    out = np.clip(np.nan_to_num(np.rint(t), nan=0.0), qmin, qmax)
+    return out.astype(np.int64)
+
+
+def _group_stats(q, x_scale, x_zp, eps, float32_sums=False):
     r"""Eqs. (qnorm-stats) and (qnorm-factor) for the rows of the (M, N) integers
-    ``q``: the centred mean :math:`\mu` and the factor :math:`r`, float32 (M, 1)."""
+    ``q``: the centred mean :math:`\mu` and the factor :math:`r`, float32 (M, 1).
+
+    ``float32_sums``: :math:`\sum q` and :math:`\sum q^2` accumulated in float32, one
+    element after the other (PyTorch's NHWC kernel for :math:`H W \ge 512`, one
+    thread) instead of exactly."""
     n = _f32(q.shape[1])
     q64 = q.astype(np.int64)
-    mean_shifted = q64.sum(axis=1).astype(_f32) / n
-    mean_sq = (q64 * q64).sum(axis=1).astype(_f32) / n
+    if float32_sums:
+        total = np.add.accumulate(q64.astype(_f32), axis=1)[:, -1]
+        total_sq = np.add.accumulate((q64 * q64).astype(_f32), axis=1)[:, -1]
+        mean_shifted, mean_sq = total / n, total_sq / n
+    else:
+        mean_shifted = q64.sum(axis=1).astype(_f32) / n
+        mean_sq = (q64 * q64).sum(axis=1).astype(_f32) / n
     mean = mean_shifted - _f32(x_zp)
     var = np.maximum(fma32(-mean_shifted, mean_shifted, mean_sq), _f32(0))
     xs = _f32(x_scale)
@@ -257,6 +286,9 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5,
             u = fma32(u, _f32(1) if w is None else w.reshape(1, N),
                       _f32(0) if b is None else b.reshape(1, N))
         out = _quantize_rounding_first(u, scale, zp, qmin, qmax)
+        tail = N % _TORCH_BLOCK
+        if tail:
+            out[:, N - tail:] = _quantize_scalar(u[:, N - tail:], scale, zp, qmin, qmax)
     return _result(x, out, scale, zp)
 
 
@@ -303,8 +335,10 @@ def _group_norm(input, num_groups, weight, bias, eps, output_scale, output_zero_
         return _result(x, x._int.copy(), scale, zp)
     cpg = C // G
     q = x._int.reshape(B * G, -1)
-    mean, r = _group_stats(q, x.q_scale(), x.q_zero_point(), eps)
     per_pos = q.shape[1] // cpg                     # positions of one channel
+    nhwc = _channels_last_ambiguous(x.shape)
+    mean, r = _group_stats(q, x.q_scale(), x.q_zero_point(), eps,
+                           float32_sums=nhwc and per_pos >= 512)
     with np.errstate(invalid="ignore", over="ignore"):
         centred = (q.astype(np.int64) - x.q_zero_point()).astype(_f32) - mean
         gamma = np.ones(C, _f32) if w is None else w
@@ -313,15 +347,23 @@ def _group_norm(input, num_groups, weight, bias, eps, output_scale, output_zero_
         gain = (r.reshape(B, G, 1) * gamma.reshape(1, G, cpg)).reshape(B * G, cpg)
         gain = np.repeat(gain, per_pos, axis=1)
         shift = np.repeat(np.tile(beta.reshape(G, cpg), (B, 1)), per_pos, axis=1)
-        if _channels_last_ambiguous(x.shape):
-            # eq. (qnorm-affine-nhwc): PyTorch's channels-last kernel folds the mean
-            # into a per-channel shift, and this input is channels-last as well
-            zq = (q.astype(np.int64) - x.q_zero_point()).astype(_f32)
-            y = fma32(zq, gain, fma32(-gain, np.repeat(mean, gain.shape[1], axis=1),
-                                      shift))
-        else:
+        if not nhwc:
             y = fma32(centred, gain, shift)         # eq. (qnorm-affine), group norm
+            return _result(x, _quantize_rounding_first(y, scale, zp, qmin, qmax), scale, zp)
+        # eq. (qnorm-affine-nhwc): PyTorch's channels-last kernel folds the mean into a
+        # per-channel shift, and this input is channels-last as well
+        zq = (q.astype(np.int64) - x.q_zero_point()).astype(_f32)
+        y = fma32(zq, gain, fma32(-gain, np.repeat(mean, gain.shape[1], axis=1), shift))
         out = _quantize_rounding_first(y, scale, zp, qmin, qmax)
+        # it vectorises over the channels of a group (over all C when H W >= 512); the
+        # channels past the last full block of 32 take its scalar loop
+        span = C if per_pos >= 512 else cpg
+        first = (np.arange(B * G)[:, None] % G * cpg if span == C else 0) \
+            + np.repeat(np.arange(cpg)[None], per_pos, axis=1)
+        scalar = first >= span // _TORCH_BLOCK * _TORCH_BLOCK
+        if scalar.any():
+            scalar = np.broadcast_to(scalar, y.shape)
+            out[scalar] = _quantize_scalar(y[scalar], scale, zp, qmin, qmax)
     return _result(x, out, scale, zp)
 
 
