@@ -495,3 +495,33 @@ def test_bad_input_names_the_argument():
     qi = QTensor(np.zeros((1, 2, 2), np.int32), ql.qint32, ql.per_tensor_affine, 0.1, 0)
     with pytest.raises(TypeError, match="quint8 or qint8"):
         qF.instance_norm(qi)
+
+
+# -- ONNX -----------------------------------------------------------------------------------
+def test_onnx_export_runs_in_onnxruntime(rng):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from qlearn import onnx as qonnx
+    m = _norm_model(nn).eval()
+    for p in m.parameters():
+        p.data[...] = rng.uniform(-1, 1, p.data.shape)
+    x = rng.standard_normal((3, 3, 6, 6)).astype(np.float32)
+
+    def run(proto):
+        s = ort.InferenceSession(proto.SerializeToString())
+        return s.run(None, {s.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(run(qonnx.export(m, x)), m(x).numpy(), rtol=1e-4, atol=1e-4)
+    w = tq.QuantWrapper(m)
+    w.qconfig = tq.get_default_qconfig("x86")
+    tq.prepare(w, inplace=True)
+    w(x)
+    tq.convert(w, inplace=True)
+    ref = w(x).numpy()
+    s_out = float(w.module[-1].scale)
+    for fmt in ("qdq", "qoperator"):
+        proto = qonnx.export(w, x, format=fmt)
+        ops = {n.op_type for n in proto.graph.node}
+        assert {"LayerNormalization", "InstanceNormalization", "HardSwish", "Elu"} <= ops
+        # float32 rounding in the runtime may move an integer by one; count them
+        diff = np.abs(np.round((run(proto) - ref) / s_out))
+        assert diff.max() <= 1 and (diff > 0).mean() < 0.01

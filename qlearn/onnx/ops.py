@@ -21,7 +21,18 @@ qlearn                          ``"qoperator"``                  ``"qdq"``
 ``Flatten``                     Flatten on uint8                 DQ, Flatten, Q
 ``QFunctional.add`` ...         QLinearAdd / QLinearMul /        DQ, Add / Mul / Concat, Q
                                 QLinearConcat (ms)
+``nnq.LayerNorm``               DQ, LayerNormalization, Q        the same
+``nnq.InstanceNorm*d``          DQ, InstanceNormalization, Q     the same
+``nnq.GroupNorm``               DQ, Reshape (N, G, -1),          the same
+                                InstanceNormalization, Reshape,
+                                Mul, Add, Q
+``nnq.Hardswish`` / ``ELU``     DQ, HardSwish / Elu, Q           the same
 ==============================  ===============================  =========================
+
+ONNX has no integer normalisation or hard-swish operators, so both formats compute these
+in float between a DequantizeLinear and a QuantizeLinear (as the runtime would; its
+float32 arithmetic may round an output integer differently from qlearn's, which follows
+PyTorch's kernels).  Their float modules convert to the same float operators.
 
 :data:`MODULE_CONVERSIONS`, :data:`FUNCTIONAL_CONVERSIONS`, :data:`FUNCTION_CONVERSIONS`
 and :data:`METHOD_CONVERSIONS` are the tables (plain dicts, printable).
@@ -514,6 +525,77 @@ def _unary(op_type):
     return convert
 
 
+# ---- normalisation ---------------------------------------------------------------------
+def _float_node(cv, op_type, names, out_obj, base, **attrs):
+    """``op_type`` on float tensor names, quantized after when ``out_obj`` is."""
+    if isinstance(out_obj, QTensor):
+        y = cv.g.node(op_type, names, base + "_f", name=base, **attrs)
+        return cv.requantize(y, out_obj, base)
+    return cv.g.node(op_type, names, base, name=base, **attrs)
+
+
+def _affine_consts(cv, mod, n, base):
+    w = getattr(mod, "weight", None)
+    b = getattr(mod, "bias", None)
+    w = np.ones(n, np.float32) if w is None else np.asarray(_data(w), np.float32)
+    b = np.zeros(n, np.float32) if b is None else np.asarray(_data(b), np.float32)
+    return cv.g.const(base + "_scale", w.reshape(-1) if w.ndim == 1 else w), \
+        cv.g.const(base + "_bias", b.reshape(-1) if b.ndim == 1 else b)
+
+
+def _layer_norm(cv, call, x):
+    mod, base = call.target, call.name
+    shape = tuple(mod.normalized_shape)
+    w, b = _affine_consts(cv, mod, int(np.prod(shape)), base)
+    w = cv.g.node("Reshape", [w, cv.g.const("shape", np.asarray(shape, np.int64))],
+                  base + "_scale_r", name=base + "/scale") if len(shape) > 1 else w
+    b = cv.g.node("Reshape", [b, cv.g.const("shape", np.asarray(shape, np.int64))],
+                  base + "_bias_r", name=base + "/bias") if len(shape) > 1 else b
+    return _float_node(cv, "LayerNormalization", [cv.as_float(x), w, b], call.out, base,
+                       axis=-len(shape), epsilon=float(mod.eps))
+
+
+def _instance_norm(cv, call, x):
+    mod, base = call.target, call.name
+    C = x.shape[1]
+    w, b = _affine_consts(cv, mod, C, base)
+    return _float_node(cv, "InstanceNormalization", [cv.as_float(x), w, b], call.out,
+                       base, epsilon=float(mod.eps))
+
+
+def _group_norm(cv, call, x):
+    # InstanceNormalization over (N, G, -1) is group norm without the affine step
+    mod, base, g = call.target, call.name, cv.g
+    shape = tuple(x.shape)
+    G = int(mod.num_groups)
+    xf = cv.as_float(x)
+    grouped = g.node("Reshape", [xf, g.const("shape", np.asarray([0, G, -1], np.int64))],
+                     base + "_grouped", name=base + "/group")
+    normed = g.node("InstanceNormalization",
+                    [grouped, g.const("ones", np.ones(G, np.float32)),
+                     g.const("zeros", np.zeros(G, np.float32))], base + "_normed",
+                    name=base + "/norm", epsilon=float(mod.eps))
+    back = g.node("Shape", [xf], base + "_shape", name=base + "/shape")
+    y = g.node("Reshape", [normed, back], base + "_ungrouped", name=base + "/ungroup")
+    if getattr(mod, "weight", None) is not None or getattr(mod, "bias", None) is not None:
+        w, b = _affine_consts(cv, mod, shape[1], base)
+        per_channel = np.asarray([shape[1]] + [1] * (len(shape) - 2), np.int64)
+        w = g.node("Reshape", [w, g.const("shape", per_channel)], base + "_w",
+                   name=base + "/w")
+        b = g.node("Reshape", [b, g.const("shape", per_channel)], base + "_b",
+                   name=base + "/b")
+        y = g.node("Mul", [y, w], base + "_scaled", name=base + "/mul")
+        y = g.node("Add", [y, b], base + "_shifted", name=base + "/add")
+    out = call.out
+    if isinstance(out, QTensor):
+        return cv.requantize(y, out, base)
+    return y
+
+
+def _elu(cv, call, x):
+    return cv.float_op("Elu", [x], call.out, call.name, alpha=float(call.target.alpha))
+
+
 # ---- binary operators (QFunctional / FloatFunctional / graph functions) ------------------
 _QBINARY = {"add": "QLinearAdd", "mul": "QLinearMul"}
 _FBINARY = {"add": "Add", "mul": "Mul"}
@@ -657,6 +739,16 @@ MODULE_CONVERSIONS = {
     nn.Flatten: _flatten_module,
     nn.Identity: _identity,
     nn.Dropout: _identity,
+    # normalisation and activations: float operators (between DQ and Q when quantized)
+    nn.LayerNorm: _layer_norm,
+    nn.GroupNorm: _group_norm,
+    nn.InstanceNorm1d: _instance_norm,
+    nn.InstanceNorm2d: _instance_norm,
+    nn.InstanceNorm3d: _instance_norm,
+    nn.Hardswish: _unary("HardSwish"),
+    nnq.Hardswish: _unary("HardSwish"),
+    nn.ELU: _elu,
+    nnq.ELU: _elu,
 }
 
 #: ``*Functional`` methods converted (the module's calls are recorded per method).
