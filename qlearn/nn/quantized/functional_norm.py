@@ -1,6 +1,6 @@
 r"""Quantized layer, group and instance normalisation, with the integers of PyTorch's
 ``quantized::layer_norm``, ``quantized::group_norm`` and ``quantized::instance_norm``
-(x86, AVX-512 build).
+(x86: the AVX2 build of its kernels, which it runs on AVX-512 CPUs too).
 
 The three split the input's integers :math:`q` into :math:`M` groups of :math:`N`
 elements (layer norm: the trailing ``normalized_shape`` of each sample; group norm:
@@ -9,50 +9,45 @@ normalise each group with its own statistics.  PyTorch computes them from exact 
 sums, in units of the input scale :math:`S_x` (zero point :math:`Z_x`):
 
 .. math::
-   :label: qnorm-stats
 
    \bar q = \mathrm{fl}\Big(\textstyle\sum q \Big/ N\Big), \qquad
    \mu = \bar q - Z_x, \qquad
    v = \max\Big(\mathrm{fma}\big(-\bar q, \bar q, \mathrm{fl}(\textstyle\sum q^2 / N)
-   \big),\ 0\Big),
+   \big),\ 0\Big), \qquad \text{(qnorm-stats)}
 
 all in float32 (the sums are exact integers, converted to float32 before the
 division; :math:`v` is the variance over :math:`S_x^2`, the subtraction one fused
 multiply-add).  The normalising factor, in float64 then rounded to float32, is
 
 .. math::
-   :label: qnorm-factor
 
    r = \mathrm{fl}_{32}\!\left(\frac{S_x}{\sqrt{\mathrm{fl}_{32}(v S_x S_x) + \epsilon}}
    \right)
-   \;=\; \frac{S_x}{\sqrt{\mathrm{Var}[x] + \epsilon}} ,
+   \;=\; \frac{S_x}{\sqrt{\mathrm{Var}[x] + \epsilon}} , \qquad \text{(qnorm-factor)}
 
 and every element is mapped with one more fused multiply-add, then quantized with the
 output :math:`(S_y, Z_y)`, rounding before the zero point is added:
 
 .. math::
-   :label: qnorm-affine
 
    \text{layer norm: } y_j = \mathrm{fma}\big(\mathrm{fl}((q_j - Z_x - \mu)\, r),\
    \gamma_j,\ \beta_j\big), \qquad
    \text{group norm: } y_j = \mathrm{fma}\big(q_j - Z_x - \mu,\ \mathrm{fl}(r\gamma_c),\
-   \beta_c\big),
+   \beta_c\big), \qquad \text{(qnorm-affine)}
 
 .. math::
-   :label: qnorm-quantize
 
    q_{y,j} = \operatorname{clamp}\big(\operatorname{nearbyint}(y_j \cdot
-   \mathrm{fl}(1/S_y)) + Z_y,\ q_{\min},\ q_{\max}\big).
+   \mathrm{fl}(1/S_y)) + Z_y,\ q_{\min},\ q_{\max}\big). \qquad \text{(qnorm-quantize)}
 
 A contiguous 4-d input with one channel, or with :math:`H W = 1`, is channels-last
 contiguous as well, and PyTorch's group and instance norm then run their NHWC kernel,
 which folds the mean into a per-channel shift first:
 
 .. math::
-   :label: qnorm-affine-nhwc
 
    y_j = \mathrm{fma}\big(q_j - Z_x,\ s_c,\ \mathrm{fma}(-s_c, \mu, \beta_c)\big),
-   \qquad s_c = \mathrm{fl}(r \gamma_c).
+   \qquad s_c = \mathrm{fl}(r \gamma_c). \qquad \text{(qnorm-affine-nhwc)}
 
 This module writes those equations in NumPy: float32 arrays for every float32 step,
 :func:`fma32` for the fused ones (float64 holds the exact product of two float32
