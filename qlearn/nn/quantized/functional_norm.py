@@ -106,9 +106,11 @@ def fma32(a, b, c):
 
     The product of two float32 numbers is exact in float64, so ``a * b + c`` in float64
     is rounded once there; rounding that to float32 is right except when the float64
-    sum lands exactly on a float32 midpoint that the exact sum is not on.  The exact
-    rounding error of the float64 addition (Knuth's two-sum) tells which side the
-    exact sum lies on, and the midpoint is nudged one float64 step that way.
+    sum lands exactly on a float32 midpoint that the exact sum is not on.  A midpoint
+    has the 29 significand bits float32 drops equal to ``1 0...0``; for those (rare)
+    elements the exact rounding error of the float64 addition (Knuth's two-sum) tells
+    which side the exact sum lies on, and the midpoint is nudged one float64 step that
+    way.  (Sums below the float32 normal range are checked the slow way.)
 
     >>> from qlearn.nn.quantized.functional_norm import fma32
     >>> a = np.float32(1 + 2 ** -12)
@@ -117,32 +119,45 @@ def fma32(a, b, c):
     >>> bool(a * a - np.float32(1) == 2 ** -11)          # rounded twice: 2^-24 lost
     True
     """
-    a, b, c = (np.asarray(t, _f32).astype(_f64) for t in (a, b, c))
-    p = a * b                                    # exact
-    s = p + c
-    bv = s - p                                   # two-sum: p + c == s + err exactly
-    err = (p - (s - bv)) + (c - bv)
-    r = s.astype(_f32)
+    a, b, c = (np.asarray(t, _f32) for t in (a, b, c))
+    if a.ndim == b.ndim == c.ndim == 0:
+        return fma32(a[None], b[None], c[None])[0]
     with np.errstate(invalid="ignore", over="ignore"):
-        r64 = r.astype(_f64)
-        other = np.nextafter(r, np.where(s > r64, _f32(np.inf), _f32(-np.inf)))
-        tie = (s == (r64 + other.astype(_f64)) * 0.5) & (err != 0)
-    if tie.any():
-        s = np.where(tie, np.nextafter(s, np.where(err > 0, np.inf, -np.inf)), s)
+        p = np.multiply(a, b, dtype=_f64)            # exact
+        s = np.add(p, c, dtype=_f64)
         r = s.astype(_f32)
+        bits = np.ascontiguousarray(s).view(np.uint64)
+        suspect = (bits & 0x1FFFFFFF) == 0x10000000
+        suspect |= np.abs(s) < 2.0 ** -126           # float32 subnormal range
+    if not suspect.any():
+        return r
+    idx = np.nonzero(suspect)
+    ps = p[idx] if p.shape == s.shape else np.broadcast_to(p, s.shape)[idx]
+    cs = np.broadcast_to(c, s.shape)[idx].astype(_f64)
+    ss = s[idx]
+    bv = ss - ps                                     # two-sum: ps + cs == ss + err
+    err = (ps - (ss - bv)) + (cs - bv)
+    with np.errstate(invalid="ignore", over="ignore"):
+        rs = ss.astype(_f32)
+        r64 = rs.astype(_f64)
+        other = np.nextafter(rs, np.where(ss > r64, _f32(np.inf), _f32(-np.inf)))
+        tie = (ss == (r64 + other.astype(_f64)) * 0.5) & (err != 0)
+    fixed = np.where(tie, np.nextafter(ss, np.where(err > 0, np.inf, -np.inf)), ss)
+    r = np.array(r, copy=True)
+    r[idx] = fixed.astype(_f32)
     return r
 
 
 def _quantize_rounding_first(y, scale, zero_point, qmin, qmax):
     """Eq. (qnorm-quantize) as PyTorch's vectorised x86 quantize computes it (see the
     module notes for the clamp at 2^31 - 128 and the wrapping int32 addition)."""
-    t = y * (_f32(1) / _f32(scale))
-    t = np.where(np.isnan(t) | (t > _INT32_FLOAT_MAX), _INT32_FLOAT_MAX, t)
-    r = np.rint(t)
-    lo = _f32(-2.0 ** 31)                  # below int32: cvtps gives INT32_MIN
-    i = np.where(r < lo, lo, r).astype(np.int64) + int(zero_point)
-    i = (i + 2 ** 31) % 2 ** 32 - 2 ** 31  # int32 addition wraps
-    return np.clip(i, qmin, qmax)
+    with np.errstate(invalid="ignore", over="ignore"):
+        t = y * (_f32(1) / _f32(scale))
+        r = np.rint(np.fmin(t, _INT32_FLOAT_MAX))    # fmin: NaN gives the bound, as minps
+        out = np.clip(r + _f32(zero_point), qmin, qmax)   # below int32: INT32_MIN, clipped
+        if zero_point > 127:                 # 2^31 - 128 + Z overflows int32: wraps to < 0
+            out[r == _INT32_FLOAT_MAX] = qmin
+    return out
 
 
 def _channels_last_ambiguous(shape):
@@ -276,7 +291,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5,
     q = x._int.reshape(-1, N)
     mean, r = _group_stats(q, x.q_scale(), x.q_zero_point(), eps)
     with np.errstate(invalid="ignore", over="ignore"):
-        u = ((q.astype(np.int64) - x.q_zero_point()).astype(_f32) - mean) * r
+        u = ((q.astype(_f32) - _f32(x.q_zero_point())) - mean) * r   # q - Z_x exact
         if w is not None or b is not None:      # eq. (qnorm-affine), layer norm
             u = fma32(u, _f32(1) if w is None else w.reshape(1, N),
                       _f32(0) if b is None else b.reshape(1, N))
@@ -334,30 +349,30 @@ def _group_norm(input, num_groups, weight, bias, eps, output_scale, output_zero_
     nhwc = _channels_last_ambiguous(x.shape)
     mean, r = _group_stats(q, x.q_scale(), x.q_zero_point(), eps,
                            float32_sums=nhwc and per_pos >= 512)
+    M = B * G
     with np.errstate(invalid="ignore", over="ignore"):
-        centred = (q.astype(np.int64) - x.q_zero_point()).astype(_f32) - mean
+        # (group, channel in group, position): row n*G + g holds channels g*cpg ..
+        # g*cpg + cpg - 1, one after the other; (q - Z_x) is exact in float32
+        zq = q.reshape(M, cpg, per_pos).astype(_f32) - _f32(x.q_zero_point())
+        mean = mean.reshape(M, 1, 1)
         gamma = np.ones(C, _f32) if w is None else w
         beta = np.zeros(C, _f32) if b is None else b
-        # row n*G + g holds channels g*cpg .. g*cpg + cpg - 1, one after the other
-        gain = (r.reshape(B, G, 1) * gamma.reshape(1, G, cpg)).reshape(B * G, cpg)
-        gain = np.repeat(gain, per_pos, axis=1)
-        shift = np.repeat(np.tile(beta.reshape(G, cpg), (B, 1)), per_pos, axis=1)
+        gain = (r.reshape(B, G, 1) * gamma.reshape(1, G, cpg)).reshape(M, cpg, 1)
+        shift = np.tile(beta.reshape(G, cpg), (B, 1)).reshape(M, cpg, 1)
         if not nhwc:
-            y = fma32(centred, gain, shift)         # eq. (qnorm-affine), group norm
+            y = fma32(zq - mean, gain, shift)       # eq. (qnorm-affine), group norm
             return _result(x, _quantize_rounding_first(y, scale, zp, qmin, qmax), scale, zp)
         # eq. (qnorm-affine-nhwc): PyTorch's channels-last kernel folds the mean into a
         # per-channel shift, and this input is channels-last as well
-        zq = (q.astype(np.int64) - x.q_zero_point()).astype(_f32)
-        y = fma32(zq, gain, fma32(-gain, np.repeat(mean, gain.shape[1], axis=1), shift))
+        y = fma32(zq, gain, fma32(-gain, mean, shift))
         out = _quantize_rounding_first(y, scale, zp, qmin, qmax)
         # it vectorises over the channels of a group (over all C when H W >= 512); the
         # channels past the last full block of 32 take its scalar loop
         span = C if per_pos >= 512 else cpg
-        first = (np.arange(B * G)[:, None] % G * cpg if span == C else 0) \
-            + np.repeat(np.arange(cpg)[None], per_pos, axis=1)
-        scalar = first >= span // _TORCH_BLOCK * _TORCH_BLOCK
+        channel = np.arange(cpg).reshape(1, cpg, 1) + (
+            (np.arange(M) % G * cpg).reshape(M, 1, 1) if span == C else 0)
+        scalar = np.broadcast_to(channel >= span // _TORCH_BLOCK * _TORCH_BLOCK, y.shape)
         if scalar.any():
-            scalar = np.broadcast_to(scalar, y.shape)
             out[scalar] = _quantize_scalar(y[scalar], scale, zp, qmin, qmax)
     return _result(x, out, scale, zp)
 
