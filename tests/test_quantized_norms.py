@@ -525,3 +525,30 @@ def test_onnx_export_runs_in_onnxruntime(rng):
         # float32 rounding in the runtime may move an integer by one; count them
         diff = np.abs(np.round((run(proto) - ref) / s_out))
         assert diff.max() <= 1 and (diff > 0).mean() < 0.01
+
+
+def test_converted_state_dict_round_trip(rng, tmp_path):
+    """The quantized norms keep weight, bias, scale and zero_point in the state dict: a
+    converted model saved with ql.save loads bit-exactly into another one.  (nnq.ELU
+    keeps its qparams as plain attributes, as PyTorch's, so it is left out.)"""
+    def converted(data, seed):
+        m = nn.Sequential(*[mod for mod in _norm_model(nn) if not isinstance(mod, nn.ELU)])
+        m.eval()
+        r = np.random.default_rng(seed)
+        for p in m.parameters():
+            p.data[...] = r.uniform(-1, 1, p.data.shape)
+        w = tq.QuantWrapper(m)
+        w.qconfig = tq.get_default_qconfig("x86")
+        tq.prepare(w, inplace=True)
+        w(data)
+        return tq.convert(w)
+    x = rng.standard_normal((3, 3, 6, 6)).astype(np.float32)
+    a, b = converted(x, 0), converted(2 * x, 1)
+    assert not np.array_equal(a(x).numpy(), b(x).numpy())
+    sd = a.state_dict()
+    assert {"module.3.weight", "module.3.scale", "module.3.zero_point",
+            "module.1.bias"} <= set(sd)
+    path = str(tmp_path / "norms.qlearn")
+    ql.save(sd, path)
+    b.load_state_dict(ql.load(path))
+    np.testing.assert_array_equal(a(x).numpy(), b(x).numpy())
