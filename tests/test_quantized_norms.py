@@ -552,3 +552,55 @@ def test_converted_state_dict_round_trip(rng, tmp_path):
     ql.save(sd, path)
     b.load_state_dict(ql.load(path))
     np.testing.assert_array_equal(a(x).numpy(), b(x).numpy())
+
+
+def _fx_functional_classes(torch):
+    def make(base, mods, functional):
+        class Net(base):
+            def __init__(self):
+                super().__init__()
+                self.lin = mods.Linear(4, 4)
+                self.bn3 = mods.BatchNorm3d(2)
+
+            def forward(self, x):
+                x = functional.elu(functional.hardswish(self.lin(x)), 0.7)
+                x = functional.instance_norm(functional.group_norm(x, 2))
+                return self.bn3(x.reshape(1, 2, 2, 2, 4))
+        return Net()
+    return make(nn.Module, nn, F), make(torch.nn.Module, torch.nn, torch.nn.functional)
+
+
+def test_fx_functional_norms_and_activations_match_torch(torch_mod, rng):
+    """F.hardswish, F.elu and F.instance_norm lower to quantized operators with their
+    output observer's qparams, F.group_norm runs in float between a dequantize and a
+    quantize, nn.BatchNorm3d becomes nnq.BatchNorm3d: torch's graph, torch's integers."""
+    torch = torch_mod
+    import torch.ao.quantization.quantize_fx as tfx
+    warnings.filterwarnings("ignore")
+    torch.manual_seed(4)
+    qm, tm = _fx_functional_classes(torch)
+    tm.eval()
+    qm.eval()
+    with torch.no_grad():
+        tm.bn3.running_mean.uniform_(-0.5, 0.5)
+        tm.bn3.running_var.uniform_(0.5, 2)
+    _copy(qm, tm)
+    x = rng.standard_normal((2, 4, 4)).astype(np.float32)
+    tp = tfx.prepare_fx(tm, {"": torch.ao.quantization.get_default_qconfig("x86")},
+                        (torch.from_numpy(x),))
+    qp = quantize_fx.prepare_fx(qm, {"": tq.get_default_qconfig("x86")}, (x,))
+    tp(torch.from_numpy(x))
+    qp(x)
+    tc = tfx.convert_fx(tp)
+    qc = quantize_fx.convert_fx(qp)
+
+    def calls(gm):
+        return [str(getattr(n.target, "__name__", n.target)).split(".")[-1]
+                if n.op == "call_function" else n.target
+                for n in gm.graph.nodes if n.op in ("call_function", "call_method",
+                                                    "call_module")]
+    assert calls(qc) == calls(tc)
+    assert isinstance(qc.bn3, nnq.BatchNorm3d)
+    s = float(qc.bn3.scale)
+    tout, qout = tc(torch.from_numpy(x)).numpy(), np.asarray(qc(x).numpy())
+    np.testing.assert_array_equal(np.round(qout / s), np.round(tout / s))

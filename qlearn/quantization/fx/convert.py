@@ -20,6 +20,8 @@ One walk over the nodes in order, tracking which values are QTensors:
   float tensor), so a Tensor method after it (``y.flatten(1)``, ``.view``, ``.mean``)
   runs as in the float model.
 """
+import inspect
+
 import numpy as np
 
 from ... import quantize_per_tensor
@@ -211,8 +213,9 @@ class _Converter:
             self.share(tail)             # quantize(max(r, 0)) = max(quantize(r), Z)
 
     def functional(self, node):
-        # F.layer_norm -> qF.layer_norm(..., output_scale=S, output_zero_point=Z), the
-        # output observer's qparams; the observer itself then goes (its input is a QTensor)
+        # F.layer_norm(x, shape, w, b, eps) -> qF.layer_norm(x, normalized_shape=shape,
+        # weight=w, bias=b, eps=eps, output_scale=S, output_zero_point=Z), the output
+        # observer's qparams; the observer itself then goes (its input is a QTensor)
         if node.args[0] not in self.quantized:
             self.float(node)
             return
@@ -221,8 +224,13 @@ class _Converter:
         with self.graph.inserting_before(node):
             path = (node.meta.get("scope") or ("", None))[0].replace(".", "_")
             s, z = self.qparam_nodes(path, scale, zero_point)
-        node.target = QUANTIZED_FUNCTIONS[node.target]
-        node.kwargs = {**node.kwargs, "output_scale": s, "output_zero_point": z}
+        qfn, keep, (scale_name, zp_name) = QUANTIZED_FUNCTIONS[node.target]
+        bound = inspect.signature(node.target).bind(*node.args, **node.kwargs)
+        bound.apply_defaults()
+        first = next(iter(bound.arguments))
+        node.target = qfn
+        node.args = (bound.arguments[first],)
+        node.kwargs = {**{k: bound.arguments[k] for k in keep}, scale_name: s, zp_name: z}
         self.quantized.add(node)
 
     def binary_scalar(self, node):

@@ -31,10 +31,11 @@ PyTorch's x86 backend configuration:
     (:data:`GRAPH_FLOAT_MODULES`) although eager ``convert`` swaps it.
 ``"functional"``
     a function with a quantized operator that takes the output's qparams
-    (:data:`QUANTIZED_FUNCTIONS`: ``F.layer_norm``): observed input, an output
-    observer; convert calls the quantized operator (``qF.layer_norm``, float weight and
-    bias kept) with the observer's ``output_scale`` and ``output_zero_point``, as
-    PyTorch lowers ``F.layer_norm`` to ``quantized::layer_norm``.
+    (:data:`QUANTIZED_FUNCTIONS`: ``F.layer_norm``, ``F.instance_norm``,
+    ``F.hardswish``, ``F.elu``): observed input, an output observer; convert calls the
+    quantized operator (``qF.layer_norm`` ..., float weight and bias kept) with the
+    observer's scale and zero point, as PyTorch lowers them to ``quantized::layer_norm``,
+    ``quantized::instance_norm``, ``quantized::hardswish`` and ``quantized::elu``.
 ``"weight_only"``
     a module of the static mapping whose qconfig leaves activations in float (its
     activation observer is a float ``PlaceholderObserver``, as in
@@ -110,11 +111,20 @@ GRAPH_FLOAT_MODULES = (nn.GroupNorm,)
 #: float between a dequantize and a quantize, own output observer
 DEFAULT_MODULES = (nn.Dropout, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softmax) \
     + GRAPH_FLOAT_MODULES
-DEFAULT_FUNCTIONS = {F.dropout, F.leaky_relu, F.sigmoid, F.tanh, F.softmax}
+DEFAULT_FUNCTIONS = {F.dropout, F.leaky_relu, F.sigmoid, F.tanh, F.softmax, F.group_norm}
 DEFAULT_METHODS = {"sigmoid", "tanh", "softmax"}
 
-#: float function -> quantized operator taking ``output_scale`` / ``output_zero_point``
-QUANTIZED_FUNCTIONS = {F.layer_norm: qF.layer_norm}
+#: float function -> (quantized operator, the float arguments it takes, the names of its
+#: output scale and zero point arguments); the other float arguments (``inplace``,
+#: ``instance_norm``'s running statistics) are dropped, as in PyTorch's lowering
+QUANTIZED_FUNCTIONS = {
+    F.layer_norm: (qF.layer_norm, ("normalized_shape", "weight", "bias", "eps"),
+                   ("output_scale", "output_zero_point")),
+    F.instance_norm: (qF.instance_norm, ("weight", "bias", "eps"),
+                      ("output_scale", "output_zero_point")),
+    F.hardswish: (qF.hardswish, (), ("scale", "zero_point")),
+    F.elu: (qF.elu, ("alpha",), ("scale", "zero_point")),
+}
 
 PASSTHROUGH_METHODS = {"size", "dim", "numel"}
 RELU_TYPES = (nn.ReLU,)
