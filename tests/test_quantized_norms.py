@@ -604,3 +604,41 @@ def test_fx_functional_norms_and_activations_match_torch(torch_mod, rng):
     s = float(qc.bn3.scale)
     tout, qout = tc(torch.from_numpy(x)).numpy(), np.asarray(qc(x).numpy())
     np.testing.assert_array_equal(np.round(qout / s), np.round(tout / s))
+
+
+def test_onnx_export_of_fx_converted_graphs(rng):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from qlearn import onnx as qonnx
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+            self.ln = nn.LayerNorm(4)
+
+        def forward(self, x):
+            x = F.elu(F.hardswish(self.ln(self.lin(x))), 0.7)
+            x = F.instance_norm(F.group_norm(x, 2))
+            return F.layer_norm(x, [4], eps=1e-3)
+    m = Net().eval()
+    x = rng.standard_normal((3, 4, 4)).astype(np.float32)
+
+    def run(proto):
+        s = ort.InferenceSession(proto.SerializeToString())
+        return s.run(None, {s.get_inputs()[0].name: x})[0]
+    from qlearn.fx import symbolic_trace  # functions in forward: export the graph
+    np.testing.assert_allclose(run(qonnx.export(symbolic_trace(m), x)), m(x).numpy(),
+                               rtol=1e-4, atol=1e-4)
+    qp = quantize_fx.prepare_fx(m, {"": tq.get_default_qconfig("x86")}, (x,))
+    qp(x)
+    qc = quantize_fx.convert_fx(qp)
+    ref = np.asarray(qc(x).numpy())
+    node = [n for n in qc.graph.nodes if n.target is qF.layer_norm][0]
+    s_out = float(getattr(qc, node.kwargs["output_scale"].target))
+    for fmt in ("qdq", "qoperator"):
+        proto = qonnx.export(qc, x, format=fmt)
+        ops = [n.op_type for n in proto.graph.node]
+        assert ops.count("LayerNormalization") == 2 and "InstanceNormalization" in ops
+        diff = np.abs(np.round((run(proto) - ref) / s_out))
+        assert diff.max() <= 1 and (diff > 0).mean() < 0.05

@@ -32,7 +32,10 @@ qlearn                          ``"qoperator"``                  ``"qdq"``
 ONNX has no integer normalisation or hard-swish operators, so both formats compute these
 in float between a DequantizeLinear and a QuantizeLinear (as the runtime would; its
 float32 arithmetic may round an output integer differently from qlearn's, which follows
-PyTorch's kernels).  Their float modules convert to the same float operators.
+PyTorch's kernels).  Their float modules, and in a graph ``qF.layer_norm`` /
+``instance_norm`` / ``hardswish`` / ``elu`` and the float ``F.layer_norm`` /
+``instance_norm`` / ``group_norm`` / ``hardswish`` / ``elu``, convert to the same
+operators.
 
 :data:`MODULE_CONVERSIONS`, :data:`FUNCTIONAL_CONVERSIONS`, :data:`FUNCTION_CONVERSIONS`
 and :data:`METHOD_CONVERSIONS` are the tables (plain dicts, printable).
@@ -702,6 +705,57 @@ def _fn_cat(cv, call, tensors, dim=0, *args, **kwargs):
     return _cat(cv, call, tensors, dim)
 
 
+class _NormSpec:
+    """The attributes of a normalisation module, from a graph function's arguments."""
+
+    def __init__(self, call, **attrs):
+        for name in ("weight", "bias"):
+            if isinstance(attrs.get(name), Value):
+                raise UnsupportedModuleError(
+                    f"qlearn.onnx.export: {call.name!r}: a {name} computed in the graph "
+                    f"is not exported; make it a parameter of a module")
+        self.__dict__.update(attrs)
+
+
+def _spec_call(call, **attrs):
+    return type(call)(**{**call.__dict__, "target": _NormSpec(call, **attrs)})
+
+
+def _fn_layer_norm(cv, call, x, normalized_shape, weight=None, bias=None, eps=1e-5,
+                   **kwargs):
+    shape = (normalized_shape,) if np.ndim(normalized_shape) == 0 else normalized_shape
+    return _layer_norm(cv, _spec_call(call, normalized_shape=tuple(shape), weight=weight,
+                                      bias=bias, eps=eps), x)
+
+
+def _fn_instance_norm(cv, call, x, *args, **kwargs):
+    if call.target is qF.instance_norm:
+        names = ("weight", "bias", "eps")
+    else:   # F.instance_norm(input, running_mean, running_var, weight, bias, ...)
+        names = ("running_mean", "running_var", "weight", "bias", "use_input_stats",
+                 "momentum", "eps")
+    got = dict(zip(names, args), **kwargs)
+    return _instance_norm(cv, _spec_call(call, weight=got.get("weight"),
+                                         bias=got.get("bias"), eps=got.get("eps", 1e-5)), x)
+
+
+def _fn_group_norm(cv, call, x, num_groups, weight=None, bias=None, eps=1e-5, **kwargs):
+    return _group_norm(cv, _spec_call(call, num_groups=num_groups, weight=weight,
+                                      bias=bias, eps=eps), x)
+
+
+def _fn_hardswish(cv, call, x, *args, **kwargs):
+    return cv.float_op("HardSwish", [x], call.out, call.name)
+
+
+def _fn_elu(cv, call, x, *args, **kwargs):
+    if call.target is qF.elu:      # qF.elu(input, scale, zero_point, alpha=1.0)
+        alpha = args[2] if len(args) > 2 else kwargs.get("alpha", 1.0)
+    else:                           # F.elu(input, alpha=1.0, inplace=False)
+        alpha = args[0] if args else kwargs.get("alpha", 1.0)
+    return cv.float_op("Elu", [x], call.out, call.name, alpha=float(alpha))
+
+
 def _static(cv, call, *args, **kwargs):
     """A shape computation (``x.shape``, ``x.size(0)``, ``shape[0]``): its Python result
     is a constant of the exported graph, which has the example's shapes."""
@@ -771,6 +825,15 @@ FUNCTION_CONVERSIONS = {
     qF.adaptive_avg_pool2d: _fn_adaptive_avg_pool,
     F.relu: _fn_relu,
     F.flatten: _fn_flatten,
+    qF.layer_norm: _fn_layer_norm,
+    qF.instance_norm: _fn_instance_norm,
+    qF.hardswish: _fn_hardswish,
+    qF.elu: _fn_elu,
+    F.layer_norm: _fn_layer_norm,
+    F.instance_norm: _fn_instance_norm,
+    F.group_norm: _fn_group_norm,
+    F.hardswish: _fn_hardswish,
+    F.elu: _fn_elu,
     operator.add: _fn_binary("add"),
     operator.mul: _fn_binary("mul"),
     getattr: _static,
