@@ -642,3 +642,72 @@ def test_onnx_export_of_fx_converted_graphs(rng):
         assert ops.count("LayerNormalization") == 2 and "InstanceNormalization" in ops
         diff = np.abs(np.round((run(proto) - ref) / s_out))
         assert diff.max() <= 1 and (diff > 0).mean() < 0.05
+
+
+# -- quantized PReLU ------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["quint8", "qint8"])
+def test_quantized_prelu_matches_torch(torch_mod, rng, dtype):
+    from qlearn.nn.quantized.modules.prelu import quantized_prelu
+    torch = torch_mod
+    qmin, qmax, npdt = RANGES[dtype]
+    tdt = getattr(torch, dtype)
+    for case in range(200):
+        C = int(rng.integers(1, 6))
+        shape = (int(rng.integers(1, 4)), C) + tuple(int(s) for s in rng.integers(1, 9, case % 3))
+        n = 1 if case % 3 == 0 else C
+        q = rng.integers(qmin, qmax + 1, shape).astype(npdt)
+        xs, xz = float(10 ** rng.uniform(-3, 1)), int(rng.integers(qmin, qmax + 1))
+        w = rng.uniform(-1, 1, n).astype(np.float32)
+        ws, wz = float(10 ** rng.uniform(-3, -1)), int(rng.integers(qmin, qmax + 1))
+        ys, yz = float(10 ** rng.uniform(-3, 1)), int(rng.integers(qmin, qmax + 1))
+        tx, qx = _pair(torch, q, xs, xz, dtype)
+        tw = torch.quantize_per_tensor(torch.from_numpy(w), ws, wz, tdt)
+        qw = ql.quantize_per_tensor(w, ws, wz, getattr(ql, dtype))
+        want = torch.ops.quantized.prelu(tx, tw, ys, yz).int_repr().numpy()
+        np.testing.assert_array_equal(quantized_prelu(qx, qw, ys, yz).int_repr(), want)
+
+
+@pytest.mark.parametrize("init", [0.25, -0.3])
+def test_prelu_eager_workflow_matches_torch(torch_mod, rng, init):
+    """With the default qconfig (a qint8 weight observer) PyTorch warns and quantizes
+    the slope to quint8 with that observer's qparams anyway (a negative slope clamps to
+    the zero point); qlearn does the same."""
+    torch = torch_mod
+    tta = torch.ao.quantization
+    tm = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.PReLU(init=init)).eval()
+    qm = nn.Sequential(nn.Linear(4, 4), nn.PReLU(init=init)).eval()
+    _copy(qm, tm)
+    fm = nn.Sequential(nn.Linear(4, 4), nn.PReLU(init=init)).eval()
+    _copy(fm, tm)
+    x = rng.standard_normal((8, 4)).astype(np.float32)
+    tw = tta.QuantWrapper(tm)
+    tw.qconfig = tta.default_qconfig
+    tta.prepare(tw, inplace=True)
+    tw(torch.from_numpy(x))
+    tta.convert(tw, inplace=True)
+    qw = tq.QuantWrapper(qm)
+    qw.qconfig = tq.default_qconfig
+    tq.prepare(qw, inplace=True)
+    qw(x)
+    with pytest.warns(UserWarning, match="quint8"):
+        tq.convert(qw, inplace=True)
+    assert repr(qw.module[1]) == repr(tw.module[1]) == "QuantizedPReLU()"
+    np.testing.assert_array_equal(qw.module[1].weight.int_repr(),
+                                  tw.module[1].weight.int_repr().numpy())
+    a = tw.module(tw.quant(torch.from_numpy(x)))
+    b = qw.module(qw.quant(x))
+    np.testing.assert_array_equal(b.int_repr(), a.int_repr().numpy())
+    m = nn.PReLU(3)
+    m.qconfig = tq.get_default_qconfig("x86")     # per-channel weight observer
+    m.activation_post_process = tq.default_qconfig.activation()
+    m.activation_post_process(np.ones(3, np.float32))
+    with pytest.raises(ValueError, match="per tensor"):
+        nnq.PReLU.from_float(m)
+    onnx = pytest.importorskip("onnx")                     # noqa: F841
+    ort = pytest.importorskip("onnxruntime")
+    from qlearn import onnx as qonnx
+    for model in (fm, qw):
+        proto = qonnx.export(model, x)
+        s = ort.InferenceSession(proto.SerializeToString())
+        out = s.run(None, {s.get_inputs()[0].name: x})[0]
+        np.testing.assert_allclose(out, model(x).numpy(), atol=float(qw.module[1].scale) + 1e-6)

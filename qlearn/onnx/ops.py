@@ -27,6 +27,7 @@ qlearn                          ``"qoperator"``                  ``"qdq"``
                                 InstanceNormalization, Reshape,
                                 Mul, Add, Q
 ``nnq.Hardswish`` / ``ELU``     DQ, HardSwish / Elu, Q           the same
+``nnq.PReLU``                   DQ, PRelu (dequantized slope), Q the same
 ==============================  ===============================  =========================
 
 ONNX has no integer normalisation or hard-swish operators, so both formats compute these
@@ -595,6 +596,28 @@ def _group_norm(cv, call, x):
     return y
 
 
+def _prelu(cv, call, x):
+    w, g, base = call.target.weight, cv.g, call.name
+    slope = np.asarray(w.dequantize() if isinstance(w, QTensor) else _data(w), np.float32)
+    if slope.size > 1:          # one slope per channel (axis 1), broadcast from the right
+        slope = slope.reshape((slope.size,) + (1,) * (len(x.shape) - 2))
+    one = np.float32(1)
+    if isinstance(w, QTensor):  # nnq.PReLU's positive slope is the quantized 1, S_w (Q_w(1) - Z_w)
+        one = quantize_per_tensor(np.float32(1), w.q_scale(), w.q_zero_point(),
+                                  w.dtype).dequantize().astype(np.float32).reshape(())
+    xf = cv.as_float(x)
+    if one == 1:
+        return _float_node(cv, "PRelu", [xf, g.const("slope", slope)], call.out, base)
+    # y = one * relu(x) - slope * relu(-x): a quint8 slope scale that cannot hold 1
+    pos = g.node("Relu", [xf], base + "_pos", name=base + "/pos")
+    pos = g.node("Mul", [pos, g.const("one", one)], base + "_pos_s", name=base + "/pos_s")
+    neg = g.node("Neg", [xf], base + "_negx", name=base + "/negx")
+    neg = g.node("Relu", [neg], base + "_neg", name=base + "/neg")
+    neg = g.node("Mul", [neg, g.const("slope", -slope)], base + "_neg_s",
+                 name=base + "/neg_s")
+    return _float_node(cv, "Add", [pos, neg], call.out, base)
+
+
 def _elu(cv, call, x):
     return cv.float_op("Elu", [x], call.out, call.name, alpha=float(call.target.alpha))
 
@@ -803,6 +826,8 @@ MODULE_CONVERSIONS = {
     nnq.Hardswish: _unary("HardSwish"),
     nn.ELU: _elu,
     nnq.ELU: _elu,
+    nn.PReLU: _prelu,
+    nnq.PReLU: _prelu,
 }
 
 #: ``*Functional`` methods converted (the module's calls are recorded per method).

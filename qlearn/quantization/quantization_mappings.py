@@ -71,6 +71,7 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS = {
     nn.InstanceNorm3d: nnq.InstanceNorm3d,
     nn.Hardswish: nnq.Hardswish,
     nn.ELU: nnq.ELU,
+    nn.PReLU: nnq.PReLU,
     nnq.FloatFunctional: nnq.QFunctional,
     # weight-only (float_qparams_weight_only_qconfig): float in, float out
     nn.Embedding: nnq.Embedding,

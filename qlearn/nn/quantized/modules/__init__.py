@@ -5,6 +5,7 @@ from .conv import Conv2d
 from .embedding_ops import Embedding, EmbeddingBag
 from .linear import Linear
 from .normalization import GroupNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LayerNorm
+from .prelu import PReLU
 from .misc import (AdaptiveAvgPool2d, DeQuantize, Dropout, FloatFunctional, MaxPool2d, QFunctional,
                    Quantize, ReLU, ReLU6)
 
@@ -14,4 +15,4 @@ __all__ = ["AdaptiveAvgPool2d", "BatchNorm2d", "Conv2d", "DeQuantize", "Dropout"
            "MaxPool2d", "QFunctional", "Quantize", "ReLU", "ReLU6"]
 # normalisation
 __all__ += ["BatchNorm3d", "LayerNorm", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d",
-            "InstanceNorm3d"]
+            "InstanceNorm3d", "PReLU"]
