@@ -27,7 +27,7 @@ qlearn                          ``"qoperator"``                  ``"qdq"``
                                 InstanceNormalization, Reshape,
                                 Mul, Add, Q
 ``nnq.Hardswish`` / ``ELU``     DQ, HardSwish / Elu, Q           the same
-``nnq.PReLU``                   DQ, PRelu (dequantized slope), Q the same
+``nnq.PReLU``                   DQ, PRelu (float slope), Q       the same
 ==============================  ===============================  =========================
 
 ONNX has no integer normalisation or hard-swish operators, so both formats compute these
