@@ -785,3 +785,10 @@ __all__ += ["conv1d", "conv3d", "max_pool1d", "avg_pool1d", "adaptive_avg_pool1d
 from .functional_interpolate import interpolate  # noqa: E402
 
 __all__ += ["interpolate"]
+
+# likewise the normalisations and the smooth / piecewise activations
+from .functional_activation import elu, gelu, hardsigmoid, hardswish, prelu, silu  # noqa: E402
+from .functional_norm import group_norm, instance_norm, layer_norm  # noqa: E402
+
+__all__ += ["layer_norm", "group_norm", "instance_norm", "hardswish", "hardsigmoid", "elu",
+            "silu", "gelu", "prelu"]

@@ -22,7 +22,22 @@ qlearn                          ``"qoperator"``                  ``"qdq"``
 ``Flatten``                     Flatten on uint8                 DQ, Flatten, Q
 ``QFunctional.add`` ...         QLinearAdd / QLinearMul /        DQ, Add / Mul / Concat, Q
                                 QLinearConcat (ms)
+``nnq.LayerNorm``               DQ, LayerNormalization, Q        the same
+``nnq.InstanceNorm*d``          DQ, InstanceNormalization, Q     the same
+``nnq.GroupNorm``               DQ, Reshape (N, G, -1),          the same
+                                InstanceNormalization, Reshape,
+                                Mul, Add, Q
+``nnq.Hardswish`` / ``ELU``     DQ, HardSwish / Elu, Q           the same
+``nnq.PReLU``                   DQ, PRelu (float slope), Q       the same
 ==============================  ===============================  =========================
+
+ONNX has no integer normalisation or hard-swish operators, so both formats compute these
+in float between a DequantizeLinear and a QuantizeLinear (as the runtime would; its
+float32 arithmetic may round an output integer differently from qlearn's, which follows
+PyTorch's kernels).  Their float modules, and in a graph ``qF.layer_norm`` /
+``instance_norm`` / ``hardswish`` / ``elu`` and the float ``F.layer_norm`` /
+``instance_norm`` / ``group_norm`` / ``hardswish`` / ``elu``, convert to the same
+operators.
 
 :data:`MODULE_CONVERSIONS`, :data:`FUNCTIONAL_CONVERSIONS`, :data:`FUNCTION_CONVERSIONS`
 and :data:`METHOD_CONVERSIONS` are the tables (plain dicts, printable).
@@ -520,6 +535,99 @@ def _unary(op_type):
     return convert
 
 
+# ---- normalisation ---------------------------------------------------------------------
+def _float_node(cv, op_type, names, out_obj, base, **attrs):
+    """``op_type`` on float tensor names, quantized after when ``out_obj`` is."""
+    if isinstance(out_obj, QTensor):
+        y = cv.g.node(op_type, names, base + "_f", name=base, **attrs)
+        return cv.requantize(y, out_obj, base)
+    return cv.g.node(op_type, names, base, name=base, **attrs)
+
+
+def _affine_consts(cv, mod, n, base):
+    w = getattr(mod, "weight", None)
+    b = getattr(mod, "bias", None)
+    w = np.ones(n, np.float32) if w is None else np.asarray(_data(w), np.float32)
+    b = np.zeros(n, np.float32) if b is None else np.asarray(_data(b), np.float32)
+    return cv.g.const(base + "_scale", w.reshape(-1) if w.ndim == 1 else w), \
+        cv.g.const(base + "_bias", b.reshape(-1) if b.ndim == 1 else b)
+
+
+def _layer_norm(cv, call, x):
+    mod, base = call.target, call.name
+    shape = tuple(mod.normalized_shape)
+    w, b = _affine_consts(cv, mod, int(np.prod(shape)), base)
+    w = cv.g.node("Reshape", [w, cv.g.const("shape", np.asarray(shape, np.int64))],
+                  base + "_scale_r", name=base + "/scale") if len(shape) > 1 else w
+    b = cv.g.node("Reshape", [b, cv.g.const("shape", np.asarray(shape, np.int64))],
+                  base + "_bias_r", name=base + "/bias") if len(shape) > 1 else b
+    return _float_node(cv, "LayerNormalization", [cv.as_float(x), w, b], call.out, base,
+                       axis=-len(shape), epsilon=float(mod.eps))
+
+
+def _instance_norm(cv, call, x):
+    mod, base = call.target, call.name
+    C = x.shape[1]
+    w, b = _affine_consts(cv, mod, C, base)
+    return _float_node(cv, "InstanceNormalization", [cv.as_float(x), w, b], call.out,
+                       base, epsilon=float(mod.eps))
+
+
+def _group_norm(cv, call, x):
+    # InstanceNormalization over (N, G, -1) is group norm without the affine step
+    mod, base, g = call.target, call.name, cv.g
+    shape = tuple(x.shape)
+    G = int(mod.num_groups)
+    xf = cv.as_float(x)
+    grouped = g.node("Reshape", [xf, g.const("shape", np.asarray([0, G, -1], np.int64))],
+                     base + "_grouped", name=base + "/group")
+    normed = g.node("InstanceNormalization",
+                    [grouped, g.const("ones", np.ones(G, np.float32)),
+                     g.const("zeros", np.zeros(G, np.float32))], base + "_normed",
+                    name=base + "/norm", epsilon=float(mod.eps))
+    back = g.node("Shape", [xf], base + "_shape", name=base + "/shape")
+    y = g.node("Reshape", [normed, back], base + "_ungrouped", name=base + "/ungroup")
+    if getattr(mod, "weight", None) is not None or getattr(mod, "bias", None) is not None:
+        w, b = _affine_consts(cv, mod, shape[1], base)
+        per_channel = np.asarray([shape[1]] + [1] * (len(shape) - 2), np.int64)
+        w = g.node("Reshape", [w, g.const("shape", per_channel)], base + "_w",
+                   name=base + "/w")
+        b = g.node("Reshape", [b, g.const("shape", per_channel)], base + "_b",
+                   name=base + "/b")
+        y = g.node("Mul", [y, w], base + "_scaled", name=base + "/mul")
+        y = g.node("Add", [y, b], base + "_shifted", name=base + "/add")
+    out = call.out
+    if isinstance(out, QTensor):
+        return cv.requantize(y, out, base)
+    return y
+
+
+def _prelu(cv, call, x):
+    w, g, base = call.target.weight, cv.g, call.name
+    slope = np.asarray(w.dequantize() if isinstance(w, QTensor) else _data(w), np.float32)
+    if slope.size > 1:          # one slope per channel (axis 1), broadcast from the right
+        slope = slope.reshape((slope.size,) + (1,) * (len(x.shape) - 2))
+    one = np.float32(1)
+    if isinstance(w, QTensor):  # nnq.PReLU's positive slope is the quantized 1, S_w (Q_w(1) - Z_w)
+        one = quantize_per_tensor(np.float32(1), w.q_scale(), w.q_zero_point(),
+                                  w.dtype).dequantize().astype(np.float32).reshape(())
+    xf = cv.as_float(x)
+    if one == 1:
+        return _float_node(cv, "PRelu", [xf, g.const("slope", slope)], call.out, base)
+    # y = one * relu(x) - slope * relu(-x): a quint8 slope scale that cannot hold 1
+    pos = g.node("Relu", [xf], base + "_pos", name=base + "/pos")
+    pos = g.node("Mul", [pos, g.const("one", one)], base + "_pos_s", name=base + "/pos_s")
+    neg = g.node("Neg", [xf], base + "_negx", name=base + "/negx")
+    neg = g.node("Relu", [neg], base + "_neg", name=base + "/neg")
+    neg = g.node("Mul", [neg, g.const("slope", -slope)], base + "_neg_s",
+                 name=base + "/neg_s")
+    return _float_node(cv, "Add", [pos, neg], call.out, base)
+
+
+def _elu(cv, call, x):
+    return cv.float_op("Elu", [x], call.out, call.name, alpha=float(call.target.alpha))
+
+
 # ---- binary operators (QFunctional / FloatFunctional / graph functions) ------------------
 _QBINARY = {"add": "QLinearAdd", "mul": "QLinearMul"}
 _FBINARY = {"add": "Add", "mul": "Mul"}
@@ -626,6 +734,57 @@ def _fn_cat(cv, call, tensors, dim=0, *args, **kwargs):
     return _cat(cv, call, tensors, dim)
 
 
+class _NormSpec:
+    """The attributes of a normalisation module, from a graph function's arguments."""
+
+    def __init__(self, call, **attrs):
+        for name in ("weight", "bias"):
+            if isinstance(attrs.get(name), Value):
+                raise UnsupportedModuleError(
+                    f"qlearn.onnx.export: {call.name!r}: a {name} computed in the graph "
+                    f"is not exported; make it a parameter of a module")
+        self.__dict__.update(attrs)
+
+
+def _spec_call(call, **attrs):
+    return type(call)(**{**call.__dict__, "target": _NormSpec(call, **attrs)})
+
+
+def _fn_layer_norm(cv, call, x, normalized_shape, weight=None, bias=None, eps=1e-5,
+                   **kwargs):
+    shape = (normalized_shape,) if np.ndim(normalized_shape) == 0 else normalized_shape
+    return _layer_norm(cv, _spec_call(call, normalized_shape=tuple(shape), weight=weight,
+                                      bias=bias, eps=eps), x)
+
+
+def _fn_instance_norm(cv, call, x, *args, **kwargs):
+    if call.target is qF.instance_norm:
+        names = ("weight", "bias", "eps")
+    else:   # F.instance_norm(input, running_mean, running_var, weight, bias, ...)
+        names = ("running_mean", "running_var", "weight", "bias", "use_input_stats",
+                 "momentum", "eps")
+    got = dict(zip(names, args), **kwargs)
+    return _instance_norm(cv, _spec_call(call, weight=got.get("weight"),
+                                         bias=got.get("bias"), eps=got.get("eps", 1e-5)), x)
+
+
+def _fn_group_norm(cv, call, x, num_groups, weight=None, bias=None, eps=1e-5, **kwargs):
+    return _group_norm(cv, _spec_call(call, num_groups=num_groups, weight=weight,
+                                      bias=bias, eps=eps), x)
+
+
+def _fn_hardswish(cv, call, x, *args, **kwargs):
+    return cv.float_op("HardSwish", [x], call.out, call.name)
+
+
+def _fn_elu(cv, call, x, *args, **kwargs):
+    if call.target is qF.elu:      # qF.elu(input, scale, zero_point, alpha=1.0)
+        alpha = args[2] if len(args) > 2 else kwargs.get("alpha", 1.0)
+    else:                           # F.elu(input, alpha=1.0, inplace=False)
+        alpha = args[0] if args else kwargs.get("alpha", 1.0)
+    return cv.float_op("Elu", [x], call.out, call.name, alpha=float(alpha))
+
+
 def _static(cv, call, *args, **kwargs):
     """A shape computation (``x.shape``, ``x.size(0)``, ``shape[0]``): its Python result
     is a constant of the exported graph, which has the example's shapes."""
@@ -669,6 +828,18 @@ MODULE_CONVERSIONS = {
     nn.Flatten: _flatten_module,
     nn.Identity: _identity,
     nn.Dropout: _identity,
+    # normalisation and activations: float operators (between DQ and Q when quantized)
+    nn.LayerNorm: _layer_norm,
+    nn.GroupNorm: _group_norm,
+    nn.InstanceNorm1d: _instance_norm,
+    nn.InstanceNorm2d: _instance_norm,
+    nn.InstanceNorm3d: _instance_norm,
+    nn.Hardswish: _unary("HardSwish"),
+    nnq.Hardswish: _unary("HardSwish"),
+    nn.ELU: _elu,
+    nnq.ELU: _elu,
+    nn.PReLU: _prelu,
+    nnq.PReLU: _prelu,
 }
 
 #: ``*Functional`` methods converted (the module's calls are recorded per method).
@@ -691,6 +862,15 @@ FUNCTION_CONVERSIONS = {
     qF.adaptive_avg_pool2d: _fn_adaptive_avg_pool,
     F.relu: _fn_relu,
     F.flatten: _fn_flatten,
+    qF.layer_norm: _fn_layer_norm,
+    qF.instance_norm: _fn_instance_norm,
+    qF.hardswish: _fn_hardswish,
+    qF.elu: _fn_elu,
+    F.layer_norm: _fn_layer_norm,
+    F.instance_norm: _fn_instance_norm,
+    F.group_norm: _fn_group_norm,
+    F.hardswish: _fn_hardswish,
+    F.elu: _fn_elu,
     operator.add: _fn_binary("add"),
     operator.mul: _fn_binary("mul"),
     getattr: _static,

@@ -1,10 +1,17 @@
 """Activation modules: ``ReLU``, ``ReLU6``, ``Hardtanh``, ``LeakyReLU``, ``Sigmoid``,
-``Tanh``, ``Softmax``, ``LogSoftmax``."""
+``Tanh``, ``Softmax``, ``LogSoftmax``, ``Hardswish``, ``Hardsigmoid``, ``ELU``, ``SiLU``,
+``GELU``, ``PReLU``."""
+import numbers
+
+import numpy as np
+
 from .. import functional as F
+from ..parameter import Parameter
+from ._utils import check_factory_kwargs
 from .module import Module
 
 __all__ = ["ReLU", "ReLU6", "Hardtanh", "LeakyReLU", "Sigmoid", "Tanh", "Softmax",
-           "LogSoftmax"]
+           "LogSoftmax", "Hardswish", "Hardsigmoid", "ELU", "SiLU", "GELU", "PReLU"]
 
 
 class ReLU(Module):
@@ -131,3 +138,129 @@ class LogSoftmax(Softmax):
 
     def forward(self, input):
         return F.log_softmax(input, -1 if self.dim is None else self.dim)
+
+
+class Hardswish(Module):
+    r""":math:`y = x \cdot \operatorname{ReLU6}(x + 3) / 6`
+    (:func:`qlearn.nn.functional.hardswish`).
+
+    >>> from qlearn import nn
+    >>> nn.Hardswish()(np.array([-4.0, 1.0, 4.0])).numpy().round(4)
+    array([-0.    ,  0.6667,  4.    ], dtype=float32)
+    """
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input):
+        return F.hardswish(input)
+
+
+class Hardsigmoid(Module):
+    r""":math:`y = \operatorname{ReLU6}(x + 3) / 6`
+    (:func:`qlearn.nn.functional.hardsigmoid`).
+
+    >>> from qlearn import nn
+    >>> nn.Hardsigmoid()(np.array([-4.0, 0.0, 4.0])).numpy()
+    array([0. , 0.5, 1. ], dtype=float32)
+    """
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input):
+        return F.hardsigmoid(input)
+
+
+class ELU(Module):
+    r""":math:`y = x` for :math:`x > 0`, :math:`\alpha (e^x - 1)` otherwise
+    (``alpha``; :func:`qlearn.nn.functional.elu`).
+
+    >>> from qlearn import nn
+    >>> nn.ELU(alpha=0.5)(np.array([-1.0, 2.0])).numpy().round(4)
+    array([-0.3161,  2.    ], dtype=float32)
+    """
+
+    def __init__(self, alpha=1.0, inplace=False):
+        super().__init__()
+        self.alpha, self.inplace = alpha, inplace
+
+    def forward(self, input):
+        return F.elu(input, self.alpha)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}"
+
+
+class SiLU(Module):
+    r""":math:`y = x\,\sigma(x)` (:func:`qlearn.nn.functional.silu`).
+
+    >>> from qlearn import nn
+    >>> nn.SiLU()(np.array([0.0, 1.0])).numpy().round(4)
+    array([0.    , 0.7311], dtype=float32)
+    """
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input):
+        return F.silu(input)
+
+
+class GELU(Module):
+    r""":math:`y = x\,\Phi(x)`, or its tanh approximation with ``approximate="tanh"``
+    (:func:`qlearn.nn.functional.gelu`).
+
+    >>> from qlearn import nn
+    >>> nn.GELU()(np.array([1.0])).numpy().round(4)
+    array([0.8413], dtype=float32)
+    """
+
+    def __init__(self, approximate="none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"`approximate` must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, input):
+        return F.gelu(input, self.approximate)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
+
+
+class PReLU(Module):
+    r""":math:`y = x` for :math:`x > 0`, :math:`a x` otherwise, with the learnt ``weight``
+    :math:`a` (``num_parameters`` values, 1 or one per channel, each ``init``;
+    :func:`qlearn.nn.functional.prelu`).
+
+    >>> from qlearn import nn
+    >>> m = nn.PReLU()
+    >>> m
+    PReLU(num_parameters=1)
+    >>> m(np.array([-2.0, 2.0])).numpy()
+    array([-0.5,  2. ], dtype=float32)
+    """
+
+    def __init__(self, num_parameters=1, init=0.25, device=None, dtype=None):
+        super().__init__()
+        check_factory_kwargs(device, dtype)
+        if isinstance(num_parameters, bool) or not isinstance(
+                num_parameters, numbers.Integral) or num_parameters < 1:
+            raise ValueError(f"`num_parameters` must be a positive int, got "
+                             f"{num_parameters!r}")
+        self.num_parameters, self.init = int(num_parameters), init
+        self.weight = Parameter(np.full(self.num_parameters, init, np.float32))
+
+    def reset_parameters(self):
+        """``weight`` back to ``init``."""
+        self.weight.data[...] = self.init
+
+    def forward(self, input):
+        return F.prelu(input, self.weight)
+
+    def extra_repr(self):
+        return f"num_parameters={self.num_parameters}"

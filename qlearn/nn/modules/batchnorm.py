@@ -111,9 +111,9 @@ class BatchNorm2d(_BatchNorm):
 
 
 class BatchNorm3d(_BatchNorm):
-    r"""Batch normalisation over (N, C, D, H, W) input, per channel (statistics over N, D,
-    H and W), as :class:`BatchNorm2d`:
-    :math:`y = \gamma (x - \mathrm E[x]) / \sqrt{\mathrm{Var}[x] + \epsilon} + \beta`.
+    r"""Batch normalisation over (N, C, D, H, W) input, per channel:
+    :math:`y = \gamma (x - \mathrm E[x]) / \sqrt{\mathrm{Var}[x] + \epsilon} + \beta`,
+    as :class:`BatchNorm2d` with one more spatial dimension.
 
     >>> from qlearn import nn
     >>> bn = nn.BatchNorm3d(2)

@@ -797,3 +797,9 @@ from .functional_interpolate import (  # noqa: E402
 )
 
 __all__ += ["interpolate", "upsample", "upsample_nearest", "upsample_bilinear"]
+
+# the normalisations live in their own module (memory-bound NumPy, with the precise
+# rounding steps of PyTorch's kernel)
+from .functional_norm import group_norm, instance_norm, layer_norm  # noqa: E402
+
+__all__ += ["layer_norm", "group_norm", "instance_norm"]

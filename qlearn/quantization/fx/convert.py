@@ -20,6 +20,8 @@ One walk over the nodes in order, tracking which values are QTensors:
   float tensor), so a Tensor method after it (``y.flatten(1)``, ``.view``, ``.mean``)
   runs as in the float model.
 """
+import inspect
+
 import numpy as np
 
 from ... import quantize_per_tensor
@@ -30,7 +32,13 @@ from ..quantization_mappings import (
     get_default_static_quant_module_mappings,
 )
 from ..quantize import _observer_has_data, swap_module
-from .patterns import BINARY_OPS, quantized_call, runs_quantized
+from .patterns import (
+    BINARY_OPS,
+    GRAPH_FLOAT_MODULES,
+    QUANTIZED_FUNCTIONS,
+    quantized_call,
+    runs_quantized,
+)
 
 __all__ = ["convert_graph_module", "dequantize"]
 
@@ -213,6 +221,27 @@ class _Converter:
         elif tail is not None:           # mul + relu: the relu clamps at the zero point,
             self.share(tail)             # quantize(max(r, 0)) = max(quantize(r), Z)
 
+    def functional(self, node):
+        # F.layer_norm(x, shape, w, b, eps) -> qF.layer_norm(x, normalized_shape=shape,
+        # weight=w, bias=b, eps=eps, output_scale=S, output_zero_point=Z), the output
+        # observer's qparams; the observer itself then goes (its input is a QTensor)
+        if node.args[0] not in self.quantized:
+            self.float(node)
+            return
+        obs_node = self.output_observer(node)
+        scale, zero_point = _qparams(self.modules[obs_node.target], obs_node)
+        with self.graph.inserting_before(node):
+            path = (node.meta.get("scope") or ("", None))[0].replace(".", "_")
+            s, z = self.qparam_nodes(path, scale, zero_point)
+        qfn, keep, (scale_name, zp_name) = QUANTIZED_FUNCTIONS[node.target]
+        bound = inspect.signature(node.target).bind(*node.args, **node.kwargs)
+        bound.apply_defaults()
+        first = next(iter(bound.arguments))
+        node.target = qfn
+        node.args = (bound.arguments[first],)
+        node.kwargs = {**{k: bound.arguments[k] for k in keep}, scale_name: s, zp_name: z}
+        self.quantized.add(node)
+
     def binary_scalar(self, node):
         # the output observer is the input's: qF.add_scalar / mul_scalar compute the
         # output's qparams from the input's and the number, as PyTorch's
@@ -282,6 +311,8 @@ class _Converter:
                 self.binary(node)
             elif kind == "binary_scalar":
                 self.binary_scalar(node)
+            elif kind == "functional":
+                self.functional(node)
             elif kind == "cat":
                 node.target = qF.cat
                 self.quantized.add(node)
@@ -289,6 +320,7 @@ class _Converter:
                 self.share(node)
             elif kind == "default" and node.op == "call_module" \
                     and type(self.modules[node.target]) in self.static \
+                    and not isinstance(self.modules[node.target], GRAPH_FLOAT_MODULES) \
                     and node.args[0] in self.quantized:
                 # nn.Dropout: PyTorch lowers it to its quantized module, which passes
                 # the integers through (its own observer saw the same values)

@@ -26,7 +26,16 @@ PyTorch's x86 backend configuration:
 ``"default"``
     operators with their own output observer, computed in float between a dequantize
     and a quantize (leaky ReLU; sigmoid, tanh and softmax, whose default qconfig has
-    fixed qparams), except ``nn.Dropout``, which converts to its quantized module.
+    fixed qparams), except ``nn.Dropout``, which converts to its quantized module;
+    also ``nn.GroupNorm``, which PyTorch's graph mode leaves in float
+    (:data:`GRAPH_FLOAT_MODULES`) although eager ``convert`` swaps it.
+``"functional"``
+    a function with a quantized operator that takes the output's qparams
+    (:data:`QUANTIZED_FUNCTIONS`: ``F.layer_norm``, ``F.instance_norm``,
+    ``F.hardswish``, ``F.elu``): observed input, an output observer; convert calls the
+    quantized operator (``qF.layer_norm`` ..., float weight and bias kept) with the
+    observer's scale and zero point, as PyTorch lowers them to ``quantized::layer_norm``,
+    ``quantized::instance_norm``, ``quantized::hardswish`` and ``quantized::elu``.
 ``"weight_only"``
     a module of the static mapping whose qconfig leaves activations in float (its
     activation observer is a float ``PlaceholderObserver``, as in
@@ -71,7 +80,8 @@ __all__ = ["node_kind", "RELU_TYPES", "SHARE_MODULES", "SHARE_FUNCTIONS", "SHARE
            "QTENSOR_MODULES", "QTENSOR_METHODS", "QTENSOR_TWINS", "runs_quantized",
            "quantized_call", "quantized_operator",
            "BINARY_OPS", "CAT_FUNCTIONS", "DEFAULT_MODULES", "DEFAULT_FUNCTIONS",
-           "DEFAULT_METHODS", "is_relu", "FX_EXTRA_QAT_MODULE_MAPPINGS"]
+           "DEFAULT_METHODS", "GRAPH_FLOAT_MODULES", "QUANTIZED_FUNCTIONS", "is_relu",
+           "FX_EXTRA_QAT_MODULE_MAPPINGS"]
 
 #: modules, functions and methods whose output keeps the input's qparams (that qlearn
 #: can run on a QTensor: the modules are swapped through the static mapping, the
@@ -100,15 +110,32 @@ BINARY_OPS = {operator.add: (qF.add, qF.add_relu, qF.add_scalar),
               operator.mul: (qF.mul, None, qF.mul_scalar)}
 CAT_FUNCTIONS = {autograd.cat}
 
+#: modules of the static mapping that PyTorch's graph mode observes but does not lower
+#: (its x86 backend configuration has no quantized GroupNorm): float in a converted graph
+GRAPH_FLOAT_MODULES = (nn.GroupNorm,)
+
 #: float between a dequantize and a quantize, own output observer
-DEFAULT_MODULES = (nn.Dropout, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softmax)
-DEFAULT_FUNCTIONS = {F.dropout, F.leaky_relu, F.sigmoid, F.tanh, F.softmax}
+DEFAULT_MODULES = (nn.Dropout, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softmax) \
+    + GRAPH_FLOAT_MODULES
+DEFAULT_FUNCTIONS = {F.dropout, F.leaky_relu, F.sigmoid, F.tanh, F.softmax, F.group_norm}
 DEFAULT_METHODS = {"sigmoid", "tanh", "softmax"}
 
 #: QAT swaps graph mode makes on top of the eager QAT mapping: PyTorch's FX backend
 #: configuration gives every convolution a QAT module, while its eager QAT mapping
 #: leaves ``Conv1d`` and ``ConvReLU1d`` float; each workflow here does what PyTorch's does
 FX_EXTRA_QAT_MODULE_MAPPINGS = {nn.Conv1d: nnqat.Conv1d, nni.ConvReLU1d: nniqat.ConvReLU1d}
+
+#: float function -> (quantized operator, the float arguments it takes, the names of its
+#: output scale and zero point arguments); the other float arguments (``inplace``,
+#: ``instance_norm``'s running statistics) are dropped, as in PyTorch's lowering
+QUANTIZED_FUNCTIONS = {
+    F.layer_norm: (qF.layer_norm, ("normalized_shape", "weight", "bias", "eps"),
+                   ("output_scale", "output_zero_point")),
+    F.instance_norm: (qF.instance_norm, ("weight", "bias", "eps"),
+                      ("output_scale", "output_zero_point")),
+    F.hardswish: (qF.hardswish, (), ("scale", "zero_point")),
+    F.elu: (qF.elu, ("alpha",), ("scale", "zero_point")),
+}
 
 PASSTHROUGH_METHODS = {"size", "dim", "numel"}
 RELU_TYPES = (nn.ReLU,)
@@ -193,6 +220,8 @@ def _node_kind(node, modules, qconfig, is_dynamic):
             return "share" if node.args and isinstance(node.args[0], Node) else "float"
         if target in DEFAULT_FUNCTIONS:
             return "default"
+        if target in QUANTIZED_FUNCTIONS and node.args and isinstance(node.args[0], Node):
+            return "functional"
         return "float"
     if op == "call_method":
         if target in SHARE_METHODS:

@@ -168,7 +168,7 @@ def insert_observers(gm):
         elif kind == "share":
             obs_in = ins.input(node, node.args[0], qconfig)
             ins.output(node, qconfig, module=modules[obs_in.target])
-        elif kind == "default":
+        elif kind in ("default", "functional"):
             ins.input(node, node.args[0], qconfig)
             ins.output(node, qconfig)
     graph.lint()

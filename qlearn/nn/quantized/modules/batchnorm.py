@@ -1,5 +1,5 @@
-r"""``nnq.BatchNorm2d``: batch normalisation of a quint8 tensor, as one per-channel affine
-map of its integers.
+r"""``nnq.BatchNorm2d`` and ``nnq.BatchNorm3d``: batch normalisation of a quint8 tensor,
+as one per-channel affine map of its integers.
 
 With the input :math:`x = S_x (q_x - Z_x)` and the output :math:`y = S_y (q_y - Z_y)`,
 eval-mode batch norm :math:`y = \gamma (x - \mu)/\sqrt{\sigma^2 + \epsilon} + \beta`
@@ -24,10 +24,11 @@ from ....dtypes import per_tensor_affine, quint8
 from ....qtensor import QTensor
 from ...intrinsic.modules.fused import BNReLU2d
 from ...modules.batchnorm import BatchNorm2d as _FloatBatchNorm2d
+from ...modules.batchnorm import BatchNorm3d as _FloatBatchNorm3d
 from ..packed_params import require_quantized
 from .utils import activation_qparams
 
-__all__ = ["BatchNorm2d"]
+__all__ = ["BatchNorm2d", "BatchNorm3d"]
 
 
 def _f32(x):
@@ -35,9 +36,10 @@ def _f32(x):
 
 
 def quantized_batch_norm(input, weight, bias, mean, var, eps, output_scale,
-                         output_zero_point, relu=False, who="QuantizedBatchNorm2d"):
+                         output_zero_point, relu=False, who="QuantizedBatchNorm2d", ndim=4):
     r"""``quantized::batch_norm2d`` (``relu=True``: ``batch_norm2d_relu``) of a quint8
-    (N, C, H, W) QTensor; see the module docstring for the equation.
+    (N, C, H, W) QTensor, or ``quantized::batch_norm3d`` of an (N, C, D, H, W) one with
+    ``ndim=5``; see the module docstring for the equation.
 
     >>> from qlearn.nn.quantized.modules.batchnorm import quantized_batch_norm
     >>> q = ql.quantize_per_tensor(np.array([[[[1.0]], [[-1.0]]]]), 0.1, 128, ql.quint8)
@@ -46,8 +48,9 @@ def quantized_batch_norm(input, weight, bias, mean, var, eps, output_scale,
     array([ 2., -2.], dtype=float32)
     """
     require_quantized(input, who)
-    if input.ndim != 4:
-        raise ValueError(f"{who} expects a 4-d (N, C, H, W) input, got shape {input.shape}")
+    if input.ndim != ndim:
+        layout = "(N, C, H, W)" if ndim == 4 else "(N, C, D, H, W)"
+        raise ValueError(f"{who} expects a {ndim}-d {layout} input, got shape {input.shape}")
     C = input.shape[1]
     mean, var = _f32(mean), _f32(var)
     w = np.ones(C, np.float32) if weight is None else _f32(weight)
@@ -63,7 +66,7 @@ def quantized_batch_norm(input, weight, bias, mean, var, eps, output_scale,
     gain = inv_sigma * w                                        # float32
     alpha = (gain.astype(np.float64) * (in_scale / out_scale)).astype(np.float32)
     beta = ((b - mean * inv_sigma * w).astype(np.float64) / out_scale).astype(np.float32)
-    shape = (1, C, 1, 1)
+    shape = (1, C) + (1,) * (ndim - 2)
     centred = (input.int_repr().astype(np.int32) - in_zp).astype(np.float64)
     # one fused multiply-add: the float64 product is exact, one rounding to float32
     v = (alpha.reshape(shape).astype(np.float64) * centred
@@ -97,7 +100,9 @@ class BatchNorm2d(_FloatBatchNorm2d):
 
     _NAME = "QuantizedBatchNorm2d"
     _FLOAT_NAMES = ("BatchNorm2d",)
+    _FLOAT = _FloatBatchNorm2d
     _RELU = False
+    _NDIM = 4
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, device=None, dtype=None):
         super().__init__(num_features, eps, momentum, True, True, device, dtype)
@@ -109,7 +114,7 @@ class BatchNorm2d(_FloatBatchNorm2d):
                                     self.running_var, self.eps,
                                     float(np.asarray(self.scale).reshape(-1)[0]),
                                     int(np.asarray(self.zero_point).reshape(-1)[0]),
-                                    relu=self._RELU, who=self._NAME)
+                                    relu=self._RELU, who=self._NAME, ndim=self._NDIM)
 
     def __repr__(self):
         # PyTorch's print (its quantized batch norm shows no scale or zero point)
@@ -122,7 +127,7 @@ class BatchNorm2d(_FloatBatchNorm2d):
         """Build from an observed float ``BatchNorm2d`` (or fused ``nni.BNReLU2d`` for
         the ReLU form): its affine parameters and running statistics, and the output
         qparams of ``mod.activation_post_process``."""
-        expected = (BNReLU2d,) if cls._RELU else (_FloatBatchNorm2d,)
+        expected = (BNReLU2d,) if cls._RELU else (cls._FLOAT,)
         if type(mod) not in expected:
             raise TypeError(f"{cls.__name__}.from_float expects a float "
                             f"{expected[0].__name__}, got {type(mod).__name__}")
@@ -136,3 +141,34 @@ class BatchNorm2d(_FloatBatchNorm2d):
         new.scale = np.array(scale, np.float32)
         new.zero_point = np.array(zero_point, np.int64)
         return new
+
+
+class BatchNorm3d(_FloatBatchNorm3d):
+    r"""Quantized 3-d batch norm (``torch.ao.nn.quantized.BatchNorm3d``): the per-channel
+    map of :class:`BatchNorm2d` on (N, C, D, H, W) quint8 input (PyTorch's
+    ``quantized::batch_norm3d``).
+
+    >>> import qlearn.nn.quantized as nnq
+    >>> bn = nnq.BatchNorm3d(2)
+    >>> repr(bn)[:38]
+    'QuantizedBatchNorm3d(2, eps=1e-05, mom'
+    >>> bn.scale, bn.zero_point = 0.05, 100
+    >>> x = ql.quantize_per_tensor(np.full((1, 2, 1, 1, 1), 1.0), 0.05, 100, ql.quint8)
+    >>> bn(x).dequantize().ravel()
+    array([1., 1.], dtype=float32)
+    """
+
+    _NAME = "QuantizedBatchNorm3d"
+    _FLOAT_NAMES = ("BatchNorm3d",)
+    _FLOAT = _FloatBatchNorm3d
+    _RELU = False
+    _NDIM = 5
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, device=None, dtype=None):
+        super().__init__(num_features, eps, momentum, True, True, device, dtype)
+        self.register_buffer("scale", np.array(1.0, np.float32))
+        self.register_buffer("zero_point", np.array(0, np.int64))
+
+    forward = BatchNorm2d.forward
+    __repr__ = BatchNorm2d.__repr__
+    from_float = classmethod(BatchNorm2d.from_float.__func__)

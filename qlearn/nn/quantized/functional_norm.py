@@ -1,0 +1,401 @@
+r"""Quantized layer, group and instance normalisation, with the integers of PyTorch's
+``quantized::layer_norm``, ``quantized::group_norm`` and ``quantized::instance_norm``
+(x86: the AVX2 build of its kernels, which it runs on AVX-512 CPUs too).
+
+The three split the input's integers :math:`q` into :math:`M` groups of :math:`N`
+elements (layer norm: the trailing ``normalized_shape`` of each sample; group norm:
+one group of channels of one sample; instance norm: one channel of one sample) and
+normalise each group with its own statistics.  PyTorch computes them from exact integer
+sums, in units of the input scale :math:`S_x` (zero point :math:`Z_x`):
+
+.. math::
+
+   \bar q = \mathrm{fl}\Big(\textstyle\sum q \Big/ N\Big), \qquad
+   \mu = \bar q - Z_x, \qquad
+   v = \max\Big(\mathrm{fma}\big(-\bar q, \bar q, \mathrm{fl}(\textstyle\sum q^2 / N)
+   \big),\ 0\Big), \qquad \text{(qnorm-stats)}
+
+all in float32 (the sums are exact integers, converted to float32 before the
+division; :math:`v` is the variance over :math:`S_x^2`, the subtraction one fused
+multiply-add).  The normalising factor, in float64 then rounded to float32, is
+
+.. math::
+
+   r = \mathrm{fl}_{32}\!\left(\frac{S_x}{\sqrt{\mathrm{fl}_{32}(v S_x S_x) + \epsilon}}
+   \right)
+   \;=\; \frac{S_x}{\sqrt{\mathrm{Var}[x] + \epsilon}} , \qquad \text{(qnorm-factor)}
+
+and every element is mapped with one more fused multiply-add, then quantized with the
+output :math:`(S_y, Z_y)`, rounding before the zero point is added:
+
+.. math::
+
+   \text{layer norm: } y_j = \mathrm{fma}\big(\mathrm{fl}((q_j - Z_x - \mu)\, r),\
+   \gamma_j,\ \beta_j\big), \qquad
+   \text{group norm: } y_j = \mathrm{fma}\big(q_j - Z_x - \mu,\ \mathrm{fl}(r\gamma_c),\
+   \beta_c\big), \qquad \text{(qnorm-affine)}
+
+.. math::
+
+   q_{y,j} = \operatorname{clamp}\big(\operatorname{nearbyint}(y_j \cdot
+   \mathrm{fl}(1/S_y)) + Z_y,\ q_{\min},\ q_{\max}\big). \qquad \text{(qnorm-quantize)}
+
+A contiguous 4-d input with one channel, or with :math:`H W = 1`, is channels-last
+contiguous as well, and PyTorch's group and instance norm then run their NHWC kernel,
+which folds the mean into a per-channel shift first:
+
+.. math::
+
+   y_j = \mathrm{fma}\big(q_j - Z_x,\ s_c,\ \mathrm{fma}(-s_c, \mu, \beta_c)\big),
+   \qquad s_c = \mathrm{fl}(r \gamma_c). \qquad \text{(qnorm-affine-nhwc)}
+
+This module writes those equations in NumPy: float32 arrays for every float32 step,
+:func:`fma32` for the fused ones (float64 holds the exact product of two float32
+numbers; one rounding step is corrected at exact float32 midpoints, so the result is
+the correctly rounded FMA), so the output integers equal PyTorch's, measured on
+millions of random elements (``tests/test_quantized_norms.py``).
+
+Edge cases, as PyTorch:
+
+* :math:`\epsilon = 0` and a constant group (one element, say): :math:`r = S_x / 0 =
+  \infty` and :math:`0 \cdot \infty` is NaN.  PyTorch's vectorised quantize clamps
+  :math:`y / S_y` from above at :math:`2^{31} - 128` *before* converting, with an
+  x86 ``min`` that returns the bound for NaN, then adds :math:`Z_y` in wrapping int32
+  arithmetic: such a NaN element becomes :math:`q_{\max}` for :math:`Z_y \le 127` and
+  :math:`q_{\min}` above (``int32`` overflow), and so does :math:`y / S_y \ge 2^{31} -
+  128` (an absurdly small output scale).  The elements of PyTorch's scalar loop (next
+  item) saturate correctly instead and map NaN to 0.  qlearn reproduces both.
+* PyTorch's NHWC kernel (eq. (qnorm-affine-nhwc)) sums :math:`q` and :math:`q^2` in
+  float32, one position after the other, when :math:`H W \ge 512` (then
+  :math:`C = 1` here); qlearn does the same, in the order of a single PyTorch thread.
+  With :math:`T` threads PyTorch adds :math:`T` partial sums instead, and an output
+  integer can differ by one (about one in 10 000 at two threads, measured).  The same
+  kernel steps its batch index modulo the group size, so for more samples than elements per group
+  (:math:`N > H W` with one channel) it leaves whole samples of its output unwritten;
+  qlearn computes them.
+* Elements past the last full vector block (layer norm: the last :math:`N \bmod 32`
+  of a group; NHWC: the channels of a group past the last multiple of 32) go through
+  PyTorch's scalar loop, which quantizes as ``quantize_per_tensor`` does, adding
+  :math:`Z_y` before rounding (:math:`\operatorname{nearbyint}(\mathrm{fma}(y, 1/S_y,
+  Z_y))`); qlearn does so for the same elements.
+"""
+import numbers
+
+import numpy as np
+
+from ... import _validation as V
+from ...dtypes import per_tensor_affine, per_tensor_symmetric, qint8, quint8
+from ...qtensor import QTensor
+
+__all__ = ["layer_norm", "group_norm", "instance_norm", "fma32"]
+
+_f32, _f64 = np.float32, np.float64
+_RANGES = {quint8: (0, 255), qint8: (-128, 127)}
+# the largest int32 below 2^31 that float32 holds: PyTorch's vectorised quantize
+# clamps y / S at this value before the conversion to int32
+_INT32_FLOAT_MAX = _f32(2147483520.0)
+# elements PyTorch's normalisation kernels quantize per vector block: its quantized
+# kernels run their AVX2 build (4 x 8 floats) on AVX-512 CPUs too (measured: the scalar
+# tail of a layer-norm group of 63 starts at element 32); what is left over goes
+# through a scalar loop
+_TORCH_BLOCK = 32
+
+
+def fma32(a, b, c):
+    r"""The float32 fused multiply-add :math:`\mathrm{fl}_{32}(a b + c)`, rounded once.
+
+    The product of two float32 numbers is exact in float64, so ``a * b + c`` in float64
+    is rounded once there; rounding that to float32 is right except when the float64
+    sum lands exactly on a float32 midpoint that the exact sum is not on.  A midpoint
+    has the 29 significand bits float32 drops equal to ``1 0...0``; for those (rare)
+    elements the exact rounding error of the float64 addition (Knuth's two-sum) tells
+    which side the exact sum lies on, and the midpoint is nudged one float64 step that
+    way.  (Sums below the float32 normal range are checked the slow way.)
+
+    >>> from qlearn.nn.quantized.functional_norm import fma32
+    >>> a = np.float32(1 + 2 ** -12)
+    >>> bool(fma32(a, a, -1) == 2 ** -11 + 2 ** -24)      # a^2 - 1, rounded once: exact
+    True
+    >>> bool(a * a - np.float32(1) == 2 ** -11)          # rounded twice: 2^-24 lost
+    True
+    """
+    a, b, c = (np.asarray(t, _f32) for t in (a, b, c))
+    if a.ndim == b.ndim == c.ndim == 0:
+        return fma32(a[None], b[None], c[None])[0]
+    with np.errstate(invalid="ignore", over="ignore"):
+        p = np.multiply(a, b, dtype=_f64)            # exact
+        s = np.add(p, c, dtype=_f64)
+        r = s.astype(_f32)
+        bits = np.ascontiguousarray(s).view(np.uint64)
+        suspect = (bits & 0x1FFFFFFF) == 0x10000000
+        suspect |= np.abs(s) < 2.0 ** -126           # float32 subnormal range
+    if not suspect.any():
+        return r
+    idx = np.nonzero(suspect)
+    ps = p[idx] if p.shape == s.shape else np.broadcast_to(p, s.shape)[idx]
+    cs = np.broadcast_to(c, s.shape)[idx].astype(_f64)
+    ss = s[idx]
+    bv = ss - ps                                     # two-sum: ps + cs == ss + err
+    err = (ps - (ss - bv)) + (cs - bv)
+    with np.errstate(invalid="ignore", over="ignore"):
+        rs = ss.astype(_f32)
+        r64 = rs.astype(_f64)
+        other = np.nextafter(rs, np.where(ss > r64, _f32(np.inf), _f32(-np.inf)))
+        tie = (ss == (r64 + other.astype(_f64)) * 0.5) & (err != 0)
+    fixed = np.where(tie, np.nextafter(ss, np.where(err > 0, np.inf, -np.inf)), ss)
+    r = np.array(r, copy=True)
+    r[idx] = fixed.astype(_f32)
+    return r
+
+
+def _quantize_rounding_first(y, scale, zero_point, qmin, qmax):
+    """Eq. (qnorm-quantize) as PyTorch's vectorised x86 quantize computes it (see the
+    module notes for the clamp at 2^31 - 128 and the wrapping int32 addition)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        t = y * (_f32(1) / _f32(scale))
+        r = np.rint(np.fmin(t, _INT32_FLOAT_MAX))    # fmin: NaN gives the bound, as minps
+        out = np.clip(r + _f32(zero_point), qmin, qmax)   # below int32: INT32_MIN, clipped
+        if zero_point > 127:                 # 2^31 - 128 + Z overflows int32: wraps to < 0
+            out[r == _INT32_FLOAT_MAX] = qmin
+    return out
+
+
+def _channels_last_ambiguous(shape):
+    """Whether a contiguous (N, C, H, W) tensor of ``shape`` is channels-last
+    contiguous too (C = 1 or H W = 1): PyTorch's group norm then takes its NHWC kernel."""
+    return len(shape) == 4 and (shape[1] == 1 or shape[2] * shape[3] == 1)
+
+
+def _quantize_scalar(y, scale, zero_point, qmin, qmax, fused=True):
+    r"""PyTorch's scalar ``quantize_val``: the zero point added *before* rounding, as
+    ``quantize_per_tensor``, :math:`\operatorname{nearbyint}(\mathrm{fma}(y, 1/S, Z))`;
+    saturating; NaN to 0."""
+    inv = _f32(1) / _f32(scale)
+    t = fma32(y, inv, _f32(zero_point)) if fused else y * inv + _f32(zero_point)
+    out = np.clip(np.nan_to_num(np.rint(t), nan=0.0), qmin, qmax)
+    return out.astype(np.int64)
+
+
+def _group_stats(q, x_scale, x_zp, eps, float32_sums=False):
+    r"""Eqs. (qnorm-stats) and (qnorm-factor) for the rows of the (M, N) integers
+    ``q``: the centred mean :math:`\mu` and the factor :math:`r`, float32 (M, 1).
+
+    ``float32_sums``: :math:`\sum q` and :math:`\sum q^2` accumulated in float32, one
+    element after the other (PyTorch's NHWC kernel for :math:`H W \ge 512`, one
+    thread) instead of exactly."""
+    n = _f32(q.shape[1])
+    q64 = q.astype(np.int64)
+    if float32_sums:
+        total = np.add.accumulate(q64.astype(_f32), axis=1)[:, -1]
+        total_sq = np.add.accumulate((q64 * q64).astype(_f32), axis=1)[:, -1]
+        mean_shifted, mean_sq = total / n, total_sq / n
+    else:
+        mean_shifted = q64.sum(axis=1).astype(_f32) / n
+        mean_sq = (q64 * q64).sum(axis=1).astype(_f32) / n
+    mean = mean_shifted - _f32(x_zp)
+    var = np.maximum(fma32(-mean_shifted, mean_shifted, mean_sq), _f32(0))
+    xs = _f32(x_scale)
+    with np.errstate(divide="ignore"):
+        r = (_f64(xs) / np.sqrt(((var * xs) * xs).astype(_f64) + eps)).astype(_f32)
+    return mean[:, None], r[:, None]
+
+
+# -- argument checks -----------------------------------------------------------------------
+def _require_input(x, who):
+    if not isinstance(x, QTensor):
+        raise TypeError(f"{who} expects a quantized `input` (a quint8 or qint8 QTensor), got "
+                        f"{type(x).__name__}; quantize it first")
+    if x.dtype not in _RANGES:
+        raise TypeError(f"{who}: `input` must be quint8 or qint8, got {x.dtype!r}")
+    if x.qscheme() not in (per_tensor_affine, per_tensor_symmetric):
+        raise ValueError(f"{who}: `input` must be quantized per tensor, got "
+                         f"{x.qscheme()!r}")
+    return x
+
+
+def _param(v, shape, name, who):
+    if v is None:
+        return None
+    arr = np.asarray(getattr(v, "data", v))
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{who}: `{name}` must be a float array or None, got dtype "
+                        f"{arr.dtype}")
+    if arr.shape != tuple(shape):
+        raise ValueError(f"{who}: `{name}` must have shape {tuple(shape)}, got {arr.shape}")
+    return arr.astype(_f32)
+
+
+def _eps(eps, who):
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not np.isfinite(eps) \
+            or eps < 0:
+        raise ValueError(f"{who}: `eps` must be a finite number >= 0, got {eps!r}")
+    return float(eps)
+
+
+def _out_qparams(x, scale, zero_point):
+    qmin, qmax = _RANGES[x.dtype]
+    if scale is None:
+        scale = x.q_scale()
+    if zero_point is None:
+        zero_point = x.q_zero_point()
+    return (V.check_scale(scale, "output_scale"),
+            V.check_zero_point(zero_point, qmin, qmax, "output_zero_point"), qmin, qmax)
+
+
+def _result(x, data, scale, zero_point):
+    return QTensor(data.reshape(x.shape).astype(x._int.dtype), x.dtype, per_tensor_affine,
+                   scale, zero_point)
+
+
+# -- the operators -------------------------------------------------------------------------
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5,
+               output_scale=None, output_zero_point=None):
+    r"""Quantized layer norm over the trailing ``normalized_shape`` dimensions
+    (``torch.ops.quantized.layer_norm``, ``nnq.LayerNorm``'s operator):
+
+    .. math::
+        y = \frac{x - \mathrm E[x]}{\sqrt{\mathrm{Var}[x] + \epsilon}} \odot \gamma + \beta,
+        \qquad q_y = \operatorname{clamp}(\operatorname{nearbyint}(y / S_y) + Z_y)
+
+    computed from the integers as the module notes derive (eqs. (qnorm-stats) to
+    (qnorm-quantize)).  ``input`` is a quint8 or qint8 QTensor (the output has its
+    dtype), ``weight`` :math:`\gamma` and ``bias`` :math:`\beta` float arrays of shape
+    ``normalized_shape`` or None, and ``output_scale`` :math:`S_y` /
+    ``output_zero_point`` :math:`Z_y` default to the input's.
+
+    >>> import qlearn.nn.quantized.functional as qF
+    >>> q = ql.quantize_per_tensor(np.array([[1.0, 3.0], [0.0, 4.0]]), 0.1, 10, ql.quint8)
+    >>> qF.layer_norm(q, (2,), output_scale=0.01, output_zero_point=128).int_repr()
+    array([[ 28, 228],
+           [ 28, 228]], dtype=uint8)
+    """
+    who = "qF.layer_norm"
+    x = _require_input(input, who)
+    if isinstance(normalized_shape, numbers.Integral):
+        normalized_shape = (normalized_shape,)
+    try:
+        shape = tuple(int(n) for n in normalized_shape)
+    except TypeError:
+        raise TypeError(f"{who}: `normalized_shape` must be an int or a sequence of ints, "
+                        f"got {normalized_shape!r}") from None
+    k = len(shape)
+    if k == 0 or x.ndim < k or tuple(x.shape[x.ndim - k:]) != shape:
+        raise ValueError(f"{who}: `normalized_shape` {list(shape)} must be the trailing "
+                         f"dimensions of `input`, got input of shape {x.shape}")
+    w, b = _param(weight, shape, "weight", who), _param(bias, shape, "bias", who)
+    eps = _eps(eps, who)
+    scale, zp, qmin, qmax = _out_qparams(x, output_scale, output_zero_point)
+    N = int(np.prod(shape))
+    if x._int.size == 0:
+        return _result(x, x._int.copy(), scale, zp)
+    q = x._int.reshape(-1, N)
+    mean, r = _group_stats(q, x.q_scale(), x.q_zero_point(), eps)
+    with np.errstate(invalid="ignore", over="ignore"):
+        u = ((q.astype(_f32) - _f32(x.q_zero_point())) - mean) * r   # q - Z_x exact
+        if w is not None or b is not None:      # eq. (qnorm-affine), layer norm
+            u = fma32(u, _f32(1) if w is None else w.reshape(1, N),
+                      _f32(0) if b is None else b.reshape(1, N))
+        out = _quantize_rounding_first(u, scale, zp, qmin, qmax)
+        tail = N % _TORCH_BLOCK
+        if tail:
+            out[:, N - tail:] = _quantize_scalar(u[:, N - tail:], scale, zp, qmin, qmax)
+    return _result(x, out, scale, zp)
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5, output_scale=None,
+               output_zero_point=None):
+    r"""Quantized group norm of an (N, C, \*) input with at least 3 dimensions
+    (``torch.ops.quantized.group_norm``, ``nnq.GroupNorm``'s operator):
+
+    .. math::
+        y_{n,c} = \frac{x_{n,c} - \mathrm E[x_{n,G(c)}]}{\sqrt{\mathrm{Var}[x_{n,G(c)}]
+        + \epsilon}}\, \gamma_c + \beta_c
+
+    with the statistics over each of the ``num_groups`` groups of ``C / num_groups``
+    channels, computed from the integers as the module notes derive.  ``weight`` and
+    ``bias`` have shape (C,) or are None; the output qparams default to the input's.
+
+    >>> import qlearn.nn.quantized.functional as qF
+    >>> x = np.array([[[1.0], [3.0], [5.0], [5.0]]])
+    >>> q = ql.quantize_per_tensor(x, 0.1, 0, ql.quint8)
+    >>> qF.group_norm(q, 2, output_scale=0.01, output_zero_point=128).int_repr().ravel()
+    array([ 28, 228, 128, 128], dtype=uint8)
+    """
+    return _group_norm(input, num_groups, weight, bias, eps, output_scale,
+                       output_zero_point, "qF.group_norm")
+
+
+def _group_norm(input, num_groups, weight, bias, eps, output_scale, output_zero_point, who):
+    x = _require_input(input, who)
+    if x.ndim < 3:
+        raise ValueError(f"{who}: `input` must be (N, C, *) with at least 3 dimensions "
+                         f"(as PyTorch's quantized kernel), got shape {x.shape}")
+    if isinstance(num_groups, bool) or not isinstance(num_groups, numbers.Integral) \
+            or num_groups < 1:
+        raise ValueError(f"{who}: `num_groups` must be a positive int, got {num_groups!r}")
+    B, C = x.shape[0], x.shape[1]
+    G = int(num_groups)
+    if C % G:
+        raise ValueError(f"{who}: `num_groups` must divide the {C} channels of `input`, "
+                         f"got {G}")
+    w, b = _param(weight, (C,), "weight", who), _param(bias, (C,), "bias", who)
+    eps = _eps(eps, who)
+    scale, zp, qmin, qmax = _out_qparams(x, output_scale, output_zero_point)
+    if x._int.size == 0:
+        return _result(x, x._int.copy(), scale, zp)
+    cpg = C // G
+    q = x._int.reshape(B * G, -1)
+    per_pos = q.shape[1] // cpg                     # positions of one channel
+    nhwc = _channels_last_ambiguous(x.shape)
+    mean, r = _group_stats(q, x.q_scale(), x.q_zero_point(), eps,
+                           float32_sums=nhwc and per_pos >= 512)
+    M = B * G
+    with np.errstate(invalid="ignore", over="ignore"):
+        # (group, channel in group, position): row n*G + g holds channels g*cpg ..
+        # g*cpg + cpg - 1, one after the other; (q - Z_x) is exact in float32
+        zq = q.reshape(M, cpg, per_pos).astype(_f32) - _f32(x.q_zero_point())
+        mean = mean.reshape(M, 1, 1)
+        gamma = np.ones(C, _f32) if w is None else w
+        beta = np.zeros(C, _f32) if b is None else b
+        gain = (r.reshape(B, G, 1) * gamma.reshape(1, G, cpg)).reshape(M, cpg, 1)
+        shift = np.tile(beta.reshape(G, cpg), (B, 1)).reshape(M, cpg, 1)
+        if not nhwc:
+            y = fma32(zq - mean, gain, shift)       # eq. (qnorm-affine), group norm
+            return _result(x, _quantize_rounding_first(y, scale, zp, qmin, qmax), scale, zp)
+        # eq. (qnorm-affine-nhwc): PyTorch's channels-last kernel folds the mean into a
+        # per-channel shift, and this input is channels-last as well
+        y = fma32(zq, gain, fma32(-gain, mean, shift))
+        out = _quantize_rounding_first(y, scale, zp, qmin, qmax)
+        # it vectorises over the channels of a group (over all C when H W >= 512); the
+        # channels past the last full block of 32 take its scalar loop
+        span = C if per_pos >= 512 else cpg
+        channel = np.arange(cpg).reshape(1, cpg, 1) + (
+            (np.arange(M) % G * cpg).reshape(M, 1, 1) if span == C else 0)
+        scalar = np.broadcast_to(channel >= span // _TORCH_BLOCK * _TORCH_BLOCK, y.shape)
+        if scalar.any():
+            out[scalar] = _quantize_scalar(y[scalar], scale, zp, qmin, qmax)
+    return _result(x, out, scale, zp)
+
+
+def instance_norm(input, weight=None, bias=None, eps=1e-5, output_scale=None,
+                  output_zero_point=None):
+    r"""Quantized instance norm of an (N, C, \*) input with at least 3 dimensions
+    (``torch.ops.quantized.instance_norm``, the operator of ``nnq.InstanceNorm*d``):
+    group norm with one channel per group,
+
+    .. math::
+        y_{n,c} = \frac{x_{n,c} - \mathrm E[x_{n,c}]}{\sqrt{\mathrm{Var}[x_{n,c}] +
+        \epsilon}}\, \gamma_c + \beta_c .
+
+    >>> import qlearn.nn.quantized.functional as qF
+    >>> q = ql.quantize_per_tensor(np.array([[[1.0, 3.0]]]), 0.1, 0, ql.quint8)
+    >>> qF.instance_norm(q, output_scale=0.01, output_zero_point=128).int_repr()
+    array([[[ 28, 228]]], dtype=uint8)
+    """
+    who = "qF.instance_norm"
+    x = _require_input(input, who)
+    if x.ndim < 3:
+        raise ValueError(f"{who}: `input` must be (N, C, *) with at least 3 dimensions, "
+                         f"got shape {x.shape}")
+    return _group_norm(x, max(x.shape[1], 1), weight, bias, eps, output_scale,
+                       output_zero_point, who)
