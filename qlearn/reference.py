@@ -505,3 +505,206 @@ def depthwise3x3_ref(x, w, a_zp, w_zp, bias_q, mult, out_zp, lo, hi, stride=1, p
     t = acc.astype(f32) + (bias_q[None, :, None, None] if bias_q.size else f32(0))
     t = t * np.asarray(mult, dtype=f32)[None, :, None, None]
     return np.clip(np.rint(t).astype(np.int64) + out_zp, lo, hi).astype(np.uint8)
+
+
+# -- float zero points and the embedding lookups (qlearn.kernels.float_qparams, .embedding) --
+def _fmaf(a, b, c):
+    r"""C's ``fmaf(a, b, c)`` to the bit: :math:`\mathrm{f32}(a b + c)`, one rounding.
+
+    :math:`a b` of two float32 is exact in float64; the float64 sum :math:`s` and its
+    exact error :math:`e = (a b + c) - s` (Knuth's two-sum) give the sum rounded *to odd*
+    (when :math:`e \ne 0` and :math:`s` is even, the float64 neighbour towards :math:`e`),
+    and a sum rounded to odd in 53 bits rounds to float32 (24 bits) as the exact sum does.
+    """
+    p = np.asarray(a, dtype=f32).astype(np.float64) * np.asarray(b, dtype=f32)
+    c = np.asarray(c, dtype=f32).astype(np.float64)
+    s = p + c
+    with np.errstate(invalid="ignore"):     # inf - inf in the error of an infinite sum
+        virtual = s - p
+        e = (p - (s - virtual)) + (c - virtual)
+    even = (np.asarray(s).view(np.uint64) & np.uint64(1)) == 0
+    inexact = np.isfinite(s) & (e != 0)
+    s = np.where(inexact & even, np.nextafter(s, np.where(e > 0, np.inf, -np.inf)), s)
+    with np.errstate(over="ignore"):        # beyond float32: inf, as fmaf
+        return s.astype(f32)
+
+
+def _channel_shape(ndim, axis):
+    shape = [1] * ndim
+    shape[axis] = -1
+    return shape
+
+
+def quantize_per_channel_float_qparams_ref(x, scales, zero_points, axis, quant_min,
+                                           quant_max):
+    r"""Eq. :eq:`float-qparams` with a float :math:`Z_c`, in float32 and unfused (PyTorch's
+    ``quantize_val_float_qparams``):
+
+    .. math::
+
+       q = \mathrm{nearbyint}\big(\mathrm{clamp}(\mathrm{f32}(\mathrm{f32}(x \cdot
+       \mathrm{f32}(1 / S_c)) + Z_c),\ q_{min},\ q_{max})\big)
+
+    (the bounds are integers, so clamping first equals rounding first; a NaN clamps to
+    :math:`q_{min}`, the kernel also reports it).  Returns int64.
+
+    >>> quantize_per_channel_float_qparams_ref([[-1.0, 0.0, 0.5]], [1.5 / 255], [170.0],
+    ...                                        0, 0, 255)
+    array([[  0, 170, 255]])
+    """
+    x = np.asarray(x, dtype=f32)
+    shape = _channel_shape(x.ndim, axis)
+    inv = (f32(1) / np.asarray(scales, dtype=f32)).reshape(shape)
+    zp = np.asarray(zero_points, dtype=f32).reshape(shape)
+    with np.errstate(over="ignore"):    # |x / S| beyond float32 is inf, then clamped
+        t = x * inv + zp
+    # fmax / fmin: a NaN becomes the bound, as the kernel's fmaxf / fminf make it
+    return np.rint(np.fmin(np.fmax(t, f32(quant_min)), f32(quant_max))).astype(np.int64)
+
+
+def dequantize_per_channel_float_qparams_ref(q, scales, zero_points, axis):
+    r"""Eq. :eq:`float-qparams`'s inverse, :math:`\hat r = \mathrm{f32}(\mathrm{f32}(q) -
+    Z_c) \cdot S_c` in float32, one :math:`(S_c, Z_c)` per slice along ``axis``.
+
+    >>> dequantize_per_channel_float_qparams_ref([[0, 170, 255]], [0.5], [170.25], 0)
+    array([[-85.125,  -0.125,  42.375]], dtype=float32)
+    """
+    q = np.asarray(q)
+    shape = _channel_shape(q.ndim, axis)
+    return ((q.astype(f32) - np.asarray(zero_points, dtype=f32).reshape(shape))
+            * np.asarray(scales, dtype=f32).reshape(shape))
+
+
+_MODES = {"sum": 0, "mean": 1, "max": 2}
+
+
+def _quantized_bags(rows, scales, biases, indices, bounds, weights, mode):
+    """The reduction shared by the 8- and 4-bit lookups; ``rows`` (N, D) float32 integers."""
+    mode = _MODES.get(mode, mode)
+    indices, bounds = np.asarray(indices, np.int64), np.asarray(bounds, np.int64)
+    weights = None if weights is None or np.size(weights) == 0 else \
+        np.asarray(weights, dtype=f32)
+    scales, biases = np.asarray(scales, dtype=f32), np.asarray(biases, dtype=f32)
+    out = np.zeros((bounds.size - 1, rows.shape[1]), f32)
+    for b in range(bounds.size - 1):
+        for k, p in enumerate(range(bounds[b], bounds[b + 1])):
+            i = indices[p]
+            s, z = scales[i], biases[i]
+            if weights is not None:          # folded into the row's scale and bias
+                s, z = s * weights[p], z * weights[p]
+            if mode == 2:
+                v = _fmaf(s, rows[i], z)
+                out[b] = v if k == 0 else np.where(v > out[b], v, out[b])
+            else:
+                out[b] = _fmaf(s, rows[i], out[b] + z)
+        if mode == 1 and bounds[b + 1] > bounds[b]:
+            out[b] = out[b] / f32(bounds[b + 1] - bounds[b])
+    return out
+
+
+def embedding_bag_byte_ref(qweight, scales, biases, indices, bounds, weights=None,
+                           mode="sum"):
+    r"""The quint8 lookup as PyTorch's packed kernel (FBGEMM) evaluates it.
+
+    Row :math:`i` stands for :math:`\operatorname{fma}(S_i, q_{ij}, b_i)`, with
+    :math:`b_i = \mathrm{f32}(-Z_i S_i)` (``biases``); bag :math:`\mathcal{B}` =
+    ``indices[bounds[b]:bounds[b + 1]]`` reduces, in index order, with
+    :math:`\tilde S = \mathrm{f32}(w_p S_i)`, :math:`\tilde b = \mathrm{f32}(w_p b_i)`
+    (:math:`w_p` = ``weights[p]``, none: 1),
+
+    .. math::
+
+       \text{sum: } o \leftarrow \operatorname{fma}\big(\tilde S,\ q_{i},\ \mathrm{f32}(o
+       + \tilde b)\big), \qquad
+       \text{mean: } o / |\mathcal{B}|, \qquad
+       \text{max: } o_j = \max_{p} \operatorname{fma}(\tilde S, q_{ij}, \tilde b)
+
+    (:math:`o = 0` to start; the max keeps the first when a later value is not greater;
+    an empty bag is 0).  ``mode``: "sum", "mean", "max" or the kernel's 0, 1, 2.
+    Every fma is one float32 rounding (``_fmaf``).
+
+    >>> embedding_bag_byte_ref([[0, 255], [1, 2]], [0.5, 2.0], [-1.0, 0.0], [0, 1, 1],
+    ...                        [0, 1, 1, 3], mode="mean")
+    array([[ -1. , 126.5],
+           [  0. ,   0. ],
+           [  2. ,   4. ]], dtype=float32)
+    """
+    rows = np.asarray(qweight, dtype=np.uint8).astype(f32)
+    return _quantized_bags(rows, scales, biases, indices, bounds, weights, mode)
+
+
+def embedding_bag_4bit_ref(packed, scales, biases, indices, bounds, weights=None,
+                           mode="sum", embedding_dim=None):
+    r""":func:`embedding_bag_byte_ref` on a quint4x2 table packed two values a byte, low
+    nibble first, each row on its own bytes:
+
+    .. math::
+
+       q_{ij} = \big\lfloor P_{i, \lfloor j/2 \rfloor} / 16^{\,j \bmod 2} \big\rfloor
+       \bmod 16
+
+    ``scales`` and ``biases`` are the float16 values PyTorch's 4-bit table stores,
+    :math:`\mathrm{fp16}(S_i)` and :math:`\mathrm{fp16}(-Z_i S_i)`, as float32.
+    ``embedding_dim`` (default ``2 * packed.shape[1]``) drops the padding nibble of an
+    odd one.
+
+    >>> embedding_bag_4bit_ref([[0x21, 0x03]], [0.5], [-1.0], [0, 0], [0, 2],
+    ...                        embedding_dim=3)
+    array([[-1.,  0.,  1.]], dtype=float32)
+    """
+    packed = np.asarray(packed, dtype=np.uint8)
+    d = 2 * packed.shape[1] if embedding_dim is None else embedding_dim
+    j = np.arange(d)
+    rows = (packed[:, j // 2] >> (4 * (j % 2))) & 15
+    return _quantized_bags(rows.astype(f32), scales, biases, indices, bounds, weights,
+                           mode)
+
+
+def embedding_bag_forward_ref(weight, indices, bounds, weights=None, mode=0, fused=True):
+    r"""The float bags of ``F.embedding_bag``, accumulated in index order in float32 as
+    PyTorch's CPU kernels do, bag :math:`\mathcal{B}` = ``indices[bounds[b]:bounds[b + 1]]``,
+    :math:`o = 0` to start:
+
+    .. math::
+
+       \text{sum: } o \leftarrow \mathrm{f32}(o + W_i), \quad
+       o \leftarrow \operatorname{fma}(w_p, W_i, o) \ (\text{weighted, } fused), \quad
+       o \leftarrow \mathrm{f32}(o + \mathrm{f32}(w_p W_i)) \ (\text{weighted})
+
+    .. math::
+
+       \text{max: } o_j = W_{i^*\! j}, \quad \mathrm{winner}_j = p^* =
+       \text{the first } p \in \mathcal{B} \text{ with } W_{i_p j} = \max_{p} W_{i_p j}
+
+    (``weights`` ignored; an empty bag is 0, its winners -1).  ``mode`` 0 (or "sum")
+    returns ``out``; 2 (or "max") ``(out, winner)``.
+
+    >>> w = np.array([[1.0, 5.0], [3.0, 2.0]], np.float32)
+    >>> embedding_bag_forward_ref(w, [0, 1, 1], [0, 3], [1.0, 0.5, 2.0])
+    array([[ 8.5, 10. ]], dtype=float32)
+    >>> embedding_bag_forward_ref(w, [0, 1], [0, 0, 2], mode="max")
+    (array([[0., 0.],
+           [3., 5.]], dtype=float32), array([[-1, -1],
+           [ 1,  0]]))
+    """
+    mode = _MODES.get(mode, mode)
+    weight = np.asarray(weight, dtype=f32)
+    indices, bounds = np.asarray(indices, np.int64), np.asarray(bounds, np.int64)
+    weights = None if weights is None or np.size(weights) == 0 else \
+        np.asarray(weights, dtype=f32)
+    out = np.zeros((bounds.size - 1, weight.shape[1]), f32)
+    winner = np.full(out.shape, -1, np.int64)
+    for b in range(bounds.size - 1):
+        for k, p in enumerate(range(bounds[b], bounds[b + 1])):
+            row = weight[indices[p]]
+            if mode == 2:
+                take = (row > out[b]) | (k == 0)
+                out[b] = np.where(take, row, out[b])
+                winner[b] = np.where(take, p, winner[b])
+            elif weights is None:
+                out[b] = out[b] + row
+            elif fused:
+                out[b] = _fmaf(weights[p], row, out[b])
+            else:
+                out[b] = out[b] + weights[p] * row
+    return (out, winner) if mode == 2 else out

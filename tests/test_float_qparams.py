@@ -6,18 +6,10 @@ import pytest
 from numpy.testing import assert_array_equal
 
 import qlearn as ql
+from qlearn import reference as ref
 from qlearn.fake_quant_float_qparams import fake_quantize_per_channel_float_qparams
 
 FQ = ql.per_channel_affine_float_qparams
-
-
-def _ref_quantize(x, scales, zps, axis, qmin, qmax):
-    """The literal equation in float32: clamp(rint(x * (1/S) + Z))."""
-    shape = [1] * x.ndim
-    shape[axis] = -1
-    inv = (np.float32(1) / scales.astype(np.float32)).reshape(shape)
-    t = x * inv + zps.astype(np.float32).reshape(shape)
-    return np.clip(np.rint(t), qmin, qmax)
 
 
 def _torch_q(torch, x, scales, zps, axis, dtype):
@@ -56,8 +48,10 @@ def test_quantize_equals_torch_bit_for_bit(dtype, shape, axis, ties, torch_mod, 
         assert ours.qscheme() is FQ
         assert theirs.qscheme() is torch_mod.per_channel_affine_float_qparams
         assert_array_equal(ours.int_repr(), theirs.int_repr().numpy())
-        assert_array_equal(ours.int_repr(), _ref_quantize(x, scales, zps, axis,
-                                                          dtype.quant_min, dtype.quant_max))
+        assert_array_equal(ours.int_repr(), ref.quantize_per_channel_float_qparams_ref(
+            x, scales, zps, axis, dtype.quant_min, dtype.quant_max))
+        assert_array_equal(ours.dequantize(), ref.dequantize_per_channel_float_qparams_ref(
+            ours.int_repr(), scales, zps, axis))
         assert_array_equal(ours.dequantize(), theirs.dequantize().numpy())
         assert_array_equal(ql.dequantize(ours), theirs.dequantize().numpy())
         assert ours.q_per_channel_zero_points().dtype == np.float32

@@ -27,6 +27,7 @@ import qlearn as ql
 import qlearn.nn.quantized as nnq
 import qlearn.quantization as tq
 from qlearn import nn
+from qlearn import reference as ref
 from qlearn.float_qparams import PackedEmbeddingWeight, embedding_bag_4bit
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -255,10 +256,11 @@ def test_lookup_rounds_scale_and_bias_to_float16(rng):
     vals = np.stack([p.ints & 15, p.ints >> 4], 2).reshape(9, 8)[:, :7]
     ir = q.int_repr()                                          # flat: crosses rows
     assert_array_equal(vals, np.stack([ir & 15, ir >> 4], 1).reshape(-1)[:63].reshape(9, 7))
-    s16 = s.astype(np.float16).astype(np.float64)
-    b16 = (-(z * s)).astype(np.float16).astype(np.float64)
-    # one row read: fma(S16, q, b16), exact in float64 then rounded once
-    want = (s16[:, None] * vals + b16[:, None]).astype(np.float32)
+    s16 = s.astype(np.float16).astype(np.float32)
+    b16 = (-(z * s)).astype(np.float16).astype(np.float32)
+    # one row read: fma(S16, q, b16), one rounding
+    want = ref.embedding_bag_4bit_ref(p.ints, s16, b16, np.arange(9), np.arange(10),
+                                      embedding_dim=7)
     assert_array_equal(embedding_bag_4bit(q, np.arange(9), np.arange(10)), want)
     assert_allclose(want, q.dequantize(), atol=float(np.abs(z * s).max()) * 2 ** -10 + 1e-6)
 
@@ -358,12 +360,13 @@ def test_mean_and_max_reduce_the_4bit_rows(rng):
     fo = nn.EmbeddingBag(12, 6, _weight=w, mode="mean")
     fo.qconfig = tq.float_qparams_weight_only_qconfig_4bit
     q = nnq.EmbeddingBag.from_float(fo)
-    rows = embedding_bag_4bit(q.weight(), np.arange(12), np.arange(13))
+    p = PackedEmbeddingWeight(q.weight())
     idx, off = np.array([1, 4, 4, 9, 0]), np.array([0, 3])
-    assert_allclose(q(idx, off).numpy(), [rows[[1, 4, 4]].mean(0), rows[[9, 0]].mean(0)],
-                    rtol=1e-6)
-    q.mode = "max"
-    assert_array_equal(q(idx, off).numpy(), [rows[[1, 4, 4]].max(0), rows[[9, 0]].max(0)])
+    for mode in ("mean", "max"):
+        q.mode = mode
+        want = ref.embedding_bag_4bit_ref(p.ints, p.scales, p.biases, idx, [0, 3, 5],
+                                          mode=mode, embedding_dim=6)
+        assert_array_equal(q(idx, off).numpy(), want)
 
 
 def test_prepare_convert_with_the_4bit_qconfig_equals_torch(torch_mod, rng):
@@ -474,7 +477,11 @@ def test_lookup_avx2_equals_portable_loop(mode, d, num_threads, rng):
     with simd.use("generic"):
         plain = embedding_bag_4bit(q, idx, bounds, psw, mode)
     assert_array_equal(fast, plain)
-    if mode == "max":          # and the reduction is what it says, row by row
-        rows = embedding_bag_4bit(q, np.arange(300), np.arange(301))
-        b = int(np.argmax(np.diff(bounds)))
-        assert_array_equal(fast[b], rows[idx[bounds[b]:bounds[b + 1]]].max(0))
+    # and the reduction is what it says, on the largest bag
+    p = PackedEmbeddingWeight(q)
+    b = int(np.argmax(np.diff(bounds)))
+    sel = slice(bounds[b], bounds[b + 1])
+    want = ref.embedding_bag_4bit_ref(p.ints, p.scales, p.biases, idx[sel],
+                                      [0, bounds[b + 1] - bounds[b]],
+                                      None if psw is None else psw[sel], mode, d)
+    assert_array_equal(fast[b:b + 1], want)

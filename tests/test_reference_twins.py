@@ -8,10 +8,20 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from qlearn import reference as ref
-from qlearn.kernels import fake_quant, float_conv, int8, observer, quantize, quantizers
+from qlearn.kernels import (
+    embedding,
+    fake_quant,
+    float_conv,
+    float_qparams,
+    int8,
+    observer,
+    quantize,
+    quantizers,
+)
 from qlearn.kernels import simd as simd_paths
 
-WRAPPERS = [quantize, fake_quant, observer, quantizers, float_conv, int8]
+WRAPPERS = [quantize, fake_quant, observer, quantizers, float_conv, int8, float_qparams,
+            embedding]
 # entries with no twin of their own, and why
 NO_TWIN = {
     "quantize.channel_view_shape": "a shape helper",
@@ -204,3 +214,160 @@ def test_conv_gemm(k, stride, pad, rng):
         int8.conv_gemm(gw, xi, 0, c, k, k, stride, stride, pad, pad, 1, 1, 90, bias_q,
                        mult, 33, 0, 255, out, p)
         assert_array_equal(out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2), want)
+
+
+# -- float zero points and the embedding lookups --------------------------------------------
+# These kernels run one float32 rounding per fma; the twins' _fmaf rounds once too, so
+# they are held to the bit.  Sizes above the kernels' 32768-element serial threshold make
+# the 2-thread runs really split the work.
+def test_fmaf_rounds_once():
+    # a b = 2^-24 (1 + 4688 2^-46): 1 + a b rounded to float64 is a float32 tie (even:
+    # 1.0), the exact sum lies above it (1 + 2^-23), as C's fmaf gives
+    a = np.float32(1 + 2896 * 2.0 ** -23)
+    b = np.float32((1 - 2895 * 2.0 ** -23) * 2.0 ** -24)
+    assert ref._fmaf(a, b, np.float32(1)) == np.float32(1 + 2.0 ** -23)
+    assert ref._fmaf(np.float32(3), np.float32(0.5), np.float32(-1.5)) == 0
+    assert np.isinf(ref._fmaf(np.float32(3e38), np.float32(10), np.float32(1)))
+
+
+def _float_qparams_case(rng, shape, axis, qmin, qmax):
+    c = shape[axis]
+    scales = rng.uniform(0.005, 0.1, c).astype(np.float32)
+    zps = rng.uniform(qmin - 40, qmax + 40, c).astype(np.float32)
+    x = (rng.standard_normal(shape) * 4).astype(np.float32)    # many out of range
+    bshape = [1] * len(shape)
+    bshape[axis] = -1
+    if x.size:          # exact ties x / S + Z = k + 1/2, on power-of-two scales
+        ties = (2.0 ** -rng.integers(2, 7, c)).astype(np.float32)
+        scales[::2] = ties[::2]
+        zps[::2] = np.round(zps[::2]) + np.float32(0.25)
+        k = rng.integers(qmin - 3, qmax + 3, shape).astype(np.float32)
+        tie = ((k + 0.5 - zps.reshape(bshape)) * scales.reshape(bshape)).astype(np.float32)
+        x = np.where(rng.random(shape) < 0.5, tie, x).astype(np.float32)
+    return x, scales, zps
+
+
+@pytest.mark.parametrize("shape,axis", [((5,), 0), ((1, 7), 0), ((1, 7), 1), ((0, 4), 1),
+                                        ((3, 5, 37), 0), ((3, 5, 37), 1), ((3, 5, 37), 2),
+                                        ((2, 3, 4, 5), 0), ((2, 3, 4, 5), 3),
+                                        ((300, 257), 0), ((7, 9000), 1)])
+@pytest.mark.parametrize("storage,qmin,qmax", [(np.uint8, 0, 255), (np.int8, -128, 127),
+                                               (np.uint8, 0, 15)])       # quint4x2
+def test_quantize_dequantize_float_qparams(path, num_threads, shape, axis, storage, qmin,
+                                           qmax, rng):
+    x, scales, zps = _float_qparams_case(rng, shape, axis, qmin, qmax)
+    q = np.full(shape, 0x5A, storage)
+    assert not float_qparams.quantize_per_channel_float_qparams(
+        x, q, axis, np.float32(1) / scales, zps, qmin, qmax)
+    want = ref.quantize_per_channel_float_qparams_ref(x, scales, zps, axis, qmin, qmax)
+    assert_array_equal(q.astype(np.int64), want)
+    r = np.full(shape, np.nan, np.float32)
+    float_qparams.dequantize_per_channel_float_qparams(q, r, axis, scales, zps)
+    assert_array_equal(r, ref.dequantize_per_channel_float_qparams_ref(q, scales, zps, axis))
+
+
+def test_quantize_float_qparams_nonfinite(path):
+    x = np.array([[np.nan, 1.0, np.inf], [-np.inf, 0.0, 3e38]], np.float32)
+    scales, zps = np.float32([0.01, 1e-3]), np.float32([100.5, -3.25])
+    q = np.empty(x.shape, np.uint8)
+    assert float_qparams.quantize_per_channel_float_qparams(x, q, 0, np.float32(1) / scales,
+                                                            zps, 0, 255)
+    want = ref.quantize_per_channel_float_qparams_ref(x, scales, zps, 0, 0, 255)
+    assert_array_equal(q, want)
+    # NaN clamps to q_min; 1 / 0.01 + 100.5 = 200.5 rounds to even
+    assert_array_equal(want, [[0, 200, 255], [0, 0, 255]])
+
+
+def _bags(rng, n, length, nbags):
+    """Indices with repeats and bounds with empty bags (leading, inner, trailing)."""
+    indices = rng.integers(0, n, length)
+    indices[1::7] = indices[:1]
+    bounds = np.sort(rng.integers(0, length + 1, nbags + 1))
+    bounds[0], bounds[-1] = 0, length
+    bounds[1] = 0
+    if nbags > 3:
+        bounds[2] = bounds[3]
+        bounds[-2] = length
+    return indices, bounds.astype(np.int64)
+
+
+# (table rows, embedding_dim, indices, bags): one row, odd D, an empty table with empty
+# bags, and one large enough to run on two threads
+LOOKUPS = [(1, 3, 9, 4), (20, 1, 30, 8), (37, 7, 60, 11), (0, 5, 0, 3), (50, 45, 1000, 64)]
+
+
+def _table(rng, n, d, bits):
+    scales = rng.uniform(1e-3, 0.1, n).astype(np.float32)
+    biases = (-rng.uniform(-40, 300, n) * scales).astype(np.float32)
+    if bits == 8:
+        return rng.integers(0, 256, (n, d)).astype(np.uint8), scales, biases
+    # the 4-bit table: float16 scale and bias, rows on their own bytes (an odd D leaves a
+    # high nibble unused: random here, the lookup must not read it)
+    half = np.float16
+    return (rng.integers(0, 256, (n, (d + 1) // 2)).astype(np.uint8),
+            scales.astype(half).astype(np.float32), biases.astype(half).astype(np.float32))
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+@pytest.mark.parametrize("mode", [0, 1, 2])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("n,d,length,nbags", LOOKUPS)
+def test_embedding_bag_byte_and_4bit(path, num_threads, bits, mode, weighted, n, d, length,
+                                     nbags, rng):
+    ints, scales, biases = _table(rng, n, d, bits)
+    indices, bounds = _bags(rng, max(n, 1), length, nbags)
+    weights = rng.standard_normal(length).astype(np.float32) if weighted else \
+        np.zeros(0, np.float32)
+    out = np.full((nbags, d), np.nan, np.float32)
+    if bits == 8:
+        float_qparams.embedding_bag_byte(ints, scales, biases, indices, bounds, weights,
+                                         mode, out)
+        want = ref.embedding_bag_byte_ref(ints, scales, biases, indices, bounds, weights,
+                                          mode)
+    else:
+        float_qparams.embedding_bag_4bit(ints, scales, biases, indices, bounds, weights,
+                                         mode, out)
+        want = ref.embedding_bag_4bit_ref(ints, scales, biases, indices, bounds, weights,
+                                          mode, embedding_dim=d)
+    assert_array_equal(out, want)
+    empty = bounds[1:] == bounds[:-1]
+    assert empty.any() and not out[empty].any()
+
+
+def test_embedding_bag_4bit_ref_unpacks_low_nibble_first():
+    packed = np.array([[0x21, 0x43, 0xF5]], np.uint8)
+    rows = ref.embedding_bag_4bit_ref(packed, [1.0], [0.0], [0], [0, 1], embedding_dim=5)
+    assert_array_equal(rows, [[1, 2, 3, 4, 5]])
+
+
+@pytest.mark.parametrize("mode", [0, 2])
+@pytest.mark.parametrize("weighted,fused", [(False, True), (True, True), (True, False)])
+@pytest.mark.parametrize("n,d,length,nbags", LOOKUPS)
+def test_embedding_bag_forward(path, num_threads, mode, weighted, fused, n, d, length,
+                               nbags, rng):
+    weight = rng.standard_normal((n, d)).astype(np.float32)
+    if n > 3:
+        weight[3] = weight[2]          # ties in max: the first position wins
+    indices, bounds = _bags(rng, max(n, 1), length, nbags)
+    weights = rng.standard_normal(length).astype(np.float32) if weighted else None
+    out = np.full((nbags, d), np.nan, np.float32)
+    winner = np.full((nbags, d) if mode == 2 else (0, 0), -1, np.int64)
+    embedding.embedding_bag_forward(weight, indices, bounds, weights, mode, fused, out,
+                                    winner)
+    want = ref.embedding_bag_forward_ref(weight, indices, bounds, weights, mode, fused)
+    if mode == 2:
+        want, want_winner = want
+        assert_array_equal(winner, want_winner)
+    assert_array_equal(out, want)
+
+
+def test_embedding_bag_forward_fma_rounds_once():
+    # bag: 1 * 1, then fma(a, b, 1) whose float64 rounding is a float32 tie (see above)
+    a = np.float32(1 + 2896 * 2.0 ** -23)
+    b = np.float32((1 - 2895 * 2.0 ** -23) * 2.0 ** -24)
+    weight = np.array([[1.0], [b]], np.float32)
+    out, none = np.empty((1, 1), np.float32), np.empty((0, 0), np.int64)
+    args = (weight, np.array([0, 1]), np.array([0, 2]), np.float32([1, a]), 0, True)
+    embedding.embedding_bag_forward(*args, out, none)
+    assert out[0, 0] == np.float32(1 + 2.0 ** -23)
+    assert_array_equal(out, ref.embedding_bag_forward_ref(*args))
