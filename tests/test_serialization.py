@@ -99,13 +99,15 @@ def test_tampered_header_is_rejected(tmp_path):
                        "int": "a0", "scale": 0.5, "zero_point": 0}}
     with zipfile.ZipFile(p, "w"):
         pass
-    np.savez(p.open("wb"), a0=np.arange(3, dtype=np.int8),  # wrong storage type
-             __qlearn__=np.frombuffer(json.dumps(header).encode(), np.uint8))
+    with p.open("wb") as f:
+        np.savez(f, a0=np.arange(3, dtype=np.int8),  # wrong storage type
+                 __qlearn__=np.frombuffer(json.dumps(header).encode(), np.uint8))
     with pytest.raises(ValueError, match="expected uint8"):
         ql.load(p)
     header["version"] = 99
-    np.savez(p.open("wb"), a0=np.arange(3, dtype=np.uint8),
-             __qlearn__=np.frombuffer(json.dumps(header).encode(), np.uint8))
+    with p.open("wb") as f:
+        np.savez(f, a0=np.arange(3, dtype=np.uint8),
+                 __qlearn__=np.frombuffer(json.dumps(header).encode(), np.uint8))
     with pytest.raises(ValueError, match="version 99"):
         ql.load(p)
 
