@@ -2,7 +2,8 @@
 
 - The indirect kernel's 3x3 (dilation 1) pointer setup, with any stride and padding:
   tiles that straddle output rows and images, padding on every side, a last tile
-  shorter than 6 (or 4) rows, channel counts that are not a multiple of 16 or 64.
+  shorter than 6 (or 4) rows, channel counts that are not a multiple of 16 or 64, and
+  VNNI's strided tiles (6 interior pixels of one output row, without Zw).
 - The VNNI tile's row-by-row uint8 epilogue: output columns not a multiple of 16 or 64
   (masked bytes), fused ReLU (lo = Zo), weight zero points (row sums), Za > 127.
 - conv2d_apply's batch chunks: an NCHW batch converted a few images at a time (the
@@ -40,6 +41,12 @@ SHAPES = [
     (1, 8, 6, 7, 72, 2, 2, 1),         # padding wider than the stride
     (3, 24, 7, 5, 18, 1, 1, 2),        # groups of 12 channels (still whole 4-byte groups)
     (1, 6, 7, 7, 9, 1, 1, 1),          # 6 channels: im2col path, not the indirect one
+    # wide rows: most tiles are 6 interior pixels of one row (VNNI's strided kernel),
+    # the others straddle a row end or touch the padding
+    (1, 8, 4, 29, 24, 1, 1, 1),
+    (2, 12, 5, 31, 70, 2, 1, 1),
+    (1, 4, 3, 40, 16, 3, 0, 1),
+    (1, 16, 6, 23, 33, 1, 2, 1),
 ]
 
 
