@@ -88,7 +88,7 @@ def test_batch_chunks_match_whole_batch(path, num_threads, rng, monkeypatch, chu
     b = rng.standard_normal(12).astype(np.float32)
     pc = _packed.PackedConvWeight(w, b, 1, 1, 1, groups)
     monkeypatch.setattr(_packed, "_CHUNK_BYTES", chunk_bytes)
-    assert _packed._images_per_chunk(x._int, simd_paths.active()) < 7 \
+    assert _packed._images_per_chunk(x._int, simd_paths.active(), num_threads) < 7 \
         or path == "generic"
     got = _packed.conv2d_apply(x, pc, 0.4, 6).int_repr()
     assert_array_equal(got, conv_reference(x, w, b, 1, 1, 1, groups, 0.4, 6))
