@@ -6,8 +6,9 @@
   VNNI's strided tiles (6 interior pixels of one output row, without Zw).
 - The VNNI tile's row-by-row uint8 epilogue: output columns not a multiple of 16 or 64
   (masked bytes), fused ReLU (lo = Zo), weight zero points (row sums), Za > 127.
-- conv2d_apply's batch chunks: an NCHW batch converted a few images at a time (the
-  chunk size is lowered here so that small images are chunked too), a short last chunk.
+- conv2d_apply's batch chunks (one thread): an NCHW batch converted a few images at a
+  time (the chunk size is lowered here so that small images are chunked too), a short
+  last chunk; whole batches on several threads.
 
 Outputs are compared with ``assert_array_equal`` (full 8-bit activations, so only the
 exact reference applies) at 1 and 2 threads on every SIMD path.
@@ -88,8 +89,8 @@ def test_batch_chunks_match_whole_batch(path, num_threads, rng, monkeypatch, chu
     b = rng.standard_normal(12).astype(np.float32)
     pc = _packed.PackedConvWeight(w, b, 1, 1, 1, groups)
     monkeypatch.setattr(_packed, "_CHUNK_BYTES", chunk_bytes)
-    assert _packed._images_per_chunk(x._int, simd_paths.active(), num_threads) < 7 \
-        or path == "generic"
+    chunked = _packed._images_per_chunk(x._int, simd_paths.active(), num_threads) < 7
+    assert chunked == (path != "generic" and num_threads == 1)
     got = _packed.conv2d_apply(x, pc, 0.4, 6).int_repr()
     assert_array_equal(got, conv_reference(x, w, b, 1, 1, 1, groups, 0.4, 6))
 

@@ -377,9 +377,9 @@ def conv2d_apply(x, pc, scale, zero_point, relu=False, who="quantized conv2d"):
                 _conv_gemm(_int8.channels_last(x._int), pc, x.q_scale(), a_zp, scale,
                            zero_point, lo, out, path)
             else:
-                # an NCHW batch: converted a few images at a time into one buffer that
-                # stays in cache for their convolution (a whole-batch copy would go to
-                # memory, and be read back from it)
+                # an NCHW batch on one thread: converted a few images at a time into
+                # one buffer that stays in cache for their convolution (a whole-batch
+                # copy would go to memory, and be read back from it)
                 buf = np.empty((per, h, w, c), dtype=np.uint8)
                 for n0 in range(0, n, per):
                     n1 = min(n, n0 + per)
@@ -391,23 +391,23 @@ def conv2d_apply(x, pc, scale, zero_point, relu=False, who="quantized conv2d"):
                                 zero_point)
 
 
-# Bytes of channels-last input converted per chunk of a batch and per thread
-# (conv2d_apply): a thread's share of the chunk, the layer's packed weight and its
-# output stay in its core's L2 (1 MiB or more).
+# Bytes of channels-last input converted per chunk of a batch (conv2d_apply, one
+# thread): the chunk, the layer's packed weight and its output stay in the core's L2
+# (1 MiB or more).
 _CHUNK_BYTES = 256 * 1024
 
 
 def _images_per_chunk(xi, path, num_threads=1):
     """How many images of the NCHW integers ``xi`` to convert to channels-last at once:
     all of them when no copy is needed (already channels-last in memory), when the
-    generic path forms the whole patch matrix anyway, or when they fit in a chunk of
-    ``num_threads`` times ``_CHUNK_BYTES`` (each chunk is one more pair of parallel
-    regions, so threads get proportionally larger chunks)."""
+    generic path forms the whole patch matrix anyway, on several threads (each chunk
+    would add a start and a join of the thread pool, where a preempted thread makes
+    the others wait), or when they fit in ``_CHUNK_BYTES``."""
     n, c, h, w = xi.shape
-    if (path == _simd.Simd.GENERIC or not xi.flags.c_contiguous
+    if (path == _simd.Simd.GENERIC or num_threads > 1 or not xi.flags.c_contiguous
             or xi.transpose(0, 2, 3, 1).flags.c_contiguous):
         return n
-    return max(1, _CHUNK_BYTES * max(1, num_threads) // max(1, c * h * w))
+    return max(1, _CHUNK_BYTES // max(1, c * h * w))
 
 
 def _conv_requant(pc, a_scale, out_scale):
