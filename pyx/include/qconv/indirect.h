@@ -7,6 +7,8 @@
  * channels-last input, or at zrow (cg bytes of Za, real zero: (Za - Za) w = 0, eq. (3))
  * where the tap falls in the padding; the tile then runs with no patch matrix.  A pixel whose whole window is inside the image (most of them)
  * gets its pointers by adding fixed strides to one base pointer, with no test per tap.
+ * On VNNI a tile of 6 such pixels in one output row (most tiles of a large image)
+ * passes only its first pixel's pointers: the strided kernel adds r sw C for row r.
  * The tile's pointers serve every panel of its rows.  With some Zw != 0 the row sums of
  * eq. (4) are summed over the same runs.
  */
@@ -16,7 +18,7 @@
 #include <stdint.h>
 #include "../qgemm/dispatch.h"
 
-static void qlearn_qconv_indirect_block(
+static inline __attribute__((always_inline)) void qconv_indirect_block_body(
         int path, const uint8_t *x, long H, long W, long C, long Ho, long Wo, long c0, long cg,
         long kh, long kw, long sh, long sw, long ph, long pw, long dh, long dw,
         const uint8_t *zrow, long r0, long rows, const uint8_t **ptrs,
@@ -30,6 +32,35 @@ static void qlearn_qconv_indirect_block(
     long n = r0 / (Ho * Wo), oy = (r0 / Wo) % Ho, ox = r0 % Wo;
     for (long i0 = 0; i0 < rows; i0 += mr_max) {
         const long mr = rows - i0 < mr_max ? rows - i0 : mr_max;
+#if QLEARN_HAVE_X86_SIMD
+        /* VNNI, 6 consecutive pixels of one output row, none of whose windows touches
+         * the padding: the strided kernel steps from the first pixel's T pointers */
+        if (path == QGEMM_VNNI && !any_wzp && mr == 6 && ox + 5 < Wo) {
+            const long iy0 = oy * sh - ph, ix0 = ox * sw - pw;
+            if (iy0 >= 0 && iy0 + (kh - 1) * dh < H && ix0 >= 0
+                    && ix0 + 5 * sw + (kw - 1) * dw < W) {
+                const uint8_t **pr = ptrs;
+                const uint8_t *row = x + n * H * W * C + c0 + (iy0 * W + ix0) * C;
+                for (long ky = 0; ky < kh; ky++, row += step_y) {
+                    const uint8_t *p = row;
+                    for (long kx = 0; kx < kw; kx++, p += step_x) *pr++ = p;
+                }
+                if ((ox += 6) == Wo) {
+                    ox = 0;
+                    if (++oy == Ho) { oy = 0; n++; }
+                }
+                for (long p0 = 0; p0 < P; p0 += np_max) {
+                    const long np = P - p0 < np_max ? P - p0 : np_max;
+                    const long j0 = p0 * QGEMM_NR;
+                    const long nc = Ng - j0 < np * QGEMM_NR ? Ng - j0 : np * QGEMM_NR;
+                    const qgemm_outctx oc = {&e, i0, j0, nc, ldc, out, NULL};
+                    QGEMM_U8S8_6X64_VNNI_INDIRECT_STRIDED[np - 1](
+                        ptrs, T, gpt, sw * C, packed + p0 * Kg * 64, Kg * 64, &oc);
+                }
+                continue;
+            }
+        }
+#endif
         for (long r = 0; r < mr; r++) {
             const uint8_t **pr = ptrs + r * T;
             const long iy0 = oy * sh - ph, ix0 = ox * sw - pw;
@@ -67,6 +98,25 @@ static void qlearn_qconv_indirect_block(
             qlearn_qgemm_tile_indirect(path, ptrs, T, gpt, i0, mr, packed, Ng, Kg, p0,
                                        P - p0 < np_max ? P - p0 : np_max, &e, out, ldc);
     }
+}
+
+/* The loops above with the window's shape as constants where it is the common 3 x 3,
+ * dilation 1: the pointer setup of a tile is then straight-line code (with the shape
+ * as variables it spilled, and took ~6% of a 3x3 64-channel convolution). */
+static void qlearn_qconv_indirect_block(
+        int path, const uint8_t *x, long H, long W, long C, long Ho, long Wo, long c0, long cg,
+        long kh, long kw, long sh, long sw, long ph, long pw, long dh, long dw,
+        const uint8_t *zrow, long r0, long rows, const uint8_t **ptrs,
+        const int8_t *packed, long Ng, long Kg, long P, long np_max,
+        const qgemm_epilogue *e0, int any_wzp, int32_t *rowsum, uint8_t *out, long ldc) {
+    if (kh == 3 && kw == 3 && dh == 1 && dw == 1)
+        qconv_indirect_block_body(path, x, H, W, C, Ho, Wo, c0, cg, 3, 3, sh, sw, ph, pw, 1,
+                                  1, zrow, r0, rows, ptrs, packed, Ng, Kg, P, np_max, e0,
+                                  any_wzp, rowsum, out, ldc);
+    else
+        qconv_indirect_block_body(path, x, H, W, C, Ho, Wo, c0, cg, kh, kw, sh, sw, ph, pw,
+                                  dh, dw, zrow, r0, rows, ptrs, packed, Ng, Kg, P, np_max, e0,
+                                  any_wzp, rowsum, out, ldc);
 }
 
 #endif

@@ -128,7 +128,8 @@ QGEMM_INLINE QGEMM_VNNI_FN void qgemm_vnni_out(__m512i acc, long r, const qgemm_
     }
 }
 
-/* Panel by panel, row by row: each accumulator is requantized once, and is dead after. */
+/* Float output (eq. (8)), panel by panel, row by row: each accumulator is converted
+ * once, and is dead after. */
 #define QGEMM_VNNI_OUT_PANEL(p)                                                          \
     if (NP > p) {                                                                        \
         qgemm_panel pc_;                                                                 \
@@ -141,9 +142,104 @@ QGEMM_INLINE QGEMM_VNNI_FN void qgemm_vnni_out(__m512i acc, long r, const qgemm_
             if (MR > 5) qgemm_vnni_out(c5##p, 5, &pc_, oc);                              \
         }                                                                                \
     }
+
+/* ---- uint8 output (eq. (6)) row by row: one 64-byte store per row of the tile -------
+ * The tile's per-column constants (eq. (4)'s Za colsum'[j] and Zw[j], eq. (6)'s
+ * bias_q[j] and mult[j]) are formed once per tile into qgemm_u8cols; each accumulator
+ * then takes the float steps of qgemm_vnni_out,
+ *     q = cvtps2dq(min(1e9, ((float)(acc - Za colsum'[j] [- rowsum[i] Zw[j]]) + bias_q[j]) mult[j]))
+ * and a row's (up to) four are narrowed together with saturation: vpackssdw to int16,
+ * + Zo (vpaddsw), vpackuswb to [0, 255], one vpermd to undo the packs' 128-bit lanes,
+ * then max(lo) and min(hi).  Saturating at 16 bits first gives the same bytes as
+ * clamp(q + Zo, lo, hi) in int32 (QGEMM_CLAMP_NOTE: q >= INT32_MIN, 0 <= Zo <= 255,
+ * 0 <= lo <= hi <= 255): a q beyond int16 saturates to +-32767/-32768, which stays
+ * beyond [0, 255] on the same side after + Zo.
+ * Zen 4 runs float add, min and conversions on two of its four vector pipes and
+ * multiplies (with vpdpbusd) on the other two: the bias is added as fma(x, 1, bias_q),
+ * which rounds x + bias_q once, exactly as vaddps does, on the multiply pipes. */
+typedef struct {
+    __m512i zcol[4], wzp[4];     /* Za colsum'[j], Zw[j] */
+    __m512 bias[4], scale[4];    /* bias_q[j], mult[j] */
+    __m512i ozp16;               /* Zo in every int16 */
+    __m512i lo8, hi8;            /* lo, hi in every byte */
+    __mmask64 m;                 /* valid bytes of a row */
+    const int32_t *rowsum;       /* eq. (4)'s rowsum from the tile's first row, or NULL */
+    uint8_t *out;                /* the tile's first output byte */
+    long ldc;
+    int has_bias, clamp_lo, clamp_hi;
+} qgemm_u8cols;
+
+QGEMM_INLINE QGEMM_VNNI_FN void qgemm_vnni_u8cols(const qgemm_outctx *oc, const int NP,
+                                                 qgemm_u8cols *k) {
+    const qgemm_epilogue *e = oc->e;
+    const __m512i za = _mm512_set1_epi32(e->a_zp);
+    for (int p = 0; p < NP; p++) {
+        const long ncols = oc->nc - 16 * p, j = oc->j0 + 16 * p;
+        const __mmask16 m = ncols >= 16 ? (__mmask16)0xFFFF
+                          : ncols <= 0 ? (__mmask16)0 : (__mmask16)((1u << ncols) - 1u);
+        k->zcol[p] = _mm512_mullo_epi32(za, _mm512_maskz_loadu_epi32(m, e->colsum + j));
+        k->wzp[p] = e->rowsum ? _mm512_maskz_loadu_epi32(m, e->wzp + j)
+                              : _mm512_setzero_si512();
+        k->bias[p] = e->bias_q ? _mm512_maskz_loadu_ps(m, e->bias_q + j)
+                               : _mm512_setzero_ps();
+        k->scale[p] = _mm512_maskz_loadu_ps(m, e->mult + j);
+    }
+    k->ozp16 = _mm512_set1_epi16((short)e->out_zp);
+    k->lo8 = _mm512_set1_epi8((char)e->lo);
+    k->hi8 = _mm512_set1_epi8((char)e->hi);
+    k->m = oc->nc >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << oc->nc) - 1);
+    k->rowsum = e->rowsum ? e->rowsum + oc->i0 : NULL;
+    k->out = oc->out_u8 + oc->i0 * oc->ldc + oc->j0;
+    k->ldc = oc->ldc;
+    k->has_bias = e->bias_q != NULL;
+    k->clamp_lo = e->lo > 0;
+    k->clamp_hi = e->hi < 255;
+}
+
+QGEMM_INLINE QGEMM_VNNI_FN __m512i qgemm_vnni_u8q(__m512i acc, const qgemm_u8cols *k,
+                                                 int p, __m512i rs) {
+    __m512i raw = _mm512_sub_epi32(acc, k->zcol[p]);
+    if (k->rowsum) raw = _mm512_sub_epi32(raw, _mm512_mullo_epi32(rs, k->wzp[p]));
+    __m512 x = _mm512_cvtepi32_ps(raw);
+    if (k->has_bias) x = _mm512_fmadd_ps(x, _mm512_set1_ps(1.0f), k->bias[p]);
+    x = _mm512_mul_ps(x, k->scale[p]);
+    x = _mm512_min_ps(_mm512_set1_ps(1e9f), x);            /* see QGEMM_CLAMP_NOTE */
+    return _mm512_cvtps_epi32(x);
+}
+
+QGEMM_INLINE QGEMM_VNNI_FN void qgemm_vnni_u8row(__m512i q0, __m512i q1, __m512i q2,
+                                                __m512i q3, long r, const qgemm_u8cols *k) {
+    const __m512i lanes = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7,
+                                            11, 15);
+    const __m512i w01 = _mm512_adds_epi16(_mm512_packs_epi32(q0, q1), k->ozp16);
+    const __m512i w23 = _mm512_adds_epi16(_mm512_packs_epi32(q2, q3), k->ozp16);
+    __m512i b = _mm512_permutexvar_epi32(lanes, _mm512_packus_epi16(w01, w23));
+    if (k->clamp_lo) b = _mm512_max_epu8(b, k->lo8);
+    if (k->clamp_hi) b = _mm512_min_epu8(b, k->hi8);
+    _mm512_mask_storeu_epi8(k->out + r * k->ldc, k->m, b);
+}
+
+/* Row r of the tile; panels past NP repeat panel 0 (their bytes are masked off). */
+#define QGEMM_VNNI_U8_ROW(r)                                                             \
+    if (MR > r) {                                                                        \
+        const __m512i rs_ = k_.rowsum ? _mm512_set1_epi32(k_.rowsum[r])                  \
+                                      : _mm512_setzero_si512();                          \
+        const __m512i q0_ = qgemm_vnni_u8q(c##r##0, &k_, 0, rs_);                        \
+        const __m512i q1_ = NP > 1 ? qgemm_vnni_u8q(c##r##1, &k_, 1, rs_) : q0_;         \
+        const __m512i q2_ = NP > 2 ? qgemm_vnni_u8q(c##r##2, &k_, 2, rs_) : q0_;         \
+        const __m512i q3_ = NP > 3 ? qgemm_vnni_u8q(c##r##3, &k_, 3, rs_) : q0_;         \
+        qgemm_vnni_u8row(q0_, q1_, q2_, q3_, r, &k_);                                    \
+    }
 #define QGEMM_VNNI_OUT_ALL                                                               \
-    QGEMM_VNNI_OUT_PANEL(0) QGEMM_VNNI_OUT_PANEL(1) QGEMM_VNNI_OUT_PANEL(2)             \
-    QGEMM_VNNI_OUT_PANEL(3)
+    if (oc->out_u8) {                                                                    \
+        qgemm_u8cols k_;                                                                 \
+        qgemm_vnni_u8cols(oc, NP, &k_);                                                  \
+        QGEMM_VNNI_U8_ROW(0) QGEMM_VNNI_U8_ROW(1) QGEMM_VNNI_U8_ROW(2)                   \
+        QGEMM_VNNI_U8_ROW(3) QGEMM_VNNI_U8_ROW(4) QGEMM_VNNI_U8_ROW(5)                   \
+    } else {                                                                             \
+        QGEMM_VNNI_OUT_PANEL(0) QGEMM_VNNI_OUT_PANEL(1) QGEMM_VNNI_OUT_PANEL(2)         \
+        QGEMM_VNNI_OUT_PANEL(3)                                                          \
+    }
 #endif  /* QLEARN_HAVE_X86_SIMD */
 
 #endif

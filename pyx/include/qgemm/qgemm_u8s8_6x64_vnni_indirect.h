@@ -20,10 +20,14 @@
         if (NP > 2) c##r##2 = _mm512_dpbusd_epi32(c##r##2, av, b2);                      \
         if (NP > 3) c##r##3 = _mm512_dpbusd_epi32(c##r##3, av, b3);                      \
     }
-#define QGEMM_IND_PTR(r) const uint8_t *ar##r = MR > r ? ptrs[r * T + t] : ptrs[t];
+/* rs > 0 (the strided form, 6 rows): row r reads tap t at ptrs[t] + r rs, i.e. the
+ * tile's pixels are rs bytes apart in the input (consecutive pixels of one output row,
+ * none in the padding), and ptrs holds only the first pixel's T pointers. */
+#define QGEMM_IND_PTR(r) const uint8_t *ar##r = rs ? ptrs[t] + r * rs                     \
+                                            : MR > r ? ptrs[r * T + t] : ptrs[t];
 
 QGEMM_INLINE QGEMM_VNNI_FN void qgemm_u8s8_6x64_vnni_indirect_body(
-        const uint8_t *const *ptrs, long T, long gpt, const int8_t *bp,
+        const uint8_t *const *ptrs, long T, long gpt, long rs, const int8_t *bp,
         long panel_stride, const qgemm_outctx *oc, const int MR, const int NP) {
     QGEMM_VNNI_ZERO(0) QGEMM_VNNI_ZERO(1) QGEMM_VNNI_ZERO(2)
     QGEMM_VNNI_ZERO(3) QGEMM_VNNI_ZERO(4) QGEMM_VNNI_ZERO(5)
@@ -47,7 +51,7 @@ QGEMM_INLINE QGEMM_VNNI_FN void qgemm_u8s8_6x64_vnni_indirect_body(
 #define QGEMM_IND_INST(MR, NP) \
 QGEMM_VNNI_FN static void qgemm_u8s8_6x64_vnni_indirect_r##MR##_p##NP(const uint8_t *const *ptrs, \
         long T, long gpt, const int8_t *bp, long ps, const qgemm_outctx *oc) { \
-    qgemm_u8s8_6x64_vnni_indirect_body(ptrs, T, gpt, bp, ps, oc, MR, NP); }
+    qgemm_u8s8_6x64_vnni_indirect_body(ptrs, T, gpt, 0, bp, ps, oc, MR, NP); }
 #define QGEMM_IND_ROW(MR) QGEMM_IND_INST(MR, 1) QGEMM_IND_INST(MR, 2) \
     QGEMM_IND_INST(MR, 3) QGEMM_IND_INST(MR, 4)
 QGEMM_IND_ROW(1) QGEMM_IND_ROW(2) QGEMM_IND_ROW(3) QGEMM_IND_ROW(4) QGEMM_IND_ROW(5)
@@ -60,6 +64,22 @@ typedef void (*qgemm_ind_fn)(const uint8_t *const *, long, long, const int8_t *,
 static const qgemm_ind_fn QGEMM_U8S8_6X64_VNNI_INDIRECT[6][4] = {
     QGEMM_IND_TROW(1), QGEMM_IND_TROW(2), QGEMM_IND_TROW(3), QGEMM_IND_TROW(4),
     QGEMM_IND_TROW(5), QGEMM_IND_TROW(6)};
+
+/* The strided form (6 rows, rs > 0): qgemm_u8s8_6x64_vnni_indirect_strided_p<NP>. */
+#define QGEMM_IND_STRIDED_INST(NP) \
+QGEMM_VNNI_FN static void qgemm_u8s8_6x64_vnni_indirect_strided_p##NP( \
+        const uint8_t *const *ptrs, long T, long gpt, long rs, const int8_t *bp, long ps, \
+        const qgemm_outctx *oc) { \
+    qgemm_u8s8_6x64_vnni_indirect_body(ptrs, T, gpt, rs, bp, ps, oc, 6, NP); }
+QGEMM_IND_STRIDED_INST(1) QGEMM_IND_STRIDED_INST(2) QGEMM_IND_STRIDED_INST(3)
+QGEMM_IND_STRIDED_INST(4)
+
+typedef void (*qgemm_ind_strided_fn)(const uint8_t *const *, long, long, long,
+                                     const int8_t *, long, const qgemm_outctx *);
+/* [NP - 1] */
+static const qgemm_ind_strided_fn QGEMM_U8S8_6X64_VNNI_INDIRECT_STRIDED[4] = {
+    qgemm_u8s8_6x64_vnni_indirect_strided_p1, qgemm_u8s8_6x64_vnni_indirect_strided_p2,
+    qgemm_u8s8_6x64_vnni_indirect_strided_p3, qgemm_u8s8_6x64_vnni_indirect_strided_p4};
 #endif  /* QLEARN_HAVE_X86_SIMD */
 
 #endif

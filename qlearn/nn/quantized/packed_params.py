@@ -363,18 +363,51 @@ def conv2d_apply(x, pc, scale, zero_point, relu=False, who="quantized conv2d"):
     o = pc.out_channels
     out = np.empty((n, ho, wo, o), dtype=np.uint8)
     lo = zero_point if relu else 0
-    xi = _int8.channels_last(x._int)
     a_zp = x.q_zero_point()
     path = _simd.active()
     if n and o:
         if pc.depthwise and path != _simd.Simd.GENERIC:
+            xi = _int8.channels_last(x._int)
             bias_q, mult = _conv_requant(pc, x.q_scale(), scale)
             _int8.depthwise3x3(xi, pc.dw_taps, pc.stride[0], pc.padding[0], pc.dilation[0],
                                a_zp, bias_q, mult, zero_point, lo, 255, out, path)
         else:
-            _conv_gemm(xi, pc, x.q_scale(), a_zp, scale, zero_point, lo, out, path)
+            per = _images_per_chunk(x._int, path, _threads.get_num_threads())
+            if per >= n:
+                _conv_gemm(_int8.channels_last(x._int), pc, x.q_scale(), a_zp, scale,
+                           zero_point, lo, out, path)
+            else:
+                # an NCHW batch on one thread: converted a few images at a time into
+                # one buffer that stays in cache for their convolution (a whole-batch
+                # copy would go to memory, and be read back from it)
+                buf = np.empty((per, h, w, c), dtype=np.uint8)
+                for n0 in range(0, n, per):
+                    n1 = min(n, n0 + per)
+                    xb = buf[:n1 - n0]
+                    _int8.to_channels_last(x._int[n0:n1], xb)
+                    _conv_gemm(xb, pc, x.q_scale(), a_zp, scale, zero_point, lo,
+                               out[n0:n1], path)
     return per_tensor_unchecked(out.transpose(0, 3, 1, 2), quint8, per_tensor_affine, scale,
                                 zero_point)
+
+
+# Bytes of channels-last input converted per chunk of a batch (conv2d_apply, one
+# thread): the chunk, the layer's packed weight and its output stay in the core's L2
+# (1 MiB or more).
+_CHUNK_BYTES = 256 * 1024
+
+
+def _images_per_chunk(xi, path, num_threads=1):
+    """How many images of the NCHW integers ``xi`` to convert to channels-last at once:
+    all of them when no copy is needed (already channels-last in memory), when the
+    generic path forms the whole patch matrix anyway, on several threads (each chunk
+    would add a start and a join of the thread pool, where a preempted thread makes
+    the others wait), or when they fit in ``_CHUNK_BYTES``."""
+    n, c, h, w = xi.shape
+    if (path == _simd.Simd.GENERIC or num_threads > 1 or not xi.flags.c_contiguous
+            or xi.transpose(0, 2, 3, 1).flags.c_contiguous):
+        return n
+    return max(1, _CHUNK_BYTES // max(1, c * h * w))
 
 
 def _conv_requant(pc, a_scale, out_scale):
