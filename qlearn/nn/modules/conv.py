@@ -79,6 +79,9 @@ class Conv2d(_ConvBase):
         self._init_parameters((out_channels, in_channels // groups) + self.kernel_size,
                               bias)
 
+    def _conv_forward(self, input, weight, bias):
+        return F.conv2d(input, weight, bias, self.stride, self.padding, self.dilation,
+                        self.groups)
+
     def forward(self, input):
-        return F.conv2d(input, self.weight, self.bias, self.stride, self.padding,
-                        self.dilation, self.groups)
+        return self._conv_forward(input, self.weight, self.bias)
