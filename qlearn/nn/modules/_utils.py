@@ -1,6 +1,8 @@
 """Helpers shared by the layer constructors."""
 import numpy as np
 
+from ..parameter import Parameter
+
 
 def check_factory_kwargs(device=None, dtype=None):
     """Accept PyTorch's ``device=`` / ``dtype=`` constructor arguments when they ask for
@@ -56,3 +58,26 @@ def conv_extra_repr(m, quantized=False):
     if not quantized and m.padding_mode != "zeros":
         s += f", padding_mode={m.padding_mode}"
     return s
+
+
+def register_affine(m, affine, bias, shape):
+    r"""Give the normalisation layer ``m`` its learnt ``weight`` :math:`\gamma` (ones) and
+    ``bias`` :math:`\beta` (zeros) of ``shape`` when ``affine``, the weight alone when
+    ``bias`` is False (torch >= 2.9), or neither (both registered as None)."""
+    if affine:
+        m.weight = Parameter(np.ones(shape, np.float32))
+        if bias:
+            m.bias = Parameter(np.zeros(shape, np.float32))
+        else:
+            m.register_parameter("bias", None)
+    else:
+        m.register_parameter("weight", None)
+        m.register_parameter("bias", None)
+
+
+def reset_affine(m):
+    r"""``m.weight`` :math:`\gamma` to 1 and ``m.bias`` :math:`\beta` to 0 (those it has)."""
+    if m.weight is not None:
+        m.weight.data[...] = 1
+    if m.bias is not None:
+        m.bias.data[...] = 0

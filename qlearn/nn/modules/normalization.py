@@ -6,11 +6,8 @@ compute the same thing and there are no running statistics (see
 """
 import numbers
 
-import numpy as np
-
 from .. import functional as F
-from ..parameter import Parameter
-from ._utils import check_factory_kwargs
+from ._utils import check_factory_kwargs, register_affine, reset_affine
 from .module import Module
 
 __all__ = ["LayerNorm", "GroupNorm"]
@@ -51,22 +48,11 @@ class LayerNorm(Module):
                              f"{normalized_shape!r}")
         self.normalized_shape, self.eps = shape, eps
         self.elementwise_affine = elementwise_affine
-        if elementwise_affine:
-            self.weight = Parameter(np.ones(shape, np.float32))
-            if bias:
-                self.bias = Parameter(np.zeros(shape, np.float32))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        register_affine(self, elementwise_affine, bias, shape)
 
     def reset_parameters(self):
         r"""``weight`` :math:`\gamma` to 1, ``bias`` :math:`\beta` to 0."""
-        if self.weight is not None:
-            self.weight.data[...] = 1
-        if self.bias is not None:
-            self.bias.data[...] = 0
+        reset_affine(self)
 
     def forward(self, input):
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -108,22 +94,11 @@ class GroupNorm(Module):
                              f"`num_groups` ({num_groups})")
         self.num_groups, self.num_channels = int(num_groups), int(num_channels)
         self.eps, self.affine = eps, affine
-        if affine:
-            self.weight = Parameter(np.ones(num_channels, np.float32))
-            if bias:
-                self.bias = Parameter(np.zeros(num_channels, np.float32))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        register_affine(self, affine, bias, self.num_channels)
 
     def reset_parameters(self):
         r"""``weight`` :math:`\gamma` to 1, ``bias`` :math:`\beta` to 0."""
-        if self.weight is not None:
-            self.weight.data[...] = 1
-        if self.bias is not None:
-            self.bias.data[...] = 0
+        reset_affine(self)
 
     def forward(self, input):
         x = F._tensor(input)
