@@ -7,6 +7,7 @@ compute the same thing and there are no running statistics (see
 import numbers
 
 from .. import functional as F
+from ..functional_norm import _normalized_shape
 from ._utils import check_factory_kwargs, register_affine, reset_affine
 from .module import Module
 
@@ -36,13 +37,7 @@ class LayerNorm(Module):
                  device=None, dtype=None):
         super().__init__()
         check_factory_kwargs(device, dtype)
-        if isinstance(normalized_shape, numbers.Integral):
-            normalized_shape = (normalized_shape,)
-        try:
-            shape = tuple(int(n) for n in normalized_shape)
-        except TypeError:
-            raise TypeError(f"`normalized_shape` must be an int or a sequence of ints, got "
-                            f"{normalized_shape!r}") from None
+        shape = _normalized_shape(normalized_shape)
         if not shape or min(shape) < 1:
             raise ValueError(f"`normalized_shape` must be non-empty positive sizes, got "
                              f"{normalized_shape!r}")

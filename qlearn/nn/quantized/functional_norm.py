@@ -86,6 +86,7 @@ import numpy as np
 from ... import _validation as V
 from ...dtypes import per_tensor_affine, per_tensor_symmetric, qint8, quint8
 from ...qtensor import QTensor
+from ..functional_norm import _normalized_shape
 
 __all__ = ["layer_norm", "group_norm", "instance_norm", "fma32"]
 
@@ -271,17 +272,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5,
     """
     who = "qF.layer_norm"
     x = _require_input(input, who)
-    if isinstance(normalized_shape, numbers.Integral):
-        normalized_shape = (normalized_shape,)
-    try:
-        shape = tuple(int(n) for n in normalized_shape)
-    except TypeError:
-        raise TypeError(f"{who}: `normalized_shape` must be an int or a sequence of ints, "
-                        f"got {normalized_shape!r}") from None
-    k = len(shape)
-    if k == 0 or x.ndim < k or tuple(x.shape[x.ndim - k:]) != shape:
-        raise ValueError(f"{who}: `normalized_shape` {list(shape)} must be the trailing "
-                         f"dimensions of `input`, got input of shape {x.shape}")
+    shape = _normalized_shape(normalized_shape, x.shape, who)
     w, b = _param(weight, shape, "weight", who), _param(bias, shape, "bias", who)
     eps = _eps(eps, who)
     scale, zp, qmin, qmax = _out_qparams(x, output_scale, output_zero_point)
