@@ -134,6 +134,18 @@ def _check_channel_params(w, b, C):
                              f"channels, got {tuple(t.shape)}")
 
 
+def _check_num_groups(num_groups, C, who=""):
+    """``num_groups`` must be a positive int dividing the ``C`` channels; ``who``
+    prefixes the messages (the quantized group norm names itself)."""
+    prefix = f"{who}: " if who else ""
+    if isinstance(num_groups, bool) or not isinstance(num_groups, numbers.Integral) \
+            or num_groups < 1:
+        raise ValueError(f"{prefix}`num_groups` must be a positive int, got {num_groups!r}")
+    if C % num_groups:
+        raise ValueError(f"{prefix}`num_groups` must divide the {C} channels of `input`, "
+                         f"got {num_groups}")
+
+
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     r"""Group normalisation (``torch.nn.functional.group_norm``): the ``C`` channels of
     an (N, C, \*) input are split into ``num_groups`` groups of ``C / num_groups``
@@ -156,13 +168,8 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     if x.ndim < 2:
         raise ValueError(f"`input` must be (N, C, *) with at least 2 dimensions, got shape "
                          f"{x.shape}")
-    if isinstance(num_groups, bool) or not isinstance(num_groups, numbers.Integral) \
-            or num_groups < 1:
-        raise ValueError(f"`num_groups` must be a positive int, got {num_groups!r}")
     N, C = x.shape[0], x.shape[1]
-    if C % num_groups:
-        raise ValueError(f"`num_groups` must divide the {C} channels of `input`, got "
-                         f"{num_groups}")
+    _check_num_groups(num_groups, C)
     w, b = _optional(weight, "weight"), _optional(bias, "bias")
     _check_channel_params(w, b, C)
     g = x.reshape(N, int(num_groups), -1)

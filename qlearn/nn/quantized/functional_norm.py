@@ -86,7 +86,7 @@ import numpy as np
 from ... import _validation as V
 from ...dtypes import per_tensor_affine, per_tensor_symmetric, qint8, quint8
 from ...qtensor import QTensor
-from ..functional_norm import _normalized_shape
+from ..functional_norm import _check_num_groups, _normalized_shape
 
 __all__ = ["layer_norm", "group_norm", "instance_norm", "fma32"]
 
@@ -321,14 +321,9 @@ def _group_norm(input, num_groups, weight, bias, eps, output_scale, output_zero_
     if x.ndim < 3:
         raise ValueError(f"{who}: `input` must be (N, C, *) with at least 3 dimensions "
                          f"(as PyTorch's quantized kernel), got shape {x.shape}")
-    if isinstance(num_groups, bool) or not isinstance(num_groups, numbers.Integral) \
-            or num_groups < 1:
-        raise ValueError(f"{who}: `num_groups` must be a positive int, got {num_groups!r}")
     B, C = x.shape[0], x.shape[1]
+    _check_num_groups(num_groups, C, who)
     G = int(num_groups)
-    if C % G:
-        raise ValueError(f"{who}: `num_groups` must divide the {C} channels of `input`, "
-                         f"got {G}")
     w, b = _param(weight, (C,), "weight", who), _param(bias, (C,), "bias", who)
     eps = _eps(eps, who)
     scale, zp, qmin, qmax = _out_qparams(x, output_scale, output_zero_point)
