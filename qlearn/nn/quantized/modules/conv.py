@@ -27,6 +27,7 @@ class _ConvBase(QuantizedWeightModule):
     _RELU = False
     _PACKED = None
     _APPLY = None
+    _SPATIAL = "spatial size"     # what reflect padding is measured against
 
     def _set_channels(self, in_channels, out_channels, groups):
         """Check and store ``in_channels``, ``out_channels`` and ``groups``."""
@@ -67,6 +68,20 @@ class _ConvBase(QuantizedWeightModule):
                    else (0,) * len(self.kernel_size))
         self._packed_params = type(self)._PACKED(w, b, self.stride, padding, self.dilation,
                                                  self.groups)
+
+    def _reflect_pad(self, x):
+        """``x`` padded by reflection (the integers themselves, so no requantization)."""
+        n = len(self.kernel_size)
+        if getattr(x, "ndim", None) != n + 2 or not hasattr(x, "int_repr"):
+            return x                     # the kernel's apply names what is wrong with it
+        sizes = x.shape[-n:]
+        if any(p >= size for p, size in zip(self.padding, sizes)):
+            raise ValueError(f"{self._NAME}: reflect padding {self.padding} must be "
+                             f"smaller than the input's {self._SPATIAL}, got "
+                             f"{'x'.join(map(str, sizes))}")
+        ints = np.pad(x.int_repr(), ((0, 0), (0, 0)) + tuple((p, p) for p in self.padding),
+                      mode="reflect")
+        return type(x)(ints, x.dtype, x.qscheme(), x.q_scale(), x.q_zero_point())
 
     def forward(self, input):
         if self.padding_mode == "reflect" and any(self.padding):
@@ -122,6 +137,7 @@ class Conv2d(_ConvBase):
     """
 
     _NAME = "QuantizedConv2d"
+    _SPATIAL = "height and width"
     _PACKED = PackedConvWeight
     _APPLY = staticmethod(conv2d_apply)
 
@@ -147,14 +163,3 @@ class Conv2d(_ConvBase):
         self.dilation = _pair(dilation, "dilation", who, 1)
         self.padding_mode = padding_mode
         self._init_weight(bias)
-
-    def _reflect_pad(self, x):
-        """``x`` padded by reflection (the integers themselves, so no requantization)."""
-        if getattr(x, "ndim", None) != 4 or not hasattr(x, "int_repr"):
-            return x                     # conv2d_apply names what is wrong with it
-        (ph, pw), (h, w) = self.padding, x.shape[-2:]
-        if ph >= h or pw >= w:
-            raise ValueError(f"{self._NAME}: reflect padding {self.padding} must be "
-                             f"smaller than the input's height and width, got {h}x{w}")
-        ints = np.pad(x.int_repr(), ((0, 0), (0, 0), (ph, ph), (pw, pw)), mode="reflect")
-        return type(x)(ints, x.dtype, x.qscheme(), x.q_scale(), x.q_zero_point())

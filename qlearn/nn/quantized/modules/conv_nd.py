@@ -12,7 +12,6 @@ exactly as :class:`qlearn.nn.quantized.Conv2d` does (eq. :eq:`int8-requant`), so
 integers are PyTorch's x86 backend's.  Conv1d runs as a height-1 Conv2d; Conv3d as a
 patch matrix and one int8 GEMM per group (:mod:`qlearn.nn.quantized.packed_conv_nd`).
 """
-import numpy as np
 
 from ..packed_conv_nd import (
     PackedConv1dWeight,
@@ -83,6 +82,7 @@ class Conv1d(_ConvNd):
 
     _DIMS = 1
     _NAME = "QuantizedConv1d"
+    _SPATIAL = "length"
     _PADDING_MODES = ("zeros", "reflect")
     _PACKED = PackedConv1dWeight
     _APPLY = staticmethod(conv1d_apply)
@@ -94,17 +94,6 @@ class Conv1d(_ConvNd):
         from ...modules.conv_nd import Conv1d as FloatConv1d
         from ...qat import Conv1d as QATConv1d
         return (FloatConv1d, QATConv1d, ConvBn1d)
-
-    def _reflect_pad(self, x):
-        """``x`` padded by reflection (the integers themselves, so no requantization)."""
-        if getattr(x, "ndim", None) != 3 or not hasattr(x, "int_repr"):
-            return x                     # conv1d_apply names what is wrong with it
-        (p,), length = self.padding, x.shape[-1]
-        if p >= length:
-            raise ValueError(f"{self._NAME}: reflect padding {self.padding} must be "
-                             f"smaller than the input's length, got {length}")
-        ints = np.pad(x.int_repr(), ((0, 0), (0, 0), (p, p)), mode="reflect")
-        return type(x)(ints, x.dtype, x.qscheme(), x.q_scale(), x.q_zero_point())
 
 
 class Conv3d(_ConvNd):
