@@ -30,6 +30,17 @@ def torch_mod():
         yield torch
 
 
+@pytest.fixture
+def torch_x86(torch_mod):
+    """``torch_mod`` on the x86 quantized engine with its RNG seeded at 0; the engine is
+    restored after."""
+    before = torch_mod.backends.quantized.engine
+    torch_mod.backends.quantized.engine = "x86"
+    torch_mod.manual_seed(0)
+    yield torch_mod
+    torch_mod.backends.quantized.engine = before
+
+
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
 def num_threads(request):
     """Run a test at 1 and 2 threads; restores the previous setting after."""

@@ -36,15 +36,6 @@ pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"),
               pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 
-@pytest.fixture
-def torch_x86(torch_mod):
-    before = torch_mod.backends.quantized.engine
-    torch_mod.backends.quantized.engine = "x86"
-    torch_mod.manual_seed(0)
-    yield torch_mod
-    torch_mod.backends.quantized.engine = before
-
-
 def _engine(torch, d):
     """The engine whose conv{d}d torch runs on FBGEMM (see the module notes)."""
     torch.backends.quantized.engine = "x86" if d == 1 else "fbgemm"

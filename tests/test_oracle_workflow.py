@@ -33,15 +33,6 @@ pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"),
               pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 
-@pytest.fixture
-def torch_x86(torch_mod):
-    before = torch_mod.backends.quantized.engine
-    torch_mod.backends.quantized.engine = "x86"
-    torch_mod.manual_seed(0)
-    yield torch_mod
-    torch_mod.backends.quantized.engine = before
-
-
 def _load_from_torch(qmodel, tmodel):
     tsd = tmodel.state_dict()
     assert sorted(qmodel.state_dict()) == sorted(tsd)

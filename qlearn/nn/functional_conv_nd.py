@@ -174,17 +174,22 @@ def _window(offs, out, stride, dilation):
         for k, o, s, dl in zip(offs, out, stride, dilation))
 
 
+def _batched(x, d, who):
+    """``(x, unbatched)``: a ``d``-spatial-axis input with its batch axis (one added to
+    an unbatched (C, ...) input), for the direct and the transposed convolutions."""
+    if x.ndim not in (d + 1, d + 2):
+        raise ValueError(f"{who}: `input` must be {d + 2}-d (N, C, ...) or {d + 1}-d "
+                         f"(unbatched), got shape {x.shape}")
+    unbatched = x.ndim == d + 1
+    return (x.unsqueeze(0) if unbatched else x), unbatched
+
+
 def _convnd(x, weight, bias, stride, padding, dilation, groups, padding_mode, d, who):
     x, w, b = _tensor(x), _tensor(weight, "weight"), _optional(bias, "bias")
     if w.ndim != d + 2:
         raise ValueError(f"{who}: `weight` must be {d + 2}-d (out_channels, "
                          f"in_channels/groups, *kernel_size), got shape {w.shape}")
-    if x.ndim not in (d + 1, d + 2):
-        raise ValueError(f"{who}: `input` must be {d + 2}-d (N, C, ...) or {d + 1}-d "
-                         f"(unbatched), got shape {x.shape}")
-    unbatched = x.ndim == d + 1
-    if unbatched:
-        x = x.unsqueeze(0)
+    x, unbatched = _batched(x, d, who)
     if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1:
         raise ValueError(f"{who}: `groups` must be a positive int, got {groups!r}")
     if padding_mode not in _PADDING_MODES:

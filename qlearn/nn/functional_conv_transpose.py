@@ -25,7 +25,7 @@ import numpy as np
 
 from ..autograd import Function
 from .functional import _optional, _tensor
-from .functional_conv_nd import _ntuple, _window
+from .functional_conv_nd import _batched, _ntuple, _window
 
 __all__ = ["conv_transpose1d", "conv_transpose2d", "ConvTransposeNdFunction",
            "transposed_output_size", "transposed_array"]
@@ -117,12 +117,7 @@ def _conv_transposend(input, weight, bias, stride, padding, output_padding, grou
     if w.ndim != d + 2:
         raise ValueError(f"{who}: `weight` must be {d + 2}-d (in_channels, "
                          f"out_channels/groups, *kernel_size), got shape {w.shape}")
-    if x.ndim not in (d + 1, d + 2):
-        raise ValueError(f"{who}: `input` must be {d + 2}-d (N, C, ...) or {d + 1}-d "
-                         f"(unbatched), got shape {x.shape}")
-    unbatched = x.ndim == d + 1
-    if unbatched:
-        x = x.unsqueeze(0)
+    x, unbatched = _batched(x, d, who)
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
         raise ValueError(f"{who}: `groups` must be a positive int, got {groups!r}")
     C, Og = w.shape[:2]

@@ -73,6 +73,26 @@ def _affine(y, weight, bias, shape):
     return y
 
 
+def _normalized_shape(normalized_shape, input_shape=None, who=""):
+    """``normalized_shape`` (an int or a sequence of ints) as a tuple of ints; given
+    ``input_shape``, checked to be its trailing dimensions.  ``who`` prefixes the
+    messages (the quantized layer norm names itself)."""
+    prefix = f"{who}: " if who else ""
+    if isinstance(normalized_shape, numbers.Integral):
+        normalized_shape = (normalized_shape,)
+    try:
+        shape = tuple(int(n) for n in normalized_shape)
+    except TypeError:
+        raise TypeError(f"{prefix}`normalized_shape` must be an int or a sequence of ints, "
+                        f"got {normalized_shape!r}") from None
+    if input_shape is not None:
+        k, ndim = len(shape), len(input_shape)
+        if k == 0 or ndim < k or tuple(input_shape[ndim - k:]) != shape:
+            raise ValueError(f"{prefix}`normalized_shape` {list(shape)} must be the trailing "
+                             f"dimensions of `input`, got input of shape {input_shape}")
+    return shape
+
+
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     r"""Layer normalisation over the trailing ``normalized_shape`` dimensions
     (``torch.nn.functional.layer_norm``):
@@ -91,17 +111,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
            [-1.,  1.]], dtype=float32)
     """
     x = _tensor(input)
-    if isinstance(normalized_shape, numbers.Integral):
-        normalized_shape = (normalized_shape,)
-    try:
-        shape = tuple(int(n) for n in normalized_shape)
-    except TypeError:
-        raise TypeError(f"`normalized_shape` must be an int or a sequence of ints, got "
-                        f"{normalized_shape!r}") from None
+    shape = _normalized_shape(normalized_shape, x.shape)
     k = len(shape)
-    if k == 0 or x.ndim < k or tuple(x.shape[x.ndim - k:]) != shape:
-        raise ValueError(f"`normalized_shape` {list(shape)} must be the trailing dimensions "
-                         f"of `input`, got input of shape {x.shape}")
     w, b = _optional(weight, "weight"), _optional(bias, "bias")
     for t, name in ((w, "weight"), (b, "bias")):
         if t is not None and tuple(t.shape) != shape:
@@ -121,6 +132,18 @@ def _check_channel_params(w, b, C):
         if t is not None and tuple(t.shape) != (C,):
             raise ValueError(f"`{name}` must have shape ({C},) for an input with {C} "
                              f"channels, got {tuple(t.shape)}")
+
+
+def _check_num_groups(num_groups, C, who=""):
+    """``num_groups`` must be a positive int dividing the ``C`` channels; ``who``
+    prefixes the messages (the quantized group norm names itself)."""
+    prefix = f"{who}: " if who else ""
+    if isinstance(num_groups, bool) or not isinstance(num_groups, numbers.Integral) \
+            or num_groups < 1:
+        raise ValueError(f"{prefix}`num_groups` must be a positive int, got {num_groups!r}")
+    if C % num_groups:
+        raise ValueError(f"{prefix}`num_groups` must divide the {C} channels of `input`, "
+                         f"got {num_groups}")
 
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
@@ -145,13 +168,8 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     if x.ndim < 2:
         raise ValueError(f"`input` must be (N, C, *) with at least 2 dimensions, got shape "
                          f"{x.shape}")
-    if isinstance(num_groups, bool) or not isinstance(num_groups, numbers.Integral) \
-            or num_groups < 1:
-        raise ValueError(f"`num_groups` must be a positive int, got {num_groups!r}")
     N, C = x.shape[0], x.shape[1]
-    if C % num_groups:
-        raise ValueError(f"`num_groups` must divide the {C} channels of `input`, got "
-                         f"{num_groups}")
+    _check_num_groups(num_groups, C)
     w, b = _optional(weight, "weight"), _optional(bias, "bias")
     _check_channel_params(w, b, C)
     g = x.reshape(N, int(num_groups), -1)

@@ -358,6 +358,19 @@ def prepare_qat_fx(model, qconfig_mapping, example_inputs=None, prepare_custom_c
     return _prepare(model, qconfig_mapping, True, prepare_custom_config, backend_config)
 
 
+def _check_convert_args(who, prepared_by, graph_module, qconfig_mapping, backend_config):
+    """The checks ``convert_fx`` and ``convert_to_reference_fx`` share: a prepared
+    ``graph_module`` (one with observer nodes) and no mapping or backend config."""
+    if not isinstance(graph_module, GraphModule) or not any(
+            n.meta.get("fx_kind") for n in graph_module.graph.nodes):
+        raise TypeError(f"`graph_module` must be the GraphModule returned by {prepared_by}, "
+                        f"got {type(graph_module).__name__}")
+    for name, value in (("qconfig_mapping", qconfig_mapping),
+                        ("backend_config", backend_config)):
+        if value is not None:
+            raise ValueError(f"`{name}` is not supported by qlearn's {who}; pass None")
+
+
 def convert_fx(graph_module, convert_custom_config=None, _remove_qconfig=True,
                qconfig_mapping=None, backend_config=None, keep_original_weights=False):
     """Convert a prepared and calibrated (or QAT-trained) graph module to int8.
@@ -396,14 +409,8 @@ def convert_fx(graph_module, convert_custom_config=None, _remove_qconfig=True,
     >>> type(getattr(q, "0")).__name__, q(np.ones((1, 4), np.float32)).shape
     ('LinearReLU', (1, 4))
     """
-    if not isinstance(graph_module, GraphModule) or not any(
-            n.meta.get("fx_kind") for n in graph_module.graph.nodes):
-        raise TypeError(f"`graph_module` must be the GraphModule returned by prepare_fx or "
-                        f"prepare_qat_fx, got {type(graph_module).__name__}")
-    for name, value in (("qconfig_mapping", qconfig_mapping),
-                        ("backend_config", backend_config)):
-        if value is not None:
-            raise ValueError(f"`{name}` is not supported by qlearn's convert_fx; pass None")
+    _check_convert_args("convert_fx", "prepare_fx or prepare_qat_fx", graph_module,
+                        qconfig_mapping, backend_config)
     if keep_original_weights:
         raise ValueError("`keep_original_weights=True` is not supported by qlearn's "
                          "convert_fx; pass False")
@@ -454,15 +461,8 @@ def convert_to_reference_fx(graph_module, convert_custom_config=None, _remove_qc
     >>> getattr(ref, "0")
     QuantizedLinear(Reference)(in_features=4, out_features=4, bias=True)
     """
-    if not isinstance(graph_module, GraphModule) or not any(
-            n.meta.get("fx_kind") for n in graph_module.graph.nodes):
-        raise TypeError(f"`graph_module` must be the GraphModule returned by prepare_fx, "
-                        f"got {type(graph_module).__name__}")
-    for name, value in (("qconfig_mapping", qconfig_mapping),
-                        ("backend_config", backend_config)):
-        if value is not None:
-            raise ValueError(f"`{name}` is not supported by qlearn's convert_to_reference_fx; "
-                             f"pass None")
+    _check_convert_args("convert_to_reference_fx", "prepare_fx", graph_module,
+                        qconfig_mapping, backend_config)
     conf = _convert_config(convert_custom_config)
     gm = copy.deepcopy(graph_module)
     gm.eval()

@@ -1,36 +1,29 @@
-"""``BatchNorm1d``, ``BatchNorm2d`` and ``BatchNorm3d``."""
+"""``BatchNorm1d``, ``BatchNorm2d`` and ``BatchNorm3d``, and the base they share with the
+instance norms."""
 import numpy as np
 
 from .. import functional as F
-from ..parameter import Parameter
-from ._utils import check_factory_kwargs
+from ._utils import check_factory_kwargs, register_affine, reset_affine
 from .module import Module
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
 
 
-class _BatchNorm(Module):
-    _ndims = ()
+class _NormBase(Module):
+    """What batch and instance normalisation share (as PyTorch's ``_NormBase``):
+    ``weight`` / ``bias`` when ``affine``, the running statistics when
+    ``track_running_stats``, their resets and the repr."""
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True, device=None, dtype=None, *, bias=True):
         super().__init__()
         check_factory_kwargs(device, dtype)
-        if not isinstance(num_features, int) or num_features < 1:
-            raise ValueError(f"`num_features` must be a positive int, got {num_features!r}")
+        num_features = self._check_num_features(num_features)
         if momentum is not None and not 0 <= momentum <= 1:
             raise ValueError(f"`momentum` must be in [0, 1] or None, got {momentum!r}")
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        if affine:   # bias=False keeps the scale and drops the shift (torch >= 2.9)
-            self.weight = Parameter(np.ones(num_features, np.float32))
-            if bias:
-                self.bias = Parameter(np.zeros(num_features, np.float32))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        register_affine(self, affine, bias, num_features)
         if track_running_stats:
             self.register_buffer("running_mean", np.zeros(num_features, np.float32))
             self.register_buffer("running_var", np.ones(num_features, np.float32))
@@ -39,6 +32,12 @@ class _BatchNorm(Module):
             self.register_buffer("running_mean", None)
             self.register_buffer("running_var", None)
             self.register_buffer("num_batches_tracked", None)
+
+    @staticmethod
+    def _check_num_features(num_features):
+        if not isinstance(num_features, int) or num_features < 1:
+            raise ValueError(f"`num_features` must be a positive int, got {num_features!r}")
+        return num_features
 
     def reset_running_stats(self):
         """Reset ``running_mean`` to 0, ``running_var`` to 1 and ``num_batches_tracked``
@@ -52,10 +51,16 @@ class _BatchNorm(Module):
         r"""Reset the running statistics, ``weight`` :math:`\gamma` to 1 and ``bias``
         :math:`\beta` to 0."""
         self.reset_running_stats()
-        if self.weight is not None:
-            self.weight.data[...] = 1
-        if self.bias is not None:
-            self.bias.data[...] = 0
+        reset_affine(self)
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, bias={self.bias is not None}, "
+                f"track_running_stats={self.track_running_stats}")
+
+
+class _BatchNorm(_NormBase):
+    _ndims = ()
 
     def forward(self, input):
         x = F._tensor(input)
@@ -74,11 +79,6 @@ class _BatchNorm(Module):
         use_batch = self.training or not self.track_running_stats
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                             use_batch, momentum, self.eps)
-
-    def extra_repr(self):
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, bias={self.bias is not None}, "
-                f"track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):

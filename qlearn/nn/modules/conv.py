@@ -6,13 +6,40 @@ import numpy as np
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
-from ._utils import check_factory_kwargs
+from ._utils import check_conv_channels, check_factory_kwargs, conv_extra_repr
 from .module import Module
 
 __all__ = ["Conv2d"]
 
 
-class Conv2d(Module):
+class _ConvBase(Module):
+    """What every float convolution (1-, 2-, 3-d, direct or transposed) shares: its
+    parameters, PyTorch's initialisation of them, and its repr."""
+
+    def _init_parameters(self, weight_shape, bias):
+        """Create ``weight`` of ``weight_shape`` and ``bias`` (out_channels,) or None,
+        then initialise them."""
+        self.weight = Parameter(np.empty(weight_shape, np.float32))
+        if bias:
+            self.bias = Parameter(np.empty(self.out_channels, np.float32))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        r"""Re-initialise as PyTorch: ``weight`` by ``kaiming_uniform_(a=sqrt(5))``, ``bias``
+        from :math:`\mathcal U(-1/\sqrt{k}, 1/\sqrt{k})`, :math:`k` = fan-in of ``weight``."""
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            init.uniform_(self.bias, -bound, bound)
+
+    def extra_repr(self):
+        return conv_extra_repr(self)
+
+
+class Conv2d(_ConvBase):
     r"""2-d convolution (cross-correlation), as ``torch.nn.Conv2d``:
 
     .. math::
@@ -35,13 +62,7 @@ class Conv2d(Module):
                  dtype=None):
         super().__init__()
         check_factory_kwargs(device, dtype)
-        for v, name in ((in_channels, "in_channels"), (out_channels, "out_channels"),
-                        (groups, "groups")):
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"`{name}` must be a positive int, got {v!r}")
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"`in_channels` ({in_channels}) and `out_channels` "
-                             f"({out_channels}) must be divisible by `groups` ({groups})")
+        check_conv_channels(in_channels, out_channels, groups, allow_bool=True)
         if padding_mode != "zeros":
             raise ValueError(f"`padding_mode` must be 'zeros' (the only mode qlearn "
                              f"implements), got {padding_mode!r}")
@@ -55,36 +76,12 @@ class Conv2d(Module):
         self.padding = padding if isinstance(padding, str) else F._pair(padding, "padding", 0)
         self.dilation = F._pair(dilation, "dilation", 1)
         self.groups, self.padding_mode = groups, padding_mode
-        self.weight = Parameter(np.empty((out_channels, in_channels // groups)
-                                         + self.kernel_size, np.float32))
-        if bias:
-            self.bias = Parameter(np.empty(out_channels, np.float32))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        self._init_parameters((out_channels, in_channels // groups) + self.kernel_size,
+                              bias)
 
-    def reset_parameters(self):
-        r"""Re-initialise as PyTorch: ``weight`` by ``kaiming_uniform_(a=sqrt(5))``, ``bias``
-        from :math:`\mathcal U(-1/\sqrt{k}, 1/\sqrt{k})`, :math:`k` = fan-in of ``weight``."""
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+    def _conv_forward(self, input, weight, bias):
+        return F.conv2d(input, weight, bias, self.stride, self.padding, self.dilation,
+                        self.groups)
 
     def forward(self, input):
-        return F.conv2d(input, self.weight, self.bias, self.stride, self.padding,
-                        self.dilation, self.groups)
-
-    def extra_repr(self):
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+        return self._conv_forward(input, self.weight, self.bias)

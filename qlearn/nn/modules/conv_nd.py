@@ -1,19 +1,13 @@
 """``Conv1d`` and ``Conv3d`` (``Conv2d`` is in :mod:`qlearn.nn.modules.conv`)."""
-import math
-
-import numpy as np
-
 from .. import functional_conv_nd as FN
-from .. import init
-from ..parameter import Parameter
-from ._utils import check_factory_kwargs
-from .module import Module
+from ._utils import check_conv_channels, check_factory_kwargs
+from .conv import _ConvBase
 
 __all__ = ["Conv1d", "Conv3d"]
 
 
-class _ConvNd(Module):
-    """What ``Conv1d`` and ``Conv3d`` share: PyTorch's arguments, initialisation, repr."""
+class _ConvNd(_ConvBase):
+    """What ``Conv1d`` and ``Conv3d`` share: PyTorch's arguments and their checks."""
 
     _DIMS = 0
 
@@ -22,13 +16,7 @@ class _ConvNd(Module):
                  dtype=None):
         super().__init__()
         check_factory_kwargs(device, dtype)
-        for v, name in ((in_channels, "in_channels"), (out_channels, "out_channels"),
-                        (groups, "groups")):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"`{name}` must be a positive int, got {v!r}")
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"`in_channels` ({in_channels}) and `out_channels` "
-                             f"({out_channels}) must be divisible by `groups` ({groups})")
+        check_conv_channels(in_channels, out_channels, groups)
         if padding_mode not in FN._PADDING_MODES:
             raise ValueError(f"`padding_mode` must be one of {FN._PADDING_MODES}, got "
                              f"{padding_mode!r}")
@@ -43,22 +31,8 @@ class _ConvNd(Module):
         else:
             self.padding = FN._ntuple(padding, n, "padding", 0)
         self.groups, self.padding_mode = groups, padding_mode
-        self.weight = Parameter(np.empty((out_channels, in_channels // groups)
-                                         + self.kernel_size, np.float32))
-        if bias:
-            self.bias = Parameter(np.empty(out_channels, np.float32))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
-
-    def reset_parameters(self):
-        r"""Re-initialise as PyTorch: ``weight`` by ``kaiming_uniform_(a=sqrt(5))``, ``bias``
-        from :math:`\mathcal U(-1/\sqrt{k}, 1/\sqrt{k})`, :math:`k` = fan-in of ``weight``."""
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        self._init_parameters((out_channels, in_channels // groups) + self.kernel_size,
+                              bias)
 
     def _conv_forward(self, input, weight, bias):
         return FN._convnd(input, weight, bias, self.stride, self.padding, self.dilation,
@@ -66,22 +40,6 @@ class _ConvNd(Module):
 
     def forward(self, input):
         return self._conv_forward(input, self.weight, self.bias)
-
-    def extra_repr(self):
-        n = self._DIMS
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
-        if self.padding != (0,) * n:
-            s += f", padding={self.padding}"
-        if self.dilation != (1,) * n:
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        if self.padding_mode != "zeros":
-            s += f", padding_mode={self.padding_mode}"
-        return s
 
 
 class Conv1d(_ConvNd):
@@ -96,6 +54,7 @@ class Conv1d(_ConvNd):
     ``"valid"``; ``padding_mode`` is ``"zeros"``, ``"reflect"``, ``"replicate"`` or
     ``"circular"``, as PyTorch's.
 
+    >>> import numpy as np
     >>> from qlearn import nn
     >>> m = nn.Conv1d(2, 4, 3, padding=1)
     >>> m
@@ -118,6 +77,7 @@ class Conv3d(_ConvNd):
     :func:`qlearn.nn.functional.conv3d`); ``weight`` is
     (out_channels, in_channels/groups, KD, KH, KW).
 
+    >>> import numpy as np
     >>> from qlearn import nn
     >>> m = nn.Conv3d(3, 8, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
     >>> m(np.zeros((1, 3, 4, 9, 9), np.float32)).shape

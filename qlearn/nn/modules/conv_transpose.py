@@ -4,16 +4,14 @@ import numpy as np
 
 from .. import functional_conv_transpose as FT
 from ..functional_conv_nd import _ntuple
-from ..parameter import Parameter
-from ._utils import check_factory_kwargs
-from .conv_nd import _ConvNd
-from .module import Module
+from ._utils import check_conv_channels, check_factory_kwargs
+from .conv import _ConvBase
 
 __all__ = ["ConvTranspose1d", "ConvTranspose2d"]
 
 
-class _ConvTransposeNd(Module):
-    """PyTorch's arguments, initialisation and repr for the transposed convolutions."""
+class _ConvTransposeNd(_ConvBase):
+    """PyTorch's arguments for the transposed convolutions, and ``output_size``."""
 
     _DIMS = 0
 
@@ -22,13 +20,7 @@ class _ConvTransposeNd(Module):
                  device=None, dtype=None):
         super().__init__()
         check_factory_kwargs(device, dtype)
-        for v, name in ((in_channels, "in_channels"), (out_channels, "out_channels"),
-                        (groups, "groups")):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"`{name}` must be a positive int, got {v!r}")
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"`in_channels` ({in_channels}) and `out_channels` "
-                             f"({out_channels}) must be divisible by `groups` ({groups})")
+        check_conv_channels(in_channels, out_channels, groups)
         if padding_mode != "zeros":
             raise ValueError(f"`padding_mode` must be 'zeros' for {type(self).__name__} "
                              f"(as PyTorch's), got {padding_mode!r}")
@@ -43,15 +35,8 @@ class _ConvTransposeNd(Module):
         self.output_padding = _ntuple(output_padding, n, "output_padding", 0)
         self.dilation = _ntuple(dilation, n, "dilation", 1)
         self.groups, self.padding_mode = groups, padding_mode
-        self.weight = Parameter(np.empty((in_channels, out_channels // groups)
-                                         + self.kernel_size, np.float32))
-        if bias:
-            self.bias = Parameter(np.empty(out_channels, np.float32))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
-
-    reset_parameters = _ConvNd.reset_parameters
+        self._init_parameters((in_channels, out_channels // groups) + self.kernel_size,
+                              bias)
 
     def _output_padding(self, input, output_size):
         """``output_padding``, or the one that gives ``output_size`` (as PyTorch's)."""
@@ -70,22 +55,6 @@ class _ConvTransposeNd(Module):
             raise ValueError(f"`output_size` {tuple(output_size)} is not reachable: the "
                              f"spatial size must be between {smallest} and {largest}")
         return pads
-
-    def extra_repr(self):
-        n = self._DIMS
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
-        if self.padding != (0,) * n:
-            s += f", padding={self.padding}"
-        if self.dilation != (1,) * n:
-            s += f", dilation={self.dilation}"
-        if self.output_padding != (0,) * n:
-            s += f", output_padding={self.output_padding}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
 
 
 class ConvTranspose1d(_ConvTransposeNd):

@@ -6,11 +6,9 @@ compute the same thing and there are no running statistics (see
 """
 import numbers
 
-import numpy as np
-
 from .. import functional as F
-from ..parameter import Parameter
-from ._utils import check_factory_kwargs
+from ..functional_norm import _normalized_shape
+from ._utils import check_factory_kwargs, register_affine, reset_affine
 from .module import Module
 
 __all__ = ["LayerNorm", "GroupNorm"]
@@ -39,34 +37,17 @@ class LayerNorm(Module):
                  device=None, dtype=None):
         super().__init__()
         check_factory_kwargs(device, dtype)
-        if isinstance(normalized_shape, numbers.Integral):
-            normalized_shape = (normalized_shape,)
-        try:
-            shape = tuple(int(n) for n in normalized_shape)
-        except TypeError:
-            raise TypeError(f"`normalized_shape` must be an int or a sequence of ints, got "
-                            f"{normalized_shape!r}") from None
+        shape = _normalized_shape(normalized_shape)
         if not shape or min(shape) < 1:
             raise ValueError(f"`normalized_shape` must be non-empty positive sizes, got "
                              f"{normalized_shape!r}")
         self.normalized_shape, self.eps = shape, eps
         self.elementwise_affine = elementwise_affine
-        if elementwise_affine:
-            self.weight = Parameter(np.ones(shape, np.float32))
-            if bias:
-                self.bias = Parameter(np.zeros(shape, np.float32))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        register_affine(self, elementwise_affine, bias, shape)
 
     def reset_parameters(self):
         r"""``weight`` :math:`\gamma` to 1, ``bias`` :math:`\beta` to 0."""
-        if self.weight is not None:
-            self.weight.data[...] = 1
-        if self.bias is not None:
-            self.bias.data[...] = 0
+        reset_affine(self)
 
     def forward(self, input):
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -108,22 +89,11 @@ class GroupNorm(Module):
                              f"`num_groups` ({num_groups})")
         self.num_groups, self.num_channels = int(num_groups), int(num_channels)
         self.eps, self.affine = eps, affine
-        if affine:
-            self.weight = Parameter(np.ones(num_channels, np.float32))
-            if bias:
-                self.bias = Parameter(np.zeros(num_channels, np.float32))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        register_affine(self, affine, bias, self.num_channels)
 
     def reset_parameters(self):
         r"""``weight`` :math:`\gamma` to 1, ``bias`` :math:`\beta` to 0."""
-        if self.weight is not None:
-            self.weight.data[...] = 1
-        if self.bias is not None:
-            self.bias.data[...] = 0
+        reset_affine(self)
 
     def forward(self, input):
         x = F._tensor(input)

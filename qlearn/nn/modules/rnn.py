@@ -27,6 +27,17 @@ __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
 _NONLINEARITIES = ("tanh", "relu")
 
 
+def _cell_extra_repr(m):
+    """The ``extra_repr`` of every recurrent cell, float or dynamically quantized:
+    the sizes, then ``bias`` and ``nonlinearity`` when not the defaults."""
+    s = f"{m.input_size}, {m.hidden_size}"
+    if not m.bias:
+        s += ", bias=False"
+    if getattr(m, "nonlinearity", "tanh") != "tanh":
+        s += f", nonlinearity={m.nonlinearity}"
+    return s
+
+
 def _check_nonlinearity(nonlinearity):
     if nonlinearity not in _NONLINEARITIES:
         raise ValueError(f"`nonlinearity` must be 'tanh' or 'relu', got {nonlinearity!r}")
@@ -133,6 +144,19 @@ class _RNNBase(Module):
                 x = F.dropout(x, self.dropout, True)
         return x, finals
 
+    def _forward_h(self, input, hx):
+        """``forward`` of the recurrences whose state is ``h`` alone (RNN, GRU):
+        ``(output, h_n)``, ``h_n`` of shape (num_layers * num_directions, B, H)."""
+        x, batched = self._check_input(input)
+        if hx is not None and not batched:
+            hx = F._tensor(hx, "hx").unsqueeze(1)
+        h0 = self._initial(hx, x.shape[1], "hx")
+        y, finals = self._run(x, [(h,) for h in h0])
+        h_n = stack([s[0] for s in finals], 0)
+        if not batched:
+            h_n = h_n.squeeze(1)
+        return self._output(y, batched), h_n
+
     def _output(self, y, batched):
         if not batched:
             return y.squeeze(1)
@@ -186,15 +210,7 @@ class RNN(_RNNBase):
         return (_activation(xw + F.linear(h, w_hh, b_hh), self.nonlinearity),)
 
     def forward(self, input, hx=None):
-        x, batched = self._check_input(input)
-        if hx is not None and not batched:
-            hx = F._tensor(hx, "hx").unsqueeze(1)
-        h0 = self._initial(hx, x.shape[1], "hx")
-        y, finals = self._run(x, [(h,) for h in h0])
-        h_n = stack([s[0] for s in finals], 0)
-        if not batched:
-            h_n = h_n.squeeze(1)
-        return self._output(y, batched), h_n
+        return self._forward_h(input, hx)
 
 
 class LSTM(_RNNBase):
@@ -278,15 +294,7 @@ class GRU(_RNNBase):
         return ((1 - z) * n + z * h,)
 
     def forward(self, input, hx=None):
-        x, batched = self._check_input(input)
-        if hx is not None and not batched:
-            hx = F._tensor(hx, "hx").unsqueeze(1)
-        h0 = self._initial(hx, x.shape[1], "hx")
-        y, finals = self._run(x, [(h,) for h in h0])
-        h_n = stack([s[0] for s in finals], 0)
-        if not batched:
-            h_n = h_n.squeeze(1)
-        return self._output(y, batched), h_n
+        return self._forward_h(input, hx)
 
 
 # -- cells: one time step -------------------------------------------------------------------
@@ -355,12 +363,7 @@ class _RNNCellBase(Module):
             F.linear(h, self.weight_hh, self.bias_hh)
 
     def extra_repr(self):
-        s = f"{self.input_size}, {self.hidden_size}"
-        if not self.bias:
-            s += ", bias=False"
-        if getattr(self, "nonlinearity", "tanh") != "tanh":
-            s += f", nonlinearity={self.nonlinearity}"
-        return s
+        return _cell_extra_repr(self)
 
 
 class RNNCell(_RNNCellBase):

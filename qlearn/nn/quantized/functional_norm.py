@@ -86,6 +86,7 @@ import numpy as np
 from ... import _validation as V
 from ...dtypes import per_tensor_affine, per_tensor_symmetric, qint8, quint8
 from ...qtensor import QTensor
+from ..functional_norm import _check_num_groups, _normalized_shape
 
 __all__ = ["layer_norm", "group_norm", "instance_norm", "fma32"]
 
@@ -271,17 +272,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5,
     """
     who = "qF.layer_norm"
     x = _require_input(input, who)
-    if isinstance(normalized_shape, numbers.Integral):
-        normalized_shape = (normalized_shape,)
-    try:
-        shape = tuple(int(n) for n in normalized_shape)
-    except TypeError:
-        raise TypeError(f"{who}: `normalized_shape` must be an int or a sequence of ints, "
-                        f"got {normalized_shape!r}") from None
-    k = len(shape)
-    if k == 0 or x.ndim < k or tuple(x.shape[x.ndim - k:]) != shape:
-        raise ValueError(f"{who}: `normalized_shape` {list(shape)} must be the trailing "
-                         f"dimensions of `input`, got input of shape {x.shape}")
+    shape = _normalized_shape(normalized_shape, x.shape, who)
     w, b = _param(weight, shape, "weight", who), _param(bias, shape, "bias", who)
     eps = _eps(eps, who)
     scale, zp, qmin, qmax = _out_qparams(x, output_scale, output_zero_point)
@@ -330,14 +321,9 @@ def _group_norm(input, num_groups, weight, bias, eps, output_scale, output_zero_
     if x.ndim < 3:
         raise ValueError(f"{who}: `input` must be (N, C, *) with at least 3 dimensions "
                          f"(as PyTorch's quantized kernel), got shape {x.shape}")
-    if isinstance(num_groups, bool) or not isinstance(num_groups, numbers.Integral) \
-            or num_groups < 1:
-        raise ValueError(f"{who}: `num_groups` must be a positive int, got {num_groups!r}")
     B, C = x.shape[0], x.shape[1]
+    _check_num_groups(num_groups, C, who)
     G = int(num_groups)
-    if C % G:
-        raise ValueError(f"{who}: `num_groups` must divide the {C} channels of `input`, "
-                         f"got {G}")
     w, b = _param(weight, (C,), "weight", who), _param(bias, (C,), "bias", who)
     eps = _eps(eps, who)
     scale, zp, qmin, qmax = _out_qparams(x, output_scale, output_zero_point)

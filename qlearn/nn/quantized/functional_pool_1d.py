@@ -16,6 +16,14 @@ def _single(v, name, who, minimum):
     return v
 
 
+def _kernel_stride(kernel_size, stride, who):
+    """The window and its step; no ``stride`` (None, [] or ()) means the window's."""
+    k = _single(kernel_size, "kernel_size", who, 1)
+    s = k if stride is None or stride == [] or stride == () else \
+        _single(stride, "stride", who, 1)
+    return k, s
+
+
 def _rows(x, who):
     require_quantized(x, who)
     if x.ndim not in (2, 3):
@@ -40,9 +48,7 @@ def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     array([[[3, 5]]], dtype=uint8)
     """
     who = "qF.max_pool1d"
-    k = _single(kernel_size, "kernel_size", who, 1)
-    s = k if stride is None or stride == [] or stride == () else \
-        _single(stride, "stride", who, 1)
+    k, s = _kernel_stride(kernel_size, stride, who)
     p, d = _single(padding, "padding", who, 0), _single(dilation, "dilation", who, 1)
     return _back(max_pool2d(_rows(input, who), (1, k), (1, s), (0, p), (1, d), ceil_mode,
                             return_indices))
@@ -59,9 +65,7 @@ def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
     array([[[2, 4]]], dtype=uint8)
     """
     who = "qF.avg_pool1d"
-    k = _single(kernel_size, "kernel_size", who, 1)
-    s = k if stride is None or stride == [] or stride == () else \
-        _single(stride, "stride", who, 1)
+    k, s = _kernel_stride(kernel_size, stride, who)
     p = _single(padding, "padding", who, 0)
     return _back(avg_pool2d(_rows(input, who), (1, k), (1, s), (0, p), ceil_mode,
                             count_include_pad))

@@ -54,6 +54,13 @@ def ntuple(v, n, name, who, minimum):
     return v
 
 
+def _geometry(stride, padding, dilation, n, who):
+    """``stride``, ``padding`` and ``dilation`` of an ``n``-d prepack as tuples of ``n``
+    ints (stride and dilation at least 1)."""
+    return (ntuple(stride, n, "stride", who, 1), ntuple(padding, n, "padding", who, 0),
+            ntuple(dilation, n, "dilation", who, 1))
+
+
 def _check_groups(groups, who):
     if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
         raise ValueError(f"{who}: `groups` must be a positive integer, got {groups!r}")
@@ -88,9 +95,8 @@ class PackedConv1dWeight:
     def __init__(self, qweight, bias, stride=1, padding=0, dilation=1, groups=1):
         who = "conv1d_prepack"
         _check_weight(qweight, 3, who)
-        self.stride = ntuple(stride, 1, "stride", who, 1)
-        self.padding = ntuple(padding, 1, "padding", who, 0)
-        self.dilation = ntuple(dilation, 1, "dilation", who, 1)
+        self.stride, self.padding, self.dilation = _geometry(stride, padding, dilation,
+                                                             1, who)
         self.groups = _check_groups(groups, who)
         o, cg, k = qweight.shape
         self.qweight = qweight
@@ -145,9 +151,8 @@ class PackedConv3dWeight:
     def __init__(self, qweight, bias, stride=1, padding=0, dilation=1, groups=1):
         who = "conv3d_prepack"
         _check_weight(qweight, 5, who)
-        self.stride = ntuple(stride, 3, "stride", who, 1)
-        self.padding = ntuple(padding, 3, "padding", who, 0)
-        self.dilation = ntuple(dilation, 3, "dilation", who, 1)
+        self.stride, self.padding, self.dilation = _geometry(stride, padding, dilation,
+                                                             3, who)
         self.groups = g = _check_groups(groups, who)
         o, cg, kd, kh, kw = qweight.shape
         if o % g:

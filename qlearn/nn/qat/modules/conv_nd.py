@@ -2,63 +2,12 @@
 every forward pass (``nnqat.Conv2d`` is in :mod:`qlearn.nn.qat.modules.conv`)."""
 from ...modules.conv_nd import Conv1d as _Conv1d
 from ...modules.conv_nd import Conv3d as _Conv3d
-from ...parameter import Parameter
-from ._common import check_qconfig, float_qconfig
+from .conv import _QATConv
 
 __all__ = ["Conv1d", "Conv3d"]
 
 
-class _QATConvNd:
-    """The QAT behaviour, mixed in before the float ``Conv1d`` / ``Conv3d``:
-    ``weight_fake_quant`` in ``forward``, ``from_float`` and ``to_float``."""
-
-    _FLOAT_MODULE = None
-    _FLOAT_CONV_MODULE = None
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, groups=1, bias=True, padding_mode="zeros", qconfig=None,
-                 device=None, dtype=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, padding_mode, device, dtype)
-        check_qconfig(qconfig, type(self).__name__)
-        self.qconfig = qconfig
-        self.weight_fake_quant = qconfig.weight()
-
-    def forward(self, input):
-        return self._conv_forward(input, self.weight_fake_quant(self.weight), self.bias)
-
-    @classmethod
-    def from_float(cls, mod, use_precomputed_fake_quant=False):
-        """A QAT convolution sharing the parameters of the float ``mod`` (the float
-        convolution, or the fused ``ConvReLU...`` for the fused subclass) with
-        ``mod.qconfig``."""
-        qconfig = float_qconfig(mod, (cls._FLOAT_MODULE,), cls.__name__)
-        conv = mod if type(mod) is cls._FLOAT_CONV_MODULE else mod[0]
-        qat = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
-                  conv.padding, conv.dilation, conv.groups, conv.bias is not None,
-                  conv.padding_mode, qconfig=qconfig)
-        qat.weight = conv.weight
-        qat.bias = conv.bias
-        return qat
-
-    def _float_conv(self):
-        conv = self._FLOAT_CONV_MODULE(self.in_channels, self.out_channels, self.kernel_size,
-                                       self.stride, self.padding, self.dilation,
-                                       self.groups, self.bias is not None,
-                                       self.padding_mode)
-        conv.weight = Parameter(self.weight.data.copy())
-        if self.bias is not None:
-            conv.bias = Parameter(self.bias.data.copy())
-        return conv
-
-    def to_float(self):
-        """The float convolution with this layer's (not fake-quantized) weights."""
-        conv = self._float_conv()
-        conv.train(self.training)
-        return conv
-
-
-class Conv1d(_QATConvNd, _Conv1d):
+class Conv1d(_QATConv, _Conv1d):
     r"""1-d convolution for quantization-aware training (``torch.ao.nn.qat.Conv1d``):
 
     .. math::  y = \operatorname{conv1d}(x, \operatorname{fq}(W)) + b
@@ -78,7 +27,7 @@ class Conv1d(_QATConvNd, _Conv1d):
     _FLOAT_CONV_MODULE = _Conv1d
 
 
-class Conv3d(_QATConvNd, _Conv3d):
+class Conv3d(_QATConv, _Conv3d):
     r"""3-d convolution for quantization-aware training (``torch.ao.nn.qat.Conv3d``):
 
     .. math::  y = \operatorname{conv3d}(x, \operatorname{fq}(W)) + b

@@ -76,7 +76,56 @@ def quantized_batch_norm(input, weight, bias, mean, var, eps, output_scale,
     return QTensor(q, quint8, per_tensor_affine, out_scale, out_zp)
 
 
-class BatchNorm2d(_FloatBatchNorm2d):
+class _QuantizedBatchNorm:
+    """What the quantized batch norms share, mixed in before the float class they
+    subclass: the output qparams as buffers, ``forward`` by
+    :func:`quantized_batch_norm`, PyTorch's repr and ``from_float``."""
+
+    _NAME = "QuantizedBatchNorm"
+    _FLOAT = None
+    _RELU = False
+    _NDIM = 0
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, device=None, dtype=None):
+        super().__init__(num_features, eps, momentum, True, True, device, dtype)
+        self.register_buffer("scale", np.array(1.0, np.float32))
+        self.register_buffer("zero_point", np.array(0, np.int64))
+
+    def forward(self, input):
+        return quantized_batch_norm(input, self.weight, self.bias, self.running_mean,
+                                    self.running_var, self.eps,
+                                    float(np.asarray(self.scale).reshape(-1)[0]),
+                                    int(np.asarray(self.zero_point).reshape(-1)[0]),
+                                    relu=self._RELU, who=self._NAME, ndim=self._NDIM)
+
+    def __repr__(self):
+        # PyTorch's print (its quantized batch norm shows no scale or zero point)
+        return (f"{self._NAME}({self.num_features}, eps={self.eps}, "
+                f"momentum={self.momentum}, affine=True, bias=True, "
+                f"track_running_stats=True)")
+
+    @classmethod
+    def from_float(cls, mod):
+        """Build from an observed float ``BatchNorm2d`` / ``BatchNorm3d`` (or fused
+        ``nni.BNReLU2d`` for the ReLU form): its affine parameters and running
+        statistics, and the output qparams of ``mod.activation_post_process``."""
+        expected = (BNReLU2d,) if cls._RELU else (cls._FLOAT,)
+        if type(mod) not in expected:
+            raise TypeError(f"{cls.__name__}.from_float expects a float "
+                            f"{expected[0].__name__}, got {type(mod).__name__}")
+        scale, zero_point = activation_qparams(mod, cls.__name__)
+        bn = mod[0] if cls._RELU else mod
+        new = cls(bn.num_features, bn.eps)
+        new.weight = bn.weight
+        new.bias = bn.bias
+        new.running_mean = bn.running_mean
+        new.running_var = bn.running_var
+        new.scale = np.array(scale, np.float32)
+        new.zero_point = np.array(zero_point, np.int64)
+        return new
+
+
+class BatchNorm2d(_QuantizedBatchNorm, _FloatBatchNorm2d):
     r"""Quantized 2-d batch norm (``torch.ao.nn.quantized.BatchNorm2d``): eval-mode batch
     normalisation with the running statistics, quint8 in and out; ``scale`` and
     ``zero_point`` are the output's.
@@ -104,46 +153,8 @@ class BatchNorm2d(_FloatBatchNorm2d):
     _RELU = False
     _NDIM = 4
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, device=None, dtype=None):
-        super().__init__(num_features, eps, momentum, True, True, device, dtype)
-        self.register_buffer("scale", np.array(1.0, np.float32))
-        self.register_buffer("zero_point", np.array(0, np.int64))
 
-    def forward(self, input):
-        return quantized_batch_norm(input, self.weight, self.bias, self.running_mean,
-                                    self.running_var, self.eps,
-                                    float(np.asarray(self.scale).reshape(-1)[0]),
-                                    int(np.asarray(self.zero_point).reshape(-1)[0]),
-                                    relu=self._RELU, who=self._NAME, ndim=self._NDIM)
-
-    def __repr__(self):
-        # PyTorch's print (its quantized batch norm shows no scale or zero point)
-        return (f"{self._NAME}({self.num_features}, eps={self.eps}, "
-                f"momentum={self.momentum}, affine=True, bias=True, "
-                f"track_running_stats=True)")
-
-    @classmethod
-    def from_float(cls, mod):
-        """Build from an observed float ``BatchNorm2d`` (or fused ``nni.BNReLU2d`` for
-        the ReLU form): its affine parameters and running statistics, and the output
-        qparams of ``mod.activation_post_process``."""
-        expected = (BNReLU2d,) if cls._RELU else (cls._FLOAT,)
-        if type(mod) not in expected:
-            raise TypeError(f"{cls.__name__}.from_float expects a float "
-                            f"{expected[0].__name__}, got {type(mod).__name__}")
-        scale, zero_point = activation_qparams(mod, cls.__name__)
-        bn = mod[0] if cls._RELU else mod
-        new = cls(bn.num_features, bn.eps)
-        new.weight = bn.weight
-        new.bias = bn.bias
-        new.running_mean = bn.running_mean
-        new.running_var = bn.running_var
-        new.scale = np.array(scale, np.float32)
-        new.zero_point = np.array(zero_point, np.int64)
-        return new
-
-
-class BatchNorm3d(_FloatBatchNorm3d):
+class BatchNorm3d(_QuantizedBatchNorm, _FloatBatchNorm3d):
     r"""Quantized 3-d batch norm (``torch.ao.nn.quantized.BatchNorm3d``): the per-channel
     map of :class:`BatchNorm2d` on (N, C, D, H, W) quint8 input (PyTorch's
     ``quantized::batch_norm3d``).
@@ -163,12 +174,3 @@ class BatchNorm3d(_FloatBatchNorm3d):
     _FLOAT = _FloatBatchNorm3d
     _RELU = False
     _NDIM = 5
-
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, device=None, dtype=None):
-        super().__init__(num_features, eps, momentum, True, True, device, dtype)
-        self.register_buffer("scale", np.array(1.0, np.float32))
-        self.register_buffer("zero_point", np.array(0, np.int64))
-
-    forward = BatchNorm2d.forward
-    __repr__ = BatchNorm2d.__repr__
-    from_float = classmethod(BatchNorm2d.from_float.__func__)

@@ -4,6 +4,7 @@ import numpy as np
 from .... import _validation as V
 from ....dtypes import qint8
 from ....qtensor import quantize_per_tensor
+from ...modules._utils import conv_extra_repr
 from ..packed_params import PackedConvWeight, _pair, conv2d_apply
 from .utils import (
     QuantizedWeightModule,
@@ -16,7 +17,108 @@ from .utils import (
 __all__ = ["Conv2d"]
 
 
-class Conv2d(QuantizedWeightModule):
+class _ConvBase(QuantizedWeightModule):
+    """What every quantized convolution (1-, 2-, 3-d, direct or transposed) shares: the
+    checks of its channels and groups, the weight it starts with, its repr and
+    ``from_float``.  A direct one packs its weight with ``_PACKED`` and runs ``_APPLY``;
+    the transposed ones override ``set_weight_bias``, ``forward`` and
+    ``_weight_shape``."""
+
+    _RELU = False
+    _PACKED = None
+    _APPLY = None
+    _SPATIAL = "spatial size"     # what reflect padding is measured against
+
+    def _set_channels(self, in_channels, out_channels, groups):
+        """Check and store ``in_channels``, ``out_channels`` and ``groups``."""
+        who = type(self).__name__
+        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) \
+                or groups < 1:
+            raise ValueError(f"{who}: `groups` must be a positive integer, got {groups!r}")
+        in_channels = V.check_size(in_channels, "in_channels", 1, who)
+        out_channels = V.check_size(out_channels, "out_channels", 1, who)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"{who}: in_channels ({in_channels}) and out_channels "
+                             f"({out_channels}) must be divisible by groups ({groups})")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.groups = int(groups)
+
+    def _weight_shape(self):
+        return (self.out_channels, self.in_channels // self.groups) + self.kernel_size
+
+    def _init_weight(self, bias):
+        """A zero weight (scale 1), a zero bias if ``bias``; output qparams (1.0, 0)."""
+        w = quantize_per_tensor(np.zeros(self._weight_shape(), np.float32), 1.0, 0, qint8)
+        self.set_weight_bias(w, np.zeros(self.out_channels, np.float32) if bias else None)
+        self.scale = 1.0
+        self.zero_point = 0
+
+    def _check_weight_shape(self, w):
+        shape = self._weight_shape()
+        if getattr(w, "shape", None) != shape:
+            raise ValueError(f"`w` must have shape {shape}, got "
+                             f"{getattr(w, 'shape', type(w).__name__)}")
+
+    def set_weight_bias(self, w, b):
+        """Set the qint8 weight ``w`` (O, C/groups, \\*kernel_size) and the float bias
+        ``b`` (O,) or None; packs ``w``."""
+        self._check_weight_shape(w)
+        # reflect padding is applied to the input in forward; the kernel then pads nothing
+        padding = (self.padding if self.padding_mode == "zeros"
+                   else (0,) * len(self.kernel_size))
+        self._packed_params = type(self)._PACKED(w, b, self.stride, padding, self.dilation,
+                                                 self.groups)
+
+    def _reflect_pad(self, x):
+        """``x`` padded by reflection (the integers themselves, so no requantization)."""
+        n = len(self.kernel_size)
+        if getattr(x, "ndim", None) != n + 2 or not hasattr(x, "int_repr"):
+            return x                     # the kernel's apply names what is wrong with it
+        sizes = x.shape[-n:]
+        if any(p >= size for p, size in zip(self.padding, sizes)):
+            raise ValueError(f"{self._NAME}: reflect padding {self.padding} must be "
+                             f"smaller than the input's {self._SPATIAL}, got "
+                             f"{'x'.join(map(str, sizes))}")
+        ints = np.pad(x.int_repr(), ((0, 0), (0, 0)) + tuple((p, p) for p in self.padding),
+                      mode="reflect")
+        return type(x)(ints, x.dtype, x.qscheme(), x.q_scale(), x.q_zero_point())
+
+    def forward(self, input):
+        if self.padding_mode == "reflect" and any(self.padding):
+            input = self._reflect_pad(input)
+        return type(self)._APPLY(input, self._packed_params, self.scale, self.zero_point,
+                                 relu=self._RELU, who=self._NAME)
+
+    def extra_repr(self):
+        return conv_extra_repr(self, quantized=True)
+
+    @classmethod
+    def _from_conv(cls, conv, bias):
+        """An instance with ``conv``'s geometry (``bias``: whether it has one)."""
+        return cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                   conv.padding, conv.dilation, conv.groups, bias,
+                   getattr(conv, "padding_mode", "zeros"))
+
+    @classmethod
+    def from_float(cls, mod, use_precomputed_fake_quant=False):
+        """Build from an observed float convolution (or its QAT form, or the QAT conv-bn
+        with the batch norm folded in; the ``nniq.ConvReLU...`` subclasses take the
+        fused forms).  Weight and output qparams as in
+        :meth:`qlearn.nn.quantized.Linear.from_float`."""
+        check_float_module(mod, cls._float_modules(), cls.__name__)
+        scale, zero_point = activation_qparams(mod, cls.__name__)
+        conv, w, b, obs = weight_for_quantization(mod)
+        if isinstance(conv.padding, str):
+            raise TypeError(f"{cls.__name__}.from_float: string padding "
+                            f"{conv.padding!r} is not supported; give the padding as "
+                            f"numbers")
+        q = cls._from_conv(conv, b is not None)
+        q.set_weight_bias(quantize_weight(w, obs), b)
+        q.scale, q.zero_point = scale, zero_point
+        return q
+
+
+class Conv2d(_ConvBase):
     r"""Quantized 2-d convolution (the API of ``torch.ao.nn.quantized.Conv2d``).
 
     .. math::
@@ -35,7 +137,9 @@ class Conv2d(QuantizedWeightModule):
     """
 
     _NAME = "QuantizedConv2d"
-    _RELU = False
+    _SPATIAL = "height and width"
+    _PACKED = PackedConvWeight
+    _APPLY = staticmethod(conv2d_apply)
 
     @classmethod
     def _float_modules(cls):
@@ -52,84 +156,10 @@ class Conv2d(QuantizedWeightModule):
         if padding_mode not in ("zeros", "reflect"):
             raise ValueError(f"{who}: `padding_mode` must be 'zeros' or 'reflect' (as "
                              f"PyTorch's quantized conv), got {padding_mode!r}")
-        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) \
-                or groups < 1:
-            raise ValueError(f"{who}: `groups` must be a positive integer, got {groups!r}")
-        in_channels = V.check_size(in_channels, "in_channels", 1, who)
-        out_channels = V.check_size(out_channels, "out_channels", 1, who)
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"{who}: in_channels ({in_channels}) and out_channels "
-                             f"({out_channels}) must be divisible by groups ({groups})")
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self._set_channels(in_channels, out_channels, groups)
         self.kernel_size = _pair(kernel_size, "kernel_size", who, 1)
         self.stride = _pair(stride, "stride", who, 1)
         self.padding = _pair(padding, "padding", who, 0)
         self.dilation = _pair(dilation, "dilation", who, 1)
-        self.groups = int(groups)
         self.padding_mode = padding_mode
-        w = quantize_per_tensor(np.zeros((self.out_channels, self.in_channels // groups)
-                                         + self.kernel_size, np.float32), 1.0, 0, qint8)
-        self.set_weight_bias(w, np.zeros(self.out_channels, np.float32) if bias else None)
-        self.scale = 1.0
-        self.zero_point = 0
-
-    def set_weight_bias(self, w, b):
-        """Set the qint8 weight ``w`` (O, C/groups, kh, kw) and float bias; packs ``w``."""
-        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
-        if getattr(w, "shape", None) != shape:
-            raise ValueError(f"`w` must have shape {shape}, got "
-                             f"{getattr(w, 'shape', type(w).__name__)}")
-        # reflect padding is applied to the input in forward; the kernel then pads nothing
-        padding = self.padding if self.padding_mode == "zeros" else (0, 0)
-        self._packed_params = PackedConvWeight(w, b, self.stride, padding, self.dilation,
-                                               self.groups)
-
-    def _reflect_pad(self, x):
-        """``x`` padded by reflection (the integers themselves, so no requantization)."""
-        if getattr(x, "ndim", None) != 4 or not hasattr(x, "int_repr"):
-            return x                     # conv2d_apply names what is wrong with it
-        (ph, pw), (h, w) = self.padding, x.shape[-2:]
-        if ph >= h or pw >= w:
-            raise ValueError(f"{self._NAME}: reflect padding {self.padding} must be "
-                             f"smaller than the input's height and width, got {h}x{w}")
-        ints = np.pad(x.int_repr(), ((0, 0), (0, 0), (ph, ph), (pw, pw)), mode="reflect")
-        return type(x)(ints, x.dtype, x.qscheme(), x.q_scale(), x.q_zero_point())
-
-    def forward(self, x):
-        if self.padding_mode == "reflect" and self.padding != (0, 0):
-            x = self._reflect_pad(x)
-        return conv2d_apply(x, self._packed_params, self.scale, self.zero_point,
-                            relu=self._RELU, who=self._NAME)
-
-    def extra_repr(self):
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}, scale={self.scale}, zero_point={self.zero_point}")
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias() is None:
-            s += ", bias=False"
-        return s
-
-    @classmethod
-    def from_float(cls, mod):
-        """Build from an observed float ``nn.Conv2d`` (or ``nnqat.Conv2d``,
-        ``nniqat.ConvBn2d`` with its batch norm folded in; the ``nniq.ConvReLU2d``
-        subclass takes the fused forms).  Weight and output qparams as in
-        :meth:`qlearn.nn.quantized.Linear.from_float`."""
-        check_float_module(mod, cls._float_modules(), cls.__name__)
-        scale, zero_point = activation_qparams(mod, cls.__name__)
-        conv, w, b, obs = weight_for_quantization(mod)
-        if isinstance(conv.padding, str):
-            raise TypeError(f"{cls.__name__}.from_float: string padding "
-                            f"{conv.padding!r} is not supported; give the padding as "
-                            f"numbers")
-        q = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
-                conv.padding, conv.dilation, conv.groups, b is not None,
-                getattr(conv, "padding_mode", "zeros"))
-        q.set_weight_bias(quantize_weight(w, obs), b)
-        q.scale, q.zero_point = scale, zero_point
-        return q
+        self._init_weight(bias)

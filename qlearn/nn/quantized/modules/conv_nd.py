@@ -12,11 +12,7 @@ exactly as :class:`qlearn.nn.quantized.Conv2d` does (eq. :eq:`int8-requant`), so
 integers are PyTorch's x86 backend's.  Conv1d runs as a height-1 Conv2d; Conv3d as a
 patch matrix and one int8 GEMM per group (:mod:`qlearn.nn.quantized.packed_conv_nd`).
 """
-import numpy as np
 
-from .... import _validation as V
-from ....dtypes import qint8
-from ....qtensor import quantize_per_tensor
 from ..packed_conv_nd import (
     PackedConv1dWeight,
     PackedConv3dWeight,
@@ -24,26 +20,18 @@ from ..packed_conv_nd import (
     conv3d_apply,
     ntuple,
 )
-from .utils import (
-    QuantizedWeightModule,
-    activation_qparams,
-    check_float_module,
-    quantize_weight,
-    weight_for_quantization,
-)
+from .conv import _ConvBase
 
 __all__ = ["Conv1d", "Conv3d"]
 
 
-class _ConvNd(QuantizedWeightModule):
-    """What the quantized Conv1d and Conv3d share (the 2-d one has its own class)."""
+class _ConvNd(_ConvBase):
+    """The constructor the quantized Conv1d and Conv3d share (the 2-d one has its own,
+    with its own messages)."""
 
     _DIMS = 0
     _NAME = "QuantizedConvNd"
-    _RELU = False
     _PADDING_MODES = ("zeros",)
-    _PACKED = None
-    _APPLY = None
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  dilation=1, groups=1, bias=True, padding_mode="zeros", device=None,
@@ -54,82 +42,17 @@ class _ConvNd(QuantizedWeightModule):
             modes = " or ".join(repr(m) for m in self._PADDING_MODES)
             raise ValueError(f"{who}: `padding_mode` must be {modes} (as PyTorch's "
                              f"quantized {who}), got {padding_mode!r}")
-        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) \
-                or groups < 1:
-            raise ValueError(f"{who}: `groups` must be a positive integer, got {groups!r}")
-        in_channels = V.check_size(in_channels, "in_channels", 1, who)
-        out_channels = V.check_size(out_channels, "out_channels", 1, who)
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"{who}: in_channels ({in_channels}) and out_channels "
-                             f"({out_channels}) must be divisible by groups ({groups})")
+        self._set_channels(in_channels, out_channels, groups)
         if isinstance(padding, str):
             raise TypeError(f"{who}: string padding {padding!r} is not supported; give "
                             f"the padding as numbers")
         n = self._DIMS
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size = ntuple(kernel_size, n, "kernel_size", who, 1)
         self.stride = ntuple(stride, n, "stride", who, 1)
         self.padding = ntuple(padding, n, "padding", who, 0)
         self.dilation = ntuple(dilation, n, "dilation", who, 1)
-        self.groups = int(groups)
         self.padding_mode = padding_mode
-        w = quantize_per_tensor(np.zeros((self.out_channels, self.in_channels // groups)
-                                         + self.kernel_size, np.float32), 1.0, 0, qint8)
-        self.set_weight_bias(w, np.zeros(self.out_channels, np.float32) if bias else None)
-        self.scale = 1.0
-        self.zero_point = 0
-
-    def set_weight_bias(self, w, b):
-        """Set the qint8 weight ``w`` (O, C/groups, \\*kernel_size) and the float bias
-        ``b`` (O,) or None; packs ``w``."""
-        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
-        if getattr(w, "shape", None) != shape:
-            raise ValueError(f"`w` must have shape {shape}, got "
-                             f"{getattr(w, 'shape', type(w).__name__)}")
-        # reflect padding is applied to the input in forward; the kernel then pads nothing
-        padding = self.padding if self.padding_mode == "zeros" else (0,) * self._DIMS
-        self._packed_params = type(self)._PACKED(w, b, self.stride, padding, self.dilation,
-                                                 self.groups)
-
-    def forward(self, input):
-        if self.padding_mode == "reflect" and any(self.padding):
-            input = self._reflect_pad(input)
-        return type(self)._APPLY(input, self._packed_params, self.scale, self.zero_point,
-                                 relu=self._RELU, who=self._NAME)
-
-    def extra_repr(self):
-        n = self._DIMS
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}, scale={self.scale}, zero_point={self.zero_point}")
-        if self.padding != (0,) * n:
-            s += f", padding={self.padding}"
-        if self.dilation != (1,) * n:
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias() is None:
-            s += ", bias=False"
-        return s
-
-    @classmethod
-    def from_float(cls, mod, use_precomputed_fake_quant=False):
-        """Build from an observed float ``nn.Conv1d`` / ``nn.Conv3d`` (or its QAT form,
-        or the QAT conv-bn with the batch norm folded in; the ``nniq.ConvReLU...``
-        subclasses take the fused forms).  Weight and output qparams as in
-        :meth:`qlearn.nn.quantized.Linear.from_float`."""
-        check_float_module(mod, cls._float_modules(), cls.__name__)
-        scale, zero_point = activation_qparams(mod, cls.__name__)
-        conv, w, b, obs = weight_for_quantization(mod)
-        if isinstance(conv.padding, str):
-            raise TypeError(f"{cls.__name__}.from_float: string padding "
-                            f"{conv.padding!r} is not supported; give the padding as "
-                            f"numbers")
-        q = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
-                conv.padding, conv.dilation, conv.groups, b is not None,
-                conv.padding_mode)
-        q.set_weight_bias(quantize_weight(w, obs), b)
-        q.scale, q.zero_point = scale, zero_point
-        return q
+        self._init_weight(bias)
 
 
 class Conv1d(_ConvNd):
@@ -159,6 +82,7 @@ class Conv1d(_ConvNd):
 
     _DIMS = 1
     _NAME = "QuantizedConv1d"
+    _SPATIAL = "length"
     _PADDING_MODES = ("zeros", "reflect")
     _PACKED = PackedConv1dWeight
     _APPLY = staticmethod(conv1d_apply)
@@ -170,17 +94,6 @@ class Conv1d(_ConvNd):
         from ...modules.conv_nd import Conv1d as FloatConv1d
         from ...qat import Conv1d as QATConv1d
         return (FloatConv1d, QATConv1d, ConvBn1d)
-
-    def _reflect_pad(self, x):
-        """``x`` padded by reflection (the integers themselves, so no requantization)."""
-        if getattr(x, "ndim", None) != 3 or not hasattr(x, "int_repr"):
-            return x                     # conv1d_apply names what is wrong with it
-        (p,), length = self.padding, x.shape[-1]
-        if p >= length:
-            raise ValueError(f"{self._NAME}: reflect padding {self.padding} must be "
-                             f"smaller than the input's length, got {length}")
-        ints = np.pad(x.int_repr(), ((0, 0), (0, 0), (p, p)), mode="reflect")
-        return type(x)(ints, x.dtype, x.qscheme(), x.q_scale(), x.q_zero_point())
 
 
 class Conv3d(_ConvNd):

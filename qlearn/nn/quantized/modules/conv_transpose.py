@@ -2,25 +2,16 @@ r"""``nnq.ConvTranspose1d`` and ``nnq.ConvTranspose2d``: quantized transposed
 convolutions (per-tensor qint8 weights, quint8 input and output), with the integers of
 ``torch.ops.quantized.conv_transpose1d`` / ``conv_transpose2d``
 (:mod:`qlearn.nn.quantized.packed_conv_transpose`)."""
-import numpy as np
-
-from .... import _validation as V
-from ....dtypes import qint8
-from ....qtensor import quantize_per_tensor
 from ..packed_conv_nd import ntuple
 from ..packed_conv_transpose import PackedConvTransposeWeight, conv_transpose_apply
-from .utils import (
-    QuantizedWeightModule,
-    activation_qparams,
-    check_float_module,
-    quantize_weight,
-    weight_for_quantization,
-)
+from .conv import _ConvBase
 
 __all__ = ["ConvTranspose1d", "ConvTranspose2d"]
 
 
-class _ConvTransposeNd(QuantizedWeightModule):
+class _ConvTransposeNd(_ConvBase):
+    """The quantized transposed convolutions' constructor, weight layout and kernel."""
+
     _DIMS = 0
     _NAME = "QuantizedConvTransposeNd"
 
@@ -31,35 +22,23 @@ class _ConvTransposeNd(QuantizedWeightModule):
         who = type(self).__name__
         if padding_mode != "zeros":
             raise ValueError(f"{who}: `padding_mode` must be 'zeros', got {padding_mode!r}")
-        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) \
-                or groups < 1:
-            raise ValueError(f"{who}: `groups` must be a positive integer, got {groups!r}")
-        in_channels = V.check_size(in_channels, "in_channels", 1, who)
-        out_channels = V.check_size(out_channels, "out_channels", 1, who)
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"{who}: in_channels ({in_channels}) and out_channels "
-                             f"({out_channels}) must be divisible by groups ({groups})")
+        self._set_channels(in_channels, out_channels, groups)
         n = self._DIMS
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size = ntuple(kernel_size, n, "kernel_size", who, 1)
         self.stride = ntuple(stride, n, "stride", who, 1)
         self.padding = ntuple(padding, n, "padding", who, 0)
         self.output_padding = ntuple(output_padding, n, "output_padding", who, 0)
         self.dilation = ntuple(dilation, n, "dilation", who, 1)
-        self.groups, self.padding_mode = int(groups), padding_mode
-        w = quantize_per_tensor(np.zeros((self.in_channels, self.out_channels // groups)
-                                         + self.kernel_size, np.float32), 1.0, 0, qint8)
-        self.set_weight_bias(w, np.zeros(self.out_channels, np.float32) if bias else None)
-        self.scale = 1.0
-        self.zero_point = 0
+        self.padding_mode = padding_mode
+        self._init_weight(bias)
+
+    def _weight_shape(self):
+        return (self.in_channels, self.out_channels // self.groups) + self.kernel_size
 
     def set_weight_bias(self, w, b):
         """Set the per-tensor qint8 weight ``w`` (C, O/groups, \\*kernel_size) and the
         float bias ``b`` (O,) or None."""
-        shape = (self.in_channels, self.out_channels // self.groups) + self.kernel_size
-        if getattr(w, "shape", None) != shape:
-            raise ValueError(f"`w` must have shape {shape}, got "
-                             f"{getattr(w, 'shape', type(w).__name__)}")
+        self._check_weight_shape(w)
         self._packed_params = PackedConvTransposeWeight(w, b, self.stride, self.padding,
                                                         self.output_padding, self.dilation,
                                                         self.groups)
@@ -68,35 +47,10 @@ class _ConvTransposeNd(QuantizedWeightModule):
         return conv_transpose_apply(input, self._packed_params, self.scale, self.zero_point,
                                     who=self._NAME)
 
-    def extra_repr(self):
-        n = self._DIMS
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}, scale={self.scale}, zero_point={self.zero_point}")
-        if self.padding != (0,) * n:
-            s += f", padding={self.padding}"
-        if self.dilation != (1,) * n:
-            s += f", dilation={self.dilation}"
-        if self.output_padding != (0,) * n:
-            s += f", output_padding={self.output_padding}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias() is None:
-            s += ", bias=False"
-        return s
-
     @classmethod
-    def from_float(cls, mod, use_precomputed_fake_quant=False):
-        """Build from an observed float ``nn.ConvTranspose1d`` / ``2d``; its qconfig's
-        weight observer must be per tensor (``default_qconfig``'s), as PyTorch's."""
-        check_float_module(mod, cls._float_modules(), cls.__name__)
-        scale, zero_point = activation_qparams(mod, cls.__name__)
-        conv, w, b, obs = weight_for_quantization(mod)
-        q = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
-                conv.padding, conv.output_padding, conv.groups, b is not None,
-                conv.dilation)
-        q.set_weight_bias(quantize_weight(w, obs), b)
-        q.scale, q.zero_point = scale, zero_point
-        return q
+    def _from_conv(cls, conv, bias):
+        return cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                   conv.padding, conv.output_padding, conv.groups, bias, conv.dilation)
 
 
 class ConvTranspose1d(_ConvTransposeNd):
@@ -107,6 +61,9 @@ class ConvTranspose1d(_ConvTransposeNd):
        y_{n,o,q} = \operatorname{requant}_{S_o, Z_o}\Big(\textstyle
        \sum_{c}\sum_{pS + kD - P = q} (x_{n,c,p} - Z_x)(w_{c,o,k} - Z_w)
        + b_o / (S_x S_w)\Big)
+
+    ``from_float`` takes an observed float ``nn.ConvTranspose1d``; its qconfig's weight
+    observer must be per tensor (``default_qconfig``'s), as PyTorch's.
 
     >>> import numpy as np, qlearn as ql
     >>> import qlearn.nn.quantized as nnq

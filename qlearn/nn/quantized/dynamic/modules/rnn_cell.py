@@ -18,6 +18,7 @@ import numpy as np
 from .....dtypes import qint8
 from .....qtensor import QTensor, quantize_per_tensor
 from ....modules.module import Module
+from ....modules.rnn import _cell_extra_repr
 from ...modules.utils import check_float_module, deepcopy_sharing, float_data, quantize_weight
 from ...packed_params import PackedLinearWeight, linear_dynamic_apply
 from .linear import float16_dtype, is_float16, linear_fp16_apply
@@ -137,12 +138,7 @@ class _DynamicRNNCellBase(Module):
 
     # -- printing and conversion -------------------------------------------------------
     def extra_repr(self):
-        s = f"{self.input_size}, {self.hidden_size}"
-        if not self.bias:
-            s += ", bias=False"
-        if getattr(self, "nonlinearity", "tanh") != "tanh":
-            s += f", nonlinearity={self.nonlinearity}"
-        return s
+        return _cell_extra_repr(self)
 
     def __repr__(self):
         return f"{self._NAME}({self.extra_repr()})"
