@@ -12,26 +12,28 @@
  * ---------------------
  * One 64-bit word, `state`, describes the current job:
  *
- *     state = epoch << 32 | n << 16 | next
+ *     state = epoch << 32 | lo << 16 | hi
  *
- * `epoch` numbers the jobs (it only grows), `n` is the job's number of work units
- * (<= 65535) and `next` the first unit nobody has claimed yet.  A thread claims unit
- * `next` of job `epoch` by a compare-and-swap of the whole word to next + 1; the swap
- * fails if anyone claimed that unit first *or if the job is not the one the thread was
+ * `epoch` numbers the jobs (it only grows); the units nobody has claimed yet are
+ * [lo, hi), initially [0, n) with n <= 65535.  The caller claims unit lo (a
+ * compare-and-swap of the whole word to lo + 1), a worker unit hi - 1 (to hi - 1); the
+ * swap fails if anyone claimed first *or if the job is not the one the thread was
  * invited to* (the epoch differs), so a worker waking up after its job has ended
  * cannot claim a unit of the next one by mistake.  The job's description (function,
- * context, unit size) is plain memory written before `state` is published (release)
- * and read by a worker only after a successful claim (acquire): the job cannot end
- * while one of its units is claimed and not done, so the description is still valid.
+ * context, unit size, n) is plain memory written before `state` is published
+ * (release) and read by a worker only after a successful claim (acquire): the job
+ * cannot end while one of its units is claimed and not done, so the description is
+ * still valid.
  * Each finished unit increments `done`; the caller returns when done == n.
  *
  *   caller (holds `submit`)                worker w (slot w + 1)
  *   write fn, ctx, stride; done = 0
- *   state = e << 32 | n << 16 | 0          wait until ticket[w] changes (spin, then
+ *   state = e << 32 | 0 << 16 | n          wait until ticket[w] changes (spin, then
  *   ticket[w] = e for the workers it wants   sleep on the condition variable)
  *   wake sleepers (only if there are any)  e = ticket[w]
- *   claim and run units until none left    claim and run units of epoch e until none
- *   wait until done == n                     left (or state's epoch != e), go back
+ *   claim and run units from the front     claim and run units of epoch e from the back
+ *   until none is left; wait until         until none is left (or state's epoch != e),
+ *   done == n                              go back
  *
  * Waiting.  A worker spins for 50 microseconds (qlearn_pool_set_spin_us) after a
  * job, so that back-to-back kernel calls find it awake, then sleeps on a condition
@@ -82,9 +84,10 @@ typedef struct {
     void *ctx;
     long items;                       /* items of the job */
     long stride;                      /* items per unit (when items > MAX_UNITS) */
+    long units;                       /* units of the job */
     /* each on its own cache line: every claim writes `state`, every finished unit
      * `done`, and neither should evict the job's description or the tickets */
-    _Alignas(64) _Atomic uint64_t state;   /* epoch << 32 | units << 16 | next unit */
+    _Alignas(64) _Atomic uint64_t state;   /* epoch << 32 | lo << 16 | hi */
     _Alignas(64) _Atomic long done;        /* units finished */
     _Alignas(64) _Atomic uint32_t epoch;   /* the last job's epoch */
     _Atomic uint32_t ticket[QLEARN_POOL_MAX_WORKERS];  /* epoch each worker may join */
@@ -127,25 +130,33 @@ static inline long qlearn_pool_now_ns(void) {
 }
 
 /* Claim and run units of job `epoch` until none is left; `slot` names the thread's
- * scratch.  Returns the number of units this thread ran. */
+ * scratch.  The caller (slot 0) claims from the front, workers from the back: on two
+ * threads each then computes about the same half of the output on every call, and
+ * finds the half of the operands it read last time still in its own L2 (an M = 1
+ * GEMM is bound by reading the weight: which half a core streams matters).  Returns
+ * the number of units this thread ran. */
 static long qlearn_pool_work(qlearn_pool_t *p, uint32_t epoch, int slot) {
     long ran = 0;
     uint64_t s = atomic_load_explicit(&p->state, memory_order_acquire);
     for (;;) {
         if ((uint32_t)(s >> 32) != epoch) return ran;
-        uint32_t units = (uint32_t)(s >> 16) & 0xFFFF, next = (uint32_t)s & 0xFFFF;
-        if (next >= units) return ran;
-        if (!atomic_compare_exchange_weak_explicit(&p->state, &s, s + 1,
+        uint32_t lo = (uint32_t)(s >> 16) & 0xFFFF, hi = (uint32_t)s & 0xFFFF;
+        if (lo >= hi) return ran;
+        uint32_t unit = slot == 0 ? lo : hi - 1;
+        uint64_t claimed = slot == 0 ? s + (1u << 16) : s - 1;
+        if (!atomic_compare_exchange_weak_explicit(&p->state, &s, claimed,
                                                    memory_order_acq_rel,
                                                    memory_order_acquire))
             continue;                 /* s now holds the current word: retry */
-        /* unit `next` of job `epoch` is ours: the job's description is valid */
-        long i0 = (long)next * p->stride, i1 = i0 + p->stride;
+        /* unit `unit` of job `epoch` is ours: the job's description is valid until
+         * `done` counts it (read everything needed before that) */
+        long units = p->units;
+        long i0 = (long)unit * p->stride, i1 = i0 + p->stride;
         if (i1 > p->items) i1 = p->items;
         for (long i = i0; i < i1; i++) p->fn(p->ctx, i, slot);
         ran++;
         long done = atomic_fetch_add(&p->done, 1) + 1;                 /* seq_cst */
-        if (done == (long)units && slot != 0 && atomic_load(&p->caller_waiting)) {
+        if (done == units && slot != 0 && atomic_load(&p->caller_waiting)) {
             pthread_mutex_lock(&p->done_lock);
             pthread_cond_signal(&p->finished);
             pthread_mutex_unlock(&p->done_lock);
@@ -244,11 +255,12 @@ static void qlearn_pool_dispatch(qlearn_pool_t *p, qlearn_pool_fn fn, void *ctx,
     p->ctx = ctx;
     p->items = items;
     p->stride = stride;
+    p->units = units;
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
     uint32_t e = atomic_load_explicit(&p->epoch, memory_order_relaxed) + 1;
     if (e == 0) e = 1;
     atomic_store_explicit(&p->epoch, e, memory_order_relaxed);
-    atomic_store_explicit(&p->state, (uint64_t)e << 32 | (uint64_t)units << 16,
+    atomic_store_explicit(&p->state, (uint64_t)e << 32 | (uint64_t)units,
                           memory_order_release);
     for (int w = 0; w < nw; w++) atomic_store(&p->ticket[w], e);   /* seq_cst */
     if (atomic_load(&p->sleepers) > 0) {
@@ -305,11 +317,14 @@ typedef struct {
     qlearn_pool_fn fn;
     long items, work;
     int threads;
-    float est[2];          /* ns: [0] alone, [1] on the pool */
+    float est[2];          /* ns: [0] alone, [1] on the pool (a typical call) */
+    float stall[2];        /* ns: mean time above 1.5 est per call (preemption) */
     int n[2];              /* samples of each (counted up to WARMUP) */
     long calls;            /* calls since the other mode was last measured */
     int burst, burst_mode; /* calls left in the current exploration, and its mode */
     float spent;           /* ns spent in this kind of job since the last exploration */
+    float explore_cost;    /* ns the last exploration took (both calls, as measured) */
+    float explore_acc;     /* ns of the exploration under way */
 } qlearn_pool_choice_t;
 
 static qlearn_pool_choice_t qlearn_pool_choices[QLEARN_POOL_SLOTS];
@@ -329,6 +344,8 @@ static qlearn_pool_choice_t *qlearn_pool_choice(qlearn_pool_fn fn, long items, l
     if (c->fn != fn || c->items != items || c->work != work || c->threads != threads) {
         c->fn = fn; c->items = items; c->work = work; c->threads = threads;   /* evict */
         c->est[0] = c->est[1] = 0;
+        c->stall[0] = c->stall[1] = 0;
+        c->explore_cost = c->explore_acc = 0;
         c->n[0] = c->n[1] = 0;
         c->calls = c->burst = 0;
         c->spent = 0;
@@ -339,17 +356,23 @@ static qlearn_pool_choice_t *qlearn_pool_choice(qlearn_pool_fn fn, long items, l
 /* Fold one timing into the estimate of `mode`.  The first call of each mode is not
  * learned from (the first parallel one may start the worker threads, or find them
  * asleep); an exploring call, made after a long time in the other mode, counts for
- * more than a routine one.  A slow call counts as at most 1.5 times the estimate: with
- * 3 times, one preempted parallel call raised the estimate by half and sent a 0.7 ms
- * convolution alone for the next hundred calls (quiet machine, 2-thread speed-up 1.14
- * in bench_int8.py; 1.82 with 1.5). */
+ * more than a routine one.  A slow call counts in the typical time `est` as at most 1.5
+ * times it: with 3 times, one preempted parallel call raised the estimate by half and
+ * sent a 0.7 ms convolution alone for the next hundred calls (quiet machine, 2-thread
+ * speed-up 1.14 in bench_int8.py; 1.82 with 1.5).  What it took beyond that goes to
+ * `stall`, a slow running mean: on a busy machine a worker preempted while it holds a
+ * unit makes the caller wait for it, now and then, for milliseconds, and a choice made
+ * on typical times alone kept a 0.1 ms depthwise convolution in parallel at 0.85 of
+ * its 1-thread speed. */
 static void qlearn_pool_learn(qlearn_pool_choice_t *c, int mode, long ns, int exploring) {
     float x = (float)ns, e = c->est[mode];
     if (c->n[mode] < QLEARN_POOL_WARMUP) c->n[mode]++;
     if (c->n[mode] == 1) return;
     if (c->n[mode] == 2) { c->est[mode] = x; return; }
-    if (x > 1.5f * e) x = 1.5f * e;            /* one preempted call is not the machine */
+    float excess = x > 1.5f * e ? x - 1.5f * e : 0.0f;
+    if (excess > 0) x = 1.5f * e;              /* one preempted call is not the machine */
     c->est[mode] = e + (x - e) * (exploring ? 0.5f : 0.25f);
+    c->stall[mode] += (excess - c->stall[mode]) * (exploring ? 0.25f : 0.1f);
 }
 
 /* Run fn(ctx, i, slot) for every i in [0, items) on up to num_threads threads, the
@@ -384,17 +407,22 @@ static int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_thr
             c->burst--;
             exploring = 1;
         } else {
-            mode = c->est[1] < c->est[0];
-            /* the other mode is measured again once it would have cost little */
+            mode = c->est[1] + c->stall[1] < c->est[0] + c->stall[0];
+            /* The other mode is measured again once that costs little: what the last
+             * exploration took, as measured (a stalled one counts whole), or what
+             * two calls are expected to take, is at most 1/RATIO of the time spent. */
+            float cost = 2 * (c->est[!mode] + c->stall[!mode]);
+            if (c->explore_cost > cost) cost = c->explore_cost;
             if (++c->calls >= QLEARN_POOL_EXPLORE_CALLS
-                    && c->spent >= QLEARN_POOL_EXPLORE_RATIO * 2 * c->est[!mode]) {
+                    && c->spent >= QLEARN_POOL_EXPLORE_RATIO * cost) {
                 /* Explore with two calls and learn from the second: the first finds
                  * an idle worker asleep, which back-to-back parallel calls would not. */
                 mode = c->burst_mode = !mode;
                 c->burst = 1;
                 c->calls = 0;
                 c->spent = 0;
-                skip_learning = 1;
+                c->explore_acc = 0;
+                skip_learning = exploring = 1;
             }
         }
     }
@@ -403,10 +431,15 @@ static int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_thr
         p->stat_serial++;
         for (long i = 0; i < items; i++) fn(ctx, i, 0);
     }
-    if (c && !skip_learning) {
+    if (c) {
         long t1 = qlearn_pool_now_ns();
-        qlearn_pool_learn(c, mode, t1 - t0, exploring);
-        c->spent += (float)(t1 - t0);
+        if (!skip_learning) qlearn_pool_learn(c, mode, t1 - t0, exploring);
+        if (exploring) {
+            c->explore_acc += (float)(t1 - t0);
+            if (!skip_learning) c->explore_cost = c->explore_acc;   /* its last call */
+        } else {
+            c->spent += (float)(t1 - t0);
+        }
     }
     pthread_mutex_unlock(&p->submit);
     return mode ? nw + 1 : 1;
