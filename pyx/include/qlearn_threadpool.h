@@ -15,8 +15,9 @@
  *     state = epoch << 32 | lo << 16 | hi
  *
  * `epoch` numbers the jobs (it only grows); the units nobody has claimed yet are
- * [lo, hi), initially [0, n) with n <= 65535.  The caller claims unit lo (a
- * compare-and-swap of the whole word to lo + 1), a worker unit hi - 1 (to hi - 1); the
+ * [lo, hi), initially [0, n) with n <= 65535.  The caller claims k units from the
+ * front (a compare-and-swap of the whole word to lo + k), a worker from the back (to
+ * hi - k), k shrinking as units run out (see qlearn_pool_work); the
  * swap fails if anyone claimed first *or if the job is not the one the thread was
  * invited to* (the epoch differs), so a worker waking up after its job has ended
  * cannot claim a unit of the next one by mistake.  The job's description (function,
@@ -85,6 +86,7 @@ typedef struct {
     long items;                       /* items of the job */
     long stride;                      /* items per unit (when items > MAX_UNITS) */
     long units;                       /* units of the job */
+    _Atomic int job_threads;          /* threads invited to the job, the caller included */
     /* each on its own cache line: every claim writes `state`, every finished unit
      * `done`, and neither should evict the job's description or the tickets */
     _Alignas(64) _Atomic uint64_t state;   /* epoch << 32 | lo << 16 | hi */
@@ -133,8 +135,12 @@ static inline long qlearn_pool_now_ns(void) {
  * scratch.  The caller (slot 0) claims from the front, workers from the back: on two
  * threads each then computes about the same half of the output on every call, and
  * finds the half of the operands it read last time still in its own L2 (an M = 1
- * GEMM is bound by reading the weight: which half a core streams matters).  Returns
- * the number of units this thread ran. */
+ * GEMM is bound by reading the weight: which half a core streams matters).  A claim
+ * takes 1 / (2 threads) of the units left (guided self-scheduling): every claim and
+ * every `done` update moves a cache line between the cores, ~0.1-0.2 us each, which a
+ * 10 us job split in 16 units would pay 32 times; the last claims are single units,
+ * so the threads still finish together.  Returns the number of units this thread
+ * ran. */
 static long qlearn_pool_work(qlearn_pool_t *p, uint32_t epoch, int slot) {
     long ran = 0;
     uint64_t s = atomic_load_explicit(&p->state, memory_order_acquire);
@@ -142,20 +148,24 @@ static long qlearn_pool_work(qlearn_pool_t *p, uint32_t epoch, int slot) {
         if ((uint32_t)(s >> 32) != epoch) return ran;
         uint32_t lo = (uint32_t)(s >> 16) & 0xFFFF, hi = (uint32_t)s & 0xFFFF;
         if (lo >= hi) return ran;
-        uint32_t unit = slot == 0 ? lo : hi - 1;
-        uint64_t claimed = slot == 0 ? s + (1u << 16) : s - 1;
+        /* (a stale job_threads only sizes a claim that then fails: the epoch changed) */
+        uint32_t k = (hi - lo) / (2u * (uint32_t)atomic_load_explicit(
+                                               &p->job_threads, memory_order_relaxed));
+        if (k < 1) k = 1;
+        uint32_t u0 = slot == 0 ? lo : hi - k;
+        uint64_t claimed = slot == 0 ? s + ((uint64_t)k << 16) : s - k;
         if (!atomic_compare_exchange_weak_explicit(&p->state, &s, claimed,
                                                    memory_order_acq_rel,
                                                    memory_order_acquire))
             continue;                 /* s now holds the current word: retry */
-        /* unit `unit` of job `epoch` is ours: the job's description is valid until
-         * `done` counts it (read everything needed before that) */
+        /* units [u0, u0 + k) of job `epoch` are ours: the job's description is valid
+         * until `done` counts them (read everything needed before that) */
         long units = p->units;
-        long i0 = (long)unit * p->stride, i1 = i0 + p->stride;
+        long i0 = (long)u0 * p->stride, i1 = (long)(u0 + k) * p->stride;
         if (i1 > p->items) i1 = p->items;
         for (long i = i0; i < i1; i++) p->fn(p->ctx, i, slot);
-        ran++;
-        long done = atomic_fetch_add(&p->done, 1) + 1;                 /* seq_cst */
+        ran += k;
+        long done = atomic_fetch_add(&p->done, (long)k) + (long)k;     /* seq_cst */
         if (done == units && slot != 0 && atomic_load(&p->caller_waiting)) {
             pthread_mutex_lock(&p->done_lock);
             pthread_cond_signal(&p->finished);
@@ -256,6 +266,7 @@ static void qlearn_pool_dispatch(qlearn_pool_t *p, qlearn_pool_fn fn, void *ctx,
     p->items = items;
     p->stride = stride;
     p->units = units;
+    atomic_store_explicit(&p->job_threads, nw + 1, memory_order_relaxed);
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
     uint32_t e = atomic_load_explicit(&p->epoch, memory_order_relaxed) + 1;
     if (e == 0) e = 1;
