@@ -172,9 +172,11 @@ def _at(threads, fn):
     return fn()
 
 
-# M = 1 and M = 16 split over N panels; N not a multiple of 16; K not a multiple of 4
+# M = 1 and M = 16 split over N panels; N not a multiple of 16; K not a multiple of 4;
+# activations too large for L2 (M K > 2**19), split over M at 2 threads
 @pytest.mark.parametrize("m,k,n", [(1, 1023, 1000), (16, 1024, 1024), (5, 509, 770),
-                                   (97, 255, 129), (300, 64, 17), (2, 3, 5000)])
+                                   (97, 255, 129), (300, 64, 17), (2, 3, 5000),
+                                   (151, 3600, 70), (40, 13200, 33)])
 @pytest.mark.parametrize("wzp", [0, 3])
 def test_linear_same_at_1_and_2_threads(path, rng, m, k, n, wzp):
     w = ql.QTensor(rng.integers(-128, 128, (n, k)).astype(np.int8), ql.qint8,

@@ -312,13 +312,16 @@ static void qlearn_pool_dispatch(qlearn_pool_t *p, qlearn_pool_fn fn, void *ctx,
  * keep the cores busy our two threads share one core and every hand-off costs.  So
  * the pool measures: for each kind of job (its function, unit count, thread count and
  * the caller's `work` estimate) it keeps a running estimate of the wall time alone and
- * on the pool, runs the faster, and re-measures the other now and then: after at least
- * EXPLORE_CALLS calls and EXPLORE_RATIO times the cost of the two exploring calls spent
- * in the faster mode, so that exploring costs at most ~2 % of the time in that kind of
- * job.  (Counting time spent in the job rather than wall time matters: a program that
- * calls a layer in bursts, like a round-robin benchmark, would otherwise explore at the
- * start of every burst.)  A descheduled worker thus costs a few slow calls, not every
- * call. */
+ * on the pool (a typical call, plus the mean of what stalls add: qlearn_pool_learn),
+ * runs the faster, and re-measures the other now and then: after at least
+ * EXPLORE_CALLS calls and EXPLORE_RATIO times what the last exploration really took
+ * (two calls) spent in the faster mode, so that exploring costs at most ~2 % of the
+ * time in that kind of job, even when an exploring call stalls for milliseconds on a
+ * busy machine; each exploration that confirms the choice doubles the interval (up to
+ * 8 times: ~0.25 %).  (Counting time spent in the job rather than wall time matters: a
+ * program that calls a layer in bursts, like a round-robin benchmark, would otherwise
+ * explore at the start of every burst.)  A descheduled worker thus costs a few slow
+ * calls, not every call. */
 #define QLEARN_POOL_SLOTS 256
 #define QLEARN_POOL_EXPLORE_CALLS 16
 #define QLEARN_POOL_EXPLORE_RATIO 50
@@ -336,6 +339,7 @@ typedef struct {
     float spent;           /* ns spent in this kind of job since the last exploration */
     float explore_cost;    /* ns the last exploration took (both calls, as measured) */
     float explore_acc;     /* ns of the exploration under way */
+    int backoff;           /* explorations are RATIO x backoff apart (1, 2, 4, 8) */
 } qlearn_pool_choice_t;
 
 static qlearn_pool_choice_t qlearn_pool_choices[QLEARN_POOL_SLOTS];
@@ -357,6 +361,7 @@ static qlearn_pool_choice_t *qlearn_pool_choice(qlearn_pool_fn fn, long items, l
         c->est[0] = c->est[1] = 0;
         c->stall[0] = c->stall[1] = 0;
         c->explore_cost = c->explore_acc = 0;
+        c->backoff = 1;
         c->n[0] = c->n[1] = 0;
         c->calls = c->burst = 0;
         c->spent = 0;
@@ -425,7 +430,7 @@ static int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_thr
             float cost = 2 * (c->est[!mode] + c->stall[!mode]);
             if (c->explore_cost > cost) cost = c->explore_cost;
             if (++c->calls >= QLEARN_POOL_EXPLORE_CALLS
-                    && c->spent >= QLEARN_POOL_EXPLORE_RATIO * cost) {
+                    && c->spent >= QLEARN_POOL_EXPLORE_RATIO * c->backoff * cost) {
                 /* Explore with two calls and learn from the second: the first finds
                  * an idle worker asleep, which back-to-back parallel calls would not. */
                 mode = c->burst_mode = !mode;
@@ -447,7 +452,14 @@ static int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_thr
         if (!skip_learning) qlearn_pool_learn(c, mode, t1 - t0, exploring);
         if (exploring) {
             c->explore_acc += (float)(t1 - t0);
-            if (!skip_learning) c->explore_cost = c->explore_acc;   /* its last call */
+            if (!skip_learning) {                                    /* its last call */
+                c->explore_cost = c->explore_acc;
+                /* The explored mode lost again: look again later (the next look
+                 * then costs at most 1 / (RATIO backoff) of the time), up to 8 times
+                 * later; it won: it is the mode now, and looks are frequent again. */
+                int lost = (c->est[mode] + c->stall[mode]) >= (c->est[!mode] + c->stall[!mode]);
+                c->backoff = lost ? (c->backoff < 8 ? 2 * c->backoff : 8) : 1;
+            }
         } else {
             c->spent += (float)(t1 - t0);
         }
