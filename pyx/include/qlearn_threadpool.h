@@ -376,10 +376,11 @@ static qlearn_pool_choice_t *qlearn_pool_choice(qlearn_pool_fn fn, long items, l
  * times it: with 3 times, one preempted parallel call raised the estimate by half and
  * sent a 0.7 ms convolution alone for the next hundred calls (quiet machine, 2-thread
  * speed-up 1.14 in bench_int8.py; 1.82 with 1.5).  What it took beyond that goes to
- * `stall`, a slow running mean: on a busy machine a worker preempted while it holds a
- * unit makes the caller wait for it, now and then, for milliseconds, and a choice made
- * on typical times alone kept a 0.1 ms depthwise convolution in parallel at 0.85 of
- * its 1-thread speed. */
+ * `stall`, a slow running mean (over ~100 calls, so that one stall on a quiet machine
+ * does not send a job alone, while stalls that keep coming do): on a busy machine a
+ * worker preempted while it holds a unit makes the caller wait for it, now and then,
+ * for milliseconds, and a choice made on typical times alone kept a 0.1 ms depthwise
+ * convolution in parallel at 0.85 of its 1-thread speed. */
 static void qlearn_pool_learn(qlearn_pool_choice_t *c, int mode, long ns, int exploring) {
     float x = (float)ns, e = c->est[mode];
     if (c->n[mode] < QLEARN_POOL_WARMUP) c->n[mode]++;
@@ -388,7 +389,7 @@ static void qlearn_pool_learn(qlearn_pool_choice_t *c, int mode, long ns, int ex
     float excess = x > 1.5f * e ? x - 1.5f * e : 0.0f;
     if (excess > 0) x = 1.5f * e;              /* one preempted call is not the machine */
     c->est[mode] = e + (x - e) * (exploring ? 0.5f : 0.25f);
-    c->stall[mode] += (excess - c->stall[mode]) * (exploring ? 0.25f : 0.1f);
+    c->stall[mode] += (excess - c->stall[mode]) * (exploring ? 0.05f : 0.01f);
 }
 
 /* Run fn(ctx, i, slot) for every i in [0, items) on up to num_threads threads, the
