@@ -315,7 +315,7 @@ static void qlearn_pool_dispatch(qlearn_pool_t *p, qlearn_pool_fn fn, void *ctx,
  * on the pool (a typical call, plus the mean of what stalls add: qlearn_pool_learn),
  * runs the faster, and re-measures the other now and then: after at least
  * EXPLORE_CALLS calls and EXPLORE_RATIO times what the last exploration really took
- * (two calls) spent in the faster mode, so that exploring costs at most ~2 % of the
+ * (a few calls) spent in the faster mode, so that exploring costs at most ~2 % of the
  * time in that kind of job, even when an exploring call stalls for milliseconds on a
  * busy machine; each exploration that confirms the choice doubles the interval (up to
  * 8 times: ~0.25 %).  (Counting time spent in the job rather than wall time matters: a
@@ -326,6 +326,7 @@ static void qlearn_pool_dispatch(qlearn_pool_t *p, qlearn_pool_fn fn, void *ctx,
 #define QLEARN_POOL_EXPLORE_CALLS 16
 #define QLEARN_POOL_EXPLORE_RATIO 50
 #define QLEARN_POOL_WARMUP 4        /* calls of each mode before choosing (1 not learned) */
+#define QLEARN_POOL_EXPLORE_NS 200000.0f   /* an exploration lasts about this long */
 
 typedef struct {
     qlearn_pool_fn fn;
@@ -336,6 +337,7 @@ typedef struct {
     int n[2];              /* samples of each (counted up to WARMUP) */
     long calls;            /* calls since the other mode was last measured */
     int burst, burst_mode; /* calls left in the current exploration, and its mode */
+    int burst_skip;        /* of those, calls still not learned from */
     float spent;           /* ns spent in this kind of job since the last exploration */
     float explore_cost;    /* ns the last exploration took (both calls, as measured) */
     float explore_acc;     /* ns of the exploration under way */
@@ -363,7 +365,7 @@ static qlearn_pool_choice_t *qlearn_pool_choice(qlearn_pool_fn fn, long items, l
         c->explore_cost = c->explore_acc = 0;
         c->backoff = 1;
         c->n[0] = c->n[1] = 0;
-        c->calls = c->burst = 0;
+        c->calls = c->burst = c->burst_skip = 0;
         c->spent = 0;
     }
     return c;
@@ -420,9 +422,13 @@ static int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_thr
         if (c->n[0] < QLEARN_POOL_WARMUP || c->n[1] < QLEARN_POOL_WARMUP)
             mode = c->n[1] <= c->n[0];       /* warm-up: both modes, alternately */
         else if (c->burst > 0) {
-            mode = c->burst_mode;            /* second call of an exploration */
+            mode = c->burst_mode;            /* a later call of an exploration */
             c->burst--;
             exploring = 1;
+            if (c->burst_skip > 0) {
+                c->burst_skip--;
+                skip_learning = 1;
+            }
         } else {
             mode = c->est[1] + c->stall[1] < c->est[0] + c->stall[0];
             /* The other mode is measured again once that costs little: what the last
@@ -432,10 +438,19 @@ static int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_thr
             if (c->explore_cost > cost) cost = c->explore_cost;
             if (++c->calls >= QLEARN_POOL_EXPLORE_CALLS
                     && c->spent >= QLEARN_POOL_EXPLORE_RATIO * c->backoff * cost) {
-                /* Explore with two calls and learn from the second: the first finds
-                 * an idle worker asleep, which back-to-back parallel calls would not. */
+                /* Explore with a few calls (two, or as many as take ~200 us, up to
+                 * 16) and learn from the second half: the first calls find an idle
+                 * worker asleep, which back-to-back parallel calls would not, and a
+                 * worker takes tens of microseconds to wake: a 10 us GEMM explored
+                 * with two calls looked no faster in parallel, and stayed alone at
+                 * 0.99 of its 1-thread speed where parallel calls gave 1.5. */
+                float other = c->est[!mode] > 1000.0f ? c->est[!mode] : 1000.0f;
+                int calls = (int)(QLEARN_POOL_EXPLORE_NS / other) + 1;
+                if (calls < 2) calls = 2;
+                if (calls > 16) calls = 16;
                 mode = c->burst_mode = !mode;
-                c->burst = 1;
+                c->burst = calls - 1;
+                c->burst_skip = calls / 2 - 1;
                 c->calls = 0;
                 c->spent = 0;
                 c->explore_acc = 0;
@@ -453,7 +468,7 @@ static int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_thr
         if (!skip_learning) qlearn_pool_learn(c, mode, t1 - t0, exploring);
         if (exploring) {
             c->explore_acc += (float)(t1 - t0);
-            if (!skip_learning) {                                    /* its last call */
+            if (c->burst == 0) {                                     /* its last call */
                 c->explore_cost = c->explore_acc;
                 /* The explored mode lost again: look again later (the next look
                  * then costs at most 1 / (RATIO backoff) of the time), up to 8 times
