@@ -78,15 +78,21 @@ def test_stats_count_jobs():
     _openmp._pool_selftest(50, 2, spin=5000)
     after = _openmp.pool_stats()
     assert after["jobs"] == before["jobs"] + 1
-    assert set(after) == {"jobs", "serial", "waits", "long_waits", "worker_units"}
+    assert set(after) == {"jobs", "serial", "waits", "long_waits", "worker_units",
+                          "wait_us"}
 
 
 def test_adaptive_choice_still_runs_everything():
     _openmp.set_pool_adaptive(True)
-    for _ in range(40):     # warm-up, exploration and exploitation of one job kind
+    for _ in range(200):    # warm-up, explorations and exploitation of one job kind
         count, slot = _openmp._pool_selftest(30, 2, spin=3000)
         assert_array_equal(count, np.ones(30, np.intc))
         assert slot.max() <= 1
+    kinds = [k for k in _openmp._pool_choices() if k[5] == 30 and k[6] == 30 * 3000]
+    assert len(kinds) == 1
+    est_alone, est_pool, stall_alone, stall_pool, backoff = kinds[0][:5]
+    assert est_alone > 0 and est_pool > 0 and stall_alone >= 0 and stall_pool >= 0
+    assert backoff in (1, 2, 4)
 
 
 def _linear(rng, m=7, k=203, n=129):

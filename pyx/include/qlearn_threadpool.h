@@ -103,6 +103,7 @@ typedef struct {
     pthread_cond_t finished;          /* signalled when the last unit is done */
     /* statistics (only the `submit` holder writes them): see qlearn_pool_stats */
     long stat_jobs, stat_serial, stat_waits, stat_long_waits, stat_worker_units;
+    long stat_wait_us;
     pthread_t threads[QLEARN_POOL_MAX_WORKERS];
     uint32_t born[QLEARN_POOL_MAX_WORKERS];   /* the epoch when each worker started */
     int nworkers;                     /* workers started (only the `submit` holder) */
@@ -149,7 +150,7 @@ static long qlearn_pool_work(qlearn_pool_t *p, uint32_t epoch, int slot) {
         uint32_t lo = (uint32_t)(s >> 16) & 0xFFFF, hi = (uint32_t)s & 0xFFFF;
         if (lo >= hi) return ran;
         /* (a stale job_threads only sizes a claim that then fails: the epoch changed) */
-        uint32_t k = (hi - lo) / (2u * (uint32_t)atomic_load_explicit(
+        uint32_t k = slot != 0 ? 1 : (hi - lo) / (2u * (uint32_t)atomic_load_explicit(
                                                &p->job_threads, memory_order_relaxed));
         if (k < 1) k = 1;
         uint32_t u0 = slot == 0 ? lo : hi - k;
@@ -301,7 +302,9 @@ static void qlearn_pool_dispatch(qlearn_pool_t *p, qlearn_pool_fn fn, void *ctx,
                 break;
             }
         }
-        if (qlearn_pool_now_ns() - t0 > 100000) p->stat_long_waits++;
+        long waited = qlearn_pool_now_ns() - t0;
+        if (waited > 100000) p->stat_long_waits++;
+        p->stat_wait_us += waited / 1000;
     }
 }
 
@@ -318,7 +321,8 @@ static void qlearn_pool_dispatch(qlearn_pool_t *p, qlearn_pool_fn fn, void *ctx,
  * (a few calls) spent in the faster mode, so that exploring costs at most ~2 % of the
  * time in that kind of job, even when an exploring call stalls for milliseconds on a
  * busy machine; each exploration that confirms the choice doubles the interval (up to
- * 8 times: ~0.25 %).  (Counting time spent in the job rather than wall time matters: a
+ * 4 times: ~0.5 %; longer would keep a job alone for seconds after the machine
+ * has become quiet).  (Counting time spent in the job rather than wall time matters: a
  * program that calls a layer in bursts, like a round-robin benchmark, would otherwise
  * explore at the start of every burst.)  A descheduled worker thus costs a few slow
  * calls, not every call. */
@@ -387,7 +391,10 @@ static void qlearn_pool_learn(qlearn_pool_choice_t *c, int mode, long ns, int ex
     float x = (float)ns, e = c->est[mode];
     if (c->n[mode] < QLEARN_POOL_WARMUP) c->n[mode]++;
     if (c->n[mode] == 1) return;
-    if (c->n[mode] == 2) { c->est[mode] = x; return; }
+    if (c->n[mode] == 2 || (c->n[mode] < QLEARN_POOL_WARMUP && x < e)) {
+        c->est[mode] = x;      /* warming up: the fastest call (a slow one is noise) */
+        return;
+    }
     float excess = x > 1.5f * e ? x - 1.5f * e : 0.0f;
     if (excess > 0) x = 1.5f * e;              /* one preempted call is not the machine */
     c->est[mode] = e + (x - e) * (exploring ? 0.5f : 0.25f);
@@ -471,10 +478,10 @@ static int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_thr
             if (c->burst == 0) {                                     /* its last call */
                 c->explore_cost = c->explore_acc;
                 /* The explored mode lost again: look again later (the next look
-                 * then costs at most 1 / (RATIO backoff) of the time), up to 8 times
+                 * then costs at most 1 / (RATIO backoff) of the time), up to 4 times
                  * later; it won: it is the mode now, and looks are frequent again. */
                 int lost = (c->est[mode] + c->stall[mode]) >= (c->est[!mode] + c->stall[!mode]);
-                c->backoff = lost ? (c->backoff < 8 ? 2 * c->backoff : 8) : 1;
+                c->backoff = lost ? (c->backoff < 4 ? 2 * c->backoff : 4) : 1;
             }
         } else {
             c->spent += (float)(t1 - t0);
@@ -525,12 +532,22 @@ static long qlearn_pool_set_spin_us(long us) {
 
 /* jobs run on several threads, jobs run alone (threads asked for), waits at the end,
  * waits longer than 100 us, units run by workers */
-static void qlearn_pool_stats(long out[5]) {
+static void qlearn_pool_stats(long out[6]) {
     qlearn_pool_t *p = &qlearn_pool;
     pthread_mutex_lock(&p->submit);
     out[0] = p->stat_jobs; out[1] = p->stat_serial; out[2] = p->stat_waits;
-    out[3] = p->stat_long_waits; out[4] = p->stat_worker_units;
+    out[3] = p->stat_long_waits; out[4] = p->stat_worker_units; out[5] = p->stat_wait_us;
     pthread_mutex_unlock(&p->submit);
+}
+
+/* debugging: the adaptive state of choice slot i (est0, est1, stall0, stall1, backoff,
+ * items, work); returns 0 for an empty slot */
+static int qlearn_pool_choice_state(int i, double out[7]) {
+    if (i < 0 || i >= QLEARN_POOL_SLOTS || !qlearn_pool_choices[i].fn) return 0;
+    qlearn_pool_choice_t *c = &qlearn_pool_choices[i];
+    out[0] = c->est[0]; out[1] = c->est[1]; out[2] = c->stall[0]; out[3] = c->stall[1];
+    out[4] = c->backoff; out[5] = (double)c->items; out[6] = (double)c->work;
+    return 1;
 }
 
 #endif
