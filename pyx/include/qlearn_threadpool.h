@@ -383,7 +383,9 @@ static qlearn_pool_choice_t *qlearn_pool_choice(qlearn_pool_fn fn, long items, l
  * sent a 0.7 ms convolution alone for the next hundred calls (quiet machine, 2-thread
  * speed-up 1.14 in bench_int8.py; 1.82 with 1.5).  What it took beyond that goes to
  * `stall`, a slow running mean (over ~100 calls, so that one stall on a quiet machine
- * does not send a job alone, while stalls that keep coming do): on a busy machine a
+ * does not send a job alone, while stalls that keep coming do; an exploring call, a
+ * fresh look at a mode not run for a while, counts for a quarter, so that a job sent
+ * alone by a burst of stalls comes back once they stop): on a busy machine a
  * worker preempted while it holds a unit makes the caller wait for it, now and then,
  * for milliseconds, and a choice made on typical times alone kept a 0.1 ms depthwise
  * convolution in parallel at 0.85 of its 1-thread speed. */
@@ -398,7 +400,7 @@ static void qlearn_pool_learn(qlearn_pool_choice_t *c, int mode, long ns, int ex
     float excess = x > 1.5f * e ? x - 1.5f * e : 0.0f;
     if (excess > 0) x = 1.5f * e;              /* one preempted call is not the machine */
     c->est[mode] = e + (x - e) * (exploring ? 0.5f : 0.25f);
-    c->stall[mode] += (excess - c->stall[mode]) * (exploring ? 0.05f : 0.01f);
+    c->stall[mode] += (excess - c->stall[mode]) * (exploring ? 0.25f : 0.01f);
 }
 
 /* Run fn(ctx, i, slot) for every i in [0, items) on up to num_threads threads, the
@@ -477,11 +479,13 @@ static int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_thr
             c->explore_acc += (float)(t1 - t0);
             if (c->burst == 0) {                                     /* its last call */
                 c->explore_cost = c->explore_acc;
-                /* The explored mode lost again: look again later (the next look
+                /* The explored mode lost clearly: look again later (the next look
                  * then costs at most 1 / (RATIO backoff) of the time), up to 4 times
                  * later; it won: it is the mode now, and looks are frequent again. */
-                int lost = (c->est[mode] + c->stall[mode]) >= (c->est[!mode] + c->stall[!mode]);
-                c->backoff = lost ? (c->backoff < 4 ? 2 * c->backoff : 4) : 1;
+                float explored = c->est[mode] + c->stall[mode];
+                float chosen = c->est[!mode] + c->stall[!mode];
+                if (explored < chosen) c->backoff = 1;
+                else if (explored > 1.25f * chosen && c->backoff < 4) c->backoff *= 2;
             }
         } else {
             c->spent += (float)(t1 - t0);
