@@ -61,15 +61,6 @@ cdef enum:
     A_L2_BYTES = 1 << 19
 
 
-cdef int _split_override = -1
-
-
-def _set_split_override(int v):
-    """Experiments only: 1 forces the split by rows, 0 forbids it, -1 the rule."""
-    global _split_override
-    _split_override = v
-
-
 cdef bint HAS_AVX2 = qlearn_cpu_has_avx2()
 cdef bint HAS_VNNI = HAS_AVX2 and qlearn_cpu_has_avx512vnni()
 
@@ -275,13 +266,12 @@ cdef int _gemm_run(int path, const uint8_t *a, intp_t M, intp_t lda, intp_t K,
     #   streaming every row would fetch them again from L3 for each panel block; the
     #   threads then split M instead: units run over the panel blocks of one run of
     #   row tiles (`by_rows`), so each thread's rows stay in its L2 and only the weight
-    #   streams (256x4096x1024: 2-thread speed-up 1.46 -> see the commit message).
+    #   streams.
     # Each tile is computed whole by one thread: the result never depends on the split.
     cdef GemmJob job
     job.by_rows = 0
     job.tiles_per_unit = mtiles
-    if (num_threads > 1 and M * K > A_L2_BYTES and mtiles >= 2 * num_threads
-            and _split_override != 0) or _split_override == 1:
+    if num_threads > 1 and M * K > A_L2_BYTES and mtiles >= 2 * num_threads:
         job.by_rows = 1
         job.tiles_per_unit = (mtiles + num_threads - 1) // num_threads
     elif ptiles < UNITS_PER_THREAD * num_threads:
