@@ -16,8 +16,8 @@
  *
  * `epoch` numbers the jobs (it only grows); the units nobody has claimed yet are
  * [lo, hi), initially [0, n) with n <= 65535.  The caller claims k units from the
- * front (a compare-and-swap of the whole word to lo + k), a worker from the back (to
- * hi - k), k shrinking as units run out (see qlearn_pool_work); the
+ * front (a compare-and-swap of the whole word to lo + k, k shrinking as units run out),
+ * a worker one from the back (to hi - 1; see qlearn_pool_work); the
  * swap fails if anyone claimed first *or if the job is not the one the thread was
  * invited to* (the epoch differs), so a worker waking up after its job has ended
  * cannot claim a unit of the next one by mistake.  The job's description (function,
@@ -136,12 +136,13 @@ static inline long qlearn_pool_now_ns(void) {
  * scratch.  The caller (slot 0) claims from the front, workers from the back: on two
  * threads each then computes about the same half of the output on every call, and
  * finds the half of the operands it read last time still in its own L2 (an M = 1
- * GEMM is bound by reading the weight: which half a core streams matters).  A claim
- * takes 1 / (2 threads) of the units left (guided self-scheduling): every claim and
- * every `done` update moves a cache line between the cores, ~0.1-0.2 us each, which a
- * 10 us job split in 16 units would pay 32 times; the last claims are single units,
- * so the threads still finish together.  Returns the number of units this thread
- * ran. */
+ * GEMM is bound by reading the weight: which half a core streams matters).  The
+ * caller's claim takes 1 / (2 threads) of the units left (guided self-scheduling):
+ * every claim and every `done` update moves a cache line between the cores, ~0.1-0.2
+ * us each, which a 10 us job split in 16 units would pay 32 times.  A worker claims
+ * one unit at a time: a worker preempted while it holds units makes the caller wait,
+ * and with guided chunks it could hold a quarter of a 5 ms GEMM.  Returns the number
+ * of units this thread ran. */
 static long qlearn_pool_work(qlearn_pool_t *p, uint32_t epoch, int slot) {
     long ran = 0;
     uint64_t s = atomic_load_explicit(&p->state, memory_order_acquire);
