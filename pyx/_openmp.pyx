@@ -29,6 +29,7 @@ cdef extern from "qlearn_threadpool.h":
     void qlearn_pool_stats(long *out) noexcept nogil
     int qlearn_pool_set_adaptive(int on) noexcept nogil
     long qlearn_pool_set_spin_us(long us) noexcept nogil
+    int qlearn_pool_choice_state(int i, double *out) noexcept nogil
 
 cdef extern from "qlearn_cpu.h":
     int qlearn_openmp_enabled() noexcept nogil
@@ -97,12 +98,13 @@ def pool_stats():
 
     ``jobs``: jobs run on several threads; ``serial``: jobs asked for several threads
     that ran alone; ``waits``: jobs whose caller had to wait for a worker's unit at the
-    end; ``long_waits``: such waits over 100 us; ``worker_units``: units run by workers.
+    end; ``long_waits``: such waits over 100 us; ``worker_units``: units run by workers;
+    ``wait_us``: microseconds the caller spent in those waits.
     """
-    cdef long out[5]
+    cdef long out[6]
     qlearn_pool_stats(out)
-    return dict(zip(("jobs", "serial", "waits", "long_waits", "worker_units"),
-                    [out[i] for i in range(5)]))
+    return dict(zip(("jobs", "serial", "waits", "long_waits", "worker_units", "wait_us"),
+                    [out[i] for i in range(6)]))
 
 
 def set_pool_adaptive(bint on):
@@ -172,3 +174,14 @@ def _pool_selftest(long items, int num_threads, long spin=1000, bint nested=Fals
     with nogil:
         qlearn_pool_run(_selftest_item, &t, items, num_threads, items * spin)
     return count, slot
+
+
+def _pool_choices():
+    """The adaptive choice's state per kind of job (debugging): a list of
+    ``(est_alone_ns, est_pool_ns, stall_alone_ns, stall_pool_ns, backoff, items, work)``."""
+    cdef double out[7]
+    rows = []
+    for i in range(256):
+        if qlearn_pool_choice_state(i, out):
+            rows.append(tuple(out[j] for j in range(7)))
+    return rows

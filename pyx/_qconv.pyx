@@ -67,11 +67,10 @@ cdef enum:
 
 
 cdef struct CopyJob:
-    # the layout conversions: src (N, C, H, W) -> dst (N, H, W, C); and the padded copy
+    # the layout conversions: src (N, C, H, W) -> dst (N, H, W, C)
     const uint8_t *src
     uint8_t *dst
-    intp_t C, H, W, HW, nblk, pad, Hp, Wp
-    uint8_t fill             # the padded copy's border value (Za)
+    intp_t C, H, W, HW, nblk
 
 
 cdef void _small_c_row(void *ctx, long row, int slot) noexcept nogil:
@@ -86,16 +85,6 @@ cdef void _transpose_block(void *ctx, long t, int slot) noexcept nogil:
     cdef intp_t n = t // j.nblk, b = t % j.nblk
     qlearn_qconv_nchw_to_nhwc_rows(j.src + n * j.C * j.HW, j.C, j.HW, b * 256,
                                    min(j.HW, (b + 1) * 256), j.dst + n * j.HW * j.C)
-
-
-cdef void _pad_row(void *ctx, long row, int slot) noexcept nogil:
-    """Row (n, y) of the (N, H, W, C) input into the padded (N, Hp, Wp, C) copy."""
-    cdef CopyJob *j = <CopyJob *> ctx
-    cdef intp_t n = row // j.H, y = row % j.H
-    cdef uint8_t *d = j.dst + (n * j.Hp + y + j.pad) * j.Wp * j.C
-    memset(d, j.fill, j.pad * j.C)                       # left border: Za
-    memcpy(d + j.pad * j.C, j.src + (n * j.H + y) * j.W * j.C, j.W * j.C)
-    memset(d + (j.pad + j.W) * j.C, j.fill, j.pad * j.C)  # right border: Za
 
 
 def small_c_to_channels_last(const uint8_t[:, :, :, ::1] x,   # IN  (N, C, H, W)
@@ -367,26 +356,18 @@ def depthwise3x3(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels las
                  int simd, int num_threads):
     """out[n, oy, ox, c] := eq. (6) of sum_t (x - Za)[n, oy s+ky d-p, ox s+kx d-p, c] wz[t, c]
 
-    The input is copied once into a padded buffer whose padding holds ``Za`` (real
-    zero); the kernel sums ``x wz`` and the epilogue subtracts ``Za sum wz`` (eq. (9)).
+    A work unit is a band of output rows of one image: it copies the input rows the
+    band reads into its thread's buffer, padded with ``Za`` (real zero), and runs the
+    row kernel over them; the kernel sums ``x wz`` and the epilogue subtracts
+    ``Za sum wz`` (eq. (9)).  The padding is thus made in cache, in the same parallel
+    job as the arithmetic, instead of in a padded copy of the whole input.
     ``simd`` selects the plain loop (0), the AVX2 kernel with pairs of taps through
-    vpmaddwd (1), or that kernel with an AVX-512 epilogue (2).  Each thread owns whole
-    output rows.
+    vpmaddwd (1), or that kernel with an AVX-512 epilogue (2).
     """
     cdef intp_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef intp_t Ho = out.shape[1], Wo = out.shape[2]
-    cdef intp_t Hp = H + 2 * pad, Wp = W + 2 * pad
-    # the padded copy: only its border is filled with Za (the rows' loop copies the rest)
-    xpa = np.empty((N, Hp, Wp, C), dtype=np.uint8)
-    xpa[:, :pad] = a_zp
-    xpa[:, Hp - pad:] = a_zp
-    cdef uint8_t[:, :, :, ::1] xp = xpa
-    cdef int32_t[:, ::1] acc = np.empty((max(num_threads, 1), Wo * C), dtype=np.int32)
-    cdef int32_t[::1] wsum = np.asarray(wz).sum(axis=0, dtype=np.int32)
-    cdef int32_t[::1] zeros = np.zeros(C, dtype=np.int32)
-    cdef int16_t[::1] wpk = np.zeros(max(1, (C // 16) * 5 * 2 * 16), dtype=np.int16)
+    cdef intp_t Wp = W + 2 * pad, band, rows_in, t, c, nt = max(num_threads, 1)
     cdef qgemm_epilogue e
-    cdef CopyJob pad_job
     cdef DwJob job
     if simd not in (0, 1, 2):
         raise ValueError(f"`simd` must be 0, 1 or 2, got {simd}")
@@ -394,44 +375,84 @@ def depthwise3x3(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels las
         raise ValueError("`simd` 1 or 2 needs AVX2, which this CPU lacks")
     if simd == 2 and not qlearn_cpu_has_avx512vnni():
         raise ValueError("`simd=2` needs AVX-512, which this CPU lacks")
-    if N == 0 or C == 0:
+    if N == 0 or C == 0 or Ho == 0 or Wo == 0:
         return
-    qlearn_qconv_dw_pack(&wz[0, 0], C, &wpk[0])
+    if N * C * Ho * Wo * 9 < SERIAL_BYTES:
+        num_threads = nt = 1
+    # Bands: DW_UNITS_PER_THREAD per thread when there are several (a late or
+    # preempted thread leaves its share to the others), else as many rows as fit the
+    # buffer; a band of b rows reads (b - 1) stride + 2 dil + 1 input rows.
+    band = (Ho + DW_UNITS_PER_THREAD * nt - 1) // (DW_UNITS_PER_THREAD * nt) if nt > 1 else Ho
+    band = max(1, min(band, (DW_BUF_BYTES // (Wp * C) - 2 * dil - 1) // stride + 1))
+    rows_in = (band - 1) * stride + 2 * dil + 1
+    # per thread: the padded input rows and a row of int32 sums; shared: sum_t wz and
+    # the weights packed for the SIMD kernels
+    cdef uint8_t[::1] bufs = np.empty(nt * rows_in * Wp * C, dtype=np.uint8)
+    cdef int32_t[::1] acc = np.empty(nt * Wo * C + 2 * C, dtype=np.int32)
+    cdef int16_t[::1] wpk = np.zeros(max(1, (C // 16) * 5 * 2 * 16), dtype=np.int16)
+    cdef int32_t *wsum = &acc[nt * Wo * C]
+    with nogil:
+        for c in range(C):
+            wsum[c] = 0
+            wsum[C + c] = 0                  # the zero weight zero points
+        for t in range(9):
+            for c in range(C):
+                wsum[c] += wz[t, c]
+        qlearn_qconv_dw_pack(&wz[0, 0], C, &wpk[0])
     # raw = acc - Za * sum_t wz[t, c]: the column sums of a GEMM with Zw = 0
-    e = qgemm_epilogue_u8(&wsum[0], &zeros[0], a_zp,
+    e = qgemm_epilogue_u8(wsum, wsum + C, a_zp,
                           &bias_q[0] if bias_q.shape[0] > 0 else NULL, &mult[0],
                           out_zp, lo, hi)
-    if N * C * Ho * Wo * 9 < SERIAL_BYTES:
-        num_threads = 1
-    pad_job.src, pad_job.dst, pad_job.C, pad_job.H, pad_job.W = \
-        &x[0, 0, 0, 0], &xp[0, 0, 0, 0], C, H, W
-    pad_job.pad, pad_job.Hp, pad_job.Wp, pad_job.fill = pad, Hp, Wp, a_zp
-    job.simd, job.xp, job.Wp, job.Hp, job.C, job.wz, job.wpk = \
-        simd, &xp[0, 0, 0, 0], Wp, Hp, C, &wz[0, 0], &wpk[0]
+    job.simd, job.x, job.H, job.W, job.C, job.pad, job.Wp = \
+        simd, &x[0, 0, 0, 0], H, W, C, pad, Wp
+    job.wz, job.wpk, job.fill = &wz[0, 0], &wpk[0], a_zp
     job.Ho, job.Wo, job.stride, job.dil, job.e, job.out = \
         Ho, Wo, stride, dil, &e, &out[0, 0, 0, 0]
-    job.acc, job.acc_stride = &acc[0, 0], acc.shape[1]
+    job.band, job.nbands, job.rows_in = band, (Ho + band - 1) // band, rows_in
+    job.bufs, job.acc = &bufs[0], &acc[0]
     with nogil:
-        if H:
-            parallel_for(_pad_row, &pad_job, N * H, num_threads, N * H * W * C)
-        parallel_for(_dw_row, &job, N * Ho, num_threads, N * Ho * Wo * C)
+        parallel_for(_dw_band, &job, N * job.nbands, num_threads, N * Ho * Wo * C)
+
+
+cdef enum:
+    # Bands of output rows per thread of the depthwise kernel, and the most bytes of
+    # padded input rows a band's buffer holds (it stays in L2 while the band runs).
+    DW_UNITS_PER_THREAD = 4
+    DW_BUF_BYTES = 1 << 17
 
 
 cdef struct DwJob:
     int simd, stride, dil
-    const uint8_t *xp
-    intp_t Wp, Hp, C, Ho, Wo, acc_stride
+    uint8_t fill             # Za: the padding
+    const uint8_t *x
+    intp_t H, W, C, pad, Wp, Ho, Wo, band, nbands, rows_in
     const int32_t *wz
     const int16_t *wpk
     const qgemm_epilogue *e
-    int32_t *acc             # slot s: acc + s * acc_stride
+    uint8_t *bufs            # slot s: bufs + s * rows_in * Wp * C
+    int32_t *acc             # slot s: acc + s * Wo * C
     uint8_t *out
 
 
-cdef void _dw_row(void *ctx, long row, int slot) noexcept nogil:
-    """Output row (n, oy) of depthwise3x3, on slot's accumulator row."""
+cdef void _dw_band(void *ctx, long u, int slot) noexcept nogil:
+    """Band u (image n, output rows oy0 .. oy1-1) of depthwise3x3 on slot's buffers:
+    the input rows it reads, padded with Za, then each output row."""
     cdef DwJob *j = <DwJob *> ctx
-    cdef intp_t n = row // j.Ho, oy = row % j.Ho
-    qlearn_qconv_dw3x3_row(j.simd, j.xp + n * j.Hp * j.Wp * j.C, j.Wp, j.C, j.wz, j.wpk,
-                           oy, j.Wo, j.stride, j.dil, j.acc + slot * j.acc_stride, j.e,
-                           j.out + (n * j.Ho + oy) * j.Wo * j.C, j.C)
+    cdef intp_t n = u // j.nbands, oy0 = (u % j.nbands) * j.band
+    cdef intp_t oy1 = min(j.Ho, oy0 + j.band), row = j.Wp * j.C, r, iy, oy
+    cdef intp_t iy0 = oy0 * j.stride - j.pad, rows = (oy1 - 1 - oy0) * j.stride + 2 * j.dil + 1
+    cdef uint8_t *buf = j.bufs + slot * j.rows_in * row
+    cdef uint8_t *d
+    for r in range(rows):
+        iy = iy0 + r
+        d = buf + r * row
+        if iy < 0 or iy >= j.H:
+            memset(d, j.fill, row)                              # padding rows: Za
+            continue
+        memset(d, j.fill, j.pad * j.C)                          # left border: Za
+        memcpy(d + j.pad * j.C, j.x + (n * j.H + iy) * j.W * j.C, j.W * j.C)
+        memset(d + (j.pad + j.W) * j.C, j.fill, j.pad * j.C)    # right border: Za
+    for oy in range(oy0, oy1):
+        qlearn_qconv_dw3x3_row(j.simd, buf, j.Wp, j.C, j.wz, j.wpk, oy - oy0, j.Wo,
+                               j.stride, j.dil, j.acc + slot * j.Wo * j.C, j.e,
+                               j.out + (n * j.Ho + oy) * j.Wo * j.C, j.C)

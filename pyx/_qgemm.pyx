@@ -56,6 +56,9 @@ cdef enum:
     # or is preempted leaves its share to the others, few enough that each unit streams
     # a weight panel block for several row tiles.
     UNITS_PER_THREAD = 8
+    # Activations larger than this (bytes) do not stay in one core's L2 beside a
+    # panel block of the weight: the threads then split the rows (see _gemm_run).
+    A_L2_BYTES = 1 << 19
 
 
 cdef bint HAS_AVX2 = qlearn_cpu_has_avx2()
@@ -252,15 +255,29 @@ cdef int _gemm_run(int path, const uint8_t *a, intp_t M, intp_t lda, intp_t K,
     if M * N * K < SERIAL_MACS:
         num_threads = 1
     # A work unit is one panel block (the columns of one tile) x a run of row tiles:
-    # it streams its weight panels once for all its rows.  When M is small (M = 1, 16)
-    # a unit is every row of one panel block, so the threads split N, not M; runs of
-    # row tiles are cut only when panel blocks alone are too few for the threads.
+    # it streams its weight panels once for all its rows.  Units are numbered so that
+    # the pool's caller, which claims from the front, and its worker, which claims from
+    # the back, each compute about half of the output, the same half on every call:
+    # * usually the threads split N: a unit is every row of one panel block, and each
+    #   thread streams only its half of the weight (an M = 1 or 16 GEMM is bound by
+    #   reading it, and that half stays in the thread's L2 from call to call); runs of
+    #   row tiles are cut only when panel blocks alone are too few for the threads;
+    # * when the activations are too large to stay in L2 (M K > A_L2_BYTES), a unit
+    #   streaming every row would fetch them again from L3 for each panel block; the
+    #   threads then split M instead: units run over the panel blocks of one run of
+    #   row tiles (`by_rows`), so each thread's rows stay in its L2 and only the weight
+    #   streams.
     # Each tile is computed whole by one thread: the result never depends on the split.
     cdef GemmJob job
+    job.by_rows = 0
     job.tiles_per_unit = mtiles
-    if ptiles < UNITS_PER_THREAD * num_threads:
+    if num_threads > 1 and M * K > A_L2_BYTES and mtiles >= 2 * num_threads:
+        job.by_rows = 1
+        job.tiles_per_unit = (mtiles + num_threads - 1) // num_threads
+    elif ptiles < UNITS_PER_THREAD * num_threads:
         job.tiles_per_unit = max(1, (mtiles * ptiles) // (UNITS_PER_THREAD * num_threads))
     job.mchunks = (mtiles + job.tiles_per_unit - 1) // job.tiles_per_unit
+    job.ptiles = ptiles
     job.path, job.a, job.lda, job.M, job.packed, job.N, job.Kg, job.P = \
         path, a, lda, M, packed, N, Kg, P
     job.mr_max, job.np_max, job.e, job.o8, job.of, job.ldc = mr_max, np_max, e, o8, of, ldc
@@ -272,7 +289,8 @@ cdef int _gemm_run(int path, const uint8_t *a, intp_t M, intp_t lda, intp_t K,
 cdef struct GemmJob:
     int path, mr_max, np_max
     const uint8_t *a
-    intp_t lda, M, N, Kg, P, ldc, tiles_per_unit, mchunks
+    intp_t lda, M, N, Kg, P, ldc, tiles_per_unit, mchunks, ptiles
+    bint by_rows
     const int8_t *packed
     const qgemm_epilogue *e
     uint8_t *o8
@@ -280,11 +298,14 @@ cdef struct GemmJob:
 
 
 cdef void _gemm_unit(void *ctx, long u, int slot) noexcept nogil:
-    """Work unit u of _gemm_run: the row tiles of run u % mchunks in panel block
-    u // mchunks (consecutive units share the panel block's weight in cache)."""
+    """Work unit u of _gemm_run: the row tiles of one run in one panel block.  Split by
+    columns, units u .. u + mchunks - 1 share a panel block (its weight in cache); split
+    by rows (``by_rows``), units u .. u + ptiles - 1 share a run of rows."""
     cdef GemmJob *j = <GemmJob *> ctx
-    cdef intp_t p0 = (u // j.mchunks) * j.np_max
-    cdef intp_t i0 = (u % j.mchunks) * j.tiles_per_unit * j.mr_max
+    cdef intp_t pb = u % j.ptiles if j.by_rows else u // j.mchunks
+    cdef intp_t mc = u // j.ptiles if j.by_rows else u % j.mchunks
+    cdef intp_t p0 = pb * j.np_max
+    cdef intp_t i0 = mc * j.tiles_per_unit * j.mr_max
     cdef intp_t i1 = min(j.M, i0 + j.tiles_per_unit * j.mr_max)
     cdef intp_t npn = min(j.np_max, j.P - p0), mr
     while i0 < i1:

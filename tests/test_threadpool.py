@@ -78,15 +78,21 @@ def test_stats_count_jobs():
     _openmp._pool_selftest(50, 2, spin=5000)
     after = _openmp.pool_stats()
     assert after["jobs"] == before["jobs"] + 1
-    assert set(after) == {"jobs", "serial", "waits", "long_waits", "worker_units"}
+    assert set(after) == {"jobs", "serial", "waits", "long_waits", "worker_units",
+                          "wait_us"}
 
 
 def test_adaptive_choice_still_runs_everything():
     _openmp.set_pool_adaptive(True)
-    for _ in range(40):     # warm-up, exploration and exploitation of one job kind
+    for _ in range(200):    # warm-up, explorations and exploitation of one job kind
         count, slot = _openmp._pool_selftest(30, 2, spin=3000)
         assert_array_equal(count, np.ones(30, np.intc))
         assert slot.max() <= 1
+    kinds = [k for k in _openmp._pool_choices() if k[5] == 30 and k[6] == 30 * 3000]
+    assert len(kinds) == 1
+    est_alone, est_pool, stall_alone, stall_pool, backoff = kinds[0][:5]
+    assert est_alone > 0 and est_pool > 0 and stall_alone >= 0 and stall_pool >= 0
+    assert backoff in (1, 2, 4)
 
 
 def _linear(rng, m=7, k=203, n=129):
@@ -172,9 +178,11 @@ def _at(threads, fn):
     return fn()
 
 
-# M = 1 and M = 16 split over N panels; N not a multiple of 16; K not a multiple of 4
+# M = 1 and M = 16 split over N panels; N not a multiple of 16; K not a multiple of 4;
+# activations too large for L2 (M K > 2**19), split over M at 2 threads
 @pytest.mark.parametrize("m,k,n", [(1, 1023, 1000), (16, 1024, 1024), (5, 509, 770),
-                                   (97, 255, 129), (300, 64, 17), (2, 3, 5000)])
+                                   (97, 255, 129), (300, 64, 17), (2, 3, 5000),
+                                   (151, 3600, 70), (40, 13200, 33)])
 @pytest.mark.parametrize("wzp", [0, 3])
 def test_linear_same_at_1_and_2_threads(path, rng, m, k, n, wzp):
     w = ql.QTensor(rng.integers(-128, 128, (n, k)).astype(np.int8), ql.qint8,
@@ -226,3 +234,29 @@ def test_channels_last_same_at_1_and_2_threads(rng, shape):
     want = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     assert_array_equal(int8_kernels.channels_last(x, 2), want)
     assert_array_equal(int8_kernels.channels_last(x, 1), want)
+
+
+# The depthwise kernel's units are bands of output rows, each padding the input rows it
+# reads in its own buffer: bands of 1 row (a row too wide for the buffer), bands that
+# reach into the top and bottom padding, stride 2 and dilation 2, several images.
+@pytest.mark.parametrize("n,c,h,w,stride,pad,dil", [(1, 96, 9, 700, 1, 2, 2),
+                                                    (3, 32, 37, 20, 2, 1, 1),
+                                                    (2, 48, 17, 23, 1, 2, 2),
+                                                    (1, 16, 64, 64, 2, 0, 1)])
+def test_depthwise_bands_match_reference(path, rng, n, c, h, w, stride, pad, dil):
+    from qlearn import reference
+    x = rng.integers(0, 256, (n, c, h, w)).astype(np.uint8)
+    wq = rng.integers(-128, 128, (c, 1, 3, 3)).astype(np.int8)
+    wzp = rng.integers(-5, 6, c)
+    pc = packed_params.PackedConvWeight(
+        ql.QTensor(wq, ql.qint8, ql.per_channel_affine, 1.0, 0, np.full(c, 0.01), wzp, 0),
+        None, stride, pad, dil, c)
+    bias_q, mult = packed_params._conv_requant(pc, 0.02, 0.3)
+    want = reference.depthwise3x3_ref(x, wq, 201, wzp, bias_q, mult, 17, 0, 255, stride,
+                                      pad, dil)
+    xi = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    for threads in (1, 2):
+        out = np.full((n,) + want.shape[2:] + (c,), 0xA5, np.uint8)
+        int8_kernels.depthwise3x3(xi, pc.dw_taps, stride, pad, dil, 201, bias_q, mult, 17,
+                                  0, 255, out, None, threads)
+        assert_array_equal(out.transpose(0, 3, 1, 2), want, err_msg=f"{threads} threads")

@@ -12,26 +12,29 @@
  * ---------------------
  * One 64-bit word, `state`, describes the current job:
  *
- *     state = epoch << 32 | n << 16 | next
+ *     state = epoch << 32 | lo << 16 | hi
  *
- * `epoch` numbers the jobs (it only grows), `n` is the job's number of work units
- * (<= 65535) and `next` the first unit nobody has claimed yet.  A thread claims unit
- * `next` of job `epoch` by a compare-and-swap of the whole word to next + 1; the swap
- * fails if anyone claimed that unit first *or if the job is not the one the thread was
+ * `epoch` numbers the jobs (it only grows); the units nobody has claimed yet are
+ * [lo, hi), initially [0, n) with n <= 65535.  The caller claims k units from the
+ * front (a compare-and-swap of the whole word to lo + k, k shrinking as units run out),
+ * a worker one from the back (to hi - 1; see qlearn_pool_work); the
+ * swap fails if anyone claimed first *or if the job is not the one the thread was
  * invited to* (the epoch differs), so a worker waking up after its job has ended
  * cannot claim a unit of the next one by mistake.  The job's description (function,
- * context, unit size) is plain memory written before `state` is published (release)
- * and read by a worker only after a successful claim (acquire): the job cannot end
- * while one of its units is claimed and not done, so the description is still valid.
+ * context, unit size, n) is plain memory written before `state` is published
+ * (release) and read by a worker only after a successful claim (acquire): the job
+ * cannot end while one of its units is claimed and not done, so the description is
+ * still valid.
  * Each finished unit increments `done`; the caller returns when done == n.
  *
  *   caller (holds `submit`)                worker w (slot w + 1)
  *   write fn, ctx, stride; done = 0
- *   state = e << 32 | n << 16 | 0          wait until ticket[w] changes (spin, then
+ *   state = e << 32 | 0 << 16 | n          wait until ticket[w] changes (spin, then
  *   ticket[w] = e for the workers it wants   sleep on the condition variable)
  *   wake sleepers (only if there are any)  e = ticket[w]
- *   claim and run units until none left    claim and run units of epoch e until none
- *   wait until done == n                     left (or state's epoch != e), go back
+ *   claim and run units from the front     claim and run units of epoch e from the back
+ *   until none is left; wait until         until none is left (or state's epoch != e),
+ *   done == n                              go back
  *
  * Waiting.  A worker spins for 50 microseconds (qlearn_pool_set_spin_us) after a
  * job, so that back-to-back kernel calls find it awake, then sleeps on a condition
@@ -82,9 +85,11 @@ typedef struct {
     void *ctx;
     long items;                       /* items of the job */
     long stride;                      /* items per unit (when items > MAX_UNITS) */
+    long units;                       /* units of the job */
+    _Atomic int job_threads;          /* threads invited to the job, the caller included */
     /* each on its own cache line: every claim writes `state`, every finished unit
      * `done`, and neither should evict the job's description or the tickets */
-    _Alignas(64) _Atomic uint64_t state;   /* epoch << 32 | units << 16 | next unit */
+    _Alignas(64) _Atomic uint64_t state;   /* epoch << 32 | lo << 16 | hi */
     _Alignas(64) _Atomic long done;        /* units finished */
     _Alignas(64) _Atomic uint32_t epoch;   /* the last job's epoch */
     _Atomic uint32_t ticket[QLEARN_POOL_MAX_WORKERS];  /* epoch each worker may join */
@@ -98,6 +103,7 @@ typedef struct {
     pthread_cond_t finished;          /* signalled when the last unit is done */
     /* statistics (only the `submit` holder writes them): see qlearn_pool_stats */
     long stat_jobs, stat_serial, stat_waits, stat_long_waits, stat_worker_units;
+    long stat_wait_us;
     pthread_t threads[QLEARN_POOL_MAX_WORKERS];
     uint32_t born[QLEARN_POOL_MAX_WORKERS];   /* the epoch when each worker started */
     int nworkers;                     /* workers started (only the `submit` holder) */
@@ -127,25 +133,42 @@ static inline long qlearn_pool_now_ns(void) {
 }
 
 /* Claim and run units of job `epoch` until none is left; `slot` names the thread's
- * scratch.  Returns the number of units this thread ran. */
+ * scratch.  The caller (slot 0) claims from the front, workers from the back: on two
+ * threads each then computes about the same half of the output on every call, and
+ * finds the half of the operands it read last time still in its own L2 (an M = 1
+ * GEMM is bound by reading the weight: which half a core streams matters).  The
+ * caller's claim takes 1 / (2 threads) of the units left (guided self-scheduling):
+ * every claim and every `done` update moves a cache line between the cores, ~0.1-0.2
+ * us each, which a 10 us job split in 16 units would pay 32 times.  A worker claims
+ * one unit at a time: a worker preempted while it holds units makes the caller wait,
+ * and with guided chunks it could hold a quarter of a 5 ms GEMM.  Returns the number
+ * of units this thread ran. */
 static long qlearn_pool_work(qlearn_pool_t *p, uint32_t epoch, int slot) {
     long ran = 0;
     uint64_t s = atomic_load_explicit(&p->state, memory_order_acquire);
     for (;;) {
         if ((uint32_t)(s >> 32) != epoch) return ran;
-        uint32_t units = (uint32_t)(s >> 16) & 0xFFFF, next = (uint32_t)s & 0xFFFF;
-        if (next >= units) return ran;
-        if (!atomic_compare_exchange_weak_explicit(&p->state, &s, s + 1,
+        uint32_t lo = (uint32_t)(s >> 16) & 0xFFFF, hi = (uint32_t)s & 0xFFFF;
+        if (lo >= hi) return ran;
+        /* (a stale job_threads only sizes a claim that then fails: the epoch changed) */
+        uint32_t k = slot != 0 ? 1 : (hi - lo) / (2u * (uint32_t)atomic_load_explicit(
+                                               &p->job_threads, memory_order_relaxed));
+        if (k < 1) k = 1;
+        uint32_t u0 = slot == 0 ? lo : hi - k;
+        uint64_t claimed = slot == 0 ? s + ((uint64_t)k << 16) : s - k;
+        if (!atomic_compare_exchange_weak_explicit(&p->state, &s, claimed,
                                                    memory_order_acq_rel,
                                                    memory_order_acquire))
             continue;                 /* s now holds the current word: retry */
-        /* unit `next` of job `epoch` is ours: the job's description is valid */
-        long i0 = (long)next * p->stride, i1 = i0 + p->stride;
+        /* units [u0, u0 + k) of job `epoch` are ours: the job's description is valid
+         * until `done` counts them (read everything needed before that) */
+        long units = p->units;
+        long i0 = (long)u0 * p->stride, i1 = (long)(u0 + k) * p->stride;
         if (i1 > p->items) i1 = p->items;
         for (long i = i0; i < i1; i++) p->fn(p->ctx, i, slot);
-        ran++;
-        long done = atomic_fetch_add(&p->done, 1) + 1;                 /* seq_cst */
-        if (done == (long)units && slot != 0 && atomic_load(&p->caller_waiting)) {
+        ran += k;
+        long done = atomic_fetch_add(&p->done, (long)k) + (long)k;     /* seq_cst */
+        if (done == units && slot != 0 && atomic_load(&p->caller_waiting)) {
             pthread_mutex_lock(&p->done_lock);
             pthread_cond_signal(&p->finished);
             pthread_mutex_unlock(&p->done_lock);
@@ -244,11 +267,13 @@ static void qlearn_pool_dispatch(qlearn_pool_t *p, qlearn_pool_fn fn, void *ctx,
     p->ctx = ctx;
     p->items = items;
     p->stride = stride;
+    p->units = units;
+    atomic_store_explicit(&p->job_threads, nw + 1, memory_order_relaxed);
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
     uint32_t e = atomic_load_explicit(&p->epoch, memory_order_relaxed) + 1;
     if (e == 0) e = 1;
     atomic_store_explicit(&p->epoch, e, memory_order_relaxed);
-    atomic_store_explicit(&p->state, (uint64_t)e << 32 | (uint64_t)units << 16,
+    atomic_store_explicit(&p->state, (uint64_t)e << 32 | (uint64_t)units,
                           memory_order_release);
     for (int w = 0; w < nw; w++) atomic_store(&p->ticket[w], e);   /* seq_cst */
     if (atomic_load(&p->sleepers) > 0) {
@@ -278,7 +303,9 @@ static void qlearn_pool_dispatch(qlearn_pool_t *p, qlearn_pool_fn fn, void *ctx,
                 break;
             }
         }
-        if (qlearn_pool_now_ns() - t0 > 100000) p->stat_long_waits++;
+        long waited = qlearn_pool_now_ns() - t0;
+        if (waited > 100000) p->stat_long_waits++;
+        p->stat_wait_us += waited / 1000;
     }
 }
 
@@ -289,27 +316,37 @@ static void qlearn_pool_dispatch(qlearn_pool_t *p, qlearn_pool_fn fn, void *ctx,
  * keep the cores busy our two threads share one core and every hand-off costs.  So
  * the pool measures: for each kind of job (its function, unit count, thread count and
  * the caller's `work` estimate) it keeps a running estimate of the wall time alone and
- * on the pool, runs the faster, and re-measures the other now and then: after at least
- * EXPLORE_CALLS calls and EXPLORE_RATIO times the cost of the two exploring calls spent
- * in the faster mode, so that exploring costs at most ~2 % of the time in that kind of
- * job.  (Counting time spent in the job rather than wall time matters: a program that
- * calls a layer in bursts, like a round-robin benchmark, would otherwise explore at the
- * start of every burst.)  A descheduled worker thus costs a few slow calls, not every
- * call. */
+ * on the pool (a typical call, plus the mean of what stalls add: qlearn_pool_learn),
+ * runs the faster, and re-measures the other now and then: after at least
+ * EXPLORE_CALLS calls and EXPLORE_RATIO times what the last exploration really took
+ * (a few calls) spent in the faster mode, so that exploring costs at most ~2 % of the
+ * time in that kind of job, even when an exploring call stalls for milliseconds on a
+ * busy machine; each exploration that confirms the choice doubles the interval (up to
+ * 4 times: ~0.5 %; longer would keep a job alone for seconds after the machine
+ * has become quiet).  (Counting time spent in the job rather than wall time matters: a
+ * program that calls a layer in bursts, like a round-robin benchmark, would otherwise
+ * explore at the start of every burst.)  A descheduled worker thus costs a few slow
+ * calls, not every call. */
 #define QLEARN_POOL_SLOTS 256
 #define QLEARN_POOL_EXPLORE_CALLS 16
 #define QLEARN_POOL_EXPLORE_RATIO 50
 #define QLEARN_POOL_WARMUP 4        /* calls of each mode before choosing (1 not learned) */
+#define QLEARN_POOL_EXPLORE_NS 200000.0f   /* an exploration lasts about this long */
 
 typedef struct {
     qlearn_pool_fn fn;
     long items, work;
     int threads;
-    float est[2];          /* ns: [0] alone, [1] on the pool */
+    float est[2];          /* ns: [0] alone, [1] on the pool (a typical call) */
+    float stall[2];        /* ns: mean time above 1.5 est per call (preemption) */
     int n[2];              /* samples of each (counted up to WARMUP) */
     long calls;            /* calls since the other mode was last measured */
     int burst, burst_mode; /* calls left in the current exploration, and its mode */
+    int burst_skip;        /* of those, calls still not learned from */
     float spent;           /* ns spent in this kind of job since the last exploration */
+    float explore_cost;    /* ns the last exploration took (both calls, as measured) */
+    float explore_acc;     /* ns of the exploration under way */
+    int backoff;           /* explorations are RATIO x backoff apart (1, 2, 4, 8) */
 } qlearn_pool_choice_t;
 
 static qlearn_pool_choice_t qlearn_pool_choices[QLEARN_POOL_SLOTS];
@@ -329,8 +366,11 @@ static qlearn_pool_choice_t *qlearn_pool_choice(qlearn_pool_fn fn, long items, l
     if (c->fn != fn || c->items != items || c->work != work || c->threads != threads) {
         c->fn = fn; c->items = items; c->work = work; c->threads = threads;   /* evict */
         c->est[0] = c->est[1] = 0;
+        c->stall[0] = c->stall[1] = 0;
+        c->explore_cost = c->explore_acc = 0;
+        c->backoff = 1;
         c->n[0] = c->n[1] = 0;
-        c->calls = c->burst = 0;
+        c->calls = c->burst = c->burst_skip = 0;
         c->spent = 0;
     }
     return c;
@@ -339,17 +379,29 @@ static qlearn_pool_choice_t *qlearn_pool_choice(qlearn_pool_fn fn, long items, l
 /* Fold one timing into the estimate of `mode`.  The first call of each mode is not
  * learned from (the first parallel one may start the worker threads, or find them
  * asleep); an exploring call, made after a long time in the other mode, counts for
- * more than a routine one.  A slow call counts as at most 1.5 times the estimate: with
- * 3 times, one preempted parallel call raised the estimate by half and sent a 0.7 ms
- * convolution alone for the next hundred calls (quiet machine, 2-thread speed-up 1.14
- * in bench_int8.py; 1.82 with 1.5). */
+ * more than a routine one.  A slow call counts in the typical time `est` as at most 1.5
+ * times it: with 3 times, one preempted parallel call raised the estimate by half and
+ * sent a 0.7 ms convolution alone for the next hundred calls (quiet machine, 2-thread
+ * speed-up 1.14 in bench_int8.py; 1.82 with 1.5).  What it took beyond that goes to
+ * `stall`, a slow running mean (over ~100 calls, so that one stall on a quiet machine
+ * does not send a job alone, while stalls that keep coming do; an exploring call, a
+ * fresh look at a mode not run for a while, counts for a quarter, so that a job sent
+ * alone by a burst of stalls comes back once they stop): on a busy machine a
+ * worker preempted while it holds a unit makes the caller wait for it, now and then,
+ * for milliseconds, and a choice made on typical times alone kept a 0.1 ms depthwise
+ * convolution in parallel at 0.85 of its 1-thread speed. */
 static void qlearn_pool_learn(qlearn_pool_choice_t *c, int mode, long ns, int exploring) {
     float x = (float)ns, e = c->est[mode];
     if (c->n[mode] < QLEARN_POOL_WARMUP) c->n[mode]++;
     if (c->n[mode] == 1) return;
-    if (c->n[mode] == 2) { c->est[mode] = x; return; }
-    if (x > 1.5f * e) x = 1.5f * e;            /* one preempted call is not the machine */
+    if (c->n[mode] == 2 || (c->n[mode] < QLEARN_POOL_WARMUP && x < e)) {
+        c->est[mode] = x;      /* warming up: the fastest call (a slow one is noise) */
+        return;
+    }
+    float excess = x > 1.5f * e ? x - 1.5f * e : 0.0f;
+    if (excess > 0) x = 1.5f * e;              /* one preempted call is not the machine */
     c->est[mode] = e + (x - e) * (exploring ? 0.5f : 0.25f);
+    c->stall[mode] += (excess - c->stall[mode]) * (exploring ? 0.25f : 0.01f);
 }
 
 /* Run fn(ctx, i, slot) for every i in [0, items) on up to num_threads threads, the
@@ -380,21 +432,39 @@ static int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_thr
         if (c->n[0] < QLEARN_POOL_WARMUP || c->n[1] < QLEARN_POOL_WARMUP)
             mode = c->n[1] <= c->n[0];       /* warm-up: both modes, alternately */
         else if (c->burst > 0) {
-            mode = c->burst_mode;            /* second call of an exploration */
+            mode = c->burst_mode;            /* a later call of an exploration */
             c->burst--;
             exploring = 1;
+            if (c->burst_skip > 0) {
+                c->burst_skip--;
+                skip_learning = 1;
+            }
         } else {
-            mode = c->est[1] < c->est[0];
-            /* the other mode is measured again once it would have cost little */
+            mode = c->est[1] + c->stall[1] < c->est[0] + c->stall[0];
+            /* The other mode is measured again once that costs little: what the last
+             * exploration took, as measured (a stalled one counts whole), or what
+             * two calls are expected to take, is at most 1/RATIO of the time spent. */
+            float cost = 2 * (c->est[!mode] + c->stall[!mode]);
+            if (c->explore_cost > cost) cost = c->explore_cost;
             if (++c->calls >= QLEARN_POOL_EXPLORE_CALLS
-                    && c->spent >= QLEARN_POOL_EXPLORE_RATIO * 2 * c->est[!mode]) {
-                /* Explore with two calls and learn from the second: the first finds
-                 * an idle worker asleep, which back-to-back parallel calls would not. */
+                    && c->spent >= QLEARN_POOL_EXPLORE_RATIO * c->backoff * cost) {
+                /* Explore with a few calls (two, or as many as take ~200 us, up to
+                 * 16) and learn from the second half: the first calls find an idle
+                 * worker asleep, which back-to-back parallel calls would not, and a
+                 * worker takes tens of microseconds to wake: a 10 us GEMM explored
+                 * with two calls looked no faster in parallel, and stayed alone at
+                 * 0.99 of its 1-thread speed where parallel calls gave 1.5. */
+                float other = c->est[!mode] > 1000.0f ? c->est[!mode] : 1000.0f;
+                int calls = (int)(QLEARN_POOL_EXPLORE_NS / other) + 1;
+                if (calls < 2) calls = 2;
+                if (calls > 16) calls = 16;
                 mode = c->burst_mode = !mode;
-                c->burst = 1;
+                c->burst = calls - 1;
+                c->burst_skip = calls / 2 - 1;
                 c->calls = 0;
                 c->spent = 0;
-                skip_learning = 1;
+                c->explore_acc = 0;
+                skip_learning = exploring = 1;
             }
         }
     }
@@ -403,10 +473,24 @@ static int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_thr
         p->stat_serial++;
         for (long i = 0; i < items; i++) fn(ctx, i, 0);
     }
-    if (c && !skip_learning) {
+    if (c) {
         long t1 = qlearn_pool_now_ns();
-        qlearn_pool_learn(c, mode, t1 - t0, exploring);
-        c->spent += (float)(t1 - t0);
+        if (!skip_learning) qlearn_pool_learn(c, mode, t1 - t0, exploring);
+        if (exploring) {
+            c->explore_acc += (float)(t1 - t0);
+            if (c->burst == 0) {                                     /* its last call */
+                c->explore_cost = c->explore_acc;
+                /* The explored mode lost clearly: look again later (the next look
+                 * then costs at most 1 / (RATIO backoff) of the time), up to 4 times
+                 * later; it won: it is the mode now, and looks are frequent again. */
+                float explored = c->est[mode] + c->stall[mode];
+                float chosen = c->est[!mode] + c->stall[!mode];
+                if (explored < chosen) c->backoff = 1;
+                else if (explored > 1.25f * chosen && c->backoff < 4) c->backoff *= 2;
+            }
+        } else {
+            c->spent += (float)(t1 - t0);
+        }
     }
     pthread_mutex_unlock(&p->submit);
     return mode ? nw + 1 : 1;
@@ -453,12 +537,22 @@ static long qlearn_pool_set_spin_us(long us) {
 
 /* jobs run on several threads, jobs run alone (threads asked for), waits at the end,
  * waits longer than 100 us, units run by workers */
-static void qlearn_pool_stats(long out[5]) {
+static void qlearn_pool_stats(long out[6]) {
     qlearn_pool_t *p = &qlearn_pool;
     pthread_mutex_lock(&p->submit);
     out[0] = p->stat_jobs; out[1] = p->stat_serial; out[2] = p->stat_waits;
-    out[3] = p->stat_long_waits; out[4] = p->stat_worker_units;
+    out[3] = p->stat_long_waits; out[4] = p->stat_worker_units; out[5] = p->stat_wait_us;
     pthread_mutex_unlock(&p->submit);
+}
+
+/* debugging: the adaptive state of choice slot i (est0, est1, stall0, stall1, backoff,
+ * items, work); returns 0 for an empty slot */
+static int qlearn_pool_choice_state(int i, double out[7]) {
+    if (i < 0 || i >= QLEARN_POOL_SLOTS || !qlearn_pool_choices[i].fn) return 0;
+    qlearn_pool_choice_t *c = &qlearn_pool_choices[i];
+    out[0] = c->est[0]; out[1] = c->est[1]; out[2] = c->stall[0]; out[3] = c->stall[1];
+    out[4] = c->backoff; out[5] = (double)c->items; out[6] = (double)c->work;
+    return 1;
 }
 
 #endif

@@ -100,8 +100,9 @@ if hasattr(os, "register_at_fork"):
 def pool_stats():
     """Counters of the int8 kernels' thread pool since start-up (a dict; benchmarks and
     tests): ``jobs`` run on several threads, ``serial`` jobs that ran alone, ``waits``
-    (the caller waited for a worker's unit at the end), ``long_waits`` (over 100 us) and
-    ``worker_units`` (units run by workers)."""
+    (the caller waited for a worker's unit at the end), ``long_waits`` (over 100 us),
+    ``worker_units`` (units run by workers) and ``wait_us`` (microseconds spent in
+    those waits)."""
     return _openmp.pool_stats()
 
 
