@@ -548,7 +548,8 @@ def quantize_per_channel_float_qparams_ref(x, scales, zero_points, axis, quant_m
     (the bounds are integers, so clamping first equals rounding first; a NaN clamps to
     :math:`q_{min}`, the kernel also reports it).  Returns int64.
 
-    >>> quantize_per_channel_float_qparams_ref([[-1.0, 0.0, 0.5]], [1.5 / 255], [170.0],
+    >>> from qlearn import reference as ref
+    >>> ref.quantize_per_channel_float_qparams_ref([[-1.0, 0.0, 0.5]], [1.5 / 255], [170.0],
     ...                                        0, 0, 255)
     array([[  0, 170, 255]])
     """
@@ -566,7 +567,8 @@ def dequantize_per_channel_float_qparams_ref(q, scales, zero_points, axis):
     r"""Eq. :eq:`float-qparams`'s inverse, :math:`\hat r = \mathrm{f32}(\mathrm{f32}(q) -
     Z_c) \cdot S_c` in float32, one :math:`(S_c, Z_c)` per slice along ``axis``.
 
-    >>> dequantize_per_channel_float_qparams_ref([[0, 170, 255]], [0.5], [170.25], 0)
+    >>> from qlearn import reference as ref
+    >>> ref.dequantize_per_channel_float_qparams_ref([[0, 170, 255]], [0.5], [170.25], 0)
     array([[-85.125,  -0.125,  42.375]], dtype=float32)
     """
     q = np.asarray(q)
@@ -623,7 +625,8 @@ def embedding_bag_byte_ref(qweight, scales, biases, indices, bounds, weights=Non
     an empty bag is 0).  ``mode``: "sum", "mean", "max" or the kernel's 0, 1, 2.
     Every fma is one float32 rounding (``_fmaf``).
 
-    >>> embedding_bag_byte_ref([[0, 255], [1, 2]], [0.5, 2.0], [-1.0, 0.0], [0, 1, 1],
+    >>> from qlearn import reference as ref
+    >>> ref.embedding_bag_byte_ref([[0, 255], [1, 2]], [0.5, 2.0], [-1.0, 0.0], [0, 1, 1],
     ...                        [0, 1, 1, 3], mode="mean")
     array([[ -1. , 126.5],
            [  0. ,   0. ],
@@ -648,7 +651,8 @@ def embedding_bag_4bit_ref(packed, scales, biases, indices, bounds, weights=None
     ``embedding_dim`` (default ``2 * packed.shape[1]``) drops the padding nibble of an
     odd one.
 
-    >>> embedding_bag_4bit_ref([[0x21, 0x03]], [0.5], [-1.0], [0, 0], [0, 2],
+    >>> from qlearn import reference as ref
+    >>> ref.embedding_bag_4bit_ref([[0x21, 0x03]], [0.5], [-1.0], [0, 0], [0, 2],
     ...                        embedding_dim=3)
     array([[-1.,  0.,  1.]], dtype=float32)
     """
@@ -679,10 +683,12 @@ def embedding_bag_forward_ref(weight, indices, bounds, weights=None, mode=0, fus
     (``weights`` ignored; an empty bag is 0, its winners -1).  ``mode`` 0 (or "sum")
     returns ``out``; 2 (or "max") ``(out, winner)``.
 
+    >>> import numpy as np
+    >>> from qlearn import reference as ref
     >>> w = np.array([[1.0, 5.0], [3.0, 2.0]], np.float32)
-    >>> embedding_bag_forward_ref(w, [0, 1, 1], [0, 3], [1.0, 0.5, 2.0])
+    >>> ref.embedding_bag_forward_ref(w, [0, 1, 1], [0, 3], [1.0, 0.5, 2.0])
     array([[ 8.5, 10. ]], dtype=float32)
-    >>> embedding_bag_forward_ref(w, [0, 1], [0, 0, 2], mode="max")
+    >>> ref.embedding_bag_forward_ref(w, [0, 1], [0, 0, 2], mode="max")
     (array([[0., 0.],
            [3., 5.]], dtype=float32), array([[-1, -1],
            [ 1,  0]]))
