@@ -16,7 +16,7 @@ and quint4x2 have this scheme (PyTorch has no qint32 kernel for it); quint4x2 va
 (0..15) arrive one per byte, so its quantize and dequantize are the quint8 kernels with
 ``qmax = 15``, and only its lookup reads packed rows.
 """
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
 from libc.math cimport fmaf, fminf, fmaxf
 from libc.stdlib cimport free, malloc
 
@@ -189,9 +189,11 @@ def embedding_bag_4bit(const uint8_t[:, ::1] packed,    # IN  (N, ceil(D/2)) two
     cdef bint avx2 = simd >= 1 and qlearn_cpu_has_avx2()
     if indices.shape[0] * D < BLOCK:
         num_threads = 1
-    with nogil:
-        for b in prange(B, num_threads=num_threads, schedule="static"):
-            row = <uint8_t *> malloc(D + 1) if avx2 else NULL
+    # one unpacking buffer per thread, not per bag (a failed malloc leaves the
+    # portable loop, which needs none)
+    with nogil, parallel(num_threads=num_threads):
+        row = <uint8_t *> malloc(D + 1) if avx2 else NULL
+        for b in prange(B, schedule="static"):
             for j in range(D):
                 out[b, j] = 0
             for p in range(bounds[b], bounds[b + 1]):
@@ -219,8 +221,8 @@ def embedding_bag_4bit(const uint8_t[:, ::1] packed,    # IN  (N, ceil(D/2)) two
                             out[b, j] = v
                     else:
                         out[b, j] = fmaf(s, qv, out[b, j] + z)
-            free(row)
             if mode == 1 and bounds[b + 1] > bounds[b]:
                 n = <float32_t> (bounds[b + 1] - bounds[b])
                 for j in range(D):
                     out[b, j] = out[b, j] / n
+        free(row)
