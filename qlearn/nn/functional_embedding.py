@@ -231,58 +231,11 @@ def bag_layout(idx, offsets, include_last_offset, name="input"):
     return flat, np.repeat(np.arange(nbags, dtype=np.int64), length), nbags
 
 
-def _ranks(bag_of):
-    """The position of each entry inside its bag (0, 1, ... per bag; bags contiguous)."""
-    if bag_of.size == 0:
-        return bag_of
-    start = np.flatnonzero(np.r_[True, bag_of[1:] != bag_of[:-1]])
-    first = np.repeat(start, np.diff(np.r_[start, bag_of.size]))
-    return np.arange(bag_of.size) - first
-
-
-def ordered_bag_sum(rows, bag_of, nbags, weights=None, fused=True):
-    """``out[b] = sum of rows[p] for p in bag b``, accumulated in index order in float32,
-    as PyTorch's CPU kernels sum: weighted, ``out = fma(w_p, row_p, out)`` (one rounding,
-    its FBGEMM path) when ``fused``, else ``out = out + w_p * row_p`` (two roundings, the
-    path PyTorch takes when a ``padding_idx`` is given).
-
-    The k-th entries of all bags are added in one vectorised step, k = 0, 1, ...; the
-    fused multiply-add is computed in float64 (the product exactly) and rounded once to
-    float32.
-    """
-    out = np.zeros((nbags, rows.shape[1]), np.float32)
-    ranks = _ranks(bag_of)
-    for k in range(int(ranks.max()) + 1 if ranks.size else 0):
-        sel = ranks == k
-        b = bag_of[sel]
-        if weights is None:
-            out[b] = out[b] + rows[sel]
-        elif not fused:
-            out[b] = out[b] + weights[sel, None] * rows[sel]
-        else:
-            prod = weights[sel, None].astype(np.float64) * rows[sel]
-            out[b] = (prod + out[b]).astype(np.float32)
-    return out
-
-
-def bag_max(rows, bag_of, nbags):
-    """``(out, winner)``: the element-wise maximum of each bag's rows and the position
-    that attained it first (-1 in an empty bag, whose output is 0)."""
-    out = np.zeros((nbags, rows.shape[1]), np.float32)
-    winner = np.full((nbags, rows.shape[1]), -1, np.int64)
-    for b in np.unique(bag_of):
-        pos = np.flatnonzero(bag_of == b)
-        arg = rows[pos].argmax(axis=0)          # the first maximum, as PyTorch
-        winner[b] = pos[arg]
-        out[b] = rows[pos[arg], np.arange(rows.shape[1])]
-    return out, winner
-
-
 def bag_reduce(weight, idx, bag_of, nbags, per_sample_weights=None, mode="sum",
                fused=True):
     """``(out, winner)`` of the bags of ``weight[idx]`` (``winner`` for ``"max"``, else
-    None), by the Cython kernel; :func:`ordered_bag_sum` and :func:`bag_max` are its
-    NumPy twins."""
+    None), by the Cython kernel; its NumPy twin is
+    :func:`qlearn.reference.embedding_bag_forward_ref`."""
     weight = np.ascontiguousarray(weight, np.float32)
     bounds = np.searchsorted(bag_of, np.arange(nbags + 1), side="left").astype(np.int64)
     out = np.empty((nbags, weight.shape[1]), np.float32)
@@ -297,7 +250,7 @@ class EmbeddingBagFunction(Function):
 
     @staticmethod
     def forward(ctx, weight, per_sample_weights, idx, bag_of, nbags, mode, freq, fused):
-        # the typed kernel computes what ordered_bag_sum and bag_max spell out in NumPy
+        # the typed kernel computes what reference.embedding_bag_forward_ref spells out
         out, winner = bag_reduce(weight, idx, bag_of, nbags, per_sample_weights,
                                  "max" if mode == "max" else "sum", fused)
         if mode == "max":
