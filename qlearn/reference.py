@@ -22,20 +22,13 @@ import numpy as np
 f32 = np.float32
 
 
-def _fma32(a, b, c):
-    """float32(a * b + c) with a single rounding: the float32 product is exact in
-    float64 (24 + 24 < 53 bits), and one float64 addition then one float32 rounding
-    reproduces fmaf except in double-rounding corner cases far rarer than a tie."""
-    return (a.astype(np.float64) * np.float64(b) + np.float64(c)).astype(f32)
-
-
 def quantize_per_tensor_ref(x, scale, zero_point, quant_min, quant_max, fused=True):
     r"""Eq. :eq:`quantize`: :math:`q = \mathrm{clamp}(\mathrm{round}(x / S + Z),
     q_{min}, q_{max})`."""
     x = np.asarray(x, dtype=f32)
     inv_scale = f32(1) / f32(scale)
     with np.errstate(over="ignore"):   # |x / S| beyond float32 is inf, then clamped
-        t = _fma32(x, inv_scale, zero_point) if fused else x * inv_scale + f32(zero_point)
+        t = fma32(x, inv_scale, zero_point) if fused else x * inv_scale + f32(zero_point)
     # clamp in float64: float32 cannot hold qint32's quant_max (2**31 - 1 rounds up)
     return np.clip(np.rint(t).astype(np.float64), quant_min, quant_max).astype(np.int64)
 
@@ -508,26 +501,52 @@ def depthwise3x3_ref(x, w, a_zp, w_zp, bias_q, mult, out_zp, lo, hi, stride=1, p
 
 
 # -- float zero points and the embedding lookups (qlearn.kernels.float_qparams, .embedding) --
-def _fmaf(a, b, c):
-    r"""C's ``fmaf(a, b, c)`` to the bit: :math:`\mathrm{f32}(a b + c)`, one rounding.
+def fma32(a, b, c):
+    r"""The float32 fused multiply-add :math:`\mathrm{fl}_{32}(a b + c)`, rounded once.
 
-    :math:`a b` of two float32 is exact in float64; the float64 sum :math:`s` and its
-    exact error :math:`e = (a b + c) - s` (Knuth's two-sum) give the sum rounded *to odd*
-    (when :math:`e \ne 0` and :math:`s` is even, the float64 neighbour towards :math:`e`),
-    and a sum rounded to odd in 53 bits rounds to float32 (24 bits) as the exact sum does.
+    The product of two float32 numbers is exact in float64, so ``a * b + c`` in float64
+    is rounded once there; rounding that to float32 is right except when the float64
+    sum lands exactly on a float32 midpoint that the exact sum is not on.  A midpoint
+    has the 29 significand bits float32 drops equal to ``1 0...0``; for those (rare)
+    elements the exact rounding error of the float64 addition (Knuth's two-sum) tells
+    which side the exact sum lies on, and the midpoint is nudged one float64 step that
+    way.  (Sums below the float32 normal range are checked the slow way.)
+
+    >>> import numpy as np
+    >>> from qlearn.reference import fma32
+    >>> a = np.float32(1 + 2 ** -12)
+    >>> bool(fma32(a, a, -1) == 2 ** -11 + 2 ** -24)      # a^2 - 1, rounded once: exact
+    True
+    >>> bool(a * a - np.float32(1) == 2 ** -11)          # rounded twice: 2^-24 lost
+    True
     """
-    p = np.asarray(a, dtype=f32).astype(np.float64) * np.asarray(b, dtype=f32)
-    c = np.asarray(c, dtype=f32).astype(np.float64)
-    s = p + c
-    with np.errstate(invalid="ignore"):     # inf - inf in the error of an infinite sum
-        virtual = s - p
-        e = (p - (s - virtual)) + (c - virtual)
-    even = (np.asarray(s).view(np.uint64) & np.uint64(1)) == 0
-    inexact = np.isfinite(s) & (e != 0)
-    s = np.where(inexact & even, np.nextafter(s, np.where(e > 0, np.inf, -np.inf)), s)
-    with np.errstate(over="ignore"):        # beyond float32: inf, as fmaf
-        return s.astype(f32)
-
+    a, b, c = (np.asarray(t, f32) for t in (a, b, c))
+    if a.ndim == b.ndim == c.ndim == 0:
+        return fma32(a[None], b[None], c[None])[0]
+    with np.errstate(invalid="ignore", over="ignore"):
+        p = np.multiply(a, b, dtype=np.float64)            # exact
+        s = np.add(p, c, dtype=np.float64)
+        r = s.astype(f32)
+        bits = np.ascontiguousarray(s).view(np.uint64)
+        suspect = (bits & 0x1FFFFFFF) == 0x10000000
+        suspect |= np.abs(s) < 2.0 ** -126           # float32 subnormal range
+    if not suspect.any():
+        return r
+    idx = np.nonzero(suspect)
+    ps = p[idx] if p.shape == s.shape else np.broadcast_to(p, s.shape)[idx]
+    cs = np.broadcast_to(c, s.shape)[idx].astype(np.float64)
+    ss = s[idx]
+    bv = ss - ps                                     # two-sum: ps + cs == ss + err
+    err = (ps - (ss - bv)) + (cs - bv)
+    with np.errstate(invalid="ignore", over="ignore"):
+        rs = ss.astype(f32)
+        r64 = rs.astype(np.float64)
+        other = np.nextafter(rs, np.where(ss > r64, f32(np.inf), f32(-np.inf)))
+        tie = (ss == (r64 + other.astype(np.float64)) * 0.5) & (err != 0)
+    fixed = np.where(tie, np.nextafter(ss, np.where(err > 0, np.inf, -np.inf)), ss)
+    r = np.array(r, copy=True)
+    r[idx] = fixed.astype(f32)
+    return r
 
 def _channel_shape(ndim, axis):
     shape = [1] * ndim
@@ -595,10 +614,10 @@ def _quantized_bags(rows, scales, biases, indices, bounds, weights, mode):
             if weights is not None:          # folded into the row's scale and bias
                 s, z = s * weights[p], z * weights[p]
             if mode == 2:
-                v = _fmaf(s, rows[i], z)
+                v = fma32(s, rows[i], z)
                 out[b] = v if k == 0 else np.where(v > out[b], v, out[b])
             else:
-                out[b] = _fmaf(s, rows[i], out[b] + z)
+                out[b] = fma32(s, rows[i], out[b] + z)
         if mode == 1 and bounds[b + 1] > bounds[b]:
             out[b] = out[b] / f32(bounds[b + 1] - bounds[b])
     return out
@@ -623,7 +642,7 @@ def embedding_bag_byte_ref(qweight, scales, biases, indices, bounds, weights=Non
 
     (:math:`o = 0` to start; the max keeps the first when a later value is not greater;
     an empty bag is 0).  ``mode``: "sum", "mean", "max" or the kernel's 0, 1, 2.
-    Every fma is one float32 rounding (``_fmaf``).
+    Every fma is one float32 rounding (:func:`fma32`).
 
     >>> from qlearn import reference as ref
     >>> ref.embedding_bag_byte_ref([[0, 255], [1, 2]], [0.5, 2.0], [-1.0, 0.0], [0, 1, 1],
@@ -710,7 +729,7 @@ def embedding_bag_forward_ref(weight, indices, bounds, weights=None, mode=0, fus
             elif weights is None:
                 out[b] = out[b] + row
             elif fused:
-                out[b] = _fmaf(weights[p], row, out[b])
+                out[b] = fma32(weights[p], row, out[b])
             else:
                 out[b] = out[b] + weights[p] * row
     return (out, winner) if mode == 2 else out

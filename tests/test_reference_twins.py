@@ -217,7 +217,7 @@ def test_conv_gemm(k, stride, pad, rng):
 
 
 # -- float zero points and the embedding lookups --------------------------------------------
-# These kernels run one float32 rounding per fma; the twins' _fmaf rounds once too, so
+# These kernels run one float32 rounding per fma; the twins' fma32 rounds once too, so
 # they are held to the bit.  Sizes above the kernels' 32768-element serial threshold make
 # the 2-thread runs really split the work.
 def test_fmaf_rounds_once():
@@ -225,9 +225,9 @@ def test_fmaf_rounds_once():
     # 1.0), the exact sum lies above it (1 + 2^-23), as C's fmaf gives
     a = np.float32(1 + 2896 * 2.0 ** -23)
     b = np.float32((1 - 2895 * 2.0 ** -23) * 2.0 ** -24)
-    assert ref._fmaf(a, b, np.float32(1)) == np.float32(1 + 2.0 ** -23)
-    assert ref._fmaf(np.float32(3), np.float32(0.5), np.float32(-1.5)) == 0
-    assert np.isinf(ref._fmaf(np.float32(3e38), np.float32(10), np.float32(1)))
+    assert ref.fma32(a, b, np.float32(1)) == np.float32(1 + 2.0 ** -23)
+    assert ref.fma32(np.float32(3), np.float32(0.5), np.float32(-1.5)) == 0
+    assert np.isinf(ref.fma32(np.float32(3e38), np.float32(10), np.float32(1)))
 
 
 def _float_qparams_case(rng, shape, axis, qmin, qmax):

@@ -34,6 +34,8 @@ import numbers
 
 import numpy as np
 
+from ..reference import fma32
+
 __all__ = ["interpolate"]
 
 _MODES = ("nearest", "bilinear")
@@ -109,13 +111,6 @@ def nearest_indices(n_in, n_out, scale):
         return idx >> 1
     r = _ratio(n_in, n_out, scale)
     return np.minimum(np.floor(idx.astype(np.float32) * r).astype(np.int64), n_in - 1)
-
-
-def fma32(a, b, c):
-    r""":math:`\operatorname{round}_{32}(a b + c)` with one rounding (a fused
-    multiply-add) for float32 ``a``, ``b``, ``c``: the product is exact in float64."""
-    return (np.asarray(a, np.float64) * np.asarray(b, np.float64)
-            + np.asarray(c, np.float64)).astype(np.float32)
 
 
 def linear_indices(n_in, n_out, align_corners, scale, fused=False):

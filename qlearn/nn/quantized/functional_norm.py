@@ -86,6 +86,7 @@ import numpy as np
 from ... import _validation as V
 from ...dtypes import per_tensor_affine, per_tensor_symmetric, qint8, quint8
 from ...qtensor import QTensor
+from ...reference import fma32  # noqa: F401  (the one fused multiply-add, to the bit)
 from ..functional_norm import _check_num_groups, _normalized_shape
 
 __all__ = ["layer_norm", "group_norm", "instance_norm", "fma32"]
@@ -100,53 +101,6 @@ _INT32_FLOAT_MAX = _f32(2147483520.0)
 # tail of a layer-norm group of 63 starts at element 32); what is left over goes
 # through a scalar loop
 _TORCH_BLOCK = 32
-
-
-def fma32(a, b, c):
-    r"""The float32 fused multiply-add :math:`\mathrm{fl}_{32}(a b + c)`, rounded once.
-
-    The product of two float32 numbers is exact in float64, so ``a * b + c`` in float64
-    is rounded once there; rounding that to float32 is right except when the float64
-    sum lands exactly on a float32 midpoint that the exact sum is not on.  A midpoint
-    has the 29 significand bits float32 drops equal to ``1 0...0``; for those (rare)
-    elements the exact rounding error of the float64 addition (Knuth's two-sum) tells
-    which side the exact sum lies on, and the midpoint is nudged one float64 step that
-    way.  (Sums below the float32 normal range are checked the slow way.)
-
-    >>> from qlearn.nn.quantized.functional_norm import fma32
-    >>> a = np.float32(1 + 2 ** -12)
-    >>> bool(fma32(a, a, -1) == 2 ** -11 + 2 ** -24)      # a^2 - 1, rounded once: exact
-    True
-    >>> bool(a * a - np.float32(1) == 2 ** -11)          # rounded twice: 2^-24 lost
-    True
-    """
-    a, b, c = (np.asarray(t, _f32) for t in (a, b, c))
-    if a.ndim == b.ndim == c.ndim == 0:
-        return fma32(a[None], b[None], c[None])[0]
-    with np.errstate(invalid="ignore", over="ignore"):
-        p = np.multiply(a, b, dtype=_f64)            # exact
-        s = np.add(p, c, dtype=_f64)
-        r = s.astype(_f32)
-        bits = np.ascontiguousarray(s).view(np.uint64)
-        suspect = (bits & 0x1FFFFFFF) == 0x10000000
-        suspect |= np.abs(s) < 2.0 ** -126           # float32 subnormal range
-    if not suspect.any():
-        return r
-    idx = np.nonzero(suspect)
-    ps = p[idx] if p.shape == s.shape else np.broadcast_to(p, s.shape)[idx]
-    cs = np.broadcast_to(c, s.shape)[idx].astype(_f64)
-    ss = s[idx]
-    bv = ss - ps                                     # two-sum: ps + cs == ss + err
-    err = (ps - (ss - bv)) + (cs - bv)
-    with np.errstate(invalid="ignore", over="ignore"):
-        rs = ss.astype(_f32)
-        r64 = rs.astype(_f64)
-        other = np.nextafter(rs, np.where(ss > r64, _f32(np.inf), _f32(-np.inf)))
-        tie = (ss == (r64 + other.astype(_f64)) * 0.5) & (err != 0)
-    fixed = np.where(tie, np.nextafter(ss, np.where(err > 0, np.inf, -np.inf)), ss)
-    r = np.array(r, copy=True)
-    r[idx] = fixed.astype(_f32)
-    return r
 
 
 def _quantize_rounding_first(y, scale, zero_point, qmin, qmax):
