@@ -896,3 +896,16 @@ def batch_norm_ref(q, alpha, beta, x_zero_point, out_zero_point, lo, hi):
         v = np.rint(fma32(a, q.astype(f32) - f32(x_zero_point), b)) + f32(out_zero_point)
         v = np.where(np.isnan(v), f32(lo), v)
     return np.clip(v, lo, hi).astype(np.int64)
+
+
+# -- the quantized element-wise maps (qlearn.kernels.lookup) --------------------------------
+def lookup_u8_ref(table, q):
+    r"""The table lookup of a quantized element-wise map: :math:`y_i = T[q_i]`, ``table``
+    :math:`T` holding the output integer of each of the 256 input integers.
+
+    >>> import numpy as np
+    >>> from qlearn import reference as ref
+    >>> ref.lookup_u8_ref(np.arange(256, dtype=np.uint8)[::-1], [0, 255])
+    array([255,   0], dtype=uint8)
+    """
+    return np.asarray(table, np.uint8)[np.asarray(q, np.intp)]

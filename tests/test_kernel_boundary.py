@@ -26,6 +26,7 @@ WRAPPERS = {
     "_float_qparams": "qlearn/kernels/float_qparams.py",
     "_embedding": "qlearn/kernels/embedding.py",
     "_qnorm": "qlearn/kernels/norm.py",
+    "_lookup": "qlearn/kernels/lookup.py",
 }
 
 

@@ -15,6 +15,7 @@ import qlearn.nn.quantized.functional as qF
 import qlearn.quantization as tq
 from qlearn import nn
 from qlearn import reference as ref
+from qlearn.kernels import lookup as klookup
 from qlearn.kernels import norm as knorm
 from qlearn.kernels import simd as simd_paths
 from qlearn.nn import functional as F
@@ -849,4 +850,43 @@ def test_batch_norm_2d_large_matches_torch(torch_mod, rng, relu):
     op = torch.ops.quantized.batch_norm2d_relu if relu else torch.ops.quantized.batch_norm2d
     want = op(tx, _t(torch, w), _t(torch, b), _t(torch, mean), _t(torch, var), 1e-5, 0.02, 90)
     got = quantized_batch_norm(qx, w, b, mean, var, 1e-5, 0.02, 90, relu=relu)
+    np.testing.assert_array_equal(got.int_repr(), want.int_repr().numpy())
+
+
+# -- the table lookup of the element-wise maps ----------------------------------------------
+@pytest.mark.parametrize("shape", [(0,), (1,), (3, 5), (2, 3, 70_001), (600_000,)])
+def test_lookup_kernel_equals_twin(num_threads, rng, shape):
+    table = rng.integers(0, 256, 256).astype(np.uint8)
+    q = rng.integers(0, 256, shape).astype(np.uint8)
+    got = klookup.lookup_u8(table, q)
+    assert got.shape == q.shape and got.dtype == np.uint8
+    np.testing.assert_array_equal(got, ref.lookup_u8_ref(table, q))
+    if q.ndim == 3:         # a strided view is copied first
+        np.testing.assert_array_equal(klookup.lookup_u8(table, q[:, ::2, ::3]),
+                                      ref.lookup_u8_ref(table, q[:, ::2, ::3]))
+
+
+def test_lookup_kernel_refuses_bad_tables():
+    with pytest.raises(ValueError, match="256 entries"):
+        klookup.lookup_u8(np.zeros(255, np.uint8), np.zeros(3, np.uint8))
+    with pytest.raises(TypeError, match="uint8"):
+        klookup.lookup_u8(np.zeros(256, np.uint8), np.zeros(3, np.int8))
+
+
+@pytest.mark.parametrize("op", ["hardswish", "elu", "sigmoid", "leaky_relu", "hardsigmoid"])
+def test_elementwise_maps_on_a_large_tensor_match_torch(torch_mod, rng, op):
+    """The table maps over 300 000 elements (the lookup's threads), against torch's
+    vectorised loop: a multiple of 32 elements, so PyTorch has no scalar tail."""
+    torch = torch_mod
+    q = rng.integers(0, 256, (4, 16, 73, 64)).astype(np.uint8)
+    tx, qx = _pair(torch, q, 0.04, 120, "quint8")
+    tF = torch.ao.nn.quantized.functional
+    if op in ("hardswish", "elu"):
+        want, got = getattr(tF, op)(tx, 0.03, 100), getattr(qF, op)(qx, 0.03, 100)
+    elif op == "leaky_relu":
+        want, got = torch.nn.functional.leaky_relu(tx, 0.1), qF.leaky_relu(qx, 0.1)
+    elif op == "sigmoid":
+        want, got = torch.sigmoid(tx), qF.sigmoid(qx)
+    else:
+        want, got = torch.nn.functional.hardsigmoid(tx), qF.hardsigmoid(qx)
     np.testing.assert_array_equal(got.int_repr(), want.int_repr().numpy())

@@ -9,6 +9,7 @@ import numpy as np
 
 from ... import _validation as V
 from ...dtypes import per_tensor_affine, per_tensor_symmetric, qint8, quint8
+from ...kernels import lookup as _lookup
 from ...qtensor import QTensor, quantize_per_tensor
 from .packed_params import (
     PackedConvWeight,
@@ -632,7 +633,8 @@ def _table_map(input, fn, scale, zero_point, who):
     # input's own grid (hardtanh, leaky_relu without output qparams)
     inv = np.float32(1) / np.float32(scale)
     table = np.clip(np.rint(mapped * inv) + zero_point, 0, 255).astype(np.uint8)
-    return QTensor(table[input._int], quint8, per_tensor_affine, scale, zero_point)
+    return QTensor(_lookup.lookup_u8(table, input._int), quint8, per_tensor_affine, scale,
+                   zero_point)
 
 
 def hardswish(input, scale, zero_point):
