@@ -28,7 +28,7 @@ def lookup_u8(const uint8_t[::1] table,     # IN  (256,) T
     if n < BLOCK:
         num_threads = 1
     with nogil:
-        for k in prange(chunks, num_threads=num_threads, schedule="static"):
+        for k in prange(chunks, num_threads=num_threads, schedule="dynamic"):
             end = (k + 1) * CHUNK
             if end > n:
                 end = n

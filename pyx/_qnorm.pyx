@@ -57,6 +57,13 @@ cdef enum:
     BLOCK = 32768       # below this many elements a kernel runs serially
     TORCH_BLOCK = 32    # the elements PyTorch quantizes per vector block
 
+cdef inline intp_t _chunk(intp_t row) noexcept nogil:
+    """Rows per work unit: about 16 K elements.  The units are handed out as threads
+    free up (dynamic schedule), so a thread the OS stalls on this shared machine holds
+    back one unit, not a fixed half of the rows."""
+    return max(1, 16384 // max(row, 1))
+
+
 cdef struct Quant:      # the output quantization, both loops
     float inv           # fl(1 / Sy)
     float zpy           # Zy
@@ -157,10 +164,11 @@ def layer_norm(const q8_t[:, ::1] q,            # IN  (M, N): M groups of N inte
     p.lo = <float>qmin
     p.hi = <float>qmax
     p.wrap = out_zero_point > 127
+    cdef intp_t chunk = _chunk(N)
     if M * N < BLOCK:
         num_threads = 1
     with nogil:
-        for m in prange(M, num_threads=num_threads, schedule="static"):
+        for m in prange(M, num_threads=num_threads, schedule="dynamic", chunksize=chunk):
             _layer_row(&q[m, 0], &out[m, 0], N, &weight[0], &bias[0], x_scale,
                        <float>x_zero_point, eps, &p, avx2)
 
@@ -224,10 +232,11 @@ def group_norm(const q8_t[:, :, ::1] q,         # IN  (B G, C / G, P): row n G +
     p.lo = <float>qmin
     p.hi = <float>qmax
     p.wrap = out_zero_point > 127
+    cdef intp_t chunk = _chunk(cpg * P)
     if M * cpg * P < BLOCK:
         num_threads = 1
     with nogil:
-        for m in prange(M, num_threads=num_threads, schedule="static"):
+        for m in prange(M, num_threads=num_threads, schedule="dynamic", chunksize=chunk):
             k = (m % num_groups) * cpg
             _group_row(&q[m, 0, 0], &out[m, 0, 0], cpg, P, &gamma[k], &beta[k], nhwc,
                        float32_sums, x_scale, <float>x_zero_point, eps, &p, avx2)
@@ -246,10 +255,11 @@ def batch_norm(const uint8_t[:, :, ::1] q,      # IN  (N, C, inner) quint8
     cdef bint avx2 = simd_avx2(simd)
     cdef float zpx = <float>x_zero_point, zpy = <float>out_zero_point
     cdef float flo = <float>lo, fhi = <float>hi, a, s
+    cdef intp_t chunk = _chunk(inner)
     if rows * inner < BLOCK:
         num_threads = 1
     with nogil:
-        for m in prange(rows, num_threads=num_threads, schedule="static"):
+        for m in prange(rows, num_threads=num_threads, schedule="dynamic", chunksize=chunk):
             n = m // C
             c = m % C
             a = alpha[c]
