@@ -250,6 +250,10 @@ cdef int _gemm_run(int path, const uint8_t *a, intp_t M, intp_t lda, intp_t K,
     e.rowsum = rowsum
     mr_max = qgemm_tile_mr(path)
     np_max = qgemm_tile_np(path)
+    if M == 1 and path != QGEMM_VNNI:
+        # a one-row GEMM is bound by reading the weight: AVX2's one-row tile reads four
+        # panels at once (qgemm_u8s8_1x64_avx2), as VNNI's does
+        np_max = 4
     mtiles = (M + mr_max - 1) // mr_max
     ptiles = (P + np_max - 1) // np_max
     if M * N * K < SERIAL_MACS:
