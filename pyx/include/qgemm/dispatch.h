@@ -38,7 +38,10 @@ static int qlearn_qgemm_rowsum_max(const uint8_t *a, long M, long K, long lda,
 
 /* Tile shapes of each path: rows per tile (MR) and panels of 16 columns per tile (NP):
  * qgemm_u8s8_6x64_vnni is 6 x 4, qgemm_u8s8_4x16_avx2 4 x 1 (its indirect form takes
- * any number of panels per call, one after the other: the convolution passes all). */
+ * any number of panels per call, one after the other: the convolution passes all).
+ * On AVX2, qlearn_qgemm_tile also takes np > 1: a one-row tile then runs
+ * qgemm_u8s8_1x64_avx2 on up to 4 panels at once (the GEMM driver passes 4 when
+ * M = 1), any other the 4x16 tile panel after panel. */
 static inline int qgemm_tile_mr(int path) { return path == QGEMM_VNNI ? 6 : 4; }
 static inline int qgemm_tile_np(int path) { return path == QGEMM_VNNI ? 4 : 1; }
 
