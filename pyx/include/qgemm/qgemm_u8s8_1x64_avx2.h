@@ -1,10 +1,13 @@
 /* uint8 x int8 GEMM micro-kernel, AVX2: 1 row x up to 64 columns (NP = 2..4 packed
  * panels), 2 NP ymm accumulators, the arithmetic of qgemm_u8s8_4x16_avx2.h (and its
  * EXACT variant, eq. (7)).  It is the tile of a one-row GEMM (a batch-1 nn.Linear),
- * which is bound by reading the packed weight: one panel at a time streams it at about
- * 65 GB/s on Zen 4, four panels at a time (four sequential streams, each 16 KB apart
- * at K = 1024) at about 80-90 GB/s, as the VNNI tile reads its 64 columns.  Each
- * panel is then finished by the 4x16 tile's epilogue (qgemm_avx2_finish_r1). */
+ * which is bound by reading the packed weight.  On the 2-core Zen 4 VM it was written
+ * on, reading one panel at a time streamed a 1 MB weight at 61-87 GB/s, four panels at
+ * a time (four sequential streams, 16 KB apart at K = 1024, as the VNNI tile reads its
+ * 64 columns) at 80-91 GB/s, the more so the busier the other core: the 1x1024x1024
+ * GEMM took 3 % less time on a quiet machine, up to 15-20 % less on a busy one (thread
+ * CPU time, interleaved).  Each panel is finished by the 4x16 tile's epilogue
+ * (qgemm_avx2_finish_r1). */
 #ifndef QLEARN_QGEMM_U8S8_1X64_AVX2_H
 #define QLEARN_QGEMM_U8S8_1X64_AVX2_H
 
