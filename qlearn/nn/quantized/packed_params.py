@@ -372,50 +372,22 @@ def conv2d_apply(x, pc, scale, zero_point, relu=False, who="quantized conv2d"):
             _int8.depthwise3x3(xi, pc.dw_taps, pc.stride[0], pc.padding[0], pc.dilation[0],
                                a_zp, bias_q, mult, zero_point, lo, 255, out, path)
         else:
-            per = _images_per_chunk(x._int, path, _threads.get_num_threads())
-            if per >= n:
-                _conv_gemm(_int8.channels_last(x._int), pc, x.q_scale(), a_zp, scale,
-                           zero_point, lo, out, path)
-            else:
-                # an NCHW batch on one thread: converted a few images at a time into
-                # one buffer that stays in cache for their convolution (a whole-batch
-                # copy would go to memory, and be read back from it)
-                buf = np.empty((per, h, w, c), dtype=np.uint8)
-                for n0 in range(0, n, per):
-                    n1 = min(n, n0 + per)
-                    xb = buf[:n1 - n0]
-                    _int8.to_channels_last(x._int[n0:n1], xb)
-                    _conv_gemm(xb, pc, x.q_scale(), a_zp, scale, zero_point, lo,
-                               out[n0:n1], path)
+            _conv_gemm(x._int, pc, x.q_scale(), a_zp, scale, zero_point, lo, out, path)
     return per_tensor_unchecked(out.transpose(0, 3, 1, 2), quint8, per_tensor_affine, scale,
                                 zero_point)
-
-
-# Bytes of channels-last input converted per chunk of a batch (conv2d_apply, one
-# thread): the chunk, the layer's packed weight and its output stay in the core's L2
-# (1 MiB or more).
-_CHUNK_BYTES = 256 * 1024
-
-
-def _images_per_chunk(xi, path, num_threads=1):
-    """How many images of the NCHW integers ``xi`` to convert to channels-last at once:
-    all of them when no copy is needed (already channels-last in memory), when the
-    generic path forms the whole patch matrix anyway, on several threads (each chunk
-    would add a start and a join of the thread pool, where a preempted thread makes
-    the others wait), or when they fit in ``_CHUNK_BYTES``."""
-    n, c, h, w = xi.shape
-    if (path == _simd.Simd.GENERIC or num_threads > 1 or not xi.flags.c_contiguous
-            or xi.transpose(0, 2, 3, 1).flags.c_contiguous):
-        return n
-    return max(1, _CHUNK_BYTES // max(1, c * h * w))
 
 
 def _conv_requant(pc, a_scale, out_scale):
     return _int8.requant_constants(a_scale, pc.w_scale, out_scale, pc.bias, pc.per_channel)
 
 
-def _conv_gemm(xi, pc, a_scale, a_zp, out_scale, out_zp, lo, out, path):
-    n, h, w, c = xi.shape           # channels last
+def _conv_gemm(x, pc, a_scale, a_zp, out_scale, out_zp, lo, out, path):
+    """The groups of a convolution of the NCHW-shaped integers ``x`` into the
+    channels-last ``out``.  A channels-last ``x`` (a convolution's output) is read in
+    place; an NCHW one is converted by the fused kernel, band by band in cache (no
+    whole copy), except where the kernel reads a matrix (the 1x1 convolution, the
+    generic path): there it is copied once."""
+    n, c, h, w = x.shape
     _, ho, wo, o = out.shape
     g = pc.groups
     cg, og = c // g, o // g
@@ -425,6 +397,13 @@ def _conv_gemm(xi, pc, a_scale, a_zp, out_scale, out_zp, lo, out, path):
     out2 = out.reshape(n * ho * wo, o)
     direct = (kh == kw == 1 and sh == sw == 1 and ph == pw_ == 0 and g == 1
               and k % 4 == 0)
+    xi = x.transpose(0, 2, 3, 1)
+    nchw = False
+    if not xi.flags.c_contiguous:
+        if path != _simd.Simd.GENERIC and not direct and x.flags.c_contiguous:
+            xi, nchw = x, True
+        else:
+            xi = _int8.channels_last(x)
     a = None
     if direct:
         # 1x1 convolution: the channels-last input already is A (eq. (3)), no im2col
@@ -437,7 +416,7 @@ def _conv_gemm(xi, pc, a_scale, a_zp, out_scale, out_zp, lo, out, path):
         if a is None:
             # patches in cache-sized blocks, fused with the GEMM (one parallel region)
             _int8.conv_gemm(pwg, xi, gi * cg, cg, kh, kw, sh, sw, ph, pw_, dh, dw, a_zp,
-                            bias_q, mult, out_zp, lo, 255, dst, path)
+                            bias_q, mult, out_zp, lo, 255, dst, path, nchw=nchw)
             continue
         if not direct:
             _int8.im2col(xi, gi * cg, cg, kh, kw, sh, sw, ph, pw_, dh, dw, a_zp, a)
