@@ -326,6 +326,15 @@ class PackedConvWeight:
         if self.depthwise:
             wz = w.reshape(o, 9).astype(np.int32) - zps[:, None]
             self.dw_taps = np.ascontiguousarray(wz.T)          # (9, C)
+        # what every call of _conv_gemm needs, formed once: the window, whether it is a
+        # 1x1 convolution (the channels-last input is then the GEMM's A) and per group
+        # (packed weight, first input channel, first output column)
+        (sh, sw), (ph, pw), (dh, dw) = self.stride, self.padding, self.dilation
+        self._window = (kh, kw, sh, sw, ph, pw, dh, dw)
+        self._direct = (kh == kw == 1 and sh == sw == 1 and ph == pw == 0 and g == 1
+                        and (kh * kw * cg) % 4 == 0)
+        self._groups = [(pwg, gi * cg, gi * og) for gi, pwg in enumerate(self.group_gemm)]
+        self._last_size = (None, None)
 
     def unpack(self):
         """``(qweight, bias)`` as given (``torch.ops.quantized.conv2d_unpack``)."""
@@ -335,10 +344,15 @@ class PackedConvWeight:
         r"""The output's ``(H_out, W_out)`` for an ``h`` x ``w`` input, as ``Conv2d``'s:
         :math:`H_\text{out} = \lfloor (h + 2 p_h - d_h (k_h - 1) - 1) / s_h \rfloor + 1`,
         and likewise for the width."""
+        last = self._last_size          # a module sees the same size call after call
+        if last[0] == (h, w):
+            return last[1]
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         (ph, pw), (dh, dw) = self.padding, self.dilation
-        return ((h + 2 * ph - dh * (kh - 1) - 1) // sh + 1,
+        size = ((h + 2 * ph - dh * (kh - 1) - 1) // sh + 1,
                 (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1)
+        self._last_size = ((h, w), size)      # one object: safe across threads
+        return size
 
 
 def conv2d_apply(x, pc, scale, zero_point, relu=False, who="quantized conv2d"):
@@ -389,35 +403,38 @@ def _conv_gemm(x, pc, a_scale, a_zp, out_scale, out_zp, lo, out, path):
     generic path): there it is copied once."""
     n, c, h, w = x.shape
     _, ho, wo, o = out.shape
-    g = pc.groups
-    cg, og = c // g, o // g
-    (kh, kw), (sh, sw) = pc.kernel_size, pc.stride
-    (ph, pw_), (dh, dw) = pc.padding, pc.dilation
-    k = kh * kw * cg
+    og = o // pc.groups
+    kh, kw, sh, sw, ph, pw_, dh, dw = pc._window
+    direct = pc._direct
     out2 = out.reshape(n * ho * wo, o)
-    direct = (kh == kw == 1 and sh == sw == 1 and ph == pw_ == 0 and g == 1
-              and k % 4 == 0)
-    xi = x.transpose(0, 2, 3, 1)
     nchw = False
-    if not xi.flags.c_contiguous:
-        if path != _simd.Simd.GENERIC and not direct and x.flags.c_contiguous:
+    if x.flags.c_contiguous and c > 1 and h * w > 1:
+        if path != _simd.Simd.GENERIC and not direct:
             xi, nchw = x, True
         else:
             xi = _int8.channels_last(x)
-    a = None
-    if direct:
+    else:
+        xi = x.transpose(0, 2, 3, 1)
+        if not xi.flags.c_contiguous:
+            xi = _int8.channels_last(x)
+    if direct or path == _simd.Simd.GENERIC:
+        cg = c // pc.groups
+        k = kh * kw * cg
         # 1x1 convolution: the channels-last input already is A (eq. (3)), no im2col
-        a = xi.reshape(n * h * w, c)
-    elif path == _simd.Simd.GENERIC:
-        a = np.empty((n * ho * wo, 4 * ((k + 3) // 4)), dtype=np.uint8)
-    for gi, pwg in enumerate(pc.group_gemm):
+        a = (xi.reshape(n * h * w, c) if direct
+             else np.empty((n * ho * wo, 4 * ((k + 3) // 4)), dtype=np.uint8))
+        for pwg, c0, j0 in pc._groups:
+            bias_q, mult = pwg.requant_constants(a_scale, out_scale)
+            if not direct:
+                _int8.im2col(xi, c0, cg, kh, kw, sh, sw, ph, pw_, dh, dw, a_zp, a)
+            _int8.gemm_u8(pwg, a, a_zp, bias_q, mult, out_zp, lo, 255, out2[:, j0:j0 + og],
+                          path)
+        return
+    cg = c // pc.groups
+    nt = _threads.get_num_threads()
+    for pwg, c0, j0 in pc._groups:
+        # patches in cache-sized blocks, fused with the GEMM (one parallel region)
         bias_q, mult = pwg.requant_constants(a_scale, out_scale)
-        dst = out2[:, gi * og:(gi + 1) * og]
-        if a is None:
-            # patches in cache-sized blocks, fused with the GEMM (one parallel region)
-            _int8.conv_gemm(pwg, xi, gi * cg, cg, kh, kw, sh, sw, ph, pw_, dh, dw, a_zp,
-                            bias_q, mult, out_zp, lo, 255, dst, path, nchw=nchw)
-            continue
-        if not direct:
-            _int8.im2col(xi, gi * cg, cg, kh, kw, sh, sw, ph, pw_, dh, dw, a_zp, a)
-        _int8.gemm_u8(pwg, a, a_zp, bias_q, mult, out_zp, lo, 255, dst, path)
+        _int8.conv_gemm(pwg, xi, c0, cg, kh, kw, sh, sw, ph, pw_, dh, dw, a_zp, bias_q,
+                        mult, out_zp, lo, 255, out2 if og == o else out2[:, j0:j0 + og],
+                        path, nt, nchw)
