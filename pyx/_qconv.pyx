@@ -338,7 +338,7 @@ cdef enum:
     # the packed weight while the band's GEMM reads it), and the fewest output rows a
     # band has on several threads (a band converts (kh - 1) dh rows that the one above
     # also converts).
-    BAND_BYTES = 1 << 17
+    BAND_BYTES = 1 << 18
     MIN_BAND_ROWS = 8
 
 

@@ -212,7 +212,7 @@ def conv_gemm(gw, xi, c0, cg, kh, kw, sh, sw, ph, pw, dh, dw, a_zp, bias_q, mult
 
     ``xi`` is the channels-last (N, H, W, C) C array, or with ``nchw`` the (N, C, H, W)
     C array, which the kernel converts band by band into cache as it goes (no whole
-    copy); ``band_bytes`` (0: the kernel's 128 KiB) caps a band's converted rows, for
+    copy); ``band_bytes`` (0: the kernel's 256 KiB) caps a band's converted rows, for
     tests of many short bands."""
     path = _simd.active() if simd is None else simd
     _qconv.conv_gemm(path, xi, c0, cg, kh, kw, sh, sw, ph, pw, dh, dw, a_zp, gw.packed,
