@@ -3,9 +3,13 @@
 
 Called only by :mod:`qlearn.kernels.int8` (the arguments are checked above it).
 The kernels read activations channels-last, ``(N, H, W, C)`` C-contiguous: a
-convolution's own output already is (as PyTorch's are); an NCHW input is converted once
-per call (:func:`to_channels_last`, :func:`small_c_to_channels_last`).  The C kernels
-are the headers of ``pyx/include/qconv/`` and ``pyx/include/qgemm/``.
+convolution's own output already is (as PyTorch's are).  An NCHW input is converted
+inside the kernel's own parallel job, a band of rows at a time into the thread's
+cache-resident buffer (:func:`conv_gemm` and :func:`depthwise3x3` with ``nchw``); the
+whole-array conversions (:func:`to_channels_last`, :func:`small_c_to_channels_last`)
+serve the matrix paths (1x1 convolution, generic loops).  Temporaries come from scratch
+blocks kept between calls.  The C kernels are the headers of ``pyx/include/qconv/`` and
+``pyx/include/qgemm/``.
 
 Equation numbers refer to ``docs/int8.rst``.
 """
@@ -566,7 +570,7 @@ def depthwise3x3(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels las
                  const float32_t[::1] mult,     # IN  (C,)
                  int32_t out_zp, int32_t lo, int32_t hi,
                  uint8_t[:, :, :, ::1] out,     # OUT (N, Ho, Wo, C) channels last
-                 int simd, int num_threads):
+                 int simd, int num_threads, bint nchw=False):
     """out[n, oy, ox, c] := eq. (6) of sum_t (x - Za)[n, oy s+ky d-p, ox s+kx d-p, c] wz[t, c]
 
     A work unit is a band of output rows of one image: it copies the input rows the
@@ -575,13 +579,16 @@ def depthwise3x3(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels las
     ``Za sum wz`` (eq. (9)).  The padding is thus made in cache, in the same parallel
     job as the arithmetic, instead of in a padded copy of the whole input.
     ``simd`` selects the plain loop (0), the AVX2 kernel with pairs of taps through
-    vpmaddwd (1), or that kernel with an AVX-512 epilogue (2).
+    vpmaddwd (1), or that kernel with an AVX-512 epilogue (2).  With ``nchw`` the input
+    is (N, C, H, W): each input row is transposed straight into the band's padded
+    buffer (no channels-last copy of the whole input).
     """
-    cdef intp_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef intp_t N = x.shape[0]
+    cdef intp_t H = x.shape[2] if nchw else x.shape[1]
+    cdef intp_t W = x.shape[3] if nchw else x.shape[2]
+    cdef intp_t C = x.shape[1] if nchw else x.shape[3]
     cdef intp_t Ho = out.shape[1], Wo = out.shape[2]
-    cdef intp_t Wp = W + 2 * pad, band, rows_in, t, c, nt = max(num_threads, 1)
-    cdef qgemm_epilogue e
-    cdef DwJob job
+    cdef intp_t Wp = W + 2 * pad, band, rows_in, nt = max(num_threads, 1)
     if simd not in (0, 1, 2):
         raise ValueError(f"`simd` must be 0, 1 or 2, got {simd}")
     if simd and not qlearn_cpu_has_avx2():
@@ -600,29 +607,55 @@ def depthwise3x3(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels las
     rows_in = (band - 1) * stride + 2 * dil + 1
     # per thread: the padded input rows and a row of int32 sums; shared: sum_t wz and
     # the weights packed for the SIMD kernels
-    cdef uint8_t[::1] bufs = np.empty(nt * rows_in * Wp * C, dtype=np.uint8)
-    cdef int32_t[::1] acc = np.empty(nt * Wo * C + 2 * C, dtype=np.int32)
-    cdef int16_t[::1] wpk = np.zeros(max(1, (C // 16) * 5 * 2 * 16), dtype=np.int16)
-    cdef int32_t *wsum = &acc[nt * Wo * C]
+    # (all in one kept scratch block, as conv_gemm's)
+    cdef intp_t o_acc = _up64(nt * rows_in * Wp * C)
+    cdef intp_t o_wpk = _up64(o_acc + (nt * Wo * C + 2 * C) * sizeof(int32_t))
+    cdef intp_t n_wpk = max(1, (C // 16) * 5 * 2 * 16)
+    cdef size_t got = 0
+    cdef uint8_t *scratch = _scratch_take(o_wpk + n_wpk * sizeof(int16_t), &got)
+    cdef int32_t *accp = <int32_t *> (scratch + o_acc)
+    cdef int16_t *wpkp = <int16_t *> (scratch + o_wpk)
+    cdef int32_t *wsum = accp + nt * Wo * C
+    try:
+        _dw_run(scratch, accp, wpkp, wsum, n_wpk, simd, x, wz, stride, pad, dil,
+                a_zp, bias_q, mult, out_zp, lo, hi, out, N, H, W, C, Ho, Wo, Wp, band,
+                rows_in, nchw, num_threads)
+    finally:
+        _scratch_give(scratch, got)
+
+
+cdef void _dw_run(uint8_t *bufs, int32_t *accp, int16_t *wpkp, int32_t *wsum,
+                  intp_t n_wpk, int simd, const uint8_t[:, :, :, ::1] x,
+                  const int32_t[:, ::1] wz, int stride, int pad, int dil, uint8_t a_zp,
+                  const float32_t[::1] bias_q, const float32_t[::1] mult, int32_t out_zp,
+                  int32_t lo, int32_t hi, uint8_t[:, :, :, ::1] out, intp_t N, intp_t H,
+                  intp_t W, intp_t C, intp_t Ho, intp_t Wo, intp_t Wp, intp_t band,
+                  intp_t rows_in, bint nchw, int num_threads) noexcept:
+    """depthwise3x3 on its scratch: sum_t wz and the packed taps, then the bands."""
+    cdef DwJob job
+    cdef qgemm_epilogue e
+    cdef intp_t t, c
     with nogil:
+        memset(wpkp, 0, n_wpk * sizeof(int16_t))
         for c in range(C):
             wsum[c] = 0
             wsum[C + c] = 0                  # the zero weight zero points
         for t in range(9):
             for c in range(C):
                 wsum[c] += wz[t, c]
-        qlearn_qconv_dw_pack(&wz[0, 0], C, &wpk[0])
+        qlearn_qconv_dw_pack(&wz[0, 0], C, wpkp)
     # raw = acc - Za * sum_t wz[t, c]: the column sums of a GEMM with Zw = 0
     e = qgemm_epilogue_u8(wsum, wsum + C, a_zp,
                           &bias_q[0] if bias_q.shape[0] > 0 else NULL, &mult[0],
                           out_zp, lo, hi)
     job.simd, job.x, job.H, job.W, job.C, job.pad, job.Wp = \
         simd, &x[0, 0, 0, 0], H, W, C, pad, Wp
-    job.wz, job.wpk, job.fill = &wz[0, 0], &wpk[0], a_zp
+    job.nchw = nchw
+    job.wz, job.wpk, job.fill = &wz[0, 0], wpkp, a_zp
     job.Ho, job.Wo, job.stride, job.dil, job.e, job.out = \
         Ho, Wo, stride, dil, &e, &out[0, 0, 0, 0]
     job.band, job.nbands, job.rows_in = band, (Ho + band - 1) // band, rows_in
-    job.bufs, job.acc = &bufs[0], &acc[0]
+    job.bufs, job.acc = bufs, accp
     with nogil:
         parallel_for(_dw_band, &job, N * job.nbands, num_threads, N * Ho * Wo * C)
 
@@ -636,6 +669,7 @@ cdef enum:
 
 cdef struct DwJob:
     int simd, stride, dil
+    bint nchw                # x is (N, C, H, W): rows are transposed into the buffer
     uint8_t fill             # Za: the padding
     const uint8_t *x
     intp_t H, W, C, pad, Wp, Ho, Wo, band, nbands, rows_in
@@ -663,7 +697,11 @@ cdef void _dw_band(void *ctx, long u, int slot) noexcept nogil:
             memset(d, j.fill, row)                              # padding rows: Za
             continue
         memset(d, j.fill, j.pad * j.C)                          # left border: Za
-        memcpy(d + j.pad * j.C, j.x + (n * j.H + iy) * j.W * j.C, j.W * j.C)
+        if j.nchw:
+            qlearn_qconv_nchw_to_nhwc_rows(j.x + n * j.C * j.H * j.W + iy * j.W, j.C,
+                                           j.H * j.W, 0, j.W, d + j.pad * j.C)
+        else:
+            memcpy(d + j.pad * j.C, j.x + (n * j.H + iy) * j.W * j.C, j.W * j.C)
         memset(d + (j.pad + j.W) * j.C, j.fill, j.pad * j.C)    # right border: Za
     for oy in range(oy0, oy1):
         qlearn_qconv_dw3x3_row(j.simd, buf, j.Wp, j.C, j.wz, j.wpk, oy - oy0, j.Wo,

@@ -13,6 +13,8 @@ channels-last copy:
   (converted row by row) and many (16-channel transposes with a remainder);
 - 1 and 2 threads on every SIMD path, AVX2's exact variant (inputs above 127), weight
   zero points (row sums per block);
+- the depthwise 3x3 kernel transposing each NCHW input row into its band's padded
+  buffer (channel counts below 16, 16 + 4, 128; row widths with a tail);
 - the scratch blocks are kept between calls (no new allocation, hence no page faults,
   once warm) and concurrent calls from several Python threads each get their own.
 """
@@ -24,6 +26,7 @@ from numpy.testing import assert_array_equal
 from test_int8_ops import activations, conv_reference, weights
 
 import qlearn as ql
+from qlearn import reference
 from qlearn.kernels import int8 as kint8
 from qlearn.kernels import simd as simd_paths
 from qlearn.nn.quantized import packed_params as _packed
@@ -166,3 +169,28 @@ def test_concurrent_python_threads_get_their_own_scratch(rng):
     for t in threads:
         t.join()
     assert not errors
+
+
+# n, c, h, w, stride, pad, dilation: channel counts below 16 (rows transposed byte by
+# byte), 16 + 4, 128; widths below 16, with a tail (56 = 3 x 16 + 8) and exact
+@pytest.mark.parametrize("cfg", [(1, 5, 6, 7, 1, 1, 1), (2, 20, 9, 17, 2, 0, 1),
+                                 (1, 16, 5, 16, 1, 2, 2), (1, 128, 6, 56, 1, 1, 1),
+                                 (2, 32, 3, 1, 1, 1, 1)],
+                         ids=lambda c: "x".join(map(str, c)))
+@pytest.mark.parametrize("path", SIMD, ids=lambda p: p.name.lower())
+def test_depthwise_nchw_rows_match_reference(rng, num_threads, cfg, path):
+    """The depthwise kernel transposing each NCHW input row into its band's padded
+    buffer gives the reference's integers, as on the channels-last copy."""
+    n, c, h, w, s, p, d = cfg
+    x = rng.integers(0, 256, (n, c, h, w)).astype(np.uint8)
+    wt = rng.integers(-128, 128, (c, 1, 3, 3)).astype(np.int8)
+    w_zp = rng.integers(-5, 5, c).astype(np.int32)
+    bias_q = (rng.standard_normal(c) * 300).astype(np.float32)
+    mult = rng.uniform(1e-4, 1e-3, c).astype(np.float32)
+    want = reference.depthwise3x3_ref(x, wt, 200, w_zp, bias_q, mult, 17, 0, 255, s, p, d)
+    taps = np.ascontiguousarray((wt.reshape(c, 9).astype(np.int32) - w_zp[:, None]).T)
+    for xi, nchw in ((x, True), (np.ascontiguousarray(x.transpose(0, 2, 3, 1)), False)):
+        out = np.full((n,) + want.shape[2:] + (c,), SENTINEL, np.uint8)
+        kint8.depthwise3x3(xi, taps, s, p, d, 200, bias_q, mult, 17, 0, 255, out, path,
+                           num_threads, nchw=nchw)
+        assert_array_equal(out.transpose(0, 3, 1, 2), want)

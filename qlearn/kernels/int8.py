@@ -226,12 +226,14 @@ def _conv_scratch_kept():
 
 
 def depthwise3x3(xi, taps, stride, pad, dil, a_zp, bias_q, mult, out_zp, lo, hi, out,
-                 simd=None, num_threads=None):
+                 simd=None, num_threads=None, nchw=False):
     """Depthwise 3x3 convolution (eq. :eq:`int8-depthwise`) of the channels-last ``xi``
-    with the (9, C) int32 taps ``w - Zw``, requantized into the (N, Ho, Wo, C) ``out``."""
+    (or with ``nchw`` the (N, C, H, W) C array, whose rows the kernel transposes as it
+    reads them) with the (9, C) int32 taps ``w - Zw``, requantized into the
+    (N, Ho, Wo, C) ``out``."""
     path = _simd.active() if simd is None else simd
     _qconv.depthwise3x3(xi, taps, stride, pad, dil, a_zp, bias_q, mult, out_zp, lo, hi, out,
-                        int(path), _threads.resolve(num_threads))
+                        int(path), _threads.resolve(num_threads), nchw)
 
 
 def peak_gops(path, seconds=0.2):

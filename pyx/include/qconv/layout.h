@@ -104,6 +104,15 @@ static void qlearn_qconv_nchw_to_nhwc_rows(const uint8_t *src, long C, long HW, 
         for (long q = p; q < p + 16; q++)
             for (long c = C16; c < C; c++) dst[q * C + c] = src[c * HW + q];
     }
+    if (p < p1 && p1 - p0 >= 16 && C16) {
+        /* the last pixels (a row of 56 ends in 8): one more tile ending at p1, which
+         * rewrites some pixels already done with the same bytes, not a scalar loop */
+        for (long c = 0; c < C16; c += 16)
+            qlearn_transpose_16x16(src + c * HW + p1 - 16, HW, dst + (p1 - 16) * C + c, C);
+        for (long q = p; q < p1; q++)
+            for (long c = C16; c < C; c++) dst[q * C + c] = src[c * HW + q];
+        p = p1;
+    }
 #endif
     for (; p < p1; p++)
         for (long c = 0; c < C; c++) dst[p * C + c] = src[c * HW + p];

@@ -381,14 +381,26 @@ def conv2d_apply(x, pc, scale, zero_point, relu=False, who="quantized conv2d"):
     path = _simd.active()
     if n and o:
         if pc.depthwise and path != _simd.Simd.GENERIC:
-            xi = _int8.channels_last(x._int)
+            xi, nchw = _layout(x._int)
             bias_q, mult = _conv_requant(pc, x.q_scale(), scale)
             _int8.depthwise3x3(xi, pc.dw_taps, pc.stride[0], pc.padding[0], pc.dilation[0],
-                               a_zp, bias_q, mult, zero_point, lo, 255, out, path)
+                               a_zp, bias_q, mult, zero_point, lo, 255, out, path,
+                               nchw=nchw)
         else:
             _conv_gemm(x._int, pc, x.q_scale(), a_zp, scale, zero_point, lo, out, path)
     return per_tensor_unchecked(out.transpose(0, 3, 1, 2), quint8, per_tensor_affine, scale,
                                 zero_point)
+
+
+def _layout(x):
+    """``(x, True)`` for NCHW integers ``x`` in C order (the kernels convert them as they
+    read), else ``(channels-last array, False)``: a view when ``x`` is channels-last in
+    memory (a convolution's output), else a copy."""
+    _, c, h, w = x.shape
+    if x.flags.c_contiguous and c > 1 and h * w > 1:
+        return x, True
+    xi = x.transpose(0, 2, 3, 1)
+    return (xi if xi.flags.c_contiguous else _int8.channels_last(x)), False
 
 
 def _conv_requant(pc, a_scale, out_scale):
@@ -407,16 +419,9 @@ def _conv_gemm(x, pc, a_scale, a_zp, out_scale, out_zp, lo, out, path):
     kh, kw, sh, sw, ph, pw_, dh, dw = pc._window
     direct = pc._direct
     out2 = out.reshape(n * ho * wo, o)
-    nchw = False
-    if x.flags.c_contiguous and c > 1 and h * w > 1:
-        if path != _simd.Simd.GENERIC and not direct:
-            xi, nchw = x, True
-        else:
-            xi = _int8.channels_last(x)
-    else:
-        xi = x.transpose(0, 2, 3, 1)
-        if not xi.flags.c_contiguous:
-            xi = _int8.channels_last(x)
+    xi, nchw = _layout(x)
+    if nchw and (direct or path == _simd.Simd.GENERIC):
+        xi, nchw = _int8.channels_last(x), False
     if direct or path == _simd.Simd.GENERIC:
         cg = c // pc.groups
         k = kh * kw * cg
