@@ -339,11 +339,9 @@ cdef inline intp_t _up64(intp_t n) noexcept nogil:
 
 cdef enum:
     # The most bytes of converted input rows in a band's buffer (it stays in L2 with
-    # the packed weight while the band's GEMM reads it), and the fewest output rows a
-    # band has on several threads (a band converts (kh - 1) dh rows that the one above
-    # also converts).
+    # the packed weight while the band's GEMM reads it; a band also converts the
+    # (kh - 1) dh rows the one above it read)
     BAND_BYTES = 1 << 18
-    MIN_BAND_ROWS = 8
 
 
 cdef bint HAS_AVX2 = qlearn_cpu_has_avx2()
@@ -373,10 +371,10 @@ def conv_gemm(int simd,
     ``Zw != 0``.  The patch matrix is never materialized whole, and the patches and the
     GEMM are one parallel job.
 
-    An NCHW input (``nchw``) is converted in the same job: a work unit is then a band
-    of output rows of one image, which first converts the input rows it reads into its
-    thread's buffer (on several threads, when the bands would be short, the input is
-    converted whole first, into scratch).  Returns nothing; every output cell is
+    An NCHW input (``nchw``) is converted in the same job on one thread: a work unit
+    is then a band of output rows of one image, which first converts the input rows it
+    reads into the buffer, in cache.  On several threads it is converted whole first,
+    into scratch, by a job of its own.  Returns nothing; every output cell is
     written.
     """
     cdef int path = simd          # the GEMM path (AVX2 may become AVX2_EXACT per block)
@@ -390,7 +388,7 @@ def conv_gemm(int simd,
     cdef intp_t ldc = out.strides[0], T = kh * kw
     cdef int mr_max, np_max, nt = max(num_threads, 1)
     cdef bint indirect
-    cdef intp_t row_bytes, bh, nb, units, in_rows
+    cdef intp_t row_bytes, bh, nb, in_rows
     cdef intp_t o_ptrs, o_sums, o_zrow, o_bufs, o_bands, o_conv, total
     cdef size_t got = 0
     cdef uint8_t *scratch
@@ -423,24 +421,20 @@ def conv_gemm(int simd,
         path = QGEMM_AVX2_EXACT      # eq. (7): some activation (or the padding) > 127
     if M * K * Ng < (1 << 18):
         num_threads = nt = 1
-    # An NCHW input in bands of bh output rows: as many as fit BAND_BYTES, and on
-    # several threads UNITS_PER_THREAD units per thread when they stay MIN_BAND_ROWS
-    # long (else the input is converted whole first: nb = 0)
+    # An NCHW input on one thread: bands of bh output rows, as many as fit BAND_BYTES.
+    # On several threads the input is converted whole first (nb = 0) and the blocks of
+    # pixels below share the work: bands would be few and long (whole images of a
+    # batch), and on a busy machine a thread that is preempted late in a long unit
+    # makes the other wait.
     nb = 0
     bh = g.Ho
-    if nchw:
+    if nchw and nt == 1:
         row_bytes = W * cg
         bh = max(1, ((band_bytes or BAND_BYTES) // max(row_bytes, 1) - (kh - 1) * dh - 1)
                  // sh + 1)
         nb = (g.Ho + bh - 1) // bh
-        if nt > 1:
-            units = (UNITS_PER_THREAD * nt + N - 1) // N        # bands per image
-            if units > nb:
-                nb = min(units, g.Ho)
-        bh = (g.Ho + nb - 1) // nb
+        bh = (g.Ho + nb - 1) // nb          # the same number of bands, evened out
         nb = (g.Ho + bh - 1) // bh
-        if nt > 1 and bh < MIN_BAND_ROWS and bh < g.Ho:
-            nb = 0
     # one scratch block: per slot the tile's pointers, the row sums, the patch rows
     # (im2col) and the band's input rows; shared the row of Za and a converted input
     in_rows = min(H, (bh - 1) * sh + (kh - 1) * dh + 1)

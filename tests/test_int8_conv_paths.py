@@ -79,8 +79,8 @@ def test_vnni_epilogue_partial_columns(path, rng, o):
 
 @pytest.mark.parametrize("groups", [1, 2])
 def test_nchw_batch_matches_reference(path, num_threads, rng, groups):
-    """A 7-image NCHW batch, converted band by band inside the fused kernel (several
-    bands per image at 2 threads), gives the reference's result."""
+    """A 7-image NCHW batch, converted band by band inside the fused kernel (at 2
+    threads whole, by a job of its own), gives the reference's result."""
     x = activations(rng, (7, 8, 9, 10), qmax=255, zero_point=129)
     w = weights(rng, (12, 8 // groups, 3, 3), True, zero_point=2)
     b = rng.standard_normal(12).astype(np.float32)

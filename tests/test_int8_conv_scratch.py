@@ -75,7 +75,7 @@ SHAPES = [
     (1, 3, 17, 19, 16, 1, 7, 2, 3, 1),       # an image's 3 channels: im2col
     (2, 6, 5, 8, 10, 1, 3, 1, 1, 1),         # 6 channels: im2col
     (1, 4, 1, 1, 5, 1, 1, 1, 0, 1),          # one pixel, 1x1
-    (8, 16, 10, 10, 16, 1, 3, 1, 1, 1),      # whole-image bands on 2 threads too
+    (8, 16, 10, 10, 16, 1, 3, 1, 1, 1),      # a batch: whole-image bands
 ]
 
 
