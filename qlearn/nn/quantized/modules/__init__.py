@@ -3,7 +3,7 @@ from .activation import ELU, Hardswish, LeakyReLU, Sigmoid, Softmax
 from .batchnorm import BatchNorm2d, BatchNorm3d
 from .conv import Conv2d
 from .conv_nd import Conv1d, Conv3d
-from .conv_transpose import ConvTranspose1d, ConvTranspose2d
+from .conv_transpose import ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from .embedding_ops import Embedding, EmbeddingBag
 from .linear import Linear
 from .normalization import GroupNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LayerNorm
@@ -16,7 +16,8 @@ __all__ = ["AdaptiveAvgPool2d", "BatchNorm2d", "Conv2d", "DeQuantize", "Dropout"
            "Embedding", "EmbeddingBag", "FloatFunctional", "Hardswish", "LeakyReLU", "Linear",
            "Sigmoid", "Softmax",
            "MaxPool2d", "QFunctional", "Quantize", "ReLU", "ReLU6", "Conv1d", "Conv3d",
-           "MaxPool1d", "AdaptiveAvgPool1d", "ConvTranspose1d", "ConvTranspose2d"]
+           "MaxPool1d", "AdaptiveAvgPool1d", "ConvTranspose1d", "ConvTranspose2d",
+           "ConvTranspose3d"]
 # normalisation
 __all__ += ["BatchNorm3d", "LayerNorm", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d",
             "InstanceNorm3d", "PReLU"]
