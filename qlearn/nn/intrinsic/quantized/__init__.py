@@ -8,6 +8,7 @@ from ...quantized.modules.linear import Linear as _Linear
 from ..modules.fused_nd import BNReLU3d as _FloatBNReLU3d
 from .conv_relu_nd import ConvReLU1d, ConvReLU3d
 from .linear_act import LinearLeakyReLU, LinearTanh
+from . import dynamic  # noqa: E402,F401  (nniqd, as torch's subpackage)
 
 __all__ = ["BNReLU2d", "BNReLU3d", "ConvReLU1d", "ConvReLU2d", "ConvReLU3d", "LinearReLU",
            "LinearLeakyReLU", "LinearTanh"]
