@@ -36,7 +36,7 @@ class _ReferenceConvNd(ReferenceQuantizedModule):
         self._init_weight_qparams(weight_qparams)
 
     def forward(self, x):
-        return self._conv_forward(x, self.get_weight(), self.bias)
+        return self._conv_forward(self._float_input(x), self.get_weight(), self.bias)
 
     @classmethod
     def from_float(cls, float_conv, weight_qparams):
@@ -105,6 +105,7 @@ class _ReferenceConvTransposeNd(ReferenceQuantizedModule):
         self._init_weight_qparams(weight_qparams)
 
     def forward(self, x, output_size=None):
+        x = self._float_input(x)
         return type(self)._FN(x, self.get_weight(), self.bias, self.stride, self.padding,
                               self._output_padding(x, output_size), self.groups,
                               self.dilation)
