@@ -141,7 +141,8 @@ class Linear(nnq.Linear):
         # (nniqd.LinearReLU takes it)
         from ....modules.linear import Linear as FloatLinear
         from ....qat import Linear as QATLinear
-        return (FloatLinear, QATLinear)
+        from ....qat.dynamic import Linear as DynamicQATLinear
+        return (FloatLinear, QATLinear, DynamicQATLinear)
 
     @classmethod
     def from_float(cls, mod):
@@ -149,9 +150,10 @@ class Linear(nnq.Linear):
         run over the weight; no activation observer is needed).  A float16 weight
         observer (``float16_dynamic_qconfig``) gives float16 weights.
 
-        A QAT ``nnqat.Linear`` (the dynamic mapping's entry for it, as PyTorch's) is
-        quantized with a fresh ``qconfig.weight()`` run over its trained weight, the
-        observer PyTorch's ``from_float`` builds; its ``weight_fake_quant`` is not used.
+        A QAT ``nnqat.Linear`` (the dynamic mapping's entry for it, as PyTorch's) or
+        ``nnqat.dynamic.Linear`` is quantized with a fresh ``qconfig.weight()`` run over
+        its trained weight, the observer PyTorch's ``from_float`` builds; its
+        ``weight_fake_quant`` is not used.
         (PyTorch's own ``from_float`` refuses an ``nnqat.Linear`` although its mapping
         names it; qlearn accepts it.)"""
         check_float_module(mod, cls._float_modules(), cls.__name__)
