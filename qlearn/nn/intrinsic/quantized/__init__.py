@@ -1,6 +1,7 @@
 """Quantized fused modules: ``qlearn.nn.intrinsic.quantized`` mirrors
 ``torch.ao.nn.intrinsic.quantized``.  The ReLU is fused into the requantization: the
 output is clamped below at its zero point (eq. :eq:`int8-requant`)."""
+from ....dtypes import qint8
 from ...quantized.modules.batchnorm import BatchNorm2d as _BatchNorm2d
 from ...quantized.modules.batchnorm import BatchNorm3d as _BatchNorm3d
 from ...quantized.modules.conv import Conv2d as _Conv2d
@@ -25,6 +26,10 @@ class LinearReLU(_Linear):
 
     _NAME = "QuantizedLinearReLU"
     _RELU = True
+
+    def __init__(self, in_features, out_features, bias=True, dtype=qint8):
+        # PyTorch names this argument ``bias`` here (``bias_`` in nnq.Linear)
+        super().__init__(in_features, out_features, bias, dtype)
 
     @classmethod
     def _float_modules(cls):

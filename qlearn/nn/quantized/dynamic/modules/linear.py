@@ -164,10 +164,10 @@ class Linear(nnq.Linear):
         else:
             lin, w, b, obs = weight_for_quantization(mod)
         if is_float16(getattr(obs, "dtype", qint8)):
-            q = cls(lin.in_features, lin.out_features, bias_=b is not None,
+            q = cls(lin.in_features, lin.out_features, b is not None,
                     dtype=np.float16)
             q.set_weight_bias(w, b)
             return q
-        q = cls(lin.in_features, lin.out_features, bias_=b is not None)
+        q = cls(lin.in_features, lin.out_features, b is not None)
         q.set_weight_bias(quantize_weight(w, obs), b)
         return q

@@ -7,6 +7,7 @@ FBGEMM output stage clamps the float result at 0):
 """
 import numpy as np
 
+from ......dtypes import qint8
 from .....quantized.dynamic.modules.linear import Linear as _DynamicLinear
 
 __all__ = ["LinearReLU"]
@@ -35,6 +36,10 @@ class LinearReLU(_DynamicLinear):
     """
 
     _NAME = "DynamicQuantizedLinearReLU"
+
+    def __init__(self, in_features, out_features, bias=True, dtype=qint8):
+        # PyTorch names this argument ``bias`` here (``bias_`` in nnqd.Linear)
+        super().__init__(in_features, out_features, bias, dtype)
 
     @classmethod
     def _float_modules(cls):
