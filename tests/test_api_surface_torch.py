@@ -58,8 +58,10 @@ NOT_IN_QLEARN = {
     "torch.ao.nn.quantized.dynamic": dict.fromkeys(
         ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
          "ConvTranspose3d"],
-        "dynamically quantized convolutions are in no default mapping or qconfig of "
-        "torch's (a user swaps them in by hand); qlearn quantizes convolutions statically"),
+        "dynamically quantized convolutions: in no default mapping of torch's, and torch "
+        "warns on construction that they have 'poor numerical accuracy and [their] use is "
+        "not recommended' (the output is requantized at the input's own qparams); qlearn "
+        "quantizes convolutions statically"),
     "torch.ao.nn.quantized.reference": dict.fromkeys(
         ["RNNCell", "LSTMCell", "GRUCell", "LSTM", "GRU"],
         "reference recurrent layers: qlearn's recurrent layers are quantized dynamically "
