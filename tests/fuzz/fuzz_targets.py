@@ -634,7 +634,7 @@ def t_qF_linear(data):
         expect_arg_error(qF.linear, ("`scale`", "`zero_point`"), a, w, bias, scale, zp)
         return
     if relu:
-        mod = nniq.LinearReLU(k, n, bias_=bias is not None)
+        mod = nniq.LinearReLU(k, n, bias=bias is not None)
         ok, res = outcome(lambda: (mod.set_weight_bias(w, bias),
                                    setattr(mod, "scale", scale),
                                    setattr(mod, "zero_point", zp), mod(a))[-1])

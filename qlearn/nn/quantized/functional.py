@@ -793,6 +793,10 @@ from .functional_pool_1d import adaptive_avg_pool1d, avg_pool1d, max_pool1d  # n
 
 __all__ += ["conv1d", "conv3d", "max_pool1d", "avg_pool1d", "adaptive_avg_pool1d"]
 
+from .functional_pool_3d import adaptive_avg_pool3d, avg_pool3d  # noqa: E402
+
+__all__ += ["avg_pool3d", "adaptive_avg_pool3d"]
+
 from .functional_interpolate import (  # noqa: E402
     interpolate,
     upsample,

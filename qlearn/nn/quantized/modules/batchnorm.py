@@ -83,6 +83,7 @@ class _QuantizedBatchNorm:
 
     _NAME = "QuantizedBatchNorm"
     _FLOAT = None
+    _FUSED = BNReLU2d        # the fused float container the ReLU forms take
     _RELU = False
     _NDIM = 0
 
@@ -107,9 +108,9 @@ class _QuantizedBatchNorm:
     @classmethod
     def from_float(cls, mod):
         """Build from an observed float ``BatchNorm2d`` / ``BatchNorm3d`` (or fused
-        ``nni.BNReLU2d`` for the ReLU form): its affine parameters and running
+        ``nni.BNReLU2d`` / ``nni.BNReLU3d`` for the ReLU forms): its affine parameters and running
         statistics, and the output qparams of ``mod.activation_post_process``."""
-        expected = (BNReLU2d,) if cls._RELU else (cls._FLOAT,)
+        expected = (cls._FUSED,) if cls._RELU else (cls._FLOAT,)
         if type(mod) not in expected:
             raise TypeError(f"{cls.__name__}.from_float expects a float "
                             f"{expected[0].__name__}, got {type(mod).__name__}")
