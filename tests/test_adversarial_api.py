@@ -241,3 +241,54 @@ def test_concurrent_kernels_from_python_threads_agree_with_serial_results():
     for t in threads:
         t.join()
     assert not errors, errors
+
+
+# --- save: never write a file load() refuses ----------------------------------------------
+def _cyclic():
+    a = []
+    a.append(a)
+    return a
+
+
+def _deep(n):
+    root = cur = []
+    for _ in range(n):
+        cur.append([])
+        cur = cur[0]
+    return root
+
+
+@pytest.mark.parametrize("obj", [_cyclic(), _deep(5000), _deep(65)], ids=["cycle", "5000",
+                                                                          "65"])
+def test_save_refuses_cycles_and_deep_nesting(obj, tmp_path):
+    # was: RecursionError (a cycle, 5000 levels) or a file load() refused (65 levels)
+    with pytest.raises(ValueError, match="`obj` is nested deeper than 64"):
+        ql.save(obj, tmp_path / "x.qlearn")
+    ql.save(_deep(63), tmp_path / "ok.qlearn")
+    ql.load(tmp_path / "ok.qlearn")
+
+
+@pytest.mark.parametrize("obj", [np.array(["ab"]), np.zeros(2, [("a", "f4")]),
+                                 np.array(["2020-01-01"], "datetime64[D]"), {True: 1}],
+                         ids=["str", "record", "datetime", "bool-key"])
+def test_save_refuses_what_load_would_refuse(obj, tmp_path):
+    # was: saved, then load() said "is not a qlearn file"
+    with pytest.raises(TypeError, match="cannot save|keys must be"):
+        ql.save(obj, tmp_path / "x.qlearn")
+
+
+def test_save_load_round_trip_of_awkward_but_valid_values(tmp_path):
+    obj = {"f16": np.ones(3, np.float16), "neg": np.arange(6.0).reshape(2, 3)[:, ::-1],
+           "b": np.broadcast_to(np.float32(2), (2, 2)), "c": np.array([1 + 2j]),
+           "big": 2 ** 100, "nan": float("nan"), 7: (1, [None, True])}
+    ql.save(obj, tmp_path / "x.qlearn")
+    back = ql.load(tmp_path / "x.qlearn")
+    for k in ("f16", "neg", "b", "c"):
+        np.testing.assert_array_equal(back[k], obj[k])
+        assert back[k].dtype == obj[k].dtype
+    assert back["big"] == 2 ** 100 and np.isnan(back["nan"]) and back[7] == (1, [None, True])
+
+
+def test_tensor_index_beyond_int64_is_an_index_error():
+    with pytest.raises(IndexError, match="out of range"):
+        ql.tensor([1.0, 2.0], requires_grad=True)[2 ** 63]
