@@ -445,7 +445,10 @@ cdef class QTensor:
                             f"{sizes!r}")
         sizes = tuple(_int_arg(v, "sizes") for v in sizes)
         size = self.shape[d]
-        known = int(np.prod([v for v in sizes if v != -1], dtype=np.int64))
+        known = 1                   # Python ints: np.prod would overflow int64 (or wrap)
+        for v in sizes:
+            if v != -1:
+                known *= v
         if sizes.count(-1) > 1 or any(v < -1 for v in sizes) or (
                 -1 not in sizes and known != size) or (
                 -1 in sizes and (known == 0 or size % known)):

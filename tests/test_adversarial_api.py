@@ -292,3 +292,39 @@ def test_save_load_round_trip_of_awkward_but_valid_values(tmp_path):
 def test_tensor_index_beyond_int64_is_an_index_error():
     with pytest.raises(IndexError, match="out of range"):
         ql.tensor([1.0, 2.0], requires_grad=True)[2 ** 63]
+
+
+@pytest.mark.parametrize("sizes", [(2 ** 63, -1), (2 ** 32, 2 ** 32, -1), (2 ** 40, 2 ** 40)])
+def test_unflatten_sizes_beyond_int64_are_refused_by_name(sizes):
+    # was: OverflowError from np.prod (or an int64 product that wrapped)
+    with pytest.raises(ValueError, match="`sizes` must multiply to"):
+        _q((4, 6)).unflatten(1, sizes)
+    with pytest.raises(ValueError, match="`sizes`"):
+        _q((4, 0)).unflatten(1, sizes[:2] if -1 not in sizes[:2] else (2 ** 40, 2 ** 40))
+
+
+@pytest.mark.parametrize("make,key,value", [
+    (qobs.MinMaxObserver, "eps", np.zeros(0, np.float32)),
+    (qobs.PerChannelMinMaxObserver, "min_val", np.float32(2.0)),
+    (qobs.PerChannelMinMaxObserver, "max_val", np.zeros((2, 2), np.float32)),
+    (lambda: qobs.HistogramObserver(bins=64), "histogram", np.ones(7)),
+])
+def test_observer_buffers_keep_their_dimensions(make, key, value):
+    # was: loaded as given, then IndexError in calculate_qparams / forward
+    obs = make()
+    x = np.random.default_rng(3).normal(size=(3, 4)).astype(np.float32)
+    obs(x)
+    want = obs.calculate_qparams()
+    with pytest.raises(RuntimeError, match=f"size mismatch for {key}"):
+        obs.load_state_dict({**obs.state_dict(), key: value})
+    for u, v in zip(obs.calculate_qparams(), want):
+        np.testing.assert_array_equal(u, v)
+    obs(x)      # still usable
+
+
+def test_observer_loads_one_element_buffers_of_either_rank():
+    obs = qobs.MinMaxObserver()
+    obs.load_state_dict({"eps": np.float32(1e-6), "min_val": np.array([-1.0]),
+                         "max_val": np.array(2.0)})
+    assert obs.min_val.shape == () and obs.eps.shape == (1,)
+    np.testing.assert_allclose(obs.calculate_qparams()[0], [3 / 255], rtol=1e-6)

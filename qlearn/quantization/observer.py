@@ -160,7 +160,7 @@ class ObserverBase(Module, ABC):
     """
 
     # buffers whose shape a state dict may not change (PyTorch: "size mismatch")
-    _FIXED_SHAPE = ()
+    _FIXED_SHAPE = ("eps",)
 
     def __init__(self, dtype, is_dynamic=False):
         super().__init__()
@@ -205,7 +205,10 @@ class ObserverBase(Module, ABC):
                                   f"{value.dtype}")
                     local[key] = buf        # leave the buffer as it is
                     continue
-                if name in self._FIXED_SHAPE and value.shape != buf.shape:
+                if value.ndim != buf.ndim and value.size == 1 == buf.size:
+                    value = value.reshape(buf.shape)      # [x] for a 0-d x, and back
+                if (name in self._FIXED_SHAPE and value.shape != buf.shape) \
+                        or value.ndim != buf.ndim:
                     errors.append(f"size mismatch for {key}: copying a buffer with shape "
                                   f"{value.shape}, the shape in the current model is "
                                   f"{buf.shape}")
@@ -779,6 +782,8 @@ class HistogramObserver(UniformQuantizationObserverBase):
     True
     """
 
+    _FIXED_SHAPE = ("eps", "histogram")
+
     def __init__(self, bins=2048, dtype=quint8, qscheme=per_tensor_affine,
                  reduce_range=False, quant_min=None, quant_max=None, factory_kwargs=None,
                  eps=FLOAT32_EPS, is_dynamic=False, **kwargs):
@@ -989,7 +994,7 @@ class FixedQParamsObserver(ObserverBase):
     (array([0.00390625], dtype=float32), array([0]))
     """
 
-    _FIXED_SHAPE = ("scale", "zero_point")
+    _FIXED_SHAPE = ("eps", "scale", "zero_point")
 
     def __init__(self, scale, zero_point, dtype=quint8, qscheme=per_tensor_affine,
                  quant_min=0, quant_max=255, is_dynamic=False, **kwargs):
