@@ -328,3 +328,9 @@ def test_observer_loads_one_element_buffers_of_either_rank():
                          "max_val": np.array(2.0)})
     assert obs.min_val.shape == () and obs.eps.shape == (1,)
     np.testing.assert_allclose(obs.calculate_qparams()[0], [3 / 255], rtol=1e-6)
+
+
+def test_ragged_tensor_data_is_named():
+    # was: NumPy's "setting an array element with a sequence" naming no argument
+    with pytest.raises(ValueError, match="`data` must be a rectangular"):
+        ql.tensor([[1.0], [2.0, 3.0]])
