@@ -392,7 +392,7 @@ def _observer_target(name):
                 return
             raise AssertionError("reduce_range with symmetric quint8 was accepted")
         obs = cls(**kwargs)
-        fed = 0
+        fed, accepted = 0, []
         for b in batches:
             if not finite32(b):
                 expect_arg_error(obs, ("finite", "NaN", "`x", "`input"), b)
@@ -403,10 +403,18 @@ def _observer_target(name):
                 continue
             assert out is b
             fed += as32(b).size
+            accepted.append(b)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ok, res = outcome(obs.calculate_qparams)
+            # a refused batch leaves no trace: the same as an observer fed only the rest
+            ref = cls(**kwargs)
+            for b in accepted:
+                ref(b)
+            want = ref.calculate_qparams()
         assert ok, f"calculate_qparams failed on finite data: {res}"
+        for got_p, want_p in zip(res, want):
+            np.testing.assert_array_equal(got_p, want_p)
         scale, zp = res
         _check_qparams(scale, zp, obs.quant_min, obs.quant_max)
         if hasattr(obs, "histogram") and fed:
