@@ -116,7 +116,7 @@ class GemmWeight:
         self.any_wzp = bool(np.any(self.w_zp != 0))
         self.colsum = (self.w.sum(axis=1, dtype=np.int64)
                        - k * self.w_zp.astype(np.int64)).astype(np.int32)
-        self.packed = np.empty(_qgemm.packed_size(n, k), dtype=np.int8)
+        self.packed = _qgemm.empty_packed(n, k)   # 64-byte aligned: see empty_packed
         self.plan = None
         if n and k:
             _qgemm.pack_weight(self.w, self.packed)
