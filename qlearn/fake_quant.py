@@ -24,11 +24,6 @@ bit: ``x / S`` is computed as ``x * (1.0f / S)`` in float32 and rounded half to 
 as ``torch.quantize_per_tensor`` does; the two differ at exact ties with an odd zero
 point, see the "Quantization-aware training" page.)
 
-Non-finite inputs are clamped as PyTorch clamps them: :math:`+\infty` gives the top
-level :math:`(q_{max} - Z)\,S`, :math:`-\infty` and NaN the bottom one
-:math:`(q_{min} - Z)\,S` (the clamp is ``fmax``/``fmin``, which return the bound for a
-NaN), and the STE mask is 0 for all three, so their gradient is 0.
-
 The LSQ functions (:func:`_fake_quantize_learnable_per_tensor_affine` and the
 per-channel one) compute the same forward value but also return gradients for the
 scale and the zero point (Esser et al., *Learned Step Size Quantization*), as
@@ -74,6 +69,11 @@ def _as_input(input, name="input"):
     return V.as_float32(input, name)
 
 
+def _raise_nonfinite(name="input"):
+    raise ValueError(f"`{name}` must be finite: it holds NaN or infinity, which have no "
+                     f"quantized value")
+
+
 def _contiguous(x):
     return np.asarray(x, dtype=np.float32, order="C")   # ascontiguousarray makes 0-d 1-d
 
@@ -94,10 +94,9 @@ def _fq_per_tensor(x, scale, zero_point, quant_min, quant_max):
     x = _contiguous(x)
     out = np.empty(x.shape, np.float32)
     mask = np.empty(x.shape, np.uint8)
-    if x.size:
-        # NaN and +-inf are clamped as PyTorch clamps them (see the module docstring)
-        _kernels.fake_quantize_per_tensor(x, out, mask, scale, zero_point, quant_min,
-                                          quant_max)
+    if x.size and _kernels.fake_quantize_per_tensor(x, out, mask, scale, zero_point,
+                                                    quant_min, quant_max):
+        _raise_nonfinite()
     return out, mask
 
 
@@ -106,9 +105,9 @@ def _fq_per_channel(x, scales, zero_points, axis, quant_min, quant_max):
     x = _contiguous(x)
     out = np.empty(x.shape, np.float32)
     mask = np.empty(x.shape, np.uint8)
-    if x.size:
-        _kernels.fake_quantize_per_channel(x, out, mask, scales, zero_points, axis,
-                                           quant_min, quant_max)
+    if x.size and _kernels.fake_quantize_per_channel(x, out, mask, scales, zero_points,
+                                                     axis, quant_min, quant_max):
+        _raise_nonfinite()
     return out, mask
 
 
@@ -192,8 +191,9 @@ def fake_quantize_per_tensor_affine(input, scale, zero_point, quant_min, quant_m
     Raises
     ------
     ValueError
-        If ``scale`` is not positive and finite, ``quant_min > quant_max`` or
-        ``zero_point`` is outside ``[quant_min, quant_max]``.
+        If ``scale`` is not positive and finite, ``quant_min > quant_max``,
+        ``zero_point`` is outside ``[quant_min, quant_max]``, or ``input`` holds NaN or
+        infinity.
 
     See Also
     --------
@@ -204,8 +204,8 @@ def fake_quantize_per_tensor_affine(input, scale, zero_point, quant_min, quant_m
     Notes
     -----
     Exactly PyTorch's arithmetic: ``nearbyint`` rounds half to even, ``Z`` is added after
-    rounding, and ``(q - Z) * S`` is rounded once to float32.  As in PyTorch, ``+inf``
-    becomes the top level, ``-inf`` and NaN the bottom one, all with gradient 0.
+    rounding, and ``(q - Z) * S`` is rounded once to float32.  ``input`` must be finite
+    (PyTorch silently maps NaN to ``q_min``).
 
     Examples
     --------
@@ -238,10 +238,6 @@ def fake_quantize_per_channel_affine(input, scale, zero_point, axis, quant_min, 
        x_{\dots c \dots} \cdot S_c^{-1}) + Z_c,\ q_{min},\ q_{max}) - Z_c\big)\, S_c
 
     with the STE gradient of :func:`fake_quantize_per_tensor_affine` channel by channel.
-    NaN becomes each channel's bottom level, as in PyTorch; values beyond the range,
-    ``+-inf`` included, saturate to the nearer end (PyTorch's per-channel kernel converts
-    :math:`x/S \ge 2^{63}` and ``+inf`` to ``int64``, which is undefined, and returns
-    the bottom level).
 
     Parameters
     ----------

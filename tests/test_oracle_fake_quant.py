@@ -5,8 +5,7 @@ Deliberate differences, asserted as qlearn's behaviour:
 
 * negative ``axis`` for ``fake_quantize_per_channel_affine`` counts from the end (torch
   raises ``RuntimeError``); qlearn gives torch's result at ``axis + ndim``;
-* per-channel ``+inf`` (and ``|x/S| >= 2**63``) saturates to ``quant_max`` (torch's
-  per-channel kernel returns ``quant_min``); NaN and ``-inf`` give torch's ``quant_min``;
+* NaN/inf inputs raise ``ValueError`` (torch maps NaN to ``quant_min``);
 * float64 inputs are converted to float32 (torch keeps float64).
 """
 import warnings
@@ -106,6 +105,8 @@ def test_non_contiguous_and_float64_inputs(torch_mod, rng):
 
 
 BAD_FQ = [
+    (dict(input=np.array([np.nan], np.float32)), ValueError, "finite"),
+    (dict(input=np.array([np.inf], np.float32)), ValueError, "finite"),
     (dict(input=np.ones(2, np.int64)), TypeError, "floating"),
     (dict(input="abc"), TypeError, "input"),
     (dict(scale=0.0), ValueError, "scale"),
@@ -136,6 +137,7 @@ def test_per_tensor_bad_arguments(override, exc, match):
     (dict(axis=2), ValueError, "axis"),
     (dict(axis=0.0), TypeError, "axis"),
     (dict(input=np.float32(1.0)), ValueError, "dimension"),
+    (dict(input=np.array([[np.nan, 1.0]] * 2, np.float32)), ValueError, "finite"),
 ])
 def test_per_channel_bad_arguments(override, exc, match):
     args = dict(input=np.ones((2, 3), np.float32), scale=np.full(2, 0.1, np.float32),
