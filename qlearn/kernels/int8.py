@@ -116,11 +116,27 @@ class GemmWeight:
         self.any_wzp = bool(np.any(self.w_zp != 0))
         self.colsum = (self.w.sum(axis=1, dtype=np.int64)
                        - k * self.w_zp.astype(np.int64)).astype(np.int32)
+        self._pack()
+
+    def _pack(self):
+        n, k = self.n, self.k
         self.packed = _qgemm.empty_packed(n, k)   # 64-byte aligned: see empty_packed
         self.plan = None
         if n and k:
             _qgemm.pack_weight(self.w, self.packed)
             self.plan = _qgemm.PackedGemm(self.packed, self.colsum, self.w_zp, n, k)
+
+    # The plan is a compiled object bound to the packed bytes' address, and an
+    # unpickled copy of those bytes loses their 64-byte alignment: a pickle carries
+    # the integers only and packs them again (as torch's packed params do).
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["packed"], state["plan"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._pack()
 
 
 def as_rows(a, k):
