@@ -287,6 +287,172 @@ def test_resnet_fx(torch_x86, backend, rng):
     _same_outputs(cq, ct, xs, torch)
 
 
+
+# ---- MobileNetV2 ----------------------------------------------------------------------------
+def _conv_bn(N, cin, cout, k=3, stride=1, groups=1, act=None):
+    layers = [N.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=False),
+              N.BatchNorm2d(cout)]
+    return N.Sequential(*layers, act()) if act is not None else N.Sequential(*layers)
+
+
+def _mobilenet_v2(L, eager=True):
+    N, Q = L.nn, L.Q
+
+    class InvertedResidual(N.Module):
+        def __init__(self, cin, cout, stride, expand):
+            super().__init__()
+            hidden = cin * expand
+            layers = [] if expand == 1 else [_conv_bn(N, cin, hidden, 1, act=N.ReLU6)]
+            layers += [_conv_bn(N, hidden, hidden, 3, stride, groups=hidden, act=N.ReLU6),
+                       N.Conv2d(hidden, cout, 1, bias=False), N.BatchNorm2d(cout)]
+            self.conv = N.Sequential(*layers)
+            self.use_res_connect = stride == 1 and cin == cout
+            self.skip_add = L.nnq.FloatFunctional()
+
+        def forward(self, x):
+            if not self.use_res_connect:
+                return self.conv(x)
+            return self.skip_add.add(x, self.conv(x)) if eager else x + self.conv(x)
+
+    class MobileNetV2(N.Module):
+        def __init__(self):
+            super().__init__()
+            self.quant = Q.QuantStub()
+            self.features = N.Sequential(
+                _conv_bn(N, 3, 8, 3, 2, act=N.ReLU6),
+                InvertedResidual(8, 8, 1, 1),
+                InvertedResidual(8, 12, 2, 4),
+                InvertedResidual(12, 12, 1, 4),
+                _conv_bn(N, 12, 16, 1, act=N.ReLU6))
+            self.pool = N.AdaptiveAvgPool2d(1)
+            self.classifier = N.Sequential(N.Dropout(0.2), N.Linear(16, 5))
+            self.dequant = Q.DeQuantStub()
+
+        def forward(self, x):
+            if eager:
+                x = self.quant(x)
+            x = L.torch.flatten(self.pool(self.features(x)), 1)
+            x = self.classifier(x)
+            return self.dequant(x) if eager else x
+
+    return MobileNetV2()
+
+
+def _conv_bn_pairs(model, relu_types=()):
+    """The eager fusion list: every Conv2d followed by its BatchNorm2d in a Sequential (and
+    the activation after it when its type is in ``relu_types``)."""
+    fuse = []
+    for name, mod in model.named_modules():
+        children = list(mod.named_children())
+        for (a, ma), (b, mb) in zip(children, children[1:]):
+            if type(ma).__name__ == "Conv2d" and type(mb).__name__ == "BatchNorm2d":
+                group = [a, b]
+                rest = children[[c for c, _ in children].index(b) + 1:]
+                if rest and isinstance(rest[0][1], relu_types):
+                    group.append(rest[0][0])
+                fuse.append([f"{name}.{c}" if name else c for c in group])
+    return fuse
+
+
+def _mobilenet_v2_fuse(torch):
+    return _conv_bn_pairs(_mobilenet_v2(_ns("t", torch)))
+
+
+@pytest.mark.parametrize("backend", ["x86", "fbgemm"])
+def test_mobilenet_v2_eager(torch_x86, backend, rng):
+    torch = torch_x86
+    xs = _inputs(rng, (2, 3, 16, 16))
+    fuse = _mobilenet_v2_fuse(torch)
+    assert len(fuse) == 10
+    _, _, ct, cq = _eager_static(torch, _mobilenet_v2, fuse, xs, backend)
+    assert _same_quantized_modules(cq, ct) == 11
+    _same_outputs(cq, ct, xs, torch)
+
+
+@pytest.mark.parametrize("backend", ["x86", "fbgemm"])
+def test_mobilenet_v2_fx(torch_x86, backend, rng):
+    torch = torch_x86
+    xs = _inputs(rng, (2, 3, 16, 16))
+    _, _, ct, cq = _fx_static(torch, _mobilenet_v2, xs, backend, eager=False)
+    assert _same_quantized_modules(cq, ct) == 11
+    _same_outputs(cq, ct, xs, torch)
+
+
+# ---- MobileNetV3 ----------------------------------------------------------------------------
+def _mobilenet_v3(L, eager=True):
+    N, Q = L.nn, L.Q
+
+    class SqueezeExcitation(N.Module):
+        def __init__(self, channels, squeeze):
+            super().__init__()
+            self.avgpool = N.AdaptiveAvgPool2d(1)
+            self.fc1 = N.Conv2d(channels, squeeze, 1)
+            self.relu = N.ReLU()
+            self.fc2 = N.Conv2d(squeeze, channels, 1)
+            self.scale_activation = N.Hardsigmoid()
+            self.skip_mul = L.nnq.FloatFunctional()
+
+        def forward(self, x):
+            scale = self.scale_activation(self.fc2(self.relu(self.fc1(self.avgpool(x)))))
+            return self.skip_mul.mul(scale, x) if eager else scale * x
+
+    class Block(N.Module):
+        def __init__(self, cin, hidden, cout):
+            super().__init__()
+            self.block = N.Sequential(
+                _conv_bn(N, cin, hidden, 1, act=N.Hardswish),
+                _conv_bn(N, hidden, hidden, 3, groups=hidden, act=N.Hardswish),
+                SqueezeExcitation(hidden, 8),
+                _conv_bn(N, hidden, cout, 1))
+            self.skip_add = L.nnq.FloatFunctional()
+
+        def forward(self, x):
+            return self.skip_add.add(x, self.block(x)) if eager else x + self.block(x)
+
+    class MobileNetV3(N.Module):
+        def __init__(self):
+            super().__init__()
+            self.quant = Q.QuantStub()
+            self.stem = _conv_bn(N, 3, 8, 3, 2, act=N.Hardswish)
+            self.block = Block(8, 16, 8)
+            self.pool = N.AdaptiveAvgPool2d(1)
+            self.classifier = N.Sequential(N.Linear(8, 16), N.Hardswish(), N.Linear(16, 5))
+            self.dequant = Q.DeQuantStub()
+
+        def forward(self, x):
+            if eager:
+                x = self.quant(x)
+            x = L.torch.flatten(self.pool(self.block(self.stem(x))), 1)
+            x = self.classifier(x)
+            return self.dequant(x) if eager else x
+
+    return MobileNetV3()
+
+
+def _mobilenet_v3_fuse(torch):
+    return _conv_bn_pairs(_mobilenet_v3(_ns("t", torch))) + [["block.block.2.fc1",
+                                                              "block.block.2.relu"]]
+
+
+@pytest.mark.parametrize("backend", ["x86", "fbgemm"])
+def test_mobilenet_v3_eager(torch_x86, backend, rng):
+    torch = torch_x86
+    xs = _inputs(rng, (2, 3, 16, 16))
+    fuse = _mobilenet_v3_fuse(torch)
+    assert len(fuse) == 5
+    _, _, ct, cq = _eager_static(torch, _mobilenet_v3, fuse, xs, backend)
+    assert _same_quantized_modules(cq, ct) == 8
+    _same_outputs(cq, ct, xs, torch)
+
+
+@pytest.mark.parametrize("backend", ["x86", "fbgemm"])
+def test_mobilenet_v3_fx(torch_x86, backend, rng):
+    torch = torch_x86
+    xs = _inputs(rng, (2, 3, 16, 16))
+    _, _, ct, cq = _fx_static(torch, _mobilenet_v3, xs, backend, eager=False)
+    assert _same_quantized_modules(cq, ct) == 8
+    _same_outputs(cq, ct, xs, torch)
+
 # ---- the numeric suite ----------------------------------------------------------------------
 def _values(v):
     """A logged value as a float array (quantized values dequantized)."""

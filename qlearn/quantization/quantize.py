@@ -34,7 +34,7 @@ import numpy as np
 from ..dtypes import QDType, qint8
 from ..nn import quantized as nnq
 from ..nn.intrinsic import _FusedModule
-from ..nn.modules.activation import ReLU, ReLU6
+from ..nn.modules.activation import Hardsigmoid, ReLU, ReLU6
 from ..nn.modules.container import ModuleList, Sequential
 from ..nn.modules.flatten import Dropout, Flatten
 from ..nn.modules.linear import Identity
@@ -435,7 +435,15 @@ def _swap(mod, mapping, custom_module_class_mapping, name):
                     f"before and a QuantStub after it)")
             return mod
         obs = getattr(mod, "activation_post_process", None)
-        if obs is not None and _is_activation_post_process(obs) \
+        if isinstance(mod, nnq.FloatFunctional) and obs is not None \
+                and not _observer_has_data(obs):
+            # a FloatFunctional never called: torchvision's quantizable MobileNetV2 gives
+            # every inverted residual one and uses it only in those with a skip; PyTorch
+            # converts it with the empty observer's default qparams (1.0, 0), unused
+            warnings.warn(f"{_where(name, mod)} was never called during calibration; its "
+                          f"QFunctional gets the default scale 1.0 and zero point 0",
+                          UserWarning, stacklevel=4)
+        elif obs is not None and _is_activation_post_process(obs) \
                 and not _observer_has_data(obs):
             raise RuntimeError(
                 f"{_where(name, mod)}: its observer {type(obs).__name__} saw no data; "
@@ -510,9 +518,10 @@ class _InputCheck:
 
 
 # float modules that pass a QTensor through (or hold no computation of their own);
-# nn.Upsample resizes a QTensor on its integers, as PyTorch's float module does
+# nn.Upsample resizes a QTensor on its integers, nn.Hardsigmoid computes the quantized
+# hard sigmoid, as PyTorch's float modules do (MobileNetV3's squeeze-excite relies on it)
 _PASSTHROUGH = (Identity, Flatten, Dropout, Sequential, ModuleList, QuantStub, DeQuantStub,
-                Upsample)
+                Upsample, Hardsigmoid)
 
 
 def _add_input_checks(model, mapping):

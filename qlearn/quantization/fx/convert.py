@@ -25,6 +25,7 @@ import inspect
 import numpy as np
 
 from ... import quantize_per_tensor
+from ...dtypes import quint8
 from ...nn.quantized import functional as qF
 from ...nn.quantized.modules.misc import _dequantize_to_tensor
 from ..quantization_mappings import (
@@ -34,6 +35,7 @@ from ..quantization_mappings import (
 from ..quantize import _observer_has_data, swap_module
 from .patterns import (
     BINARY_OPS,
+    FIXED_QPARAMS_OPS,
     GRAPH_FLOAT_MODULES,
     QUANTIZED_FUNCTIONS,
     quantized_call,
@@ -242,6 +244,24 @@ class _Converter:
         node.kwargs = {**{k: bound.arguments[k] for k in keep}, scale_name: s, zp_name: z}
         self.quantized.add(node)
 
+    def fixed_qparams(self, node):
+        """Run a fixed-qparams operator (hardsigmoid) on its QTensor input when its
+        output observer has the operator's own qparams; False when it stays in float."""
+        key = type(self.modules[node.target]) if node.op == "call_module" else node.target
+        entry = FIXED_QPARAMS_OPS.get(key) if node.op != "call_method" else None
+        if entry is None or not node.args or node.args[0] not in self.quantized:
+            return False
+        qfn, scale, zero_point = entry
+        obs_node = self.output_observer(node)
+        obs = self.modules[obs_node.target]
+        if _qparams(obs, obs_node) != (scale, zero_point) or obs.dtype is not quint8:
+            return False
+        if node.op == "call_function":
+            node.target = qfn
+        # a module (nn.Hardsigmoid) stays, as in PyTorch's graph: on a QTensor it runs qfn
+        self.quantized.add(node)
+        return True
+
     def binary_scalar(self, node):
         # the output observer is the input's: qF.add_scalar / mul_scalar compute the
         # output's qparams from the input's and the number, as PyTorch's
@@ -328,7 +348,7 @@ class _Converter:
                 self.quantized.add(node)
             elif kind in ("passthrough", "fused_tail", "placeholder", "get_attr"):
                 continue
-            else:
+            elif not (kind == "default" and self.fixed_qparams(node)):
                 self.float(node)
         self.graph.eliminate_dead_code()      # as PyTorch's lowering (unused getitems)
         self.gm.delete_all_unused_submodules()
