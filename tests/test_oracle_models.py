@@ -705,12 +705,34 @@ def _numeric_suite(torch, ft, fq, ct, cq, x, swap):
     return len(theirs)
 
 
-def test_resnet_numeric_suite(torch_x86, rng):
+@pytest.mark.parametrize("build, fuse_of, count", [
+    (_resnet, lambda torch: RESNET_FUSE, 7),
+    (_mobilenet_v2, _mobilenet_v2_fuse, 11),
+    (_mobilenet_v3, _mobilenet_v3_fuse, 8)], ids=["resnet", "mobilenet_v2", "mobilenet_v3"])
+def test_numeric_suite(torch_x86, build, fuse_of, count, rng):
     torch = torch_x86
-    xs = _inputs(rng, (2, 3, 12, 12))
-    ft, fq, ct, cq = _eager_static(torch, _resnet, RESNET_FUSE, xs, "x86")
+    xs = _inputs(rng, (2, 3, 16, 16))
+    ft, fq, ct, cq = _eager_static(torch, build, fuse_of(torch), xs, "x86")
     assert _numeric_suite(torch, ft, fq, ct, cq, xs[0],
-                          ({torch.nn.Linear, torch.nn.Conv2d}, {nn.Linear, nn.Conv2d})) == 7
+                          ({torch.nn.Linear, torch.nn.Conv2d}, {nn.Linear, nn.Conv2d})) == count
+
+
+@pytest.mark.parametrize("build", [_resnet, _mobilenet_v3], ids=["resnet", "mobilenet_v3"])
+def test_fx_state_dict_keys(torch_x86, build, rng):
+    """A converted graph's state dict has torch's keys (the quantize nodes' scale and
+    zero-point buffers included) and values, but for the packed Linear entry."""
+    torch = torch_x86
+    xs = _inputs(rng, (2, 3, 16, 16))
+    _, _, ct, cq = _fx_static(torch, build, xs, "x86", eager=False)
+    theirs = _state_dict_from_torch(ct)
+    ours = cq.state_dict()
+    assert sorted(ours) == sorted(theirs)
+    for key, value in theirs.items():
+        if isinstance(value, ql.QTensor):
+            np.testing.assert_array_equal(_ints(ours[key]), _ints(value), err_msg=key)
+        elif value is not None:
+            np.testing.assert_array_equal(np.asarray(getattr(ours[key], "data", ours[key])),
+                                          np.asarray(value), err_msg=key)
 
 
 # ---- state dicts ----------------------------------------------------------------------------
