@@ -583,16 +583,31 @@ def _recurrent(L, kind="LSTM"):
     return Tagger()
 
 
+@pytest.mark.parametrize("mode", ["eager", "fx"])
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])
-def test_dynamic_recurrent_and_linear(torch_x86, kind, rng):
+def test_dynamic_recurrent_and_linear(torch_x86, kind, mode, rng):
     torch = torch_x86
+    ta = torch.ao.quantization
     tm, qm = _pair(_recurrent, torch, kind=kind)
-    ct = torch.ao.quantization.quantize_dynamic(
-        tm.eval(), {getattr(torch.nn, kind), torch.nn.Linear}, dtype=torch.qint8)
-    cq = tq.quantize_dynamic(qm.eval(), {getattr(nn, kind), nn.Linear}, dtype=ql.qint8)
-    assert repr(cq).replace("qlearn", "torch") == repr(ct)
+    tm.eval()
+    qm.eval()
+    xs = _inputs(rng, (2, 4, 5), scale=2.0)
+    if mode == "eager":
+        ct = ta.quantize_dynamic(tm, {getattr(torch.nn, kind), torch.nn.Linear},
+                                 dtype=torch.qint8)
+        cq = tq.quantize_dynamic(qm, {getattr(nn, kind), nn.Linear}, dtype=ql.qint8)
+    else:
+        from torch.ao.quantization import quantize_fx as tfx
+        tmap = ta.QConfigMapping().set_object_type(torch.nn.Linear, ta.default_dynamic_qconfig) \
+            .set_object_type(getattr(torch.nn, kind), ta.default_dynamic_qconfig)
+        qmap = tq.QConfigMapping().set_object_type(nn.Linear, tq.default_dynamic_qconfig) \
+            .set_object_type(getattr(nn, kind), tq.default_dynamic_qconfig)
+        ct = tfx.convert_fx(tfx.prepare_fx(tm, tmap, (torch.from_numpy(xs[0]),)))
+        cq = qfx.convert_fx(qfx.prepare_fx(qm, qmap, (xs[0],)))
+    for name in ("rnn", "fc"):
+        assert repr(getattr(cq, name)).replace("qlearn", "torch") == repr(getattr(ct, name))
     np.testing.assert_array_equal(_ints(cq.fc.weight()), _ints(ct.fc.weight()))
-    for x in _inputs(rng, (2, 4, 5), scale=2.0):
+    for x in xs:
         with torch.no_grad():
             yt = ct(torch.from_numpy(x)).numpy()
         # float outputs from int32 sums times float scales, in FBGEMM's order: ulps
