@@ -531,7 +531,8 @@ def _after_training(torch, pt, pq, losses):
 
 @pytest.mark.parametrize("build, fuse_of", [
     (_resnet, lambda torch: RESNET_FUSE),
-    (_mobilenet_v2, _mobilenet_v2_fuse)], ids=["resnet", "mobilenet_v2"])
+    (_mobilenet_v2, _mobilenet_v2_fuse),
+    (_mobilenet_v3, _mobilenet_v3_fuse)], ids=["resnet", "mobilenet_v2", "mobilenet_v3"])
 def test_qat_eager(torch_x86, build, fuse_of, rng):
     torch = torch_x86
     ta = torch.ao.quantization
@@ -551,7 +552,8 @@ def test_qat_eager(torch_x86, build, fuse_of, rng):
     _same_outputs(cq, ct, xs, torch)
 
 
-@pytest.mark.parametrize("build", [_resnet, _mobilenet_v2], ids=["resnet", "mobilenet_v2"])
+@pytest.mark.parametrize("build", [_resnet, _mobilenet_v2, _mobilenet_v3],
+                         ids=["resnet", "mobilenet_v2", "mobilenet_v3"])
 def test_qat_fx(torch_x86, build, rng):
     torch = torch_x86
     from torch.ao.quantization import quantize_fx as tfx
