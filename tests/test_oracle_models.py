@@ -454,6 +454,37 @@ def test_mobilenet_v3_fx(torch_x86, backend, rng):
     _same_outputs(cq, ct, xs, torch)
 
 
+def _hard_gate(L):
+    N, F = L.nn, L.F
+
+    class HardGate(N.Module):
+        """The squeeze-excite gate written with the function (``F.hardsigmoid``) at the
+        root of the model."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv = N.Conv2d(3, 4, 3)
+            self.conv2 = N.Conv2d(4, 4, 1)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return self.conv2(F.hardsigmoid(y) * y)
+
+    return HardGate()
+
+
+def test_fx_functional_hardsigmoid(torch_x86, rng):
+    """F.hardsigmoid becomes quantized::hardsigmoid (qF.hardsigmoid) on the integers, and
+    the qparams after it get torch's names (torch numbers the hardsigmoid's dropped
+    output qparams first), so the state dicts have the same keys."""
+    torch = torch_x86
+    xs = _inputs(rng, (2, 3, 8, 8), scale=3.0)
+    _, _, ct, cq = _fx_static(torch, _hard_gate, xs, "x86")
+    assert "qF.hardsigmoid(conv)" in cq.code
+    assert sorted(cq.state_dict()) == sorted(ct.state_dict())
+    _same_outputs(cq, ct, xs, torch)
+
+
 # ---- a transformer encoder block (graph mode) -----------------------------------------------
 def _encoder(L, act="gelu", tokens=6, d=8):
     N = L.nn

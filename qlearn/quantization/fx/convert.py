@@ -127,6 +127,7 @@ class _Converter:
         # QTensor node -> number k of the observer that fixed its qparams; the quantize /
         # dequantize nodes are named after it, as PyTorch's (quantize_per_tensor_8)
         self.source = {}
+        self.discarded = []          # get_attr nodes of qparams PyTorch names, then drops
         self.static = get_default_static_quant_module_mappings()
         self.dynamic = get_default_dynamic_quant_module_mappings()
 
@@ -260,6 +261,13 @@ class _Converter:
             node.target = qfn
         # a module (nn.Hardsigmoid) stays, as in PyTorch's graph: on a QTensor it runs qfn
         self.quantized.add(node)
+        # PyTorch names the output's qparams (its reference graph quantizes the output)
+        # before lowering drops them: the names are taken, the buffers go at the end, so
+        # the next qparams get PyTorch's names (``_scale_1``) and state-dict keys
+        with self.graph.inserting_before(node):
+            path = (node.meta.get("scope") or ("", None))[0].replace(".", "_")
+            for attr in self.qparam_nodes(path, scale, zero_point):
+                self.discarded.append(attr)
         return True
 
     def binary_scalar(self, node):
@@ -350,6 +358,9 @@ class _Converter:
                 continue
             elif not (kind == "default" and self.fixed_qparams(node)):
                 self.float(node)
+        for attr in self.discarded:
+            self.graph.erase_node(attr)
+            delattr(self.gm, attr.target)
         self.graph.eliminate_dead_code()      # as PyTorch's lowering (unused getitems)
         self.gm.delete_all_unused_submodules()
         self.graph.lint()
