@@ -21,7 +21,9 @@ other busy process makes the 2-thread numbers of every OpenMP-based contender co
 loop, which dies with the benchmark) before the first case and stops it after the last,
 and writes bench_int8_contended.{md,json}.  At 2 threads qlearn is also timed at 1
 thread in the same rounds (``qlearn_1t``), so that the 2-thread / 1-thread table compares
-runs made under the same load.
+runs made under the same load.  That table also says, per case, which share of the
+2-thread calls' pool jobs ran in parallel (the rest ran alone: the pool's adaptive
+choice, see docs/int8.rst, Threads) and how many waits for a worker took over 100 us.
 
 Contenders
   qlearn   nnq.Linear / nnq.Conv2d forward (weights packed once; input a quint8 QTensor)
@@ -281,14 +283,19 @@ def bench_case(label, ops, make, threads, rounds, min_time, numpy_threads):
         fns["ort"] = make["ort"](threads)
     limit = (threadpool_limits(limits=threads, user_api="blas") if threadpool_limits
              else None)
+    stats0 = ql.kernels.threads.pool_stats()
     try:
         secs = time_round_robin(fns, rounds, min_time)
     finally:
         if limit is not None:
             limit.restore_original_limits()
+    stats1 = ql.kernels.threads.pool_stats()
     row = {"case": label, "threads": threads,
            "gops": {k: ops / v / 1e9 for k, v in secs.items()},
-           "ms": {k: v * 1e3 for k, v in secs.items()}}
+           "ms": {k: v * 1e3 for k, v in secs.items()},
+           # what qlearn's pool did in this case (its jobs, the layout conversions
+           # included): jobs run in parallel and alone, waits for a worker over 100 us
+           "qlearn_pool": {k: stats1[k] - stats0[k] for k in stats1}}
     row["ratio"] = {k: secs[k] / secs["qlearn"] for k in secs if k != "qlearn"}
     return row
 
@@ -399,14 +406,18 @@ def markdown(results, meta):
     one = {r["case"]: r["gops"]["qlearn"] for r in results if r["threads"] == 1}
     lines.append("")
     lines.append("| case | qlearn 2 threads / 1 thread, same rounds | same run | "
-                 "qlearn/ort at 2 threads |")
-    lines.append("|---|---|---|---|")
+                 "qlearn/ort at 2 threads | pool jobs in parallel | waits > 100 us |")
+    lines.append("|---|---|---|---|---|---|")
     for r in results:
         if r["threads"] == 2 and r["case"] in one:
             same = r["ratio"].get("qlearn_1t", float("nan"))
+            pool = r.get("qlearn_pool", {})
+            asked = pool.get("jobs", 0) + pool.get("serial", 0)
+            share = f"{pool['jobs'] / asked:.2f}" if asked else "-"
             lines.append(f"| {r['case']} | {same:.2f} | "
                          f"{r['gops']['qlearn'] / one[r['case']]:.2f} | "
-                         f"{r['ratio'].get('ort', float('nan')):.2f} |")
+                         f"{r['ratio'].get('ort', float('nan')):.2f} | {share} | "
+                         f"{pool.get('long_waits', '-')} |")
     info = ", ".join(f"{k}={v}" for k, v in meta.items())
     peak = meta.get("peak_gops")
     peak_line = (f"int8 peak of one core on path {meta['qlearn_path']}: {peak:.0f} GOP/s "

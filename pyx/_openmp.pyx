@@ -30,6 +30,7 @@ cdef extern from "qlearn_threadpool.h":
     int qlearn_pool_set_adaptive(int on) noexcept nogil
     long qlearn_pool_set_spin_us(long us) noexcept nogil
     int qlearn_pool_choice_state(int i, double *out) noexcept nogil
+    void qlearn_pool_simulate(const double *ns, long calls, int *modes) noexcept nogil
 
 cdef extern from "qlearn_cpu.h":
     int qlearn_openmp_enabled() noexcept nogil
@@ -178,10 +179,27 @@ def _pool_selftest(long items, int num_threads, long spin=1000, bint nested=Fals
 
 def _pool_choices():
     """The adaptive choice's state per kind of job (debugging): a list of
-    ``(est_alone_ns, est_pool_ns, stall_alone_ns, stall_pool_ns, backoff, items, work)``."""
+    ``(est_alone_ns, est_pool_ns, stall_alone_ns, stall_pool_ns, backoff, items, work)``,
+    a mode's expected time being its ``est`` plus its ``stall`` (the stalls it is
+    expected to add per call)."""
     cdef double out[7]
     rows = []
     for i in range(256):
         if qlearn_pool_choice_state(i, out):
             rows.append(tuple(out[j] for j in range(7)))
     return rows
+
+
+def _pool_simulate(ns):
+    """The modes the adaptive choice picks when call ``i`` takes ``ns[i, 0]``
+    nanoseconds alone and ``ns[i, 1]`` on the pool (tests: the policy against timing
+    patterns, without running anything; the pool's own state is untouched)."""
+    cdef cnp.ndarray t = np.ascontiguousarray(ns, dtype=np.float64)
+    if t.ndim != 2 or t.shape[1] != 2:
+        raise ValueError(f"`ns` must have shape (calls, 2), got {np.shape(ns)}")
+    cdef cnp.ndarray modes = np.zeros(t.shape[0], dtype=np.intc)
+    cdef long n = t.shape[0]
+    with nogil:
+        qlearn_pool_simulate(<const double *> cnp.PyArray_DATA(t), n,
+                             <int *> cnp.PyArray_DATA(modes))
+    return modes

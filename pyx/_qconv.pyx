@@ -3,9 +3,13 @@
 
 Called only by :mod:`qlearn.kernels.int8` (the arguments are checked above it).
 The kernels read activations channels-last, ``(N, H, W, C)`` C-contiguous: a
-convolution's own output already is (as PyTorch's are); an NCHW input is converted once
-per call (:func:`to_channels_last`, :func:`small_c_to_channels_last`).  The C kernels
-are the headers of ``pyx/include/qconv/`` and ``pyx/include/qgemm/``.
+convolution's own output already is (as PyTorch's are).  An NCHW input is converted
+inside the kernel's own parallel job, a band of rows at a time into the thread's
+cache-resident buffer (:func:`conv_gemm` and :func:`depthwise3x3` with ``nchw``); the
+whole-array conversions (:func:`to_channels_last`, :func:`small_c_to_channels_last`)
+serve the matrix paths (1x1 convolution, generic loops).  Temporaries come from scratch
+blocks kept between calls.  The C kernels are the headers of ``pyx/include/qconv/`` and
+``pyx/include/qgemm/``.
 
 Equation numbers refer to ``docs/int8.rst``.
 """
@@ -33,6 +37,9 @@ cdef extern from "qconv/dispatch.h":
                                        uint8_t *dst) noexcept nogil
     void qlearn_qconv_nchw_to_nhwc_rows(const uint8_t *src, long C, long HW, long p0,
                                         long p1, uint8_t *dst) noexcept nogil
+    void qlearn_qconv_nchw_band_to_nhwc(const uint8_t *src, long H, long W, long c0,
+                                        long cg, long y0, long y1,
+                                        uint8_t *dst) noexcept nogil
     void qlearn_qconv_dw_pack(const int32_t *wz, long C, int16_t *out) noexcept nogil
     void qlearn_qconv_indirect_block(
             int path, const uint8_t *x, long H, long W, long C, long Ho, long Wo,
@@ -70,7 +77,7 @@ cdef struct CopyJob:
     # the layout conversions: src (N, C, H, W) -> dst (N, H, W, C)
     const uint8_t *src
     uint8_t *dst
-    intp_t C, H, W, HW, nblk
+    intp_t C, H, W, HW, nblk, nblk_rows
 
 
 cdef void _small_c_row(void *ctx, long row, int slot) noexcept nogil:
@@ -184,40 +191,165 @@ cdef void _im2col_block(void *ctx, long b, int slot) noexcept nogil:
 
 
 cdef struct ConvJob:
-    const uint8_t *x
+    const uint8_t *x         # the input: channels last, or NCHW with nbands > 0
     const Geometry *g
     intp_t M, rows, K, Kg, Ng, P, ldc, buf_stride, sums_stride, ptrs_stride
+    intp_t nbands, bh, band_stride
     int path, mr_max, np_max
     bint indirect, any_wzp
     const uint8_t *zrow
     const int8_t *packed
     const qgemm_epilogue *e
-    uint8_t *bufs            # slot s: bufs + s * buf_stride
+    uint8_t *bufs            # slot s: bufs + s * buf_stride (im2col's patch rows)
+    uint8_t *bands           # slot s: bands + s * band_stride (NCHW input rows)
     int32_t *sums
     intp_t *ptrs
     uint8_t *out
 
 
+cdef inline void _block(const ConvJob *j, const uint8_t *x, const Geometry *g, intp_t r0,
+                        intp_t rows, int slot, uint8_t *out) noexcept nogil:
+    """Output pixels r0 .. r0+rows-1 of the channels-last input x (geometry g) into
+    out (rows, ldc), on slot's scratch."""
+    cdef int32_t *sums = j.sums + slot * j.sums_stride
+    cdef uint8_t *buf
+    if j.indirect:
+        _block_indirect(j.path, x, g, r0, rows, j.zrow,
+                        <const uint8_t **> (j.ptrs + slot * j.ptrs_stride), j.Kg, j.packed,
+                        j.Ng, j.P, j.np_max, j.e, j.any_wzp, sums, out, j.ldc)
+        return
+    buf = j.bufs + slot * j.buf_stride
+    _im2col_rows(x, g, r0, r0 + rows, buf)
+    _block_gemm(j.path, buf, g.lda, rows, j.K, j.Kg, j.packed, j.Ng, j.P, j.mr_max,
+                j.np_max, j.e, j.any_wzp, sums, out, j.ldc)
+
+
 cdef void _conv_block(void *ctx, long b, int slot) noexcept nogil:
-    """Output pixels [b rows, (b + 1) rows) of conv_gemm, on slot's scratch."""
+    """Output pixels [b rows, (b + 1) rows) of conv_gemm (channels-last input)."""
     cdef ConvJob *j = <ConvJob *> ctx
     cdef intp_t r0 = b * j.rows
-    cdef intp_t rows = min(j.rows, j.M - r0)
-    cdef uint8_t *buf = j.bufs + slot * j.buf_stride
-    cdef int32_t *sums = j.sums + slot * j.sums_stride
-    if j.indirect:
-        _block_indirect(j.path, j.x, j.g, r0, rows, j.zrow,
-                        <const uint8_t **> (j.ptrs + slot * j.ptrs_stride), j.Kg, j.packed,
-                        j.Ng, j.P, j.np_max, j.e, j.any_wzp, sums, j.out + r0 * j.ldc,
-                        j.ldc)
-        return
-    _im2col_rows(j.x, j.g, r0, r0 + rows, buf)
-    _block_gemm(j.path, buf, j.g.lda, rows, j.K, j.Kg, j.packed, j.Ng, j.P, j.mr_max,
-                j.np_max, j.e, j.any_wzp, sums, j.out + r0 * j.ldc, j.ldc)
+    _block(j, j.x, j.g, r0, min(j.rows, j.M - r0), slot, j.out + r0 * j.ldc)
+
+
+cdef inline void _band_rows(const ConvJob *j, intp_t u, intp_t *n, intp_t *oy0,
+                            intp_t *oy1, intp_t *y0, intp_t *y1) noexcept nogil:
+    """Band u: image n, output rows [oy0, oy1), the input rows [y0, y1) they read."""
+    cdef const Geometry *g = j.g
+    n[0] = u // j.nbands
+    oy0[0] = (u % j.nbands) * j.bh
+    oy1[0] = min(g.Ho, oy0[0] + j.bh)
+    y0[0] = max(0, oy0[0] * g.sh - g.ph)
+    y1[0] = max(y0[0], min(g.H, (oy1[0] - 1) * g.sh - g.ph + (g.kh - 1) * g.dh + 1))
+
+
+cdef void _conv_band(void *ctx, long u, int slot) noexcept nogil:
+    """Band u (image n, output rows oy0 .. oy1-1) of conv_gemm on an NCHW input: the
+    input rows the band reads are converted to channels last into slot's buffer (in
+    cache), then the band's pixels run on it as on a small image whose first row is
+    the band's first (its top padding shrinks accordingly; rows past the buffer are
+    past the image, i.e. padding)."""
+    cdef ConvJob *j = <ConvJob *> ctx
+    cdef const Geometry *g = j.g
+    cdef intp_t n, oy0, oy1, y0, y1, M, r0 = 0, step
+    _band_rows(j, u, &n, &oy0, &oy1, &y0, &y1)
+    cdef uint8_t *band = j.bands + slot * j.band_stride
+    cdef uint8_t *out = j.out + (n * g.Ho + oy0) * g.Wo * j.ldc
+    cdef Geometry bg = g[0]
+    if y1 > y0:
+        qlearn_qconv_nchw_band_to_nhwc(j.x + n * g.C * g.H * g.W, g.H, g.W, g.c0, g.cg,
+                                       y0, y1, band)
+    bg.H, bg.C, bg.c0, bg.Ho = y1 - y0, g.cg, 0, oy1 - oy0
+    bg.ph = <int> (g.ph - oy0 * g.sh + y0)     # in [0, ph]
+    M = (oy1 - oy0) * g.Wo
+    # the indirect kernel takes the whole band at once, unless it needs row sums
+    # (a block's), as im2col needs its patch rows
+    step = ROWS if not j.indirect or j.any_wzp else M
+    while r0 < M:
+        _block(j, band, &bg, r0, min(step, M - r0), slot, out + r0 * j.ldc)
+        r0 += step
+
+
+cdef void _transpose_image_block(void *ctx, long t, int slot) noexcept nogil:
+    # (the layout conversion of conv_gemm's own NCHW input, into its scratch)
+    cdef CopyJob *j = <CopyJob *> ctx
+    cdef intp_t n = t // j.nblk, b = t % j.nblk
+    qlearn_qconv_nchw_band_to_nhwc(j.src + n * j.C * j.HW, j.H, j.W, 0, j.C, b * j.nblk_rows,
+                                   min(j.H, (b + 1) * j.nblk_rows),
+                                   j.dst + (n * j.HW + b * j.nblk_rows * j.W) * j.C)
+
+
+# ---- scratch kept between calls ------------------------------------------------------------
+# conv_gemm's temporaries (pointers, row sums, patch rows, converted input rows) come
+# from a few malloc'd blocks that are kept and reused, not from new arrays per call:
+# glibc returns large freed blocks to the OS, and every page of a fresh one then costs
+# a page fault on first touch (~11 % of a convolution of a batch of 8 in a fresh
+# process).  The blocks are taken and given back with the GIL held, so concurrent
+# calls from several Python threads each get their own.
+cdef extern from "stdlib.h":
+    int posix_memalign(void **p, size_t alignment, size_t size) nogil
+    void free(void *p) nogil
+
+cdef enum:
+    # blocks kept at most, and the largest kept (a larger one, e.g. the converted copy
+    # of a big batch, is freed after its call)
+    SCRATCH_KEPT = 4
+    KEEP_MAX_BYTES = 1 << 23
+
+cdef void *_kept[SCRATCH_KEPT]
+cdef size_t _kept_bytes[SCRATCH_KEPT]
+cdef int _n_kept = 0
+
+
+cdef uint8_t *_scratch_take(size_t nbytes, size_t *got) except NULL:
+    """A 64-byte aligned block of at least nbytes (GIL held): a kept one if large
+    enough, else a new one."""
+    global _n_kept
+    cdef void *p = NULL
+    if _n_kept:
+        _n_kept -= 1
+        if _kept_bytes[_n_kept] >= nbytes:
+            got[0] = _kept_bytes[_n_kept]
+            return <uint8_t *> _kept[_n_kept]
+        free(_kept[_n_kept])
+    nbytes = (max(nbytes, <size_t> 4096) + 4095) & ~(<size_t> 4095)
+    if posix_memalign(&p, 64, nbytes) != 0:
+        raise MemoryError(f"conv_gemm: cannot allocate {nbytes} bytes of scratch")
+    got[0] = nbytes
+    return <uint8_t *> p
+
+
+cdef void _scratch_give(uint8_t *p, size_t nbytes) noexcept:
+    """Keep the block for the next call (GIL held), or free it when enough are kept."""
+    global _n_kept
+    if _n_kept < SCRATCH_KEPT and nbytes <= KEEP_MAX_BYTES:
+        _kept[_n_kept], _kept_bytes[_n_kept] = p, nbytes
+        _n_kept += 1
+    else:
+        free(p)
+
+
+def scratch_kept():
+    """Bytes of scratch kept between calls, per block (for tests)."""
+    return [_kept_bytes[i] for i in range(_n_kept)]
+
+
+cdef inline intp_t _up64(intp_t n) noexcept nogil:
+    return (n + 63) & ~(<intp_t> 63)
+
+
+cdef enum:
+    # The most bytes of converted input rows in a band's buffer (it stays in L2 with
+    # the packed weight while the band's GEMM reads it; a band also converts the
+    # (kh - 1) dh rows the one above it read)
+    BAND_BYTES = 1 << 18
+
+
+cdef bint HAS_AVX2 = qlearn_cpu_has_avx2()
+cdef bint HAS_VNNI = HAS_AVX2 and qlearn_cpu_has_avx512vnni()
 
 
 def conv_gemm(int simd,
-              const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C) channels last
+              const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C), or (N, C, H, W) if nchw
               intp_t c0, intp_t cg, int kh, int kw, int sh, int sw, int ph, int pw,
               int dh, int dw, uint8_t a_zp,
               const int8_t[::1] packed,        # IN  the group's packed weight (Ng x K)
@@ -226,7 +358,7 @@ def conv_gemm(int simd,
               const float32_t[::1] bias_q, const float32_t[::1] mult,
               int32_t out_zp, int32_t lo, int32_t hi,
               uint8_t[:, :] out,               # OUT (N Ho Wo, >= Ng) row stride ldc
-              int num_threads):
+              int num_threads, bint nchw=False, intp_t band_bytes=0):
     """out[(n, oy, ox), j] := eq. (6) of eq. (4) over the patches of x, fused.
 
     Threads take blocks of ``ROWS`` output pixels (smaller ones when there are too few
@@ -237,69 +369,148 @@ def conv_gemm(int simd,
     :func:`im2col`) into the thread's cache-resident buffer and the GEMM tiles of
     :func:`qlearn._ext._qgemm.gemm` run on it.  Row sums are formed per block when some
     ``Zw != 0``.  The patch matrix is never materialized whole, and the patches and the
-    GEMM are one parallel job.  Returns nothing; every output cell is written.
+    GEMM are one parallel job.
+
+    An NCHW input (``nchw``) is converted in the same job on one thread: a work unit
+    is then a band of output rows of one image, which first converts the input rows it
+    reads into the buffer, in cache.  On several threads it is converted whole first,
+    into scratch, by a job of its own.  Returns nothing; every output cell is
+    written.
     """
     cdef int path = simd          # the GEMM path (AVX2 may become AVX2_EXACT per block)
+    cdef intp_t N = x.shape[0]
+    cdef intp_t H = x.shape[2] if nchw else x.shape[1]
+    cdef intp_t W = x.shape[3] if nchw else x.shape[2]
+    cdef intp_t C = x.shape[1] if nchw else x.shape[3]
     cdef intp_t K = kh * kw * cg, Kg = (K + 3) // 4, lda = 4 * Kg
-    cdef Geometry g = _geometry(x, c0, cg, kh, kw, sh, sw, ph, pw, dh, dw, a_zp, lda)
-    cdef intp_t M = x.shape[0] * g.Ho * g.Wo
-    cdef intp_t P = (Ng + QGEMM_NR - 1) // QGEMM_NR
-    cdef intp_t ldc = out.strides[0]
-    cdef int mr_max = qgemm_tile_mr(path), np_max = qgemm_tile_np(path)
-    cdef int nt = max(num_threads, 1)
-    # Whole 4-byte groups per tap: the input is read in place (indirect convolution),
-    # no patch matrix at all, only pointers to channel runs
-    cdef bint indirect = (path == QGEMM_VNNI or path == QGEMM_AVX2) and cg % 4 == 0
-    cdef intp_t T = kh * kw
-    if indirect and path == QGEMM_AVX2:
-        np_max = P      # one AVX2 kernel call runs every panel of its 4 rows
-    cdef uint8_t[:, ::1] bufs = np.empty((nt, 1 if indirect else ROWS * lda),
-                                         dtype=np.uint8)
-    cdef int32_t[:, ::1] sums = np.empty((nt, ROWS), dtype=np.int32)
-    cdef uint8_t[::1] zrow = np.full(max(cg, 1), a_zp, dtype=np.uint8)
-    cdef intp_t[:, ::1] ptrs = np.empty((nt, 6 * T if indirect else 1), dtype=np.intp)
+    cdef Geometry g
+    cdef intp_t M, P = (Ng + QGEMM_NR - 1) // QGEMM_NR
+    cdef intp_t ldc = out.strides[0], T = kh * kw
+    cdef int mr_max, np_max, nt = max(num_threads, 1)
+    cdef bint indirect
+    cdef intp_t row_bytes, bh, nb, in_rows
+    cdef intp_t o_ptrs, o_sums, o_zrow, o_bufs, o_bands, o_conv, total
+    cdef size_t got = 0
+    cdef uint8_t *scratch
     cdef qgemm_epilogue e
-    from ._qgemm import check_path
-    check_path(path)
+    cdef ConvJob job
+    cdef CopyJob cj
+    if not (path == QGEMM_VNNI and HAS_VNNI
+            or (path == QGEMM_AVX2 or path == QGEMM_AVX2_EXACT) and HAS_AVX2):
+        from ._qgemm import check_path
+        check_path(path)         # raises: no such path, or not on this CPU
+    g.H, g.W, g.C = H, W, C
+    g.Ho = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    g.Wo = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    g.c0, g.cg, g.lda = c0, cg, lda
+    g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw = kh, kw, sh, sw, ph, pw, dh, dw
+    g.a_zp = a_zp
+    M = N * g.Ho * g.Wo
     if M == 0 or Ng == 0:
         return
+    mr_max, np_max = qgemm_tile_mr(path), qgemm_tile_np(path)
+    # Whole 4-byte groups per tap: the input is read in place (indirect convolution),
+    # no patch matrix at all, only pointers to channel runs
+    indirect = (path == QGEMM_VNNI or path == QGEMM_AVX2) and cg % 4 == 0
+    if indirect and path == QGEMM_AVX2:
+        np_max = P      # one AVX2 kernel call runs every panel of its 4 rows
     e = qgemm_epilogue_u8(&colsum[0], &wzp[0], a_zp,
                           &bias_q[0] if bias_q.shape[0] > 0 else NULL, &mult[0],
                           out_zp, lo, hi)
-    if indirect and path == QGEMM_AVX2 and _needs_exact(x, c0, cg, a_zp):
+    if indirect and path == QGEMM_AVX2 and _needs_exact(x, c0, cg, a_zp, nchw):
         path = QGEMM_AVX2_EXACT      # eq. (7): some activation (or the padding) > 127
     if M * K * Ng < (1 << 18):
-        num_threads = 1
-    cdef ConvJob job
-    job.x, job.g, job.M, job.K, job.Kg, job.Ng, job.P, job.ldc = \
-        &x[0, 0, 0, 0], &g, M, K, Kg, Ng, P, ldc
-    job.path, job.mr_max, job.np_max, job.indirect, job.any_wzp = \
-        path, mr_max, np_max, indirect, any_wzp
-    job.zrow, job.packed, job.e, job.out = &zrow[0], &packed[0], &e, &out[0, 0]
-    job.bufs, job.buf_stride = &bufs[0, 0], bufs.shape[1]
-    job.sums, job.sums_stride = &sums[0, 0], sums.shape[1]
-    job.ptrs, job.ptrs_stride = &ptrs[0, 0], ptrs.shape[1]
-    # One thread: blocks of ROWS.  More: smaller blocks when there are too few to share
-    # (a 14x14 output is 196 pixels, 3 blocks of 96); every tile is still computed whole,
-    # so the output is the same.
-    job.rows = ROWS
-    if num_threads > 1:
-        job.rows = (M + UNITS_PER_THREAD * num_threads - 1) // (UNITS_PER_THREAD * num_threads)
-        job.rows = min(ROWS, max(ROW_STEP, (job.rows + ROW_STEP - 1) // ROW_STEP * ROW_STEP))
-    with nogil:
-        parallel_for(_conv_block, &job, (M + job.rows - 1) // job.rows, num_threads,
-                     M * K * Ng)
+        num_threads = nt = 1
+    # An NCHW input on one thread: bands of bh output rows, as many as fit BAND_BYTES.
+    # On several threads the input is converted whole first (nb = 0) and the blocks of
+    # pixels below share the work: bands would be few and long (whole images of a
+    # batch), and on a busy machine a thread that is preempted late in a long unit
+    # makes the other wait.
+    nb = 0
+    bh = g.Ho
+    if nchw and nt == 1:
+        row_bytes = W * cg
+        bh = max(1, ((band_bytes or BAND_BYTES) // max(row_bytes, 1) - (kh - 1) * dh - 1)
+                 // sh + 1)
+        nb = (g.Ho + bh - 1) // bh
+        bh = (g.Ho + nb - 1) // nb          # the same number of bands, evened out
+        nb = (g.Ho + bh - 1) // bh
+    # one scratch block: per slot the tile's pointers, the row sums, the patch rows
+    # (im2col) and the band's input rows; shared the row of Za and a converted input
+    in_rows = min(H, (bh - 1) * sh + (kh - 1) * dh + 1)
+    job.ptrs_stride = mr_max * T if indirect else 1
+    job.sums_stride = ROWS
+    job.buf_stride = 0 if indirect else _up64(ROWS * lda)
+    job.band_stride = _up64(in_rows * W * cg) if nb else 0
+    o_ptrs = 0
+    o_sums = _up64(o_ptrs + nt * job.ptrs_stride * sizeof(intp_t))
+    o_zrow = _up64(o_sums + nt * job.sums_stride * sizeof(int32_t))
+    o_bufs = _up64(o_zrow + max(cg, 1))
+    o_bands = o_bufs + nt * job.buf_stride
+    o_conv = o_bands + nt * job.band_stride
+    total = o_conv + (N * H * W * C if nchw and not nb else 0)
+    scratch = _scratch_take(total, &got)
+    try:
+        memset(scratch + o_zrow, a_zp, max(cg, 1))
+        job.x, job.g, job.M, job.K, job.Kg, job.Ng, job.P, job.ldc = \
+            &x[0, 0, 0, 0], &g, M, K, Kg, Ng, P, ldc
+        job.path, job.mr_max, job.np_max, job.indirect, job.any_wzp = \
+            path, mr_max, np_max, indirect, any_wzp
+        job.zrow, job.packed, job.e, job.out = scratch + o_zrow, &packed[0], &e, &out[0, 0]
+        job.ptrs = <intp_t *> (scratch + o_ptrs)
+        job.sums = <int32_t *> (scratch + o_sums)
+        job.bufs, job.bands = scratch + o_bufs, scratch + o_bands
+        job.nbands, job.bh = nb, bh
+        if nb:
+            with nogil:
+                parallel_for(_conv_band, &job, N * nb, num_threads, M * K * Ng)
+            return
+        if nchw:
+            # several threads, short bands: convert the whole input first (one job of
+            # blocks of rows), then the channels-last convolution below reads it
+            cj.src, cj.dst, cj.C, cj.H, cj.W, cj.HW = &x[0, 0, 0, 0], scratch + o_conv, \
+                C, H, W, H * W
+            cj.nblk_rows = max(1, min(H, (N * H + UNITS_PER_THREAD * nt - 1)
+                                      // (UNITS_PER_THREAD * nt)))
+            cj.nblk = (H + cj.nblk_rows - 1) // cj.nblk_rows
+            with nogil:
+                parallel_for(_transpose_image_block, &cj, N * cj.nblk, num_threads,
+                             N * C * H * W)
+            job.x = scratch + o_conv
+        # One thread: blocks of ROWS.  More: smaller blocks when there are too few to
+        # share (a 14x14 output is 196 pixels, 3 blocks of 96); every tile is still
+        # computed whole, so the output is the same.
+        job.rows = ROWS
+        if num_threads > 1:
+            job.rows = (M + UNITS_PER_THREAD * num_threads - 1) // (UNITS_PER_THREAD
+                                                                      * num_threads)
+            job.rows = min(ROWS, max(ROW_STEP, (job.rows + ROW_STEP - 1) // ROW_STEP
+                                     * ROW_STEP))
+        with nogil:
+            parallel_for(_conv_block, &job, (M + job.rows - 1) // job.rows, num_threads,
+                         M * K * Ng)
+    finally:
+        _scratch_give(scratch, got)
 
 
 cdef bint _needs_exact(const uint8_t[:, :, :, ::1] x, intp_t c0, intp_t cg,
-                       uint8_t a_zp) noexcept:
+                       uint8_t a_zp, bint nchw) noexcept:
     """Whether AVX2's vpmaddubsw could saturate on this group's input: some byte of
     channels [c0, c0 + cg), or the zero point the padding holds, exceeds 127 (one pass
     over the group's input, not over the 9x larger patches)."""
     cdef intp_t pixels = x.shape[0] * x.shape[1] * x.shape[2]
     if a_zp > 127:
         return True
-    if pixels == 0 or cg == 0:
+    if x.shape[0] == 0 or cg == 0:
+        return False
+    if nchw:         # per image, the group's planes are one run of cg H W bytes
+        pixels = x.shape[2] * x.shape[3]
+        if pixels == 0:
+            return False
+        with nogil:
+            return qlearn_qgemm_rowsum_max(&x[0, c0, 0, 0], x.shape[0], cg * pixels,
+                                           x.shape[1] * pixels, NULL, 1) > 127
+    if pixels == 0:
         return False
     with nogil:
         return qlearn_qgemm_rowsum_max(&x[0, 0, 0, c0], pixels, cg, x.shape[3], NULL,
@@ -353,7 +564,7 @@ def depthwise3x3(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels las
                  const float32_t[::1] mult,     # IN  (C,)
                  int32_t out_zp, int32_t lo, int32_t hi,
                  uint8_t[:, :, :, ::1] out,     # OUT (N, Ho, Wo, C) channels last
-                 int simd, int num_threads):
+                 int simd, int num_threads, bint nchw=False):
     """out[n, oy, ox, c] := eq. (6) of sum_t (x - Za)[n, oy s+ky d-p, ox s+kx d-p, c] wz[t, c]
 
     A work unit is a band of output rows of one image: it copies the input rows the
@@ -362,13 +573,16 @@ def depthwise3x3(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels las
     ``Za sum wz`` (eq. (9)).  The padding is thus made in cache, in the same parallel
     job as the arithmetic, instead of in a padded copy of the whole input.
     ``simd`` selects the plain loop (0), the AVX2 kernel with pairs of taps through
-    vpmaddwd (1), or that kernel with an AVX-512 epilogue (2).
+    vpmaddwd (1), or that kernel with an AVX-512 epilogue (2).  With ``nchw`` the input
+    is (N, C, H, W): each input row is transposed straight into the band's padded
+    buffer (no channels-last copy of the whole input).
     """
-    cdef intp_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef intp_t N = x.shape[0]
+    cdef intp_t H = x.shape[2] if nchw else x.shape[1]
+    cdef intp_t W = x.shape[3] if nchw else x.shape[2]
+    cdef intp_t C = x.shape[1] if nchw else x.shape[3]
     cdef intp_t Ho = out.shape[1], Wo = out.shape[2]
-    cdef intp_t Wp = W + 2 * pad, band, rows_in, t, c, nt = max(num_threads, 1)
-    cdef qgemm_epilogue e
-    cdef DwJob job
+    cdef intp_t Wp = W + 2 * pad, band, rows_in, nt = max(num_threads, 1)
     if simd not in (0, 1, 2):
         raise ValueError(f"`simd` must be 0, 1 or 2, got {simd}")
     if simd and not qlearn_cpu_has_avx2():
@@ -387,29 +601,55 @@ def depthwise3x3(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels las
     rows_in = (band - 1) * stride + 2 * dil + 1
     # per thread: the padded input rows and a row of int32 sums; shared: sum_t wz and
     # the weights packed for the SIMD kernels
-    cdef uint8_t[::1] bufs = np.empty(nt * rows_in * Wp * C, dtype=np.uint8)
-    cdef int32_t[::1] acc = np.empty(nt * Wo * C + 2 * C, dtype=np.int32)
-    cdef int16_t[::1] wpk = np.zeros(max(1, (C // 16) * 5 * 2 * 16), dtype=np.int16)
-    cdef int32_t *wsum = &acc[nt * Wo * C]
+    # (all in one kept scratch block, as conv_gemm's)
+    cdef intp_t o_acc = _up64(nt * rows_in * Wp * C)
+    cdef intp_t o_wpk = _up64(o_acc + (nt * Wo * C + 2 * C) * sizeof(int32_t))
+    cdef intp_t n_wpk = max(1, (C // 16) * 5 * 2 * 16)
+    cdef size_t got = 0
+    cdef uint8_t *scratch = _scratch_take(o_wpk + n_wpk * sizeof(int16_t), &got)
+    cdef int32_t *accp = <int32_t *> (scratch + o_acc)
+    cdef int16_t *wpkp = <int16_t *> (scratch + o_wpk)
+    cdef int32_t *wsum = accp + nt * Wo * C
+    try:
+        _dw_run(scratch, accp, wpkp, wsum, n_wpk, simd, x, wz, stride, pad, dil,
+                a_zp, bias_q, mult, out_zp, lo, hi, out, N, H, W, C, Ho, Wo, Wp, band,
+                rows_in, nchw, num_threads)
+    finally:
+        _scratch_give(scratch, got)
+
+
+cdef void _dw_run(uint8_t *bufs, int32_t *accp, int16_t *wpkp, int32_t *wsum,
+                  intp_t n_wpk, int simd, const uint8_t[:, :, :, ::1] x,
+                  const int32_t[:, ::1] wz, int stride, int pad, int dil, uint8_t a_zp,
+                  const float32_t[::1] bias_q, const float32_t[::1] mult, int32_t out_zp,
+                  int32_t lo, int32_t hi, uint8_t[:, :, :, ::1] out, intp_t N, intp_t H,
+                  intp_t W, intp_t C, intp_t Ho, intp_t Wo, intp_t Wp, intp_t band,
+                  intp_t rows_in, bint nchw, int num_threads) noexcept:
+    """depthwise3x3 on its scratch: sum_t wz and the packed taps, then the bands."""
+    cdef DwJob job
+    cdef qgemm_epilogue e
+    cdef intp_t t, c
     with nogil:
+        memset(wpkp, 0, n_wpk * sizeof(int16_t))
         for c in range(C):
             wsum[c] = 0
             wsum[C + c] = 0                  # the zero weight zero points
         for t in range(9):
             for c in range(C):
                 wsum[c] += wz[t, c]
-        qlearn_qconv_dw_pack(&wz[0, 0], C, &wpk[0])
+        qlearn_qconv_dw_pack(&wz[0, 0], C, wpkp)
     # raw = acc - Za * sum_t wz[t, c]: the column sums of a GEMM with Zw = 0
     e = qgemm_epilogue_u8(wsum, wsum + C, a_zp,
                           &bias_q[0] if bias_q.shape[0] > 0 else NULL, &mult[0],
                           out_zp, lo, hi)
     job.simd, job.x, job.H, job.W, job.C, job.pad, job.Wp = \
         simd, &x[0, 0, 0, 0], H, W, C, pad, Wp
-    job.wz, job.wpk, job.fill = &wz[0, 0], &wpk[0], a_zp
+    job.nchw = nchw
+    job.wz, job.wpk, job.fill = &wz[0, 0], wpkp, a_zp
     job.Ho, job.Wo, job.stride, job.dil, job.e, job.out = \
         Ho, Wo, stride, dil, &e, &out[0, 0, 0, 0]
     job.band, job.nbands, job.rows_in = band, (Ho + band - 1) // band, rows_in
-    job.bufs, job.acc = &bufs[0], &acc[0]
+    job.bufs, job.acc = bufs, accp
     with nogil:
         parallel_for(_dw_band, &job, N * job.nbands, num_threads, N * Ho * Wo * C)
 
@@ -423,6 +663,7 @@ cdef enum:
 
 cdef struct DwJob:
     int simd, stride, dil
+    bint nchw                # x is (N, C, H, W): rows are transposed into the buffer
     uint8_t fill             # Za: the padding
     const uint8_t *x
     intp_t H, W, C, pad, Wp, Ho, Wo, band, nbands, rows_in
@@ -450,7 +691,11 @@ cdef void _dw_band(void *ctx, long u, int slot) noexcept nogil:
             memset(d, j.fill, row)                              # padding rows: Za
             continue
         memset(d, j.fill, j.pad * j.C)                          # left border: Za
-        memcpy(d + j.pad * j.C, j.x + (n * j.H + iy) * j.W * j.C, j.W * j.C)
+        if j.nchw:
+            qlearn_qconv_nchw_to_nhwc_rows(j.x + n * j.C * j.H * j.W + iy * j.W, j.C,
+                                           j.H * j.W, 0, j.W, d + j.pad * j.C)
+        else:
+            memcpy(d + j.pad * j.C, j.x + (n * j.H + iy) * j.W * j.C, j.W * j.C)
         memset(d + (j.pad + j.W) * j.C, j.fill, j.pad * j.C)    # right border: Za
     for oy in range(oy0, oy1):
         qlearn_qconv_dw3x3_row(j.simd, buf, j.Wp, j.C, j.wz, j.wpk, oy - oy0, j.Wo,

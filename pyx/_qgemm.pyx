@@ -125,6 +125,22 @@ def packed_size(intp_t N, intp_t K):
     return ((N + QGEMM_NR - 1) // QGEMM_NR) * ((K + 3) // 4) * 64
 
 
+def empty_packed(intp_t N, intp_t K):
+    """An uninitialized int8 array of :func:`packed_size` ``(N, K)`` bytes that starts on
+    a 64-byte boundary, for :func:`pack_weight`.
+
+    NumPy aligns its arrays to 16 bytes only; the VNNI tile loads the packed weight 64
+    bytes at a time, and from a 16-byte offset every load straddles two cache lines.  A
+    one-row GEMM (1x1024x1024), which streams the weight, then takes about 7 % longer
+    (thread CPU time, interleaved); the tiles that reuse the weight barely notice.
+    """
+    import numpy as np
+    size = packed_size(N, K)
+    buf = np.empty(size + 63, dtype=np.int8)
+    off = -buf.ctypes.data % 64
+    return buf[off:off + size]
+
+
 def pack_weight(const int8_t[:, ::1] w,   # IN  (N, K) int8, PyTorch's layout
                 int8_t[::1] out):         # OUT packed_size(N, K) bytes
     """out := w cut in panels of 16 columns x groups of 4 depth (eq. (5)), zero padded"""
@@ -250,6 +266,10 @@ cdef int _gemm_run(int path, const uint8_t *a, intp_t M, intp_t lda, intp_t K,
     e.rowsum = rowsum
     mr_max = qgemm_tile_mr(path)
     np_max = qgemm_tile_np(path)
+    if M == 1 and path != QGEMM_VNNI:
+        # a one-row GEMM is bound by reading the weight: AVX2's one-row tile reads four
+        # panels at once (qgemm_u8s8_1x64_avx2), as VNNI's does
+        np_max = 4
     mtiles = (M + mr_max - 1) // mr_max
     ptiles = (P + np_max - 1) // np_max
     if M * N * K < SERIAL_MACS:

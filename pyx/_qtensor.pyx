@@ -247,7 +247,14 @@ cdef class QTensor:
 
     def size(self, dim=None):
         """The shape, or its entry ``dim``, as ``torch.Tensor.size`` does."""
-        return self.shape if dim is None else self.shape[dim]
+        if dim is None:
+            return self.shape
+        # a bool or a slice would index the shape tuple; torch raises for both
+        d = _int_arg(dim, "dim")
+        n = self._int.ndim
+        if not -n <= d < n:     # IndexError, as torch
+            raise IndexError(f"`dim` must be in [{-n}, {n - 1}], got {d}")
+        return self.shape[d]
 
     def dim(self):
         return self._int.ndim
@@ -438,7 +445,10 @@ cdef class QTensor:
                             f"{sizes!r}")
         sizes = tuple(_int_arg(v, "sizes") for v in sizes)
         size = self.shape[d]
-        known = int(np.prod([v for v in sizes if v != -1], dtype=np.int64))
+        known = 1                   # Python ints: np.prod would overflow int64 (or wrap)
+        for v in sizes:
+            if v != -1:
+                known *= v
         if sizes.count(-1) > 1 or any(v < -1 for v in sizes) or (
                 -1 not in sizes and known != size) or (
                 -1 in sizes and (known == 0 or size % known)):
@@ -758,6 +768,9 @@ cdef class QTensor:
         d = _dim(dim, n, "dim")
         size = self.shape[d]
         if size == 0:               # torch: `chunks` empty pieces
+            if c > _MAX_EMPTY_PIECES:   # a tuple of 2**62 views would exhaust memory
+                raise ValueError(f"`chunks` must be at most {_MAX_EMPTY_PIECES} for a "
+                                 f"dimension of length 0 (one empty tensor each), got {c}")
             return tuple(self._slice(d, 0, 0) for _ in range(c))
         return self.split(-(-size // c), d)
 
@@ -851,6 +864,13 @@ cdef class QTensor:
             raise ValueError(f"`sizes` must name at least {n} repeats (one per "
                              f"dimension), got {sizes}")
         reps = tuple(_nonneg_int(s, "sizes") for s in sizes)
+        shape = (1,) * (len(reps) - n) + tuple(self.shape)
+        total = 1
+        for s, r in zip(shape, reps):
+            total *= s * r
+        if total > _MAX_ELEMENTS:   # NumPy would overflow its index type
+            raise ValueError(f"`sizes` {reps} would give {total} elements, more than an "
+                             f"array can index ({_MAX_ELEMENTS})")
         # (np.tile returns a new C-ordered array, 0-d stays 0-d for empty reps)
         data = np.tile(self._int, reps) if reps else self._int.copy()
         if self._axis < 0:
@@ -1017,7 +1037,11 @@ cdef class QTensor:
         >>> q[:, 1:].q_per_channel_scales(), q[None].q_per_channel_axis(), q[:, 2].q_scale()
         (array([0.2, 0.5]), 2, 0.5)
         """
-        data = self._int[key]
+        try:
+            data = self._int[key]
+        except OverflowError:   # an index beyond int64: NumPy's message names no index
+            raise IndexError(f"index {_shown(key)} is out of range for a tensor of shape "
+                             f"{self.shape}") from None
         if not isinstance(data, np.ndarray):  # numpy returned a scalar: keep 0-d
             data = np.asarray(data, dtype=self._int.dtype)
         if self._axis < 0:
@@ -1125,6 +1149,16 @@ def _per_tensor_unchecked(cnp.ndarray data, dtype, qscheme, double scale,
 
 
 # -- argument checks of the shape methods (torch's rules, qlearn's messages) -------------
+# more empty pieces than chunk() builds; elements NumPy can index (intp)
+_MAX_EMPTY_PIECES = 1 << 20
+_MAX_ELEMENTS = np.iinfo(np.intp).max
+
+
+def _shown(value, int width=40):
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
 def _int_arg(value, str name):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"`{name}` must be an integer, got {value!r}")

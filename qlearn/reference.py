@@ -733,3 +733,179 @@ def embedding_bag_forward_ref(weight, indices, bounds, weights=None, mode=0, fus
             else:
                 out[b] = out[b] + weights[p] * row
     return (out, winner) if mode == 2 else out
+
+
+# -- quantized normalisations (qlearn.kernels.norm) -----------------------------------------
+# The equations of qlearn/nn/quantized/functional_norm.py, as NumPy: float32 arrays for
+# every float32 step, fma32 for the fused ones.
+_INT32_FLOAT_MAX = f32(2147483520.0)    # the largest float32 below 2^31
+_TORCH_BLOCK = 32                       # elements PyTorch quantizes per vector block
+
+
+def _qnorm_quantize_vector(y, scale, zero_point, qmin, qmax):
+    """PyTorch's vectorised quantize: round, then add the zero point; ``y / S`` clamped
+    at 2^31 - 128 first (NaN gives the bound, as x86 ``minps``), and a value at that
+    bound wraps to ``qmin`` when the zero point passes 127 (int32 overflow)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        t = y * (f32(1) / f32(scale))
+        r = np.rint(np.fmin(t, _INT32_FLOAT_MAX))
+        out = np.clip(r + f32(zero_point), qmin, qmax)
+        if zero_point > 127:
+            out[r == _INT32_FLOAT_MAX] = qmin
+    return out.astype(np.int64)
+
+
+def _qnorm_quantize_scalar(y, scale, zero_point, qmin, qmax):
+    """PyTorch's scalar quantize: ``nearbyint(fma(y, 1/S, Z))``, saturating, NaN to 0."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        t = fma32(y, f32(1) / f32(scale), f32(zero_point))
+        return np.clip(np.nan_to_num(np.rint(t), nan=0.0), qmin, qmax).astype(np.int64)
+
+
+def _qnorm_stats(q, x_scale, x_zero_point, eps, float32_sums=False):
+    """The centred mean and the factor of each row of the (M, n) integers ``q``
+    (float32, shape (M, 1)); ``float32_sums``: the sums in float32, in order."""
+    n = f32(q.shape[1])
+    q64 = q.astype(np.int64)
+    if float32_sums:
+        mean_shifted = np.add.accumulate(q64.astype(f32), axis=1)[:, -1] / n
+        mean_sq = np.add.accumulate((q64 * q64).astype(f32), axis=1)[:, -1] / n
+    else:
+        mean_shifted = q64.sum(axis=1).astype(f32) / n
+        mean_sq = (q64 * q64).sum(axis=1).astype(f32) / n
+    mean = mean_shifted - f32(x_zero_point)
+    var = np.maximum(fma32(-mean_shifted, mean_shifted, mean_sq), f32(0))
+    xs = f32(x_scale)
+    with np.errstate(divide="ignore"):
+        r = (np.float64(xs) / np.sqrt(((var * xs) * xs).astype(np.float64) + eps)).astype(f32)
+    return mean[:, None], r[:, None]
+
+
+def layer_norm_ref(q, weight, bias, x_scale, x_zero_point, eps, out_scale, out_zero_point,
+                   qmin, qmax):
+    r"""Quantized layer norm of the rows of the (M, N) integers ``q`` (the kernel's
+    arguments; ``weight`` / ``bias`` of shape (N,) or None):
+
+    .. math::
+
+       \bar q = \mathrm{fl}(\textstyle\sum q / N), \quad \mu = \bar q - Z_x, \quad
+       v = \max(\mathrm{fma}(-\bar q, \bar q, \mathrm{fl}(\textstyle\sum q^2 / N)), 0),
+       \quad r = \mathrm{fl}_{32}\big(S_x / \sqrt{\mathrm{fl}(v S_x S_x) + \epsilon}\big)
+
+    .. math::
+
+       y_j = \mathrm{fma}(\mathrm{fl}((q_j - Z_x - \mu) r), \gamma_j, \beta_j), \qquad
+       q_{y,j} = \operatorname{clamp}(\operatorname{nearbyint}(y_j / S_y) + Z_y)
+
+    for the first :math:`N - N \bmod 32` elements of a row; the others are quantized
+    as :math:`\operatorname{nearbyint}(\mathrm{fma}(y_j, 1/S_y, Z_y))` (PyTorch's
+    scalar loop).  Returns int64 (M, N).
+
+    >>> import numpy as np
+    >>> from qlearn import reference as ref
+    >>> ref.layer_norm_ref(np.array([[10, 30]]), None, None, 0.1, 10, 1e-5, 0.01, 128,
+    ...                    0, 255)
+    array([[ 28, 228]])
+    """
+    q = np.asarray(q)
+    M, N = q.shape
+    mean, r = _qnorm_stats(q, x_scale, x_zero_point, eps)
+    w = np.ones(N, f32) if weight is None else np.asarray(weight, f32)
+    b = np.zeros(N, f32) if bias is None else np.asarray(bias, f32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        u = ((q.astype(f32) - f32(x_zero_point)) - mean) * r
+        u = fma32(u, w.reshape(1, N), b.reshape(1, N))
+    out = _qnorm_quantize_vector(u, out_scale, out_zero_point, qmin, qmax)
+    tail = N % _TORCH_BLOCK
+    if tail:
+        out[:, N - tail:] = _qnorm_quantize_scalar(u[:, N - tail:], out_scale,
+                                                   out_zero_point, qmin, qmax)
+    return out
+
+
+def group_norm_ref(q, gamma, beta, num_groups, nhwc, float32_sums, x_scale, x_zero_point,
+                   eps, out_scale, out_zero_point, qmin, qmax):
+    r"""Quantized group norm of the (B G, C / G, P) integers ``q`` (row :math:`n G + g`:
+    group :math:`g` of sample :math:`n`; ``gamma`` / ``beta`` of shape (C,) or None),
+    with the statistics of :func:`layer_norm_ref` per row and :math:`s_c =
+    \mathrm{fl}(r \gamma_c)`:
+
+    .. math::
+
+       y = \mathrm{fma}(q - Z_x - \mu,\ s_c,\ \beta_c), \qquad
+       \text{NHWC: } y = \mathrm{fma}(q - Z_x,\ s_c,\ \mathrm{fma}(-s_c, \mu, \beta_c))
+
+    quantized as :math:`\operatorname{clamp}(\operatorname{nearbyint}(y / S_y) + Z_y)`,
+    except (``nhwc``) the channels of a group past the last multiple of 32, quantized
+    as PyTorch's scalar loop does.  ``float32_sums``: :math:`\sum q` and
+    :math:`\sum q^2` in float32, in order.  Returns int64, the shape of ``q``.
+
+    >>> import numpy as np
+    >>> from qlearn import reference as ref
+    >>> q = np.array([10, 30, 50, 50]).reshape(2, 2, 1)
+    >>> ref.group_norm_ref(q, None, None, 2, False, False, 0.1, 0, 1e-5, 0.01, 128,
+    ...                    0, 255).ravel()
+    array([ 28, 228, 128, 128])
+    """
+    q = np.asarray(q)
+    M, cpg, P = q.shape
+    G = int(num_groups)
+    B = M // G
+    C = G * cpg
+    mean, r = _qnorm_stats(q.reshape(M, cpg * P), x_scale, x_zero_point, eps,
+                           float32_sums)
+    gamma = np.ones(C, f32) if gamma is None else np.asarray(gamma, f32)
+    beta = np.zeros(C, f32) if beta is None else np.asarray(beta, f32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        zq = q.astype(f32) - f32(x_zero_point)          # exact
+        mean = mean.reshape(M, 1, 1)
+        gain = (r.reshape(B, G, 1) * gamma.reshape(1, G, cpg)).reshape(M, cpg, 1)
+        shift = np.tile(beta.reshape(G, cpg), (B, 1)).reshape(M, cpg, 1)
+        if not nhwc:
+            return _qnorm_quantize_vector(fma32(zq - mean, gain, shift), out_scale,
+                                          out_zero_point, qmin, qmax)
+        y = fma32(zq, gain, fma32(-gain, mean, shift))
+    out = _qnorm_quantize_vector(y, out_scale, out_zero_point, qmin, qmax)
+    first_scalar = cpg - cpg % _TORCH_BLOCK
+    out[:, first_scalar:] = _qnorm_quantize_scalar(y[:, first_scalar:], out_scale,
+                                                   out_zero_point, qmin, qmax)
+    return out
+
+
+def batch_norm_ref(q, alpha, beta, x_zero_point, out_zero_point, lo, hi):
+    r"""The quantized batch norm's map of the (N, C, inner) quint8 integers ``q``,
+    one fused multiply-add per element with the channel's constants:
+
+    .. math::
+
+       q_y = \operatorname{clamp}\big(\operatorname{nearbyint}(\mathrm{fma}(\alpha_c,
+       q - Z_x, b_c)) + Z_y,\ lo,\ hi\big)
+
+    (NaN to ``lo``), :math:`\alpha_c` and :math:`b_c` as ``nnq.BatchNorm2d`` forms them.
+    Returns int64, the shape of ``q``.
+
+    >>> import numpy as np
+    >>> from qlearn import reference as ref
+    >>> ref.batch_norm_ref(np.array([[[130, 126]]]), [2.0], [0.5], 128, 100, 0, 255)
+    array([[[104,  96]]])
+    """
+    q = np.asarray(q)
+    a = np.asarray(alpha, f32).reshape(1, -1, 1)
+    b = np.asarray(beta, f32).reshape(1, -1, 1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        v = np.rint(fma32(a, q.astype(f32) - f32(x_zero_point), b)) + f32(out_zero_point)
+        v = np.where(np.isnan(v), f32(lo), v)
+    return np.clip(v, lo, hi).astype(np.int64)
+
+
+# -- the quantized element-wise maps (qlearn.kernels.lookup) --------------------------------
+def lookup_u8_ref(table, q):
+    r"""The table lookup of a quantized element-wise map: :math:`y_i = T[q_i]`, ``table``
+    :math:`T` holding the output integer of each of the 256 input integers.
+
+    >>> import numpy as np
+    >>> from qlearn import reference as ref
+    >>> ref.lookup_u8_ref(np.arange(256, dtype=np.uint8)[::-1], [0, 255])
+    array([255,   0], dtype=uint8)
+    """
+    return np.asarray(table, np.uint8)[np.asarray(q, np.intp)]

@@ -51,10 +51,20 @@ def _is_tensor(obj):
     return type(obj).__name__ in ("Tensor", "Parameter") and hasattr(obj, "requires_grad")
 
 
-def _encode(obj, arrays):
+def _encode(obj, arrays, depth=0):
+    # save() writes only what load() accepts: the same depth bound and dtype allowlist
+    if depth > MAX_DEPTH:
+        raise ValueError(f"`obj` is nested deeper than {MAX_DEPTH} levels (or holds a "
+                         f"reference cycle); a qlearn file holds trees at most "
+                         f"{MAX_DEPTH} deep")
+
     def store(a):
+        a = np.asarray(a, order="C")
+        if a.dtype.kind not in _ALLOWED_KINDS:
+            raise TypeError(f"cannot save an array of dtype {a.dtype}: a qlearn file holds "
+                            f"booleans, integers, floats and complex numbers only")
         key = f"a{len(arrays)}"
-        arrays[key] = np.asarray(a, order="C")
+        arrays[key] = a
         return key
 
     if isinstance(obj, QTensor):
@@ -81,11 +91,13 @@ def _encode(obj, arrays):
         return {"type": "value", "value": obj.item()}
     if isinstance(obj, dict):
         for k in obj:
-            if not isinstance(k, (str, int)):
+            if isinstance(k, bool) or not isinstance(k, (str, int)):
                 raise TypeError(f"dictionary keys must be str or int to be saved, got {k!r}")
-        return {"type": "dict", "items": [[k, _encode(v, arrays)] for k, v in obj.items()]}
+        return {"type": "dict", "items": [[k, _encode(v, arrays, depth + 1)]
+                                          for k, v in obj.items()]}
     if isinstance(obj, (list, tuple)):
-        return {"type": type(obj).__name__, "items": [_encode(v, arrays) for v in obj]}
+        return {"type": type(obj).__name__,
+                "items": [_encode(v, arrays, depth + 1) for v in obj]}
     raise TypeError(f"cannot save an object of type {type(obj).__name__}; a qlearn file "
                     f"holds QTensors, arrays, tensors, numbers, strings and dicts/lists "
                     f"of them (save a module's state_dict())")

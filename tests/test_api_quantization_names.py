@@ -275,3 +275,73 @@ def test_numeric_suite_names_like_torch(torch_mod):
     # nnq.ELU / nnq.Hardswish exist, but their float modules (and so their mapping
     # entries) come with the float activations, added elsewhere
     assert have - ours <= {"nnq.ELU", "nnq.Hardswish"}
+
+
+# -- the mappings, key by key ------------------------------------------------------------------
+# Entries torch's mappings have and qlearn's do not, each for a reason:
+_TORCH_ONLY_KEYS = {
+    # the out_proj of nn.MultiheadAttention, which qlearn does not have
+    "nn.NonDynamicallyQuantizableLinear",
+    # oneDNN's conv + add fusion (a two-input fused module), which qlearn does not have
+    "nni.ConvAdd2d", "nni.ConvAddReLU2d",
+}
+# Entries qlearn's mappings have and torch's do not:
+_QLEARN_ONLY_STATIC = {
+    # torch's float ReLU / max pooling / adaptive pooling run on quantized tensors as they
+    # are; qlearn's float modules take float arrays, so these map to their nnq twins
+    "nn.ReLU", "nn.MaxPool2d", "nn.AdaptiveAvgPool2d", "nn.MaxPool1d", "nn.AdaptiveAvgPool1d",
+    # nnqat.Conv1d / nniqat.ConvReLU1d exist for custom QAT mappings and graph mode
+    # (torch's eager QAT mapping never produces them); qlearn's static mapping converts them
+    "nnqat.Conv1d", "nniqat.ConvReLU1d",
+}
+# the reference modules of torch that qlearn does not have (recurrent layers)
+_TORCH_ONLY_REFERENCE = {"nn.GRUCell", "nn.LSTMCell", "nn.RNNCell", "nn.LSTM"}
+
+
+def _reference_named(mapping):
+    """Like :func:`named`, keeping the reference package apart (``nnqr.Conv1d``)."""
+    def name(cls):
+        if ".reference" in cls.__module__:
+            return f"nnqr.{cls.__name__}"
+        return short_name(cls)
+    return {short_name(k): name(v) for k, v in mapping.items()}
+
+
+@pytest.mark.parametrize("fn, qlearn_only, torch_only", [
+    ("get_default_static_quant_module_mappings", _QLEARN_ONLY_STATIC, _TORCH_ONLY_KEYS),
+    ("get_default_qat_module_mappings", set(), _TORCH_ONLY_KEYS),
+    ("get_default_dynamic_quant_module_mappings", set(), _TORCH_ONLY_KEYS),
+    ("get_embedding_qat_module_mappings", set(), _TORCH_ONLY_KEYS),
+    ("get_embedding_static_quant_module_mappings", _QLEARN_ONLY_STATIC, _TORCH_ONLY_KEYS),
+    ("get_default_static_quant_reference_module_mappings", set(),
+     _TORCH_ONLY_KEYS | _TORCH_ONLY_REFERENCE),
+])
+def test_mappings_key_by_key_like_torch(torch_mod, fn, qlearn_only, torch_only):
+    import torch.ao.quantization.quantization_mappings as tmap
+    ours = _reference_named(getattr(tq, fn)())
+    theirs = _reference_named(getattr(tmap, fn)())
+    assert set(theirs) - set(ours) <= torch_only
+    assert set(ours) - set(theirs) == qlearn_only
+    assert {k: v for k, v in ours.items() if k in theirs} == \
+        {k: v for k, v in theirs.items() if k in ours}
+
+
+def test_operator_mapping_like_torch(torch_mod):
+    import torch.ao.quantization.quantization_mappings as tmap
+    theirs = {f.__name__: op._qualified_op_name for f, op in
+              tmap.get_default_float_to_quantized_operator_mappings().items()}
+    ours = {f.__name__: (f, op) for f, op in
+            tq.get_default_float_to_quantized_operator_mappings().items()}
+    # every one of torch's but dropout (qlearn has no quantized dropout function)
+    assert set(theirs) - set(ours) == {"dropout"}
+    for name in theirs:
+        if name in ours:
+            f, op = ours[name]
+            assert op.__module__.startswith("qlearn.nn.quantized.functional")
+            assert op.__name__ == theirs[name].split("::")[1] == name
+            assert tq.get_quantized_operator(f) is op
+    # the others keep their input's qparams: torch runs them on quantized tensors as
+    # they are, so its mapping needs no entry for them
+    assert set(ours) - set(theirs) == {"relu", "relu6", "max_pool2d", "avg_pool2d",
+                                       "adaptive_avg_pool2d", "max_pool1d", "avg_pool1d",
+                                       "adaptive_avg_pool1d", "interpolate"}

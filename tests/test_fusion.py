@@ -289,10 +289,9 @@ def test_pattern_table_matches_torch_for_the_layers_qlearn_has(torch_mod):
     table = get_default_fusion_patterns()
     names = {tuple(t.__name__ for t in k) for k in table}
     tnames = {tuple(t.__name__ for t in k) for k in _DEFAULT_OP_LIST_TO_FUSER_METHOD}
-    have = {"Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
-            "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "ReLU", "Linear"}
-    # bn3d-relu needs a quantized BatchNorm3d, which qlearn does not have
-    assert names == {k for k in tnames if set(k) <= have} - {("BatchNorm3d", "ReLU")}
+    # every one of torch's patterns (BatchNorm3d + ReLU and ConvTranspose3d + BatchNorm3d
+    # included), and no other
+    assert names == tnames
     table.clear()                                # a copy: the default table is unchanged
     assert get_fuser_method((nn.Conv2d, nn.BatchNorm2d)).__name__ == "fuse_conv_bn"
     assert repr(get_fuser_method((nn.BatchNorm2d, nn.ReLU))) == "nni.BNReLU2d"

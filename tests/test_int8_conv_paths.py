@@ -6,9 +6,8 @@
   VNNI's strided tiles (6 interior pixels of one output row, without Zw).
 - The VNNI tile's row-by-row uint8 epilogue: output columns not a multiple of 16 or 64
   (masked bytes), fused ReLU (lo = Zo), weight zero points (row sums), Za > 127.
-- conv2d_apply's batch chunks (one thread): an NCHW batch converted a few images at a
-  time (the chunk size is lowered here so that small images are chunked too), a short
-  last chunk; whole batches on several threads.
+- conv2d_apply on an NCHW batch (converted band by band inside the fused kernel; the
+  bands' own edges are in tests/test_int8_conv_scratch.py) and on a channels-last one.
 
 Outputs are compared with ``assert_array_equal`` (full 8-bit activations, so only the
 exact reference applies) at 1 and 2 threads on every SIMD path.
@@ -78,29 +77,22 @@ def test_vnni_epilogue_partial_columns(path, rng, o):
     assert_array_equal(got, conv_reference(x, w, b, 1, 1, 1, 1, 0.9, 128))
 
 
-@pytest.mark.parametrize("chunk_bytes", [1, 700, 2000])
 @pytest.mark.parametrize("groups", [1, 2])
-def test_batch_chunks_match_whole_batch(path, num_threads, rng, monkeypatch, chunk_bytes,
-                                        groups):
-    """Chunks of 1, 2 or 5 images of a 7-image NCHW batch (the last one short) give the
-    whole batch's result, which is the reference's."""
+def test_nchw_batch_matches_reference(path, num_threads, rng, groups):
+    """A 7-image NCHW batch, converted band by band inside the fused kernel (at 2
+    threads whole, by a job of its own), gives the reference's result."""
     x = activations(rng, (7, 8, 9, 10), qmax=255, zero_point=129)
     w = weights(rng, (12, 8 // groups, 3, 3), True, zero_point=2)
     b = rng.standard_normal(12).astype(np.float32)
     pc = _packed.PackedConvWeight(w, b, 1, 1, 1, groups)
-    monkeypatch.setattr(_packed, "_CHUNK_BYTES", chunk_bytes)
-    chunked = _packed._images_per_chunk(x._int, simd_paths.active(), num_threads) < 7
-    assert chunked == (path != "generic" and num_threads == 1)
     got = _packed.conv2d_apply(x, pc, 0.4, 6).int_repr()
     assert_array_equal(got, conv_reference(x, w, b, 1, 1, 1, groups, 0.4, 6))
 
 
-def test_channels_last_input_is_not_chunked(rng, monkeypatch):
+def test_channels_last_input_is_read_in_place(rng):
     """A channels-last input (a conv's own output) is read in place, whole."""
-    monkeypatch.setattr(_packed, "_CHUNK_BYTES", 1)
     q = np.ascontiguousarray(rng.integers(0, 256, (3, 5, 6, 8)).astype(np.uint8))
     x = ql.QTensor(q.transpose(0, 3, 1, 2), ql.quint8, ql.per_tensor_affine, 0.1, 4)
-    assert _packed._images_per_chunk(x._int, simd_paths.Simd.VNNI) == 3
     w = weights(rng, (4, 8, 3, 3), False)
     got = qF.conv2d(x, w, None, 1, 1, 1, 1, scale=0.3, zero_point=1).int_repr()
     assert_array_equal(got, conv_reference(x, w, None, 1, 1, 1, 1, 0.3, 1))

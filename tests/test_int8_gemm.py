@@ -181,6 +181,18 @@ def test_pack_layout(rng):
     assert not view[1, :, 4:, :].any() and not view[:, 2, :, 1:].any()
 
 
+@pytest.mark.parametrize("n,k", [(1, 1), (5, 7), (20, 9), (1024, 1024)])
+def test_empty_packed_is_cache_line_aligned(n, k, rng):
+    """empty_packed: packed_size bytes from a 64-byte boundary, which pack_weight fills
+    exactly as it fills an array NumPy placed."""
+    packed = _qgemm.empty_packed(n, k)
+    assert packed.dtype == np.int8 and packed.flags.c_contiguous and packed.flags.writeable
+    assert packed.size == _qgemm.packed_size(n, k) and packed.ctypes.data % 64 == 0
+    p = Problem(rng, 3, k, n)
+    _qgemm.pack_weight(p.w, packed)
+    assert_array_equal(packed, p.packed)
+
+
 def test_unknown_or_unavailable_path_is_refused(rng):
     p = Problem(rng, 2, 8, 4)
     out = np.zeros((2, 4), np.uint8)

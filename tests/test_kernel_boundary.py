@@ -25,6 +25,8 @@ WRAPPERS = {
     "_qconv": "qlearn/kernels/int8.py",
     "_float_qparams": "qlearn/kernels/float_qparams.py",
     "_embedding": "qlearn/kernels/embedding.py",
+    "_qnorm": "qlearn/kernels/norm.py",
+    "_lookup": "qlearn/kernels/lookup.py",
 }
 
 

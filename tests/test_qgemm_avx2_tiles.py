@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
+from qlearn._ext import _qgemm
 from qlearn.kernels import int8 as kint8
 from qlearn.kernels import simd as simd_paths
-from qlearn.reference import conv_gemm_ref, gemm_u8_ref
+from qlearn.reference import conv_gemm_ref, gemm_f32_ref, gemm_u8_ref
 
 pytestmark = pytest.mark.skipif(simd_paths.Simd.AVX2 not in simd_paths.available(),
                                 reason="this CPU lacks AVX2")
@@ -174,3 +175,70 @@ def test_conv_exact_variant_found_anywhere(where):
     got = out.reshape(1, 5, 7, 16).transpose(0, 3, 1, 2)
     assert want.min() > 0 and want.max() < 255                # no clamp hides an error
     assert_same(got, want, f"255 at {pos}")
+
+
+# The one-row tile (qgemm_u8s8_1x64_avx2: a GEMM with M = 1 reads up to four panels at
+# once): N across 2, 3 and 4 panels, with and without a column tail, more than one
+# call of 4 panels, and the tails of 1 panel left after them (N = 65, 80).
+ONE_ROW_N = [17, 32, 47, 48, 63, 64, 65, 80, 129, 200]
+
+
+@pytest.mark.parametrize("n", ONE_ROW_N)
+@pytest.mark.parametrize("k,amax,a_zp,w_zp", [(4, 127, 10, 0), (37, 255, 131, 0),
+                                              (256, 127, 0, -5), (100, 255, 255, 7)])
+def test_one_row_tile_requant(rng, n, k, amax, a_zp, w_zp, num_threads):
+    """M = 1, uint8 output: both variants (amax 255 takes eq. (7)'s), Zw != 0, wide
+    multipliers that clamp at both ends, into a sentinel-filled wider array."""
+    a = rng.integers(0, amax + 1, (1, k)).astype(np.uint8)
+    w = rng.integers(-128, 128, (n, k)).astype(np.int8)
+    wzp = np.full(n, w_zp, np.int32)
+    gw = kint8.GemmWeight(w, wzp)
+    for (out_zp, lo, hi), spread in [((0, 0, 255), "narrow"), ((90, 90, 255), "wide"),
+                                     ((5, 3, 200), "wide")]:
+        bias_q, mult = requant_constants(rng, n, spread)
+        big = np.full((1, n + 5), SENTINEL, np.uint8)
+        kint8.gemm_u8(gw, kint8.as_rows(a, k), a_zp, bias_q, mult, out_zp, lo, hi,
+                      big[:, 2:2 + n], AVX2, num_threads)
+        assert (big[:, :2] == SENTINEL).all() and (big[:, 2 + n:] == SENTINEL).all()
+        want = gemm_u8_ref(a, w, a_zp, wzp, bias_q, mult, out_zp, lo, hi)
+        assert_same(big[:, 2:2 + n], want, f"K={k} N={n} Za={a_zp} amax={amax} "
+                                           f"Zo={out_zp} [{lo}, {hi}]")
+
+
+@pytest.mark.parametrize("n", ONE_ROW_N)
+@pytest.mark.parametrize("amax", [127, 255])
+@pytest.mark.parametrize("relu", [False, True])
+def test_one_row_tile_float(rng, n, amax, relu, num_threads):
+    """M = 1, float output (dynamic quantization, eq. (8)): every panel goes through the
+    memory epilogue; the NaN sentinel around the output stays."""
+    k = 45
+    a = rng.integers(0, amax + 1, (1, k)).astype(np.uint8)
+    w = rng.integers(-128, 128, (n, k)).astype(np.int8)
+    wzp = rng.integers(-3, 4, n).astype(np.int32)
+    gw = kint8.GemmWeight(w, wzp)
+    fscale = rng.uniform(1e-5, 1e-3, n).astype(np.float32)
+    fbias = rng.standard_normal(n).astype(np.float32)
+    big = np.full((1, n + 5), np.nan, np.float32)
+    _qgemm.gemm(AVX2, kint8.as_rows(a, k), k, gw.packed, n, gw.colsum, wzp,
+                bool(wzp.any()), 77, NO_BIAS, NO_BIAS, 0, 0, 255, fscale, fbias, relu,
+                None, big[:, 2:2 + n], num_threads)
+    assert np.isnan(big[:, :2]).all() and np.isnan(big[:, 2 + n:]).all()
+    assert_array_equal(big[:, 2:2 + n], gemm_f32_ref(a, w, 77, wzp, fscale, fbias, relu))
+
+
+@pytest.mark.parametrize("amax", [127, 255])
+def test_one_row_tile_threads_identical(rng, amax):
+    """M = 1 large enough to be split between threads (by blocks of four panels, the
+    last with a column tail): the same integers at 1 and 2 threads."""
+    k, n = 600, 1000
+    a = rng.integers(0, amax + 1, (1, k)).astype(np.uint8)
+    w = rng.integers(-128, 128, (n, k)).astype(np.int8)
+    wzp = np.zeros(n, np.int32)
+    gw = kint8.GemmWeight(w, wzp)
+    bias_q, mult = requant_constants(rng, n, "narrow")
+    want = gemm_u8_ref(a, w, 3, wzp, bias_q, mult, 64, 0, 255)
+    for threads in (1, 2):
+        out = np.full((1, n), SENTINEL, np.uint8)
+        kint8.gemm_u8(gw, kint8.as_rows(a, k), 3, bias_q, mult, 64, 0, 255, out, AVX2,
+                      threads)
+        assert_same(out, want, f"{threads} threads amax={amax}")

@@ -14,8 +14,13 @@ import qlearn.nn.quantized as nnq
 import qlearn.nn.quantized.functional as qF
 import qlearn.quantization as tq
 from qlearn import nn
+from qlearn import reference as ref
+from qlearn.kernels import lookup as klookup
+from qlearn.kernels import norm as knorm
+from qlearn.kernels import simd as simd_paths
 from qlearn.nn import functional as F
 from qlearn.nn.quantized.functional_norm import fma32
+from qlearn.nn.quantized.modules.batchnorm import quantized_batch_norm
 from qlearn.qtensor import QTensor
 from qlearn.quantization import quantize_fx
 
@@ -711,3 +716,181 @@ def test_prelu_eager_workflow_matches_torch(torch_mod, rng, init):
         s = ort.InferenceSession(proto.SerializeToString())
         out = s.run(None, {s.get_inputs()[0].name: x})[0]
         np.testing.assert_allclose(out, model(x).numpy(), atol=float(qw.module[1].scale) + 1e-6)
+
+
+# -- the compiled kernel against its NumPy twin, every SIMD path and thread count ----------
+@pytest.fixture(params=[p.name.lower() for p in simd_paths.available()])
+def path(request):
+    with simd_paths.use(request.param):
+        yield request.param
+
+
+def _kernel_qparams(rng, dtype):
+    qmin, qmax, npdt = RANGES[dtype]
+    return (qmin, qmax, npdt, float(10 ** rng.uniform(-4, 1)), int(rng.integers(qmin, qmax + 1)),
+            float(10 ** rng.uniform(-3, 1)),
+            int(rng.choice([qmin, qmax, int(rng.integers(qmin, qmax + 1))])))
+
+
+# (M, N): N below one block, N mod 32 and N mod 8 not 0, a group larger than the AVX2
+# sums' int32 flush (4096 x 32 elements), and enough elements to run on two threads
+LAYER_SHAPES = [(1, 1), (3, 7), (5, 31), (4, 32), (7, 65), (2, 200), (1, 140_003),
+                (300, 257)]
+
+
+@pytest.mark.parametrize("M,N", LAYER_SHAPES)
+@pytest.mark.parametrize("dtype", ["quint8", "qint8"])
+@pytest.mark.parametrize("affine", [False, True])
+def test_layer_norm_kernel_equals_twin(path, num_threads, rng, M, N, dtype, affine):
+    qmin, qmax, npdt, xs, xz, ys, yz = _kernel_qparams(rng, dtype)
+    q = rng.integers(qmin, qmax + 1, (M, N)).astype(npdt)
+    w = rng.standard_normal(N).astype(np.float32) if affine else None
+    b = rng.standard_normal(N).astype(np.float32) if affine else None
+    got = knorm.layer_norm(q, w, b, xs, xz, 1e-5, ys, yz, qmin, qmax)
+    assert got.dtype == npdt and got.shape == q.shape
+    np.testing.assert_array_equal(got, ref.layer_norm_ref(q, w, b, xs, xz, 1e-5, ys, yz,
+                                                          qmin, qmax))
+
+
+# (B, G, C / G, P): one position, P mod 8 not 0, cpg past 32 (the NHWC scalar channels),
+# a group larger than the sums' flush, and enough elements for two threads
+GROUP_SHAPES = [(1, 1, 1, 1), (2, 3, 1, 5), (3, 2, 4, 9), (2, 1, 45, 1), (1, 1, 1, 600),
+                (1, 1, 2, 70_001), (8, 4, 2, 1100)]
+
+
+@pytest.mark.parametrize("B,G,cpg,P", GROUP_SHAPES)
+@pytest.mark.parametrize("dtype", ["quint8", "qint8"])
+@pytest.mark.parametrize("nhwc,float32_sums", [(False, False), (True, False), (True, True)])
+def test_group_norm_kernel_equals_twin(path, num_threads, rng, B, G, cpg, P, dtype, nhwc,
+                                       float32_sums):
+    qmin, qmax, npdt, xs, xz, ys, yz = _kernel_qparams(rng, dtype)
+    q = rng.integers(qmin, qmax + 1, (B * G, cpg, P)).astype(npdt)
+    gamma = rng.standard_normal(G * cpg).astype(np.float32)
+    beta = None if B % 2 else rng.standard_normal(G * cpg).astype(np.float32)
+    args = (G, nhwc, float32_sums, xs, xz, 1e-5, ys, yz, qmin, qmax)
+    got = knorm.group_norm(q, gamma, beta, *args)
+    assert got.dtype == npdt and got.shape == q.shape
+    np.testing.assert_array_equal(got, ref.group_norm_ref(q, gamma, beta, *args))
+
+
+@pytest.mark.parametrize("dtype", ["quint8", "qint8"])
+def test_kernel_degenerate_cases_equal_twin(path, rng, dtype):
+    """eps = 0 on constant groups (r = inf, NaN elements), output scales so small that
+    y / S passes 2^31 (the clamp, the int32 wrap for Z > 127) or so large that all is 0."""
+    qmin, qmax, npdt = RANGES[dtype]
+    q = rng.integers(qmin, qmax + 1, (6, 70)).astype(npdt)
+    q[::2] = q[::2, :1]                             # constant rows
+    w = rng.standard_normal(70).astype(np.float32)
+    for eps, ys in ((0.0, 0.1), (1e-5, 1e-30), (1e-5, 1e-12), (0.0, 1e30)):
+        for yz in (qmin, 0, 3, qmax):
+            largs = (0.1, 7, eps, ys, yz, qmin, qmax)
+            np.testing.assert_array_equal(knorm.layer_norm(q, w, w, *largs),
+                                          ref.layer_norm_ref(q, w, w, *largs))
+            for nhwc in (False, True):
+                gargs = (2, nhwc, False, 0.1, 7, eps, ys, yz, qmin, qmax)
+                g = q.reshape(6, 35, 2)
+                np.testing.assert_array_equal(knorm.group_norm(g, w, None, *gargs),
+                                              ref.group_norm_ref(g, w, None, *gargs))
+
+
+def test_kernel_results_do_not_depend_on_the_thread_count(path, rng):
+    q = rng.integers(0, 256, (64, 3, 1000)).astype(np.uint8)
+    g = rng.standard_normal(6).astype(np.float32)
+    args = (2, False, False, 0.05, 100, 1e-5, 0.02, 128, 0, 255)
+    one = knorm.group_norm(q, g, g, *args, num_threads=1)
+    for n in (2, 3, 7):
+        np.testing.assert_array_equal(knorm.group_norm(q, g, g, *args, num_threads=n), one)
+    lq = q.reshape(192, 1000)
+    one = knorm.layer_norm(lq, None, None, 0.05, 100, 1e-5, 0.02, 128, 0, 255, num_threads=1)
+    for n in (2, 5):
+        np.testing.assert_array_equal(knorm.layer_norm(lq, None, None, 0.05, 100, 1e-5, 0.02,
+                                                       128, 0, 255, num_threads=n), one)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (2, 3, 7), (4, 5, 33), (2, 16, 5000)])
+@pytest.mark.parametrize("relu", [False, True])
+def test_batch_norm_kernel_equals_twin(path, num_threads, rng, shape, relu):
+    q = rng.integers(0, 256, shape).astype(np.uint8)
+    C = shape[1]
+    alpha = (rng.standard_normal(C) * 2).astype(np.float32)
+    beta = (rng.standard_normal(C) * 80).astype(np.float32)
+    alpha[0], beta[0] = 0.5, 0.5            # exact ties: half to even
+    lo = 100 if relu else 0
+    got = knorm.batch_norm(q, alpha, beta, 120, 100, lo, 255)
+    np.testing.assert_array_equal(got, ref.batch_norm_ref(q, alpha, beta, 120, 100, lo, 255))
+    nan = np.full(C, np.nan, np.float32)
+    np.testing.assert_array_equal(knorm.batch_norm(q, nan, beta, 120, 100, lo, 255),
+                                  np.full(shape, lo, np.uint8))
+
+
+def test_kernel_wrappers_refuse_other_integers():
+    with pytest.raises(TypeError, match="uint8 or int8"):
+        knorm.layer_norm(np.zeros((2, 3), np.int32), None, None, 0.1, 0, 1e-5, 0.1, 0, 0, 255)
+    with pytest.raises(TypeError, match="3-d"):
+        knorm.group_norm(np.zeros((2, 3), np.uint8), None, None, 1, False, False, 0.1, 0,
+                         1e-5, 0.1, 0, 0, 255)
+    with pytest.raises(TypeError, match="uint8"):
+        knorm.batch_norm(np.zeros((1, 2, 3), np.int8), [1, 1], [0, 0], 0, 0, 0, 255)
+    with pytest.raises(ValueError, match="expected 3 affine"):
+        knorm.layer_norm(np.zeros((2, 3), np.uint8), [1.0], None, 0.1, 0, 1e-5, 0.1, 0, 0, 255)
+    assert knorm.layer_norm(np.zeros((0, 3), np.uint8), None, None, 0.1, 0, 1e-5, 0.1, 0, 0,
+                            255).shape == (0, 3)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_batch_norm_2d_large_matches_torch(torch_mod, rng, relu):
+    """Enough elements for the kernel's threads and its AVX2 lanes, odd H W."""
+    torch = torch_mod
+    C = 19
+    q = rng.integers(0, 256, (3, C, 23, 29)).astype(np.uint8)
+    tx, qx = _pair(torch, q, 0.04, 110, "quint8")
+    w, b = rng.uniform(-2, 2, C).astype(np.float32), rng.uniform(-1, 1, C).astype(np.float32)
+    mean, var = rng.uniform(-1, 1, C).astype(np.float32), rng.uniform(0.1, 2, C).astype(
+        np.float32)
+    op = torch.ops.quantized.batch_norm2d_relu if relu else torch.ops.quantized.batch_norm2d
+    want = op(tx, _t(torch, w), _t(torch, b), _t(torch, mean), _t(torch, var), 1e-5, 0.02, 90)
+    got = quantized_batch_norm(qx, w, b, mean, var, 1e-5, 0.02, 90, relu=relu)
+    np.testing.assert_array_equal(got.int_repr(), want.int_repr().numpy())
+
+
+# -- the table lookup of the element-wise maps ----------------------------------------------
+@pytest.mark.parametrize("shape", [(0,), (1,), (3, 5), (2, 3, 70_001), (600_000,)])
+def test_lookup_kernel_equals_twin(num_threads, rng, shape):
+    table = rng.integers(0, 256, 256).astype(np.uint8)
+    q = rng.integers(0, 256, shape).astype(np.uint8)
+    got = klookup.lookup_u8(table, q)
+    assert got.shape == q.shape and got.dtype == np.uint8
+    np.testing.assert_array_equal(got, ref.lookup_u8_ref(table, q))
+    if q.ndim == 3:         # a strided view is copied first
+        np.testing.assert_array_equal(klookup.lookup_u8(table, q[:, ::2, ::3]),
+                                      ref.lookup_u8_ref(table, q[:, ::2, ::3]))
+
+
+def test_lookup_kernel_refuses_bad_tables():
+    with pytest.raises(ValueError, match="256 entries"):
+        klookup.lookup_u8(np.zeros(255, np.uint8), np.zeros(3, np.uint8))
+    with pytest.raises(TypeError, match="uint8"):
+        klookup.lookup_u8(np.zeros(256, np.uint8), np.zeros(3, np.int8))
+
+
+@pytest.mark.parametrize("op", ["hardswish", "elu", "sigmoid", "leaky_relu", "hardsigmoid"])
+@pytest.mark.parametrize("qparams", [(0.04, 120, 0.03, 100), (0.05, 128, 0.03, 128)])
+def test_elementwise_maps_on_a_large_tensor_match_torch(torch_mod, rng, op, qparams):
+    """The table maps over 300 000 elements (the lookup's threads), against torch's
+    vectorised loop: a multiple of 32 elements, so PyTorch has no scalar tail.  At
+    S' = 0.03 hard swish needs PyTorch's 1 / S' from float64 (four integers differ with
+    float32's 1 / S')."""
+    torch = torch_mod
+    xs, xz, ys, yz = qparams
+    q = rng.integers(0, 256, (4, 16, 73, 64)).astype(np.uint8)
+    tx, qx = _pair(torch, q, xs, xz, "quint8")
+    tF = torch.ao.nn.quantized.functional
+    if op in ("hardswish", "elu"):
+        want, got = getattr(tF, op)(tx, ys, yz), getattr(qF, op)(qx, ys, yz)
+    elif op == "leaky_relu":
+        want, got = torch.nn.functional.leaky_relu(tx, 0.1), qF.leaky_relu(qx, 0.1)
+    elif op == "sigmoid":
+        want, got = torch.sigmoid(tx), qF.sigmoid(qx)
+    else:
+        want, got = torch.nn.functional.hardsigmoid(tx), qF.hardsigmoid(qx)
+    np.testing.assert_array_equal(got.int_repr(), want.int_repr().numpy())

@@ -14,6 +14,8 @@ from qlearn.kernels import (
     float_conv,
     float_qparams,
     int8,
+    lookup,
+    norm,
     observer,
     quantize,
     quantizers,
@@ -21,7 +23,7 @@ from qlearn.kernels import (
 from qlearn.kernels import simd as simd_paths
 
 WRAPPERS = [quantize, fake_quant, observer, quantizers, float_conv, int8, float_qparams,
-            embedding]
+            embedding, norm, lookup]
 # entries with no twin of their own, and why
 NO_TWIN = {
     "quantize.channel_view_shape": "a shape helper",

@@ -9,7 +9,10 @@
 * results are bit-identical at 1 and 2 threads on every GEMM path, for awkward shapes
   (M = 1, N not a multiple of 16, K not a multiple of 4, tiny convolutions, groups,
   depthwise, float output), the adaptive 1-or-2-thread choice switched off so that
-  every 2-thread call really goes through the pool.
+  every 2-thread call really goes through the pool;
+* the adaptive alone-or-pool policy, fed simulated timings (``_pool_simulate``: no
+  clock), stays on the pool on a quiet machine, runs alone on a busy one, and comes
+  back to the pool after short bursts of load.
 No timing is asserted anywhere.
 """
 import multiprocessing
@@ -94,6 +97,66 @@ def test_adaptive_choice_still_runs_everything():
     assert est_alone > 0 and est_pool > 0 and stall_alone >= 0 and stall_pool >= 0
     assert backoff in (1, 2, 4)
 
+
+
+# ---- the adaptive choice's policy, on simulated timings (no clock involved) ------------
+def _times(rng, calls, alone_us, pool_us, p_stall=0.0, stall_us=0.0):
+    """(calls, 2) nanoseconds: each call alone / on the pool, +-3 % noise, and a stall
+    (exponential, mean ``stall_us``) in a fraction ``p_stall`` of the pool's calls."""
+    t = np.empty((calls, 2))
+    t[:, 0] = alone_us * (1 + 0.03 * rng.random(calls))
+    t[:, 1] = pool_us * (1 + 0.03 * rng.random(calls))
+    t[:, 1] += (rng.random(calls) < p_stall) * stall_us * rng.exponential(1, calls)
+    return t * 1e3
+
+
+def _taken(t, modes):
+    return t[np.arange(len(t)), modes].sum()
+
+
+QUIET = (580, 310, 0.005, 2000)      # a 3x3 conv: 2-thread speed-up 1.87, rare stalls
+BUSY = (580, 620, 0.25, 2000)        # another process busy: no speed-up, many stalls
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_policy_quiet_machine_stays_on_the_pool(seed):
+    t = _times(np.random.default_rng(seed), 1000, *QUIET)
+    modes = _openmp._pool_simulate(t)
+    assert set(np.unique(modes)) <= {0, 1}
+    assert _taken(t, modes) <= 1.04 * t[:, 1].sum()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_policy_busy_machine_runs_alone(seed):
+    t = _times(np.random.default_rng(seed), 1000, *BUSY)
+    modes = _openmp._pool_simulate(t)
+    assert modes.mean() < 0.1
+    assert _taken(t, modes) <= 1.08 * t[:, 0].sum()
+
+
+@pytest.mark.parametrize("seed", range(7))
+def test_policy_comes_back_after_bursts_of_load(seed):
+    """Three short bursts of stalls (another process starting, ~10 ms each) in a quiet
+    run of a 0.55 ms convolution: the job goes alone during a burst and comes back to
+    the pool after it.  (The policy before the stalls of the unchosen mode faded took
+    1.14-1.40 times the best mode's time on these; one seed stayed alone to the end.)"""
+    rng = np.random.default_rng(seed)
+    quiet, burst = (540, 320, 0.005, 3000), (540, 560, 0.3, 3000)
+    parts = []
+    for _ in range(3):
+        parts += [_times(rng, 200, *quiet), _times(rng, 20, *burst)]
+    parts.append(_times(rng, 500, *quiet))
+    t = np.concatenate(parts)
+    modes = _openmp._pool_simulate(t)
+    best = sum(part.sum(axis=0).min() for part in parts)
+    assert _taken(t, modes) <= 1.15 * best
+    assert modes[-300:].mean() > 0.9
+
+
+def test_policy_simulation_checks_its_input():
+    with pytest.raises(ValueError, match="`ns` must have shape"):
+        _openmp._pool_simulate(np.zeros((4, 3)))
+    assert len(_openmp._pool_simulate(np.zeros((0, 2)))) == 0
 
 def _linear(rng, m=7, k=203, n=129):
     lin = nnq.Linear(k, n)

@@ -167,8 +167,6 @@ def test_prepare_qat_needs_training_mode_and_arguments_are_checked():
         tq.prepare(3)
     with pytest.raises(TypeError, match="`run_fn` must be callable"):
         tq.quantize(m, None, [])
-    with pytest.raises(ValueError, match="is_reference=True"):
-        tq.convert(m, is_reference=True)
     with pytest.warns(UserWarning, match="no module has a qconfig"):
         tq.prepare(nn.Sequential(nn.Linear(2, 2)))
 

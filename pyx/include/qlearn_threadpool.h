@@ -313,30 +313,46 @@ static void qlearn_pool_dispatch(qlearn_pool_t *p, qlearn_pool_fn fn, void *ctx,
  *
  * Whether a second thread helps depends on the machine at that moment, not on the job
  * alone: on a quiet 2-core machine it nearly halves the time, but when other processes
- * keep the cores busy our two threads share one core and every hand-off costs.  So
- * the pool measures: for each kind of job (its function, unit count, thread count and
- * the caller's `work` estimate) it keeps a running estimate of the wall time alone and
- * on the pool (a typical call, plus the mean of what stalls add: qlearn_pool_learn),
- * runs the faster, and re-measures the other now and then: after at least
- * EXPLORE_CALLS calls and EXPLORE_RATIO times what the last exploration really took
- * (a few calls) spent in the faster mode, so that exploring costs at most ~2 % of the
- * time in that kind of job, even when an exploring call stalls for milliseconds on a
- * busy machine; each exploration that confirms the choice doubles the interval (up to
- * 4 times: ~0.5 %; longer would keep a job alone for seconds after the machine
- * has become quiet).  (Counting time spent in the job rather than wall time matters: a
- * program that calls a layer in bursts, like a round-robin benchmark, would otherwise
- * explore at the start of every burst.)  A descheduled worker thus costs a few slow
- * calls, not every call. */
+ * keep the cores busy our two threads share one core, every hand-off costs, and a
+ * worker preempted while it holds a unit makes the caller wait for it, now and then
+ * for milliseconds.  So the pool measures: for each kind of job (its function, unit
+ * count, thread count and the caller's `work` estimate) it keeps a running estimate of
+ * the wall time alone and on the pool (a typical call, plus the mean of what stalls
+ * add: qlearn_pool_learn), runs the faster, and looks at the other now and then (an
+ * exploration: a few calls, qlearn_pool_decide).
+ *
+ * The budget.  An exploration starts after at least EXPLORE_CALLS calls, once the time
+ * spent in the chosen mode since the last one is RATIO x backoff times what the
+ * exploration is expected to cost: its calls times the explored mode's expected excess
+ * over the chosen one (at least a quarter of a chosen call).  Exploring thus costs ~2 %
+ * of the time in that kind of job (backoff 1) down to ~0.5 % (backoff 4: each
+ * exploration whose mode lost clearly doubles it, one whose mode won resets it).
+ * (Budgeting by the time the last exploration took, as measured, as an earlier version
+ * did, let one stalled exploration postpone the next for seconds.)  Time is counted in
+ * the job, not on the clock: a program that calls a layer in bursts, like a round-robin
+ * benchmark, would otherwise explore at the start of every burst.
+ *
+ * Forgetting.  The stalls of the mode not chosen fade as time is spent in the chosen
+ * one (to nothing over FORGET_NS): they say how busy the machine was, and a burst of
+ * load from another process ends.  Without that, a job sent alone by a 50 ms burst of
+ * stalls (another engineer's compile starting) stayed alone on the quiet machine that
+ * followed: its pool time looked slow because of stalls only explorations could
+ * unlearn, and explorations were rare because the pool time looked slow (simulated,
+ * tests/test_threadpool.py: a 0.55 ms convolution with a 2-thread speed-up of 1.7 and
+ * three short bursts ran 1.21 times the best mode's time, 1.11 with forgetting; at a
+ * steady busy machine the cost is ~1 % more re-tried parallel calls). */
 #define QLEARN_POOL_SLOTS 256
 #define QLEARN_POOL_EXPLORE_CALLS 16
-#define QLEARN_POOL_EXPLORE_RATIO 50
+#define QLEARN_POOL_EXPLORE_RATIO 50.0f
 #define QLEARN_POOL_WARMUP 4        /* calls of each mode before choosing (1 not learned) */
 #define QLEARN_POOL_EXPLORE_NS 200000.0f   /* an exploration lasts about this long */
+#define QLEARN_POOL_FORGET_NS 1e8f  /* the other mode's stalls fade over this (in the job) */
 
 typedef struct {
     qlearn_pool_fn fn;
     long items, work;
     int threads;
+    unsigned long last_use;  /* the pool's call count at this kind's last call */
     float est[2];          /* ns: [0] alone, [1] on the pool (a typical call) */
     float stall[2];        /* ns: mean time above 1.5 est per call (preemption) */
     int n[2];              /* samples of each (counted up to WARMUP) */
@@ -344,12 +360,11 @@ typedef struct {
     int burst, burst_mode; /* calls left in the current exploration, and its mode */
     int burst_skip;        /* of those, calls still not learned from */
     float spent;           /* ns spent in this kind of job since the last exploration */
-    float explore_cost;    /* ns the last exploration took (both calls, as measured) */
-    float explore_acc;     /* ns of the exploration under way */
-    int backoff;           /* explorations are RATIO x backoff apart (1, 2, 4, 8) */
+    int backoff;           /* explorations are RATIO x backoff apart (1, 2, 4) */
 } qlearn_pool_choice_t;
 
 static qlearn_pool_choice_t qlearn_pool_choices[QLEARN_POOL_SLOTS];
+static unsigned long qlearn_pool_uses;   /* adaptive calls so far (the LRU clock) */
 static int qlearn_pool_adaptive = -1;     /* QLEARN_POOL_ADAPTIVE=0 turns it off */
 /* Every new kind of job is warmed up in both modes, alternately.  (An earlier version
  * warmed a new kind up in the mode a machine-wide running ratio favoured and inferred
@@ -357,23 +372,42 @@ static int qlearn_pool_adaptive = -1;     /* QLEARN_POOL_ADAPTIVE=0 turns it off
  * GEMMs and convolutions alone at 0.99 of their 1-thread speed after small jobs had
  * set the ratio, where both modes measured give them 1.6-1.96.) */
 
+static void qlearn_pool_choice_reset(qlearn_pool_choice_t *c, qlearn_pool_fn fn,
+                                     long items, long work, int threads) {
+    qlearn_pool_choice_t fresh = {0};
+    fresh.fn = fn; fresh.items = items; fresh.work = work; fresh.threads = threads;
+    fresh.backoff = 1;
+    *c = fresh;
+}
+
+/* The state of a kind of job: two slots may hold it (a kind whose slot another kind
+ * keeps taking, say the input transpose of every call of a convolution, would
+ * otherwise be warmed up afresh on every call); a new kind takes the one used less
+ * recently. */
 static qlearn_pool_choice_t *qlearn_pool_choice(qlearn_pool_fn fn, long items, long work,
                                                 int threads) {
     uint64_t h = (uint64_t)(uintptr_t)fn * 0x9E3779B97F4A7C15ull
                  ^ (uint64_t)items * 0xC2B2AE3D27D4EB4Full
                  ^ (uint64_t)work * 0x165667B19E3779F9ull ^ (uint64_t)threads;
-    qlearn_pool_choice_t *c = &qlearn_pool_choices[(h >> 40) % QLEARN_POOL_SLOTS];
-    if (c->fn != fn || c->items != items || c->work != work || c->threads != threads) {
-        c->fn = fn; c->items = items; c->work = work; c->threads = threads;   /* evict */
-        c->est[0] = c->est[1] = 0;
-        c->stall[0] = c->stall[1] = 0;
-        c->explore_cost = c->explore_acc = 0;
-        c->backoff = 1;
-        c->n[0] = c->n[1] = 0;
-        c->calls = c->burst = c->burst_skip = 0;
-        c->spent = 0;
+    unsigned s = (unsigned)((h >> 40) % QLEARN_POOL_SLOTS);
+    qlearn_pool_choice_t *a = &qlearn_pool_choices[s];
+    qlearn_pool_choice_t *b = &qlearn_pool_choices[s ^ 1];
+    qlearn_pool_choice_t *c;
+    if (a->fn == fn && a->items == items && a->work == work && a->threads == threads)
+        c = a;
+    else if (b->fn == fn && b->items == items && b->work == work && b->threads == threads)
+        c = b;
+    else {
+        c = !a->fn ? a : !b->fn ? b : a->last_use <= b->last_use ? a : b;
+        qlearn_pool_choice_reset(c, fn, items, work, threads);
     }
+    c->last_use = ++qlearn_pool_uses;
     return c;
+}
+
+/* What a call of `mode` is expected to take, stalls included (ns). */
+static float qlearn_pool_expected(const qlearn_pool_choice_t *c, int mode) {
+    return c->est[mode] + c->stall[mode];
 }
 
 /* Fold one timing into the estimate of `mode`.  The first call of each mode is not
@@ -390,8 +424,8 @@ static qlearn_pool_choice_t *qlearn_pool_choice(qlearn_pool_fn fn, long items, l
  * worker preempted while it holds a unit makes the caller wait for it, now and then,
  * for milliseconds, and a choice made on typical times alone kept a 0.1 ms depthwise
  * convolution in parallel at 0.85 of its 1-thread speed. */
-static void qlearn_pool_learn(qlearn_pool_choice_t *c, int mode, long ns, int exploring) {
-    float x = (float)ns, e = c->est[mode];
+static void qlearn_pool_learn(qlearn_pool_choice_t *c, int mode, float x, int exploring) {
+    float e = c->est[mode];
     if (c->n[mode] < QLEARN_POOL_WARMUP) c->n[mode]++;
     if (c->n[mode] == 1) return;
     if (c->n[mode] == 2 || (c->n[mode] < QLEARN_POOL_WARMUP && x < e)) {
@@ -401,7 +435,68 @@ static void qlearn_pool_learn(qlearn_pool_choice_t *c, int mode, long ns, int ex
     float excess = x > 1.5f * e ? x - 1.5f * e : 0.0f;
     if (excess > 0) x = 1.5f * e;              /* one preempted call is not the machine */
     c->est[mode] = e + (x - e) * (exploring ? 0.5f : 0.25f);
-    c->stall[mode] += (excess - c->stall[mode]) * (exploring ? 0.25f : 0.01f);
+        c->stall[mode] += (excess - c->stall[mode]) * (exploring ? 0.25f : 0.01f);
+}
+
+/* The mode of the next call of kind c (0 alone, 1 on the pool); *learn says whether to
+ * learn from its time, *exploring whether it is part of an exploration.  An exploration
+ * is two calls, or as many as take ~200 us (up to 16), and learns from its second half:
+ * the first calls find an idle worker asleep, which back-to-back parallel calls would
+ * not, and a worker takes tens of microseconds to wake (a 10 us GEMM explored with two
+ * calls looked no faster in parallel, and stayed alone at 0.99 of its 1-thread speed
+ * where parallel calls gave 1.5). */
+static int qlearn_pool_decide(qlearn_pool_choice_t *c, int *learn, int *exploring) {
+    *learn = 1;
+    *exploring = 0;
+    if (c->n[0] < QLEARN_POOL_WARMUP || c->n[1] < QLEARN_POOL_WARMUP)
+        return c->n[1] <= c->n[0];           /* warm-up: both modes, alternately */
+    if (c->burst > 0) {                      /* a later call of an exploration */
+        c->burst--;
+        *exploring = 1;
+        if (c->burst_skip > 0) {
+            c->burst_skip--;
+            *learn = 0;
+        }
+        return c->burst_mode;
+    }
+    float t0 = qlearn_pool_expected(c, 0), t1 = qlearn_pool_expected(c, 1);
+    int mode = t1 < t0;
+    if (++c->calls < QLEARN_POOL_EXPLORE_CALLS) return mode;
+    float other = c->est[!mode] > 1000.0f ? c->est[!mode] : 1000.0f;
+    int calls = (int)(QLEARN_POOL_EXPLORE_NS / other) + 1;
+    if (calls < 2) calls = 2;
+    if (calls > 16) calls = 16;
+    float chosen = mode ? t1 : t0, excess = (mode ? t0 : t1) - chosen;
+    if (excess < 0.25f * chosen) excess = 0.25f * chosen;
+    if (c->spent < QLEARN_POOL_EXPLORE_RATIO * (float)c->backoff * (float)calls * excess)
+        return mode;
+    c->burst_mode = !mode;
+    c->burst = calls - 1;
+    c->burst_skip = calls / 2 - 1;
+    c->calls = 0;
+    c->spent = 0;
+    *learn = 0;
+    *exploring = 1;
+    return !mode;
+}
+
+/* After a call of kind c in `mode` that took ns. */
+static void qlearn_pool_record(qlearn_pool_choice_t *c, int mode, long ns, int learn,
+                               int exploring) {
+    if (learn) qlearn_pool_learn(c, mode, (float)ns, exploring);
+    if (!exploring) {
+        c->spent += (float)ns;
+        /* stalls seen in the other mode age: they said how busy the machine was */
+        float keep = 1.0f - (float)ns / QLEARN_POOL_FORGET_NS;
+        c->stall[!mode] *= keep > 0 ? keep : 0.0f;
+    } else if (c->burst == 0) {              /* the exploration's last call */
+        /* the explored mode won: it is the mode now, and looks are frequent again;
+         * it lost clearly: look again later, up to 4 times later */
+        float explored = qlearn_pool_expected(c, mode);
+        float chosen = qlearn_pool_expected(c, !mode);
+        if (explored < chosen) c->backoff = 1;
+        else if (explored > 1.25f * chosen && c->backoff < 4) c->backoff *= 2;
+    }
 }
 
 /* Run fn(ctx, i, slot) for every i in [0, items) on up to num_threads threads, the
@@ -422,78 +517,37 @@ static int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_thr
     if (p->nworkers < nw) qlearn_pool_grow(p, nw);
     if (nw > p->nworkers) nw = p->nworkers;
     if (qlearn_pool_adaptive < 0) qlearn_pool_adaptive = 1;
-    int mode = nw > 0;
+    int mode = nw > 0, learn = 0, exploring = 0;
     qlearn_pool_choice_t *c = NULL;
     long t0 = 0;
-    int skip_learning = 0, exploring = 0;
     if (mode && qlearn_pool_adaptive) {
         c = qlearn_pool_choice(fn, items, work, num_threads);
+        mode = qlearn_pool_decide(c, &learn, &exploring);
         t0 = qlearn_pool_now_ns();
-        if (c->n[0] < QLEARN_POOL_WARMUP || c->n[1] < QLEARN_POOL_WARMUP)
-            mode = c->n[1] <= c->n[0];       /* warm-up: both modes, alternately */
-        else if (c->burst > 0) {
-            mode = c->burst_mode;            /* a later call of an exploration */
-            c->burst--;
-            exploring = 1;
-            if (c->burst_skip > 0) {
-                c->burst_skip--;
-                skip_learning = 1;
-            }
-        } else {
-            mode = c->est[1] + c->stall[1] < c->est[0] + c->stall[0];
-            /* The other mode is measured again once that costs little: what the last
-             * exploration took, as measured (a stalled one counts whole), or what
-             * two calls are expected to take, is at most 1/RATIO of the time spent. */
-            float cost = 2 * (c->est[!mode] + c->stall[!mode]);
-            if (c->explore_cost > cost) cost = c->explore_cost;
-            if (++c->calls >= QLEARN_POOL_EXPLORE_CALLS
-                    && c->spent >= QLEARN_POOL_EXPLORE_RATIO * c->backoff * cost) {
-                /* Explore with a few calls (two, or as many as take ~200 us, up to
-                 * 16) and learn from the second half: the first calls find an idle
-                 * worker asleep, which back-to-back parallel calls would not, and a
-                 * worker takes tens of microseconds to wake: a 10 us GEMM explored
-                 * with two calls looked no faster in parallel, and stayed alone at
-                 * 0.99 of its 1-thread speed where parallel calls gave 1.5. */
-                float other = c->est[!mode] > 1000.0f ? c->est[!mode] : 1000.0f;
-                int calls = (int)(QLEARN_POOL_EXPLORE_NS / other) + 1;
-                if (calls < 2) calls = 2;
-                if (calls > 16) calls = 16;
-                mode = c->burst_mode = !mode;
-                c->burst = calls - 1;
-                c->burst_skip = calls / 2 - 1;
-                c->calls = 0;
-                c->spent = 0;
-                c->explore_acc = 0;
-                skip_learning = exploring = 1;
-            }
-        }
     }
     if (mode) qlearn_pool_dispatch(p, fn, ctx, items, nw);
     else {
         p->stat_serial++;
         for (long i = 0; i < items; i++) fn(ctx, i, 0);
     }
-    if (c) {
-        long t1 = qlearn_pool_now_ns();
-        if (!skip_learning) qlearn_pool_learn(c, mode, t1 - t0, exploring);
-        if (exploring) {
-            c->explore_acc += (float)(t1 - t0);
-            if (c->burst == 0) {                                     /* its last call */
-                c->explore_cost = c->explore_acc;
-                /* The explored mode lost clearly: look again later (the next look
-                 * then costs at most 1 / (RATIO backoff) of the time), up to 4 times
-                 * later; it won: it is the mode now, and looks are frequent again. */
-                float explored = c->est[mode] + c->stall[mode];
-                float chosen = c->est[!mode] + c->stall[!mode];
-                if (explored < chosen) c->backoff = 1;
-                else if (explored > 1.25f * chosen && c->backoff < 4) c->backoff *= 2;
-            }
-        } else {
-            c->spent += (float)(t1 - t0);
-        }
-    }
+    if (c) qlearn_pool_record(c, mode, qlearn_pool_now_ns() - t0, learn, exploring);
     pthread_mutex_unlock(&p->submit);
     return mode ? nw + 1 : 1;
+}
+
+/* Tests: the adaptive choice fed with given times instead of running anything.  Call i
+ * takes ns[2 i] alone or ns[2 i + 1] on the pool; modes[i] gets the mode chosen.  A
+ * private state is used (the pool's is untouched), so the policy can be checked
+ * against timing patterns (a quiet machine with one stall, a busy one) anywhere. */
+static void qlearn_pool_simulate(const double *ns, long calls, int *modes) {
+    qlearn_pool_choice_t c;
+    qlearn_pool_choice_reset(&c, NULL, 0, 0, 0);
+    for (long i = 0; i < calls; i++) {
+        int learn, exploring;
+        int mode = qlearn_pool_decide(&c, &learn, &exploring);
+        modes[i] = mode;
+        qlearn_pool_record(&c, mode, (long)ns[2 * i + mode], learn, exploring);
+    }
 }
 
 /* Stop and join every worker (interpreter exit); a later job starts new ones. */
@@ -545,12 +599,14 @@ static void qlearn_pool_stats(long out[6]) {
     pthread_mutex_unlock(&p->submit);
 }
 
-/* debugging: the adaptive state of choice slot i (est0, est1, stall0, stall1, backoff,
- * items, work); returns 0 for an empty slot */
+/* debugging: the adaptive state of choice slot i (expected ns alone, on the pool, the
+ * stall part of each, backoff, items, work); returns 0 for an empty slot */
 static int qlearn_pool_choice_state(int i, double out[7]) {
     if (i < 0 || i >= QLEARN_POOL_SLOTS || !qlearn_pool_choices[i].fn) return 0;
     qlearn_pool_choice_t *c = &qlearn_pool_choices[i];
-    out[0] = c->est[0]; out[1] = c->est[1]; out[2] = c->stall[0]; out[3] = c->stall[1];
+    out[0] = c->est[0]; out[1] = c->est[1];
+    out[2] = qlearn_pool_expected(c, 0) - c->est[0];
+    out[3] = qlearn_pool_expected(c, 1) - c->est[1];
     out[4] = c->backoff; out[5] = (double)c->items; out[6] = (double)c->work;
     return 1;
 }

@@ -576,7 +576,11 @@ class GetItem(Function):
     @staticmethod
     def forward(ctx, a, key):
         ctx.shape, ctx.key = a.shape, key
-        return np.array(a[key], copy=True)
+        try:
+            return np.array(a[key], copy=True)
+        except OverflowError:   # an index beyond int64: torch raises IndexError too
+            raise IndexError(f"index {key!r:.60} is out of range for a tensor of shape "
+                             f"{a.shape}") from None
 
     @staticmethod
     def backward(ctx, g):

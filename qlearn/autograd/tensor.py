@@ -982,6 +982,16 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     """
     if device is not None and str(device) != "cpu":
         raise ValueError(f"`device` must be 'cpu' (qlearn runs on the CPU), got {device!r}")
+    try:
+        return _tensor(data, dtype, requires_grad)
+    except ValueError as exc:   # NumPy's "inhomogeneous shape" names no argument
+        if "sequence" not in str(exc):
+            raise
+        raise ValueError(f"`data` must be a rectangular nested sequence of numbers: "
+                         f"{exc}") from None
+
+
+def _tensor(data, dtype, requires_grad):
     if dtype is None:
         arr = _infer(data)
     else:   # straight from the given data, so float64 input keeps its precision

@@ -18,6 +18,10 @@ module                     wraps
 :mod:`.float_qparams`      ``_float_qparams``: quantize / dequantize with float zero
                            points, the quantized embedding lookup
 :mod:`.embedding`          ``_embedding``: the float embedding-bag reductions
+:mod:`.norm`               ``_qnorm``: quantized layer / group / instance norm, the
+                           quantized batch norm's map
+:mod:`.lookup`             ``_lookup``: the table lookup of the quantized element-wise
+                           maps
 =========================  ==========================================================
 
 A wrapper makes arrays what its kernel needs (dtype, C-contiguous), resolves the thread

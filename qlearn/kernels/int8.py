@@ -116,7 +116,7 @@ class GemmWeight:
         self.any_wzp = bool(np.any(self.w_zp != 0))
         self.colsum = (self.w.sum(axis=1, dtype=np.int64)
                        - k * self.w_zp.astype(np.int64)).astype(np.int32)
-        self.packed = np.empty(_qgemm.packed_size(n, k), dtype=np.int8)
+        self.packed = _qgemm.empty_packed(n, k)   # 64-byte aligned: see empty_packed
         self.plan = None
         if n and k:
             _qgemm.pack_weight(self.w, self.packed)
@@ -206,22 +206,34 @@ def im2col(xi, c0, cg, kh, kw, sh, sw, ph, pw, dh, dw, a_zp, out, num_threads=No
 
 
 def conv_gemm(gw, xi, c0, cg, kh, kw, sh, sw, ph, pw, dh, dw, a_zp, bias_q, mult, out_zp,
-              lo, hi, out, simd=None, num_threads=None):
+              lo, hi, out, simd=None, num_threads=None, nchw=False, band_bytes=0):
     """One group of a convolution, patches and GEMM fused (eqs. :eq:`int8-expansion`,
-    :eq:`int8-requant`), into the (N Ho Wo, >= Ng) uint8 ``out``; needs a SIMD path."""
+    :eq:`int8-requant`), into the (N Ho Wo, >= Ng) uint8 ``out``; needs a SIMD path.
+
+    ``xi`` is the channels-last (N, H, W, C) C array, or with ``nchw`` the (N, C, H, W)
+    C array, which the kernel converts band by band into cache as it goes (no whole
+    copy); ``band_bytes`` (0: the kernel's 256 KiB) caps a band's converted rows, for
+    tests of many short bands."""
     path = _simd.active() if simd is None else simd
     _qconv.conv_gemm(path, xi, c0, cg, kh, kw, sh, sw, ph, pw, dh, dw, a_zp, gw.packed,
                      gw.n, gw.colsum, gw.w_zp, gw.any_wzp, bias_q, mult, out_zp, lo, hi,
-                     out, _threads.resolve(num_threads))
+                     out, _threads.resolve(num_threads), nchw, band_bytes)
+
+
+def _conv_scratch_kept():
+    """Bytes of each scratch block the fused convolution keeps between calls."""
+    return _qconv.scratch_kept()
 
 
 def depthwise3x3(xi, taps, stride, pad, dil, a_zp, bias_q, mult, out_zp, lo, hi, out,
-                 simd=None, num_threads=None):
+                 simd=None, num_threads=None, nchw=False):
     """Depthwise 3x3 convolution (eq. :eq:`int8-depthwise`) of the channels-last ``xi``
-    with the (9, C) int32 taps ``w - Zw``, requantized into the (N, Ho, Wo, C) ``out``."""
+    (or with ``nchw`` the (N, C, H, W) C array, whose rows the kernel transposes as it
+    reads them) with the (9, C) int32 taps ``w - Zw``, requantized into the
+    (N, Ho, Wo, C) ``out``."""
     path = _simd.active() if simd is None else simd
     _qconv.depthwise3x3(xi, taps, stride, pad, dil, a_zp, bias_q, mult, out_zp, lo, hi, out,
-                        int(path), _threads.resolve(num_threads))
+                        int(path), _threads.resolve(num_threads), nchw)
 
 
 def peak_gops(path, seconds=0.2):

@@ -776,11 +776,15 @@ __all__ += ["embedding", "embedding_bag"]
 
 # the 1-d and 3-d convolutions live in their own module (they use this one's checks)
 from .functional_conv_nd import conv1d, conv3d  # noqa: E402
-from .functional_conv_transpose import conv_transpose1d, conv_transpose2d  # noqa: E402
+from .functional_conv_transpose import (  # noqa: E402
+    conv_transpose1d,
+    conv_transpose2d,
+    conv_transpose3d,
+)
 from .functional_pool_1d import adaptive_avg_pool1d, avg_pool1d, max_pool1d  # noqa: E402
 
 __all__ += ["conv1d", "conv3d", "max_pool1d", "avg_pool1d", "adaptive_avg_pool1d",
-            "conv_transpose1d", "conv_transpose2d"]
+            "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]
 
 from .functional_interpolate import interpolate  # noqa: E402
 

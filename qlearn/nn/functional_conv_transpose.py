@@ -1,4 +1,5 @@
-r"""Transposed convolutions (``torch.nn.functional.conv_transpose1d`` / ``conv_transpose2d``).
+r"""Transposed convolutions (``torch.nn.functional.conv_transpose1d`` / ``conv_transpose2d``
+/ ``conv_transpose3d``).
 
 A transposed convolution is the adjoint of a convolution with the same geometry: every
 input element spreads its value, weighted by the kernel, over the output positions
@@ -27,7 +28,7 @@ from ..autograd import Function
 from .functional import _optional, _tensor
 from .functional_conv_nd import _batched, _ntuple, _window
 
-__all__ = ["conv_transpose1d", "conv_transpose2d", "ConvTransposeNdFunction",
+__all__ = ["conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "ConvTransposeNdFunction",
            "transposed_output_size", "transposed_array"]
 
 
@@ -178,3 +179,19 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     """
     return _conv_transposend(input, weight, bias, stride, padding, output_padding, groups,
                              dilation, 2, "conv_transpose2d")
+
+
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1):
+    r"""3-d transposed convolution (``torch.nn.functional.conv_transpose3d``): per axis
+    :math:`O_i = (L_i-1)S_i - 2P_i + D_i(K_i-1) + P^{out}_i + 1`.  ``weight`` is
+    (C, O/groups, KD, KH, KW); input (N, C, D, H, W) or unbatched (C, D, H, W).
+
+    >>> import numpy as np
+    >>> from qlearn.nn import functional as F
+    >>> y = F.conv_transpose3d(np.ones((1, 1, 2, 2, 2)), np.ones((1, 1, 2, 2, 2)))
+    >>> y.shape, float(y.numpy()[0, 0, 1, 1, 1])
+    ((1, 1, 3, 3, 3), 8.0)
+    """
+    return _conv_transposend(input, weight, bias, stride, padding, output_padding, groups,
+                             dilation, 3, "conv_transpose3d")

@@ -12,6 +12,7 @@ The histogram is read as a piecewise-uniform density: with edges
 :math:`e_0 < \dots < e_B` and counts :math:`h_j`, the CDF :math:`F` is linear inside each
 bin, and the histogram of :math:`|x|` follows from :math:`F_{|x|}(t) = F(t) - F(-t)`.
 """
+import numbers
 import warnings
 
 import numpy as np
@@ -120,6 +121,9 @@ class PercentileObserver(_HistogramCalibrator):
     def __init__(self, percentile=99.99, bins=2048, dtype=quint8, qscheme=per_tensor_affine,
                  reduce_range=False, quant_min=None, quant_max=None, eps=FLOAT32_EPS,
                  **kwargs):
+        if isinstance(percentile, (bool, np.bool_)) or not isinstance(
+                percentile, numbers.Real):    # float() would also read "99" or True
+            raise TypeError(f"`percentile` must be a number in (0, 100], got {percentile!r}")
         percentile = float(percentile)
         if not 0 < percentile <= 100:
             raise ValueError(f"`percentile` must be in (0, 100], got {percentile}")

@@ -24,6 +24,8 @@ makes the module the identity).  The names and defaults are those of
 :class:`LearnableFakeQuantize` (PyTorch's ``_LearnableFakeQuantize``) instead makes
 ``scale`` and ``zero_point`` parameters trained by back-propagation (LSQ).
 """
+import numbers
+
 import numpy as np
 
 from .. import _validation as V
@@ -98,6 +100,14 @@ def _empty_fake_quant(X, quant_min, quant_max):
     return fake_quantize_per_tensor_affine(X, 1.0, quant_min, quant_min, quant_max)
 
 
+def _check_int_range(quant_min, quant_max):
+    """TypeError unless both ends are integers (a str or NaN would fail in a comparison
+    with a message naming neither)."""
+    for name, v in (("quant_min", quant_min), ("quant_max", quant_max)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"`{name}` must be an integer, got {v!r}")
+
+
 def _observer_dtype(observer, observer_kwargs):
     """The dtype the observer factory will use (for the quant_min/quant_max check)."""
     dtype = observer_kwargs.get("dtype")
@@ -120,6 +130,46 @@ class FakeQuantizeBase(Module):
 
     def forward(self, x):
         raise NotImplementedError
+
+    # one-element switches (and LSQ's eps); the qparams may change length (per channel)
+    _SWITCHES = ("fake_quant_enabled", "observer_enabled", "static_enabled",
+                 "learning_enabled", "eps")
+
+    def _load_from_state_dict(self, state_dict, prefix, missing, unexpected, errors):
+        """Refuse entries that are not numeric arrays of a usable shape (a string or an
+        object would otherwise replace the buffer and fail later, far from the cause);
+        ``scale`` and ``zero_point`` may change length, as in PyTorch."""
+        local = {}
+        own = [(n, b, False) for n, b in self._buffers.items()]
+        own += [(n, p.data, True) for n, p in self._parameters.items() if p is not None]
+        for name, buf, is_param in own:
+            key = prefix + name
+            if key not in state_dict or not isinstance(buf, np.ndarray):
+                continue
+            value = state_dict[key]
+            try:
+                value = np.asarray(getattr(value, "data", value))
+            except (TypeError, ValueError):     # a ragged list, say
+                value = np.asarray(None)
+            error = None
+            if value.dtype.kind not in "biuf":
+                error = (f"`{key}` must be a numeric array, got "
+                         f"{type(state_dict[key]).__name__} of dtype {value.dtype}")
+            elif name in self._SWITCHES and value.size != 1:
+                error = (f"size mismatch for {key}: copying a buffer with shape "
+                         f"{value.shape}, the shape in the current model is {buf.shape}")
+            elif name in ("scale", "zero_point") and value.ndim > 1:
+                error = (f"`{key}` must be 1-d (one entry per channel), got shape "
+                         f"{value.shape}")
+            if error:
+                errors.append(error)
+                local[key] = buf            # left as it is
+            elif not is_param:
+                local[key] = value.reshape(buf.shape if name in self._SWITCHES else -1
+                                           ).astype(buf.dtype)
+        if local:
+            state_dict = {**state_dict, **local}
+        super()._load_from_state_dict(state_dict, prefix, missing, unexpected, errors)
 
     def calculate_qparams(self, **kwargs):
         """``(scale, zero_point)`` for fake quantization; subclasses implement it (here it
@@ -196,6 +246,7 @@ class FakeQuantize(FakeQuantizeBase):
             raise ValueError(f"give both `quant_min` and `quant_max` or neither, got "
                              f"quant_min={quant_min}, quant_max={quant_max}")
         if quant_min is not None:
+            _check_int_range(quant_min, quant_max)
             if quant_min > quant_max:
                 raise ValueError(f"`quant_min` must be <= `quant_max`, got {quant_min} > "
                                  f"{quant_max}")
@@ -463,6 +514,7 @@ class LearnableFakeQuantize(FakeQuantizeBase):
     def __init__(self, observer, quant_min=0, quant_max=255, scale=1.0, zero_point=0.0,
                  channel_len=-1, use_grad_scaling=False, **observer_kwargs):
         super().__init__()
+        _check_int_range(quant_min, quant_max)
         if quant_min >= quant_max:
             raise ValueError(f"`quant_min` must be strictly less than `quant_max`, got "
                              f"{quant_min} and {quant_max}")

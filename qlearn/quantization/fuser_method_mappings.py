@@ -15,8 +15,8 @@ running statistics:
 (``fuse_modules_qat``) keeps the batch norm in a fused container
 (:class:`qlearn.nn.intrinsic.ConvBn2d`, ...) that ``prepare_qat`` turns into a module
 simulating the folding during training.  A ReLU after a layer is always kept, in a
-container (``ConvReLU2d``, ``LinearReLU``, ``BNReLU2d``) that converts to one int8
-module clamping at the zero point.
+container (``ConvReLU2d``, ``LinearReLU``, ``BNReLU2d``, ``BNReLU3d``) that converts to
+one int8 module clamping at the zero point.
 
 >>> from qlearn.quantization import get_default_fusion_patterns
 >>> for types, method in get_default_fusion_patterns().items():
@@ -32,16 +32,18 @@ Conv3d + BatchNorm3d + ReLU -> fuse_conv_bn_relu
 Conv3d + ReLU -> nni.ConvReLU3d
 ConvTranspose1d + BatchNorm1d -> fuse_convtranspose_bn
 ConvTranspose2d + BatchNorm2d -> fuse_convtranspose_bn
+ConvTranspose3d + BatchNorm3d -> fuse_convtranspose_bn
 Linear + BatchNorm1d -> fuse_linear_bn
 Linear + ReLU -> nni.LinearReLU
 BatchNorm2d + ReLU -> nni.BNReLU2d
+BatchNorm3d + ReLU -> nni.BNReLU3d
 """
 from ..nn import intrinsic as nni
 from ..nn.modules.activation import ReLU
 from ..nn.modules.batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d
 from ..nn.modules.conv import Conv2d
 from ..nn.modules.conv_nd import Conv1d, Conv3d
-from ..nn.modules.conv_transpose import ConvTranspose1d, ConvTranspose2d
+from ..nn.modules.conv_transpose import ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from ..nn.modules.linear import Linear
 from ..nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
@@ -132,7 +134,7 @@ def fuse_conv_bn_relu(is_qat, conv, bn, relu):
 
 
 def fuse_convtranspose_bn(is_qat, convt, bn):
-    r"""Fold a ``BatchNorm`` into the ``ConvTranspose1d`` / ``ConvTranspose2d`` before it
+    r"""Fold a ``BatchNorm`` into the ``ConvTranspose1d`` / ``2d`` / ``3d`` before it
     (eval mode; the output channels of a transposed convolution's weight are its axis 1,
     :func:`~qlearn.nn.utils.fusion.fuse_conv_bn_eval` with ``transpose=True``).  As
     PyTorch, there is no QAT form: ``is_qat=True`` raises ``ValueError``.
@@ -216,9 +218,11 @@ DEFAULT_OP_LIST_TO_FUSER_METHOD = {
     (Conv3d, ReLU): _SequentialFuser(nni.ConvReLU3d),
     (ConvTranspose1d, BatchNorm1d): _Named(fuse_convtranspose_bn),
     (ConvTranspose2d, BatchNorm2d): _Named(fuse_convtranspose_bn),
+    (ConvTranspose3d, BatchNorm3d): _Named(fuse_convtranspose_bn),
     (Linear, BatchNorm1d): _Named(fuse_linear_bn),
     (Linear, ReLU): _SequentialFuser(nni.LinearReLU),
     (BatchNorm2d, ReLU): _SequentialFuser(nni.BNReLU2d),
+    (BatchNorm3d, ReLU): _SequentialFuser(nni.BNReLU3d),
 }
 
 

@@ -134,8 +134,8 @@ def _tensor_minmax(arr):
 def _channel_minmax(arr, ch_axis):
     """Per-channel (min, max) along ``ch_axis``, as float32 arrays of shape (C,)."""
     if arr.ndim == 0:
-        raise ValueError(f"a per-channel observer needs at least 1 dimension, got a scalar "
-                         f"(ch_axis={ch_axis})")
+        raise ValueError(f"`x` must have at least 1 dimension for a per-channel observer, "
+                         f"got a 0-d array (ch_axis={ch_axis})")
     axis = _validation.check_axis(ch_axis, arr.ndim, "ch_axis")
     lo = np.empty(arr.shape[axis], np.float32)
     hi = np.empty(arr.shape[axis], np.float32)
@@ -158,6 +158,9 @@ class ObserverBase(Module, ABC):
         Whether the qparams are computed at run time from each input (dynamic
         quantization) rather than from calibration data.
     """
+
+    # buffers whose shape a state dict may not change (PyTorch: "size mismatch")
+    _FIXED_SHAPE = ("eps",)
 
     def __init__(self, dtype, is_dynamic=False):
         super().__init__()
@@ -195,7 +198,23 @@ class ObserverBase(Module, ABC):
         for name, buf in self._buffers.items():
             key = prefix + name
             if key in state_dict and isinstance(buf, np.ndarray):
-                local[key] = np.asarray(state_dict[key], dtype=buf.dtype).copy()
+                value = np.asarray(getattr(state_dict[key], "data", state_dict[key]))
+                if value.dtype.kind not in "biuf":
+                    errors.append(f"`{key}` must be a numeric array, got "
+                                  f"{type(state_dict[key]).__name__} of dtype "
+                                  f"{value.dtype}")
+                    local[key] = buf        # leave the buffer as it is
+                    continue
+                if value.ndim != buf.ndim and value.size == 1 == buf.size:
+                    value = value.reshape(buf.shape)      # [x] for a 0-d x, and back
+                if (name in self._FIXED_SHAPE and value.shape != buf.shape) \
+                        or value.ndim != buf.ndim:
+                    errors.append(f"size mismatch for {key}: copying a buffer with shape "
+                                  f"{value.shape}, the shape in the current model is "
+                                  f"{buf.shape}")
+                    local[key] = buf
+                    continue
+                local[key] = value.astype(buf.dtype)
         if local:
             state_dict = {**state_dict, **local}
         super()._load_from_state_dict(state_dict, prefix, missing, unexpected, errors)
@@ -763,6 +782,8 @@ class HistogramObserver(UniformQuantizationObserverBase):
     True
     """
 
+    _FIXED_SHAPE = ("eps", "histogram")
+
     def __init__(self, bins=2048, dtype=quint8, qscheme=per_tensor_affine,
                  reduce_range=False, quant_min=None, quant_max=None, factory_kwargs=None,
                  eps=FLOAT32_EPS, is_dynamic=False, **kwargs):
@@ -972,6 +993,8 @@ class FixedQParamsObserver(ObserverBase):
     >>> obs.calculate_qparams()
     (array([0.00390625], dtype=float32), array([0]))
     """
+
+    _FIXED_SHAPE = ("eps", "scale", "zero_point")
 
     def __init__(self, scale, zero_point, dtype=quint8, qscheme=per_tensor_affine,
                  quant_min=0, quant_max=255, is_dynamic=False, **kwargs):

@@ -15,9 +15,9 @@ Three mappings, one per approach, as in PyTorch:
   -> int8 modules (``nnq``, ``nniq``) that take and return quint8 QTensors;
 * QAT (``prepare_qat``): float and fused float modules -> modules that fake-quantize
   their weights while training (``nnqat``, ``nniqat``);
-* dynamic (``quantize_dynamic``): ``Linear``, ``LSTM``, ``GRU`` and the three RNN cells
-  -> ``nnqd`` modules with
-  int8 (or float16) weights that take and return float arrays.
+* dynamic (``quantize_dynamic``): ``Linear``, ``LSTM``, ``GRU``, the three RNN cells
+  and the fused ``LinearReLU`` -> ``nnqd`` / ``nniqd`` modules with int8 (or float16)
+  weights that take and return float arrays (and, weight-only, the embeddings).
 
 Where qlearn differs from PyTorch: PyTorch's float ``ReLU``, ``MaxPool2d`` and
 ``AdaptiveAvgPool2d`` run on quantized tensors as they are, so its mapping leaves them
@@ -33,6 +33,7 @@ from ..nn import qat as nnqat
 from ..nn import quantized as nnq
 from ..nn.intrinsic import qat as nniqat
 from ..nn.intrinsic import quantized as nniq
+from ..nn.intrinsic.quantized import dynamic as nniqd
 from ..nn.quantized import dynamic as nnqd
 from ..nn.quantized import functional as qF
 from ..nn.quantized import reference as nnqr
@@ -65,6 +66,7 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS = {
     nn.Conv3d: nnq.Conv3d,
     nn.ConvTranspose1d: nnq.ConvTranspose1d,
     nn.ConvTranspose2d: nnq.ConvTranspose2d,
+    nn.ConvTranspose3d: nnq.ConvTranspose3d,
     nn.ReLU: nnq.ReLU,
     nn.ReLU6: nnq.ReLU6,
     nn.LeakyReLU: nnq.LeakyReLU,
@@ -93,6 +95,7 @@ DEFAULT_STATIC_QUANT_MODULE_MAPPINGS = {
     nni.ConvReLU3d: nniq.ConvReLU3d,
     nni.LinearReLU: nniq.LinearReLU,
     nni.BNReLU2d: nniq.BNReLU2d,
+    nni.BNReLU3d: nniq.BNReLU3d,
     nni.LinearLeakyReLU: nniq.LinearLeakyReLU,
     nni.LinearTanh: nniq.LinearTanh,
     # QAT modules: the batch norm is folded into the weight on the way
@@ -118,7 +121,14 @@ DEFAULT_REFERENCE_STATIC_QUANT_MODULE_MAPPINGS = {
     QuantStub: nnq.Quantize,
     DeQuantStub: nnq.DeQuantize,
     nn.Linear: nnqr.Linear,
+    nn.Conv1d: nnqr.Conv1d,
     nn.Conv2d: nnqr.Conv2d,
+    nn.Conv3d: nnqr.Conv3d,
+    nn.ConvTranspose1d: nnqr.ConvTranspose1d,
+    nn.ConvTranspose2d: nnqr.ConvTranspose2d,
+    nn.ConvTranspose3d: nnqr.ConvTranspose3d,
+    nn.Embedding: nnqr.Embedding,
+    nn.EmbeddingBag: nnqr.EmbeddingBag,
 }
 
 # -- QAT: float / fused -> modules that fake-quantize their weights ------------------------
@@ -144,11 +154,16 @@ DEFAULT_QAT_MODULE_MAPPINGS = {
 # -- dynamic: float -> int8 / float16 weights, float activations ---------------------------
 DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS = {
     nn.Linear: nnqd.Linear,
+    nnqat.Linear: nnqd.Linear,
     nn.LSTM: nnqd.LSTM,
     nn.GRU: nnqd.GRU,
     nn.RNNCell: nnqd.RNNCell,
     nn.LSTMCell: nnqd.LSTMCell,
     nn.GRUCell: nnqd.GRUCell,
+    nni.LinearReLU: nniqd.LinearReLU,
+    # weight-only (with float_qparams_weight_only_qconfig), as in the static mapping
+    nn.EmbeddingBag: nnq.EmbeddingBag,
+    nn.Embedding: nnq.Embedding,
 }
 
 # -- functions -> quantized functions (for graph mode) -------------------------------------
@@ -162,6 +177,12 @@ DEFAULT_FLOAT_TO_QUANTIZED_OPERATOR_MAPPINGS = {
     F.avg_pool1d: qF.avg_pool1d,
     F.adaptive_avg_pool1d: qF.adaptive_avg_pool1d,
     F.interpolate: qF.interpolate,
+    # PyTorch's entries: the quantized function takes the output's scale and zero point
+    F.elu: qF.elu,
+    F.hardswish: qF.hardswish,
+    F.instance_norm: qF.instance_norm,
+    F.layer_norm: qF.layer_norm,
+    F.leaky_relu: qF.leaky_relu,
 }
 
 # containers that take a qconfig although they are no quantizable leaf
@@ -199,10 +220,12 @@ def get_default_qat_module_mappings():
 
 
 def get_default_static_quant_reference_module_mappings():
-    """The reference mapping: ``nn.Linear`` / ``nn.Conv2d`` -> their
-    :mod:`qlearn.nn.quantized.reference` twins (float layers whose weight is quantized
-    and dequantized), the stubs -> ``Quantize`` / ``DeQuantize``; what
-    :func:`~qlearn.quantization.quantize_fx.convert_to_reference_fx` uses.
+    """The reference mapping: ``nn.Linear``, the convolutions (1-, 2-, 3-d, direct and
+    transposed) and the embeddings -> their :mod:`qlearn.nn.quantized.reference` twins
+    (float layers whose weight is quantized and dequantized), the stubs -> ``Quantize``
+    / ``DeQuantize``; what :func:`~qlearn.quantization.quantize_fx.convert_to_reference_fx`
+    and ``convert(..., is_reference=True)`` use.  (PyTorch's also has reference
+    recurrent layers, which qlearn does not.)
 
     >>> import qlearn.quantization as tq
     >>> from qlearn import nn
@@ -247,21 +270,35 @@ def get_embedding_static_quant_module_mappings():
 
 
 def get_default_dynamic_quant_module_mappings():
-    """The dynamic mapping: ``Linear``, ``LSTM``, ``GRU``, ``RNNCell``, ``LSTMCell``,
-    ``GRUCell`` -> their ``nnqd`` classes.
+    """The dynamic mapping, PyTorch's: ``Linear`` (and the QAT ``nnqat.Linear``),
+    ``LSTM``, ``GRU``, ``RNNCell``, ``LSTMCell``, ``GRUCell`` -> their ``nnqd`` classes,
+    the fused ``nni.LinearReLU`` -> ``nniqd.LinearReLU``, and the weight-only
+    ``Embedding`` / ``EmbeddingBag`` -> ``nnq.Embedding`` / ``nnq.EmbeddingBag`` (for a
+    ``quantize_dynamic`` spec that gives them
+    :data:`~qlearn.quantization.qconfig.float_qparams_weight_only_qconfig`).
 
     >>> import qlearn.quantization as tq
     >>> from qlearn import nn
-    >>> sorted(c.__name__ for c in tq.get_default_dynamic_quant_module_mappings())
-    ['GRU', 'GRUCell', 'LSTM', 'LSTMCell', 'Linear', 'RNNCell']
+    >>> m = tq.get_default_dynamic_quant_module_mappings()
+    >>> print(sorted({c.__name__ for c in m}))   # doctest: +NORMALIZE_WHITESPACE
+    ['Embedding', 'EmbeddingBag', 'GRU', 'GRUCell', 'LSTM', 'LSTMCell', 'Linear',
+     'LinearReLU', 'RNNCell']
+    >>> m[nn.Embedding].__module__
+    'qlearn.nn.quantized.modules.embedding_ops'
     """
     return dict(DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS)
 
 
 def get_default_float_to_quantized_operator_mappings():
     """Float functions of :mod:`qlearn.nn.functional` -> their quantized twins in
-    :mod:`qlearn.nn.quantized.functional` (the ones whose output keeps the input's
-    scale and zero point, so no module is needed).
+    :mod:`qlearn.nn.quantized.functional`: PyTorch's entries (``elu``, ``hardswish``,
+    ``instance_norm``, ``layer_norm``, ``leaky_relu``, whose quantized forms take the
+    output's scale and zero point; PyTorch maps them to the ``torch.ops.quantized``
+    operators, qlearn to the ``qF`` functions that compute them), and the ones whose
+    output keeps the input's scale and zero point (``relu``, the poolings,
+    ``interpolate``), which PyTorch runs on quantized tensors as they are.  PyTorch's
+    ``F.dropout`` entry has no twin: qlearn has no quantized dropout function (the
+    ``nnq.Dropout`` module is the identity in eval mode).
 
     >>> import qlearn.quantization as tq
     >>> import qlearn.nn.functional as F

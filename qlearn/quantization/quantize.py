@@ -40,6 +40,7 @@ from ..nn.modules.flatten import Dropout, Flatten
 from ..nn.modules.linear import Identity
 from ..nn.modules.module import Module
 from ..nn.modules.upsampling import Upsample
+from ..nn.quantized.reference.modules.utils import reference_from_float
 from ..qtensor import QTensor
 from .fake_quantize import (
     FakeQuantizeBase,
@@ -55,6 +56,7 @@ from .quantization_mappings import (
     get_default_qat_module_mappings,
     get_default_qconfig_propagation_list,
     get_default_static_quant_module_mappings,
+    get_default_static_quant_reference_module_mappings,
     no_observer_set,
 )
 from .stubs import DeQuantStub, QuantStub, QuantWrapper
@@ -436,18 +438,21 @@ def _remove_qconfig(module):
     _remove_hooks(module)
 
 
-def _swap(mod, mapping, custom_module_class_mapping, name):
+def _swap(mod, mapping, custom_module_class_mapping, name, keep_unmapped=False):
     if getattr(mod, "qconfig", None) is None:
         return mod
     cls = custom_module_class_mapping.get(type(mod))
     if cls is not None:
         new = cls.from_observed(mod)
+    elif getattr(mapping.get(type(mod)), "_IS_REFERENCE", False):
+        # a reference module: the weight's qparams from a fresh qconfig.weight()
+        new = reference_from_float(mapping[type(mod)], mod)
     else:
         cls = mapping.get(type(mod))
         if cls is None:
-            if _observer_forward_hook in mod._forward_hooks.values() \
+            # (nn.Hardsigmoid, observed in QAT, runs on the integers once converted)
+            if not keep_unmapped and _observer_forward_hook in mod._forward_hooks.values() \
                     and _is_leaf_ignoring_observer(mod) and type(mod) is not Hardsigmoid:
-                # (nn.Hardsigmoid, observed in QAT, runs on the integers once converted)
                 raise ValueError(
                     f"{_where(name, mod)} was observed but has no entry in the mapping: "
                     f"add `{_class_name(type(mod))}: <quantized class>` to `mapping`, or "
@@ -503,13 +508,13 @@ def swap_module(mod, mapping, custom_module_class_mapping=None,
                  getattr(mod, "_qualified_name", ""))
 
 
-def _convert(module, mapping, custom, prefix):
+def _convert(module, mapping, custom, prefix, keep_unmapped=False):
     reassign = {}
     for name, child in module.named_children():
         qual = f"{prefix}.{name}" if prefix else name
         if not isinstance(child, _FusedModule) and type(child) not in custom:
-            _convert(child, mapping, custom, qual)
-        reassign[name] = _swap(child, mapping, custom, qual)
+            _convert(child, mapping, custom, qual, keep_unmapped)
+        reassign[name] = _swap(child, mapping, custom, qual, keep_unmapped)
     for key, value in reassign.items():
         module._modules[key] = value
     return module
@@ -549,6 +554,11 @@ def _add_input_checks(model, mapping):
         | set(mapping.values())
     quantized -= {nnq.Quantize, nnq.QFunctional, nnq.FloatFunctional}
     quantized -= {nnq.Embedding, nnq.EmbeddingBag}   # weight-only: integer indices in
+    # reference modules take float arrays and QTensors (which they dequantize), so the
+    # DeQuantize after one may get either
+    if any(getattr(c, "_IS_REFERENCE", False) for c in mapping.values()):
+        quantized = {c for c in quantized if not getattr(c, "_IS_REFERENCE", False)}
+        quantized.discard(nnq.DeQuantize)
     dynamic = set(get_default_dynamic_quant_module_mappings().values())
     for name, m in model.named_modules():
         if any(isinstance(h, _InputCheck) for h in m._forward_pre_hooks.values()):
@@ -587,8 +597,16 @@ def convert(module, mapping=None, inplace=False, remove_qconfig=True, is_referen
     remove_qconfig : bool
         Remove ``qconfig`` attributes and observers after the swap.
     is_reference : bool
-        Only ``False`` (reference models: graph mode's
-        :func:`~qlearn.quantization.quantize_fx.convert_to_reference_fx`).
+        Build reference modules, as PyTorch's: the default ``mapping`` becomes
+        :func:`~qlearn.quantization.quantization_mappings.get_default_static_quant_reference_module_mappings`
+        (``nn.Linear`` -> ``nnqr.Linear``, the convolutions, the embeddings; the stubs
+        -> ``Quantize`` / ``DeQuantize``), each built by ``from_float(mod,
+        weight_qparams)`` with the qparams of a fresh ``qconfig.weight()`` run over its
+        weight; observed layers without a reference class stay float.  The reference
+        modules dequantize a QTensor input, so the model runs (PyTorch's refuses the
+        quantized input; graph mode's
+        :func:`~qlearn.quantization.quantize_fx.convert_to_reference_fx` also
+        quantizes and dequantizes every activation).
     convert_custom_config_dict : dict, optional
         ``"observed_to_quantized_custom_module_class"``: ``{observed class: quantized
         class}``, built by the quantized class's ``from_observed``.
@@ -621,18 +639,15 @@ def convert(module, mapping=None, inplace=False, remove_qconfig=True, is_referen
     1
     """
     _check_module(module, "convert")
-    if is_reference:
-        raise ValueError("convert: `is_reference=True` is not supported in eager mode; "
-                         "graph mode builds reference models with "
-                         "quantize_fx.convert_to_reference_fx")
     if mapping is None:
-        mapping = get_default_static_quant_module_mappings()
+        mapping = (get_default_static_quant_reference_module_mappings() if is_reference
+                   else get_default_static_quant_module_mappings())
     _check_mapping(mapping, "convert")
     custom = (convert_custom_config_dict or {}).get(
         "observed_to_quantized_custom_module_class", {})
     if not inplace:
         module = copy.deepcopy(module)
-    _convert(module, mapping, custom, "")
+    _convert(module, mapping, custom, "", keep_unmapped=bool(is_reference))
     if remove_qconfig:
         _remove_qconfig(module)
         _add_input_checks(module, mapping)

@@ -42,7 +42,13 @@ def small_shapes(min_dims=0, max_dims=4, min_side=0, max_side=6):
 def layouts(draw, base):
     """``base`` in one of many memory layouts (same values, or a view with other strides)."""
     kind = draw(st.sampled_from(["c", "f", "neg", "strided", "readonly", "broadcast",
-                                 "list", "c", "c"]))
+                                 "list", "unaligned", "c", "c"]))
+    if kind == "unaligned" and base.dtype.isnative:
+        # the same values at an odd address (SIMD loads must not assume alignment)
+        raw = np.zeros(base.nbytes + 1, np.uint8)
+        out = np.frombuffer(raw.data, base.dtype, base.size, 1).reshape(base.shape)
+        out[...] = base
+        return out
     if kind == "f":
         return np.asfortranarray(base)
     if kind == "neg" and base.ndim:

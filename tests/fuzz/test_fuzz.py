@@ -35,6 +35,8 @@ GROUPS = {
     "fake_quant": [n for n in _names if "ake" in n or "quantizers" in n],
     "int8": [n for n in _names if n.startswith(("qF", "nnq"))],
     "load": ["ql.load (mutated files)"],
+    "api": ["QTensor methods (adversarial arguments)",
+            "module state (pickle / deepcopy / load_state_dict)"],
 }
 assert sorted(sum(GROUPS.values(), [])) == sorted(_names), "every target in one group"
 

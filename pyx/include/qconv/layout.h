@@ -85,13 +85,15 @@ static void qlearn_qconv_nchw_to_nhwc_rows(const uint8_t *src, long C, long HW, 
     static int has_avx2 = -1;     /* the CPU does not change: ask once */
     if (has_avx2 < 0) has_avx2 = qlearn_cpu_has_avx2();
     if (has_avx2 && C >= 16) {
-        long C16 = C & ~15L;
-        for (; p + 32 <= p1; p += 32) {
-            for (long c = 0; c < C16; c += 16)
-                qlearn_transpose_16x32_avx2(src + c * HW + p, HW, dst + p * C + c, C);
-            for (long q = p; q < p + 32; q++)
-                for (long c = C16; c < C; c++) dst[q * C + c] = src[c * HW + q];
-        }
+        /* 16 planes at a time along the whole range: 16 streams of reads, which the
+         * hardware prefetchers follow (all C planes at once are too many streams) */
+        const long C16 = C & ~15L, pe = p0 + ((p1 - p0) & ~31L);
+        for (long c = 0; c < C16; c += 16)
+            for (long q = p0; q < pe; q += 32)
+                qlearn_transpose_16x32_avx2(src + c * HW + q, HW, dst + q * C + c, C);
+        for (long q = p0; q < pe; q++)
+            for (long c = C16; c < C; c++) dst[q * C + c] = src[c * HW + q];
+        p = pe;
     }
 #endif
 #if defined(__SSE2__)
@@ -101,6 +103,15 @@ static void qlearn_qconv_nchw_to_nhwc_rows(const uint8_t *src, long C, long HW, 
             qlearn_transpose_16x16(src + c * HW + p, HW, dst + p * C + c, C);
         for (long q = p; q < p + 16; q++)
             for (long c = C16; c < C; c++) dst[q * C + c] = src[c * HW + q];
+    }
+    if (p < p1 && p1 - p0 >= 16 && C16) {
+        /* the last pixels (a row of 56 ends in 8): one more tile ending at p1, which
+         * rewrites some pixels already done with the same bytes, not a scalar loop */
+        for (long c = 0; c < C16; c += 16)
+            qlearn_transpose_16x16(src + c * HW + p1 - 16, HW, dst + (p1 - 16) * C + c, C);
+        for (long q = p; q < p1; q++)
+            for (long c = C16; c < C; c++) dst[q * C + c] = src[c * HW + q];
+        p = p1;
     }
 #endif
     for (; p < p1; p++)
@@ -177,6 +188,25 @@ static void qlearn_qconv_nchw_row_to_nhwc(const uint8_t *src, long C, long HW, l
 #endif
     for (long x = x0; x < W; x++)
         for (long c = 0; c < C; c++) dst[x * C + c] = src[c * HW + x];
+}
+
+/* Input rows [y0, y1) of channels [c0, c0 + cg) of one NCHW image (src: the image,
+ * C planes of H x W) into dst ((y1 - y0) W, cg), channels last: the band a block of a
+ * convolution reads, converted into the thread's cache-resident buffer just before
+ * the block's GEMM reads it (the whole channels-last copy of the input never goes to
+ * memory and back).  The rows are contiguous in every plane, so the band is one
+ * (cg, (y1 - y0) W) -> ((y1 - y0) W, cg) transpose; few channels go row by row (the
+ * three of an image by pshufb). */
+static void qlearn_qconv_nchw_band_to_nhwc(const uint8_t *src, long H, long W, long c0,
+                                           long cg, long y0, long y1, uint8_t *dst) {
+    const long HW = H * W;
+    const uint8_t *s = src + c0 * HW + y0 * W;
+    if (cg >= 16) {
+        qlearn_qconv_nchw_to_nhwc_rows(s, cg, HW, 0, (y1 - y0) * W, dst);
+        return;
+    }
+    for (long y = y0; y < y1; y++, s += W, dst += W * cg)
+        qlearn_qconv_nchw_row_to_nhwc(s, cg, HW, W, dst);
 }
 
 #endif

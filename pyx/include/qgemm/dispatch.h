@@ -1,8 +1,9 @@
 /* Int8 GEMM dispatch: which micro-kernel computes a tile, chosen by the caller's path.
  *
  *   QGEMM_AVX2        qgemm_u8s8_4x16_avx2.h, vpmaddubsw + vpmaddwd; exact only if
- *                     max(A) <= 127, which the caller checks (qlearn_qgemm_rowsum_max)
- *   QGEMM_AVX2_EXACT  the same tile with A = lo + 128 hi (eq. (7)), otherwise
+ *                     max(A) <= 127, which the caller checks (qlearn_qgemm_rowsum_max);
+ *                     a one-row tile of several panels runs qgemm_u8s8_1x64_avx2.h
+ *   QGEMM_AVX2_EXACT  the same tiles with A = lo + 128 hi (eq. (7)), otherwise
  *   QGEMM_VNNI        qgemm_u8s8_6x64_vnni.h, vpdpbusd
  *   QGEMM_GENERIC     no tile here: the caller runs the reference loops
  *
@@ -19,6 +20,7 @@
 #include "epilogue_avx512.h"
 #include "qgemm_u8s8_4x16_avx2.h"
 #include "qgemm_u8s8_4x16_avx2_indirect.h"
+#include "qgemm_u8s8_1x64_avx2.h"
 #include "qgemm_u8s8_6x64_vnni.h"
 #include "qgemm_u8s8_6x64_vnni_indirect.h"
 #include "peak.h"
@@ -36,7 +38,10 @@ static int qlearn_qgemm_rowsum_max(const uint8_t *a, long M, long K, long lda,
 
 /* Tile shapes of each path: rows per tile (MR) and panels of 16 columns per tile (NP):
  * qgemm_u8s8_6x64_vnni is 6 x 4, qgemm_u8s8_4x16_avx2 4 x 1 (its indirect form takes
- * any number of panels per call, one after the other: the convolution passes all). */
+ * any number of panels per call, one after the other: the convolution passes all).
+ * On AVX2, qlearn_qgemm_tile also takes np > 1: a one-row tile then runs
+ * qgemm_u8s8_1x64_avx2 on up to 4 panels at once (the GEMM driver passes 4 when
+ * M = 1), any other the 4x16 tile panel after panel. */
 static inline int qgemm_tile_mr(int path) { return path == QGEMM_VNNI ? 6 : 4; }
 static inline int qgemm_tile_np(int path) { return path == QGEMM_VNNI ? 4 : 1; }
 
@@ -58,6 +63,20 @@ static void qlearn_qgemm_tile(int path, const uint8_t *a, long lda, long i0, lon
         /* the epilogue runs on the accumulator registers: no tile round trip */
         const qgemm_outctx oc = {e, i0, j0, nc, ldc, out_u8, out_f};
         QGEMM_U8S8_6X64_VNNI[mr - 1][np - 1](arow, lda, bp, Kg, panel_stride, &oc);
+    } else if (mr == 1 && np > 1) {
+        /* AVX2, one row: up to 4 panels at once (four streams of the weight) */
+        for (long p = 0; p < np; p += 4) {
+            long npp = np - p < 4 ? np - p : 4;
+            long jc = j0 + p * QGEMM_NR;
+            long ncp = N - jc < npp * QGEMM_NR ? N - jc : npp * QGEMM_NR;
+            const qgemm_avx2_outctx o = {e, i0, jc, ncp, ldc, out_u8, out_f};
+            if (npp == 1)
+                QGEMM_U8S8_4X16_AVX2[path == QGEMM_AVX2_EXACT][0](
+                    arow, lda, bp + p * panel_stride, Kg, &o);
+            else
+                QGEMM_U8S8_1X64_AVX2[path == QGEMM_AVX2_EXACT][npp - 2](
+                    arow, bp + p * panel_stride, Kg, panel_stride, &o);
+        }
     } else {
         /* AVX2: np panels one after the other, each finished by its kernel */
         for (long p = 0; p < np; p++) {

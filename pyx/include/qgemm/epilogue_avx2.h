@@ -63,17 +63,30 @@ typedef struct {
     float *out_f;
 } qgemm_avx2_outctx;
 
+/* The register epilogue (qgemm_avx2_finish_u8) takes a full 16-column panel with uint8
+ * output; its accumulators start from eq. (4)'s column term -Za colsum'[j] instead of
+ * 0 (int32 arithmetic wraps alike in either order), one subtraction per accumulator
+ * fewer.  Every other tile starts from 0 and goes through qgemm_epilogue_avx2. */
+QGEMM_INLINE QGEMM_AVX2_FN int qgemm_avx2_in_registers(const qgemm_avx2_outctx *o) {
+    return o->out_u8 != NULL && o->nc == QGEMM_NR;
+}
+
+/* -Za colsum'[j] for the 8 columns from j of a register-epilogue panel, else 0. */
+QGEMM_INLINE QGEMM_AVX2_FN __m256i qgemm_avx2_zinit(const qgemm_avx2_outctx *o, int half) {
+    if (!qgemm_avx2_in_registers(o)) return _mm256_setzero_si256();
+    return _mm256_mullo_epi32(_mm256_set1_epi32(-o->e->a_zp), _mm256_loadu_si256(
+        (const __m256i *)(o->e->colsum + o->j0 + 8 * half)));
+}
+
 /* The column constants of one panel half (8 columns from j), for qgemm_avx2_requant8. */
 typedef struct {
-    __m256i zcol, wzp;       /* Za colsum'[j], Zw[j] */
+    __m256i wzp;             /* Zw[j] */
     __m256 bias, mult;       /* bias_q[j] (0 if none), mult[j] */
 } qgemm_avx2_cols;
 
 QGEMM_INLINE QGEMM_AVX2_FN qgemm_avx2_cols qgemm_avx2_load_cols(const qgemm_epilogue *e,
                                                               long j, const int ROWSUM) {
     qgemm_avx2_cols k;
-    k.zcol = _mm256_mullo_epi32(_mm256_set1_epi32(e->a_zp),
-                                _mm256_loadu_si256((const __m256i *)(e->colsum + j)));
     k.wzp = ROWSUM ? _mm256_loadu_si256((const __m256i *)(e->wzp + j))
                    : _mm256_setzero_si256();
     k.bias = e->bias_q ? _mm256_loadu_ps(e->bias_q + j) : _mm256_setzero_ps();
@@ -81,14 +94,15 @@ QGEMM_INLINE QGEMM_AVX2_FN qgemm_avx2_cols qgemm_avx2_load_cols(const qgemm_epil
     return k;
 }
 
-/* eqs. (4), (6) on 8 accumulators of row i, up to the rounding: nearbyint of
+/* eqs. (4), (6) on 8 accumulators of row i (-Za colsum'[j] already in), up to the
+ * rounding: nearbyint of
  * ((float)raw + bias_q) mult as int32, without Zo (added after the narrowing, see
  * qgemm_avx2_pack2rows).  Adding a zero bias when there is none changes nothing
  * (x + 0.0f == x, and (float)raw is never -0.0).  rs: rowsum[i] broadcast (ROWSUM). */
 QGEMM_INLINE QGEMM_AVX2_FN __m256i qgemm_avx2_requant8(__m256i acc, __m256i rs,
                                                      const qgemm_avx2_cols *k,
                                                      const int ROWSUM) {
-    __m256i raw = _mm256_sub_epi32(acc, k->zcol);
+    __m256i raw = acc;
     if (ROWSUM) raw = _mm256_sub_epi32(raw, _mm256_mullo_epi32(rs, k->wzp));
     __m256 x = _mm256_add_ps(_mm256_cvtepi32_ps(raw), k->bias);
     x = _mm256_mul_ps(x, k->mult);
@@ -105,11 +119,13 @@ QGEMM_INLINE QGEMM_AVX2_FN __m256i qgemm_avx2_requant8(__m256i acc, __m256i rs,
  * back in column order. */
 QGEMM_INLINE QGEMM_AVX2_FN __m256i qgemm_avx2_pack2rows(__m256i a0, __m256i a1, __m256i b0,
                                                       __m256i b1, __m256i zo16,
-                                                      __m256i lo8, __m256i hi8) {
+                                                      __m256i lo8, __m256i hi8,
+                                                      const qgemm_epilogue *e) {
     const __m256i wa = _mm256_adds_epi16(_mm256_packs_epi32(a0, a1), zo16);
     const __m256i wb = _mm256_adds_epi16(_mm256_packs_epi32(b0, b1), zo16);
     __m256i v = _mm256_packus_epi16(wa, wb);     /* a0-3 a8-11 b0-3 b8-11 | a4-7 ... */
-    v = _mm256_min_epu8(_mm256_max_epu8(v, lo8), hi8);
+    if (e->lo > 0) v = _mm256_max_epu8(v, lo8);  /* the narrowing clamped to [0, 255] */
+    if (e->hi < 255) v = _mm256_min_epu8(v, hi8);
     return _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
@@ -124,7 +140,8 @@ QGEMM_INLINE QGEMM_AVX2_FN __m256i qgemm_avx2_pack2rows(__m256i a0, __m256i a1, 
     if (MR > r) _mm_storeu_si128((__m128i *)(out + r * o->ldc),                          \
                                  _mm256_extracti128_si256(v, half));
 
-/* A full 16-column panel of rows r < MR to uint8, in registers. */
+/* A full 16-column panel of rows r < MR to uint8, in registers (accumulators started
+ * from qgemm_avx2_zinit). */
 QGEMM_INLINE QGEMM_AVX2_FN void qgemm_avx2_finish_u8(
         __m256i c00, __m256i c01, __m256i c10, __m256i c11, __m256i c20, __m256i c21,
         __m256i c30, __m256i c31, const int MR, const qgemm_avx2_outctx *o,
@@ -139,10 +156,10 @@ QGEMM_INLINE QGEMM_AVX2_FN void qgemm_avx2_finish_u8(
     __m256i q00 = c00, q01 = c00, q10 = c00, q11 = c00;
     __m256i q20 = c00, q21 = c00, q30 = c00, q31 = c00;
     QGEMM_AVX2_FIN_ROW(0) QGEMM_AVX2_FIN_ROW(1) QGEMM_AVX2_FIN_ROW(2) QGEMM_AVX2_FIN_ROW(3)
-    __m256i v = qgemm_avx2_pack2rows(q00, q01, q10, q11, zo16, lo8, hi8);
+    __m256i v = qgemm_avx2_pack2rows(q00, q01, q10, q11, zo16, lo8, hi8, e);
     QGEMM_AVX2_FIN_STORE(0, 0) QGEMM_AVX2_FIN_STORE(1, 1)
     if (MR > 2) {
-        v = qgemm_avx2_pack2rows(q20, q21, q30, q31, zo16, lo8, hi8);
+        v = qgemm_avx2_pack2rows(q20, q21, q30, q31, zo16, lo8, hi8, e);
         QGEMM_AVX2_FIN_STORE(2, 0) QGEMM_AVX2_FIN_STORE(3, 1)
     }
 }
@@ -154,7 +171,7 @@ QGEMM_INLINE QGEMM_AVX2_FN void qgemm_avx2_finish(
         __m256i c00, __m256i c01, __m256i c10, __m256i c11, __m256i c20, __m256i c21,
         __m256i c30, __m256i c31, const int MR, const qgemm_avx2_outctx *o) {
     const qgemm_epilogue *e = o->e;
-    if (o->out_u8 && o->nc == QGEMM_NR) {
+    if (qgemm_avx2_in_registers(o)) {
         if (e->rowsum)
             qgemm_avx2_finish_u8(c00, c01, c10, c11, c20, c21, c30, c31, MR, o, 1);
         else

@@ -66,7 +66,8 @@ QGEMM_VNNI_FN static void qgemm_epilogue_avx512(
 }
 
 /* ---- VNNI epilogue straight from the accumulator registers ----------------------------
- * Where one 16-column accumulator of the tile goes: eq. (4)'s zero-point terms, then
+ * Where one 16-column accumulator of the tile goes (it started from eq. (4)'s column
+ * term, qgemm_vnni_zinit): the row term if any Zw != 0, then
  * eq. (6) (uint8) or eq. (8) (float), the same float operations as the scalar epilogue;
  * columns past N are masked off. */
 typedef struct {
@@ -76,24 +77,54 @@ typedef struct {
     float *out_f;
 } qgemm_outctx;
 
+/* The columns [j0 + 16 p, j0 + 16 p + 16) of the tile that exist: a mask of nc - 16 p. */
+QGEMM_INLINE QGEMM_VNNI_FN __mmask16 qgemm_vnni_colmask(const qgemm_outctx *oc, long p) {
+    const long ncols = oc->nc - 16 * p;
+    return ncols >= 16 ? (__mmask16)0xFFFF
+         : ncols <= 0 ? (__mmask16)0 : (__mmask16)((1u << ncols) - 1u);
+}
+
+/* eq. (4)'s column term -Za colsum'[j] of panel p (0 in the columns past N).  The
+ * accumulators start from it instead of 0 (int32 arithmetic wraps alike in either
+ * order), which takes one subtraction per accumulator out of the epilogue. */
+QGEMM_INLINE QGEMM_VNNI_FN __m512i qgemm_vnni_zinit(const qgemm_outctx *oc, long p) {
+    const qgemm_epilogue *e = oc->e;
+    return _mm512_mullo_epi32(_mm512_set1_epi32(-e->a_zp),
+                              _mm512_maskz_loadu_epi32(qgemm_vnni_colmask(oc, p),
+                                                       e->colsum + oc->j0 + 16 * p));
+}
+/* the tile's accumulators, named c<r><p>, each starting from its panel's zinit */
+#define QGEMM_VNNI_ZCOLS                                                                 \
+    const __m512i z0_ = qgemm_vnni_zinit(oc, 0);                                         \
+    const __m512i z1_ = NP > 1 ? qgemm_vnni_zinit(oc, 1) : z0_;                          \
+    const __m512i z2_ = NP > 2 ? qgemm_vnni_zinit(oc, 2) : z0_;                          \
+    const __m512i z3_ = NP > 3 ? qgemm_vnni_zinit(oc, 3) : z0_;
+#define QGEMM_VNNI_INIT(r) __m512i c##r##0 = z0_, c##r##1 = z1_, c##r##2 = z2_, c##r##3 = z3_;
+/* The empty asm with a memory clobber makes GCC read oc->e again after the loop instead
+ * of keeping e live through it: kept, it took a general register the loop's addresses
+ * need (one of them then went to a vector register and came back every iteration, 3 %
+ * of the 6x64 tile). */
+#define QGEMM_VNNI_INIT_ALL                                                              \
+    QGEMM_VNNI_ZCOLS                                                                     \
+    QGEMM_VNNI_INIT(0) QGEMM_VNNI_INIT(1) QGEMM_VNNI_INIT(2)                             \
+    QGEMM_VNNI_INIT(3) QGEMM_VNNI_INIT(4) QGEMM_VNNI_INIT(5)                             \
+    __asm__ __volatile__("" ::: "memory");
+
 /* The per-column constants of one 16-column panel, loaded once per tile and panel (the
  * byte stores of the outputs may alias them, so the compiler could not hoist them). */
 typedef struct {
     __mmask16 m;                 /* valid columns */
     long j;                      /* first column */
-    __m512i zcol, wzp;           /* Za colsum'[j], Zw[j] */
+    __m512i wzp;                 /* Zw[j] */
     __m512 scale, bias;          /* mult[j] / fscale[j], bias_q[j] / fbias[j] */
 } qgemm_panel;
 
 QGEMM_INLINE QGEMM_VNNI_FN int qgemm_vnni_panel(long p, const qgemm_outctx *oc,
                                                qgemm_panel *pc) {
     const qgemm_epilogue *e = oc->e;
-    long ncols = oc->nc - 16 * p;
-    if (ncols <= 0) return 0;
-    pc->m = ncols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << ncols) - 1u);
+    if (oc->nc <= 16 * p) return 0;
+    pc->m = qgemm_vnni_colmask(oc, p);
     pc->j = oc->j0 + 16 * p;
-    pc->zcol = _mm512_mullo_epi32(_mm512_set1_epi32(e->a_zp),
-                                  _mm512_maskz_loadu_epi32(pc->m, e->colsum + pc->j));
     pc->wzp = e->rowsum ? _mm512_maskz_loadu_epi32(pc->m, e->wzp + pc->j)
                         : _mm512_setzero_si512();
     const float *sc = oc->out_u8 ? e->mult : e->fscale;
@@ -107,7 +138,7 @@ QGEMM_INLINE QGEMM_VNNI_FN void qgemm_vnni_out(__m512i acc, long r, const qgemm_
                                               const qgemm_outctx *oc) {
     const qgemm_epilogue *e = oc->e;
     long i = oc->i0 + r;
-    __m512i raw = _mm512_sub_epi32(acc, pc->zcol);
+    __m512i raw = acc;                                   /* -Za colsum'[j] included */
     if (e->rowsum)
         raw = _mm512_sub_epi32(raw, _mm512_mullo_epi32(_mm512_set1_epi32(e->rowsum[i]),
                                                        pc->wzp));
@@ -144,10 +175,10 @@ QGEMM_INLINE QGEMM_VNNI_FN void qgemm_vnni_out(__m512i acc, long r, const qgemm_
     }
 
 /* ---- uint8 output (eq. (6)) row by row: one 64-byte store per row of the tile -------
- * The tile's per-column constants (eq. (4)'s Za colsum'[j] and Zw[j], eq. (6)'s
- * bias_q[j] and mult[j]) are formed once per tile into qgemm_u8cols; each accumulator
- * then takes the float steps of qgemm_vnni_out,
- *     q = cvtps2dq(min(1e9, ((float)(acc - Za colsum'[j] [- rowsum[i] Zw[j]]) + bias_q[j]) mult[j]))
+ * The accumulators already hold -Za colsum'[j] (QGEMM_VNNI_INIT_ALL); the tile's other
+ * per-column constants (Zw[j], eq. (6)'s bias_q[j] and mult[j]) are formed once per
+ * tile into qgemm_u8cols; each accumulator then takes the float steps of qgemm_vnni_out,
+ *     q = cvtps2dq(min(1e9, ((float)(acc [- rowsum[i] Zw[j]]) + bias_q[j]) mult[j]))
  * and a row's (up to) four are narrowed together with saturation: vpackssdw to int16,
  * + Zo (vpaddsw), vpackuswb to [0, 255], one vpermd to undo the packs' 128-bit lanes,
  * then max(lo) and min(hi).  Saturating at 16 bits first gives the same bytes as
@@ -158,7 +189,7 @@ QGEMM_INLINE QGEMM_VNNI_FN void qgemm_vnni_out(__m512i acc, long r, const qgemm_
  * multiplies (with vpdpbusd) on the other two: the bias is added as fma(x, 1, bias_q),
  * which rounds x + bias_q once, exactly as vaddps does, on the multiply pipes. */
 typedef struct {
-    __m512i zcol[4], wzp[4];     /* Za colsum'[j], Zw[j] */
+    __m512i wzp[4];              /* Zw[j] */
     __m512 bias[4], scale[4];    /* bias_q[j], mult[j] */
     __m512i ozp16;               /* Zo in every int16 */
     __m512i lo8, hi8;            /* lo, hi in every byte */
@@ -172,12 +203,9 @@ typedef struct {
 QGEMM_INLINE QGEMM_VNNI_FN void qgemm_vnni_u8cols(const qgemm_outctx *oc, const int NP,
                                                  qgemm_u8cols *k) {
     const qgemm_epilogue *e = oc->e;
-    const __m512i za = _mm512_set1_epi32(e->a_zp);
     for (int p = 0; p < NP; p++) {
-        const long ncols = oc->nc - 16 * p, j = oc->j0 + 16 * p;
-        const __mmask16 m = ncols >= 16 ? (__mmask16)0xFFFF
-                          : ncols <= 0 ? (__mmask16)0 : (__mmask16)((1u << ncols) - 1u);
-        k->zcol[p] = _mm512_mullo_epi32(za, _mm512_maskz_loadu_epi32(m, e->colsum + j));
+        const long j = oc->j0 + 16 * p;
+        const __mmask16 m = qgemm_vnni_colmask(oc, p);
         k->wzp[p] = e->rowsum ? _mm512_maskz_loadu_epi32(m, e->wzp + j)
                               : _mm512_setzero_si512();
         k->bias[p] = e->bias_q ? _mm512_maskz_loadu_ps(m, e->bias_q + j)
@@ -198,7 +226,7 @@ QGEMM_INLINE QGEMM_VNNI_FN void qgemm_vnni_u8cols(const qgemm_outctx *oc, const 
 
 QGEMM_INLINE QGEMM_VNNI_FN __m512i qgemm_vnni_u8q(__m512i acc, const qgemm_u8cols *k,
                                                  int p, __m512i rs) {
-    __m512i raw = _mm512_sub_epi32(acc, k->zcol[p]);
+    __m512i raw = acc;                                   /* -Za colsum'[j] included */
     if (k->rowsum) raw = _mm512_sub_epi32(raw, _mm512_mullo_epi32(rs, k->wzp[p]));
     __m512 x = _mm512_cvtepi32_ps(raw);
     if (k->has_bias) x = _mm512_fmadd_ps(x, _mm512_set1_ps(1.0f), k->bias[p]);

@@ -45,8 +45,8 @@ QGEMM_INLINE QGEMM_AVX2_FN void qgemm_u8s8_4x16_avx2_body(const uint8_t *a, long
     const __m256i w128 = _mm256_set1_epi16(128);
     const __m256i m7f = _mm256_set1_epi8(0x7f);
     const __m256i m01 = _mm256_set1_epi8(1);
-    __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00;
-    __m256i c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    const __m256i z0 = qgemm_avx2_zinit(o, 0), z1 = qgemm_avx2_zinit(o, 1);
+    __m256i c00 = z0, c01 = z1, c10 = z0, c11 = z1, c20 = z0, c21 = z1, c30 = z0, c31 = z1;
     for (long g = 0; g < Kg; g++) {
         const __m256i b0 = _mm256_loadu_si256((const __m256i *)(bp + g * 64));
         const __m256i b1 = _mm256_loadu_si256((const __m256i *)(bp + g * 64 + 32));

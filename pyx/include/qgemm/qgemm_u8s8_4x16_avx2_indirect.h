@@ -22,8 +22,11 @@ QGEMM_INLINE QGEMM_AVX2_FN void qgemm_u8s8_4x16_avx2_indirect_body(
     const __m256i m7f = _mm256_set1_epi8(0x7f);
     const __m256i m01 = _mm256_set1_epi8(1);
     for (long p = 0; p < np; p++, bp += panel_stride) {
-        __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00;
-        __m256i c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+        qgemm_avx2_outctx op = *o;
+        op.j0 = o->j0 + p * QGEMM_NR;
+        op.nc = o->nc - p * QGEMM_NR < QGEMM_NR ? o->nc - p * QGEMM_NR : QGEMM_NR;
+        const __m256i z0 = qgemm_avx2_zinit(&op, 0), z1 = qgemm_avx2_zinit(&op, 1);
+        __m256i c00 = z0, c01 = z1, c10 = z0, c11 = z1, c20 = z0, c21 = z1, c30 = z0, c31 = z1;
         for (long t = 0; t < T; t++) {
             QGEMM_AVX2_IND_PTR(0) QGEMM_AVX2_IND_PTR(1) QGEMM_AVX2_IND_PTR(2)
             QGEMM_AVX2_IND_PTR(3)
@@ -35,9 +38,6 @@ QGEMM_INLINE QGEMM_AVX2_FN void qgemm_u8s8_4x16_avx2_indirect_body(
                 QGEMM_AVX2_ROW_AT(2, ar2 + 4 * g) QGEMM_AVX2_ROW_AT(3, ar3 + 4 * g)
             }
         }
-        qgemm_avx2_outctx op = *o;
-        op.j0 = o->j0 + p * QGEMM_NR;
-        op.nc = o->nc - p * QGEMM_NR < QGEMM_NR ? o->nc - p * QGEMM_NR : QGEMM_NR;
         qgemm_avx2_finish(c00, c01, c10, c11, c20, c21, c30, c31, MR, &op);
     }
 }

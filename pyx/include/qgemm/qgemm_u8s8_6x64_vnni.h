@@ -21,16 +21,13 @@
         if (NP > 2) c##r##2 = _mm512_dpbusd_epi32(c##r##2, av, b2);                      \
         if (NP > 3) c##r##3 = _mm512_dpbusd_epi32(c##r##3, av, b3);                      \
     }
-#define QGEMM_VNNI_ZERO(r) __m512i c##r##0 = _mm512_setzero_si512(), c##r##1 = c##r##0, \
-    c##r##2 = c##r##0, c##r##3 = c##r##0;
 
 QGEMM_INLINE QGEMM_VNNI_FN void qgemm_u8s8_6x64_vnni_body(const uint8_t *a, long lda,
                                                      const int8_t *bp, long Kg,
                                                      long panel_stride,
                                                      const qgemm_outctx *oc,
                                                      const int MR, const int NP) {
-    QGEMM_VNNI_ZERO(0) QGEMM_VNNI_ZERO(1) QGEMM_VNNI_ZERO(2)
-    QGEMM_VNNI_ZERO(3) QGEMM_VNNI_ZERO(4) QGEMM_VNNI_ZERO(5)
+    QGEMM_VNNI_INIT_ALL
     for (long g = 0; g < Kg; g++) {
         const int8_t *bg = bp + g * 64;
         __m512i b0 = _mm512_loadu_si512((const void *)bg), b1 = b0, b2 = b0, b3 = b0;

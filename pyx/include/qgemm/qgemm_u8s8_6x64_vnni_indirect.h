@@ -29,8 +29,7 @@
 QGEMM_INLINE QGEMM_VNNI_FN void qgemm_u8s8_6x64_vnni_indirect_body(
         const uint8_t *const *ptrs, long T, long gpt, long rs, const int8_t *bp,
         long panel_stride, const qgemm_outctx *oc, const int MR, const int NP) {
-    QGEMM_VNNI_ZERO(0) QGEMM_VNNI_ZERO(1) QGEMM_VNNI_ZERO(2)
-    QGEMM_VNNI_ZERO(3) QGEMM_VNNI_ZERO(4) QGEMM_VNNI_ZERO(5)
+    QGEMM_VNNI_INIT_ALL
     for (long t = 0; t < T; t++) {
         QGEMM_IND_PTR(0) QGEMM_IND_PTR(1) QGEMM_IND_PTR(2)
         QGEMM_IND_PTR(3) QGEMM_IND_PTR(4) QGEMM_IND_PTR(5)

@@ -5,7 +5,7 @@ from .batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d
 from .container import ModuleList, Sequential
 from .conv import Conv2d
 from .conv_nd import Conv1d, Conv3d
-from .conv_transpose import ConvTranspose1d, ConvTranspose2d
+from .conv_transpose import ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from .flatten import Dropout, Flatten
 from .instancenorm import InstanceNorm1d, InstanceNorm2d, InstanceNorm3d
 from .linear import Identity, Linear
@@ -21,7 +21,7 @@ from .upsampling import Upsample
 __all__ = ["Module", "RemovableHandle", "Sequential", "ModuleList", "Identity", "Linear",
            "Conv2d", "BatchNorm1d", "BatchNorm2d", "ReLU",
            "Conv1d", "Conv3d", "BatchNorm3d", "MaxPool1d", "AvgPool1d", "AdaptiveAvgPool1d",
-           "ConvTranspose1d", "ConvTranspose2d", "ReLU6", "Hardtanh",
+           "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "ReLU6", "Hardtanh",
            "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "MaxPool2d",
            "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "Dropout", "CrossEntropyLoss",
            "NLLLoss", "MSELoss", "L1Loss", "LSTM", "GRU", "Embedding", "EmbeddingBag",

@@ -1,4 +1,4 @@
-"""``ConvTranspose1d`` and ``ConvTranspose2d`` (see
+"""``ConvTranspose1d``, ``ConvTranspose2d`` and ``ConvTranspose3d`` (see
 :mod:`qlearn.nn.functional_conv_transpose`)."""
 import numpy as np
 
@@ -7,7 +7,7 @@ from ..functional_conv_nd import _ntuple
 from ._utils import check_conv_channels, check_factory_kwargs
 from .conv import _ConvBase
 
-__all__ = ["ConvTranspose1d", "ConvTranspose2d"]
+__all__ = ["ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
 
 
 class _ConvTransposeNd(_ConvBase):
@@ -95,5 +95,27 @@ class ConvTranspose2d(_ConvTransposeNd):
 
     def forward(self, input, output_size=None):
         return FT.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
+                                   self._output_padding(input, output_size), self.groups,
+                                   self.dilation)
+
+
+class ConvTranspose3d(_ConvTransposeNd):
+    r"""3-d transposed convolution, as ``torch.nn.ConvTranspose3d``; ``weight`` is
+    (in_channels, out_channels/groups, KD, KH, KW), per axis
+    :math:`O_i = (L_i-1)S_i - 2P_i + D_i(K_i-1) + P^{out}_i + 1`.
+
+    >>> import numpy as np
+    >>> from qlearn import nn
+    >>> m = nn.ConvTranspose3d(4, 2, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+    >>> m
+    ConvTranspose3d(4, 2, kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+    >>> m(np.zeros((1, 4, 3, 5, 5), np.float32), output_size=(3, 10, 10)).shape
+    (1, 2, 3, 10, 10)
+    """
+
+    _DIMS = 3
+
+    def forward(self, input, output_size=None):
+        return FT.conv_transpose3d(input, self.weight, self.bias, self.stride, self.padding,
                                    self._output_padding(input, output_size), self.groups,
                                    self.dilation)

@@ -7,5 +7,6 @@ sees the rounding the int8 layer will do.  ``prepare_qat`` swaps float layers fo
 qparams for the weight.
 """
 from .modules import Conv1d, Conv2d, Conv3d, Embedding, EmbeddingBag, Linear
+from . import dynamic  # noqa: E402,F401  (nnqat.dynamic, as torch's subpackage)
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "Embedding", "EmbeddingBag", "Linear"]

@@ -9,6 +9,7 @@ import numpy as np
 
 from ... import _validation as V
 from ...dtypes import per_tensor_affine, per_tensor_symmetric, qint8, quint8
+from ...kernels import lookup as _lookup
 from ...qtensor import QTensor, quantize_per_tensor
 from .packed_params import (
     PackedConvWeight,
@@ -604,7 +605,7 @@ def _real(v, name, who):
     return float(v)
 
 
-def _table_map(input, fn, scale, zero_point, who):
+def _table_map(input, fn, scale, zero_point, who, inverse_in_float64=False):
     r"""``fn`` applied to a quint8 QTensor as PyTorch's quantized elementwise kernels do:
     each integer is dequantized, :math:`x = q S - Z S` in float32, mapped by ``fn`` in
     float32 and quantized to ``(scale, zero_point)``.  A quint8 input has only 256
@@ -613,7 +614,9 @@ def _table_map(input, fn, scale, zero_point, who):
     PyTorch runs its vectorised loop on blocks of 32 elements and a scalar loop, which
     dequantizes as :math:`(q - Z) S`, on the remaining ``n % 32``; the two can differ by
     one at a rounding tie, so PyTorch's own integers depend on an element's position.
-    qlearn gives every element the vectorised result."""
+    qlearn gives every element the vectorised result.  ``inverse_in_float64``: the
+    output's :math:`1/S'` rounded from float64, :math:`\mathrm{f32}(1/S')`, as PyTorch's
+    hard swish forms it (the others divide in float32)."""
     require_quantized(input, who)
     if scale is None:
         scale, zero_point = input.q_scale(), input.q_zero_point()
@@ -630,9 +633,10 @@ def _table_map(input, fn, scale, zero_point, who):
     # and its vectorised quantize rounds before adding Z (quantize_per_tensor adds Z
     # first): round(y / S') + Z', which differs at the many ties of a map onto the
     # input's own grid (hardtanh, leaky_relu without output qparams)
-    inv = np.float32(1) / np.float32(scale)
+    inv = np.float32(1.0 / scale) if inverse_in_float64 else np.float32(1) / np.float32(scale)
     table = np.clip(np.rint(mapped * inv) + zero_point, 0, 255).astype(np.uint8)
-    return QTensor(table[input._int], quint8, per_tensor_affine, scale, zero_point)
+    return QTensor(_lookup.lookup_u8(table, input._int), quint8, per_tensor_affine, scale,
+                   zero_point)
 
 
 def hardswish(input, scale, zero_point):
@@ -648,7 +652,7 @@ def hardswish(input, scale, zero_point):
     f32 = np.float32
     return _table_map(input, lambda x: x * np.minimum(np.maximum(x + f32(3), f32(0)),
                                                       f32(6)) / f32(6),
-                      scale, zero_point, "qF.hardswish")
+                      scale, zero_point, "qF.hardswish", inverse_in_float64=True)
 
 
 def hardsigmoid(input, inplace=False):
@@ -788,6 +792,10 @@ from .functional_conv_nd import conv1d, conv3d  # noqa: E402
 from .functional_pool_1d import adaptive_avg_pool1d, avg_pool1d, max_pool1d  # noqa: E402
 
 __all__ += ["conv1d", "conv3d", "max_pool1d", "avg_pool1d", "adaptive_avg_pool1d"]
+
+from .functional_pool_3d import adaptive_avg_pool3d, avg_pool3d  # noqa: E402
+
+__all__ += ["avg_pool3d", "adaptive_avg_pool3d"]
 
 from .functional_interpolate import (  # noqa: E402
     interpolate,

@@ -49,11 +49,14 @@ which folds the mean into a per-channel shift first:
    y_j = \mathrm{fma}\big(q_j - Z_x,\ s_c,\ \mathrm{fma}(-s_c, \mu, \beta_c)\big),
    \qquad s_c = \mathrm{fl}(r \gamma_c). \qquad \text{(qnorm-affine-nhwc)}
 
-This module writes those equations in NumPy: float32 arrays for every float32 step,
-:func:`fma32` for the fused ones (float64 holds the exact product of two float32
-numbers; one rounding step is corrected at exact float32 midpoints, so the result is
-the correctly rounded FMA), so the output integers equal PyTorch's, measured on
-millions of random elements (``tests/test_quantized_norms.py``).
+The compiled kernel :mod:`qlearn.kernels.norm` computes those equations with exact
+integer sums and one float32 operation per step (fused where PyTorch fuses, nowhere
+else), in parallel over the groups, so the output integers equal PyTorch's, measured on
+millions of random elements (``tests/test_quantized_norms.py``).  Its NumPy twins,
+:func:`qlearn.reference.layer_norm_ref` and :func:`qlearn.reference.group_norm_ref`,
+write them with float32 arrays and :func:`~qlearn.reference.fma32` for the fused steps
+(float64 holds the exact product of two float32 numbers; one rounding step is corrected
+at exact float32 midpoints, so the result is the correctly rounded FMA).
 
 Edge cases, as PyTorch:
 
@@ -85,74 +88,21 @@ import numpy as np
 
 from ... import _validation as V
 from ...dtypes import per_tensor_affine, per_tensor_symmetric, qint8, quint8
+from ...kernels import norm as _kernel
 from ...qtensor import QTensor
 from ...reference import fma32  # noqa: F401  (the one fused multiply-add, to the bit)
 from ..functional_norm import _check_num_groups, _normalized_shape
 
 __all__ = ["layer_norm", "group_norm", "instance_norm", "fma32"]
 
-_f32, _f64 = np.float32, np.float64
+_f32 = np.float32
 _RANGES = {quint8: (0, 255), qint8: (-128, 127)}
-# the largest int32 below 2^31 that float32 holds: PyTorch's vectorised quantize
-# clamps y / S at this value before the conversion to int32
-_INT32_FLOAT_MAX = _f32(2147483520.0)
-# elements PyTorch's normalisation kernels quantize per vector block: its quantized
-# kernels run their AVX2 build (4 x 8 floats) on AVX-512 CPUs too (measured: the scalar
-# tail of a layer-norm group of 63 starts at element 32); what is left over goes
-# through a scalar loop
-_TORCH_BLOCK = 32
-
-
-def _quantize_rounding_first(y, scale, zero_point, qmin, qmax):
-    """Eq. (qnorm-quantize) as PyTorch's vectorised x86 quantize computes it (see the
-    module notes for the clamp at 2^31 - 128 and the wrapping int32 addition)."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        t = y * (_f32(1) / _f32(scale))
-        r = np.rint(np.fmin(t, _INT32_FLOAT_MAX))    # fmin: NaN gives the bound, as minps
-        out = np.clip(r + _f32(zero_point), qmin, qmax)   # below int32: INT32_MIN, clipped
-        if zero_point > 127:                 # 2^31 - 128 + Z overflows int32: wraps to < 0
-            out[r == _INT32_FLOAT_MAX] = qmin
-    return out
 
 
 def _channels_last_ambiguous(shape):
     """Whether a contiguous (N, C, H, W) tensor of ``shape`` is channels-last
     contiguous too (C = 1 or H W = 1): PyTorch's group norm then takes its NHWC kernel."""
     return len(shape) == 4 and (shape[1] == 1 or shape[2] * shape[3] == 1)
-
-
-def _quantize_scalar(y, scale, zero_point, qmin, qmax, fused=True):
-    r"""PyTorch's scalar ``quantize_val``: the zero point added *before* rounding, as
-    ``quantize_per_tensor``, :math:`\operatorname{nearbyint}(\mathrm{fma}(y, 1/S, Z))`;
-    saturating; NaN to 0."""
-    inv = _f32(1) / _f32(scale)
-    t = fma32(y, inv, _f32(zero_point)) if fused else y * inv + _f32(zero_point)
-    out = np.clip(np.nan_to_num(np.rint(t), nan=0.0), qmin, qmax)
-    return out.astype(np.int64)
-
-
-def _group_stats(q, x_scale, x_zp, eps, float32_sums=False):
-    r"""Eqs. (qnorm-stats) and (qnorm-factor) for the rows of the (M, N) integers
-    ``q``: the centred mean :math:`\mu` and the factor :math:`r`, float32 (M, 1).
-
-    ``float32_sums``: :math:`\sum q` and :math:`\sum q^2` accumulated in float32, one
-    element after the other (PyTorch's NHWC kernel for :math:`H W \ge 512`, one
-    thread) instead of exactly."""
-    n = _f32(q.shape[1])
-    q64 = q.astype(np.int64)
-    if float32_sums:
-        total = np.add.accumulate(q64.astype(_f32), axis=1)[:, -1]
-        total_sq = np.add.accumulate((q64 * q64).astype(_f32), axis=1)[:, -1]
-        mean_shifted, mean_sq = total / n, total_sq / n
-    else:
-        mean_shifted = q64.sum(axis=1).astype(_f32) / n
-        mean_sq = (q64 * q64).sum(axis=1).astype(_f32) / n
-    mean = mean_shifted - _f32(x_zp)
-    var = np.maximum(fma32(-mean_shifted, mean_shifted, mean_sq), _f32(0))
-    xs = _f32(x_scale)
-    with np.errstate(divide="ignore"):
-        r = (_f64(xs) / np.sqrt(((var * xs) * xs).astype(_f64) + eps)).astype(_f32)
-    return mean[:, None], r[:, None]
 
 
 # -- argument checks -----------------------------------------------------------------------
@@ -198,8 +148,8 @@ def _out_qparams(x, scale, zero_point):
 
 
 def _result(x, data, scale, zero_point):
-    return QTensor(data.reshape(x.shape).astype(x._int.dtype), x.dtype, per_tensor_affine,
-                   scale, zero_point)
+    return QTensor(data.reshape(x.shape).astype(x._int.dtype, copy=False), x.dtype,
+                   per_tensor_affine, scale, zero_point)
 
 
 # -- the operators -------------------------------------------------------------------------
@@ -230,20 +180,10 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5,
     w, b = _param(weight, shape, "weight", who), _param(bias, shape, "bias", who)
     eps = _eps(eps, who)
     scale, zp, qmin, qmax = _out_qparams(x, output_scale, output_zero_point)
-    N = int(np.prod(shape))
     if x._int.size == 0:
         return _result(x, x._int.copy(), scale, zp)
-    q = x._int.reshape(-1, N)
-    mean, r = _group_stats(q, x.q_scale(), x.q_zero_point(), eps)
-    with np.errstate(invalid="ignore", over="ignore"):
-        u = ((q.astype(_f32) - _f32(x.q_zero_point())) - mean) * r   # q - Z_x exact
-        if w is not None or b is not None:      # eq. (qnorm-affine), layer norm
-            u = fma32(u, _f32(1) if w is None else w.reshape(1, N),
-                      _f32(0) if b is None else b.reshape(1, N))
-        out = _quantize_rounding_first(u, scale, zp, qmin, qmax)
-        tail = N % _TORCH_BLOCK
-        if tail:
-            out[:, N - tail:] = _quantize_scalar(u[:, N - tail:], scale, zp, qmin, qmax)
+    out = _kernel.layer_norm(x._int.reshape(-1, int(np.prod(shape))), w, b, x.q_scale(),
+                             x.q_zero_point(), eps, scale, zp, qmin, qmax)
     return _result(x, out, scale, zp)
 
 
@@ -284,36 +224,12 @@ def _group_norm(input, num_groups, weight, bias, eps, output_scale, output_zero_
     if x._int.size == 0:
         return _result(x, x._int.copy(), scale, zp)
     cpg = C // G
-    q = x._int.reshape(B * G, -1)
-    per_pos = q.shape[1] // cpg                     # positions of one channel
+    q = x._int.reshape(B * G, cpg, -1)      # row n G + g: the channels of group g
+    # a contiguous input with C = 1 or H W = 1 is channels-last as well, and PyTorch
+    # runs its NHWC kernel (eq. qnorm-affine-nhwc), which sums in float32 for H W >= 512
     nhwc = _channels_last_ambiguous(x.shape)
-    mean, r = _group_stats(q, x.q_scale(), x.q_zero_point(), eps,
-                           float32_sums=nhwc and per_pos >= 512)
-    M = B * G
-    with np.errstate(invalid="ignore", over="ignore"):
-        # (group, channel in group, position): row n*G + g holds channels g*cpg ..
-        # g*cpg + cpg - 1, one after the other; (q - Z_x) is exact in float32
-        zq = q.reshape(M, cpg, per_pos).astype(_f32) - _f32(x.q_zero_point())
-        mean = mean.reshape(M, 1, 1)
-        gamma = np.ones(C, _f32) if w is None else w
-        beta = np.zeros(C, _f32) if b is None else b
-        gain = (r.reshape(B, G, 1) * gamma.reshape(1, G, cpg)).reshape(M, cpg, 1)
-        shift = np.tile(beta.reshape(G, cpg), (B, 1)).reshape(M, cpg, 1)
-        if not nhwc:
-            y = fma32(zq - mean, gain, shift)       # eq. (qnorm-affine), group norm
-            return _result(x, _quantize_rounding_first(y, scale, zp, qmin, qmax), scale, zp)
-        # eq. (qnorm-affine-nhwc): PyTorch's channels-last kernel folds the mean into a
-        # per-channel shift, and this input is channels-last as well
-        y = fma32(zq, gain, fma32(-gain, mean, shift))
-        out = _quantize_rounding_first(y, scale, zp, qmin, qmax)
-        # it vectorises over the channels of a group (over all C when H W >= 512); the
-        # channels past the last full block of 32 take its scalar loop
-        span = C if per_pos >= 512 else cpg
-        channel = np.arange(cpg).reshape(1, cpg, 1) + (
-            (np.arange(M) % G * cpg).reshape(M, 1, 1) if span == C else 0)
-        scalar = np.broadcast_to(channel >= span // _TORCH_BLOCK * _TORCH_BLOCK, y.shape)
-        if scalar.any():
-            out[scalar] = _quantize_scalar(y[scalar], scale, zp, qmin, qmax)
+    out = _kernel.group_norm(q, w, b, G, nhwc, nhwc and q.shape[2] >= 512, x.q_scale(),
+                             x.q_zero_point(), eps, scale, zp, qmin, qmax)
     return _result(x, out, scale, zp)
 
 

@@ -1,6 +1,6 @@
 r"""Packed weights and the call of the quantized transposed convolutions
 (``torch.ops.quantized.conv_transpose1d_prepack`` / ``conv_transpose1d`` and the 2-d
-pair).
+and 3-d pairs).
 
 The int32 accumulator of output element :math:`(n, o, \mathbf q)` is the transposed
 convolution of :math:`x - Z_x` with :math:`w - Z_w`,
@@ -32,7 +32,7 @@ __all__ = ["PackedConvTransposeWeight", "conv_transpose_apply"]
 
 
 class PackedConvTransposeWeight:
-    """``torch.ops.quantized.conv_transpose{1,2}d_prepack``'s result: a per-tensor qint8
+    """``torch.ops.quantized.conv_transpose{1,2,3}d_prepack``'s result: a per-tensor qint8
     weight (C, O/groups, \\*K), its integers minus the zero point (float64, exact), the
     float32 bias and the geometry.
 
@@ -47,8 +47,8 @@ class PackedConvTransposeWeight:
     def __init__(self, qweight, bias, stride=1, padding=0, output_padding=0, dilation=1,
                  groups=1):
         who = "conv_transpose_prepack"
-        if not isinstance(qweight, QTensor) or qweight.ndim not in (3, 4):
-            raise ValueError(f"{who}: `weight` must be a 3-d or 4-d qint8 QTensor "
+        if not isinstance(qweight, QTensor) or qweight.ndim not in (3, 4, 5):
+            raise ValueError(f"{who}: `weight` must be a 3-d, 4-d or 5-d qint8 QTensor "
                              f"(in_channels, out_channels/groups, *kernel_size), got "
                              f"{getattr(qweight, 'shape', type(qweight).__name__)}")
         if qweight.qscheme() not in (per_tensor_affine, per_tensor_symmetric):

@@ -326,6 +326,15 @@ class PackedConvWeight:
         if self.depthwise:
             wz = w.reshape(o, 9).astype(np.int32) - zps[:, None]
             self.dw_taps = np.ascontiguousarray(wz.T)          # (9, C)
+        # what every call of _conv_gemm needs, formed once: the window, whether it is a
+        # 1x1 convolution (the channels-last input is then the GEMM's A) and per group
+        # (packed weight, first input channel, first output column)
+        (sh, sw), (ph, pw), (dh, dw) = self.stride, self.padding, self.dilation
+        self._window = (kh, kw, sh, sw, ph, pw, dh, dw)
+        self._direct = (kh == kw == 1 and sh == sw == 1 and ph == pw == 0 and g == 1
+                        and (kh * kw * cg) % 4 == 0)
+        self._groups = [(pwg, gi * cg, gi * og) for gi, pwg in enumerate(self.group_gemm)]
+        self._last_size = (None, None)
 
     def unpack(self):
         """``(qweight, bias)`` as given (``torch.ops.quantized.conv2d_unpack``)."""
@@ -335,10 +344,15 @@ class PackedConvWeight:
         r"""The output's ``(H_out, W_out)`` for an ``h`` x ``w`` input, as ``Conv2d``'s:
         :math:`H_\text{out} = \lfloor (h + 2 p_h - d_h (k_h - 1) - 1) / s_h \rfloor + 1`,
         and likewise for the width."""
+        last = self._last_size          # a module sees the same size call after call
+        if last[0] == (h, w):
+            return last[1]
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         (ph, pw), (dh, dw) = self.padding, self.dilation
-        return ((h + 2 * ph - dh * (kh - 1) - 1) // sh + 1,
+        size = ((h + 2 * ph - dh * (kh - 1) - 1) // sh + 1,
                 (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1)
+        self._last_size = ((h, w), size)      # one object: safe across threads
+        return size
 
 
 def conv2d_apply(x, pc, scale, zero_point, relu=False, who="quantized conv2d"):
@@ -367,78 +381,65 @@ def conv2d_apply(x, pc, scale, zero_point, relu=False, who="quantized conv2d"):
     path = _simd.active()
     if n and o:
         if pc.depthwise and path != _simd.Simd.GENERIC:
-            xi = _int8.channels_last(x._int)
+            xi, nchw = _layout(x._int)
             bias_q, mult = _conv_requant(pc, x.q_scale(), scale)
             _int8.depthwise3x3(xi, pc.dw_taps, pc.stride[0], pc.padding[0], pc.dilation[0],
-                               a_zp, bias_q, mult, zero_point, lo, 255, out, path)
+                               a_zp, bias_q, mult, zero_point, lo, 255, out, path,
+                               nchw=nchw)
         else:
-            per = _images_per_chunk(x._int, path, _threads.get_num_threads())
-            if per >= n:
-                _conv_gemm(_int8.channels_last(x._int), pc, x.q_scale(), a_zp, scale,
-                           zero_point, lo, out, path)
-            else:
-                # an NCHW batch on one thread: converted a few images at a time into
-                # one buffer that stays in cache for their convolution (a whole-batch
-                # copy would go to memory, and be read back from it)
-                buf = np.empty((per, h, w, c), dtype=np.uint8)
-                for n0 in range(0, n, per):
-                    n1 = min(n, n0 + per)
-                    xb = buf[:n1 - n0]
-                    _int8.to_channels_last(x._int[n0:n1], xb)
-                    _conv_gemm(xb, pc, x.q_scale(), a_zp, scale, zero_point, lo,
-                               out[n0:n1], path)
+            _conv_gemm(x._int, pc, x.q_scale(), a_zp, scale, zero_point, lo, out, path)
     return per_tensor_unchecked(out.transpose(0, 3, 1, 2), quint8, per_tensor_affine, scale,
                                 zero_point)
 
 
-# Bytes of channels-last input converted per chunk of a batch (conv2d_apply, one
-# thread): the chunk, the layer's packed weight and its output stay in the core's L2
-# (1 MiB or more).
-_CHUNK_BYTES = 256 * 1024
-
-
-def _images_per_chunk(xi, path, num_threads=1):
-    """How many images of the NCHW integers ``xi`` to convert to channels-last at once:
-    all of them when no copy is needed (already channels-last in memory), when the
-    generic path forms the whole patch matrix anyway, on several threads (each chunk
-    would add a start and a join of the thread pool, where a preempted thread makes
-    the others wait), or when they fit in ``_CHUNK_BYTES``."""
-    n, c, h, w = xi.shape
-    if (path == _simd.Simd.GENERIC or num_threads > 1 or not xi.flags.c_contiguous
-            or xi.transpose(0, 2, 3, 1).flags.c_contiguous):
-        return n
-    return max(1, _CHUNK_BYTES // max(1, c * h * w))
+def _layout(x):
+    """``(x, True)`` for NCHW integers ``x`` in C order (the kernels convert them as they
+    read), else ``(channels-last array, False)``: a view when ``x`` is channels-last in
+    memory (a convolution's output), else a copy."""
+    _, c, h, w = x.shape
+    if x.flags.c_contiguous and c > 1 and h * w > 1:
+        return x, True
+    xi = x.transpose(0, 2, 3, 1)
+    return (xi if xi.flags.c_contiguous else _int8.channels_last(x)), False
 
 
 def _conv_requant(pc, a_scale, out_scale):
     return _int8.requant_constants(a_scale, pc.w_scale, out_scale, pc.bias, pc.per_channel)
 
 
-def _conv_gemm(xi, pc, a_scale, a_zp, out_scale, out_zp, lo, out, path):
-    n, h, w, c = xi.shape           # channels last
+def _conv_gemm(x, pc, a_scale, a_zp, out_scale, out_zp, lo, out, path):
+    """The groups of a convolution of the NCHW-shaped integers ``x`` into the
+    channels-last ``out``.  A channels-last ``x`` (a convolution's output) is read in
+    place; an NCHW one is converted by the fused kernel, band by band in cache (no
+    whole copy), except where the kernel reads a matrix (the 1x1 convolution, the
+    generic path): there it is copied once."""
+    n, c, h, w = x.shape
     _, ho, wo, o = out.shape
-    g = pc.groups
-    cg, og = c // g, o // g
-    (kh, kw), (sh, sw) = pc.kernel_size, pc.stride
-    (ph, pw_), (dh, dw) = pc.padding, pc.dilation
-    k = kh * kw * cg
+    og = o // pc.groups
+    kh, kw, sh, sw, ph, pw_, dh, dw = pc._window
+    direct = pc._direct
     out2 = out.reshape(n * ho * wo, o)
-    direct = (kh == kw == 1 and sh == sw == 1 and ph == pw_ == 0 and g == 1
-              and k % 4 == 0)
-    a = None
-    if direct:
+    xi, nchw = _layout(x)
+    if nchw and (direct or path == _simd.Simd.GENERIC):
+        xi, nchw = _int8.channels_last(x), False
+    if direct or path == _simd.Simd.GENERIC:
+        cg = c // pc.groups
+        k = kh * kw * cg
         # 1x1 convolution: the channels-last input already is A (eq. (3)), no im2col
-        a = xi.reshape(n * h * w, c)
-    elif path == _simd.Simd.GENERIC:
-        a = np.empty((n * ho * wo, 4 * ((k + 3) // 4)), dtype=np.uint8)
-    for gi, pwg in enumerate(pc.group_gemm):
+        a = (xi.reshape(n * h * w, c) if direct
+             else np.empty((n * ho * wo, 4 * ((k + 3) // 4)), dtype=np.uint8))
+        for pwg, c0, j0 in pc._groups:
+            bias_q, mult = pwg.requant_constants(a_scale, out_scale)
+            if not direct:
+                _int8.im2col(xi, c0, cg, kh, kw, sh, sw, ph, pw_, dh, dw, a_zp, a)
+            _int8.gemm_u8(pwg, a, a_zp, bias_q, mult, out_zp, lo, 255, out2[:, j0:j0 + og],
+                          path)
+        return
+    cg = c // pc.groups
+    nt = _threads.get_num_threads()
+    for pwg, c0, j0 in pc._groups:
+        # patches in cache-sized blocks, fused with the GEMM (one parallel region)
         bias_q, mult = pwg.requant_constants(a_scale, out_scale)
-        dst = out2[:, gi * og:(gi + 1) * og]
-        if a is None:
-            # patches in cache-sized blocks, fused with the GEMM (one parallel region)
-            _int8.conv_gemm(pwg, xi, gi * cg, cg, kh, kw, sh, sw, ph, pw_, dh, dw, a_zp,
-                            bias_q, mult, out_zp, lo, 255, dst, path)
-            continue
-        if not direct:
-            _int8.im2col(xi, gi * cg, cg, kh, kw, sh, sw, ph, pw_, dh, dw, a_zp, a)
-        _int8.gemm_u8(pwg, a, a_zp, bias_q, mult, out_zp, lo, 255, dst, path)
+        _int8.conv_gemm(pwg, xi, c0, cg, kh, kw, sh, sw, ph, pw_, dh, dw, a_zp, bias_q,
+                        mult, out_zp, lo, 255, out2 if og == o else out2[:, j0:j0 + og],
+                        path, nt, nchw)

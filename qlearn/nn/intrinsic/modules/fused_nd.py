@@ -1,6 +1,7 @@
 r"""Float fused modules for the 1-d and 3-d convolutions (as ``torch.ao.nn.intrinsic``):
 ``ConvReLU1d`` / ``ConvBn1d`` / ``ConvBnReLU1d`` and their 3-d twins, the same
-containers as the 2-d ones of :mod:`qlearn.nn.intrinsic.modules.fused`.
+containers as the 2-d ones of :mod:`qlearn.nn.intrinsic.modules.fused`, and
+``BNReLU3d``, the 3-d ``BNReLU2d``.
 """
 from ...modules.activation import ReLU
 from ...modules.batchnorm import BatchNorm1d, BatchNorm3d
@@ -8,7 +9,7 @@ from ...modules.conv_nd import Conv1d, Conv3d
 from .fused import _FusedModule
 
 __all__ = ["ConvReLU1d", "ConvBn1d", "ConvBnReLU1d", "ConvReLU3d", "ConvBn3d",
-           "ConvBnReLU3d"]
+           "ConvBnReLU3d", "BNReLU3d"]
 
 
 class ConvReLU1d(_FusedModule):
@@ -106,3 +107,22 @@ class ConvBnReLU3d(_FusedModule):
 
     def __init__(self, conv, bn, relu):
         super().__init__(conv, bn, relu)
+
+
+class BNReLU3d(_FusedModule):
+    r""":math:`y = \max(\operatorname{batch\_norm}(x), 0)` on (N, C, D, H, W) input: a
+    ``BatchNorm3d`` then a ``ReLU`` (``torch.ao.nn.intrinsic.BNReLU3d``); converts to
+    :class:`qlearn.nn.intrinsic.quantized.BNReLU3d`.
+
+    >>> import numpy as np
+    >>> from qlearn import nn
+    >>> import qlearn.nn.intrinsic as nni
+    >>> m = nni.BNReLU3d(nn.BatchNorm3d(2), nn.ReLU())
+    >>> m(np.ones((2, 2, 1, 3, 3))).shape
+    (2, 2, 1, 3, 3)
+    """
+
+    _TYPES = (BatchNorm3d, ReLU)
+
+    def __init__(self, batch_norm, relu):
+        super().__init__(batch_norm, relu)

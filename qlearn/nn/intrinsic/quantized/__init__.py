@@ -1,13 +1,17 @@
 """Quantized fused modules: ``qlearn.nn.intrinsic.quantized`` mirrors
 ``torch.ao.nn.intrinsic.quantized``.  The ReLU is fused into the requantization: the
 output is clamped below at its zero point (eq. :eq:`int8-requant`)."""
+from ....dtypes import qint8
 from ...quantized.modules.batchnorm import BatchNorm2d as _BatchNorm2d
+from ...quantized.modules.batchnorm import BatchNorm3d as _BatchNorm3d
 from ...quantized.modules.conv import Conv2d as _Conv2d
 from ...quantized.modules.linear import Linear as _Linear
+from ..modules.fused_nd import BNReLU3d as _FloatBNReLU3d
 from .conv_relu_nd import ConvReLU1d, ConvReLU3d
 from .linear_act import LinearLeakyReLU, LinearTanh
+from . import dynamic  # noqa: E402,F401  (nniqd, as torch's subpackage)
 
-__all__ = ["BNReLU2d", "ConvReLU1d", "ConvReLU2d", "ConvReLU3d", "LinearReLU",
+__all__ = ["BNReLU2d", "BNReLU3d", "ConvReLU1d", "ConvReLU2d", "ConvReLU3d", "LinearReLU",
            "LinearLeakyReLU", "LinearTanh"]
 
 
@@ -22,6 +26,10 @@ class LinearReLU(_Linear):
 
     _NAME = "QuantizedLinearReLU"
     _RELU = True
+
+    def __init__(self, in_features, out_features, bias=True, dtype=qint8):
+        # PyTorch names this argument ``bias`` here (``bias_`` in nnq.Linear)
+        super().__init__(in_features, out_features, bias, dtype)
 
     @classmethod
     def _float_modules(cls):
@@ -60,4 +68,33 @@ class BNReLU2d(_BatchNorm2d):
 
     _NAME = "QuantizedBNReLU2d"
     _FLOAT_NAMES = ("BNReLU2d",)
+    _RELU = True
+
+
+class BNReLU3d(_BatchNorm3d):
+    r"""Quantized ``relu(batch_norm(x))`` on (N, C, D, H, W) quint8 input in one pass:
+    :class:`qlearn.nn.quantized.BatchNorm3d` clamped below at :math:`Z_y` (PyTorch's
+    ``quantized::batch_norm3d_relu``); ``from_float`` takes an observed
+    :class:`qlearn.nn.intrinsic.BNReLU3d`.
+
+    .. math::
+
+       q_y = \max\big(\operatorname{clamp}(\operatorname{round}(\alpha_c (q_x - Z_x)
+       + b_c) + Z_y,\ 0,\ 255),\ Z_y\big)
+
+    >>> import numpy as np, qlearn as ql
+    >>> import qlearn.nn.intrinsic.quantized as nniq
+    >>> m = nniq.BNReLU3d(2)
+    >>> m
+    QuantizedBNReLU3d(2, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)
+    >>> m.scale, m.zero_point = 0.1, 10
+    >>> x = ql.quantize_per_tensor(np.array([1.0, -1.0]).reshape(1, 2, 1, 1, 1), 0.1, 10,
+    ...                            ql.quint8)
+    >>> m(x).dequantize().ravel()       # the negative channel clamped at real 0
+    array([1., 0.], dtype=float32)
+    """
+
+    _NAME = "QuantizedBNReLU3d"
+    _FLOAT_NAMES = ("BNReLU3d",)
+    _FUSED = _FloatBNReLU3d
     _RELU = True

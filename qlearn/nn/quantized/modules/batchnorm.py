@@ -15,12 +15,14 @@ becomes, per channel :math:`c`,
 (the fused ReLU clamps below at :math:`Z_y` too).  The constants are formed in the
 precisions PyTorch's ``quantized::batch_norm2d`` uses (float32 :math:`1/\sqrt{\cdot}`,
 the scale ratio in float64) and :math:`\alpha_c (q - Z_x) + b_c` is one fused
-multiply-add rounded half to even, so the output integers are PyTorch's.  It is a pure
-element-wise map, written in NumPy.
+multiply-add rounded half to even, so the output integers are PyTorch's.  The constants
+are formed here (C of them); the element-wise map is the compiled kernel
+:func:`qlearn.kernels.norm.batch_norm` (its twin: :func:`qlearn.reference.batch_norm_ref`).
 """
 import numpy as np
 
 from ....dtypes import per_tensor_affine, quint8
+from ....kernels import norm as _kernel
 from ....qtensor import QTensor
 from ...intrinsic.modules.fused import BNReLU2d
 from ...modules.batchnorm import BatchNorm2d as _FloatBatchNorm2d
@@ -66,13 +68,11 @@ def quantized_batch_norm(input, weight, bias, mean, var, eps, output_scale,
     gain = inv_sigma * w                                        # float32
     alpha = (gain.astype(np.float64) * (in_scale / out_scale)).astype(np.float32)
     beta = ((b - mean * inv_sigma * w).astype(np.float64) / out_scale).astype(np.float32)
-    shape = (1, C) + (1,) * (ndim - 2)
-    centred = (input.int_repr().astype(np.int32) - in_zp).astype(np.float64)
-    # one fused multiply-add: the float64 product is exact, one rounding to float32
-    v = (alpha.reshape(shape).astype(np.float64) * centred
-         + beta.reshape(shape)).astype(np.float32)
-    q = np.rint(v).astype(np.int64) + out_zp
-    q = np.clip(q, out_zp if relu else 0, 255).astype(np.uint8)
+    ints = input.int_repr()
+    # one fused multiply-add per element, alpha_c (q - Z_x) + b_c, rounded once
+    inner = int(np.prod(ints.shape[2:]))
+    q = _kernel.batch_norm(ints.reshape(ints.shape[0], C, inner), alpha, beta, in_zp, out_zp,
+                           out_zp if relu else 0, 255).reshape(ints.shape)
     return QTensor(q, quint8, per_tensor_affine, out_scale, out_zp)
 
 
@@ -83,6 +83,7 @@ class _QuantizedBatchNorm:
 
     _NAME = "QuantizedBatchNorm"
     _FLOAT = None
+    _FUSED = BNReLU2d        # the fused float container the ReLU forms take
     _RELU = False
     _NDIM = 0
 
@@ -107,9 +108,9 @@ class _QuantizedBatchNorm:
     @classmethod
     def from_float(cls, mod):
         """Build from an observed float ``BatchNorm2d`` / ``BatchNorm3d`` (or fused
-        ``nni.BNReLU2d`` for the ReLU form): its affine parameters and running
+        ``nni.BNReLU2d`` / ``nni.BNReLU3d`` for the ReLU forms): its affine parameters and running
         statistics, and the output qparams of ``mod.activation_post_process``."""
-        expected = (BNReLU2d,) if cls._RELU else (cls._FLOAT,)
+        expected = (cls._FUSED,) if cls._RELU else (cls._FLOAT,)
         if type(mod) not in expected:
             raise TypeError(f"{cls.__name__}.from_float expects a float "
                             f"{expected[0].__name__}, got {type(mod).__name__}")

@@ -150,9 +150,13 @@ class Conv2d(_ConvBase):
         return (FloatConv2d, QATConv2d, ConvBn2d)
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, groups=1, bias=True, padding_mode="zeros", dtype=qint8):
+                 dilation=1, groups=1, bias=True, padding_mode="zeros", device=None,
+                 dtype=None):
         super().__init__()
         who = type(self).__name__
+        # PyTorch's factory arguments: the CPU only, and the weight is always qint8
+        if device is not None and str(device) != "cpu":
+            raise ValueError(f"{who}: `device` must be None or 'cpu', got {device!r}")
         if padding_mode not in ("zeros", "reflect"):
             raise ValueError(f"{who}: `padding_mode` must be 'zeros' or 'reflect' (as "
                              f"PyTorch's quantized conv), got {padding_mode!r}")

@@ -1,12 +1,13 @@
-r"""``nnq.ConvTranspose1d`` and ``nnq.ConvTranspose2d``: quantized transposed
+r"""``nnq.ConvTranspose1d``, ``nnq.ConvTranspose2d`` and ``nnq.ConvTranspose3d``: quantized
+transposed
 convolutions (per-tensor qint8 weights, quint8 input and output), with the integers of
-``torch.ops.quantized.conv_transpose1d`` / ``conv_transpose2d``
+``torch.ops.quantized.conv_transpose1d`` / ``conv_transpose2d`` / ``conv_transpose3d``
 (:mod:`qlearn.nn.quantized.packed_conv_transpose`)."""
 from ..packed_conv_nd import ntuple
 from ..packed_conv_transpose import PackedConvTransposeWeight, conv_transpose_apply
 from .conv import _ConvBase
 
-__all__ = ["ConvTranspose1d", "ConvTranspose2d"]
+__all__ = ["ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
 
 
 class _ConvTransposeNd(_ConvBase):
@@ -99,4 +100,27 @@ class ConvTranspose2d(_ConvTransposeNd):
     @classmethod
     def _float_modules(cls):
         from ...modules.conv_transpose import ConvTranspose2d as Float
+        return (Float,)
+
+
+class ConvTranspose3d(_ConvTransposeNd):
+    r"""Quantized 3-d transposed convolution (``torch.ao.nn.quantized.ConvTranspose3d``),
+    the 3-d form of :class:`ConvTranspose1d` on (N, C, D, H, W) quint8 input, with the
+    integers of ``torch.ops.quantized.conv_transpose3d``.
+
+    >>> import numpy as np, qlearn as ql
+    >>> import qlearn.nn.quantized as nnq
+    >>> m = nnq.ConvTranspose3d(4, 2, 3, stride=2)
+    >>> m
+    QuantizedConvTranspose3d(4, 2, kernel_size=(3, 3, 3), stride=(2, 2, 2), scale=1.0, zero_point=0)
+    >>> m(ql.quantize_per_tensor(np.ones((1, 4, 2, 3, 3)), 0.1, 0, ql.quint8)).shape
+    (1, 2, 5, 7, 7)
+    """
+
+    _DIMS = 3
+    _NAME = "QuantizedConvTranspose3d"
+
+    @classmethod
+    def _float_modules(cls):
+        from ...modules.conv_transpose import ConvTranspose3d as Float
         return (Float,)

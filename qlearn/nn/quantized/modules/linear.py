@@ -105,7 +105,7 @@ class Linear(QuantizedWeightModule):
         check_float_module(mod, cls._float_modules(), cls.__name__)
         scale, zero_point = activation_qparams(mod, cls.__name__)
         lin, w, b, obs = weight_for_quantization(mod)
-        q = cls(lin.in_features, lin.out_features, bias_=b is not None)
+        q = cls(lin.in_features, lin.out_features, b is not None)
         q.set_weight_bias(quantize_weight(w, obs), b)
         q.scale, q.zero_point = scale, zero_point
         return q

@@ -41,6 +41,7 @@ class _OutputQParamsState(Module):
 
 __all__ = [
     "AdaptiveAvgPool2d",
+    "FXFloatFunctional",
     "DeQuantize",
     "Dropout",
     "FloatFunctional",
@@ -295,6 +296,59 @@ class FloatFunctional(Module):
         ndarray or Tensor inputs alike), passed through ``activation_post_process``:
         the nodes torch.fx records for PyTorch's (add, ``F.relu``, the observer)."""
         return self._post(F.relu(x + y))
+
+
+class FXFloatFunctional(Module):
+    r"""``FloatFunctional`` for graph mode (``torch.ao.nn.quantized.FXFloatFunctional``):
+    the same ``add`` / ``add_scalar`` / ``mul`` / ``mul_scalar`` / ``cat`` /
+    ``add_relu`` / ``matmul`` methods, computed in float with no observer of their own,
+    so that :func:`qlearn.fx.symbolic_trace` records the plain operators (``a + b``,
+    ``ql.cat``, ``F.relu``) and :func:`~qlearn.quantization.quantize_fx.prepare_fx`
+    places the observers on the graph, as PyTorch's graph mode does.
+
+    >>> import numpy as np
+    >>> import qlearn.nn.quantized as nnq
+    >>> ff = nnq.FXFloatFunctional()
+    >>> ff.add_relu(np.array([1.0, -3.0], np.float32), np.ones(2, np.float32)).numpy()
+    array([2., 0.], dtype=float32)
+    >>> ff.mul_scalar(np.ones(2, np.float32), 3.0)
+    array([3., 3.], dtype=float32)
+    """
+
+    def forward(self, x):
+        raise RuntimeError("FXFloatFunctional is not meant to be called; use its "
+                           "add / mul / cat / add_relu / add_scalar / mul_scalar / matmul "
+                           "methods")
+
+    def add(self, x, y):
+        """``x + y``."""
+        return x + y
+
+    def add_scalar(self, x, y):
+        """``x + y`` for a number ``y``."""
+        return x + y
+
+    def mul(self, x, y):
+        """``x * y``."""
+        return x * y
+
+    def mul_scalar(self, x, y):
+        """``x * y`` for a number ``y``."""
+        return x * y
+
+    def cat(self, x, dim=0):
+        """The tensors of the sequence ``x`` concatenated along ``dim``
+        (:func:`qlearn.cat`)."""
+        from .... import autograd
+        return autograd.cat(list(x), dim)
+
+    def add_relu(self, x, y):
+        r""":math:`\max(x + y, 0)` (:func:`qlearn.nn.functional.relu`)."""
+        return F.relu(x + y)
+
+    def matmul(self, x, y):
+        """``x @ y``."""
+        return x @ y
 
 
 class Identity(Module):

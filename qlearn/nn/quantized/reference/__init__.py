@@ -6,6 +6,7 @@ dequantize, so it computes in float exactly what the int8 module's weight repres
 :func:`qlearn.quantization.quantize_fx.convert_to_reference_fx` builds graphs of them
 between quantize/dequantize pairs.
 """
-from .modules import Conv2d, Linear
+from .modules import *  # noqa: F403
+from .modules import __all__ as _modules_all
 
-__all__ = ["Linear", "Conv2d"]
+__all__ = list(_modules_all)

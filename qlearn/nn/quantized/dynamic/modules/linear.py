@@ -138,21 +138,36 @@ class Linear(nnq.Linear):
     @classmethod
     def _float_modules(cls):
         # not the fused nni.LinearReLU: this layer has no ReLU to apply
+        # (nniqd.LinearReLU takes it)
         from ....modules.linear import Linear as FloatLinear
-        return (FloatLinear,)
+        from ....qat import Linear as QATLinear
+        from ....qat.dynamic import Linear as DynamicQATLinear
+        return (FloatLinear, QATLinear, DynamicQATLinear)
 
     @classmethod
     def from_float(cls, mod):
         """Build from a float ``nn.Linear`` with a ``qconfig`` (its weight observer is
         run over the weight; no activation observer is needed).  A float16 weight
-        observer (``float16_dynamic_qconfig``) gives float16 weights."""
+        observer (``float16_dynamic_qconfig``) gives float16 weights.
+
+        A QAT ``nnqat.Linear`` (the dynamic mapping's entry for it, as PyTorch's) or
+        ``nnqat.dynamic.Linear`` is quantized with a fresh ``qconfig.weight()`` run over
+        its trained weight, the observer PyTorch's ``from_float`` builds; its
+        ``weight_fake_quant`` is not used.
+        (PyTorch's own ``from_float`` refuses an ``nnqat.Linear`` although its mapping
+        names it; qlearn accepts it.)"""
         check_float_module(mod, cls._float_modules(), cls.__name__)
-        lin, w, b, obs = weight_for_quantization(mod)
+        if hasattr(mod, "weight_fake_quant"):
+            lin, w, b = mod, float_data(mod.weight), float_data(mod.bias)
+            obs = mod.qconfig.weight()
+            obs(w)
+        else:
+            lin, w, b, obs = weight_for_quantization(mod)
         if is_float16(getattr(obs, "dtype", qint8)):
-            q = cls(lin.in_features, lin.out_features, bias_=b is not None,
+            q = cls(lin.in_features, lin.out_features, b is not None,
                     dtype=np.float16)
             q.set_weight_bias(w, b)
             return q
-        q = cls(lin.in_features, lin.out_features, bias_=b is not None)
+        q = cls(lin.in_features, lin.out_features, b is not None)
         q.set_weight_bias(quantize_weight(w, obs), b)
         return q

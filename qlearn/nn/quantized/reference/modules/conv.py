@@ -37,8 +37,8 @@ class Conv2d(ReferenceQuantizedModule, _FloatConv2d):
 
     def forward(self, x):
         from .... import functional as F
-        return F.conv2d(x, self.get_weight(), self.bias, self.stride, self.padding,
-                        self.dilation, self.groups)
+        return F.conv2d(self._float_input(x), self.get_weight(), self.bias, self.stride,
+                        self.padding, self.dilation, self.groups)
 
     @classmethod
     def from_float(cls, float_conv, weight_qparams):

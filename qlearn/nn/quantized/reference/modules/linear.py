@@ -42,7 +42,7 @@ class Linear(ReferenceQuantizedModule, _FloatLinear):
 
     def forward(self, x):
         from .... import functional as F
-        return F.linear(x, self.get_weight(), self.bias)
+        return F.linear(self._float_input(x), self.get_weight(), self.bias)
 
     @classmethod
     def from_float(cls, float_linear, weight_qparams):

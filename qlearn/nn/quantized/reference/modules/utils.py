@@ -35,7 +35,21 @@ _STATE = ("weight_qscheme", "weight_dtype")
 
 
 class ReferenceQuantizedModule:
-    """Mixin of the reference modules: ``weight_qparams`` handling and ``get_weight``."""
+    """Mixin of the reference modules: ``weight_qparams`` handling and ``get_weight``.
+
+    A reference module computes in float: a QTensor input (what a ``Quantize`` before
+    it returns in a model from eager ``convert(..., is_reference=True)``) is
+    dequantized first, the "dequantize -> float op" of the reference pattern.
+    (PyTorch's reference modules hand the quantized tensor to the float op, which
+    refuses it, so its eager reference models do not run.)"""
+
+    #: what ``convert`` tests to build the module with ``from_float(mod, weight_qparams)``
+    _IS_REFERENCE = True
+
+    @staticmethod
+    def _float_input(x):
+        from .....qtensor import QTensor
+        return x.dequantize() if isinstance(x, QTensor) else x
 
     def _init_weight_qparams(self, weight_qparams):
         if weight_qparams is None:
@@ -130,3 +144,27 @@ def weight_qparams_of(observer):
         d.update(scale=np.asarray(scale), zero_point=np.asarray(zero_point),
                  axis=int(getattr(observer, "ch_axis", 0)))
     return d
+
+
+def reference_from_float(cls, mod):
+    """``cls.from_float(mod, weight_qparams)`` with the qparams of a fresh
+    ``mod.qconfig.weight()`` run over ``mod``'s weight (a fused float module's first
+    layer), as PyTorch's eager ``convert(..., is_reference=True)`` builds them.
+
+    >>> import qlearn.quantization as tq
+    >>> from qlearn import nn
+    >>> import qlearn.nn.quantized.reference as nnqr
+    >>> from qlearn.nn.quantized.reference.modules.utils import reference_from_float
+    >>> lin = nn.Linear(3, 2)
+    >>> lin.qconfig = tq.default_qconfig
+    >>> ref = reference_from_float(nnqr.Linear, lin)
+    >>> ref.weight_qscheme, ref.weight_dtype
+    (qlearn.per_tensor_affine, qlearn.qint8)
+    """
+    qconfig = getattr(mod, "qconfig", None)
+    if qconfig is None:
+        raise ValueError(f"{cls.__name__}.from_float: the float module "
+                         f"{type(mod).__name__} has no `qconfig`")
+    obs = qconfig.weight()
+    obs(np.asarray(mod.weight.data, np.float32))
+    return cls.from_float(mod, weight_qparams_of(obs))
