@@ -836,3 +836,45 @@ def test_resnet_state_dict_round_trip(torch_x86, rng, tmp_path):
     _, _, _, again = _eager_static(torch, _resnet, RESNET_FUSE, xs[1:], "x86")
     again.load_state_dict(ql.load(tmp_path / "resnet.qlearn"))
     _same_outputs(again, ct, xs, torch)
+
+
+# ---- the default qconfig mappings -----------------------------------------------------------
+def _describe(factory):
+    """An observer or fake quantizer, made from ``factory``, as comparable plain values."""
+    m = factory()
+    inner = getattr(m, "activation_post_process", m)
+    fields = [type(m).__name__, type(inner).__name__]
+    for obj in (m, inner):
+        for attr in ("dtype", "qscheme", "quant_min", "quant_max", "reduce_range"):
+            value = getattr(obj, attr, None)
+            # (qlearn's float dtypes are NumPy's types, torch's torch.float16 ...)
+            text = getattr(value, "__name__", None) or str(value)
+            fields.append(None if value is None else text.rsplit(".", 1)[-1])
+    scale = getattr(inner, "scale", None)
+    fields.append(None if scale is None or callable(scale) else float(np.asarray(
+        scale.detach().numpy() if hasattr(scale, "detach") else scale).reshape(-1)[0]))
+    return fields
+
+
+@pytest.mark.parametrize("qat", [False, True], ids=["ptq", "qat"])
+@pytest.mark.parametrize("backend", ["x86", "fbgemm", "qnnpack", "onednn"])
+def test_default_qconfig_mapping_is_torchs(torch_mod, backend, qat):
+    """The same object types in the same order, each with the same observers (types,
+    dtypes, ranges, fixed scales) as torch's default mapping."""
+    ta = torch_mod.ao.quantization
+    ours = (tq.get_default_qat_qconfig_mapping if qat else tq.get_default_qconfig_mapping)(
+        backend)
+    theirs = (ta.get_default_qat_qconfig_mapping if qat else ta.get_default_qconfig_mapping)(
+        backend)
+
+    def name(k):
+        return getattr(k, "__name__", k)
+
+    assert [name(k) for k in ours.object_type_qconfigs] == \
+        [name(k) for k in theirs.object_type_qconfigs]
+    pairs = [("global", ours.global_qconfig, theirs.global_qconfig)] + [
+        (name(k), q, t) for (k, q), t in zip(ours.object_type_qconfigs.items(),
+                                             theirs.object_type_qconfigs.values())]
+    for key, q, t in pairs:
+        assert _describe(q.activation) == _describe(t.activation), (key, "activation")
+        assert _describe(q.weight) == _describe(t.weight), (key, "weight")
