@@ -878,3 +878,15 @@ def test_default_qconfig_mapping_is_torchs(torch_mod, backend, qat):
     for key, q, t in pairs:
         assert _describe(q.activation) == _describe(t.activation), (key, "activation")
         assert _describe(q.weight) == _describe(t.weight), (key, "weight")
+
+
+def test_quantize_state_dict_bad_scale():
+    """torch's 1-element ``scale`` loads; more than one value is refused, naming the key."""
+    import qlearn.nn.quantized as nnq
+    m = nn.Sequential(nnq.Quantize(0.5, 3, ql.quint8))
+    m.load_state_dict({"0.scale": np.array([0.25]), "0.zero_point": np.array([7])})
+    assert (m[0].scale, m[0].zero_point) == (0.25, 7)
+    with pytest.raises(ValueError, match=r"`0\.scale` must hold one value, got shape \(2,\)"):
+        m.load_state_dict({"0.scale": np.array([0.25, 0.5]), "0.zero_point": np.array(7)})
+    q = ql.quantize_per_tensor(ql.zeros(2, 3, 1, 1), 0.1, 4, ql.quint8)
+    assert ql.flatten(q, 1).is_quantized and ql.reshape(q, (2, 3)).q_zero_point() == 4
