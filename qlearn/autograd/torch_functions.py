@@ -22,6 +22,12 @@ def _t(x):
     return x if isinstance(x, Tensor) else _tensor(x)
 
 
+def _is_qtensor(x):
+    # a QTensor reshapes in integers (``torch.flatten`` of a quantized tensor is
+    # quantized); through ``_t`` it would come back dequantized
+    return getattr(x, "is_quantized", False) is True
+
+
 def abs(input):  # noqa: A001 (torch.abs)
     r"""Elementwise :math:`|x|` (``torch.abs``).
 
@@ -336,7 +342,12 @@ def flatten(input, start_dim=0, end_dim=-1):
     >>> import qlearn as ql
     >>> ql.flatten(ql.zeros(2, 3, 4), 1).shape
     (2, 12)
+    >>> q = ql.quantize_per_tensor(ql.zeros(2, 3, 1, 1), 0.1, 0, ql.quint8)
+    >>> ql.flatten(q, 1).shape, ql.flatten(q, 1).is_quantized
+    ((2, 3), True)
     """
+    if _is_qtensor(input):
+        return input.flatten(start_dim, end_dim)
     return _t(input).flatten(start_dim, end_dim)
 
 
@@ -349,4 +360,6 @@ def reshape(input, shape):
     """
     if isinstance(shape, numbers.Integral):
         shape = (shape,)
+    if _is_qtensor(input):
+        return input.reshape(tuple(shape))
     return _t(input).reshape(tuple(shape))

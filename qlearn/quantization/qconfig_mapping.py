@@ -22,15 +22,22 @@ tutorials use, ``{"": qconfig, "object_type": [(type, qconfig)], "module_name":
 import re
 from collections import OrderedDict
 
+from .. import nn
 from ..nn import functional as F
-from ..nn.modules.activation import Sigmoid, Softmax, Tanh
+from ..nn.modules.activation import Hardsigmoid, Sigmoid, Softmax, Tanh
 from .fake_quantize import FixedQParamsFakeQuantize, default_weight_fake_quant
 from .observer import (
     default_fixed_qparams_range_0to1_observer,
     default_fixed_qparams_range_neg1to1_observer,
+    default_placeholder_observer,
     default_weight_observer,
 )
-from .qconfig import QConfig, default_reuse_input_qconfig, get_default_qat_qconfig
+from .qconfig import (
+    QConfig,
+    default_quint8_weight_qconfig,
+    default_reuse_input_qconfig,
+    get_default_qat_qconfig,
+)
 from .qconfig import get_default_qconfig as _get_default_qconfig
 
 __all__ = ["QConfigMapping", "get_default_qconfig_mapping", "get_default_qat_qconfig_mapping"]
@@ -223,16 +230,31 @@ def _default_mapping(is_qat, backend, version):
     default_weight = default_weight_fake_quant if is_qat else default_weight_observer
     mapping = QConfigMapping().set_global(qconfig).set_object_type(
         "reshape", default_reuse_input_qconfig)
-    # ops whose output range is fixed by their math: sigmoid/softmax in [0, 1], tanh in
-    # [-1, 1] (qlearn has no quantized kernels for them yet, so prepare_fx leaves them in
-    # float; the entries are here so the mapping reads as PyTorch's)
-    fixed = ((Sigmoid, default_fixed_qparams_range_0to1_observer),
-             (F.sigmoid, default_fixed_qparams_range_0to1_observer),
-             ("sigmoid", default_fixed_qparams_range_0to1_observer),
-             (Softmax, default_fixed_qparams_range_0to1_observer),
-             (Tanh, default_fixed_qparams_range_neg1to1_observer),
-             (F.tanh, default_fixed_qparams_range_neg1to1_observer),
-             ("tanh", default_fixed_qparams_range_neg1to1_observer))
+    # transposed convolutions: per-tensor weights on fbgemm / x86, whose kernels have no
+    # per-channel transposed path (PyTorch's entries, in PyTorch's order)
+    transpose = QConfig(activation=qconfig.activation, weight=default_weight) \
+        if backend in ("fbgemm", "x86") else qconfig
+    for op in ("ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"):
+        if hasattr(nn, op):
+            mapping.set_object_type(getattr(nn, op), transpose)
+    for op in ("conv_transpose1d", "conv_transpose2d", "conv_transpose3d"):
+        if hasattr(F, op):
+            mapping.set_object_type(getattr(F, op), transpose)
+    # layer norm's weight stays float; PReLU's slopes are quint8 (its own qconfig)
+    layer_norm = QConfig(activation=qconfig.activation, weight=default_placeholder_observer)
+    mapping.set_object_type(F.layer_norm, layer_norm)
+    mapping.set_object_type(nn.LayerNorm, layer_norm)
+    mapping.set_object_type(nn.PReLU, default_quint8_weight_qconfig)
+    # ops whose output range is fixed by their math: hardsigmoid, sigmoid and softmax in
+    # [0, 1], tanh in [-1, 1]
+    zero_one, neg_one_one = (default_fixed_qparams_range_0to1_observer,
+                             default_fixed_qparams_range_neg1to1_observer)
+    fixed = ((Hardsigmoid, zero_one), (F.hardsigmoid, zero_one), ("hardsigmoid", zero_one),
+             ("hardsigmoid_", zero_one),
+             (Sigmoid, zero_one), (F.sigmoid, zero_one), ("sigmoid", zero_one),
+             ("sigmoid_", zero_one), (Softmax, zero_one),
+             (Tanh, neg_one_one), (F.tanh, neg_one_one), ("tanh", neg_one_one),
+             ("tanh_", neg_one_one))
     made = {}
     for op, observer in fixed:
         if id(observer) not in made:
@@ -247,8 +269,9 @@ def get_default_qconfig_mapping(backend="x86", version=0):
     """The default mapping for post-training quantization on ``backend`` (``"x86"``,
     ``"fbgemm"``, ``"qnnpack"``, ``"onednn"``): the global qconfig is
     :func:`~qlearn.quantization.qconfig.get_default_qconfig` ``(backend)``; ``reshape``
-    reuses its input's quantization; sigmoid, softmax and tanh get fixed-qparams
-    observers, as in PyTorch.
+    reuses its input's quantization; transposed convolutions get per-tensor weights on
+    ``"x86"`` / ``"fbgemm"``, layer norm a float weight, PReLU quint8 slopes, and
+    hardsigmoid, sigmoid, softmax and tanh fixed-qparams observers, as in PyTorch.
 
     >>> from qlearn.quantization import get_default_qconfig_mapping
     >>> qm = get_default_qconfig_mapping("x86")

@@ -34,7 +34,7 @@ import numpy as np
 from ..dtypes import QDType, qint8
 from ..nn import quantized as nnq
 from ..nn.intrinsic import _FusedModule
-from ..nn.modules.activation import ReLU, ReLU6
+from ..nn.modules.activation import Hardsigmoid, ReLU, ReLU6, Sigmoid, Softmax, Tanh
 from ..nn.modules.container import ModuleList, Sequential
 from ..nn.modules.flatten import Dropout, Flatten
 from ..nn.modules.linear import Identity
@@ -42,7 +42,11 @@ from ..nn.modules.module import Module
 from ..nn.modules.upsampling import Upsample
 from ..nn.quantized.reference.modules.utils import reference_from_float
 from ..qtensor import QTensor
-from .fake_quantize import FakeQuantizeBase
+from .fake_quantize import (
+    FakeQuantizeBase,
+    default_fixed_qparams_range_0to1_fake_quant,
+    default_fixed_qparams_range_neg1to1_fake_quant,
+)
 from .observer import ObserverBase
 from .qconfig import default_dynamic_qconfig, float16_dynamic_qconfig
 from .quantization_mappings import (
@@ -247,6 +251,16 @@ def _static_observed_types():
             | set(get_default_qat_module_mappings()) | _INCLUDE_QCONFIG_PROPAGATE_LIST)
 
 
+#: modules whose output range is fixed by their math: in training mode, prepare gives them
+#: a fixed-qparams fake quantizer (PyTorch's ``DEFAULT_MODULE_TO_ACT_POST_PROCESS``)
+_FIXED_QPARAMS_FAKE_QUANT = {
+    Hardsigmoid: default_fixed_qparams_range_0to1_fake_quant,
+    Sigmoid: default_fixed_qparams_range_0to1_fake_quant,
+    Softmax: default_fixed_qparams_range_0to1_fake_quant,
+    Tanh: default_fixed_qparams_range_neg1to1_fake_quant,
+}
+
+
 def _add_observer_(module, qconfig_propagation_list=None, non_leaf_module_list=None,
                    custom_module_class_mapping=None, _prefix="", _guard=None):
     """Attach ``activation_post_process`` observers (and their hooks) to the leaves of
@@ -259,9 +273,10 @@ def _add_observer_(module, qconfig_propagation_list=None, non_leaf_module_list=N
     def needs_observation(m):
         return getattr(m, "qconfig", None) is not None
 
-    def insert(m, name):
+    def insert(m, name, observer=None):
         if needs_observation(m) and not isinstance(m, DeQuantStub):
-            m.add_module("activation_post_process", m.qconfig.activation())
+            m.add_module("activation_post_process",
+                         (observer or m.qconfig.activation)())
             if _observer_forward_hook not in m._forward_hooks.values():
                 m.register_forward_hook(_observer_forward_hook)
             m._qualified_name = name
@@ -282,6 +297,10 @@ def _add_observer_(module, qconfig_propagation_list=None, non_leaf_module_list=N
         elif isinstance(child, _FusedModule) or (
                 non_leaf_module_list is not None and type(child) in non_leaf_module_list):
             insert(child, qual)
+        elif child.training and type(child) in _FIXED_QPARAMS_FAKE_QUANT:
+            # QAT: as PyTorch, whatever the qconfig, these get the fake quantizer of their
+            # fixed output range (PyTorch's converted models run them on the integers)
+            insert(child, qual, _FIXED_QPARAMS_FAKE_QUANT[type(child)])
         elif needs_observation(child) and type(child) in custom_module_class_mapping:
             observed = custom_module_class_mapping[type(child)].from_float(child)
             if getattr(observed, "qconfig", None) is None:
@@ -431,8 +450,9 @@ def _swap(mod, mapping, custom_module_class_mapping, name, keep_unmapped=False):
     else:
         cls = mapping.get(type(mod))
         if cls is None:
+            # (nn.Hardsigmoid, observed in QAT, runs on the integers once converted)
             if not keep_unmapped and _observer_forward_hook in mod._forward_hooks.values() \
-                    and _is_leaf_ignoring_observer(mod):
+                    and _is_leaf_ignoring_observer(mod) and type(mod) is not Hardsigmoid:
                 raise ValueError(
                     f"{_where(name, mod)} was observed but has no entry in the mapping: "
                     f"add `{_class_name(type(mod))}: <quantized class>` to `mapping`, or "
@@ -440,7 +460,15 @@ def _swap(mod, mapping, custom_module_class_mapping, name, keep_unmapped=False):
                     f"before and a QuantStub after it)")
             return mod
         obs = getattr(mod, "activation_post_process", None)
-        if obs is not None and _is_activation_post_process(obs) \
+        if isinstance(mod, nnq.FloatFunctional) and obs is not None \
+                and not _observer_has_data(obs):
+            # a FloatFunctional never called: torchvision's quantizable MobileNetV2 gives
+            # every inverted residual one and uses it only in those with a skip; PyTorch
+            # converts it with the empty observer's default qparams (1.0, 0), unused
+            warnings.warn(f"{_where(name, mod)} was never called during calibration; its "
+                          f"QFunctional gets the default scale 1.0 and zero point 0",
+                          UserWarning, stacklevel=4)
+        elif obs is not None and _is_activation_post_process(obs) \
                 and not _observer_has_data(obs):
             raise RuntimeError(
                 f"{_where(name, mod)}: its observer {type(obs).__name__} saw no data; "
@@ -515,9 +543,10 @@ class _InputCheck:
 
 
 # float modules that pass a QTensor through (or hold no computation of their own);
-# nn.Upsample resizes a QTensor on its integers, as PyTorch's float module does
+# nn.Upsample resizes a QTensor on its integers, nn.Hardsigmoid computes the quantized
+# hard sigmoid, as PyTorch's float modules do (MobileNetV3's squeeze-excite relies on it)
 _PASSTHROUGH = (Identity, Flatten, Dropout, Sequential, ModuleList, QuantStub, DeQuantStub,
-                Upsample)
+                Upsample, Hardsigmoid)
 
 
 def _add_input_checks(model, mapping):

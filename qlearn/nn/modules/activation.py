@@ -161,9 +161,17 @@ class Hardsigmoid(Module):
     r""":math:`y = \operatorname{ReLU6}(x + 3) / 6`
     (:func:`qlearn.nn.functional.hardsigmoid`).
 
+    On a QTensor (a converted model: PyTorch's eager and graph mode keep the float
+    module, which runs ``quantized::hardsigmoid``) it computes
+    :func:`qlearn.nn.quantized.functional.hardsigmoid`, whose output has the fixed
+    :math:`S = 1/256, Z = 0`.
+
     >>> from qlearn import nn
     >>> nn.Hardsigmoid()(np.array([-4.0, 0.0, 4.0])).numpy()
     array([0. , 0.5, 1. ], dtype=float32)
+    >>> q = ql.quantize_per_tensor([-4.0, 0.0, 4.0], 0.05, 100, ql.quint8)
+    >>> nn.Hardsigmoid()(q).int_repr()
+    array([  0, 128, 255], dtype=uint8)
     """
 
     def __init__(self, inplace=False):
@@ -171,6 +179,10 @@ class Hardsigmoid(Module):
         self.inplace = inplace
 
     def forward(self, input):
+        if getattr(input, "is_quantized", False) is True:
+            # (imported here: nn.quantized imports nn)
+            from ..quantized import functional as qF
+            return qF.hardsigmoid(input)
         return F.hardsigmoid(input)
 
 

@@ -25,6 +25,7 @@ import inspect
 import numpy as np
 
 from ... import quantize_per_tensor
+from ...dtypes import quint8
 from ...nn.quantized import functional as qF
 from ...nn.quantized.modules.misc import _dequantize_to_tensor
 from ..quantization_mappings import (
@@ -34,6 +35,7 @@ from ..quantization_mappings import (
 from ..quantize import _observer_has_data, swap_module
 from .patterns import (
     BINARY_OPS,
+    FIXED_QPARAMS_OPS,
     GRAPH_FLOAT_MODULES,
     QUANTIZED_FUNCTIONS,
     quantized_call,
@@ -125,6 +127,7 @@ class _Converter:
         # QTensor node -> number k of the observer that fixed its qparams; the quantize /
         # dequantize nodes are named after it, as PyTorch's (quantize_per_tensor_8)
         self.source = {}
+        self.discarded = []          # get_attr nodes of qparams PyTorch names, then drops
         self.static = get_default_static_quant_module_mappings()
         self.dynamic = get_default_dynamic_quant_module_mappings()
 
@@ -242,6 +245,31 @@ class _Converter:
         node.kwargs = {**{k: bound.arguments[k] for k in keep}, scale_name: s, zp_name: z}
         self.quantized.add(node)
 
+    def fixed_qparams(self, node):
+        """Run a fixed-qparams operator (hardsigmoid) on its QTensor input when its
+        output observer has the operator's own qparams; False when it stays in float."""
+        key = type(self.modules[node.target]) if node.op == "call_module" else node.target
+        entry = FIXED_QPARAMS_OPS.get(key) if node.op != "call_method" else None
+        if entry is None or not node.args or node.args[0] not in self.quantized:
+            return False
+        qfn, scale, zero_point = entry
+        obs_node = self.output_observer(node)
+        obs = self.modules[obs_node.target]
+        if _qparams(obs, obs_node) != (scale, zero_point) or obs.dtype is not quint8:
+            return False
+        if node.op == "call_function":
+            node.target = qfn
+        # a module (nn.Hardsigmoid) stays, as in PyTorch's graph: on a QTensor it runs qfn
+        self.quantized.add(node)
+        # PyTorch names the output's qparams (its reference graph quantizes the output)
+        # before lowering drops them: the names are taken, the buffers go at the end, so
+        # the next qparams get PyTorch's names (``_scale_1``) and state-dict keys
+        with self.graph.inserting_before(node):
+            path = (node.meta.get("scope") or ("", None))[0].replace(".", "_")
+            for attr in self.qparam_nodes(path, scale, zero_point):
+                self.discarded.append(attr)
+        return True
+
     def binary_scalar(self, node):
         # the output observer is the input's: qF.add_scalar / mul_scalar compute the
         # output's qparams from the input's and the number, as PyTorch's
@@ -328,8 +356,11 @@ class _Converter:
                 self.quantized.add(node)
             elif kind in ("passthrough", "fused_tail", "placeholder", "get_attr"):
                 continue
-            else:
+            elif not (kind == "default" and self.fixed_qparams(node)):
                 self.float(node)
+        for attr in self.discarded:
+            self.graph.erase_node(attr)
+            delattr(self.gm, attr.target)
         self.graph.eliminate_dead_code()      # as PyTorch's lowering (unused getitems)
         self.gm.delete_all_unused_submodules()
         self.graph.lint()

@@ -26,7 +26,9 @@ PyTorch's x86 backend configuration:
 ``"default"``
     operators with their own output observer, computed in float between a dequantize
     and a quantize (leaky ReLU; sigmoid, tanh and softmax, whose default qconfig has
-    fixed qparams), except ``nn.Dropout``, which converts to its quantized module;
+    fixed qparams), except ``nn.Dropout``, which converts to its quantized module, and
+    hardsigmoid (:data:`FIXED_QPARAMS_OPS`), which runs ``qF.hardsigmoid`` on the
+    integers when its observer has the operator's fixed qparams :math:`(1/256, 0)`;
     also ``nn.GroupNorm``, which PyTorch's graph mode leaves in float
     (:data:`GRAPH_FLOAT_MODULES`) although eager ``convert`` swaps it.
 ``"functional"``
@@ -81,6 +83,7 @@ __all__ = ["node_kind", "RELU_TYPES", "SHARE_MODULES", "SHARE_FUNCTIONS", "SHARE
            "quantized_call", "quantized_operator",
            "BINARY_OPS", "CAT_FUNCTIONS", "DEFAULT_MODULES", "DEFAULT_FUNCTIONS",
            "DEFAULT_METHODS", "GRAPH_FLOAT_MODULES", "QUANTIZED_FUNCTIONS", "is_relu",
+           "FIXED_QPARAMS_OPS",
            "FX_EXTRA_QAT_MODULE_MAPPINGS"]
 
 #: modules, functions and methods whose output keeps the input's qparams (that qlearn
@@ -115,9 +118,18 @@ CAT_FUNCTIONS = {autograd.cat}
 GRAPH_FLOAT_MODULES = (nn.GroupNorm,)
 
 #: float between a dequantize and a quantize, own output observer
-DEFAULT_MODULES = (nn.Dropout, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softmax) \
-    + GRAPH_FLOAT_MODULES
-DEFAULT_FUNCTIONS = {F.dropout, F.leaky_relu, F.sigmoid, F.tanh, F.softmax, F.group_norm}
+DEFAULT_MODULES = (nn.Dropout, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softmax,
+                   nn.Hardsigmoid) + GRAPH_FLOAT_MODULES
+DEFAULT_FUNCTIONS = {F.dropout, F.leaky_relu, F.sigmoid, F.tanh, F.softmax, F.group_norm,
+                     F.hardsigmoid}
+
+#: default nodes with a quantized operator whose output has fixed qparams: float op (or
+#: module type) -> (quantized function, its output's scale and zero point). With an
+#: output observer of those qparams (the default qconfig mapping's fixed-qparams
+#: observer) PyTorch lowers dequantize -> op -> quantize to the quantized operator on
+#: the integers (``quantized::hardsigmoid``); convert does the same
+FIXED_QPARAMS_OPS = {nn.Hardsigmoid: (qF.hardsigmoid, 1.0 / 256, 0),
+                     F.hardsigmoid: (qF.hardsigmoid, 1.0 / 256, 0)}
 DEFAULT_METHODS = {"sigmoid", "tanh", "softmax"}
 
 #: QAT swaps graph mode makes on top of the eager QAT mapping: PyTorch's FX backend

@@ -27,7 +27,12 @@ class _OutputQParamsState(Module):
         super()._load_from_state_dict(state_dict, prefix, missing, unexpected, errors)
         for name, cast in (("scale", float), ("zero_point", int)):
             if prefix + name in state_dict:
-                setattr(self, name, cast(np.asarray(state_dict[prefix + name])))
+                # torch's Quantize saves them as 1-element tensors, qlearn as scalars
+                value = np.asarray(state_dict[prefix + name])
+                if value.size != 1:
+                    raise ValueError(f"`{prefix + name}` must hold one value, got shape "
+                                     f"{value.shape}")
+                setattr(self, name, cast(value.reshape(())))
             else:
                 missing.append(prefix + name)
 
