@@ -36,7 +36,10 @@ def as_float32(x, name="x"):
     if x.dtype.kind != "f":
         raise TypeError(f"`{name}` must hold floating-point values (float32 or float64), "
                         f"got dtype {x.dtype}")
-    return np.asarray(x, dtype=np.float32, order="C")  # ascontiguousarray makes 0-d 1-d
+    x = np.asarray(x, dtype=np.float32, order="C")  # ascontiguousarray makes 0-d 1-d
+    # a C array can still be unaligned (a view at an odd byte offset); the kernels read
+    # whole float32s, so they get an aligned copy
+    return x if x.flags.aligned else x.copy()
 
 
 def check_all_finite(x, name="x"):

@@ -429,3 +429,16 @@ def test_quantized_linear_accepts_empty_sizes_as_torch():
     assert nnq.Linear(0, 2).in_features == 0
     assert nnq.Linear(2, 0).out_features == 0
     assert nnq.Linear(np.int64(3), 2).in_features == 3
+
+
+
+def test_unaligned_float_input_is_copied_aligned_before_the_kernels():
+    # a C-contiguous float32 view at an odd byte offset: the kernels read whole floats
+    # (undefined behaviour when misaligned; UBSan reports it in .ci/asan's fuzz pass)
+    raw = np.zeros(4 * 37 + 1, np.uint8)
+    x = raw[1:].view(np.float32)
+    assert x.flags.c_contiguous and not x.flags.aligned
+    x[...] = np.linspace(-3, 3, 37, dtype=np.float32)
+    q = ql.quantize_per_tensor(x, 0.05, 3, ql.quint8)
+    np.testing.assert_array_equal(
+        q.int_repr(), ql.quantize_per_tensor(x.copy(), 0.05, 3, ql.quint8).int_repr())

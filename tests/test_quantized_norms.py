@@ -626,6 +626,10 @@ def test_onnx_export_of_fx_converted_graphs(rng):
             x = F.elu(F.hardswish(self.ln(self.lin(x))), 0.7)
             x = F.instance_norm(F.group_norm(x, 2))
             return F.layer_norm(x, [4], eps=1e-3)
+    # the layers' initial weights come from qlearn's global generator: seeded, so the
+    # result does not depend on which tests ran before (with some weights a few of the
+    # 48 outputs legitimately land one step apart in ORT's float arithmetic)
+    ql.manual_seed(0)
     m = Net().eval()
     x = rng.standard_normal((3, 4, 4)).astype(np.float32)
 

@@ -39,7 +39,7 @@ def channel_view_shape(shape, axis):
 
 
 def _flat(a, dtype):
-    return np.ascontiguousarray(a, dtype=dtype).reshape(-1)
+    return np.require(a, dtype, "CA").reshape(-1)      # C order and aligned
 
 
 def quantize_per_tensor(x, out, inv_scale, zero_point, quant_min, quant_max, fused=True,
