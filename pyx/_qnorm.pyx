@@ -71,6 +71,19 @@ cdef struct Quant:      # the output quantization, both loops
     int wrap            # Zy > 127
 
 
+cdef inline Quant _quant(float32_t out_scale, int out_zero_point, int qmin,
+                         int qmax) noexcept:
+    """The output quantization of both norms, filled in this one place."""
+    cdef float one = 1
+    cdef Quant p
+    p.inv = one / out_scale
+    p.zpy = <float>out_zero_point
+    p.lo = <float>qmin
+    p.hi = <float>qmax
+    p.wrap = out_zero_point > 127
+    return p
+
+
 cdef inline float _vector_rule(float y, const Quant *p) noexcept nogil:
     """PyTorch's vectorised quantize of one element (round, then add Zy)."""
     cdef float t = y * p.inv
@@ -157,13 +170,7 @@ def layer_norm(const q8_t[:, ::1] q,            # IN  (M, N): M groups of N inte
     for the first N - N mod 32 elements of a row, the scalar loop for the rest."""
     cdef intp_t M = q.shape[0], N = q.shape[1], m
     cdef bint avx2 = simd_avx2(simd)
-    cdef float one = 1
-    cdef Quant p
-    p.inv = one / out_scale
-    p.zpy = <float>out_zero_point
-    p.lo = <float>qmin
-    p.hi = <float>qmax
-    p.wrap = out_zero_point > 127
+    cdef Quant p = _quant(out_scale, out_zero_point, qmin, qmax)
     cdef intp_t chunk = _chunk(N)
     if M * N < BLOCK:
         num_threads = 1
@@ -225,13 +232,7 @@ def group_norm(const q8_t[:, :, ::1] q,         # IN  (B G, C / G, P): row n G +
     ``float32_sums``: the group's sums in float32, in order."""
     cdef intp_t M = q.shape[0], cpg = q.shape[1], P = q.shape[2], m, k
     cdef bint avx2 = simd_avx2(simd)
-    cdef float one = 1
-    cdef Quant p
-    p.inv = one / out_scale
-    p.zpy = <float>out_zero_point
-    p.lo = <float>qmin
-    p.hi = <float>qmax
-    p.wrap = out_zero_point > 127
+    cdef Quant p = _quant(out_scale, out_zero_point, qmin, qmax)
     cdef intp_t chunk = _chunk(cpg * P)
     if M * cpg * P < BLOCK:
         num_threads = 1

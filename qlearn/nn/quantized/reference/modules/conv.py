@@ -1,11 +1,11 @@
 """The reference quantized ``Conv2d``."""
 from ....modules.conv import Conv2d as _FloatConv2d
-from .utils import ReferenceQuantizedModule
+from .conv_nd import _copy_parameters, _ReferenceConvNd
 
 __all__ = ["Conv2d"]
 
 
-class Conv2d(ReferenceQuantizedModule, _FloatConv2d):
+class Conv2d(_ReferenceConvNd, _FloatConv2d):
     r"""Reference quantized 2-d convolution (``torch.ao.nn.quantized.reference.Conv2d``):
     the float convolution with the quantized-dequantized weight :math:`\hat W`.
 
@@ -27,22 +27,12 @@ class Conv2d(ReferenceQuantizedModule, _FloatConv2d):
     """
 
     _NAME = "QuantizedConv2d(Reference)"
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, groups=1, bias=True, padding_mode="zeros", device=None,
-                 dtype=None, weight_qparams=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, padding_mode, device, dtype)
-        self._init_weight_qparams(weight_qparams)
-
-    def forward(self, x):
-        from .... import functional as F
-        return F.conv2d(self._float_input(x), self.get_weight(), self.bias, self.stride,
-                        self.padding, self.dilation, self.groups)
+    _FLOAT = _FloatConv2d
 
     @classmethod
     def from_float(cls, float_conv, weight_qparams):
-        """A reference ``Conv2d`` with ``float_conv``'s parameters (copied)."""
+        """A reference ``Conv2d`` with ``float_conv``'s parameters (copied); unlike the
+        other dimensions it also takes a subclass of ``nn.Conv2d``, as it always has."""
         if not isinstance(float_conv, _FloatConv2d):
             raise TypeError(f"`float_conv` must be an nn.Conv2d, got "
                             f"{type(float_conv).__name__}")
@@ -50,7 +40,4 @@ class Conv2d(ReferenceQuantizedModule, _FloatConv2d):
         ref = cls(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding,
                   c.dilation, c.groups, c.bias is not None, c.padding_mode,
                   weight_qparams=weight_qparams)
-        ref.weight.data[...] = c.weight.data
-        if c.bias is not None:
-            ref.bias.data[...] = c.bias.data
-        return ref
+        return _copy_parameters(ref, c)
