@@ -233,14 +233,10 @@ def _run_workflow(torch, mode, overlap, rng):
 @pytest.mark.parametrize("mode", ["eager", "fx"])
 def test_convtranspose3d_bn_relu_workflow_bit_equal_to_torch(torch_x86, mode, overlap, rng):
     """Eager: the fused groups are named, so ConvTranspose3d + BatchNorm3d folds (or
-    BatchNorm3d + ReLU becomes BNReLU3d), as in torch.  Graph mode, one pattern per
-    layer: the same modules and integers as torch's."""
-    if mode == "fx" and overlap:
-        pytest.xfail("qlearn's graph-mode fusion tries patterns from the first node "
-                     "(ConvTranspose3d + BatchNorm3d folds, the ReLU stays), torch's from "
-                     "the last (BatchNorm3d + ReLU -> BNReLU3d, the transposed conv stays "
-                     "unfused); the same holds for ConvTranspose2d (qlearn/quantization/fx/"
-                     "fuse.py)")
+    BatchNorm3d + ReLU becomes BNReLU3d), as in torch.  Graph mode matches from the last
+    node back, as torch's fuse does: with the overlap, BatchNorm3d + ReLU becomes
+    BNReLU3d and the transposed conv stays alone; the same modules and integers as
+    torch's."""
     _run_workflow(torch_x86, mode, overlap, rng)
 
 
