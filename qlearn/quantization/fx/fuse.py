@@ -10,8 +10,8 @@ PyTorch's (``torch/ao/quantization/fx/fuse.py``, ``_find_matches`` and ``_is_mat
   pattern that matches takes its nodes;
 * a run ``n0 -> n1 [-> n2]`` matches when each node's module type is exactly the
   pattern's (an ``F.relu`` call counts as ``nn.ReLU``; ``x.relu()`` does not, as in
-  PyTorch), every node after the first has the one before as its only input, and every node but the last has exactly one user
-  (the last may have any number).
+  PyTorch), every node after the first has the one before as its only input, and
+  every node but the last has exactly one user (the last may have any number).
 
 Walking backwards decides overlaps: in ``ConvTranspose2d -> BatchNorm2d -> ReLU`` (no
 three-layer pattern exists for a transposed convolution) the ReLU is reached first, so
