@@ -197,6 +197,47 @@ def check_axis(axis, ndim, name="axis"):
 
 
 
+def check_broadcast(shape_a, shape_b, who, a="a", b="b"):
+    """The broadcast shape of ``shape_a`` and ``shape_b``; a ``ValueError`` naming both
+    arguments and the first dimension (counted as PyTorch counts it, in the result)
+    where their sizes differ and neither is 1."""
+    shape_a, shape_b = tuple(shape_a), tuple(shape_b)
+    if shape_a == shape_b:
+        return shape_a
+    n = max(len(shape_a), len(shape_b))
+    pa, pb = (1,) * (n - len(shape_a)) + shape_a, (1,) * (n - len(shape_b)) + shape_b
+    for d in range(n):
+        if pa[d] != pb[d] and pa[d] != 1 and pb[d] != 1:
+            prefix = f"{who}: " if who else ""
+            raise ValueError(f"{prefix}`{a}` of shape {shape_a} and `{b}` of shape "
+                             f"{shape_b} do not broadcast: the size of `{a}` ({pa[d]}) "
+                             f"must match the size of `{b}` ({pb[d]}) at non-singleton "
+                             f"dimension {d}")
+    return tuple(max(x, y) if min(x, y) != 0 else 0 for x, y in zip(pa, pb))
+
+
+def check_cat_shapes(shapes, dim, who, name="tensors"):
+    """``dim`` normalised for concatenating arrays of ``shapes`` along it; a
+    ``ValueError`` naming the first element whose rank or size (in a dimension other
+    than ``dim``) differs from ``name[0]``'s."""
+    shapes = [tuple(s) for s in shapes]
+    prefix = f"{who}: " if who else ""
+    first = shapes[0]
+    for i, s in enumerate(shapes[1:], 1):
+        if len(s) != len(first):
+            raise ValueError(f"{prefix}`{name}[{i}]` must be {len(first)}-d like "
+                             f"`{name}[0]` (shape {first}), got shape {s}")
+    dim = check_axis(dim, len(first), "dim")
+    for i, s in enumerate(shapes[1:], 1):
+        for d, (x, y) in enumerate(zip(first, s)):
+            if d != dim and x != y:
+                raise ValueError(f"{prefix}sizes of `{name}` must match except in "
+                                 f"dimension {dim}: `{name}[{i}]` has size {y} in "
+                                 f"dimension {d}, `{name}[0]` has {x} (shapes {first} "
+                                 f"and {s})")
+    return dim
+
+
 def check_float_qparams(scales, zero_points, channels):
     """Return ``(scales, zero_points)`` of a ``per_channel_affine_float_qparams`` tensor
     as float32 arrays of length ``channels``.

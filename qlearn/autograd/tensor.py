@@ -9,6 +9,7 @@ import numbers
 
 import numpy as np
 
+from .. import _validation as V
 from .._printing import tensor_repr
 from ..dtypes import PLAIN_DTYPES, float32
 from . import ops
@@ -61,6 +62,9 @@ def _is_number(x):
 def _both(a, b, floating=False):
     """``a`` and ``b`` cast to the dtype PyTorch gives ``a (op) b``; ``floating`` turns
     an integer result into float32 (true division)."""
+    if isinstance(a, (Tensor, np.ndarray)) and isinstance(b, (Tensor, np.ndarray)) \
+            and a.shape != b.shape:
+        V.check_broadcast(a.shape, b.shape, "", "input", "other")
     if _is_f32(a) and (_is_f32(b) or _is_number(b)) or _is_number(a) and _is_f32(b):
         # the common float32 case, without the general dtype rules
         return (a if isinstance(a, Tensor) else np.asarray(a, np.float32),
@@ -885,6 +889,8 @@ def cat(tensors, dim=0):
     array([1., 2., 3.], dtype=float32)
     """
     tensors = _common(tensors)
+    if np.ndim(tensors[0]):
+        V.check_cat_shapes([np.shape(t) for t in tensors], dim, "cat")
     return ops.Cat.apply(_dim(dim, np.ndim(tensors[0])), *tensors)
 
 
@@ -896,6 +902,10 @@ def stack(tensors, dim=0):
     (2, 2)
     """
     tensors = _common(tensors)
+    for i, t in enumerate(tensors[1:], 1):
+        if np.shape(t) != np.shape(tensors[0]):
+            raise ValueError(f"stack: `tensors[{i}]` must have the shape of `tensors[0]`, "
+                             f"{np.shape(tensors[0])}, got {np.shape(t)}")
     return ops.Stack.apply(_dim(dim, np.ndim(tensors[0]) + 1), *tensors)
 
 

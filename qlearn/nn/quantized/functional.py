@@ -393,6 +393,7 @@ def _binary(a, b, scale, zero_point, op, relu, who):
     require_quantized(a, who, "a")
     if isinstance(b, QTensor):
         require_quantized(b, who, "b")
+        V.check_broadcast(a.shape, b.shape, who)
         fb = b.dequantize()
     else:
         fb = _scalar_operand(b, who)
@@ -454,6 +455,7 @@ def mul(a, b, scale, zero_point):
         return _binary(a, b, scale, zero_point, np.multiply, False, "qF.mul")
     require_quantized(a, "qF.mul", "a")
     require_quantized(b, "qF.mul", "b")
+    V.check_broadcast(a.shape, b.shape, "qF.mul")
     scale = V.check_scale(scale, "scale")
     zero_point = V.check_zero_point(zero_point, 0, 255, "zero_point")
     # PyTorch's qmul: the product of the integer differences, requantized with one
@@ -498,7 +500,7 @@ def cat(tensors, dim=0, scale=None, zero_point=None):
     if tensors[0].ndim == 0:
         raise ValueError("qF.cat: `tensors` must have at least one dimension to be "
                          "concatenated, got 0-d QTensors")
-    dim = V.check_axis(dim, tensors[0].ndim, "dim")
+    dim = V.check_cat_shapes([t.shape for t in tensors], dim, "qF.cat")
     scale = tensors[0].q_scale() if scale is None else V.check_scale(scale, "scale")
     zero_point = (tensors[0].q_zero_point() if zero_point is None
                   else V.check_zero_point(zero_point, 0, 255, "zero_point"))

@@ -28,7 +28,9 @@ from ...qtensor import QTensor
 from .packed_params import (
     PackedConvWeight,
     _check_bias,
+    _check_conv_weight_sizes,
     _check_out_qparams,
+    _int_tuple,
     _PackedGemmWeight,
     _weight_qparams,
     conv2d_apply,
@@ -41,17 +43,7 @@ __all__ = ["PackedConv1dWeight", "PackedConv3dWeight", "conv1d_apply", "conv3d_a
 
 def ntuple(v, n, name, who, minimum):
     """An int or a tuple of ``n`` ints in ``[minimum, 2**30]`` as a tuple of ``n`` ints."""
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        v = (int(v),) * n
-    try:
-        v = tuple(int(t) for t in v)
-    except TypeError:
-        raise TypeError(f"{who}: `{name}` must be an int or a tuple of {n} ints, got "
-                        f"{v!r}") from None
-    if len(v) != n or min(v) < minimum or max(v) > 1 << 30:
-        raise ValueError(f"{who}: `{name}` must be an int or a tuple of {n} ints in "
-                         f"[{minimum}, 2**30], got {v!r}")
-    return v
+    return _int_tuple(v, n, name, who, minimum, f"a tuple of {n} ints")
 
 
 def _geometry(stride, padding, dilation, n, who):
@@ -72,6 +64,8 @@ def _check_weight(qweight, ndim, who):
         raise ValueError(f"{who}: `weight` must be a {ndim}-d qint8 QTensor (out_channels, "
                          f"in_channels/groups, *kernel_size), got "
                          f"{getattr(qweight, 'shape', type(qweight).__name__)}")
+    _check_conv_weight_sizes(qweight, who, "(out_channels, in_channels/groups, "
+                             "*kernel_size)")
 
 
 def _output_size(sizes, kernel, stride, padding, dilation):
@@ -103,7 +97,7 @@ class PackedConv1dWeight:
         self.kernel_size = (k,)
         self.conv2d = PackedConvWeight(qweight.reshape(o, cg, 1, k), bias,
                                        (1,) + self.stride, (0,) + self.padding,
-                                       (1,) + self.dilation, self.groups)
+                                       (1,) + self.dilation, self.groups, _who=who)
         self.bias = self.conv2d.bias
         self.in_channels, self.out_channels = self.conv2d.in_channels, o
 

@@ -26,7 +26,12 @@ from ...kernels.quantize import per_tensor_unchecked
 from ...qtensor import QTensor
 from ..functional_conv_transpose import transposed_array, transposed_output_size
 from .packed_conv_nd import _check_groups, ntuple
-from .packed_params import _check_bias, _check_out_qparams, require_quantized
+from .packed_params import (
+    _check_bias,
+    _check_conv_weight_sizes,
+    _check_out_qparams,
+    require_quantized,
+)
 
 __all__ = ["PackedConvTransposeWeight", "conv_transpose_apply"]
 
@@ -57,6 +62,8 @@ class PackedConvTransposeWeight:
                              f"(nor by PyTorch), got {qweight.qscheme()!r}")
         if qweight.dtype is not qint8:
             raise TypeError(f"{who}: `weight` must be qint8, got {qweight.dtype!r}")
+        _check_conv_weight_sizes(qweight, who, "(in_channels, out_channels/groups, "
+                                 "*kernel_size)")
         n = qweight.ndim - 2
         self.stride = ntuple(stride, n, "stride", who, 1)
         self.padding = ntuple(padding, n, "padding", who, 0)

@@ -263,18 +263,34 @@ def linear_dynamic_apply(x, pw, reduce_range=True, relu=False, who="dynamic line
 
 
 # ---- conv2d ------------------------------------------------------------------------------
-def _pair(v, name, who, minimum):
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        v = (int(v), int(v))
-    try:
-        v = tuple(int(t) for t in v)
-    except TypeError:
-        raise TypeError(f"{who}: `{name}` must be an int or a pair of ints, got {v!r}") \
-            from None
-    if len(v) != 2 or min(v) < minimum or max(v) > 1 << 30:   # (C longs in the kernels)
-        raise ValueError(f"{who}: `{name}` must be an int or a pair of ints in "
+def _int_tuple(v, n, name, who, minimum, what):
+    """An int or a sequence of ``n`` ints in ``[minimum, 2**30]`` as a tuple of ``n``
+    ints.  A string, a float or a bool (alone or inside the sequence) is refused: they
+    would otherwise be read digit by digit or truncated."""
+    if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+        v = (int(v),) * n
+    if isinstance(v, (str, bytes)) or not isinstance(v, (tuple, list, np.ndarray)) \
+            or not all(isinstance(t, (int, np.integer))
+                       and not isinstance(t, (bool, np.bool_)) for t in v):
+        raise TypeError(f"{who}: `{name}` must be an int or {what}, got {v!r}")
+    v = tuple(int(t) for t in v)
+    if len(v) != n or min(v) < minimum or max(v) > 1 << 30:   # (C longs in the kernels)
+        raise ValueError(f"{who}: `{name}` must be an int or {what} in "
                          f"[{minimum}, 2**30], got {v!r}")
     return v
+
+
+def _check_conv_weight_sizes(qweight, who, layout):
+    """A convolution weight with a zero-size dimension (no output channel, no input
+    channel or an empty kernel) is refused: an empty kernel would otherwise widen the
+    output by one per axis; PyTorch refuses all three when it builds the primitive."""
+    if 0 in qweight.shape:
+        raise ValueError(f"{who}: `weight` {layout} must have no zero-size dimension, "
+                         f"got shape {qweight.shape}")
+
+
+def _pair(v, name, who, minimum):
+    return _int_tuple(v, 2, name, who, minimum, "a pair of ints")
 
 
 class PackedConvWeight:
@@ -285,12 +301,14 @@ class PackedConvWeight:
     weights are also kept as int16 ``w - Zw`` taps for the direct kernel.
     """
 
-    def __init__(self, qweight, bias, stride=1, padding=0, dilation=1, groups=1):
-        who = "conv2d_prepack"
+    def __init__(self, qweight, bias, stride=1, padding=0, dilation=1, groups=1,
+                 _who="conv2d_prepack"):
+        who = _who
         if not isinstance(qweight, QTensor) or qweight.ndim != 4:
             raise ValueError(f"{who}: `weight` must be a 4-d qint8 QTensor (out_channels, "
                              f"in_channels/groups, kh, kw), got "
                              f"{getattr(qweight, 'shape', type(qweight).__name__)}")
+        _check_conv_weight_sizes(qweight, who, "(out_channels, in_channels/groups, kh, kw)")
         self.stride = _pair(stride, "stride", who, 1)
         self.padding = _pair(padding, "padding", who, 0)
         self.dilation = _pair(dilation, "dilation", who, 1)

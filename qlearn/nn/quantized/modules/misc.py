@@ -241,6 +241,18 @@ def _float(x):
     return x if isinstance(x, np.ndarray) else getattr(x, "data", x)
 
 
+def _shapes_broadcast(x, y, who):
+    """Name both operands when their shapes do not broadcast (arrays and Tensors; a
+    graph-mode Proxy or a number is left to the operator)."""
+    if isinstance(x, (np.ndarray, Tensor)) and isinstance(y, (np.ndarray, Tensor)):
+        V.check_broadcast(x.shape, y.shape, who, "x", "y")
+
+
+def _shapes_cat(x, dim, who):
+    if x and all(isinstance(t, (np.ndarray, Tensor)) for t in x) and x[0].ndim:
+        V.check_cat_shapes([t.shape for t in x], dim, who, "x")
+
+
 class FloatFunctional(Module):
     """Float ``add``, ``mul``, ``cat``... whose outputs pass through
     ``activation_post_process`` (an observer after ``prepare``), so that ``convert``
@@ -264,6 +276,7 @@ class FloatFunctional(Module):
 
     def add(self, x, y):
         """``x + y``, passed through ``activation_post_process``."""
+        _shapes_broadcast(x, y, "FloatFunctional.add")
         return self._post(x + y)
 
     def add_scalar(self, x, y):
@@ -273,6 +286,7 @@ class FloatFunctional(Module):
 
     def mul(self, x, y):
         """``x * y``, passed through ``activation_post_process``."""
+        _shapes_broadcast(x, y, "FloatFunctional.mul")
         return self._post(x * y)
 
     def mul_scalar(self, x, y):
@@ -283,6 +297,7 @@ class FloatFunctional(Module):
         """The tensors of the sequence ``x`` concatenated along ``dim``, passed through
         ``activation_post_process``."""
         x = list(x)
+        _shapes_cat(x, dim, "FloatFunctional.cat")
         if all(isinstance(t, np.ndarray) for t in x):
             return self._post(np.concatenate(x, axis=dim))
         from .... import autograd
@@ -295,6 +310,7 @@ class FloatFunctional(Module):
         r""":math:`\max(x + y, 0)` by :func:`qlearn.nn.functional.relu` (a Tensor, for
         ndarray or Tensor inputs alike), passed through ``activation_post_process``:
         the nodes torch.fx records for PyTorch's (add, ``F.relu``, the observer)."""
+        _shapes_broadcast(x, y, "FloatFunctional.add_relu")
         return self._post(F.relu(x + y))
 
 
@@ -322,6 +338,7 @@ class FXFloatFunctional(Module):
 
     def add(self, x, y):
         """``x + y``."""
+        _shapes_broadcast(x, y, "FXFloatFunctional.add")
         return x + y
 
     def add_scalar(self, x, y):
@@ -330,6 +347,7 @@ class FXFloatFunctional(Module):
 
     def mul(self, x, y):
         """``x * y``."""
+        _shapes_broadcast(x, y, "FXFloatFunctional.mul")
         return x * y
 
     def mul_scalar(self, x, y):
@@ -340,10 +358,13 @@ class FXFloatFunctional(Module):
         """The tensors of the sequence ``x`` concatenated along ``dim``
         (:func:`qlearn.cat`)."""
         from .... import autograd
-        return autograd.cat(list(x), dim)
+        x = list(x)
+        _shapes_cat(x, dim, "FXFloatFunctional.cat")
+        return autograd.cat(x, dim)
 
     def add_relu(self, x, y):
         r""":math:`\max(x + y, 0)` (:func:`qlearn.nn.functional.relu`)."""
+        _shapes_broadcast(x, y, "FXFloatFunctional.add_relu")
         return F.relu(x + y)
 
     def matmul(self, x, y):

@@ -1,0 +1,128 @@
+"""Bad shapes and geometry arguments get a ValueError/TypeError that names the argument
+(DESIGN.md "Errors"), before any kernel runs: operands that do not broadcast, tensors
+that cannot be concatenated, conv geometry given as a string, floats or bools, and conv
+weights with a zero-size dimension.  torch 2.13 refuses the same inputs (with a
+RuntimeError); the tests check that it does, so the refusal is not an invention."""
+import numpy as np
+import pytest
+
+import qlearn as ql
+import qlearn.nn.quantized as nnq
+import qlearn.nn.quantized.functional as qF
+from qlearn import autograd as A
+
+
+def _q(shape, dtype=None, z=128):
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    return ql.quantize_per_tensor(x, 0.1, z, dtype or ql.quint8)
+
+
+def _w(shape):
+    return ql.quantize_per_tensor(np.ones(shape, np.float32), 0.1, 0, ql.qint8)
+
+
+BCAST = r"`{a}` of shape \(2, 3\) and `{b}` of shape \(4,\) do not broadcast: the size " \
+        r"of `{a}` \(3\) must match the size of `{b}` \(4\) at non-singleton dimension 1"
+
+
+@pytest.mark.parametrize("op", ["add", "add_relu", "mul"])
+def test_qF_binary_names_both_operands(torch_mod, op):
+    with pytest.raises(ValueError, match=f"qF.{op}: " + BCAST.format(a="a", b="b")):
+        getattr(qF, op)(_q((2, 3)), _q((4,)), 0.1, 128)
+    t = torch_mod.quantize_per_tensor(torch_mod.zeros(2, 3), 0.1, 128, torch_mod.quint8)
+    u = torch_mod.quantize_per_tensor(torch_mod.zeros(4), 0.1, 128, torch_mod.quint8)
+    with pytest.raises(RuntimeError):
+        getattr(torch_mod.ops.quantized, op)(t, u, 0.1, 128)
+
+
+@pytest.mark.parametrize("op", ["add", "add_relu", "mul"])
+def test_functional_modules_name_both_operands(op):
+    a, b = np.zeros((2, 3), np.float32), np.zeros((4,), np.float32)
+    for mod in (nnq.FloatFunctional(), nnq.FXFloatFunctional()):
+        who = type(mod).__name__
+        with pytest.raises(ValueError, match=f"{who}.{op}: " + BCAST.format(a="x", b="y")):
+            getattr(mod, op)(a, b)
+        with pytest.raises(ValueError, match=f"{who}.{op}: " + BCAST.format(a="x", b="y")):
+            getattr(mod, op)(A.tensor(a), A.tensor(b))
+    with pytest.raises(ValueError, match=f"qF.{op}: " + BCAST.format(a="a", b="b")):
+        getattr(nnq.QFunctional(), op)(_q((2, 3)), _q((4,)))
+
+
+def test_tensor_arithmetic_names_input_and_other():
+    a, b = A.tensor(np.zeros((2, 3), np.float32)), A.tensor(np.zeros(4, np.float32))
+    for f in (lambda: a + b, lambda: a * b, lambda: b - a, lambda: a / np.zeros(4)):
+        with pytest.raises(ValueError, match="do not broadcast"):
+            f()
+    assert (a + A.tensor(np.zeros((1, 3), np.float32))).shape == (2, 3)
+    assert (A.tensor(np.zeros((0, 1), np.float32)) + np.zeros(5, np.float32)).shape == (0, 5)
+
+
+CAT = r"sizes of `{n}` must match except in dimension 0: `{n}\[1\]` has size 4 in " \
+      r"dimension 1, `{n}\[0\]` has 3"
+
+
+def test_cat_names_the_tensor_that_does_not_fit(torch_mod):
+    with pytest.raises(ValueError, match="qF.cat: " + CAT.format(n="tensors")):
+        qF.cat([_q((2, 3)), _q((2, 4))])
+    with pytest.raises(ValueError, match=r"qF.cat: `tensors\[1\]` must be 2-d like "):
+        qF.cat([_q((2, 3)), _q((2,))])
+    with pytest.raises(ValueError, match="qF.cat: " + CAT.format(n="tensors")):
+        nnq.QFunctional().cat([_q((2, 3)), _q((2, 4))])
+    for mod in (nnq.FloatFunctional(), nnq.FXFloatFunctional()):
+        with pytest.raises(ValueError, match=CAT.format(n="x")):
+            mod.cat([np.zeros((2, 3), np.float32), np.zeros((2, 4), np.float32)])
+    with pytest.raises(ValueError, match="cat: " + CAT.format(n="tensors")):
+        ql.cat([A.tensor(np.zeros((2, 3), np.float32)), np.zeros((2, 4), np.float32)])
+    with pytest.raises(ValueError, match=r"stack: `tensors\[1\]` must have the shape"):
+        ql.stack([np.zeros((2, 3), np.float32), np.zeros((3, 2), np.float32)])
+    assert qF.cat([_q((2, 3)), _q((2, 3))], dim=1).shape == (2, 6)
+    with pytest.raises(RuntimeError):
+        torch_mod.cat([torch_mod.zeros(2, 3), torch_mod.zeros(2, 4)])
+
+
+CONVS = [(nnq.Conv1d, 1), (nnq.Conv2d, 2), (nnq.Conv3d, 3), (nnq.ConvTranspose1d, 1),
+         (nnq.ConvTranspose2d, 2), (nnq.ConvTranspose3d, 3)]
+
+
+@pytest.mark.parametrize("cls,k", CONVS, ids=[c.__name__ for c, _ in CONVS])
+@pytest.mark.parametrize("kw", [dict(padding="same"), dict(padding="11"),
+                                dict(stride=(1.5, 1.5, 1.5)), dict(padding=(True,) * 3),
+                                dict(dilation=2.0)],
+                         ids=["same", "digits", "float_tuple", "bool_tuple", "float"])
+def test_conv_geometry_refuses_strings_floats_and_bools(cls, k, kw):
+    """'11' used to be read digit by digit as (1, 1) and (1.5, 1.5) truncated to (1, 1)
+    for Conv2d and the transposed convs; 'same' gave int()'s 'invalid literal'."""
+    name = next(iter(kw))
+    with pytest.raises(TypeError, match=rf"{cls.__name__}: (`{name}` must be an int or a|"
+                                        rf"string padding)"):
+        cls(4, 4, 3, **kw)
+
+
+@pytest.mark.parametrize("shape", [(0, 2, 1, 1), (4, 2, 0, 1), (4, 0, 1, 1)],
+                         ids=["no_out_channel", "empty_kernel", "no_in_channel"])
+def test_conv_prepack_refuses_zero_size_weight(torch_mod, shape):
+    """An empty kernel widened the output by one per axis (a (1, 2, 3, 3) input gave a
+    (1, 4, 4, 3) output of zeros); torch's oneDNN refuses all three weights."""
+    x = _q((1, 2, 3, 3))
+    with pytest.raises(ValueError, match=r"conv2d_prepack: `weight` .* must have no "
+                                         r"zero-size dimension, got shape"):
+        qF.conv2d(x, _w(shape), None, scale=0.1, zero_point=0)
+    with pytest.raises(ValueError, match="conv1d_prepack: `weight`"):
+        qF.conv1d(_q((1, 2, 3)), _w(shape[:3]), None, scale=0.1, zero_point=0)
+    with pytest.raises(ValueError, match="conv3d_prepack: `weight`"):
+        qF.conv3d(_q((1, 2, 3, 3, 3)), _w(shape + (1,)), None, scale=0.1, zero_point=0)
+    from qlearn.nn.quantized.packed_conv_transpose import PackedConvTransposeWeight
+    with pytest.raises(ValueError, match="conv_transpose_prepack: `weight`"):
+        PackedConvTransposeWeight(_w(shape), None)
+    t = torch_mod
+    tx = t.quantize_per_tensor(t.ones(1, 2, 3, 3), 0.1, 0, t.quint8)
+    tw = t.quantize_per_tensor(t.ones(*shape), 0.1, 0, t.qint8)
+    with pytest.raises(RuntimeError):
+        packed = t.ops.quantized.conv2d_prepack(tw, None, [1, 1], [0, 0], [1, 1], 1)
+        t.ops.quantized.conv2d(tx, packed, 0.1, 0)
+
+
+def test_conv1d_prepack_error_names_conv1d():
+    with pytest.raises(ValueError, match=r"conv1d_prepack: out_channels \(4\) must be "
+                                         r"divisible by groups \(3\)"):
+        qF.conv1d(_q((1, 6, 3)), _w((4, 2, 1)), None, groups=3, scale=0.1, zero_point=0)
