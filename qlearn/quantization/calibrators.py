@@ -20,7 +20,7 @@ import numpy as np
 from ..dtypes import per_tensor_affine
 from ..kernels import observer as _kernels
 from .observer import FLOAT32_EPS, HistogramObserver, quint8
-from .qparams import calculate_qparams
+from .qparams import calculate_qparams, cover_scale
 
 __all__ = ["PercentileObserver", "MSEObserver", "EntropyObserver"]
 
@@ -83,7 +83,11 @@ class _HistogramCalibrator(HistogramObserver):
         lo = max(np.float32(lo), np.float32(self.min_val))
         hi = min(np.float32(hi), np.float32(self.max_val))
         lo = min(lo, hi)   # a range clipped below all the data is still a range
-        return self._calculate_qparams(np.float32(lo), np.float32(hi))
+        scale, zero_point = self._calculate_qparams(np.float32(lo), np.float32(hi))
+        # the values clipped off must not land on a level beyond the float32 maximum
+        scale = cover_scale(scale, zero_point, lo, hi, self.quant_min, self.quant_max,
+                            data=(self.min_val, self.max_val))
+        return scale, zero_point
 
 
 class PercentileObserver(_HistogramCalibrator):

@@ -128,25 +128,107 @@ def calculate_qmin_qmax(quant_min, quant_max, has_customized_qrange, dtype, redu
     raise TypeError(f"`dtype` must be qlearn.quint8, qlearn.qint8 or qlearn.qint32, got {dtype!r}")
 
 
-def cap_scale(scale, zero_point, quant_min, quant_max):
-    r"""``scale`` lowered (by float32 ulps) where a level would pass the float32 maximum.
+def _quantized_levels(x, scale, zero_point, quant_min, quant_max):
+    """The integers ``x`` (float64 array) quantizes to with float32 ``scale`` and
+    ``zero_point``, both ways qlearn's kernels round (as PyTorch's): one FMA
+    ``nearbyint(fma(x, 1/S, Z))`` (8-bit per tensor) and two roundings
+    ``nearbyint(x * (1/S) + Z)`` (per channel, qint32)."""
+    inv = np.float32(1) / np.float32(scale)
+    x32 = np.float32(x)
+    with np.errstate(over="ignore"):
+        fma = np.rint(np.float32(np.float64(x32) * np.float64(inv) + zero_point))
+        two = np.rint(np.float32(x32 * inv) + np.float32(zero_point))
+    return [int(np.clip(q, quant_min, quant_max)) for q in (fma, two)]
 
-    For a range reaching +-3.4e38, ``S`` rounded to float32 can put the outermost level
-    :math:`S (Q_\max - Z)` or :math:`S (Q_\min - Z)` just beyond the float32 maximum,
-    where it dequantizes to infinity; the largest float32 scale whose levels all fit is
-    used instead.  Any other scale is returned unchanged.
-    """
-    scale = np.asarray(scale, np.float32)
-    reach = np.maximum(quant_max - np.asarray(zero_point, np.float64),
-                       np.asarray(zero_point, np.float64) - quant_min)
-    over = scale.astype(np.float64) * reach > _F32_MAX
-    if not over.any():
-        return scale
-    top = (_F32_MAX / np.maximum(reach, 1)).astype(np.float32)
+
+def _finite_level(q, scale, zero_point):
+    with np.errstate(over="ignore"):
+        return bool(np.isfinite(np.float32((q - zero_point) * np.float64(np.float32(scale)))))
+
+
+def _lowered(scale, zero_point, quant_min, quant_max):
+    """The largest float32 ``<= scale`` whose outermost levels are finite."""
+    reach = max(quant_max - zero_point, zero_point - quant_min, 1)
+    top = np.float32(_F32_MAX / reach)
     for _ in range(4):      # float32 rounding of the quotient may be up by an ulp
-        top = np.where(top.astype(np.float64) * reach > _F32_MAX,
-                       np.nextafter(top, np.float32(0)), top)
-    return np.where(over, np.minimum(scale, top), scale).astype(np.float32)
+        if not (_finite_level(quant_min, top, zero_point)
+                and _finite_level(quant_max, top, zero_point)):
+            top = np.nextafter(top, np.float32(0))
+    return min(np.float32(scale), top)
+
+
+def _covers(scale, zero_point, ends, quant_min, quant_max, clipped=()):
+    """Whether each end quantizes (both roundings) to a finite level within S/2, and
+    each ``clipped`` value (data outside a calibrator's range) to a finite level."""
+    for x in clipped:
+        for q in _quantized_levels(x, scale, zero_point, quant_min, quant_max):
+            if not _finite_level(q, scale, zero_point):
+                return False
+    for end in ends:
+        for q in _quantized_levels(end, scale, zero_point, quant_min, quant_max):
+            if not _finite_level(q, scale, zero_point):
+                return False
+            level = (q - zero_point) * np.float64(scale)
+            if abs(level - end) > 0.5 * np.float64(scale) * (1 + 2.0 ** -20):
+                return False
+    return True
+
+
+def cover_scale(scale, zero_point, min_val, max_val, quant_min, quant_max, data=None):
+    r"""``scale`` raised (keeping ``zero_point``) where the range ends would quantize to
+    a level beyond the float32 maximum.
+
+    For a range reaching :math:`\pm 3.4 \times 10^{38}` the outermost level
+    :math:`S (Q_\min - Z)` (or :math:`S (Q_\max - Z)`) can exceed the float32 maximum; PyTorch
+    keeps the scale, and the data at that end dequantizes to :math:`-\infty`. Lowering
+    ``S`` until every level is finite would shrink the range instead, so the other end
+    would be clipped by up to :math:`S` (twice the rounding bound).  qlearn raises ``S``
+    to the smallest float32 for which the end rounds one level inward,
+    :math:`S' > |\alpha| / (j - \tfrac12)` for an end at level :math:`j` (in both rounding orders of
+    the kernels): every value of the range then quantizes to a finite level within
+    :math:`S'/2` of it, and the infinite level is reached by no value of it.  When
+    lowering ``S`` by a few ulps (or until every level is finite) keeps both ends on
+    finite levels within :math:`S/2`, that smaller change is made instead (a range
+    :math:`[0, 3.4 \times 10^{38}]` whose scale rounded up).  ``data`` =
+    ``(lowest, highest)`` of the observed values, for a range that clips them (a
+    calibrator's): the clipped values must land on finite levels too.  A scale whose
+    levels are all finite (every range that does not reach the float32 limits) is
+    returned unchanged: PyTorch's number.
+    """
+    scale = np.array(np.atleast_1d(scale), np.float32)
+    zps = np.broadcast_to(np.atleast_1d(zero_point), scale.shape)
+    lo = np.broadcast_to(np.minimum(np.atleast_1d(np.float64(min_val)), 0.0), scale.shape)
+    hi = np.broadcast_to(np.maximum(np.atleast_1d(np.float64(max_val)), 0.0), scale.shape)
+    extra = () if data is None else (float(np.min(data[0])), float(np.max(data[1])))
+    for i in range(scale.size):
+        z = float(zps[i])
+        if _finite_level(quant_min, scale[i], z) and _finite_level(quant_max, scale[i], z):
+            continue
+        s = scale[i]
+        # a scale that rounded up: a few ulps down may already cover both ends
+        lows, t = [], s
+        for _ in range(4):
+            t = np.nextafter(t, np.float32(0))
+            lows.append(t)
+        lows.append(_lowered(s, z, quant_min, quant_max))
+        low = next((t for t in lows
+                    if _covers(t, z, (lo[i], hi[i]), quant_min, quant_max, extra)), None)
+        if low is not None:
+            scale[i] = low
+            continue
+        for _ in range(64):
+            need = s
+            for end in (lo[i], hi[i]) + extra:
+                for q in _quantized_levels(end, s, z, quant_min, quant_max):
+                    if not _finite_level(q, s, z):
+                        j = abs(q - z)          # >= 1: the level of 0 is 0
+                        want = np.float32(abs(end) / (j - 0.5)) if j > 1 else s
+                        need = max(need, np.nextafter(max(want, s), np.float32(np.inf)))
+            if need == s:
+                break
+            s = np.float32(need)
+        scale[i] = s
+    return scale
 
 
 _F32_MAX = float(np.finfo(np.float32).max)
@@ -272,7 +354,7 @@ def calculate_qparams(min_val, max_val, dtype=quint8, qscheme=None, quant_min=0,
         zero_point = quant_min - shift
         zero_point = np.clip(zero_point, quant_min, quant_max)
 
-    scale = cap_scale(scale, zero_point, quant_min, quant_max)
+    scale = cover_scale(scale, zero_point, min_val, max_val, quant_min, quant_max)
     # per-tensor results are arrays of shape (1,), as torch returns them
     scale = np.atleast_1d(np.asarray(scale, np.float32))
     zero_point = np.atleast_1d(np.asarray(zero_point, np.int64))
@@ -350,9 +432,13 @@ def calculate_qparams_fused(min_val, max_val, quant_min, quant_max, symmetric=Fa
        :math:`Z = 127`.
 
     Every step is done in the float32 / float64 arithmetic of the C++ code, so the
-    results are PyTorch's to the bit.  PyTorch builds without FBGEMM use a copy of this
-    rule in ``quant_utils`` (aten/src/ATen/native/quantized/cpu/QuantUtils.h) that keeps
-    the scale in float64 until the end; x86 builds, the oracle here, use FBGEMM's.
+    results are PyTorch's to the bit, except at the float32 limit, where PyTorch's are
+    unusable: a symmetric range whose widened end passes :math:`3.4 \times 10^{38}`
+    (PyTorch: ``scale = inf``, output NaN) takes the float64 ends, and a range end that
+    would land on a level beyond the float32 maximum (PyTorch: output :math:`\pm\infty`)
+    gets the scale of :func:`cover_scale`.  PyTorch builds without FBGEMM use a copy of
+    this rule in ``quant_utils`` (aten/src/ATen/native/quantized/cpu/QuantUtils.h) that
+    keeps the scale in float64 until the end; x86 builds, the oracle here, use FBGEMM's.
 
     Parameters
     ----------
@@ -404,11 +490,20 @@ def calculate_qparams_fused(min_val, max_val, quant_min, quant_max, symmetric=Fa
             q_neg, q_pos = -(span // 2 + 1), span // 2
             two_sided = (lo < 0) & (hi > 0)
             s = np.maximum(np.abs(lo / f32(q_neg)), np.abs(hi / f32(q_pos))).astype(f64)
+            lo64 = np.where(two_sided, s * q_neg, lo.astype(f64))
+            hi64 = np.where(two_sided, s * q_pos, hi.astype(f64))
             lo = np.where(two_sided, (s * q_neg).astype(f32), lo)
             hi = np.where(two_sided, (s * q_pos).astype(f32), hi)
+        else:
+            lo64, hi64 = lo.astype(f64), hi.astype(f64)
         lo = np.minimum(lo, f32(0))
         hi = np.maximum(hi, f32(0))
         scale = ((hi.astype(f64) - lo.astype(f64)) / f64(span)).astype(f32)   # step 2
+        # a widened symmetric end beyond float32 (data at +-3.4e38): PyTorch's scale is
+        # inf and its output NaN; the same quotient from the float64 ends instead
+        wide = np.isinf(scale) & np.isfinite(lo64) & np.isfinite(hi64)
+        scale = np.where(wide, ((np.maximum(hi64, 0) - np.minimum(lo64, 0)) / span)
+                         .astype(f32), scale)
         degenerate = (scale == 0) | np.isinf(f32(1) / scale)
         scale = np.where(degenerate, f32(0.1), scale)
         small = scale < floor                                                  # step 3
@@ -426,4 +521,11 @@ def calculate_qparams_fused(min_val, max_val, quant_min, quant_max, symmetric=Fa
             z0 = np.where((lo < 0) & (hi > 0), (qmin + qmax) / 2.0, z0)
         z0 = np.where(np.isnan(z0), 0.0, z0)
         zero_point = np.where(z0 < qmin, qmin, np.where(z0 > qmax, qmax, np.rint(z0)))
-    return scale.astype(f32), zero_point.astype(np.int64)
+    zero_point = zero_point.astype(np.int64)
+    ok = np.isfinite(np.atleast_1d(np.asarray(min_val, f32))) \
+        & np.isfinite(np.atleast_1d(np.asarray(max_val, f32)))
+    if ok.all():        # (a range that never saw data keeps PyTorch's lanes as they are)
+        # an end that would fake-quantize to an infinite level: see cover_scale
+        scale = cover_scale(scale, zero_point, np.asarray(min_val, f32),
+                            np.asarray(max_val, f32), qmin, qmax)
+    return scale.astype(f32), zero_point

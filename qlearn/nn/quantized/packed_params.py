@@ -223,10 +223,10 @@ def choose_qparams_dynamic(x, reduce_range=True):
     err_max = abs(qmax) - abs(hi / scale)
     zp = zp_min if err_min < err_max else zp_max
     zp = qmin if zp < qmin else (qmax if zp > qmax else int(np.rint(zp)))
-    # a range at +-3.4e38: keep the outermost levels below the float32 maximum
-    # (imported here: qlearn.quantization imports nn)
-    from ...quantization.qparams import cap_scale
-    return float(cap_scale(np.float32(scale), zp, qmin, qmax)), int(zp)
+    # a range at +-3.4e38: no end of it may quantize to a level beyond the float32
+    # maximum (imported here: qlearn.quantization imports nn)
+    from ...quantization.qparams import cover_scale
+    return float(cover_scale(np.float32(scale), zp, lo, hi, qmin, qmax)[0]), int(zp)
 
 
 def linear_dynamic_apply(x, pw, reduce_range=True, relu=False, who="dynamic linear"):
