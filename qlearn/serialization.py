@@ -113,6 +113,10 @@ def save(obj, f):
     >>> ql.load(path)["weight"] == q
     True
     """
+    if not (isinstance(f, (str, bytes)) or hasattr(f, "__fspath__")
+            or callable(getattr(f, "write", None))):
+        raise TypeError(f"`f` must be a path or a writable binary file, got "
+                        f"{type(f).__name__}")
     arrays = {}
     root = _encode(obj, arrays)
     header = json.dumps({"format": FORMAT, "version": VERSION, "root": root})
@@ -154,6 +158,10 @@ def load(f):
     ``f`` is a path or a seekable binary file.  Nothing in the file is trusted: see the
     module docstring for what is checked before any object is built.
     """
+    if not (isinstance(f, (str, bytes)) or hasattr(f, "__fspath__")
+            or all(callable(getattr(f, m, None)) for m in ("read", "seek", "tell"))):
+        raise TypeError(f"`f` must be a path or a seekable binary file, got "
+                        f"{type(f).__name__}")
     size = _file_size(f)
     try:
         zf = zipfile.ZipFile(f)

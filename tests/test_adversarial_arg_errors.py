@@ -126,3 +126,64 @@ def test_conv1d_prepack_error_names_conv1d():
     with pytest.raises(ValueError, match=r"conv1d_prepack: out_channels \(4\) must be "
                                          r"divisible by groups \(3\)"):
         qF.conv1d(_q((1, 6, 3)), _w((4, 2, 1)), None, groups=3, scale=0.1, zero_point=0)
+
+
+def test_float_layer_refuses_a_ragged_list_by_name():
+    import qlearn.nn as nn
+    with pytest.raises(TypeError, match=r"`input` must be a qlearn.Tensor or a float "
+                                        r"array, got list"):
+        nn.Linear(2, 2)([[1.0], [1.0, 2.0]])
+
+
+def test_save_and_load_refuse_what_is_not_a_file():
+    """Was: AttributeError ('NoneType' object has no attribute 'tell') from load(None)
+    and the os module's message from save(obj, None)."""
+    import io
+    for f in (None, 5, object()):
+        with pytest.raises(TypeError, match="`f` must be a path or a seekable binary file"):
+            ql.load(f)
+        with pytest.raises(TypeError, match="`f` must be a path or a writable binary file"):
+            ql.save({"a": 1}, f)
+    buf = io.BytesIO()
+    ql.save({"a": np.arange(3)}, buf)
+    buf.seek(0)
+    np.testing.assert_array_equal(ql.load(buf)["a"], np.arange(3))
+
+
+@pytest.mark.parametrize("cls", ["LSTM", "GRU"])
+def test_dynamic_rnn_empty_sequence_and_batch_as_torch(torch_mod, cls):
+    """torch: a sequence of length 0 raises ('Expected sequence length to be larger
+    than 0'), a batch of 0 gives an empty output; qlearn gave NumPy's reshape error for
+    both."""
+    import qlearn.nn.quantized.dynamic as nnqd
+    tm = getattr(torch_mod.ao.nn.quantized.dynamic, cls)(2, 3)
+    qm = getattr(nnqd, cls)(2, 3)
+    with pytest.raises(RuntimeError):
+        tm(torch_mod.zeros(0, 5, 2))
+    with pytest.raises(ValueError, match="`input` must have at least one time step"):
+        qm(np.zeros((0, 5, 2), np.float32))
+    assert qm(np.zeros((4, 0, 2), np.float32))[0].shape == \
+        tuple(tm(torch_mod.zeros(4, 0, 2))[0].shape) == (4, 0, 3)
+    bf = getattr(nnqd, cls)(2, 3, batch_first=True, bidirectional=True)
+    assert bf(np.zeros((0, 4, 2), np.float32))[0].shape == (0, 4, 6)
+
+
+def test_dynamic_rnn_checks_the_initial_state(torch_mod):
+    """A (2, 5, 3) h_0 for a one-layer LSTM was accepted (its first slice used); torch
+    raises 'Expected hidden[0] size (1, 5, 3)'."""
+    import qlearn.nn.quantized.dynamic as nnqd
+    x = np.zeros((4, 5, 2), np.float32)
+    m = nnqd.LSTM(2, 3)
+    z = np.zeros((1, 5, 3), np.float32)
+    with pytest.raises(ValueError, match=r"`hx\[0\]` must have shape \(1, 5, 3\)"):
+        m(x, (np.zeros((2, 5, 3), np.float32), z))
+    with pytest.raises(ValueError, match=r"`hx\[1\]` must have shape \(1, 5, 3\)"):
+        m(x, (z, np.zeros((1, 5, 4), np.float32)))
+    with pytest.raises(TypeError, match=r"`hx` must be a tuple \(h_0, c_0\)"):
+        m(x, z)
+    with pytest.raises(ValueError, match=r"`hx` must have shape \(1, 5, 3\)"):
+        nnqd.GRU(2, 3)(x, np.zeros((1, 3), np.float32))
+    assert m(x, (z, z))[0].shape == (4, 5, 3)
+    tm = torch_mod.ao.nn.quantized.dynamic.LSTM(2, 3)
+    with pytest.raises(RuntimeError):
+        tm(torch_mod.zeros(4, 5, 2), (torch_mod.zeros(2, 5, 3), torch_mod.zeros(1, 5, 3)))

@@ -31,7 +31,11 @@ def _tensor(x, name="input"):
     if isinstance(x, QTensor):
         raise TypeError(f"`{name}` is a QTensor, but float layers and functions take float "
                         f"arrays: dequantize it first (a DeQuantStub before this layer)")
-    arr = np.asarray(x)
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError) as exc:     # a ragged nested list, an odd object
+        raise TypeError(f"`{name}` must be a qlearn.Tensor or a float array, got "
+                        f"{type(x).__name__}: {exc}") from None
     if arr.dtype.kind != "f":
         raise TypeError(f"`{name}` must be a qlearn.Tensor or a float array, got "
                         f"{type(x).__name__} of dtype {arr.dtype}")

@@ -116,7 +116,8 @@ class _DynamicRNNBase(Module):
         # the input projection of every time step in one call (one dynamic scale for
         # the whole sequence, as PyTorch's quantized RNNs); the recurrent one per step
         seq = x.shape[0]
-        gi = self._linear(x.reshape(-1, x.shape[-1]), cell[0]).reshape(seq, x.shape[1], -1)
+        gi = self._linear(x.reshape(-1, x.shape[-1]), cell[0])
+        gi = gi.reshape(seq, x.shape[1], gi.shape[-1])     # (-1 fails for batch 0)
         steps = range(seq - 1, -1, -1) if reverse else range(seq)
         out = np.empty((seq,) + state[0].shape, np.float32)
         for t in steps:
@@ -134,14 +135,29 @@ class _DynamicRNNBase(Module):
             x = x[:, None]
         elif self.batch_first:
             x = x.transpose(1, 0, 2)
+        if x.shape[0] == 0:
+            raise ValueError(f"{self._NAME}: `input` must have at least one time step "
+                             f"(as PyTorch requires), got shape {np.shape(float_data(input))}")
         batch = x.shape[1]
         nstates = self.num_layers * self._dirs()
         if hx is None:
             h0 = [np.zeros((nstates, batch, self.hidden_size), np.float32)
                   for _ in range(n_states)]
         else:
-            hx = (hx,) if n_states == 1 else tuple(hx)
+            if n_states == 1:
+                hx = (hx,)
+            elif not isinstance(hx, (tuple, list)) or len(hx) != n_states:
+                raise TypeError(f"{self._NAME}: `hx` must be a tuple (h_0, c_0), got "
+                                f"{type(hx).__name__}")
             h0 = [np.asarray(float_data(t), np.float32) for t in hx]
+            want = (nstates, self.hidden_size) if unbatched \
+                else (nstates, batch, self.hidden_size)
+            for i, t in enumerate(h0):
+                if t.shape != want:
+                    name = "hx" if n_states == 1 else f"hx[{i}]"
+                    raise ValueError(f"{self._NAME}: `{name}` must have shape {want} "
+                                     f"(num_layers * num_directions, batch, hidden_size), "
+                                     f"got {t.shape}")
             if unbatched:
                 h0 = [t[:, None] for t in h0]
         finals = [[] for _ in range(n_states)]
