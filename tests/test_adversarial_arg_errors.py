@@ -187,3 +187,37 @@ def test_dynamic_rnn_checks_the_initial_state(torch_mod):
     tm = torch_mod.ao.nn.quantized.dynamic.LSTM(2, 3)
     with pytest.raises(RuntimeError):
         tm(torch_mod.zeros(4, 5, 2), (torch_mod.zeros(2, 5, 3), torch_mod.zeros(1, 5, 3)))
+
+
+@pytest.mark.parametrize("args,exc,msg", [
+    ((0.0, 0, 0, 255), ValueError, "`scale` must be a positive finite number, got 0.0"),
+    ((-1.0, 0, 0, 255), ValueError, "`scale` must be a positive finite number"),
+    ((float("nan"), 0, 0, 255), ValueError, "`scale` must be a positive finite number"),
+    ((1.0, 0, 255, 0), ValueError, "`quant_min` must be <= `quant_max`"),
+    ((1.0, 300, 0, 255), ValueError, r"`zero_point` must be in \[0, 255\], got 300"),
+    ((1.0, 1.5, 0, 255), TypeError, "`zero_point` must be an integer"),
+])
+def test_range_linear_quantize_checks_its_parameters(args, exc, msg):
+    """Was: silently computed (scale 0 gave inf * 0 = NaN cast to int32, an undefined
+    integer; a zero point of 300 or quant_min > quant_max clipped to nonsense)."""
+    from qlearn.quantizers.range_linear import linear_quantize
+    with pytest.raises(exc, match=msg):
+        linear_quantize(np.array([-1.0, 0.5, 2.0], np.float32), *args)
+
+
+def test_range_linear_quantize_refuses_nan_and_keeps_its_answers():
+    from qlearn.quantizers.range_linear import (
+        linear_dequantize,
+        linear_quantization_params,
+        linear_quantize,
+    )
+    with pytest.raises(ValueError, match="`input` must be finite"):
+        linear_quantize(np.array([np.nan], np.float32), 0.25, 4, 0, 15)
+    s, z, lo, hi = linear_quantization_params(-1.0, 3.0, 4, "asymmetric_unsigned")
+    q = linear_quantize([-1.0, 0.0, 0.7, 3.0], s, z, lo, hi)      # 1-element arrays
+    np.testing.assert_array_equal(q, linear_quantize([-1.0, 0.0, 0.7, 3.0], float(s[0]),
+                                                     int(z[0]), lo, hi))
+    with pytest.raises(TypeError, match="`q` must hold integers"):
+        linear_dequantize(np.array([0.5]), 0.25, 4)
+    with pytest.raises(ValueError, match="`scale` must be a positive finite number"):
+        linear_dequantize(q, 0.0, 4)

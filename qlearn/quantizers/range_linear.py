@@ -42,9 +42,10 @@ import numbers
 
 import numpy as np
 
+from .. import _validation as V
 from ..autograd import Tensor
 from ..dtypes import per_tensor_affine, per_tensor_symmetric, qint8, qint32, quint8
-from ..fake_quant import fake_quantize_per_tensor_affine
+from ..fake_quant import _check_quant_range, fake_quantize_per_tensor_affine
 from ..quantization.qparams import calculate_qparams
 from ._ste import as_input
 
@@ -179,14 +180,29 @@ def linear_quantize(input, scale, zero_point, quant_min, quant_max):
     >>> linear_dequantize(q, 0.25, 4)
     array([-1.  ,  0.  ,  0.75,  2.75], dtype=float32)
     """
-    x = _array(input)
+    quant_min, quant_max = _check_quant_range(quant_min, quant_max)
+    scale = V.check_scale(V._scalar(scale, "scale", "positive number"), "scale")
+    zero_point = V.check_zero_point(V._scalar(zero_point, "zero_point", "integer"),
+                                    quant_min, quant_max)
+    x = V.as_float32(input.data if isinstance(input, Tensor) else input, "input")
+    if x.size and not np.isfinite(x).all():     # NaN has no integer (its cast is UB)
+        raise ValueError("`input` must be finite: it holds NaN or infinity, which have "
+                         "no quantized value")
     inv = np.float32(1) / np.float32(scale)
-    q = np.rint(x * inv) + np.float32(zero_point)
+    with np.errstate(over="ignore"):
+        q = np.rint(x * inv) + np.float32(zero_point)
     return np.clip(q, quant_min, quant_max).astype(np.int32)
 
 
 def linear_dequantize(q, scale, zero_point):
     r""":math:`r = S\,(q - Z)` in float32."""
+    scale = V.check_scale(V._scalar(scale, "scale", "positive number"), "scale")
+    zero_point = V._scalar(zero_point, "zero_point", "integer")
+    if isinstance(zero_point, bool) or not isinstance(zero_point, numbers.Integral):
+        raise TypeError(f"`zero_point` must be an integer, got {zero_point!r}")
+    q = np.asarray(q)
+    if q.dtype.kind not in "iu":
+        raise TypeError(f"`q` must hold integers, got dtype {q.dtype}")
     return ((np.asarray(q, np.int64) - int(zero_point)).astype(np.float32)
             * np.float32(scale)).astype(np.float32)
 
