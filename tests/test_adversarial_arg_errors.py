@@ -221,3 +221,35 @@ def test_range_linear_quantize_refuses_nan_and_keeps_its_answers():
         linear_dequantize(np.array([0.5]), 0.25, 4)
     with pytest.raises(ValueError, match="`scale` must be a positive finite number"):
         linear_dequantize(q, 0.0, 4)
+
+
+@pytest.mark.parametrize("kind", ["conv", "convtranspose"])
+def test_fuse_conv_bn_names_the_channel_mismatch(torch_mod, kind):
+    """Was NumPy's 'operands could not be broadcast'; torch raises a RuntimeError (size
+    mismatch).  A one-feature batch norm broadcasts, in both."""
+    import qlearn.nn as nn
+    import qlearn.quantization as tq
+    conv = nn.Conv2d(1, 2, 1) if kind == "conv" else nn.ConvTranspose2d(1, 2, 1)
+    with pytest.raises(ValueError, match=r"`bn.num_features` must equal the convolution's "
+                                         r"`out_channels` \(2\) or be 1, got 3"):
+        tq.fuse_modules(nn.Sequential(conv, nn.BatchNorm2d(3)).eval(), [["0", "1"]])
+    tconv = torch_mod.nn.Conv2d(1, 2, 1) if kind == "conv" else \
+        torch_mod.nn.ConvTranspose2d(1, 2, 1)
+    with pytest.raises(RuntimeError):
+        torch_mod.ao.quantization.fuse_modules(
+            torch_mod.nn.Sequential(tconv, torch_mod.nn.BatchNorm2d(3)).eval(), [["0", "1"]])
+    fused = tq.fuse_modules(nn.Sequential(nn.Conv2d(1, 2, 1), nn.BatchNorm2d(1)).eval(),
+                            [["0", "1"]])
+    assert type(fused[0]).__name__ == "Conv2d"
+
+
+def test_float_conv2d_refuses_an_unknown_padding_string_when_built(torch_mod):
+    """Was refused only at the first forward; torch.nn.Conv2d refuses it when built."""
+    import qlearn.nn as nn
+    with pytest.raises(ValueError, match="`padding` must be an int, a pair, 'valid' or "
+                                         "'same', got '11'"):
+        nn.Conv2d(3, 4, 3, padding="11")
+    with pytest.raises(ValueError):
+        torch_mod.nn.Conv2d(3, 4, 3, padding="11")
+    assert nn.Conv2d(3, 4, 3, padding="same")(np.ones((1, 3, 5, 5), np.float32)).shape == \
+        (1, 4, 5, 5)

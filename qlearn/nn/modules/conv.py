@@ -73,6 +73,10 @@ class Conv2d(_ConvBase):
             kernel_size = kernel_size[0]
         self.kernel_size = F._pair(kernel_size, "kernel_size", 1)
         self.stride = F._pair(stride, "stride", 1)
+        if isinstance(padding, str) and padding not in ("valid", "same"):
+            # refused here, as torch.nn.Conv2d does, not at the first forward
+            raise ValueError(f"`padding` must be an int, a pair, 'valid' or 'same', got "
+                             f"{padding!r}")
         self.padding = padding if isinstance(padding, str) else F._pair(padding, "padding", 0)
         self.dilation = F._pair(dilation, "dilation", 1)
         self.groups, self.padding_mode = groups, padding_mode

@@ -148,8 +148,9 @@ def fuse_conv_bn_eval(conv, bn, transpose=False):
     Raises
     ------
     ValueError
-        If either module is in training mode (batch statistics cannot be folded), or the
-        batch norm keeps no running statistics.
+        If either module is in training mode (batch statistics cannot be folded), the
+        batch norm keeps no running statistics, or its ``num_features`` is neither the
+        convolution's ``out_channels`` nor 1.
 
     Examples
     --------
@@ -163,6 +164,11 @@ def fuse_conv_bn_eval(conv, bn, transpose=False):
     True
     """
     _check_eval(conv, bn, "fuse_conv_bn_eval")
+    out = getattr(conv, "out_channels", None)
+    if out is not None and bn.num_features not in (out, 1):
+        raise ValueError(f"fuse_conv_bn_eval: `bn.num_features` must equal the "
+                         f"convolution's `out_channels` ({out}) or be 1, got "
+                         f"{bn.num_features}")
     fused = copy.deepcopy(conv)
     fused.weight, fused.bias = fuse_conv_bn_weights(
         fused.weight, fused.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight,
