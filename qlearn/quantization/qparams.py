@@ -175,7 +175,7 @@ def _covers(scale, zero_point, ends, quant_min, quant_max, clipped=()):
 
 
 def cover_scale(scale, zero_point, min_val, max_val, quant_min, quant_max, data=None):
-    r"""``scale`` raised (keeping ``zero_point``) where the range ends would quantize to
+    r"""``scale`` moved (``zero_point`` kept) so that no value of the range quantizes to
     a level beyond the float32 maximum.
 
     For a range reaching :math:`\pm 3.4 \times 10^{38}` the outermost level
@@ -196,14 +196,23 @@ def cover_scale(scale, zero_point, min_val, max_val, quant_min, quant_max, data=
     returned unchanged: PyTorch's number.
     """
     scale = np.array(np.atleast_1d(scale), np.float32)
-    zps = np.broadcast_to(np.atleast_1d(zero_point), scale.shape)
+    if not scale.size:
+        return scale
+    zps = np.atleast_1d(zero_point)
+    reach = max(quant_max - float(np.min(zps)), float(np.max(zps)) - quant_min)
+    if float(np.max(scale)) * reach < 0.5 * _F32_MAX:   # the common case: far from it
+        return scale
+    zps = np.broadcast_to(zps, scale.shape)
     lo = np.broadcast_to(np.minimum(np.atleast_1d(np.float64(min_val)), 0.0), scale.shape)
     hi = np.broadcast_to(np.maximum(np.atleast_1d(np.float64(max_val)), 0.0), scale.shape)
     extra = () if data is None else (float(np.min(data[0])), float(np.max(data[1])))
-    for i in range(scale.size):
+    with np.errstate(over="ignore"):
+        s64 = scale.astype(np.float64)
+        z64 = zps.astype(np.float64)
+        edge = ~(np.isfinite(((quant_min - z64) * s64).astype(np.float32))
+                 & np.isfinite(((quant_max - z64) * s64).astype(np.float32)))
+    for i in np.flatnonzero(edge):      # (the rest: every level finite, kept as it is)
         z = float(zps[i])
-        if _finite_level(quant_min, scale[i], z) and _finite_level(quant_max, scale[i], z):
-            continue
         s = scale[i]
         # a scale that rounded up: a few ulps down may already cover both ends
         lows, t = [], s
