@@ -248,8 +248,9 @@ def test_qat_conv_stack_matches_torch_exactly(torch_mod):
 
 def test_qat_residual_net_close_to_torch(torch_mod):
     """The residual CNN with pooling and a linear head: the same trees, the first loss
-    equal; afterwards the runs drift apart (one weight gradient of conv1 differs from
-    torch's, see the xfail below), so the check is a bound."""
+    equal; afterwards the runs may drift apart (on CPUs where torch's float32 sqrt is not
+    correctly rounded one weight gradient of conv1 differs, see below), so the check is a
+    bound."""
     torch = torch_mod
     tp, qp = _qat_twins(torch, make_net_for_qat, FUSE)
     losses = _train_both(torch, tp, qp, (8, 3, 10, 10), (8, 5))
@@ -266,19 +267,41 @@ def test_qat_residual_net_close_to_torch(torch_mod):
     assert worst <= 2
 
 
-@pytest.mark.xfail(strict=True, reason="torch 2.13's float32 sqrt (SLEEF, 0.5 ulp) is not "
-                   "correctly rounded: sqrt(0.50320756) gives 0.7093712, NumPy 0.70937127; "
-                   "bn1's scale factor then differs by one ulp in one channel, whose largest "
-                   "folded weight lands on the other side of 127.5, so the STE masks it out "
-                   "in torch (gradient 0) and not in qlearn")
+def _torch_sqrt_is_correctly_rounded(torch, model):
+    """Whether torch's float32 sqrt of every batch norm's ``running_var + eps`` is
+    NumPy's (correctly rounded).  torch 2.13's vectorized sqrt is not always, and where
+    it misses depends on the CPU it dispatches to: on an AMD Zen 4, sqrt(0.50320756) gave
+    0.7093712 (correct: 0.70937127), in a channel of bn1 whose largest folded weight then
+    lands on the other side of 127.5, so the gradients differ; on an Intel Xeon
+    (Sapphire Rapids class) sqrt(0.74986655) gives 0.8659483 (correct: 0.8659484) in a
+    channel with no weight at a rounding boundary, and the gradients agree.  So the test
+    below fails only if the gradients differ although torch's sqrt was exact."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            v = m.running_var.detach() + m.eps
+            ours = np.sqrt(v.numpy().astype(np.float32))
+            if not np.array_equal(torch.sqrt(v).numpy(), ours):
+                return False
+    return True
+
+
 def test_qat_residual_net_first_step_gradients_equal(torch_mod):
     torch = torch_mod
     tp, qp = _qat_twins(torch, make_net_for_qat, FUSE)
     x = np.random.default_rng(5).normal(size=(8, 3, 10, 10)).astype(np.float32)
     (tp(torch.from_numpy(x)) ** 2).mean().backward()
     (qp(x) ** 2).mean().backward()
-    for (name, t), (_, q) in zip(tp.named_parameters(), qp.named_parameters()):
-        np.testing.assert_allclose(q.grad.data, t.grad.numpy(), atol=1e-6, err_msg=name)
+    try:
+        for (name, t), (_, q) in zip(tp.named_parameters(), qp.named_parameters()):
+            np.testing.assert_allclose(q.grad.data, t.grad.numpy(), atol=1e-6,
+                                       err_msg=name)
+    except AssertionError:
+        if _torch_sqrt_is_correctly_rounded(torch, tp):
+            raise
+        pytest.xfail("torch's float32 sqrt is not correctly rounded on this CPU: a batch "
+                     "norm's scale factor differs by one ulp in a channel whose largest "
+                     "folded weight lands on the other side of 127.5, so the STE masks it "
+                     "out in torch (gradient 0) and not in qlearn")
 
 
 def make_net_for_qat(torch):
