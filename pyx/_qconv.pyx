@@ -40,6 +40,10 @@ cdef extern from "qconv/dispatch.h":
     void qlearn_qconv_nchw_band_to_nhwc(const uint8_t *src, long H, long W, long c0,
                                         long cg, long y0, long y1,
                                         uint8_t *dst) noexcept nogil
+    void qlearn_qconv_nchw_band_padded(const uint8_t *img, long H, long W, long c0,
+                                       long cg, long yb0, long rows, long pw, long Wb,
+                                       uint8_t fill, uint8_t *tmp,
+                                       uint8_t *dst) noexcept nogil
     void qlearn_qconv_dw_pack(const int32_t *wz, long C, int16_t *out) noexcept nogil
     void qlearn_qconv_indirect_block(
             int path, const uint8_t *x, long H, long W, long C, long Ho, long Wo,
@@ -195,6 +199,8 @@ cdef struct ConvJob:
     const Geometry *g
     intp_t M, rows, K, Kg, Ng, P, ldc, buf_stride, sums_stride, ptrs_stride
     intp_t nbands, bh, band_stride
+    bint padded              # bands hold their padding (Wb pixels a row), see _conv_band
+    intp_t Wb, pad_bytes     # padded row width; bytes of a slot's padded rows
     int path, mr_max, np_max
     bint indirect, any_wzp
     const uint8_t *zrow
@@ -246,8 +252,10 @@ cdef void _conv_band(void *ctx, long u, int slot) noexcept nogil:
     """Band u (image n, output rows oy0 .. oy1-1) of conv_gemm on an NCHW input: the
     input rows the band reads are converted to channels last into slot's buffer (in
     cache), then the band's pixels run on it as on a small image whose first row is
-    the band's first (its top padding shrinks accordingly; rows past the buffer are
-    past the image, i.e. padding)."""
+    the band's first.  For the indirect kernel the buffer also holds the padding
+    (rows of Wb pixels, Za around the input; a small image with no padding at all);
+    for im2col its top padding shrinks accordingly and rows past the buffer are past
+    the image, i.e. padding."""
     cdef ConvJob *j = <ConvJob *> ctx
     cdef const Geometry *g = j.g
     cdef intp_t n, oy0, oy1, y0, y1, M, r0 = 0, step
@@ -255,11 +263,22 @@ cdef void _conv_band(void *ctx, long u, int slot) noexcept nogil:
     cdef uint8_t *band = j.bands + slot * j.band_stride
     cdef uint8_t *out = j.out + (n * g.Ho + oy0) * g.Wo * j.ldc
     cdef Geometry bg = g[0]
-    if y1 > y0:
-        qlearn_qconv_nchw_band_to_nhwc(j.x + n * g.C * g.H * g.W, g.H, g.W, g.c0, g.cg,
-                                       y0, y1, band)
-    bg.H, bg.C, bg.c0, bg.Ho = y1 - y0, g.cg, 0, oy1 - oy0
-    bg.ph = <int> (g.ph - oy0 * g.sh + y0)     # in [0, ph]
+    cdef intp_t rows_b = (oy1 - oy0 - 1) * g.sh + (g.kh - 1) * g.dh + 1
+    if j.padded:
+        # the padding made real around the band's rows: every window is then inside
+        # the band, so every tile takes the kernels' interior forms (strided, or one
+        # run per kernel row) and none points at a row of Za
+        qlearn_qconv_nchw_band_padded(j.x + n * g.C * g.H * g.W, g.H, g.W, g.c0, g.cg,
+                                      oy0 * g.sh - g.ph, rows_b, g.pw, j.Wb, g.a_zp,
+                                      band + j.pad_bytes, band)
+        bg.H, bg.W, bg.C, bg.c0, bg.Ho = rows_b, j.Wb, g.cg, 0, oy1 - oy0
+        bg.ph = bg.pw = 0
+    else:
+        if y1 > y0:
+            qlearn_qconv_nchw_band_to_nhwc(j.x + n * g.C * g.H * g.W, g.H, g.W, g.c0,
+                                           g.cg, y0, y1, band)
+        bg.H, bg.C, bg.c0, bg.Ho = y1 - y0, g.cg, 0, oy1 - oy0
+        bg.ph = <int> (g.ph - oy0 * g.sh + y0)     # in [0, ph]
     M = (oy1 - oy0) * g.Wo
     # the indirect kernel takes the whole band at once, unless it needs row sums
     # (a block's), as im2col needs its patch rows
@@ -373,7 +392,8 @@ def conv_gemm(int simd,
 
     An NCHW input (``nchw``) is converted in the same job on one thread: a work unit
     is then a band of output rows of one image, which first converts the input rows it
-    reads into the buffer, in cache.  On several threads it is converted whole first,
+    reads into the buffer, in cache (for the indirect kernel with the padding made
+    real around them, so that every tile takes the kernel's interior forms).  On several threads it is converted whole first,
     into scratch, by a job of its own.  Returns nothing; every output cell is
     written.
     """
@@ -428,8 +448,11 @@ def conv_gemm(int simd,
     # makes the other wait.
     nb = 0
     bh = g.Ho
+    # the padded row width of a band (indirect kernel): the columns the windows span
+    job.Wb = (g.Wo - 1) * sw + (kw - 1) * dw + 1
+    job.padded = nchw and nt == 1 and indirect
     if nchw and nt == 1:
-        row_bytes = W * cg
+        row_bytes = (job.Wb if job.padded else W) * cg
         bh = max(1, ((band_bytes or BAND_BYTES) // max(row_bytes, 1) - (kh - 1) * dh - 1)
                  // sh + 1)
         nb = (g.Ho + bh - 1) // bh
@@ -441,7 +464,9 @@ def conv_gemm(int simd,
     job.ptrs_stride = mr_max * T if indirect else 1
     job.sums_stride = ROWS
     job.buf_stride = 0 if indirect else _up64(ROWS * lda)
-    job.band_stride = _up64(in_rows * W * cg) if nb else 0
+    job.pad_bytes = (_up64(((bh - 1) * sh + (kh - 1) * dh + 1) * job.Wb * cg)
+                     if job.padded else 0)
+    job.band_stride = job.pad_bytes + _up64(in_rows * W * cg) if nb else 0
     o_ptrs = 0
     o_sums = _up64(o_ptrs + nt * job.ptrs_stride * sizeof(intp_t))
     o_zrow = _up64(o_sums + nt * job.sums_stride * sizeof(int32_t))

@@ -66,6 +66,31 @@ def test_conv3x3_paths_exact(path, num_threads, rng, cfg, relu, w_zp):
     assert_array_equal(got, want)
 
 
+
+# N, C, H, W, O, kernel, stride, pad, dilation: other windows of the indirect kernel (the
+# general pointer setup).  With dilation 1 a kernel row's taps are one run of kw C
+# bytes (the merged runs of qconv/indirect.h) in the tiles whose windows are inside the
+# image; dilation 2 keeps one pointer per tap.
+WINDOWS = [
+    (1, 8, 9, 14, 20, 5, 1, 2, 1),     # 5x5: merged runs of 40 bytes, padding of 2
+    (2, 12, 6, 13, 17, 2, 2, 0, 1),    # 2x2 stride 2, no padding: every tile merged
+    (1, 16, 5, 8, 64, 1, 1, 1, 1),     # 1x1 with padding: the indirect kernel, kw = 1
+    (1, 8, 9, 16, 24, 3, 1, 2, 2),     # dilation 2: one pointer per tap
+    (1, 4, 11, 20, 7, 4, 3, 1, 1),     # even kernel, stride 3
+]
+
+
+@pytest.mark.parametrize("cfg", WINDOWS, ids=lambda c: "x".join(map(str, c)))
+@pytest.mark.parametrize("w_zp", [0, -3])
+def test_conv_windows_exact(path, num_threads, rng, cfg, w_zp):
+    n, c, h, w_, o, k, s, p, d = cfg
+    x = activations(rng, (n, c, h, w_), qmax=255, zero_point=200)
+    w = weights(rng, (o, c, k, k), True, zero_point=w_zp)
+    b = rng.standard_normal(o).astype(np.float32) * 50
+    pc = _packed.PackedConvWeight(w, b, s, p, d, 1)
+    got = _packed.conv2d_apply(x, pc, 0.7, 11).int_repr()
+    assert_array_equal(got, conv_reference(x, w, b, s, p, d, 1, 0.7, 11))
+
 @pytest.mark.parametrize("o", [1, 15, 17, 47, 63, 64, 100, 129])
 def test_vnni_epilogue_partial_columns(path, rng, o):
     """Output channel counts around the 16-column panels and 64-column tiles: every

@@ -76,6 +76,13 @@ SHAPES = [
     (2, 6, 5, 8, 10, 1, 3, 1, 1, 1),         # 6 channels: im2col
     (1, 4, 1, 1, 5, 1, 1, 1, 0, 1),          # one pixel, 1x1
     (8, 16, 10, 10, 16, 1, 3, 1, 1, 1),      # a batch: whole-image bands
+    # rows of 16 pixels or more, 16 channels or more: each input row is transposed
+    # straight into its padded row of the band
+    (1, 16, 5, 18, 24, 1, 3, 1, 1, 1),
+    (2, 32, 4, 21, 40, 1, 3, 2, 2, 1),       # stride 2, padding 2
+    (1, 32, 5, 16, 16, 2, 3, 1, 1, 1),       # channels [16, 32) of 32
+    (1, 16, 3, 20, 8, 1, 3, 1, 4, 1),        # padding beyond the window's reach
+    (1, 16, 9, 17, 16, 1, 5, 1, 2, 2),       # 5x5, dilation 2
 ]
 
 

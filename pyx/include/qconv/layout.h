@@ -209,4 +209,47 @@ static void qlearn_qconv_nchw_band_to_nhwc(const uint8_t *src, long H, long W, l
         qlearn_qconv_nchw_row_to_nhwc(s, cg, HW, W, dst);
 }
 
+/* A band's channels-last rows with their padding made real: dst row r (of rows, each
+ * Wb pixels of C bytes) holds src row r - top (src: n rows of W pixels) from pixel pw
+ * on, and fill (Za, real zero) in every other byte, so that every window of the band's
+ * output pixels is inside it. */
+static void qlearn_qconv_pad_band(const uint8_t *src, long top, long n, long rows, long W,
+                                  long C, long pw, long Wb, uint8_t fill, uint8_t *dst) {
+    const long left = pw < Wb ? pw : Wb;
+    const long cp = Wb - left < W ? Wb - left : W;    /* >= 0 */
+    const long right = Wb - left - cp;
+    for (long r = 0; r < rows; r++, dst += Wb * C) {
+        const long i = r - top;
+        if (i < 0 || i >= n) {
+            memset(dst, fill, (size_t)(Wb * C));
+            continue;
+        }
+        memset(dst, fill, (size_t)(left * C));
+        if (src) memcpy(dst + left * C, src + i * W * C, (size_t)(cp * C));
+        memset(dst + (left + cp) * C, fill, (size_t)(right * C));
+    }
+}
+
+/* The same band (input rows yb0 .. yb0 + rows - 1, some of them past the image) taken
+ * from channels [c0, c0 + cg) of the NCHW image img: rows of 16 pixels or more are
+ * transposed straight into their padded rows; narrower ones (whose transposition would
+ * be scalar row by row) are transposed as one run of pixels into tmp, then copied. */
+static void qlearn_qconv_nchw_band_padded(const uint8_t *img, long H, long W, long c0,
+                                          long cg, long yb0, long rows, long pw, long Wb,
+                                          uint8_t fill, uint8_t *tmp, uint8_t *dst) {
+    const long y0 = yb0 > 0 ? yb0 : 0, ye = yb0 + rows < H ? yb0 + rows : H;
+    const long n = ye > y0 ? ye - y0 : 0;
+    if (W >= 16 && cg >= 16) {
+        const long left = pw < Wb ? pw : Wb;
+        const long cp = Wb - left < W ? Wb - left : W;
+        qlearn_qconv_pad_band(NULL, y0 - yb0, n, rows, W, cg, pw, Wb, fill, dst);
+        for (long y = y0; y < ye; y++)
+            qlearn_qconv_nchw_to_nhwc_rows(img + c0 * H * W + y * W, cg, H * W, 0, cp,
+                                           dst + ((y - yb0) * Wb + left) * cg);
+        return;
+    }
+    if (n) qlearn_qconv_nchw_band_to_nhwc(img, H, W, c0, cg, y0, ye, tmp);
+    qlearn_qconv_pad_band(tmp, y0 - yb0, n, rows, W, cg, pw, Wb, fill, dst);
+}
+
 #endif

@@ -14,7 +14,8 @@
  * packed weight's depth order is (tap, channel), so tap t's groups are consecutive. */
 #define QGEMM_IND_ROW_FMA(r)                                                              \
     if (MR > r) {                                                                        \
-        __m512i av = _mm512_set1_epi32(qgemm_load4(ar##r + 4 * g));                      \
+        __m512i av = _mm512_set1_epi32(qgemm_load4(                                      \
+            (const uint8_t *)((uintptr_t)a0g + (uintptr_t)off##r)));                     \
         c##r##0 = _mm512_dpbusd_epi32(c##r##0, av, b0);                                  \
         if (NP > 1) c##r##1 = _mm512_dpbusd_epi32(c##r##1, av, b1);                      \
         if (NP > 2) c##r##2 = _mm512_dpbusd_epi32(c##r##2, av, b2);                      \
@@ -23,8 +24,8 @@
 /* rs > 0 (the strided form, 6 rows): row r reads tap t at ptrs[t] + r rs, i.e. the
  * tile's pixels are rs bytes apart in the input (consecutive pixels of one output row,
  * none in the padding), and ptrs holds only the first pixel's T pointers. */
-#define QGEMM_IND_PTR(r) const uint8_t *ar##r = rs ? ptrs[t] + r * rs                     \
-                                            : MR > r ? ptrs[r * T + t] : ptrs[t];
+#define QGEMM_IND_PTR(r) long off##r = rs ? r * rs                                        \
+    : MR > r ? (long)((uintptr_t)ptrs[r * T + t] - (uintptr_t)ptrs[t]) : 0;
 
 QGEMM_INLINE QGEMM_VNNI_FN void qgemm_u8s8_6x64_vnni_indirect_body(
         const uint8_t *const *ptrs, long T, long gpt, long rs, const int8_t *bp,
@@ -34,8 +35,15 @@ QGEMM_INLINE QGEMM_VNNI_FN void qgemm_u8s8_6x64_vnni_indirect_body(
         QGEMM_IND_PTR(0) QGEMM_IND_PTR(1) QGEMM_IND_PTR(2)
         QGEMM_IND_PTR(3) QGEMM_IND_PTR(4) QGEMM_IND_PTR(5)
         const int8_t *bt = bp + t * gpt * 64;
+        const uint8_t *a0 = ptrs[t];
         for (long g = 0; g < gpt; g++) {
             const int8_t *bg = bt + g * 64;
+            const uint8_t *a0g = a0 + 4 * g;
+            /* Row r reads at a0g + off_r (one moving pointer, the offsets in registers):
+             * the asm hides the offsets' values, so GCC does not turn each row into a
+             * pointer of its own, incremented every step (6 more integer uops per
+             * step, which the scheduler also issues on the vpdpbusd ports 0 and 5) */
+            __asm__("" : "+r"(off1), "+r"(off2), "+r"(off3), "+r"(off4), "+r"(off5));
             __m512i b0 = _mm512_loadu_si512((const void *)bg), b1 = b0, b2 = b0, b3 = b0;
             if (NP > 1) b1 = _mm512_loadu_si512((const void *)(bg + panel_stride));
             if (NP > 2) b2 = _mm512_loadu_si512((const void *)(bg + 2 * panel_stride));
