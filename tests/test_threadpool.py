@@ -127,11 +127,12 @@ BUSY = (580, 620, 0.25, 2000)        # another process busy: no speed-up, many s
 # What a change of mode costs (ns; row j: the j-th call after the change, columns alone,
 # pool): the first parallel call after alone ones finds the worker asleep (it sleeps
 # 50 us after its last job) and its caches cold, the next ones still a little; going
-# alone, the caller fetches the half of the operands the worker had.  Measured on the
-# 2-vCPU VNNI machine, quiet (load 0.1): 1-thread calls, then 2-thread ones, the
-# adaptive choice off, medians of 25 (first / second / steady parallel call of a
-# 0.3-1 ms convolution: +76-130 / +0-35 us, of a 16x1024x1024 GEMM +98 / +22 / +2 us;
-# the first alone call after parallel ones +5-25 us).
+# alone, the caller fetches the half of the operands the worker had.  Measured with
+# benchmarks/bench_pool_switch.py on the 2-vCPU VNNI machine, quiet (load 0.1):
+# 1-thread calls, then 2-thread ones, the adaptive choice off, medians of 25 (the
+# first / second parallel call over the steady ones: +76-130 / +0-35 us on the 0.3-1 ms
+# convolutions, +98 / +22 / +2 us on GEMM 16x1024x1024; the first alone call after
+# parallel ones +5-25 us).
 SWITCH = np.array([[15e3, 100e3], [5e3, 30e3], [0, 10e3]])
 NO_SWITCH = None
 
