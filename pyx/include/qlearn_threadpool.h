@@ -373,11 +373,11 @@ static int qlearn_pool_adaptive = -1;     /* QLEARN_POOL_ADAPTIVE=0 turns it off
  * convolutions alone at 0.99 of their 1-thread speed after small jobs had set the
  * ratio, where both modes measured give them 1.6-1.96.  The next one alternated the
  * modes, so that every pool call of the warm-up came after an alone one and found the
- * worker asleep, its caches cold: measured, quiet, the first parallel call after alone
- * ones takes 80-130 us more than the next ones, which on a 0.3-0.5 ms convolution
- * made the two modes look alike from the start; simulated with that cost,
- * tests/test_threadpool.py, it took over 1.15 times the best mode's time with bursts
- * of load.) */
+ * worker asleep, its caches cold, and charged the pool with that: measured, quiet
+ * (benchmarks/bench_pool_switch.py), the first parallel call after alone ones takes
+ * 80-130 us more than the next ones on a 0.3-1 ms convolution; simulated with that
+ * cost, tests/test_threadpool.py, the alternating warm-up took over 1.15 times the
+ * best mode's time with bursts of load.) */
 
 static void qlearn_pool_choice_reset(qlearn_pool_choice_t *c, qlearn_pool_fn fn,
                                      long items, long work, int threads) {
