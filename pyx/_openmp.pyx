@@ -30,7 +30,8 @@ cdef extern from "qlearn_threadpool.h":
     int qlearn_pool_set_adaptive(int on) noexcept nogil
     long qlearn_pool_set_spin_us(long us) noexcept nogil
     int qlearn_pool_choice_state(int i, double *out) noexcept nogil
-    void qlearn_pool_simulate(const double *ns, long calls, int *modes) noexcept nogil
+    void qlearn_pool_simulate(const double *ns, long calls, int *modes,
+                              const double *switch_ns, long nswitch) noexcept nogil
 
 cdef extern from "qlearn_cpu.h":
     int qlearn_openmp_enabled() noexcept nogil
@@ -190,16 +191,25 @@ def _pool_choices():
     return rows
 
 
-def _pool_simulate(ns):
+def _pool_simulate(ns, switch=None):
     """The modes the adaptive choice picks when call ``i`` takes ``ns[i, 0]``
     nanoseconds alone and ``ns[i, 1]`` on the pool (tests: the policy against timing
-    patterns, without running anything; the pool's own state is untouched)."""
+    patterns, without running anything; the pool's own state is untouched).
+
+    ``switch`` (``(k, 2)`` nanoseconds, optional): what a change of mode costs; the
+    ``j``-th call of a run of calls in mode ``m`` (``j = 0``: the first after the other
+    mode) takes ``switch[j, m]`` more (a worker waking up, caches refilling)."""
     cdef cnp.ndarray t = np.ascontiguousarray(ns, dtype=np.float64)
     if t.ndim != 2 or t.shape[1] != 2:
         raise ValueError(f"`ns` must have shape (calls, 2), got {np.shape(ns)}")
+    cdef cnp.ndarray sw = np.ascontiguousarray(np.zeros((0, 2)) if switch is None
+                                               else switch, dtype=np.float64)
+    if sw.ndim != 2 or sw.shape[1] != 2:
+        raise ValueError(f"`switch` must have shape (k, 2), got {np.shape(switch)}")
     cdef cnp.ndarray modes = np.zeros(t.shape[0], dtype=np.intc)
-    cdef long n = t.shape[0]
+    cdef long n = t.shape[0], k = sw.shape[0]
     with nogil:
         qlearn_pool_simulate(<const double *> cnp.PyArray_DATA(t), n,
-                             <int *> cnp.PyArray_DATA(modes))
+                             <int *> cnp.PyArray_DATA(modes),
+                             <const double *> cnp.PyArray_DATA(sw), k)
     return modes

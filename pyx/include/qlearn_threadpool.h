@@ -366,11 +366,18 @@ typedef struct {
 static qlearn_pool_choice_t qlearn_pool_choices[QLEARN_POOL_SLOTS];
 static unsigned long qlearn_pool_uses;   /* adaptive calls so far (the LRU clock) */
 static int qlearn_pool_adaptive = -1;     /* QLEARN_POOL_ADAPTIVE=0 turns it off */
-/* Every new kind of job is warmed up in both modes, alternately.  (An earlier version
- * warmed a new kind up in the mode a machine-wide running ratio favoured and inferred
- * the other mode's time from it: measured on a quiet 2-vCPU machine, that kept large
- * GEMMs and convolutions alone at 0.99 of their 1-thread speed after small jobs had
- * set the ratio, where both modes measured give them 1.6-1.96.) */
+/* Every new kind of job is warmed up in both modes: WARMUP calls on the pool, then
+ * WARMUP alone (the first of each not learned from).  (An earlier version warmed a new
+ * kind up in the mode a machine-wide running ratio favoured and inferred the other
+ * mode's time from it: measured on a quiet 2-vCPU machine, that kept large GEMMs and
+ * convolutions alone at 0.99 of their 1-thread speed after small jobs had set the
+ * ratio, where both modes measured give them 1.6-1.96.  The next one alternated the
+ * modes, so that every pool call of the warm-up came after an alone one and found the
+ * worker asleep, its caches cold, and charged the pool with that: measured, quiet
+ * (benchmarks/bench_pool_switch.py), the first parallel call after alone ones takes
+ * 80-130 us more than the next ones on a 0.3-1 ms convolution; simulated with that
+ * cost, tests/test_threadpool.py, the alternating warm-up took over 1.15 times the
+ * best mode's time with bursts of load.) */
 
 static void qlearn_pool_choice_reset(qlearn_pool_choice_t *c, qlearn_pool_fn fn,
                                      long items, long work, int threads) {
@@ -449,7 +456,7 @@ static int qlearn_pool_decide(qlearn_pool_choice_t *c, int *learn, int *explorin
     *learn = 1;
     *exploring = 0;
     if (c->n[0] < QLEARN_POOL_WARMUP || c->n[1] < QLEARN_POOL_WARMUP)
-        return c->n[1] <= c->n[0];           /* warm-up: both modes, alternately */
+        return c->n[1] < QLEARN_POOL_WARMUP;  /* warm-up: the pool's calls, then alone */
     if (c->burst > 0) {                      /* a later call of an exploration */
         c->burst--;
         *exploring = 1;
@@ -538,15 +545,26 @@ static int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_thr
 /* Tests: the adaptive choice fed with given times instead of running anything.  Call i
  * takes ns[2 i] alone or ns[2 i + 1] on the pool; modes[i] gets the mode chosen.  A
  * private state is used (the pool's is untouched), so the policy can be checked
- * against timing patterns (a quiet machine with one stall, a busy one) anywhere. */
-static void qlearn_pool_simulate(const double *ns, long calls, int *modes) {
+ * against timing patterns (a quiet machine with one stall, a busy one) anywhere.
+ * switch_ns (nswitch x 2, may be NULL) is what a change of mode adds: the j-th call of
+ * a run of `mode` calls (j = 0 the first after the other mode, or the first call of
+ * all) takes switch_ns[2 j + mode] more.  That is the worker waking up (it sleeps
+ * after 50 us without a job) and finding its half of the operands gone from its
+ * caches, and, going alone, the caller fetching the half the worker had. */
+static void qlearn_pool_simulate(const double *ns, long calls, int *modes,
+                                 const double *switch_ns, long nswitch) {
     qlearn_pool_choice_t c;
     qlearn_pool_choice_reset(&c, NULL, 0, 0, 0);
+    int last = -1;
+    long run = 0;                     /* calls of the current mode so far */
     for (long i = 0; i < calls; i++) {
         int learn, exploring;
         int mode = qlearn_pool_decide(&c, &learn, &exploring);
         modes[i] = mode;
-        qlearn_pool_record(&c, mode, (long)ns[2 * i + mode], learn, exploring);
+        run = mode == last ? run + 1 : 0;
+        last = mode;
+        double x = ns[2 * i + mode] + (run < nswitch ? switch_ns[2 * run + mode] : 0.0);
+        qlearn_pool_record(&c, mode, (long)x, learn, exploring);
     }
 }
 
