@@ -2,6 +2,7 @@
 
     python benchmarks/bench_pool_switch.py            # every shape of bench_int8.py
     python benchmarks/bench_pool_switch.py 2 5        # GEMM 256x1024x1024, first conv
+    python benchmarks/bench_pool_switch.py --quick    # 3 repetitions (seconds; CI)
 
 The adaptive alone-or-pool choice (pyx/include/qlearn_threadpool.h) is tested on
 simulated timings (``_openmp._pool_simulate(ns, switch)``, tests/test_threadpool.py),
@@ -13,6 +14,7 @@ thread again (the caller fetching the half of the operands the worker had).  Med
 over 25 repetitions, microseconds of wall time per call; the switch cost of a position
 is its time minus the steady time of its mode.  Quiet machine only (say the load).
 """
+import argparse
 import os
 import sys
 import time
@@ -62,14 +64,19 @@ def switch_profile(fn, reps=25):
 
 
 def main(argv):
-    pick = {int(a) for a in argv}
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("cases", nargs="*", type=int,
+                    help="indices of bench_int8.py's shapes (GEMMs first); all if none")
+    ap.add_argument("--quick", action="store_true", help="3 repetitions, not 25")
+    args = ap.parse_args(argv)
+    pick, reps = set(args.cases), 3 if args.quick else 25
     before = _openmp.set_pool_adaptive(False)
     print(f"load {os.getloadavg()[0]:.2f}; us per call; switch cost = call - steady")
     try:
         for i, (name, fn) in enumerate(layers(np.random.default_rng(0))):
             if pick and i not in pick:
                 continue
-            alone, pool, back = switch_profile(fn)
+            alone, pool, back = switch_profile(fn, reps)
             steady_a, steady_p = alone[-1], np.median(pool[3:])
             after_a = " ".join(f"{x - steady_p:+.0f}" for x in pool[:3])
             after_p = " ".join(f"{x - steady_a:+.0f}" for x in back[:2])
