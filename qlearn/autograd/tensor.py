@@ -5,6 +5,7 @@ tensors (``ql.int8``, ``ql.int64``, ``ql.bool`` ...) hold data such as quantized
 counts and masks, never require gradients, and follow PyTorch's rules for the dtype of
 mixed operations (:mod:`qlearn.autograd.promotion`).
 """
+import math
 import numbers
 
 import numpy as np
@@ -766,18 +767,23 @@ class Tensor:
         ``torch.Tensor.reshape``; ``view`` is an alias."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return ops.Reshape.apply(self, shape)
+        return ops.Reshape.apply(self, V.check_shape(shape, self.data.size))
 
     view = reshape
 
     def flatten(self, start_dim=0, end_dim=-1):
         """Merge dims ``start_dim`` to ``end_dim`` into one (``torch.Tensor.flatten``); a 0-d
         tensor becomes shape ``(1,)``."""
+        start, end = _dim(start_dim, self.ndim, "start_dim"), _dim(end_dim, self.ndim, "end_dim")
         if self.ndim == 0:
             return self.reshape(1)
-        start, end = start_dim % self.ndim, end_dim % self.ndim
-        shape = self.shape[:start] + (-1,) + self.shape[end + 1:]
-        return self.reshape(shape)
+        if start > end:
+            raise ValueError(f"`start_dim` must not come after `end_dim`, got "
+                             f"start_dim={start_dim} (axis {start}) and end_dim={end_dim} "
+                             f"(axis {end})")
+        # the merged length itself, not -1: a tensor with a zero-size axis has no -1
+        merged = math.prod(self.shape[start:end + 1])
+        return self.reshape(self.shape[:start] + (merged,) + self.shape[end + 1:])
 
     def squeeze(self, dim=None):
         """Drop size-1 dims: all of them, or only ``dim`` if given and of size 1
@@ -863,12 +869,13 @@ class MaxResult(tuple):
         return self[1]
 
 
-def _dim(dim, ndim):
+def _dim(dim, ndim, name="dim"):
     """``dim`` as a non-negative axis, or a clear error."""
-    if not isinstance(dim, (int, np.integer)):
-        raise TypeError(f"`dim` must be an int, got {type(dim).__name__}")
+    if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"`{name}` must be an int, got {type(dim).__name__}")
     if not -max(ndim, 1) <= dim < max(ndim, 1):
-        raise ValueError(f"`dim` must be in [{-max(ndim, 1)}, {max(ndim, 1) - 1}], got {dim}")
+        raise ValueError(f"`{name}` must be in [{-max(ndim, 1)}, {max(ndim, 1) - 1}], "
+                         f"got {dim}")
     return int(dim) % max(ndim, 1)
 
 
