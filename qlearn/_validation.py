@@ -300,3 +300,30 @@ def check_shape(shape, size, name="shape"):
         raise ValueError(f"`{name}` {shown(shape)} is invalid for a tensor of {size} "
                          f"elements (it holds {known})")
     return tuple(dims)
+
+
+def check_expand(sizes, shape, name="sizes"):
+    """The shape ``expand(*sizes)`` gives a tensor of shape ``shape``, by torch's rules:
+    at least one size per dimension (new ones lead), integers, ``-1`` keeping an
+    existing dimension, and only dimensions of length 1 changing."""
+    n = len(shape)
+    if len(sizes) < n:
+        raise ValueError(f"`{name}` must name at least {n} sizes (one per dimension), "
+                         f"got {sizes}")
+    k = len(sizes) - n
+    out = []
+    for i, s in enumerate(sizes):
+        if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)):
+            raise TypeError(f"`{name}` must be integers, got {sizes}")
+        s = int(s)
+        old = shape[i - k] if i >= k else None
+        if s == -1 and old is not None:
+            s = old
+        if s < 0:
+            raise ValueError(f"`{name}` must be non-negative (or -1 for an existing "
+                             f"dimension), got {sizes}")
+        if old is not None and old != 1 and s != old:
+            raise ValueError(f"`{name}` must keep the length {old} of dimension {i - k} "
+                             f"(only axes of length 1 expand), got {sizes}")
+        out.append(s)
+    return tuple(out)

@@ -83,6 +83,40 @@ def test_transpose_names_dim0_and_dim1(torch_mod):
             t.transpose(*args)
 
 
+def test_permute_and_expand_name_their_arguments(torch_mod):
+    """Tensor.permute and Tensor.expand passed NumPy's messages through ("axes don't
+    match array", "operands could not be broadcast together with remapped shapes");
+    QTensor.permute gave ValueError for a string (torch: TypeError).  Tensor and
+    QTensor now give the same messages."""
+    q = ql.quantize_per_tensor(np.zeros((2, 1, 4), np.float32), 0.1, 0, ql.quint8)
+    t = ql.tensor(np.zeros((2, 1, 4), np.float32))
+    for x in (q, t):
+        with pytest.raises(ValueError, match=r"`dims` must be a permutation of the 3 axes"):
+            x.permute(0, 1)
+        with pytest.raises(ValueError, match=r"`dims` must be a permutation of the 3 axes"):
+            x.permute(0, 0, 1)
+        with pytest.raises(TypeError, match="`dims` must be"):
+            x.permute("a", 0, 1)
+        with pytest.raises(ValueError, match=r"`sizes` must keep the length 2 of dimension "
+                                             r"0 \(only axes of length 1 expand\)"):
+            x.expand(3, 3, 4)
+        with pytest.raises(ValueError, match=r"`sizes` must be non-negative"):
+            x.expand(-2, 1, 4)
+        with pytest.raises(TypeError, match=r"`sizes` must be integers"):
+            x.expand(2.0, 1, 4)
+        with pytest.raises(ValueError, match=r"`sizes` must name at least 3 sizes"):
+            x.expand(4)
+        assert x.expand(5, -1, 3, -1).shape == (5, 2, 3, 4)
+        assert x.permute(2, 0, 1).shape == (4, 2, 1)
+    with pytest.raises(TypeError, match="`dim1` must be an int, got str"):
+        t.transpose(0, "a")
+    tt = torch_mod.zeros(2, 1, 4)
+    with pytest.raises(RuntimeError):
+        tt.expand(3, 3, 4)
+    with pytest.raises(TypeError):
+        tt.permute("a", 0, 1)
+
+
 def test_float_tensor_flatten_checks_dims_and_keeps_empty_axes(torch_mod):
     """Tensor.flatten wrapped out-of-range dims modulo ndim (flatten(5) of a 3-d tensor
     merged from axis 2) and failed on a zero-size axis (NumPy cannot infer -1 next to a
@@ -451,3 +485,39 @@ def test_save_load_unusual_keys_and_nesting():
     for key in ((1, 2), None, 1.5, True):
         with pytest.raises(TypeError, match="dictionary keys must be str or int"):
             ql.save({key: 1}, io.BytesIO())
+
+
+# --- sensitivity analysis ------------------------------------------------------------------
+def test_sensitivity_arguments_are_checked():
+    """A str qconfig (or a non-QConfig in quantize_layers' dict) failed deep inside with
+    AttributeError "'str' object has no attribute 'activation'"; ``qconfig=None`` gave a
+    table of float models (SQNR inf); ``layers="fc1"`` was read as ["f", "c", "1"]; a
+    layer named twice gave two rows; ``higher_is_better="no"`` ranked as True.  (torch
+    has no sensitivity analysis.)"""
+    from qlearn.quantization.sensitivity import (
+        mixed_precision,
+        quantize_layers,
+        sensitivity_analysis,
+    )
+    m = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3)).eval()
+    x = np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32)
+    calib, score = (lambda mod: mod(x)), (lambda mod: 0.0)
+    qc = tq.default_qconfig
+    for fn in (sensitivity_analysis, mixed_precision):
+        who = fn.__name__
+        for bad in ("x86", None, 5):
+            with pytest.raises(TypeError, match=f"{who}: `qconfig` must be a QConfig"):
+                fn(m, bad, calib, score, progress=False)
+        with pytest.raises(TypeError, match=f"{who}: `higher_is_better` must be a bool, "
+                                            "got str 'no'"):
+            fn(m, qc, calib, score, higher_is_better="no", progress=False)
+        with pytest.raises(TypeError, match=r"`layers` must be a list of layer names, got "
+                                            r"the str '0' \(write \['0'\]\)"):
+            fn(m, qc, calib, score, layers="0", progress=False)
+        with pytest.raises(ValueError, match=r"`layers` names \['0'\] more than once"):
+            fn(m, qc, calib, score, layers=["0", "2", "0"], progress=False)
+    with pytest.raises(TypeError, match=r"quantize_layers: `qconfig_dict\['0'\]` must be a "
+                                        r"QConfig or None, got int 5"):
+        quantize_layers(m, {"0": 5}, calib)
+    table = sensitivity_analysis(m, qc, calib, score, layers=["2"], progress=False)
+    assert [r["layer"] for r in table] == ["2"]

@@ -806,21 +806,23 @@ class Tensor:
         gradient is summed over the broadcast dims."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        lead = len(shape) - self.ndim
-        shape = tuple(self.shape[i - lead] if n == -1 else n for i, n in enumerate(shape))
-        return ops.Expand.apply(self, shape)
+        return ops.Expand.apply(self, V.check_expand(shape, self.shape))
 
     def permute(self, *axes):
         """Reorder the dims as ``axes`` (``torch.Tensor.permute``); the gradient is permuted
         back."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        return ops.Permute.apply(self, tuple(_dim(a, self.ndim) for a in axes))
+        dims = tuple(_dim(a, self.ndim, "dims") for a in axes)
+        if len(dims) != self.ndim or len(set(dims)) != len(dims):
+            raise ValueError(f"`dims` must be a permutation of the {self.ndim} axes, got "
+                             f"{axes}")
+        return ops.Permute.apply(self, dims)
 
     def transpose(self, dim0, dim1):
         """Swap dims ``dim0`` and ``dim1`` (``torch.Tensor.transpose``)."""
         axes = list(range(self.ndim))
-        dim0, dim1 = _dim(dim0, self.ndim), _dim(dim1, self.ndim)
+        dim0, dim1 = _dim(dim0, self.ndim, "dim0"), _dim(dim1, self.ndim, "dim1")
         axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
         return ops.Permute.apply(self, tuple(axes))
 
