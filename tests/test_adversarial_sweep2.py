@@ -492,8 +492,9 @@ def test_sensitivity_arguments_are_checked():
     """A str qconfig (or a non-QConfig in quantize_layers' dict) failed deep inside with
     AttributeError "'str' object has no attribute 'activation'"; ``qconfig=None`` gave a
     table of float models (SQNR inf); ``layers="fc1"`` was read as ["f", "c", "1"]; a
-    layer named twice gave two rows; ``higher_is_better="no"`` ranked as True.  (torch
-    has no sensitivity analysis.)"""
+    layer named twice gave two rows; ``higher_is_better="no"`` ranked as True; an
+    ``eval_fn`` returning NaN gave a table ranked by NaN.  (torch has no sensitivity
+    analysis.)"""
     from qlearn.quantization.sensitivity import (
         mixed_precision,
         quantize_layers,
@@ -519,5 +520,9 @@ def test_sensitivity_arguments_are_checked():
     with pytest.raises(TypeError, match=r"quantize_layers: `qconfig_dict\['0'\]` must be a "
                                         r"QConfig or None, got int 5"):
         quantize_layers(m, {"0": 5}, calib)
+        with pytest.raises(ValueError, match=f"{who}: `eval_fn` returned NaN"):
+            fn(m, qc, calib, lambda mod: float("nan"), progress=False)
     table = sensitivity_analysis(m, qc, calib, score, layers=["2"], progress=False)
     assert [r["layer"] for r in table] == ["2"]
+    inf = sensitivity_analysis(m, qc, calib, lambda mod: float("inf"), progress=False)
+    assert inf.float_metric == np.inf and inf.quantized_metric == np.inf

@@ -279,10 +279,14 @@ def _output(model, args):
 def _metric(eval_fn, model, who):
     value = eval_fn(model)
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         raise TypeError(f"{who}: `eval_fn` must return a number (e.g. the accuracy), got "
                         f"{type(value).__name__}") from None
+    if math.isnan(number):      # NaN compares false with everything: no ranking, no target
+        raise ValueError(f"{who}: `eval_fn` returned NaN; the layers can only be ranked by "
+                         f"a number (+-inf is allowed)")
+    return number
 
 
 def _weight_bits(qconfig):
