@@ -299,20 +299,20 @@ cdef class QTensor:
         """
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return self._reshaped(self._int.reshape(shape))
+        from qlearn._validation import check_shape    # (pure Python, below every layer)
+        return self._reshaped(self._int.reshape(check_shape(shape, self._int.size)))
 
     view = reshape
 
-    def transpose(self, int dim0, int dim1):
+    def transpose(self, dim0, dim1):
         """A view with axes ``dim0`` and ``dim1`` swapped (the channel axis follows)."""
         cdef int n = self._int.ndim
-        if not (-n <= dim0 < n and -n <= dim1 < n):
+        i0, i1 = _int_arg(dim0, "dim0"), _int_arg(dim1, "dim1")
+        if not (-n <= i0 < n and -n <= i1 < n):
             raise ValueError(f"`dim0` and `dim1` must be in [{-n}, {n - 1}], got "
-                             f"{dim0} and {dim1}")
-        if dim0 < 0:    # (cdivision: C's % keeps the sign, so normalise by hand)
-            dim0 += n
-        if dim1 < 0:
-            dim1 += n
+                             f"{i0} and {i1}")
+        dim0 = i0 + n if i0 < 0 else i0
+        dim1 = i1 + n if i1 < 0 else i1
         data = np.swapaxes(self._int, dim0, dim1)
         axis = self._axis
         if axis == dim0:
@@ -326,8 +326,13 @@ cdef class QTensor:
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
             dims = tuple(dims[0])
         n = self._int.ndim
-        if (len(dims) != n or any(isinstance(d, bool) or not isinstance(d, (int, np.integer))
-                                  or not -n <= d < n for d in dims)
+        # a non-integer is torch's TypeError ("must be tuple of ints"); a bool stays the
+        # ValueError below (tests/test_hardening.py pins it)
+        for d in dims:
+            if not isinstance(d, (bool, np.bool_, int, np.integer)):
+                raise TypeError(f"`dims` must be integers, got {dims}")
+        if (len(dims) != n or any(isinstance(d, (bool, np.bool_)) or not -n <= d < n
+                                  for d in dims)
                 or len({int(d) + n if d < 0 else int(d) for d in dims}) != n):
             raise ValueError(f"`dims` must be a permutation of the {n} axes (each in "
                              f"[{-n}, {n - 1}]), got {dims}")
@@ -600,7 +605,7 @@ cdef class QTensor:
             return self._like(self._int, self._axis)
         return self.transpose(0, 1)
 
-    def swapaxes(self, int dim0, int dim1):
+    def swapaxes(self, dim0, dim1):
         """Same as :meth:`transpose` (``torch.Tensor.swapaxes``).
 
         >>> import numpy as np, qlearn as ql
@@ -642,6 +647,50 @@ cdef class QTensor:
         d = _dim(dim, n, "dim")
         i = _index(index, self.shape[d], d, "index")
         return self[(slice(None),) * d + (i,)]
+
+    def index_select(self, dim, index):
+        """The slices ``index`` (a vector of integers) along ``dim``, as a copy.
+
+        As ``torch.Tensor.index_select``: indices in ``[0, size)`` (no negative ones,
+        ``IndexError`` otherwise), a 0-d index counted as one.  Per-channel, selecting
+        along the channel axis picks the scales and zero points too (torch raises for
+        per-channel tensors).
+
+        Examples
+        --------
+        >>> import qlearn as ql
+        >>> q = ql.quantize_per_tensor([[1.0, 2.0, 3.0]], 1.0, 0, ql.quint8)
+        >>> q.index_select(1, [2, 0]).int_repr()
+        array([[3, 1]], dtype=uint8)
+        """
+        cdef int n = self._int.ndim
+        if n == 0:
+            raise ValueError("index_select() cannot be applied to a 0-d tensor")
+        d = _dim(dim, n, "dim")
+        from qlearn.autograd.tensor import Tensor
+        raw = index.data if isinstance(index, Tensor) else index
+        try:
+            idx = np.asarray(raw)
+        except (TypeError, ValueError):
+            idx = None
+        if idx is None or not (idx.dtype.kind in "iu" or (idx.size == 0 and
+                                                          idx.dtype.kind == "f")):
+            raise TypeError(f"`index` must be a vector of integers, got "
+                            f"{_shown(index)}" + (f" of {idx.dtype}" if idx is not None
+                                                  else ""))
+        if idx.ndim > 1:    # torch's class for a bad index shape
+            raise IndexError(f"`index` must be a vector (0-d or 1-d), got shape "
+                             f"{idx.shape}")
+        idx = idx.reshape(-1).astype(np.intp) if idx.size else np.zeros(0, np.intp)
+        size = self.shape[d]
+        bad = idx[(idx < 0) | (idx >= size)]
+        if bad.size:
+            raise IndexError(f"`index` must hold indices in [0, {size - 1}] for "
+                             f"dimension {d} of length {size}, got {int(bad[0])}")
+        data = np.take(self._int, idx, axis=d)
+        if self._axis == d:
+            return self._with_channels(data, d, idx)
+        return self._like(data, self._axis)
 
     def unbind(self, dim=0):
         """The slices along ``dim``, as a tuple of :meth:`select` results.
@@ -816,26 +865,10 @@ cdef class QTensor:
         cdef int n = self._int.ndim
         if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
             sizes = tuple(sizes[0])
-        if len(sizes) < n:
-            raise ValueError(f"`sizes` must name at least {n} sizes (one per dimension), "
-                             f"got {sizes}")
-        k = len(sizes) - n
-        shape = []
-        for i, s in enumerate(sizes):
-            if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
-                raise TypeError(f"`sizes` must be integers, got {sizes}")
-            s = int(s)
-            old = self.shape[i - k] if i >= k else None
-            if s == -1 and old is not None:
-                s = old
-            if s < 0:
-                raise ValueError(f"`sizes` must be non-negative (or -1 for an existing "
-                                 f"dimension), got {sizes}")
-            if old is not None and old != 1 and s != old:
-                raise ValueError(f"`sizes` must keep the length {old} of dimension {i - k} "
-                                 f"(only axes of length 1 expand), got {sizes}")
-            shape.append(s)
-        data = np.broadcast_to(self._int, tuple(shape))
+        from qlearn._validation import check_expand
+        shape = check_expand(sizes, self.shape)
+        k = len(shape) - n
+        data = np.broadcast_to(self._int, shape)
         if self._axis < 0:
             return self._like(data, -1)
         axis = self._axis + k

@@ -267,3 +267,63 @@ def check_float_qparams(scales, zero_points, channels):
         raise ValueError(f"`zero_points` must be finite numbers usable in float32, got "
                          f"{z[i]!r} at channel {i}")
     return s, z32
+
+
+def check_shape(shape, size, name="shape"):
+    """``shape`` (the arguments of ``reshape`` / ``view``) checked by torch's rules for a
+    tensor of ``size`` elements, before NumPy sees it: integers (not bools), each ``>= 0``
+    or one ``-1``, multiplying to ``size`` (Python integers: no int64 wrap-around).
+    Returns the shape with the ``-1`` resolved.  (NumPy takes any negative size for
+    ``-1``, and its messages name no argument.)"""
+    if not shape and size != 1:
+        raise ValueError(f"`{name}` () is invalid for a tensor of {size} elements")
+    dims = []
+    for k, v in enumerate(shape):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"`{name}` must be a tuple of integers, got {shown(shape)} "
+                            f"(element {k} is {type(v).__name__} {shown(v, 20)})")
+        if int(v) < -1:
+            raise ValueError(f"`{name}` {shown(shape)}: invalid size {int(v)} at index "
+                             f"{k} (sizes are >= 0, or -1 for the one inferred)")
+        dims.append(int(v))
+    if dims.count(-1) > 1:
+        raise ValueError(f"`{name}` {shown(shape)}: only one dimension can be -1 "
+                         f"(inferred)")
+    known = math.prod(v for v in dims if v != -1)
+    if -1 in dims:
+        if known == 0 or size % known:
+            why = " (-1 is ambiguous next to a size 0)" if known == 0 else ""
+            raise ValueError(f"`{name}` {shown(shape)} is invalid for a tensor of {size} "
+                             f"elements{why}")
+        dims[dims.index(-1)] = size // known
+    elif known != size:
+        raise ValueError(f"`{name}` {shown(shape)} is invalid for a tensor of {size} "
+                         f"elements (it holds {known})")
+    return tuple(dims)
+
+
+def check_expand(sizes, shape, name="sizes"):
+    """The shape ``expand(*sizes)`` gives a tensor of shape ``shape``, by torch's rules:
+    at least one size per dimension (new ones lead), integers, ``-1`` keeping an
+    existing dimension, and only dimensions of length 1 changing."""
+    n = len(shape)
+    if len(sizes) < n:
+        raise ValueError(f"`{name}` must name at least {n} sizes (one per dimension), "
+                         f"got {sizes}")
+    k = len(sizes) - n
+    out = []
+    for i, s in enumerate(sizes):
+        if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)):
+            raise TypeError(f"`{name}` must be integers, got {sizes}")
+        s = int(s)
+        old = shape[i - k] if i >= k else None
+        if s == -1 and old is not None:
+            s = old
+        if s < 0:
+            raise ValueError(f"`{name}` must be non-negative (or -1 for an existing "
+                             f"dimension), got {sizes}")
+        if old is not None and old != 1 and s != old:
+            raise ValueError(f"`{name}` must keep the length {old} of dimension {i - k} "
+                             f"(only axes of length 1 expand), got {sizes}")
+        out.append(s)
+    return tuple(out)

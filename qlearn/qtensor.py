@@ -207,21 +207,23 @@ def dequantize(input):
     r"""The real values of a quantized tensor, ``r = scale * (q - zero_point)``, as float32.
 
     The inverse of the affine map (eq. :eq:`dequantize`), per tensor or per channel.  A
-    plain float array is returned unchanged (as ``torch.dequantize`` does for a float
-    tensor), so the function can sit at the end of any pipeline.
+    plain float array, NumPy float scalar or float :class:`qlearn.Tensor` is returned
+    unchanged (as ``torch.dequantize`` does for a float tensor, 0-d included), so the
+    function can sit at the end of any pipeline.
 
     Parameters
     ----------
-    input : QTensor or ndarray of float
+    input : QTensor, ndarray of float, NumPy float scalar or float Tensor
 
     Returns
     -------
-    ndarray of float32
+    ndarray of float32 (or ``input`` itself)
 
     Raises
     ------
     TypeError
-        If ``input`` is neither a QTensor nor a float array.
+        If ``input`` is none of these (an integer array, a Python float, a list: torch
+        refuses a Python number too).
 
     Examples
     --------
@@ -231,6 +233,14 @@ def dequantize(input):
     """
     if isinstance(input, QTensor):
         return input.dequantize()
-    if isinstance(input, np.ndarray) and input.dtype.kind == "f":
+    # a NumPy float scalar is a 0-d float array in all but type: both pass through, as
+    # torch.dequantize returns a float tensor (0-d included) itself
+    if isinstance(input, (np.ndarray, np.floating)) and input.dtype.kind == "f":
         return input
-    raise TypeError(f"`input` must be a QTensor, got {type(input).__name__}")
+    from .autograd.tensor import Tensor  # (lazy: autograd imports this module)
+    if isinstance(input, Tensor) and input.is_floating_point():
+        return input
+    raise TypeError(f"`input` must be a QTensor or a float array or Tensor, got "
+                    f"{type(input).__name__}"
+                    + (f" of {input.dtype}" if isinstance(input, (np.ndarray, Tensor))
+                       else ""))

@@ -5,6 +5,7 @@ tensors (``ql.int8``, ``ql.int64``, ``ql.bool`` ...) hold data such as quantized
 counts and masks, never require gradients, and follow PyTorch's rules for the dtype of
 mixed operations (:mod:`qlearn.autograd.promotion`).
 """
+import math
 import numbers
 
 import numpy as np
@@ -766,18 +767,23 @@ class Tensor:
         ``torch.Tensor.reshape``; ``view`` is an alias."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return ops.Reshape.apply(self, shape)
+        return ops.Reshape.apply(self, V.check_shape(shape, self.data.size))
 
     view = reshape
 
     def flatten(self, start_dim=0, end_dim=-1):
         """Merge dims ``start_dim`` to ``end_dim`` into one (``torch.Tensor.flatten``); a 0-d
         tensor becomes shape ``(1,)``."""
+        start, end = _dim(start_dim, self.ndim, "start_dim"), _dim(end_dim, self.ndim, "end_dim")
         if self.ndim == 0:
             return self.reshape(1)
-        start, end = start_dim % self.ndim, end_dim % self.ndim
-        shape = self.shape[:start] + (-1,) + self.shape[end + 1:]
-        return self.reshape(shape)
+        if start > end:
+            raise ValueError(f"`start_dim` must not come after `end_dim`, got "
+                             f"start_dim={start_dim} (axis {start}) and end_dim={end_dim} "
+                             f"(axis {end})")
+        # the merged length itself, not -1: a tensor with a zero-size axis has no -1
+        merged = math.prod(self.shape[start:end + 1])
+        return self.reshape(self.shape[:start] + (merged,) + self.shape[end + 1:])
 
     def squeeze(self, dim=None):
         """Drop size-1 dims: all of them, or only ``dim`` if given and of size 1
@@ -800,21 +806,23 @@ class Tensor:
         gradient is summed over the broadcast dims."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        lead = len(shape) - self.ndim
-        shape = tuple(self.shape[i - lead] if n == -1 else n for i, n in enumerate(shape))
-        return ops.Expand.apply(self, shape)
+        return ops.Expand.apply(self, V.check_expand(shape, self.shape))
 
     def permute(self, *axes):
         """Reorder the dims as ``axes`` (``torch.Tensor.permute``); the gradient is permuted
         back."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        return ops.Permute.apply(self, tuple(_dim(a, self.ndim) for a in axes))
+        dims = tuple(_dim(a, self.ndim, "dims") for a in axes)
+        if len(dims) != self.ndim or len(set(dims)) != len(dims):
+            raise ValueError(f"`dims` must be a permutation of the {self.ndim} axes, got "
+                             f"{axes}")
+        return ops.Permute.apply(self, dims)
 
     def transpose(self, dim0, dim1):
         """Swap dims ``dim0`` and ``dim1`` (``torch.Tensor.transpose``)."""
         axes = list(range(self.ndim))
-        dim0, dim1 = _dim(dim0, self.ndim), _dim(dim1, self.ndim)
+        dim0, dim1 = _dim(dim0, self.ndim, "dim0"), _dim(dim1, self.ndim, "dim1")
         axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
         return ops.Permute.apply(self, tuple(axes))
 
@@ -863,12 +871,13 @@ class MaxResult(tuple):
         return self[1]
 
 
-def _dim(dim, ndim):
+def _dim(dim, ndim, name="dim"):
     """``dim`` as a non-negative axis, or a clear error."""
-    if not isinstance(dim, (int, np.integer)):
-        raise TypeError(f"`dim` must be an int, got {type(dim).__name__}")
+    if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"`{name}` must be an int, got {type(dim).__name__}")
     if not -max(ndim, 1) <= dim < max(ndim, 1):
-        raise ValueError(f"`dim` must be in [{-max(ndim, 1)}, {max(ndim, 1) - 1}], got {dim}")
+        raise ValueError(f"`{name}` must be in [{-max(ndim, 1)}, {max(ndim, 1) - 1}], "
+                         f"got {dim}")
     return int(dim) % max(ndim, 1)
 
 

@@ -182,6 +182,19 @@ class GraphModule(Module):
         text = super().__repr__()
         return re.sub(r"^GraphModule", self._class_name, text, count=1)
 
+    # -- copies ---------------------------------------------------------------------------
+    # The generated ``forward`` is a function made by exec(): pickle cannot name it.  The
+    # state keeps the graph (its nodes name their targets: module-level functions, method
+    # names, dotted paths) and the generated code is rebuilt from it, as torch.fx's
+    # GraphModule.__reduce__ regenerates its code on load.
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k not in ("_forward_fn", "_code")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.graph.owning_module = self
+        self.recompile()
+
     def __deepcopy__(self, memo):
         import copy
         new = GraphModule.__new__(GraphModule)

@@ -1,5 +1,6 @@
 r"""``qlearn.onnx.export``: write a converted (quantized) model as an ONNX model."""
 import os
+import warnings
 
 import numpy as np
 
@@ -184,10 +185,45 @@ def _dims(name, shape, dynamic_axes):
     return dims
 
 
+def _check_names(value, arg):
+    """``input_names`` / ``output_names``: None or a list (tuple) of distinct strings."""
+    if value is None:
+        return []
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise TypeError(f"`{arg}` must be a list of str, got {type(value).__name__} "
+                        f"{value!r}")
+    for i, name in enumerate(value):
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"`{arg}` must be a list of non-empty str, got {value!r} "
+                            f"(element {i} is {type(name).__name__} {name!r})")
+    dup = sorted({n for n in value if list(value).count(n) > 1})
+    if dup:
+        raise ValueError(f"`{arg}` must be distinct (an ONNX graph names each value "
+                         f"once), got {value!r}: {dup} repeated")
+    return list(value)
+
+
+def _check_count(names, n, arg, what):
+    # torch.onnx.export's message (it raises RuntimeError; qlearn's policy: ValueError)
+    if len(names) > n:
+        raise ValueError(f"`{arg}`: number of {what} names provided ({len(names)}) "
+                         f"exceeded number of {what}s ({n}), got {names!r}")
+
+
 def _build(model, example_input, format, opset_version, input_names, output_names,
            dynamic_axes=None):
     """The ONNX model and ``[(call, Value)]``: which tensor holds each call's output."""
     onnx = import_onnx()
+    from ..nn.modules.module import Module
+    if not isinstance(model, Module):
+        raise TypeError(f"`model` must be a qlearn.nn.Module (a converted model or a "
+                        f"GraphModule), got {type(model).__name__}")
+    input_names = _check_names(input_names, "input_names")
+    output_names = _check_names(output_names, "output_names")
+    both = sorted(set(input_names) & set(output_names))
+    if both:
+        raise ValueError(f"`input_names` and `output_names` must not share a name (an "
+                         f"ONNX graph names each value once), got {both} in both")
     if format not in _FORMATS:
         raise ValueError(f"`format` must be one of {_FORMATS}, got {format!r}")
     max_opset = onnx.defs.onnx_opset_version()
@@ -201,12 +237,13 @@ def _build(model, example_input, format, opset_version, input_names, output_name
                         f"{type(dynamic_axes).__name__}")
     inputs = example_input if isinstance(example_input, tuple) else (example_input,)
     inputs = tuple(_as_input(x, i) for i, x in enumerate(inputs))
+    _check_count(input_names, len(inputs), "input_names", "input")
     rec = record(model, inputs, lambda m: module_conversion(m) is not None)
 
     g = GraphBuilder(int(opset_version))
     cv = Converter(g, format)
     cv.constants = rec.constants
-    names = list(input_names or [])
+    names = input_names
     for i, x in enumerate(inputs):
         name = names[i] if i < len(names) else ("input" if i == 0 else f"input_{i}")
         g.fresh(name)
@@ -230,7 +267,16 @@ def _build(model, example_input, format, opset_version, input_names, output_name
         trace.append((call, cv.bind(call.out, result)))
 
     outs = rec.output if isinstance(rec.output, (tuple, list)) else (rec.output,)
-    names = list(output_names or [])
+    names = list(output_names)
+    _check_count(names, len(outs), "output_names", "output")
+    valid = {vi.name for vi in g.inputs} | {
+        names[i] if i < len(names) else ("output" if i == 0 else f"output_{i}")
+        for i in range(len(outs))}
+    for key in dynamic_axes or {}:
+        if key not in valid:        # torch.onnx.export warns the same way
+            warnings.warn(f"qlearn.onnx.export: provided key {key!r} for dynamic axes is "
+                          f"not a valid input/output name (the graph has "
+                          f"{sorted(valid)})", UserWarning, stacklevel=3)
     graph_inputs = {vi.name for vi in g.inputs}
     used = set()
     for i, obj in enumerate(outs):

@@ -269,6 +269,8 @@ def get_logger_dict(mod, prefix=""):
     """
     if not isinstance(mod, Module):
         raise TypeError(f"`mod` must be a qlearn nn.Module, got {type(mod).__name__}")
+    if not isinstance(prefix, str):
+        raise TypeError(f"`prefix` must be a str, got {type(prefix).__name__} {prefix!r}")
     target_dict = {}
     _get_logger_dict_helper(mod, target_dict, prefix)
     return target_dict
@@ -399,6 +401,7 @@ def prepare_model_with_stubs(float_module, q_module, module_swap_list, logger_cl
     """
     _check_pair(float_module, q_module, "prepare_model_with_stubs")
     _check_swap_list(module_swap_list)
+    _check_logger_cls(logger_cls, ShadowLogger)
     _prepare_with_stubs(float_module, q_module, set(module_swap_list), logger_cls)
 
 
@@ -417,14 +420,22 @@ def _prepare_with_stubs(float_module, q_module, swap, logger_cls):
         q_module._modules[key] = value
 
 
-def _check_swap_list(module_swap_list):
+def _check_swap_list(module_swap_list, name="module_swap_list"):
     try:
         types = list(module_swap_list)
     except TypeError:
         types = None
     if types is None or not all(isinstance(t, type) for t in types):
-        raise TypeError(f"`module_swap_list` must be a set or list of module classes "
+        raise TypeError(f"`{name}` must be a set or list of module classes "
                         f"(e.g. {{nn.Conv2d, nn.Linear}}), got {module_swap_list!r}")
+
+
+def _check_logger_cls(logger_cls, base):
+    # checked before any logger is attached: a bad class would otherwise fail inside
+    # the first module's hook, and the message would blame that module
+    if not (isinstance(logger_cls, type) and issubclass(logger_cls, Logger)):
+        raise TypeError(f"`logger_cls` must be a subclass of qlearn's numeric-suite Logger "
+                        f"(such as {base.__name__}), got {logger_cls!r}")
 
 
 # --- checks and running ---------------------------------------------------------------------
@@ -550,6 +561,7 @@ def compare_model_stub(float_model, q_model, module_swap_list, *data,
     """
     _check_pair(float_model, q_model, "compare_model_stub")
     _check_swap_list(module_swap_list)
+    _check_logger_cls(logger_cls, ShadowLogger)
     swap = set(module_swap_list)
     _prepare_with_stubs(float_model, q_model, swap, logger_cls)
     if not any(isinstance(m, Shadow) for m in q_model.modules()):
@@ -684,7 +696,8 @@ def prepare_model_outputs(float_module, q_module, logger_cls=OutputLogger, allow
     """
     if allow_list is None:
         allow_list = _default_allow_list()
-    _check_swap_list(allow_list)
+    _check_swap_list(allow_list, "allow_list")
+    _check_logger_cls(logger_cls, OutputLogger)
     allow = set(allow_list)
     _add_loggers(float_module, logger_cls, allow, set())
     _add_loggers(q_module, logger_cls, allow, _non_leaf_allow())

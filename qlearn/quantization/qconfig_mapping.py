@@ -200,14 +200,14 @@ class QConfigMapping:
         conf = cls()
         if _GLOBAL_DICT_KEY in qconfig_dict:
             conf.set_global(qconfig_dict[_GLOBAL_DICT_KEY])
-        for object_type, qconfig in qconfig_dict.get(_OBJECT_TYPE_DICT_KEY, []):
+        for object_type, qconfig in _entries(qconfig_dict, _OBJECT_TYPE_DICT_KEY, 2):
             conf.set_object_type(object_type, qconfig)
-        for regex, qconfig in qconfig_dict.get(_MODULE_NAME_REGEX_DICT_KEY, []):
+        for regex, qconfig in _entries(qconfig_dict, _MODULE_NAME_REGEX_DICT_KEY, 2):
             conf.set_module_name_regex(regex, qconfig)
-        for name, qconfig in qconfig_dict.get(_MODULE_NAME_DICT_KEY, []):
+        for name, qconfig in _entries(qconfig_dict, _MODULE_NAME_DICT_KEY, 2):
             conf.set_module_name(name, qconfig)
-        for name, object_type, index, qconfig in qconfig_dict.get(
-                _MODULE_NAME_OBJECT_TYPE_ORDER_DICT_KEY, []):
+        for name, object_type, index, qconfig in _entries(
+                qconfig_dict, _MODULE_NAME_OBJECT_TYPE_ORDER_DICT_KEY, 4):
             conf.set_module_name_object_type_order(name, object_type, index, qconfig)
         return conf
 
@@ -222,6 +222,29 @@ class QConfigMapping:
             else:
                 out += f"\n  {value}"
         return out + "\n)"
+
+
+def _entries(qconfig_dict, key, n):
+    """``qconfig_dict[key]`` (default empty) as a list of ``n``-tuples, or a TypeError
+    naming the key and the entry (PyTorch fails with an unpacking error naming neither)."""
+    value = qconfig_dict.get(key, [])
+    form = "(object_type, qconfig)" if key == _OBJECT_TYPE_DICT_KEY else \
+        "(regex, qconfig)" if key == _MODULE_NAME_REGEX_DICT_KEY else \
+        "(module_name, qconfig)" if key == _MODULE_NAME_DICT_KEY else \
+        "(module_name, object_type, index, qconfig)"
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"`qconfig_dict[{key!r}]` must be a list of {form} tuples, got "
+                        f"{type(value).__name__} {value!r}")
+    for i, entry in enumerate(value):
+        # the kinds PyTorch's unpacking raises: TypeError for no tuple, ValueError for
+        # a tuple of the wrong length
+        if not isinstance(entry, (list, tuple)):
+            raise TypeError(f"`qconfig_dict[{key!r}][{i}]` must be a {form} tuple, got "
+                            f"{entry!r}")
+        if len(entry) != n:
+            raise ValueError(f"`qconfig_dict[{key!r}][{i}]` must be a {form} tuple "
+                             f"({n} items), got {len(entry)} items: {entry!r}")
+    return value
 
 
 def _default_mapping(is_qat, backend, version):

@@ -203,6 +203,10 @@ def quantize_layers(model, qconfig_dict, calibrate_fn, simulate=None, graph=Fals
     if not callable(calibrate_fn):
         raise TypeError(f"`calibrate_fn` must be callable as calibrate_fn(model), got "
                         f"{type(calibrate_fn).__name__}")
+    for name, qc in qconfig_dict.items():
+        if qc is not None and not isinstance(qc, QConfig):
+            raise TypeError(f"quantize_layers: `qconfig_dict[{name!r}]` must be a QConfig "
+                            f"or None, got {type(qc).__name__} {qc!r}")
     active = {k: v for k, v in qconfig_dict.items() if v is not None}
     if simulate is None:
         simulate = any(_is_fake_quant(qc) for qc in active.values())
@@ -275,10 +279,14 @@ def _output(model, args):
 def _metric(eval_fn, model, who):
     value = eval_fn(model)
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         raise TypeError(f"{who}: `eval_fn` must return a number (e.g. the accuracy), got "
                         f"{type(value).__name__}") from None
+    if math.isnan(number):      # NaN compares false with everything: no ranking, no target
+        raise ValueError(f"{who}: `eval_fn` returned NaN; the layers can only be ranked by "
+                         f"a number (+-inf is allowed)")
+    return number
 
 
 def _weight_bits(qconfig):
@@ -421,11 +429,29 @@ def _check_callables(calibrate_fn, eval_fn, who):
                             f"{type(fn).__name__}")
 
 
+def _check_qconfig(qconfig, higher_is_better, who):
+    # a QConfig, not None: a table of layers "quantized" with no qconfig would be all
+    # float (SQNR inf); a truthy string such as "no" would rank the wrong way
+    if not isinstance(qconfig, QConfig):
+        raise TypeError(f"{who}: `qconfig` must be a QConfig (e.g. "
+                        f"tq.get_default_qconfig('x86') or fake_quant_qconfig(4)), got "
+                        f"{type(qconfig).__name__} {qconfig!r}")
+    if not isinstance(higher_is_better, (bool, np.bool_)):
+        raise TypeError(f"{who}: `higher_is_better` must be a bool, got "
+                        f"{type(higher_is_better).__name__} {higher_is_better!r}")
+
+
 def _check_layers(model, layers, who):
     if layers is None:
         layers = quantizable_layers(model)
     else:
+        if isinstance(layers, str):     # list("fc1") would be ["f", "c", "1"]
+            raise TypeError(f"{who}: `layers` must be a list of layer names, got the str "
+                            f"{layers!r} (write [{layers!r}])")
         layers = list(layers)
+        dup = sorted({n for n in layers if layers.count(n) > 1}, key=str)
+        if dup:
+            raise ValueError(f"{who}: `layers` names {dup} more than once")
         known = dict(model.named_modules())
         for name in layers:
             if name not in known or not name:
@@ -520,6 +546,7 @@ def sensitivity_analysis(model, qconfig, calibrate_fn, eval_fn, layers=None,
     """
     who = "sensitivity_analysis"
     _check_model(model, who)
+    _check_qconfig(qconfig, higher_is_better, who)
     _check_callables(calibrate_fn, eval_fn, who)
     layers = _check_layers(model, layers, who)
     args, ref_out, ref = _reference(model, example_inputs, calibrate_fn)
@@ -693,6 +720,7 @@ def mixed_precision(model, qconfig, calibrate_fn, eval_fn, fallback_qconfig=None
     """
     who = "mixed_precision"
     _check_model(model, who)
+    _check_qconfig(qconfig, higher_is_better, who)
     _check_callables(calibrate_fn, eval_fn, who)
     layers = _check_layers(model, layers, who)
     if sensitivity is None:
