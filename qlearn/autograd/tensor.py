@@ -785,6 +785,110 @@ class Tensor:
         merged = math.prod(self.shape[start:end + 1])
         return self.reshape(self.shape[:start] + (merged,) + self.shape[end + 1:])
 
+    # -- slices along one dim (each a GetItem, so the gradient scatters back) -----------
+    def _along(self, d, key):
+        return self[(slice(None),) * d + (key,)]
+
+    def select(self, dim, index):
+        """The slice ``index`` along ``dim``, that dim removed (``torch.Tensor.select``);
+        ``index`` in ``[-size, size - 1]``."""
+        if self.ndim == 0:
+            raise ValueError("select() cannot be applied to a 0-d tensor")
+        d = _dim(dim, self.ndim)
+        size = self.shape[d]
+        i = _int(index, "index")
+        if not -size <= i < size:   # torch: IndexError
+            raise IndexError(f"`index` must be in [{-size}, {size - 1}] for dimension {d} "
+                             f"of length {size}, got {index}")
+        return self._along(d, i)
+
+    def narrow(self, dim, start, length):
+        """The ``length`` slices from ``start`` along ``dim`` (``torch.Tensor.narrow``);
+        a negative ``start`` counts from the end, and ``start + length`` must not pass it."""
+        if self.ndim == 0:
+            raise ValueError("narrow() cannot be applied to a 0-d tensor")
+        d = _dim(dim, self.ndim)
+        size = self.shape[d]
+        s, n = _int(start, "start"), _int(length, "length")
+        if not -size <= s <= size:
+            raise IndexError(f"`start` must be in [{-size}, {size}] for dimension {d} of "
+                             f"length {size}, got {start}")
+        if s < 0:
+            s += size
+        if n < 0 or s + n > size:
+            raise ValueError(f"`start` + `length` must be at most {size} (dimension {d}) "
+                             f"with a non-negative `length`, got start={start}, "
+                             f"length={length}")
+        return self._along(d, slice(s, s + n))
+
+    def index_select(self, dim, index):
+        """The slices ``index`` (a 0-d or 1-d integer index) along ``dim``, as a copy
+        (``torch.Tensor.index_select``); indices in ``[0, size)``, repeats allowed (their
+        gradients add)."""
+        d = _dim(dim, self.ndim)
+        raw = index.data if isinstance(index, Tensor) else index
+        try:
+            idx = np.asarray(raw)
+        except (TypeError, ValueError):
+            idx = None
+        if idx is None or not (idx.dtype.kind in "iu" or (idx.size == 0
+                                                          and idx.dtype.kind == "f")):
+            raise TypeError(f"`index` must be a vector of integers, got "
+                            f"{type(index).__name__}")
+        if idx.ndim > 1:
+            raise IndexError(f"`index` must be a vector (0-d or 1-d), got shape {idx.shape}")
+        idx = idx.reshape(-1).astype(np.intp)
+        size = self.shape[d] if self.ndim else 1
+        bad = idx[(idx < 0) | (idx >= size)]
+        if bad.size:
+            raise IndexError(f"`index` must hold indices in [0, {size - 1}] for dimension "
+                             f"{d} of length {size}, got {int(bad[0])}")
+        if self.ndim == 0:
+            return self.reshape(1)[idx].reshape(idx.shape if np.ndim(raw) else ())
+        return self._along(d, idx)
+
+    def unbind(self, dim=0):
+        """The slices along ``dim``, a tuple of :meth:`select` results
+        (``torch.Tensor.unbind``)."""
+        if self.ndim == 0:
+            raise ValueError("unbind() cannot be applied to a 0-d tensor")
+        d = _dim(dim, self.ndim)
+        return tuple(self._along(d, i) for i in range(self.shape[d]))
+
+    def split(self, split_size_or_sections, dim=0):
+        """Pieces along ``dim`` (``torch.Tensor.split``): of ``split_size`` each (the last
+        one shorter), or of the listed sizes, which must add up to the dim's length."""
+        if self.ndim == 0:
+            raise ValueError("split() cannot be applied to a 0-d tensor")
+        d = _dim(dim, self.ndim)
+        size = self.shape[d]
+        if isinstance(split_size_or_sections, (list, tuple)):
+            sizes = [_int(n, "split_size_or_sections") for n in split_size_or_sections]
+            if any(n < 0 for n in sizes) or sum(sizes) != size:
+                raise ValueError(f"`split_size_or_sections` must be non-negative sizes "
+                                 f"adding up to {size} (dimension {d}), got {sizes}")
+        else:
+            step = _int(split_size_or_sections, "split_size_or_sections")
+            if step < 0 or (step == 0 and size):
+                raise ValueError(f"`split_size_or_sections` must be positive, got {step}")
+            sizes = [min(step, size - i) for i in range(0, size, step)] if size else [0]
+        starts = np.cumsum([0] + sizes[:-1])
+        return tuple(self._along(d, slice(int(a), int(a) + n))
+                     for a, n in zip(starts, sizes))
+
+    def chunk(self, chunks, dim=0):
+        """At most ``chunks`` pieces along ``dim``, each of ``ceil(size / chunks)`` (the
+        last shorter; ``torch.Tensor.chunk``); an empty dim gives ``chunks`` empty pieces,
+        as torch."""
+        n = _int(chunks, "chunks")
+        if n <= 0:
+            raise ValueError(f"`chunks` must be positive, got {chunks}")
+        if self.ndim == 0:
+            raise ValueError("chunk() cannot be applied to a 0-d tensor")
+        d = _dim(dim, self.ndim)
+        size = self.shape[d]
+        return self.split(-(-size // n), d) if size else self.split([0] * n, d)
+
     def squeeze(self, dim=None):
         """Drop size-1 dims: all of them, or only ``dim`` if given and of size 1
         (``torch.Tensor.squeeze``)."""
@@ -879,6 +983,13 @@ def _dim(dim, ndim, name="dim"):
         raise ValueError(f"`{name}` must be in [{-max(ndim, 1)}, {max(ndim, 1) - 1}], "
                          f"got {dim}")
     return int(dim) % max(ndim, 1)
+
+
+def _int(value, name):
+    """``value`` as a Python int (a NumPy integer too), or a TypeError naming it."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"`{name}` must be an int, got {type(value).__name__}")
+    return int(value)
 
 
 def _pick(dim, axis, keepdim, keepdims):
