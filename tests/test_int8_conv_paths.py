@@ -47,6 +47,9 @@ SHAPES = [
     (2, 12, 5, 31, 70, 2, 1, 1),
     (1, 4, 3, 40, 16, 3, 0, 1),
     (1, 16, 6, 23, 33, 1, 2, 1),
+    # 72 channels: 162 groups per 64-column block, VNNI's prefetched full tiles (strided
+    # and one pointer per tap) next to the other tiles
+    (1, 72, 4, 14, 80, 1, 1, 1),
 ]
 
 

@@ -65,7 +65,10 @@ static inline __attribute__((always_inline)) void qconv_indirect_block_body(
                     const long j0 = p0 * QGEMM_NR;
                     const long nc = Ng - j0 < np * QGEMM_NR ? Ng - j0 : np * QGEMM_NR;
                     const qgemm_outctx oc = {&e, i0, j0, nc, ldc, out, NULL};
-                    QGEMM_U8S8_6X64_VNNI_INDIRECT_STRIDED[np - 1](
+                    /* QGEMM_VNNI_PF_NOTE: a weight block larger than L1 prefetched */
+                    ((np == 4 && Kg >= QGEMM_VNNI_PF_MIN_KG)
+                         ? qgemm_u8s8_6x64_vnni_indirect_strided_pf
+                         : QGEMM_U8S8_6X64_VNNI_INDIRECT_STRIDED[np - 1])(
                         ptrs, can_merge ? kh : T, can_merge ? kw * gpt : gpt, sw * C,
                         packed + p0 * Kg * 64, Kg * 64, &oc);
                 }

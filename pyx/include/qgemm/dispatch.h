@@ -62,7 +62,10 @@ static void qlearn_qgemm_tile(int path, const uint8_t *a, long lda, long i0, lon
     if (path == QGEMM_VNNI) {
         /* the epilogue runs on the accumulator registers: no tile round trip */
         const qgemm_outctx oc = {e, i0, j0, nc, ldc, out_u8, out_f};
-        QGEMM_U8S8_6X64_VNNI[mr - 1][np - 1](arow, lda, bp, Kg, panel_stride, &oc);
+        if (mr == 6 && np == 4 && Kg >= QGEMM_VNNI_PF_MIN_KG)   /* QGEMM_VNNI_PF_NOTE */
+            qgemm_u8s8_6x64_vnni_pf(arow, lda, bp, Kg, panel_stride, &oc);
+        else
+            QGEMM_U8S8_6X64_VNNI[mr - 1][np - 1](arow, lda, bp, Kg, panel_stride, &oc);
     } else if (mr == 1 && np > 1) {
         /* AVX2, one row: up to 4 panels at once (four streams of the weight) */
         for (long p = 0; p < np; p += 4) {
@@ -108,9 +111,13 @@ static void qlearn_qgemm_tile_indirect(int path, const uint8_t *const *ptrs, lon
     if (j0 + nc > N) nc = N - j0;
     if (path == QGEMM_VNNI) {
         const qgemm_outctx oc = {e, i0, j0, nc, ldc, out_u8, NULL};
-        QGEMM_U8S8_6X64_VNNI_INDIRECT[mr - 1][np - 1](ptrs, T, gpt,
-                                                      packed + p0 * panel_stride,
-                                                      panel_stride, &oc);
+        if (mr == 6 && np == 4 && Kg >= QGEMM_VNNI_PF_MIN_KG)   /* QGEMM_VNNI_PF_NOTE */
+            qgemm_u8s8_6x64_vnni_indirect_pf(ptrs, T, gpt, packed + p0 * panel_stride,
+                                             panel_stride, &oc);
+        else
+            QGEMM_U8S8_6X64_VNNI_INDIRECT[mr - 1][np - 1](ptrs, T, gpt,
+                                                          packed + p0 * panel_stride,
+                                                          panel_stride, &oc);
         return;
     }
     const qgemm_avx2_outctx o = {e, i0, j0, nc, ldc, out_u8, NULL};

@@ -29,7 +29,8 @@
 
 QGEMM_INLINE QGEMM_VNNI_FN void qgemm_u8s8_6x64_vnni_indirect_body(
         const uint8_t *const *ptrs, long T, long gpt, long rs, const int8_t *bp,
-        long panel_stride, const qgemm_outctx *oc, const int MR, const int NP) {
+        long panel_stride, const qgemm_outctx *oc, const int MR, const int NP,
+        const int PF) {
     QGEMM_VNNI_INIT_ALL
     for (long t = 0; t < T; t++) {
         QGEMM_IND_PTR(0) QGEMM_IND_PTR(1) QGEMM_IND_PTR(2)
@@ -39,6 +40,8 @@ QGEMM_INLINE QGEMM_VNNI_FN void qgemm_u8s8_6x64_vnni_indirect_body(
         for (long g = 0; g < gpt; g++) {
             const int8_t *bg = bt + g * 64;
             const uint8_t *a0g = a0 + 4 * g;
+            /* the taps' groups are consecutive: the prefetch runs on across taps */
+            QGEMM_VNNI_PREFETCH(bg)
             /* Row r reads at a0g + off_r (one moving pointer, the offsets in registers):
              * the asm hides the offsets' values, so GCC does not turn each row into a
              * pointer of its own, incremented every step (6 more integer uops per
@@ -58,7 +61,7 @@ QGEMM_INLINE QGEMM_VNNI_FN void qgemm_u8s8_6x64_vnni_indirect_body(
 #define QGEMM_IND_INST(MR, NP) \
 QGEMM_VNNI_FN static void qgemm_u8s8_6x64_vnni_indirect_r##MR##_p##NP(const uint8_t *const *ptrs, \
         long T, long gpt, const int8_t *bp, long ps, const qgemm_outctx *oc) { \
-    qgemm_u8s8_6x64_vnni_indirect_body(ptrs, T, gpt, 0, bp, ps, oc, MR, NP); }
+    qgemm_u8s8_6x64_vnni_indirect_body(ptrs, T, gpt, 0, bp, ps, oc, MR, NP, 0); }
 #define QGEMM_IND_ROW(MR) QGEMM_IND_INST(MR, 1) QGEMM_IND_INST(MR, 2) \
     QGEMM_IND_INST(MR, 3) QGEMM_IND_INST(MR, 4)
 QGEMM_IND_ROW(1) QGEMM_IND_ROW(2) QGEMM_IND_ROW(3) QGEMM_IND_ROW(4) QGEMM_IND_ROW(5)
@@ -77,7 +80,7 @@ static const qgemm_ind_fn QGEMM_U8S8_6X64_VNNI_INDIRECT[6][4] = {
 QGEMM_VNNI_FN static void qgemm_u8s8_6x64_vnni_indirect_strided_p##NP( \
         const uint8_t *const *ptrs, long T, long gpt, long rs, const int8_t *bp, long ps, \
         const qgemm_outctx *oc) { \
-    qgemm_u8s8_6x64_vnni_indirect_body(ptrs, T, gpt, rs, bp, ps, oc, 6, NP); }
+    qgemm_u8s8_6x64_vnni_indirect_body(ptrs, T, gpt, rs, bp, ps, oc, 6, NP, 0); }
 QGEMM_IND_STRIDED_INST(1) QGEMM_IND_STRIDED_INST(2) QGEMM_IND_STRIDED_INST(3)
 QGEMM_IND_STRIDED_INST(4)
 
@@ -87,6 +90,17 @@ typedef void (*qgemm_ind_strided_fn)(const uint8_t *const *, long, long, long,
 static const qgemm_ind_strided_fn QGEMM_U8S8_6X64_VNNI_INDIRECT_STRIDED[4] = {
     qgemm_u8s8_6x64_vnni_indirect_strided_p1, qgemm_u8s8_6x64_vnni_indirect_strided_p2,
     qgemm_u8s8_6x64_vnni_indirect_strided_p3, qgemm_u8s8_6x64_vnni_indirect_strided_p4};
+
+/* The full tiles with the weight prefetched (QGEMM_VNNI_PF_NOTE in
+ * qgemm_u8s8_6x64_vnni.h), for weight blocks larger than L1: the strided form and the
+ * one pointer per tap form. */
+QGEMM_VNNI_FN static void qgemm_u8s8_6x64_vnni_indirect_strided_pf(
+        const uint8_t *const *ptrs, long T, long gpt, long rs, const int8_t *bp, long ps,
+        const qgemm_outctx *oc) {
+    qgemm_u8s8_6x64_vnni_indirect_body(ptrs, T, gpt, rs, bp, ps, oc, 6, 4, 1); }
+QGEMM_VNNI_FN static void qgemm_u8s8_6x64_vnni_indirect_pf(const uint8_t *const *ptrs,
+        long T, long gpt, const int8_t *bp, long ps, const qgemm_outctx *oc) {
+    qgemm_u8s8_6x64_vnni_indirect_body(ptrs, T, gpt, 0, bp, ps, oc, 6, 4, 1); }
 #endif  /* QLEARN_HAVE_X86_SIMD */
 
 #endif
