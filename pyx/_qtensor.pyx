@@ -668,25 +668,9 @@ cdef class QTensor:
             raise ValueError("index_select() cannot be applied to a 0-d tensor")
         d = _dim(dim, n, "dim")
         from qlearn.autograd.tensor import Tensor
-        raw = index.data if isinstance(index, Tensor) else index
-        try:
-            idx = np.asarray(raw)
-        except (TypeError, ValueError):
-            idx = None
-        if idx is None or not (idx.dtype.kind in "iu" or (idx.size == 0 and
-                                                          idx.dtype.kind == "f")):
-            raise TypeError(f"`index` must be a vector of integers, got "
-                            f"{_shown(index)}" + (f" of {idx.dtype}" if idx is not None
-                                                  else ""))
-        if idx.ndim > 1:    # torch's class for a bad index shape
-            raise IndexError(f"`index` must be a vector (0-d or 1-d), got shape "
-                             f"{idx.shape}")
-        idx = idx.reshape(-1).astype(np.intp) if idx.size else np.zeros(0, np.intp)
-        size = self.shape[d]
-        bad = idx[(idx < 0) | (idx >= size)]
-        if bad.size:
-            raise IndexError(f"`index` must hold indices in [0, {size - 1}] for "
-                             f"dimension {d} of length {size}, got {int(bad[0])}")
+        from qlearn._validation import check_index_vector
+        idx = check_index_vector(index.data if isinstance(index, Tensor) else index,
+                                 self.shape[d], d)
         data = np.take(self._int, idx, axis=d)
         if self._axis == d:
             return self._with_channels(data, d, idx)

@@ -269,6 +269,30 @@ def check_float_qparams(scales, zero_points, channels):
     return s, z32
 
 
+def check_index_vector(index, size, dim, name="index"):
+    """``index`` (the argument of ``index_select``: a 0-d or 1-d integer index, an
+    empty float list counted as empty) as a 1-d ``intp`` array of indices into a
+    dimension ``dim`` of length ``size``, by torch's rules: ``TypeError`` for a
+    non-integer index, ``IndexError`` for one of more than one dimension or an index
+    outside ``[0, size)`` (negative ones included)."""
+    try:
+        idx = np.asarray(index)
+    except (TypeError, ValueError):
+        idx = None
+    if idx is None or not (idx.dtype.kind in "iu" or (idx.size == 0
+                                                      and idx.dtype.kind == "f")):
+        raise TypeError(f"`{name}` must be a vector of integers, got {shown(index)}"
+                        + (f" of {idx.dtype}" if idx is not None else ""))
+    if idx.ndim > 1:    # torch's class for a bad index shape
+        raise IndexError(f"`{name}` must be a vector (0-d or 1-d), got shape {idx.shape}")
+    idx = idx.reshape(-1).astype(np.intp) if idx.size else np.zeros(0, np.intp)
+    bad = idx[(idx < 0) | (idx >= size)]
+    if bad.size:
+        raise IndexError(f"`{name}` must hold indices in [0, {size - 1}] for dimension "
+                         f"{dim} of length {size}, got {int(bad[0])}")
+    return idx
+
+
 def check_shape(shape, size, name="shape"):
     """``shape`` (the arguments of ``reshape`` / ``view``) checked by torch's rules for a
     tensor of ``size`` elements, before NumPy sees it: integers (not bools), each ``>= 0``

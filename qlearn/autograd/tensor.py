@@ -827,22 +827,7 @@ class Tensor:
         gradients add)."""
         d = _dim(dim, self.ndim)
         raw = index.data if isinstance(index, Tensor) else index
-        try:
-            idx = np.asarray(raw)
-        except (TypeError, ValueError):
-            idx = None
-        if idx is None or not (idx.dtype.kind in "iu" or (idx.size == 0
-                                                          and idx.dtype.kind == "f")):
-            raise TypeError(f"`index` must be a vector of integers, got "
-                            f"{type(index).__name__}")
-        if idx.ndim > 1:
-            raise IndexError(f"`index` must be a vector (0-d or 1-d), got shape {idx.shape}")
-        idx = idx.reshape(-1).astype(np.intp)
-        size = self.shape[d] if self.ndim else 1
-        bad = idx[(idx < 0) | (idx >= size)]
-        if bad.size:
-            raise IndexError(f"`index` must hold indices in [0, {size - 1}] for dimension "
-                             f"{d} of length {size}, got {int(bad[0])}")
+        idx = V.check_index_vector(raw, self.shape[d] if self.ndim else 1, d)
         if self.ndim == 0:
             return self.reshape(1)[idx].reshape(idx.shape if np.ndim(raw) else ())
         return self._along(d, idx)
