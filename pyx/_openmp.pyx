@@ -22,6 +22,12 @@ import numpy as np
 
 cdef extern from "qlearn_threadpool.h":
     ctypedef void (*qlearn_pool_fn)(void *ctx, long item, int slot) noexcept nogil
+    ctypedef struct qlearn_pool_plan_t:
+        pass
+    int qlearn_pool_plan(qlearn_pool_plan_t *pl, qlearn_pool_fn fn, long units,
+                         int num_threads, long work) noexcept nogil
+    void qlearn_pool_run_plan(qlearn_pool_plan_t *pl, qlearn_pool_fn fn, void *ctx,
+                              long items) noexcept nogil
     int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_threads,
                         long work) noexcept nogil
     void qlearn_pool_shutdown() noexcept nogil
@@ -88,6 +94,11 @@ def get_num_threads():
 
 #: ``qlearn_pool_run`` of ``qlearn_threadpool.h`` for the kernel modules (see _parallel.pxd).
 pool_capsule = PyCapsule_New(<void *> qlearn_pool_run, b"qlearn_pool_run", NULL)
+#: ``qlearn_pool_plan`` and ``qlearn_pool_run_plan``: a job whose split depends on the
+#: thread count asks first how many threads it gets (see qlearn_pool_plan.h).
+pool_plan_capsule = PyCapsule_New(<void *> qlearn_pool_plan, b"qlearn_pool_plan", NULL)
+pool_run_plan_capsule = PyCapsule_New(<void *> qlearn_pool_run_plan,
+                                      b"qlearn_pool_run_plan", NULL)
 
 
 def pool_workers():
@@ -101,12 +112,13 @@ def pool_stats():
     ``jobs``: jobs run on several threads; ``serial``: jobs asked for several threads
     that ran alone; ``waits``: jobs whose caller had to wait for a worker's unit at the
     end; ``long_waits``: such waits over 100 us; ``worker_units``: units run by workers;
-    ``wait_us``: microseconds the caller spent in those waits.
+    ``wait_us``: microseconds the caller spent in those waits; ``serial_units``: the
+    units of the ``serial`` jobs.
     """
-    cdef long out[6]
+    cdef long out[7]
     qlearn_pool_stats(out)
-    return dict(zip(("jobs", "serial", "waits", "long_waits", "worker_units", "wait_us"),
-                    [out[i] for i in range(6)]))
+    return dict(zip(("jobs", "serial", "waits", "long_waits", "worker_units", "wait_us",
+                     "serial_units"), [out[i] for i in range(7)]))
 
 
 def set_pool_adaptive(bint on):
@@ -119,6 +131,13 @@ def set_pool_adaptive(bint on):
     with nogil:
         before = qlearn_pool_set_adaptive(on)
     return bool(before)
+
+
+def _set_pool_alone(bint on):
+    """Run every job alone (``True``; tests: a job the pool runs alone must be split as
+    a 1-thread call), or go back to the adaptive choice (``False``)."""
+    with nogil:
+        qlearn_pool_set_adaptive(2 if on else 1)
 
 
 def set_pool_spin_us(long us):

@@ -18,7 +18,7 @@ import numpy as np
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from libc.string cimport memcpy, memset
 
-from _parallel cimport pool_run_t
+from _parallel cimport pool_plan_t, pool_run_plan_t, pool_run_t, qlearn_pool_plan_t
 from _typedefs cimport float32_t, int8_t, int16_t, int32_t, intp_t, uint8_t
 
 from _qgemm_decl cimport (QGEMM_AVX2, QGEMM_AVX2_EXACT, QGEMM_NR, QGEMM_VNNI,
@@ -59,11 +59,15 @@ cdef extern from "qconv/dispatch.h":
                                 const qgemm_epilogue *e, uint8_t *out,
                                 long ldc) noexcept nogil
 
-from ._openmp import pool_capsule
+from ._openmp import pool_capsule, pool_plan_capsule, pool_run_plan_capsule
 
 # The process's thread pool (pyx/include/qlearn_threadpool.h; see _parallel.pxd).
 cdef pool_run_t parallel_for = <pool_run_t> PyCapsule_GetPointer(pool_capsule,
                                                                  b"qlearn_pool_run")
+cdef pool_plan_t pool_plan = <pool_plan_t> PyCapsule_GetPointer(pool_plan_capsule,
+                                                                b"qlearn_pool_plan")
+cdef pool_run_plan_t pool_run_plan = <pool_run_plan_t> PyCapsule_GetPointer(
+    pool_run_plan_capsule, b"qlearn_pool_run_plan")
 
 cdef enum:
     SERIAL_BYTES = 1 << 16
@@ -620,14 +624,16 @@ def depthwise3x3(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels las
         num_threads = nt = 1
     # Bands: DW_UNITS_PER_THREAD per thread when there are several (a late or
     # preempted thread leaves its share to the others), else as many rows as fit the
-    # buffer; a band of b rows reads (b - 1) stride + 2 dil + 1 input rows.
-    band = (Ho + DW_UNITS_PER_THREAD * nt - 1) // (DW_UNITS_PER_THREAD * nt) if nt > 1 else Ho
-    band = max(1, min(band, (DW_BUF_BYTES // (Wp * C) - 2 * dil - 1) // stride + 1))
-    rows_in = (band - 1) * stride + 2 * dil + 1
+    # buffer (_dw_band_rows).  The pool chooses alone or in parallel before the bands
+    # are cut (_dw_run), so the scratch holds either split: nt buffers of the nt-thread
+    # bands' input rows or one of the 1-thread bands'.
+    band = _dw_band_rows(Ho, Wp, C, stride, dil, nt)
+    rows_in = max(nt * ((band - 1) * stride + 2 * dil + 1),
+                  (_dw_band_rows(Ho, Wp, C, stride, dil, 1) - 1) * stride + 2 * dil + 1)
     # per thread: the padded input rows and a row of int32 sums; shared: sum_t wz and
     # the weights packed for the SIMD kernels
     # (all in one kept scratch block, as conv_gemm's)
-    cdef intp_t o_acc = _up64(nt * rows_in * Wp * C)
+    cdef intp_t o_acc = _up64(rows_in * Wp * C)
     cdef intp_t o_wpk = _up64(o_acc + (nt * Wo * C + 2 * C) * sizeof(int32_t))
     cdef intp_t n_wpk = max(1, (C // 16) * 5 * 2 * 16)
     cdef size_t got = 0
@@ -637,8 +643,8 @@ def depthwise3x3(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels las
     cdef int32_t *wsum = accp + nt * Wo * C
     try:
         _dw_run(scratch, accp, wpkp, wsum, n_wpk, simd, x, wz, stride, pad, dil,
-                a_zp, bias_q, mult, out_zp, lo, hi, out, N, H, W, C, Ho, Wo, Wp, band,
-                rows_in, nchw, num_threads)
+                a_zp, bias_q, mult, out_zp, lo, hi, out, N, H, W, C, Ho, Wo, Wp,
+                nchw, num_threads)
     finally:
         _scratch_give(scratch, got)
 
@@ -648,10 +654,12 @@ cdef void _dw_run(uint8_t *bufs, int32_t *accp, int16_t *wpkp, int32_t *wsum,
                   const int32_t[:, ::1] wz, int stride, int pad, int dil, uint8_t a_zp,
                   const float32_t[::1] bias_q, const float32_t[::1] mult, int32_t out_zp,
                   int32_t lo, int32_t hi, uint8_t[:, :, :, ::1] out, intp_t N, intp_t H,
-                  intp_t W, intp_t C, intp_t Ho, intp_t Wo, intp_t Wp, intp_t band,
-                  intp_t rows_in, bint nchw, int num_threads) noexcept:
+                  intp_t W, intp_t C, intp_t Ho, intp_t Wo, intp_t Wp, bint nchw,
+                  int num_threads) noexcept:
     """depthwise3x3 on its scratch: sum_t wz and the packed taps, then the bands."""
     cdef DwJob job
+    cdef qlearn_pool_plan_t plan
+    cdef int nt
     cdef qgemm_epilogue e
     cdef intp_t t, c
     with nogil:
@@ -673,10 +681,28 @@ cdef void _dw_run(uint8_t *bufs, int32_t *accp, int16_t *wpkp, int32_t *wsum,
     job.wz, job.wpk, job.fill = &wz[0, 0], wpkp, a_zp
     job.Ho, job.Wo, job.stride, job.dil, job.e, job.out = \
         Ho, Wo, stride, dil, &e, &out[0, 0, 0, 0]
-    job.band, job.nbands, job.rows_in = band, (Ho + band - 1) // band, rows_in
     job.bufs, job.acc = bufs, accp
     with nogil:
-        parallel_for(_dw_band, &job, N * job.nbands, num_threads, N * Ho * Wo * C)
+        _dw_bands(&job, _dw_band_rows(Ho, Wp, C, stride, dil, num_threads))
+        nt = pool_plan(&plan, _dw_band, N * job.nbands, num_threads, N * Ho * Wo * C)
+        if nt != num_threads:
+            _dw_bands(&job, _dw_band_rows(Ho, Wp, C, stride, dil, nt))
+        pool_run_plan(&plan, _dw_band, &job, N * job.nbands)
+
+
+cdef intp_t _dw_band_rows(intp_t Ho, intp_t Wp, intp_t C, int stride, int dil,
+                          int nt) noexcept nogil:
+    """Output rows per band of the depthwise kernel on ``nt`` threads: DW_UNITS_PER_THREAD
+    bands per thread when there are several, else as many rows as fit the buffer; a band
+    of b rows reads (b - 1) stride + 2 dil + 1 input rows."""
+    cdef intp_t band = (Ho + DW_UNITS_PER_THREAD * nt - 1) // (DW_UNITS_PER_THREAD * nt) \
+        if nt > 1 else Ho
+    return max(1, min(band, (DW_BUF_BYTES // (Wp * C) - 2 * dil - 1) // stride + 1))
+
+
+cdef void _dw_bands(DwJob *job, intp_t band) noexcept nogil:
+    job.band, job.nbands = band, (job.Ho + band - 1) // band
+    job.rows_in = (band - 1) * job.stride + 2 * job.dil + 1
 
 
 cdef enum:

@@ -23,7 +23,7 @@ from cpython.pycapsule cimport PyCapsule_GetPointer
 from libc.math cimport nearbyintf, fminf, fmaxf
 from libc.stdlib cimport free, malloc
 
-from _parallel cimport pool_run_t
+from _parallel cimport pool_plan_t, pool_run_plan_t, pool_run_t, qlearn_pool_plan_t
 from _typedefs cimport float32_t, int8_t, int32_t, int64_t, intp_t, uint8_t
 
 from _qgemm_decl cimport (QGEMM_AVX2, QGEMM_AVX2_EXACT, QGEMM_GENERIC, QGEMM_NR,
@@ -40,13 +40,17 @@ GENERIC, AVX2, AVX2_EXACT, VNNI = QGEMM_GENERIC, QGEMM_AVX2, QGEMM_AVX2_EXACT, Q
 
 cnp.import_array()
 
-from ._openmp import pool_capsule
+from ._openmp import pool_capsule, pool_plan_capsule, pool_run_plan_capsule
 
 # The process's thread pool (pyx/include/qlearn_threadpool.h): the caller claims work
 # units too, and returns once every claimed unit is done, never waiting for a worker
 # that has not started.
 cdef pool_run_t parallel_for = <pool_run_t> PyCapsule_GetPointer(pool_capsule,
                                                                  b"qlearn_pool_run")
+cdef pool_plan_t pool_plan = <pool_plan_t> PyCapsule_GetPointer(pool_plan_capsule,
+                                                                b"qlearn_pool_plan")
+cdef pool_run_plan_t pool_run_plan = <pool_run_plan_t> PyCapsule_GetPointer(
+    pool_run_plan_capsule, b"qlearn_pool_run_plan")
 
 cdef enum:
     # Below this many multiply-adds a GEMM runs on one thread: waking a worker costs
@@ -254,7 +258,7 @@ cdef int _gemm_run(int path, const uint8_t *a, intp_t M, intp_t lda, intp_t K,
     """The tiled GEMM (eq. (4)) with its epilogue ``e``; returns the path that ran."""
     cdef intp_t Kg = (K + 3) // 4, P = (N + QGEMM_NR - 1) // QGEMM_NR
     cdef intp_t mtiles, ptiles
-    cdef int mr_max, np_max, amax
+    cdef int mr_max, np_max, amax, nt
     cdef int32_t *rowsum = NULL
     if any_wzp:
         rowsum = <int32_t *> malloc(M * sizeof(int32_t))
@@ -274,34 +278,19 @@ cdef int _gemm_run(int path, const uint8_t *a, intp_t M, intp_t lda, intp_t K,
     ptiles = (P + np_max - 1) // np_max
     if M * N * K < SERIAL_MACS:
         num_threads = 1
-    # A work unit is one panel block (the columns of one tile) x a run of row tiles:
-    # it streams its weight panels once for all its rows.  Units are numbered so that
-    # the pool's caller, which claims from the front, and its worker, which claims from
-    # the back, each compute about half of the output, the same half on every call:
-    # * usually the threads split N: a unit is every row of one panel block, and each
-    #   thread streams only its half of the weight (an M = 1 or 16 GEMM is bound by
-    #   reading it, and that half stays in the thread's L2 from call to call); runs of
-    #   row tiles are cut only when panel blocks alone are too few for the threads;
-    # * when the activations are too large to stay in L2 (M K > A_L2_BYTES), a unit
-    #   streaming every row would fetch them again from L3 for each panel block; the
-    #   threads then split M instead: units run over the panel blocks of one run of
-    #   row tiles (`by_rows`), so each thread's rows stay in its L2 and only the weight
-    #   streams.
-    # Each tile is computed whole by one thread: the result never depends on the split.
+    # A work unit is one panel block (the columns of one tile) x a run of row tiles
+    # (_gemm_split).  The pool chooses alone or in parallel first, so that a GEMM it
+    # runs alone is split as a 1-thread call (qlearn_pool_plan.h).
     cdef GemmJob job
-    job.by_rows = 0
-    job.tiles_per_unit = mtiles
-    if num_threads > 1 and M * K > A_L2_BYTES and mtiles >= 2 * num_threads:
-        job.by_rows = 1
-        job.tiles_per_unit = (mtiles + num_threads - 1) // num_threads
-    elif ptiles < UNITS_PER_THREAD * num_threads:
-        job.tiles_per_unit = max(1, (mtiles * ptiles) // (UNITS_PER_THREAD * num_threads))
-    job.mchunks = (mtiles + job.tiles_per_unit - 1) // job.tiles_per_unit
-    job.ptiles = ptiles
+    cdef qlearn_pool_plan_t plan
     job.path, job.a, job.lda, job.M, job.packed, job.N, job.Kg, job.P = \
         path, a, lda, M, packed, N, Kg, P
     job.mr_max, job.np_max, job.e, job.o8, job.of, job.ldc = mr_max, np_max, e, o8, of, ldc
-    parallel_for(_gemm_unit, &job, job.mchunks * ptiles, num_threads, M * N * K)
+    _gemm_split(&job, mtiles, ptiles, K, num_threads)
+    nt = pool_plan(&plan, _gemm_unit, job.mchunks * ptiles, num_threads, M * N * K)
+    if nt != num_threads:
+        _gemm_split(&job, mtiles, ptiles, K, nt)
+    pool_run_plan(&plan, _gemm_unit, &job, job.mchunks * ptiles)
     free(rowsum)
     return path
 
@@ -315,6 +304,34 @@ cdef struct GemmJob:
     const qgemm_epilogue *e
     uint8_t *o8
     float *of
+
+
+cdef void _gemm_split(GemmJob *job, intp_t mtiles, intp_t ptiles, intp_t K,
+                     int num_threads) noexcept nogil:
+    """Cut the GEMM into work units for ``num_threads`` threads.  Units are numbered so
+    that the pool's caller, which claims from the front, and its worker, which claims
+    from the back, each compute about half of the output, the same half on every call:
+
+    * usually the threads split N: a unit is every row of one panel block, and each
+      thread streams only its half of the weight (an M = 1 or 16 GEMM is bound by
+      reading it, and that half stays in the thread's L2 from call to call); runs of
+      row tiles are cut only when panel blocks alone are too few for the threads;
+    * when the activations are too large to stay in L2 (M K > A_L2_BYTES), a unit
+      streaming every row would fetch them again from L3 for each panel block; the
+      threads then split M instead: units run over the panel blocks of one run of
+      row tiles (``by_rows``), so each thread's rows stay in its L2 and only the weight
+      streams.
+
+    Each tile is computed whole by one thread: the result never depends on the split."""
+    job.by_rows = 0
+    job.tiles_per_unit = mtiles
+    if num_threads > 1 and job.M * K > A_L2_BYTES and mtiles >= 2 * num_threads:
+        job.by_rows = 1
+        job.tiles_per_unit = (mtiles + num_threads - 1) // num_threads
+    elif num_threads > 1 and ptiles < UNITS_PER_THREAD * num_threads:
+        job.tiles_per_unit = max(1, (mtiles * ptiles) // (UNITS_PER_THREAD * num_threads))
+    job.mchunks = (mtiles + job.tiles_per_unit - 1) // job.tiles_per_unit
+    job.ptiles = ptiles
 
 
 cdef void _gemm_unit(void *ctx, long u, int slot) noexcept nogil:

@@ -82,7 +82,7 @@ def test_stats_count_jobs():
     after = _openmp.pool_stats()
     assert after["jobs"] == before["jobs"] + 1
     assert set(after) == {"jobs", "serial", "waits", "long_waits", "worker_units",
-                          "wait_us"}
+                          "wait_us", "serial_units"}
 
 
 def test_adaptive_choice_still_runs_everything():
@@ -379,3 +379,59 @@ def test_depthwise_bands_match_reference(path, rng, n, c, h, w, stride, pad, dil
         int8_kernels.depthwise3x3(xi, pc.dw_taps, stride, pad, dil, 201, bias_q, mult, 17,
                                   0, 255, out, None, threads)
         assert_array_equal(out.transpose(0, 3, 1, 2), want, err_msg=f"{threads} threads")
+
+
+# ---- a job the pool runs alone is split as a 1-thread call (qlearn_pool_plan.h) ---------
+@pytest.fixture
+def pool_alone():
+    _openmp._set_pool_alone(True)
+    yield
+    _openmp._set_pool_alone(False)
+
+
+def _serial_units(fn):
+    before = _openmp.pool_stats()
+    out = fn()
+    after = _openmp.pool_stats()
+    assert after["jobs"] == before["jobs"]          # nothing ran in parallel
+    return after["serial_units"] - before["serial_units"], out
+
+
+def test_gemm_run_alone_is_split_as_one_thread(rng, pool_alone):
+    """M K > A_L2_BYTES: on 2 threads the rows are split (2 runs of row tiles x 16
+    panel blocks); run alone, it must be the 1-thread split, one unit per panel block."""
+    m, k, n = 256, 4096, 1024
+    a = ql.QTensor(rng.integers(0, 128, (m, k)).astype(np.uint8), ql.quint8,
+                   ql.per_tensor_affine, 0.02, 10)
+    w = ql.QTensor(rng.integers(-128, 128, (n, k)).astype(np.int8), ql.qint8,
+                   ql.per_tensor_affine, 0.01, 0)
+    lin = nnq.Linear(k, n)
+    lin.set_weight_bias(w, None)
+    lin.scale, lin.zero_point = 0.5, 64
+    ql.set_num_threads(1)
+    want = lin(a).int_repr()
+    ql.set_num_threads(2)
+    units, got = _serial_units(lambda: lin(a).int_repr())
+    assert_array_equal(got, want)
+    tile_cols = 64 if simd.active() == simd.Simd.VNNI else 16
+    assert units == n // tile_cols
+
+
+def test_depthwise_run_alone_is_split_as_one_thread(rng, pool_alone):
+    """On 2 threads a 56-row depthwise output is cut in 8 bands (each re-reads 2 halo
+    rows); run alone, it must take the 1-thread bands: as many rows as fit the buffer."""
+    c, h = 128, 56
+    x = ql.QTensor(rng.integers(0, 256, (1, c, h, h)).astype(np.uint8), ql.quint8,
+                   ql.per_tensor_affine, 0.02, 10)
+    w = ql.QTensor(rng.integers(-128, 128, (c, 1, 3, 3)).astype(np.int8), ql.qint8,
+                   ql.per_tensor_affine, 0.01, 0)
+    conv = nnq.Conv2d(c, c, 3, padding=1, groups=c)
+    conv.set_weight_bias(w, None)
+    conv.scale, conv.zero_point = 0.5, 64
+    ql.set_num_threads(1)
+    want = conv(x).int_repr()
+    ql.set_num_threads(2)
+    units, got = _serial_units(lambda: conv(x).int_repr())
+    assert_array_equal(got, want)
+    band = (2 ** 17 // ((h + 2) * c) - 3) + 1            # DW_BUF_BYTES, dil 1, stride 1
+    assert units == -(-h // band) < 8

@@ -44,7 +44,7 @@
  * the caller's own CPU, sleeping lets it run (sched_yield would hand the CPU to another
  * process for a whole slice).
  *
- * Alone or in parallel: see qlearn_pool_run, which times both for each kind of job
+ * Alone or in parallel: see qlearn_pool_plan, which times both for each kind of job
  * and runs the faster (on a busy machine a second thread only adds hand-offs).
  *
  * One job at a time: `submit` is taken with trylock, and a caller that does not get it
@@ -77,7 +77,7 @@
 #define QLEARN_POOL_MAX_UNITS 65535
 #define QLEARN_POOL_WAIT_SPIN_NS 20000
 
-typedef void (*qlearn_pool_fn)(void *ctx, long item, int slot);
+#include "qlearn_pool_plan.h"
 
 typedef struct {
     /* the job: written by the caller before `state` is published */
@@ -103,7 +103,7 @@ typedef struct {
     pthread_cond_t finished;          /* signalled when the last unit is done */
     /* statistics (only the `submit` holder writes them): see qlearn_pool_stats */
     long stat_jobs, stat_serial, stat_waits, stat_long_waits, stat_worker_units;
-    long stat_wait_us;
+    long stat_wait_us, stat_serial_units;
     pthread_t threads[QLEARN_POOL_MAX_WORKERS];
     uint32_t born[QLEARN_POOL_MAX_WORKERS];   /* the epoch when each worker started */
     int nworkers;                     /* workers started (only the `submit` holder) */
@@ -512,40 +512,77 @@ static void qlearn_pool_record(qlearn_pool_choice_t *c, int mode, long ns, int l
     }
 }
 
-/* Run fn(ctx, i, slot) for every i in [0, items) on up to num_threads threads, the
- * caller included (slot 0; workers 1 .. num_threads - 1).  Returns when every item is
- * done.  `work` tells jobs of the same function and size apart (the caller passes,
- * say, its multiply-add count).  Returns the number of threads invited (1: alone). */
-static int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_threads,
-                           long work) {
+/* Plan a job of `units` units of kind (fn, units, num_threads, work): choose whether it
+ * runs alone or on the pool, before the caller splits it (qlearn_pool_plan.h).  Returns
+ * the threads it will run on (1: alone); qlearn_pool_run_plan must follow.  `work`
+ * tells jobs of the same function and size apart (the caller passes, say, its
+ * multiply-add count). */
+static int qlearn_pool_plan(qlearn_pool_plan_t *pl, qlearn_pool_fn fn, long units,
+                            int num_threads, long work) {
     qlearn_pool_t *p = &qlearn_pool;
-    if (items <= 0) return 1;
-    if (num_threads <= 1 || items == 1 || pthread_mutex_trylock(&p->submit) != 0) {
-        for (long i = 0; i < items; i++) fn(ctx, i, 0);
+    pl->choice = NULL;
+    pl->threads = 1;
+    pl->locked = 0;
+    pl->learn = pl->exploring = 0;
+    if (units <= 1 || num_threads <= 1 || pthread_mutex_trylock(&p->submit) != 0)
         return 1;
-    }
-    long units = items < QLEARN_POOL_MAX_UNITS ? items : QLEARN_POOL_MAX_UNITS;
+    pl->locked = 1;
+    if (units > QLEARN_POOL_MAX_UNITS) units = QLEARN_POOL_MAX_UNITS;
     int nw = num_threads - 1;
     if (nw > units - 1) nw = (int)(units - 1);
     if (p->nworkers < nw) qlearn_pool_grow(p, nw);
     if (nw > p->nworkers) nw = p->nworkers;
+    if (nw <= 0) return 1;
     if (qlearn_pool_adaptive < 0) qlearn_pool_adaptive = 1;
-    int mode = nw > 0, learn = 0, exploring = 0;
-    qlearn_pool_choice_t *c = NULL;
-    long t0 = 0;
-    if (mode && qlearn_pool_adaptive) {
-        c = qlearn_pool_choice(fn, items, work, num_threads);
-        mode = qlearn_pool_decide(c, &learn, &exploring);
-        t0 = qlearn_pool_now_ns();
+    if (qlearn_pool_adaptive == 2) return 1;   /* every job alone (tests) */
+    int mode = 1;
+    if (qlearn_pool_adaptive) {
+        qlearn_pool_choice_t *c = qlearn_pool_choice(fn, units, work, num_threads);
+        mode = qlearn_pool_decide(c, &pl->learn, &pl->exploring);
+        pl->choice = c;
     }
-    if (mode) qlearn_pool_dispatch(p, fn, ctx, items, nw);
-    else {
+    pl->threads = mode ? nw + 1 : 1;
+    return pl->threads;
+}
+
+/* Run the planned job: fn(ctx, i, slot) for every i in [0, items), on the plan's
+ * threads (the caller is slot 0, workers 1 .. threads - 1); returns when every item is
+ * done.  The time it took teaches the plan's kind of job. */
+static void qlearn_pool_run_plan(qlearn_pool_plan_t *pl, qlearn_pool_fn fn, void *ctx,
+                                 long items) {
+    qlearn_pool_t *p = &qlearn_pool;
+    if (!pl->locked) {
+        for (long i = 0; i < items; i++) fn(ctx, i, 0);
+        return;
+    }
+    int mode = pl->threads > 1 && items > 1;
+    long t0 = qlearn_pool_now_ns();
+    if (mode) {
+        long units = items < QLEARN_POOL_MAX_UNITS ? items : QLEARN_POOL_MAX_UNITS;
+        int nw = pl->threads - 1;
+        qlearn_pool_dispatch(p, fn, ctx, items, nw < units - 1 ? nw : (int)(units - 1));
+    } else {
         p->stat_serial++;
+        p->stat_serial_units += items;
         for (long i = 0; i < items; i++) fn(ctx, i, 0);
     }
-    if (c) qlearn_pool_record(c, mode, qlearn_pool_now_ns() - t0, learn, exploring);
+    if (pl->choice)
+        qlearn_pool_record((qlearn_pool_choice_t *)pl->choice, mode,
+                           qlearn_pool_now_ns() - t0, pl->learn, pl->exploring);
+    pl->locked = 0;
     pthread_mutex_unlock(&p->submit);
-    return mode ? nw + 1 : 1;
+}
+
+/* Run fn(ctx, i, slot) for every i in [0, items) on up to num_threads threads, the
+ * caller included: a job whose split does not depend on the thread count, planned and
+ * run at once.  Returns the number of threads it ran on (1: alone). */
+static int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_threads,
+                           long work) {
+    qlearn_pool_plan_t pl;
+    if (items <= 0) return 1;
+    qlearn_pool_plan(&pl, fn, items, num_threads, work);
+    qlearn_pool_run_plan(&pl, fn, ctx, items);
+    return pl.threads;
 }
 
 /* Tests: the adaptive choice fed with given times instead of running anything.  Call i
@@ -615,11 +652,12 @@ static long qlearn_pool_set_spin_us(long us) {
 
 /* jobs run on several threads, jobs run alone (threads asked for), waits at the end,
  * waits longer than 100 us, units run by workers */
-static void qlearn_pool_stats(long out[6]) {
+static void qlearn_pool_stats(long out[7]) {
     qlearn_pool_t *p = &qlearn_pool;
     pthread_mutex_lock(&p->submit);
     out[0] = p->stat_jobs; out[1] = p->stat_serial; out[2] = p->stat_waits;
     out[3] = p->stat_long_waits; out[4] = p->stat_worker_units; out[5] = p->stat_wait_us;
+    out[6] = p->stat_serial_units;
     pthread_mutex_unlock(&p->submit);
 }
 

@@ -101,8 +101,8 @@ def pool_stats():
     """Counters of the int8 kernels' thread pool since start-up (a dict; benchmarks and
     tests): ``jobs`` run on several threads, ``serial`` jobs that ran alone, ``waits``
     (the caller waited for a worker's unit at the end), ``long_waits`` (over 100 us),
-    ``worker_units`` (units run by workers) and ``wait_us`` (microseconds spent in
-    those waits)."""
+    ``worker_units`` (units run by workers), ``wait_us`` (microseconds spent in
+    those waits) and ``serial_units`` (the units of the ``serial`` jobs)."""
     return _openmp.pool_stats()
 
 
