@@ -435,3 +435,52 @@ def test_depthwise_run_alone_is_split_as_one_thread(rng, pool_alone):
     assert_array_equal(got, want)
     band = (2 ** 17 // ((h + 2) * c) - 3) + 1            # DW_BUF_BYTES, dil 1, stride 1
     assert units == -(-h // band) < 8
+
+
+def test_nchw_conv_run_alone_takes_the_band_layout(rng, pool_alone):
+    """On 2 threads an NCHW convolution converts its whole input (one job), then runs
+    blocks of pixels (another); run alone, it must take the 1-thread layout instead:
+    bands that convert their own rows in cache, one job."""
+    c, h = 64, 56
+    x = ql.QTensor(rng.integers(0, 128, (2, c, h, h)).astype(np.uint8), ql.quint8,
+                   ql.per_tensor_affine, 0.02, 10)
+    w = ql.QTensor(rng.integers(-128, 128, (c, c, 3, 3)).astype(np.int8), ql.qint8,
+                   ql.per_tensor_affine, 0.01, 0)
+    conv = nnq.Conv2d(c, c, 3, padding=1)
+    conv.set_weight_bias(w, None)
+    conv.scale, conv.zero_point = 0.5, 64
+    ql.set_num_threads(1)
+    want = conv(x).int_repr()
+    ql.set_num_threads(2)
+    before = _openmp.pool_stats()
+    got = conv(x).int_repr()
+    after = _openmp.pool_stats()
+    assert_array_equal(got, want)
+    assert after["jobs"] == before["jobs"]
+    assert after["serial"] - before["serial"] == 1
+
+
+def test_planned_jobs_match_one_thread_in_every_mode(rng):
+    """Alone, adaptive and always parallel: the same integers as a 1-thread call."""
+    x = ql.QTensor(rng.integers(0, 256, (2, 32, 20, 20)).astype(np.uint8), ql.quint8,
+                   ql.per_tensor_affine, 0.02, 10)
+    w = ql.QTensor(rng.integers(-128, 128, (48, 32, 3, 3)).astype(np.int8), ql.qint8,
+                   ql.per_tensor_affine, 0.01, 0)
+    wd = ql.QTensor(rng.integers(-128, 128, (32, 1, 3, 3)).astype(np.int8), ql.qint8,
+                    ql.per_tensor_affine, 0.01, 0)
+    conv = nnq.Conv2d(32, 48, 3, padding=1)
+    conv.set_weight_bias(w, None)
+    dw = nnq.Conv2d(32, 32, 3, padding=1, groups=32)
+    dw.set_weight_bias(wd, None)
+    for m in (conv, dw):
+        m.scale, m.zero_point = 0.5, 64
+    ql.set_num_threads(1)
+    want = [m(x).int_repr() for m in (conv, dw)]
+    ql.set_num_threads(2)
+    for setting in ("alone", "adaptive", "parallel"):
+        _openmp._set_pool_alone(setting == "alone")
+        _openmp.set_pool_adaptive(setting != "parallel")
+        for _ in range(12):          # warm-up and choices of the adaptive pool
+            for m, ref in zip((conv, dw), want):
+                assert_array_equal(m(x).int_repr(), ref)
+    _openmp._set_pool_alone(False)
