@@ -382,6 +382,11 @@ def test_depthwise_bands_match_reference(path, rng, n, c, h, w, stride, pad, dil
 
 
 # ---- a job the pool runs alone is split as a 1-thread call (qlearn_pool_plan.h) ---------
+# (the SIMD kernels only: the portable loops split the same way at any thread count)
+simd_kernels = pytest.mark.skipif(simd.active() == simd.Simd.GENERIC,
+                                  reason="the generic loops' split has no thread count")
+
+
 @pytest.fixture
 def pool_alone():
     _openmp._set_pool_alone(True)
@@ -389,98 +394,79 @@ def pool_alone():
     _openmp._set_pool_alone(False)
 
 
-def _serial_units(fn):
+def _int8_layer(m, w):
+    m.set_weight_bias(ql.QTensor(w, ql.qint8, ql.per_tensor_affine, 0.01, 0), None)
+    m.scale, m.zero_point = 0.5, 64
+    return m
+
+
+def _alone_at_two_threads(m, a):
+    """``m``'s output on ``a`` at 2 threads (the pool alone) equals its 1-thread output;
+    returns the jobs and units the pool ran alone."""
+    x = ql.QTensor(a, ql.quint8, ql.per_tensor_affine, 0.02, 10)
+    ql.set_num_threads(1)
+    want = m(x).int_repr()
+    ql.set_num_threads(2)
     before = _openmp.pool_stats()
-    out = fn()
+    got = m(x).int_repr()
     after = _openmp.pool_stats()
+    assert_array_equal(got, want)
     assert after["jobs"] == before["jobs"]          # nothing ran in parallel
-    return after["serial_units"] - before["serial_units"], out
+    return (after["serial"] - before["serial"],
+            after["serial_units"] - before["serial_units"])
 
 
+@simd_kernels
 def test_gemm_run_alone_is_split_as_one_thread(rng, pool_alone):
-    """M K > A_L2_BYTES: on 2 threads the rows are split (2 runs of row tiles x 16
+    """M K > A_L2_BYTES: on 2 threads the rows are split (2 runs of row tiles x the
     panel blocks); run alone, it must be the 1-thread split, one unit per panel block."""
     m, k, n = 256, 4096, 1024
-    a = ql.QTensor(rng.integers(0, 128, (m, k)).astype(np.uint8), ql.quint8,
-                   ql.per_tensor_affine, 0.02, 10)
-    w = ql.QTensor(rng.integers(-128, 128, (n, k)).astype(np.int8), ql.qint8,
-                   ql.per_tensor_affine, 0.01, 0)
-    lin = nnq.Linear(k, n)
-    lin.set_weight_bias(w, None)
-    lin.scale, lin.zero_point = 0.5, 64
-    ql.set_num_threads(1)
-    want = lin(a).int_repr()
-    ql.set_num_threads(2)
-    units, got = _serial_units(lambda: lin(a).int_repr())
-    assert_array_equal(got, want)
-    tile_cols = 64 if simd.active() == simd.Simd.VNNI else 16
-    assert units == n // tile_cols
+    lin = _int8_layer(nnq.Linear(k, n), rng.integers(-128, 128, (n, k)).astype(np.int8))
+    jobs, units = _alone_at_two_threads(lin, rng.integers(0, 128, (m, k)).astype(np.uint8))
+    assert units == n // (64 if simd.active() == simd.Simd.VNNI else 16)
 
 
+@simd_kernels
 def test_depthwise_run_alone_is_split_as_one_thread(rng, pool_alone):
     """On 2 threads a 56-row depthwise output is cut in 8 bands (each re-reads 2 halo
     rows); run alone, it must take the 1-thread bands: as many rows as fit the buffer."""
     c, h = 128, 56
-    x = ql.QTensor(rng.integers(0, 256, (1, c, h, h)).astype(np.uint8), ql.quint8,
-                   ql.per_tensor_affine, 0.02, 10)
-    w = ql.QTensor(rng.integers(-128, 128, (c, 1, 3, 3)).astype(np.int8), ql.qint8,
-                   ql.per_tensor_affine, 0.01, 0)
-    conv = nnq.Conv2d(c, c, 3, padding=1, groups=c)
-    conv.set_weight_bias(w, None)
-    conv.scale, conv.zero_point = 0.5, 64
-    ql.set_num_threads(1)
-    want = conv(x).int_repr()
-    ql.set_num_threads(2)
-    units, got = _serial_units(lambda: conv(x).int_repr())
-    assert_array_equal(got, want)
+    conv = _int8_layer(nnq.Conv2d(c, c, 3, padding=1, groups=c),
+                       rng.integers(-128, 128, (c, 1, 3, 3)).astype(np.int8))
+    jobs, units = _alone_at_two_threads(
+        conv, rng.integers(0, 256, (1, c, h, h)).astype(np.uint8))
     band = (2 ** 17 // ((h + 2) * c) - 3) + 1            # DW_BUF_BYTES, dil 1, stride 1
     assert units == -(-h // band) < 8
 
 
+@simd_kernels
 def test_nchw_conv_run_alone_takes_the_band_layout(rng, pool_alone):
     """On 2 threads an NCHW convolution converts its whole input (one job), then runs
     blocks of pixels (another); run alone, it must take the 1-thread layout instead:
     bands that convert their own rows in cache, one job."""
     c, h = 64, 56
-    x = ql.QTensor(rng.integers(0, 128, (2, c, h, h)).astype(np.uint8), ql.quint8,
-                   ql.per_tensor_affine, 0.02, 10)
-    w = ql.QTensor(rng.integers(-128, 128, (c, c, 3, 3)).astype(np.int8), ql.qint8,
-                   ql.per_tensor_affine, 0.01, 0)
-    conv = nnq.Conv2d(c, c, 3, padding=1)
-    conv.set_weight_bias(w, None)
-    conv.scale, conv.zero_point = 0.5, 64
-    ql.set_num_threads(1)
-    want = conv(x).int_repr()
-    ql.set_num_threads(2)
-    before = _openmp.pool_stats()
-    got = conv(x).int_repr()
-    after = _openmp.pool_stats()
-    assert_array_equal(got, want)
-    assert after["jobs"] == before["jobs"]
-    assert after["serial"] - before["serial"] == 1
+    conv = _int8_layer(nnq.Conv2d(c, c, 3, padding=1),
+                       rng.integers(-128, 128, (c, c, 3, 3)).astype(np.int8))
+    jobs, units = _alone_at_two_threads(
+        conv, rng.integers(0, 128, (2, c, h, h)).astype(np.uint8))
+    assert jobs == 1
 
 
 def test_planned_jobs_match_one_thread_in_every_mode(rng):
     """Alone, adaptive and always parallel: the same integers as a 1-thread call."""
     x = ql.QTensor(rng.integers(0, 256, (2, 32, 20, 20)).astype(np.uint8), ql.quint8,
                    ql.per_tensor_affine, 0.02, 10)
-    w = ql.QTensor(rng.integers(-128, 128, (48, 32, 3, 3)).astype(np.int8), ql.qint8,
-                   ql.per_tensor_affine, 0.01, 0)
-    wd = ql.QTensor(rng.integers(-128, 128, (32, 1, 3, 3)).astype(np.int8), ql.qint8,
-                    ql.per_tensor_affine, 0.01, 0)
-    conv = nnq.Conv2d(32, 48, 3, padding=1)
-    conv.set_weight_bias(w, None)
-    dw = nnq.Conv2d(32, 32, 3, padding=1, groups=32)
-    dw.set_weight_bias(wd, None)
-    for m in (conv, dw):
-        m.scale, m.zero_point = 0.5, 64
+    layers = [_int8_layer(nnq.Conv2d(32, 48, 3, padding=1),
+                          rng.integers(-128, 128, (48, 32, 3, 3)).astype(np.int8)),
+              _int8_layer(nnq.Conv2d(32, 32, 3, padding=1, groups=32),
+                          rng.integers(-128, 128, (32, 1, 3, 3)).astype(np.int8))]
     ql.set_num_threads(1)
-    want = [m(x).int_repr() for m in (conv, dw)]
+    want = [m(x).int_repr() for m in layers]
     ql.set_num_threads(2)
     for setting in ("alone", "adaptive", "parallel"):
         _openmp._set_pool_alone(setting == "alone")
         _openmp.set_pool_adaptive(setting != "parallel")
         for _ in range(12):          # warm-up and choices of the adaptive pool
-            for m, ref in zip((conv, dw), want):
+            for m, ref in zip(layers, want):
                 assert_array_equal(m(x).int_repr(), ref)
     _openmp._set_pool_alone(False)
