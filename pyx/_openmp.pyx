@@ -28,8 +28,6 @@ cdef extern from "qlearn_threadpool.h":
                          int num_threads, long work) noexcept nogil
     void qlearn_pool_run_plan(qlearn_pool_plan_t *pl, qlearn_pool_fn fn, void *ctx,
                               long items) noexcept nogil
-    void qlearn_pool_run_plan_step(qlearn_pool_plan_t *pl, qlearn_pool_fn fn, void *ctx,
-                                   long items) noexcept nogil
     int qlearn_pool_run(qlearn_pool_fn fn, void *ctx, long items, int num_threads,
                         long work) noexcept nogil
     void qlearn_pool_shutdown() noexcept nogil
@@ -96,13 +94,11 @@ def get_num_threads():
 
 #: ``qlearn_pool_run`` of ``qlearn_threadpool.h`` for the kernel modules (see _parallel.pxd).
 pool_capsule = PyCapsule_New(<void *> qlearn_pool_run, b"qlearn_pool_run", NULL)
-#: ``qlearn_pool_plan``, ``qlearn_pool_run_plan`` and its steps: a job whose split depends on the
+#: ``qlearn_pool_plan`` and ``qlearn_pool_run_plan``: a job whose split depends on the
 #: thread count asks first how many threads it gets (see qlearn_pool_plan.h).
 pool_plan_capsule = PyCapsule_New(<void *> qlearn_pool_plan, b"qlearn_pool_plan", NULL)
 pool_run_plan_capsule = PyCapsule_New(<void *> qlearn_pool_run_plan,
                                       b"qlearn_pool_run_plan", NULL)
-pool_run_plan_step_capsule = PyCapsule_New(<void *> qlearn_pool_run_plan_step,
-                                           b"qlearn_pool_run_plan_step", NULL)
 
 
 def pool_workers():

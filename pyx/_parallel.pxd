@@ -24,9 +24,6 @@
 #     nt = pool_plan(&plan, fn, units_at_num_threads, num_threads, work)
 #     ... split for nt threads ...
 #     pool_run_plan(&plan, fn, ctx, items)        # always, right after
-#
-# (a job of several steps runs the first ones with pool_run_plan_step, a capsule of
-# its own: b"qlearn_pool_run_plan_step").
 
 ctypedef void (*pool_fn)(void *ctx, long item, int slot) noexcept nogil
 ctypedef int (*pool_run_t)(pool_fn fn, void *ctx, long items, int num_threads,
@@ -41,5 +38,3 @@ ctypedef int (*pool_plan_t)(qlearn_pool_plan_t *plan, pool_fn fn, long units,
                             int num_threads, long work) noexcept nogil
 ctypedef void (*pool_run_plan_t)(qlearn_pool_plan_t *plan, pool_fn fn, void *ctx,
                                  long items) noexcept nogil
-ctypedef void (*pool_run_plan_step_t)(qlearn_pool_plan_t *plan, pool_fn fn, void *ctx,
-                                      long items) noexcept nogil

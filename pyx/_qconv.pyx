@@ -18,8 +18,7 @@ import numpy as np
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from libc.string cimport memcpy, memset
 
-from _parallel cimport (pool_plan_t, pool_run_plan_step_t, pool_run_plan_t, pool_run_t,
-                       qlearn_pool_plan_t)
+from _parallel cimport pool_plan_t, pool_run_plan_t, pool_run_t, qlearn_pool_plan_t
 from _typedefs cimport float32_t, int8_t, int16_t, int32_t, intp_t, uint8_t
 
 from _qgemm_decl cimport (QGEMM_AVX2, QGEMM_AVX2_EXACT, QGEMM_NR, QGEMM_VNNI,
@@ -60,8 +59,7 @@ cdef extern from "qconv/dispatch.h":
                                 const qgemm_epilogue *e, uint8_t *out,
                                 long ldc) noexcept nogil
 
-from ._openmp import (pool_capsule, pool_plan_capsule, pool_run_plan_capsule,
-                      pool_run_plan_step_capsule)
+from ._openmp import pool_capsule, pool_plan_capsule, pool_run_plan_capsule
 
 # The process's thread pool (pyx/include/qlearn_threadpool.h; see _parallel.pxd).
 cdef pool_run_t parallel_for = <pool_run_t> PyCapsule_GetPointer(pool_capsule,
@@ -70,8 +68,6 @@ cdef pool_plan_t pool_plan = <pool_plan_t> PyCapsule_GetPointer(pool_plan_capsul
                                                                 b"qlearn_pool_plan")
 cdef pool_run_plan_t pool_run_plan = <pool_run_plan_t> PyCapsule_GetPointer(
     pool_run_plan_capsule, b"qlearn_pool_run_plan")
-cdef pool_run_plan_step_t pool_run_plan_step = <pool_run_plan_step_t> PyCapsule_GetPointer(
-    pool_run_plan_step_capsule, b"qlearn_pool_run_plan_step")
 
 cdef enum:
     SERIAL_BYTES = 1 << 16
@@ -416,9 +412,8 @@ def conv_gemm(int simd,
     cdef intp_t ldc = out.strides[0], T = kh * kw
     cdef int mr_max, np_max, nt = max(num_threads, 1)
     cdef bint indirect
-    cdef intp_t total
-    cdef ConvLayout lay
-    cdef qlearn_pool_plan_t plan
+    cdef intp_t row_bytes, bh, nb, in_rows
+    cdef intp_t o_ptrs, o_sums, o_zrow, o_bufs, o_bands, o_conv, total
     cdef size_t got = 0
     cdef uint8_t *scratch
     cdef qgemm_epilogue e
@@ -450,108 +445,81 @@ def conv_gemm(int simd,
         path = QGEMM_AVX2_EXACT      # eq. (7): some activation (or the padding) > 127
     if M * K * Ng < (1 << 18):
         num_threads = nt = 1
-    # The pool chooses alone or in parallel before the work is cut (qlearn_pool_plan.h),
-    # so that a convolution it runs alone takes the 1-thread layout (_conv_layout: an
-    # NCHW input in bands), not the several-thread one run on one thread.  The scratch
-    # is sized for either; the plan is taken once it is (nothing can fail between the
-    # plan and its run, which releases the pool).
-    total = max(_conv_layout(&job, &lay, &g, N, nchw, indirect, mr_max, T, lda, band_bytes,
-                             num_threads),
-                _conv_layout(&job, &lay, &g, N, nchw, indirect, mr_max, T, lda, band_bytes,
-                             1))
+    # An NCHW input on one thread: bands of bh output rows, as many as fit BAND_BYTES.
+    # On several threads the input is converted whole first (nb = 0) and the blocks of
+    # pixels below share the work: bands would be few and long (whole images of a
+    # batch), and on a busy machine a thread that is preempted late in a long unit
+    # makes the other wait.
+    nb = 0
+    bh = g.Ho
+    # the padded row width of a band (indirect kernel): the columns the windows span
+    job.Wb = (g.Wo - 1) * sw + (kw - 1) * dw + 1
+    job.padded = nchw and nt == 1 and indirect
+    if nchw and nt == 1:
+        row_bytes = (job.Wb if job.padded else W) * cg
+        bh = max(1, ((band_bytes or BAND_BYTES) // max(row_bytes, 1) - (kh - 1) * dh - 1)
+                 // sh + 1)
+        nb = (g.Ho + bh - 1) // bh
+        bh = (g.Ho + nb - 1) // nb          # the same number of bands, evened out
+        nb = (g.Ho + bh - 1) // bh
+    # one scratch block: per slot the tile's pointers, the row sums, the patch rows
+    # (im2col) and the band's input rows; shared the row of Za and a converted input
+    in_rows = min(H, (bh - 1) * sh + (kh - 1) * dh + 1)
+    job.ptrs_stride = mr_max * T if indirect else 1
+    job.sums_stride = ROWS
+    job.buf_stride = 0 if indirect else _up64(ROWS * lda)
+    job.pad_bytes = (_up64(((bh - 1) * sh + (kh - 1) * dh + 1) * job.Wb * cg)
+                     if job.padded else 0)
+    job.band_stride = job.pad_bytes + _up64(in_rows * W * cg) if nb else 0
+    o_ptrs = 0
+    o_sums = _up64(o_ptrs + nt * job.ptrs_stride * sizeof(intp_t))
+    o_zrow = _up64(o_sums + nt * job.sums_stride * sizeof(int32_t))
+    o_bufs = _up64(o_zrow + max(cg, 1))
+    o_bands = o_bufs + nt * job.buf_stride
+    o_conv = o_bands + nt * job.band_stride
+    total = o_conv + (N * H * W * C if nchw and not nb else 0)
     scratch = _scratch_take(total, &got)
     try:
-        _conv_layout(&job, &lay, &g, N, nchw, indirect, mr_max, T, lda, band_bytes,
-                     num_threads)
-        nt = pool_plan(&plan, _conv_band if lay.nb else _conv_block,
-                       N * lay.nb if lay.nb else (M + job.rows - 1) // job.rows,
-                       num_threads, M * K * Ng)
-        if nt != num_threads:
-            _conv_layout(&job, &lay, &g, N, nchw, indirect, mr_max, T, lda, band_bytes, nt)
-        memset(scratch + lay.o_zrow, a_zp, max(cg, 1))
+        memset(scratch + o_zrow, a_zp, max(cg, 1))
         job.x, job.g, job.M, job.K, job.Kg, job.Ng, job.P, job.ldc = \
             &x[0, 0, 0, 0], &g, M, K, Kg, Ng, P, ldc
         job.path, job.mr_max, job.np_max, job.indirect, job.any_wzp = \
             path, mr_max, np_max, indirect, any_wzp
-        job.zrow, job.packed, job.e, job.out = scratch + lay.o_zrow, &packed[0], &e, &out[0, 0]
-        job.ptrs = <intp_t *> (scratch + lay.o_ptrs)
-        job.sums = <int32_t *> (scratch + lay.o_sums)
-        job.bufs, job.bands = scratch + lay.o_bufs, scratch + lay.o_bands
-        if lay.nb:
+        job.zrow, job.packed, job.e, job.out = scratch + o_zrow, &packed[0], &e, &out[0, 0]
+        job.ptrs = <intp_t *> (scratch + o_ptrs)
+        job.sums = <int32_t *> (scratch + o_sums)
+        job.bufs, job.bands = scratch + o_bufs, scratch + o_bands
+        job.nbands, job.bh = nb, bh
+        if nb:
             with nogil:
-                pool_run_plan(&plan, _conv_band, &job, N * lay.nb)
+                parallel_for(_conv_band, &job, N * nb, num_threads, M * K * Ng)
             return
         if nchw:
-            # several threads, short bands: convert the whole input first (a step of
-            # the planned job: blocks of rows), then the channels-last convolution below
-            # reads it
-            cj.src, cj.dst, cj.C, cj.H, cj.W, cj.HW = &x[0, 0, 0, 0], scratch + lay.o_conv, \
+            # several threads, short bands: convert the whole input first (one job of
+            # blocks of rows), then the channels-last convolution below reads it
+            cj.src, cj.dst, cj.C, cj.H, cj.W, cj.HW = &x[0, 0, 0, 0], scratch + o_conv, \
                 C, H, W, H * W
             cj.nblk_rows = max(1, min(H, (N * H + UNITS_PER_THREAD * nt - 1)
                                       // (UNITS_PER_THREAD * nt)))
             cj.nblk = (H + cj.nblk_rows - 1) // cj.nblk_rows
             with nogil:
-                pool_run_plan_step(&plan, _transpose_image_block, &cj, N * cj.nblk)
-            job.x = scratch + lay.o_conv
+                parallel_for(_transpose_image_block, &cj, N * cj.nblk, num_threads,
+                             N * C * H * W)
+            job.x = scratch + o_conv
+        # One thread: blocks of ROWS.  More: smaller blocks when there are too few to
+        # share (a 14x14 output is 196 pixels, 3 blocks of 96); every tile is still
+        # computed whole, so the output is the same.
+        job.rows = ROWS
+        if num_threads > 1:
+            job.rows = (M + UNITS_PER_THREAD * num_threads - 1) // (UNITS_PER_THREAD
+                                                                      * num_threads)
+            job.rows = min(ROWS, max(ROW_STEP, (job.rows + ROW_STEP - 1) // ROW_STEP
+                                     * ROW_STEP))
         with nogil:
-            pool_run_plan(&plan, _conv_block, &job, (M + job.rows - 1) // job.rows)
+            parallel_for(_conv_block, &job, (M + job.rows - 1) // job.rows, num_threads,
+                         M * K * Ng)
     finally:
         _scratch_give(scratch, got)
-
-
-cdef struct ConvLayout:
-    intp_t nb                           # bands of an NCHW input (0: none)
-    intp_t o_ptrs, o_sums, o_zrow, o_bufs, o_bands, o_conv   # offsets in the scratch
-
-
-cdef intp_t _conv_layout(ConvJob *job, ConvLayout *lay, const Geometry *g, intp_t N,
-                         bint nchw, bint indirect, int mr_max, intp_t T, intp_t lda,
-                         intp_t band_bytes, int nt) noexcept:
-    """How conv_gemm cuts its work on ``nt`` threads and lays out its scratch (into
-    ``job`` and ``lay``); returns the scratch bytes.
-
-    An NCHW input on one thread: bands of bh output rows, as many as fit BAND_BYTES.
-    On several threads the input is converted whole first (nb = 0) and the blocks of
-    pixels share the work: bands would be few and long (whole images of a batch), and
-    on a busy machine a thread that is preempted late in a long unit makes the other
-    wait.  One scratch block: per slot the tile's pointers, the row sums, the patch rows
-    (im2col) and the band's input rows; shared the row of Za and a converted input."""
-    cdef intp_t row_bytes, in_rows, M = N * g.Ho * g.Wo, cg = g.cg
-    cdef intp_t nb = 0, bh = g.Ho
-    # the padded row width of a band (indirect kernel): the columns the windows span
-    job.Wb = (g.Wo - 1) * g.sw + (g.kw - 1) * g.dw + 1
-    job.padded = nchw and nt == 1 and indirect
-    if nchw and nt == 1:
-        row_bytes = (job.Wb if job.padded else g.W) * cg
-        bh = max(1, ((band_bytes or BAND_BYTES) // max(row_bytes, 1) - (g.kh - 1) * g.dh
-                     - 1) // g.sh + 1)
-        nb = (g.Ho + bh - 1) // bh
-        bh = (g.Ho + nb - 1) // nb          # the same number of bands, evened out
-        nb = (g.Ho + bh - 1) // bh
-    in_rows = min(g.H, (bh - 1) * g.sh + (g.kh - 1) * g.dh + 1)
-    job.ptrs_stride = mr_max * T if indirect else 1
-    job.sums_stride = ROWS
-    job.buf_stride = 0 if indirect else _up64(ROWS * lda)
-    job.pad_bytes = (_up64(((bh - 1) * g.sh + (g.kh - 1) * g.dh + 1) * job.Wb * cg)
-                     if job.padded else 0)
-    job.band_stride = job.pad_bytes + _up64(in_rows * g.W * cg) if nb else 0
-    job.nbands, job.bh = nb, bh
-    # One thread: blocks of ROWS.  More: smaller blocks when there are too few to
-    # share (a 14x14 output is 196 pixels, 3 blocks of 96); every tile is still
-    # computed whole, so the output is the same.
-    job.rows = ROWS
-    if nt > 1:
-        job.rows = (M + UNITS_PER_THREAD * nt - 1) // (UNITS_PER_THREAD * nt)
-        job.rows = min(ROWS, max(ROW_STEP, (job.rows + ROW_STEP - 1) // ROW_STEP
-                                 * ROW_STEP))
-    lay.nb = nb
-    lay.o_ptrs = 0
-    lay.o_sums = _up64(lay.o_ptrs + nt * job.ptrs_stride * sizeof(intp_t))
-    lay.o_zrow = _up64(lay.o_sums + nt * job.sums_stride * sizeof(int32_t))
-    lay.o_bufs = _up64(lay.o_zrow + max(cg, 1))
-    lay.o_bands = lay.o_bufs + nt * job.buf_stride
-    lay.o_conv = lay.o_bands + nt * job.band_stride
-    return lay.o_conv + (N * g.H * g.W * g.C if nchw and not nb else 0)
 
 
 cdef bint _needs_exact(const uint8_t[:, :, :, ::1] x, intp_t c0, intp_t cg,

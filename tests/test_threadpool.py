@@ -439,19 +439,6 @@ def test_depthwise_run_alone_is_split_as_one_thread(rng, pool_alone):
     assert units == -(-h // band) < 8
 
 
-@simd_kernels
-def test_nchw_conv_run_alone_takes_the_band_layout(rng, pool_alone):
-    """On 2 threads an NCHW convolution converts its whole input (one job), then runs
-    blocks of pixels (another); run alone, it must take the 1-thread layout instead:
-    bands that convert their own rows in cache, one job."""
-    c, h = 64, 56
-    conv = _int8_layer(nnq.Conv2d(c, c, 3, padding=1),
-                       rng.integers(-128, 128, (c, c, 3, 3)).astype(np.int8))
-    jobs, units = _alone_at_two_threads(
-        conv, rng.integers(0, 128, (2, c, h, h)).astype(np.uint8))
-    assert jobs == 1
-
-
 def test_planned_jobs_match_one_thread_in_every_mode(rng):
     """Alone, adaptive and always parallel: the same integers as a 1-thread call."""
     x = ql.QTensor(rng.integers(0, 256, (2, 32, 20, 20)).astype(np.uint8), ql.quint8,

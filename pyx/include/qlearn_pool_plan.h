@@ -8,10 +8,7 @@
  * the kernel asks first, qlearn_pool_plan(&plan, fn, units, num_threads, work) with
  * the unit count of its num_threads split, which returns the threads the job will run
  * on (1: alone); it splits for that many and runs qlearn_pool_run_plan(&plan, fn, ctx,
- * items), which must follow (the plan may hold the pool's submit lock).  A job of
- * several parallel steps (a convolution converting its input, then computing its
- * blocks) runs the first ones with qlearn_pool_run_plan_step, on the same threads: the
- * pool learns from the time of them all.
+ * items), which must follow (the plan may hold the pool's submit lock).
  *
  * Only the types are here: the kernel modules reach the two functions through capsules
  * of qlearn._ext._openmp (see _parallel.pxd), not by including qlearn_threadpool.h. */
@@ -25,7 +22,6 @@ typedef struct {
     int threads;         /* threads the job runs on, the caller included (1: alone) */
     int locked;          /* the plan holds the pool's submit lock */
     int learn, exploring;
-    long ns;             /* time of the job's steps so far (qlearn_pool_run_plan_step) */
 } qlearn_pool_plan_t;
 
 #endif

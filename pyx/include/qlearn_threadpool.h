@@ -524,7 +524,6 @@ static int qlearn_pool_plan(qlearn_pool_plan_t *pl, qlearn_pool_fn fn, long unit
     pl->threads = 1;
     pl->locked = 0;
     pl->learn = pl->exploring = 0;
-    pl->ns = 0;
     if (units <= 1 || num_threads <= 1 || pthread_mutex_trylock(&p->submit) != 0)
         return 1;
     pl->locked = 1;
@@ -546,13 +545,19 @@ static int qlearn_pool_plan(qlearn_pool_plan_t *pl, qlearn_pool_fn fn, long unit
     return pl->threads;
 }
 
-/* fn(ctx, i, slot) for every i in [0, items) on the plan's threads (the caller is slot
- * 0, workers 1 .. threads - 1); returns when every item is done.  Returns the time. */
-static long qlearn_pool_plan_items(qlearn_pool_plan_t *pl, qlearn_pool_fn fn, void *ctx,
-                                   long items) {
+/* Run the planned job: fn(ctx, i, slot) for every i in [0, items), on the plan's
+ * threads (the caller is slot 0, workers 1 .. threads - 1); returns when every item is
+ * done.  The time it took teaches the plan's kind of job. */
+static void qlearn_pool_run_plan(qlearn_pool_plan_t *pl, qlearn_pool_fn fn, void *ctx,
+                                 long items) {
     qlearn_pool_t *p = &qlearn_pool;
+    if (!pl->locked) {
+        for (long i = 0; i < items; i++) fn(ctx, i, 0);
+        return;
+    }
+    int mode = pl->threads > 1 && items > 1;
     long t0 = qlearn_pool_now_ns();
-    if (pl->threads > 1 && items > 1) {
+    if (mode) {
         long units = items < QLEARN_POOL_MAX_UNITS ? items : QLEARN_POOL_MAX_UNITS;
         int nw = pl->threads - 1;
         qlearn_pool_dispatch(p, fn, ctx, items, nw < units - 1 ? nw : (int)(units - 1));
@@ -561,34 +566,9 @@ static long qlearn_pool_plan_items(qlearn_pool_plan_t *pl, qlearn_pool_fn fn, vo
         p->stat_serial_units += items;
         for (long i = 0; i < items; i++) fn(ctx, i, 0);
     }
-    return qlearn_pool_now_ns() - t0;
-}
-
-/* A step of a planned job that has several (qlearn_pool_plan.h): run it on the plan's
- * threads; the pool stays the plan's, and learns from the steps' time with the job's. */
-static void qlearn_pool_run_plan_step(qlearn_pool_plan_t *pl, qlearn_pool_fn fn,
-                                      void *ctx, long items) {
-    if (!pl->locked) {
-        for (long i = 0; i < items; i++) fn(ctx, i, 0);
-        return;
-    }
-    pl->ns += qlearn_pool_plan_items(pl, fn, ctx, items);
-}
-
-/* Run the planned job (its last step): fn(ctx, i, slot) for every i in [0, items) on
- * the plan's threads; returns when every item is done.  The time the job took teaches
- * the plan's kind of job; the pool is released. */
-static void qlearn_pool_run_plan(qlearn_pool_plan_t *pl, qlearn_pool_fn fn, void *ctx,
-                                 long items) {
-    qlearn_pool_t *p = &qlearn_pool;
-    if (!pl->locked) {
-        for (long i = 0; i < items; i++) fn(ctx, i, 0);
-        return;
-    }
-    long ns = pl->ns + qlearn_pool_plan_items(pl, fn, ctx, items);
     if (pl->choice)
-        qlearn_pool_record((qlearn_pool_choice_t *)pl->choice, pl->threads > 1, ns,
-                           pl->learn, pl->exploring);
+        qlearn_pool_record((qlearn_pool_choice_t *)pl->choice, mode,
+                           qlearn_pool_now_ns() - t0, pl->learn, pl->exploring);
     pl->locked = 0;
     pthread_mutex_unlock(&p->submit);
 }
