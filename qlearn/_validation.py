@@ -88,6 +88,12 @@ def _scalar(value, name, kind):
     return value
 
 
+def is_int(value):
+    """Whether ``value`` is an integer index or size: a Python or NumPy integer, not a
+    bool (torch refuses a bool where it takes an int)."""
+    return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, np.integer))
+
+
 def check_size(value, name, minimum=0, who=None):
     """Return ``value`` as an int, checking it is a whole number >= ``minimum``.
 
@@ -303,7 +309,7 @@ def check_shape(shape, size, name="shape"):
         raise ValueError(f"`{name}` () is invalid for a tensor of {size} elements")
     dims = []
     for k, v in enumerate(shape):
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        if not is_int(v):
             raise TypeError(f"`{name}` must be a tuple of integers, got {shown(shape)} "
                             f"(element {k} is {type(v).__name__} {shown(v, 20)})")
         if int(v) < -1:
@@ -337,7 +343,7 @@ def check_expand(sizes, shape, name="sizes"):
     k = len(sizes) - n
     out = []
     for i, s in enumerate(sizes):
-        if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer)):
+        if not is_int(s):
             raise TypeError(f"`{name}` must be integers, got {sizes}")
         s = int(s)
         old = shape[i - k] if i >= k else None

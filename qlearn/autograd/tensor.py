@@ -962,17 +962,16 @@ class MaxResult(tuple):
 
 def _dim(dim, ndim, name="dim"):
     """``dim`` as a non-negative axis, or a clear error."""
-    if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
-        raise TypeError(f"`{name}` must be an int, got {type(dim).__name__}")
+    dim = _int(dim, name)
     if not -max(ndim, 1) <= dim < max(ndim, 1):
         raise ValueError(f"`{name}` must be in [{-max(ndim, 1)}, {max(ndim, 1) - 1}], "
                          f"got {dim}")
-    return int(dim) % max(ndim, 1)
+    return dim % max(ndim, 1)
 
 
 def _int(value, name):
     """``value`` as a Python int (a NumPy integer too), or a TypeError naming it."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+    if not V.is_int(value):
         raise TypeError(f"`{name}` must be an int, got {type(value).__name__}")
     return int(value)
 

@@ -224,14 +224,18 @@ class QConfigMapping:
         return out + "\n)"
 
 
+_ENTRY_FORMS = {_OBJECT_TYPE_DICT_KEY: "(object_type, qconfig)",
+                _MODULE_NAME_REGEX_DICT_KEY: "(regex, qconfig)",
+                _MODULE_NAME_DICT_KEY: "(module_name, qconfig)",
+                _MODULE_NAME_OBJECT_TYPE_ORDER_DICT_KEY:
+                    "(module_name, object_type, index, qconfig)"}
+
+
 def _entries(qconfig_dict, key, n):
     """``qconfig_dict[key]`` (default empty) as a list of ``n``-tuples, or a TypeError
     naming the key and the entry (PyTorch fails with an unpacking error naming neither)."""
     value = qconfig_dict.get(key, [])
-    form = "(object_type, qconfig)" if key == _OBJECT_TYPE_DICT_KEY else \
-        "(regex, qconfig)" if key == _MODULE_NAME_REGEX_DICT_KEY else \
-        "(module_name, qconfig)" if key == _MODULE_NAME_DICT_KEY else \
-        "(module_name, object_type, index, qconfig)"
+    form = _ENTRY_FORMS[key]
     if not isinstance(value, (list, tuple)):
         raise TypeError(f"`qconfig_dict[{key!r}]` must be a list of {form} tuples, got "
                         f"{type(value).__name__} {value!r}")
