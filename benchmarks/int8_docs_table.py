@@ -58,7 +58,8 @@ def rst(data):
     path = meta.get("qlearn_path", "?")
     peers = [p for p in PEERS if results and p in results[0]["gops"]]
     header = (["case", "qlearn"] + [NAMES[p] for p in peers]
-              + [f"qlearn/{NAMES[p]}" for p in peers] + ["qlearn/best peer", "qlearn/peak"])
+              + [f"qlearn/{NAMES[p]}" for p in peers] + ["qlearn/best peer", "qlearn/peak",
+                                                  "same rounds"])
     date = meta.get("date") or datetime.date.today().isoformat()
     peak = meta.get("peak_gops")
     lines = [
@@ -70,7 +71,9 @@ def rst(data):
         f"before, {meta.get('loadavg_after')} after"
         + ("; one competing busy process" if meta.get("contended") else "") + ").  "
         + (f"The int8 peak of one core on this path, measured, is {peak:.0f} GOP/s; "
-           "qlearn/peak is a 1-thread speed over it, a 2-thread speed over twice it.  "
+           "qlearn/peak is a 1-thread speed over it, a 2-thread speed over twice it; "
+           "same rounds is qlearn/peak with the peak chains timed in each case's own "
+           "rounds, for the same work per core, so that both saw the same load.  "
            if peak else "")
         + "Speeds in GOP/s; ratios above 1 mean qlearn is faster.",
         "",
@@ -84,7 +87,8 @@ def rst(data):
                         + [f"{r['gops'][p]:.0f}" if r["gops"][p] >= 10
                            else f"{r['gops'][p]:.1f}" for p in peers]
                         + [_cell(r["ratio"][p]) for p in peers]
-                        + [_cell(_faster_peer(r)), _cell(r.get("qlearn_over_peak"))])
+                        + [_cell(_faster_peer(r)), _cell(r.get("qlearn_over_peak")),
+                           _cell(r.get("qlearn_over_peak_rounds"))])
         word = "One thread" if threads == 1 else f"{threads} threads"
         lines += [f"**{word}** (path ``{path}``)", "", _table(header, rows), ""]
     one = {r["case"]: r["gops"]["qlearn"] for r in results if r["threads"] == 1}

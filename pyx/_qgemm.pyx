@@ -124,6 +124,26 @@ def peak_gops(int path, double seconds=0.2):
     return best if check != 1 else best    # the checksum keeps the chains live
 
 
+def peak_run(int path, double ops):
+    """Run the peak chains of ``path`` (those of :func:`peak_gops`) for at least ``ops``
+    operations (2 per multiply-add) on the calling thread; returns the operations done.
+
+    Timed by the caller, alternately with a kernel doing the same number of operations,
+    it gives the peak under the conditions the kernel saw, not only at its best moment.
+    """
+    cdef int64_t macs = 0, per_step, check = 0
+    cdef long steps
+    if path == QGEMM_AVX2_EXACT:
+        path = QGEMM_AVX2
+    check_path(path)
+    with nogil:
+        qlearn_qgemm_peak(path, 1, &per_step)     # multiply-adds of one step
+    steps = max(1, <long>(ops / (2.0 * per_step)) + 1)
+    with nogil:
+        check = qlearn_qgemm_peak(path, steps, &macs)
+    return 2 * macs if check != 1 else 2 * macs
+
+
 def packed_size(intp_t N, intp_t K):
     """Bytes of the packed weight: ``ceil(N/16)`` panels x ``ceil(K/4)`` groups x 64."""
     return ((N + QGEMM_NR - 1) // QGEMM_NR) * ((K + 3) // 4) * 64

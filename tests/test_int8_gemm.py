@@ -234,6 +234,33 @@ def test_peak_gops_rejects_generic():
 
 
 @pytest.mark.parametrize("path", FAST)
+@pytest.mark.parametrize("ops", [1, 3071, 3072, 1e6 + 1])
+def test_peak_run_does_at_least_the_work_asked(path, ops):
+    # A benchmark times it against a kernel of `ops` operations: it must do no less,
+    # and at most one step of the chains more (VNNI 24 x 64, AVX2 8 x 32 multiply-adds).
+    step = 2 * (24 * 64 if path == "vnni" else 8 * 32)
+    done = int8_kernels.peak_run(path, ops)
+    assert ops <= done <= ops + step and done % step == 0
+    assert _qgemm.peak_run(CODES[path], ops) == done
+
+
+@pytest.mark.parametrize("ops", [0, -1, float("nan"), float("inf"), 2.0 ** 61])
+def test_peak_run_rejects_bad_work(ops):
+    path = "vnni" if "vnni" in FAST else "avx2"
+    if path not in FAST:
+        pytest.skip("no SIMD path on this CPU")
+    with pytest.raises(ValueError, match="`ops` must be a positive number"):
+        int8_kernels.peak_run(path, ops)
+
+
+def test_peak_run_rejects_generic():
+    with pytest.raises(ValueError, match="`simd`"):
+        _qgemm.peak_run(_qgemm.GENERIC, 10)
+    with pytest.raises(ValueError, match="`path` must be an available SIMD path"):
+        int8_kernels.peak_run("generic", 10)
+
+
+@pytest.mark.parametrize("path", FAST)
 @pytest.mark.parametrize("lo,hi", [(0, 255), (90, 255), (3, 200)])
 def test_gemm_extreme_multipliers_match_reference(path, lo, hi, rng):
     # Multipliers and biases that push (C + bias_q) mult past +-1e9, to +-inf and to

@@ -35,6 +35,7 @@ NO_TWIN = {
     "int8.to_channels_last": "a layout helper (compared with NumPy's transpose)",
     "int8.im2col": "the patches inside conv_gemm, whose twin is conv_gemm_ref",
     "int8.peak_gops": "a timing of instruction chains, not an operation on data",
+    "int8.peak_run": "instruction chains to be timed, not an operation on data",
 }
 TWIN_NAME = {"fake_quant.lsq_backward_per_channel": "lsq_backward_per_tensor_ref"}
 

@@ -243,7 +243,13 @@ def test_qat_conv_stack_matches_torch_exactly(torch_mod):
                                               "DeQuantize"]
     assert assert_same_qparams(tc, qc) == 3
     x = np.random.default_rng(11).random((3, 2, 10, 10), dtype=np.float32)
-    assert_array_equal(qc(x), tc(torch.from_numpy(x)).numpy())
+    # The integers, not the dequantized floats: the output scale comes from the ranges
+    # the observers saw in training, through float convolutions that sum in another
+    # order in torch and qlearn, so it may differ in its last bit (seen on an AMD Zen 3,
+    # where FBGEMM runs torch's x86 engine: 0.011763007 against 0.011763006).
+    qs, ts = float(qc[4].scale), float(tc[4].scale)
+    assert qs == pytest.approx(ts, rel=1e-6)
+    assert_array_equal(np.rint(qc(x) / qs), np.rint(tc(torch.from_numpy(x)).numpy() / ts))
 
 
 def test_qat_residual_net_close_to_torch(torch_mod):

@@ -49,7 +49,7 @@ from .simd import Simd
 
 __all__ = ["MAX_DEPTH", "GemmWeight", "requant_constants", "as_rows", "gemm_u8",
            "gemm_f32", "channels_last", "conv_gemm", "im2col", "depthwise3x3",
-           "AVX2_EXACT", "peak_gops"]
+           "AVX2_EXACT", "peak_gops", "peak_run"]
 
 #: The deepest reduction K for which int32 cannot overflow:
 #: ``K |a - Za| |w - Zw| <= K * 255 * 255 < 2**31``.
@@ -252,6 +252,18 @@ def depthwise3x3(xi, taps, stride, pad, dil, a_zp, bias_q, mult, out_zp, lo, hi,
                         int(path), _threads.resolve(num_threads), nchw)
 
 
+def _peak_path(path):
+    """``path`` as a Simd member with a peak (AVX2 or VNNI, on this CPU), else
+    ValueError."""
+    path = _simd._parse(path)
+    if path == Simd.GENERIC or path not in _simd.available():
+        raise ValueError(f"`path` must be an available SIMD path "
+                         f"({[p.name.lower() for p in _simd.available()[1:]]}), got "
+                         f"{path.name.lower()!r}: the generic loops have no "
+                         f"instruction-level peak")
+    return path
+
+
 def peak_gops(path, seconds=0.2):
     r"""One core's int8 peak on SIMD path ``path`` (``"avx2"``, ``"vnni"`` or a
     :class:`~qlearn.kernels.simd.Simd`), in GOP/s.
@@ -262,10 +274,21 @@ def peak_gops(path, seconds=0.2):
     :math:`2 \cdot \text{multiply-adds} / \text{time}`, what a tile could reach with no
     loads, stores or epilogue.  ``ValueError`` if this CPU lacks the path.
     """
-    path = _simd._parse(path)
-    if path == Simd.GENERIC or path not in _simd.available():
-        raise ValueError(f"`path` must be an available SIMD path "
-                         f"({[p.name.lower() for p in _simd.available()[1:]]}), got "
-                         f"{path.name.lower()!r}: the generic loops have no "
-                         f"instruction-level peak")
-    return _qgemm.peak_gops(int(path), float(seconds))
+    return _qgemm.peak_gops(int(_peak_path(path)), float(seconds))
+
+
+def peak_run(path, ops):
+    r"""Run the instruction chains of :func:`peak_gops` on ``path`` for at least ``ops``
+    operations on the calling thread, and return the operations done.
+
+    A benchmark times it in the same rounds as a kernel doing ``ops`` operations: the
+    kernel's fraction of the peak is then
+    :math:`t_{\text{peak}}(\text{ops}) / t_{\text{kernel}}(\text{ops})`, with both times
+    taken under the same load (:func:`peak_gops` is the best moment instead).
+    ``ValueError`` if this CPU lacks the path or ``ops`` is not a positive number.
+    """
+    path = _peak_path(path)
+    ops = float(ops)
+    if not (0 < ops < 2.0 ** 60):
+        raise ValueError(f"`ops` must be a positive number below 2**60, got {ops!r}")
+    return _qgemm.peak_run(int(path), ops)

@@ -15,7 +15,9 @@ qlearn                          ``"qoperator"``                  ``"qdq"``
 ``nnq.Conv1d``, ``Conv3d``      QLinearConv (int32 bias)         DQ, Conv (int32 bias), Q
 ``nnq.Linear``, ``LinearReLU``  MatMulInteger + float epilogue   DQ, Gemm (int32 bias), Q
 ``nnqd.Linear``                 (Dynamic)QuantizeLinear,         Q, DQ, Gemm
-                                MatMulInteger, Cast, Mul, Add
+                                MatMulInteger (uint8 weight
+                                without reduce_range), Cast,
+                                Mul, Add
 ``nnq.ReLU`` / ``ReLU6``        nothing (Z = 0) / Clip on uint8  DQ, Relu / Clip, Q
 ``MaxPool2d``                   MaxPool on uint8                 DQ, MaxPool, Q
 ``AdaptiveAvgPool2d``           QLinearGlobalAveragePool (ms)    DQ, GlobalAveragePool, Q
@@ -38,6 +40,18 @@ PyTorch's kernels).  Their float modules, and in a graph ``qF.layer_norm`` /
 ``instance_norm`` / ``hardswish`` / ``elu`` and the float ``F.layer_norm`` /
 ``instance_norm`` / ``group_norm`` / ``hardswish`` / ``elu``, convert to the same
 operators.
+
+On a CPU without AVX512-VNNI, onnxruntime multiplies ``uint8 x int8`` with
+``vpmaddubsw``, which adds two products in a saturating int16: an activation above 127
+next to a large weight of the same sign loses the excess (docs/int8.rst, "The
+saturation of vpmaddubsw").  qlearn's own kernels are exact on every path.  A dynamic
+``nnqd.Linear`` without ``reduce_range`` quantizes its input to the full 8 bits, so its
+``MatMulInteger`` gets the weight as ``uint8`` (:math:`w + 128`, :math:`Z_w + 128`: the
+same :math:`w - Z_w`), which onnxruntime computes exactly; with the 7-bit activations of
+the x86 qconfigs (``reduce_range=True``) the ``int8`` weight cannot saturate.  A static
+model calibrated with 7-bit activations can still meet inputs beyond its calibrated
+range at inference, whose integers then exceed 127: onnxruntime (like PyTorch's FBGEMM
+on such a CPU) may then saturate where qlearn does not.
 
 :data:`MODULE_CONVERSIONS`, :data:`FUNCTIONAL_CONVERSIONS`, :data:`FUNCTION_CONVERSIONS`
 and :data:`METHOD_CONVERSIONS` are the tables (plain dicts, printable).
@@ -359,10 +373,20 @@ def _dynamic_linear(cv, call, x):
                     name=base + "/dequantize")
         bname = g.const(base + ".bias", b) if b is not None else None
         return _linear_qdq(cv, base, xd, w, ws, wz, axis, bname, x.shape)
-    ins = [xq, g.const(base + ".weight_t", np.ascontiguousarray(w.T)), xz]
-    if np.any(wz != 0):
-        ins.append(g.const(base + ".weight_zero_point", np.broadcast_to(
-            wz, (w.shape[0],)).astype(np.int8)))
+    if getattr(mod, "reduce_range", True):
+        ins = [xq, g.const(base + ".weight_t", np.ascontiguousarray(w.T)), xz]
+        if np.any(wz != 0):
+            ins.append(g.const(base + ".weight_zero_point", np.broadcast_to(
+                wz, (w.shape[0],)).astype(np.int8)))
+    else:
+        # 8-bit activations: onnxruntime's uint8 x int8 kernel on a CPU without VNNI
+        # (vpmaddubsw) saturates pair sums above 32767, its uint8 x uint8 kernel does
+        # not; w - Z_w is unchanged by moving both to uint8 (w + 128, Z_w + 128)
+        ins = [xq, g.const(base + ".weight_t",
+                           (np.ascontiguousarray(w.T).astype(np.int16) + 128)
+                           .astype(np.uint8)), xz,
+               g.const(base + ".weight_zero_point", (np.broadcast_to(
+                   wz, (w.shape[0],)).astype(np.int16) + 128).astype(np.uint8))]
     acc = g.node("MatMulInteger", ins, base + "_acc", name=base)
     r = g.node("Cast", [acc], base + "_accf", name=base + "/cast", to=1)
     # eq. (int8-dynamic): f32(C) * f32(Sa Sw_j) + b_j
