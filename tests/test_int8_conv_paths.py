@@ -124,3 +124,33 @@ def test_channels_last_input_is_read_in_place(rng):
     w = weights(rng, (4, 8, 3, 3), False)
     got = qF.conv2d(x, w, None, 1, 1, 1, 1, scale=0.3, zero_point=1).int_repr()
     assert_array_equal(got, conv_reference(x, w, None, 1, 1, 1, 1, 0.3, 1))
+
+
+@pytest.mark.parametrize("cg, k, stride, pad, dil", [
+    (1, 3, 1, 1, 1), (2, 5, 2, 2, 1), (3, 7, 2, 3, 1), (5, 3, 1, 2, 2), (3, 1, 1, 0, 1),
+    (17, 3, 2, 1, 1)])
+@pytest.mark.parametrize("extra", [0, 1, 3, 9])
+def test_im2col_short_runs_and_depth_padding(cg, k, stride, pad, dil, extra):
+    """The patch rows of few-channel inputs (the stem's 3): taps and padding runs of a
+    few bytes, written without libc calls, and ``extra`` bytes of depth padding past
+    kh kw cg, which must be 0 (the padded weight is 0 there, Za at a padding tap)."""
+    from qlearn.kernels import int8 as k8
+    rng = np.random.default_rng(cg * 100 + k * 10 + extra)
+    C, za = cg + 2, 77
+    x = rng.integers(0, 256, (2, 9, 8, C), dtype=np.uint8)
+    c0 = 1
+    xp = np.full((2, 9 + 2 * pad, 8 + 2 * pad, cg), za, np.uint8)
+    xp[:, pad:pad + 9, pad:pad + 8] = x[..., c0:c0 + cg]
+    ho = (9 + 2 * pad - dil * (k - 1) - 1) // stride + 1
+    wo = (8 + 2 * pad - dil * (k - 1) - 1) // stride + 1
+    want = np.zeros((2 * ho * wo, k * k * cg + extra), np.uint8)
+    for n in range(2):
+        for oy in range(ho):
+            for ox in range(wo):
+                win = xp[n, oy * stride:oy * stride + dil * (k - 1) + 1:dil,
+                         ox * stride:ox * stride + dil * (k - 1) + 1:dil]
+                want[(n * ho + oy) * wo + ox, :k * k * cg] = win.reshape(-1)
+    for threads in (1, 2):
+        out = np.full_like(want, 0xAB)          # sentinel: every byte must be written
+        k8.im2col(x, c0, cg, k, k, stride, stride, pad, pad, dil, dil, za, out, threads)
+        np.testing.assert_array_equal(out, want)
