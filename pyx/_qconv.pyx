@@ -24,7 +24,7 @@ from _typedefs cimport float32_t, int8_t, int16_t, int32_t, intp_t, uint8_t
 from _qgemm_decl cimport (QGEMM_AVX2, QGEMM_AVX2_EXACT, QGEMM_NR, QGEMM_VNNI,
                           qgemm_epilogue, qgemm_epilogue_u8, qgemm_tile_mr, qgemm_tile_np,
                           qlearn_cpu_has_avx2, qlearn_cpu_has_avx512vnni,
-                          qlearn_qgemm_rowsum_max, qlearn_qgemm_tile)
+                          qlearn_qgemm_rowsum_max, qlearn_qgemm_rows)
 
 cdef extern from "qconv/dispatch.h":
     void qlearn_qconv_copy(uint8_t *d, const uint8_t *s, long n) noexcept nogil
@@ -568,7 +568,7 @@ cdef void _block_gemm(int path, const uint8_t *a, intp_t lda, intp_t rows, intp_
     """The GEMM of one block of patch rows (eq. (4)), its epilogue reading this block's
     row sums: a private copy of the epilogue points at them."""
     cdef qgemm_epilogue e = e0[0]
-    cdef intp_t i0, p0
+    cdef intp_t p0
     cdef int amax = qlearn_qgemm_rowsum_max(a, rows, K, lda,
                                             rowsum if any_wzp else NULL,
                                             path == QGEMM_AVX2)
@@ -577,11 +577,8 @@ cdef void _block_gemm(int path, const uint8_t *a, intp_t lda, intp_t rows, intp_
     e.rowsum = rowsum if any_wzp else NULL
     p0 = 0
     while p0 < P:
-        i0 = 0
-        while i0 < rows:
-            qlearn_qgemm_tile(path, a, lda, i0, min(mr_max, rows - i0), packed, Ng, Kg,
-                              p0, min(np_max, P - p0), &e, out, NULL, ldc)
-            i0 += mr_max
+        qlearn_qgemm_rows(path, a, lda, 0, rows, mr_max, packed, Ng, Kg, p0,
+                          min(np_max, P - p0), &e, out, NULL, ldc)
         p0 += np_max
 
 

@@ -30,7 +30,7 @@ from _qgemm_decl cimport (QGEMM_AVX2, QGEMM_AVX2_EXACT, QGEMM_GENERIC, QGEMM_NR,
                           QGEMM_VNNI, qgemm_epilogue, qgemm_epilogue_f32,
                           qgemm_epilogue_u8, qgemm_tile_mr, qgemm_tile_np,
                           qlearn_cpu_has_avx2, qlearn_cpu_has_avx512vnni, qlearn_qgemm_pack,
-                          qlearn_qgemm_peak, qlearn_qgemm_rowsum_max, qlearn_qgemm_tile)
+                          qlearn_qgemm_peak, qlearn_qgemm_rowsum_max, qlearn_qgemm_rows)
 
 #: Columns per packed panel (the micro-kernels' width).
 NR = QGEMM_NR
@@ -364,12 +364,8 @@ cdef void _gemm_unit(void *ctx, long u, int slot) noexcept nogil:
     cdef intp_t p0 = pb * j.np_max
     cdef intp_t i0 = mc * j.tiles_per_unit * j.mr_max
     cdef intp_t i1 = min(j.M, i0 + j.tiles_per_unit * j.mr_max)
-    cdef intp_t npn = min(j.np_max, j.P - p0), mr
-    while i0 < i1:
-        mr = min(j.mr_max, i1 - i0)
-        qlearn_qgemm_tile(j.path, j.a, j.lda, i0, mr, j.packed, j.N, j.Kg, p0, npn, j.e,
-                          j.o8, j.of, j.ldc)
-        i0 += j.mr_max
+    qlearn_qgemm_rows(j.path, j.a, j.lda, i0, i1, j.mr_max, j.packed, j.N, j.Kg, p0,
+                      min(j.np_max, j.P - p0), j.e, j.o8, j.of, j.ldc)
 
 
 cdef class PackedGemm:

@@ -39,6 +39,10 @@ cdef extern from "qgemm/dispatch.h":
                            const int8_t *packed, long N, long Kg, long p0, long npanels,
                            const qgemm_epilogue *e, uint8_t *out_u8, float *out_f,
                            long ldc) noexcept nogil
+    void qlearn_qgemm_rows(int path, const uint8_t *a, long lda, long i0, long i1,
+                           long mr_max, const int8_t *packed, long N, long Kg, long p0,
+                           long npanels, const qgemm_epilogue *e, uint8_t *out_u8,
+                           float *out_f, long ldc) noexcept nogil
     void qlearn_qgemm_tile_indirect(int path, const uint8_t *const *ptrs, long T,
                                     long gpt, long i0, long mr, const int8_t *packed,
                                     long N, long Kg, long p0, long npanels,

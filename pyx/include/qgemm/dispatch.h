@@ -45,6 +45,13 @@ static int qlearn_qgemm_rowsum_max(const uint8_t *a, long M, long K, long lda,
 static inline int qgemm_tile_mr(int path) { return path == QGEMM_VNNI ? 6 : 4; }
 static inline int qgemm_tile_np(int path) { return path == QGEMM_VNNI ? 4 : 1; }
 
+/* After a tile, back in code compiled for baseline x86-64: clear the upper halves of
+ * the vector registers.  GCC leaves them dirty on some returns of the target("avx2")
+ * epilogues (their vzeroupper is missing on the main path), and the first legacy-SSE
+ * instruction of the caller then stalled: 6-7 % of a 256 x 1024 x 1024 AVX2 GEMM on an
+ * AMD Zen 3 sat on it (sampled with perf).  Any CPU with an AVX path has vzeroupper. */
+#define QGEMM_ZEROUPPER() __asm__ volatile("vzeroupper")
+
 /* Compute and write one output tile: rows [i0, i0+mr), panels [p0, p0+np).
  * packed: the whole packed weight; N, Kg: problem sizes.  Exactly one of out_u8 /
  * out_f is non-NULL.  Returns nothing; every cell of the tile is written. */
@@ -90,10 +97,23 @@ static void qlearn_qgemm_tile(int path, const uint8_t *a, long lda, long i0, lon
                 arow, lda, bp + p * panel_stride, Kg, &o);
         }
     }
+    QGEMM_ZEROUPPER();
 #else
     (void)path; (void)a; (void)lda; (void)i0; (void)mr; (void)packed; (void)N; (void)Kg;
     (void)p0; (void)np; (void)e; (void)out_u8; (void)out_f; (void)ldc;
 #endif
+}
+
+/* Rows [i0, i1) of panels [p0, p0+np): row tiles of mr_max rows (the last one shorter)
+ * down one panel block, whose weight stays in L1; the GEMM and the im2col convolution
+ * drivers share it. */
+static void qlearn_qgemm_rows(int path, const uint8_t *a, long lda, long i0, long i1,
+                              long mr_max, const int8_t *packed, long N, long Kg, long p0,
+                              long np, const qgemm_epilogue *e, uint8_t *out_u8,
+                              float *out_f, long ldc) {
+    for (; i0 < i1; i0 += mr_max)
+        qlearn_qgemm_tile(path, a, lda, i0, i1 - i0 < mr_max ? i1 - i0 : mr_max, packed,
+                          N, Kg, p0, np, e, out_u8, out_f, ldc);
 }
 
 /* One indirect tile: rows [i0, i0+mr) of the output (their patch pointers at
@@ -118,11 +138,13 @@ static void qlearn_qgemm_tile_indirect(int path, const uint8_t *const *ptrs, lon
             QGEMM_U8S8_6X64_VNNI_INDIRECT[mr - 1][np - 1](ptrs, T, gpt,
                                                           packed + p0 * panel_stride,
                                                           panel_stride, &oc);
+        QGEMM_ZEROUPPER();
         return;
     }
     const qgemm_avx2_outctx o = {e, i0, j0, nc, ldc, out_u8, NULL};
     QGEMM_U8S8_4X16_AVX2_INDIRECT[path == QGEMM_AVX2_EXACT][mr - 1](
         ptrs, T, gpt, packed + p0 * panel_stride, panel_stride, np, &o);
+    QGEMM_ZEROUPPER();
 #else
     (void)path; (void)ptrs; (void)T; (void)gpt; (void)i0; (void)mr; (void)packed; (void)N;
     (void)Kg; (void)p0; (void)np; (void)e; (void)out_u8; (void)ldc;
