@@ -91,6 +91,7 @@ QLEARN_QNORM_AVX2 static void qlearn_qnorm_sums_avx2(const void *p, long n, int 
     }
     *sum = s;
     *sumsq = ss;
+    _mm256_zeroupper();   /* GCC omitted it; the caller is baseline x86-64 (dispatch.h) */
 }
 
 /* layer norm, elements [0, n) of a group (n a multiple of 8: the vector blocks) */
@@ -168,6 +169,7 @@ QLEARN_QNORM_AVX2 static void qlearn_qnorm_affine_avx2(
             memcpy(out + j, qout, (size_t)m);
         }
     }
+    _mm256_zeroupper();   /* as in qlearn_qnorm_sums_avx2 */
 }
 
 #else  /* not x86: never called, qlearn_cpu_has_avx2() returns 0 */
