@@ -134,22 +134,18 @@ def test_im2col_short_runs_and_depth_padding(cg, k, stride, pad, dil, extra):
     """The patch rows of few-channel inputs (the stem's 3): taps and padding runs of a
     few bytes, written without libc calls, and ``extra`` bytes of depth padding past
     kh kw cg, which must be 0 (the padded weight is 0 there, Za at a padding tap)."""
+    from qlearn import reference
     from qlearn.kernels import int8 as k8
     rng = np.random.default_rng(cg * 100 + k * 10 + extra)
     C, za = cg + 2, 77
     x = rng.integers(0, 256, (2, 9, 8, C), dtype=np.uint8)
     c0 = 1
-    xp = np.full((2, 9 + 2 * pad, 8 + 2 * pad, cg), za, np.uint8)
-    xp[:, pad:pad + 9, pad:pad + 8] = x[..., c0:c0 + cg]
-    ho = (9 + 2 * pad - dil * (k - 1) - 1) // stride + 1
-    wo = (8 + 2 * pad - dil * (k - 1) - 1) // stride + 1
-    want = np.zeros((2 * ho * wo, k * k * cg + extra), np.uint8)
-    for n in range(2):
-        for oy in range(ho):
-            for ox in range(wo):
-                win = xp[n, oy * stride:oy * stride + dil * (k - 1) + 1:dil,
-                         ox * stride:ox * stride + dil * (k - 1) + 1:dil]
-                want[(n * ho + oy) * wo + ox, :k * k * cg] = win.reshape(-1)
+    # the float reference pads with 0 and orders depth (c, ky, kx): shift by Za, reorder
+    nchw = x[..., c0:c0 + cg].transpose(0, 3, 1, 2).astype(np.int32) - za
+    cols = reference.im2col_ref(nchw, k, k, (stride,) * 2, (pad,) * 2, (dil,) * 2) + za
+    patches = cols.reshape(cg, k * k, -1).transpose(2, 1, 0).reshape(-1, k * k * cg)
+    want = np.zeros((patches.shape[0], k * k * cg + extra), np.uint8)
+    want[:, :k * k * cg] = patches
     for threads in (1, 2):
         out = np.full_like(want, 0xAB)          # sentinel: every byte must be written
         k8.im2col(x, c0, cg, k, k, stride, stride, pad, pad, dil, dil, za, out, threads)
