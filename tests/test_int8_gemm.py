@@ -74,8 +74,11 @@ def assert_same(got, want, p):
 # panels and the 6x64 / 4x16 tiles, and one larger than every tile in every direction;
 # K = 700 (175 groups) runs VNNI's full tiles with the weight prefetched
 # (QGEMM_VNNI_PF_MIN_KG = 160) next to the other tiles.
-SHAPES = [(1, 1, 1), (1, 3, 5), (2, 4, 16), (3, 7, 17), (5, 13, 31), (6, 64, 64),
-          (7, 129, 65), (13, 31, 97), (1, 1024, 33), (37, 200, 130), (13, 700, 70)]
+# (4, 3, 16) and (8, 8, 33): full AVX2 row tiles with one group of depth (the assembly
+# loop's odd tail alone) and with one pair of groups (its loop once, no tail)
+SHAPES = [(1, 1, 1), (1, 3, 5), (2, 4, 16), (3, 7, 17), (4, 3, 16), (8, 8, 33),
+          (5, 13, 31), (6, 64, 64), (7, 129, 65), (13, 31, 97), (1, 1024, 33),
+          (37, 200, 130), (13, 700, 70)]
 
 
 @pytest.mark.parametrize("path", PATHS)

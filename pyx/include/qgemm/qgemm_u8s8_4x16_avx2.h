@@ -37,6 +37,72 @@
     }
 #define QGEMM_AVX2_ROW(r) QGEMM_AVX2_ROW_AT(r, a + r * lda + 4 * g)
 
+/* QGEMM_AVX2_ASM_NOTE.  The full 4-row tile (not EXACT) runs its groups in assembly,
+ * QGEMM_AVX2_4X16_GROUPS.  Per group of 4 depths the tile's arithmetic is 24
+ * instructions (8 x vpmaddubsw, vpmaddwd, vpaddd, as the peak chains); GCC adds 2 loads
+ * of B, 4 broadcasts of A and 3 of loop control, 33 in all.  A core that another
+ * hardware thread shares (the SMT sibling of a VM's vCPU) cannot issue that many at
+ * the peak rate: on an AMD Zen 4 2-vCPU VM the C loop ran at 0.97 of the peak chains
+ * while the sibling was idle and at 0.61-0.81 while it was busy (the chains themselves
+ * lost 4 %).  Here vpmaddubsw reads B straight from memory (a load folded into the
+ * instruction issues as one), the loop does two groups and one index serves every row:
+ * 4 + 24 + 1 per group, which ran at 0.87-0.91 busy and 0.955-0.96 idle (same
+ * processes, interleaved).  GCC does not fold those loads itself: each B vector feeds
+ * four rows, and it keeps a value loaded once in a register.  Registers: ymm15 the
+ * int16 ones, ymm10-11 A, ymm12-13 products; the 8 accumulators where GCC puts them. */
+#define QGEMM_AVX2_ASM_ONES                                                              \
+    "vpcmpeqw %%ymm15, %%ymm15, %%ymm15\n\t"                                             \
+    "vpsrlw $15, %%ymm15, %%ymm15\n\t"
+/* one row of one group: A broadcast in ymm<ar>, B at d(%[b]) */
+#define QGEMM_AVX2_ASM_ROW(c0, c1, ar, d)                                                \
+    "vpmaddubsw " #d "(%[b]), %%ymm" #ar ", %%ymm12\n\t"                                  \
+    "vpmaddubsw " #d "+32(%[b]), %%ymm" #ar ", %%ymm13\n\t"                               \
+    "vpmaddwd %%ymm15, %%ymm12, %%ymm12\n\t"                                             \
+    "vpmaddwd %%ymm15, %%ymm13, %%ymm13\n\t"                                             \
+    "vpaddd %%ymm12, %[" #c0 "], %[" #c0 "]\n\t"                                         \
+    "vpaddd %%ymm13, %[" #c1 "], %[" #c1 "]\n\t"
+/* one group: A at da(row pointer, %[k]) for each row, B at db(%[b]) */
+#define QGEMM_AVX2_ASM_GROUP(da, db)                                                     \
+    "vpbroadcastd " #da "(%[r0], %[k]), %%ymm10\n\t"                                      \
+    "vpbroadcastd " #da "(%[r1], %[k]), %%ymm11\n\t"                                      \
+    QGEMM_AVX2_ASM_ROW(c00, c01, 10, db)                                                 \
+    "vpbroadcastd " #da "(%[r2], %[k]), %%ymm10\n\t"                                      \
+    QGEMM_AVX2_ASM_ROW(c10, c11, 11, db)                                                 \
+    "vpbroadcastd " #da "(%[r3], %[k]), %%ymm11\n\t"                                      \
+    QGEMM_AVX2_ASM_ROW(c20, c21, 10, db)                                                 \
+    QGEMM_AVX2_ASM_ROW(c30, c31, 11, db)
+#define QGEMM_AVX2_ASM_OPERANDS                                                          \
+    [c00] "+x"(c00), [c01] "+x"(c01), [c10] "+x"(c10), [c11] "+x"(c11),                  \
+    [c20] "+x"(c20), [c21] "+x"(c21), [c30] "+x"(c30), [c31] "+x"(c31),                  \
+    [b] "+&r"(b_), [k] "+&r"(k_)
+#define QGEMM_AVX2_ASM_INPUTS [r0] "r"(e0_), [r1] "r"(e1_), [r2] "r"(e2_), [r3] "r"(e3_)
+#define QGEMM_AVX2_ASM_CLOBBERS "cc", "memory", "xmm10", "xmm11", "xmm12", "xmm13", "xmm15"
+
+/* Groups [0, n) of rows r0..r3 (4 bytes per group each) against B at bg (64 bytes per
+ * group), added to c00..c31.  The row pointers are taken at the end of the pair loop
+ * and indexed from -8 pairs up to 0 (k); an odd last group follows at offset 0. */
+#define QGEMM_AVX2_4X16_GROUPS(r0, r1, r2, r3, bg, n)                                    \
+    do {                                                                                 \
+        long pairs_ = (n) >> 1;                                                          \
+        const int8_t *b_ = (bg);                                                         \
+        const uint8_t *e0_ = (r0) + 8 * pairs_, *e1_ = (r1) + 8 * pairs_;                \
+        const uint8_t *e2_ = (r2) + 8 * pairs_, *e3_ = (r3) + 8 * pairs_;                \
+        long k_ = -8 * pairs_;                                                           \
+        if (pairs_ > 0)                                                                  \
+            __asm__(QGEMM_AVX2_ASM_ONES                                                  \
+                    "1:\n\t"                                                             \
+                    QGEMM_AVX2_ASM_GROUP(0, 0) QGEMM_AVX2_ASM_GROUP(4, 64)               \
+                    "sub $-128, %[b]\n\t"                                                \
+                    "add $8, %[k]\n\t"                                                   \
+                    "jnz 1b\n\t"                                                         \
+                    : QGEMM_AVX2_ASM_OPERANDS : QGEMM_AVX2_ASM_INPUTS                    \
+                    : QGEMM_AVX2_ASM_CLOBBERS);                                          \
+        if ((n) & 1)                                                                     \
+            __asm__(QGEMM_AVX2_ASM_ONES QGEMM_AVX2_ASM_GROUP(0, 0)                       \
+                    : QGEMM_AVX2_ASM_OPERANDS : QGEMM_AVX2_ASM_INPUTS                    \
+                    : QGEMM_AVX2_ASM_CLOBBERS);                                          \
+    } while (0)
+
 QGEMM_INLINE QGEMM_AVX2_FN void qgemm_u8s8_4x16_avx2_body(const uint8_t *a, long lda,
                                                      const int8_t *bp, long Kg,
                                                      const qgemm_avx2_outctx *o,
@@ -47,10 +113,14 @@ QGEMM_INLINE QGEMM_AVX2_FN void qgemm_u8s8_4x16_avx2_body(const uint8_t *a, long
     const __m256i m01 = _mm256_set1_epi8(1);
     const __m256i z0 = qgemm_avx2_zinit(o, 0), z1 = qgemm_avx2_zinit(o, 1);
     __m256i c00 = z0, c01 = z1, c10 = z0, c11 = z1, c20 = z0, c21 = z1, c30 = z0, c31 = z1;
-    for (long g = 0; g < Kg; g++) {
-        const __m256i b0 = _mm256_loadu_si256((const __m256i *)(bp + g * 64));
-        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(bp + g * 64 + 32));
-        QGEMM_AVX2_ROW(0) QGEMM_AVX2_ROW(1) QGEMM_AVX2_ROW(2) QGEMM_AVX2_ROW(3)
+    if (MR == 4 && !EXACT) {      /* QGEMM_AVX2_ASM_NOTE */
+        QGEMM_AVX2_4X16_GROUPS(a, a + lda, a + 2 * lda, a + 3 * lda, bp, Kg);
+    } else {
+        for (long g = 0; g < Kg; g++) {
+            const __m256i b0 = _mm256_loadu_si256((const __m256i *)(bp + g * 64));
+            const __m256i b1 = _mm256_loadu_si256((const __m256i *)(bp + g * 64 + 32));
+            QGEMM_AVX2_ROW(0) QGEMM_AVX2_ROW(1) QGEMM_AVX2_ROW(2) QGEMM_AVX2_ROW(3)
+        }
     }
     QGEMM_AVX2_FINISH_CALL(MR, o);
 }

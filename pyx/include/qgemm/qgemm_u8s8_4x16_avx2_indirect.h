@@ -31,6 +31,10 @@ QGEMM_INLINE QGEMM_AVX2_FN void qgemm_u8s8_4x16_avx2_indirect_body(
             QGEMM_AVX2_IND_PTR(0) QGEMM_AVX2_IND_PTR(1) QGEMM_AVX2_IND_PTR(2)
             QGEMM_AVX2_IND_PTR(3)
             const int8_t *bt = bp + t * gpt * 64;
+            if (MR == 4 && !EXACT) {      /* QGEMM_AVX2_ASM_NOTE */
+                QGEMM_AVX2_4X16_GROUPS(ar0, ar1, ar2, ar3, bt, gpt);
+                continue;
+            }
             for (long g = 0; g < gpt; g++) {
                 const __m256i b0 = _mm256_loadu_si256((const __m256i *)(bt + g * 64));
                 const __m256i b1 = _mm256_loadu_si256((const __m256i *)(bt + g * 64 + 32));
