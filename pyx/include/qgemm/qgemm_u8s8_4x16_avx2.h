@@ -48,17 +48,14 @@
  * instruction issues as one), the loop does two groups and one index serves every row:
  * 4 + 24 + 1 per group, which ran at 0.87-0.91 busy and 0.955-0.96 idle (same
  * processes, interleaved).  GCC does not fold those loads itself: each B vector feeds
- * four rows, and it keeps a value loaded once in a register.  Registers: ymm15 the
- * int16 ones, ymm10-11 A, ymm12-13 products; the 8 accumulators where GCC puts them. */
-#define QGEMM_AVX2_ASM_ONES                                                              \
-    "vpcmpeqw %%ymm15, %%ymm15, %%ymm15\n\t"                                             \
-    "vpsrlw $15, %%ymm15, %%ymm15\n\t"
+ * four rows, and it keeps a value loaded once in a register.  Registers: ymm10-11 A,
+ * ymm12-13 products; the 8 accumulators and the body's int16 ones where GCC puts them. */
 /* one row of one group: A broadcast in ymm<ar>, B at d(%[b]) */
 #define QGEMM_AVX2_ASM_ROW(c0, c1, ar, d)                                                \
     "vpmaddubsw " #d "(%[b]), %%ymm" #ar ", %%ymm12\n\t"                                  \
     "vpmaddubsw " #d "+32(%[b]), %%ymm" #ar ", %%ymm13\n\t"                               \
-    "vpmaddwd %%ymm15, %%ymm12, %%ymm12\n\t"                                             \
-    "vpmaddwd %%ymm15, %%ymm13, %%ymm13\n\t"                                             \
+    "vpmaddwd %[ones], %%ymm12, %%ymm12\n\t"                                             \
+    "vpmaddwd %[ones], %%ymm13, %%ymm13\n\t"                                             \
     "vpaddd %%ymm12, %[" #c0 "], %[" #c0 "]\n\t"                                         \
     "vpaddd %%ymm13, %[" #c1 "], %[" #c1 "]\n\t"
 /* one group: A at da(row pointer, %[k]) for each row, B at db(%[b]) */
@@ -75,11 +72,12 @@
     [c00] "+x"(c00), [c01] "+x"(c01), [c10] "+x"(c10), [c11] "+x"(c11),                  \
     [c20] "+x"(c20), [c21] "+x"(c21), [c30] "+x"(c30), [c31] "+x"(c31),                  \
     [b] "+&r"(b_), [k] "+&r"(k_)
-#define QGEMM_AVX2_ASM_INPUTS [r0] "r"(e0_), [r1] "r"(e1_), [r2] "r"(e2_), [r3] "r"(e3_)
-#define QGEMM_AVX2_ASM_CLOBBERS "cc", "memory", "xmm10", "xmm11", "xmm12", "xmm13", "xmm15"
+#define QGEMM_AVX2_ASM_INPUTS                                                            \
+    [r0] "r"(e0_), [r1] "r"(e1_), [r2] "r"(e2_), [r3] "r"(e3_), [ones] "x"(ones)
+#define QGEMM_AVX2_ASM_CLOBBERS "cc", "memory", "xmm10", "xmm11", "xmm12", "xmm13"
 
 /* Groups [0, n) of rows r0..r3 (4 bytes per group each) against B at bg (64 bytes per
- * group), added to c00..c31.  The row pointers are taken at the end of the pair loop
+ * group), added to c00..c31 (`ones`: the int16 ones of the enclosing body).  The row pointers are taken at the end of the pair loop
  * and indexed from -8 pairs up to 0 (k); an odd last group follows at offset 0. */
 #define QGEMM_AVX2_4X16_GROUPS(r0, r1, r2, r3, bg, n)                                    \
     do {                                                                                 \
@@ -89,8 +87,7 @@
         const uint8_t *e2_ = (r2) + 8 * pairs_, *e3_ = (r3) + 8 * pairs_;                \
         long k_ = -8 * pairs_;                                                           \
         if (pairs_ > 0)                                                                  \
-            __asm__(QGEMM_AVX2_ASM_ONES                                                  \
-                    "1:\n\t"                                                             \
+            __asm__("1:\n\t"                                                             \
                     QGEMM_AVX2_ASM_GROUP(0, 0) QGEMM_AVX2_ASM_GROUP(4, 64)               \
                     "sub $-128, %[b]\n\t"                                                \
                     "add $8, %[k]\n\t"                                                   \
@@ -98,7 +95,7 @@
                     : QGEMM_AVX2_ASM_OPERANDS : QGEMM_AVX2_ASM_INPUTS                    \
                     : QGEMM_AVX2_ASM_CLOBBERS);                                          \
         if ((n) & 1)                                                                     \
-            __asm__(QGEMM_AVX2_ASM_ONES QGEMM_AVX2_ASM_GROUP(0, 0)                       \
+            __asm__(QGEMM_AVX2_ASM_GROUP(0, 0)                                           \
                     : QGEMM_AVX2_ASM_OPERANDS : QGEMM_AVX2_ASM_INPUTS                    \
                     : QGEMM_AVX2_ASM_CLOBBERS);                                          \
     } while (0)
