@@ -684,9 +684,15 @@ def test_fx_qat_converts_to_the_fused_int8_modules(torch_x86, d, rng):
 @pytest.mark.parametrize("d", [1, 3])
 def test_onnx_export_of_converted_conv1d_conv3d(d, fmt):
     """The converted model runs in onnxruntime within one LSB (QLinearConv takes the bias
-    as int32, qlearn and FBGEMM as float: see docs/export.md)."""
+    as int32, qlearn and FBGEMM as float: see docs/export.md).
+
+    The count of off-by-ones is bounded per operator on the inputs qlearn gave it
+    (``isolated``): run end to end, an early off-by-one is carried on by every later
+    operator (seed 19 gives conv3 3 of 32 that way, 0 isolated).
+    """
     pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
     from qlearn import onnx as qonnx
+    ql.manual_seed(0)                   # the weights, whatever ran before this test
     m = tq.fuse_modules(_net(d, "q").eval(), FUSE)
     m.qconfig = tq.get_default_qconfig("x86")
     tq.prepare(m, inplace=True)
@@ -694,8 +700,9 @@ def test_onnx_export_of_converted_conv1d_conv3d(d, fmt):
     for x in xs:
         m(x)
     tq.convert(m, inplace=True)
-    report = qonnx.verify(m, xs[0], format=fmt)
-    for row in report.rows:
+    for row in qonnx.verify(m, xs[0], format=fmt).rows:
+        assert row.worse == 0, row
+    for row in qonnx.verify(m, xs[0], format=fmt, isolated=True).rows:
         assert row.worse == 0, row
         assert row.off_by_one <= max(2, 0.05 * row.size), row
 
