@@ -83,6 +83,10 @@ SHAPES = [
     (1, 32, 5, 16, 16, 2, 3, 1, 1, 1),       # channels [16, 32) of 32
     (1, 16, 3, 20, 8, 1, 3, 1, 4, 1),        # padding beyond the window's reach
     (1, 16, 9, 17, 16, 1, 5, 1, 2, 2),       # 5x5, dilation 2
+    # ... 16 planes at a time down the rows, then the planes left over
+    (1, 20, 5, 18, 12, 1, 3, 1, 1, 1),       # 16 + 4 channels
+    (1, 40, 4, 17, 8, 2, 3, 1, 1, 1),        # channels [20, 40) of 40: 16 + 4
+    (2, 48, 3, 16, 16, 1, 3, 1, 1, 1),       # three groups of 16
 ]
 
 
