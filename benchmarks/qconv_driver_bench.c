@@ -65,7 +65,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (C < 16 || C % 16 || H < 3 || rounds < 1 || rounds > 1000) {
-        fprintf(stderr, "usage: %s [C H [rounds]]  (C a multiple of 16, H >= 3)\n", argv[0]);
+        fprintf(stderr, "usage: %s [C H [rounds]]  (C a multiple of 16, H >= 3)\n",
+                argv[0]);
         return 2;
     }
     conv_case c = {C, H, 9 * C / 4, C / 16};
