@@ -285,18 +285,30 @@ def check_index_vector(index, size, dim, name="index"):
         idx = np.asarray(index)
     except (TypeError, ValueError):
         idx = None
+    if (idx is not None and idx.dtype == object and idx.size
+            and all(type(v) is int for v in idx.reshape(-1))):
+        # Python integers beyond int64 (NumPy keeps them as objects): integers, out of
+        # range, not non-integers
+        if idx.ndim > 1:
+            raise IndexError(f"`{name}` must be a vector (0-d or 1-d), got shape "
+                             f"{idx.shape}")
+        bad = next(v for v in idx.reshape(-1) if not 0 <= v < size)
+        raise IndexError(f"`{name}` must hold indices in [0, {size - 1}] for dimension "
+                         f"{dim} of length {size}, got {bad}")
     if idx is None or not (idx.dtype.kind in "iu" or (idx.size == 0
                                                       and idx.dtype.kind == "f")):
         raise TypeError(f"`{name}` must be a vector of integers, got {shown(index)}"
                         + (f" of {idx.dtype}" if idx is not None else ""))
     if idx.ndim > 1:    # torch's class for a bad index shape
         raise IndexError(f"`{name}` must be a vector (0-d or 1-d), got shape {idx.shape}")
-    idx = idx.reshape(-1).astype(np.intp) if idx.size else np.zeros(0, np.intp)
-    bad = idx[(idx < 0) | (idx >= size)]
+    if not idx.size:
+        return np.zeros(0, np.intp)
+    idx = idx.reshape(-1)
+    bad = idx[(idx < 0) | (idx >= size)]      # before the cast: a uint64 could wrap
     if bad.size:
         raise IndexError(f"`{name}` must hold indices in [0, {size - 1}] for dimension "
                          f"{dim} of length {size}, got {int(bad[0])}")
-    return idx
+    return idx.astype(np.intp)
 
 
 def check_shape(shape, size, name="shape"):

@@ -159,6 +159,19 @@ def test_index_select(torch_mod):
     for bad in ([0.0], [True], "a"):
         with pytest.raises(TypeError, match="`index` must be a vector of integers"):
             q.index_select(0, bad)
+    # integers beyond int64 (Python ints, a uint64 past int64's range) are out of range,
+    # not non-integers, and are reported as given (torch: ValueError, it cannot convert
+    # them to its int64 tensor at all)
+    for huge, shown in (([1, 2**70], "1180591620717411303424"),
+                        ([-2**70], "-1180591620717411303424"),
+                        (np.array([1, 2**63 + 5], np.uint64), "9223372036854775813")):
+        with pytest.raises(IndexError, match=r"`index` must hold indices in \[0, 1\] for "
+                                             f"dimension 0 of length 2, got {shown}$"):
+            q.index_select(0, huge)
+    with pytest.raises(IndexError, match=r"`index` must be a vector.*\(1, 1\)"):
+        q.index_select(0, [[2**70]])
+    with pytest.raises(ValueError):
+        t.index_select(0, torch.tensor([2**70]))
     with pytest.raises(ValueError, match=r"`dim` must be in \[-3, 2\], got 3"):
         q.index_select(3, [0])
     # per channel: along the channel axis the scales follow (torch raises)
