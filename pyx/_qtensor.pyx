@@ -1056,9 +1056,12 @@ cdef class QTensor:
         """
         try:
             data = self._int[key]
-        except OverflowError:   # an index beyond int64: NumPy's message names no index
-            raise IndexError(f"index {_shown(key)} is out of range for a tensor of shape "
-                             f"{self.shape}") from None
+        except (OverflowError, IndexError) as err:
+            from qlearn._validation import index_error   # torch's words for it
+            mine = index_error(err, key, self.shape)
+            if mine is None:
+                raise
+            raise mine from None
         if not isinstance(data, np.ndarray):  # numpy returned a scalar: keep 0-d
             data = np.asarray(data, dtype=self._int.dtype)
         if self._axis < 0:
@@ -1169,11 +1172,6 @@ def _per_tensor_unchecked(cnp.ndarray data, dtype, qscheme, double scale,
 # more empty pieces than chunk() builds; elements NumPy can index (intp)
 _MAX_EMPTY_PIECES = 1 << 20
 _MAX_ELEMENTS = np.iinfo(np.intp).max
-
-
-def _shown(value, int width=40):
-    text = repr(value)
-    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def _int_arg(value, str name):

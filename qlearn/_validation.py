@@ -275,6 +275,23 @@ def check_float_qparams(scales, zero_points, channels):
     return s, z32
 
 
+def index_error(err, key, shape):
+    """The IndexError torch raises where indexing an array of ``shape`` with ``key``
+    raised ``err`` in NumPy (an IndexError or OverflowError), or None to let ``err``
+    stand: an integer beyond int64 is out of range (NumPy calls it no integer at all, or
+    overflows, and names no index), and an index out of bounds is so "for dimension",
+    not "for axis"."""
+    huge = [k for k in (key if isinstance(key, tuple) else (key,))
+            if type(k) is int and not -2**63 <= k < 2**63]
+    if huge or isinstance(err, OverflowError):
+        return IndexError(f"index {huge[0] if huge else shown(key, 60)} is out of range "
+                          f"for a tensor of shape {tuple(shape)}")
+    msg = str(err)
+    if msg.startswith("index ") and " is out of bounds for axis " in msg:
+        return IndexError(msg.replace(" for axis ", " for dimension ", 1))
+    return None
+
+
 def check_index_vector(index, size, dim, name="index"):
     """``index`` (the argument of ``index_select``: a 0-d or 1-d integer index, an
     empty float list counted as empty) as a 1-d ``intp`` array of indices into a

@@ -69,11 +69,32 @@ def test_repeat_beyond_int64_names_sizes():
     assert _q((0, 3)).repeat(2 ** 40, 1).shape == (0, 3)   # no elements: fine
 
 
-@pytest.mark.parametrize("key", [2 ** 63, -2 ** 64, (0, 2 ** 70)])
+@pytest.mark.parametrize("key", [2 ** 63, -2 ** 64, (0, 2 ** 70), 2 ** 70])
 def test_index_beyond_int64_is_an_index_error(key):
-    # was: OverflowError for 2**63 (NumPy's "Python int too large to convert to C long")
-    with pytest.raises(IndexError):
+    # was: OverflowError for 2**63 (NumPy's "Python int too large to convert to C long"),
+    # and for 2**70 NumPy's "only integers, slices ... are valid indices"
+    huge = key[1] if isinstance(key, tuple) else key
+    with pytest.raises(IndexError, match=f"^index {huge} is out of range for a tensor of "
+                                         r"shape \("):
         _q()[key]
+
+
+@pytest.mark.parametrize("key, dim, size", [(5, 0, 2), ((0, 7), 1, 3),
+                                            ((slice(None), -4), 1, 3), ([0, 5], 0, 2)])
+def test_index_out_of_bounds_says_dimension_as_torch(torch_mod, key, dim, size):
+    q = ql.quantize_per_tensor(np.arange(6, dtype=np.float32).reshape(2, 3), 0.1, 0,
+                               ql.quint8)
+    t = torch_mod.quantize_per_tensor(torch_mod.arange(6.).reshape(2, 3), 0.1, 0,
+                                      torch_mod.quint8)
+    f = ql.tensor(np.arange(6, dtype=np.float32).reshape(2, 3), requires_grad=True)
+    tk = torch_mod.tensor(key) if isinstance(key, list) else key
+    for ours_t, theirs_t in ((q, t), (f, torch_mod.arange(6.).reshape(2, 3))):
+        with pytest.raises(IndexError) as ours:
+            ours_t[key]
+        with pytest.raises(IndexError) as theirs:
+            theirs_t[tk]
+        assert str(ours.value) == str(theirs.value)
+        assert f"for dimension {dim} with size {size}" in str(ours.value)
 
 
 @pytest.mark.parametrize("dim,exc", [(True, TypeError), (slice(None), TypeError),

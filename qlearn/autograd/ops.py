@@ -10,6 +10,7 @@ its elements was used four times, and its gradient is the sum of those four.
 """
 import numpy as np
 
+from .._validation import index_error
 from .function import Function
 
 
@@ -578,9 +579,11 @@ class GetItem(Function):
         ctx.shape, ctx.key = a.shape, key
         try:
             return np.array(a[key], copy=True)
-        except OverflowError:   # an index beyond int64: torch raises IndexError too
-            raise IndexError(f"index {key!r:.60} is out of range for a tensor of shape "
-                             f"{a.shape}") from None
+        except (OverflowError, IndexError) as err:
+            mine = index_error(err, key, a.shape)        # torch's words for it
+            if mine is None:
+                raise
+            raise mine from None
 
     @staticmethod
     def backward(ctx, g):
