@@ -19,7 +19,9 @@ from cpython.pycapsule cimport PyCapsule_GetPointer
 from libc.string cimport memcpy, memset
 
 from _parallel cimport pool_plan_t, pool_run_plan_t, pool_run_t, qlearn_pool_plan_t
-from _typedefs cimport float32_t, int8_t, int16_t, int32_t, intp_t, uint8_t
+from _rounding cimport nearbyint32
+from _typedefs cimport (float32_t, int8_t, int16_t, int32_t, int64_t, intp_t,
+                       uint8_t)
 
 from _qgemm_decl cimport (QGEMM_AVX2, QGEMM_AVX2_EXACT, QGEMM_NR, QGEMM_VNNI,
                           qgemm_epilogue, qgemm_epilogue_u8, qgemm_tile_mr, qgemm_tile_np,
@@ -750,3 +752,126 @@ cdef void _dw_band(void *ctx, long u, int slot) noexcept nogil:
         qlearn_qconv_dw3x3_row(j.simd, buf, j.Wp, j.C, j.wz, j.wpk, oy - oy0, j.Wo,
                                j.stride, j.dil, j.acc + slot * j.Wo * j.C, j.e,
                                j.out + (n * j.Ho + oy) * j.Wo * j.C, j.C)
+
+
+# ---- quantized average pooling ---------------------------------------------------------
+cdef struct AvgPoolJob:
+    const uint8_t *x         # (P, D, H, W) planes
+    uint8_t *y               # (P, OD, OH, OW)
+    intp_t D, H, W, OD, OH, OW
+    intp_t k[3]
+    intp_t s[3]
+    intp_t p[3]
+    float32_t z
+    int32_t zi
+    bint include_pad
+    float32_t inv_override   # 1 / divisor_override in float32, when has_override
+    bint has_override
+    int64_t *scratch         # slot s: scratch + s * per, the window sums of one plane
+    intp_t per
+
+
+cdef inline void _pool_bounds(intp_t o, intp_t k, intp_t s, intp_t p, intp_t size,
+                              intp_t *lo, intp_t *hi, intp_t *pool) noexcept nogil:
+    """Window o along one axis: [lo, hi) inside the input, pool its length with the
+    padding (the window is cut at size + p, as PyTorch's)."""
+    cdef intp_t start = o * s - p
+    cdef intp_t stop = min(start + k, size + p)
+    pool[0] = stop - start
+    lo[0] = max(start, 0)
+    hi[0] = min(stop, size)
+
+
+cdef void _avg_pool_plane(void *ctx, long u, int slot) noexcept nogil:
+    """Plane u of avg_pool_u8.  The window sums are separable (integers: exact in any
+    order; int64, as a window may hold more than 2**31 / 255 elements): along W into
+    s1 (D, H, OW), along H into s2 (D, OH, OW), then along D per output row; the last
+    two passes add whole rows (vectorized).  s1 and s2 are the slot's scratch."""
+    cdef AvgPoolJob *j = <AvgPoolJob *> ctx
+    cdef const uint8_t *x = j.x + u * j.D * j.H * j.W
+    cdef uint8_t *y = j.y + u * j.OD * j.OH * j.OW
+    cdef intp_t D = j.D, H = j.H, W = j.W, OD = j.OD, OH = j.OH, OW = j.OW
+    cdef intp_t od, oh, ow, d0, d1, dp, h0, h1, hp, w0, w1, wp, d, h, w, n
+    cdef int64_t t
+    cdef const uint8_t *row
+    cdef int64_t *s1 = j.scratch + slot * j.per
+    cdef int64_t *s2 = s1 + D * H * OW
+    cdef int64_t *acc
+    for d in range(D):
+        for h in range(H):
+            row = x + (d * H + h) * W
+            for ow in range(OW):
+                _pool_bounds(ow, j.k[2], j.s[2], j.p[2], W, &w0, &w1, &wp)
+                t = 0
+                for w in range(w0, w1):
+                    t += row[w]
+                s1[(d * H + h) * OW + ow] = t
+    for d in range(D):
+        for oh in range(OH):
+            _pool_bounds(oh, j.k[1], j.s[1], j.p[1], H, &h0, &h1, &hp)
+            acc = s2 + (d * OH + oh) * OW
+            memset(acc, 0, OW * sizeof(int64_t))
+            for h in range(h0, h1):
+                _add_row(acc, s1 + (d * H + h) * OW, OW)
+    acc = s2 + D * OH * OW          # one output row's sums
+    for od in range(OD):
+        _pool_bounds(od, j.k[0], j.s[0], j.p[0], D, &d0, &d1, &dp)
+        for oh in range(OH):
+            _pool_bounds(oh, j.k[1], j.s[1], j.p[1], H, &h0, &h1, &hp)
+            memset(acc, 0, OW * sizeof(int64_t))
+            for d in range(d0, d1):
+                _add_row(acc, s2 + (d * OH + oh) * OW, OW)
+            for ow in range(OW):
+                _pool_bounds(ow, j.k[2], j.s[2], j.p[2], W, &w0, &w1, &wp)
+                n = (d1 - d0) * (h1 - h0) * (w1 - w0)
+                y[(od * OH + oh) * OW + ow] = _avg_out(j, acc[ow], n, dp * hp * wp)
+
+
+cdef inline void _add_row(int64_t *acc, const int64_t *r, intp_t n) noexcept nogil:
+    cdef intp_t i
+    for i in range(n):
+        acc[i] += r[i]
+
+
+cdef inline uint8_t _avg_out(const AvgPoolJob *j, int64_t total, intp_t n,
+                             intp_t pool) noexcept nogil:
+    """One output from its window sum: float32 steps in PyTorch's order (the zero point
+    added before the rounding), then clamped to [0, 255]."""
+    cdef float32_t inv, v
+    if j.has_override:
+        inv = j.inv_override
+    elif j.include_pad:
+        inv = (<float32_t> 1) / <float32_t> pool
+    else:
+        inv = (<float32_t> 1) / <float32_t> n
+    v = nearbyint32((<float32_t> total - <float32_t> (j.zi * n)) * inv + j.z)
+    return <uint8_t> (0 if v < 0 else 255 if v > 255 else v)
+
+
+def avg_pool_u8(const uint8_t[:, :, :, ::1] x,   # IN  (P, D, H, W): planes of the input
+                uint8_t[:, :, :, ::1] y,         # OUT (P, OD, OH, OW)
+                tuple kernel, tuple stride, tuple padding, int32_t zero_point,
+                bint count_include_pad, divisor_override, int num_threads):
+    """y[p, od, oh, ow] := the quantized mean of x[p] over window (od, oh, ow): see
+    ``qlearn.reference.avg_pool_u8_ref`` for the equation.  One work unit a plane."""
+    cdef AvgPoolJob job
+    cdef int a
+    job.x, job.y = &x[0, 0, 0, 0] if x.size else NULL, &y[0, 0, 0, 0] if y.size else NULL
+    job.D, job.H, job.W = x.shape[1], x.shape[2], x.shape[3]
+    job.OD, job.OH, job.OW = y.shape[1], y.shape[2], y.shape[3]
+    for a in range(3):
+        job.k[a], job.s[a], job.p[a] = kernel[a], stride[a], padding[a]
+    job.zi, job.z = zero_point, <float32_t> zero_point
+    job.include_pad = count_include_pad
+    job.has_override = divisor_override is not None
+    job.inv_override = ((<float32_t> 1) / <float32_t> (<int64_t> divisor_override)
+                        if job.has_override else 0)
+    if y.size == 0:
+        return
+    cdef long work = y.size * job.k[0] * job.k[1] * job.k[2]
+    cdef int nt = max(num_threads, 1)
+    job.per = job.D * job.H * job.OW + (job.D * job.OH + 1) * job.OW
+    cdef int64_t[::1] scratch = np.empty(nt * job.per, dtype=np.int64)
+    job.scratch = &scratch[0]
+    with nogil:
+        parallel_for(_avg_pool_plane, &job, y.shape[0], nt, work)

@@ -423,6 +423,40 @@ def avg_pool2d_ref(x, K, S, P, count_include_pad=True):
     return out
 
 
+def avg_pool_u8_ref(q, K, S, P, out_size, zero_point, count_include_pad=True,
+                    divisor_override=None):
+    r"""Quantized average pooling of the uint8 ``q`` (..., D, H, W) over windows ``K``
+    with strides ``S`` and padding ``P`` (3-tuples, for the last three axes) into
+    ``out_size``: a window holding :math:`n` input elements and divided by :math:`d` (its
+    size with the padding when ``count_include_pad``, else :math:`n`, or
+    ``divisor_override``) gives PyTorch's
+
+    .. math::  q_{out} = \mathrm{clamp}\big(\operatorname{nearbyint}\big(
+               \mathrm{f32}(\textstyle\sum q - n Z) \cdot \mathrm{f32}(1/d) + Z\big),
+               0, 255\big)
+
+    (float32 throughout: the difference, the reciprocal, the product, the sum)."""
+    q = np.asarray(q)
+    out = np.empty(q.shape[:-3] + tuple(out_size), np.uint8)
+    size = q.shape[-3:]
+    for o in np.ndindex(*out_size):
+        box, pool = [], 1
+        for a in range(3):
+            start = o[a] * S[a] - P[a]
+            stop = min(start + K[a], size[a] + P[a])       # the window, padding included
+            pool *= stop - start
+            box.append(slice(max(start, 0), min(stop, size[a])))
+        window = q[(Ellipsis,) + tuple(box)]
+        n = window.shape[-3] * window.shape[-2] * window.shape[-1]
+        total = window.reshape(window.shape[:-3] + (-1,)).astype(np.int64).sum(-1)
+        d = (divisor_override if divisor_override is not None
+             else pool if count_include_pad else n)
+        v = ((total.astype(f32) - f32(int(zero_point) * n)) * (f32(1) / f32(d))
+             + f32(zero_point))
+        out[(Ellipsis,) + o] = np.clip(np.rint(v), 0, 255).astype(np.uint8)
+    return out
+
+
 # -- int8 GEMM and convolution (qlearn.kernels.int8) -----------------------------------------
 def _accumulate(a, w, a_zp, w_zp):
     """Eq. :eq:`int8-acc`: the exact int64 sum of (a - Za)(w - Zw[j])."""

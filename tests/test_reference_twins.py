@@ -374,3 +374,31 @@ def test_embedding_bag_forward_fma_rounds_once():
     embedding.embedding_bag_forward(*args, out, none)
     assert out[0, 0] == np.float32(1 + 2.0 ** -23)
     assert_array_equal(out, ref.embedding_bag_forward_ref(*args))
+
+
+def _pool_out(n, k, s, p, ceil_mode):
+    o = (n + 2 * p - k + (s - 1 if ceil_mode else 0)) // s + 1
+    return o - 1 if ceil_mode and (o - 1) * s >= n + p else o
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_avg_pool_u8(seed):
+    """Random windows, strides, paddings (up to half the window), ceil_mode's cut
+    windows, both divisors and overrides (negative, large), 0 to 2 leading axes, 1 and 2
+    threads: the kernel equals the equation to the last integer."""
+    rng = np.random.default_rng(seed)
+    for _ in range(60):
+        lead = tuple(int(v) for v in rng.integers(1, 4, rng.integers(0, 3)))
+        size = tuple(int(v) for v in rng.integers(1, 9, 3))
+        k = tuple(int(rng.integers(1, min(4, n) + 1)) for n in size)
+        s = tuple(int(v) for v in rng.integers(1, 4, 3))
+        p = tuple(int(rng.integers(0, kk // 2 + 1)) for kk in k)
+        ceil_mode = bool(rng.integers(0, 2))
+        out = tuple(_pool_out(*a, ceil_mode) for a in zip(size, k, s, p))
+        q = rng.integers(0, 256, lead + size).astype(np.uint8)
+        z, include_pad = int(rng.integers(0, 256)), bool(rng.integers(0, 2))
+        override = None if rng.integers(0, 3) else int(rng.choice([-7, 3, 1000, -2**40]))
+        got = int8.avg_pool_u8(q, k, s, p, out, z, include_pad, override,
+                               num_threads=int(rng.integers(1, 3)))
+        assert_array_equal(got, ref.avg_pool_u8_ref(q, k, s, p, out, z, include_pad,
+                                                    override))

@@ -49,7 +49,7 @@ from .simd import Simd
 
 __all__ = ["MAX_DEPTH", "GemmWeight", "requant_constants", "as_rows", "gemm_u8",
            "gemm_f32", "channels_last", "conv_gemm", "im2col", "depthwise3x3",
-           "AVX2_EXACT", "peak_gops", "peak_run"]
+           "avg_pool_u8", "AVX2_EXACT", "peak_gops", "peak_run"]
 
 #: The deepest reduction K for which int32 cannot overflow:
 #: ``K |a - Za| |w - Zw| <= K * 255 * 255 < 2**31``.
@@ -250,6 +250,43 @@ def depthwise3x3(xi, taps, stride, pad, dil, a_zp, bias_q, mult, out_zp, lo, hi,
     path = _simd.active() if simd is None else simd
     _qconv.depthwise3x3(xi, taps, stride, pad, dil, a_zp, bias_q, mult, out_zp, lo, hi, out,
                         int(path), _threads.resolve(num_threads), nchw)
+
+
+def avg_pool_u8(q, kernel, stride, padding, out_size, zero_point, count_include_pad=True,
+                divisor_override=None, num_threads=None):
+    r"""Quantized average pooling of the uint8 integers ``q`` (..., D, H, W) over the
+    last three axes (a 2-d pooling is one with ``D = 1`` and a window of depth 1): a
+    window holding :math:`n` elements, divided by :math:`d` (its size with the padding
+    when ``count_include_pad``, else :math:`n`, or ``divisor_override``) gives
+
+    .. math::  q_{out} = \mathrm{clamp}\big(\operatorname{nearbyint}\big(
+               \mathrm{f32}(\textstyle\sum q - n Z) \cdot \mathrm{f32}(1/d) + Z\big),
+               0, 255\big)
+
+    (PyTorch's quantized avg_pool2d / avg_pool3d; the twin is
+    :func:`qlearn.reference.avg_pool_u8_ref`).  ``kernel``, ``stride``, ``padding`` and
+    ``out_size`` are 3-tuples, checked by the caller (the window inside the padded
+    input, ``divisor_override`` a non-zero int64).  Returns the (..., OD, OH, OW) uint8
+    array.
+
+    >>> import numpy as np
+    >>> from qlearn.kernels import int8
+    >>> q = np.arange(16, dtype=np.uint8).reshape(1, 4, 4)
+    >>> int8.avg_pool_u8(q, (1, 2, 2), (1, 2, 2), (0, 0, 0), (1, 2, 2), 0)[0]
+    array([[ 2,  4],
+           [10, 12]], dtype=uint8)
+    """
+    q = np.ascontiguousarray(q, dtype=np.uint8)
+    lead = q.shape[:-3]
+    out = np.empty(lead + tuple(out_size), dtype=np.uint8)
+    planes = int(np.prod(lead, dtype=np.int64))
+    _qconv.avg_pool_u8(q.reshape((planes,) + q.shape[-3:]),
+                       out.reshape((planes,) + tuple(out_size)), tuple(kernel),
+                       tuple(stride), tuple(padding), int(zero_point),
+                       bool(count_include_pad),
+                       None if divisor_override is None else int(divisor_override),
+                       _threads.resolve(num_threads))
+    return out
 
 
 def _peak_path(path):

@@ -9,6 +9,7 @@ import numpy as np
 
 from ... import _validation as V
 from ...dtypes import per_tensor_affine, per_tensor_symmetric, qint8, quint8
+from ...kernels import int8 as _int8
 from ...kernels import lookup as _lookup
 from ...qtensor import QTensor, quantize_per_tensor
 from .packed_params import (
@@ -334,8 +335,9 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                          f"padding {p} for kernel {k}")
     if divisor_override is not None and (
             isinstance(divisor_override, bool)
-            or not isinstance(divisor_override, (int, np.integer)) or divisor_override == 0):
-        raise ValueError(f"{who}: `divisor_override` must be a non-zero integer or None, "
+            or not isinstance(divisor_override, (int, np.integer)) or divisor_override == 0
+            or not -2**63 <= divisor_override < 2**63):
+        raise ValueError(f"{who}: `divisor_override` must be a non-zero int64 or None, "
                          f"got {divisor_override!r}")
     q = input._int
     h, w = q.shape[-2:]
@@ -344,33 +346,9 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
     if oh < 1 or ow < 1:
         raise ValueError(f"{who}: the input {h}x{w} is too small for kernel {k} with "
                          f"padding {p}")
-    z = int(input.q_zero_point())
-
-    def bounds(out, size, kk, ss, pp):
-        start = np.arange(out) * ss - pp
-        stop = np.minimum(start + kk, size + pp)        # the window, padding included
-        pool = stop - start
-        return np.maximum(start, 0), np.minimum(stop, size), pool
-
-    hs, he, hpool = bounds(oh, h, k[0], s[0], p[0])
-    ws, we, wpool = bounds(ow, w, k[1], s[1], p[1])
-    # integral image: each window sum is four lookups (int64, exact)
-    ii = np.zeros(q.shape[:-2] + (h + 1, w + 1), dtype=np.int64)
-    ii[..., 1:, 1:] = q.astype(np.int64).cumsum(-2).cumsum(-1)
-    total = (ii[..., he[:, None], we[None, :]] - ii[..., hs[:, None], we[None, :]]
-             - ii[..., he[:, None], ws[None, :]] + ii[..., hs[:, None], ws[None, :]])
-    count = (he - hs)[:, None] * (we - ws)[None, :]
-    if divisor_override is not None:
-        divisor = np.full(count.shape, int(divisor_override))
-    elif count_include_pad:
-        divisor = hpool[:, None] * wpool[None, :]
-    else:
-        divisor = count
-    f32 = np.float32
-    inv = f32(1) / divisor.astype(f32)
-    v = (total.astype(f32) - (z * count).astype(f32)) * inv + f32(z)
-    out = np.clip(np.rint(v), 0, 255).astype(np.uint8)
-    return _like(input, out)
+    out = _int8.avg_pool_u8(q[..., None, :, :], (1,) + k, (1,) + s, (0,) + p, (1, oh, ow),
+                            input.q_zero_point(), count_include_pad, divisor_override)
+    return _like(input, out[..., 0, :, :])
 
 
 def _scalar_operand(b, who):

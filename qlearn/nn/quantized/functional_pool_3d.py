@@ -10,13 +10,16 @@ against PyTorch's ``quantized::avg_pool3d`` / ``adaptive_avg_pool3d``:
    q_{out} = \operatorname{nearbyint}\big(\mathrm{f32}(\textstyle\sum q)
    \cdot \mathrm{f32}(1/n)\big) \quad\text{(adaptive)}
 
-with :math:`n` the input elements in the window and :math:`d` its divisor.  Window sums
-are lookups in a 3-d integral image (int64, exact).
+with :math:`n` the input elements in the window and :math:`d` its divisor.  avg_pool3d
+runs the compiled kernel :func:`qlearn.kernels.int8.avg_pool_u8` (separable window sums,
+the planes on the thread pool); adaptive_avg_pool3d's window sums are lookups in a 3-d
+integral image (int64, exact).
 """
 import itertools
 
 import numpy as np
 
+from ...kernels import int8 as _int8
 from .functional import _like, _pool_out
 from .packed_conv_nd import ntuple
 from .packed_params import require_quantized
@@ -76,8 +79,9 @@ def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                          f"padding {p} for kernel {k}")
     if divisor_override is not None and (
             isinstance(divisor_override, bool)
-            or not isinstance(divisor_override, (int, np.integer)) or divisor_override == 0):
-        raise ValueError(f"{who}: `divisor_override` must be a non-zero integer or None, "
+            or not isinstance(divisor_override, (int, np.integer)) or divisor_override == 0
+            or not -2**63 <= divisor_override < 2**63):
+        raise ValueError(f"{who}: `divisor_override` must be a non-zero int64 or None, "
                          f"got {divisor_override!r}")
     size = q.shape[-3:]
     out = tuple(_pool_out(n, kk, ss, pp, 1, ceil_mode) for n, kk, ss, pp in
@@ -85,26 +89,8 @@ def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
     if min(out) < 1:
         raise ValueError(f"{who}: the input {'x'.join(map(str, size))} is too small for "
                          f"kernel {k} with padding {p}")
-    starts, stops, pools = [], [], []
-    for o, n, kk, ss, pp in zip(out, size, k, s, p):
-        start = np.arange(o) * ss - pp
-        stop = np.minimum(start + kk, n + pp)          # the window, padding included
-        pools.append(stop - start)
-        starts.append(np.maximum(start, 0))
-        stops.append(np.minimum(stop, n))
-    total = _box_sums(_integral(q), starts, stops)
-    count = np.einsum("i,j,k->ijk", *[b - a for a, b in zip(starts, stops)])
-    if divisor_override is not None:
-        divisor = np.full(count.shape, int(divisor_override))
-    elif count_include_pad:
-        divisor = np.einsum("i,j,k->ijk", *pools)
-    else:
-        divisor = count
-    z = int(input.q_zero_point())
-    f32 = np.float32
-    v = (total.astype(f32) - (z * count).astype(f32)) * (f32(1) / divisor.astype(f32)) \
-        + f32(z)
-    return _like(input, np.clip(np.rint(v), 0, 255).astype(np.uint8))
+    return _like(input, _int8.avg_pool_u8(q, k, s, p, out, input.q_zero_point(),
+                                          count_include_pad, divisor_override))
 
 
 def adaptive_avg_pool3d(input, output_size):
