@@ -759,9 +759,7 @@ cdef struct AvgPoolJob:
     const uint8_t *x         # (P, D, H, W) planes
     uint8_t *y               # (P, OD, OH, OW)
     intp_t D, H, W, OD, OH, OW
-    intp_t k[3]
-    intp_t s[3]
-    intp_t p[3]
+    const intp_t *bounds[3]  # per axis, per output o: lo, hi (inside the input), pool
     float32_t z
     int32_t zi
     bint include_pad
@@ -769,17 +767,6 @@ cdef struct AvgPoolJob:
     bint has_override
     int64_t *scratch         # slot s: scratch + s * per, the window sums of one plane
     intp_t per
-
-
-cdef inline void _pool_bounds(intp_t o, intp_t k, intp_t s, intp_t p, intp_t size,
-                              intp_t *lo, intp_t *hi, intp_t *pool) noexcept nogil:
-    """Window o along one axis: [lo, hi) inside the input, pool its length with the
-    padding (the window is cut at size + p, as PyTorch's)."""
-    cdef intp_t start = o * s - p
-    cdef intp_t stop = min(start + k, size + p)
-    pool[0] = stop - start
-    lo[0] = max(start, 0)
-    hi[0] = min(stop, size)
 
 
 cdef void _avg_pool_plane(void *ctx, long u, int slot) noexcept nogil:
@@ -791,40 +778,42 @@ cdef void _avg_pool_plane(void *ctx, long u, int slot) noexcept nogil:
     cdef const uint8_t *x = j.x + u * j.D * j.H * j.W
     cdef uint8_t *y = j.y + u * j.OD * j.OH * j.OW
     cdef intp_t D = j.D, H = j.H, W = j.W, OD = j.OD, OH = j.OH, OW = j.OW
-    cdef intp_t od, oh, ow, d0, d1, dp, h0, h1, hp, w0, w1, wp, d, h, w, n
+    cdef const intp_t *bd = j.bounds[0]
+    cdef const intp_t *bh = j.bounds[1]
+    cdef const intp_t *bw = j.bounds[2]
+    cdef intp_t od, oh, ow, d, h, w, n
     cdef int64_t t
     cdef const uint8_t *row
     cdef int64_t *s1 = j.scratch + slot * j.per
     cdef int64_t *s2 = s1 + D * H * OW
     cdef int64_t *acc
+    cdef int64_t *o1
     for d in range(D):
         for h in range(H):
             row = x + (d * H + h) * W
+            o1 = s1 + (d * H + h) * OW
             for ow in range(OW):
-                _pool_bounds(ow, j.k[2], j.s[2], j.p[2], W, &w0, &w1, &wp)
                 t = 0
-                for w in range(w0, w1):
+                for w in range(bw[3 * ow], bw[3 * ow + 1]):
                     t += row[w]
-                s1[(d * H + h) * OW + ow] = t
+                o1[ow] = t
     for d in range(D):
         for oh in range(OH):
-            _pool_bounds(oh, j.k[1], j.s[1], j.p[1], H, &h0, &h1, &hp)
             acc = s2 + (d * OH + oh) * OW
             memset(acc, 0, OW * sizeof(int64_t))
-            for h in range(h0, h1):
+            for h in range(bh[3 * oh], bh[3 * oh + 1]):
                 _add_row(acc, s1 + (d * H + h) * OW, OW)
     acc = s2 + D * OH * OW          # one output row's sums
     for od in range(OD):
-        _pool_bounds(od, j.k[0], j.s[0], j.p[0], D, &d0, &d1, &dp)
         for oh in range(OH):
-            _pool_bounds(oh, j.k[1], j.s[1], j.p[1], H, &h0, &h1, &hp)
             memset(acc, 0, OW * sizeof(int64_t))
-            for d in range(d0, d1):
+            for d in range(bd[3 * od], bd[3 * od + 1]):
                 _add_row(acc, s2 + (d * OH + oh) * OW, OW)
+            n = (bd[3 * od + 1] - bd[3 * od]) * (bh[3 * oh + 1] - bh[3 * oh])
             for ow in range(OW):
-                _pool_bounds(ow, j.k[2], j.s[2], j.p[2], W, &w0, &w1, &wp)
-                n = (d1 - d0) * (h1 - h0) * (w1 - w0)
-                y[(od * OH + oh) * OW + ow] = _avg_out(j, acc[ow], n, dp * hp * wp)
+                y[(od * OH + oh) * OW + ow] = _avg_out(
+                    j, acc[ow], n * (bw[3 * ow + 1] - bw[3 * ow]),
+                    bd[3 * od + 2] * bh[3 * oh + 2] * bw[3 * ow + 2])
 
 
 cdef inline void _add_row(int64_t *acc, const int64_t *r, intp_t n) noexcept nogil:
@@ -853,22 +842,37 @@ def avg_pool_u8(const uint8_t[:, :, :, ::1] x,   # IN  (P, D, H, W): planes of t
                 tuple kernel, tuple stride, tuple padding, int32_t zero_point,
                 bint count_include_pad, divisor_override, int num_threads):
     """y[p, od, oh, ow] := the quantized mean of x[p] over window (od, oh, ow): see
-    ``qlearn.reference.avg_pool_u8_ref`` for the equation.  One work unit a plane."""
+    ``qlearn.reference.avg_pool_u8_ref`` for the equation.  One work unit a plane.
+
+    Window o along an axis of length L starts at o s - p and is cut at L + p (as
+    PyTorch's): its elements are [max(start, 0), min(stop, L)), its size with the
+    padding stop - start; these bounds are formed here, once for every plane."""
     cdef AvgPoolJob job
     cdef int a
-    job.x, job.y = &x[0, 0, 0, 0] if x.size else NULL, &y[0, 0, 0, 0] if y.size else NULL
-    job.D, job.H, job.W = x.shape[1], x.shape[2], x.shape[3]
-    job.OD, job.OH, job.OW = y.shape[1], y.shape[2], y.shape[3]
+    cdef intp_t o, start, stop
+    cdef intp_t[:, ::1] bnd
+    if y.size == 0:
+        return
+    sizes = (x.shape[1], x.shape[2], x.shape[3])
+    outs = (y.shape[1], y.shape[2], y.shape[3])
+    tables = []                     # kept alive until the job is done
     for a in range(3):
-        job.k[a], job.s[a], job.p[a] = kernel[a], stride[a], padding[a]
+        bnd = np.empty((outs[a], 3), dtype=np.intp)
+        for o in range(outs[a]):
+            start = o * stride[a] - padding[a]
+            stop = min(start + kernel[a], sizes[a] + padding[a])
+            bnd[o, 0], bnd[o, 1], bnd[o, 2] = max(start, 0), min(stop, sizes[a]), stop - start
+        tables.append(bnd)
+        job.bounds[a] = &bnd[0, 0]
+    job.x, job.y = &x[0, 0, 0, 0], &y[0, 0, 0, 0]
+    job.D, job.H, job.W = sizes
+    job.OD, job.OH, job.OW = outs
     job.zi, job.z = zero_point, <float32_t> zero_point
     job.include_pad = count_include_pad
     job.has_override = divisor_override is not None
     job.inv_override = ((<float32_t> 1) / <float32_t> (<int64_t> divisor_override)
                         if job.has_override else 0)
-    if y.size == 0:
-        return
-    cdef long work = y.size * job.k[0] * job.k[1] * job.k[2]
+    cdef long work = y.size * kernel[0] * kernel[1] * kernel[2]
     cdef int nt = max(num_threads, 1)
     job.per = job.D * job.H * job.OW + (job.D * job.OH + 1) * job.OW
     cdef int64_t[::1] scratch = np.empty(nt * job.per, dtype=np.int64)
