@@ -861,7 +861,8 @@ def avg_pool_u8(const uint8_t[:, :, :, ::1] x,   # IN  (P, D, H, W): planes of t
         for o in range(outs[a]):
             start = o * stride[a] - padding[a]
             stop = min(start + kernel[a], sizes[a] + padding[a])
-            bnd[o, 0], bnd[o, 1], bnd[o, 2] = max(start, 0), min(stop, sizes[a]), stop - start
+            bnd[o, 0], bnd[o, 1] = max(start, 0), min(stop, sizes[a])
+            bnd[o, 2] = stop - start
         tables.append(bnd)
         job.bounds[a] = &bnd[0, 0]
     job.x, job.y = &x[0, 0, 0, 0], &y[0, 0, 0, 0]
