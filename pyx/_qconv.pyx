@@ -849,7 +849,6 @@ def avg_pool_u8(const uint8_t[:, :, :, ::1] x,   # IN  (P, D, H, W): planes of t
     padding stop - start; these bounds are formed here, once for every plane."""
     cdef AvgPoolJob job
     cdef int a
-    cdef intp_t o, start, stop
     cdef intp_t[:, ::1] bnd
     if y.size == 0:
         return
@@ -857,12 +856,11 @@ def avg_pool_u8(const uint8_t[:, :, :, ::1] x,   # IN  (P, D, H, W): planes of t
     outs = (y.shape[1], y.shape[2], y.shape[3])
     tables = []                     # kept alive until the job is done
     for a in range(3):
-        bnd = np.empty((outs[a], 3), dtype=np.intp)
-        for o in range(outs[a]):
-            start = o * stride[a] - padding[a]
-            stop = min(start + kernel[a], sizes[a] + padding[a])
-            bnd[o, 0], bnd[o, 1] = max(start, 0), min(stop, sizes[a])
-            bnd[o, 2] = stop - start
+        start = np.arange(outs[a], dtype=np.intp) * stride[a] - padding[a]
+        stop = np.minimum(start + kernel[a], sizes[a] + padding[a])
+        bnd = np.ascontiguousarray(np.stack([np.maximum(start, 0),
+                                             np.minimum(stop, sizes[a]), stop - start], 1),
+                                   dtype=np.intp)
         tables.append(bnd)
         job.bounds[a] = &bnd[0, 0]
     job.x, job.y = &x[0, 0, 0, 0], &y[0, 0, 0, 0]

@@ -275,14 +275,19 @@ def check_float_qparams(scales, zero_points, channels):
     return s, z32
 
 
+def _beyond_int64(v):
+    """Whether ``v`` is a Python int outside int64 (NumPy keeps such an index as an
+    object, or overflows on it)."""
+    return type(v) is int and not -2**63 <= v < 2**63
+
+
 def index_error(err, key, shape):
     """The IndexError torch raises where indexing an array of ``shape`` with ``key``
     raised ``err`` in NumPy (an IndexError or OverflowError), or None to let ``err``
     stand: an integer beyond int64 is out of range (NumPy calls it no integer at all, or
     overflows, and names no index), and an index out of bounds is so "for dimension",
     not "for axis"."""
-    huge = [k for k in (key if isinstance(key, tuple) else (key,))
-            if type(k) is int and not -2**63 <= k < 2**63]
+    huge = [k for k in (key if isinstance(key, tuple) else (key,)) if _beyond_int64(k)]
     if huge or isinstance(err, OverflowError):
         return IndexError(f"index {huge[0] if huge else shown(key, 60)} is out of range "
                           f"for a tensor of shape {tuple(shape)}")

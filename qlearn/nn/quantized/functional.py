@@ -192,6 +192,16 @@ def relu6(input, inplace=False):
     return _same_qparams(input, np.minimum(np.maximum(input._int, lo), six))
 
 
+def _check_divisor_override(divisor_override, who):
+    """avg_pool's ``divisor_override``: None or a non-zero int64 (PyTorch's type)."""
+    if divisor_override is not None and (
+            isinstance(divisor_override, bool)
+            or not isinstance(divisor_override, (int, np.integer)) or divisor_override == 0
+            or not -2**63 <= divisor_override < 2**63):
+        raise ValueError(f"{who}: `divisor_override` must be a non-zero int64 or None, "
+                         f"got {divisor_override!r}")
+
+
 def _pool_out(size, k, s, p, d, ceil_mode):
     span = size + 2 * p - d * (k - 1) - 1
     out = (span + (s - 1 if ceil_mode else 0)) // s + 1
@@ -333,12 +343,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
     if p[0] > k[0] // 2 or p[1] > k[1] // 2:
         raise ValueError(f"{who}: `padding` must be at most half the kernel size, got "
                          f"padding {p} for kernel {k}")
-    if divisor_override is not None and (
-            isinstance(divisor_override, bool)
-            or not isinstance(divisor_override, (int, np.integer)) or divisor_override == 0
-            or not -2**63 <= divisor_override < 2**63):
-        raise ValueError(f"{who}: `divisor_override` must be a non-zero int64 or None, "
-                         f"got {divisor_override!r}")
+    _check_divisor_override(divisor_override, who)
     q = input._int
     h, w = q.shape[-2:]
     oh, ow = (_pool_out(h, k[0], s[0], p[0], 1, ceil_mode),

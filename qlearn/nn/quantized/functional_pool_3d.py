@@ -20,7 +20,7 @@ import itertools
 import numpy as np
 
 from ...kernels import int8 as _int8
-from .functional import _like, _pool_out
+from .functional import _check_divisor_override, _like, _pool_out
 from .packed_conv_nd import ntuple
 from .packed_params import require_quantized
 
@@ -77,12 +77,7 @@ def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
     if any(pp > kk // 2 for pp, kk in zip(p, k)):
         raise ValueError(f"{who}: `padding` must be at most half the kernel size, got "
                          f"padding {p} for kernel {k}")
-    if divisor_override is not None and (
-            isinstance(divisor_override, bool)
-            or not isinstance(divisor_override, (int, np.integer)) or divisor_override == 0
-            or not -2**63 <= divisor_override < 2**63):
-        raise ValueError(f"{who}: `divisor_override` must be a non-zero int64 or None, "
-                         f"got {divisor_override!r}")
+    _check_divisor_override(divisor_override, who)
     size = q.shape[-3:]
     out = tuple(_pool_out(n, kk, ss, pp, 1, ceil_mode) for n, kk, ss, pp in
                 zip(size, k, s, p))
