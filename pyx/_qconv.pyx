@@ -1,11 +1,11 @@
 # cython: boundscheck=False, wraparound=False, initializedcheck=False
-"""Int8 convolution: im2col (then :func:`qlearn._ext._qgemm.gemm`) and depthwise 3x3.
+"""Int8 convolution: im2col (then :func:`qlearn._ext._qgemm.gemm`) and depthwise.
 
 Called only by :mod:`qlearn.kernels.int8` (the arguments are checked above it).
 The kernels read activations channels-last, ``(N, H, W, C)`` C-contiguous: a
 convolution's own output already is (as PyTorch's are).  An NCHW input is converted
 inside the kernel's own parallel job, a band of rows at a time into the thread's
-cache-resident buffer (:func:`conv_gemm` and :func:`depthwise3x3` with ``nchw``); the
+cache-resident buffer (:func:`conv_gemm` and :func:`depthwise` with ``nchw``); the
 whole-array conversions (:func:`to_channels_last`, :func:`small_c_to_channels_last`)
 serve the matrix paths (1x1 convolution, generic loops).  Temporaries come from scratch
 blocks kept between calls.  The C kernels are the headers of ``pyx/include/qconv/`` and
@@ -46,7 +46,12 @@ cdef extern from "qconv/dispatch.h":
                                        long cg, long yb0, long rows, long pw, long Wb,
                                        uint8_t fill, uint8_t *tmp,
                                        uint8_t *dst) noexcept nogil
-    void qlearn_qconv_dw_pack(const int32_t *wz, long C, int16_t *out) noexcept nogil
+    void qlearn_qconv_pad_band(const uint8_t *src, long top, long n, long rows, long W,
+                               long C, long pw, long Wb, uint8_t fill,
+                               uint8_t *dst) noexcept nogil
+    void qlearn_qconv_dw_pack(const int32_t *wz, long C, int T, int blk,
+                              int16_t *out) noexcept nogil
+    int qlearn_qconv_dw_blk(int simd) noexcept nogil
     void qlearn_qconv_indirect_block(
             int path, const uint8_t *x, long H, long W, long C, long Ho, long Wo,
             long c0, long cg, long kh, long kw, long sh, long sw, long ph, long pw,
@@ -55,11 +60,11 @@ cdef extern from "qconv/dispatch.h":
             const int8_t *packed, long Ng, long Kg, long P, long np_max,
             const qgemm_epilogue *e0, int any_wzp, int32_t *rowsum, uint8_t *out,
             long ldc) noexcept nogil
-    void qlearn_qconv_dw3x3_row(int simd, const uint8_t *xp, long Wp, long C,
-                                const int32_t *wz, const int16_t *wpk, long oy, long Wo,
-                                int stride, int dil, int32_t *acc,
-                                const qgemm_epilogue *e, uint8_t *out,
-                                long ldc) noexcept nogil
+    void qlearn_qconv_dw_row(int simd, const uint8_t *xp, long Wp, long C,
+                             const int32_t *wz, const int16_t *wpk, const long *off, int T,
+                             long oy, long Wo, int sh, int sw, int32_t *acc,
+                             const qgemm_epilogue *e, uint8_t *out,
+                             long ldc) noexcept nogil
 
 from ._openmp import pool_capsule, pool_plan_capsule, pool_run_plan_capsule
 
@@ -584,16 +589,17 @@ cdef void _block_gemm(int path, const uint8_t *a, intp_t lda, intp_t rows, intp_
         p0 += np_max
 
 
-def depthwise3x3(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels last
-                 const int32_t[:, ::1] wz,      # IN  (9, C): W - Zw[c], taps (ky, kx)
-                 int stride, int pad, int dil,
-                 uint8_t a_zp,
-                 const float32_t[::1] bias_q,   # IN  (C,) or empty
-                 const float32_t[::1] mult,     # IN  (C,)
-                 int32_t out_zp, int32_t lo, int32_t hi,
-                 uint8_t[:, :, :, ::1] out,     # OUT (N, Ho, Wo, C) channels last
-                 int simd, int num_threads, bint nchw=False):
-    """out[n, oy, ox, c] := eq. (6) of sum_t (x - Za)[n, oy s+ky d-p, ox s+kx d-p, c] wz[t, c]
+def depthwise(const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C) channels last
+              const int32_t[:, ::1] wz,          # IN  (kh kw, C): W - Zw[c], taps (ky, kx)
+              int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+              uint8_t a_zp,
+              const float32_t[::1] bias_q,       # IN  (C,) or empty
+              const float32_t[::1] mult,         # IN  (C,)
+              int32_t out_zp, int32_t lo, int32_t hi,
+              uint8_t[:, :, :, ::1] out,         # OUT (N, Ho, Wo, C) channels last
+              int simd, int num_threads, bint nchw=False):
+    """out[n, oy, ox, c] := eq. (6) of
+    sum_{ky, kx} (x - Za)[n, oy sh + ky dh - ph, ox sw + kx dw - pw, c] wz[ky kw + kx, c]
 
     A work unit is a band of output rows of one image: it copies the input rows the
     band reads into its thread's buffer, padded with ``Za`` (real zero), and runs the
@@ -601,25 +607,28 @@ def depthwise3x3(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels las
     ``Za sum wz`` (eq. (9)).  The padding is thus made in cache, in the same parallel
     job as the arithmetic, instead of in a padded copy of the whole input.
     ``simd`` selects the plain loop (0), the AVX2 kernel with pairs of taps through
-    vpmaddwd (1), or that kernel with an AVX-512 epilogue (2).  With ``nchw`` the input
-    is (N, C, H, W): each input row is transposed straight into the band's padded
-    buffer (no channels-last copy of the whole input).
+    vpmaddwd (1), or the AVX-512 kernel with vpdpwssd and its epilogue in registers
+    (2).  With ``nchw`` the input is (N, C, H, W): each input row is transposed straight
+    into the band's padded buffer (no channels-last copy of the whole input).
     """
     cdef intp_t N = x.shape[0]
     cdef intp_t H = x.shape[2] if nchw else x.shape[1]
     cdef intp_t W = x.shape[3] if nchw else x.shape[2]
     cdef intp_t C = x.shape[1] if nchw else x.shape[3]
-    cdef intp_t Ho = out.shape[1], Wo = out.shape[2]
-    cdef intp_t Wp = W + 2 * pad, band, rows_in, t, nt = max(num_threads, 1)
+    cdef intp_t Ho = out.shape[1], Wo = out.shape[2], T = kh * kw
+    cdef intp_t Wp = W + 2 * pw, span = (kh - 1) * dh + 1, band, rows_in, t
+    cdef intp_t nt = max(num_threads, 1)
     if simd not in (0, 1, 2):
         raise ValueError(f"`simd` must be 0, 1 or 2, got {simd}")
     if simd and not qlearn_cpu_has_avx2():
         raise ValueError("`simd` 1 or 2 needs AVX2, which this CPU lacks")
     if simd == 2 and not qlearn_cpu_has_avx512vnni():
         raise ValueError("`simd=2` needs AVX-512, which this CPU lacks")
+    if wz.shape[0] != T or wz.shape[1] != C:
+        raise ValueError(f"`wz` must be ({T}, {C}), got ({wz.shape[0]}, {wz.shape[1]})")
     if N == 0 or C == 0 or Ho == 0 or Wo == 0:
         return
-    if N * C * Ho * Wo * 9 < SERIAL_BYTES:
+    if N * C * Ho * Wo * T < SERIAL_BYTES:
         num_threads = nt = 1
     # Bands: DW_UNITS_PER_THREAD per thread when there are several (a late or
     # preempted thread leaves its share to the others), else as many rows as fit the
@@ -628,81 +637,91 @@ def depthwise3x3(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels las
     # t buffers of the t-thread bands' input rows.
     rows_in = 0
     for t in range(1, nt + 1):
-        band = _dw_band_rows(Ho, Wp, C, stride, dil, t)
-        rows_in = max(rows_in, t * ((band - 1) * stride + 2 * dil + 1))
-    # per thread: the padded input rows and a row of int32 sums; shared: sum_t wz and
-    # the weights packed for the SIMD kernels
-    # (all in one kept scratch block, as conv_gemm's)
-    cdef intp_t o_acc = _up64(rows_in * Wp * C)
-    cdef intp_t o_wpk = _up64(o_acc + (nt * Wo * C + 2 * C) * sizeof(int32_t))
-    cdef intp_t n_wpk = max(1, (C // 16) * 5 * 2 * 16)
+        band = _dw_band_rows(Ho, Wp, C, sh, span, t)
+        rows_in = max(rows_in, t * ((band - 1) * sh + span))
+    # per thread: the padded input rows and a row of int32 sums; shared: sum_t wz, the
+    # tap offsets and the weights packed for the SIMD kernels (all in one kept scratch
+    # block, as conv_gemm's)
+    cdef intp_t blk = qlearn_qconv_dw_blk(simd)
+    # an NCHW input narrower than 16 pixels or channels is transposed as one run of
+    # pixels into a slot's tmp rows, then copied into the padded ones
+    cdef intp_t o_tmp = _up64(rows_in * Wp * C)
+    cdef intp_t o_acc = o_tmp + (_up64(rows_in * W * C) if nchw else 0)
+    cdef intp_t o_off = _up64(o_acc + (nt * Wo * C + 2 * C) * sizeof(int32_t))
+    cdef intp_t o_wpk = _up64(o_off + T * sizeof(long))
+    cdef intp_t n_wpk = max(1, (C // 16) * 16 * ((T + 1) // 2) * 2)   # dw_pack's
     cdef size_t got = 0
     cdef uint8_t *scratch = _scratch_take(o_wpk + n_wpk * sizeof(int16_t), &got)
     cdef int32_t *accp = <int32_t *> (scratch + o_acc)
+    cdef long *off = <long *> (scratch + o_off)
     cdef int16_t *wpkp = <int16_t *> (scratch + o_wpk)
     cdef int32_t *wsum = accp + nt * Wo * C
+    for t in range(T):
+        off[t] = ((t // kw) * dh * Wp + (t % kw) * dw) * C
     try:
-        _dw_run(scratch, accp, wpkp, wsum, n_wpk, simd, x, wz, stride, pad, dil,
-                a_zp, bias_q, mult, out_zp, lo, hi, out, N, H, W, C, Ho, Wo, Wp,
+        _dw_run(scratch, scratch + o_tmp, accp, wpkp, wsum, off, n_wpk, blk, simd, x, wz,
+                kh, sh, sw, ph,
+                pw, span, a_zp, bias_q, mult, out_zp, lo, hi, out, N, H, W, C, Ho, Wo, Wp,
                 nchw, num_threads)
     finally:
         _scratch_give(scratch, got)
 
 
-cdef void _dw_run(uint8_t *bufs, int32_t *accp, int16_t *wpkp, int32_t *wsum,
-                  intp_t n_wpk, int simd, const uint8_t[:, :, :, ::1] x,
-                  const int32_t[:, ::1] wz, int stride, int pad, int dil, uint8_t a_zp,
+cdef void _dw_run(uint8_t *bufs, uint8_t *tmps, int32_t *accp, int16_t *wpkp, int32_t *wsum,
+                  const long *off, intp_t n_wpk, intp_t blk, int simd,
+                  const uint8_t[:, :, :, ::1] x, const int32_t[:, ::1] wz, int kh, int sh,
+                  int sw, int ph, int pw, intp_t span, uint8_t a_zp,
                   const float32_t[::1] bias_q, const float32_t[::1] mult, int32_t out_zp,
                   int32_t lo, int32_t hi, uint8_t[:, :, :, ::1] out, intp_t N, intp_t H,
                   intp_t W, intp_t C, intp_t Ho, intp_t Wo, intp_t Wp, bint nchw,
                   int num_threads) noexcept:
-    """depthwise3x3 on its scratch: sum_t wz and the packed taps, then the bands."""
+    """depthwise on its scratch: sum_t wz and the packed taps, then the bands."""
     cdef DwJob job
     cdef qlearn_pool_plan_t plan
     cdef int nt
     cdef qgemm_epilogue e
-    cdef intp_t t, c
+    cdef intp_t t, c, T = wz.shape[0]
     with nogil:
         memset(wpkp, 0, n_wpk * sizeof(int16_t))
         for c in range(C):
             wsum[c] = 0
             wsum[C + c] = 0                  # the zero weight zero points
-        for t in range(9):
+        for t in range(T):
             for c in range(C):
                 wsum[c] += wz[t, c]
-        qlearn_qconv_dw_pack(&wz[0, 0], C, wpkp)
+        qlearn_qconv_dw_pack(&wz[0, 0], C, T, blk, wpkp)
     # raw = acc - Za * sum_t wz[t, c]: the column sums of a GEMM with Zw = 0
     e = qgemm_epilogue_u8(wsum, wsum + C, a_zp,
                           &bias_q[0] if bias_q.shape[0] > 0 else NULL, &mult[0],
                           out_zp, lo, hi)
-    job.simd, job.x, job.H, job.W, job.C, job.pad, job.Wp = \
-        simd, &x[0, 0, 0, 0], H, W, C, pad, Wp
+    job.simd, job.x, job.H, job.W, job.C, job.ph, job.pw, job.Wp = \
+        simd, &x[0, 0, 0, 0], H, W, C, ph, pw, Wp
     job.nchw = nchw
-    job.wz, job.wpk, job.fill = &wz[0, 0], wpkp, a_zp
-    job.Ho, job.Wo, job.stride, job.dil, job.e, job.out = \
-        Ho, Wo, stride, dil, &e, &out[0, 0, 0, 0]
-    job.bufs, job.acc = bufs, accp
+    job.wz, job.wpk, job.off, job.T, job.fill = &wz[0, 0], wpkp, off, T, a_zp
+    job.Ho, job.Wo, job.sh, job.sw, job.span, job.e, job.out = \
+        Ho, Wo, sh, sw, span, &e, &out[0, 0, 0, 0]
+    job.bufs, job.tmps, job.acc = bufs, tmps, accp
     with nogil:
-        _dw_bands(&job, _dw_band_rows(Ho, Wp, C, stride, dil, num_threads))
-        nt = pool_plan(&plan, _dw_band, N * job.nbands, num_threads, N * Ho * Wo * C)
+        _dw_bands(&job, _dw_band_rows(Ho, Wp, C, sh, span, num_threads))
+        nt = pool_plan(&plan, _dw_band, N * job.nbands, num_threads, N * Ho * Wo * C * T)
         if nt != num_threads:
-            _dw_bands(&job, _dw_band_rows(Ho, Wp, C, stride, dil, nt))
+            _dw_bands(&job, _dw_band_rows(Ho, Wp, C, sh, span, nt))
         pool_run_plan(&plan, _dw_band, &job, N * job.nbands)
 
 
-cdef intp_t _dw_band_rows(intp_t Ho, intp_t Wp, intp_t C, int stride, int dil,
+cdef intp_t _dw_band_rows(intp_t Ho, intp_t Wp, intp_t C, int sh, intp_t span,
                           int nt) noexcept nogil:
     """Output rows per band of the depthwise kernel on ``nt`` threads: DW_UNITS_PER_THREAD
     bands per thread when there are several, else as many rows as fit the buffer; a band
-    of b rows reads (b - 1) stride + 2 dil + 1 input rows."""
+    of b rows reads (b - 1) sh + span input rows, span = (kh - 1) dh + 1."""
     cdef intp_t band = (Ho + DW_UNITS_PER_THREAD * nt - 1) // (DW_UNITS_PER_THREAD * nt) \
         if nt > 1 else Ho
-    return max(1, min(band, (DW_BUF_BYTES // (Wp * C) - 2 * dil - 1) // stride + 1))
+    return max(1, min(band, (DW_BUF_BYTES // (Wp * C) - span) // sh + 1))
 
 
 cdef void _dw_bands(DwJob *job, intp_t band) noexcept nogil:
     job.band, job.nbands = band, (job.Ho + band - 1) // band
-    job.rows_in = (band - 1) * job.stride + 2 * job.dil + 1
+    job.rows_in = (band - 1) * job.sh + job.span
 
 
 cdef enum:
@@ -713,45 +732,41 @@ cdef enum:
 
 
 cdef struct DwJob:
-    int simd, stride, dil
+    int simd, sh, sw
     bint nchw                # x is (N, C, H, W): rows are transposed into the buffer
     uint8_t fill             # Za: the padding
     const uint8_t *x
-    intp_t H, W, C, pad, Wp, Ho, Wo, band, nbands, rows_in
+    intp_t H, W, C, ph, pw, Wp, Ho, Wo, band, nbands, rows_in, span, T
     const int32_t *wz
     const int16_t *wpk
+    const long *off          # the T tap offsets in the padded rows
     const qgemm_epilogue *e
     uint8_t *bufs            # slot s: bufs + s * rows_in * Wp * C
+    uint8_t *tmps            # slot s: tmps + s * rows_in * W * C (nchw)
     int32_t *acc             # slot s: acc + s * Wo * C
     uint8_t *out
 
 
 cdef void _dw_band(void *ctx, long u, int slot) noexcept nogil:
-    """Band u (image n, output rows oy0 .. oy1-1) of depthwise3x3 on slot's buffers:
-    the input rows it reads, padded with Za, then each output row."""
+    """Band u (image n, output rows oy0 .. oy1-1) of depthwise on slot's buffers: the
+    input rows it reads, padded with Za, then each output row."""
     cdef DwJob *j = <DwJob *> ctx
     cdef intp_t n = u // j.nbands, oy0 = (u % j.nbands) * j.band
-    cdef intp_t oy1 = min(j.Ho, oy0 + j.band), row = j.Wp * j.C, r, iy, oy
-    cdef intp_t iy0 = oy0 * j.stride - j.pad, rows = (oy1 - 1 - oy0) * j.stride + 2 * j.dil + 1
-    cdef uint8_t *buf = j.bufs + slot * j.rows_in * row
-    cdef uint8_t *d
-    for r in range(rows):
-        iy = iy0 + r
-        d = buf + r * row
-        if iy < 0 or iy >= j.H:
-            memset(d, j.fill, row)                              # padding rows: Za
-            continue
-        memset(d, j.fill, j.pad * j.C)                          # left border: Za
-        if j.nchw:
-            qlearn_qconv_nchw_to_nhwc_rows(j.x + n * j.C * j.H * j.W + iy * j.W, j.C,
-                                           j.H * j.W, 0, j.W, d + j.pad * j.C)
-        else:
-            memcpy(d + j.pad * j.C, j.x + (n * j.H + iy) * j.W * j.C, j.W * j.C)
-        memset(d + (j.pad + j.W) * j.C, j.fill, j.pad * j.C)    # right border: Za
+    cdef intp_t oy1 = min(j.Ho, oy0 + j.band), oy
+    cdef intp_t iy0 = oy0 * j.sh - j.ph, rows = (oy1 - 1 - oy0) * j.sh + j.span
+    cdef intp_t y0 = max(iy0, 0), ye = min(iy0 + rows, j.H)
+    cdef uint8_t *buf = j.bufs + slot * j.rows_in * j.Wp * j.C
+    if j.nchw:
+        qlearn_qconv_nchw_band_padded(j.x + n * j.C * j.H * j.W, j.H, j.W, 0, j.C, iy0,
+                                      rows, j.pw, j.Wp, j.fill,
+                                      j.tmps + slot * j.rows_in * j.W * j.C, buf)
+    else:
+        qlearn_qconv_pad_band(j.x + (n * j.H + y0) * j.W * j.C, y0 - iy0, max(ye - y0, 0),
+                              rows, j.W, j.C, j.pw, j.Wp, j.fill, buf)
     for oy in range(oy0, oy1):
-        qlearn_qconv_dw3x3_row(j.simd, buf, j.Wp, j.C, j.wz, j.wpk, oy - oy0, j.Wo,
-                               j.stride, j.dil, j.acc + slot * j.Wo * j.C, j.e,
-                               j.out + (n * j.Ho + oy) * j.Wo * j.C, j.C)
+        qlearn_qconv_dw_row(j.simd, buf, j.Wp, j.C, j.wz, j.wpk, j.off, j.T, oy - oy0,
+                            j.Wo, j.sh, j.sw, j.acc + slot * j.Wo * j.C, j.e,
+                            j.out + (n * j.Ho + oy) * j.Wo * j.C, j.C)
 
 
 # ---- quantized average pooling ---------------------------------------------------------

@@ -510,23 +510,28 @@ def conv_gemm_ref(x, w, a_zp, w_zp, bias_q, mult, out_zp, lo, hi, stride=(1, 1),
     return y.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
 
 
-def depthwise3x3_ref(x, w, a_zp, w_zp, bias_q, mult, out_zp, lo, hi, stride=1, pad=0,
-                     dil=1):
-    r"""Eq. :eq:`int8-depthwise`: each channel convolved with its own 3x3 taps,
-    :math:`C_{n,c,p,q} = \sum_{i,j<3} (x_{n,c,\,p s - P + i d,\,q s - P + j d} - Z_a)
-    (w_{c,i,j} - Z_{w,c})` (padding :math:`Z_a`), then eq. :eq:`int8-requant` per
-    channel.  ``x`` (N, C, H, W) uint8, ``w`` (C, 1, 3, 3) int8; returns (N, C, Ho, Wo)."""
+def depthwise_ref(x, w, a_zp, w_zp, bias_q, mult, out_zp, lo, hi, stride=(1, 1),
+                  padding=(0, 0), dilation=(1, 1)):
+    r"""Eq. :eq:`int8-depthwise`: each channel convolved with its own
+    :math:`k_h \times k_w` taps,
+    :math:`C_{n,c,p,q} = \sum_{i<k_h,\,j<k_w} (x_{n,c,\,p s_h - P_h + i d_h,\,
+    q s_w - P_w + j d_w} - Z_a) (w_{c,i,j} - Z_{w,c})` (padding :math:`Z_a`), then eq.
+    :eq:`int8-requant` per channel.  ``x`` (N, C, H, W) uint8, ``w`` (C, 1, kh, kw)
+    int8, ``stride``, ``padding`` and ``dilation`` (height, width) pairs; returns
+    (N, C, Ho, Wo)."""
     x = np.asarray(x, dtype=np.int64)
-    w = np.asarray(w, dtype=np.int64).reshape(-1, 3, 3)
+    w = np.asarray(w, dtype=np.int64)
+    kh, kw = w.shape[2:]
+    w = w.reshape(-1, kh, kw)
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     n, c, h, wd = x.shape
     w_zp = np.broadcast_to(np.asarray(w_zp, dtype=np.int64), (c,))
-    xp = np.pad(x - a_zp, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    ho, wo = _out_size(h, 3, stride, pad, dil), _out_size(wd, 3, stride, pad, dil)
+    xp = np.pad(x - a_zp, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    ho, wo = _out_size(h, kh, sh, ph, dh), _out_size(wd, kw, sw, pw, dw)
     acc = np.zeros((n, c, ho, wo), np.int64)
-    for i in range(3):
-        for j in range(3):
-            patch = xp[:, :, i * dil:i * dil + stride * ho:stride,
-                       j * dil:j * dil + stride * wo:stride]
+    for i in range(kh):
+        for j in range(kw):
+            patch = xp[:, :, i * dh:i * dh + sh * ho:sh, j * dw:j * dw + sw * wo:sw]
             acc += patch * (w[:, i, j] - w_zp)[None, :, None, None]
     bias_q = np.asarray(bias_q, dtype=f32)
     t = acc.astype(f32) + (bias_q[None, :, None, None] if bias_q.size else f32(0))

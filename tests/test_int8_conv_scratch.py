@@ -13,7 +13,7 @@ channels-last copy:
   (converted row by row) and many (16-channel transposes with a remainder);
 - 1 and 2 threads on every SIMD path, AVX2's exact variant (inputs above 127), weight
   zero points (row sums per block);
-- the depthwise 3x3 kernel transposing each NCHW input row into its band's padded
+- the depthwise kernel transposing each NCHW input row into its band's padded
   buffer (channel counts below 16, 16 + 4, 128; row widths with a tail);
 - the scratch blocks are kept between calls (no new allocation, hence no page faults,
   once warm) and concurrent calls from several Python threads each get their own.
@@ -198,10 +198,11 @@ def test_depthwise_nchw_rows_match_reference(rng, num_threads, cfg, path):
     w_zp = rng.integers(-5, 5, c).astype(np.int32)
     bias_q = (rng.standard_normal(c) * 300).astype(np.float32)
     mult = rng.uniform(1e-4, 1e-3, c).astype(np.float32)
-    want = reference.depthwise3x3_ref(x, wt, 200, w_zp, bias_q, mult, 17, 0, 255, s, p, d)
+    want = reference.depthwise_ref(x, wt, 200, w_zp, bias_q, mult, 17, 0, 255, (s, s),
+                                   (p, p), (d, d))
     taps = np.ascontiguousarray((wt.reshape(c, 9).astype(np.int32) - w_zp[:, None]).T)
     for xi, nchw in ((x, True), (np.ascontiguousarray(x.transpose(0, 2, 3, 1)), False)):
         out = np.full((n,) + want.shape[2:] + (c,), SENTINEL, np.uint8)
-        kint8.depthwise3x3(xi, taps, s, p, d, 200, bias_q, mult, 17, 0, 255, out, path,
-                           num_threads, nchw=nchw)
+        kint8.depthwise(xi, taps, (3, 3), (s, s), (p, p), (d, d), 200, bias_q, mult, 17,
+                        0, 255, out, path, num_threads, nchw=nchw)
         assert_array_equal(out.transpose(0, 3, 1, 2), want)

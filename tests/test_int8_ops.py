@@ -74,7 +74,10 @@ def linear_reference(x, w, bias, scale, zero_point, relu=False):
 
 
 def conv_reference(x, w, bias, stride, padding, dilation, groups, scale, zero_point):
-    """Direct convolution of (x - Za)(w - Zw) in int64, then eq. (6)."""
+    """Direct convolution of (x - Za)(w - Zw) in int64, then eq. (6); ``stride``,
+    ``padding`` and ``dilation`` ints or (height, width) pairs."""
+    (sh, sw_), (ph, pw), (dh, dw) = (np.broadcast_to(v, 2) for v in (stride, padding,
+                                                                     dilation))
     a = x.int_repr().astype(np.int64) - x.q_zero_point()
     n, _, h, wd = a.shape
     o, cg, kh, kw = w.shape
@@ -83,17 +86,17 @@ def conv_reference(x, w, bias, stride, padding, dilation, groups, scale, zero_po
     else:
         sw, zw = np.full(o, w.q_scale()), np.full(o, w.q_zero_point())
     wz = w.int_repr().astype(np.int64) - zw[:, None, None, None]
-    ap = np.pad(a, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    ho = (h + 2 * padding - dilation * (kh - 1) - 1) // stride + 1
-    wo = (wd + 2 * padding - dilation * (kw - 1) - 1) // stride + 1
+    ap = np.pad(a, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    wo = (wd + 2 * pw - dw * (kw - 1) - 1) // sw_ + 1
     acc = np.zeros((n, o, ho, wo), np.int64)
     og = o // groups
     for g in range(groups):
         for i in range(kh):
             for j in range(kw):
                 patch = ap[:, g * cg:(g + 1) * cg,
-                           i * dilation:i * dilation + stride * (ho - 1) + 1:stride,
-                           j * dilation:j * dilation + stride * (wo - 1) + 1:stride]
+                           i * dh:i * dh + sh * (ho - 1) + 1:sh,
+                           j * dw:j * dw + sw_ * (wo - 1) + 1:sw_]
                 acc[:, g * og:(g + 1) * og] += np.einsum(
                     "nchw,oc->nohw", patch, wz[g * og:(g + 1) * og, :, i, j])
     atws = (np.float32(x.q_scale()) * sw.astype(np.float32)).reshape(1, -1, 1, 1)
@@ -332,24 +335,29 @@ def test_conv2d_blocks_and_threads(path, num_threads, rng, groups):
 
 
 @pytest.mark.parametrize("c", [1, 16, 21, 48, 96])
-@pytest.mark.parametrize("stride,pad,dil", [(1, 1, 1), (2, 1, 1), (1, 2, 2), (2, 0, 1)])
+@pytest.mark.parametrize("k,stride,pad,dil", [
+    (3, 1, 1, 1), (3, 2, 1, 1), (3, 1, 2, 2), (3, 2, 0, 1), (5, 1, 2, 1), (5, 2, 2, 1),
+    ((7, 7), (1, 2), (3, 2), (1, 1)), ((1, 5), 1, (0, 4), (1, 2)), ((2, 3), 1, 0, 1)])
 @pytest.mark.parametrize("simd", [0, 1, 2])
-def test_depthwise3x3_kernel(rng, num_threads, c, stride, pad, dil, simd):
-    """Both depthwise kernels (plain loop, AVX2 vpmaddwd pairs) against eq. (9), with
-    full 8-bit activations, a zero point of 255 and per-channel weight zero points."""
+def test_depthwise_kernel(rng, num_threads, c, k, stride, pad, dil, simd):
+    """The depthwise kernels (plain loop, AVX2 vpmaddwd pairs, AVX-512 vpdpwssd pairs)
+    against eq. (9) for several windows (square, rectangular, even, with an odd and an
+    even number of taps), with full 8-bit activations, a zero point of 255 and
+    per-channel weight zero points."""
     if (simd == 1 and "avx2" not in PATHS) or (simd == 2 and "vnni" not in PATHS):
         pytest.skip("this CPU lacks the instructions")
+    kh, kw = (k, k) if isinstance(k, int) else k
     x = activations(rng, (2, c, 11, 9), qmax=255, zero_point=255)
-    w = weights(rng, (c, 1, 3, 3), True, zero_point=-7)
+    w = weights(rng, (c, 1, kh, kw), True, zero_point=-7)
     b = rng.standard_normal(c).astype(np.float32)
     want = conv_reference(x, w, b, stride, pad, dil, c, 0.3, 17)
     pc = _packed.PackedConvWeight(w, b, stride, pad, dil, c)
     assert pc.depthwise
     bias_q, mult = _packed._conv_requant(pc, x.q_scale(), 0.3)
     out = np.full((2,) + want.shape[2:] + (c,), 0xA5, np.uint8)
-    kint8.depthwise3x3(np.ascontiguousarray(x.int_repr().transpose(0, 2, 3, 1)),
-                       pc.dw_taps, stride, pad, dil, 255, bias_q, mult, 17, 0, 255,
-                       out, simd, num_threads)
+    kint8.depthwise(np.ascontiguousarray(x.int_repr().transpose(0, 2, 3, 1)),
+                    pc.dw_taps, pc.kernel_size, pc.stride, pc.padding, pc.dilation, 255,
+                    bias_q, mult, 17, 0, 255, out, simd, num_threads)
     assert_array_equal(out.transpose(0, 3, 1, 2), want)
 
 

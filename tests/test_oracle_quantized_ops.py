@@ -116,6 +116,48 @@ def test_conv2d(torch_x86, rng):
         nnq.Conv2d(2, 2, 3, padding_mode="replicate")   # torch's: zeros or reflect only
 
 
+@pytest.fixture
+def torch_fbgemm(torch_mod):
+    before = torch_mod.backends.quantized.engine
+    torch_mod.backends.quantized.engine = "fbgemm"
+    yield torch_mod
+    torch_mod.backends.quantized.engine = before
+
+
+def test_depthwise_conv2d_any_window(torch_fbgemm, rng):
+    """Depthwise convolutions (groups = channels) run qlearn's direct kernel for every
+    window: square and rectangular, up to 7x7, strided, dilated, on channel counts
+    around its 16- and 32-channel blocks; the integers equal PyTorch's FBGEMM ones.
+
+    (Engine ``fbgemm``: on a VNNI CPU the ``x86`` engine sends grouped convolutions
+    with symmetric weights to oneDNN, whose float32 requantization rounds the other way
+    at rare near-ties, as for conv3d in test_conv_nd.py: under ``x86`` 1 of these 40
+    cases' 86,382 outputs, in case 28, is one step off, and equals oneDNN's.)"""
+    torch = torch_fbgemm
+    tnnq = torch.ao.nn.quantized
+    for i in range(40):
+        c = [1, 5, 16, 37, 48, 64][i % 6]
+        k = (int(rng.integers(1, 8)), int(rng.integers(1, 8)))
+        st = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        pd = (int(rng.integers(0, k[0])), int(rng.integers(0, k[1])))   # see test_conv2d
+        dl = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        h = int(rng.integers(max(k[0] * dl[0] - 2 * pd[0], 1), 20))
+        w_ = int(rng.integers(max(k[1] * dl[1] - 2 * pd[1], 1), 20))
+        a, at = _act(rng, torch, (int(rng.integers(1, 3)), c, h, w_), 0.04,
+                     int(rng.integers(0, 60)))
+        w, wt = _weight(rng, torch, (c, 1, *k), i % 2 == 0)
+        b = rng.standard_normal(c).astype(np.float32)
+        s, z = float(rng.uniform(0.02, 0.3)), int(rng.integers(0, 128))
+        mod = nnq.Conv2d(c, c, k, st, pd, dl, c)
+        mod.set_weight_bias(w, b)
+        mod.scale, mod.zero_point = s, z
+        tmod = tnnq.Conv2d(c, c, k, st, pd, dl, c)
+        tmod.set_weight_bias(wt, torch.from_numpy(b))
+        tmod.scale, tmod.zero_point = s, z
+        _same(mod(a), tmod(at), f"case {i}: {c} channels, kernel {k}, stride {st}, "
+                                f"padding {pd}, dilation {dl}")
+
+
 @pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("padding", [(1, 1), (1, 2), (2, 0)])
 def test_conv2d_reflect_padding(torch_x86, rng, fused, padding):

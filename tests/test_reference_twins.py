@@ -180,20 +180,24 @@ def _u8(rng, shape, hi=255):
     return rng.integers(0, hi + 1, shape).astype(np.uint8)
 
 
-@pytest.mark.parametrize("stride,pad,dil", [(1, 1, 1), (2, 0, 1), (1, 2, 2)])
-def test_depthwise3x3(path, stride, pad, dil, rng):
-    c = 21
+@pytest.mark.parametrize("kernel,stride,pad,dil", [
+    ((3, 3), (1, 1), (1, 1), (1, 1)), ((3, 3), (2, 2), (0, 0), (1, 1)),
+    ((3, 3), (1, 1), (2, 2), (2, 2)), ((5, 5), (2, 1), (2, 1), (1, 2)),
+    ((1, 7), (1, 3), (0, 3), (1, 1)), ((4, 2), (1, 1), (1, 0), (2, 1))])
+def test_depthwise(path, kernel, stride, pad, dil, rng):
+    c, (kh, kw) = 37, kernel
     x = _u8(rng, (2, c, 9, 11))
-    w = rng.integers(-128, 128, (c, 1, 3, 3)).astype(np.int8)
+    w = rng.integers(-128, 128, (c, 1, kh, kw)).astype(np.int8)
     w_zp = rng.integers(-5, 5, c).astype(np.int32)
     bias_q = (rng.standard_normal(c) * 300).astype(np.float32)
     mult = rng.uniform(1e-4, 1e-3, c).astype(np.float32)
-    want = ref.depthwise3x3_ref(x, w, 200, w_zp, bias_q, mult, 17, 0, 255, stride, pad, dil)
-    taps = np.ascontiguousarray((w.reshape(c, 9).astype(np.int32) - w_zp[:, None]).T)
+    want = ref.depthwise_ref(x, w, 200, w_zp, bias_q, mult, 17, 0, 255, stride, pad, dil)
+    taps = np.ascontiguousarray((w.reshape(c, kh * kw).astype(np.int32)
+                                 - w_zp[:, None]).T)
     out = np.full((2,) + want.shape[2:] + (c,), 0xA5, np.uint8)
     xi = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    int8.depthwise3x3(xi, taps, stride, pad, dil, 200, bias_q, mult, 17, 0, 255, out,
-                      simd_paths.active())
+    int8.depthwise(xi, taps, kernel, stride, pad, dil, 200, bias_q, mult, 17, 0, 255, out,
+                   simd_paths.active())
     assert_array_equal(out.transpose(0, 3, 1, 2), want)
 
 

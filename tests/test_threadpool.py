@@ -357,27 +357,31 @@ def test_channels_last_same_at_1_and_2_threads(rng, shape):
 
 # The depthwise kernel's units are bands of output rows, each padding the input rows it
 # reads in its own buffer: bands of 1 row (a row too wide for the buffer), bands that
-# reach into the top and bottom padding, stride 2 and dilation 2, several images.
-@pytest.mark.parametrize("n,c,h,w,stride,pad,dil", [(1, 96, 9, 700, 1, 2, 2),
-                                                    (3, 32, 37, 20, 2, 1, 1),
-                                                    (2, 48, 17, 23, 1, 2, 2),
-                                                    (1, 16, 64, 64, 2, 0, 1)])
-def test_depthwise_bands_match_reference(path, rng, n, c, h, w, stride, pad, dil):
+# reach into the top and bottom padding, stride 2 and dilation 2, several images, 5x5
+# and 7x7 windows (bands that re-read 4 and 6 rows).
+@pytest.mark.parametrize("n,c,h,w,k,stride,pad,dil", [(1, 96, 9, 700, 3, 1, 2, 2),
+                                                      (3, 32, 37, 20, 3, 2, 1, 1),
+                                                      (2, 48, 17, 23, 3, 1, 2, 2),
+                                                      (1, 16, 64, 64, 3, 2, 0, 1),
+                                                      (2, 64, 41, 30, 5, 1, 2, 1),
+                                                      (1, 32, 29, 400, 7, 2, 3, 1)])
+def test_depthwise_bands_match_reference(path, rng, n, c, h, w, k, stride, pad, dil):
     from qlearn import reference
     x = rng.integers(0, 256, (n, c, h, w)).astype(np.uint8)
-    wq = rng.integers(-128, 128, (c, 1, 3, 3)).astype(np.int8)
+    wq = rng.integers(-128, 128, (c, 1, k, k)).astype(np.int8)
     wzp = rng.integers(-5, 6, c)
     pc = packed_params.PackedConvWeight(
         ql.QTensor(wq, ql.qint8, ql.per_channel_affine, 1.0, 0, np.full(c, 0.01), wzp, 0),
         None, stride, pad, dil, c)
     bias_q, mult = packed_params._conv_requant(pc, 0.02, 0.3)
-    want = reference.depthwise3x3_ref(x, wq, 201, wzp, bias_q, mult, 17, 0, 255, stride,
-                                      pad, dil)
+    want = reference.depthwise_ref(x, wq, 201, wzp, bias_q, mult, 17, 0, 255, pc.stride,
+                                   pc.padding, pc.dilation)
     xi = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     for threads in (1, 2):
         out = np.full((n,) + want.shape[2:] + (c,), 0xA5, np.uint8)
-        int8_kernels.depthwise3x3(xi, pc.dw_taps, stride, pad, dil, 201, bias_q, mult, 17,
-                                  0, 255, out, None, threads)
+        int8_kernels.depthwise(xi, pc.dw_taps, pc.kernel_size, pc.stride, pc.padding,
+                               pc.dilation, 201, bias_q, mult, 17, 0, 255, out, None,
+                               threads)
         assert_array_equal(out.transpose(0, 3, 1, 2), want, err_msg=f"{threads} threads")
 
 

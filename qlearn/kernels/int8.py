@@ -27,7 +27,7 @@ against ``torch.ops.quantized.linear`` / ``conv2d`` (engine ``x86``) on millions
 outputs: the float bias is *not* rounded to int32 first (that variant differs on ~0.03%
 of outputs), it is divided by ``Sa Sw`` in float32 and added to the int32 accumulator
 converted to float32.  NumPy twins: :func:`qlearn.reference.gemm_requant_ref`,
-:func:`~qlearn.reference.gemm_float_ref`, :func:`~qlearn.reference.depthwise3x3_ref`.
+:func:`~qlearn.reference.gemm_float_ref`, :func:`~qlearn.reference.depthwise_ref`.
 
 Examples
 --------
@@ -48,7 +48,7 @@ from . import threads as _threads
 from .simd import Simd
 
 __all__ = ["MAX_DEPTH", "GemmWeight", "requant_constants", "as_rows", "gemm_u8",
-           "gemm_f32", "channels_last", "conv_gemm", "im2col", "depthwise3x3",
+           "gemm_f32", "channels_last", "conv_gemm", "im2col", "depthwise",
            "avg_pool_u8", "AVX2_EXACT", "peak_gops", "peak_run"]
 
 #: The deepest reduction K for which int32 cannot overflow:
@@ -241,15 +241,17 @@ def _conv_scratch_kept():
     return _qconv.scratch_kept()
 
 
-def depthwise3x3(xi, taps, stride, pad, dil, a_zp, bias_q, mult, out_zp, lo, hi, out,
-                 simd=None, num_threads=None, nchw=False):
-    """Depthwise 3x3 convolution (eq. :eq:`int8-depthwise`) of the channels-last ``xi``
-    (or with ``nchw`` the (N, C, H, W) C array, whose rows the kernel transposes as it
-    reads them) with the (9, C) int32 taps ``w - Zw``, requantized into the
-    (N, Ho, Wo, C) ``out``."""
+def depthwise(xi, taps, kernel, stride, padding, dilation, a_zp, bias_q, mult, out_zp, lo,
+              hi, out, simd=None, num_threads=None, nchw=False):
+    """Depthwise convolution (eq. :eq:`int8-depthwise`) of the channels-last ``xi`` (or
+    with ``nchw`` the (N, C, H, W) C array, whose rows the kernel transposes as it reads
+    them) with the (kh kw, C) int32 taps ``w - Zw`` (in (ky, kx) order), requantized
+    into the (N, Ho, Wo, C) ``out``; ``kernel``, ``stride``, ``padding`` and
+    ``dilation`` are (height, width) pairs."""
     path = _simd.active() if simd is None else simd
-    _qconv.depthwise3x3(xi, taps, stride, pad, dil, a_zp, bias_q, mult, out_zp, lo, hi, out,
-                        int(path), _threads.resolve(num_threads), nchw)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    _qconv.depthwise(xi, taps, kh, kw, sh, sw, ph, pw, dh, dw, a_zp, bias_q, mult, out_zp,
+                     lo, hi, out, int(path), _threads.resolve(num_threads), nchw)
 
 
 def avg_pool_u8(q, kernel, stride, padding, out_size, zero_point, count_include_pad=True,

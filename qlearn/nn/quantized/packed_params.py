@@ -297,8 +297,9 @@ class PackedConvWeight:
     """``torch.ops.quantized.conv2d_prepack``'s result.
 
     The weight (O, C/g, kh, kw) is reordered to depth order (ky, kx, c), the order
-    :func:`qlearn.kernels.int8.im2col` writes, and packed per group; depthwise 3x3
-    weights are also kept as int16 ``w - Zw`` taps for the direct kernel.
+    :func:`qlearn.kernels.int8.im2col` writes, and packed per group; depthwise
+    weights (one filter per channel) are also kept as int32 ``w - Zw`` taps for the
+    direct kernel.
     """
 
     def __init__(self, qweight, bias, stride=1, padding=0, dilation=1, groups=1,
@@ -337,13 +338,12 @@ class PackedConvWeight:
             pwg.per_channel = per_channel      # bias rounding follows the whole weight
             self.group_gemm.append(pwg)
         self.w_scale, self.w_zp, self.per_channel = scales, zps, per_channel
-        self.depthwise = (g == cg * g and o == g and (kh, kw) == (3, 3)
-                          and self.stride[0] == self.stride[1]
-                          and self.padding[0] == self.padding[1]
-                          and self.dilation[0] == self.dilation[1])
+        # one filter per channel: the direct kernel (any window; a GEMM per group would
+        # fill one column of its tiles)
+        self.depthwise = g == cg * g and o == g
         if self.depthwise:
-            wz = w.reshape(o, 9).astype(np.int32) - zps[:, None]
-            self.dw_taps = np.ascontiguousarray(wz.T)          # (9, C)
+            wz = w.reshape(o, kh * kw).astype(np.int32) - zps[:, None]
+            self.dw_taps = np.ascontiguousarray(wz.T)          # (kh kw, C)
         # what every call of _conv_gemm needs, formed once: the window, whether it is a
         # 1x1 convolution (the channels-last input is then the GEMM's A) and per group
         # (packed weight, first input channel, first output column)
@@ -353,6 +353,7 @@ class PackedConvWeight:
                         and (kh * kw * cg) % 4 == 0)
         self._groups = [(pwg, gi * cg, gi * og) for gi, pwg in enumerate(self.group_gemm)]
         self._last_size = (None, None)
+        self._requant_cache = (None, None)
 
     def unpack(self):
         """``(qweight, bias)`` as given (``torch.ops.quantized.conv2d_unpack``)."""
@@ -375,7 +376,7 @@ class PackedConvWeight:
 
 def conv2d_apply(x, pc, scale, zero_point, relu=False, who="quantized conv2d"):
     """Quantized conv2d: im2col + GEMM per group (:eq:`int8-acc` to :eq:`int8-requant`),
-    or depthwise 3x3 (:eq:`int8-depthwise`).
+    or depthwise (:eq:`int8-depthwise`).
 
     Returns a QTensor of logical shape (N, O, Ho, Wo) whose integers are laid out
     channels-last (as PyTorch's are); the next convolution reads them in place.
@@ -401,9 +402,9 @@ def conv2d_apply(x, pc, scale, zero_point, relu=False, who="quantized conv2d"):
         if pc.depthwise and path != _simd.Simd.GENERIC:
             xi, nchw = _layout(x._int)
             bias_q, mult = _conv_requant(pc, x.q_scale(), scale)
-            _int8.depthwise3x3(xi, pc.dw_taps, pc.stride[0], pc.padding[0], pc.dilation[0],
-                               a_zp, bias_q, mult, zero_point, lo, 255, out, path,
-                               nchw=nchw)
+            _int8.depthwise(xi, pc.dw_taps, pc.kernel_size, pc.stride, pc.padding,
+                            pc.dilation, a_zp, bias_q, mult, zero_point, lo, 255, out, path,
+                            nchw=nchw)
         else:
             _conv_gemm(x._int, pc, x.q_scale(), a_zp, scale, zero_point, lo, out, path)
     return per_tensor_unchecked(out.transpose(0, 3, 1, 2), quint8, per_tensor_affine, scale,
@@ -422,7 +423,16 @@ def _layout(x):
 
 
 def _conv_requant(pc, a_scale, out_scale):
-    return _int8.requant_constants(a_scale, pc.w_scale, out_scale, pc.bias, pc.per_channel)
+    """``(bias_q, mult)`` of eq. :eq:`int8-requant` for the whole weight of ``pc``; the
+    last pair is cached, as for a GEMM weight."""
+    key = (a_scale, out_scale)
+    cached = getattr(pc, "_requant_cache", (None, None))   # (older pickles lack it)
+    if cached[0] == key:
+        return cached[1]
+    value = _int8.requant_constants(a_scale, pc.w_scale, out_scale, pc.bias,
+                                    pc.per_channel)
+    pc._requant_cache = (key, value)        # one object: safe across threads
+    return value
 
 
 def _conv_gemm(x, pc, a_scale, a_zp, out_scale, out_zp, lo, out, path):
