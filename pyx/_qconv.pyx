@@ -60,6 +60,10 @@ cdef extern from "qconv/dispatch.h":
             const int8_t *packed, long Ng, long Kg, long P, long np_max,
             const qgemm_epilogue *e0, int any_wzp, int32_t *rowsum, uint8_t *out,
             long ldc) noexcept nogil
+    void qlearn_qconv_gw4_row(const uint8_t *xp, long Wp, long C, const int8_t *wpk,
+                              const long *off, int T, long oy, long Wo, int sh, int sw,
+                              const qgemm_epilogue *e, uint8_t *out,
+                              long ldc) noexcept nogil
     void qlearn_qconv_dw_row(int simd, const uint8_t *xp, long Wp, long C,
                              const int32_t *wz, const int16_t *wpk, const long *off, int T,
                              long oy, long Wo, int sh, int sw, int32_t *acc,
@@ -616,7 +620,7 @@ def depthwise(const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C) channels last
     cdef intp_t W = x.shape[3] if nchw else x.shape[2]
     cdef intp_t C = x.shape[1] if nchw else x.shape[3]
     cdef intp_t Ho = out.shape[1], Wo = out.shape[2], T = kh * kw
-    cdef intp_t Wp = W + 2 * pw, span = (kh - 1) * dh + 1, band, rows_in, t
+    cdef intp_t Wp = W + 2 * pw, span = (kh - 1) * dh + 1, rows_in, t
     cdef intp_t nt = max(num_threads, 1)
     if simd not in (0, 1, 2):
         raise ValueError(f"`simd` must be 0, 1 or 2, got {simd}")
@@ -635,10 +639,7 @@ def depthwise(const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C) channels last
     # buffer (_dw_band_rows).  The pool chooses alone or in parallel before the bands
     # are cut (_dw_run), so the scratch holds the split of any thread count up to nt:
     # t buffers of the t-thread bands' input rows.
-    rows_in = 0
-    for t in range(1, nt + 1):
-        band = _dw_band_rows(Ho, Wp, C, sh, span, t)
-        rows_in = max(rows_in, t * ((band - 1) * sh + span))
+    rows_in = _dw_rows_in(Ho, Wp, C, sh, span, nt)
     # per thread: the padded input rows and a row of int32 sums; shared: sum_t wz, the
     # tap offsets and the weights packed for the SIMD kernels (all in one kept scratch
     # block, as conv_gemm's)
@@ -667,6 +668,77 @@ def depthwise(const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C) channels last
         _scratch_give(scratch, got)
 
 
+def groupwise4(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels last
+               const int8_t[::1] wpk,             # IN  the weights packed in blocks of 16
+               const int32_t[::1] colsum,         # IN  (C,) sum_{t, c} w[o, c, t]
+               int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+               uint8_t a_zp,
+               const float32_t[::1] bias_q,       # IN  (C,) or empty
+               const float32_t[::1] mult,         # IN  (C,)
+               int32_t out_zp, int32_t lo, int32_t hi,
+               uint8_t[:, :, :, ::1] out,         # OUT (N, Ho, Wo, C) channels last
+               int num_threads, bint nchw=False):
+    """out[n, oy, ox, 4 g + j] := eq. (6) of
+    sum_{ky, kx, c < 4} (x - Za)[n, oy sh + ky dh - ph, ox sw + kx dw - pw, 4 g + c]
+    w[4 g + j, c, ky, kx]
+
+    A grouped convolution of 4 input and 4 output channels per group and a symmetric
+    weight (Zw = 0), on the VNNI path (``groupwise4_avx512.h``: 16 groups per
+    ``vpdpbusd``).  The work is split and the input padded as :func:`depthwise`'s: bands
+    of output rows, each copying the input rows it reads into its thread's buffer with
+    ``Za`` around them (transposing an NCHW input's rows, with ``nchw``).
+    """
+    cdef intp_t N = x.shape[0]
+    cdef intp_t H = x.shape[2] if nchw else x.shape[1]
+    cdef intp_t W = x.shape[3] if nchw else x.shape[2]
+    cdef intp_t C = x.shape[1] if nchw else x.shape[3]
+    cdef intp_t Ho = out.shape[1], Wo = out.shape[2], T = kh * kw, t, c
+    cdef intp_t Wp = W + 2 * pw, span = (kh - 1) * dh + 1, rows_in
+    cdef intp_t nt = max(num_threads, 1)
+    cdef DwJob job
+    cdef qgemm_epilogue e
+    if not HAS_VNNI:
+        raise ValueError("groupwise4 needs AVX512-VNNI, which this CPU lacks")
+    if C % 4 or out.shape[3] != C or colsum.shape[0] != C:
+        raise ValueError(f"groupwise4: {C} input channels (a multiple of 4), as many "
+                         f"outputs and column sums, got {out.shape[3]} and "
+                         f"{colsum.shape[0]}")
+    if wpk.shape[0] != (C + 63) // 64 * T * 256:
+        raise ValueError(f"`wpk` must hold {(C + 63) // 64 * T * 256} bytes, got "
+                         f"{wpk.shape[0]}")
+    if N == 0 or C == 0 or Ho == 0 or Wo == 0:
+        return
+    if N * C * Ho * Wo * T * 4 < SERIAL_BYTES:
+        num_threads = nt = 1
+    rows_in = _dw_rows_in(Ho, Wp, C, sh, span, nt)
+    # per thread: the padded input rows (and tmp rows for a narrow NCHW input);
+    # shared: the tap offsets and the zero weight zero points of the epilogue
+    cdef intp_t o_tmp = _up64(rows_in * Wp * C)
+    cdef intp_t o_off = o_tmp + (_up64(rows_in * W * C) if nchw else 0)
+    cdef intp_t o_zw = _up64(o_off + T * sizeof(long))
+    cdef size_t got = 0
+    cdef uint8_t *scratch = _scratch_take(o_zw + C * sizeof(int32_t), &got)
+    cdef long *off = <long *> (scratch + o_off)
+    cdef int32_t *zw = <int32_t *> (scratch + o_zw)
+    for t in range(T):
+        off[t] = ((t // kw) * dh * Wp + (t % kw) * dw) * C
+    for c in range(C):
+        zw[c] = 0
+    e = qgemm_epilogue_u8(&colsum[0], zw, a_zp, &bias_q[0] if bias_q.shape[0] > 0 else NULL,
+                          &mult[0], out_zp, lo, hi)
+    job.simd, job.x, job.H, job.W, job.C, job.ph, job.pw, job.Wp = \
+        QGEMM_VNNI, &x[0, 0, 0, 0], H, W, C, ph, pw, Wp
+    job.nchw, job.gw4, job.wpk8, job.off, job.T, job.fill = nchw, True, &wpk[0], off, T, a_zp
+    job.Ho, job.Wo, job.sh, job.sw, job.span, job.e, job.out = \
+        Ho, Wo, sh, sw, span, &e, &out[0, 0, 0, 0]
+    job.bufs, job.tmps = scratch, scratch + o_tmp
+    try:
+        with nogil:
+            _dw_run_bands(&job, N, num_threads, N * C * Ho * Wo * T * 4)
+    finally:
+        _scratch_give(scratch, got)
+
+
 cdef void _dw_run(uint8_t *bufs, uint8_t *tmps, int32_t *accp, int16_t *wpkp, int32_t *wsum,
                   const long *off, intp_t n_wpk, intp_t blk, int simd,
                   const uint8_t[:, :, :, ::1] x, const int32_t[:, ::1] wz, int kh, int sh,
@@ -677,8 +749,6 @@ cdef void _dw_run(uint8_t *bufs, uint8_t *tmps, int32_t *accp, int16_t *wpkp, in
                   int num_threads) noexcept:
     """depthwise on its scratch: sum_t wz and the packed taps, then the bands."""
     cdef DwJob job
-    cdef qlearn_pool_plan_t plan
-    cdef int nt
     cdef qgemm_epilogue e
     cdef intp_t t, c, T = wz.shape[0]
     with nogil:
@@ -701,12 +771,32 @@ cdef void _dw_run(uint8_t *bufs, uint8_t *tmps, int32_t *accp, int16_t *wpkp, in
     job.Ho, job.Wo, job.sh, job.sw, job.span, job.e, job.out = \
         Ho, Wo, sh, sw, span, &e, &out[0, 0, 0, 0]
     job.bufs, job.tmps, job.acc = bufs, tmps, accp
+    job.gw4 = False
     with nogil:
-        _dw_bands(&job, _dw_band_rows(Ho, Wp, C, sh, span, num_threads))
-        nt = pool_plan(&plan, _dw_band, N * job.nbands, num_threads, N * Ho * Wo * C * T)
-        if nt != num_threads:
-            _dw_bands(&job, _dw_band_rows(Ho, Wp, C, sh, span, nt))
-        pool_run_plan(&plan, _dw_band, &job, N * job.nbands)
+        _dw_run_bands(&job, N, num_threads, N * Ho * Wo * C * T)
+
+
+cdef intp_t _dw_rows_in(intp_t Ho, intp_t Wp, intp_t C, int sh, intp_t span,
+                        intp_t nt) noexcept nogil:
+    """The input rows of the band buffers of every slot, for the split of any thread
+    count up to ``nt`` (the pool chooses alone or in parallel before the bands are
+    cut): t buffers of the t-thread bands' input rows."""
+    cdef intp_t t, rows_in = 0, band
+    for t in range(1, nt + 1):
+        band = _dw_band_rows(Ho, Wp, C, sh, span, t)
+        rows_in = max(rows_in, t * ((band - 1) * sh + span))
+    return rows_in
+
+
+cdef void _dw_run_bands(DwJob *job, intp_t N, int num_threads, intp_t work) noexcept nogil:
+    """Cut the bands for the thread count the pool chooses, and run them."""
+    cdef qlearn_pool_plan_t plan
+    cdef int nt
+    _dw_bands(job, _dw_band_rows(job.Ho, job.Wp, job.C, job.sh, job.span, num_threads))
+    nt = pool_plan(&plan, _dw_band, N * job.nbands, num_threads, work)
+    if nt != num_threads:
+        _dw_bands(job, _dw_band_rows(job.Ho, job.Wp, job.C, job.sh, job.span, nt))
+    pool_run_plan(&plan, _dw_band, job, N * job.nbands)
 
 
 cdef intp_t _dw_band_rows(intp_t Ho, intp_t Wp, intp_t C, int sh, intp_t span,
@@ -739,6 +829,8 @@ cdef struct DwJob:
     intp_t H, W, C, ph, pw, Wp, Ho, Wo, band, nbands, rows_in, span, T
     const int32_t *wz
     const int16_t *wpk
+    bint gw4                 # groupwise4 (its weights wpk8) instead of depthwise
+    const int8_t *wpk8
     const long *off          # the T tap offsets in the padded rows
     const qgemm_epilogue *e
     uint8_t *bufs            # slot s: bufs + s * rows_in * Wp * C
@@ -764,9 +856,13 @@ cdef void _dw_band(void *ctx, long u, int slot) noexcept nogil:
         qlearn_qconv_pad_band(j.x + (n * j.H + y0) * j.W * j.C, y0 - iy0, max(ye - y0, 0),
                               rows, j.W, j.C, j.pw, j.Wp, j.fill, buf)
     for oy in range(oy0, oy1):
-        qlearn_qconv_dw_row(j.simd, buf, j.Wp, j.C, j.wz, j.wpk, j.off, j.T, oy - oy0,
-                            j.Wo, j.sh, j.sw, j.acc + slot * j.Wo * j.C, j.e,
-                            j.out + (n * j.Ho + oy) * j.Wo * j.C, j.C)
+        if j.gw4:
+            qlearn_qconv_gw4_row(buf, j.Wp, j.C, j.wpk8, j.off, j.T, oy - oy0, j.Wo, j.sh,
+                                 j.sw, j.e, j.out + (n * j.Ho + oy) * j.Wo * j.C, j.C)
+        else:
+            qlearn_qconv_dw_row(j.simd, buf, j.Wp, j.C, j.wz, j.wpk, j.off, j.T, oy - oy0,
+                                j.Wo, j.sh, j.sw, j.acc + slot * j.Wo * j.C, j.e,
+                                j.out + (n * j.Ho + oy) * j.Wo * j.C, j.C)
 
 
 # ---- quantized average pooling ---------------------------------------------------------

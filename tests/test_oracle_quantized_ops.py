@@ -21,12 +21,16 @@ import qlearn.quantization as tq
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-@pytest.fixture
-def torch_x86(torch_mod):
+def _engine(torch_mod, name):
     before = torch_mod.backends.quantized.engine
-    torch_mod.backends.quantized.engine = "x86"
+    torch_mod.backends.quantized.engine = name
     yield torch_mod
     torch_mod.backends.quantized.engine = before
+
+
+@pytest.fixture
+def torch_x86(torch_mod):
+    yield from _engine(torch_mod, "x86")
 
 
 def _act(rng, torch, shape, scale, zp, qmax=127):
@@ -82,32 +86,42 @@ def test_linear(torch_x86, rng):
             _same(mod(a3), tmod(at3), where + " 3-d")
 
 
+def _conv_case(rng, torch, cin, cout, groups, kmax, hmax, per_channel):
+    """A random int8 Conv2d case, qlearn's and torch's modules on the same weights:
+    kernel up to ``kmax``, stride and dilation 1 or 2, padding below the kernel (torch's
+    FBGEMM conv crashes with SIGSEGV when the padding reaches the kernel size, e.g.
+    kernel (2, 1) with padding (1, 1)), a 1- or 2-image input up to ``hmax`` square."""
+    k = (int(rng.integers(1, kmax + 1)), int(rng.integers(1, kmax + 1)))
+    st = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+    pd = (int(rng.integers(0, k[0])), int(rng.integers(0, k[1])))
+    dl = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+    h = int(rng.integers(max(k[0] * dl[0] - 2 * pd[0], 1), hmax))
+    w_ = int(rng.integers(max(k[1] * dl[1] - 2 * pd[1], 1), hmax))
+    a, at = _act(rng, torch, (int(rng.integers(1, 3)), cin, h, w_), 0.04,
+                 int(rng.integers(0, 60)))
+    w, wt = _weight(rng, torch, (cout, cin // groups, *k), per_channel)
+    b = rng.standard_normal(cout).astype(np.float32)
+    s, z = float(rng.uniform(0.02, 0.3)), int(rng.integers(0, 128))
+    mod = nnq.Conv2d(cin, cout, k, st, pd, dl, groups)
+    mod.set_weight_bias(w, b)
+    mod.scale, mod.zero_point = s, z
+    tmod = torch.ao.nn.quantized.Conv2d(cin, cout, k, st, pd, dl, groups)
+    tmod.set_weight_bias(wt, torch.from_numpy(b))
+    tmod.scale, tmod.zero_point = s, z
+    where = (f"groups {groups}, {cin} channels, kernel {k}, stride {st}, padding {pd}, "
+             f"dilation {dl}")
+    return (a, at, w, wt, b), (st, pd, dl, s, z), (mod, tmod), where
+
+
 def test_conv2d(torch_x86, rng):
     torch = torch_x86
-    tnnq, tqF = torch.ao.nn.quantized, torch.ao.nn.quantized.functional
+    tqF = torch.ao.nn.quantized.functional
     for i in range(60):
         g = [1, 2, 4][i % 3]
         cin, cout = g * int(rng.integers(1, 4)), g * int(rng.integers(1, 4))
-        k = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
-        st = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
-        # torch's FBGEMM conv crashes (SIGSEGV) when the padding reaches the kernel
-        # size, e.g. kernel (2, 1) with padding (1, 1): keep padding < kernel
-        pd = (int(rng.integers(0, k[0])), int(rng.integers(0, k[1])))
-        dl = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
-        h = int(rng.integers(max(k[0] * dl[0] - 2 * pd[0], 1), 12))
-        w_ = int(rng.integers(max(k[1] * dl[1] - 2 * pd[1], 1), 12))
-        a, at = _act(rng, torch, (int(rng.integers(1, 3)), cin, h, w_), 0.04,
-                     int(rng.integers(0, 60)))
-        w, wt = _weight(rng, torch, (cout, cin // g, *k), i % 2 == 0)
-        b = rng.standard_normal(cout).astype(np.float32)
-        s, z = float(rng.uniform(0.02, 0.3)), int(rng.integers(0, 128))
-        mod = nnq.Conv2d(cin, cout, k, st, pd, dl, g)
-        mod.set_weight_bias(w, b)
-        mod.scale, mod.zero_point = s, z
-        tmod = tnnq.Conv2d(cin, cout, k, st, pd, dl, g)
-        tmod.set_weight_bias(wt, torch.from_numpy(b))
-        tmod.scale, tmod.zero_point = s, z
-        where = f"case {i}: groups {g}, kernel {k}, stride {st}, padding {pd}, dilation {dl}"
+        (a, at, w, wt, b), (st, pd, dl, s, z), (mod, tmod), where = _conv_case(
+            rng, torch, cin, cout, g, 3, 12, i % 2 == 0)
+        where = f"case {i}: {where}"
         _same(mod(a), tmod(at), where)
         _same(qF.conv2d(a, w, b, st, pd, dl, g, scale=s, zero_point=z),
               tqF.conv2d(at, wt, torch.from_numpy(b), st, pd, dl, g, scale=s, zero_point=z),
@@ -118,10 +132,7 @@ def test_conv2d(torch_x86, rng):
 
 @pytest.fixture
 def torch_fbgemm(torch_mod):
-    before = torch_mod.backends.quantized.engine
-    torch_mod.backends.quantized.engine = "fbgemm"
-    yield torch_mod
-    torch_mod.backends.quantized.engine = before
+    yield from _engine(torch_mod, "fbgemm")
 
 
 def test_depthwise_conv2d_any_window(torch_fbgemm, rng):
@@ -131,31 +142,13 @@ def test_depthwise_conv2d_any_window(torch_fbgemm, rng):
 
     (Engine ``fbgemm``: on a VNNI CPU the ``x86`` engine sends grouped convolutions
     with symmetric weights to oneDNN, whose float32 requantization rounds the other way
-    at rare near-ties, as for conv3d in test_conv_nd.py: under ``x86`` 1 of these 40
-    cases' 86,382 outputs, in case 28, is one step off, and equals oneDNN's.)"""
-    torch = torch_fbgemm
-    tnnq = torch.ao.nn.quantized
+    at rare near-ties, as for conv3d in test_conv_nd.py: under ``x86`` 1 of 86,382
+    outputs of 40 such cases was one step off, and equal to oneDNN's.)"""
     for i in range(40):
         c = [1, 5, 16, 37, 48, 64][i % 6]
-        k = (int(rng.integers(1, 8)), int(rng.integers(1, 8)))
-        st = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
-        pd = (int(rng.integers(0, k[0])), int(rng.integers(0, k[1])))   # see test_conv2d
-        dl = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
-        h = int(rng.integers(max(k[0] * dl[0] - 2 * pd[0], 1), 20))
-        w_ = int(rng.integers(max(k[1] * dl[1] - 2 * pd[1], 1), 20))
-        a, at = _act(rng, torch, (int(rng.integers(1, 3)), c, h, w_), 0.04,
-                     int(rng.integers(0, 60)))
-        w, wt = _weight(rng, torch, (c, 1, *k), i % 2 == 0)
-        b = rng.standard_normal(c).astype(np.float32)
-        s, z = float(rng.uniform(0.02, 0.3)), int(rng.integers(0, 128))
-        mod = nnq.Conv2d(c, c, k, st, pd, dl, c)
-        mod.set_weight_bias(w, b)
-        mod.scale, mod.zero_point = s, z
-        tmod = tnnq.Conv2d(c, c, k, st, pd, dl, c)
-        tmod.set_weight_bias(wt, torch.from_numpy(b))
-        tmod.scale, tmod.zero_point = s, z
-        _same(mod(a), tmod(at), f"case {i}: {c} channels, kernel {k}, stride {st}, "
-                                f"padding {pd}, dilation {dl}")
+        (a, at, *_), _, (mod, tmod), where = _conv_case(rng, torch_fbgemm, c, c, c, 7, 20,
+                                                       i % 2 == 0)
+        _same(mod(a), tmod(at), f"case {i}: {where}")
 
 
 @pytest.mark.parametrize("fused", [False, True])
@@ -545,3 +538,14 @@ def test_softmax(torch_x86, rng):
     with pytest.raises(TypeError, match="quantized"):
         nnq.Softmax(1)(np.ones((2, 3), np.float32))
     assert nnq.Softmax(1)(_q((0, 3))).shape == (0, 3)
+
+
+def test_grouped_conv2d_4_channels_per_group(torch_fbgemm, rng):
+    """Groups of 4 input and 4 output channels (qlearn's direct kernel on VNNI when the
+    weight is symmetric, its GEMM per group otherwise; 1 group: a dense 4-channel
+    convolution): the integers equal PyTorch's FBGEMM ones."""
+    for i in range(24):
+        g = [1, 8, 16, 17, 32, 50][i % 6] + (i % 6 == 0)
+        (a, at, w, wt, b), _, (mod, tmod), where = _conv_case(
+            rng, torch_fbgemm, 4 * g, 4 * g, g, 5, 16, i % 2 == 0)
+        _same(mod(a), tmod(at), f"case {i}: {where}")

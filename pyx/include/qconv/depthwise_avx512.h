@@ -21,10 +21,11 @@
 #include "depthwise_avx2.h"
 
 #if QLEARN_HAVE_X86_SIMD
-/* 16 requantized channels [j, j+16) of one output pixel (eq. (6), as qgemm_vnni_out). */
-QGEMM_INLINE QGEMM_VNNI_FN void qconv_dw_out16(__m512i acc, __m512i zcol, __m512 bias,
-                                               __m512 mult, const qgemm_epilogue *e,
-                                               uint8_t *o) {
+/* 16 outputs requantized (eq. (6), the operations of qgemm_vnni_out): zcol = Za
+ * colsum, bias and mult the channels' constants; returns their 16 bytes. */
+QGEMM_INLINE QGEMM_VNNI_FN __m128i qconv_requant16(__m512i acc, __m512i zcol,
+                                                   __m512 bias, __m512 mult,
+                                                   const qgemm_epilogue *e) {
     __m512 x = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc, zcol));
     if (e->bias_q) x = _mm512_add_ps(x, bias);
     x = _mm512_mul_ps(x, mult);
@@ -32,7 +33,14 @@ QGEMM_INLINE QGEMM_VNNI_FN void qconv_dw_out16(__m512i acc, __m512i zcol, __m512
     __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(x), _mm512_set1_epi32(e->out_zp));
     q = _mm512_max_epi32(q, _mm512_set1_epi32(e->lo));
     if (e->hi < 255) q = _mm512_min_epi32(q, _mm512_set1_epi32(e->hi));
-    _mm_storeu_si128((__m128i *)o, _mm512_cvtusepi32_epi8(q));
+    return _mm512_cvtusepi32_epi8(q);
+}
+
+/* 16 requantized channels [j, j+16) of one output pixel. */
+QGEMM_INLINE QGEMM_VNNI_FN void qconv_dw_out16(__m512i acc, __m512i zcol, __m512 bias,
+                                               __m512 mult, const qgemm_epilogue *e,
+                                               uint8_t *o) {
+    _mm_storeu_si128((__m128i *)o, qconv_requant16(acc, zcol, bias, mult, e));
 }
 
 /* Weight pairs kept in registers along a row when there are at most this many (a 3x3

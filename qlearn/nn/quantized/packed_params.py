@@ -135,14 +135,19 @@ class _PackedGemmWeight(_int8.GemmWeight):
 
         The last pair is cached: a module sees the same scales call after call.
         """
-        key = (a_scale, out_scale)
-        cached = self._requant_cache
-        if cached[0] == key:
-            return cached[1]
-        value = _int8.requant_constants(a_scale, self.w_scale, out_scale, self.bias,
-                                        self.per_channel)
-        self._requant_cache = (key, value)      # one object: safe across threads
-        return value
+        return _requant_cached(self, a_scale, out_scale)
+
+
+def _requant_cached(pw, a_scale, out_scale):
+    """``(bias_q, mult)`` of the weight ``pw`` (its ``w_scale``, ``bias`` and
+    ``per_channel``) for these scales, the last pair cached on ``pw``."""
+    key = (a_scale, out_scale)
+    cached = getattr(pw, "_requant_cache", (None, None))   # (older pickles lack it)
+    if cached[0] == key:
+        return cached[1]
+    value = _int8.requant_constants(a_scale, pw.w_scale, out_scale, pw.bias, pw.per_channel)
+    pw._requant_cache = (key, value)        # one object: safe across threads
+    return value
 
 
 # ---- linear ------------------------------------------------------------------------------
@@ -320,6 +325,7 @@ class PackedConvWeight:
         o, cg, kh, kw = qweight.shape
         if o % g:
             raise ValueError(f"{who}: out_channels ({o}) must be divisible by groups ({g})")
+        og = o // g
         self.out_channels, self.in_channels = o, cg * g
         self.kernel_size = (kh, kw)
         self.qweight = qweight
@@ -328,7 +334,6 @@ class PackedConvWeight:
         w = qweight._int
         # depth order (ky, kx, c) to match im2col
         w_rows = np.ascontiguousarray(w.transpose(0, 2, 3, 1).reshape(o, kh * kw * cg))
-        og = o // g
         self.group_gemm = []
         for gi in range(g):
             sub = qweight[gi * og:(gi + 1) * og]
@@ -344,6 +349,11 @@ class PackedConvWeight:
         if self.depthwise:
             wz = w.reshape(o, kh * kw).astype(np.int32) - zps[:, None]
             self.dw_taps = np.ascontiguousarray(wz.T)          # (kh kw, C)
+        # 4 input and 4 output channels per group, a symmetric weight: the direct VNNI
+        # kernel, 16 groups per vpdpbusd (a GEMM per group would fill 4 of 16 columns)
+        self.groupwise4 = g > 1 and cg == 4 and og == 4 and not np.any(zps)
+        if self.groupwise4:
+            self.gw4_packed, self.gw4_colsum = _int8.pack_groupwise4(w)
         # what every call of _conv_gemm needs, formed once: the window, whether it is a
         # 1x1 convolution (the channels-last input is then the GEMM's A) and per group
         # (packed weight, first input channel, first output column)
@@ -376,7 +386,8 @@ class PackedConvWeight:
 
 def conv2d_apply(x, pc, scale, zero_point, relu=False, who="quantized conv2d"):
     """Quantized conv2d: im2col + GEMM per group (:eq:`int8-acc` to :eq:`int8-requant`),
-    or depthwise (:eq:`int8-depthwise`).
+    or depthwise (:eq:`int8-depthwise`), or for 4 + 4 channels per group the direct
+    grouped kernel (:func:`qlearn.kernels.int8.groupwise4`).
 
     Returns a QTensor of logical shape (N, O, Ho, Wo) whose integers are laid out
     channels-last (as PyTorch's are); the next convolution reads them in place.
@@ -405,6 +416,12 @@ def conv2d_apply(x, pc, scale, zero_point, relu=False, who="quantized conv2d"):
             _int8.depthwise(xi, pc.dw_taps, pc.kernel_size, pc.stride, pc.padding,
                             pc.dilation, a_zp, bias_q, mult, zero_point, lo, 255, out, path,
                             nchw=nchw)
+        elif getattr(pc, "groupwise4", False) and path == _simd.Simd.VNNI:  # old pickles
+            xi, nchw = _layout(x._int)
+            bias_q, mult = _conv_requant(pc, x.q_scale(), scale)
+            _int8.groupwise4(xi, pc.gw4_packed, pc.gw4_colsum, pc.kernel_size, pc.stride,
+                             pc.padding, pc.dilation, a_zp, bias_q, mult, zero_point, lo,
+                             255, out, nchw=nchw)
         else:
             _conv_gemm(x._int, pc, x.q_scale(), a_zp, scale, zero_point, lo, out, path)
     return per_tensor_unchecked(out.transpose(0, 3, 1, 2), quint8, per_tensor_affine, scale,
@@ -423,16 +440,9 @@ def _layout(x):
 
 
 def _conv_requant(pc, a_scale, out_scale):
-    """``(bias_q, mult)`` of eq. :eq:`int8-requant` for the whole weight of ``pc``; the
-    last pair is cached, as for a GEMM weight."""
-    key = (a_scale, out_scale)
-    cached = getattr(pc, "_requant_cache", (None, None))   # (older pickles lack it)
-    if cached[0] == key:
-        return cached[1]
-    value = _int8.requant_constants(a_scale, pc.w_scale, out_scale, pc.bias,
-                                    pc.per_channel)
-    pc._requant_cache = (key, value)        # one object: safe across threads
-    return value
+    """``(bias_q, mult)`` of eq. :eq:`int8-requant` for the whole weight of ``pc``, cached
+    as a GEMM weight's."""
+    return _requant_cached(pc, a_scale, out_scale)
 
 
 def _conv_gemm(x, pc, a_scale, a_zp, out_scale, out_zp, lo, out, path):
