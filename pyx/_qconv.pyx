@@ -60,10 +60,10 @@ cdef extern from "qconv/dispatch.h":
             const int8_t *packed, long Ng, long Kg, long P, long np_max,
             const qgemm_epilogue *e0, int any_wzp, int32_t *rowsum, uint8_t *out,
             long ldc) noexcept nogil
-    void qlearn_qconv_gw4_row(const uint8_t *xp, long Wp, long C, const int8_t *wpk,
-                              const long *off, int T, long oy, long Wo, int sh, int sw,
-                              const qgemm_epilogue *e, uint8_t *out,
-                              long ldc) noexcept nogil
+    void qlearn_qconv_gw_row(const uint8_t *xp, long Wp, long C, int G,
+                             const int8_t *wpk, const long *off, int T, long oy, long Wo,
+                             int sh, int sw, const qgemm_epilogue *e, uint8_t *out,
+                             long ldc) noexcept nogil
     void qlearn_qconv_dw_row(int simd, const uint8_t *xp, long Wp, long C,
                              const int32_t *wz, const int16_t *wpk, const long *off, int T,
                              long oy, long Wo, int sh, int sw, int32_t *acc,
@@ -668,25 +668,27 @@ def depthwise(const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C) channels last
         _scratch_give(scratch, got)
 
 
-def groupwise4(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels last
-               const int8_t[::1] wpk,             # IN  the weights packed in blocks of 16
-               const int32_t[::1] colsum,         # IN  (C,) sum_{t, c} w[o, c, t]
-               int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
-               uint8_t a_zp,
-               const float32_t[::1] bias_q,       # IN  (C,) or empty
-               const float32_t[::1] mult,         # IN  (C,)
-               int32_t out_zp, int32_t lo, int32_t hi,
-               uint8_t[:, :, :, ::1] out,         # OUT (N, Ho, Wo, C) channels last
-               int num_threads, bint nchw=False):
-    """out[n, oy, ox, 4 g + j] := eq. (6) of
-    sum_{ky, kx, c < 4} (x - Za)[n, oy sh + ky dh - ph, ox sw + kx dw - pw, 4 g + c]
-    w[4 g + j, c, ky, kx]
+def groupwise(const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C) channels last
+              const int8_t[::1] wpk,             # IN  the weights packed in blocks of 64 / G
+              const int32_t[::1] colsum,         # IN  (C,) sum_{t, c} w[o, c, t]
+              int G,                             # channels per group: 4 or 8
+              int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+              uint8_t a_zp,
+              const float32_t[::1] bias_q,       # IN  (C,) or empty
+              const float32_t[::1] mult,         # IN  (C,)
+              int32_t out_zp, int32_t lo, int32_t hi,
+              uint8_t[:, :, :, ::1] out,         # OUT (N, Ho, Wo, C) channels last
+              int num_threads, bint nchw=False):
+    """out[n, oy, ox, G g + j] := eq. (6) of
+    sum_{ky, kx, c < G} (x - Za)[n, oy sh + ky dh - ph, ox sw + kx dw - pw, G g + c]
+    w[G g + j, c, ky, kx]
 
-    A grouped convolution of 4 input and 4 output channels per group and a symmetric
-    weight (Zw = 0), on the VNNI path (``groupwise4_avx512.h``: 16 groups per
-    ``vpdpbusd``).  The work is split and the input padded as :func:`depthwise`'s: bands
-    of output rows, each copying the input rows it reads into its thread's buffer with
-    ``Za`` around them (transposing an NCHW input's rows, with ``nchw``).
+    A grouped convolution of G = 4 or 8 input and as many output channels per group
+    and a symmetric weight (Zw = 0), on the VNNI path (``groupwise_avx512.h``: 64 / G
+    groups per ``vpdpbusd``).  The work is split and the input padded as
+    :func:`depthwise`'s: bands of output rows, each copying the input rows it reads into
+    its thread's buffer with ``Za`` around them (transposing an NCHW input's rows, with
+    ``nchw``).
     """
     cdef intp_t N = x.shape[0]
     cdef intp_t H = x.shape[2] if nchw else x.shape[1]
@@ -698,17 +700,19 @@ def groupwise4(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels last
     cdef DwJob job
     cdef qgemm_epilogue e
     if not HAS_VNNI:
-        raise ValueError("groupwise4 needs AVX512-VNNI, which this CPU lacks")
-    if C % 4 or out.shape[3] != C or colsum.shape[0] != C:
-        raise ValueError(f"groupwise4: {C} input channels (a multiple of 4), as many "
+        raise ValueError("groupwise needs AVX512-VNNI, which this CPU lacks")
+    if G not in (4, 8):
+        raise ValueError(f"groupwise: `G` must be 4 or 8, got {G}")
+    if C % G or out.shape[3] != C or colsum.shape[0] != C:
+        raise ValueError(f"groupwise: {C} input channels (a multiple of {G}), as many "
                          f"outputs and column sums, got {out.shape[3]} and "
                          f"{colsum.shape[0]}")
-    if wpk.shape[0] != (C + 63) // 64 * T * 256:
-        raise ValueError(f"`wpk` must hold {(C + 63) // 64 * T * 256} bytes, got "
+    if wpk.shape[0] != (C + 63) // 64 * T * G * 64:
+        raise ValueError(f"`wpk` must hold {(C + 63) // 64 * T * G * 64} bytes, got "
                          f"{wpk.shape[0]}")
     if N == 0 or C == 0 or Ho == 0 or Wo == 0:
         return
-    if N * C * Ho * Wo * T * 4 < SERIAL_BYTES:
+    if N * C * Ho * Wo * T * G < SERIAL_BYTES:
         num_threads = nt = 1
     rows_in = _dw_rows_in(Ho, Wp, C, sh, span, nt)
     # per thread: the padded input rows (and tmp rows for a narrow NCHW input);
@@ -728,13 +732,13 @@ def groupwise4(const uint8_t[:, :, :, ::1] x,  # IN  (N, H, W, C) channels last
                           &mult[0], out_zp, lo, hi)
     job.simd, job.x, job.H, job.W, job.C, job.ph, job.pw, job.Wp = \
         QGEMM_VNNI, &x[0, 0, 0, 0], H, W, C, ph, pw, Wp
-    job.nchw, job.gw4, job.wpk8, job.off, job.T, job.fill = nchw, True, &wpk[0], off, T, a_zp
+    job.nchw, job.G, job.wpk8, job.off, job.T, job.fill = nchw, G, &wpk[0], off, T, a_zp
     job.Ho, job.Wo, job.sh, job.sw, job.span, job.e, job.out = \
         Ho, Wo, sh, sw, span, &e, &out[0, 0, 0, 0]
     job.bufs, job.tmps = scratch, scratch + o_tmp
     try:
         with nogil:
-            _dw_run_bands(&job, N, num_threads, N * C * Ho * Wo * T * 4)
+            _dw_run_bands(&job, N, num_threads, N * C * Ho * Wo * T * G)
     finally:
         _scratch_give(scratch, got)
 
@@ -771,7 +775,7 @@ cdef void _dw_run(uint8_t *bufs, uint8_t *tmps, int32_t *accp, int16_t *wpkp, in
     job.Ho, job.Wo, job.sh, job.sw, job.span, job.e, job.out = \
         Ho, Wo, sh, sw, span, &e, &out[0, 0, 0, 0]
     job.bufs, job.tmps, job.acc = bufs, tmps, accp
-    job.gw4 = False
+    job.G = 0
     with nogil:
         _dw_run_bands(&job, N, num_threads, N * Ho * Wo * C * T)
 
@@ -829,7 +833,7 @@ cdef struct DwJob:
     intp_t H, W, C, ph, pw, Wp, Ho, Wo, band, nbands, rows_in, span, T
     const int32_t *wz
     const int16_t *wpk
-    bint gw4                 # groupwise4 (its weights wpk8) instead of depthwise
+    int G                    # > 0: groupwise, G channels per group (weights wpk8)
     const int8_t *wpk8
     const long *off          # the T tap offsets in the padded rows
     const qgemm_epilogue *e
@@ -856,9 +860,9 @@ cdef void _dw_band(void *ctx, long u, int slot) noexcept nogil:
         qlearn_qconv_pad_band(j.x + (n * j.H + y0) * j.W * j.C, y0 - iy0, max(ye - y0, 0),
                               rows, j.W, j.C, j.pw, j.Wp, j.fill, buf)
     for oy in range(oy0, oy1):
-        if j.gw4:
-            qlearn_qconv_gw4_row(buf, j.Wp, j.C, j.wpk8, j.off, j.T, oy - oy0, j.Wo, j.sh,
-                                 j.sw, j.e, j.out + (n * j.Ho + oy) * j.Wo * j.C, j.C)
+        if j.G:
+            qlearn_qconv_gw_row(buf, j.Wp, j.C, j.G, j.wpk8, j.off, j.T, oy - oy0, j.Wo,
+                                j.sh, j.sw, j.e, j.out + (n * j.Ho + oy) * j.Wo * j.C, j.C)
         else:
             qlearn_qconv_dw_row(j.simd, buf, j.Wp, j.C, j.wz, j.wpk, j.off, j.T, oy - oy0,
                                 j.Wo, j.sh, j.sw, j.acc + slot * j.Wo * j.C, j.e,

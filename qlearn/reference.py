@@ -539,20 +539,21 @@ def depthwise_ref(x, w, a_zp, w_zp, bias_q, mult, out_zp, lo, hi, stride=(1, 1),
     return np.clip(np.rint(t).astype(np.int64) + out_zp, lo, hi).astype(np.uint8)
 
 
-def groupwise4_ref(x, w, a_zp, bias_q, mult, out_zp, lo, hi, stride=(1, 1),
-                   padding=(0, 0), dilation=(1, 1)):
-    r"""A grouped convolution of 4 input and 4 output channels per group, symmetric
+def groupwise_ref(x, w, a_zp, bias_q, mult, out_zp, lo, hi, stride=(1, 1),
+                  padding=(0, 0), dilation=(1, 1)):
+    r"""A grouped convolution of G input and G output channels per group, symmetric
     weight (:math:`Z_w = 0`), as :func:`conv_gemm_ref` of each group:
-    :math:`C_{n,4g+j,p,q} = \sum_{c<4,\,i,\,k} (x_{n,4g+c,\ldots} - Z_a)\,
-    w_{4g+j,c,i,k}`, then eq. :eq:`int8-requant`.  ``x`` (N, C, H, W) uint8, ``w``
-    (C, 4, kh, kw) int8; returns (N, C, Ho, Wo)."""
+    :math:`C_{n,Gg+j,p,q} = \sum_{c<G,\,i,\,k} (x_{n,Gg+c,\ldots} - Z_a)\,
+    w_{Gg+j,c,i,k}`, then eq. :eq:`int8-requant`.  ``x`` (N, C, H, W) uint8, ``w``
+    (C, G, kh, kw) int8; returns (N, C, Ho, Wo)."""
     x, w = np.asarray(x), np.asarray(w)
+    G = w.shape[1]
     bias_q, mult = np.asarray(bias_q, dtype=f32), np.asarray(mult, dtype=f32)
     return np.concatenate(
-        [conv_gemm_ref(x[:, c:c + 4], w[c:c + 4], a_zp, 0,
-                       bias_q[c:c + 4] if bias_q.size else bias_q, mult[c:c + 4], out_zp,
+        [conv_gemm_ref(x[:, c:c + G], w[c:c + G], a_zp, 0,
+                       bias_q[c:c + G] if bias_q.size else bias_q, mult[c:c + G], out_zp,
                        lo, hi, stride, padding, dilation)
-         for c in range(0, w.shape[0], 4)], axis=1)
+         for c in range(0, w.shape[0], G)], axis=1)
 
 
 # -- float zero points and the embedding lookups (qlearn.kernels.float_qparams, .embedding) --

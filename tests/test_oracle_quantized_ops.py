@@ -540,12 +540,14 @@ def test_softmax(torch_x86, rng):
     assert nnq.Softmax(1)(_q((0, 3))).shape == (0, 3)
 
 
-def test_grouped_conv2d_4_channels_per_group(torch_fbgemm, rng):
-    """Groups of 4 input and 4 output channels (qlearn's direct kernel on VNNI when the
-    weight is symmetric, its GEMM per group otherwise; 1 group: a dense 4-channel
-    convolution): the integers equal PyTorch's FBGEMM ones."""
-    for i in range(24):
-        g = [1, 8, 16, 17, 32, 50][i % 6] + (i % 6 == 0)
+def test_grouped_conv2d_4_and_8_channels_per_group(torch_fbgemm, rng):
+    """Groups of 4 or 8 input and output channels with a symmetric weight (qlearn's
+    direct kernel on VNNI, a GEMM per group on the other paths): the integers equal
+    PyTorch's FBGEMM ones."""
+    for i in range(36):
+        cg = 4 if i < 18 else 8
+        g = [2, 8, 16, 17, 32, 50][i % 6]
         (a, at, w, wt, b), _, (mod, tmod), where = _conv_case(
-            rng, torch_fbgemm, 4 * g, 4 * g, g, 5, 16, i % 2 == 0)
+            rng, torch_fbgemm, cg * g, cg * g, g, 5, 16, i % 2 == 0)
+        assert mod._packed_params.groupwise
         _same(mod(a), tmod(at), f"case {i}: {where}")

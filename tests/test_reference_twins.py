@@ -35,7 +35,7 @@ NO_TWIN = {
     "int8.channels_last": "a layout helper (compared with NumPy's transpose)",
     "int8.to_channels_last": "a layout helper (compared with NumPy's transpose)",
     "int8.im2col": "the patches inside conv_gemm, whose twin is conv_gemm_ref",
-    "int8.pack_groupwise4": "a weight layout (groupwise4, whose twin is groupwise4_ref)",
+    "int8.pack_groupwise": "a weight layout (groupwise, whose twin is groupwise_ref)",
     "int8.peak_gops": "a timing of instruction chains, not an operation on data",
     "int8.peak_run": "instruction chains to be timed, not an operation on data",
 }
@@ -202,28 +202,29 @@ def test_depthwise(path, kernel, stride, pad, dil, rng):
     assert_array_equal(out.transpose(0, 3, 1, 2), want)
 
 
-# channel counts: one block of 16 groups, a block and a tail of 1 group, a tail only;
-# windows: 3x3 (strided, dilated), 1x2, 5x5; NCHW and channels-last inputs, 1 and 2
-# threads (bands of 1 and of several rows)
+# channels per group 4 and 8; channel counts: one block of 64 channels, a block and a
+# tail (of 2 groups of 4, 1 of 8), a tail only; windows: 3x3 (strided, dilated), 1x2,
+# 5x5; NCHW and channels-last inputs, 1 and 2 threads (bands of 1 and of several rows)
+@pytest.mark.parametrize("G", [4, 8])
 @pytest.mark.parametrize("n,c,h,w,k,stride,pad,dil", [
     (1, 64, 9, 11, (3, 3), (1, 1), (1, 1), (1, 1)),
-    (2, 68, 7, 13, (3, 3), (2, 1), (1, 0), (1, 2)),
-    (1, 4, 5, 5, (1, 2), (1, 1), (0, 1), (1, 1)),
+    (2, 72, 7, 13, (3, 3), (2, 1), (1, 0), (1, 2)),
+    (1, 8, 5, 5, (1, 2), (1, 1), (0, 1), (1, 1)),
     (1, 200, 17, 9, (5, 5), (1, 2), (2, 2), (1, 1))])
 @pytest.mark.parametrize("num_threads", [1, 2])
-def test_groupwise4(n, c, h, w, k, stride, pad, dil, num_threads, rng):
+def test_groupwise(G, n, c, h, w, k, stride, pad, dil, num_threads, rng):
     if simd_paths.Simd.VNNI not in simd_paths.available():
-        pytest.skip("groupwise4 runs on the VNNI path")
+        pytest.skip("groupwise runs on the VNNI path")
     x = _u8(rng, (n, c, h, w))
-    wt = rng.integers(-128, 128, (c, 4) + k).astype(np.int8)
+    wt = rng.integers(-128, 128, (c, G) + k).astype(np.int8)
     bias_q = (rng.standard_normal(c) * 300).astype(np.float32)
     mult = rng.uniform(1e-4, 1e-3, c).astype(np.float32)
-    want = ref.groupwise4_ref(x, wt, 200, bias_q, mult, 17, 0, 255, stride, pad, dil)
-    packed, colsum = int8.pack_groupwise4(wt)
+    want = ref.groupwise_ref(x, wt, 200, bias_q, mult, 17, 0, 255, stride, pad, dil)
+    packed, colsum = int8.pack_groupwise(wt)
     for xi, nchw in ((x, True), (np.ascontiguousarray(x.transpose(0, 2, 3, 1)), False)):
         out = np.full((n,) + want.shape[2:] + (c,), 0xA5, np.uint8)
-        int8.groupwise4(xi, packed, colsum, k, stride, pad, dil, 200, bias_q, mult, 17, 0,
-                        255, out, num_threads, nchw)
+        int8.groupwise(xi, packed, colsum, G, k, stride, pad, dil, 200, bias_q, mult, 17,
+                       0, 255, out, num_threads, nchw)
         assert_array_equal(out.transpose(0, 3, 1, 2), want, err_msg=f"nchw={nchw}")
 
 

@@ -49,7 +49,7 @@ from .simd import Simd
 
 __all__ = ["MAX_DEPTH", "GemmWeight", "requant_constants", "as_rows", "gemm_u8",
            "gemm_f32", "channels_last", "conv_gemm", "im2col", "depthwise",
-           "groupwise4", "pack_groupwise4",
+           "groupwise", "pack_groupwise",
            "avg_pool_u8", "AVX2_EXACT", "peak_gops", "peak_run"]
 
 #: The deepest reduction K for which int32 cannot overflow:
@@ -255,31 +255,32 @@ def depthwise(xi, taps, kernel, stride, padding, dilation, a_zp, bias_q, mult, o
                      lo, hi, out, int(path), _threads.resolve(num_threads), nchw)
 
 
-def groupwise4(xi, packed, colsum, kernel, stride, padding, dilation, a_zp, bias_q, mult,
-               out_zp, lo, hi, out, num_threads=None, nchw=False):
-    """Grouped convolution of 4 input and 4 output channels per group with a symmetric
-    weight, on the VNNI path (its NumPy twin: :func:`qlearn.reference.groupwise4_ref`):
-    the channels-last ``xi`` (or with ``nchw`` the (N, C, H, W) C array) with the
-    weight packed by :func:`pack_groupwise4` (``packed``, ``colsum``), requantized into
-    the (N, Ho, Wo, C) ``out``; ``kernel``, ``stride``, ``padding`` and ``dilation`` are
-    (height, width) pairs."""
+def groupwise(xi, packed, colsum, group_size, kernel, stride, padding, dilation, a_zp,
+              bias_q, mult, out_zp, lo, hi, out, num_threads=None, nchw=False):
+    """Grouped convolution of G = 4 or 8 input and as many output channels per group
+    (``group_size``) with a symmetric weight, on the VNNI path (its NumPy twin:
+    :func:`qlearn.reference.groupwise_ref`): the channels-last ``xi`` (or with ``nchw``
+    the (N, C, H, W) C array) with the weight packed by :func:`pack_groupwise`
+    (``packed``, ``colsum``), requantized into the (N, Ho, Wo, C) ``out``; ``kernel``,
+    ``stride``, ``padding`` and ``dilation`` are (height, width) pairs."""
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
-    _qconv.groupwise4(xi, packed, colsum, kh, kw, sh, sw, ph, pw, dh, dw, a_zp, bias_q,
-                      mult, out_zp, lo, hi, out, _threads.resolve(num_threads), nchw)
+    _qconv.groupwise(xi, packed, colsum, group_size, kh, kw, sh, sw, ph, pw, dh, dw, a_zp, bias_q,
+                     mult, out_zp, lo, hi, out, _threads.resolve(num_threads), nchw)
 
 
-def pack_groupwise4(w):
-    r"""The weight of :func:`groupwise4`: ``w`` (C, 4, kh, kw) int8 (C/4 groups) as
-    blocks of 16 groups, per tap :math:`t = k_y k_w + k_x` and output :math:`j < 4` of
-    the group 64 bytes, byte :math:`4 l + c = w_{4(16 b + l) + j,\, c,\, t}` (zero past
-    the last group); and the column sums :math:`\sum_{c, t} w_{o, c, t}` (int32)."""
+def pack_groupwise(w):
+    r"""The weight of :func:`groupwise`: ``w`` (C, G, kh, kw) int8 (C / G groups, G = 4
+    or 8) as blocks of 64 / G groups, per tap :math:`t = k_y k_w + k_x` and output
+    :math:`j < G` of the group 64 bytes, byte :math:`G l + c = w_{G(64 b / G + l) + j,\,
+    c,\, t}` (zero past the last group); and the column sums
+    :math:`\sum_{c, t} w_{o, c, t}` (int32)."""
     w = np.asarray(w, dtype=np.int8)
-    o, _, kh, kw = w.shape
-    g, t = o // 4, kh * kw
-    gp = -(-g // 16) * 16
-    wg = np.zeros((gp, 4, 4, t), np.int8)                      # (group, j, c, tap)
-    wg[:g] = w.reshape(g, 4, 4, t)
-    packed = wg.reshape(gp // 16, 16, 4, 4, t).transpose(0, 4, 2, 1, 3)   # (b, t, j, l, c)
+    o, G, kh, kw = w.shape
+    g, t, per = o // G, kh * kw, 64 // G
+    gp = -(-g // per) * per
+    wg = np.zeros((gp, G, G, t), np.int8)                      # (group, j, c, tap)
+    wg[:g] = w.reshape(g, G, G, t)
+    packed = wg.reshape(gp // per, per, G, G, t).transpose(0, 4, 2, 1, 3)  # (b, t, j, l, c)
     colsum = w.reshape(o, -1).sum(axis=1, dtype=np.int32)
     return np.ascontiguousarray(packed).reshape(-1), colsum
 

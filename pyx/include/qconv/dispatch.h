@@ -1,7 +1,7 @@
 /* Int8 convolution kernels other than the GEMM tiles (those are in ../qgemm/):
  * layout.h (NCHW -> NHWC), im2col.h (patch rows), indirect.h (the pointers of the
  * indirect convolution), depthwise_generic.h, depthwise_avx2.h, depthwise_avx512.h
- * and groupwise4_avx512.h (the direct kernels), and here the choice between them. */
+ * and groupwise_avx512.h (the direct kernels), and here the choice between them. */
 #ifndef QLEARN_QCONV_DISPATCH_H
 #define QLEARN_QCONV_DISPATCH_H
 
@@ -11,7 +11,7 @@
 #include "depthwise_generic.h"
 #include "depthwise_avx2.h"
 #include "depthwise_avx512.h"
-#include "groupwise4_avx512.h"
+#include "groupwise_avx512.h"
 #include "indirect.h"
 
 /* One output row of the depthwise convolution: accumulate, then requantize (eq. (6))
@@ -41,16 +41,17 @@ static void qlearn_qconv_dw_row(int simd, const uint8_t *xp, long Wp, long C,
     qgemm_epilogue_scalar(acc, C, 0, Wo, 0, C, e, out, NULL, ldc);
 }
 
-/* One output row of the grouped convolution of 4 + 4 channels per group
- * (groupwise4_avx512.h; the VNNI path only: the caller checks). */
-static void qlearn_qconv_gw4_row(const uint8_t *xp, long Wp, long C, const int8_t *wpk,
-                                 const long *off, int T, long oy, long Wo, int sh, int sw,
-                                 const qgemm_epilogue *e, uint8_t *out, long ldc) {
+/* One output row of the grouped convolution of G = 4 or 8 input and output channels
+ * per group (groupwise_avx512.h; the VNNI path only: the caller checks). */
+static void qlearn_qconv_gw_row(const uint8_t *xp, long Wp, long C, int G,
+                                const int8_t *wpk, const long *off, int T, long oy,
+                                long Wo, int sh, int sw, const qgemm_epilogue *e,
+                                uint8_t *out, long ldc) {
 #if QLEARN_HAVE_X86_SIMD
-    qconv_gw4_row_avx512(xp, Wp, C, wpk, off, T, oy, Wo, sh, sw, e, out, ldc);
+    qconv_gw_row_avx512(xp, Wp, C, G, wpk, off, T, oy, Wo, sh, sw, e, out, ldc);
 #else
-    (void)xp; (void)Wp; (void)C; (void)wpk; (void)off; (void)T; (void)oy; (void)Wo;
-    (void)sh; (void)sw; (void)e; (void)out; (void)ldc;
+    (void)xp; (void)Wp; (void)C; (void)G; (void)wpk; (void)off; (void)T; (void)oy;
+    (void)Wo; (void)sh; (void)sw; (void)e; (void)out; (void)ldc;
 #endif
 }
 

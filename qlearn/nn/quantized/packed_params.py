@@ -349,11 +349,12 @@ class PackedConvWeight:
         if self.depthwise:
             wz = w.reshape(o, kh * kw).astype(np.int32) - zps[:, None]
             self.dw_taps = np.ascontiguousarray(wz.T)          # (kh kw, C)
-        # 4 input and 4 output channels per group, a symmetric weight: the direct VNNI
-        # kernel, 16 groups per vpdpbusd (a GEMM per group would fill 4 of 16 columns)
-        self.groupwise4 = g > 1 and cg == 4 and og == 4 and not np.any(zps)
-        if self.groupwise4:
-            self.gw4_packed, self.gw4_colsum = _int8.pack_groupwise4(w)
+        # 4 or 8 input and as many output channels per group, a symmetric weight: the
+        # direct VNNI kernel, 16 or 8 groups per vpdpbusd (a GEMM per group would fill
+        # 4 or 8 of the 16 columns of its tiles)
+        self.groupwise = g > 1 and cg == og and cg in (4, 8) and not np.any(zps)
+        if self.groupwise:
+            self.gw_packed, self.gw_colsum = _int8.pack_groupwise(w)
         # what every call of _conv_gemm needs, formed once: the window, whether it is a
         # 1x1 convolution (the channels-last input is then the GEMM's A) and per group
         # (packed weight, first input channel, first output column)
@@ -386,8 +387,8 @@ class PackedConvWeight:
 
 def conv2d_apply(x, pc, scale, zero_point, relu=False, who="quantized conv2d"):
     """Quantized conv2d: im2col + GEMM per group (:eq:`int8-acc` to :eq:`int8-requant`),
-    or depthwise (:eq:`int8-depthwise`), or for 4 + 4 channels per group the direct
-    grouped kernel (:func:`qlearn.kernels.int8.groupwise4`).
+    or depthwise (:eq:`int8-depthwise`), or for 4 or 8 channels per group the direct
+    grouped kernel (:func:`qlearn.kernels.int8.groupwise`).
 
     Returns a QTensor of logical shape (N, O, Ho, Wo) whose integers are laid out
     channels-last (as PyTorch's are); the next convolution reads them in place.
@@ -416,12 +417,12 @@ def conv2d_apply(x, pc, scale, zero_point, relu=False, who="quantized conv2d"):
             _int8.depthwise(xi, pc.dw_taps, pc.kernel_size, pc.stride, pc.padding,
                             pc.dilation, a_zp, bias_q, mult, zero_point, lo, 255, out, path,
                             nchw=nchw)
-        elif getattr(pc, "groupwise4", False) and path == _simd.Simd.VNNI:  # old pickles
+        elif getattr(pc, "groupwise", False) and path == _simd.Simd.VNNI:  # old pickles
             xi, nchw = _layout(x._int)
             bias_q, mult = _conv_requant(pc, x.q_scale(), scale)
-            _int8.groupwise4(xi, pc.gw4_packed, pc.gw4_colsum, pc.kernel_size, pc.stride,
-                             pc.padding, pc.dilation, a_zp, bias_q, mult, zero_point, lo,
-                             255, out, nchw=nchw)
+            _int8.groupwise(xi, pc.gw_packed, pc.gw_colsum, pc.in_channels // pc.groups,
+                            pc.kernel_size, pc.stride, pc.padding, pc.dilation, a_zp, bias_q,
+                            mult, zero_point, lo, 255, out, nchw=nchw)
         else:
             _conv_gemm(x._int, pc, x.q_scale(), a_zp, scale, zero_point, lo, out, path)
     return per_tensor_unchecked(out.transpose(0, 3, 1, 2), quint8, per_tensor_affine, scale,
