@@ -1,5 +1,5 @@
 # cython: boundscheck=False, wraparound=False, initializedcheck=False
-"""Int8 convolution: im2col (then :func:`qlearn._ext._qgemm.gemm`) and depthwise.
+"""Int8 convolution: im2col (then :func:`qlearn._ext._qgemm.gemm`), depthwise and grouped.
 
 Called only by :mod:`qlearn.kernels.int8` (the arguments are checked above it).
 The kernels read activations channels-last, ``(N, H, W, C)`` C-contiguous: a
