@@ -657,19 +657,17 @@ def depthwise(const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C) channels last
     cdef long *off = <long *> (scratch + o_off)
     cdef int16_t *wpkp = <int16_t *> (scratch + o_wpk)
     cdef int32_t *wsum = accp + nt * Wo * C
-    for t in range(T):
-        off[t] = ((t // kw) * dh * Wp + (t % kw) * dw) * C
+    _tap_offsets(off, T, kw, dh, dw, Wp * C, C)
     try:
         _dw_run(scratch, scratch + o_tmp, accp, wpkp, wsum, off, n_wpk, blk, simd, x, wz,
-                kh, sh, sw, ph,
-                pw, span, a_zp, bias_q, mult, out_zp, lo, hi, out, N, H, W, C, Ho, Wo, Wp,
-                nchw, num_threads)
+                sh, sw, ph, pw, span, a_zp, bias_q, mult, out_zp, lo, hi, out, N, H, W, C,
+                Ho, Wo, Wp, nchw, num_threads)
     finally:
         _scratch_give(scratch, got)
 
 
 def groupwise(const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C) channels last
-              const int8_t[::1] wpk,             # IN  the weights packed in blocks of 64 / G
+              const int8_t[::1] wpk,             # IN  pack_groupwise's weights
               const int32_t[::1] colsum,         # IN  (C,) sum_{t, c} w[o, c, t]
               int G,                             # channels per group: 4 or 8
               int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
@@ -724,12 +722,12 @@ def groupwise(const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C) channels last
     cdef uint8_t *scratch = _scratch_take(o_zw + C * sizeof(int32_t), &got)
     cdef long *off = <long *> (scratch + o_off)
     cdef int32_t *zw = <int32_t *> (scratch + o_zw)
-    for t in range(T):
-        off[t] = ((t // kw) * dh * Wp + (t % kw) * dw) * C
+    _tap_offsets(off, T, kw, dh, dw, Wp * C, C)
     for c in range(C):
         zw[c] = 0
-    e = qgemm_epilogue_u8(&colsum[0], zw, a_zp, &bias_q[0] if bias_q.shape[0] > 0 else NULL,
-                          &mult[0], out_zp, lo, hi)
+    e = qgemm_epilogue_u8(&colsum[0], zw, a_zp,
+                          &bias_q[0] if bias_q.shape[0] > 0 else NULL, &mult[0], out_zp,
+                          lo, hi)
     job.simd, job.x, job.H, job.W, job.C, job.ph, job.pw, job.Wp = \
         QGEMM_VNNI, &x[0, 0, 0, 0], H, W, C, ph, pw, Wp
     job.nchw, job.G, job.wpk8, job.off, job.T, job.fill = nchw, G, &wpk[0], off, T, a_zp
@@ -743,9 +741,18 @@ def groupwise(const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C) channels last
         _scratch_give(scratch, got)
 
 
-cdef void _dw_run(uint8_t *bufs, uint8_t *tmps, int32_t *accp, int16_t *wpkp, int32_t *wsum,
-                  const long *off, intp_t n_wpk, intp_t blk, int simd,
-                  const uint8_t[:, :, :, ::1] x, const int32_t[:, ::1] wz, int kh, int sh,
+cdef void _tap_offsets(long *off, intp_t T, int kw, int dh, int dw, intp_t row,
+                       intp_t C) noexcept nogil:
+    """off[t] = (ky dh row + kx dw C) for the taps t = ky kw + kx of a window over
+    padded rows of ``row`` bytes, ``C`` bytes a pixel (depthwise_generic.h)."""
+    cdef intp_t t
+    for t in range(T):
+        off[t] = (t // kw) * dh * row + (t % kw) * dw * C
+
+
+cdef void _dw_run(uint8_t *bufs, uint8_t *tmps, int32_t *accp, int16_t *wpkp,
+                  int32_t *wsum, const long *off, intp_t n_wpk, intp_t blk, int simd,
+                  const uint8_t[:, :, :, ::1] x, const int32_t[:, ::1] wz, int sh,
                   int sw, int ph, int pw, intp_t span, uint8_t a_zp,
                   const float32_t[::1] bias_q, const float32_t[::1] mult, int32_t out_zp,
                   int32_t lo, int32_t hi, uint8_t[:, :, :, ::1] out, intp_t N, intp_t H,

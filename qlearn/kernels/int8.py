@@ -257,15 +257,21 @@ def depthwise(xi, taps, kernel, stride, padding, dilation, a_zp, bias_q, mult, o
 
 def groupwise(xi, packed, colsum, group_size, kernel, stride, padding, dilation, a_zp,
               bias_q, mult, out_zp, lo, hi, out, num_threads=None, nchw=False):
-    """Grouped convolution of G = 4 or 8 input and as many output channels per group
+    r"""Grouped convolution of G = 4 or 8 input and as many output channels per group
     (``group_size``) with a symmetric weight, on the VNNI path (its NumPy twin:
     :func:`qlearn.reference.groupwise_ref`): the channels-last ``xi`` (or with ``nchw``
     the (N, C, H, W) C array) with the weight packed by :func:`pack_groupwise`
-    (``packed``, ``colsum``), requantized into the (N, Ho, Wo, C) ``out``; ``kernel``,
-    ``stride``, ``padding`` and ``dilation`` are (height, width) pairs."""
+    (``packed``, ``colsum``), requantized (eq. :eq:`int8-requant`) into the
+    (N, Ho, Wo, C) ``out``; ``kernel``, ``stride``, ``padding`` and ``dilation`` are
+    (height, width) pairs.  With :math:`G` = ``group_size`` and the padding :math:`Z_a`,
+
+    .. math::
+       C_{n,y,x,Gg+j} = \sum_{c<G,\ i<k_h,\ k<k_w} (q_{a,n,\,y s_h + i d_h - p_h,\,
+                        x s_w + k d_w - p_w,\,Gg+c} - Z_a)\, q_{w,Gg+j,c,i,k}
+    """
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
-    _qconv.groupwise(xi, packed, colsum, group_size, kh, kw, sh, sw, ph, pw, dh, dw, a_zp, bias_q,
-                     mult, out_zp, lo, hi, out, _threads.resolve(num_threads), nchw)
+    _qconv.groupwise(xi, packed, colsum, group_size, kh, kw, sh, sw, ph, pw, dh, dw, a_zp,
+                     bias_q, mult, out_zp, lo, hi, out, _threads.resolve(num_threads), nchw)
 
 
 def pack_groupwise(w):

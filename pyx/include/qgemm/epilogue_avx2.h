@@ -55,8 +55,8 @@ QGEMM_AVX2_FN static void qgemm_epilogue_avx2(
             long j = j0 + c;
             qgemm_epilogue_avx2_8(_mm256_loadu_si256((const __m256i *)(tile + r * ldt + c)),
                                   rs, e->colsum + j, e->wzp + j,
-                                  e->bias_q ? e->bias_q + j : NULL, to_u8 ? e->mult + j : NULL,
-                                  to_u8 ? NULL : e->fscale + j,
+                                  e->bias_q ? e->bias_q + j : NULL,
+                                  to_u8 ? e->mult + j : NULL, to_u8 ? NULL : e->fscale + j,
                                   e->fbias ? e->fbias + j : NULL, e, to_u8,
                                   to_u8 ? (void *)(out_u8 + i * ldc + j)
                                         : (void *)(out_f + i * ldc + j));
