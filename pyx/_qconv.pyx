@@ -60,8 +60,8 @@ cdef extern from "qconv/dispatch.h":
             const int8_t *packed, long Ng, long Kg, long P, long np_max,
             const qgemm_epilogue *e0, int any_wzp, int32_t *rowsum, uint8_t *out,
             long ldc) noexcept nogil
-    void qlearn_qconv_gw_row(const uint8_t *xp, long Wp, long C, int G,
-                             const int8_t *wpk, const long *off, int T, long oy, long Wo,
+    void qlearn_qconv_gw_row(int simd, const uint8_t *xp, long Wp, long C, int G,
+                             const void *wpk, const long *off, int T, long oy, long Wo,
                              int sh, int sw, const qgemm_epilogue *e, uint8_t *out,
                              long ldc) noexcept nogil
     void qlearn_qconv_dw_row(int simd, const uint8_t *xp, long Wp, long C,
@@ -667,7 +667,7 @@ def depthwise(const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C) channels last
 
 
 def groupwise(const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C) channels last
-              const int8_t[::1] wpk,             # IN  pack_groupwise's weights
+              const int8_t[::1] wpk,             # IN  pack_groupwise's weights, as bytes
               const int32_t[::1] colsum,         # IN  (C,) sum_{t, c} w[o, c, t]
               int G,                             # channels per group: 4 or 8
               int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
@@ -676,14 +676,16 @@ def groupwise(const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C) channels last
               const float32_t[::1] mult,         # IN  (C,)
               int32_t out_zp, int32_t lo, int32_t hi,
               uint8_t[:, :, :, ::1] out,         # OUT (N, Ho, Wo, C) channels last
-              int num_threads, bint nchw=False):
+              int simd, int num_threads, bint nchw=False):
     """out[n, oy, ox, G g + j] := eq. (6) of
     sum_{ky, kx, c < G} (x - Za)[n, oy sh + ky dh - ph, ox sw + kx dw - pw, G g + c]
     w[G g + j, c, ky, kx]
 
     A grouped convolution of G = 4 or 8 input and as many output channels per group
-    and a symmetric weight (Zw = 0), on the VNNI path (``groupwise_avx512.h``: 64 / G
-    groups per ``vpdpbusd``).  The work is split and the input padded as
+    and a symmetric weight (Zw = 0), on the VNNI path (``simd`` 2,
+    ``groupwise_avx512.h``: 64 / G groups per ``vpdpbusd``, int8 weights in blocks of 64
+    channels) or the AVX2 path (1, ``groupwise_avx2.h``: 16 / G groups per ``vpmaddwd``,
+    int16 weights in blocks of 16).  The work is split and the input padded as
     :func:`depthwise`'s: bands of output rows, each copying the input rows it reads into
     its thread's buffer with ``Za`` around them (transposing an NCHW input's rows, with
     ``nchw``).
@@ -695,19 +697,24 @@ def groupwise(const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C) channels last
     cdef intp_t Ho = out.shape[1], Wo = out.shape[2], T = kh * kw, t, c
     cdef intp_t Wp = W + 2 * pw, span = (kh - 1) * dh + 1, rows_in
     cdef intp_t nt = max(num_threads, 1)
+    cdef intp_t blk = 64 if simd == QGEMM_VNNI else 16
+    cdef intp_t elem = 1 if simd == QGEMM_VNNI else 2
     cdef DwJob job
     cdef qgemm_epilogue e
-    if not HAS_VNNI:
-        raise ValueError("groupwise needs AVX512-VNNI, which this CPU lacks")
+    if simd != QGEMM_VNNI and simd != QGEMM_AVX2:
+        raise ValueError(f"groupwise: `simd` must be {QGEMM_AVX2} (AVX2) or {QGEMM_VNNI} "
+                         f"(VNNI), got {simd}")
+    if simd == QGEMM_VNNI and not HAS_VNNI or simd == QGEMM_AVX2 and not HAS_AVX2:
+        raise ValueError(f"groupwise: `simd` {simd} needs a SIMD path this CPU lacks")
     if G not in (4, 8):
         raise ValueError(f"groupwise: `G` must be 4 or 8, got {G}")
     if C % G or out.shape[3] != C or colsum.shape[0] != C:
         raise ValueError(f"groupwise: {C} input channels (a multiple of {G}), as many "
                          f"outputs and column sums, got {out.shape[3]} and "
                          f"{colsum.shape[0]}")
-    if wpk.shape[0] != (C + 63) // 64 * T * G * 64:
-        raise ValueError(f"`wpk` must hold {(C + 63) // 64 * T * G * 64} bytes, got "
-                         f"{wpk.shape[0]}")
+    if wpk.shape[0] != (C + blk - 1) // blk * T * G * blk * elem:
+        raise ValueError(f"`wpk` must hold {(C + blk - 1) // blk * T * G * blk * elem} "
+                         f"bytes, got {wpk.shape[0]}")
     if N == 0 or C == 0 or Ho == 0 or Wo == 0:
         return
     if N * C * Ho * Wo * T * G < SERIAL_BYTES:
@@ -729,7 +736,7 @@ def groupwise(const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C) channels last
                           &bias_q[0] if bias_q.shape[0] > 0 else NULL, &mult[0], out_zp,
                           lo, hi)
     job.simd, job.x, job.H, job.W, job.C, job.ph, job.pw, job.Wp = \
-        QGEMM_VNNI, &x[0, 0, 0, 0], H, W, C, ph, pw, Wp
+        simd, &x[0, 0, 0, 0], H, W, C, ph, pw, Wp
     job.nchw, job.G, job.wpk8, job.off, job.T, job.fill = nchw, G, &wpk[0], off, T, a_zp
     job.Ho, job.Wo, job.sh, job.sw, job.span, job.e, job.out = \
         Ho, Wo, sh, sw, span, &e, &out[0, 0, 0, 0]
@@ -840,7 +847,8 @@ cdef struct DwJob:
     intp_t H, W, C, ph, pw, Wp, Ho, Wo, band, nbands, rows_in, span, T
     const int32_t *wz
     const int16_t *wpk
-    int G                    # > 0: groupwise, G channels per group (weights wpk8)
+    int G                    # > 0: groupwise, G channels per group (weights wpk8:
+                             # int8, or int16 on AVX2)
     const int8_t *wpk8
     const long *off          # the T tap offsets in the padded rows
     const qgemm_epilogue *e
@@ -868,8 +876,9 @@ cdef void _dw_band(void *ctx, long u, int slot) noexcept nogil:
                               rows, j.W, j.C, j.pw, j.Wp, j.fill, buf)
     for oy in range(oy0, oy1):
         if j.G:
-            qlearn_qconv_gw_row(buf, j.Wp, j.C, j.G, j.wpk8, j.off, j.T, oy - oy0, j.Wo,
-                                j.sh, j.sw, j.e, j.out + (n * j.Ho + oy) * j.Wo * j.C, j.C)
+            qlearn_qconv_gw_row(j.simd, buf, j.Wp, j.C, j.G, j.wpk8, j.off, j.T, oy - oy0,
+                                j.Wo, j.sh, j.sw, j.e, j.out + (n * j.Ho + oy) * j.Wo * j.C,
+                                j.C)
         else:
             qlearn_qconv_dw_row(j.simd, buf, j.Wp, j.C, j.wz, j.wpk, j.off, j.T, oy - oy0,
                                 j.Wo, j.sh, j.sw, j.acc + slot * j.Wo * j.C, j.e,

@@ -542,12 +542,16 @@ def test_softmax(torch_x86, rng):
 
 def test_grouped_conv2d_4_and_8_channels_per_group(torch_fbgemm, rng):
     """Groups of 4 or 8 input and output channels with a symmetric weight (qlearn's
-    direct kernel on VNNI, a GEMM per group on the other paths): the integers equal
-    PyTorch's FBGEMM ones."""
+    direct kernel on VNNI and on AVX2, a GEMM per group on the generic path): the
+    integers equal PyTorch's FBGEMM ones on every path."""
+    from qlearn.kernels import simd
     for i in range(36):
         cg = 4 if i < 18 else 8
         g = [2, 8, 16, 17, 32, 50][i % 6]
         (a, at, w, wt, b), _, (mod, tmod), where = _conv_case(
             rng, torch_fbgemm, cg * g, cg * g, g, 5, 16, i % 2 == 0)
         assert mod._packed_params.groupwise
-        _same(mod(a), tmod(at), f"case {i}: {where}")
+        theirs = tmod(at)
+        for path in simd.available():
+            with simd.use(path):
+                _same(mod(a), theirs, f"case {i}, {path.name}: {where}")

@@ -203,29 +203,53 @@ def test_depthwise(path, kernel, stride, pad, dil, rng):
 
 
 # channels per group 4 and 8; channel counts: one block of 64 channels, a block and a
-# tail (of 2 groups of 4, 1 of 8), a tail only; windows: 3x3 (strided, dilated), 1x2,
-# 5x5; NCHW and channels-last inputs, 1 and 2 threads (bands of 1 and of several rows)
+# tail (of 2 groups of 4, 1 of 8), a tail only, and for the AVX2 kernel's blocks of 16 a
+# tail of 4 and of 12 channels; windows: 3x3 (strided, dilated), 1x2, 5x5; NCHW and
+# channels-last inputs, 1 and 2 threads (bands of 1 and of several rows), both paths
+@pytest.mark.parametrize("path", ["avx2", "vnni"])
 @pytest.mark.parametrize("G", [4, 8])
 @pytest.mark.parametrize("n,c,h,w,k,stride,pad,dil", [
     (1, 64, 9, 11, (3, 3), (1, 1), (1, 1), (1, 1)),
     (2, 72, 7, 13, (3, 3), (2, 1), (1, 0), (1, 2)),
     (1, 8, 5, 5, (1, 2), (1, 1), (0, 1), (1, 1)),
-    (1, 200, 17, 9, (5, 5), (1, 2), (2, 2), (1, 1))])
+    (1, 200, 17, 9, (5, 5), (1, 2), (2, 2), (1, 1)),
+    (1, 40, 6, 7, (3, 3), (1, 1), (1, 1), (1, 1))])
 @pytest.mark.parametrize("num_threads", [1, 2])
-def test_groupwise(G, n, c, h, w, k, stride, pad, dil, num_threads, rng):
-    if simd_paths.Simd.VNNI not in simd_paths.available():
-        pytest.skip("groupwise runs on the VNNI path")
+def test_groupwise(path, G, n, c, h, w, k, stride, pad, dil, num_threads, rng):
+    path = simd_paths.Simd[path.upper()]
+    if path not in simd_paths.available():
+        pytest.skip(f"this CPU lacks the {path.name} path")
+    if c % G:
+        pytest.skip(f"{c} channels are not groups of {G}")
     x = _u8(rng, (n, c, h, w))
     wt = rng.integers(-128, 128, (c, G) + k).astype(np.int8)
     bias_q = (rng.standard_normal(c) * 300).astype(np.float32)
     mult = rng.uniform(1e-4, 1e-3, c).astype(np.float32)
     want = ref.groupwise_ref(x, wt, 200, bias_q, mult, 17, 0, 255, stride, pad, dil)
-    packed, colsum = int8.pack_groupwise(wt)
+    packed, colsum = int8.pack_groupwise(wt, path)
     for xi, nchw in ((x, True), (np.ascontiguousarray(x.transpose(0, 2, 3, 1)), False)):
         out = np.full((n,) + want.shape[2:] + (c,), 0xA5, np.uint8)
         int8.groupwise(xi, packed, colsum, G, k, stride, pad, dil, 200, bias_q, mult, 17,
-                       0, 255, out, num_threads, nchw)
+                       0, 255, out, path, num_threads, nchw)
         assert_array_equal(out.transpose(0, 3, 1, 2), want, err_msg=f"nchw={nchw}")
+
+
+def test_groupwise_refuses_another_paths_weights(rng):
+    """The two paths' weights differ in layout and type: the other one is refused."""
+    paths = [p for p in (simd_paths.Simd.AVX2, simd_paths.Simd.VNNI)
+             if p in simd_paths.available()]
+    if len(paths) < 2:
+        pytest.skip("needs the AVX2 and the VNNI paths")
+    wt = rng.integers(-128, 128, (16, 4, 3, 3)).astype(np.int8)
+    packed, colsum = int8.pack_groupwise(wt, "avx2")
+    x = np.zeros((1, 5, 5, 16), np.uint8)
+    out = np.empty((1, 3, 3, 16), np.uint8)
+    with pytest.raises(ValueError, match="VNNI path takes"):
+        int8.groupwise(x, packed, colsum, 4, (3, 3), (1, 1), (0, 0), (1, 1), 0,
+                       np.zeros(0, np.float32), np.ones(16, np.float32), 0, 0, 255, out,
+                       "vnni")
+    with pytest.raises(ValueError, match="AVX2 or the VNNI"):
+        int8.pack_groupwise(wt, "generic")
 
 
 @pytest.mark.parametrize("k,stride,pad", [(3, 1, 1), (1, 1, 0), (2, 2, 1)])

@@ -256,35 +256,55 @@ def depthwise(xi, taps, kernel, stride, padding, dilation, a_zp, bias_q, mult, o
 
 
 def groupwise(xi, packed, colsum, group_size, kernel, stride, padding, dilation, a_zp,
-              bias_q, mult, out_zp, lo, hi, out, num_threads=None, nchw=False):
+              bias_q, mult, out_zp, lo, hi, out, simd=None, num_threads=None, nchw=False):
     r"""Grouped convolution of G = 4 or 8 input and as many output channels per group
-    (``group_size``) with a symmetric weight, on the VNNI path (its NumPy twin:
-    :func:`qlearn.reference.groupwise_ref`): the channels-last ``xi`` (or with ``nchw``
-    the (N, C, H, W) C array) with the weight packed by :func:`pack_groupwise`
-    (``packed``, ``colsum``), requantized (eq. :eq:`int8-requant`) into the
-    (N, Ho, Wo, C) ``out``; ``kernel``, ``stride``, ``padding`` and ``dilation`` are
+    (``group_size``) with a symmetric weight, on the VNNI or the AVX2 path (its NumPy
+    twin: :func:`qlearn.reference.groupwise_ref`): the channels-last ``xi`` (or with
+    ``nchw`` the (N, C, H, W) C array) with the weight packed by :func:`pack_groupwise`
+    for that path (``packed``, ``colsum``), requantized (eq. :eq:`int8-requant`) into
+    the (N, Ho, Wo, C) ``out``; ``kernel``, ``stride``, ``padding`` and ``dilation`` are
     (height, width) pairs.  With :math:`G` = ``group_size`` and the padding :math:`Z_a`,
 
     .. math::
        C_{n,y,x,Gg+j} = \sum_{c<G,\ i<k_h,\ k<k_w} (q_{a,n,\,y s_h + i d_h - p_h,\,
                         x s_w + k d_w - p_w,\,Gg+c} - Z_a)\, q_{w,Gg+j,c,i,k}
     """
+    path = _simd.active() if simd is None else _simd._parse(simd, "simd")
+    if path == _simd.Simd.GENERIC:
+        raise ValueError("groupwise needs the AVX2 or the VNNI path")
+    if packed.dtype != _GW_DTYPE[path]:
+        raise ValueError(f"groupwise: `packed` holds {packed.dtype} weights; the "
+                         f"{path.name} path takes pack_groupwise(w, {path.name!r})'s "
+                         f"({np.dtype(_GW_DTYPE[path])})")
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
-    _qconv.groupwise(xi, packed, colsum, group_size, kh, kw, sh, sw, ph, pw, dh, dw, a_zp,
-                     bias_q, mult, out_zp, lo, hi, out, _threads.resolve(num_threads), nchw)
+    _qconv.groupwise(xi, packed.view(np.int8), colsum, group_size, kh, kw, sh, sw, ph, pw,
+                     dh, dw, a_zp, bias_q, mult, out_zp, lo, hi, out, int(path),
+                     _threads.resolve(num_threads), nchw)
 
 
-def pack_groupwise(w):
-    r"""The weight of :func:`groupwise`: ``w`` (C, G, kh, kw) int8 (C / G groups, G = 4
-    or 8) as blocks of 64 / G groups, per tap :math:`t = k_y k_w + k_x` and output
-    :math:`j < G` of the group 64 bytes, byte :math:`G l + c = w_{G(64 b / G + l) + j,\,
-    c,\, t}` (zero past the last group); and the column sums
-    :math:`\sum_{c, t} w_{o, c, t}` (int32)."""
+# the weights of groupwise on each path: 64 channels of int8 a vpdpbusd (VNNI), 16 of
+# int16 a vpmaddwd (AVX2)
+_GW_DTYPE = {_simd.Simd.VNNI: np.int8, _simd.Simd.AVX2: np.int16}
+_GW_BLOCK = {_simd.Simd.VNNI: 64, _simd.Simd.AVX2: 16}
+
+
+def pack_groupwise(w, simd=None):
+    r"""The weight of :func:`groupwise` on the path ``simd`` (default: the active one;
+    VNNI or AVX2): ``w`` (C, G, kh, kw) int8 (C / G groups, G = 4 or 8) as blocks of
+    :math:`B / G` groups, :math:`B` = 64 channels of int8 on VNNI or 16 of int16 on
+    AVX2, per tap :math:`t = k_y k_w + k_x` and output :math:`j < G` of the group
+    :math:`B` values, value :math:`G l + c = w_{G(B b / G + l) + j,\, c,\, t}` (zero
+    past the last group); and the column sums :math:`\sum_{c, t} w_{o, c, t}` (int32).
+    """
+    path = _simd.active() if simd is None else _simd._parse(simd, "simd")
+    if path not in _GW_BLOCK:
+        raise ValueError("pack_groupwise: the grouped kernel runs on the AVX2 or the VNNI "
+                         f"path, not {path.name}")
     w = np.asarray(w, dtype=np.int8)
     o, G, kh, kw = w.shape
-    g, t, per = o // G, kh * kw, 64 // G
+    g, t, per = o // G, kh * kw, _GW_BLOCK[path] // G
     gp = -(-g // per) * per
-    wg = np.zeros((gp, G, G, t), np.int8)                      # (group, j, c, tap)
+    wg = np.zeros((gp, G, G, t), _GW_DTYPE[path])               # (group, j, c, tap)
     wg[:g] = w.reshape(g, G, G, t)
     packed = wg.reshape(gp // per, per, G, G, t).transpose(0, 4, 2, 1, 3)  # (b, t, j, l, c)
     colsum = w.reshape(o, -1).sum(axis=1, dtype=np.int32)

@@ -1,7 +1,7 @@
 /* Int8 convolution kernels other than the GEMM tiles (those are in ../qgemm/):
  * layout.h (NCHW -> NHWC), im2col.h (patch rows), indirect.h (the pointers of the
  * indirect convolution), depthwise_generic.h, depthwise_avx2.h, depthwise_avx512.h
- * and groupwise_avx512.h (the direct kernels), and here the choice between them. */
+ * groupwise_avx2.h and groupwise_avx512.h (the direct kernels), and here the choice between them. */
 #ifndef QLEARN_QCONV_DISPATCH_H
 #define QLEARN_QCONV_DISPATCH_H
 
@@ -11,6 +11,7 @@
 #include "depthwise_generic.h"
 #include "depthwise_avx2.h"
 #include "depthwise_avx512.h"
+#include "groupwise_avx2.h"
 #include "groupwise_avx512.h"
 #include "indirect.h"
 
@@ -42,16 +43,24 @@ static void qlearn_qconv_dw_row(int simd, const uint8_t *xp, long Wp, long C,
 }
 
 /* One output row of the grouped convolution of G = 4 or 8 input and output channels
- * per group (groupwise_avx512.h; the VNNI path only: the caller checks). */
-static void qlearn_qconv_gw_row(const uint8_t *xp, long Wp, long C, int G,
-                                const int8_t *wpk, const long *off, int T, long oy,
+ * per group: simd 2, groupwise_avx512.h with wpk its int8 weights, the epilogue in
+ * registers; simd 1, groupwise_avx2.h with wpk its int16 weights (the caller checks
+ * the CPU). */
+static void qlearn_qconv_gw_row(int simd, const uint8_t *xp, long Wp, long C, int G,
+                                const void *wpk, const long *off, int T, long oy,
                                 long Wo, int sh, int sw, const qgemm_epilogue *e,
                                 uint8_t *out, long ldc) {
 #if QLEARN_HAVE_X86_SIMD
-    qconv_gw_row_avx512(xp, Wp, C, G, wpk, off, T, oy, Wo, sh, sw, e, out, ldc);
+    if (simd == 2) {
+        qconv_gw_row_avx512(xp, Wp, C, G, (const int8_t *)wpk, off, T, oy, Wo, sh, sw, e,
+                            out, ldc);
+        return;
+    }
+    qconv_gw_row_avx2(xp, Wp, C, G, (const int16_t *)wpk, off, T, oy, Wo, sh, sw, e, out,
+                      ldc);
 #else
-    (void)xp; (void)Wp; (void)C; (void)G; (void)wpk; (void)off; (void)T; (void)oy;
-    (void)Wo; (void)sh; (void)sw; (void)e; (void)out; (void)ldc;
+    (void)simd; (void)xp; (void)Wp; (void)C; (void)G; (void)wpk; (void)off; (void)T;
+    (void)oy; (void)Wo; (void)sh; (void)sw; (void)e; (void)out; (void)ldc;
 #endif
 }
 

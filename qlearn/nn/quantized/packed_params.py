@@ -350,11 +350,11 @@ class PackedConvWeight:
             wz = w.reshape(o, kh * kw).astype(np.int32) - zps[:, None]
             self.dw_taps = np.ascontiguousarray(wz.T)          # (kh kw, C)
         # 4 or 8 input and as many output channels per group, a symmetric weight: the
-        # direct VNNI kernel, 16 or 8 groups per vpdpbusd (a GEMM per group would fill
-        # 4 or 8 of the 16 columns of its tiles)
+        # direct kernel, 16 or 8 groups per vpdpbusd on VNNI, 4 or 2 per vpmaddwd on
+        # AVX2 (a GEMM per group would fill 4 or 8 of the 16 columns of its tiles); its
+        # weights are packed for a path on first use (_groupwise_weights)
         self.groupwise = g > 1 and cg == og and cg in (4, 8) and not np.any(zps)
-        if self.groupwise:
-            self.gw_packed, self.gw_colsum = _int8.pack_groupwise(w)
+        self._gw_packs = {}
         # what every call of _conv_gemm needs, formed once: the window, whether it is a
         # 1x1 convolution (the channels-last input is then the GEMM's A) and per group
         # (packed weight, first input channel, first output column)
@@ -417,12 +417,13 @@ def conv2d_apply(x, pc, scale, zero_point, relu=False, who="quantized conv2d"):
             _int8.depthwise(xi, pc.dw_taps, pc.kernel_size, pc.stride, pc.padding,
                             pc.dilation, a_zp, bias_q, mult, zero_point, lo, 255, out, path,
                             nchw=nchw)
-        elif getattr(pc, "groupwise", False) and path == _simd.Simd.VNNI:  # old pickles
+        elif getattr(pc, "groupwise", False) and path != _simd.Simd.GENERIC:  # old pickles
             xi, nchw = _layout(x._int)
             bias_q, mult = _conv_requant(pc, x.q_scale(), scale)
-            _int8.groupwise(xi, pc.gw_packed, pc.gw_colsum, pc.in_channels // pc.groups,
-                            pc.kernel_size, pc.stride, pc.padding, pc.dilation, a_zp, bias_q,
-                            mult, zero_point, lo, 255, out, nchw=nchw)
+            packed, colsum = _groupwise_weights(pc, path)
+            _int8.groupwise(xi, packed, colsum, pc.in_channels // pc.groups, pc.kernel_size,
+                            pc.stride, pc.padding, pc.dilation, a_zp, bias_q, mult,
+                            zero_point, lo, 255, out, path, nchw=nchw)
         else:
             _conv_gemm(x._int, pc, x.q_scale(), a_zp, scale, zero_point, lo, out, path)
     return per_tensor_unchecked(out.transpose(0, 3, 1, 2), quint8, per_tensor_affine, scale,
@@ -438,6 +439,16 @@ def _layout(x):
         return x, True
     xi = x.transpose(0, 2, 3, 1)
     return (xi if xi.flags.c_contiguous else _int8.channels_last(x)), False
+
+
+def _groupwise_weights(pc, path):
+    """:func:`qlearn.kernels.int8.pack_groupwise`'s ``(packed, colsum)`` of ``pc`` for
+    ``path``, packed on first use (a module on the VNNI path never packs the AVX2
+    layout) and kept."""
+    packs = pc.__dict__.setdefault("_gw_packs", {})          # (older pickles lack it)
+    if path not in packs:
+        packs[path] = _int8.pack_groupwise(pc.qweight._int, path)   # one dict: thread-safe
+    return packs[path]
 
 
 def _conv_requant(pc, a_scale, out_scale):
