@@ -46,6 +46,9 @@ cdef extern from "qconv/dispatch.h":
                                        long cg, long yb0, long rows, long pw, long Wb,
                                        uint8_t fill, uint8_t *tmp,
                                        uint8_t *dst) noexcept nogil
+    void qlearn_qconv_pad_band_repeat(const uint8_t *src, long top, long n, long rows,
+                                      long W, long Cs, long m, long pw, long Wb,
+                                      uint8_t fill, uint8_t *dst) noexcept nogil
     void qlearn_qconv_pad_band(const uint8_t *src, long top, long n, long rows, long W,
                                long C, long pw, long Wb, uint8_t fill,
                                uint8_t *dst) noexcept nogil
@@ -391,9 +394,15 @@ def conv_gemm(int simd,
               const int32_t[::1] colsum, const int32_t[::1] wzp, bint any_wzp,
               const float32_t[::1] bias_q, const float32_t[::1] mult,
               int32_t out_zp, int32_t lo, int32_t hi,
-              uint8_t[:, :] out,               # OUT (N Ho Wo, >= Ng) row stride ldc
-              int num_threads, bint nchw=False, intp_t band_bytes=0):
+              uint8_t[:, :] out,               # OUT (N Ho Wo, >= groups Ng), stride ldc
+              int num_threads, bint nchw=False, intp_t band_bytes=0, intp_t groups=1):
     """out[(n, oy, ox), j] := eq. (6) of eq. (4) over the patches of x, fused.
+
+    ``groups`` convolutions at once: group i reads the input channels
+    ``[c0 + i cg, c0 + (i + 1) cg)`` and writes the output columns ``[i Ng, (i + 1) Ng)``
+    with the i-th of the ``groups`` packed weights of equal size that ``packed`` holds
+    one after the other (and entries ``[i Ng, (i + 1) Ng)`` of ``colsum``, ``wzp``,
+    ``bias_q`` and ``mult``); the work units of every group form one parallel job.
 
     Threads take blocks of ``ROWS`` output pixels (smaller ones when there are too few
     blocks to share, see ``docs/int8.rst``, Threads).  With ``cg % 4 == 0`` the
@@ -427,9 +436,23 @@ def conv_gemm(int simd,
     cdef intp_t o_ptrs, o_sums, o_zrow, o_bufs, o_bands, o_conv, total
     cdef size_t got = 0
     cdef uint8_t *scratch
-    cdef qgemm_epilogue e
     cdef ConvJob job
     cdef CopyJob cj
+    cdef GroupsJob gj
+    cdef intp_t gi, gsize, units, o_jobs
+    cdef Geometry *geos
+    cdef qgemm_epilogue *eps
+    if groups < 1:
+        raise ValueError(f"`groups` must be >= 1, got {groups}")
+    if packed.shape[0] % groups or colsum.shape[0] < groups * Ng \
+            or wzp.shape[0] < groups * Ng or mult.shape[0] < groups * Ng \
+            or bias_q.shape[0] and bias_q.shape[0] < groups * Ng \
+            or out.shape[1] < groups * Ng or c0 + groups * cg > C:
+        raise ValueError(f"conv_gemm: {groups} groups of {Ng} outputs and {cg} input "
+                         f"channels need {groups} packed weights of equal size, "
+                         f"{groups * Ng} column constants and output columns and "
+                         f"{c0 + groups * cg} input channels")
+    gsize = packed.shape[0] // groups
     if not (path == QGEMM_VNNI and HAS_VNNI
             or (path == QGEMM_AVX2 or path == QGEMM_AVX2_EXACT) and HAS_AVX2):
         from ._qgemm import check_path
@@ -449,12 +472,7 @@ def conv_gemm(int simd,
     indirect = (path == QGEMM_VNNI or path == QGEMM_AVX2) and cg % 4 == 0
     if indirect and path == QGEMM_AVX2:
         np_max = P      # one AVX2 kernel call runs every panel of its 4 rows
-    e = qgemm_epilogue_u8(&colsum[0], &wzp[0], a_zp,
-                          &bias_q[0] if bias_q.shape[0] > 0 else NULL, &mult[0],
-                          out_zp, lo, hi)
-    if indirect and path == QGEMM_AVX2 and _needs_exact(x, c0, cg, a_zp, nchw):
-        path = QGEMM_AVX2_EXACT      # eq. (7): some activation (or the padding) > 127
-    if M * K * Ng < (1 << 18):
+    if groups * M * K * Ng < (1 << 18):
         num_threads = nt = 1
     # An NCHW input on one thread: bands of bh output rows, as many as fit BAND_BYTES.
     # On several threads the input is converted whole first (nb = 0) and the blocks of
@@ -474,7 +492,8 @@ def conv_gemm(int simd,
         bh = (g.Ho + nb - 1) // nb          # the same number of bands, evened out
         nb = (g.Ho + bh - 1) // bh
     # one scratch block: per slot the tile's pointers, the row sums, the patch rows
-    # (im2col) and the band's input rows; shared the row of Za and a converted input
+    # (im2col) and the band's input rows; shared the row of Za, a converted input and
+    # per group its job, geometry and epilogue
     in_rows = min(H, (bh - 1) * sh + (kh - 1) * dh + 1)
     job.ptrs_stride = mr_max * T if indirect else 1
     job.sums_stride = ROWS
@@ -488,7 +507,8 @@ def conv_gemm(int simd,
     o_bufs = _up64(o_zrow + max(cg, 1))
     o_bands = o_bufs + nt * job.buf_stride
     o_conv = o_bands + nt * job.band_stride
-    total = o_conv + (N * H * W * C if nchw and not nb else 0)
+    o_jobs = _up64(o_conv + (N * H * W * C if nchw and not nb else 0))
+    total = o_jobs + groups * (sizeof(ConvJob) + sizeof(Geometry) + sizeof(qgemm_epilogue))
     scratch = _scratch_take(total, &got)
     try:
         memset(scratch + o_zrow, a_zp, max(cg, 1))
@@ -496,16 +516,12 @@ def conv_gemm(int simd,
             &x[0, 0, 0, 0], &g, M, K, Kg, Ng, P, ldc
         job.path, job.mr_max, job.np_max, job.indirect, job.any_wzp = \
             path, mr_max, np_max, indirect, any_wzp
-        job.zrow, job.packed, job.e, job.out = scratch + o_zrow, &packed[0], &e, &out[0, 0]
+        job.zrow = scratch + o_zrow
         job.ptrs = <intp_t *> (scratch + o_ptrs)
         job.sums = <int32_t *> (scratch + o_sums)
         job.bufs, job.bands = scratch + o_bufs, scratch + o_bands
         job.nbands, job.bh = nb, bh
-        if nb:
-            with nogil:
-                parallel_for(_conv_band, &job, N * nb, num_threads, M * K * Ng)
-            return
-        if nchw:
+        if not nb and nchw:
             # several threads, short bands: convert the whole input first (one job of
             # blocks of rows), then the channels-last convolution below reads it
             cj.src, cj.dst, cj.C, cj.H, cj.W, cj.HW = &x[0, 0, 0, 0], scratch + o_conv, \
@@ -522,15 +538,46 @@ def conv_gemm(int simd,
         # computed whole, so the output is the same.
         job.rows = ROWS
         if num_threads > 1:
-            job.rows = (M + UNITS_PER_THREAD * num_threads - 1) // (UNITS_PER_THREAD
-                                                                      * num_threads)
+            units = (UNITS_PER_THREAD * num_threads + groups - 1) // groups  # per group
+            job.rows = (M + units - 1) // units
             job.rows = min(ROWS, max(ROW_STEP, (job.rows + ROW_STEP - 1) // ROW_STEP
                                      * ROW_STEP))
+        gj.jobs = <ConvJob *> (scratch + o_jobs)
+        geos = <Geometry *> (gj.jobs + groups)
+        eps = <qgemm_epilogue *> (geos + groups)
+        for gi in range(groups):
+            geos[gi] = g
+            geos[gi].c0 = c0 + gi * cg
+            eps[gi] = qgemm_epilogue_u8(&colsum[gi * Ng], &wzp[gi * Ng], a_zp,
+                                        &bias_q[gi * Ng] if bias_q.shape[0] > 0 else NULL,
+                                        &mult[gi * Ng], out_zp, lo, hi)
+            gj.jobs[gi] = job
+            gj.jobs[gi].g, gj.jobs[gi].e = &geos[gi], &eps[gi]
+            gj.jobs[gi].packed, gj.jobs[gi].out = &packed[gi * gsize], &out[0, gi * Ng]
+            if indirect and path == QGEMM_AVX2 and _needs_exact(x, c0 + gi * cg, cg, a_zp,
+                                                                nchw):
+                gj.jobs[gi].path = QGEMM_AVX2_EXACT   # eq. (7): an activation or Za > 127
+        gj.per = N * nb if nb else (M + job.rows - 1) // job.rows
         with nogil:
-            parallel_for(_conv_block, &job, (M + job.rows - 1) // job.rows, num_threads,
-                         M * K * Ng)
+            parallel_for(_groups_band if nb else _groups_block, &gj, groups * gj.per,
+                         num_threads, groups * M * K * Ng)
     finally:
         _scratch_give(scratch, got)
+
+
+cdef struct GroupsJob:
+    ConvJob *jobs            # one per group
+    intp_t per               # work units per group
+
+
+cdef void _groups_block(void *ctx, long u, int slot) noexcept nogil:
+    cdef GroupsJob *j = <GroupsJob *> ctx
+    _conv_block(&j.jobs[u // j.per], u % j.per, slot)
+
+
+cdef void _groups_band(void *ctx, long u, int slot) noexcept nogil:
+    cdef GroupsJob *j = <GroupsJob *> ctx
+    _conv_band(&j.jobs[u // j.per], u % j.per, slot)
 
 
 cdef bint _needs_exact(const uint8_t[:, :, :, ::1] x, intp_t c0, intp_t cg,
@@ -603,7 +650,11 @@ def depthwise(const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C) channels last
               uint8_t[:, :, :, ::1] out,         # OUT (N, Ho, Wo, C) channels last
               int simd, int num_threads, bint nchw=False):
     """out[n, oy, ox, c] := eq. (6) of
-    sum_{ky, kx} (x - Za)[n, oy sh + ky dh - ph, ox sw + kx dw - pw, c] wz[ky kw + kx, c]
+    sum_{ky, kx} (x - Za)[n, oy sh + ky dh - ph, ox sw + kx dw - pw, c // m]
+    wz[ky kw + kx, c]
+
+    ``m``, the channel multiplier, is C over the input's channels (a channels-last
+    input only; an NCHW one has C): the band copy repeats each input channel m times.
 
     A work unit is a band of output rows of one image: it copies the input rows the
     band reads into its thread's buffer, padded with ``Za`` (real zero), and runs the
@@ -618,10 +669,15 @@ def depthwise(const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C) channels last
     cdef intp_t N = x.shape[0]
     cdef intp_t H = x.shape[2] if nchw else x.shape[1]
     cdef intp_t W = x.shape[3] if nchw else x.shape[2]
-    cdef intp_t C = x.shape[1] if nchw else x.shape[3]
+    cdef intp_t Cx = x.shape[1] if nchw else x.shape[3], C = out.shape[3], m = 1
     cdef intp_t Ho = out.shape[1], Wo = out.shape[2], T = kh * kw
     cdef intp_t Wp = W + 2 * pw, span = (kh - 1) * dh + 1, rows_in, t
     cdef intp_t nt = max(num_threads, 1)
+    if Cx and C % Cx == 0 and (C == Cx or not nchw):
+        m = C // Cx
+    elif C or Cx:
+        raise ValueError(f"depthwise: `out` has {C} channels, which must be a multiple of "
+                         f"the channels-last input's {Cx} (or equal to an NCHW input's)")
     if simd not in (0, 1, 2):
         raise ValueError(f"`simd` must be 0, 1 or 2, got {simd}")
     if simd and not qlearn_cpu_has_avx2():
@@ -661,7 +717,7 @@ def depthwise(const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C) channels last
     try:
         _dw_run(scratch, scratch + o_tmp, accp, wpkp, wsum, off, n_wpk, blk, simd, x, wz,
                 sh, sw, ph, pw, span, a_zp, bias_q, mult, out_zp, lo, hi, out, N, H, W, C,
-                Ho, Wo, Wp, nchw, num_threads)
+                m, Ho, Wo, Wp, nchw, num_threads)
     finally:
         _scratch_give(scratch, got)
 
@@ -738,6 +794,7 @@ def groupwise(const uint8_t[:, :, :, ::1] x,   # IN  (N, H, W, C) channels last
     job.simd, job.x, job.H, job.W, job.C, job.ph, job.pw, job.Wp = \
         simd, &x[0, 0, 0, 0], H, W, C, ph, pw, Wp
     job.nchw, job.G, job.wpk8, job.off, job.T, job.fill = nchw, G, &wpk[0], off, T, a_zp
+    job.m = 1
     job.Ho, job.Wo, job.sh, job.sw, job.span, job.e, job.out = \
         Ho, Wo, sh, sw, span, &e, &out[0, 0, 0, 0]
     job.bufs, job.tmps = scratch, scratch + o_tmp
@@ -763,7 +820,7 @@ cdef void _dw_run(uint8_t *bufs, uint8_t *tmps, int32_t *accp, int16_t *wpkp,
                   int sw, int ph, int pw, intp_t span, uint8_t a_zp,
                   const float32_t[::1] bias_q, const float32_t[::1] mult, int32_t out_zp,
                   int32_t lo, int32_t hi, uint8_t[:, :, :, ::1] out, intp_t N, intp_t H,
-                  intp_t W, intp_t C, intp_t Ho, intp_t Wo, intp_t Wp, bint nchw,
+                  intp_t W, intp_t C, intp_t m, intp_t Ho, intp_t Wo, intp_t Wp, bint nchw,
                   int num_threads) noexcept:
     """depthwise on its scratch: sum_t wz and the packed taps, then the bands."""
     cdef DwJob job
@@ -784,7 +841,7 @@ cdef void _dw_run(uint8_t *bufs, uint8_t *tmps, int32_t *accp, int16_t *wpkp,
                           out_zp, lo, hi)
     job.simd, job.x, job.H, job.W, job.C, job.ph, job.pw, job.Wp = \
         simd, &x[0, 0, 0, 0], H, W, C, ph, pw, Wp
-    job.nchw = nchw
+    job.nchw, job.m = nchw, m
     job.wz, job.wpk, job.off, job.T, job.fill = &wz[0, 0], wpkp, off, T, a_zp
     job.Ho, job.Wo, job.sh, job.sw, job.span, job.e, job.out = \
         Ho, Wo, sh, sw, span, &e, &out[0, 0, 0, 0]
@@ -842,6 +899,7 @@ cdef enum:
 cdef struct DwJob:
     int simd, sh, sw
     bint nchw                # x is (N, C, H, W): rows are transposed into the buffer
+    intp_t m                 # channels-last x has C / m channels, each repeated m times
     uint8_t fill             # Za: the padding
     const uint8_t *x
     intp_t H, W, C, ph, pw, Wp, Ho, Wo, band, nbands, rows_in, span, T
@@ -872,8 +930,9 @@ cdef void _dw_band(void *ctx, long u, int slot) noexcept nogil:
                                       rows, j.pw, j.Wp, j.fill,
                                       j.tmps + slot * j.rows_in * j.W * j.C, buf)
     else:
-        qlearn_qconv_pad_band(j.x + (n * j.H + y0) * j.W * j.C, y0 - iy0, max(ye - y0, 0),
-                              rows, j.W, j.C, j.pw, j.Wp, j.fill, buf)
+        qlearn_qconv_pad_band_repeat(j.x + (n * j.H + y0) * j.W * (j.C // j.m), y0 - iy0,
+                                     max(ye - y0, 0), rows, j.W, j.C // j.m, j.m, j.pw,
+                                     j.Wp, j.fill, buf)
     for oy in range(oy0, oy1):
         if j.G:
             qlearn_qconv_gw_row(j.simd, buf, j.Wp, j.C, j.G, j.wpk8, j.off, j.T, oy - oy0,

@@ -151,6 +151,29 @@ def test_depthwise_conv2d_any_window(torch_fbgemm, rng):
         _same(mod(a), tmod(at), f"case {i}: {where}")
 
 
+def test_depthwise_conv2d_channel_multiplier(torch_fbgemm, rng):
+    """One input channel per group and 2 to 4 outputs each (a depthwise convolution
+    with a channel multiplier): qlearn's depthwise kernel on the input with its
+    channels repeated, on every path, NCHW and channels-last inputs; the integers equal
+    PyTorch's FBGEMM ones."""
+    from qlearn.kernels import simd
+    from qlearn.kernels.quantize import per_tensor_unchecked
+    for i in range(24):
+        c, m = [2, 5, 16, 37][i % 4], [2, 3, 4][i % 3]
+        (a, at, *_), _, (mod, tmod), where = _conv_case(
+            rng, torch_fbgemm, c, c * m, c, 5, 16, i % 2 == 0)
+        assert mod._packed_params.depthwise
+        theirs = tmod(at)
+        # the same integers laid out channels-last, as a convolution's output is
+        cl = np.ascontiguousarray(a.int_repr().transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        a_cl = per_tensor_unchecked(cl, ql.quint8, ql.per_tensor_affine, a.q_scale(),
+                                    a.q_zero_point())
+        for path in simd.available():
+            with simd.use(path):
+                _same(mod(a), theirs, f"case {i}, {path.name}: {where}")
+                _same(mod(a_cl), theirs, f"case {i}, {path.name}, channels-last: {where}")
+
+
 @pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("padding", [(1, 1), (1, 2), (2, 0)])
 def test_conv2d_reflect_padding(torch_x86, rng, fused, padding):

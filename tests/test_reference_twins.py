@@ -202,6 +202,31 @@ def test_depthwise(path, kernel, stride, pad, dil, rng):
     assert_array_equal(out.transpose(0, 3, 1, 2), want)
 
 
+# channel multipliers 2 and 4 (the SSE2 repeat, with a byte tail: 13 channels) and 3
+# (the plain loop); channels-last and NCHW inputs, 1 and 2 threads
+@pytest.mark.parametrize("m", [2, 3, 4])
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_depthwise_channel_multiplier(path, m, num_threads, rng):
+    cx, kernel, stride, pad = 13, (3, 3), (1, 2), (1, 1)
+    c = cx * m
+    x = _u8(rng, (2, cx, 40, 23))
+    w = rng.integers(-128, 128, (c, 1) + kernel).astype(np.int8)
+    w_zp = rng.integers(-5, 5, c).astype(np.int32)
+    bias_q = (rng.standard_normal(c) * 300).astype(np.float32)
+    mult = rng.uniform(1e-4, 1e-3, c).astype(np.float32)
+    want = ref.depthwise_ref(np.repeat(x, m, axis=1), w, 200, w_zp, bias_q, mult, 17, 0,
+                             255, stride, pad, (1, 1))
+    taps = np.ascontiguousarray((w.reshape(c, -1).astype(np.int32) - w_zp[:, None]).T)
+    for xi, nchw in ((x, True), (np.ascontiguousarray(x.transpose(0, 2, 3, 1)), False)):
+        out = np.full((2,) + want.shape[2:] + (c,), 0xA5, np.uint8)
+        int8.depthwise(xi, taps, kernel, stride, pad, (1, 1), 200, bias_q, mult, 17, 0,
+                       255, out, simd_paths.active(), num_threads, nchw)
+        assert_array_equal(out.transpose(0, 3, 1, 2), want, err_msg=f"nchw={nchw}")
+    with pytest.raises(ValueError, match="multiple"):
+        int8.depthwise(xi, taps, kernel, stride, pad, (1, 1), 200, bias_q, mult, 17, 0,
+                       255, np.empty(out.shape[:3] + (c - 1,), np.uint8))
+
+
 # channels per group 4 and 8; channel counts: one block of 64 channels, a block and a
 # tail (of 2 groups of 4, 1 of 8), a tail only, and for the AVX2 kernel's blocks of 16 a
 # tail of 4 and of 12 channels; windows: 3x3 (strided, dilated), 1x2, 5x5; NCHW and
@@ -273,6 +298,46 @@ def test_conv_gemm(k, stride, pad, rng):
         int8.conv_gemm(gw, xi, 0, c, k, k, stride, stride, pad, pad, 1, 1, 90, bias_q,
                        mult, 33, 0, 255, out, p)
         assert_array_equal(out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2), want)
+
+
+# groups in one call: 4 input channels a group (the indirect kernel) and 3 (im2col), a
+# weight zero point in one group only (row sums for all), activations above 127 in one
+# group only (AVX2's exact variant for that one), NCHW and channels-last inputs, 1 and 2
+# threads (the NCHW bands of one thread, the whole conversion of two)
+@pytest.mark.parametrize("cg", [4, 3])
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_conv_gemm_groups(cg, num_threads, rng):
+    if simd_paths.Simd.AVX2 not in simd_paths.available():
+        pytest.skip("conv_gemm runs on a SIMD path")
+    n, groups, og, k, h, w_ = 2, 5, 6, 3, 31, 13          # 2 threads: past the serial size
+    c, o = groups * cg, groups * og
+    x = rng.integers(0, 128, (n, c, h, w_)).astype(np.uint8)
+    x[:, 2 * cg:3 * cg] += 128                            # group 2 only: 8-bit values
+    w = rng.integers(-128, 128, (o, cg, k, k)).astype(np.int8)
+    w_zp = np.zeros(o, np.int32)
+    w_zp[og:2 * og] = rng.integers(-3, 4, og)             # group 1 only
+    bias_q = (rng.standard_normal(o) * 300).astype(np.float32)
+    mult = rng.uniform(1e-4, 1e-3, o).astype(np.float32)
+    want = np.concatenate(
+        [ref.conv_gemm_ref(x[:, i * cg:(i + 1) * cg], w[i * og:(i + 1) * og], 90,
+                           w_zp[i * og:(i + 1) * og], bias_q[i * og:(i + 1) * og],
+                           mult[i * og:(i + 1) * og], 33, 0, 255, (2, 1), (1, 1))
+         for i in range(groups)], axis=1)
+    gw = int8.GroupedGemmWeight([int8.GemmWeight(np.ascontiguousarray(
+        w[i * og:(i + 1) * og].transpose(0, 2, 3, 1).reshape(og, -1)),
+        w_zp[i * og:(i + 1) * og]) for i in range(groups)])
+    ho, wo = want.shape[2:]
+    for p in simd_paths.available()[1:]:
+        for xi, nchw in ((x, True), (np.ascontiguousarray(x.transpose(0, 2, 3, 1)), False)):
+            out = np.full((n * ho * wo, o + 3), 0xA5, np.uint8)   # 3 columns past
+            int8.conv_gemm(gw, xi, 0, cg, k, k, 2, 1, 1, 1, 1, 1, 90, bias_q, mult, 33, 0,
+                           255, out, p, num_threads, nchw)
+            assert_array_equal(out[:, :o].reshape(n, ho, wo, o).transpose(0, 3, 1, 2),
+                               want, err_msg=f"{p.name} nchw={nchw}")
+            assert (out[:, o:] == 0xA5).all()
+    with pytest.raises(ValueError, match="groups"):
+        int8.conv_gemm(gw, xi, 1, cg, k, k, 2, 1, 1, 1, 1, 1, 90, bias_q, mult, 33, 0,
+                       255, out, simd_paths.available()[-1])
 
 
 # -- float zero points and the embedding lookups --------------------------------------------

@@ -47,8 +47,8 @@ from . import simd as _simd
 from . import threads as _threads
 from .simd import Simd
 
-__all__ = ["MAX_DEPTH", "GemmWeight", "requant_constants", "as_rows", "gemm_u8",
-           "gemm_f32", "channels_last", "conv_gemm", "im2col", "depthwise",
+__all__ = ["MAX_DEPTH", "GemmWeight", "GroupedGemmWeight", "requant_constants", "as_rows",
+           "gemm_u8", "gemm_f32", "channels_last", "conv_gemm", "im2col", "depthwise",
            "groupwise", "pack_groupwise",
            "avg_pool_u8", "AVX2_EXACT", "peak_gops", "peak_run"]
 
@@ -140,6 +140,28 @@ class GemmWeight:
         self._pack()
 
 
+class GroupedGemmWeight:
+    """The GEMM weights of a grouped convolution's groups (one :class:`GemmWeight` each,
+    of equal shapes) as :func:`conv_gemm` takes them for all groups in one call: the
+    packed bytes one group after the other (each a whole number of 64-byte panels, from
+    a 64-byte boundary, as :func:`qlearn._ext._qgemm.empty_packed`'s), ``colsum'`` and
+    ``w_zp`` concatenated.  It holds no state of its own: build it again rather than
+    pickle it.
+    """
+
+    def __init__(self, weights):
+        self.groups, self.n = len(weights), weights[0].n
+        size = weights[0].packed.shape[0]
+        buf = np.empty(size * self.groups + 63, dtype=np.int8)
+        off = -buf.ctypes.data % 64
+        self.packed = buf[off:off + size * self.groups]
+        for i, gw in enumerate(weights):
+            self.packed[i * size:(i + 1) * size] = gw.packed
+        self.colsum = np.concatenate([gw.colsum for gw in weights])
+        self.w_zp = np.concatenate([gw.w_zp for gw in weights])
+        self.any_wzp = any(gw.any_wzp for gw in weights)
+
+
 def as_rows(a, k):
     """Activations (M, K) uint8 as an (M, lda) C array with lda = 4 ceil(K/4).
 
@@ -224,8 +246,12 @@ def im2col(xi, c0, cg, kh, kw, sh, sw, ph, pw, dh, dw, a_zp, out, num_threads=No
 
 def conv_gemm(gw, xi, c0, cg, kh, kw, sh, sw, ph, pw, dh, dw, a_zp, bias_q, mult, out_zp,
               lo, hi, out, simd=None, num_threads=None, nchw=False, band_bytes=0):
-    """One group of a convolution, patches and GEMM fused (eqs. :eq:`int8-expansion`,
+    """A convolution, patches and GEMM fused (eqs. :eq:`int8-expansion`,
     :eq:`int8-requant`), into the (N Ho Wo, >= Ng) uint8 ``out``; needs a SIMD path.
+    ``gw`` is one group's :class:`GemmWeight` (input channels ``[c0, c0 + cg)``), or a
+    :class:`GroupedGemmWeight`: its groups in one parallel job, group i reading the
+    channels ``[c0 + i cg, c0 + (i + 1) cg)`` into the columns ``[i Ng, (i + 1) Ng)``
+    (``bias_q`` and ``mult`` then cover every group's columns).
 
     ``xi`` is the channels-last (N, H, W, C) C array, or with ``nchw`` the (N, C, H, W)
     C array, which the kernel converts band by band into cache as it goes (no whole
@@ -234,7 +260,8 @@ def conv_gemm(gw, xi, c0, cg, kh, kw, sh, sw, ph, pw, dh, dw, a_zp, bias_q, mult
     path = _simd.active() if simd is None else simd
     _qconv.conv_gemm(path, xi, c0, cg, kh, kw, sh, sw, ph, pw, dh, dw, a_zp, gw.packed,
                      gw.n, gw.colsum, gw.w_zp, gw.any_wzp, bias_q, mult, out_zp, lo, hi,
-                     out, _threads.resolve(num_threads), nchw, band_bytes)
+                     out, _threads.resolve(num_threads), nchw, band_bytes,
+                     getattr(gw, "groups", 1))
 
 
 def _conv_scratch_kept():
@@ -248,8 +275,14 @@ def depthwise(xi, taps, kernel, stride, padding, dilation, a_zp, bias_q, mult, o
     with ``nchw`` the (N, C, H, W) C array, whose rows the kernel transposes as it reads
     them) with the (kh kw, C) int32 taps ``w - Zw`` (in (ky, kx) order), requantized
     into the (N, Ho, Wo, C) ``out``; ``kernel``, ``stride``, ``padding`` and
-    ``dilation`` are (height, width) pairs."""
+    ``dilation`` are (height, width) pairs.  An input of C / m channels (a channel
+    multiplier m) gives output channel c from input channel c // m: the kernel repeats
+    a channels-last input's channels as it copies its rows, an NCHW one is repeated
+    here (whole planes: a copy at memory speed)."""
     path = _simd.active() if simd is None else simd
+    cx = xi.shape[1] if nchw else xi.shape[3]
+    if nchw and cx and out.shape[3] != cx and out.shape[3] % cx == 0:
+        xi = np.repeat(xi, out.shape[3] // cx, axis=1)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
     _qconv.depthwise(xi, taps, kh, kw, sh, sw, ph, pw, dh, dw, a_zp, bias_q, mult, out_zp,
                      lo, hi, out, int(path), _threads.resolve(num_threads), nchw)

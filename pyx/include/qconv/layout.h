@@ -238,6 +238,49 @@ static void qlearn_qconv_pad_band(const uint8_t *src, long top, long n, long row
     }
 }
 
+/* The same with each of the Cs channels of a src pixel repeated m times (dst pixels of
+ * C = Cs m bytes: byte c m + r = channel c), for a depthwise convolution with a channel
+ * multiplier; m = 1 is qlearn_qconv_pad_band.  m = 2 and 4 double the bytes with SSE2
+ * unpacks, 16 source bytes at a time. */
+static void qlearn_qconv_pad_band_repeat(const uint8_t *src, long top, long n, long rows,
+                                         long W, long Cs, long m, long pw, long Wb,
+                                         uint8_t fill, uint8_t *dst) {
+    const long C = Cs * m;
+    if (m == 1) {
+        qlearn_qconv_pad_band(src, top, n, rows, W, C, pw, Wb, fill, dst);
+        return;
+    }
+    qlearn_qconv_pad_band(NULL, top, n, rows, W, C, pw, Wb, fill, dst);
+    const long left = pw < Wb ? pw : Wb;
+    const long cp = Wb - left < W ? Wb - left : W;
+    for (long r = 0; r < rows; r++) {
+        const long i = r - top;
+        if (i < 0 || i >= n) continue;
+        const uint8_t *s = src + i * W * Cs;
+        uint8_t *d = dst + (r * Wb + left) * C;
+        const long len = cp * Cs;           /* the row's source bytes, in pixel order */
+        long k = 0;
+#if defined(__SSE2__)
+        if (m == 2 || m == 4)
+            for (; k + 16 <= len; k += 16) {
+                const __m128i v = _mm_loadu_si128((const __m128i *)(s + k));
+                const __m128i lo = _mm_unpacklo_epi8(v, v), hi = _mm_unpackhi_epi8(v, v);
+                if (m == 2) {
+                    _mm_storeu_si128((__m128i *)(d + 2 * k), lo);
+                    _mm_storeu_si128((__m128i *)(d + 2 * k + 16), hi);
+                } else {
+                    _mm_storeu_si128((__m128i *)(d + 4 * k), _mm_unpacklo_epi16(lo, lo));
+                    _mm_storeu_si128((__m128i *)(d + 4 * k + 16), _mm_unpackhi_epi16(lo, lo));
+                    _mm_storeu_si128((__m128i *)(d + 4 * k + 32), _mm_unpacklo_epi16(hi, hi));
+                    _mm_storeu_si128((__m128i *)(d + 4 * k + 48), _mm_unpackhi_epi16(hi, hi));
+                }
+            }
+#endif
+        for (; k < len; k++)
+            for (long j = 0; j < m; j++) d[k * m + j] = s[k];
+    }
+}
+
 /* The same band (input rows yb0 .. yb0 + rows - 1, some of them past the image) taken
  * from channels [c0, c0 + cg) of the NCHW image img: rows of 16 pixels or more are
  * transposed straight into their padded rows; narrower ones (whose transposition would

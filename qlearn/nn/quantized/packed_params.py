@@ -343,9 +343,11 @@ class PackedConvWeight:
             pwg.per_channel = per_channel      # bias rounding follows the whole weight
             self.group_gemm.append(pwg)
         self.w_scale, self.w_zp, self.per_channel = scales, zps, per_channel
-        # one filter per channel: the direct kernel (any window; a GEMM per group would
-        # fill one column of its tiles)
-        self.depthwise = g == cg * g and o == g
+        # one input channel per group: the direct depthwise kernel (any window; a GEMM
+        # per group would fill og columns of its 16- or 64-wide tiles); with a channel
+        # multiplier og > 1 output channel o reads input channel o // og, so the kernel
+        # runs on the input with each channel repeated og times
+        self.depthwise = cg == 1 and (g > 1 or o == 1)
         if self.depthwise:
             wz = w.reshape(o, kh * kw).astype(np.int32) - zps[:, None]
             self.dw_taps = np.ascontiguousarray(wz.T)          # (kh kw, C)
@@ -365,6 +367,15 @@ class PackedConvWeight:
         self._groups = [(pwg, gi * cg, gi * og) for gi, pwg in enumerate(self.group_gemm)]
         self._last_size = (None, None)
         self._requant_cache = (None, None)
+
+    # the caches formed on first use (_grouped_gemm, _groupwise_weights) are formed
+    # again after unpickling: the grouped GEMM weight's packed bytes would lose their
+    # alignment in a pickle, as a GemmWeight's would
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_gemm_groups", None)
+        state["_gw_packs"] = {}
+        return state
 
     def unpack(self):
         """``(qweight, bias)`` as given (``torch.ops.quantized.conv2d_unpack``)."""
@@ -451,6 +462,16 @@ def _groupwise_weights(pc, path):
     return packs[path]
 
 
+def _grouped_gemm(pc):
+    """The GEMM weights of every group of ``pc`` as one
+    :class:`qlearn.kernels.int8.GroupedGemmWeight`, made on first use and kept (not
+    pickled: see PackedConvWeight.__getstate__)."""
+    gw = pc.__dict__.get("_gemm_groups")
+    if gw is None:
+        gw = pc._gemm_groups = _int8.GroupedGemmWeight(pc.group_gemm)
+    return gw
+
+
 def _conv_requant(pc, a_scale, out_scale):
     """``(bias_q, mult)`` of eq. :eq:`int8-requant` for the whole weight of ``pc``, cached
     as a GEMM weight's."""
@@ -485,11 +506,9 @@ def _conv_gemm(x, pc, a_scale, a_zp, out_scale, out_zp, lo, out, path):
             _int8.gemm_u8(pwg, a, a_zp, bias_q, mult, out_zp, lo, 255, out2[:, j0:j0 + og],
                           path)
         return
-    cg = c // pc.groups
-    nt = _threads.get_num_threads()
-    for pwg, c0, j0 in pc._groups:
-        # patches in cache-sized blocks, fused with the GEMM (one parallel region)
-        bias_q, mult = pwg.requant_constants(a_scale, out_scale)
-        _int8.conv_gemm(pwg, xi, c0, cg, kh, kw, sh, sw, ph, pw_, dh, dw, a_zp, bias_q,
-                        mult, out_zp, lo, 255, out2 if og == o else out2[:, j0:j0 + og],
-                        path, nt, nchw)
+    # patches in cache-sized blocks, fused with the GEMM, every group in one parallel
+    # job (a job per group would split each small GEMM between the threads)
+    gw = pc.group_gemm[0] if pc.groups == 1 else _grouped_gemm(pc)
+    bias_q, mult = _conv_requant(pc, a_scale, out_scale)
+    _int8.conv_gemm(gw, xi, 0, c // pc.groups, kh, kw, sh, sw, ph, pw_, dh, dw, a_zp, bias_q,
+                    mult, out_zp, lo, 255, out2, path, _threads.get_num_threads(), nchw)
