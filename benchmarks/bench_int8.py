@@ -28,7 +28,8 @@ choice, see docs/int8.rst, Threads) and how many waits for a worker took over 10
 Contenders
   qlearn   nnq.Linear / nnq.Conv2d forward (weights packed once; input a quint8 QTensor)
   numpy    float32: ``x @ w.T``; conv as im2col (stride tricks) + one matmul
-  torch    torch.ops.quantized.linear / conv2d, engine x86, prepacked weights
+  torch    torch.ops.quantized.linear / conv2d, engine x86, prepacked weights; on
+           qlearn's AVX2 path (QLEARN_SIMD=avx2) of a VNNI CPU capped at AVX2 too
   ort      ONNX Runtime QLinearMatMul / QLinearConv (uint8 x int8), one session per
            thread count
 Activations are 7-bit (values <= 127, PyTorch's reduce_range), so every contender is
@@ -64,6 +65,16 @@ import qlearn as ql  # noqa: E402
 import qlearn.nn.quantized as nnq  # noqa: E402
 from qlearn.kernels import int8 as int8_kernels  # noqa: E402
 from qlearn.kernels import simd  # noqa: E402
+
+# qlearn's AVX2 path on a CPU with VNNI is compared with PyTorch on AVX2 too: fbgemm reads
+# FBGEMM_ENABLE_INSTRUCTIONS when it first picks its kernels (set before torch loads; a
+# value already in the environment wins).  ONNX Runtime's MLAS picks its kernels from
+# CPUID alone and has no such switch, so its column stays on the best ISA of the CPU; and
+# fbgemm's convolutions ignore the switch (measured: 350 GOP/s on one Zen 4 core under it,
+# above the AVX2 peak of 236), so only PyTorch's GEMMs are an AVX2 peer.
+TORCH_ISA = None
+if simd.active() == simd.Simd.AVX2 and simd.Simd.VNNI in simd.cpu_paths():
+    TORCH_ISA = os.environ.setdefault("FBGEMM_ENABLE_INSTRUCTIONS", "AVX2")
 
 try:
     import torch
@@ -476,6 +487,8 @@ def main(argv=None):
             "cpu_isa": "+".join(p.name for p in simd.cpu_paths()[1:]) or "baseline x86-64",
             "cpu": platform.processor() or platform.machine(),
             "torch": getattr(torch, "__version__", None),
+            "torch_isa": (f"{TORCH_ISA} in GEMMs, the CPU's best in convolutions"
+                          if TORCH_ISA else "the CPU's best"),
             "onnxruntime": getattr(ort, "__version__", None), "numpy": np.__version__,
             "date": datetime.date.today().isoformat()}
     meta["loadavg_before"] = round(os.getloadavg()[0], 2)
