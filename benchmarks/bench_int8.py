@@ -487,8 +487,7 @@ def main(argv=None):
             "cpu_isa": "+".join(p.name for p in simd.cpu_paths()[1:]) or "baseline x86-64",
             "cpu": platform.processor() or platform.machine(),
             "torch": getattr(torch, "__version__", None),
-            "torch_isa": (f"{TORCH_ISA} in GEMMs, the CPU's best in convolutions"
-                          if TORCH_ISA else "the CPU's best"),
+            "torch_isa_cap": TORCH_ISA,
             "onnxruntime": getattr(ort, "__version__", None), "numpy": np.__version__,
             "date": datetime.date.today().isoformat()}
     meta["loadavg_before"] = round(os.getloadavg()[0], 2)

@@ -42,21 +42,17 @@ def _table(header, rows):
                      + [rule])
 
 
-def _capped(meta):
-    """Whether qlearn ran below the CPU's best ISA with PyTorch's GEMMs capped to match."""
-    return "GEMMs" in (meta.get("torch_isa") or "")
-
-
 def _same_isa_peers(meta, case):
     """The peers of ``case`` that ran on qlearn's instruction set: all of them on the
-    CPU's best path; on the AVX2 path of a VNNI CPU PyTorch in GEMMs only (fbgemm's
-    convolutions ignore its ISA switch, and ONNX Runtime has none)."""
-    if not _capped(meta):
+    CPU's best path; with PyTorch capped (``torch_isa_cap``: qlearn's AVX2 path on a VNNI
+    CPU) PyTorch in GEMMs only (fbgemm's convolutions ignore its ISA switch, and ONNX
+    Runtime has none)."""
+    if not meta.get("torch_isa_cap"):
         return ("torch", "ort")
     return ("torch",) if case.startswith("GEMM") else ()
 
 
-def _faster_peer(r, names=("torch", "ort")):
+def _faster_peer(r, names):
     """qlearn's speed over the faster of the peers ``names`` (None if none ran)."""
     peers = [r["gops"][p] for p in names if p in r["gops"]]
     return r["gops"]["qlearn"] / max(peers) if peers else None
@@ -89,11 +85,12 @@ def rst(data):
            "same rounds is qlearn/peak with the peak chains timed in each case's own "
            "rounds, for the same work per core, so that both saw the same load.  "
            if peak else "")
-        + (f"PyTorch ran on {meta['torch_isa']} (``FBGEMM_ENABLE_INSTRUCTIONS`` caps "
-           "its GEMMs; its convolutions ignore it), ONNX Runtime on the CPU's best "
-           "instructions (it has no such switch): qlearn/best peer is over the peers that "
-           "ran on qlearn's instructions, ``-`` where none did, and there qlearn/peak is "
-           "the measure.  " if _capped(meta) else "")
+        + (f"PyTorch ran on {meta['torch_isa_cap']} in GEMMs, the CPU's best in "
+           "convolutions (``FBGEMM_ENABLE_INSTRUCTIONS`` caps its GEMMs; its convolutions "
+           "ignore it), ONNX Runtime on the CPU's best instructions (it has no such "
+           "switch): qlearn/best peer is over the peers that ran on qlearn's "
+           "instructions, ``-`` where none did, and there qlearn/peak is the measure.  "
+           if meta.get("torch_isa_cap") else "")
         + "Speeds in GOP/s; ratios above 1 mean qlearn is faster.",
         "",
     ]
