@@ -141,12 +141,18 @@ class GemmWeight:
 
 
 class GroupedGemmWeight:
-    """The GEMM weights of a grouped convolution's groups (one :class:`GemmWeight` each,
+    r"""The GEMM weights of a grouped convolution's groups (one :class:`GemmWeight` each,
     of equal shapes) as :func:`conv_gemm` takes them for all groups in one call: the
     packed bytes one group after the other (each a whole number of 64-byte panels, from
     a 64-byte boundary, as :func:`qlearn._ext._qgemm.empty_packed`'s), ``colsum'`` and
-    ``w_zp`` concatenated.  It holds no state of its own: build it again rather than
-    pickle it.
+    ``w_zp`` concatenated.  Group :math:`g` of :math:`G` (:math:`K` input columns and
+    :math:`N` outputs each) computes
+
+    .. math:: y_{m,\,gN+j} = \sum_{k<K} x_{m,\,gK+k}\, w^{(g)}_{j,k},
+              \qquad 0 \le g < G,\ 0 \le j < N,
+
+    then the epilogue of :class:`GemmWeight` with its own ``colsum'`` and ``w_zp``.
+    It holds no state of its own: build it again rather than pickle it.
     """
 
     def __init__(self, weights):
