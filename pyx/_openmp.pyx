@@ -34,6 +34,8 @@ cdef extern from "qlearn_threadpool.h":
     int qlearn_pool_workers() noexcept nogil
     void qlearn_pool_stats(long *out) noexcept nogil
     int qlearn_pool_set_adaptive(int on) noexcept nogil
+    int qlearn_pool_set_placement(int on) noexcept nogil
+    int qlearn_pool_can_place() noexcept nogil
     long qlearn_pool_set_spin_us(long us) noexcept nogil
     int qlearn_pool_choice_state(int i, double *out) noexcept nogil
     void qlearn_pool_simulate(const double *ns, long calls, int *modes,
@@ -113,12 +115,13 @@ def pool_stats():
     that ran alone; ``waits``: jobs whose caller had to wait for a worker's unit at the
     end; ``long_waits``: such waits over 100 us; ``worker_units``: units run by workers;
     ``wait_us``: microseconds the caller spent in those waits; ``serial_units``: the
-    units of the ``serial`` jobs.
+    units of the ``serial`` jobs; ``placements``: times the workers were moved off the
+    caller's CPU (see :func:`set_pool_placement`).
     """
-    cdef long out[7]
+    cdef long out[8]
     qlearn_pool_stats(out)
     return dict(zip(("jobs", "serial", "waits", "long_waits", "worker_units", "wait_us",
-                     "serial_units"), [out[i] for i in range(7)]))
+                     "serial_units", "placements"), [out[i] for i in range(8)]))
 
 
 def set_pool_adaptive(bint on):
@@ -138,6 +141,22 @@ def _set_pool_alone(bint on):
     a 1-thread call), or go back to the adaptive choice (``False``)."""
     with nogil:
         qlearn_pool_set_adaptive(2 if on else 1)
+
+
+def set_pool_placement(bint on):
+    """Let the int8 pool keep its workers off the caller's CPU once one ran there
+    (``True``, the default; ``QLEARN_POOL_PLACE=0`` starts with ``False``), or never
+    set their CPU affinity (``False``: workers already placed get the caller's affinity
+    back).  Returns the previous setting.  Linux only: elsewhere this is a no-op."""
+    cdef int before
+    with nogil:
+        before = qlearn_pool_set_placement(on)
+    return bool(before)
+
+
+def pool_can_place():
+    """Whether this build can set the pool workers' CPU affinity (Linux with glibc)."""
+    return bool(qlearn_pool_can_place())
 
 
 def set_pool_spin_us(long us):

@@ -16,6 +16,8 @@
 No timing is asserted anywhere.
 """
 import multiprocessing
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -82,7 +84,81 @@ def test_stats_count_jobs():
     after = _openmp.pool_stats()
     assert after["jobs"] == before["jobs"] + 1
     assert set(after) == {"jobs", "serial", "waits", "long_waits", "worker_units",
-                          "wait_us", "serial_units"}
+                          "wait_us", "serial_units", "placements"}
+
+
+def _thread_cpu(tid):
+    """The CPU a thread of this process last ran on (/proc: field 39 of its stat)."""
+    with open(f"/proc/self/task/{tid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[36])
+
+
+@pytest.fixture
+def fresh_workers():
+    """The pool restarted with its workers born on the caller's CPU only (they inherit
+    the creating thread's affinity), then the caller's affinity given back: a worker
+    and the caller that meet on one CPU, on purpose.  Yields (worker tids, the caller's
+    affinity); the caller's affinity and the placement setting are restored after."""
+    if not (_openmp.pool_can_place() and hasattr(os, "sched_setaffinity")):
+        pytest.skip("no worker placement on this platform")
+    mine = os.sched_getaffinity(0)
+    if len(mine) < 2:
+        pytest.skip("the process may run on one CPU only")
+    before = _openmp.set_pool_placement(True)
+    _openmp._shutdown_pool()
+    tasks = set(os.listdir("/proc/self/task"))
+    try:
+        os.sched_setaffinity(0, {min(mine)})
+        _openmp._pool_selftest(64, 2, spin=2000)        # starts one worker, on min(mine)
+        workers = [int(t) for t in set(os.listdir("/proc/self/task")) - tasks]
+        assert len(workers) == _openmp.pool_workers() == 1
+        assert os.sched_getaffinity(workers[0]) == {min(mine)}
+        os.sched_setaffinity(0, mine)
+        yield workers, mine
+    finally:
+        os.sched_setaffinity(0, mine)
+        _openmp.set_pool_placement(before)
+        _openmp._shutdown_pool()
+
+
+def test_workers_leave_the_callers_cpu(fresh_workers):
+    """A worker seen running on the caller's CPU is moved off it: every worker's
+    affinity becomes the caller's minus the CPU the caller is on (and follows the
+    caller when it moves); turning placement off gives them the caller's back."""
+    workers, mine = fresh_workers
+    placed0 = _openmp.pool_stats()["placements"]
+    for _ in range(50):
+        # the caller is moved to the worker's CPU (and may go on running anywhere), then
+        # runs a job long enough for the worker to get that CPU: unless the scheduler
+        # moved the caller away in the meantime, they met
+        os.sched_setaffinity(0, {min(mine)})
+        os.sched_setaffinity(0, mine)
+        count, _ = _openmp._pool_selftest(64, 2, spin=20000)
+        assert_array_equal(count, np.ones(64, np.intc))
+        if _openmp.pool_stats()["placements"] > placed0:
+            break
+    assert _openmp.pool_stats()["placements"] > placed0
+    for _ in range(20):      # placed: the worker's CPUs are the caller's but its own
+        _openmp._pool_selftest(64, 2, spin=2000)
+        here = _thread_cpu(threading.get_native_id())
+        allowed = os.sched_getaffinity(workers[0])
+        if allowed == mine - {here}:
+            break
+    assert allowed == mine - {here}
+    assert _openmp.set_pool_placement(False) is True
+    assert os.sched_getaffinity(workers[0]) == mine
+    _openmp._pool_selftest(64, 2, spin=2000)
+    assert os.sched_getaffinity(workers[0]) == mine    # and they are left alone
+
+
+def test_placement_off_leaves_workers_where_they_were_born(fresh_workers):
+    workers, _ = fresh_workers
+    _openmp.set_pool_placement(False)
+    placed0 = _openmp.pool_stats()["placements"]
+    for _ in range(20):
+        _openmp._pool_selftest(64, 2, spin=2000)
+    assert _openmp.pool_stats()["placements"] == placed0
+    assert os.sched_getaffinity(workers[0]) == {min(os.sched_getaffinity(0))}
 
 
 def test_adaptive_choice_still_runs_everything():

@@ -47,6 +47,10 @@
  * Alone or in parallel: see qlearn_pool_plan, which times both for each kind of job
  * and runs the faster (on a busy machine a second thread only adds hand-offs).
  *
+ * Where the workers run: see qlearn_pool_place, which keeps them off the caller's CPU
+ * once one was seen there (Linux; a busy neighbour otherwise leaves both of our
+ * threads on one core).
+ *
  * One job at a time: `submit` is taken with trylock, and a caller that does not get it
  * (another Python thread is running a parallel kernel, or a kernel called from inside
  * a job) runs its job alone, on its own thread, as slot 0.  So concurrent callers never
@@ -77,6 +81,14 @@
 #define QLEARN_POOL_MAX_UNITS 65535
 #define QLEARN_POOL_WAIT_SPIN_NS 20000
 
+/* Worker placement needs sched_getcpu and pthread_setaffinity_np (glibc, _GNU_SOURCE,
+ * which Python.h defines before any system header); elsewhere the pool does without. */
+#if defined(__linux__) && defined(_GNU_SOURCE) && defined(CPU_SET)
+#define QLEARN_POOL_CAN_PLACE 1
+#else
+#define QLEARN_POOL_CAN_PLACE 0
+#endif
+
 #include "qlearn_pool_plan.h"
 
 typedef struct {
@@ -103,7 +115,16 @@ typedef struct {
     pthread_cond_t finished;          /* signalled when the last unit is done */
     /* statistics (only the `submit` holder writes them): see qlearn_pool_stats */
     long stat_jobs, stat_serial, stat_waits, stat_long_waits, stat_worker_units;
-    long stat_wait_us, stat_serial_units;
+    long stat_wait_us, stat_serial_units, stat_placements;
+    /* placement (qlearn_pool_place): the CPU each worker ran its first unit of the
+     * current job on (-1: it ran none), and the CPU every worker's affinity leaves out
+     * (-1: the workers were never placed and may run anywhere the process may) */
+    _Atomic int worker_cpu[QLEARN_POOL_MAX_WORKERS];
+    int placed_off;
+    int placement;                    /* 0: never place (qlearn_pool_set_placement) */
+#if QLEARN_POOL_CAN_PLACE
+    cpu_set_t placed_mask;            /* the workers' affinity once placed */
+#endif
     pthread_t threads[QLEARN_POOL_MAX_WORKERS];
     uint32_t born[QLEARN_POOL_MAX_WORKERS];   /* the epoch when each worker started */
     int nworkers;                     /* workers started (only the `submit` holder) */
@@ -118,6 +139,8 @@ static qlearn_pool_t qlearn_pool = {
     .done_lock = PTHREAD_MUTEX_INITIALIZER,
     .finished = PTHREAD_COND_INITIALIZER,
     .spin_ns = -1,
+    .placed_off = -1,
+    .placement = 1,
 };
 
 static inline void qlearn_pool_relax(void) {
@@ -163,6 +186,11 @@ static long qlearn_pool_work(qlearn_pool_t *p, uint32_t epoch, int slot) {
         /* units [u0, u0 + k) of job `epoch` are ours: the job's description is valid
          * until `done` counts them (read everything needed before that) */
         long units = p->units;
+#if QLEARN_POOL_CAN_PLACE
+        if (slot != 0 && ran == 0)    /* (vDSO: tens of ns) */
+            atomic_store_explicit(&p->worker_cpu[slot - 1], sched_getcpu(),
+                                  memory_order_relaxed);
+#endif
         long i0 = (long)u0 * p->stride, i1 = (long)(u0 + k) * p->stride;
         if (i1 > p->items) i1 = p->items;
         for (long i = i0; i < i1; i++) p->fn(p->ctx, i, slot);
@@ -221,6 +249,7 @@ static void qlearn_pool_atfork_child(void) {
     qlearn_pool_t *p = &qlearn_pool;
     /* the workers did not survive fork(); their wait state is reset with them */
     p->nworkers = 0;
+    p->placed_off = -1;
     atomic_store(&p->sleepers, 0);
     atomic_store(&p->stop, 0);
     atomic_store(&p->caller_waiting, 0);
@@ -251,8 +280,55 @@ static void qlearn_pool_grow(qlearn_pool_t *p, int want) {
                                 (void *)(intptr_t)w);
         pthread_attr_destroy(&attr);
         if (rc != 0) break;          /* fewer threads: the caller does the rest */
+#if QLEARN_POOL_CAN_PLACE
+        if (p->placed_off >= 0)      /* the others were placed: this one joins them */
+            pthread_setaffinity_np(p->threads[w], sizeof p->placed_mask, &p->placed_mask);
+#endif
         p->nworkers++;
     }
+}
+
+/* Keep the workers off the caller's CPU (after a job; the caller holds `submit`).
+ *
+ * On a 2-core machine with one other busy process, three threads want two CPUs.  The
+ * scheduler wakes a worker on its waker's CPU when that looks cheap (wake-affine), and
+ * there the worker can only run by preempting the caller: measured, conv 3x3 64ch
+ * 56x56 on the pool took 0.83-1.2 times its 1-thread time while the worker shared the
+ * caller's CPU and 0.5 times it once the worker was on the busy process's CPU, where
+ * a thread that sleeps between jobs preempts a CPU hog at once and loses little.  So
+ * once a worker is seen running a unit on the caller's CPU, every worker's affinity
+ * becomes the caller's minus the caller's CPU, and from then on follows the caller:
+ * after a job on a CPU other than the one left out, the workers are placed again
+ * (else, on 2 CPUs, a caller that moved would find the worker confined to its own
+ * CPU).  A caller confined to one CPU leaves the workers alone (they inherited that
+ * confinement; it costs a look at the caller's affinity per job).  The cost is one
+ * affinity call per worker each time the caller migrates; nothing on a machine where
+ * the caller and the workers never meet. */
+static void qlearn_pool_place(qlearn_pool_t *p, int nw) {
+#if QLEARN_POOL_CAN_PLACE
+    if (!p->placement) return;
+    int c = sched_getcpu();
+    if (c < 0) return;
+    int place = 0;
+    if (p->placed_off >= 0)
+        place = c != p->placed_off;
+    else
+        for (int w = 0; w < nw; w++)
+            place |= atomic_load_explicit(&p->worker_cpu[w], memory_order_relaxed) == c;
+    if (!place) return;
+    cpu_set_t m;
+    if (pthread_getaffinity_np(pthread_self(), sizeof m, &m) != 0 || !CPU_ISSET(c, &m))
+        return;
+    CPU_CLR(c, &m);
+    if (CPU_COUNT(&m) == 0) return;  /* confined to one CPU: nowhere else to go */
+    for (int w = 0; w < p->nworkers; w++)
+        pthread_setaffinity_np(p->threads[w], sizeof m, &m);
+    p->placed_mask = m;
+    p->placed_off = c;
+    p->stat_placements++;
+#else
+    (void)p; (void)nw;
+#endif
 }
 
 /* Run one job on the caller and nw workers (the caller holds `submit`). */
@@ -270,6 +346,8 @@ static void qlearn_pool_dispatch(qlearn_pool_t *p, qlearn_pool_fn fn, void *ctx,
     p->units = units;
     atomic_store_explicit(&p->job_threads, nw + 1, memory_order_relaxed);
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    for (int w = 0; w < nw; w++)
+        atomic_store_explicit(&p->worker_cpu[w], -1, memory_order_relaxed);
     uint32_t e = atomic_load_explicit(&p->epoch, memory_order_relaxed) + 1;
     if (e == 0) e = 1;
     atomic_store_explicit(&p->epoch, e, memory_order_relaxed);
@@ -307,6 +385,8 @@ static void qlearn_pool_dispatch(qlearn_pool_t *p, qlearn_pool_fn fn, void *ctx,
         if (waited > 100000) p->stat_long_waits++;
         p->stat_wait_us += waited / 1000;
     }
+    /* (done == units was read with acquire: every worker's worker_cpu store is seen) */
+    qlearn_pool_place(p, nw);
 }
 
 /* The adaptive choice between running a job alone and on the pool.
@@ -621,6 +701,7 @@ static void qlearn_pool_shutdown(void) {
     pthread_mutex_unlock(&p->lock);
     for (int w = 0; w < p->nworkers; w++) pthread_join(p->threads[w], NULL);
     p->nworkers = 0;
+    p->placed_off = -1;
     atomic_store(&p->stop, 0);
     pthread_mutex_unlock(&p->submit);
 }
@@ -638,6 +719,29 @@ static int qlearn_pool_set_adaptive(int on) {
     return before;
 }
 
+/* Let the pool keep its workers off the caller's CPU (1, the default) or never touch
+ * their affinity (0; workers already placed get the caller's affinity back); returns
+ * the previous setting. */
+static int qlearn_pool_set_placement(int on) {
+    qlearn_pool_t *p = &qlearn_pool;
+    pthread_mutex_lock(&p->submit);
+    int before = p->placement;
+    p->placement = on != 0;
+#if QLEARN_POOL_CAN_PLACE
+    if (!on && p->placed_off >= 0) {
+        cpu_set_t m;
+        if (pthread_getaffinity_np(pthread_self(), sizeof m, &m) == 0)
+            for (int w = 0; w < p->nworkers; w++)
+                pthread_setaffinity_np(p->threads[w], sizeof m, &m);
+    }
+#endif
+    if (!on) p->placed_off = -1;
+    pthread_mutex_unlock(&p->submit);
+    return before;
+}
+
+static int qlearn_pool_can_place(void) { return QLEARN_POOL_CAN_PLACE; }
+
 /* How long an idle worker spins before it sleeps, in microseconds (< 0: 0); returns the
  * previous value.  Python sets it from QLEARN_POOL_SPIN_US (qlearn/kernels/threads.py):
  * nothing here reads the environment. */
@@ -651,13 +755,14 @@ static long qlearn_pool_set_spin_us(long us) {
 }
 
 /* jobs run on several threads, jobs run alone (threads asked for), waits at the end,
- * waits longer than 100 us, units run by workers */
-static void qlearn_pool_stats(long out[7]) {
+ * waits longer than 100 us, units run by workers, microseconds waited, units of the
+ * jobs run alone, worker placements */
+static void qlearn_pool_stats(long out[8]) {
     qlearn_pool_t *p = &qlearn_pool;
     pthread_mutex_lock(&p->submit);
     out[0] = p->stat_jobs; out[1] = p->stat_serial; out[2] = p->stat_waits;
     out[3] = p->stat_long_waits; out[4] = p->stat_worker_units; out[5] = p->stat_wait_us;
-    out[6] = p->stat_serial_units;
+    out[6] = p->stat_serial_units; out[7] = p->stat_placements;
     pthread_mutex_unlock(&p->submit);
 }
 

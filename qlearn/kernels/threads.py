@@ -102,18 +102,22 @@ def pool_stats():
     tests): ``jobs`` run on several threads, ``serial`` jobs that ran alone, ``waits``
     (the caller waited for a worker's unit at the end), ``long_waits`` (over 100 us),
     ``worker_units`` (units run by workers), ``wait_us`` (microseconds spent in
-    those waits) and ``serial_units`` (the units of the ``serial`` jobs)."""
+    those waits), ``serial_units`` (the units of the ``serial`` jobs) and
+    ``placements`` (times the workers were moved off the caller's CPU)."""
     return _openmp.pool_stats()
 
 
 def _configure_pool_from_environment():
-    """The int8 pool's two knobs, read here once at import (the C code reads no
+    """The int8 pool's three knobs, read here once at import (the C code reads no
     environment): ``QLEARN_POOL_ADAPTIVE=0`` makes every job asked for several threads
-    use them (otherwise the pool picks one or several by measured time), and
+    use them (otherwise the pool picks one or several by measured time),
     ``QLEARN_POOL_SPIN_US`` is how long an idle worker spins before it sleeps (default
-    50)."""
+    50), and ``QLEARN_POOL_PLACE=0`` leaves the workers' CPU affinity alone (otherwise,
+    on Linux, a worker seen running on the caller's CPU moves all workers off it)."""
     if os.environ.get("QLEARN_POOL_ADAPTIVE", "").strip() == "0":
         _openmp.set_pool_adaptive(False)
+    if os.environ.get("QLEARN_POOL_PLACE", "").strip() == "0":
+        _openmp.set_pool_placement(False)
     spin = os.environ.get("QLEARN_POOL_SPIN_US", "").strip()
     if spin:
         try:
