@@ -120,6 +120,30 @@ cdef inline intp_t _balanced_rows(intp_t M, intp_t nt, intp_t r_max) noexcept no
     return best
 
 
+cdef inline intp_t _block_rows(intp_t M, intp_t nt, intp_t groups) noexcept nogil:
+    # The pixels of a work unit of the fused conv (see conv_gemm and block_rows).
+    cdef intp_t units, rows
+    if nt <= 1:
+        return ROWS
+    units = (UNITS_PER_THREAD * nt + groups - 1) // groups      # per group
+    rows = (M + units - 1) // units
+    rows = min(ROWS, max(ROW_STEP, (rows + ROW_STEP - 1) // ROW_STEP * ROW_STEP))
+    if groups == 1:     # (the groups' blocks interleave: no even share to find)
+        rows = _balanced_rows(M, nt, rows)
+    return rows
+
+
+def block_rows(intp_t M, int num_threads, intp_t groups=1):
+    r"""Output pixels per work unit of :func:`conv_gemm` (tests, docs): ``ROWS`` (96)
+    on one thread; on more, blocks of a multiple of 12 pixels, at least 4 per thread
+    where the output allows, then the height among those that minimises the busiest
+    thread's share :math:`\max_t \sum_{b \in t} |b|` (a shorter block only for 2 %)."""
+    if M < 1 or num_threads < 1 or groups < 1:
+        raise ValueError(f"block_rows: M, num_threads and groups must be >= 1, got "
+                         f"{M}, {num_threads}, {groups}")
+    return _block_rows(M, num_threads, groups)
+
+
 cdef struct CopyJob:
     # the layout conversions: src (N, C, H, W) -> dst (N, H, W, C)
     const uint8_t *src
@@ -464,7 +488,7 @@ def conv_gemm(int simd,
     cdef ConvJob job
     cdef CopyJob cj
     cdef GroupsJob gj
-    cdef intp_t gi, gsize, units, o_jobs
+    cdef intp_t gi, gsize, o_jobs
     cdef Geometry *geos
     cdef qgemm_epilogue *eps
     if groups < 1:
@@ -562,14 +586,7 @@ def conv_gemm(int simd,
         # share (a 14x14 output is 196 pixels, 3 blocks of 96), then the height that
         # evens the shares; every tile is still computed whole, so the output is the
         # same.
-        job.rows = ROWS
-        if num_threads > 1:
-            units = (UNITS_PER_THREAD * num_threads + groups - 1) // groups  # per group
-            job.rows = (M + units - 1) // units
-            job.rows = min(ROWS, max(ROW_STEP, (job.rows + ROW_STEP - 1) // ROW_STEP
-                                     * ROW_STEP))
-            if groups == 1:     # (the groups' blocks interleave: no even share to find)
-                job.rows = _balanced_rows(M, nt, job.rows)
+        job.rows = _block_rows(M, num_threads, groups)
         gj.jobs = <ConvJob *> (scratch + o_jobs)
         geos = <Geometry *> (gj.jobs + groups)
         eps = <qgemm_epilogue *> (geos + groups)

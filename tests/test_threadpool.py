@@ -367,6 +367,36 @@ def test_fork_child_has_a_working_pool(rng):
     assert_array_equal(got, want)
 
 
+def _busiest_share(m, threads, rows):
+    """Pixels of the busiest thread when threads take blocks of ``rows`` in turn."""
+    shares = [0] * threads
+    for i, r0 in enumerate(range(0, m, rows)):
+        shares[i % threads] += min(rows, m - r0)
+    return max(shares)
+
+
+@pytest.mark.parametrize("threads", [2, 3, 4])
+def test_conv_blocks_even_the_threads_shares(threads):
+    """The fused conv's work unit: 96 pixels on one thread; on more, a multiple of 12
+    (both tile heights), at least 4 blocks per thread where the output allows, and no
+    multiple of 12 that is not larger would give the busiest thread 2 % less."""
+    from qlearn._ext import _qconv
+    assert _qconv.block_rows(196, 1) == 96
+    assert _qconv.block_rows(196, 2) == 24          # 100 + 96 pixels, not 108 + 88
+    for m in list(range(1, 400)) + [784, 3136, 3136 * 8]:
+        rows = _qconv.block_rows(m, threads)
+        assert rows % 12 == 0 and 12 <= rows <= 96
+        per_unit = -(-m // (4 * threads))                     # 4 blocks per thread
+        most = min(96, max(12, -(-per_unit // 12) * 12))
+        assert rows <= most
+        best = _busiest_share(m, threads, rows)
+        for r in range(12, most + 1, 12):
+            assert _busiest_share(m, threads, r) >= 0.98 * best, (m, rows, r)
+    assert _qconv.block_rows(784, 2, groups=32) == 96  # the groups' blocks: as before
+    with pytest.raises(ValueError, match="must be >= 1"):
+        _qconv.block_rows(0, 2)
+
+
 # ---- 1 thread == 2 threads, bit for bit --------------------------------------------------
 def _at(threads, fn):
     ql.set_num_threads(threads)
