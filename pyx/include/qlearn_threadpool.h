@@ -288,6 +288,14 @@ static void qlearn_pool_grow(qlearn_pool_t *p, int want) {
     }
 }
 
+#if QLEARN_POOL_CAN_PLACE
+/* Every worker's CPUs := m. */
+static void qlearn_pool_set_affinity(qlearn_pool_t *p, const cpu_set_t *m) {
+    for (int w = 0; w < p->nworkers; w++)
+        pthread_setaffinity_np(p->threads[w], sizeof *m, m);
+}
+#endif
+
 /* Keep the workers off the caller's CPU (after a job; the caller holds `submit`).
  *
  * On a 2-core machine with one other busy process, three threads want two CPUs.  The
@@ -321,8 +329,7 @@ static void qlearn_pool_place(qlearn_pool_t *p, int nw) {
         return;
     CPU_CLR(c, &m);
     if (CPU_COUNT(&m) == 0) return;  /* confined to one CPU: nowhere else to go */
-    for (int w = 0; w < p->nworkers; w++)
-        pthread_setaffinity_np(p->threads[w], sizeof m, &m);
+    qlearn_pool_set_affinity(p, &m);
     p->placed_mask = m;
     p->placed_off = c;
     p->stat_placements++;
@@ -731,8 +738,7 @@ static int qlearn_pool_set_placement(int on) {
     if (!on && p->placed_off >= 0) {
         cpu_set_t m;
         if (pthread_getaffinity_np(pthread_self(), sizeof m, &m) == 0)
-            for (int w = 0; w < p->nworkers; w++)
-                pthread_setaffinity_np(p->threads[w], sizeof m, &m);
+            qlearn_pool_set_affinity(p, &m);
     }
 #endif
     if (!on) p->placed_off = -1;
