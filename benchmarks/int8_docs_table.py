@@ -21,15 +21,26 @@ NAMES = {"numpy": "NumPy", "torch": "PyTorch", "ort": "ORT"}
 
 
 def cpu_model():
-    """The CPU's model name (Linux), else the platform's processor string."""
+    """The CPU's model name and x86 family and model numbers (Linux; they tell the
+    core generation, which the name of a cloud CPU does not: family 25 is AMD Zen 3
+    and 4, 26 Zen 5), else the platform's processor string."""
+    fields = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "cpu family", "model") and key not in fields:
+                    fields[key] = value.strip()
+                if not line.strip() and fields:
+                    break
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    if "model name" not in fields:
+        return platform.processor() or platform.machine()
+    if "cpu family" in fields and "model" in fields:
+        return f"{fields['model name']} (family {fields['cpu family']}, model {fields['model']})"
+    return fields["model name"]
 
 
 def _table(header, rows):

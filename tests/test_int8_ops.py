@@ -361,6 +361,30 @@ def test_depthwise_kernel(rng, num_threads, c, k, stride, pad, dil, simd):
     assert_array_equal(out.transpose(0, 3, 1, 2), want)
 
 
+@pytest.mark.parametrize("c", [48, 80])
+@pytest.mark.parametrize("k", [3, 5])
+@pytest.mark.parametrize("width", range(1, 11))
+@pytest.mark.parametrize("simd", [1, 2])
+def test_depthwise_kernel_pixel_tiles(rng, c, k, width, simd):
+    """The SIMD depthwise kernels sum 4, 2 or 1 output pixels together (4 only when the
+    window's weights do not fit the registers, a 5x5 one): every output width from 1
+    to 10 leaves each remainder of those tiles, in the 32-channel blocks and in the
+    16-channel block after them (48 and 80 channels)."""
+    if (simd == 1 and "avx2" not in PATHS) or (simd == 2 and "vnni" not in PATHS):
+        pytest.skip("this CPU lacks the instructions")
+    x = activations(rng, (1, c, 6, width), qmax=255, zero_point=250)
+    w = weights(rng, (c, 1, k, k), True, zero_point=-7)
+    b = rng.standard_normal(c).astype(np.float32)
+    want = conv_reference(x, w, b, 1, k // 2, 1, c, 0.3, 17)
+    pc = _packed.PackedConvWeight(w, b, 1, k // 2, 1, c)
+    bias_q, mult = _packed._conv_requant(pc, x.q_scale(), 0.3)
+    out = np.full((1,) + want.shape[2:] + (c,), 0xA5, np.uint8)
+    kint8.depthwise(np.ascontiguousarray(x.int_repr().transpose(0, 2, 3, 1)),
+                    pc.dw_taps, pc.kernel_size, pc.stride, pc.padding, pc.dilation, 250,
+                    bias_q, mult, 17, 0, 255, out, simd, 1)
+    assert_array_equal(out.transpose(0, 3, 1, 2), want)
+
+
 @pytest.mark.parametrize("shape", [(1, 1, 1, 1), (2, 3, 5, 7), (1, 16, 4, 4), (2, 17, 9, 11),
                                    (3, 33, 17, 16), (1, 64, 20, 21)])
 def test_to_channels_last(rng, num_threads, shape):
