@@ -21,9 +21,12 @@ other busy process makes the 2-thread numbers of every OpenMP-based contender co
 loop, which dies with the benchmark) before the first case and stops it after the last,
 and writes bench_int8_contended.{md,json}.  At 2 threads qlearn is also timed at 1
 thread in the same rounds (``qlearn_1t``), so that the 2-thread / 1-thread table compares
-runs made under the same load.  That table also says, per case, which share of the
-2-thread calls' pool jobs ran in parallel (the rest ran alone: the pool's adaptive
-choice, see docs/int8.rst, Threads) and how many waits for a worker took over 100 us.
+runs made under the same load, and so is a second, identical 1-thread layer
+(``qlearn_1t_twin``): its ratio to ``qlearn_1t`` is what that comparison reads when
+nothing differs, the noise floor of the 2-thread / 1-thread ratios.  That table also
+says, per case, which share of the 2-thread calls' pool jobs ran in parallel (the rest
+ran alone: the pool's adaptive choice, see docs/int8.rst, Threads) and how many waits
+for a worker took over 100 us.
 
 Contenders
   qlearn   nnq.Linear / nnq.Conv2d forward (weights packed once; input a quint8 QTensor)
@@ -303,6 +306,8 @@ def bench_case(label, ops, make, threads, rounds, min_time, numpy_threads):
         # the peak chains for this case's work on one core (its share at 2 threads),
         # timed in the same rounds: the peak under the load the kernels saw
         fns["peak"] = partial(int8_kernels.peak_run, path, ops / threads)
+    if threads > 1:     # the same comparison where nothing differs: the noise floor
+        fns["qlearn_1t_twin"] = _with_threads(make["qlearn"](), 1)
     limit = (threadpool_limits(limits=threads, user_api="blas") if threadpool_limits
              else None)
     stats0 = ql.kernels.threads.pool_stats()
@@ -329,6 +334,9 @@ def bench_case(label, ops, make, threads, rounds, min_time, numpy_threads):
     if "peak" in secs:      # qlearn's fraction of the peak measured in its rounds
         row["qlearn_over_peak_rounds"] = row["ratio"].pop("peak")
         del row["gops"]["peak"], row["ms"]["peak"]
+    if "qlearn_1t_twin" in secs:     # two identical 1-thread layers, same rounds
+        row["twin_over_1t"] = secs["qlearn_1t"] / secs["qlearn_1t_twin"]
+        del row["ratio"]["qlearn_1t_twin"]
     return row
 
 
@@ -440,8 +448,9 @@ def markdown(results, meta):
     one = {r["case"]: r["gops"]["qlearn"] for r in results if r["threads"] == 1}
     lines.append("")
     lines.append("| case | qlearn 2 threads / 1 thread, same rounds | same run | "
+                 "1 thread / 1 thread, two layers, same rounds (noise floor) | "
                  "qlearn/ort at 2 threads | pool jobs in parallel | waits > 100 us |")
-    lines.append("|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|")
     for r in results:
         if r["threads"] == 2 and r["case"] in one:
             same = r["ratio"].get("qlearn_1t", float("nan"))
@@ -450,6 +459,7 @@ def markdown(results, meta):
             share = f"{pool['jobs'] / asked:.2f}" if asked else "-"
             lines.append(f"| {r['case']} | {same:.2f} | "
                          f"{r['gops']['qlearn'] / one[r['case']]:.2f} | "
+                         f"{r.get('twin_over_1t', float('nan')):.2f} | "
                          f"{r['ratio'].get('ort', float('nan')):.2f} | {share} | "
                          f"{pool.get('long_waits', '-')} |")
     info = ", ".join(f"{k}={v}" for k, v in meta.items())

@@ -122,9 +122,18 @@ def rst(data):
     one = {r["case"]: r["gops"]["qlearn"] for r in results if r["threads"] == 1}
     scaling = [f"{r['case']} {r['gops']['qlearn'] / one[r['case']]:.2f}"
                for r in results if r["threads"] == 2 and r["case"] in one]
+    rounds = [f"{r['case']} {r['ratio']['qlearn_1t']:.2f}" for r in results
+              if r["threads"] == 2 and "qlearn_1t" in r.get("ratio", {})]
+    twins = [r["twin_over_1t"] for r in results if "twin_over_1t" in r]
     if scaling:
         lines += ["qlearn's 2-thread speed over its 1-thread speed, same run: "
-                  + ", ".join(scaling) + ".", ""]
+                  + ", ".join(scaling) + "."
+                  + (" In the same rounds (the 1-thread layer timed beside the 2-thread "
+                     "one, under the same load): " + ", ".join(rounds) + "." if rounds
+                     else "")
+                  + (f" Two identical 1-thread layers timed in the same rounds, a ratio "
+                     f"that should read 1, read {min(twins):.2f}-{max(twins):.2f}: the "
+                     f"noise floor of those ratios." if twins else ""), ""]
     return "\n".join(lines)
 
 
