@@ -36,6 +36,7 @@ cdef extern from "qlearn_threadpool.h":
     int qlearn_pool_set_adaptive(int on) noexcept nogil
     int qlearn_pool_set_placement(int on) noexcept nogil
     int qlearn_pool_can_place() noexcept nogil
+    int qlearn_pool_set_lending(int on) noexcept nogil
     long qlearn_pool_set_spin_us(long us) noexcept nogil
     int qlearn_pool_choice_state(int i, double *out) noexcept nogil
     void qlearn_pool_simulate(const double *ns, long calls, int *modes,
@@ -116,12 +117,14 @@ def pool_stats():
     end; ``long_waits``: such waits over 100 us; ``worker_units``: units run by workers;
     ``wait_us``: microseconds the caller spent in those waits; ``serial_units``: the
     units of the ``serial`` jobs; ``placements``: times the workers were moved off the
-    caller's CPU (see :func:`set_pool_placement`).
+    caller's CPU (see :func:`set_pool_placement`); ``lends``: workers that held a unit
+    while the caller had waited 100 us for it, and were moved onto the caller's CPU
+    until the job ended (see :func:`set_pool_lending`).
     """
-    cdef long out[8]
+    cdef long out[9]
     qlearn_pool_stats(out)
     return dict(zip(("jobs", "serial", "waits", "long_waits", "worker_units", "wait_us",
-                     "serial_units", "placements"), [out[i] for i in range(8)]))
+                     "serial_units", "placements", "lends"), [out[i] for i in range(9)]))
 
 
 def set_pool_adaptive(bint on):
@@ -159,6 +162,18 @@ def pool_can_place():
     return bool(qlearn_pool_can_place())
 
 
+def set_pool_lending(bint on):
+    """Let the int8 pool's caller, once it has waited 100 us for a unit a placed worker
+    holds (that worker preempted by another process), move the worker onto its own idle
+    CPU until the job ends (``True``, the default; ``QLEARN_POOL_LEND=0`` starts with
+    ``False``), or always wait for the worker where it is (``False``).  Returns the
+    previous setting.  Linux only: elsewhere this is a no-op."""
+    cdef int before
+    with nogil:
+        before = qlearn_pool_set_lending(on)
+    return bool(before)
+
+
 def set_pool_spin_us(long us):
     """How long an idle int8-pool worker spins before it sleeps, in microseconds
     (default 50; negative means 0).  Returns the previous value."""
@@ -181,6 +196,7 @@ ctypedef struct _SelfTest:
     int *count
     int *slot
     long spin
+    long worker_spin
     int nested
 
 
@@ -192,7 +208,7 @@ cdef void _selftest_item(void *ctx, long i, int slot) noexcept nogil:
     cdef _SelfTest *t = <_SelfTest *> ctx
     cdef long k
     cdef volatile long sink = 0
-    for k in range(t.spin):
+    for k in range(t.spin if slot == 0 else t.worker_spin):
         sink = sink + k
     if t.nested:      # a kernel calling a parallel kernel: runs alone, no deadlock
         qlearn_pool_run(_nested_item, NULL, 4, 2, 4)
@@ -200,16 +216,19 @@ cdef void _selftest_item(void *ctx, long i, int slot) noexcept nogil:
     t.slot[i] = slot
 
 
-def _pool_selftest(long items, int num_threads, long spin=1000, bint nested=False):
+def _pool_selftest(long items, int num_threads, long spin=1000, bint nested=False,
+                   long worker_spin=-1):
     """Run a job of ``items`` items: ``(runs per item, slot that ran each)`` (tests).
 
-    Each item spins ``spin`` steps; with ``nested`` it also runs a small job itself."""
+    Each item spins ``spin`` steps (``worker_spin`` when a worker runs it, if given);
+    with ``nested`` it also runs a small job itself."""
     cdef cnp.ndarray count = np.zeros(max(items, 0), dtype=np.intc)
     cdef cnp.ndarray slot = np.full(max(items, 0), -1, dtype=np.intc)
     cdef _SelfTest t
     t.count = <int *> cnp.PyArray_DATA(count)
     t.slot = <int *> cnp.PyArray_DATA(slot)
     t.spin = spin
+    t.worker_spin = spin if worker_spin < 0 else worker_spin
     t.nested = nested
     with nogil:
         qlearn_pool_run(_selftest_item, &t, items, num_threads, items * spin)

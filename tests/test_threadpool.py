@@ -84,7 +84,7 @@ def test_stats_count_jobs():
     after = _openmp.pool_stats()
     assert after["jobs"] == before["jobs"] + 1
     assert set(after) == {"jobs", "serial", "waits", "long_waits", "worker_units",
-                          "wait_us", "serial_units", "placements"}
+                          "wait_us", "serial_units", "placements", "lends"}
 
 
 def _thread_cpu(tid):
@@ -149,6 +149,56 @@ def test_workers_leave_the_callers_cpu(fresh_workers):
     assert os.sched_getaffinity(workers[0]) == mine
     _openmp._pool_selftest(64, 2, spin=2000)
     assert os.sched_getaffinity(workers[0]) == mine    # and they are left alone
+
+
+def _place(mine, placed0):
+    """Make the caller and the worker meet until the pool places the worker."""
+    for _ in range(50):
+        os.sched_setaffinity(0, {min(mine)})
+        os.sched_setaffinity(0, mine)
+        _openmp._pool_selftest(64, 2, spin=20000)
+        if _openmp.pool_stats()["placements"] > placed0:
+            return True
+    return False
+
+
+def test_a_waiting_caller_lends_its_cpu(fresh_workers):
+    """A placed worker that still holds a unit after the caller has waited 100 us for
+    it (here: its units take ~1000 times longer) is moved onto the caller's CPU until
+    the job ends, then gets its placed affinity back; every item still runs once.
+    With lending off the caller just waits."""
+    workers, mine = fresh_workers
+    assert _place(mine, _openmp.pool_stats()["placements"])
+    for _ in range(20):          # placed off the CPU the caller is on
+        _openmp._pool_selftest(64, 2, spin=2000)
+        here = _thread_cpu(threading.get_native_id())
+        if os.sched_getaffinity(workers[0]) == mine - {here}:
+            break
+    placed = mine - {here}
+    assert os.sched_getaffinity(workers[0]) == placed
+    assert _openmp.set_pool_lending(True) is True
+    try:
+        # the caller kept on its CPU: the pool neither re-places the worker after the
+        # job nor lets it meet the caller but by lending
+        os.sched_setaffinity(0, {here})
+        lends0 = _openmp.pool_stats()["lends"]
+        for _ in range(20):
+            count, slot = _openmp._pool_selftest(64, 2, spin=20000, worker_spin=20000000)
+            assert_array_equal(count, np.ones(64, np.intc))
+            if _openmp.pool_stats()["lends"] > lends0:
+                break
+        assert _openmp.pool_stats()["lends"] > lends0
+        assert (slot == 1).any()
+        assert os.sched_getaffinity(workers[0]) == placed      # given back
+        assert _openmp.set_pool_lending(False) is True
+        lends1 = _openmp.pool_stats()["lends"]
+        for _ in range(3):
+            count, _ = _openmp._pool_selftest(64, 2, spin=20000, worker_spin=20000000)
+            assert_array_equal(count, np.ones(64, np.intc))
+        assert _openmp.pool_stats()["lends"] == lends1
+    finally:
+        os.sched_setaffinity(0, mine)
+        _openmp.set_pool_lending(True)
 
 
 def test_placement_off_leaves_workers_where_they_were_born(fresh_workers):

@@ -70,6 +70,7 @@
 #ifndef QLEARN_THREADPOOL_H
 #define QLEARN_THREADPOOL_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -80,6 +81,7 @@
 #define QLEARN_POOL_MAX_WORKERS 255
 #define QLEARN_POOL_MAX_UNITS 65535
 #define QLEARN_POOL_WAIT_SPIN_NS 20000
+#define QLEARN_POOL_LEND_NS 100000       /* a wait this long lends the caller's CPU */
 
 /* Worker placement needs sched_getcpu and pthread_setaffinity_np (glibc, _GNU_SOURCE,
  * which Python.h defines before any system header); elsewhere the pool does without. */
@@ -115,13 +117,16 @@ typedef struct {
     pthread_cond_t finished;          /* signalled when the last unit is done */
     /* statistics (only the `submit` holder writes them): see qlearn_pool_stats */
     long stat_jobs, stat_serial, stat_waits, stat_long_waits, stat_worker_units;
-    long stat_wait_us, stat_serial_units, stat_placements;
+    long stat_wait_us, stat_serial_units, stat_placements, stat_lends;
     /* placement (qlearn_pool_place): the CPU each worker ran its first unit of the
      * current job on (-1: it ran none), and the CPU every worker's affinity leaves out
      * (-1: the workers were never placed and may run anywhere the process may) */
     _Atomic int worker_cpu[QLEARN_POOL_MAX_WORKERS];
+    _Atomic int holding[QLEARN_POOL_MAX_WORKERS];   /* worker w holds unfinished units */
+    _Atomic int lent[QLEARN_POOL_MAX_WORKERS];      /* worker w runs on the caller's CPU */
     int placed_off;
     int placement;                    /* 0: never place (qlearn_pool_set_placement) */
+    int lending;                      /* 0: never lend (qlearn_pool_set_lending) */
 #if QLEARN_POOL_CAN_PLACE
     cpu_set_t placed_mask;            /* the workers' affinity once placed */
 #endif
@@ -141,6 +146,7 @@ static qlearn_pool_t qlearn_pool = {
     .spin_ns = -1,
     .placed_off = -1,
     .placement = 1,
+    .lending = 1,
 };
 
 static inline void qlearn_pool_relax(void) {
@@ -186,6 +192,8 @@ static long qlearn_pool_work(qlearn_pool_t *p, uint32_t epoch, int slot) {
         /* units [u0, u0 + k) of job `epoch` are ours: the job's description is valid
          * until `done` counts them (read everything needed before that) */
         long units = p->units;
+        if (slot != 0)
+            atomic_store_explicit(&p->holding[slot - 1], 1, memory_order_relaxed);
 #if QLEARN_POOL_CAN_PLACE
         if (slot != 0 && ran == 0)    /* (vDSO: tens of ns) */
             atomic_store_explicit(&p->worker_cpu[slot - 1], sched_getcpu(),
@@ -195,6 +203,8 @@ static long qlearn_pool_work(qlearn_pool_t *p, uint32_t epoch, int slot) {
         if (i1 > p->items) i1 = p->items;
         for (long i = i0; i < i1; i++) p->fn(p->ctx, i, slot);
         ran += k;
+        if (slot != 0)
+            atomic_store_explicit(&p->holding[slot - 1], 0, memory_order_relaxed);
         long done = atomic_fetch_add(&p->done, (long)k) + (long)k;     /* seq_cst */
         if (done == units && slot != 0 && atomic_load(&p->caller_waiting)) {
             pthread_mutex_lock(&p->done_lock);
@@ -211,7 +221,10 @@ static void *qlearn_pool_worker(void *arg) {
     uint32_t seen = p->born[w];       /* (pthread_create orders this read) */
     for (;;) {
         uint32_t t = seen;
-        long deadline = qlearn_pool_now_ns() + p->spin_ns;
+        /* (a worker lent the caller's CPU sleeps at once: the caller wants it back) */
+        long deadline = qlearn_pool_now_ns()
+                        + (atomic_load_explicit(&p->lent[w], memory_order_relaxed)
+                           ? 0 : p->spin_ns);
         for (unsigned k = 0;; k++) {
             t = atomic_load_explicit(&p->ticket[w], memory_order_acquire);
             if (t != seen || atomic_load_explicit(&p->stop, memory_order_relaxed)) break;
@@ -338,6 +351,56 @@ static void qlearn_pool_place(qlearn_pool_t *p, int nw) {
 #endif
 }
 
+/* Lend the caller's CPU to the workers that hold unfinished units (the caller holds
+ * `submit` and `done_lock`, and is about to sleep until the last unit is done); returns
+ * how many it moved, whose affinity qlearn_pool_unlend gives back.
+ *
+ * With one other busy process on two CPUs, the placed worker shares its CPU with that
+ * process, and when the scheduler preempts it in the middle of a unit the caller,
+ * having done the rest, waits for the busy process's slice to end: milliseconds, for
+ * a job of tens or hundreds of microseconds.  Meanwhile the caller's own CPU is idle,
+ * but the worker's affinity (qlearn_pool_place) keeps it off that CPU, and the kernel
+ * would not pull a task that ran a moment ago anyway (it is cache-hot).  So after
+ * QLEARN_POOL_LEND_NS of sleeping, each worker still holding a unit is confined to
+ * the caller's CPU, which moves it there at once; the caller sleeps, the worker runs
+ * its unit, and its placed affinity comes back when the job is done.  Only placed
+ * workers are lent (otherwise nothing keeps them off the idle CPU). */
+static int qlearn_pool_lend(qlearn_pool_t *p, int nw, int *lent) {
+#if QLEARN_POOL_CAN_PLACE
+    if (!p->lending || p->placed_off < 0) return 0;
+    int c = sched_getcpu();
+    if (c < 0) return 0;
+    cpu_set_t m;
+    CPU_ZERO(&m);
+    CPU_SET(c, &m);
+    int n = 0;
+    for (int w = 0; w < nw; w++) {
+        lent[w] = atomic_load_explicit(&p->holding[w], memory_order_relaxed)
+                  && pthread_setaffinity_np(p->threads[w], sizeof m, &m) == 0;
+        if (lent[w]) atomic_store(&p->lent[w], 1);  /* it sleeps, not spins, after */
+        n += lent[w];
+    }
+    p->stat_lends += n;
+    return n;
+#else
+    (void)p; (void)nw; (void)lent;
+    return 0;
+#endif
+}
+
+/* Give the lent workers their placed affinity back (after the job). */
+static void qlearn_pool_unlend(qlearn_pool_t *p, int nw, const int *lent) {
+#if QLEARN_POOL_CAN_PLACE
+    for (int w = 0; w < nw; w++)
+        if (lent[w]) {
+            pthread_setaffinity_np(p->threads[w], sizeof p->placed_mask, &p->placed_mask);
+            atomic_store(&p->lent[w], 0);
+        }
+#else
+    (void)p; (void)nw; (void)lent;
+#endif
+}
+
 /* Run one job on the caller and nw workers (the caller holds `submit`). */
 static void qlearn_pool_dispatch(qlearn_pool_t *p, qlearn_pool_fn fn, void *ctx,
                                  long items, int nw) {
@@ -379,12 +442,27 @@ static void qlearn_pool_dispatch(qlearn_pool_t *p, qlearn_pool_fn fn, void *ctx,
              k++) {
             qlearn_pool_relax();
             if ((k & 63) == 0 && qlearn_pool_now_ns() - t0 > QLEARN_POOL_WAIT_SPIN_NS) {
+                int lent[QLEARN_POOL_MAX_WORKERS], nlent = 0;
+                struct timespec until;
+                clock_gettime(CLOCK_REALTIME, &until);     /* the condition's clock */
+                until.tv_nsec += QLEARN_POOL_LEND_NS;
+                if (until.tv_nsec >= 1000000000L) {
+                    until.tv_sec++;
+                    until.tv_nsec -= 1000000000L;
+                }
                 pthread_mutex_lock(&p->done_lock);
                 atomic_store(&p->caller_waiting, 1);                   /* seq_cst */
+                while (atomic_load(&p->done) < units && !nlent)
+                    if (pthread_cond_timedwait(&p->finished, &p->done_lock, &until)
+                            == ETIMEDOUT) {
+                        if (atomic_load(&p->done) < units) nlent = qlearn_pool_lend(p, nw, lent);
+                        if (!nlent) break;
+                    }
                 while (atomic_load(&p->done) < units)
                     pthread_cond_wait(&p->finished, &p->done_lock);
                 atomic_store(&p->caller_waiting, 0);
                 pthread_mutex_unlock(&p->done_lock);
+                if (nlent) qlearn_pool_unlend(p, nw, lent);
                 break;
             }
         }
@@ -748,6 +826,17 @@ static int qlearn_pool_set_placement(int on) {
 
 static int qlearn_pool_can_place(void) { return QLEARN_POOL_CAN_PLACE; }
 
+/* Let a caller that waits long for a placed worker's unit lend it its CPU (1, the
+ * default: qlearn_pool_lend) or never (0); returns the previous setting. */
+static int qlearn_pool_set_lending(int on) {
+    qlearn_pool_t *p = &qlearn_pool;
+    pthread_mutex_lock(&p->submit);
+    int before = p->lending;
+    p->lending = on != 0;
+    pthread_mutex_unlock(&p->submit);
+    return before;
+}
+
 /* How long an idle worker spins before it sleeps, in microseconds (< 0: 0); returns the
  * previous value.  Python sets it from QLEARN_POOL_SPIN_US (qlearn/kernels/threads.py):
  * nothing here reads the environment. */
@@ -762,13 +851,13 @@ static long qlearn_pool_set_spin_us(long us) {
 
 /* jobs run on several threads, jobs run alone (threads asked for), waits at the end,
  * waits longer than 100 us, units run by workers, microseconds waited, units of the
- * jobs run alone, worker placements */
-static void qlearn_pool_stats(long out[8]) {
+ * jobs run alone, worker placements, workers lent the caller's CPU */
+static void qlearn_pool_stats(long out[9]) {
     qlearn_pool_t *p = &qlearn_pool;
     pthread_mutex_lock(&p->submit);
     out[0] = p->stat_jobs; out[1] = p->stat_serial; out[2] = p->stat_waits;
     out[3] = p->stat_long_waits; out[4] = p->stat_worker_units; out[5] = p->stat_wait_us;
-    out[6] = p->stat_serial_units; out[7] = p->stat_placements;
+    out[6] = p->stat_serial_units; out[7] = p->stat_placements; out[8] = p->stat_lends;
     pthread_mutex_unlock(&p->submit);
 }
 

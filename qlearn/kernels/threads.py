@@ -102,8 +102,9 @@ def pool_stats():
     tests): ``jobs`` run on several threads, ``serial`` jobs that ran alone, ``waits``
     (the caller waited for a worker's unit at the end), ``long_waits`` (over 100 us),
     ``worker_units`` (units run by workers), ``wait_us`` (microseconds spent in
-    those waits), ``serial_units`` (the units of the ``serial`` jobs) and
-    ``placements`` (times the workers were moved off the caller's CPU)."""
+    those waits), ``serial_units`` (the units of the ``serial`` jobs),
+    ``placements`` (times the workers were moved off the caller's CPU) and ``lends``
+    (workers moved onto the waiting caller's CPU to finish a unit)."""
     return _openmp.pool_stats()
 
 
@@ -112,12 +113,16 @@ def _configure_pool_from_environment():
     environment): ``QLEARN_POOL_ADAPTIVE=0`` makes every job asked for several threads
     use them (otherwise the pool picks one or several by measured time),
     ``QLEARN_POOL_SPIN_US`` is how long an idle worker spins before it sleeps (default
-    50), and ``QLEARN_POOL_PLACE=0`` leaves the workers' CPU affinity alone (otherwise,
-    on Linux, a worker seen running on the caller's CPU moves all workers off it)."""
+    50), ``QLEARN_POOL_PLACE=0`` leaves the workers' CPU affinity alone (otherwise,
+    on Linux, a worker seen running on the caller's CPU moves all workers off it), and
+    ``QLEARN_POOL_LEND=0`` makes a caller wait for a preempted worker's unit where the
+    worker is (otherwise, after 100 us, the worker is moved onto the caller's CPU)."""
     if os.environ.get("QLEARN_POOL_ADAPTIVE", "").strip() == "0":
         _openmp.set_pool_adaptive(False)
     if os.environ.get("QLEARN_POOL_PLACE", "").strip() == "0":
         _openmp.set_pool_placement(False)
+    if os.environ.get("QLEARN_POOL_LEND", "").strip() == "0":
+        _openmp.set_pool_lending(False)
     spin = os.environ.get("QLEARN_POOL_SPIN_US", "").strip()
     if spin:
         try:
