@@ -42,7 +42,8 @@
  * briefly (20 us) for units still running, then sleeps on `finished` until the worker
  * that finishes the last unit signals it: if that worker was preempted, perhaps onto
  * the caller's own CPU, sleeping lets it run (sched_yield would hand the CPU to another
- * process for a whole slice).
+ * process for a whole slice).  A caller that has slept 100 us for a placed worker's
+ * unit lends that worker its own CPU until the job ends: see qlearn_pool_lend.
  *
  * Alone or in parallel: see qlearn_pool_plan, which times both for each kind of job
  * and runs the faster (on a busy machine a second thread only adds hand-offs).
@@ -364,7 +365,10 @@ static void qlearn_pool_place(qlearn_pool_t *p, int nw) {
  * QLEARN_POOL_LEND_NS of sleeping, each worker still holding a unit is confined to
  * the caller's CPU, which moves it there at once; the caller sleeps, the worker runs
  * its unit, and its placed affinity comes back when the job is done.  Only placed
- * workers are lent (otherwise nothing keeps them off the idle CPU). */
+ * workers are lent (otherwise nothing keeps them off the idle CPU).  (A worker that
+ * finishes between the look at `holding` and the move may spin on the caller's CPU
+ * for a while before the caller gives it back its CPUs: rare, and bounded by the
+ * spin.) */
 static int qlearn_pool_lend(qlearn_pool_t *p, int nw, int *lent) {
 #if QLEARN_POOL_CAN_PLACE
     if (!p->lending || p->placed_off < 0) return 0;
@@ -455,8 +459,9 @@ static void qlearn_pool_dispatch(qlearn_pool_t *p, qlearn_pool_fn fn, void *ctx,
                 while (atomic_load(&p->done) < units && !nlent)
                     if (pthread_cond_timedwait(&p->finished, &p->done_lock, &until)
                             == ETIMEDOUT) {
-                        if (atomic_load(&p->done) < units) nlent = qlearn_pool_lend(p, nw, lent);
-                        if (!nlent) break;
+                        if (atomic_load(&p->done) < units)
+                            nlent = qlearn_pool_lend(p, nw, lent);
+                        if (!nlent) break;    /* nothing to lend: wait as before */
                     }
                 while (atomic_load(&p->done) < units)
                     pthread_cond_wait(&p->finished, &p->done_lock);
