@@ -354,7 +354,7 @@ static void qlearn_pool_place(qlearn_pool_t *p, int nw) {
 
 /* Lend the caller's CPU to the workers that hold unfinished units (the caller holds
  * `submit` and `done_lock`, and is about to sleep until the last unit is done); returns
- * how many it moved, whose affinity qlearn_pool_unlend gives back.
+ * how many it moved (marked in `lent`), whose affinity qlearn_pool_unlend gives back.
  *
  * With one other busy process on two CPUs, the placed worker shares its CPU with that
  * process, and when the scheduler preempts it in the middle of a unit the caller,
@@ -369,7 +369,7 @@ static void qlearn_pool_place(qlearn_pool_t *p, int nw) {
  * finishes between the look at `holding` and the move may spin on the caller's CPU
  * for a while before the caller gives it back its CPUs: rare, and bounded by the
  * spin.) */
-static int qlearn_pool_lend(qlearn_pool_t *p, int nw, int *lent) {
+static int qlearn_pool_lend(qlearn_pool_t *p, int nw) {
 #if QLEARN_POOL_CAN_PLACE
     if (!p->lending || p->placed_off < 0) return 0;
     int c = sched_getcpu();
@@ -379,29 +379,30 @@ static int qlearn_pool_lend(qlearn_pool_t *p, int nw, int *lent) {
     CPU_SET(c, &m);
     int n = 0;
     for (int w = 0; w < nw; w++) {
-        lent[w] = atomic_load_explicit(&p->holding[w], memory_order_relaxed)
-                  && pthread_setaffinity_np(p->threads[w], sizeof m, &m) == 0;
-        if (lent[w]) atomic_store(&p->lent[w], 1);  /* it sleeps, not spins, after */
-        n += lent[w];
+        if (atomic_load_explicit(&p->holding[w], memory_order_relaxed)
+                && pthread_setaffinity_np(p->threads[w], sizeof m, &m) == 0) {
+            atomic_store(&p->lent[w], 1);           /* it sleeps, not spins, after */
+            n++;
+        }
     }
     p->stat_lends += n;
     return n;
 #else
-    (void)p; (void)nw; (void)lent;
+    (void)p; (void)nw;
     return 0;
 #endif
 }
 
 /* Give the lent workers their placed affinity back (after the job). */
-static void qlearn_pool_unlend(qlearn_pool_t *p, int nw, const int *lent) {
+static void qlearn_pool_unlend(qlearn_pool_t *p, int nw) {
 #if QLEARN_POOL_CAN_PLACE
     for (int w = 0; w < nw; w++)
-        if (lent[w]) {
+        if (atomic_load(&p->lent[w])) {
             pthread_setaffinity_np(p->threads[w], sizeof p->placed_mask, &p->placed_mask);
             atomic_store(&p->lent[w], 0);
         }
 #else
-    (void)p; (void)nw; (void)lent;
+    (void)p; (void)nw;
 #endif
 }
 
@@ -446,7 +447,7 @@ static void qlearn_pool_dispatch(qlearn_pool_t *p, qlearn_pool_fn fn, void *ctx,
              k++) {
             qlearn_pool_relax();
             if ((k & 63) == 0 && qlearn_pool_now_ns() - t0 > QLEARN_POOL_WAIT_SPIN_NS) {
-                int lent[QLEARN_POOL_MAX_WORKERS], nlent = 0;
+                int nlent = 0;
                 struct timespec until;
                 clock_gettime(CLOCK_REALTIME, &until);     /* the condition's clock */
                 until.tv_nsec += QLEARN_POOL_LEND_NS;
@@ -460,14 +461,14 @@ static void qlearn_pool_dispatch(qlearn_pool_t *p, qlearn_pool_fn fn, void *ctx,
                     if (pthread_cond_timedwait(&p->finished, &p->done_lock, &until)
                             == ETIMEDOUT) {
                         if (atomic_load(&p->done) < units)
-                            nlent = qlearn_pool_lend(p, nw, lent);
+                            nlent = qlearn_pool_lend(p, nw);
                         if (!nlent) break;    /* nothing to lend: wait as before */
                     }
                 while (atomic_load(&p->done) < units)
                     pthread_cond_wait(&p->finished, &p->done_lock);
                 atomic_store(&p->caller_waiting, 0);
                 pthread_mutex_unlock(&p->done_lock);
-                if (nlent) qlearn_pool_unlend(p, nw, lent);
+                if (nlent) qlearn_pool_unlend(p, nw);
                 break;
             }
         }

@@ -48,7 +48,7 @@ QGEMM_INLINE QGEMM_VNNI_FN void qconv_dw_out16(__m512i acc, __m512i zcol, __m512
  * window has 5: 10 of the 32 zmm registers); a larger window reads them from L1. */
 #define QCONV_DW_KEEP 5
 
-/* Pixels of the 16-channel block summed together (see qconv_dw_pixels_avx512). */
+/* The most output pixels summed together (see qconv_dw_pixels_avx512). */
 #define QCONV_DW_PIXELS 4
 
 /* The sums of P output pixels at xb, xb + step, ... of the 32 channels whose pairs wq
@@ -72,7 +72,7 @@ QGEMM_INLINE QGEMM_VNNI_FN void qconv_dw_pixels_avx512(const uint8_t *xb, long s
                                                        const qconv_dw_consts *k,
                                                        const qgemm_epilogue *e,
                                                        uint8_t *o, long ldc) {
-    __m512i lo[4], hi[4];
+    __m512i lo[QCONV_DW_PIXELS], hi[QCONV_DW_PIXELS];
     for (int p = 0; p < P; p++) lo[p] = hi[p] = _mm512_setzero_si512();
     for (int q = 0; q < (T + 1) / 2; q++) {
         const __m512i wl = keep ? w[2 * q] : _mm512_loadu_si512(wq + 2 * q * 32);
@@ -125,9 +125,9 @@ QGEMM_INLINE QGEMM_VNNI_FN void qconv_dw_block_avx512(const uint8_t *xrow, long 
     uint8_t *o = out + c;
     long ox = 0;
     if (!keep)
-        for (; ox + 4 <= Wo; ox += 4)
-            qconv_dw_pixels_avx512(xb + ox * step, step, wq, w, keep, off, T, 4, &k, e,
-                                   o + ox * ldc, ldc);
+        for (; ox + QCONV_DW_PIXELS <= Wo; ox += QCONV_DW_PIXELS)
+            qconv_dw_pixels_avx512(xb + ox * step, step, wq, w, keep, off, T,
+                                   QCONV_DW_PIXELS, &k, e, o + ox * ldc, ldc);
     for (; ox + 2 <= Wo; ox += 2)
         qconv_dw_pixels_avx512(xb + ox * step, step, wq, w, keep, off, T, 2, &k, e,
                                o + ox * ldc, ldc);
